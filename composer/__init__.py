@@ -1,0 +1,1 @@
+"""composer: a Compose-first multi-container orchestrator."""

@@ -1,0 +1,1 @@
+"""Backends carry a plan to an engine; each is imported lazily."""

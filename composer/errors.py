@@ -1,0 +1,114 @@
+"""composer's exception hierarchy: every error the library raises is a ComposerError.
+
+    ComposerError                  base; ``hint`` may suggest a fix
+    ├── SpecError                  invalid Compose input; carries a SourceLocation and a model path
+    │   ├── ProjectNotFoundError   no Compose file found, or a named file is missing
+    │   ├── YamlSyntaxError        the YAML does not parse, or is an alias bomb
+    │   ├── InterpolationError     ``${VAR:?msg}`` unset, or a malformed ``${...}``
+    │   ├── EnvFileError           a ``.env`` / ``env_file`` file is missing or malformed
+    │   ├── IncludeError           ``include:`` cannot be resolved (cycle, conflict, missing file)
+    │   ├── ExtendsError           ``extends:`` cannot be resolved (cycle, unknown service)
+    │   ├── MergeError             an override cannot be merged into its base
+    │   └── SpecValidationError    the schema or a consistency rule rejects the project
+    └── UsageError                 a command was called with arguments that cannot work
+
+The library never prints and never exits: the CLI turns these into one-line messages
+and exit codes in one place (composer.cli).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a YAML node came from; line and column are 1-based."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.file
+        if self.column is None:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class ComposerError(Exception):
+    """Base of every error composer raises."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(ComposerError):
+    """The Compose project is invalid.
+
+    ``location`` points at the YAML node when one is known; ``path`` is the model path
+    (``services.web.ports[0]``) of the offending value.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: SourceLocation | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+        self.path = path
+
+    def __str__(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(str(self.location))
+        if self.path:
+            parts.append(self.path)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class ProjectNotFoundError(SpecError):
+    """No Compose file could be found, or a file given with -f does not exist."""
+
+
+class YamlSyntaxError(SpecError):
+    """The YAML text is malformed, or expands beyond the alias limit."""
+
+
+class InterpolationError(SpecError):
+    """A ``${...}`` expression is malformed or a required variable is unset."""
+
+
+class EnvFileError(SpecError):
+    """A dotenv file is missing (and required) or cannot be parsed."""
+
+
+class IncludeError(SpecError):
+    """``include:`` cannot be resolved."""
+
+
+class ExtendsError(SpecError):
+    """``extends:`` cannot be resolved."""
+
+
+class MergeError(SpecError):
+    """An override file cannot be merged into its base."""
+
+
+class SpecValidationError(SpecError):
+    """The project breaks the Compose schema or a consistency rule."""
+
+
+class UsageError(ComposerError):
+    """A command was called with arguments that cannot work together."""

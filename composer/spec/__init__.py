@@ -1,0 +1,1 @@
+"""The Compose file loader: one pipeline from YAML text to a typed, frozen project model."""
