@@ -1,0 +1,54 @@
+"""Glue from parsed arguments to the library, one ``run_<verb>`` per command; no business logic."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from composer.spec.config_output import ConfigRequest, render_config
+from composer.spec.options import ProjectOptions
+
+
+def project_options(args: argparse.Namespace) -> ProjectOptions:
+    return ProjectOptions(
+        files=tuple(args.files),
+        project_name=args.project_name,
+        project_directory=args.project_directory,
+        env_files=tuple(args.env_files),
+        profiles=tuple(args.profiles),
+    )
+
+
+def run_config(args: argparse.Namespace) -> int:
+    request = ConfigRequest(
+        services=tuple(args.services),
+        format=args.format or "yaml",
+        list_services=args.list_services,
+        list_volumes=args.list_volumes,
+        list_networks=args.list_networks,
+        list_profiles=args.list_profiles,
+        list_images=args.list_images,
+        hash_services=args.hash,
+        interpolate=not args.no_interpolate,
+        normalize=not args.no_normalize,
+        consistency=not args.no_consistency,
+        resolve_paths=not args.no_path_resolution,
+    )
+    result = render_config(project_options(args), request)
+    for warning in result.warnings:
+        print(f"WARN[0000] {warning}", file=sys.stderr)
+    if args.quiet:
+        return 0
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(result.text)
+    else:
+        sys.stdout.write(result.text)
+    return 0
+
+
+COMMANDS = {"config": run_config}
+
+
+def run(args: argparse.Namespace) -> int:
+    return COMMANDS[args.command](args)

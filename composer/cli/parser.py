@@ -1,0 +1,46 @@
+"""Argument parsing for every command; one ``add_<verb>_parser`` per command."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
+                        help="Compose configuration files (repeatable; - for stdin)")
+    parser.add_argument("-p", "--project-name", dest="project_name", help="project name")
+    parser.add_argument("--project-directory", dest="project_directory",
+                        help="alternate working directory (default: the first file's folder)")
+    parser.add_argument("--env-file", dest="env_files", action="append", default=[], metavar="PATH",
+                        help="alternate environment files (repeatable)")
+    parser.add_argument("--profile", dest="profiles", action="append", default=[], metavar="PROFILE",
+                        help="profiles to enable (repeatable)")
+
+
+def add_config_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = subparsers.add_parser("config", help="parse, resolve and render the Compose file")
+    config.add_argument("services", nargs="*", metavar="SERVICE")
+    config.add_argument("--format", choices=("yaml", "json"), default=None, help="output format (default yaml)")
+    for flag, dest, help_text in (
+        ("--services", "list_services", "print the service names, one per line"),
+        ("--volumes", "list_volumes", "print the volume names, one per line"),
+        ("--networks", "list_networks", "print the network names, one per line"),
+        ("--profiles", "list_profiles", "print the profile names, one per line"),
+        ("--images", "list_images", "print the image names, one per line"),
+        ("--no-interpolate", "no_interpolate", "don't interpolate environment variables"),
+        ("--no-normalize", "no_normalize", "don't normalize the model"),
+        ("--no-consistency", "no_consistency", "don't check model consistency"),
+        ("--no-path-resolution", "no_path_resolution", "don't resolve file paths"),
+    ):
+        config.add_argument(flag, dest=dest, action="store_true", help=help_text)
+    config.add_argument("--hash", metavar="SERVICES", help='print the config hash of services ("*" for all)')
+    config.add_argument("-o", "--output", help="save to this file instead of stdout")
+    config.add_argument("-q", "--quiet", action="store_true", help="only validate the configuration")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="composer", description="A Compose-first container orchestrator")
+    _add_global_options(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_config_parser(subparsers)
+    return parser

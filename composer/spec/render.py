@@ -1,0 +1,157 @@
+"""How ``composer config`` prints a resolved project: the same JSON and YAML as Compose v2.
+
+v2 prints Go structs: a struct field with its zero value is left out, but a mapping keeps
+every entry (``environment: {A: null}``), and ``command``/``entrypoint`` always appear.
+``FREE_FORM`` lists the attributes that are mappings rather than structs, ``KEEP_ZERO``
+those printed even when false or 0.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FREE_FORM = frozenset({
+    "environment", "labels", "annotations", "sysctls", "storage_opt", "driver_opts", "options",
+    "args", "additional_contexts", "aux_addresses", "depends_on", "ulimits", "networks",
+    "extra_labels",
+})
+KEEP_ZERO = frozenset({"attach", "init", "scale", "replicas", "retries", "required", "command", "entrypoint",
+                       "count", "soft", "hard", "value"})
+_SERVICE_HIDDEN = ("env_file", "label_file", "extends")
+TOP_LEVEL_ORDER = ("name", "services", "networks", "volumes", "secrets", "configs", "models")
+
+
+def _is_zero(value: Any) -> bool:
+    return value is None or value is False or value == "" or (
+        isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+    ) or (isinstance(value, list) and not value)
+
+
+def _struct(value: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if key.startswith("x-"):
+            continue
+        if key in KEEP_ZERO:
+            result[key] = _value(key, item)
+            continue
+        if _is_zero(item):
+            continue
+        if key in FREE_FORM and isinstance(item, dict):
+            if item:
+                result[key] = {name: _free(entry) for name, entry in sorted(item.items())}
+            continue
+        result[key] = _value(key, item)
+    return result
+
+
+def _free(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _struct(value)
+    return value
+
+
+def _value(key: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return _struct(value)
+    if isinstance(value, list):
+        return [_struct(item) if isinstance(item, dict) else item for item in value]
+    return value
+
+
+def _service(service: dict[str, Any]) -> dict[str, Any]:
+    visible = {key: value for key, value in service.items() if key not in _SERVICE_HIDDEN}
+    result = _struct(visible)
+    result.setdefault("command", None)
+    result.setdefault("entrypoint", None)
+    return result
+
+
+def _resource(kind: str, resource: dict[str, Any]) -> dict[str, Any]:
+    result = _struct(resource)
+    if kind == "networks":
+        result.setdefault("ipam", {})
+    return result
+
+
+def project_output(tree: dict[str, Any]) -> dict[str, Any]:
+    """The project as v2 prints it, ready for ``json.dumps`` or YAML."""
+    output: dict[str, Any] = {}
+    if tree.get("name"):
+        output["name"] = tree["name"]
+    services = tree.get("services") or {}
+    output["services"] = {name: _service(services[name] or {}) for name in sorted(services)}
+    for kind in ("networks", "volumes", "secrets", "configs", "models"):
+        resources = tree.get(kind)
+        if resources:
+            output[kind] = {name: _resource(kind, resources[name] or {}) for name in sorted(resources)}
+    for key in sorted(tree):
+        if key.startswith("x-"):
+            output[key] = tree[key]
+    return output
+
+
+def to_json(output: dict[str, Any]) -> str:
+    return json.dumps(output, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_yaml(output: dict[str, Any]) -> str:
+    """Block-style YAML with 2-space indents, keys in the output's order."""
+    lines: list[str] = []
+    _emit(output, 0, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    text = str(value)
+    if "\n" in text:
+        return json.dumps(text, ensure_ascii=False)
+    if text == "" or _needs_quotes(text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _needs_quotes(text: str) -> bool:
+    from composer.spec.yamlio import resolve_plain_scalar
+
+    if resolve_plain_scalar(text) != text or text in ("yes", "no", "on", "off", "y", "n", "Y", "N"):
+        return True
+    if text[0] in "!&*-?[]{}|>'\"%@`#,: " or text[-1] in ": ":
+        return True
+    return ": " in text or " #" in text or "\t" in text
+
+
+def _emit(value: Any, indent: int, lines: list[str]) -> None:
+    pad = " " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            key_text = _scalar(str(key))
+            if isinstance(item, dict) and item:
+                lines.append(f"{pad}{key_text}:")
+                _emit(item, indent + 2, lines)
+            elif isinstance(item, list) and item:
+                lines.append(f"{pad}{key_text}:")
+                _emit(item, indent + 2, lines)
+            elif isinstance(item, dict | list):
+                lines.append(f"{pad}{key_text}: {'{}' if isinstance(item, dict) else '[]'}")
+            else:
+                lines.append(f"{pad}{key_text}: {_scalar(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list) and item:
+                nested: list[str] = []
+                _emit(item, indent + 2, nested)
+                first = nested[0][indent + 2:]
+                lines.append(f"{pad}- {first}")
+                lines.extend(nested[1:])
+            elif isinstance(item, dict | list):
+                lines.append(f"{pad}- {'{}' if isinstance(item, dict) else '[]'}")
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")

@@ -1,0 +1,209 @@
+"""Schema validation against the Compose Specification's JSON schema (compose-spec.json).
+
+A small validator for the keywords that schema uses (type, properties, patternProperties,
+additionalProperties, required, enum, oneOf, anyOf, $ref, items, uniqueItems, minimum,
+maximum, pattern). We carry our own rather than a general JSON-schema library because it
+imports in a millisecond, walks the tree once, and reports the model path of the first
+offending value, which the loader turns into file:line:column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from composer.spec.modelpath import PathKey
+
+Schema = dict[str, Any]
+
+
+class SchemaViolation(Exception):
+    """The first place where a tree breaks the schema."""
+
+    def __init__(self, path: PathKey, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+@cache
+def compose_schema() -> Schema:
+    text = resources.files("composer.spec").joinpath("data/compose-spec.json").read_text("utf-8")
+    schema: Schema = json.loads(text)
+    return schema
+
+
+@cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _type_matches(value: Any, wanted: str) -> bool:
+    actual = _type_name(value)
+    if wanted == "number":
+        return actual in ("integer", "number")
+    if wanted == "integer" and actual == "number":
+        return float(value).is_integer()
+    return actual == wanted
+
+
+def validate(instance: Any, schema: Schema | None = None) -> None:
+    """Validate a whole Compose tree.
+
+    :raises SchemaViolation: at the first violation found, with its path.
+    """
+    root = compose_schema()
+    _Validator(root).check(instance, schema or root, ())
+
+
+class _Validator:
+    def __init__(self, root: Schema) -> None:
+        self.root = root
+
+    def resolve(self, schema: Schema) -> Schema:
+        while "$ref" in schema:
+            ref: str = schema["$ref"]
+            node: Any = self.root
+            for part in ref.lstrip("#/").split("/"):
+                node = node[part]
+            schema = node
+        return schema
+
+    def check(self, value: Any, schema: Schema, path: PathKey) -> None:
+        schema = self.resolve(schema)
+        wanted = schema.get("type")
+        if wanted is not None:
+            self.check_type(value, wanted, path)
+        if "enum" in schema and value not in schema["enum"]:
+            choices = ", ".join(json.dumps(choice) for choice in schema["enum"])
+            raise SchemaViolation(path, f"must be one of {choices}")
+        if "oneOf" in schema:
+            self.check_one_of(value, schema["oneOf"], path)
+        if "anyOf" in schema:
+            self.check_any_of(value, schema["anyOf"], path)
+        if isinstance(value, dict):
+            self.check_object(value, schema, path)
+        elif isinstance(value, list):
+            self.check_array(value, schema, path)
+        elif isinstance(value, str):
+            pattern = schema.get("pattern")
+            if pattern is not None and not _regex(pattern).search(value):
+                raise SchemaViolation(path, f"{json.dumps(value)} does not match pattern {pattern!r}")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            self.check_bounds(value, schema, path)
+
+    def check_type(self, value: Any, wanted: str | list[str], path: PathKey) -> None:
+        names = [wanted] if isinstance(wanted, str) else wanted
+        if not any(_type_matches(value, name) for name in names):
+            expected = " or ".join(names)
+            raise SchemaViolation(path, f"must be a {expected}, not {_type_name(value)} {_short(value)}")
+
+    def check_bounds(self, value: float, schema: Schema, path: PathKey) -> None:
+        if "minimum" in schema and value < schema["minimum"]:
+            raise SchemaViolation(path, f"must be >= {schema['minimum']}, not {value}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise SchemaViolation(path, f"must be <= {schema['maximum']}, not {value}")
+
+    def check_one_of(self, value: Any, options: list[Schema], path: PathKey) -> None:
+        failures: list[SchemaViolation] = []
+        passed = 0
+        for option in options:
+            try:
+                self.check(value, option, path)
+            except SchemaViolation as exc:
+                failures.append(exc)
+            else:
+                passed += 1
+        if passed == 1:
+            return
+        if passed > 1:
+            raise SchemaViolation(path, "matches more than one of the allowed forms")
+        raise _best_failure(failures, path)
+
+    def check_any_of(self, value: Any, options: list[Schema], path: PathKey) -> None:
+        failures: list[SchemaViolation] = []
+        for option in options:
+            try:
+                self.check(value, option, path)
+            except SchemaViolation as exc:
+                failures.append(exc)
+            else:
+                return
+        raise _best_failure(failures, path)
+
+    def check_object(self, value: dict[str, Any], schema: Schema, path: PathKey) -> None:
+        for key in schema.get("required", ()):
+            if key not in value:
+                raise SchemaViolation(path, f"missing property {key!r}")
+        properties: Schema = schema.get("properties", {})
+        patterns: Schema = schema.get("patternProperties", {})
+        additional = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            matched = False
+            if key in properties:
+                matched = True
+                self.check(item, properties[key], (*path, key))
+            for pattern, subschema in patterns.items():
+                if _regex(pattern).search(key):
+                    matched = True
+                    self.check(item, subschema, (*path, key))
+            if matched:
+                continue
+            if additional is False:
+                raise SchemaViolation((*path, key), f"additional property {key!r} is not allowed")
+            if isinstance(additional, dict):
+                self.check(item, additional, (*path, key))
+
+    def check_array(self, value: list[Any], schema: Schema, path: PathKey) -> None:
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for index, item in enumerate(value):
+                self.check(item, items, (*path, index))
+        if schema.get("uniqueItems"):
+            seen: list[str] = []
+            for index, item in enumerate(value):
+                marker = json.dumps(item, sort_keys=True)
+                if marker in seen:
+                    raise SchemaViolation((*path, index), f"duplicate item {_short(item)}")
+                seen.append(marker)
+
+
+def _best_failure(failures: list[SchemaViolation], path: PathKey) -> SchemaViolation:
+    """The most telling error of a failed oneOf/anyOf: the one that got deepest."""
+    deepest = max(failures, key=lambda failure: len(failure.path))
+    if len(deepest.path) > len(path):
+        return deepest
+    kinds = []
+    for failure in failures:
+        text = failure.message
+        if text.startswith("must be a "):
+            kinds.append(text[len("must be a "):].split(", not ")[0])
+    if kinds:
+        return SchemaViolation(path, f"must be a {' or '.join(dict.fromkeys(kinds))}")
+    return deepest
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,254 @@
+"""Stage 1 of the loader: YAML text to plain Python trees, remembering where every node was.
+
+Scalars are resolved the way Compose v2's YAML library (go-yaml v3) resolves them, not
+the way ruamel.yaml would: only ``true``/``false`` are booleans (``yes`` stays a string),
+``0777`` is octal, underscores in numbers are ignored. Doing this ourselves keeps
+``composer config`` output identical to v2's.
+
+What this module does not do: interpolation, merging, or any Compose semantics besides
+the ``!reset`` and ``!override`` tags, which must be seen on the YAML node itself.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from composer.errors import SourceLocation, YamlSyntaxError
+
+# Go-yaml v3 lets documents expand aliases freely; v2 hangs on the "billion laughs"
+# input. A Compose file with more expanded nodes than this is refused up front.
+MAX_EXPANDED_NODES = 2_000_000
+
+PathKey = tuple[str | int, ...]
+
+_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_TRUES = frozenset({"true", "True", "TRUE"})
+_FALSES = frozenset({"false", "False", "FALSE"})
+_SPECIAL_FLOATS = {
+    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
+    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
+    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
+    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
+}
+RESET_TAG = "!reset"
+OVERRIDE_TAG = "!override"
+
+
+@dataclass
+class Document:
+    """One YAML document: its tree, positions by model path, and its !reset/!override paths."""
+
+    filename: str
+    tree: Any
+    positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    reset_paths: list[PathKey] = field(default_factory=list)
+
+    def location(self, path: PathKey) -> SourceLocation:
+        """The position of the nearest known ancestor of ``path``."""
+        for end in range(len(path), -1, -1):
+            position = self.positions.get(path[:end])
+            if position is not None:
+                return SourceLocation(self.filename, position[0], position[1])
+        return SourceLocation(self.filename)
+
+
+def resolve_plain_scalar(text: str) -> Any:
+    """Resolve an untagged plain scalar as go-yaml v3 does."""
+    if text in _NULLS:
+        return None
+    if text in _TRUES:
+        return True
+    if text in _FALSES:
+        return False
+    if text in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[text]
+    first = text[0]
+    if not (first.isdigit() or first in "+-."):
+        return text
+    return _resolve_number(text)
+
+
+def _resolve_number(text: str) -> Any:
+    plain = text.replace("_", "")
+    sign = 1
+    digits = plain
+    if digits[:1] in "+-":
+        sign = -1 if digits[0] == "-" else 1
+        digits = digits[1:]
+    base_prefixes = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
+    try:
+        if digits[:2] in base_prefixes:
+            return sign * int(digits[2:], base_prefixes[digits[:2]])
+        if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
+            return sign * int(digits, 8)  # YAML 1.1 octal, still honoured by go-yaml v3
+        if digits.isdigit():
+            return sign * int(digits)
+    except ValueError:
+        return text
+    if _FLOAT_RE.match(plain):
+        return float(plain)
+    return text
+
+
+class _Builder:
+    """Turns a ruamel node graph into dicts, lists and scalars, recording positions."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.positions: dict[PathKey, tuple[int, int]] = {}
+        self.reset_paths: list[PathKey] = []
+        self._sizes: dict[int, int] = {}
+
+    def error(self, node: Node, message: str) -> YamlSyntaxError:
+        mark = node.start_mark
+        return YamlSyntaxError(message, location=SourceLocation(self.filename, mark.line + 1, mark.column + 1))
+
+    def expanded_size(self, node: Node, active: set[int] | None = None) -> int:
+        """Number of nodes once every alias is expanded (memoised per node)."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                total += self.expanded_size(key_node) + self.expanded_size(value_node)
+        elif isinstance(node, SequenceNode):
+            for item in node.value:
+                total += self.expanded_size(item)
+        self._sizes[id(node)] = total
+        return total
+
+    def build(self, node: Node, path: PathKey) -> Any:
+        self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        tag = node.tag if isinstance(node.tag, str) else str(node.tag)
+        if tag == RESET_TAG:
+            self.reset_paths.append(path)
+            return _RESET
+        if tag == OVERRIDE_TAG:
+            self.reset_paths.append(path)
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, tag)
+        if isinstance(node, SequenceNode):
+            items = [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            return [item for item in items if item is not _RESET]
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path)
+        raise self.error(node, "unsupported YAML node")
+
+    def scalar(self, node: ScalarNode, tag: str) -> Any:
+        text = str(node.value)
+        if node.style:  # quoted or block scalars are always strings
+            return text
+        if tag.startswith("!") and tag != OVERRIDE_TAG:
+            return text  # an application tag we do not know: keep the text
+        return resolve_plain_scalar(text)
+
+    def mapping(self, node: MappingNode, path: PathKey) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        seen_lines: dict[str, int] = {}
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if _is_merge_key(key_node):
+                self.merge_into(merged, value_node, path)
+                continue
+            key = self.key(key_node)
+            if key in seen_lines:
+                raise self.error(
+                    key_node, f"mapping key {key!r} already defined at line {seen_lines[key]}"
+                )
+            seen_lines[key] = key_node.start_mark.line + 1
+            self.positions[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            value = self.build(value_node, (*path, key))
+            if value is not _RESET:
+                result[key] = value
+            else:
+                result.pop(key, None)
+        if merged:
+            # Keys written in the mapping win over merged ones.
+            for key, value in merged.items():
+                if key not in seen_lines:
+                    result[key] = value
+        return result
+
+    def merge_into(self, merged: dict[str, Any], value_node: Node, path: PathKey) -> None:
+        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                raise self.error(source, "map merge requires map or sequence of maps as the value")
+            built = self.build(source, path)
+            for key, value in built.items():
+                # In a sequence of merged maps, the first one that sets a key wins.
+                merged.setdefault(key, value)
+
+    def key(self, key_node: Node) -> str:
+        if not isinstance(key_node, ScalarNode):
+            raise self.error(key_node, "mapping keys must be scalars")
+        value = self.scalar(key_node, key_node.tag if isinstance(key_node.tag, str) else str(key_node.tag))
+        if value is None:
+            return "null" if key_node.value else ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer():
+            return str(value)
+        return str(value)
+
+
+def _is_merge_key(key_node: Node) -> bool:
+    return isinstance(key_node, ScalarNode) and not key_node.style and key_node.value == "<<"
+
+
+class _Reset:
+    def __repr__(self) -> str:
+        return "!reset"
+
+
+_RESET: Any = _Reset()
+
+
+def _yaml() -> YAML:
+    return YAML(typ="safe", pure=False)
+
+
+def parse_documents(text: str, filename: str) -> list[Document]:
+    """Parse every YAML document of a Compose file.
+
+    :raises YamlSyntaxError: the text is not YAML, a key repeats, or aliases expand too far.
+    """
+    try:
+        nodes = list(_yaml().compose_all(text))
+    except MarkedYAMLError as exc:
+        raise _syntax_error(exc, filename) from None
+    except YAMLError as exc:
+        raise YamlSyntaxError(str(exc).splitlines()[0], location=SourceLocation(filename)) from None
+    documents = []
+    for node in nodes:
+        if node is None:
+            continue
+        builder = _Builder(filename)
+        if builder.expanded_size(node) > MAX_EXPANDED_NODES:
+            raise YamlSyntaxError(
+                f"document expands to more than {MAX_EXPANDED_NODES:,} nodes through aliases"
+                " (a YAML alias bomb?); refusing to expand it",
+                location=SourceLocation(filename, node.start_mark.line + 1, node.start_mark.column + 1),
+            )
+        tree = builder.build(node, ())
+        documents.append(Document(filename, tree, builder.positions, builder.reset_paths))
+    return documents
+
+
+def _syntax_error(exc: MarkedYAMLError, filename: str) -> YamlSyntaxError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.problem:
+        problem = f"{exc.problem} ({exc.context})"
+    if mark is None:
+        return YamlSyntaxError(problem, location=SourceLocation(filename))
+    return YamlSyntaxError(problem, location=SourceLocation(filename, mark.line + 1, mark.column + 1))
