@@ -148,48 +148,66 @@ class MissingRequiredError(TemplateError):
         self.reason = reason
 
 
-class _BareInvalid(Exception):
-    """Raised for an invalid match; the enclosing ``_substitute`` names its own template."""
-
-
 def substitute(text: str, lookup: Lookup, on_missing: OnMissing | None = None) -> str:
     """Expand every ``$`` expression in ``text``; raise a TemplateError subclass on failure."""
     if "$" not in text:
         # Most strings in a Compose file hold no variable at all.
         return text
-    return _substitute(text, lookup, on_missing)
+    try:
+        return _substitute(text, lookup, on_missing)
+    except RecursionError:
+        # Only operator arguments recurse; Go has no such limit, but nobody nests this deep.
+        raise TemplateError("expression nested too deeply") from None
 
 
 def _substitute(template: str, lookup: Lookup, on_missing: OnMissing | None) -> str:
-    def replace(match: re.Match[str]) -> str:
-        return _replace(match, lookup, on_missing)
+    """Scan ``template`` left to right, as Go's ReplaceAllStringFunc does.
 
-    try:
-        return _PATTERN.sub(replace, template)
-    except _BareInvalid:
-        # compose-go stamps the template of the innermost substitution that saw the bad match.
-        raise InvalidTemplateError(template) from None
+    A braced match can leave a tail (the text after its first balanced ``}``) that compose-go
+    substitutes as a template of its own before resuming after the match. Tails are kept on
+    an explicit stack, not recursion, so a long line of ``${A:-x}${B:-y}...`` is cheap.
+    """
+    out: list[str] = []
+    resume: list[tuple[str, int]] = []
+    pos = 0
+    while True:
+        match = _PATTERN.search(template, pos)
+        if match is None:
+            out.append(template[pos:])
+            if not resume:
+                return "".join(out)
+            template, pos = resume.pop()
+            continue
+        out.append(template[pos : match.start()])
+        pos = match.end()
+        if match.group("invalid") is not None:
+            # compose-go names the template being scanned: the whole string, an operator
+            # argument, or a tail.
+            raise InvalidTemplateError(template)
+        value, tail = _expand(match, lookup, on_missing)
+        out.append(value)
+        if tail:
+            resume.append((template, pos))
+            template, pos = tail, 0
 
 
-def _replace(match: re.Match[str], lookup: Lookup, on_missing: OnMissing | None) -> str:
+def _expand(match: re.Match[str], lookup: Lookup, on_missing: OnMissing | None) -> tuple[str, str]:
+    """Return the value of one valid match and the tail still to be substituted."""
     if match.group("escaped") is not None:
-        return "$"
+        return "$", ""
     named = match.group("named")
     if named is not None:
-        return _plain(named, lookup, on_missing)
-    if match.group("braced") is None:
-        raise _BareInvalid
-    head, rest = _split_at_closing_brace(match.group(0))
+        return _plain(named, lookup, on_missing), ""
+    head, tail = _split_at_closing_brace(match.group(0))
     # The head is "${" + body + "}" and the body re-matches the braced group in full.
     body = head[2:-1]
     parsed = _BODY.match(body)
     assert parsed is not None  # guaranteed by _PATTERN
     name, operator = parsed.group(1), parsed.group(2)
     if operator is None:
-        return _plain(name, lookup, on_missing)
+        return _plain(name, lookup, on_missing), tail
     argument = substitute(body[parsed.end() :], lookup, on_missing)
-    value = _apply(operator, name, argument, lookup)
-    return value + substitute(rest, lookup, on_missing)
+    return _apply(operator, name, argument, lookup), tail
 
 
 def _plain(name: str, lookup: Lookup, on_missing: OnMissing | None) -> str:
