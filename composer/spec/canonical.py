@@ -69,7 +69,7 @@ def mapping(value: Any, path: PathKey) -> dict[str, str]:
 
 def string_list(value: Any, path: PathKey) -> list[str]:
     """A string or a list of strings (dns, tmpfs...) as a list."""
-    if value is None:
+    if value is None or value == "":
         return []
     if isinstance(value, list):
         return [go_string(item) for item in value]
@@ -95,9 +95,9 @@ def duration(value: Any, path: PathKey) -> str:
         raise CanonicalError(path, str(exc)) from None
 
 
-def byte_size(value: Any, path: PathKey) -> str:
+def byte_size(value: Any, path: PathKey) -> int:
     try:
-        return str(parse_bytes(value))
+        return parse_bytes(value)
     except UnitError as exc:
         raise CanonicalError(path, str(exc)) from None
 
@@ -138,6 +138,8 @@ def volumes(value: Any, path: PathKey) -> list[Any]:
 
 def _long_volume(entry: dict[str, Any], path: PathKey) -> dict[str, Any]:
     volume = dict(entry)
+    if volume.get("type") == "bind" and not volume.get("source"):
+        raise CanonicalError(path, "invalid mount config for type \"bind\": field Source must not be empty")
     tmpfs = volume.get("tmpfs")
     if isinstance(tmpfs, dict) and "size" in tmpfs:
         volume["tmpfs"] = {**tmpfs, "size": byte_size(tmpfs["size"], (*path, "tmpfs", "size"))}
@@ -160,7 +162,7 @@ def devices(value: Any, path: PathKey) -> list[Any]:
 def extra_hosts(value: Any, path: PathKey) -> list[str]:
     if isinstance(value, dict):
         hosts = []
-        for host, ips in value.items():
+        for host, ips in sorted(value.items()):
             for ip in ips if isinstance(ips, list) else [ips]:
                 hosts.append(f"{host}={go_string(ip)}")
         return hosts
@@ -261,8 +263,13 @@ def build(value: Any, path: PathKey) -> dict[str, Any]:
 
 def ssh(value: Any, path: PathKey) -> list[str]:
     if isinstance(value, dict):
-        return [f"{key}={item}" if item is not None else key for key, item in value.items()]
-    return string_list(value, path)
+        value = [f"{key}={item}" if item is not None else key for key, item in value.items()]
+    keys = string_list(value, path)
+    for index, key in enumerate(keys):
+        if "=" in key:
+            # v2 accepts the KEY=PATH form when reading but cannot print it back.
+            raise CanonicalError((*path, index), f"ssh key {key!r}: the id=path form is not supported")
+    return keys
 
 
 def deploy(value: Any, path: PathKey) -> dict[str, Any]:
@@ -331,6 +338,34 @@ def blkio(value: Any, path: PathKey) -> dict[str, Any]:
     return config
 
 
+def hooks(value: Any, path: PathKey) -> list[Any]:
+    result = []
+    for index, hook in enumerate(value or []):
+        hook = dict(hook)
+        if "command" in hook:
+            hook["command"] = shell_command(hook["command"], (*path, index, "command"))
+        if "environment" in hook:
+            hook["environment"] = mapping_with_equals(hook["environment"], (*path, index, "environment"))
+        result.append(hook)
+    return result
+
+
+def develop(value: Any, path: PathKey) -> dict[str, Any]:
+    config = dict(value or {})
+    watch = config.get("watch")
+    if isinstance(watch, list):
+        rules = []
+        for index, rule in enumerate(watch):
+            rule = dict(rule)
+            if isinstance(rule.get("exec"), dict):
+                rule["exec"] = hooks([rule["exec"]], (*path, "watch", index, "exec"))[0]
+            if isinstance(rule.get("ignore"), str):
+                rule["ignore"] = [rule["ignore"]]
+            rules.append(rule)
+        config["watch"] = rules
+    return config
+
+
 def stringified_list(value: Any, path: PathKey) -> list[str]:
     return [go_string(item) for item in value or []]
 
@@ -348,6 +383,8 @@ BUILD_RULES: dict[str, Rule] = {
     "cache_to": stringified_list,
     "tags": stringified_list,
     "platforms": stringified_list,
+    "sbom": go_string,
+    "provenance": go_string,
 }
 
 SERVICE_RULES: dict[str, Rule] = {
@@ -387,6 +424,9 @@ SERVICE_RULES: dict[str, Rule] = {
     "tmpfs": string_list,
     "ulimits": ulimits,
     "volumes": volumes,
+    "post_start": hooks,
+    "pre_stop": hooks,
+    "develop": develop,
 }
 
 
@@ -410,6 +450,8 @@ def canonical_resource(resource: Any, path: PathKey, warnings: list[str]) -> dic
     external = result.get("external")
     if isinstance(external, dict):
         kind, name = path[0], path[1]
+        if "name" in external and result.get("name") and result["name"] != external["name"]:
+            raise CanonicalError(path, f"{kind}.{name}: name and external.name conflict; only use name")
         warnings.append(f"{kind}.{name}: external.name is deprecated. Please set name and external: true")
         if "name" in external:
             result["name"] = external["name"]

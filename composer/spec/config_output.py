@@ -92,4 +92,6 @@ def render_config(project: ProjectOptions, request: ConfigRequest) -> ConfigResu
         return ConfigResult(listing, loaded.warnings)
     output = render.project_output(loaded.tree)
     text = render.to_json(output) if request.format == "json" else render.to_yaml(output)
+    if request.interpolate:
+        text = render.escape_dollars(text)
     return ConfigResult(text, loaded.warnings)

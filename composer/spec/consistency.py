@@ -73,8 +73,15 @@ def check_consistency(tree: dict[str, Any], disabled: dict[str, Any], locate: Lo
     :raises SpecValidationError: at the first inconsistency.
     """
     services: dict[str, Any] = tree.get("services") or {}
+    container_names: dict[str, str] = {}
     for name, service in services.items():
         _check_service(tree, name, service, disabled, locate)
+        container_name = service.get("container_name")
+        if container_name and container_name in container_names:
+            raise _fail(f'container name "{container_name}" is already in use by service '
+                        f'{container_names[container_name]}', ("services", name, "container_name"), locate)
+        if container_name:
+            container_names[container_name] = name
     for name, secret in (tree.get("secrets") or {}).items():
         if not secret.get("external") and not secret.get("file") and not secret.get("environment"):
             raise _fail(f'secret "{name}" must declare either `file` or `environment`', ("secrets", name), locate)

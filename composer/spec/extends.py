@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from composer.errors import ExtendsError, SourceLocation
-from composer.spec.merge import merge_values
+from composer.spec.merge import delete_paths, merge_values
 from composer.spec.modelpath import PathKey
 
 # Loads another file's canonical, interpolated services (the loader provides it).
@@ -25,8 +25,12 @@ PathResolver = Callable[[dict[str, Any], str], dict[str, Any]]
 class ExtendsResolver:
     """Resolves every ``extends`` of one document's services."""
 
-    def __init__(self, filename: str, load_file: FileLoader, resolve_paths: PathResolver, locate: Locate) -> None:
+    def __init__(
+        self, filename: str, load_file: FileLoader, resolve_paths: PathResolver, locate: Locate,
+        reset_paths: list[PathKey] | None = None,
+    ) -> None:
         self.filename = filename
+        self.reset_paths = reset_paths or []
         self.load_file = load_file
         self.resolve_paths = resolve_paths
         self.locate = locate
@@ -67,6 +71,10 @@ class ExtendsResolver:
         base = dict(base or {})
         if source_file != filename and os.path.dirname(source_file) != os.path.dirname(filename):
             base = self.resolve_paths(base, os.path.dirname(source_file))
+        if filename == self.filename:
+            # !reset and !override in the extending service clear what the base set there.
+            cleared = [path[2:] for path in self.reset_paths if path[:2] == ("services", name) and len(path) > 2]
+            base = delete_paths(base, cleared)
         own = {key: value for key, value in service.items() if key != "extends"}
         merged = merge_values(base, own, ("services", name))
         return merged

@@ -128,7 +128,7 @@ class _ModelLoader:
         tree = self.prepare(document)
         if "services" in tree and isinstance(tree["services"], dict):
             resolver = ExtendsResolver(path, self.load_extended_file, self.resolve_base_paths,
-                                       self.context.sources.locate)
+                                       self.context.sources.locate, document.reset_paths)
             tree["services"] = resolver.resolve_all(tree["services"])
         if "include" in tree:
             tree = self.apply_include(tree, path)
@@ -141,6 +141,7 @@ class _ModelLoader:
     def prepare(self, document: Document) -> dict[str, Any]:
         """Interpolate, validate against the schema and canonicalise one document."""
         tree = interpolate_document(document, self.lookup) if self.context.options.interpolate else document.tree
+        tree = _without_section_extensions(tree)
         try:
             validate(tree)
         except SchemaViolation as exc:
@@ -223,6 +224,19 @@ class _ModelLoader:
         return values
 
 
+def _without_section_extensions(tree: dict[str, Any]) -> dict[str, Any]:
+    """Null services become empty ones; ``x-`` keys among networks, volumes... are extensions."""
+    result = dict(tree)
+    services = tree.get("services")
+    if isinstance(services, dict):
+        result["services"] = {name: {} if service is None else service for name, service in services.items()}
+    for section in ("networks", "volumes", "secrets", "configs", "models"):
+        resources = tree.get(section)
+        if isinstance(resources, dict):
+            result[section] = {name: value for name, value in resources.items() if not name.startswith("x-")}
+    return result
+
+
 def _import_resources(model: dict[str, Any], imported: dict[str, Any], sources: Sources, index: int) -> dict[str, Any]:
     result = dict(model)
     for section in RESOURCE_SECTIONS:
@@ -251,13 +265,10 @@ def _project_name(resolved: ResolvedOptions, documents_names: list[Any], sources
     for value in reversed(documents_names):
         if isinstance(value, str) and value:
             normalized = normalize_project_name(value)
-            if normalized != value:
-                raise SpecValidationError(
-                    f'invalid project name "{value}": must consist only of lowercase alphanumeric characters, '
-                    "hyphens, and underscores as well as start with a letter or number",
-                    location=sources.locate(("name",)), path="name",
-                )
-            return value
+            if not normalized:
+                raise SpecValidationError(f'invalid project name "{value}"', location=sources.locate(("name",)),
+                                          path="name")
+            return normalized
     name = normalize_project_name(os.path.basename(os.path.abspath(resolved.working_dir)))
     if not name:
         raise SpecValidationError("project name must not be empty")
@@ -313,11 +324,11 @@ def _finish(
     project_name = model["name"]
     consistency.validate_objects(model, locate)
     home = environment.get("HOME")
+    if options.normalize:
+        model = normalize.apply_defaults(model, project_name)
     if options.resolve_paths:
         model = normalize.resolve_paths(model, resolved.working_dir, home)
     model = normalize.resolve_environment(model, environment, resolved.working_dir)
-    if options.normalize:
-        model = normalize.apply_defaults(model, project_name)
     model, disabled = normalize.apply_profiles(model, resolved.profiles, list(options.services))
     unknown = [name for name in options.services if name not in (model.get("services") or {})]
     if unknown:

@@ -30,7 +30,7 @@ def _merge_logging(base: Any, override: Any, path: PathKey) -> Any:
         return override
     same_driver = base.get("driver") == override.get("driver")
     if same_driver or "driver" not in base or "driver" not in override:
-        return merge_values(base, override, path)
+        return _merge_plain(base, override, path)
     return override
 
 
@@ -42,7 +42,7 @@ def _merge_ipam_config(base: Any, override: Any, path: PathKey) -> Any:
         subnet = entry.get("subnet") if isinstance(entry, dict) else None
         for index, existing in enumerate(result):
             if isinstance(existing, dict) and existing.get("subnet") == subnet:
-                result[index] = merge_values(existing, entry, path)
+                result[index] = _merge_plain(existing, entry, path)
                 break
         else:
             result.append(entry)
@@ -120,7 +120,6 @@ UNIQUE_KEYS: dict[PathKey, Indexer] = {
     ("ports",): _port_key,
     ("profiles",): _key_value,
     ("secrets",): _mount_key("/run/secrets"),
-    ("security_opt",): _key_value,
     ("tmpfs",): _key_value,
     ("volumes",): _volume_target,
 }
@@ -165,6 +164,11 @@ def merge_values(base: Any, override: Any, path: PathKey) -> Any:
         rule = _lookup(table, relative)
         if rule is not None:
             return rule(base, override, path)
+    return _merge_plain(base, override, path)
+
+
+def _merge_plain(base: Any, override: Any, path: PathKey) -> Any:
+    """The default rule: mappings merge key by key, lists append, anything else is replaced."""
     if isinstance(base, dict) and isinstance(override, dict):
         result = dict(base)
         for key, value in override.items():

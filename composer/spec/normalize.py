@@ -66,6 +66,14 @@ def resolve_service_environment(
         result["environment"] = merged
     if discard_files:
         result.pop("env_file", None)
+    build = result.get("build")
+    if isinstance(build, dict) and isinstance(build.get("args"), dict):
+        args = {}
+        for key, value in build["args"].items():
+            resolved = value if value is not None else environment.get(key)
+            if resolved is not None:
+                args[key] = resolved
+        result["build"] = {**build, "args": args}
     label_values: dict[str, str] = {}
     for label_file in service.get("label_file") or []:
         label_values.update(_read_env_file(os.path.join(working_dir, label_file), True, {}, "raw"))
@@ -96,9 +104,13 @@ def _expand_home(path: str, home: str | None) -> str:
     return path
 
 
+def _is_windows_absolute(path: str) -> bool:
+    return len(path) >= 3 and path[0].isalpha() and path[1] == ":" and path[2] in "\\/" or path.startswith("\\\\")
+
+
 def _absolute(path: str, base_dir: str, home: str | None = None) -> str:
     path = _expand_home(path, home)
-    if os.path.isabs(path):
+    if os.path.isabs(path) or _is_windows_absolute(path):
         return path
     return os.path.normpath(os.path.join(base_dir, path))
 
@@ -205,7 +217,7 @@ def _service_defaults(service: dict[str, Any], name: str) -> dict[str, Any]:
     result = dict(service)
     result.setdefault("command", None)
     result.setdefault("entrypoint", None)
-    if "network_mode" not in result and not result.get("networks"):
+    if "network_mode" not in result and not result.get("networks") and "provider" not in result:
         result["networks"] = {"default": None}
     build = result.get("build")
     if isinstance(build, dict):
@@ -218,12 +230,18 @@ def _service_defaults(service: dict[str, Any], name: str) -> dict[str, Any]:
     if implicit:
         depends_on = dict(result.get("depends_on") or {})
         for dependency in implicit:
-            depends_on.setdefault(dependency, {"condition": "service_started", "required": True})
+            depends_on.setdefault(dependency, {"condition": "service_started", "restart": True, "required": True})
         result["depends_on"] = depends_on
     for port in result.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("mode", "ingress")
             port.setdefault("protocol", "tcp")
+    if isinstance(result.get("secrets"), list):
+        result["secrets"] = [
+            {**secret, "target": f"/run/secrets/{secret.get('source')}"}
+            if isinstance(secret, dict) and not secret.get("target") else secret
+            for secret in result["secrets"]
+        ]
     if result.get("pull_policy") == "if_not_present":
         result["pull_policy"] = "missing"
     return result

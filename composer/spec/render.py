@@ -17,7 +17,12 @@ FREE_FORM = frozenset({
     "extra_labels",
 })
 KEEP_ZERO = frozenset({"attach", "init", "scale", "replicas", "retries", "required", "command", "entrypoint",
-                       "count", "soft", "hard", "value"})
+                       "count", "soft", "hard", "value", "enable_ipv4", "enable_ipv6"})
+# Byte sizes are numbers inside the loader and strings in v2's output.
+BYTE_SIZES = frozenset({"memory", "mem_limit", "mem_reservation", "memswap_limit", "mem_swappiness", "shm_size",
+                        "size"})
+# Go structs without JSON tags print their field names capitalised.
+GO_FIELD_NAMES = {"path": "Path", "rate": "Rate", "weight": "Weight"}
 _SERVICE_HIDDEN = ("env_file", "label_file", "extends")
 TOP_LEVEL_ORDER = ("name", "services", "networks", "volumes", "secrets", "configs", "models")
 
@@ -53,6 +58,13 @@ def _free(value: Any) -> Any:
 
 
 def _value(key: str, value: Any) -> Any:
+    if key == "deploy" and isinstance(value, dict):
+        return {"resources": {}, "placement": {}, **_struct(value)}
+    if key in BYTE_SIZES and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if key in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops", "weight_device"):
+        return [{GO_FIELD_NAMES.get(name, name): entry for name, entry in _struct(item).items()}
+                for item in value or [] if isinstance(item, dict)]
     if isinstance(value, dict):
         return _struct(value)
     if isinstance(value, list):
@@ -82,7 +94,7 @@ def project_output(tree: dict[str, Any]) -> dict[str, Any]:
         output["name"] = tree["name"]
     services = tree.get("services") or {}
     output["services"] = {name: _service(services[name] or {}) for name in sorted(services)}
-    for kind in ("networks", "volumes", "secrets", "configs", "models"):
+    for kind in ("networks", "volumes", "secrets", "configs"):
         resources = tree.get(kind)
         if resources:
             output[kind] = {name: _resource(kind, resources[name] or {}) for name in sorted(resources)}
@@ -90,6 +102,11 @@ def project_output(tree: dict[str, Any]) -> dict[str, Any]:
         if key.startswith("x-"):
             output[key] = tree[key]
     return output
+
+
+def escape_dollars(text: str) -> str:
+    """v2 prints ``$`` as ``$$`` so that its output can be read back without interpolation."""
+    return text.replace("$", "$$")
 
 
 def to_json(output: dict[str, Any]) -> str:

@@ -106,6 +106,8 @@ class _Builder:
         self.positions: dict[PathKey, tuple[int, int]] = {}
         self.reset_paths: list[PathKey] = []
         self._sizes: dict[int, int] = {}
+        self._seen: set[int] = set()
+        self._alias_paths: dict[int, list[str]] = {}
 
     def error(self, node: Node, message: str) -> YamlSyntaxError:
         mark = node.start_mark
@@ -126,8 +128,28 @@ class _Builder:
         self._sizes[id(node)] = total
         return total
 
-    def build(self, node: Node, path: PathKey) -> Any:
-        self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    def check_alias(self, node: Node, path: PathKey, via_merge: bool) -> None:
+        """Refuse an alias used inside the value it points to, as v2 does.
+
+        A node seen a second time is reached through an alias. v2 compares the dotted paths
+        of the uses of one alias: one inside the other, in the same service, is a cycle.
+        """
+        if id(node) not in self._seen:
+            self._seen.add(id(node))
+            return
+        current = _dotted(path) + (".<<" if via_merge else "")
+        previous_paths = self._alias_paths.setdefault(id(node), [])
+        for previous in previous_paths:
+            if previous == current or "<<" in previous or "<<" in current:
+                continue
+            nested = current.startswith(previous + ".") or previous.startswith(current + ".")
+            if nested and not _in_different_services(current, previous):
+                raise self.error(node, f"cycle detected: node at path {current} references node at path {previous}")
+        previous_paths.append(current)
+
+    def build(self, node: Node, path: PathKey, via_merge: bool = False) -> Any:
+        self.check_alias(node, path, via_merge)
+        self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         tag = node.tag if isinstance(node.tag, str) else str(node.tag)
         if tag == RESET_TAG:
             self.reset_paths.append(path)
@@ -159,7 +181,7 @@ class _Builder:
             if _is_merge_key(key_node):
                 self.merge_into(merged, value_node, path)
                 continue
-            key = self.key(key_node)
+            key = self.key(key_node, path)
             if key in seen_lines:
                 raise self.error(
                     key_node, f"mapping key {key!r} already defined at line {seen_lines[key]}"
@@ -183,22 +205,33 @@ class _Builder:
         for source in sources:
             if not isinstance(source, MappingNode):
                 raise self.error(source, "map merge requires map or sequence of maps as the value")
-            built = self.build(source, path)
+            built = self.build(source, path, via_merge=True)
             for key, value in built.items():
                 # In a sequence of merged maps, the first one that sets a key wins.
                 merged.setdefault(key, value)
 
-    def key(self, key_node: Node) -> str:
+    def key(self, key_node: Node, path: PathKey) -> str:
         if not isinstance(key_node, ScalarNode):
             raise self.error(key_node, "mapping keys must be scalars")
         value = self.scalar(key_node, key_node.tag if isinstance(key_node.tag, str) else str(key_node.tag))
-        if value is None:
-            return "null" if key_node.value else ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, float) and value.is_integer():
-            return str(value)
-        return str(value)
+        if not isinstance(value, str):
+            # v2 refuses keys that YAML reads as numbers, booleans or null: quote them.
+            where = f"in {_dotted(path)}" if path else "at top level"
+            raise self.error(key_node, f"non-string key {where}: {key_node.value}")
+        return value
+
+
+def _dotted(path: PathKey) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _in_different_services(first: str, second: str) -> bool:
+    first_parts, second_parts = first.split("."), second.split(".")
+    if len(first_parts) < 2 or len(second_parts) < 2:
+        return False
+    if first_parts[0] == "services" and second_parts[0] == "services":
+        return first_parts[1] != second_parts[1]
+    return False
 
 
 def _is_merge_key(key_node: Node) -> bool:
@@ -229,6 +262,8 @@ def parse_documents(text: str, filename: str) -> list[Document]:
     except YAMLError as exc:
         raise YamlSyntaxError(str(exc).splitlines()[0], location=SourceLocation(filename)) from None
     documents = []
+    if all(node is None for node in nodes):
+        raise YamlSyntaxError("empty compose file", location=SourceLocation(filename))
     for node in nodes:
         if node is None:
             continue
