@@ -172,7 +172,7 @@ def extra_hosts(value: Any, path: PathKey) -> list[str]:
             host, ip = shortsyntax.parse_extra_host(go_string(entry))
         except ValueError as exc:
             raise CanonicalError((*path, index), str(exc)) from None
-        result.append(f"{host}={ip}")
+        result.extend(f"{host}={address}" for address in ip.split(","))
     return result
 
 
@@ -239,14 +239,26 @@ def ulimits(value: Any, path: PathKey) -> dict[str, Any]:
     return dict(value or {})
 
 
-def gpus(value: Any, path: PathKey) -> list[Any]:
+def device_requests(value: Any, path: PathKey) -> list[Any]:
+    """gpus and deploy devices: ``count: all`` is -1, the default when no device_ids are named."""
     if value == "all":
         return [{"count": -1}]
     result = []
-    for entry in value or []:
+    for index, entry in enumerate(value or []):
         device = dict(entry)
-        if device.get("count") == "all":
+        count = device.get("count")
+        if count == "all" or ("count" not in device and "device_ids" not in device):
             device["count"] = -1
+        elif isinstance(count, str):
+            try:
+                device["count"] = int(count)
+            except ValueError:
+                raise CanonicalError((*path, index, "count"), f"invalid value {count!r}, the only value "
+                                     "allowed is 'all' or a number") from None
+        if "count" in entry and "device_ids" in device:
+            raise CanonicalError((*path, index), "count and device_ids attributes are mutually exclusive")
+        if isinstance(device.get("options"), dict):
+            device["options"] = mapping(device["options"], (*path, index, "options"))
         result.append(device)
     return result
 
@@ -303,10 +315,7 @@ def _resource_limits(limits: dict[str, Any], path: PathKey) -> dict[str, Any]:
     if "memory" in result:
         result["memory"] = byte_size(result["memory"], (*path, "memory"))
     if "devices" in result:
-        result["devices"] = [
-            {**device, "count": -1} if isinstance(device, dict) and device.get("count") == "all" else device
-            for device in result["devices"]
-        ]
+        result["devices"] = device_requests(result["devices"], (*path, "devices"))
     return result
 
 
@@ -315,6 +324,16 @@ def _cpus(value: Any, path: PathKey) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise CanonicalError(path, f"invalid cpus value {value!r}") from None
+
+
+def _provider(value: Any) -> Any:
+    if not isinstance(value, dict) or not isinstance(value.get("options"), dict):
+        return value
+    options = {
+        key: [go_string(item) for item in entry] if isinstance(entry, list) else [go_string(entry)]
+        for key, entry in value["options"].items()
+    }
+    return {**value, "options": options}
 
 
 def logging(value: Any, path: PathKey) -> dict[str, Any]:
@@ -383,8 +402,8 @@ BUILD_RULES: dict[str, Rule] = {
     "cache_to": stringified_list,
     "tags": stringified_list,
     "platforms": stringified_list,
-    "sbom": go_string,
-    "provenance": go_string,
+    "sbom": lambda value, path: go_string(value),
+    "provenance": lambda value, path: go_string(value),
 }
 
 SERVICE_RULES: dict[str, Rule] = {
@@ -405,7 +424,9 @@ SERVICE_RULES: dict[str, Rule] = {
     "environment": mapping_with_equals,
     "expose": stringified_list,
     "extra_hosts": extra_hosts,
-    "gpus": gpus,
+    "gpus": device_requests,
+    "models": lambda value, path: {name: None for name in value} if isinstance(value, list) else value,
+    "provider": lambda value, path: _provider(value),
     "group_add": stringified_list,
     "healthcheck": healthcheck,
     "labels": mapping,
@@ -447,6 +468,12 @@ def canonical_service(service: Any, path: PathKey) -> dict[str, Any]:
 def canonical_resource(resource: Any, path: PathKey, warnings: list[str]) -> dict[str, Any]:
     """A network, volume, secret or config; ``external: {name: x}`` becomes ``name`` + ``external``."""
     result = dict(resource or {})
+    for key in ("labels", "driver_opts"):
+        if isinstance(result.get(key), list | dict):
+            result[key] = mapping(result[key], (*path, key))
+    ipam = result.get("ipam")
+    if isinstance(ipam, dict) and isinstance(ipam.get("options"), dict):
+        result["ipam"] = {**ipam, "options": mapping(ipam["options"], (*path, "ipam", "options"))}
     external = result.get("external")
     if isinstance(external, dict):
         kind, name = path[0], path[1]

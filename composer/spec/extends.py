@@ -22,15 +22,19 @@ Locate = Callable[[PathKey], SourceLocation | None]
 PathResolver = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
+class NullService(dict[str, Any]):
+    """A service written as ``name:`` with no body; it reads as an empty mapping."""
+
+
 class ExtendsResolver:
     """Resolves every ``extends`` of one document's services."""
 
     def __init__(
         self, filename: str, load_file: FileLoader, resolve_paths: PathResolver, locate: Locate,
-        reset_paths: list[PathKey] | None = None,
+        reset_paths: Callable[[str], list[PathKey]],
     ) -> None:
         self.filename = filename
-        self.reset_paths = reset_paths or []
+        self.reset_paths = reset_paths
         self.load_file = load_file
         self.resolve_paths = resolve_paths
         self.locate = locate
@@ -67,14 +71,15 @@ class ExtendsResolver:
                 f"cannot extend service {name!r}: service {base_name!r} not found{where}",
                 location=self.locate(("services", name, "extends")), path=f"services.{name}.extends",
             )
+        if isinstance(base_services[base_name], NullService):
+            return service  # v2 leaves an extends of an empty service unresolved
         base = self.resolve(source_file, base_services, base_name, [*chain, reference])
         base = dict(base or {})
         if source_file != filename and os.path.dirname(source_file) != os.path.dirname(filename):
             base = self.resolve_paths(base, os.path.dirname(source_file))
-        if filename == self.filename:
-            # !reset and !override in the extending service clear what the base set there.
-            cleared = [path[2:] for path in self.reset_paths if path[:2] == ("services", name) and len(path) > 2]
-            base = delete_paths(base, cleared)
+        # !reset and !override in the extending service clear what the base set there.
+        cleared = [path[2:] for path in self.reset_paths(filename) if path[:2] == ("services", name) and len(path) > 2]
+        base = delete_paths(base, cleared)
         own = {key: value for key, value in service.items() if key != "extends"}
         merged = merge_values(base, own, ("services", name))
         return merged

@@ -13,7 +13,7 @@ from typing import Any
 
 from composer.errors import InterpolationError
 from composer.spec.modelpath import ANY, PathKey, format_path
-from composer.spec.template import Lookup, TemplateError, substitute
+from composer.spec.template import InvalidTemplateError, Lookup, TemplateError, substitute
 from composer.spec.yamlio import Document
 
 
@@ -130,11 +130,13 @@ def _interpolate_string(value: str, path: PathKey, lookup: Lookup, document: Doc
     if "$" in value:
         try:
             value = substitute(value, lookup)
-        except TemplateError as exc:
+        except InvalidTemplateError as exc:
             raise InterpolationError(
-                f"error while interpolating {format_path(path)}: {exc}",
+                f"invalid interpolation format in {exc.template!r} (write a literal $ as $$)",
                 location=document.location(path), path=format_path(path),
             ) from None
+        except TemplateError as exc:
+            raise InterpolationError(exc.message, location=document.location(path), path=format_path(path)) from None
     cast = cast_for(path)
     if cast is None:
         return value

@@ -27,7 +27,7 @@ from composer.errors import (
 from composer.spec import consistency, normalize
 from composer.spec.canonical import CanonicalError, canonical_tree
 from composer.spec.dotenv import DotenvError, read_dotenv_file
-from composer.spec.extends import ExtendsResolver
+from composer.spec.extends import ExtendsResolver, NullService
 from composer.spec.interpolate import interpolate_document
 from composer.spec.merge import delete_paths, enforce_unicity, merge_values
 from composer.spec.modelpath import PathKey, format_path
@@ -112,6 +112,7 @@ class _ModelLoader:
 
     def __init__(self, context: _Context) -> None:
         self.context = context
+        self.reset_paths: dict[str, list[PathKey]] = {}
 
     def lookup(self, name: str) -> str | None:
         return self.context.environment.get(name)
@@ -127,8 +128,9 @@ class _ModelLoader:
         self.context.sources.add(document)
         tree = self.prepare(document)
         if "services" in tree and isinstance(tree["services"], dict):
+            self.reset_paths[path] = document.reset_paths
             resolver = ExtendsResolver(path, self.load_extended_file, self.resolve_base_paths,
-                                       self.context.sources.locate, document.reset_paths)
+                                       self.context.sources.locate, lambda name: self.reset_paths.get(name, []))
             tree["services"] = resolver.resolve_all(tree["services"])
         if "include" in tree:
             tree = self.apply_include(tree, path)
@@ -159,6 +161,7 @@ class _ModelLoader:
         services: dict[str, Any] = {}
         for document in _documents(path, self.context.working_dir):
             self.context.sources.add(document)
+            self.reset_paths[path] = [*self.reset_paths.get(path, []), *document.reset_paths]
             tree = self.prepare(document)
             services.update(tree.get("services") or {})
         return services
@@ -200,6 +203,7 @@ class _ModelLoader:
         context = _Context(project_dir, environment, LoadOptions(interpolate=self.context.options.interpolate),
                            self.context.sources, self.context.warnings, [*self.context.included, main_file])
         imported = _ModelLoader(context).load_files(files)
+        imported = _default_build_context(imported)
         home = environment.get("HOME")
         return normalize.resolve_paths(imported, project_dir, home)
 
@@ -213,15 +217,27 @@ class _ModelLoader:
             paths = [os.path.join(working_dir, name) for name in names]
         values: dict[str, str] = {}
         for env_path in paths:
+            environment = self.context.environment
             try:
-                values.update(read_dotenv_file(env_path, lambda name: values.get(name, self.context.environment.get(name))))
-            except FileNotFoundError:
-                raise IncludeError(f"couldn't find env file: {env_path}",
-                                   location=self.context.sources.locate(("include", index)),
-                                   path=f"include[{index}].env_file") from None
+                values.update(read_dotenv_file(
+                    env_path, lambda name: environment[name] if name in environment else values.get(name)))
             except DotenvError as exc:
-                raise IncludeError(str(exc), location=SourceLocation(env_path, exc.line)) from None
+                raise IncludeError(exc.message, location=self.context.sources.locate(("include", index)),
+                                   path=f"include[{index}].env_file") from None
         return values
+
+
+def _default_build_context(tree: dict[str, Any]) -> dict[str, Any]:
+    """An included service builds from its own project directory unless it says otherwise."""
+    services = tree.get("services")
+    if not isinstance(services, dict):
+        return tree
+    fixed = {
+        name: {**service, "build": {"context": ".", **service["build"]}}
+        if isinstance(service, dict) and isinstance(service.get("build"), dict) else service
+        for name, service in services.items()
+    }
+    return {**tree, "services": fixed}
 
 
 def _without_section_extensions(tree: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +245,9 @@ def _without_section_extensions(tree: dict[str, Any]) -> dict[str, Any]:
     result = dict(tree)
     services = tree.get("services")
     if isinstance(services, dict):
-        result["services"] = {name: {} if service is None else service for name, service in services.items()}
+        result["services"] = {
+            name: NullService() if service is None else service for name, service in services.items()
+        }
     for section in ("networks", "volumes", "secrets", "configs", "models"):
         resources = tree.get(section)
         if isinstance(resources, dict):

@@ -33,7 +33,7 @@ def _read_env_file(path: str, required: bool, environment: Mapping[str, str], fm
     try:
         return read_dotenv_file(path, environment.get)
     except DotenvError as exc:
-        raise EnvFileError(str(exc), location=SourceLocation(path, exc.line)) from None
+        raise EnvFileError(exc.message, location=SourceLocation(path, exc.line)) from None
 
 
 def _read_raw_env_file(path: str) -> dict[str, str]:
@@ -198,18 +198,19 @@ def _volume_device(volume: Any, working_dir: str, home: str | None) -> Any:
 # --- defaults ----------------------------------------------------------------------
 
 
-def _implicit_dependencies(service: dict[str, Any]) -> list[str]:
-    names: list[str] = []
+def _implicit_dependencies(service: dict[str, Any]) -> list[tuple[str, bool]]:
+    """(service name, restart with it) for links, ``service:`` modes and volumes_from."""
+    names: list[tuple[str, bool]] = []
     for link in service.get("links") or []:
-        names.append(str(link).split(":")[0])
+        names.append((str(link).split(":")[0], True))
     for mode_key in ("network_mode", "ipc", "pid"):
         mode = service.get(mode_key)
         if isinstance(mode, str) and mode.startswith("service:"):
-            names.append(mode[len("service:"):])
+            names.append((mode[len("service:"):], True))
     for source in service.get("volumes_from") or []:
         source = str(source)
         if not source.startswith("container:"):
-            names.append(source.split(":")[0])
+            names.append((source.split(":")[0], False))
     return names
 
 
@@ -229,8 +230,11 @@ def _service_defaults(service: dict[str, Any], name: str) -> dict[str, Any]:
     implicit = _implicit_dependencies(result)
     if implicit:
         depends_on = dict(result.get("depends_on") or {})
-        for dependency in implicit:
-            depends_on.setdefault(dependency, {"condition": "service_started", "restart": True, "required": True})
+        for dependency, restart in implicit:
+            condition: dict[str, Any] = {"condition": "service_started", "required": True}
+            if restart:
+                condition["restart"] = True
+            depends_on.setdefault(dependency, condition)
         result["depends_on"] = depends_on
     for port in result.get("ports") or []:
         if isinstance(port, dict):
@@ -271,7 +275,7 @@ def _resource_name(kind: str, key: str, resource: Any, project_name: str) -> Any
     resource = dict(resource or {})
     if kind == "models":
         return resource
-    if "name" not in resource or resource["name"] in (None, ""):
+    if "name" not in resource or resource["name"] is None:
         resource["name"] = key if resource.get("external") else f"{project_name}_{key}"
     return resource
 

@@ -62,20 +62,28 @@ def _load_env_files(paths: Sequence[str], environment: dict[str, str], *, requir
     for path in paths:
         if not os.path.exists(path):
             if required:
-                raise EnvFileError(f"couldn't find env file: {path}", location=SourceLocation(path))
+                raise EnvFileError(f"couldn't find env file: {os.path.abspath(path)}",
+                                   location=SourceLocation(os.path.abspath(path)))
             continue
         if os.path.isdir(path):
             continue
 
         def lookup(name: str) -> str | None:
-            return loaded.get(name, environment.get(name))
+            return environment[name] if name in environment else loaded.get(name)
 
         try:
             loaded.update(read_dotenv_file(path, lookup))
         except DotenvError as exc:
-            raise EnvFileError(str(exc), location=SourceLocation(path, exc.line)) from None
+            raise EnvFileError(_without_prefix(exc.message), location=SourceLocation(path, exc.line)) from None
     for key, value in loaded.items():
         environment.setdefault(key, value)
+
+
+def _without_prefix(message: str) -> str:
+    """Drop ``failed to read <path>:``: the location already names the file."""
+    if message.startswith("failed to read ") and ": " in message:
+        return message.split(": ", 1)[1]
+    return message
 
 
 def _env_file_paths(options: ProjectOptions, base_dir: str, environment: Mapping[str, str]) -> list[str]:

@@ -23,7 +23,7 @@ BYTE_SIZES = frozenset({"memory", "mem_limit", "mem_reservation", "memswap_limit
                         "size"})
 # Go structs without JSON tags print their field names capitalised.
 GO_FIELD_NAMES = {"path": "Path", "rate": "Rate", "weight": "Weight"}
-_SERVICE_HIDDEN = ("env_file", "label_file", "extends")
+_SERVICE_HIDDEN = ("env_file", "label_file")
 TOP_LEVEL_ORDER = ("name", "services", "networks", "volumes", "secrets", "configs", "models")
 
 
@@ -63,8 +63,13 @@ def _value(key: str, value: Any) -> Any:
     if key in BYTE_SIZES and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if key in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops", "weight_device"):
-        return [{GO_FIELD_NAMES.get(name, name): entry for name, entry in _struct(item).items()}
+        as_bytes = key.endswith("_bps")
+        return [{GO_FIELD_NAMES.get(name, name): str(entry) if as_bytes and name == "rate" else entry
+                 for name, entry in _struct(item).items()}
                 for item in value or [] if isinstance(item, dict)]
+    if key == "watch" and isinstance(value, list):
+        return [{**_struct(rule), "exec": _struct(rule.get("exec") or {}) or {"command": None}}
+                if isinstance(rule, dict) else rule for rule in value]
     if isinstance(value, dict):
         return _struct(value)
     if isinstance(value, list):

@@ -107,7 +107,8 @@ class _Builder:
         self.reset_paths: list[PathKey] = []
         self._sizes: dict[int, int] = {}
         self._seen: set[int] = set()
-        self._alias_paths: dict[int, list[str]] = {}
+        self._alias_paths: dict[int, set[str]] = {}
+        self._alias_prefixes: dict[int, set[str]] = {}
 
     def error(self, node: Node, message: str) -> YamlSyntaxError:
         mark = node.start_mark
@@ -138,14 +139,22 @@ class _Builder:
             self._seen.add(id(node))
             return
         current = _dotted(path) + (".<<" if via_merge else "")
-        previous_paths = self._alias_paths.setdefault(id(node), [])
-        for previous in previous_paths:
-            if previous == current or "<<" in previous or "<<" in current:
-                continue
-            nested = current.startswith(previous + ".") or previous.startswith(current + ".")
-            if nested and not _in_different_services(current, previous):
+        if "<<" in current:
+            return
+        # Sets of earlier paths and of their dotted prefixes keep this linear in the uses.
+        previous_paths = self._alias_paths.setdefault(id(node), set())
+        previous_prefixes = self._alias_prefixes.setdefault(id(node), set())
+        ancestors = _dotted_prefixes(current)
+        for previous in ancestors & previous_paths:
+            if not _in_different_services(current, previous):
                 raise self.error(node, f"cycle detected: node at path {current} references node at path {previous}")
-        previous_paths.append(current)
+        if current in previous_prefixes:
+            for previous in sorted(previous_paths):
+                if previous.startswith(current + ".") and not _in_different_services(current, previous):
+                    raise self.error(
+                        node, f"cycle detected: node at path {current} references node at path {previous}")
+        previous_paths.add(current)
+        previous_prefixes.update(ancestors)
 
     def build(self, node: Node, path: PathKey, via_merge: bool = False) -> Any:
         self.check_alias(node, path, via_merge)
@@ -223,6 +232,11 @@ class _Builder:
 
 def _dotted(path: PathKey) -> str:
     return ".".join(str(part) for part in path)
+
+
+def _dotted_prefixes(dotted: str) -> set[str]:
+    """Every proper prefix of ``dotted`` that ends just before a dot."""
+    return {dotted[:index] for index, char in enumerate(dotted) if char == "."}
 
 
 def _in_different_services(first: str, second: str) -> bool:
