@@ -378,8 +378,9 @@ def develop(value: Any, path: PathKey) -> dict[str, Any]:
             rule = dict(rule)
             if isinstance(rule.get("exec"), dict):
                 rule["exec"] = hooks([rule["exec"]], (*path, "watch", index, "exec"))[0]
-            if isinstance(rule.get("ignore"), str):
-                rule["ignore"] = [rule["ignore"]]
+            for key in ("ignore", "include"):
+                if isinstance(rule.get(key), str):
+                    rule[key] = [rule[key]]
             rules.append(rule)
         config["watch"] = rules
     return config
@@ -451,8 +452,14 @@ SERVICE_RULES: dict[str, Rule] = {
 }
 
 
+class NullService(dict[str, Any]):
+    """A service written as ``name:`` with no body; it reads as an empty mapping."""
+
+
 def canonical_service(service: Any, path: PathKey) -> dict[str, Any]:
     """One service in long syntax (a null service is an empty one)."""
+    if isinstance(service, NullService):
+        return service
     result = dict(service or {})
     for key, value in list(result.items()):
         rule = SERVICE_RULES.get(key)

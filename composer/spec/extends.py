@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from composer.errors import ExtendsError, SourceLocation
+from composer.spec.canonical import NullService
 from composer.spec.merge import delete_paths, merge_values
 from composer.spec.modelpath import PathKey
 
@@ -20,10 +21,6 @@ from composer.spec.modelpath import PathKey
 FileLoader = Callable[[str], dict[str, Any]]
 Locate = Callable[[PathKey], SourceLocation | None]
 PathResolver = Callable[[dict[str, Any], str], dict[str, Any]]
-
-
-class NullService(dict[str, Any]):
-    """A service written as ``name:`` with no body; it reads as an empty mapping."""
 
 
 class ExtendsResolver:

@@ -25,9 +25,9 @@ from composer.errors import (
     SpecValidationError,
 )
 from composer.spec import consistency, normalize
-from composer.spec.canonical import CanonicalError, canonical_tree
+from composer.spec.canonical import CanonicalError, NullService, canonical_tree
 from composer.spec.dotenv import DotenvError, read_dotenv_file
-from composer.spec.extends import ExtendsResolver, NullService
+from composer.spec.extends import ExtendsResolver
 from composer.spec.interpolate import interpolate_document
 from composer.spec.merge import delete_paths, enforce_unicity, merge_values
 from composer.spec.modelpath import PathKey, format_path

@@ -14,7 +14,7 @@ from typing import Any
 FREE_FORM = frozenset({
     "environment", "labels", "annotations", "sysctls", "storage_opt", "driver_opts", "options",
     "args", "additional_contexts", "aux_addresses", "depends_on", "ulimits", "networks",
-    "extra_labels",
+    "extra_labels", "models",
 })
 KEEP_ZERO = frozenset({"attach", "init", "scale", "replicas", "retries", "required", "command", "entrypoint",
                        "count", "soft", "hard", "value", "enable_ipv4", "enable_ipv6"})
@@ -63,18 +63,28 @@ def _value(key: str, value: Any) -> Any:
     if key in BYTE_SIZES and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if key in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops", "weight_device"):
-        as_bytes = key.endswith("_bps")
-        return [{GO_FIELD_NAMES.get(name, name): str(entry) if as_bytes and name == "rate" else entry
+        return [{GO_FIELD_NAMES.get(name, name): str(entry) if name == "rate" else entry
                  for name, entry in _struct(item).items()}
                 for item in value or [] if isinstance(item, dict)]
     if key == "watch" and isinstance(value, list):
         return [{**_struct(rule), "exec": _struct(rule.get("exec") or {}) or {"command": None}}
                 if isinstance(rule, dict) else rule for rule in value]
+    if key == "extra_hosts" and isinstance(value, list):
+        return _hosts_by_name(value)
     if isinstance(value, dict):
         return _struct(value)
     if isinstance(value, list):
         return [_struct(item) if isinstance(item, dict) else item for item in value]
     return value
+
+
+def _hosts_by_name(entries: list[Any]) -> list[str]:
+    """v2 keeps extra hosts as a map from host name to addresses: grouped, names sorted."""
+    by_host: dict[str, list[str]] = {}
+    for entry in entries:
+        host, _, address = str(entry).partition("=")
+        by_host.setdefault(host, []).append(address)
+    return [f"{host}={address}" for host in sorted(by_host) for address in by_host[host]]
 
 
 def _service(service: dict[str, Any]) -> dict[str, Any]:
