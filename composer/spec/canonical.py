@@ -166,7 +166,7 @@ def extra_hosts(value: Any, path: PathKey) -> list[str]:
             for ip in ips if isinstance(ips, list) else [ips]:
                 hosts.append(f"{host}={go_string(ip)}")
         return hosts
-    result = []
+    result: list[str] = []
     for index, entry in enumerate(value or []):
         try:
             host, ip = shortsyntax.parse_extra_host(go_string(entry))
@@ -190,7 +190,7 @@ def depends_on(value: Any, path: PathKey) -> dict[str, Any]:
 
 def service_networks(value: Any, path: PathKey) -> dict[str, Any]:
     if isinstance(value, list):
-        return {name: None for name in value}
+        return dict.fromkeys(value)
     return dict(value or {})
 
 
@@ -426,7 +426,7 @@ SERVICE_RULES: dict[str, Rule] = {
     "expose": stringified_list,
     "extra_hosts": extra_hosts,
     "gpus": device_requests,
-    "models": lambda value, path: {name: None for name in value} if isinstance(value, list) else value,
+    "models": lambda value, path: dict.fromkeys(value) if isinstance(value, list) else value,
     "provider": lambda value, path: _provider(value),
     "group_add": stringified_list,
     "healthcheck": healthcheck,

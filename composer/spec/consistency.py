@@ -88,7 +88,7 @@ def check_consistency(tree: dict[str, Any], disabled: dict[str, Any], locate: Lo
     check_dependency_cycles(services, locate)
 
 
-def _check_service(  # noqa: C901  one flat guard per rule, in v2's order
+def _check_service(
     tree: dict[str, Any], name: str, service: dict[str, Any], disabled: dict[str, Any], locate: Locate
 ) -> None:
     path: PathKey = ("services", name)

@@ -216,11 +216,15 @@ class _ModelLoader:
             names = [env_files] if isinstance(env_files, str) else list(env_files)
             paths = [os.path.join(working_dir, name) for name in names]
         values: dict[str, str] = {}
+        environment = self.context.environment
+
+        def lookup(name: str) -> str | None:
+            # The project environment wins over earlier env files, as in v2.
+            return environment[name] if name in environment else values.get(name)
+
         for env_path in paths:
-            environment = self.context.environment
             try:
-                values.update(read_dotenv_file(
-                    env_path, lambda name: environment[name] if name in environment else values.get(name)))
+                values.update(read_dotenv_file(env_path, lookup))
             except DotenvError as exc:
                 raise IncludeError(exc.message, location=self.context.sources.locate(("include", index)),
                                    path=f"include[{index}].env_file") from None
@@ -293,7 +297,10 @@ def _project_name(resolved: ResolvedOptions, documents_names: list[Any], sources
     return name
 
 
-def _declared_names(files: Sequence[str], environment: dict[str, str], interpolate: bool) -> tuple[list[Any], dict[str, list[Document]]]:
+def _declared_names(
+    files: Sequence[str], environment: dict[str, str], interpolate: bool
+) -> tuple[list[Any], dict[str, list[Document]]]:
+    """The ``name:`` of every document (interpolated), and the parsed documents for reuse."""
     names: list[Any] = []
     parsed: dict[str, list[Document]] = {}
     for path in files:

@@ -105,7 +105,7 @@ def _expand_home(path: str, home: str | None) -> str:
 
 
 def _is_windows_absolute(path: str) -> bool:
-    return len(path) >= 3 and path[0].isalpha() and path[1] == ":" and path[2] in "\\/" or path.startswith("\\\\")
+    return (len(path) >= 3 and path[0].isalpha() and path[1] == ":" and path[2] in "\\/") or path.startswith("\\\\")
 
 
 def _absolute(path: str, base_dir: str, home: str | None = None) -> str:
@@ -290,7 +290,9 @@ def is_enabled(service: dict[str, Any], profiles: list[str]) -> bool:
     return "*" in profiles or any(profile in profiles for profile in service_profiles)
 
 
-def apply_profiles(tree: dict[str, Any], profiles: list[str], selected: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def apply_profiles(
+    tree: dict[str, Any], profiles: list[str], selected: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(tree with only the enabled services, the disabled ones); named services are enabled."""
     enabled: dict[str, Any] = {}
     disabled: dict[str, Any] = {}
