@@ -114,18 +114,28 @@ class _Builder:
         mark = node.start_mark
         return YamlSyntaxError(message, location=SourceLocation(self.filename, mark.line + 1, mark.column + 1))
 
-    def expanded_size(self, node: Node, active: set[int] | None = None) -> int:
-        """Number of nodes once every alias is expanded (memoised per node)."""
+    def expanded_size(self, node: Node, path: str = "", active: dict[int, str] | None = None) -> int:
+        """Number of nodes once every alias is expanded (memoised per node).
+
+        An alias inside the node it refers to (``a: &x {b: *x}``) would expand forever:
+        it is refused, as v2 does.
+        """
         known = self._sizes.get(id(node))
         if known is not None:
             return known
+        active = {} if active is None else active
+        if id(node) in active:
+            raise self.error(node, f"cycle detected: node at path {path} references node at path {active[id(node)]}")
+        active[id(node)] = path
         total = 1
         if isinstance(node, MappingNode):
             for key_node, value_node in node.value:
-                total += self.expanded_size(key_node) + self.expanded_size(value_node)
+                child = f"{path}.{key_node.value}" if path else str(key_node.value)
+                total += self.expanded_size(key_node, child, active) + self.expanded_size(value_node, child, active)
         elif isinstance(node, SequenceNode):
-            for item in node.value:
-                total += self.expanded_size(item)
+            for index, item in enumerate(node.value):
+                total += self.expanded_size(item, f"{path}.{index}" if path else str(index), active)
+        del active[id(node)]
         self._sizes[id(node)] = total
         return total
 
@@ -260,8 +270,16 @@ class _Reset:
 _RESET: Any = _Reset()
 
 
-def _yaml() -> YAML:
-    return YAML(typ="safe", pure=False)
+def _compose_nodes(text: str) -> list[Node]:
+    """Compose with the C parser, falling back to the pure-Python one when the C one refuses.
+
+    libyaml follows YAML 1.1 and rejects some YAML 1.2 plain scalars that v2 accepts, such
+    as ``[vol:/data]`` in a flow sequence; the pure parser is YAML 1.2 but several times slower.
+    """
+    try:
+        return list(YAML(typ="safe", pure=False).compose_all(text))
+    except YAMLError:
+        return list(YAML(typ="safe", pure=True).compose_all(text))
 
 
 def parse_documents(text: str, filename: str) -> list[Document]:
@@ -270,7 +288,7 @@ def parse_documents(text: str, filename: str) -> list[Document]:
     :raises YamlSyntaxError: the text is not YAML, a key repeats, or aliases expand too far.
     """
     try:
-        nodes = list(_yaml().compose_all(text))
+        nodes = _compose_nodes(text)
     except MarkedYAMLError as exc:
         raise _syntax_error(exc, filename) from None
     except YAMLError as exc:
