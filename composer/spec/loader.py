@@ -113,6 +113,8 @@ class _ModelLoader:
     def __init__(self, context: _Context) -> None:
         self.context = context
         self.reset_paths: dict[str, list[PathKey]] = {}
+        # A file that many services extend is read once.
+        self.extended_files: dict[str, dict[str, Any]] = {}
 
     def lookup(self, name: str) -> str | None:
         return self.context.environment.get(name)
@@ -158,12 +160,16 @@ class _ModelLoader:
             ) from None
 
     def load_extended_file(self, path: str) -> dict[str, Any]:
+        cached = self.extended_files.get(path)
+        if cached is not None:
+            return cached
         services: dict[str, Any] = {}
         for document in _documents(path, self.context.working_dir):
             self.context.sources.add(document)
             self.reset_paths[path] = [*self.reset_paths.get(path, []), *document.reset_paths]
             tree = self.prepare(document)
             services.update(tree.get("services") or {})
+        self.extended_files[path] = services
         return services
 
     def resolve_base_paths(self, service: dict[str, Any], base_dir: str) -> dict[str, Any]:
