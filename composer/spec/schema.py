@@ -194,6 +194,10 @@ def _best_failure(failures: list[SchemaViolation], path: PathKey) -> SchemaViola
     deepest = max(failures, key=lambda failure: len(failure.path))
     if len(deepest.path) > len(path):
         return deepest
+    # A form whose type matched but whose content did not (a missing property...) says more.
+    for failure in failures:
+        if not failure.message.startswith("must be a "):
+            return failure
     kinds = []
     for failure in failures:
         text = failure.message
