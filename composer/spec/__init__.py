@@ -1,1 +1,71 @@
-"""The Compose file loader: one pipeline from YAML text to a typed, frozen project model."""
+"""The Compose file loader: one pipeline from YAML text to a typed, frozen project model.
+
+    project = load_project(files=["compose.yaml"])      # -> Project (frozen pydantic models)
+    loaded = load_config(ProjectOptions(...))           # -> LoadedConfig (the canonical tree)
+
+Re-exports are lazy (module ``__getattr__``), so that ``composer config``, which only needs the
+tree, never imports pydantic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from composer.spec.loader import LoadedConfig, LoadOptions, load_config
+    from composer.spec.models import Project, ServiceConfig
+    from composer.spec.options import ProjectOptions
+
+__all__ = ["LoadOptions", "LoadedConfig", "Project", "ProjectOptions", "ServiceConfig", "load_config", "load_project"]
+
+_LAZY = {
+    "LoadOptions": "composer.spec.loader",
+    "LoadedConfig": "composer.spec.loader",
+    "load_config": "composer.spec.loader",
+    "Project": "composer.spec.models",
+    "ServiceConfig": "composer.spec.models",
+    "ProjectOptions": "composer.spec.options",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def load_project(options: ProjectOptions | None = None, load: LoadOptions | None = None, **kwargs: Any) -> Project:
+    """Load, resolve and bind a Compose project.
+
+    ``kwargs`` are fields of ProjectOptions (``files``, ``project_name``, ``environment``,
+    ``working_directory``...) or of LoadOptions (``services``, ``interpolate``...); they override
+    ``options`` and ``load``. ``load_project(files=["compose.yaml"], services=["web"])``.
+
+    :raises SpecError: the project is invalid; the error names file, line and model path.
+    :raises TypeError: an unknown keyword argument.
+    """
+    from composer.spec.loader import LoadOptions, load_config
+    from composer.spec.models.bind import bind_project
+    from composer.spec.options import ProjectOptions
+
+    project_fields = {field.name for field in dataclasses.fields(ProjectOptions)}
+    load_fields = {field.name for field in dataclasses.fields(LoadOptions)}
+    unknown = sorted(set(kwargs) - project_fields - load_fields)
+    if unknown:
+        raise TypeError(f"load_project() got an unexpected keyword argument {unknown[0]!r}")
+    options = dataclasses.replace(
+        options or ProjectOptions(), **{key: value for key, value in kwargs.items() if key in project_fields}
+    )
+    load = dataclasses.replace(
+        load or LoadOptions(), **{key: value for key, value in kwargs.items() if key in load_fields}
+    )
+    return bind_project(load_config(options, load))
