@@ -21,6 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from composer.errors import SourceLocation, YamlSyntaxError
+from composer.spec.flowquote import quote_flow_scalars
 
 # Go-yaml v3 lets documents expand aliases freely; v2 hangs on the "billion laughs"
 # input. A Compose file with more expanded nodes than this is refused up front.
@@ -279,7 +280,14 @@ def _compose_nodes(text: str) -> list[Node]:
     try:
         return list(YAML(typ="safe", pure=False).compose_all(text))
     except YAMLError:
-        return list(YAML(typ="safe", pure=True).compose_all(text))
+        pass
+    quoted = quote_flow_scalars(text)
+    if quoted is not None:
+        try:
+            return list(YAML(typ="safe", pure=False).compose_all(quoted))
+        except YAMLError:
+            pass
+    return list(YAML(typ="safe", pure=True).compose_all(text))
 
 
 def parse_documents(text: str, filename: str) -> list[Document]:
