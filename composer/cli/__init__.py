@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from composer.cli.parser import build_parser
@@ -47,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as error:  # a bug of ours: one line, unless debugging is asked for
         if os.environ.get("COMPOSER_DEBUG"):
+            import traceback  # only when asked: importing it costs 5 ms on every run
+
             traceback.print_exc()
         print(f"composer: internal error: {type(error).__name__}: {error} "
               "(set COMPOSER_DEBUG=1 for details)", file=sys.stderr)

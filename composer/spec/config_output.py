@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ class ConfigResult:
 
 def service_hash(service: dict[str, Any]) -> str:
     """A digest of the attributes that change a container (v2 leaves these same ones out)."""
+    import hashlib  # only --hash needs it
     ignored = ("build", "pull_policy", "scale", "deploy", "depends_on", "profiles", "develop")
     relevant = {key: value for key, value in service.items() if key not in ignored}
     if isinstance(service.get("deploy"), dict):
