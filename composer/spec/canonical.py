@@ -12,6 +12,7 @@ CanonicalError with the model path of the value.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -197,18 +198,24 @@ def service_networks(value: Any, path: PathKey) -> dict[str, Any]:
 def file_mounts(value: Any, path: PathKey) -> list[Any]:
     """secrets/configs of a service: a name, or a mapping with an octal mode."""
     result = []
-    for entry in value or []:
+    for index, entry in enumerate(value or []):
         if not isinstance(entry, dict):
             result.append({"source": entry})
             continue
         mount = dict(entry)
         mode = mount.get("mode")
+        if isinstance(mode, str):
+            # v2 reads a string mode as octal digits (strconv.ParseInt base 8): "440" is 0440.
+            if not _OCTAL.fullmatch(mode):
+                raise CanonicalError((*path, index, "mode"), f'strconv.ParseInt: parsing "{mode}": invalid syntax')
+            mode = int(mode, 8)
         if isinstance(mode, int) and not isinstance(mode, bool):
             mount["mode"] = f"0{mode:o}"
-        elif isinstance(mode, str) and mode.isdigit() and not mode.startswith("0"):
-            mount["mode"] = f"0{int(mode):o}"
         result.append(mount)
     return result
+
+
+_OCTAL = re.compile(r"[+-]?[0-7]+")
 
 
 def env_files(value: Any, path: PathKey) -> list[dict[str, Any]]:

@@ -198,13 +198,8 @@ def parse_device(spec: str) -> dict[str, Any]:
     source = parts[0]
     target = parts[1] if len(parts) > 1 and parts[1] else source
     permissions = parts[2] if len(parts) > 2 else "rwm"
-    if len(parts) == 2 and _looks_like_permissions(parts[1]):
-        target, permissions = source, parts[1]
+    # As in v2, "SOURCE:rw" names a target "rw": permissions only come third.
     return {"source": source, "target": target, "permissions": permissions}
-
-
-def _looks_like_permissions(text: str) -> bool:
-    return bool(text) and all(char in "rwm" for char in text)
 
 
 def parse_extra_host(entry: str) -> tuple[str, str]:

@@ -27,6 +27,8 @@ def parse_duration(text: str) -> int:
     :raises UnitError: not a duration.
     """
     value = text.strip()
+    if not value:
+        raise UnitError(f'time: invalid duration "{value}"')
     if value in ("0", "+0", "-0"):
         return 0
     sign = 1
