@@ -89,7 +89,7 @@ def _message(error: ErrorDetails) -> str:
         return "additional property is not allowed"
     if kind == "missing":
         return "required attribute is missing"
-    text = error["msg"]
+    text = error["msg"].removeprefix("Value error, ")
     if "input" in error and not isinstance(error["input"], dict | list):
         text += f" (got {error['input']!r})"
     return text

@@ -252,7 +252,11 @@ def _freeze_extensions(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
     return frozen
 
 
-Extensions = Annotated[Mapping[str, Any], AfterValidator(_freeze_extensions), WrapSerializer(_serialize_mapping)]
+def _serialize_extensions(value: Mapping[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
+    return handler(thaw(value))
+
+
+Extensions = Annotated[Mapping[str, Any], AfterValidator(_freeze_extensions), WrapSerializer(_serialize_extensions)]
 """``x-`` keys and their values, deeply frozen."""
 
 
