@@ -1,0 +1,108 @@
+"""The contract between the planner and an engine.
+
+A backend executes single operations and makes no decisions: the reconciler decided
+everything when it built the plan. Each method maps to one engine call (or a small fixed
+sequence of them). Backends raise only composer.errors.BackendError subclasses, translated
+at their own edge, and are imported lazily (see composer.backends.load_backend).
+
+Room for later backends: Swarm schedules replicas itself and reports tasks, so containers
+are addressed by ContainerRef and observed through ObservedState, never by engine objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from composer.events import EventSink
+    from composer.planner.observed import ObservedState
+    from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
+
+
+class Capability(Enum):
+    BUILD = "build"
+    HEALTHCHECK = "healthcheck"
+    PUBLISHED_PORTS = "published_ports"
+    NAMED_VOLUMES = "named_volumes"
+    SHARED_NAMESPACES = "shared_namespaces"  # network_mode/ipc/pid: "service:x"
+    RESTART_POLICY = "restart_policy"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRef:
+    container_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAttachment:
+    network_name: str  # the engine's name
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    mac_address: str | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """Everything a backend needs to create one replica; built by the planner."""
+
+    project_name: str
+    service: ServiceConfig  # canonical, interpolated, references resolved
+    container_name: str  # "<project>-<service>-<n>", or service.container_name
+    number: int
+    image: str  # the image reference to run
+    labels: Mapping[str, str]  # includes the config-hash label
+    networks: Sequence[NetworkAttachment] = ()  # in attachment order
+    volume_names: Mapping[str, str] = field(default_factory=dict)  # Compose key -> engine name
+    secret_files: Mapping[str, str] = field(default_factory=dict)  # secret key -> host file to bind
+    config_files: Mapping[str, str] = field(default_factory=dict)  # config key -> host file to bind
+    # network_mode / ipc / pid "service:x" resolved to a running container of x
+    namespace_containers: Mapping[str, str] = field(default_factory=dict)
+    volumes_from: Sequence[str] = ()  # container names or ids
+    replaces: ContainerRef | None = None  # inherit anonymous volumes on recreate
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerState:
+    status: str  # created, running, paused, restarting, exited, dead
+    health: str | None = None  # starting, healthy, unhealthy
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    container_name: str
+    service_name: str
+    text: str
+    stream: str = "stdout"
+    timestamp: str | None = None
+
+
+class Backend(Protocol):
+    """Executes single operations; makes no decisions (see composer.planner.execute)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    async def observe(self, project_name: str) -> ObservedState: ...
+    async def ensure_image(self, service: ServiceConfig, image: str, policy: str, sink: EventSink) -> None: ...
+    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str: ...
+    async def remove_network(self, network_name: str) -> None: ...
+    async def create_volume(self, project_name: str, key: str, volume_name: str, config: VolumeConfig) -> str: ...
+    async def remove_volume(self, volume_name: str) -> None: ...
+    async def create_container(self, spec: ContainerSpec) -> ContainerRef: ...
+    async def start_container(self, ref: ContainerRef) -> None: ...
+    async def stop_container(self, ref: ContainerRef, *, grace_seconds: float) -> None: ...
+    async def kill_container(self, ref: ContainerRef, *, signal: str) -> None: ...
+    async def remove_container(self, ref: ContainerRef, *, remove_volumes: bool) -> None: ...
+    async def container_state(self, ref: ContainerRef) -> ContainerState: ...
+    def logs(
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None
+    ) -> AsyncIterator[LogLine]: ...
+    async def aclose(self) -> None: ...

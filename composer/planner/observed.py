@@ -1,0 +1,49 @@
+"""What exists now: a snapshot taken before reconciling, so that the reconciler can compare
+the desired project with reality without calling any backend itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedContainer:
+    container_id: str
+    name: str
+    service_name: str
+    number: int
+    config_hash: str
+    state: str  # created, running, paused, restarting, exited, dead
+    health: str | None = None  # starting, healthy, unhealthy; None without a healthcheck
+    exit_code: int | None = None
+    oneoff: bool = False
+    image_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedNetwork:
+    network_id: str
+    name: str  # the engine's name, e.g. "myproject_default"
+    key: str  # the Compose key, e.g. "default"
+    config_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedVolume:
+    name: str
+    key: str
+    config_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedState:
+    project_name: str
+    containers: tuple[ObservedContainer, ...] = ()
+    networks: tuple[ObservedNetwork, ...] = ()
+    volumes: tuple[ObservedVolume, ...] = ()
+    images: frozenset[str] = frozenset()  # image references present locally
+
+    def service_containers(self, service_name: str) -> list[ObservedContainer]:
+        """The service's non-oneoff containers, by container number."""
+        found = [c for c in self.containers if c.service_name == service_name and not c.oneoff]
+        return sorted(found, key=lambda c: c.number)
