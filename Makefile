@@ -21,11 +21,11 @@ endif
 # ---------------------------------------------------------------------------------------------------
 # deps: Debian packages the suite needs.  Later issues append here (docker.io, docker-registry,
 # debootstrap, ...).  apt-get runs only when one of them is missing.
-APT_PACKAGES := python3-venv
+APT_PACKAGES := python3-venv docker.io busybox-static
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install test demo bench conformance clean
+.PHONY: deps venv install engine test demo bench conformance clean
 
 deps:
 	@missing=""; \
@@ -51,10 +51,14 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	  test -x "$$real" && ln -sfr "$$real" $(BIN)/docker-compose
 	touch $@
 
-test: install
+test: install engine
 	$(BIN)/ruff check composer tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# engine: a Docker Engine for the docker backend's tests (started when none answers).
+engine: deps
+	scripts/ensure-dockerd
 
 demo:
 	@echo "make demo: the WordPress example on the native backend arrives with its own issue; it is not implemented yet." >&2
