@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from composer.spec.config_output import ConfigRequest, render_config
@@ -47,7 +48,30 @@ def run_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"config": run_config}
+def run_version(args: argparse.Namespace) -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from composer.backends.select import choose_backend
+    from composer.labels import COMPATIBLE_VERSION
+
+    try:
+        composer_version = version("composer-orchestrator")
+    except PackageNotFoundError:
+        composer_version = "unknown"
+    if args.short:
+        print(composer_version)
+        return 0
+    choice = choose_backend(args.backend)
+    if args.format == "json":
+        print(json.dumps({"version": composer_version, "backend": choice.name, "reason": choice.reason,
+                          "compose_compatibility": COMPATIBLE_VERSION}))
+    else:
+        print(f"composer version {composer_version} (Compose v{COMPATIBLE_VERSION} compatible)")
+        print(f"backend: {choice.name} ({choice.reason})")
+    return 0
+
+
+COMMANDS = {"config": run_config, "version": run_version}
 
 
 def run(args: argparse.Namespace) -> int:

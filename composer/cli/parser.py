@@ -15,6 +15,12 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
                         help="alternate environment files (repeatable)")
     parser.add_argument("--profile", dest="profiles", action="append", default=[], metavar="PROFILE",
                         help="profiles to enable (repeatable)")
+    parser.add_argument("--backend", help="backend to use: docker or native (default: COMPOSER_BACKEND, then "
+                        "native where it can run, else docker)")
+    parser.add_argument("--progress", choices=("auto", "tty", "plain", "json", "quiet"),
+                        help="progress output (default: COMPOSE_PROGRESS, then auto)")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    parser.add_argument("--parallel", type=int, default=None, help="at most this many engine calls at once")
 
 
 def add_config_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,9 +44,16 @@ def add_config_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     config.add_argument("-q", "--quiet", action="store_true", help="only validate the configuration")
 
 
+def add_version_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    version = subparsers.add_parser("version", help="show the version and the backend in use")
+    version.add_argument("--format", choices=("pretty", "json"), default="pretty")
+    version.add_argument("--short", action="store_true", help="print only the version")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="composer", description="A Compose-first container orchestrator")
     _add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_config_parser(subparsers)
+    add_version_parser(subparsers)
     return parser
