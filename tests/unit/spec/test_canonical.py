@@ -176,7 +176,7 @@ def test_canonical_errors_carry_the_path(service: dict[str, Any], path: tuple[st
 
 
 def test_external_name_conflict() -> None:
-    with pytest.raises(CanonicalError, match="name and external.name conflict") as info:
+    with pytest.raises(CanonicalError, match=r"name and external\.name conflict") as info:
         canonical_resource({"name": "a", "external": {"name": "b"}}, ("volumes", "v"), [])
     assert info.value.path == ("volumes", "v")
 

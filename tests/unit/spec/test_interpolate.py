@@ -86,9 +86,9 @@ def test_cast_for(path: tuple[str | int, ...], cast: Any) -> None:
 
 
 def test_cast_functions_reject_garbage() -> None:
-    with pytest.raises(CastError, match='strconv.Atoi: parsing "1.5"'):
+    with pytest.raises(CastError, match=r'strconv\.Atoi: parsing "1\.5"'):
         to_int("1.5")
-    with pytest.raises(CastError, match="strconv.ParseFloat"):
+    with pytest.raises(CastError, match=r"strconv\.ParseFloat"):
         to_float("half")
     with pytest.raises(CastError, match="invalid boolean: maybe"):
         to_bool("maybe")

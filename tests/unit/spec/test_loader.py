@@ -431,7 +431,7 @@ def test_include_cycle_names_the_chain(tmp_path: Path) -> None:
 def test_include_conflicting_resource(tmp_path: Path) -> None:
     write(tmp_path / "compose.yaml", "include: [other.yaml]\nservices:\n  web:\n    image: mine\n")
     write(tmp_path / "other.yaml", "services:\n  web:\n    image: theirs\n")
-    with pytest.raises(IncludeError, match="services.web conflicts with imported resource") as info:
+    with pytest.raises(IncludeError, match=r"services\.web conflicts with imported resource") as info:
         load(tmp_path)
     assert info.value.path == "services.web"
 

@@ -49,7 +49,8 @@ INVALID: list[tuple[dict[str, Any], tuple[str | int, ...], str]] = [
     ({"services": {"web": {"cap_add": ["NET_ADMIN", "NET_ADMIN"]}}}, ("services", "web", "cap_add", 1),
      'duplicate item "NET_ADMIN"'),
     ({"services": {"web": {"pull_policy": "sometimes"}}}, ("services", "web", "pull_policy"), "does not match pattern"),
-    ({"services": {"web": {"extends": {"file": "x.yml"}}}}, ("services", "web", "extends"), "missing property 'service'"),
+    ({"services": {"web": {"extends": {"file": "x.yml"}}}}, ("services", "web", "extends"),
+     "missing property 'service'"),
 ]
 
 

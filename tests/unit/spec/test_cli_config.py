@@ -1,0 +1,192 @@
+"""``composer config`` through the real command line (``python -m composer``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[3]
+
+COMPOSE = """\
+    name: demo
+    services:
+      web:
+        image: nginx:${TAG:-1.25}
+        build: ./web
+        depends_on: [db]
+        networks: [front]
+        volumes: [data:/data]
+      db:
+        image: postgres
+        networks: [back]
+      tool:
+        image: tool
+        networks: [side]
+        profiles: [storage]
+      debug:
+        image: busybox
+        profiles: [debug]
+      builder:
+        build: ./b
+    networks:
+      front: {}
+      back: {}
+      side: {}
+      unused: {}
+    volumes:
+      data: {}
+      spare: {}
+    """
+
+
+def run(cwd: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "composer", *args], capture_output=True, text=True, cwd=cwd, input=stdin,
+        env=environment, timeout=60, check=False,
+    )
+
+
+def ok(cwd: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+    result = run(cwd, *args, stdin=stdin, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(COMPOSE), encoding="utf-8")
+    return tmp_path
+
+
+def as_json(cwd: Path, *args: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(ok(cwd, "config", "--format", "json", *args))
+    return data
+
+
+def test_json_and_yaml_agree(project: Path) -> None:
+    from_json = json.loads(ok(project, "--profile", "storage", "config", "--format", "json"))
+    from_yaml = YAML(typ="safe").load(io.StringIO(ok(project, "--profile", "storage", "config", "--format", "yaml")))
+    assert from_json == from_yaml
+    assert from_json["name"] == "demo"
+    assert from_json["services"]["web"]["image"] == "nginx:1.25"
+    assert ok(project, "--profile", "storage", "config") == ok(project, "--profile", "storage", "config",
+                                                                "--format", "yaml")
+
+
+def test_profile_flag_and_listing(project: Path) -> None:
+    assert ok(project, "config", "--services") == "web\ndb\nbuilder\n"
+    assert ok(project, "--profile", "storage", "config", "--services") == "web\ndb\ntool\nbuilder\n"
+    assert ok(project, "config", "--services", env={"COMPOSE_PROFILES": "debug"}) == "web\ndb\ndebug\nbuilder\n"
+    assert ok(project, "config", "--profiles") == "debug\nstorage\n"
+
+
+def test_volumes_and_networks_listing(project: Path) -> None:
+    assert ok(project, "config", "--volumes") == "data\n"
+    # builder has no networks: it joins the default one
+    assert sorted(ok(project, "config", "--networks").split()) == ["back", "default", "front"]
+    assert sorted(ok(project, "--profile", "*", "config", "--networks").split()) == ["back", "default", "front", "side"]
+
+
+def test_images_listing(project: Path) -> None:
+    assert ok(project, "config", "--images") == "nginx:1.25\npostgres\ndemo-builder\n"
+
+
+def test_hash_is_stable_and_follows_the_image(project: Path) -> None:
+    first = ok(project, "config", "--hash", "web")
+    assert first == ok(project, "config", "--hash", "web")
+    name, digest = first.split()
+    assert name == "web"
+    assert len(digest) == 64
+    changed = ok(project, "config", "--hash", "web", env={"TAG": "1.26"})
+    assert changed.split()[1] != digest
+    everything = ok(project, "config", "--hash", "*")
+    assert [line.split()[0] for line in everything.splitlines()] == ["web", "db", "builder"]
+    assert first in everything
+
+
+def test_hash_of_unknown_service(project: Path) -> None:
+    result = run(project, "config", "--hash", "ghost")
+    assert result.returncode == 1
+    assert "no such service: ghost" in result.stderr
+
+
+def test_no_interpolate_keeps_variables(project: Path) -> None:
+    assert as_json(project, "--no-interpolate")["services"]["web"]["image"] == "nginx:${TAG:-1.25}"
+    assert as_json(project)["services"]["web"]["image"] == "nginx:1.25"
+
+
+def test_no_path_resolution_keeps_relative_paths(project: Path) -> None:
+    assert as_json(project, "--no-path-resolution")["services"]["web"]["build"]["context"] == "./web"
+    assert as_json(project)["services"]["web"]["build"]["context"] == str(project / "web")
+
+
+def test_no_consistency_accepts_an_undefined_network(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: x\n    networks: [ghost]\n",
+                                           encoding="utf-8")
+    assert run(tmp_path, "config").returncode == 1
+    assert as_json(tmp_path, "--no-consistency")["services"]["web"]["networks"] == {"ghost": None}
+
+
+def test_output_file(project: Path) -> None:
+    target = project / "out.json"
+    assert ok(project, "config", "--format", "json", "-o", str(target)) == ""
+    assert json.loads(target.read_text(encoding="utf-8")) == as_json(project)
+
+
+def test_quiet_prints_nothing(project: Path) -> None:
+    result = run(project, "config", "-q")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_quiet_still_validates(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    imagee: x\n", encoding="utf-8")
+    result = run(tmp_path, "config", "-q")
+    assert result.returncode == 1
+    assert "imagee" in result.stderr
+
+
+def test_service_arguments_keep_dependencies(project: Path) -> None:
+    tree = as_json(project, "web")
+    assert sorted(tree["services"]) == ["db", "web"]
+    assert sorted(tree["networks"]) == ["back", "front"]
+
+
+def test_stdin_file(tmp_path: Path) -> None:
+    text = "services:\n  piped:\n    image: alpine\n    build: ./ctx\n"
+    output = ok(tmp_path, "-f", "-", "config", "--format", "json", stdin=text)
+    tree = json.loads(output)
+    assert list(tree["services"]) == ["piped"]
+    assert tree["services"]["piped"]["build"]["context"] == str(tmp_path / "ctx")
+
+
+def test_dollar_escaped_in_output(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: x\n    command: echo $$HOME\n",
+                                           encoding="utf-8")
+    assert as_json(tmp_path)["services"]["web"]["command"] == ["echo", "$$HOME"]
+
+
+def test_config_imports_no_engine_module(project: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['composer', 'config', '-q']\n"
+        "from composer.cli import main\n"
+        "rc = main()\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'pyroute2'))\n"
+        "print(rc, loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=project, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 []"
