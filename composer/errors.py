@@ -10,7 +10,13 @@
     │   ├── ExtendsError           ``extends:`` cannot be resolved (cycle, unknown service)
     │   ├── MergeError             an override cannot be merged into its base
     │   └── SpecValidationError    the schema or a consistency rule rejects the project
-    └── UsageError                 a command was called with arguments that cannot work
+    ├── UsageError                 a command was called with arguments that cannot work
+    ├── PlanError                  the project cannot be reconciled with what exists
+    │   ├── DependencyCycleError   services depend on each other in a cycle; ``cycle`` lists the path
+    │   └── ExternalResourceNotFoundError   an ``external: true`` network or volume does not exist
+    └── ExecutionError             operations of a plan failed; ``failures`` lists every one
+        ├── DependencyConditionError   a ``depends_on`` condition failed (unhealthy, exited non-zero)
+        └── WaitTimeoutError       a condition was not met in time (``up --wait --wait-timeout``)
 
 The library never prints and never exits: the CLI turns these into one-line messages
 and exit codes in one place (composer.cli).
@@ -112,3 +118,61 @@ class SpecValidationError(SpecError):
 
 class UsageError(ComposerError):
     """A command was called with arguments that cannot work together."""
+
+
+class PlanError(ComposerError):
+    """The reconciler cannot build a plan from the project and what exists."""
+
+
+class DependencyCycleError(PlanError):
+    """Services depend on each other in a cycle; ``cycle`` is the path, first key repeated last."""
+
+    def __init__(self, cycle: list[str], *, hint: str | None = None) -> None:
+        super().__init__(f"cycle found: {' -> '.join(cycle)}", hint=hint)
+        self.cycle = cycle
+
+
+class ExternalResourceNotFoundError(PlanError):
+    """An ``external: true`` network or volume does not exist; composer never creates one."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name} declared as external, but could not be found",
+                         hint=f"create it first: docker {kind} create {name}")
+        self.kind = kind
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class OperationFailure:
+    """One failed operation of a plan: its id, what it acted on, and why it failed."""
+
+    op_id: int
+    resource_id: str
+    action: str  # the OpKind name, e.g. "StartContainer"
+    error: BaseException
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
+class ExecutionError(ComposerError):
+    """Operations of a plan failed. ``failures`` holds every failure, in operation order; the
+    operations that depended on them were not run."""
+
+    def __init__(self, message: str, *, failures: tuple[OperationFailure, ...] = (), hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.failures = failures
+
+    @classmethod
+    def from_failures(cls, failures: tuple[OperationFailure, ...]) -> ExecutionError:
+        """One error for all ``failures``; its message is theirs, joined (one line each)."""
+        message = "\n".join(str(failure) for failure in failures) or "execution failed"
+        return cls(message, failures=failures)
+
+
+class DependencyConditionError(ExecutionError):
+    """A ``depends_on`` condition failed: the dependency turned unhealthy or exited (non-zero)."""
+
+
+class WaitTimeoutError(ExecutionError):
+    """A condition was not met before its deadline."""
