@@ -463,7 +463,7 @@ def test_extends_in_the_same_file(tmp_path: Path) -> None:
     assert web["image"] == "base"
     assert web["environment"] == {"A": "1", "B": "2"}
     assert web["command"] == ["web"]
-    assert "extends" not in web or web["extends"] == {"service": "base"}
+    assert "extends" not in web
 
 
 def test_extends_another_file_makes_paths_absolute(tmp_path: Path) -> None:
