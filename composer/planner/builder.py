@@ -1,0 +1,77 @@
+"""PlanBuilder: numbers operations as the reconciler adds them, and small shared helpers.
+
+It only records decisions made by its callers (reconcile, teardown); it decides nothing
+itself, awaits nothing and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from composer.backends.base import ContainerRef
+from composer.planner.operations import ContainerPayload, ContainerTarget, Operation, OpKind, Payload, Plan
+
+if TYPE_CHECKING:
+    from composer.planner.observed import ObservedContainer
+    from composer.spec.models import ServiceConfig
+
+DEFAULT_GRACE_SECONDS = 10.0
+_RUNNING_STATES = frozenset({"running", "restarting", "paused"})
+
+
+def is_running(container: ObservedContainer) -> bool:
+    """Running in the sense of ``up``: a paused or restarting container is not started again."""
+    return container.state in _RUNNING_STATES
+
+
+def observed_ref(container: ObservedContainer) -> ContainerRef:
+    return ContainerRef(container_id=container.container_id, name=container.name)
+
+
+def grace_seconds(service: ServiceConfig | None, timeout: float | None) -> float:
+    """``-t/--timeout`` when given, else the service's ``stop_grace_period``, else 10 s."""
+    if timeout is not None:
+        return timeout
+    if service is not None and service.stop_grace_period is not None:
+        return service.stop_grace_period.seconds
+    return DEFAULT_GRACE_SECONDS
+
+
+class PlanBuilder:
+    """Appends operations with dense, 1-based ids; ``memo`` lets callers share an operation."""
+
+    def __init__(self) -> None:
+        self._operations: list[Operation] = []
+        self._warnings: list[str] = []
+        self.memo: dict[str, int] = {}
+
+    def add(
+        self, kind: OpKind, resource_id: str, cause: str, payload: Payload, depends_on: Iterable[int] = (),
+        *, best_effort: bool = False, group: str | None = None,
+    ) -> int:
+        op_id = len(self._operations) + 1
+        deps = tuple(sorted(set(depends_on)))
+        self._operations.append(Operation(op_id, kind, resource_id, cause, payload, deps, best_effort, group))
+        return op_id
+
+    def warn(self, message: str) -> None:
+        self._warnings.append(message)
+
+    def stop_and_remove(
+        self, container: ObservedContainer, resource_id: str, cause: str, grace: float, *,
+        after: Iterable[int] = (), group: str | None = None, remove_volumes: bool = False,
+    ) -> tuple[int | None, int]:
+        """Stop ``container`` if it runs, then remove it; returns (stop op or None, remove op)."""
+        target = ContainerTarget(container.name, ref=observed_ref(container))
+        deps = list(after)
+        stop: int | None = None
+        if is_running(container):
+            stop = self.add(OpKind.STOP_CONTAINER, resource_id, cause, ContainerPayload(target, grace_seconds=grace),
+                            deps, group=group)
+            deps = [stop]
+        payload = ContainerPayload(target, remove_volumes=remove_volumes)
+        return stop, self.add(OpKind.REMOVE_CONTAINER, resource_id, cause, payload, deps, group=group)
+
+    def build(self) -> Plan:
+        return Plan(tuple(self._operations), tuple(self._warnings))

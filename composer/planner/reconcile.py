@@ -1,0 +1,361 @@
+"""The reconciler: from the desired project and an observed snapshot, the Plan that converges them.
+
+Pure functions: nothing here awaits, calls a backend or does I/O, so plans are tested as text.
+Every walk is in sorted or dependency order, so the same inputs give the same plan, op ids
+included. The rules are Compose v2's:
+
+- networks and named volumes are created when missing; external ones are never created, and
+  a missing one is an ExternalResourceNotFoundError;
+- images are pulled (or built) when missing, or always, per pull policy and ``--pull``/``--build``;
+- each service has ``scale`` containers ``<project>-<service>-<n>``: missing ones are created,
+  diverged ones (config hash) recreated, stopped ones started, extra ones (highest numbers
+  first) stopped and removed;
+- a container starts once the ``depends_on`` conditions of its service hold: each condition is
+  a WAIT_CONDITION operation, so the plan shows the whole ``up``;
+- orphan containers (of services no longer in the file) are removed with ``--remove-orphans``,
+  otherwise reported in ``Plan.warnings``.
+
+Recreate follows v2: create the new container under a temporary name (it inherits the old one's
+anonymous volumes), stop the old, remove it, rename the new one, start it. The old container
+keeps running until its replacement exists. Services whose ``depends_on`` entry on a recreated
+service says ``restart: true`` are restarted (stop, start) once the dependency is back.
+
+Down, stop and start live in composer.planner.teardown and are re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from composer.errors import ExternalResourceNotFoundError
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
+from composer.planner.graph import service_graph
+from composer.planner.hashing import config_hash
+from composer.planner.operations import (
+    ContainerPayload,
+    ContainerTarget,
+    CreatePayload,
+    ImagePayload,
+    NetworkPayload,
+    OpKind,
+    Plan,
+    VolumePayload,
+    WaitPayload,
+)
+from composer.planner.specs import container_name, container_spec, image_name, image_present
+from composer.planner.teardown import DownOptions, StopOptions, reconcile_down, reconcile_start, reconcile_stop
+
+if TYPE_CHECKING:
+    from composer.planner.observed import ObservedContainer, ObservedState
+    from composer.spec.models import Project, ServiceConfig
+
+__all__ = [
+    "DownOptions", "StopOptions", "UpOptions", "reconcile_down", "reconcile_start", "reconcile_stop", "reconcile_up",
+]
+
+ORPHAN_WARNING = (
+    "Found orphan containers ({names}) for this project. If you removed or renamed this service in your "
+    "compose file, you can run this command with the --remove-orphans flag to clean it up."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    """What ``up`` (and ``create``, with ``no_start``) was asked to do."""
+
+    services: tuple[str, ...] = ()
+    """The selected services; empty: all. Their dependencies are included unless ``no_deps``."""
+    no_deps: bool = False
+    force_recreate: bool = False
+    """Recreate the selected services' containers even when unchanged."""
+    no_recreate: bool = False
+    """Never recreate an existing container, even when it has diverged."""
+    always_recreate_deps: bool = False
+    """Recreate the containers of the dependencies of the selected services too."""
+    remove_orphans: bool = False
+    scale: Mapping[str, int] = field(default_factory=dict)
+    """Replicas per service, overriding ``scale``/``deploy.replicas``."""
+    renew_anon_volumes: bool = False
+    """Recreated containers get new anonymous volumes instead of inheriting the old ones."""
+    pull: str | None = None
+    """``--pull``: always, missing, never or build; overrides each service's ``pull_policy``."""
+    build: bool | None = None
+    """True: ``--build`` (build every service that has ``build``); False: ``--no-build``."""
+    no_start: bool = False
+    """Create only (``composer create``, ``up --no-start``): no start, no waits."""
+    wait: bool = False
+    """``--wait``: end with a WAIT_READY per service (running, and healthy with a health check)."""
+    wait_timeout: float | None = None
+    timeout: float | None = None
+    """Seconds to wait for a container to stop before killing it (recreate, scale down)."""
+
+
+def reconcile_up(project: Project, observed: ObservedState, options: UpOptions | None = None) -> Plan:
+    """The plan that brings ``observed`` to ``project``: networks, volumes, images, then each
+    service in dependency order, then orphans and ``--wait``. Empty when nothing differs.
+
+    :raises DependencyCycleError: services depend on each other in a cycle.
+    :raises ExternalResourceNotFoundError: an external network or volume does not exist.
+    :raises SpecValidationError: a selected service does not exist.
+    """
+    options = options or UpOptions()
+    selected = set(options.services or project.services)
+    project = project.with_selected_services(options.services, include_dependencies=not options.no_deps)
+    up = _Up(project, observed, options, selected)
+    return up.run()
+
+
+class _Up:
+    """The state of one reconcile_up walk: what each service's containers will be, and the ids
+    of the operations that produce them, for the services that depend on it."""
+
+    def __init__(self, project: Project, observed: ObservedState, options: UpOptions, selected: set[str]) -> None:
+        self.project = project
+        self.observed = observed
+        self.options = options
+        self.selected = selected
+        self.plan = PlanBuilder()
+        self.networks: dict[str, int] = {}  # key -> create op
+        self.volumes: dict[str, int] = {}
+        self.images: dict[str, int] = {}  # image -> pull/build op
+        self.created: dict[str, list[int]] = {}  # service -> ops after which its containers exist
+        self.started: dict[str, list[int]] = {}  # service -> ops after which its containers run
+        self.targets: dict[str, list[ContainerTarget]] = {}  # service -> its containers, once converged
+        self.recreated: set[str] = set()
+
+    def run(self) -> Plan:
+        graph = service_graph(self.project)
+        order = graph.topological_order()
+        self._networks()
+        self._volumes()
+        self._images(order)
+        self._orphans()
+        for service_name in order:
+            self._service(self.project.services[service_name])
+        if self.options.wait and not self.options.no_start:
+            self._wait_ready(order)
+        return self.plan.build()
+
+    # --- resources ---------------------------------------------------------------------------
+
+    def _used_networks(self) -> set[str]:
+        return {key for service in self.project.services.values() if service.network_mode is None
+                for key in service.networks}
+
+    def _networks(self) -> None:
+        existing = {network.name for network in self.observed.networks}
+        used = self._used_networks()
+        for key in sorted(self.project.networks):
+            config = self.project.networks[key]
+            network_name = config.name or f"{self.project.name}_{key}"
+            if key not in used or network_name in existing:
+                continue
+            if config.external:
+                raise ExternalResourceNotFoundError("network", network_name)
+            payload = NetworkPayload(self.project.name, key, network_name, config)
+            self.networks[key] = self.plan.add(OpKind.CREATE_NETWORK, f"network:{key}", "not found", payload)
+
+    def _used_volumes(self) -> set[str]:
+        return {mount.source for service in self.project.services.values() for mount in service.volumes
+                if mount.type == "volume" and mount.source}
+
+    def _volumes(self) -> None:
+        existing = {volume.name for volume in self.observed.volumes}
+        used = self._used_volumes()
+        for key in sorted(self.project.volumes):
+            config = self.project.volumes[key]
+            volume_name = config.name or f"{self.project.name}_{key}"
+            if key not in used or volume_name in existing:
+                continue
+            if config.external:
+                raise ExternalResourceNotFoundError("volume", volume_name)
+            payload = VolumePayload(self.project.name, key, volume_name, config)
+            self.volumes[key] = self.plan.add(OpKind.CREATE_VOLUME, f"volume:{key}", "not found", payload)
+
+    def _images(self, order: list[str]) -> None:
+        for service_name in sorted(order):
+            service = self.project.services[service_name]
+            image = image_name(self.project.name, service)
+            if image in self.images:
+                continue
+            decision = self._image_decision(service, image)
+            if decision is not None:
+                kind, policy, cause = decision
+                payload = ImagePayload(image, service, policy)
+                self.images[image] = self.plan.add(kind, f"image:{image}", cause, payload)
+
+    def _image_decision(self, service: ServiceConfig, image: str) -> tuple[OpKind, str, str] | None:
+        """(pull or build, policy, cause), or None when the image is fine as it is."""
+        policy = self.options.pull or service.pull_policy or "missing"
+        present = image_present(image, self.observed.images)
+        if service.build is not None and self.options.build is not False:
+            if self.options.build:
+                return OpKind.BUILD_IMAGE, "build", "--build"
+            if policy == "build":
+                return OpKind.BUILD_IMAGE, "build", "pull_policy: build"
+            if not present and (service.image is None or policy != "always"):
+                return OpKind.BUILD_IMAGE, "build", "image not found"
+        if policy == "always":
+            return OpKind.PULL_IMAGE, policy, "pull_policy: always"
+        if present or policy in ("never", "build"):
+            return None
+        # missing, refresh, daily, weekly, every_<d>: the last pull time is not observed, so
+        # these pull only when the image is missing.
+        return OpKind.PULL_IMAGE, policy, "image not found"
+
+    def _orphans(self) -> None:
+        known = set(self.project.services) | set(self.project.disabled_services)
+        orphans = sorted(
+            (c for c in self.observed.containers if not c.oneoff and c.service_name not in known),
+            key=lambda c: (c.service_name, c.number),
+        )
+        if not orphans:
+            return
+        if not self.options.remove_orphans:
+            self.plan.warn(ORPHAN_WARNING.format(names=", ".join(c.name for c in orphans)))
+            return
+        for container in orphans:
+            resource_id = f"service:{container.service_name}:{container.number}"
+            self.plan.stop_and_remove(container, resource_id, "orphan container", self.options.timeout or 10.0)
+
+    # --- containers --------------------------------------------------------------------------
+
+    def _service(self, service: ServiceConfig) -> None:
+        replicas = self.options.scale.get(service.name, service.replicas)
+        existing = self.observed.service_containers(service.name)
+        keep, extra = existing[:replicas], existing[replicas:]
+        self.created[service.name] = []
+        self.started[service.name] = []
+        self.targets[service.name] = []
+        grace = grace_seconds(service, self.options.timeout)
+        for container in reversed(extra):
+            resource_id = f"service:{service.name}:{container.number}"
+            self.plan.stop_and_remove(container, resource_id, "scale down", grace)
+        for container in keep:
+            self._existing(service, container)
+        numbers = [container.number for container in existing]
+        next_number = max(numbers, default=0) + 1
+        for number in range(next_number, next_number + replicas - len(keep)):
+            self._new(service, number)
+
+    def _recreate_cause(self, service: ServiceConfig, container: ObservedContainer) -> str | None:
+        is_selected = service.name in self.selected
+        if self.options.no_recreate:
+            return None
+        if is_selected and self.options.force_recreate:
+            return "--force-recreate"
+        if not is_selected and self.options.always_recreate_deps:
+            return "--always-recreate-deps"
+        if container.config_hash != config_hash(service):
+            return "config changed"
+        return None
+
+    def _restart_cause(self, service: ServiceConfig) -> str | None:
+        changed = [name for name, dependency in service.depends_on.items()
+                   if dependency.restart and name in self.recreated]
+        return f"dependency {', '.join(sorted(changed))} recreated" if changed else None
+
+    def _create_deps(self, service: ServiceConfig) -> list[int]:
+        deps = [self.networks[key] for key in service.networks if key in self.networks]
+        deps += [self.volumes[m.source] for m in service.volumes if m.source in self.volumes]
+        image_op = self.images.get(image_name(self.project.name, service))
+        if image_op is not None:
+            deps.append(image_op)
+        for dependency in service.depends_on:
+            deps += self.created.get(dependency, [])
+        return deps
+
+    def _existing(self, service: ServiceConfig, container: ObservedContainer) -> None:
+        recreate = self._recreate_cause(service, container)
+        if recreate is not None:
+            self._recreate(service, container, recreate)
+            return
+        ref = observed_ref(container)
+        resource_id = f"service:{service.name}:{container.number}"
+        target = ContainerTarget(container.name, ref=ref)
+        self.targets[service.name].append(target)
+        if self.options.no_start:
+            return
+        if not is_running(container):
+            self._start(service, resource_id, target, f"container is {container.state}", [])
+            return
+        restart = self._restart_cause(service)
+        if restart is not None:
+            grace = grace_seconds(service, self.options.timeout)
+            stop = self.plan.add(OpKind.STOP_CONTAINER, resource_id, restart,
+                                 ContainerPayload(target, grace_seconds=grace), self._waits(service))
+            self._start(service, resource_id, target, restart, [stop])
+
+    def _new(self, service: ServiceConfig, number: int) -> None:
+        name = container_name(self.project.name, service, number)
+        resource_id = f"service:{service.name}:{number}"
+        spec = container_spec(self.project, service, number)
+        create = self.plan.add(OpKind.CREATE_CONTAINER, resource_id, "no existing container", CreatePayload(spec),
+                               self._create_deps(service))
+        self.created[service.name].append(create)
+        target = ContainerTarget(name, from_op=create)
+        self.targets[service.name].append(target)
+        if not self.options.no_start:
+            self._start(service, resource_id, target, "created", [create])
+
+    def _recreate(self, service: ServiceConfig, old: ObservedContainer, cause: str) -> None:
+        number = old.number
+        name = container_name(self.project.name, service, number)
+        resource_id = f"service:{service.name}:{number}"
+        group = f"recreate:{service.name}:{number}"
+        old_ref = observed_ref(old)
+        temporary = f"{old.container_id[:12]}_{name}"
+        replaces = None if self.options.renew_anon_volumes else old_ref
+        spec = container_spec(self.project, service, number, name=temporary, replaces=replaces)
+        create = self.plan.add(OpKind.CREATE_CONTAINER, resource_id, cause, CreatePayload(spec),
+                               self._create_deps(service), group=group)
+        replaced = f"replaced by #{create}"
+        _, remove = self.plan.stop_and_remove(old, resource_id, replaced, grace_seconds(service, self.options.timeout),
+                                         after=[create], group=group)
+        rename = self.plan.add(OpKind.RENAME_CONTAINER, resource_id, replaced,
+                               ContainerPayload(ContainerTarget(temporary, from_op=create), new_name=name),
+                               [remove], group=group)
+        self.recreated.add(service.name)
+        self.created[service.name].append(rename)
+        target = ContainerTarget(name, from_op=rename)
+        self.targets[service.name].append(target)
+        if not self.options.no_start:
+            self._start(service, resource_id, target, "recreated", [rename])
+
+    def _start(self, service: ServiceConfig, resource_id: str, target: ContainerTarget, cause: str,
+               deps: list[int]) -> None:
+        start = self.plan.add(OpKind.START_CONTAINER, resource_id, cause, ContainerPayload(target),
+                              deps + self._waits(service))
+        self.started[service.name].append(start)
+
+    def _waits(self, service: ServiceConfig) -> list[int]:
+        """The WAIT_CONDITION ops of ``service``'s dependencies, added on first use: a service
+        with nothing to start waits for nothing, so an unchanged project plans nothing."""
+        return [self._wait(service, dependency) for dependency in service.depends_on
+                if dependency in self.project.services]
+
+    def _wait(self, service: ServiceConfig, dependency_name: str) -> int:
+        key = f"wait:{service.name}:{dependency_name}"
+        found = self.plan.memo.get(key)
+        if found is not None:
+            return found
+        dependency = service.depends_on[dependency_name]
+        payload = WaitPayload(dependency_name, dependency.condition, tuple(self.targets[dependency_name]),
+                              required=dependency.required, dependent=service.name)
+        op_id = self.plan.add(OpKind.WAIT_CONDITION, f"service:{dependency_name}",
+                              f"{dependency.condition}, required by {service.name}", payload,
+                              self.started[dependency_name])
+        self.plan.memo[key] = op_id
+        return op_id
+
+    def _wait_ready(self, order: list[str]) -> None:
+        for service_name in order:
+            targets = tuple(self.targets[service_name])
+            if not targets:
+                continue
+            payload = WaitPayload(service_name, "ready", targets, timeout=self.options.wait_timeout)
+            self.plan.add(OpKind.WAIT_READY, f"service:{service_name}", "--wait", payload,
+                          self.started[service_name])
+

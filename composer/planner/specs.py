@@ -1,0 +1,165 @@
+"""Names, labels and ContainerSpecs: how the desired project translates into engine objects.
+
+Names and labels follow Compose v2 exactly, so that each tool sees and manages the stacks of
+the other: containers ``<project>-<service>-<n>`` (or ``container_name``), images
+``<project>-<service>`` for services that only build. Pure functions; no I/O, no engine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from composer import labels
+from composer.backends.base import ContainerRef, ContainerSpec, NetworkAttachment
+from composer.planner.hashing import config_hash
+
+if TYPE_CHECKING:
+    from composer.spec.models import Project, ServiceConfig
+
+_NAMESPACE_KEYS = ("network_mode", "ipc", "pid")
+
+
+def container_name(project_name: str, service: ServiceConfig, number: int) -> str:
+    """``container_name`` when set, else ``<project>-<service>-<number>``."""
+    if service.container_name:
+        return service.container_name
+    return f"{project_name}-{service.name}-{number}"
+
+
+def image_name(project_name: str, service: ServiceConfig) -> str:
+    """The image a service runs: ``image``, or ``<project>-<service>`` for a build-only service."""
+    return service.image or f"{project_name}-{service.name}"
+
+
+def has_tag_or_digest(image: str) -> bool:
+    last = image.rsplit("/", 1)[-1]
+    return "@" in last or ":" in last
+
+
+def image_present(image: str, images: frozenset[str]) -> bool:
+    """Whether ``image`` is among local ``images``; ``nginx`` matches ``nginx:latest``."""
+    if image in images:
+        return True
+    return not has_tag_or_digest(image) and f"{image}:latest" in images
+
+
+def depends_on_label(service: ServiceConfig) -> str:
+    """v2's ``com.docker.compose.depends_on``: ``svc:condition:restart`` joined by commas
+    (sorted, where v2 uses Go's random map order)."""
+    entries = [
+        f"{name}:{dependency.condition}:{str(dependency.restart).lower()}"
+        for name, dependency in sorted(service.depends_on.items())
+    ]
+    return ",".join(entries)
+
+
+def container_labels(project: Project, service: ServiceConfig, number: int) -> dict[str, str]:
+    """The service's own labels, then v2's (which win on a clash)."""
+    result = dict(service.labels)
+    result.update({
+        labels.PROJECT: project.name,
+        labels.SERVICE: service.name,
+        labels.CONTAINER_NUMBER: str(number),
+        labels.CONFIG_HASH: config_hash(service),
+        labels.ONEOFF: "False",
+        labels.WORKING_DIR: project.working_dir,
+        labels.CONFIG_FILES: ",".join(project.files),
+        labels.DEPENDS_ON: depends_on_label(service),
+        labels.IMAGE: image_name(project.name, service),
+        labels.VERSION: labels.COMPATIBLE_VERSION,
+    })
+    return result
+
+
+def network_labels(project_name: str, key: str, own: dict[str, str]) -> dict[str, str]:
+    return {**own, labels.NETWORK: key, labels.PROJECT: project_name, labels.VERSION: labels.COMPATIBLE_VERSION}
+
+
+def volume_labels(project_name: str, key: str, own: dict[str, str]) -> dict[str, str]:
+    return {**own, labels.VOLUME: key, labels.PROJECT: project_name, labels.VERSION: labels.COMPATIBLE_VERSION}
+
+
+def network_attachments(project: Project, service: ServiceConfig) -> tuple[NetworkAttachment, ...]:
+    """The networks a container joins, by descending priority then key (as v2 orders them).
+    Aliases: the service name and the configured ones; engines add the container name."""
+    if service.network_mode is not None:
+        return ()
+    attachments: list[tuple[int, str, NetworkAttachment]] = []
+    for key, options in service.networks.items():
+        network = project.networks.get(key)
+        network_name = network.name if network is not None and network.name else f"{project.name}_{key}"
+        aliases = (service.name, *(alias for alias in (options.aliases if options else ()) if alias != service.name))
+        priority = (options.priority or 0) if options else 0
+        attachment = NetworkAttachment(
+            network_name=network_name,
+            aliases=aliases,
+            ipv4_address=options.ipv4_address if options else None,
+            ipv6_address=options.ipv6_address if options else None,
+            mac_address=options.mac_address if options else None,
+            priority=priority,
+        )
+        attachments.append((-priority, key, attachment))
+    return tuple(attachment for _, _, attachment in sorted(attachments, key=lambda item: item[:2]))
+
+
+def _first_container(project: Project, service_name: str) -> str:
+    service = project.services.get(service_name) or project.disabled_services.get(service_name)
+    if service is None:
+        return f"{project.name}-{service_name}-1"
+    return container_name(project.name, service, 1)
+
+
+def namespace_containers(project: Project, service: ServiceConfig) -> dict[str, str]:
+    """``network_mode``/``ipc``/``pid`` set to ``service:x``, mapped to x's first container."""
+    found: dict[str, str] = {}
+    for key in _NAMESPACE_KEYS:
+        value = getattr(service, key)
+        if isinstance(value, str) and value.startswith("service:"):
+            found[key] = _first_container(project, value.removeprefix("service:"))
+    return found
+
+
+def volumes_from(project: Project, service: ServiceConfig) -> tuple[str, ...]:
+    """``volumes_from`` entries as engine references: ``name[:mode]``."""
+    result: list[str] = []
+    for entry in service.volumes_from:
+        if entry.startswith("container:"):
+            result.append(entry.removeprefix("container:"))
+            continue
+        source, _, mode = entry.partition(":")
+        name = _first_container(project, source)
+        result.append(f"{name}:{mode}" if mode else name)
+    return tuple(result)
+
+
+def _resource_files(project: Project, service: ServiceConfig) -> tuple[dict[str, str], dict[str, str]]:
+    secrets = {m.source: s.file for m in service.secrets if (s := project.secrets.get(m.source)) and s.file}
+    configs = {m.source: c.file for m in service.configs if (c := project.configs.get(m.source)) and c.file}
+    return secrets, configs
+
+
+def container_spec(
+    project: Project, service: ServiceConfig, number: int, *, name: str | None = None,
+    replaces: ContainerRef | None = None,
+) -> ContainerSpec:
+    """Everything a backend needs to create replica ``number`` of ``service``; ``name``
+    overrides the container name (the temporary name of a recreate)."""
+    container_labels_ = container_labels(project, service, number)
+    if replaces is not None:
+        container_labels_[labels.REPLACE] = replaces.container_id
+    secrets, configs = _resource_files(project, service)
+    return ContainerSpec(
+        project_name=project.name,
+        service=service,
+        container_name=name or container_name(project.name, service, number),
+        number=number,
+        image=image_name(project.name, service),
+        labels=container_labels_,
+        networks=network_attachments(project, service),
+        volume_names={key: volume.name or f"{project.name}_{key}" for key, volume in project.volumes.items()},
+        secret_files=secrets,
+        config_files=configs,
+        namespace_containers=namespace_containers(project, service),
+        volumes_from=volumes_from(project, service),
+        replaces=replaces,
+    )

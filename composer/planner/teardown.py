@@ -1,0 +1,226 @@
+"""Plans for ``down``, ``stop`` and ``start``: pure, like composer.planner.reconcile.
+
+Containers stop in reverse dependency order (a service stops after everything that depends on
+it), and are removed after they stop; networks and volumes go last, once no container of the
+project uses them. External networks and volumes are never removed. Nothing here awaits,
+calls a backend or does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
+from composer.planner.graph import Graph, service_graph
+from composer.planner.operations import (
+    ContainerPayload,
+    ContainerTarget,
+    NetworkPayload,
+    OpKind,
+    Plan,
+    VolumePayload,
+    WaitPayload,
+)
+
+if TYPE_CHECKING:
+    from composer.planner.observed import ObservedContainer, ObservedState
+    from composer.spec.models import Project, ServiceConfig
+
+ORPHAN_DOWN_WARNING = (
+    "Found orphan containers ({names}) for this project. If you removed or renamed this service in your "
+    "compose file, you can run this command with the --remove-orphans flag to clean it up."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DownOptions:
+    remove_orphans: bool = False
+    remove_volumes: bool = False
+    """``-v``: named volumes of the project and anonymous volumes of its containers."""
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopOptions:
+    services: tuple[str, ...] = ()
+    """Empty: every service."""
+    timeout: float | None = None
+
+
+def _empty_graph() -> Graph[ServiceConfig | None]:
+    return Graph()
+
+
+def _container_graph(project: Project | None, observed: ObservedState) -> Graph[ServiceConfig | None]:
+    """Services of the project (with their edges), plus services only seen in containers."""
+    graph: Graph[ServiceConfig | None] = _empty_graph()
+    if project is not None:
+        services = service_graph(project)
+        for key in services.keys():
+            graph.add_vertex(key, services.value(key))
+        for key in services.keys():
+            for dependency in services.dependencies(key):
+                graph.add_edge(key, dependency)
+    for container in observed.containers:
+        if container.service_name not in graph:
+            graph.add_vertex(container.service_name, None)
+    return graph
+
+
+def _service_containers(observed: ObservedState, service_name: str) -> list[ObservedContainer]:
+    """Every container of the service, one-off ones (``run``) included, by number then name."""
+    found = [c for c in observed.containers if c.service_name == service_name]
+    return sorted(found, key=lambda c: (c.oneoff, c.number, c.name))
+
+
+def _known(project: Project | None, service_name: str) -> bool:
+    if project is None:
+        return True
+    return service_name in project.services or service_name in project.disabled_services
+
+
+def reconcile_down(
+    project_name: str, project: Project | None, observed: ObservedState, options: DownOptions | None = None,
+) -> Plan:
+    """Stop and remove the project's containers in reverse dependency order, then its networks,
+    then (with ``remove_volumes``) its volumes. Without a project (``down -p name``), everything
+    observed with the project label goes, orphans included.
+
+    :raises DependencyCycleError: services depend on each other in a cycle.
+    """
+    options = options or DownOptions()
+    plan = PlanBuilder()
+    graph = _container_graph(project, observed)
+    removed = _remove_containers(plan, project, observed, graph, options)
+    _remove_networks(plan, project_name, project, observed, removed)
+    if options.remove_volumes:
+        _remove_volumes(plan, project_name, project, observed, removed)
+    return plan.build()
+
+
+def _remove_containers(
+    plan: PlanBuilder, project: Project | None, observed: ObservedState, graph: Graph[ServiceConfig | None],
+    options: DownOptions,
+) -> list[int]:
+    stops: dict[str, list[int]] = {}
+    removed: list[int] = []
+    orphans: list[str] = []
+    for service_name in graph.topological_order(reverse=True):
+        stops[service_name] = []
+        containers = _service_containers(observed, service_name)
+        if not _known(project, service_name) and not options.remove_orphans:
+            orphans += [c.name for c in containers if not c.oneoff]
+            continue
+        cause = "down" if _known(project, service_name) else "orphan container"
+        after = [op for dependent in graph.dependents(service_name) for op in stops.get(dependent, [])]
+        grace = grace_seconds(graph.value(service_name), options.timeout)
+        for container in containers:
+            resource_id = f"service:{service_name}:{container.number}"
+            stop, remove = plan.stop_and_remove(container, resource_id, cause, grace, after=after,
+                                                remove_volumes=options.remove_volumes)
+            if stop is not None:
+                stops[service_name].append(stop)
+            removed.append(remove)
+    if orphans:
+        plan.warn(ORPHAN_DOWN_WARNING.format(names=", ".join(orphans)))
+    return removed
+
+
+def _remove_networks(
+    plan: PlanBuilder, project_name: str, project: Project | None, observed: ObservedState, after: list[int],
+) -> None:
+    existing = {network.name: network for network in observed.networks}
+    if project is None:
+        wanted = sorted((n.key, n.name) for n in observed.networks if n.key)
+    else:
+        wanted = sorted((key, c.name or f"{project_name}_{key}") for key, c in project.networks.items()
+                        if not c.external)
+    for key, network_name in wanted:
+        if network_name in existing:
+            payload = NetworkPayload(project_name, key, network_name)
+            plan.add(OpKind.REMOVE_NETWORK, f"network:{key}", "down", payload, after)
+
+
+def _remove_volumes(
+    plan: PlanBuilder, project_name: str, project: Project | None, observed: ObservedState, after: list[int],
+) -> None:
+    existing = {volume.name for volume in observed.volumes}
+    if project is None:
+        wanted = sorted((v.key, v.name) for v in observed.volumes if v.key)
+    else:
+        wanted = sorted((key, c.name or f"{project_name}_{key}") for key, c in project.volumes.items()
+                        if not c.external)
+    for key, volume_name in wanted:
+        if volume_name in existing:
+            volume_payload = VolumePayload(project_name, key, volume_name)
+            plan.add(OpKind.REMOVE_VOLUME, f"volume:{key}", "down -v", volume_payload, after)
+
+
+def reconcile_stop(project: Project, observed: ObservedState, options: StopOptions | None = None) -> Plan:
+    """Stop the running containers of the selected services (all by default), dependents first.
+
+    :raises DependencyCycleError: services depend on each other in a cycle.
+    :raises SpecValidationError: a selected service does not exist.
+    """
+    options = options or StopOptions()
+    for service_name in options.services:
+        project.service(service_name)
+    selected = set(options.services or project.services)
+    graph = service_graph(project)
+    plan = PlanBuilder()
+    stops: dict[str, list[int]] = {}
+    for service_name in graph.topological_order(reverse=True):
+        stops[service_name] = []
+        if service_name not in selected:
+            continue
+        after = [op for dependent in graph.dependents(service_name) for op in stops[dependent]]
+        grace = grace_seconds(graph.value(service_name), options.timeout)
+        for container in observed.service_containers(service_name):
+            if is_running(container):
+                target = ContainerTarget(container.name, ref=observed_ref(container))
+                stop = plan.add(OpKind.STOP_CONTAINER, f"service:{service_name}:{container.number}", "stop",
+                                ContainerPayload(target, grace_seconds=grace), after)
+                stops[service_name].append(stop)
+    return plan.build()
+
+
+def reconcile_start(project: Project, observed: ObservedState, services: Sequence[str] = ()) -> Plan:
+    """Start the stopped containers of the selected services (all by default) in dependency
+    order, each after the ``depends_on`` conditions of its service hold. Creates nothing.
+
+    :raises DependencyCycleError: services depend on each other in a cycle.
+    :raises SpecValidationError: a selected service does not exist.
+    """
+    for service_name in services:
+        project.service(service_name)
+    selected = set(services or project.services)
+    graph = service_graph(project)
+    plan = PlanBuilder()
+    starts: dict[str, list[int]] = {}
+    for service_name in graph.topological_order():
+        starts[service_name] = []
+        stopped = [c for c in observed.service_containers(service_name) if not is_running(c)]
+        if service_name not in selected or not stopped:
+            continue
+        waits = [_start_wait(plan, project.services[service_name], dependency, observed, starts)
+                 for dependency in graph.dependencies(service_name)]
+        for container in stopped:
+            target = ContainerTarget(container.name, ref=observed_ref(container))
+            start = plan.add(OpKind.START_CONTAINER, f"service:{service_name}:{container.number}",
+                             f"container is {container.state}", ContainerPayload(target), waits)
+            starts[service_name].append(start)
+    return plan.build()
+
+
+def _start_wait(
+    plan: PlanBuilder, service: ServiceConfig, dependency_name: str, observed: ObservedState,
+    starts: dict[str, list[int]],
+) -> int:
+    dependency = service.depends_on[dependency_name]
+    targets = tuple(ContainerTarget(c.name, ref=observed_ref(c)) for c in observed.service_containers(dependency_name))
+    payload = WaitPayload(dependency_name, dependency.condition, targets, required=dependency.required,
+                          dependent=service.name)
+    return plan.add(OpKind.WAIT_CONDITION, f"service:{dependency_name}",
+                    f"{dependency.condition}, required by {service.name}", payload, starts[dependency_name])

@@ -1,0 +1,101 @@
+"""Conditions on containers: depends_on (started, healthy, completed successfully) and ``--wait``.
+
+``check`` is pure: it reads one ContainerState and says met / not yet, or raises when the
+condition can no longer be met. ``wait_for`` polls a backend until every target meets it. This
+module decides nothing about what to wait for; the reconciler did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from composer.errors import DependencyConditionError, WaitTimeoutError
+from composer.events import Event, EventSink, EventStatus
+
+if TYPE_CHECKING:
+    from composer.backends.base import Backend, ContainerRef, ContainerState
+    from composer.planner.operations import ContainerTarget, WaitPayload
+
+_STOPPED = frozenset({"exited", "dead"})
+# What v2 prints once a condition holds; service_started prints nothing.
+_MET_TEXT = {"service_healthy": "Healthy", "service_completed_successfully": "Exited", "ready": "Healthy"}
+
+
+def check(condition: str, state: ContainerState, container_name: str, service_name: str) -> bool:
+    """Whether ``state`` meets ``condition``; False means "not yet".
+
+    :raises DependencyConditionError: the condition can no longer be met (unhealthy, exited,
+        exited non-zero, no health check).
+    """
+    if condition == "service_started":
+        return state.status != "created"
+    if condition == "service_completed_successfully":
+        return _completed(state, service_name)
+    if condition == "service_healthy":
+        return _healthy(state, container_name, require_check=True)
+    if condition == "ready":
+        return _healthy(state, container_name, require_check=False)
+    raise ValueError(f"unknown condition {condition!r}")
+
+
+def _completed(state: ContainerState, service_name: str) -> bool:
+    if state.status not in _STOPPED:
+        return False
+    if state.exit_code:
+        message = f'service "{service_name}" didn\'t complete successfully: exit {state.exit_code}'
+        raise DependencyConditionError(message)
+    return True
+
+
+def _healthy(state: ContainerState, container_name: str, *, require_check: bool) -> bool:
+    if state.health == "unhealthy":
+        raise DependencyConditionError(f"dependency failed to start: container {container_name} is unhealthy")
+    if state.status in _STOPPED:
+        raise DependencyConditionError(
+            f"dependency failed to start: container {container_name} exited ({state.exit_code or 0})")
+    if state.health == "healthy":
+        return True
+    if state.health is None and state.status == "running":
+        if require_check:
+            raise DependencyConditionError(
+                f"dependency failed to start: container {container_name} has no healthcheck configured")
+        return True
+    return False
+
+
+async def wait_for(
+    backend: Backend, payload: WaitPayload, resolve: Callable[[ContainerTarget], ContainerRef], sink: EventSink,
+    *, poll_interval: float,
+) -> None:
+    """Poll each target until it meets ``payload.condition``, within ``payload.timeout``.
+
+    :raises DependencyConditionError: a target can no longer meet the condition.
+    :raises WaitTimeoutError: the timeout passed first.
+    """
+    try:
+        with anyio.fail_after(payload.timeout):
+            for target in payload.targets:
+                await _wait_one(backend, payload, target.name, resolve(target), sink, poll_interval)
+    except TimeoutError:
+        raise WaitTimeoutError(f"service {payload.service_name} not ready after {payload.timeout:g}s") from None
+
+
+async def _wait_one(
+    backend: Backend, payload: WaitPayload, container_name: str, ref: ContainerRef, sink: EventSink,
+    poll_interval: float,
+) -> None:
+    resource_id = f"container:{container_name}"
+    text = _MET_TEXT.get(payload.condition)
+    if text is not None:
+        sink.emit(Event(resource_id, EventStatus.WORKING, "Waiting"))
+    # Polling, as v2 does: engines offer no portable "health changed" notification.
+    while True:
+        state = await backend.container_state(ref)
+        if check(payload.condition, state, container_name, payload.service_name):
+            break
+        await anyio.sleep(poll_interval)
+    if text is not None:
+        sink.emit(Event(resource_id, EventStatus.DONE, text))
