@@ -1,0 +1,55 @@
+"""Fixtures for planner tests: projects from inline YAML, observed states as literals."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from composer.planner.hashing import config_hash
+from composer.planner.observed import ObservedContainer, ObservedState
+from composer.spec import load_project
+from composer.spec.models import Project
+
+LoadFn = Callable[[str], Project]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def load(tmp_path: Path) -> LoadFn:
+    """Write ``compose.yaml`` into tmp_path and load it as project ``demo``."""
+
+    def _load(text: str) -> Project:
+        (tmp_path / "compose.yaml").write_text(textwrap.dedent(text))
+        return load_project(files=[str(tmp_path / "compose.yaml")], environment={},
+                            working_directory=str(tmp_path), project_name="demo")
+
+    return _load
+
+
+def container(project: Project, service_name: str, number: int = 1, *, state: str = "running",
+              config_hash_: str | None = None, health: str | None = None) -> ObservedContainer:
+    """An observed container of ``service_name``, up to date with ``project`` unless told otherwise."""
+    service = project.services.get(service_name)
+    hash_ = config_hash_ if config_hash_ is not None else (config_hash(service) if service else "old")
+    return ObservedContainer(
+        container_id=f"{service_name}{number}".ljust(64, "0"), name=f"demo-{service_name}-{number}",
+        service_name=service_name, number=number, config_hash=hash_, state=state, health=health)
+
+
+def converged(project: Project, *, images: frozenset[str] | None = None) -> ObservedState:
+    """What a successful ``up`` of ``project`` leaves behind."""
+    from composer.planner.observed import ObservedNetwork, ObservedVolume
+
+    containers = tuple(container(project, name, number) for name, service in project.services.items()
+                       for number in range(1, service.replicas + 1))
+    networks = tuple(ObservedNetwork(f"n-{key}", network.name or key, key) for key, network in project.networks.items())
+    volumes = tuple(ObservedVolume(volume.name or key, key) for key, volume in project.volumes.items())
+    all_images = frozenset(service.image or f"demo-{service.name}" for service in project.services.values())
+    return ObservedState("demo", containers, networks, volumes, images if images is not None else all_images)

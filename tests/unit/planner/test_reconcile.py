@@ -1,0 +1,369 @@
+"""Golden plans: the reconciler's decisions, compared as rendered text."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from composer import labels
+from composer.errors import ExternalResourceNotFoundError
+from composer.planner.observed import ObservedNetwork, ObservedState
+from composer.planner.operations import CreatePayload, OpKind
+from composer.planner.reconcile import (
+    DownOptions,
+    StopOptions,
+    UpOptions,
+    reconcile_down,
+    reconcile_start,
+    reconcile_stop,
+    reconcile_up,
+)
+from tests.unit.planner.conftest import LoadFn, container, converged
+
+STACK = """
+    services:
+      web:
+        image: nginx
+        depends_on:
+          api: {condition: service_started}
+        ports: ["8080:80"]
+      api:
+        build: .
+        depends_on:
+          db: {condition: service_healthy, restart: true}
+          migrate: {condition: service_completed_successfully}
+      migrate:
+        image: app-migrate
+        depends_on: {db: {condition: service_healthy}}
+      db:
+        image: postgres
+        volumes: [data:/var/lib/postgresql/data]
+        healthcheck: {test: ["CMD", "pg_isready"]}
+    volumes:
+      data: {}
+"""
+
+SCALED = """
+    services:
+      web: {image: nginx, scale: 3}
+"""
+
+
+def golden(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+def _network() -> tuple[ObservedNetwork, ...]:
+    return (ObservedNetwork("n1", "demo_default", "default"),)
+
+
+def test_first_up_creates_everything_in_dependency_order(load: LoadFn) -> None:
+    plan = reconcile_up(load(STACK), ObservedState("demo"))
+    assert plan.render() == golden("""
+        [] -> #1 network:default, CreateNetwork, not found
+        [] -> #2 volume:data, CreateVolume, not found
+        [] -> #3 image:demo-api, BuildImage, image not found
+        [] -> #4 image:postgres, PullImage, image not found
+        [] -> #5 image:app-migrate, PullImage, image not found
+        [] -> #6 image:nginx, PullImage, image not found
+        [1 2 4] -> #7 service:db:1, CreateContainer, no existing container
+        [7] -> #8 service:db:1, StartContainer, created
+        [1 5 7] -> #9 service:migrate:1, CreateContainer, no existing container
+        [8] -> #10 service:db, WaitCondition, service_healthy, required by migrate
+        [9 10] -> #11 service:migrate:1, StartContainer, created
+        [1 3 7 9] -> #12 service:api:1, CreateContainer, no existing container
+        [8] -> #13 service:db, WaitCondition, service_healthy, required by api
+        [11] -> #14 service:migrate, WaitCondition, service_completed_successfully, required by api
+        [12 13 14] -> #15 service:api:1, StartContainer, created
+        [1 6 12] -> #16 service:web:1, CreateContainer, no existing container
+        [15] -> #17 service:api, WaitCondition, service_started, required by web
+        [16 17] -> #18 service:web:1, StartContainer, created
+    """)
+    assert plan.warnings == ()
+
+
+def test_second_up_is_empty(load: LoadFn) -> None:
+    project = load(STACK)
+    plan = reconcile_up(project, converged(project))
+    assert plan.is_empty
+    assert plan.render() == ""
+
+
+def test_changed_service_is_recreated_and_restart_dependents_restarted(load: LoadFn) -> None:
+    before = load(STACK)
+    after = load(STACK.replace("image: postgres", "image: postgres:17"))
+    plan = reconcile_up(after, converged(before))
+    assert plan.render() == golden("""
+        [] -> #1 image:postgres:17, PullImage, image not found
+        [1] -> #2 service:db:1, CreateContainer, config changed [recreate:db:1]
+        [2] -> #3 service:db:1, StopContainer, replaced by #2 [recreate:db:1]
+        [3] -> #4 service:db:1, RemoveContainer, replaced by #2 [recreate:db:1]
+        [4] -> #5 service:db:1, RenameContainer, replaced by #2 [recreate:db:1]
+        [5] -> #6 service:db:1, StartContainer, recreated
+        [6] -> #7 service:db, WaitCondition, service_healthy, required by api
+        [] -> #8 service:migrate, WaitCondition, service_completed_successfully, required by api
+        [7 8] -> #9 service:api:1, StopContainer, dependency db recreated
+        [7 8 9] -> #10 service:api:1, StartContainer, dependency db recreated
+    """)
+
+
+def test_recreate_creates_under_a_temporary_name_and_inherits_volumes(load: LoadFn) -> None:
+    before = load(STACK)
+    after = load(STACK.replace("image: postgres", "image: postgres:17"))
+    observed = converged(before)
+    create = reconcile_up(after, observed).operation(2)
+    assert isinstance(create.payload, CreatePayload)
+    old = next(c for c in observed.containers if c.service_name == "db")
+    assert create.payload.spec.container_name == f"{old.container_id[:12]}_demo-db-1"
+    assert create.payload.spec.replaces is not None
+    assert create.payload.spec.replaces.container_id == old.container_id
+    renewed = reconcile_up(after, observed, UpOptions(renew_anon_volumes=True)).operation(2)
+    assert isinstance(renewed.payload, CreatePayload)
+    assert renewed.payload.spec.replaces is None
+
+
+def test_changes_to_scale_build_and_depends_on_recreate_nothing(load: LoadFn) -> None:
+    before = load(STACK)
+    migrate = "image: app-migrate\n        pull_policy: never\n        scale: 1\n"
+    after = load(STACK.replace("image: app-migrate\n", migrate)
+                 .replace("build: .", "build: {context: ., target: prod}")
+                 .replace("api: {condition: service_started}", "api: {condition: service_healthy}"))
+    assert after.services["migrate"].scale == 1
+    assert reconcile_up(after, converged(before)).is_empty
+
+
+def test_scale_up_adds_the_next_numbers(load: LoadFn) -> None:
+    project = load(SCALED)
+    observed = ObservedState("demo", (container(project, "web", 1), container(project, "web", 2)), _network(),
+                             images=frozenset({"nginx:latest"}))
+    assert reconcile_up(project, observed).render() == golden("""
+        [] -> #1 service:web:3, CreateContainer, no existing container
+        [1] -> #2 service:web:3, StartContainer, created
+    """)
+
+
+def test_scale_down_removes_the_highest_numbers_first(load: LoadFn) -> None:
+    project = load(SCALED)
+    observed = ObservedState("demo", tuple(container(project, "web", n) for n in (1, 2, 3)), _network(),
+                             images=frozenset({"nginx:latest"}))
+    assert reconcile_up(project, observed, UpOptions(scale={"web": 1})).render() == golden("""
+        [] -> #1 service:web:3, StopContainer, scale down
+        [1] -> #2 service:web:3, RemoveContainer, scale down
+        [] -> #3 service:web:2, StopContainer, scale down
+        [3] -> #4 service:web:2, RemoveContainer, scale down
+    """)
+
+
+def _with_orphans(load: LoadFn) -> tuple[object, ObservedState]:
+    project = load(SCALED)
+    containers = (*(container(project, "web", n) for n in (1, 2, 3)), container(project, "old", 1),
+                  container(project, "old", 2, state="exited"))
+    return project, ObservedState("demo", containers, _network(), images=frozenset({"nginx"}))
+
+
+def test_orphans_are_only_reported_without_remove_orphans(load: LoadFn) -> None:
+    project = load(SCALED)
+    _, observed = _with_orphans(load)
+    plan = reconcile_up(project, observed)
+    assert plan.is_empty
+    assert plan.warnings == (
+        "Found orphan containers (demo-old-1, demo-old-2) for this project. If you removed or renamed this "
+        "service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
+    )
+
+
+def test_orphans_are_removed_with_remove_orphans(load: LoadFn) -> None:
+    project = load(SCALED)
+    _, observed = _with_orphans(load)
+    plan = reconcile_up(project, observed, UpOptions(remove_orphans=True))
+    assert plan.render() == golden("""
+        [] -> #1 service:old:1, StopContainer, orphan container
+        [1] -> #2 service:old:1, RemoveContainer, orphan container
+        [] -> #3 service:old:2, RemoveContainer, orphan container
+    """)
+    assert plan.warnings == ()
+
+
+def test_no_deps_touches_only_the_selected_service(load: LoadFn) -> None:
+    before = load(STACK)
+    after = load(STACK.replace("image: nginx", "image: nginx:2").replace("image: postgres", "image: postgres:17"))
+    plan = reconcile_up(after, converged(before), UpOptions(services=("web",), no_deps=True))
+    assert plan.render() == golden("""
+        [] -> #1 image:nginx:2, PullImage, image not found
+        [1] -> #2 service:web:1, CreateContainer, config changed [recreate:web:1]
+        [2] -> #3 service:web:1, StopContainer, replaced by #2 [recreate:web:1]
+        [3] -> #4 service:web:1, RemoveContainer, replaced by #2 [recreate:web:1]
+        [4] -> #5 service:web:1, RenameContainer, replaced by #2 [recreate:web:1]
+        [5] -> #6 service:web:1, StartContainer, recreated
+    """)
+
+
+def test_force_recreate_recreates_unchanged_selected_services(load: LoadFn) -> None:
+    project = load(STACK)
+    plan = reconcile_up(project, converged(project), UpOptions(services=("web",), force_recreate=True))
+    assert plan.render() == golden("""
+        [] -> #1 service:web:1, CreateContainer, --force-recreate [recreate:web:1]
+        [1] -> #2 service:web:1, StopContainer, replaced by #1 [recreate:web:1]
+        [2] -> #3 service:web:1, RemoveContainer, replaced by #1 [recreate:web:1]
+        [3] -> #4 service:web:1, RenameContainer, replaced by #1 [recreate:web:1]
+        [] -> #5 service:api, WaitCondition, service_started, required by web
+        [4 5] -> #6 service:web:1, StartContainer, recreated
+    """)
+
+
+def test_always_recreate_deps_recreates_dependencies_too(load: LoadFn) -> None:
+    project = load(STACK)
+    plan = reconcile_up(project, converged(project), UpOptions(services=("migrate",), always_recreate_deps=True))
+    assert [op.resource_id for op in plan.operations if op.kind is OpKind.CREATE_CONTAINER] == ["service:db:1"]
+
+
+def test_no_recreate_keeps_diverged_containers(load: LoadFn) -> None:
+    before = load(STACK)
+    after = load(STACK.replace("ports: [\"8080:80\"]", "ports: [\"8081:80\"]"))
+    assert reconcile_up(after, converged(before), UpOptions(no_recreate=True)).is_empty
+    assert not reconcile_up(after, converged(before)).is_empty
+
+
+def test_stopped_containers_are_started(load: LoadFn) -> None:
+    project = load(SCALED)
+    observed = ObservedState("demo", (container(project, "web", 1), container(project, "web", 2, state="exited"),
+                                      container(project, "web", 3, state="created")), _network(),
+                             images=frozenset({"nginx"}))
+    assert reconcile_up(project, observed).render() == golden("""
+        [] -> #1 service:web:2, StartContainer, container is exited
+        [] -> #2 service:web:3, StartContainer, container is created
+    """)
+
+
+def test_wait_adds_a_wait_ready_per_service(load: LoadFn) -> None:
+    plan = reconcile_up(load(SCALED), ObservedState("demo", images=frozenset({"nginx"})),
+                        UpOptions(wait=True, wait_timeout=30))
+    assert plan.render() == golden("""
+        [] -> #1 network:default, CreateNetwork, not found
+        [1] -> #2 service:web:1, CreateContainer, no existing container
+        [2] -> #3 service:web:1, StartContainer, created
+        [1] -> #4 service:web:2, CreateContainer, no existing container
+        [4] -> #5 service:web:2, StartContainer, created
+        [1] -> #6 service:web:3, CreateContainer, no existing container
+        [6] -> #7 service:web:3, StartContainer, created
+        [3 5 7] -> #8 service:web, WaitReady, --wait
+    """)
+
+
+def test_pull_policies(load: LoadFn) -> None:
+    project = load("""
+        services:
+          always: {image: a, pull_policy: always}
+          never: {image: b, pull_policy: never}
+          present: {image: c}
+          built: {image: d, build: ., pull_policy: build}
+    """)
+    observed = ObservedState("demo", images=frozenset({"a", "c:latest", "d"}))
+    plan = reconcile_up(project, observed, UpOptions(no_start=True))
+    images = [line for line in plan.render().splitlines() if "image:" in line]
+    assert images == [
+        "[] -> #2 image:a, PullImage, pull_policy: always",
+        "[] -> #3 image:d, BuildImage, pull_policy: build",
+    ]
+
+
+def test_missing_external_network_is_an_error(load: LoadFn) -> None:
+    project = load("""
+        services:
+          web: {image: nginx, networks: [front]}
+        networks:
+          front: {external: true, name: shared}
+    """)
+    with pytest.raises(ExternalResourceNotFoundError, match="network shared declared as external"):
+        reconcile_up(project, ObservedState("demo"))
+    found = ObservedState("demo", networks=(ObservedNetwork("n", "shared", ""),), images=frozenset({"nginx"}))
+    assert [op.kind for op in reconcile_up(project, found).operations] == [OpKind.CREATE_CONTAINER,
+                                                                           OpKind.START_CONTAINER]
+
+
+def test_container_labels_are_compose_v2s(load: LoadFn) -> None:
+    project = load(STACK)
+    plan = reconcile_up(project, ObservedState("demo"))
+    create = next(op for op in plan.operations
+                  if op.resource_id == "service:api:1" and op.kind is OpKind.CREATE_CONTAINER)
+    assert isinstance(create.payload, CreatePayload)
+    spec = create.payload.spec
+    assert spec.container_name == "demo-api-1"
+    assert spec.image == "demo-api"
+    assert {key: value for key, value in spec.labels.items() if key != labels.CONFIG_HASH} == {
+        labels.PROJECT: "demo",
+        labels.SERVICE: "api",
+        labels.CONTAINER_NUMBER: "1",
+        labels.ONEOFF: "False",
+        labels.WORKING_DIR: project.working_dir,
+        labels.CONFIG_FILES: ",".join(project.files),
+        labels.DEPENDS_ON: "db:service_healthy:true,migrate:service_completed_successfully:false",
+        labels.IMAGE: "demo-api",
+        labels.VERSION: labels.COMPATIBLE_VERSION,
+    }
+    assert len(spec.labels[labels.CONFIG_HASH]) == 64
+    assert [(n.network_name, n.aliases) for n in spec.networks] == [("demo_default", ("api",))]
+
+
+def test_down_removes_in_reverse_dependency_order(load: LoadFn) -> None:
+    project = load(STACK)
+    plan = reconcile_down("demo", project, converged(project))
+    assert plan.render() == golden("""
+        [] -> #1 service:web:1, StopContainer, down
+        [1] -> #2 service:web:1, RemoveContainer, down
+        [1] -> #3 service:api:1, StopContainer, down
+        [3] -> #4 service:api:1, RemoveContainer, down
+        [3] -> #5 service:migrate:1, StopContainer, down
+        [5] -> #6 service:migrate:1, RemoveContainer, down
+        [3 5] -> #7 service:db:1, StopContainer, down
+        [7] -> #8 service:db:1, RemoveContainer, down
+        [2 4 6 8] -> #9 network:default, RemoveNetwork, down
+    """)
+
+
+def test_down_with_volumes_and_orphans(load: LoadFn) -> None:
+    project = load(STACK)
+    observed = converged(project)
+    observed = ObservedState("demo", (container(project, "gone", 1, state="exited"), *observed.containers),
+                             observed.networks, observed.volumes)
+    plan = reconcile_down("demo", project, observed, DownOptions(remove_volumes=True, remove_orphans=True))
+    lines = plan.render().splitlines()
+    assert lines[0] == "[] -> #1 service:gone:1, RemoveContainer, orphan container"
+    assert lines[-2:] == [
+        "[1 3 5 7 9] -> #10 network:default, RemoveNetwork, down",
+        "[1 3 5 7 9] -> #11 volume:data, RemoveVolume, down -v",
+    ]
+    assert reconcile_down("demo", project, observed).warnings
+
+
+def test_down_without_a_project_removes_what_carries_the_label(load: LoadFn) -> None:
+    project = load(SCALED)
+    observed = ObservedState("demo", (container(project, "web", 1),), _network())
+    assert reconcile_down("demo", None, observed).render() == golden("""
+        [] -> #1 service:web:1, StopContainer, down
+        [1] -> #2 service:web:1, RemoveContainer, down
+        [2] -> #3 network:default, RemoveNetwork, down
+    """)
+
+
+def test_stop_and_start(load: LoadFn) -> None:
+    project = load(STACK)
+    assert reconcile_stop(project, converged(project), StopOptions(services=("api",))).render() == golden("""
+        [] -> #1 service:api:1, StopContainer, stop
+    """)
+    stopped = ObservedState("demo", tuple(container(project, c.service_name, state="exited")
+                                          for c in converged(project).containers))
+    assert reconcile_start(project, stopped, ["web"]).render() == golden("""
+        [] -> #1 service:api, WaitCondition, service_started, required by web
+        [1] -> #2 service:web:1, StartContainer, container is exited
+    """)
+
+
+def test_kind_titles() -> None:
+    from composer.planner.operations import kind_title
+
+    assert OpKind.CREATE_CONTAINER.title == "CreateContainer"
+    assert kind_title(31) == "WaitReady"
+    assert kind_title(999) == "Unknown(999)"
+    assert {kind.name: kind.value for kind in OpKind}["WAIT_CONDITION"] == 30
