@@ -78,7 +78,7 @@ def parallel_limit(parallel: int | None, environ: dict[str, str] | None = None) 
             parallel = int(text)
         except ValueError:
             raise UsageError(f"{PARALLEL_ENV} must be a number, not {text!r}") from None
-    return float(parallel) if parallel > 0 else math.inf
+    return parallel if parallel > 0 else math.inf
 
 
 async def execute(
