@@ -196,3 +196,19 @@ async def test_down_leaves_nothing(load: LoadFn) -> None:
     assert backend.containers == {}
     assert backend.networks == {}
     assert backend.volumes == {}
+
+
+async def test_observe_project_asks_for_external_resources(load: LoadFn) -> None:
+    from composer.planner.observe import observe_project
+
+    project = load("""
+        services:
+          web: {image: nginx, networks: [front]}
+        networks:
+          front: {external: true, name: shared}
+    """)
+    backend = MemoryBackend()
+    backend.networks["shared"] = ("someone-else", "")
+    observed = await observe_project(backend, "demo", project)
+    assert [network.name for network in observed.networks] == ["shared"]
+    assert reconcile_up(project, observed).render().splitlines()[0].endswith("image not found")

@@ -1,0 +1,29 @@
+"""Taking the snapshot the reconciler compares against: the one planner step that awaits a backend.
+
+External networks and volumes carry no project label, so the backend is asked about them by
+name. This module only asks; it decides nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from composer.backends.base import Backend
+    from composer.planner.observed import ObservedState
+    from composer.spec.models import Project
+
+
+def external_names(project: Project | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The engine names of the project's external networks and volumes, sorted."""
+    if project is None:
+        return (), ()
+    networks = sorted(config.name or key for key, config in project.networks.items() if config.external)
+    volumes = sorted(config.name or key for key, config in project.volumes.items() if config.external)
+    return tuple(networks), tuple(volumes)
+
+
+async def observe_project(backend: Backend, project_name: str, project: Project | None = None) -> ObservedState:
+    """What exists of ``project_name``, plus the external resources ``project`` uses."""
+    networks, volumes = external_names(project)
+    return await backend.observe(project_name, external_networks=networks, external_volumes=volumes)
