@@ -11,6 +11,13 @@
     │   ├── MergeError             an override cannot be merged into its base
     │   └── SpecValidationError    the schema or a consistency rule rejects the project
     ├── UsageError                 a command was called with arguments that cannot work
+    ├── BackendError               an engine operation failed; ``backend_name`` and ``operation`` say where
+    │   ├── BackendUnavailableError    the engine does not answer (daemon down, socket missing)
+    │   ├── NotFoundError          a container, network, volume or image does not exist
+    │   │   └── ImageNotFoundError the image is neither local nor pullable
+    │   ├── AlreadyExistsError     a resource with that name exists already
+    │   ├── PortInUseError         a published host port is already allocated
+    │   └── ImagePullError         pulling an image failed (registry unreachable, bad manifest...)
     ├── PlanError                  the project cannot be reconciled with what exists
     │   ├── DependencyCycleError   services depend on each other in a cycle; ``cycle`` lists the path
     │   └── ExternalResourceNotFoundError   an ``external: true`` network or volume does not exist
@@ -176,3 +183,37 @@ class DependencyConditionError(ExecutionError):
 
 class WaitTimeoutError(ExecutionError):
     """A condition was not met before its deadline."""
+
+
+class BackendError(ComposerError):
+    """An engine operation failed. Raised only by the backends' own error translators, so engine
+    exception types never escape ``composer.backends``; ``operation`` names what was attempted."""
+
+    def __init__(self, message: str, *, backend_name: str, operation: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.backend_name = backend_name
+        self.operation = operation
+
+
+class BackendUnavailableError(BackendError):
+    """The engine does not answer: the daemon is down, or its socket or host is wrong."""
+
+
+class NotFoundError(BackendError):
+    """A container, network, volume or image does not exist."""
+
+
+class ImageNotFoundError(NotFoundError):
+    """The image is not present locally and cannot be pulled."""
+
+
+class AlreadyExistsError(BackendError):
+    """A resource with that name exists already (the executor decides whether that is success)."""
+
+
+class PortInUseError(BackendError):
+    """A published host port is already allocated by another container or process."""
+
+
+class ImagePullError(BackendError):
+    """Pulling an image failed for a reason other than a missing image."""

@@ -1,0 +1,409 @@
+"""DockerBackend: the Backend protocol over docker-py's low-level APIClient.
+
+Thin by design: arguments come from convert.py, snapshots from observe.py, and every engine
+exception is translated by errors.py. docker-py blocks, so each call runs in a worker thread
+through ``anyio.to_thread.run_sync(..., limiter=self._limiter)``; followed log streams, which
+may last for hours, get threads of their own instead of holding the limiter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+
+from composer import labels
+from composer.backends.base import Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
+from composer.backends.docker import convert, observe
+from composer.backends.docker.client import Endpoint, connect, resolve_endpoint
+from composer.backends.docker.errors import BACKEND_NAME, translate, translated
+from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
+from composer.events import Event, EventSink, EventStatus
+
+if TYPE_CHECKING:
+    from composer.planner.observed import ObservedState
+    from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
+
+_INTERVALS = {"daily": 86_400.0, "weekly": 7 * 86_400.0}
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 7 * 86_400.0}
+
+
+def refresh_interval(policy: str) -> float | None:
+    """Seconds after which ``daily``, ``weekly`` or ``every_<duration>`` pulls again; None otherwise."""
+    if policy in _INTERVALS:
+        return _INTERVALS[policy]
+    if not policy.startswith("every_"):
+        return None
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+)([smhdw])", policy.removeprefix("every_")):
+        total += int(amount) * _DURATION_UNITS[unit]
+    return total or None
+
+
+def _image_age_seconds(image: Mapping[str, Any]) -> float:
+    stamp = (image.get("Metadata") or {}).get("LastTagTime") or image.get("Created") or ""
+    try:
+        moment = datetime.fromisoformat(str(stamp)[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return float("inf")
+    return time.time() - moment.timestamp()
+
+
+class DockerBackend:
+    """Runs single operations on a Docker Engine; decides nothing."""
+
+    name: ClassVar[str] = "docker"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str] | None = None,
+        endpoint: Endpoint | None = None,
+        max_threads: int = 16,
+        client: Any = None,
+    ) -> None:
+        self.endpoint = endpoint or resolve_endpoint(os.environ if environ is None else environ)
+        self._limiter = anyio.CapacityLimiter(max_threads)
+        self._client: Any = client
+        self._connect_lock = threading.Lock()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _api(self) -> Any:
+        """The docker-py client, connected on first use (in a worker thread: it blocks)."""
+        with self._connect_lock:
+            if self._client is None:
+                self._client = connect(self.endpoint)
+            return self._client
+
+    async def _run(self, operation: str, call: Callable[[Any], Any]) -> Any:
+        """``call(api)`` in a worker thread, with engine errors translated."""
+
+        def run() -> Any:
+            with translated(operation, host=self.endpoint.host):
+                return call(self._api())
+
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    # --- observation ----------------------------------------------------------------------
+
+    async def observe(self, project_name: str) -> ObservedState:
+        project_filter = {"label": f"{labels.PROJECT}={project_name}"}
+        results: dict[str, Any] = {}
+
+        async def fetch(key: str, call: Callable[[Any], Any]) -> None:
+            results[key] = await self._run("observe", call)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(fetch, "containers", lambda api: api.containers(all=True, filters=project_filter))
+            group.start_soon(fetch, "networks", lambda api: api.networks(filters=project_filter))
+            group.start_soon(fetch, "volumes", lambda api: api.volumes(filters=project_filter))
+            group.start_soon(fetch, "images", lambda api: api.images())
+        return observe.observed_state(
+            project_name,
+            results["containers"] or [],
+            results["networks"] or [],
+            (results["volumes"] or {}).get("Volumes") or [],
+            results["images"] or [],
+        )
+
+    async def _inspect(self, ref: ContainerRef) -> Mapping[str, Any]:
+        found: Mapping[str, Any] = await self._run("inspect", lambda api: api.inspect_container(ref.container_id))
+        return found
+
+    async def container_state(self, ref: ContainerRef) -> ContainerState:
+        return observe.container_state(await self._inspect(ref))
+
+    # --- images ---------------------------------------------------------------------------
+
+    async def _local_image(self, image: str) -> Mapping[str, Any] | None:
+        try:
+            found: Mapping[str, Any] = await self._run("inspect image", lambda api: api.inspect_image(image))
+        except NotFoundError:
+            return None
+        return found
+
+    async def ensure_image(self, service: ServiceConfig, image: str, policy: str, sink: EventSink) -> None:
+        """Pull ``image`` when ``policy`` (v2's pull_policy; None/``missing`` by default) asks for it.
+
+        :raises ImageNotFoundError: missing under ``never``, or unknown to the registry.
+        :raises ImagePullError: the pull failed for another reason.
+        """
+        policy = policy or "missing"
+        if policy == "build":
+            return  # the planner builds it
+        if policy not in ("always", "refresh"):
+            local = await self._local_image(image)
+            interval = refresh_interval(policy)
+            if local is not None and (interval is None or _image_age_seconds(local) < interval):
+                return
+            if local is None and policy == "never":
+                raise ImageNotFoundError(f"No such image: {image}", backend_name=BACKEND_NAME, operation="pull",
+                                         hint=f"pull_policy of service {service.name} is never")
+        await self.pull_image(image, sink, platform=service.platform)
+
+    async def pull_image(self, image: str, sink: EventSink, *, platform: str | None = None) -> None:
+        """Pull with one event per layer progress message, grouped under ``image:<image>``."""
+        resource_id = f"image:{image}"
+        sink.emit(Event(resource_id, EventStatus.WORKING, "Pulling"))
+        token = anyio.lowlevel.current_token()
+
+        def emit(event: Event) -> None:
+            anyio.from_thread.run_sync(sink.emit, event, token=token)
+
+        def pull(api: Any) -> None:
+            import docker.utils
+
+            repository, tag = docker.utils.parse_repository_tag(image)
+            for message in api.pull(repository, tag=tag or "latest", stream=True, decode=True, platform=platform):
+                _pull_message(message, resource_id, emit)
+
+        try:
+            await self._run("pull", pull)
+        except ComposerError as exc:
+            sink.emit(Event(resource_id, EventStatus.ERROR, "Error", details=str(exc)))
+            raise
+        sink.emit(Event(resource_id, EventStatus.DONE, "Pulled"))
+
+    # --- networks and volumes ----------------------------------------------------------------
+
+    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str:
+        kwargs = convert.network_kwargs(project_name, key, network_name, config)
+        created = await self._run("create network", lambda api: api.create_network(**kwargs))
+        return str(created["Id"])
+
+    async def remove_network(self, network_name: str) -> None:
+        await self._run("remove network", lambda api: api.remove_network(network_name))
+
+    async def create_volume(self, project_name: str, key: str, volume_name: str, config: VolumeConfig) -> str:
+        kwargs = convert.volume_kwargs(project_name, key, volume_name, config)
+        created = await self._run("create volume", lambda api: api.create_volume(**kwargs))
+        return str(created["Name"])
+
+    async def remove_volume(self, volume_name: str) -> None:
+        await self._run("remove volume", lambda api: api.remove_volume(volume_name))
+
+    # --- containers ---------------------------------------------------------------------------
+
+    async def _inherited_volumes(self, spec: ContainerSpec) -> dict[str, str]:
+        """Target -> anonymous volume of the replaced container, for the anonymous volumes of spec."""
+        if spec.replaces is None:
+            return {}
+        targets = {v.target for v in spec.service.volumes if v.type == "volume" and not v.source}
+        if not targets:
+            return {}
+        try:
+            old = await self._inspect(spec.replaces)
+        except NotFoundError:
+            return {}
+        return {m["Destination"]: m["Name"] for m in old.get("Mounts") or []
+                if m.get("Type") == "volume" and m.get("Destination") in targets and m.get("Name")}
+
+    async def create_container(self, spec: ContainerSpec) -> ContainerRef:
+        args = convert.convert(spec, inherited_volumes=await self._inherited_volumes(spec))
+        start_interval = convert.start_interval(spec.service)
+        container_id = await self._run("create", lambda api: _create(api, args, start_interval))
+        return ContainerRef(container_id, args.name)
+
+    async def start_container(self, ref: ContainerRef) -> None:
+        await self._run("start", lambda api: api.start(ref.container_id))
+
+    async def stop_container(self, ref: ContainerRef, *, grace_seconds: float) -> None:
+        await self._run("stop", lambda api: api.stop(ref.container_id, timeout=max(0, round(grace_seconds))))
+
+    async def kill_container(self, ref: ContainerRef, *, signal: str) -> None:
+        await self._run("kill", lambda api: api.kill(ref.container_id, signal=signal))
+
+    async def remove_container(self, ref: ContainerRef, *, remove_volumes: bool) -> None:
+        await self._run("remove", lambda api: api.remove_container(ref.container_id, v=remove_volumes, force=True))
+
+    # --- logs ---------------------------------------------------------------------------------
+
+    def logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None) -> AsyncIterator[LogLine]:
+        """The lines of ``refs``' logs, interleaved as they come; stdout and stderr kept apart."""
+        return self._logs(refs, follow=follow, tail=tail)
+
+    async def _logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None) -> AsyncIterator[LogLine]:
+        targets = [await self._inspect(ref) for ref in refs]
+        api = await anyio.to_thread.run_sync(self._api, limiter=self._limiter)
+        send, receive = anyio.create_memory_object_stream[LogLine | BaseException | None](max_buffer_size=256)
+        token = anyio.lowlevel.current_token()
+        pumps = [_LogPump(api, item, follow, tail, send.clone(), token) for item in targets]
+        send.close()
+        for pump in pumps:
+            pump.start()
+        try:
+            async with receive:
+                remaining = len(pumps)
+                while remaining:
+                    item = await receive.receive()
+                    if item is None:
+                        remaining -= 1
+                    elif isinstance(item, BaseException):
+                        raise item
+                    else:
+                        yield item
+        finally:
+            for pump in pumps:
+                pump.cancel()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await anyio.to_thread.run_sync(client.close, limiter=self._limiter)
+
+
+def _pull_message(message: Mapping[str, Any], resource_id: str, emit: Callable[[Event], None]) -> None:
+    """One decoded pull-stream message -> an event; an ``error`` message raises."""
+    if message.get("error"):
+        text = " ".join(str(message["error"]).split())
+        lowered = text.lower()
+        missing = "not found" in lowered or "pull access denied" in lowered or "manifest unknown" in lowered
+        cls = ImageNotFoundError if missing else ImagePullError
+        raise cls(f"Error response from daemon: {text}", backend_name=BACKEND_NAME, operation="pull")
+    layer_id = message.get("id")
+    status = str(message.get("status") or "")
+    if not layer_id or status.startswith(("Pulling from", "Digest:", "Status:")):
+        return
+    detail = message.get("progressDetail") or {}
+    emit(Event(f"layer:{layer_id}", EventStatus.DONE if status in ("Pull complete", "Already exists")
+               else EventStatus.WORKING, status, parent_id=resource_id,
+               current=detail.get("current"), total=detail.get("total")))
+
+
+def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> str:
+    """Create the container, then join its other networks; remove it if a join fails."""
+    import docker.utils
+
+    networking = None
+    if args.endpoint is not None:
+        network_name, endpoint = args.endpoint
+        networking = api.create_networking_config({network_name: api.create_endpoint_config(**endpoint)})
+    config = api.create_container_config(
+        **args.container, host_config=api.create_host_config(**args.host_config), networking_config=networking
+    )
+    config.update(args.config_overrides)
+    if start_interval is not None and config.get("Healthcheck") and docker.utils.version_gte(api.api_version, "1.44"):
+        config["Healthcheck"]["StartInterval"] = start_interval
+    container_id = str(api.create_container_from_config(config, args.name, args.platform)["Id"])
+    try:
+        for network_name, endpoint in args.connect:
+            api.connect_container_to_network(container_id, network_name, **endpoint)
+    except Exception:
+        api.remove_container(container_id, force=True)
+        raise
+    return container_id
+
+
+class _LogPump:
+    """Reads one container's log stream in its own thread and sends lines to the event loop."""
+
+    def __init__(self, api: Any, item: Mapping[str, Any], follow: bool, tail: int | None, send: Any, token: Any):
+        self._api = api
+        self._container_id = str(item["Id"])
+        self._name = observe.container_name(item)
+        self._service_name = ((item.get("Config") or {}).get("Labels") or {}).get(labels.SERVICE, self._name)
+        self._tty = bool((item.get("Config") or {}).get("Tty"))
+        self._follow = follow
+        self._tail = tail
+        self._send = send
+        self._token = token
+        self._socket: Any = None
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"logs-{self._name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        raw = getattr(self._socket, "_sock", self._socket)
+        if raw is not None and self._thread.is_alive():
+            try:
+                raw.shutdown(socket.SHUT_RDWR)  # wakes the blocked read
+            except OSError:
+                pass
+
+    def _deliver(self, item: LogLine | BaseException | None) -> bool:
+        try:
+            anyio.from_thread.run(self._send.send, item, token=self._token)
+        except Exception:  # the reader went away, or the loop closed
+            return False
+        return True
+
+    def _run(self) -> None:
+        try:
+            for line in self._lines():
+                if self._cancelled.is_set() or not self._deliver(line):
+                    return
+        except Exception as exc:
+            if not self._cancelled.is_set():
+                self._deliver(translate(exc, "logs"))
+        finally:
+            self._deliver(None)
+            try:
+                anyio.from_thread.run_sync(self._send.close, token=self._token)
+            except Exception:
+                pass
+
+    def _chunks(self) -> Iterator[bytes]:
+        """Raw body bytes as they arrive (urllib3 undoes the chunked encoding)."""
+        api = self._api
+        params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(self._follow),
+                  "tail": "all" if self._tail is None else str(self._tail)}
+        response = api._get(api._url("/containers/{0}/logs", self._container_id), params=params, stream=True)
+        try:
+            self._socket = api._get_raw_response_socket(response)  # raises for status; kept to cancel
+            if self._follow:
+                api._disable_socket_timeout(self._socket)  # a quiet container is not a dead engine
+            if self._cancelled.is_set():
+                self.cancel()
+            while chunk := response.raw.read1(65536):
+                yield chunk
+        finally:
+            response.close()
+
+    def _frames(self) -> Iterator[tuple[int, bytes]]:
+        """(stream, payload) pairs: one stream without a tty, else 8-byte headers demultiplex them."""
+        if self._tty:
+            for chunk in self._chunks():
+                yield 1, chunk
+            return
+        buffer = b""
+        for chunk in self._chunks():
+            buffer += chunk
+            while len(buffer) >= 8:
+                size = int.from_bytes(buffer[4:8], "big")
+                if len(buffer) < 8 + size:
+                    break
+                yield buffer[0], buffer[8 : 8 + size]
+                buffer = buffer[8 + size :]
+
+    def _lines(self) -> Iterator[LogLine]:
+        pending: dict[int, bytes] = {}
+        for stream, data in self._frames():
+            buffer = pending.get(stream, b"") + data
+            *complete, pending[stream] = buffer.split(b"\n")
+            for raw in complete:
+                yield self._line(raw, stream)
+        for stream, rest in pending.items():
+            if rest:
+                yield self._line(rest, stream)
+
+    def _line(self, raw: bytes, stream: int) -> LogLine:
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        timestamp, separator, rest = text.partition(" ")
+        if not separator or not timestamp[:4].isdigit():
+            timestamp, rest = "", text
+        return LogLine(self._name, self._service_name, rest, "stderr" if stream == 2 else "stdout", timestamp or None)

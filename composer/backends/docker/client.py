@@ -1,0 +1,130 @@
+"""Find the engine the docker CLI would talk to, and build a docker-py client for it.
+
+Order, as the docker CLI: ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY`` / ``DOCKER_CERT_PATH``),
+then the context named by ``DOCKER_CONTEXT`` or by ``currentContext`` in
+``$DOCKER_CONFIG/config.json`` (``~/.docker`` by default), then the default socket.
+``resolve_endpoint`` is pure (environment and config directory in, endpoint out);
+``connect`` blocks and must run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from composer.backends.docker.errors import explanation as _explanation
+from composer.backends.docker.errors import unavailable
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where the engine listens, and the TLS material to reach it."""
+
+    host: str
+    tls_verify: bool = False
+    cert_path: str | None = None  # holds ca.pem, cert.pem, key.pem
+    source: str = "default"  # "DOCKER_HOST", "context <name>" or "default"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.cert_path is not None or self.tls_verify
+
+
+def config_dir(environ: Mapping[str, str]) -> Path:
+    if environ.get("DOCKER_CONFIG"):
+        return Path(environ["DOCKER_CONFIG"])
+    return Path(environ.get("HOME") or Path.home()) / ".docker"
+
+
+def _is_true(value: str | None) -> bool:
+    return value is not None and value not in ("", "0", "false", "False")
+
+
+def current_context(environ: Mapping[str, str], directory: Path) -> str | None:
+    """The name of the context in use, or None for the default one."""
+    name = environ.get("DOCKER_CONTEXT")
+    if not name:
+        try:
+            config = json.loads((directory / "config.json").read_text())
+        except (OSError, ValueError):
+            config = {}
+        name = config.get("currentContext") if isinstance(config, dict) else None
+    return None if not name or name == "default" else str(name)
+
+
+def resolve_endpoint(environ: Mapping[str, str], directory: Path | None = None) -> Endpoint:
+    """The engine endpoint the docker CLI would use in ``environ``."""
+    directory = directory if directory is not None else config_dir(environ)
+    if environ.get("DOCKER_HOST"):
+        cert_path = environ.get("DOCKER_CERT_PATH") or None
+        tls_verify = _is_true(environ.get("DOCKER_TLS_VERIFY"))
+        if tls_verify and cert_path is None:
+            cert_path = str(directory)
+        return Endpoint(environ["DOCKER_HOST"], tls_verify, cert_path, "DOCKER_HOST")
+    name = current_context(environ, directory)
+    if name is None:
+        return Endpoint(DEFAULT_HOST)
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    try:
+        meta = json.loads((directory / "contexts" / "meta" / digest / "meta.json").read_text())
+        docker_endpoint = meta["Endpoints"]["docker"]
+        host = str(docker_endpoint["Host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return Endpoint(DEFAULT_HOST, source=f"context {name} (unreadable)")
+    tls_dir = directory / "contexts" / "tls" / digest / "docker"
+    cert_path = str(tls_dir) if tls_dir.is_dir() else None
+    tls_verify = cert_path is not None and not docker_endpoint.get("SkipTLSVerify", False)
+    return Endpoint(host, tls_verify, cert_path, f"context {name}")
+
+
+def _tls_config(endpoint: Endpoint) -> Any:
+    import docker.tls
+
+    if not endpoint.uses_tls:
+        return False
+    cert_dir = Path(endpoint.cert_path or ".")
+    cert = (str(cert_dir / "cert.pem"), str(cert_dir / "key.pem"))
+    ca_cert = str(cert_dir / "ca.pem")
+    have_cert = all(Path(path).exists() for path in cert)
+    return docker.tls.TLSConfig(
+        client_cert=cert if have_cert else None,
+        ca_cert=ca_cert if endpoint.tls_verify and Path(ca_cert).exists() else None,
+        verify=endpoint.tls_verify,
+    )
+
+
+def connect(endpoint: Endpoint, *, timeout: float = 60) -> Any:
+    """A docker-py low-level ``APIClient`` whose API version is negotiated with the engine.
+
+    Blocks: it asks the engine its version.
+
+    :raises BackendUnavailableError: nothing answers at the endpoint.
+    """
+    import docker
+
+    base_url = endpoint.host
+    if base_url.startswith("tcp://") and endpoint.uses_tls:
+        base_url = "https://" + base_url.removeprefix("tcp://")
+    try:
+        client = docker.APIClient(
+            base_url=base_url, version="auto", tls=_tls_config(endpoint), timeout=timeout, max_pool_size=64
+        )
+        client.ping()
+    except Exception as exc:
+        # Whatever failed (socket missing, refused, TLS, version negotiation), the engine is not usable.
+        error = unavailable(endpoint.host)
+        error.hint = _explanation(exc)
+        raise error from exc
+    return client
+
+
+def connect_from_env(environ: Mapping[str, str] | None = None) -> Any:
+    """``connect`` to the engine the docker CLI would use."""
+    return connect(resolve_endpoint(os.environ if environ is None else environ))

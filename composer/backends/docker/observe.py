@@ -1,0 +1,130 @@
+"""Engine listings -> ObservedState, through the com.docker.compose.* labels (pure).
+
+Accepts both shapes the engine returns for a container: the list entry (``State`` a string,
+health and exit code only in the ``Status`` text) and the inspect document (``State`` an
+object). Recorded engine JSON in tests/unit/backends/docker/data/ pins both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from composer import labels
+from composer.backends.base import ContainerState
+from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
+
+_HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_EXIT_IN_STATUS = re.compile(r"^Exited \((-?\d+)\)")
+
+Json = Mapping[str, Any]
+
+
+def _labels(item: Json) -> Mapping[str, str]:
+    found = item.get("Labels")
+    if found is None:
+        found = (item.get("Config") or {}).get("Labels")
+    return found or {}
+
+
+def container_name(item: Json) -> str:
+    names = item.get("Names")
+    name = names[0] if names else item.get("Name", "")
+    return str(name).lstrip("/")
+
+
+def container_state(item: Json) -> ContainerState:
+    """Status, health, exit code and OOM kill of a listed or inspected container."""
+    state = item.get("State")
+    if isinstance(state, Mapping):
+        health = (state.get("Health") or {}).get("Status") or None
+        status = str(state.get("Status", ""))
+        exit_code = state.get("ExitCode") if status in ("exited", "dead") else None
+        return ContainerState(status, None if health == "none" else health, exit_code, bool(state.get("OOMKilled")))
+    status = str(state or "")
+    text = str(item.get("Status") or "")
+    match = _HEALTH_IN_STATUS.search(text)
+    health = None if match is None else match.group(1).removeprefix("health: ")
+    exit_match = _EXIT_IN_STATUS.match(text)
+    exit_code = int(exit_match.group(1)) if exit_match else None
+    return ContainerState(status, health, exit_code)
+
+
+def observed_container(item: Json) -> ObservedContainer | None:
+    """None for a container without composer/Compose labels."""
+    found = _labels(item)
+    service_name = found.get(labels.SERVICE)
+    if service_name is None:
+        return None
+    state = container_state(item)
+    number = found.get(labels.CONTAINER_NUMBER, "")
+    image_id = item.get("ImageID") if "Names" in item else item.get("Image")  # list entry, or inspect
+    return ObservedContainer(
+        container_id=str(item.get("Id", "")),
+        name=container_name(item),
+        service_name=service_name,
+        number=int(number) if number.isdigit() else 0,
+        config_hash=found.get(labels.CONFIG_HASH, ""),
+        state=state.status,
+        health=state.health,
+        exit_code=state.exit_code,
+        oneoff=found.get(labels.ONEOFF, "False").lower() == "true",
+        image_id=str(image_id) if image_id else None,
+    )
+
+
+def observed_network(item: Json) -> ObservedNetwork | None:
+    found = _labels(item)
+    key = found.get(labels.NETWORK)
+    if key is None:
+        return None
+    return ObservedNetwork(str(item.get("Id", "")), str(item.get("Name", "")), key, found.get(labels.CONFIG_HASH))
+
+
+def observed_volume(item: Json) -> ObservedVolume | None:
+    found = _labels(item)
+    key = found.get(labels.VOLUME)
+    if key is None:
+        return None
+    return ObservedVolume(str(item.get("Name", "")), key, found.get(labels.CONFIG_HASH))
+
+
+def image_references(images: Iterable[Json]) -> frozenset[str]:
+    """Every local tag and digest, plus ``name`` for ``name:latest`` and each image id."""
+    found: set[str] = set()
+    for image in images:
+        for tag in image.get("RepoTags") or ():
+            if tag == "<none>:<none>":
+                continue
+            found.add(tag)
+            if tag.endswith(":latest"):
+                found.add(tag.removesuffix(":latest"))
+        found.update(digest for digest in image.get("RepoDigests") or () if digest != "<none>@<none>")
+        if image.get("Id"):
+            found.add(str(image["Id"]))
+    return frozenset(found)
+
+
+def observed_state(
+    project_name: str,
+    containers: Iterable[Json],
+    networks: Iterable[Json] = (),
+    volumes: Iterable[Json] = (),
+    images: Iterable[Json] = (),
+) -> ObservedState:
+    """The snapshot of one project, sorted so that it compares and prints deterministically."""
+
+    def belongs(item: Json) -> bool:
+        return _labels(item).get(labels.PROJECT) == project_name
+
+    found_containers = [c for c in map(observed_container, filter(belongs, containers)) if c is not None]
+    found_networks = [n for n in map(observed_network, filter(belongs, networks)) if n is not None]
+    found_volumes = [v for v in map(observed_volume, filter(belongs, volumes)) if v is not None]
+    return ObservedState(
+        project_name=project_name,
+        containers=tuple(sorted(found_containers, key=lambda c: (c.service_name, c.oneoff, c.number, c.name))),
+        networks=tuple(sorted(found_networks, key=lambda n: n.key)),
+        volumes=tuple(sorted(found_volumes, key=lambda v: v.key)),
+        images=image_references(images),
+    )
