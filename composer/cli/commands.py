@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from composer.spec.config_output import ConfigRequest, render_config
 from composer.spec.options import ProjectOptions
@@ -71,7 +72,21 @@ def run_version(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"config": run_config, "version": run_version}
+def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from composer.cli import lifecycle
+
+        command: Callable[[argparse.Namespace], int] = getattr(lifecycle, f"run_{verb}")
+        return command(args)
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "config": run_config,
+    "version": run_version,
+    **{verb: _lifecycle(verb) for verb in ("up", "down", "stop", "ps", "logs")},
+}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,211 @@
+"""CLI glue for the lifecycle verbs (up, down, stop, ps, logs): arguments in, engine calls,
+text out. No decisions here: those are the reconciler's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+
+from composer.errors import ComposerError, UsageError
+
+if TYPE_CHECKING:
+    from composer.backends.base import Backend
+    from composer.spec.models import Project
+
+T = TypeVar("T")
+
+
+def _load_project(args: argparse.Namespace, services: tuple[str, ...] = ()) -> Project:
+    from composer.cli.commands import project_options
+    from composer.spec import load_project
+
+    return load_project(project_options(args))
+
+
+def _make_backend(args: argparse.Namespace) -> Backend:
+    from composer.backends import backend_class
+    from composer.backends.select import choose_backend
+
+    choice = choose_backend(args.backend)
+    return backend_class(choice.name)()
+
+
+def _run(args: argparse.Namespace, work: Callable[[Backend], Awaitable[T]]) -> T:
+    """Run ``work`` with a backend on the event loop, closing the backend afterwards."""
+
+    async def main() -> T:
+        backend = _make_backend(args)
+        try:
+            return await work(backend)
+        finally:
+            await backend.aclose()
+
+    return anyio.run(main, backend="asyncio")
+
+
+def _scale(entries: list[str]) -> dict[str, int]:
+    scale: dict[str, int] = {}
+    for entry in entries:
+        name, sep, number = entry.partition("=")
+        if not sep or not number.isdigit():
+            raise UsageError(f"invalid --scale {entry!r}: expected SERVICE=NUM")
+        scale[name] = int(number)
+    return scale
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from composer import engine
+    from composer.cli.progress import make_renderer
+    from composer.planner.reconcile import UpOptions
+
+    project = _load_project(args)
+    options = UpOptions(
+        services=tuple(args.services), no_deps=args.no_deps, force_recreate=args.force_recreate,
+        no_recreate=args.no_recreate, always_recreate_deps=args.always_recreate_deps,
+        remove_orphans=args.remove_orphans, scale=_scale(args.scale), renew_anon_volumes=args.renew_anon_volumes,
+        pull=args.pull, build=args.build, no_start=args.no_start, wait=args.wait,
+        wait_timeout=args.wait_timeout, timeout=args.timeout,
+    )
+    sink = make_renderer(args.progress)
+    outcome = _run(args, lambda backend: engine.up(project, backend, options, sink, parallel=args.parallel,
+                                                       dry_run=args.dry_run))
+    for warning in outcome.plan.warnings:
+        print(f"WARN[0000] {warning}", file=sys.stderr)
+    if args.dry_run:
+        sys.stdout.write(outcome.plan.render() + "\n")
+        return 0
+    if args.detach or args.wait or args.no_start:
+        return 0
+    return _attach(args, project)
+
+
+def _attach(args: argparse.Namespace, project: Project) -> int:
+    """Follow the logs until every container exits; Ctrl-C stops the project gracefully."""
+    from composer import engine
+    from composer.cli.progress import make_renderer
+    from composer.planner.teardown import StopOptions
+
+    async def follow(backend: Backend) -> None:
+        from composer.backends.base import ContainerRef
+
+        found = await engine.containers(project.name, backend)
+        refs = [ContainerRef(c.container_id, c.name) for c in found]
+        width = max((len(c.name) for c in found), default=0)
+        async for line in backend.logs(refs, follow=True):
+            prefix = "" if args.no_log_prefix else f"{line.container_name.ljust(width)}  | "
+            sys.stdout.write(prefix + line.text.rstrip("\n") + "\n")
+            sys.stdout.flush()
+
+    try:
+        _run(args, follow)
+    except KeyboardInterrupt:
+        print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr)
+        sink = make_renderer(args.progress)
+        options = StopOptions(timeout=args.timeout)
+        try:
+            _run(args, lambda backend: engine.stop(project, backend, options, sink, parallel=args.parallel))
+        except KeyboardInterrupt:
+            return 130
+        return 130
+    return 0
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from composer import engine
+    from composer.cli.progress import make_renderer
+    from composer.planner.teardown import DownOptions
+
+    project: Project | None
+    try:
+        project = _load_project(args)
+        project_name = project.name
+    except ComposerError:
+        if not args.project_name:
+            raise
+        project, project_name = None, args.project_name
+    options = DownOptions(remove_orphans=args.remove_orphans, remove_volumes=args.volumes, timeout=args.timeout)
+    sink = make_renderer(args.progress)
+    outcome = _run(args, lambda backend: engine.down(project_name, project, backend, options, sink,
+                                                         parallel=args.parallel, dry_run=args.dry_run))
+    if args.dry_run:
+        sys.stdout.write(outcome.plan.render() + "\n")
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from composer import engine
+    from composer.cli.progress import make_renderer
+    from composer.planner.teardown import StopOptions
+
+    project = _load_project(args)
+    options = StopOptions(services=tuple(args.services), timeout=args.timeout)
+    sink = make_renderer(args.progress)
+    outcome = _run(args, lambda backend: engine.stop(project, backend, options, sink, parallel=args.parallel,
+                                                         dry_run=args.dry_run))
+    if args.dry_run:
+        sys.stdout.write(outcome.plan.render() + "\n")
+    return 0
+
+
+def _project_name(args: argparse.Namespace) -> str:
+    if args.project_name:
+        return str(args.project_name)
+    return _load_project(args).name
+
+
+def run_ps(args: argparse.Namespace) -> int:
+    from composer import engine
+
+    project_name = _project_name(args)
+    found = _run(args, lambda backend: engine.containers(project_name, backend, include_stopped=args.all))
+    if args.services:
+        found = [c for c in found if c.service_name in args.services]
+    if args.list_services:
+        for service_name in dict.fromkeys(c.service_name for c in found):
+            print(service_name)
+        return 0
+    if args.quiet:
+        for container in found:
+            print(container.container_id)
+        return 0
+    if args.format == "json":
+        print(json.dumps([{"ID": c.container_id, "Name": c.name, "Service": c.service_name, "State": c.state,
+                           "Health": c.health or "", "ExitCode": c.exit_code or 0,
+                           "Project": project_name} for c in found]))
+        return 0
+    rows = [("NAME", "SERVICE", "STATUS")]
+    for container in found:
+        status = container.state + (f" ({container.health})" if container.health else "")
+        rows.append((container.name, container.service_name, status))
+    widths = [max(len(row[index]) for row in rows) for index in range(3)]
+    for row in rows:
+        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    from composer import engine
+    from composer.backends.base import ContainerRef
+
+    project_name = _project_name(args)
+    tail = None if args.tail == "all" else int(args.tail)
+
+    async def show(backend: Backend) -> None:
+        found = await engine.containers(project_name, backend, include_stopped=True)
+        found = [c for c in found if not args.services or c.service_name in args.services]
+        width = max((len(c.name) for c in found), default=0)
+        refs = [ContainerRef(c.container_id, c.name) for c in found]
+        async for line in backend.logs(refs, follow=args.follow, tail=tail):
+            prefix = "" if args.no_log_prefix else f"{line.container_name.ljust(width)}  | "
+            sys.stdout.write(prefix + line.text.rstrip("\n") + "\n")
+
+    try:
+        _run(args, show)
+    except KeyboardInterrupt:
+        return 130
+    return 0
