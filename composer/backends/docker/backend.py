@@ -13,7 +13,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -98,7 +98,10 @@ class DockerBackend:
 
     # --- observation ----------------------------------------------------------------------
 
-    async def observe(self, project_name: str) -> ObservedState:
+    async def observe(
+        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = ()
+    ) -> ObservedState:
+        """The project's resources by label, local images, and the named external resources that exist."""
         project_filter = {"label": f"{labels.PROJECT}={project_name}"}
         results: dict[str, Any] = {}
 
@@ -110,12 +113,18 @@ class DockerBackend:
             group.start_soon(fetch, "networks", lambda api: api.networks(filters=project_filter))
             group.start_soon(fetch, "volumes", lambda api: api.volumes(filters=project_filter))
             group.start_soon(fetch, "images", lambda api: api.images())
+            if external_networks:
+                group.start_soon(fetch, "external_networks", lambda api: _networks_named(api, external_networks))
+            if external_volumes:
+                group.start_soon(fetch, "external_volumes", lambda api: _volumes_named(api, external_volumes))
         return observe.observed_state(
             project_name,
             results["containers"] or [],
             results["networks"] or [],
             (results["volumes"] or {}).get("Volumes") or [],
             results["images"] or [],
+            external_networks=results.get("external_networks", []),
+            external_volumes=results.get("external_volumes", []),
         )
 
     async def _inspect(self, ref: ContainerRef) -> Mapping[str, Any]:
@@ -228,13 +237,20 @@ class DockerBackend:
     async def remove_container(self, ref: ContainerRef, *, remove_volumes: bool) -> None:
         await self._run("remove", lambda api: api.remove_container(ref.container_id, v=remove_volumes, force=True))
 
+    async def rename_container(self, ref: ContainerRef, new_name: str) -> None:
+        await self._run("rename", lambda api: api.rename(ref.container_id, new_name))
+
     # --- logs ---------------------------------------------------------------------------------
 
-    def logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None) -> AsyncIterator[LogLine]:
+    def logs(
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None
+    ) -> AsyncGenerator[LogLine, None]:
         """The lines of ``refs``' logs, interleaved as they come; stdout and stderr kept apart."""
         return self._logs(refs, follow=follow, tail=tail)
 
-    async def _logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None) -> AsyncIterator[LogLine]:
+    async def _logs(
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None
+    ) -> AsyncGenerator[LogLine, None]:
         targets = [await self._inspect(ref) for ref in refs]
         api = await anyio.to_thread.run_sync(self._api, limiter=self._limiter)
         send, receive = anyio.create_memory_object_stream[LogLine | BaseException | None](max_buffer_size=256)
@@ -262,6 +278,24 @@ class DockerBackend:
         if self._client is not None:
             client, self._client = self._client, None
             await anyio.to_thread.run_sync(client.close, limiter=self._limiter)
+
+
+def _networks_named(api: Any, names: Sequence[str]) -> list[Any]:
+    """The networks with exactly these names (the engine's name filter matches substrings)."""
+    wanted = set(names)
+    return [item for item in api.networks(names=sorted(wanted)) or [] if item.get("Name") in wanted]
+
+
+def _volumes_named(api: Any, names: Sequence[str]) -> list[Any]:
+    import docker.errors
+
+    found = []
+    for name in names:
+        try:
+            found.append(api.inspect_volume(name))
+        except docker.errors.NotFound:
+            continue
+    return found
 
 
 def _pull_message(message: Mapping[str, Any], resource_id: str, emit: Callable[[Event], None]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,22 @@ def _tls_config(endpoint: Endpoint) -> Any:
     )
 
 
+def _probe_unix_socket(endpoint: Endpoint) -> None:
+    """Fail fast on a dead unix socket; docker-py would leak the socket of its failed attempt."""
+    if not endpoint.host.startswith("unix://"):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(5)
+        probe.connect(endpoint.host.removeprefix("unix://"))
+    except OSError as exc:
+        error = unavailable(endpoint.host)
+        error.hint = exc.strerror or str(exc)
+        raise error from exc
+    finally:
+        probe.close()
+
+
 def connect(endpoint: Endpoint, *, timeout: float = 60) -> Any:
     """A docker-py low-level ``APIClient`` whose API version is negotiated with the engine.
 
@@ -109,6 +126,7 @@ def connect(endpoint: Endpoint, *, timeout: float = 60) -> Any:
     """
     import docker
 
+    _probe_unix_socket(endpoint)
     base_url = endpoint.host
     if base_url.startswith("tcp://") and endpoint.uses_tls:
         base_url = "https://" + base_url.removeprefix("tcp://")

@@ -96,9 +96,7 @@ def convert(spec: ContainerSpec, *, inherited_volumes: Mapping[str, str] | None 
 
 def _container_config(spec: ContainerSpec) -> Kwargs:
     service = spec.service
-    config: Kwargs = {"image": spec.image}
-    if service.command is not None:
-        config["command"] = list(service.command)
+    config: Kwargs = {"image": spec.image, "command": None if service.command is None else list(service.command)}
     if service.entrypoint is not None:
         config["entrypoint"] = list(service.entrypoint)
     _put(config, "environment", [f"{key}={value}" for key, value in service.environment.items() if value is not None])
@@ -119,16 +117,17 @@ def _expand(port_range: str) -> list[int]:
     return list(range(int(first), int(last or first) + 1))
 
 
-def _exposed_ports(service: ServiceConfig) -> list[list[Any]]:
-    exposed: list[list[Any]] = []
+def _exposed_ports(service: ServiceConfig) -> list[tuple[int, str]]:
+    """(port, protocol) tuples, the form docker-py reads for ExposedPorts."""
+    exposed: list[tuple[int, str]] = []
     for port in service.ports:
-        if port.target is not None and [port.target, port.protocol] not in exposed:
-            exposed.append([port.target, port.protocol])
+        if port.target is not None and (port.target, port.protocol) not in exposed:
+            exposed.append((port.target, port.protocol))
     for entry in service.expose:
         numbers, _, protocol = entry.partition("/")
         for number in _expand(numbers):
-            if [number, protocol or "tcp"] not in exposed:
-                exposed.append([number, protocol or "tcp"])
+            if (number, protocol or "tcp") not in exposed:
+                exposed.append((number, protocol or "tcp"))
     return exposed
 
 

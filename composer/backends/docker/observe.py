@@ -106,14 +106,30 @@ def image_references(images: Iterable[Json]) -> frozenset[str]:
     return frozenset(found)
 
 
+def external_network(item: Json) -> ObservedNetwork:
+    """A network asked about by name (``external: true``): its key is empty."""
+    return ObservedNetwork(str(item.get("Id", "")), str(item.get("Name", "")), "")
+
+
+def external_volume(item: Json) -> ObservedVolume:
+    return ObservedVolume(str(item.get("Name", "")), "")
+
+
 def observed_state(
     project_name: str,
     containers: Iterable[Json],
     networks: Iterable[Json] = (),
     volumes: Iterable[Json] = (),
     images: Iterable[Json] = (),
+    *,
+    external_networks: Iterable[Json] = (),
+    external_volumes: Iterable[Json] = (),
 ) -> ObservedState:
-    """The snapshot of one project, sorted so that it compares and prints deterministically."""
+    """The snapshot of one project, sorted so that it compares and prints deterministically.
+
+    ``external_*`` are the engine's documents of the external resources found by name; one the
+    project labels as its own is listed once, with its key.
+    """
 
     def belongs(item: Json) -> bool:
         return _labels(item).get(labels.PROJECT) == project_name
@@ -121,10 +137,14 @@ def observed_state(
     found_containers = [c for c in map(observed_container, filter(belongs, containers)) if c is not None]
     found_networks = [n for n in map(observed_network, filter(belongs, networks)) if n is not None]
     found_volumes = [v for v in map(observed_volume, filter(belongs, volumes)) if v is not None]
+    own_networks = {n.name for n in found_networks}
+    own_volumes = {v.name for v in found_volumes}
+    found_networks += [n for n in map(external_network, external_networks) if n.name not in own_networks]
+    found_volumes += [v for v in map(external_volume, external_volumes) if v.name not in own_volumes]
     return ObservedState(
         project_name=project_name,
         containers=tuple(sorted(found_containers, key=lambda c: (c.service_name, c.oneoff, c.number, c.name))),
-        networks=tuple(sorted(found_networks, key=lambda n: n.key)),
-        volumes=tuple(sorted(found_volumes, key=lambda v: v.key)),
+        networks=tuple(sorted(found_networks, key=lambda n: (n.key, n.name))),
+        volumes=tuple(sorted(found_volumes, key=lambda v: (v.key, v.name))),
         images=image_references(images),
     )

@@ -1,0 +1,193 @@
+"""DockerBackend against the real engine: each test uses its own project, removed afterwards."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+import pytest
+
+from composer import labels
+from composer.backends.base import ContainerRef, ContainerSpec, ContainerState, LogLine, NetworkAttachment
+from composer.backends.docker import DockerBackend
+from composer.errors import AlreadyExistsError, ImageNotFoundError, ImagePullError, NotFoundError, PortInUseError
+from composer.events import EventStatus, ListSink
+from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def backend(docker_api: Any) -> AsyncIterator[DockerBackend]:
+    instance = DockerBackend()
+    yield instance
+    await instance.aclose()
+
+
+def spec(project_name: str, image: str, service: dict[str, Any], *, number: int = 1, **fields: Any) -> ContainerSpec:
+    config = ServiceConfig.model_validate(service)
+    container_labels = {labels.PROJECT: project_name, labels.SERVICE: config.name,
+                        labels.CONTAINER_NUMBER: str(number), labels.CONFIG_HASH: "test", labels.ONEOFF: "False"}
+    return ContainerSpec(project_name, config, f"{project_name}-{config.name}-{number}", number, image,
+                         container_labels, **fields)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def poll(backend: DockerBackend, ref: ContainerRef, done: Callable[[ContainerState], bool],
+               seconds: float) -> ContainerState:
+    for _ in range(int(seconds * 10)):
+        state = await backend.container_state(ref)
+        if done(state):
+            return state
+        await anyio.sleep(0.1)
+    raise AssertionError(f"{ref.name} is still {state}")
+
+
+async def collect(lines: AsyncGenerator[LogLine, None], count: int | None = None) -> list[LogLine]:
+    found: list[LogLine] = []
+    async with aclosing(lines):
+        async for line in lines:
+            found.append(line)
+            if count is not None and len(found) == count:
+                break
+    return found
+
+
+async def test_lifecycle(backend: DockerBackend, busybox_image: str, project_name: str, docker_api: Any) -> None:
+    front = await backend.create_network(project_name, "front", f"{project_name}_front", NetworkConfig())
+    await backend.create_network(project_name, "back", f"{project_name}_back", NetworkConfig(internal=True))
+    volume_name = await backend.create_volume(project_name, "data", f"{project_name}_data", VolumeConfig())
+    assert front
+    assert volume_name == f"{project_name}_data"
+    web = spec(project_name, busybox_image, {
+        "name": "web", "init": True,
+        "command": ["sh", "-c", "echo out-line; echo err-line >&2; echo $GREETING > /data/g; exec sleep 300"],
+        "environment": {"GREETING": "hello", "UNSET": None},
+        "volumes": [{"type": "volume", "source": "data", "target": "/data"}],
+        "healthcheck": {"test": ["CMD", "test", "-f", "/data/g"], "interval": "1s"},
+        "stop_grace_period": "1s",
+    }, networks=[NetworkAttachment(f"{project_name}_front", aliases=("web", "www")),
+                 NetworkAttachment(f"{project_name}_back", aliases=("web",))],
+       volume_names={"data": volume_name})
+    ref = await backend.create_container(web)
+    assert (await backend.container_state(ref)).status == "created"
+    inspected = docker_api.inspect_container(ref.container_id)
+    assert set(inspected["NetworkSettings"]["Networks"]) == {f"{project_name}_front", f"{project_name}_back"}
+    assert "UNSET" not in " ".join(inspected["Config"]["Env"])
+
+    await backend.start_container(ref)
+    state = await poll(backend, ref, lambda state: state.health == "healthy", 30)
+    assert state.status == "running"
+
+    lines = await collect(backend.logs([ref], follow=False))
+    assert [(line.text, line.stream) for line in sorted(lines, key=lambda line: line.stream)] == [
+        ("err-line", "stderr"), ("out-line", "stdout")]
+    assert all(line.service_name == "web" and line.container_name == ref.name and line.timestamp for line in lines)
+
+    observed = await backend.observe(project_name)
+    assert [(c.service_name, c.number, c.state, c.health) for c in observed.containers] == [("web", 1, "running",
+                                                                                             "healthy")]
+    assert [n.key for n in observed.networks] == ["back", "front"]
+    assert [v.key for v in observed.volumes] == ["data"]
+    assert busybox_image in observed.images
+
+    await backend.stop_container(ref, grace_seconds=1)
+    stopped = await backend.container_state(ref)
+    assert (stopped.status, stopped.exit_code) == ("exited", 143)  # sleep under init gets SIGTERM
+
+    await backend.remove_container(ref, remove_volumes=True)
+    with pytest.raises(NotFoundError):
+        await backend.container_state(ref)
+    await backend.remove_network(f"{project_name}_front")
+    await backend.remove_network(f"{project_name}_back")
+    await backend.remove_volume(volume_name)
+    assert await backend.observe(project_name) == type(observed)(project_name, images=observed.images)
+
+
+async def test_follow_logs_of_several_containers(backend: DockerBackend, busybox_image: str, project_name: str) -> None:
+    refs = []
+    for name in ("a", "b"):
+        ref = await backend.create_container(spec(project_name, busybox_image, {
+            "name": name, "command": ["sh", "-c", f"i=0; while true; do echo {name}$i; i=$((i+1)); sleep 0.2; done"]}))
+        await backend.start_container(ref)
+        refs.append(ref)
+    with anyio.fail_after(20):
+        lines = await collect(backend.logs(refs, follow=True, tail=0), count=6)
+    assert {line.service_name for line in lines} == {"a", "b"}
+    for name in ("a", "b"):  # each container's own lines arrive in order
+        numbers = [int(line.text[1:]) for line in lines if line.service_name == name]
+        assert numbers == sorted(numbers)
+
+
+async def test_kill(backend: DockerBackend, busybox_image: str, project_name: str) -> None:
+    ref = await backend.create_container(spec(project_name, busybox_image, {"name": "k", "command": ["sleep", "300"]}))
+    await backend.start_container(ref)
+    await backend.kill_container(ref, signal="SIGKILL")
+    state = await poll(backend, ref, lambda state: state.status == "exited", 10)
+    assert state.exit_code == 137
+
+
+async def test_missing_image(backend: DockerBackend, busybox_image: str, project_name: str) -> None:
+    ghost = f"composer-test/ghost-{project_name}:latest"
+    with pytest.raises(ImageNotFoundError, match="No such image"):
+        await backend.create_container(spec(project_name, ghost, {"name": "g"}))
+    with pytest.raises(ImageNotFoundError):
+        await backend.ensure_image(ServiceConfig(name="g"), ghost, "never", ListSink())
+    sink = ListSink()
+    await backend.ensure_image(ServiceConfig(name="b"), busybox_image, "missing", sink)  # present: no pull
+    assert sink.events == []
+
+
+async def test_unreachable_registry(backend: DockerBackend, project_name: str) -> None:
+    sink = ListSink()
+    port = free_port()  # nothing listens there
+    with pytest.raises((ImagePullError, ImageNotFoundError)) as caught:
+        await backend.ensure_image(ServiceConfig(name="g"), f"127.0.0.1:{port}/ghost:1", "always", sink)
+    assert "\n" not in str(caught.value)
+    assert [event.status for event in sink.events] == [EventStatus.WORKING, EventStatus.ERROR]
+
+
+async def test_port_already_allocated(backend: DockerBackend, busybox_image: str, project_name: str) -> None:
+    port = free_port()
+    published = {"target": 80, "published": str(port), "host_ip": "127.0.0.1"}
+    service = {"name": "p", "command": ["sleep", "300"], "ports": [published]}
+    first = await backend.create_container(spec(project_name, busybox_image, service, number=1))
+    await backend.start_container(first)
+    second = await backend.create_container(spec(project_name, busybox_image, service, number=2))
+    with pytest.raises(PortInUseError, match="port is already allocated"):
+        await backend.start_container(second)
+
+
+async def test_conflicts(backend: DockerBackend, busybox_image: str, project_name: str) -> None:
+    await backend.create_network(project_name, "default", f"{project_name}_default", NetworkConfig())
+    with pytest.raises(AlreadyExistsError):
+        await backend.create_network(project_name, "default", f"{project_name}_default", NetworkConfig())
+    web = spec(project_name, busybox_image, {"name": "web", "command": ["sleep", "300"]})
+    await backend.create_container(web)
+    with pytest.raises(AlreadyExistsError, match="already in use"):
+        await backend.create_container(web)
+    with pytest.raises(NotFoundError):
+        await backend.remove_network(f"{project_name}_nothing")
+
+
+async def test_recreate_keeps_anonymous_volumes(backend: DockerBackend, busybox_image: str, project_name: str,
+                                                docker_api: Any) -> None:
+    service = {"name": "db", "command": ["sleep", "300"], "volumes": [{"type": "volume", "target": "/var/lib/db"}]}
+    old = await backend.create_container(spec(project_name, busybox_image, service))
+    old_volume = docker_api.inspect_container(old.container_id)["Mounts"][0]["Name"]
+    await backend.remove_container(old, remove_volumes=False)
+    new = await backend.create_container(spec(project_name, busybox_image, service, number=2, replaces=old))
+    assert docker_api.inspect_container(new.container_id)["Mounts"][0]["Name"] != old_volume  # old one gone already
+    third = await backend.create_container(spec(project_name, busybox_image, service, number=3, replaces=new))
+    new_volume = docker_api.inspect_container(new.container_id)["Mounts"][0]["Name"]
+    assert docker_api.inspect_container(third.container_id)["Mounts"][0]["Name"] == new_volume
+    docker_api.remove_volume(old_volume)
