@@ -9,7 +9,6 @@ tree, never imports pydantic.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -57,15 +56,15 @@ def load_project(options: ProjectOptions | None = None, load: LoadOptions | None
     from composer.spec.models.bind import bind_project
     from composer.spec.options import ProjectOptions
 
-    project_fields = {field.name for field in dataclasses.fields(ProjectOptions)}
-    load_fields = {field.name for field in dataclasses.fields(LoadOptions)}
+    project_fields = set(ProjectOptions._fields)
+    load_fields = set(LoadOptions._fields)
     unknown = sorted(set(kwargs) - project_fields - load_fields)
     if unknown:
         raise TypeError(f"load_project() got an unexpected keyword argument {unknown[0]!r}")
-    options = dataclasses.replace(
-        options or ProjectOptions(), **{key: value for key, value in kwargs.items() if key in project_fields}
+    options = (options or ProjectOptions())._replace(
+        **{key: value for key, value in kwargs.items() if key in project_fields}
     )
-    load = dataclasses.replace(
-        load or LoadOptions(), **{key: value for key, value in kwargs.items() if key in load_fields}
+    load = (load or LoadOptions())._replace(
+        **{key: value for key, value in kwargs.items() if key in load_fields}
     )
     return bind_project(load_config(options, load))

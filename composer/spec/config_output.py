@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from composer.errors import UsageError
 from composer.spec import render
@@ -12,8 +11,7 @@ from composer.spec.loader import LoadedConfig, LoadOptions, load_config
 from composer.spec.options import ProjectOptions
 
 
-@dataclass(frozen=True)
-class ConfigRequest:
+class ConfigRequest(NamedTuple):
     services: tuple[str, ...] = ()
     format: str = "yaml"
     list_services: bool = False
@@ -28,10 +26,9 @@ class ConfigRequest:
     resolve_paths: bool = True
 
 
-@dataclass
-class ConfigResult:
+class ConfigResult(NamedTuple):
     text: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
 
 
 def service_hash(service: dict[str, Any]) -> str:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from composer.errors import (
     IncludeError,
@@ -47,8 +46,7 @@ from composer.spec.yamlio import Document, parse_documents
 RESOURCE_SECTIONS = ("services", "networks", "volumes", "secrets", "configs", "models")
 
 
-@dataclass(frozen=True)
-class LoadOptions:
+class LoadOptions(NamedTuple):
     """Which optional stages run (the ``config --no-*`` flags)."""
 
     interpolate: bool = True
@@ -58,8 +56,7 @@ class LoadOptions:
     services: Sequence[str] = ()
 
 
-@dataclass
-class LoadedConfig:
+class LoadedConfig(NamedTuple):
     """A resolved project as a canonical tree, with what it was made from."""
 
     tree: dict[str, Any]
@@ -69,11 +66,10 @@ class LoadedConfig:
     environment: dict[str, str]
     profiles: list[str]
     disabled: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = []  # a NamedTuple default: never mutated in place
 
 
-@dataclass
-class _Context:
+class _Context(NamedTuple):
     """What one model load (the main project, or an included one) works with."""
 
     working_dir: str

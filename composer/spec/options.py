@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from composer.errors import EnvFileError, ProjectNotFoundError, SourceLocation
 from composer.spec.dotenv import DotenvError, read_dotenv_file
@@ -27,8 +27,7 @@ DEFAULT_OVERRIDE_FILENAMES = (
 STDIN = "-"
 
 
-@dataclass(frozen=True)
-class ProjectOptions:
+class ProjectOptions(NamedTuple):
     """What the user asked for, before anything is resolved (the CLI's global flags)."""
 
     files: Sequence[str] = ()
@@ -40,8 +39,7 @@ class ProjectOptions:
     working_directory: str | None = None  # None: the process's current folder
 
 
-@dataclass
-class ResolvedOptions:
+class ResolvedOptions(NamedTuple):
     """Files, folder and environment once v2's precedence rules have run."""
 
     files: list[str]
@@ -49,7 +47,7 @@ class ResolvedOptions:
     environment: dict[str, str]
     profiles: list[str]
     project_name: str | None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
 
 
 def _truthy(value: str | None) -> bool:

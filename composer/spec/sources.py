@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from composer.errors import SourceLocation
 from composer.spec.modelpath import PathKey
 from composer.spec.yamlio import Document
 
 
-@dataclass
 class Sources:
     """Every document read so far, newest last; later documents win when locating a path."""
 
-    documents: list[Document] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.documents: list[Document] = []
 
     def add(self, document: Document) -> None:
         self.documents.append(document)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -43,14 +42,19 @@ RESET_TAG = "!reset"
 OVERRIDE_TAG = "!override"
 
 
-@dataclass
 class Document:
     """One YAML document: its tree, positions by model path, and its !reset/!override paths."""
 
-    filename: str
-    tree: Any
-    positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    reset_paths: list[PathKey] = field(default_factory=list)
+    __slots__ = ("filename", "positions", "reset_paths", "tree")
+
+    def __init__(
+        self, filename: str, tree: Any, positions: dict[PathKey, tuple[int, int]] | None = None,
+        reset_paths: list[PathKey] | None = None,
+    ) -> None:
+        self.filename = filename
+        self.tree = tree
+        self.positions = positions if positions is not None else {}
+        self.reset_paths = reset_paths if reset_paths is not None else []
 
     def location(self, path: PathKey) -> SourceLocation:
         """The position of the nearest known ancestor of ``path``."""

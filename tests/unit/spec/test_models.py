@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -550,8 +549,8 @@ def _case_options(case_dir: Path, home: str) -> tuple[ProjectOptions, LoadOption
         environment[key] = value.replace("@CASE_DIR@", str(case_dir)).replace("@HOME@", home)
     argv = [arg for name in meta["files"] for arg in ("-f", name)]
     args = build_parser().parse_args([*argv, *meta.get("global_args", []), "config"])
-    options = dataclasses.replace(project_options(args), environment=environment,
-                                  working_directory=str(case_dir / meta["workdir"]))
+    options = project_options(args)._replace(environment=environment,
+                                             working_directory=str(case_dir / meta["workdir"]))
     return options, LoadOptions(services=tuple(args.services))
 
 
