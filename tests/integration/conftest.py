@@ -6,26 +6,16 @@ test leaves nothing behind. Under CI=true a missing engine fails the test instea
 
 from __future__ import annotations
 
-import io
 import os
-import subprocess
-import tarfile
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from composer import labels
-
-TEST_IMAGE = "composer-test/busybox:latest"
-DOCKERFILE = b"""FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-CMD ["sh"]
-"""
+from tests.support.images import TEST_IMAGE as TEST_IMAGE  # re-exported for tests that name it
+from tests.support.images import ImageBuildError, ensure_busybox_image
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,58 +50,13 @@ def docker_api() -> Iterator[Any]:
     api.close()
 
 
-def _is_static_elf64(path: Path) -> bool:
-    """A 64-bit little-endian ELF without a PT_INTERP program header (no dynamic loader)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return False
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        return False
-    offset = int.from_bytes(data[0x20:0x28], "little")
-    size, count = int.from_bytes(data[0x36:0x38], "little"), int.from_bytes(data[0x38:0x3A], "little")
-    kinds = (int.from_bytes(data[offset + i * size : offset + i * size + 4], "little") for i in range(count))
-    return 3 not in kinds
-
-
-def _busybox_binary(workdir: Path) -> Path:
-    """Debian's static busybox: installed (busybox-static), else downloaded and unpacked."""
-    for candidate in (Path("/bin/busybox"), Path("/usr/bin/busybox")):
-        if _is_static_elf64(candidate):
-            return candidate
-    subprocess.run(["apt-get", "download", "busybox-static"], cwd=workdir, check=True, capture_output=True)
-    package = next(workdir.glob("busybox-static_*.deb"))
-    subprocess.run(["dpkg-deb", "-x", str(package), str(workdir / "root")], check=True)
-    return workdir / "root" / "bin" / "busybox"
-
-
-def _context_tar(busybox: Path) -> io.BytesIO:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        dockerfile = tarfile.TarInfo("Dockerfile")
-        dockerfile.size = len(DOCKERFILE)
-        archive.addfile(dockerfile, io.BytesIO(DOCKERFILE))
-        archive.add(str(busybox), arcname="busybox")
-    buffer.seek(0)
-    return buffer
-
-
 @pytest.fixture(scope="session")
 def busybox_image(docker_api: Any) -> str:
     """``composer-test/busybox:latest``, FROM scratch with Debian's static busybox; built once."""
-    import docker.errors
-
     try:
-        docker_api.inspect_image(TEST_IMAGE)
-        return TEST_IMAGE
-    except docker.errors.ImageNotFound:
-        pass
-    with tempfile.TemporaryDirectory() as workdir:
-        context = _context_tar(_busybox_binary(Path(workdir)))
-        for message in docker_api.build(fileobj=context, custom_context=True, tag=TEST_IMAGE, rm=True, decode=True):
-            if "error" in message:
-                pytest.fail(f"building {TEST_IMAGE}: {message['error']}")
-    return TEST_IMAGE
+        return ensure_busybox_image(docker_api)
+    except ImageBuildError as exc:
+        pytest.fail(str(exc))
 
 
 def remove_project(api: Any, project_name: str) -> None:
