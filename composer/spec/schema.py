@@ -21,12 +21,20 @@ Schema = dict[str, Any]
 
 
 class SchemaViolation(Exception):
-    """The first place where a tree breaks the schema."""
+    """The first place where a tree breaks the schema; ``expected`` lists the types wanted when
+    the value had the wrong type."""
 
-    def __init__(self, path: PathKey, message: str) -> None:
+    def __init__(self, path: PathKey, message: str, expected: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
+        self.expected = expected
+
+
+def _must_be(kinds: tuple[str, ...]) -> str:
+    """``must be an object or array``: the types in words, with the right article."""
+    article = "an" if kinds[0][0] in "aeiou" else "a"
+    return f"must be {article} {' or '.join(kinds)}"
 
 
 @cache
@@ -118,8 +126,8 @@ class _Validator:
     def check_type(self, value: Any, wanted: str | list[str], path: PathKey) -> None:
         names = [wanted] if isinstance(wanted, str) else wanted
         if not any(_type_matches(value, name) for name in names):
-            expected = " or ".join(names)
-            raise SchemaViolation(path, f"must be a {expected}, not {_type_name(value)} {_short(value)}")
+            raise SchemaViolation(path, f"{_must_be(tuple(names))}, not {_type_name(value)} {_short(value)}",
+                                  tuple(names))
 
     def check_bounds(self, value: float, schema: Schema, path: PathKey) -> None:
         if "minimum" in schema and value < schema["minimum"]:
@@ -173,7 +181,7 @@ class _Validator:
             if matched:
                 continue
             if additional is False:
-                raise SchemaViolation((*path, key), f"additional property {key!r} is not allowed")
+                raise SchemaViolation((*path, key), _not_allowed(key, properties))
             if isinstance(additional, dict):
                 self.check(item, additional, (*path, key))
 
@@ -191,6 +199,15 @@ class _Validator:
                 seen.append(marker)
 
 
+def _not_allowed(key: str, properties: Schema) -> str:
+    """Name the unknown key, and the known one it most resembles (``imag``: did you mean image?)."""
+    import difflib
+
+    message = f"additional property {key!r} is not allowed"
+    close = difflib.get_close_matches(key, list(properties), n=1, cutoff=0.75)
+    return f"{message} (did you mean {close[0]!r}?)" if close else message
+
+
 def _best_failure(failures: list[SchemaViolation], path: PathKey) -> SchemaViolation:
     """The most telling error of a failed oneOf/anyOf: the one that got deepest."""
     deepest = max(failures, key=lambda failure: len(failure.path))
@@ -198,16 +215,10 @@ def _best_failure(failures: list[SchemaViolation], path: PathKey) -> SchemaViola
         return deepest
     # A form whose type matched but whose content did not (a missing property...) says more.
     for failure in failures:
-        if not failure.message.startswith("must be a "):
+        if not failure.expected:
             return failure
-    kinds = []
-    for failure in failures:
-        text = failure.message
-        if text.startswith("must be a "):
-            kinds.append(text[len("must be a "):].split(", not ")[0])
-    if kinds:
-        return SchemaViolation(path, f"must be a {' or '.join(dict.fromkeys(kinds))}")
-    return deepest
+    kinds = tuple(dict.fromkeys(kind for failure in failures for kind in failure.expected))
+    return SchemaViolation(path, _must_be(kinds), kinds)
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -30,9 +30,9 @@ INVALID: list[tuple[dict[str, Any], tuple[str | int, ...], str]] = [
     # type errors
     ({"services": {"web": {"image": 1}}}, ("services", "web", "image"), "must be a string, not integer 1"),
     ({"services": {"web": {"privileged": 3}}}, ("services", "web", "privileged"), "must be a boolean or string"),
-    ({"services": []}, ("services",), "must be a object"),
+    ({"services": []}, ("services",), "must be an object"),
     ({"networks": {"n": {"driver": 1}}}, ("networks", "n", "driver"), "must be a string"),
-    ({"services": {"web": {"environment": 3}}}, ("services", "web", "environment"), "must be a object or array"),
+    ({"services": {"web": {"environment": 3}}}, ("services", "web", "environment"), "must be an object or array"),
     # additional properties
     ({"foo": 1}, ("foo",), "additional property 'foo' is not allowed"),
     ({"services": {"web": {"imagen": "x"}}}, ("services", "web", "imagen"), "additional property 'imagen'"),
@@ -73,7 +73,7 @@ def test_one_of_matching_none_lists_the_types() -> None:
     schema = {"oneOf": [{"type": "integer"}, {"type": "array"}]}
     with pytest.raises(SchemaViolation) as info:
         validate("x", schema)
-    assert info.value.message == "must be a integer or array"
+    assert info.value.message == "must be an integer or array"
     assert info.value.path == ()
 
 
@@ -84,7 +84,7 @@ def test_bounds_and_integer_float() -> None:
         validate(0, schema)
     with pytest.raises(SchemaViolation, match="must be <= 10"):
         validate(11, schema)
-    with pytest.raises(SchemaViolation, match="must be a integer"):
+    with pytest.raises(SchemaViolation, match="must be an integer"):
         validate(2.5, schema)
 
 
