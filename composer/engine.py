@@ -15,6 +15,7 @@ from composer.events import EventSink, NullSink
 
 if TYPE_CHECKING:
     from composer.backends.base import Backend
+    from composer.planner.images import BuildOptions, PullOptions, PushOptions
     from composer.planner.observed import ObservedContainer
     from composer.planner.operations import Plan
     from composer.planner.reconcile import UpOptions
@@ -86,3 +87,80 @@ async def containers(project_name: str, backend: Backend, *, include_stopped: bo
     observed = await backend.observe(project_name)
     found = [c for c in observed.containers if include_stopped or c.state in ("running", "restarting", "paused")]
     return sorted(found, key=lambda c: (c.service_name, c.number, c.name))
+
+
+async def build(
+    project: Project, backend: Backend, options: BuildOptions, sink: EventSink | None = None, *,
+    parallel: int | None = None, dry_run: bool = False,
+) -> Outcome:
+    """Build the selected services' images (``composer build``)."""
+    from composer.planner.execute import execute
+    from composer.planner.images import reconcile_build
+
+    plan = reconcile_build(project, options)
+    if not dry_run:
+        await execute(plan, backend, sink or NullSink(), parallel=parallel)
+    return Outcome(plan, not dry_run)
+
+
+async def pull(
+    project: Project, backend: Backend, options: PullOptions, sink: EventSink | None = None, *,
+    parallel: int | None = None, dry_run: bool = False,
+) -> Outcome:
+    """Pull the selected services' images (``composer pull``); see composer.planner.images."""
+    from composer.planner.execute import execute
+    from composer.planner.images import reconcile_pull
+
+    observed = await backend.observe(project.name)
+    plan = reconcile_pull(project, observed.images, options)
+    if not dry_run:
+        await execute(plan, backend, sink or NullSink(), parallel=parallel)
+    return Outcome(plan, not dry_run)
+
+
+async def push(
+    project: Project, backend: Backend, options: PushOptions, sink: EventSink | None = None, *,
+    parallel: int | None = None,
+) -> list[str]:
+    """Push the selected services' images and extra tags; returns the references pushed.
+
+    :raises ExecutionError: pushes failed (without ``ignore_failures``); one line per failure.
+    """
+    import anyio
+
+    from composer.errors import ExecutionError, OperationFailure
+    from composer.events import Event, EventStatus
+    from composer.planner.execute import parallel_limit
+    from composer.planner.images import push_targets, repository_of
+
+    out = sink or NullSink()
+    targets = push_targets(project, options)
+    limiter = anyio.CapacityLimiter(parallel_limit(parallel))
+    failures: list[OperationFailure] = []
+    pushed: list[str] = []
+
+    async def push_one(index: int, reference: str) -> None:
+        async with limiter:
+            try:
+                await backend.push_image(reference, out)
+            except Exception as exc:
+                if not options.ignore_failures:
+                    failures.append(OperationFailure(index, f"image:{reference}", "PushImage", exc))
+                else:
+                    out.emit(Event(f"image:{reference}", EventStatus.WARNING, "Warning", str(exc)))
+                return
+            pushed.append(reference)
+
+    async def push_repository(indexed: list[tuple[int, str]]) -> None:
+        for index, reference in indexed:  # tags of one repository in turn: registries race on shared blobs
+            await push_one(index, reference)
+
+    by_repository: dict[str, list[tuple[int, str]]] = {}
+    for index, (_, reference) in enumerate(targets, start=1):
+        by_repository.setdefault(repository_of(reference), []).append((index, reference))
+    async with anyio.create_task_group() as group:
+        for indexed in by_repository.values():
+            group.start_soon(push_repository, indexed)
+    if failures:
+        raise ExecutionError.from_failures(tuple(sorted(failures, key=lambda failure: failure.op_id)))
+    return [reference for _, reference in targets if reference in pushed]

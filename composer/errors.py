@@ -17,7 +17,10 @@
     │   │   └── ImageNotFoundError the image is neither local nor pullable
     │   ├── AlreadyExistsError     a resource with that name exists already
     │   ├── PortInUseError         a published host port is already allocated
-    │   └── ImagePullError         pulling an image failed (registry unreachable, bad manifest...)
+    │   ├── ImagePullError         pulling an image failed (registry unreachable, bad manifest...)
+    │   ├── ImageBuildError        building a service's image failed; names the service and the failing step
+    │   ├── ImagePushError         pushing an image failed
+    │   └── UnsupportedFeatureError    the engine cannot do what the project asks (multi-platform build...)
     ├── PlanError                  the project cannot be reconciled with what exists
     │   ├── DependencyCycleError   services depend on each other in a cycle; ``cycle`` lists the path
     │   └── ExternalResourceNotFoundError   an ``external: true`` network or volume does not exist
@@ -218,3 +221,15 @@ class PortInUseError(BackendError):
 
 class ImagePullError(BackendError):
     """Pulling an image failed for a reason other than a missing image."""
+
+
+class ImageBuildError(BackendError):
+    """Building a service's image failed; the message names the service and the failing step."""
+
+
+class ImagePushError(BackendError):
+    """Pushing an image failed (registry unreachable, access denied...)."""
+
+
+class UnsupportedFeatureError(BackendError):
+    """The engine cannot do what the project asks (several build platforms on the classic builder...)."""

@@ -68,6 +68,22 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildSpec:
+    """Everything a backend needs to build one service's image; built by the planner."""
+
+    project_name: str
+    service: ServiceConfig  # has ``build``
+    image: str  # the tag to build: ``image``, or ``<project>-<service>``
+    labels: Mapping[str, str]  # build.labels plus v2's project/service/version labels
+    args: Mapping[str, str] = field(default_factory=dict)  # build.args with --build-arg applied
+    tags: tuple[str, ...] = ()  # build.tags: extra tags of the same image
+    no_cache: bool = False  # build.no_cache or --no-cache
+    pull: bool = False  # build.pull or --pull: pull the base images
+    try_pull: bool = False
+    """Pull ``image`` first and build only when that fails (v2: a service with image and build)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerState:
     status: str  # created, running, paused, restarting, exited, dead
     health: str | None = None  # starting, healthy, unhealthy
@@ -98,6 +114,18 @@ class Backend(Protocol):
         ...
 
     async def ensure_image(self, service: ServiceConfig, image: str, policy: str, sink: EventSink) -> None: ...
+    async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
+        """Build ``spec.image`` (and its extra tags), streaming the output as events under ``image:<image>``.
+
+        :raises ImageBuildError: the build failed (one line: the service and the failing step).
+        :raises UnsupportedFeatureError: the engine cannot build what ``build:`` asks.
+        """
+        ...
+
+    async def push_image(self, image: str, sink: EventSink) -> None:
+        """Push ``image`` to its registry, with per-layer progress events."""
+        ...
+
     async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str: ...
     async def remove_network(self, network_name: str) -> None: ...
     async def create_volume(self, project_name: str, key: str, volume_name: str, config: VolumeConfig) -> str: ...

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 import anyio
 
 from composer import labels
-from composer.backends.base import Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
+from composer.backends.base import BuildSpec, Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
 from composer.errors import ComposerError
 from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 
@@ -137,6 +137,13 @@ class MemoryBackend:
     async def ensure_image(self, service: ServiceConfig, image: str, policy: str, sink: EventSink) -> None:
         await self._call("ensure_image", image)
         self.images.add(image)
+
+    async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
+        await self._call("build_image", spec.image)
+        self.images.update((spec.image, *spec.tags))
+
+    async def push_image(self, image: str, sink: EventSink) -> None:
+        await self._call("push_image", image)
 
     async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str:
         await self._call("create_network", network_name)

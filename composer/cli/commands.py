@@ -82,10 +82,21 @@ def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _images(verb: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from composer.cli import images
+
+        command: Callable[[argparse.Namespace], int] = getattr(images, f"run_{verb}")
+        return command(args)
+
+    return run
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": run_config,
     "version": run_version,
     **{verb: _lifecycle(verb) for verb in ("up", "down", "stop", "ps", "logs")},
+    **{verb: _images(verb) for verb in ("build", "pull", "push")},
 }
 
 

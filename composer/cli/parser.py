@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_parser(subparsers)
     add_version_parser(subparsers)
     add_lifecycle_parsers(subparsers)
+    add_image_parsers(subparsers)
     return parser
 
 
@@ -103,3 +104,28 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--tail", default="all")
     logs.add_argument("--no-log-prefix", action="store_true")
+
+
+def add_image_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    build = subparsers.add_parser("build", help="build or rebuild services")
+    build.add_argument("services", nargs="*", metavar="SERVICE")
+    build.add_argument("--no-cache", action="store_true", help="do not use cache when building the image")
+    build.add_argument("--pull", action="store_true", help="always attempt to pull a newer version of the image")
+    build.add_argument("--build-arg", dest="build_args", action="append", default=[], metavar="KEY=VALUE",
+                       help="set build-time variables for services (repeatable)")
+    build.add_argument("--with-dependencies", action="store_true", help="also build dependencies")
+    build.add_argument("--push", action="store_true", help="push service images after building")
+    build.add_argument("-q", "--quiet", action="store_true", help="don't print anything")
+
+    pull = subparsers.add_parser("pull", help="pull service images")
+    pull.add_argument("services", nargs="*", metavar="SERVICE")
+    pull.add_argument("--ignore-pull-failures", action="store_true", help="pull what it can, ignore the failures")
+    pull.add_argument("--ignore-buildable", action="store_true", help="ignore images that can be built")
+    pull.add_argument("--include-deps", action="store_true", help="also pull the services declared as dependencies")
+    pull.add_argument("--policy", choices=("missing", "always"), default=None, help="apply this pull policy")
+    pull.add_argument("-q", "--quiet", action="store_true", help="pull without printing progress information")
+
+    push = subparsers.add_parser("push", help="push service images")
+    push.add_argument("services", nargs="*", metavar="SERVICE")
+    push.add_argument("--ignore-push-failures", action="store_true", help="push what it can, ignore the failures")
+    push.add_argument("-q", "--quiet", action="store_true", help="push without printing progress information")

@@ -19,6 +19,8 @@ import anyio
 
 from composer.backends.base import ContainerRef
 from composer.errors import (
+    BackendError,
+    BackendUnavailableError,
     DependencyConditionError,
     ExecutionError,
     OperationFailure,
@@ -127,7 +129,7 @@ class _Runner:
         self.handlers: dict[OpKind, Callable[[Operation], Awaitable[None]]] = {
             OpKind.CREATE_NETWORK: self._create_network, OpKind.REMOVE_NETWORK: self._remove_network,
             OpKind.CREATE_VOLUME: self._create_volume, OpKind.REMOVE_VOLUME: self._remove_volume,
-            OpKind.PULL_IMAGE: self._ensure_image, OpKind.BUILD_IMAGE: self._ensure_image,
+            OpKind.PULL_IMAGE: self._ensure_image, OpKind.BUILD_IMAGE: self._build_image,
             OpKind.CREATE_CONTAINER: self._create_container, OpKind.START_CONTAINER: self._start_container,
             OpKind.STOP_CONTAINER: self._stop_container, OpKind.REMOVE_CONTAINER: self._remove_container,
             OpKind.RENAME_CONTAINER: self._rename_container, OpKind.KILL_CONTAINER: self._kill_container,
@@ -209,6 +211,23 @@ class _Runner:
     async def _ensure_image(self, operation: Operation) -> None:
         payload = _payload(operation, ImagePayload)
         await self.backend.ensure_image(payload.service, payload.image, payload.policy, self.sink)
+
+    async def _build_image(self, operation: Operation) -> None:
+        payload = _payload(operation, ImagePayload)
+        if payload.build is None:  # a plan made without a build spec: nothing to build from
+            await self.backend.ensure_image(payload.service, payload.image, payload.policy, self.sink)
+            return
+        if payload.build.try_pull:
+            policy = "always" if payload.policy == "always" else "missing"
+            try:
+                await self.backend.ensure_image(payload.service, payload.image, policy, self.sink)
+                return
+            except BackendUnavailableError:
+                raise
+            except BackendError as exc:  # v2: an image that can be built need not be pullable
+                self.sink.emit(Event(f"image:{payload.image}", EventStatus.WARNING, "Warning",
+                                     f"{exc}; building it instead"))
+        await self.backend.build_image(payload.build, self.sink)
 
     async def _create_container(self, operation: Operation) -> None:
         self.results[operation.op_id] = await self.backend.create_container(_payload(operation, CreatePayload).spec)

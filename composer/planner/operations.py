@@ -13,7 +13,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from composer.backends.base import ContainerRef, ContainerSpec
+    from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 
@@ -74,6 +74,7 @@ class ImagePayload:
     image: str  # the reference to pull, or to tag the build with
     service: ServiceConfig  # the first service (by name) that uses it
     policy: str  # the pull policy in force ("missing", "always", "build"...)
+    build: BuildSpec | None = None  # BUILD_IMAGE: what to build
 
 
 @dataclass(frozen=True, slots=True)

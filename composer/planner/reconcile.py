@@ -44,7 +44,7 @@ from composer.planner.operations import (
     VolumePayload,
     WaitPayload,
 )
-from composer.planner.specs import container_name, container_spec, image_name, image_present
+from composer.planner.specs import build_spec, container_name, container_spec, image_name, image_present
 from composer.planner.teardown import DownOptions, StopOptions, reconcile_down, reconcile_start, reconcile_stop
 
 if TYPE_CHECKING:
@@ -183,7 +183,14 @@ class _Up:
             decision = self._image_decision(service, image)
             if decision is not None:
                 kind, policy, cause = decision
-                payload = ImagePayload(image, service, policy)
+                build = None
+                if kind is OpKind.BUILD_IMAGE:
+                    # v2 pulls a service's own image first and builds only when that fails
+                    effective = self.options.pull or service.pull_policy or "missing"
+                    try_pull = (service.image is not None and effective != "never"
+                                and cause in ("image not found", "pull_policy: always"))
+                    build = build_spec(self.project.name, service, try_pull=try_pull)
+                payload = ImagePayload(image, service, policy, build)
                 self.images[image] = self.plan.add(kind, f"image:{image}", cause, payload)
 
     def _image_decision(self, service: ServiceConfig, image: str) -> tuple[OpKind, str, str] | None:
@@ -198,7 +205,8 @@ class _Up:
             if not present and (service.image is None or policy != "always"):
                 return OpKind.BUILD_IMAGE, "build", "image not found"
         if policy == "always":
-            return OpKind.PULL_IMAGE, policy, "pull_policy: always"
+            buildable = service.build is not None and self.options.build is not False
+            return OpKind.BUILD_IMAGE if buildable else OpKind.PULL_IMAGE, policy, "pull_policy: always"
         if present or policy in ("never", "build"):
             return None
         # missing, refresh, daily, weekly, every_<d>: the last pull time is not observed, so

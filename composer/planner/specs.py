@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from composer import labels
-from composer.backends.base import ContainerRef, ContainerSpec, NetworkAttachment
+from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
 from composer.planner.hashing import config_hash
 
 if TYPE_CHECKING:
@@ -69,6 +69,31 @@ def container_labels(project: Project, service: ServiceConfig, number: int) -> d
         labels.VERSION: labels.COMPATIBLE_VERSION,
     })
     return result
+
+
+def build_labels(project_name: str, service: ServiceConfig) -> dict[str, str]:
+    """The labels of a built image: ``build.labels``, then v2's project, service and version."""
+    result = dict(service.build.labels) if service.build is not None else {}
+    result.update({labels.VERSION: labels.COMPATIBLE_VERSION, labels.PROJECT: project_name,
+                   labels.SERVICE: service.name})
+    return result
+
+
+def build_spec(
+    project_name: str, service: ServiceConfig, *, args: dict[str, str] | None = None, no_cache: bool = False,
+    pull: bool = False, try_pull: bool = False,
+) -> BuildSpec:
+    """What building ``service``'s image takes; ``args`` override ``build.args`` (``--build-arg``)."""
+    build = service.build
+    if build is None:
+        raise ValueError(f"service {service.name} has no build section")
+    merged = {key: value for key, value in build.args.items() if value is not None}
+    merged.update(args or {})
+    return BuildSpec(
+        project_name=project_name, service=service, image=image_name(project_name, service),
+        labels=build_labels(project_name, service), args=merged, tags=tuple(build.tags),
+        no_cache=no_cache or build.no_cache, pull=pull or build.pull, try_pull=try_pull,
+    )
 
 
 def network_labels(project_name: str, key: str, own: dict[str, str]) -> dict[str, str]:

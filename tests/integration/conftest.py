@@ -87,3 +87,28 @@ def project_name(docker_api: Any) -> Iterator[str]:
     name = f"composer-it-{uuid.uuid4().hex[:10]}"
     yield name
     remove_project(docker_api, name)
+
+
+@pytest.fixture(scope="session")
+def local_registry(docker_api: Any, busybox_image: str) -> Iterator[Any]:
+    """Debian's docker-registry on 127.0.0.1:<free port> (a tests.integration.registry.LocalRegistry),
+    holding the busybox test image as ``.busybox``; stopped and its storage removed at the end.
+    Under CI=true a missing registry binary fails the test instead of skipping it."""
+    from tests.integration import registry
+
+    executable = registry.binary()
+    if executable is None:
+        _unavailable("Debian's docker-registry is not installed (apt-get install docker-registry)")
+        return
+    running = registry.LocalRegistry(executable)
+    try:
+        running.start()
+    except registry.RegistryUnavailable as exc:
+        _unavailable(str(exc))
+        return
+    try:
+        running.busybox = running.reference("composer-test/busybox")
+        registry.push(docker_api, busybox_image, running.busybox)
+        yield running
+    finally:
+        running.stop()

@@ -31,6 +31,7 @@ from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, N
 from composer.events import Event, EventSink, EventStatus
 
 if TYPE_CHECKING:
+    from composer.backends.base import BuildSpec
     from composer.planner.observed import ObservedState
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
@@ -184,6 +185,36 @@ class DockerBackend:
             sink.emit(Event(resource_id, EventStatus.ERROR, "Error", details=str(exc)))
             raise
         sink.emit(Event(resource_id, EventStatus.DONE, "Pulled"))
+
+    def _emitter(self, sink: EventSink) -> Callable[[Event], None]:
+        """``sink.emit`` for a worker thread: each event is delivered on the event loop."""
+        token = anyio.lowlevel.current_token()
+
+        def emit(event: Event) -> None:
+            anyio.from_thread.run_sync(sink.emit, event, token=token)
+
+        return emit
+
+    async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
+        """Build through the engine's builder; output lines as events under ``image:<image>``."""
+        from composer.backends.docker import images
+
+        emit = self._emitter(sink)
+        await self._run("build", lambda api: images.build(api, spec, emit))
+
+    async def push_image(self, image: str, sink: EventSink) -> None:
+        """Push with one event per layer message, grouped under ``image:<image>``."""
+        from composer.backends.docker import images
+
+        resource_id = f"image:{image}"
+        sink.emit(Event(resource_id, EventStatus.WORKING, "Pushing"))
+        emit = self._emitter(sink)
+        try:
+            await self._run("push", lambda api: images.push(api, image, emit))
+        except ComposerError as exc:
+            sink.emit(Event(resource_id, EventStatus.ERROR, "Error", details=str(exc)))
+            raise
+        sink.emit(Event(resource_id, EventStatus.DONE, "Pushed"))
 
     # --- networks and volumes ----------------------------------------------------------------
 

@@ -1,0 +1,128 @@
+"""Plans for ``build``, ``pull`` and ``push``: which images, and why, by Compose v2's rules.
+
+Pure functions, like the reconciler: no I/O, no engine. ``build`` and ``pull`` are Plans of
+BUILD_IMAGE / PULL_IMAGE operations (independent, so the executor runs them in parallel);
+``push`` is a list of references, since it only talks to registries.
+
+v2's rules:
+
+- ``build`` builds every selected service that has ``build:``, tagged ``image`` or
+  ``<project>-<service>``; other services are ignored.
+- ``pull`` pulls every selected service's ``image``, skipping services without one, with
+  ``pull_policy`` ``never`` or ``build``, with ``missing`` when the image is present, and (with
+  ``--ignore-buildable``) services that can build it. An image shared by services is pulled once.
+  A failure is only a warning for a service that can build its image, or with
+  ``--ignore-pull-failures``.
+- ``push`` pushes ``image`` and ``build.tags`` of every selected service with both ``build`` and
+  ``image``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from composer.planner.builder import PlanBuilder
+from composer.planner.operations import ImagePayload, OpKind, Plan
+from composer.planner.specs import build_spec, image_name, image_present
+
+if TYPE_CHECKING:
+    from composer.spec.models import Project, ServiceConfig
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    services: tuple[str, ...] = ()
+    """The selected services; empty: all."""
+    with_dependencies: bool = False
+    no_cache: bool = False
+    pull: bool = False
+    args: Mapping[str, str] = field(default_factory=dict)
+    """``--build-arg``: override ``build.args`` of every built service."""
+
+
+@dataclass(frozen=True, slots=True)
+class PullOptions:
+    services: tuple[str, ...] = ()
+    include_deps: bool = False
+    ignore_failures: bool = False
+    ignore_buildable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushOptions:
+    services: tuple[str, ...] = ()
+    ignore_failures: bool = False
+
+
+def _selected(project: Project, services: tuple[str, ...], with_dependencies: bool) -> list[ServiceConfig]:
+    """The selected services, by name. :raises SpecValidationError: an unknown service."""
+    chosen = project.with_selected_services(services, include_dependencies=with_dependencies)
+    return [chosen.services[name] for name in sorted(chosen.services)]
+
+
+def reconcile_build(project: Project, options: BuildOptions | None = None) -> Plan:
+    """One BUILD_IMAGE per image of the selected services that have ``build:``."""
+    options = options or BuildOptions()
+    plan = PlanBuilder()
+    seen: set[str] = set()
+    for service in _selected(project, options.services, options.with_dependencies):
+        if service.build is None:
+            continue
+        image = image_name(project.name, service)
+        if image in seen:
+            continue
+        seen.add(image)
+        spec = build_spec(project.name, service, args=dict(options.args), no_cache=options.no_cache,
+                          pull=options.pull)
+        plan.add(OpKind.BUILD_IMAGE, f"image:{image}", "build", ImagePayload(image, service, "build", spec))
+    return plan.build()
+
+
+def reconcile_pull(project: Project, images: frozenset[str], options: PullOptions | None = None) -> Plan:
+    """One PULL_IMAGE (policy ``always``) per image to pull; skipped services leave a warning-free
+    gap, as v2 only says "Skipped" for them. ``images`` are the local ones."""
+    options = options or PullOptions()
+    plan = PlanBuilder()
+    seen: set[str] = set()
+    for service in _selected(project, options.services, options.include_deps):
+        image = service.image
+        if not image or image in seen:
+            continue
+        policy = service.pull_policy or ""
+        if policy in ("never", "build"):
+            continue
+        if policy == "missing" and image_present(image, images):
+            continue
+        if service.build is not None and options.ignore_buildable:
+            continue
+        seen.add(image)
+        best_effort = options.ignore_failures or service.build is not None
+        plan.add(OpKind.PULL_IMAGE, f"image:{image}", "pull", ImagePayload(image, service, "always"),
+                 best_effort=best_effort)
+    return plan.build()
+
+
+def repository_of(reference: str) -> str:
+    """``host:5000/app:1`` -> ``host:5000/app`` (the digest or tag dropped)."""
+    name = reference.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    if ":" in last:
+        last = last.rsplit(":", 1)[0]
+    return f"{head}/{last}" if head else last
+
+
+def push_targets(project: Project, options: PushOptions | None = None) -> list[tuple[ServiceConfig, str]]:
+    """(service, reference) for each reference to push, in service order, each reference once."""
+    options = options or PushOptions()
+    targets: list[tuple[ServiceConfig, str]] = []
+    seen: set[str] = set()
+    for service in _selected(project, options.services, False):
+        if service.build is None or not service.image:
+            continue
+        for reference in (service.image, *service.build.tags):
+            if reference not in seen:
+                seen.add(reference)
+                targets.append((service, reference))
+    return targets

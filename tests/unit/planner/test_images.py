@@ -1,0 +1,149 @@
+"""Plans for build, pull and push (v2's selection rules), and up's build decisions, as text."""
+
+from __future__ import annotations
+
+import pytest
+
+from composer.backends.memory import MemoryBackend
+from composer.errors import ImagePullError
+from composer.events import ListSink
+from composer.planner.execute import execute
+from composer.planner.images import (
+    BuildOptions,
+    PullOptions,
+    PushOptions,
+    push_targets,
+    reconcile_build,
+    reconcile_pull,
+    repository_of,
+)
+from composer.planner.observed import ObservedState
+from composer.planner.operations import ImagePayload
+from composer.planner.reconcile import UpOptions, reconcile_up
+from tests.unit.planner.conftest import LoadFn
+
+STACK = """
+services:
+  api:
+    build:
+      context: .
+      args: {A: from-file, B: kept}
+      labels: {team: x}
+      tags: ["reg.local:5000/api:extra"]
+  worker:
+    image: reg.local:5000/worker:1
+    build: .
+  db:
+    image: postgres
+  cache:
+    image: redis
+    pull_policy: missing
+  tool:
+    image: tool
+    pull_policy: never
+  twin:
+    image: postgres
+"""
+
+
+def test_build_plans_every_buildable_service_with_args_and_labels(load: LoadFn) -> None:
+    plan = reconcile_build(load(STACK), BuildOptions(args={"A": "cli"}, no_cache=True))
+    assert plan.render() == "\n".join([
+        "[] -> #1 image:demo-api, BuildImage, build",
+        "[] -> #2 image:reg.local:5000/worker:1, BuildImage, build",
+    ])
+    payload = plan.operation(1).payload
+    assert isinstance(payload, ImagePayload)
+    assert payload.build is not None
+    spec = payload.build
+    assert dict(spec.args) == {"A": "cli", "B": "kept"}
+    assert spec.labels["team"] == "x"
+    assert spec.labels["com.docker.compose.project"] == "demo"
+    assert spec.labels["com.docker.compose.service"] == "api"
+    assert spec.tags == ("reg.local:5000/api:extra",)
+    assert spec.no_cache
+    assert not spec.try_pull
+
+
+def test_build_of_named_services_ignores_the_others(load: LoadFn) -> None:
+    plan = reconcile_build(load(STACK), BuildOptions(services=("worker", "db")))
+    assert plan.render() == "[] -> #1 image:reg.local:5000/worker:1, BuildImage, build"
+
+
+def test_pull_follows_pull_policy_and_presence(load: LoadFn) -> None:
+    plan = reconcile_pull(load(STACK), frozenset({"redis:latest"}))
+    assert plan.render() == "\n".join([
+        "[] -> #1 image:postgres, PullImage, pull",
+        "[] -> #2 image:reg.local:5000/worker:1, PullImage, pull (best effort)",
+    ])
+    missing = reconcile_pull(load(STACK), frozenset())
+    assert "image:redis" in missing.render()
+    ignoring = reconcile_pull(load(STACK), frozenset({"redis"}), PullOptions(ignore_buildable=True,
+                                                                             ignore_failures=True))
+    assert ignoring.render() == "[] -> #1 image:postgres, PullImage, pull (best effort)"
+
+
+def test_pull_of_named_services_with_and_without_deps(load: LoadFn) -> None:
+    project = load("""
+    services:
+      web: {image: web, depends_on: [db]}
+      db: {image: db}
+    """)
+    assert reconcile_pull(project, frozenset(), PullOptions(services=("web",))).render() == (
+        "[] -> #1 image:web, PullImage, pull")
+    assert len(reconcile_pull(project, frozenset(), PullOptions(services=("web",), include_deps=True))) == 2
+
+
+def test_push_targets_are_images_of_buildable_services_and_their_tags(load: LoadFn) -> None:
+    targets = [reference for _, reference in push_targets(load(STACK), PushOptions())]
+    assert targets == ["reg.local:5000/worker:1"]
+    project = load(STACK.replace("    build:\n      context: .", "    image: reg.local:5000/api\n    build:\n"
+                                 "      context: ."))
+    assert [r for _, r in push_targets(project)] == ["reg.local:5000/api", "reg.local:5000/api:extra",
+                                                     "reg.local:5000/worker:1"]
+
+
+@pytest.mark.parametrize(("reference", "repository"), [
+    ("app", "app"), ("app:1", "app"), ("reg:5000/a/b:2", "reg:5000/a/b"), ("reg:5000/app", "reg:5000/app"),
+    ("app@sha256:00", "app"),
+])
+def test_repository_of(reference: str, repository: str) -> None:
+    assert repository_of(reference) == repository
+
+
+def test_up_builds_a_missing_build_only_image_and_pulls_first_when_image_is_set(load: LoadFn) -> None:
+    plan = reconcile_up(load(STACK), ObservedState("demo", images=frozenset({"postgres", "redis", "tool"})))
+    builds = {op.resource_id: op.payload for op in plan.operations if op.kind.title == "BuildImage"}
+    assert sorted(builds) == ["image:demo-api", "image:reg.local:5000/worker:1"]
+    api, worker = builds["image:demo-api"], builds["image:reg.local:5000/worker:1"]
+    assert isinstance(api, ImagePayload)
+    assert api.build is not None
+    assert not api.build.try_pull
+    assert isinstance(worker, ImagePayload)
+    assert worker.build is not None
+    assert worker.build.try_pull
+
+
+def test_up_no_build_and_build_flags(load: LoadFn) -> None:
+    present = ObservedState("demo", images=frozenset({"postgres", "redis", "tool", "demo-api",
+                                                      "reg.local:5000/worker:1"}))
+    assert "Image" not in reconcile_up(load(STACK), present).render()
+    forced = reconcile_up(load(STACK), present, UpOptions(build=True)).render()
+    assert "image:demo-api, BuildImage, --build" in forced
+    absent = ObservedState("demo", images=frozenset({"postgres", "redis", "tool"}))
+    no_build = reconcile_up(load(STACK), absent, UpOptions(build=False)).render()
+    assert "BuildImage" not in no_build
+    assert "image:reg.local:5000/worker:1, PullImage" in no_build
+
+
+@pytest.mark.anyio
+async def test_a_failed_pull_of_a_buildable_image_falls_back_to_building(load: LoadFn) -> None:
+    project = load("services:\n  worker:\n    image: reg.local:5000/worker:1\n    build: .\n")
+    plan = reconcile_up(project, ObservedState("demo"), UpOptions(no_start=True))
+    backend = MemoryBackend()
+    backend.fail("ensure_image", "reg.local:5000/worker:1",
+                 ImagePullError("pull access denied", backend_name="memory", operation="pull"))
+    sink = ListSink()
+    await execute(plan, backend, sink)
+    assert backend.call_names("build_image") == ["reg.local:5000/worker:1"]
+    assert any(e.text == "Warning" and "building it instead" in e.details for e in sink.events)
