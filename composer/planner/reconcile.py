@@ -204,6 +204,8 @@ class _Up:
                 return OpKind.BUILD_IMAGE, "build", "pull_policy: build"
             if not present and (service.image is None or policy != "always"):
                 return OpKind.BUILD_IMAGE, "build", "image not found"
+        if service.image is None:
+            return None  # build-only under --no-build: nothing to pull (v2: creating it fails, No such image)
         if policy == "always":
             buildable = service.build is not None and self.options.build is not False
             return OpKind.BUILD_IMAGE if buildable else OpKind.PULL_IMAGE, policy, "pull_policy: always"

@@ -279,3 +279,13 @@ services:
     assert not image_exists(docker_api, reference)
     ok(composer(folder, "pull", "app", progress="quiet"))
     assert docker_api.inspect_image(reference)["Config"]["Labels"]["pushed"] == "yes"
+
+
+def test_no_build_with_a_missing_build_only_image_fails_like_v2(folder: Path, busybox_image: str) -> None:
+    (folder / "Dockerfile").write_text(f"FROM {busybox_image}\n")
+    (folder / "compose.yaml").write_text("services:\n  app:\n    build: .\n    command: [sleep, '300']\n")
+    result = composer(folder, "up", "-d", "--no-build", progress="quiet")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("composer: ")]
+    assert len(errors) == 1, result.stderr
+    assert f"No such image: {folder.name}-app" in errors[0]

@@ -134,6 +134,7 @@ def test_up_no_build_and_build_flags(load: LoadFn) -> None:
     no_build = reconcile_up(load(STACK), absent, UpOptions(build=False)).render()
     assert "BuildImage" not in no_build
     assert "image:reg.local:5000/worker:1, PullImage" in no_build
+    assert "image:demo-api" not in no_build  # build-only: nothing to pull either
 
 
 @pytest.mark.anyio
