@@ -11,6 +11,7 @@
     │   ├── MergeError             an override cannot be merged into its base
     │   └── SpecValidationError    the schema or a consistency rule rejects the project
     ├── UsageError                 a command was called with arguments that cannot work
+    ├── ImageReferenceError        an image reference is malformed
     ├── BackendError               an engine operation failed; ``backend_name`` and ``operation`` say where
     │   ├── BackendUnavailableError    the engine does not answer (daemon down, socket missing)
     │   ├── NotFoundError          a container, network, volume or image does not exist
@@ -18,6 +19,10 @@
     │   ├── AlreadyExistsError     a resource with that name exists already
     │   ├── PortInUseError         a published host port is already allocated
     │   ├── ImagePullError         pulling an image failed (registry unreachable, bad manifest...)
+    │   │   ├── DigestMismatchError    a blob or layer does not match its digest / diff_id
+    │   │   ├── RegistryAuthError      the registry refused the credentials
+    │   │   └── UnsafeLayerError       a layer entry would write outside its directory
+    │   ├── ImageStoreError        the native image store cannot be read or written
     │   ├── ImageBuildError        building a service's image failed; names the service and the failing step
     │   ├── ImagePushError         pushing an image failed
     │   └── UnsupportedFeatureError    the engine cannot do what the project asks (multi-platform build...)
@@ -233,3 +238,23 @@ class ImagePushError(BackendError):
 
 class UnsupportedFeatureError(BackendError):
     """The engine cannot do what the project asks (several build platforms on the classic builder...)."""
+
+
+class ImageReferenceError(ComposerError):
+    """An image reference is malformed (``Busybox``, ``a:b:c``, a bad digest...)."""
+
+
+class ImageStoreError(BackendError):
+    """The native image store cannot be read or written (permissions, disk full, a damaged index)."""
+
+
+class DigestMismatchError(ImagePullError):
+    """Content does not match its digest: a blob against its descriptor, a layer against its diff_id."""
+
+
+class RegistryAuthError(ImagePullError):
+    """The registry refused the credentials (wrong password, no token, access denied)."""
+
+
+class UnsafeLayerError(ImagePullError):
+    """A layer tries to write outside its directory (absolute path, ``..``, a symlink used as a prefix)."""
