@@ -8,6 +8,7 @@ prints: progress goes to the sink.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,303 @@ async def containers(project_name: str, backend: Backend, *, include_stopped: bo
     observed = await backend.observe(project_name)
     found = [c for c in observed.containers if include_stopped or c.state in ("running", "restarting", "paused")]
     return sorted(found, key=lambda c: (c.service_name, c.number, c.name))
+
+
+# --- the container commands (start, restart, kill, rm, pause, exec, run, cp, ls...) ----------------
+
+if TYPE_CHECKING:
+    from composer.backends.base import (
+        ContainerRef,
+        ExecSpec,
+        ImageSummary,
+        PathStat,
+        ProcessList,
+        ProjectSummary,
+        Streams,
+    )
+    from composer.planner.containers import RunOptions
+    from composer.planner.operations import ContainerTarget
+
+
+async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
+                   dry_run: bool) -> Outcome:
+    from composer.planner.execute import execute
+
+    if not dry_run:
+        await execute(plan, backend, sink or NullSink(), parallel=parallel)
+    return Outcome(plan, not dry_run)
+
+
+async def start(
+    project: Project, backend: Backend, services: tuple[str, ...] = (), sink: EventSink | None = None, *,
+    parallel: int | None = None, dry_run: bool = False,
+) -> Outcome:
+    """Start the selected services' stopped containers, in dependency order (creates nothing)."""
+    from composer.planner.observe import observe_project
+    from composer.planner.teardown import reconcile_start
+
+    observed = await observe_project(backend, project.name, project)
+    return await _execute(reconcile_start(project, observed, services), backend, sink, parallel, dry_run)
+
+
+async def restart(
+    project: Project, backend: Backend, services: tuple[str, ...] = (), sink: EventSink | None = None, *,
+    stop_timeout: float | None = None, parallel: int | None = None, dry_run: bool = False,
+) -> Outcome:
+    """Stop the selected services' containers (dependents first), then start them all again in
+    dependency order; the outcome lists both plans' operations (the start plan's ids follow)."""
+    from composer.planner.operations import Plan as PlanValue
+    from composer.planner.teardown import StopOptions
+
+    options = StopOptions(services, stop_timeout)
+    stopped = await stop(project, backend, options, sink, parallel=parallel, dry_run=dry_run)
+    started = await start(project, backend, services, sink, parallel=parallel, dry_run=dry_run)
+    return Outcome(PlanValue(stopped.plan.operations + started.plan.operations), not dry_run)
+
+
+async def kill(
+    project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
+    signal: str = "SIGKILL", sink: EventSink | None = None, *, parallel: int | None = None, dry_run: bool = False,
+) -> Outcome:
+    """Send ``signal`` to the selected services' running containers."""
+    from composer.planner.containers import check_services, reconcile_kill
+    from composer.planner.observe import observe_project
+
+    check_services(project, services)
+    observed = await observe_project(backend, project_name, project)
+    return await _execute(reconcile_kill(observed, services, signal), backend, sink, parallel, dry_run)
+
+
+async def removable(
+    project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (), *,
+    stop: bool = False,
+) -> list[ObservedContainer]:
+    """What ``rm`` would remove (to confirm with the user first)."""
+    from composer.planner import containers as planner
+    from composer.planner.observe import observe_project
+
+    planner.check_services(project, services)
+    return planner.removable(await observe_project(backend, project_name, project), services, stop=stop)
+
+
+async def remove(
+    project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
+    sink: EventSink | None = None, *, stop: bool = False, remove_volumes: bool = False,
+    stop_timeout: float | None = None, parallel: int | None = None, dry_run: bool = False,
+) -> Outcome:
+    """Remove the selected services' stopped containers (with ``stop``, stop running ones first)."""
+    from composer.planner.containers import check_services, reconcile_remove
+    from composer.planner.observe import observe_project
+
+    check_services(project, services)
+    observed = await observe_project(backend, project_name, project)
+    plan = reconcile_remove(project, observed, services, stop=stop, remove_volumes=remove_volumes,
+                            timeout=stop_timeout)
+    return await _execute(plan, backend, sink, parallel, dry_run)
+
+
+async def _set_paused(
+    project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...], sink: EventSink | None,
+    *, paused: bool,
+) -> list[ObservedContainer]:
+    import anyio
+
+    from composer.events import Event, EventStatus
+    from composer.planner.builder import observed_ref
+    from composer.planner.containers import check_services, select
+
+    check_services(project, services)
+    out = sink or NullSink()
+    observed = await backend.observe(project_name)
+    chosen = select(observed, services, states=("running",) if paused else ("paused",), oneoff=None)
+    working, done = ("Pausing", "Paused") if paused else ("Unpausing", "Unpaused")
+
+    async def one(container: ObservedContainer) -> None:
+        resource_id = f"container:{container.name}"
+        out.emit(Event(resource_id, EventStatus.WORKING, working))
+        ref = observed_ref(container)
+        await (backend.pause_container(ref) if paused else backend.unpause_container(ref))
+        out.emit(Event(resource_id, EventStatus.DONE, done))
+
+    async with anyio.create_task_group() as group:
+        for container in chosen:
+            group.start_soon(one, container)
+    return chosen
+
+
+async def pause(project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
+                sink: EventSink | None = None) -> list[ObservedContainer]:
+    """Pause the selected services' running containers; returns them."""
+    return await _set_paused(project_name, project, backend, services, sink, paused=True)
+
+
+async def unpause(project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
+                  sink: EventSink | None = None) -> list[ObservedContainer]:
+    """Unpause the selected services' paused containers; returns them."""
+    return await _set_paused(project_name, project, backend, services, sink, paused=False)
+
+
+async def service_container(
+    project_name: str, project: Project | None, backend: Backend, service_name: str, index: int = 1, *,
+    running: bool = True,
+) -> ObservedContainer:
+    """Container ``index`` of the service (not a one-off), as ``exec``, ``port`` and ``cp`` address it.
+
+    :raises SpecValidationError: the service does not exist (``no such service: x``).
+    :raises ComposerError: it has no such container, or (``running``) that container is not running.
+    """
+    from composer.errors import ComposerError
+    from composer.planner.containers import check_services
+
+    check_services(project, (service_name,))
+    observed = await backend.observe(project_name)
+    found = observed.service_containers(service_name)
+    chosen = [c for c in found if c.number == index]
+    if not chosen or (running and chosen[0].state not in ("running", "restarting", "paused")):
+        if running:
+            raise ComposerError(f'service "{service_name}" is not running')
+        raise ComposerError(f"service {service_name!r} has no container {index}")
+    return chosen[0]
+
+
+async def exec_(
+    project_name: str, project: Project | None, backend: Backend, service_name: str, spec: ExecSpec,
+    streams: Streams | None, *, index: int = 1,
+) -> int | None:
+    """Run a command in a running container of the service; its exit code (None when detached)."""
+    from composer.planner.builder import observed_ref
+
+    container = await service_container(project_name, project, backend, service_name, index)
+    return await backend.exec_in_container(observed_ref(container), spec, streams)
+
+
+async def wait(
+    project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...],
+    on_exit: Callable[[ObservedContainer, int], None] | None = None,
+) -> int:
+    """Block until the services' running containers (one-offs included) stop; ``on_exit`` is
+    told of each as it stops. Returns the exit code of the last one to stop (as v2 does).
+
+    :raises ComposerError: the services have no running container.
+    """
+    import anyio
+
+    from composer.errors import ComposerError
+    from composer.planner.builder import observed_ref
+    from composer.planner.containers import check_services, select
+
+    check_services(project, services)
+    observed = await backend.observe(project_name)
+    chosen = select(observed, services, states=("running", "restarting", "paused"), oneoff=None)
+    if not chosen:
+        raise ComposerError(f'no containers for project "{project_name}"')
+    codes: list[int] = []
+
+    async def one(container: ObservedContainer) -> None:
+        code = await backend.wait_container(observed_ref(container))
+        codes.append(code)
+        if on_exit is not None:
+            on_exit(container, code)
+
+    async with anyio.create_task_group() as group:
+        for container in chosen:
+            group.start_soon(one, container)
+    return codes[-1]
+
+
+async def top(
+    project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
+) -> list[tuple[ObservedContainer, ProcessList]]:
+    """The processes of the selected services' running containers, by service and number."""
+    from composer.planner.builder import observed_ref
+    from composer.planner.containers import check_services, select
+
+    check_services(project, services)
+    observed = await backend.observe(project_name)
+    chosen = select(observed, services, states=("running", "restarting", "paused"))
+    return [(container, await backend.container_top(observed_ref(container))) for container in chosen]
+
+
+async def projects(backend: Backend, *, include_stopped: bool = False) -> Sequence[ProjectSummary]:
+    """Every project the engine has containers of (``ls``)."""
+    return await backend.list_projects(include_stopped=include_stopped)
+
+
+async def images(
+    project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
+) -> Sequence[ImageSummary]:
+    """The images the project's containers run (``images``), one row per container."""
+    from composer.planner.builder import observed_ref
+    from composer.planner.containers import check_services, select
+
+    check_services(project, services)
+    observed = await backend.observe(project_name)
+    return await backend.list_images([observed_ref(c) for c in select(observed, services, oneoff=None)])
+
+
+async def stat_path(backend: Backend, ref: ContainerRef, path: str) -> PathStat | None:
+    return await backend.stat_container_path(ref, path)
+
+
+async def run(
+    project: Project, backend: Backend, service_name: str, options: RunOptions, streams: Streams | None,
+    sink: EventSink | None = None, *, no_deps: bool = False, remove: bool = False, pull: str | None = None,
+    parallel: int | None = None,
+) -> tuple[ContainerRef, int | None]:
+    """Run a one-off container of the service: what it needs first (networks, volumes, image,
+    dependencies and their conditions) through the normal up plan, then the container.
+    Without ``streams`` it is started detached (exit code None); else attached until it stops,
+    then removed with ``remove``.
+
+    :raises SpecValidationError: no such service.
+    :raises ExecutionError: preparing failed (a dependency did not start or its condition failed).
+    """
+    import secrets
+
+    import anyio
+
+    from composer.errors import DependencyConditionError
+    from composer.events import Event, EventStatus
+    from composer.planner.builder import observed_ref
+    from composer.planner.containers import dependency_waits, oneoff_spec, reconcile_run_prerequisites
+    from composer.planner.execute import execute
+    from composer.planner.observe import observe_project
+    from composer.planner.operations import ContainerTarget, WaitPayload
+    from composer.planner.wait import wait_for
+
+    out = sink or NullSink()
+    observed = await observe_project(backend, project.name, project)
+    plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull)
+    await execute(plan, backend, out, parallel=parallel)
+    if not no_deps:
+        observed = await backend.observe(project.name)
+        for dependency, condition, required in dependency_waits(project, service_name, observed):
+            containers_ = observed.service_containers(dependency)
+            targets = tuple(ContainerTarget(c.name, ref=observed_ref(c)) for c in containers_)
+            payload = WaitPayload(dependency, condition, targets, required=required, dependent=service_name)
+            try:
+                await wait_for(backend, payload, _existing_ref, out, poll_interval=0.5)
+            except DependencyConditionError as exc:
+                if required:
+                    raise
+                out.emit(Event(f"service:{dependency}", EventStatus.WARNING, "Warning", str(exc)))
+    spec = oneoff_spec(project, service_name, options, secrets.token_hex(32))
+    ref = await backend.create_container(spec)
+    if streams is None:
+        await backend.start_container(ref)
+        return ref, None
+    try:
+        code = await backend.attach_container(ref, streams, tty=options.tty, start=True)
+    finally:
+        if remove:
+            with anyio.CancelScope(shield=True):
+                await backend.remove_container(ref, remove_volumes=True)
+    return ref, code
+
+
+def _existing_ref(target: ContainerTarget) -> ContainerRef:
+    assert target.ref is not None
+    return target.ref
 
 
 async def build(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from composer.events import EventSink
@@ -100,6 +100,69 @@ class LogLine:
     timestamp: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ExecSpec:
+    """A process to run in a running container (``exec``)."""
+
+    command: tuple[str, ...]
+    user: str | None = None
+    workdir: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    privileged: bool = False
+    tty: bool = False
+    interactive: bool = True  # attach standard input
+
+
+@dataclass(frozen=True, slots=True)
+class Streams:
+    """Where an attached process reads and writes (binary files; stdin None: not attached).
+    With a tty the engine merges stderr into stdout."""
+
+    stdout: BinaryIO
+    stderr: BinaryIO
+    stdin: BinaryIO | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessList:
+    """``top``: the column titles and one row per process."""
+
+    titles: tuple[str, ...]
+    processes: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSummary:
+    """A project seen through its labels (``ls``): one state per container, its config files."""
+
+    name: str
+    states: tuple[str, ...]
+    config_files: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSummary:
+    """The image a container runs (``images``)."""
+
+    container_name: str
+    repository: str
+    tag: str
+    image_id: str
+    size: int
+    created: float | None = None  # Unix time
+    platform: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PathStat:
+    """A path inside a container (``cp``)."""
+
+    name: str
+    size: int
+    is_dir: bool
+    link_target: str = ""
+
+
 class Backend(Protocol):
     """Executes single operations; makes no decisions (see composer.planner.execute)."""
 
@@ -143,4 +206,39 @@ class Backend(Protocol):
     def logs(
         self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None
     ) -> AsyncIterator[LogLine]: ...
+    # --- container commands (start, pause, exec, cp, top, ls, images...) ----------------------
+
+    async def pause_container(self, ref: ContainerRef) -> None: ...
+    async def unpause_container(self, ref: ContainerRef) -> None: ...
+    async def wait_container(self, ref: ContainerRef) -> int:
+        """Block until the container stops; its exit code."""
+        ...
+
+    async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
+        """Run ``spec`` in the container; without ``streams`` detached (returns None), else
+        streamed to and from them until it ends (returns its exit code)."""
+        ...
+
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+        """Attach to the container (and start it with ``start``), stream until it stops; its exit code."""
+        ...
+
+    async def container_top(self, ref: ContainerRef) -> ProcessList: ...
+    async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
+        """What ``path`` is in the container; None when it does not exist."""
+        ...
+
+    async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
+        """Extract the tar ``archive`` into ``directory`` (which exists) in the container."""
+        ...
+
+    async def copy_from_container(self, ref: ContainerRef, path: str) -> bytes:
+        """``path`` in the container as a tar archive (its top entry named after ``path``)."""
+        ...
+
+    async def list_projects(self, *, include_stopped: bool) -> Sequence[ProjectSummary]:
+        """Every project with containers (running ones only unless ``include_stopped``), by name."""
+        ...
+
+    async def list_images(self, refs: Sequence[ContainerRef]) -> Sequence[ImageSummary]: ...
     async def aclose(self) -> None: ...

@@ -20,6 +20,7 @@ from composer.errors import ComposerError
 from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 
 if TYPE_CHECKING:
+    from composer.backends.base import ExecSpec, ImageSummary, PathStat, ProcessList, ProjectSummary, Streams
     from composer.events import EventSink
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
@@ -229,6 +230,56 @@ class MemoryBackend:
             self.calls.append(("logs", ref.name))
         return
         yield  # an async generator with no lines
+
+    # --- container commands: state changes are simulated, the rest needs a real engine ---------
+
+    def _unsupported(self, what: str) -> MemoryBackendError:
+        return MemoryBackendError(f"{what} is not supported by the memory backend")
+
+    async def pause_container(self, ref: ContainerRef) -> None:
+        await self._call("pause_container", ref.name)
+        self._get(ref).status = "paused"
+
+    async def unpause_container(self, ref: ContainerRef) -> None:
+        await self._call("unpause_container", ref.name)
+        self._get(ref).status = "running"
+
+    async def wait_container(self, ref: ContainerRef) -> int:
+        await self._call("wait_container", ref.name)
+        container = self._get(ref)
+        if container.status not in ("exited", "dead"):
+            raise self._unsupported("waiting for a running container")
+        return container.exit_code or 0
+
+    async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
+        raise self._unsupported("exec")
+
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+        raise self._unsupported("attaching to a container")
+
+    async def container_top(self, ref: ContainerRef) -> ProcessList:
+        raise self._unsupported("top")
+
+    async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
+        raise self._unsupported("cp")
+
+    async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
+        raise self._unsupported("cp")
+
+    async def copy_from_container(self, ref: ContainerRef, path: str) -> bytes:
+        raise self._unsupported("cp")
+
+    async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
+        from composer.backends.base import ProjectSummary
+
+        by_project: dict[str, list[str]] = {}
+        for container in sorted(self.containers.values(), key=lambda c: c.name):
+            if include_stopped or container.status == "running":
+                by_project.setdefault(container.project_name, []).append(container.status)
+        return [ProjectSummary(name, tuple(states), ()) for name, states in sorted(by_project.items())]
+
+    async def list_images(self, refs: Sequence[ContainerRef]) -> list[ImageSummary]:
+        raise self._unsupported("images")
 
     async def aclose(self) -> None:
         return None

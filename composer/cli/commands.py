@@ -92,10 +92,24 @@ def _images(verb: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _containers(verb: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from composer.cli import containers
+
+        command: Callable[[argparse.Namespace], int] = getattr(containers, f"run_{verb}")
+        return command(args)
+
+    return run
+
+
+CONTAINER_VERBS = ("ps", "start", "restart", "kill", "rm", "pause", "unpause", "create", "wait", "port", "top", "ls",
+                   "images", "exec", "cp", "run")
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": run_config,
     "version": run_version,
     **{verb: _lifecycle(verb) for verb in ("up", "down", "stop", "ps", "logs")},
+    **{verb: _containers(verb) for verb in CONTAINER_VERBS},  # ps: the richer v2 table
     **{verb: _images(verb) for verb in ("build", "pull", "push")},
 }
 

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class PortMapping:
+    """A container port, and where it is published on the host (None: exposed only)."""
+
+    private_port: int
+    protocol: str = "tcp"
+    host_ip: str | None = None
+    host_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ObservedContainer:
     container_id: str
     name: str
@@ -23,6 +33,12 @@ class ObservedContainer:
     exit_code: int | None = None
     oneoff: bool = False
     image_id: str | None = None
+    # For listings (ps): what the engine reports; empty where unknown.
+    image: str = ""  # the reference it was created from
+    command: str = ""  # entrypoint and command, joined by spaces
+    created: float | None = None  # Unix time
+    status_text: str = ""  # the engine's own words: "Up 2 seconds (healthy)", "Exited (0) 3 minutes ago"
+    ports: tuple[PortMapping, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,19 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from composer import labels
-from composer.backends.base import Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
+from composer.backends.base import (
+    Capability,
+    ContainerRef,
+    ContainerSpec,
+    ContainerState,
+    ExecSpec,
+    ImageSummary,
+    LogLine,
+    PathStat,
+    ProcessList,
+    ProjectSummary,
+    Streams,
+)
 from composer.backends.docker import convert, observe
 from composer.backends.docker.client import Endpoint, connect, resolve_endpoint
 from composer.backends.docker.errors import BACKEND_NAME, translate, translated
@@ -270,6 +282,76 @@ class DockerBackend:
 
     async def rename_container(self, ref: ContainerRef, new_name: str) -> None:
         await self._run("rename", lambda api: api.rename(ref.container_id, new_name))
+
+    # --- container commands -----------------------------------------------------------------------
+
+    async def pause_container(self, ref: ContainerRef) -> None:
+        await self._run("pause", lambda api: api.pause(ref.container_id))
+
+    async def unpause_container(self, ref: ContainerRef) -> None:
+        await self._run("unpause", lambda api: api.unpause(ref.container_id))
+
+    async def _run_long(self, operation: str, call: Callable[[Any], Any]) -> Any:
+        """Like _run, for calls that last as long as a container does: no limiter slot held."""
+        api = await anyio.to_thread.run_sync(self._api, limiter=self._limiter)
+
+        def run() -> Any:
+            with translated(operation, host=self.endpoint.host):
+                return call(api)
+
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+
+    async def wait_container(self, ref: ContainerRef) -> int:
+        result = await self._run_long("wait", lambda api: api.wait(ref.container_id, timeout=None))
+        return int(result.get("StatusCode", 0))
+
+    async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
+        from composer.backends.docker import containers
+
+        code: int | None = await self._run_long("exec", lambda api: containers.exec_in_container(api, ref, spec,
+                                                                                                   streams))
+        return code
+
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+        from composer.backends.docker import containers
+
+        code: int = await self._run_long(
+            "attach", lambda api: containers.attach_container(api, ref, streams, tty=tty, start=start))
+        return code
+
+    async def container_top(self, ref: ContainerRef) -> ProcessList:
+        from composer.backends.docker import containers
+
+        found: ProcessList = await self._run("top", lambda api: containers.container_top(api, ref))
+        return found
+
+    async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
+        from composer.backends.docker import containers
+
+        found: PathStat | None = await self._run("stat", lambda api: containers.stat_container_path(api, ref, path))
+        return found
+
+    async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
+        await self._run("copy", lambda api: api.put_archive(ref.container_id, directory, archive))
+
+    async def copy_from_container(self, ref: ContainerRef, path: str) -> bytes:
+        from composer.backends.docker import containers
+
+        data: bytes = await self._run("copy", lambda api: containers.copy_from_container(api, ref, path))
+        return data
+
+    async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
+        from composer.backends.docker import containers
+
+        found: list[ProjectSummary] = await self._run(
+            "list projects", lambda api: containers.list_projects(api, include_stopped=include_stopped))
+        return found
+
+    async def list_images(self, refs: Sequence[ContainerRef]) -> list[ImageSummary]:
+        from composer.backends.docker import containers
+
+        found: list[ImageSummary] = await self._run("list images", lambda api: containers.list_images(api, refs))
+        return found
 
     # --- logs ---------------------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ def convert(spec: ContainerSpec, *, inherited_volumes: Mapping[str, str] | None 
     """
     service = spec.service
     endpoint, connect = _networks(spec)
+    interactive = service.stdin_open and spec.labels.get(labels.ONEOFF) == "True"
     return CreateArgs(
         name=spec.container_name,
         container=_container_config(spec),
@@ -86,8 +87,11 @@ def convert(spec: ContainerSpec, *, inherited_volumes: Mapping[str, str] | None 
         endpoint=endpoint,
         connect=connect,
         platform=service.platform,
-        # v2 attaches stdout/stderr (for `up` to follow) but never stdin, so StdinOnce stays false.
-        config_overrides={"AttachStdin": False, "AttachStdout": True, "AttachStderr": True, "StdinOnce": False},
+        # v2 attaches stdout/stderr (for `up` to follow) but never stdin, so StdinOnce stays false;
+        # except an interactive one-off (`run -i`): once its stdin ends the engine closes the
+        # container's stdin rather than the attached output streams.
+        config_overrides={"AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True,
+                          "StdinOnce": interactive},
     )
 
 

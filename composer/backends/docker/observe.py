@@ -13,7 +13,7 @@ from typing import Any
 
 from composer import labels
 from composer.backends.base import ContainerState
-from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
+from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
 
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _EXIT_IN_STATUS = re.compile(r"^Exited \((-?\d+)\)")
@@ -71,7 +71,56 @@ def observed_container(item: Json) -> ObservedContainer | None:
         exit_code=state.exit_code,
         oneoff=found.get(labels.ONEOFF, "False").lower() == "true",
         image_id=str(image_id) if image_id else None,
+        **_listing_fields(item),
     )
+
+
+def _created(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value:
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(value[:26].rstrip("Z") + "+00:00").timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def port_mappings(item: Json) -> tuple[PortMapping, ...]:
+    """Ports of a listed (``Ports`` a list) or inspected (``NetworkSettings.Ports``) container."""
+    found: list[PortMapping] = []
+    listed = item.get("Ports")
+    if isinstance(listed, list):
+        for entry in listed:
+            public = entry.get("PublicPort")
+            found.append(PortMapping(int(entry.get("PrivatePort", 0)), str(entry.get("Type") or "tcp"),
+                                     entry.get("IP") or None, int(public) if public else None))
+    else:
+        settings = (item.get("NetworkSettings") or {}).get("Ports") or {}
+        for key, bindings in settings.items():
+            port, _, protocol = str(key).partition("/")
+            if not bindings:
+                found.append(PortMapping(int(port), protocol or "tcp"))
+            for binding in bindings or ():
+                host_port = binding.get("HostPort")
+                found.append(PortMapping(int(port), protocol or "tcp", binding.get("HostIp") or None,
+                                         int(host_port) if host_port else None))
+    unique = dict.fromkeys(found)
+    return tuple(sorted(unique, key=lambda p: (p.private_port, p.protocol, p.host_port or 0, p.host_ip or "")))
+
+
+def _listing_fields(item: Json) -> dict[str, Any]:
+    """image, command, created, status_text and ports, from either shape."""
+    if "Names" in item:  # a list entry
+        return {"image": str(item.get("Image") or ""), "command": str(item.get("Command") or ""),
+                "created": _created(item.get("Created")), "status_text": str(item.get("Status") or ""),
+                "ports": port_mappings(item)}
+    config = item.get("Config") or {}
+    command = [str(item.get("Path") or ""), *(str(arg) for arg in item.get("Args") or ())]
+    return {"image": str(config.get("Image") or ""), "command": " ".join(part for part in command if part),
+            "created": _created(item.get("Created")), "status_text": "", "ports": port_mappings(item)}
 
 
 def observed_network(item: Json) -> ObservedNetwork | None:

@@ -1,0 +1,198 @@
+"""Blocking helpers behind DockerBackend's container commands (exec, attach, top, cp, ls, images).
+
+Each takes docker-py's APIClient and runs in a worker thread; DockerBackend translates errors.
+Attached streams are pumped over the hijacked connection: the engine multiplexes stdout and
+stderr with 8-byte frame headers unless a tty merges them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO
+
+from composer import labels
+from composer.backends.base import (
+    ContainerRef,
+    ExecSpec,
+    ImageSummary,
+    PathStat,
+    ProcessList,
+    ProjectSummary,
+    Streams,
+)
+
+_MODE_DIR = 1 << 31  # Go's os.ModeDir
+_MODE_SYMLINK = 1 << 27
+
+
+def _raw_socket(sock: Any) -> Any:
+    return getattr(sock, "_sock", sock)
+
+
+def _read_stdin(stdin: BinaryIO, raw: Any) -> None:
+    """Copy stdin to the engine; half-close once stdin ends, so the process sees end of file."""
+    try:
+        fd = stdin.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = None
+    try:
+        while True:
+            data = os.read(fd, 65536) if fd is not None else stdin.read(65536)
+            if not data:
+                break
+            raw.sendall(data)
+    except OSError:
+        return
+    try:
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def pump(sock: Any, streams: Streams, *, tty: bool) -> None:
+    """Stream the hijacked connection ``sock`` to ``streams`` until the engine closes it."""
+    raw = _raw_socket(sock)
+    if streams.stdin is not None:
+        threading.Thread(target=_read_stdin, args=(streams.stdin, raw), daemon=True, name="stdin").start()
+    buffer = b""
+    try:
+        while True:
+            try:
+                chunk = raw.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            if tty:
+                streams.stdout.write(chunk)
+                streams.stdout.flush()
+                continue
+            buffer += chunk
+            while len(buffer) >= 8:
+                size = int.from_bytes(buffer[4:8], "big")
+                if len(buffer) < 8 + size:
+                    break
+                target = streams.stderr if buffer[0] == 2 else streams.stdout
+                target.write(buffer[8 : 8 + size])
+                target.flush()
+                buffer = buffer[8 + size :]
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def exec_in_container(api: Any, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
+    attach = streams is not None
+    created = api.exec_create(
+        ref.container_id, list(spec.command), stdout=attach, stderr=attach,
+        stdin=attach and streams is not None and streams.stdin is not None and spec.interactive,
+        tty=spec.tty, privileged=spec.privileged, user=spec.user or "",
+        environment=[f"{key}={value}" for key, value in spec.environment.items()] or None,
+        workdir=spec.workdir,
+    )
+    exec_id = created["Id"]
+    if streams is None:
+        api.exec_start(exec_id, detach=True, tty=spec.tty)
+        return None
+    sock = api.exec_start(exec_id, tty=spec.tty, socket=True)
+    if not spec.interactive:
+        streams = Streams(streams.stdout, streams.stderr, None)
+    pump(sock, streams, tty=spec.tty)
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    return int(code) if code is not None else 0
+
+
+def attach_container(api: Any, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+    params = {"stdin": int(streams.stdin is not None), "stdout": 1, "stderr": 1, "stream": 1}
+    sock = api.attach_socket(ref.container_id, params=params)
+    if start:
+        api.start(ref.container_id)
+    pump(sock, streams, tty=tty)
+    return int(api.wait(ref.container_id).get("StatusCode", 0))
+
+
+def container_top(api: Any, ref: ContainerRef) -> ProcessList:
+    found = api.top(ref.container_id) or {}
+    return ProcessList(tuple(found.get("Titles") or ()),
+                       tuple(tuple(str(cell) for cell in row) for row in found.get("Processes") or ()))
+
+
+def stat_container_path(api: Any, ref: ContainerRef, path: str) -> PathStat | None:
+    response = api.head(api._url("/containers/{0}/archive", ref.container_id), params={"path": path})
+    if response.status_code == 404:
+        return None
+    api._raise_for_status(response)
+    header = response.headers.get("X-Docker-Container-Path-Stat")
+    stat = json.loads(base64.b64decode(header)) if header else {}
+    mode = int(stat.get("mode") or 0)
+    return PathStat(str(stat.get("name") or os.path.basename(path)), int(stat.get("size") or 0),
+                    bool(mode & _MODE_DIR), str(stat.get("linkTarget") or "") if mode & _MODE_SYMLINK else "")
+
+
+def copy_from_container(api: Any, ref: ContainerRef, path: str) -> bytes:
+    stream, _ = api.get_archive(ref.container_id, path)
+    return b"".join(stream)
+
+
+def list_projects(api: Any, *, include_stopped: bool) -> list[ProjectSummary]:
+    """Projects by name, from the labels of containers that have a config hash (as v2's ``ls``)."""
+    found = api.containers(all=include_stopped, filters={"label": [labels.PROJECT, labels.CONFIG_HASH]}) or []
+    states: dict[str, list[str]] = {}
+    files: dict[str, dict[str, None]] = {}
+    for item in found:
+        item_labels = item.get("Labels") or {}
+        name = item_labels.get(labels.PROJECT)
+        if not name:
+            continue
+        states.setdefault(name, []).append(str(item.get("State") or ""))
+        entry = files.setdefault(name, {})
+        for file in str(item_labels.get(labels.CONFIG_FILES) or "").split(","):
+            if file:
+                entry[file] = None
+    return [ProjectSummary(name, tuple(states[name]), tuple(files[name])) for name in sorted(states)]
+
+
+def _split_reference(reference: str) -> tuple[str, str]:
+    if "@" in reference:
+        repository, _, digest = reference.partition("@")
+        return repository, digest
+    last = reference.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, _, tag = reference.rpartition(":")
+        return repository, tag
+    return reference, "latest"
+
+
+def _image_summary(container: Mapping[str, Any], image: Mapping[str, Any]) -> ImageSummary:
+    wanted = str((container.get("Config") or {}).get("Image") or "")
+    tags = [tag for tag in image.get("RepoTags") or () if tag != "<none>:<none>"]
+    if wanted and not wanted.startswith("sha256:"):
+        full = wanted if ":" in wanted.rsplit("/", 1)[-1] or "@" in wanted else f"{wanted}:latest"
+        reference = full if full in tags or not tags else tags[0]
+    else:
+        reference = tags[0] if tags else ""
+    repository, tag = _split_reference(reference) if reference else ("<none>", "<none>")
+    from composer.backends.docker.observe import _created
+
+    platform = "/".join(part for part in (image.get("Os"), image.get("Architecture"), image.get("Variant")) if part)
+    return ImageSummary(str(container.get("Name") or "").lstrip("/"), repository, tag, str(image.get("Id") or ""),
+                        int(image.get("Size") or 0), _created(image.get("Created")), platform)
+
+
+def list_images(api: Any, refs: Sequence[ContainerRef]) -> list[ImageSummary]:
+    images: dict[str, Mapping[str, Any]] = {}
+    result = []
+    for ref in refs:
+        container = api.inspect_container(ref.container_id)
+        image_id = str(container.get("Image") or "")
+        if image_id not in images:
+            images[image_id] = api.inspect_image(image_id)
+        result.append(_image_summary(container, images[image_id]))
+    return result

@@ -1,0 +1,204 @@
+"""Plans and decisions for the container commands: kill, rm, pause/unpause and run.
+
+Pure, like composer.planner.reconcile: nothing here awaits, calls a backend or does I/O. The
+rules are Compose v2's:
+
+- ``kill`` signals the running containers of the selected services;
+- ``rm`` removes stopped containers (one-off ones included); with ``stop`` it stops running
+  ones first, in reverse dependency order;
+- ``run`` first brings up what the one-off container needs (networks, volumes, image and,
+  unless ``no_deps``, the dependencies) through the normal ``up`` plan, leaving the service's
+  own containers alone; the one-off container is ``<project>-<service>-run-<slug[:12]>``,
+  labelled ``com.docker.compose.oneoff=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from composer import labels
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
+from composer.planner.graph import service_graph
+from composer.planner.hashing import config_hash
+from composer.planner.operations import ContainerPayload, ContainerTarget, OpKind, Plan
+from composer.planner.specs import container_spec
+
+if TYPE_CHECKING:
+    from composer.backends.base import ContainerSpec
+    from composer.planner.observed import ObservedContainer, ObservedState
+    from composer.spec.models import PortConfig, Project, ServiceConfig, ServiceVolume
+
+_ACTIVE = frozenset({"running", "restarting", "paused"})
+
+
+def check_services(project: Project | None, services: Iterable[str]) -> None:
+    """:raises SpecValidationError: a name is not an enabled service (``no such service: x``)."""
+    if project is None:
+        return
+    for name in services:
+        project.service(name)
+
+
+def select(
+    observed: ObservedState, services: Sequence[str] = (), *, states: Iterable[str] | None = None,
+    oneoff: bool | None = False,
+) -> list[ObservedContainer]:
+    """The containers of ``services`` (all when empty) in one of ``states`` (any when None),
+    one-off ones only, never or also (``oneoff`` True, False, None), by service then number."""
+    wanted = None if states is None else set(states)
+    found = [c for c in observed.containers
+             if (not services or c.service_name in services)
+             and (wanted is None or c.state in wanted)
+             and (oneoff is None or c.oneoff == oneoff)]
+    return sorted(found, key=lambda c: (c.service_name, c.oneoff, c.number, c.name))
+
+
+def reconcile_kill(observed: ObservedState, services: Sequence[str] = (), signal: str = "SIGKILL") -> Plan:
+    """Send ``signal`` to every running container of the selected services (one-offs included)."""
+    plan = PlanBuilder()
+    for container in select(observed, services, states=_ACTIVE, oneoff=None):
+        target = ContainerTarget(container.name, ref=observed_ref(container))
+        plan.add(OpKind.KILL_CONTAINER, f"service:{container.service_name}:{container.number}", f"kill {signal}",
+                 ContainerPayload(target, signal=signal))
+    return plan.build()
+
+
+def removable(observed: ObservedState, services: Sequence[str] = (), *, stop: bool = False) -> list[ObservedContainer]:
+    """What ``rm`` removes: the stopped containers of the services, and with ``stop`` the running ones."""
+    return [c for c in select(observed, services, oneoff=None) if stop or not is_running(c)]
+
+
+def reconcile_remove(
+    project: Project | None, observed: ObservedState, services: Sequence[str] = (), *, stop: bool = False,
+    remove_volumes: bool = False, timeout: float | None = None,
+) -> Plan:
+    """Remove the services' stopped containers; with ``stop``, stop the running ones first
+    (dependents before their dependencies), then remove them too."""
+    plan = PlanBuilder()
+    chosen = removable(observed, services, stop=stop)
+    by_service: dict[str, list[ObservedContainer]] = {}
+    for container in chosen:
+        by_service.setdefault(container.service_name, []).append(container)
+    order = sorted(by_service)
+    dependents: Mapping[str, Sequence[str]] = {}
+    if project is not None:
+        graph = service_graph(project)
+        known = [name for name in graph.topological_order(reverse=True) if name in by_service]
+        order = known + [name for name in order if name not in known]
+        dependents = {name: graph.dependents(name) for name in known}
+    stops: dict[str, list[int]] = {}
+    for service_name in order:
+        service = project.services.get(service_name) if project is not None else None
+        after = [op for dependent in dependents.get(service_name, ()) for op in stops.get(dependent, [])]
+        stops[service_name] = []
+        for container in by_service[service_name]:
+            resource_id = f"service:{service_name}:{container.number}"
+            stop_op, _ = plan.stop_and_remove(container, resource_id, "rm", grace_seconds(service, timeout),
+                                              after=after, remove_volumes=remove_volumes)
+            if stop_op is not None:
+                stops[service_name].append(stop_op)
+    return plan.build()
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What ``run`` was asked to change in the service for its one-off container."""
+
+    command: tuple[str, ...] | None = None
+    """None: the service's command."""
+    entrypoint: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None
+    workdir: str | None = None
+    volumes: tuple[ServiceVolume, ...] = ()
+    ports: tuple[PortConfig, ...] = ()
+    service_ports: bool = False
+    """Keep the service's published ports (v2 drops them by default)."""
+    name: str | None = None
+    tty: bool = False
+    interactive: bool = False
+    use_aliases: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def reconcile_run_prerequisites(
+    project: Project, observed: ObservedState, service_name: str, *, no_deps: bool = False,
+    pull: str | None = None,
+) -> Plan:
+    """The ``up`` plan that prepares a one-off container of ``service_name``: its networks,
+    volumes and image, and unless ``no_deps`` its dependencies. Its own containers are left as
+    they are (they are hidden from the reconciler, which is asked for none).
+
+    :raises SpecValidationError: ``service_name`` is not an enabled service.
+    """
+    from composer.planner.observed import ObservedState as State
+    from composer.planner.reconcile import UpOptions, reconcile_up
+
+    project.service(service_name)
+    others = tuple(c for c in observed.containers if c.service_name != service_name)
+    hidden = State(observed.project_name, others, observed.networks, observed.volumes, observed.images)
+    options = UpOptions(services=(service_name,), no_deps=no_deps, scale={service_name: 0}, pull=pull)
+    plan = reconcile_up(project, hidden, options)
+    return Plan(plan.operations, ())  # orphan warnings are up's business
+
+
+def oneoff_name(project_name: str, service_name: str, slug: str) -> str:
+    """v2's one-off container name: ``<project>-<service>-run-<first 12 hex digits>``."""
+    return f"{project_name}-{service_name}-run-{slug[:12]}"
+
+
+def oneoff_service(service: ServiceConfig, options: RunOptions) -> ServiceConfig:
+    """The service as its one-off container runs it: ``run``'s overrides applied, no
+    ``container_name``, no restart policy, ports only with ``service_ports`` or ``-p``."""
+    update: dict[str, object] = {
+        "container_name": None, "restart": None, "scale": None, "tty": options.tty,
+        "stdin_open": options.interactive,
+    }
+    if options.command is not None:
+        update["command"] = options.command
+    if options.entrypoint is not None:
+        update["entrypoint"] = options.entrypoint
+        if options.command is None:
+            update["command"] = ()  # v2: --entrypoint clears the image's command
+    if options.environment:
+        update["environment"] = {**service.environment, **options.environment}
+    if options.user is not None:
+        update["user"] = options.user
+    if options.workdir is not None:
+        update["working_dir"] = options.workdir
+    if options.volumes:
+        targets = {v.target for v in options.volumes}
+        update["volumes"] = (*(v for v in service.volumes if v.target not in targets), *options.volumes)
+    update["ports"] = (*(service.ports if options.service_ports else ()), *options.ports)
+    if options.labels:
+        update["labels"] = {**service.labels, **options.labels}
+    return service.model_copy(update=update)
+
+
+def oneoff_spec(project: Project, service_name: str, options: RunOptions, slug: str) -> ContainerSpec:
+    """The ContainerSpec of a one-off container of ``service_name`` (``slug``: 64 hex digits)."""
+    service = oneoff_service(project.service(service_name), options)
+    name = options.name or oneoff_name(project.name, service_name, slug)
+    spec = container_spec(project, service, 1, name=name)
+    spec_labels = dict(spec.labels)
+    spec_labels.pop(labels.CONTAINER_NUMBER, None)
+    spec_labels[labels.ONEOFF] = "True"
+    spec_labels[f"{labels.PREFIX}.slug"] = slug
+    spec_labels[labels.CONFIG_HASH] = config_hash(service)
+    networks = spec.networks
+    if not options.use_aliases:
+        networks = tuple(replace(n, aliases=tuple(a for a in n.aliases if a != service_name)) for n in networks)
+    return replace(spec, labels=spec_labels, networks=networks, number=0)
+
+
+def dependency_waits(project: Project, service_name: str, observed: ObservedState) -> list[tuple[str, str, bool]]:
+    """(dependency, condition, required) for each enabled dependency of the service that has
+    containers: what a one-off container waits for before it starts."""
+    service = project.service(service_name)
+    return [(name, dependency.condition, dependency.required) for name, dependency in service.depends_on.items()
+            if name in project.services and observed.service_containers(name)]
