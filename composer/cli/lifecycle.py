@@ -61,8 +61,10 @@ def _scale(entries: list[str]) -> dict[str, int]:
 def run_up(args: argparse.Namespace) -> int:
     from composer import engine
     from composer.cli.progress import make_renderer
+    from composer.errors import WaitTimeoutError
     from composer.planner.reconcile import UpOptions
 
+    _check_up_flags(args)
     project = _load_project(args)
     options = UpOptions(
         services=tuple(args.services), no_deps=args.no_deps, force_recreate=args.force_recreate,
@@ -72,47 +74,59 @@ def run_up(args: argparse.Namespace) -> int:
         wait_timeout=args.wait_timeout, timeout=args.timeout,
     )
     sink = make_renderer(args.progress)
-    outcome = _run(args, lambda backend: engine.up(project, backend, options, sink, parallel=args.parallel,
-                                                       dry_run=args.dry_run))
-    for warning in outcome.plan.warnings:
-        print(f"WARN[0000] {warning}", file=sys.stderr)
-    if args.dry_run:
-        sys.stdout.write(outcome.plan.render() + "\n")
-        return 0
-    if args.detach or args.wait or args.no_start:
-        return 0
-    return _attach(args, project)
 
+    async def up(backend: Backend) -> None:
+        outcome = await engine.up(project, backend, options, sink, parallel=args.parallel, dry_run=args.dry_run)
+        for warning in outcome.plan.warnings:
+            print(f"WARN[0000] {warning}", file=sys.stderr)
+        if args.dry_run:
+            sys.stdout.write(outcome.plan.render() + "\n")
 
-def _attach(args: argparse.Namespace, project: Project) -> int:
-    """Follow the logs until every container exits; Ctrl-C stops the project gracefully."""
-    from composer import engine
-    from composer.cli.progress import make_renderer
-    from composer.planner.teardown import StopOptions
-
-    async def follow(backend: Backend) -> None:
-        from composer.backends.base import ContainerRef
-
-        found = await engine.containers(project.name, backend)
-        refs = [ContainerRef(c.container_id, c.name) for c in found]
-        width = max((len(c.name) for c in found), default=0)
-        async for line in backend.logs(refs, follow=True):
-            prefix = "" if args.no_log_prefix else f"{line.container_name.ljust(width)}  | "
-            sys.stdout.write(prefix + line.text.rstrip("\n") + "\n")
-            sys.stdout.flush()
-
+    if not (args.detach or args.wait or args.no_start or args.dry_run):
+        return _attach(args, project, up)
     try:
-        _run(args, follow)
-    except KeyboardInterrupt:
-        print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr)
-        sink = make_renderer(args.progress)
-        options = StopOptions(timeout=args.timeout)
-        try:
-            _run(args, lambda backend: engine.stop(project, backend, options, sink, parallel=args.parallel))
-        except KeyboardInterrupt:
-            return 130
-        return 130
+        _run(args, up)
+    except WaitTimeoutError:
+        if args.wait_timeout is None:
+            raise
+        # v2's one line, however many services were not ready in time
+        raise WaitTimeoutError(f"application not healthy after {args.wait_timeout:g}s") from None
     return 0
+
+
+def _check_up_flags(args: argparse.Namespace) -> None:
+    """Flag combinations v2 rejects, with its words."""
+    if args.detach and (args.abort_on_container_exit or args.abort_on_container_failure or args.attach
+                        or args.attach_dependencies):
+        raise UsageError("--detach cannot be combined with --abort-on-container-exit, "
+                         "--abort-on-container-failure, --attach, --attach-dependencies or --watch")
+    if args.abort_on_container_exit and args.abort_on_container_failure:
+        raise UsageError("--abort-on-container-failure cannot be combined with --abort-on-container-exit")
+
+
+def _attach(args: argparse.Namespace, project: Project, up: Callable[[Backend], Awaitable[None]]) -> int:
+    """Attached ``up``, in one event loop: run ``up``, then follow the attached services' logs
+    until their containers exit; Ctrl-C stops the project gracefully (see composer.cli.attach)."""
+    from composer.cli.attach import AttachedUp, AttachOptions, attached_services, cascade_of, colour_enabled
+    from composer.cli.progress import make_renderer
+
+    services = attached_services(project, tuple(args.services), attach=tuple(args.attach),
+                                 no_attach=tuple(args.no_attach), attach_dependencies=args.attach_dependencies)
+    if args.exit_code_from:
+        if args.exit_code_from not in project.services:
+            raise UsageError(f"no such service: {args.exit_code_from}")
+        if args.exit_code_from not in services:
+            services.append(args.exit_code_from)
+    options = AttachOptions(
+        services=tuple(services),
+        cascade=cascade_of(args.abort_on_container_exit, args.abort_on_container_failure, args.exit_code_from),
+        exit_code_from=args.exit_code_from, timeout=args.timeout,
+        color=colour_enabled(args.no_color, sys.stdout), prefix=not args.no_log_prefix, timestamps=args.timestamps,
+        parallel=args.parallel,
+    )
+    sink = make_renderer(args.progress)
+    return _run(args, lambda backend: AttachedUp(project, backend, options, sink,
+                                                  start=lambda: up(backend)).run())
 
 
 def run_down(args: argparse.Namespace) -> int:

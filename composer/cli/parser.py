@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from composer.cli.container_parser import add_container_parsers
-
 
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
@@ -59,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_parser(subparsers)
     add_version_parser(subparsers)
     add_lifecycle_parsers(subparsers)
-    add_container_parsers(subparsers)
     add_image_parsers(subparsers)
     return parser
 
@@ -83,8 +80,19 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     up.add_argument("--build", action="store_true", default=None)
     up.add_argument("--no-build", dest="build", action="store_false")
     up.add_argument("--no-log-prefix", action="store_true")
-    up.add_argument("--abort-on-container-exit", action="store_true")
-    up.add_argument("--exit-code-from", metavar="SERVICE")
+    up.add_argument("--abort-on-container-exit", action="store_true",
+                    help="stop all containers if any container was stopped")
+    up.add_argument("--abort-on-container-failure", action="store_true",
+                    help="stop all containers if any container exited with failure")
+    up.add_argument("--exit-code-from", metavar="SERVICE",
+                    help="return the exit code of the selected service (implies --abort-on-container-exit)")
+    up.add_argument("--attach", action="append", default=[], metavar="SERVICE",
+                    help="restrict attaching to these services (repeatable)")
+    up.add_argument("--no-attach", action="append", default=[], metavar="SERVICE",
+                    help="do not attach (stream logs) to these services (repeatable)")
+    up.add_argument("--attach-dependencies", action="store_true", help="also attach to the dependencies")
+    up.add_argument("--no-color", action="store_true", help="produce monochrome output")
+    up.add_argument("--timestamps", action="store_true", help="show timestamps")
 
     down = subparsers.add_parser("down", help="stop and remove containers, networks")
     down.add_argument("-v", "--volumes", action="store_true", help="remove named and anonymous volumes")
@@ -101,9 +109,6 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     ps.add_argument("-q", "--quiet", action="store_true", help="only display ids")
     ps.add_argument("--services", dest="list_services", action="store_true", help="display services")
     ps.add_argument("--format", choices=("table", "json"), default="table")
-    ps.add_argument("--status", action="append", default=[], metavar="STATUS",
-                    help="filter by status: paused, restarting, removing, running, dead, created, exited")
-    ps.add_argument("--filter", action="append", default=[], metavar="status=STATUS", help="filter output")
 
     logs = subparsers.add_parser("logs", help="view output from containers")
     logs.add_argument("services", nargs="*", metavar="SERVICE")
