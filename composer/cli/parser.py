@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from composer.cli.container_parser import add_container_parsers
+
 
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_parser(subparsers)
     add_version_parser(subparsers)
     add_lifecycle_parsers(subparsers)
+    add_container_parsers(subparsers)
     add_image_parsers(subparsers)
     return parser
 
@@ -109,6 +112,9 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     ps.add_argument("-q", "--quiet", action="store_true", help="only display ids")
     ps.add_argument("--services", dest="list_services", action="store_true", help="display services")
     ps.add_argument("--format", choices=("table", "json"), default="table")
+    ps.add_argument("--status", action="append", default=[], metavar="STATUS",
+                    help="filter by status: paused, restarting, removing, running, dead, created, exited")
+    ps.add_argument("--filter", action="append", default=[], metavar="status=STATUS", help="filter output")
 
     logs = subparsers.add_parser("logs", help="view output from containers")
     logs.add_argument("services", nargs="*", metavar="SERVICE")
