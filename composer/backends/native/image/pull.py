@@ -130,11 +130,14 @@ async def _pull(ref: Reference, store: ImageStore, sink: EventSink, resource: st
         for layer in layers:
             sink.emit(Event(_layer_id(layer), EventStatus.WORKING, "Waiting", parent_id=resource, total=layer.size))
         limiter = anyio.CapacityLimiter(max(1, concurrency))
-        async with anyio.create_task_group() as group:
-            for position, layer in enumerate(layers):
-                parent = chains[position - 1] if position else None
-                group.start_soon(_layer_task, client, resolved, store, sink, resource, layer, diff_ids[position],
-                                 chains[position], parent, limiter)
+        try:
+            async with anyio.create_task_group() as group:
+                for position, layer in enumerate(layers):
+                    parent = chains[position - 1] if position else None
+                    group.start_soon(_layer_task, client, resolved, store, sink, resource, layer,
+                                     diff_ids[position], chains[position], parent, limiter)
+        except BaseExceptionGroup as failed:
+            raise _first_error(failed) from None
         if resolved.index_bytes is not None:
             store.write_blob(resolved.index_bytes, resolved.index_digest)
         store.write_blob(resolved.manifest, resolved.manifest_digest)
@@ -142,6 +145,22 @@ async def _pull(ref: Reference, store: ImageStore, sink: EventSink, resource: st
                              resolved.platform, time.time(), "pull")
         store.put(record)
         return record
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first ComposerError of a task group's failures (the others are usually cancellations)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            pending[:0] = list(current.exceptions)
+        else:
+            leaves.append(current)
+    for leaf in leaves:
+        if isinstance(leaf, ComposerError):
+            return leaf
+    return leaves[0] if leaves else group
 
 
 def _manifest(resolved: Resolved) -> dict[str, Any]:
