@@ -138,6 +138,8 @@ class ProjectSummary:
     name: str
     states: tuple[str, ...]
     config_files: tuple[str, ...]
+    owner: str | None = None
+    """composer's owner label (``dev.composer.owner``) of its containers, for library-run stacks."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,17 +146,20 @@ def list_projects(api: Any, *, include_stopped: bool) -> list[ProjectSummary]:
     found = api.containers(all=include_stopped, filters={"label": [labels.PROJECT, labels.CONFIG_HASH]}) or []
     states: dict[str, list[str]] = {}
     files: dict[str, dict[str, None]] = {}
+    owners: dict[str, str] = {}
     for item in found:
         item_labels = item.get("Labels") or {}
         name = item_labels.get(labels.PROJECT)
         if not name:
             continue
         states.setdefault(name, []).append(str(item.get("State") or ""))
+        if item_labels.get(labels.OWNER):
+            owners.setdefault(name, str(item_labels[labels.OWNER]))
         entry = files.setdefault(name, {})
         for file in str(item_labels.get(labels.CONFIG_FILES) or "").split(","):
             if file:
                 entry[file] = None
-    return [ProjectSummary(name, tuple(states[name]), tuple(files[name])) for name in sorted(states)]
+    return [ProjectSummary(name, tuple(states[name]), tuple(files[name]), owners.get(name)) for name in sorted(states)]
 
 
 def _split_reference(reference: str) -> tuple[str, str]:
