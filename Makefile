@@ -21,7 +21,7 @@ endif
 # ---------------------------------------------------------------------------------------------------
 # deps: Debian packages the suite needs.  Later issues append here (docker.io, docker-registry,
 # debootstrap, ...).  apt-get runs only when one of them is missing.
-APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bin openssl zstd
+APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bin openssl zstd tini libseccomp2 gcc libc6-dev
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

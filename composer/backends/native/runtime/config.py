@@ -1,0 +1,293 @@
+"""From a Compose service and its image to the helper's JSON configuration.
+
+Pure functions (no side effects): Docker's rules for the command, environment, user, working
+directory, capabilities, masked paths, limits and stop signal. Keys the native runtime cannot
+honour yet raise UnsupportedFeatureError instead of being ignored.
+
+The configuration (a JSON object, read by ``init.py``)::
+
+    id, name, project        the container
+    run_dir, log_path        state files; the json-file log
+    rootfs                   {layers_dir, lower: [l/<short>...] topmost first, upper, work, mountpoint, readonly}
+    args, env, user, group_add, working_dir, hostname, domainname
+    capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined")
+    masked_paths, readonly_paths, mounts [{type: bind|tmpfs, source, target, readonly, propagation, options}]
+    etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
+    init_binary              tini-static to run as PID 1 (``init: true``), or null
+    cgroup, limits           the cgroup's relative path and cgroups.Limits fields
+    oom_score_adj, stop_signal, stop_grace_period
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from composer.backends.native.runtime.linux import CAPS, DOCKER_DEFAULT_CAPS
+from composer.errors import UnsupportedFeatureError
+
+BACKEND = "native"
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                "/sys/devices/virtual/powercap")
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+TINI_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
+DEFAULT_SHM = 64 << 20
+# Namespaced sysctls (Docker's validation: IPC ones, fs.mqueue and the network namespace's).
+IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+               "kernel.shmmni", "kernel.shm_rmid_forced")
+# Service keys the runtime does not honour yet: refusing beats silently ignoring.
+UNSUPPORTED = ("blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "device_cgroup_rules",
+               "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from", "stdin_open",
+               "tty", "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
+
+
+def unsupported(message: str, hint: str | None = None) -> UnsupportedFeatureError:
+    return UnsupportedFeatureError(message, backend_name=BACKEND, operation="create", hint=hint)
+
+
+def command(entrypoint: Sequence[str] | None, cmd: Sequence[str] | None, image: Mapping[str, Any]) -> list[str]:
+    """Docker's override rules: a service ``entrypoint`` replaces the image's and clears its Cmd;
+    a service ``command`` replaces the image's Cmd.
+
+    :raises UnsupportedFeatureError: nothing to run (no entrypoint and no command anywhere).
+    """
+    if entrypoint is not None:
+        args = [*entrypoint, *(cmd or ())]
+    else:
+        args = [*(image.get("Entrypoint") or ()), *(cmd if cmd is not None else image.get("Cmd") or ())]
+    if not args:
+        raise unsupported("no command specified", hint="set command: in the service or CMD in the image")
+    return args
+
+
+def environment(image_env: Sequence[str], service_env: Mapping[str, str | None], hostname: str) -> list[str]:
+    """HOSTNAME, then the image's variables, then the service's (unset ones skipped); PATH default."""
+    merged: dict[str, str] = {"HOSTNAME": hostname}
+    for item in image_env:
+        key, _, value = item.partition("=")
+        merged[key] = value
+    for key, setting in service_env.items():
+        if setting is not None:
+            merged[key] = setting
+    merged.setdefault("PATH", DEFAULT_PATH)
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def _cap_name(name: str) -> str:
+    upper = name.upper()
+    return upper[4:] if upper.startswith("CAP_") else upper
+
+
+def capabilities(cap_add: Sequence[str], cap_drop: Sequence[str], privileged: bool) -> list[str]:
+    """Docker's default set with ``cap_add``/``cap_drop`` (``ALL`` in either) applied; every
+    capability when privileged.
+
+    :raises UnsupportedFeatureError: an unknown capability name.
+    """
+    if privileged:
+        return list(CAPS)
+    adds = [_cap_name(c) for c in cap_add]
+    drops = [_cap_name(c) for c in cap_drop]
+    for name in (*adds, *drops):
+        if name != "ALL" and name not in CAPS:
+            raise unsupported(f"unknown capability: CAP_{name}")
+    caps = [] if "ALL" in drops else list(DOCKER_DEFAULT_CAPS)
+    if "ALL" in adds:
+        caps = list(CAPS)
+    caps += [c for c in adds if c != "ALL" and c not in caps]
+    return [c for c in caps if c not in drops]
+
+
+def sysctls(values: Mapping[str, str], *, host_network: bool) -> dict[str, str]:
+    """:raises UnsupportedFeatureError: a sysctl that is not namespaced (or net.* with host networking)."""
+    for key in values:
+        namespaced = key in IPC_SYSCTLS or key.startswith("fs.mqueue.") or (key.startswith("net.") and not host_network)
+        if not namespaced:
+            raise unsupported(f"sysctl {key!r} is not namespaced: it would change the host",
+                              hint="only IPC (kernel.msg*, kernel.sem, kernel.shm*), fs.mqueue.* and net.* are allowed")
+    return {k: str(v) for k, v in values.items()}
+
+
+def security(options: Sequence[str]) -> tuple[bool, str]:
+    """(no_new_privileges, seccomp profile) from ``security_opt``.
+
+    :raises UnsupportedFeatureError: anything else (apparmor, label, a seccomp profile file).
+    """
+    nnp, profile = False, "default"
+    for option in options:
+        key, _sep, value = option.replace("=", ":", 1).partition(":")
+        if key == "no-new-privileges" and value in ("", "true"):
+            nnp = True
+        elif key == "no-new-privileges" and value == "false":
+            nnp = False
+        elif key == "seccomp" and value == "unconfined":
+            profile = "unconfined"
+        else:
+            raise unsupported(f"security_opt {option!r} is not supported by the native backend")
+    return nnp, profile
+
+
+def signal_number(name: str | int | None, default: int = signal.SIGTERM) -> int:
+    """``SIGTERM``, ``TERM``, ``15`` -> 15.
+
+    :raises UnsupportedFeatureError: an unknown signal.
+    """
+    if name is None or name == "":
+        return int(default)
+    if isinstance(name, int) or str(name).isdigit():
+        return int(name)
+    text = str(name).upper()
+    text = text if text.startswith("SIG") else f"SIG{text}"
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise unsupported(f"unknown signal {name!r}") from None
+
+
+def tmpfs_entry(entry: str) -> dict[str, Any]:
+    target, _, options = entry.partition(":")
+    return {"type": "tmpfs", "target": target, "options": options}
+
+
+def mounts(volumes: Sequence[Any], tmpfs: Sequence[str]) -> list[dict[str, Any]]:
+    """Bind and tmpfs mounts, in order; creates a missing bind source when the service asks.
+
+    :raises UnsupportedFeatureError: a named or anonymous volume, or another mount type.
+    :raises NotFoundError: a missing bind source without create_host_path.
+    """
+    from composer.errors import NotFoundError
+
+    result = [tmpfs_entry(entry) for entry in tmpfs]
+    for volume in volumes:
+        if volume.type == "tmpfs":
+            options = []
+            if volume.tmpfs is not None and volume.tmpfs.size is not None:
+                options.append(f"size={int(volume.tmpfs.size)}")
+            if volume.tmpfs is not None and volume.tmpfs.mode is not None:
+                options.append(f"mode={int(volume.tmpfs.mode):o}")
+            if volume.read_only:
+                options.append("ro")
+            result.append({"type": "tmpfs", "target": volume.target, "options": ",".join(options)})
+        elif volume.type == "bind":
+            source = str(volume.source)
+            if not os.path.exists(source):
+                if volume.bind is not None and volume.bind.create_host_path:
+                    os.makedirs(source, exist_ok=True)
+                else:
+                    raise NotFoundError(f"bind source path does not exist: {source}", backend_name=BACKEND,
+                                        operation="create")
+            propagation = volume.bind.propagation if volume.bind is not None else None
+            result.append({"type": "bind", "source": source, "target": volume.target,
+                           "readonly": bool(volume.read_only), "propagation": propagation})
+        else:
+            raise unsupported(f"{volume.type} mounts are not supported by the native runtime yet ({volume.target})")
+    return result
+
+
+def tini() -> str | None:
+    return next((p for p in TINI_CANDIDATES if os.access(p, os.X_OK)), None)
+
+
+def hosts_file(hostname: str, extra_hosts: Sequence[str]) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
+             "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+    for entry in extra_hosts:
+        name, _, address = entry.partition("=") if "=" in entry else entry.partition(":")
+        lines.append(f"{address}\t{name}")
+    lines.append(f"127.0.1.1\t{hostname}")
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(host_text: str, dns: Sequence[str], search: Sequence[str], options: Sequence[str]) -> str:
+    """The host's resolv.conf without loopback nameservers (unreachable from the container's
+    network namespace), with the service's dns, dns_search and dns_opt in place of the host's."""
+    nameservers, searches, opts = [], [], []
+    for line in host_text.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith(("#", ";")):
+            continue
+        if fields[0] == "nameserver" and len(fields) > 1 and not fields[1].startswith(("127.", "::1")):
+            nameservers.append(fields[1])
+        elif fields[0] in ("search", "domain"):
+            searches = fields[1:]
+        elif fields[0] == "options":
+            opts += fields[1:]
+    nameservers = list(dns) or nameservers or ["8.8.8.8", "8.8.4.4"]
+    searches = list(search) or searches
+    opts = list(options) or opts
+    text = "".join(f"nameserver {n}\n" for n in nameservers)
+    if searches:
+        text += f"search {' '.join(searches)}\n"
+    if opts:
+        text += f"options {' '.join(opts)}\n"
+    return text
+
+
+def service_config(service: Any, image_config: Mapping[str, Any], *, container_id: str, hostname: str | None = None
+                   ) -> dict[str, Any]:
+    """The part of the helper's configuration that comes from the service and the image config
+    (``config`` of the image's config blob); paths are added by the runtime.
+
+    :raises UnsupportedFeatureError: a key the native runtime does not honour, a bad value.
+    """
+    for key in UNSUPPORTED:
+        value = getattr(service, key, None)
+        if value not in (None, False, (), {}, "") and not (hasattr(value, "__len__") and len(value) == 0):
+            raise unsupported(f"service {service.name}: {key} is not supported by the native backend yet")
+    for key in ("ipc", "pid", "cgroup"):
+        value = getattr(service, key, None)
+        if value not in (None, "private", "shareable"):
+            raise unsupported(f"service {service.name}: {key}: {value} is not supported by the native backend yet")
+    if service.network_mode not in (None, "none", "bridge", "host", "default"):
+        raise unsupported(f"service {service.name}: network_mode: {service.network_mode} is not supported yet")
+    image = image_config.get("config") or {}
+    host = service.hostname or hostname or container_id[:12]
+    nnp, seccomp = security(service.security_opt)
+    ulimits = {name: [int(u.soft), int(u.hard)] for name, u in service.ulimits.items()}
+    cpu_quota, cpu_period = service.cpu_quota, service.cpu_period
+    if service.cpus:
+        cpu_period = cpu_period or 100000
+        cpu_quota = int(service.cpus * cpu_period)
+    memory = int(service.mem_limit) if service.mem_limit is not None else None
+    memswap = int(service.memswap_limit) if service.memswap_limit is not None else None
+    limits = {"memory": memory, "memory_swap": memswap,
+              "memory_reservation": int(service.mem_reservation) if service.mem_reservation is not None else None,
+              "cpu_quota": cpu_quota, "cpu_period": cpu_period, "cpu_shares": service.cpu_shares,
+              "cpuset_cpus": service.cpuset, "cpuset_mems": None, "pids": service.pids_limit,
+              "all_devices": service.privileged}
+    init_binary = None
+    if service.init:
+        init_binary = tini()
+        if init_binary is None:
+            raise unsupported("init: true needs tini (apt-get install tini)")
+    return {
+        "args": command(service.entrypoint, service.command, image),
+        "env": environment(image.get("Env") or (), service.environment, host),
+        "user": service.user or image.get("User") or "0",
+        "group_add": list(service.group_add),
+        "working_dir": service.working_dir or image.get("WorkingDir") or "/",
+        "hostname": host,
+        "domainname": service.domainname,
+        "capabilities": capabilities(service.cap_add, service.cap_drop, service.privileged),
+        "privileged": service.privileged,
+        "no_new_privileges": nnp,
+        "seccomp": seccomp,
+        "masked_paths": list(MASKED_PATHS),
+        "readonly_paths": list(READONLY_PATHS),
+        "mounts": mounts(service.volumes, service.tmpfs),
+        "shm_size": int(service.shm_size) if service.shm_size is not None else DEFAULT_SHM,
+        "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host"),
+        "ulimits": ulimits,
+        "init_binary": init_binary,
+        "limits": limits,
+        "oom_score_adj": service.oom_score_adj,
+        "read_only": service.read_only,
+        "stop_signal": signal_number(service.stop_signal or image.get("StopSignal")),
+        "stop_grace_period": service.stop_grace_period.seconds if service.stop_grace_period is not None else 10.0,
+        "extra_hosts": list(service.extra_hosts),
+        "dns": list(service.dns), "dns_search": list(service.dns_search), "dns_opt": list(service.dns_opt),
+    }

@@ -1,0 +1,346 @@
+"""The native runtime's container API: create, start, state, wait, stop, kill, remove, logs.
+
+State layout (all JSON written atomically: temp file and rename)::
+
+    <run root>/<project>/<container>/    run root: COMPOSER_RUN_ROOT or /run/composer
+        config.json     the helper's configuration (written by create; has the container id)
+        hostname, hosts, resolv.conf     bound into the container
+        state.json      written by the monitor once the process runs: pid, its start time,
+                        monitor pid, cgroup paths
+        exit.json       written by the monitor when it ends: exit code (128+signal), oom_killed
+        monitor.log     the helper's own stderr (tracebacks only)
+        lock            fcntl lock serialising commands on this container
+    <store root>/containers/<container id>/
+        upper/ work/    the overlayfs writable layer, kept across stop/start
+        rootfs/         mount point (mounted only inside the container's mount namespace)
+        container.log   stdout/stderr in Docker's json-file format
+
+Process ownership: the monitor that owns a container is not the caller's child (the helper's
+first process exits at once), so any process can act on a container from these files alone: a
+project supervisor that sets PR_SET_CHILD_SUBREAPER before spawning adopts the monitors; a CLI
+finds pids in state.json and signals through pidfds checked against the recorded start time.
+Every mount lives in the container's own mount namespace, so nothing needs unmounting on the
+host, even after kill -9 of everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import select
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from composer.backends.base import ContainerState
+from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
+from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
+from composer.backends.native.runtime.init import atomic_json, process_start_time
+from composer.backends.native.runtime.spawn import SpawnError, spawn
+from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
+
+BACKEND = "native"
+DEFAULT_RUN_ROOT = "/run/composer"
+
+
+def default_run_root(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("COMPOSER_RUN_ROOT") or DEFAULT_RUN_ROOT)
+
+
+def _error(message: str, operation: str, cls: type[BackendError] = BackendError) -> BackendError:
+    return cls(message, backend_name=BACKEND, operation=operation)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def open_pidfd(pid: int | None, start: int | None) -> int | None:
+    """A pidfd for ``pid`` if it is still the process started at ``start`` (else None)."""
+    if not pid:
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if start is not None and process_start_time(pid) != start:
+        os.close(fd)
+        return None
+    return fd
+
+
+def wait_pidfd(fd: int, timeout: float | None) -> bool:
+    """Whether the process behind ``fd`` exited within ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
+
+
+class Runtime:
+    """Containers from images in ``store``; state under ``run_root``; cgroups under ``cgroup_parent``."""
+
+    def __init__(self, store: ImageStore, *, run_root: Path | str | None = None,
+                 cgroup_parent: str = "composer") -> None:
+        self.store = store
+        self.run_root = Path(run_root) if run_root is not None else default_run_root()
+        self.cgroup_parent = cgroup_parent.strip("/")
+
+    # --- paths and files -----------------------------------------------------------------------
+
+    def run_dir(self, project: str, name: str) -> Path:
+        return self.run_root / project / name
+
+    def data_dir(self, container_id: str) -> Path:
+        return self.store.root / "containers" / container_id
+
+    def config(self, project: str, name: str, operation: str = "inspect") -> dict[str, Any]:
+        """:raises NotFoundError: no such container."""
+        data = _read_json(self.run_dir(project, name) / "config.json")
+        if data is None:
+            raise _error(f"No such container: {name}", operation, NotFoundError)
+        return data
+
+    @contextlib.contextmanager
+    def _locked(self, project: str, name: str) -> Iterator[None]:
+        path = self.run_dir(project, name) / "lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise _error(f"No such container: {name}", "lock", NotFoundError) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def containers(self, project: str) -> list[str]:
+        """The names of the project's containers."""
+        folder = self.run_root / project
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def create(self, project: str, name: str, service: Any, image: ImageRecord, *,
+               labels: Mapping[str, str] | None = None) -> str:
+        """Prepare a container of ``service`` (a ServiceConfig) from ``image``; nothing runs yet.
+        Returns the container id.
+
+        :raises AlreadyExistsError: a container of that name exists in the project.
+        :raises UnsupportedFeatureError: the service asks for something the runtime cannot do.
+        :raises ImageStoreError: the image's content is missing from the store.
+        """
+        from composer.errors import AlreadyExistsError
+
+        container_id = secrets.token_hex(32)
+        settings = service_config(service, self.store.config(image), container_id=container_id)
+        layers = [f"l/{layer.link}" for layer in reversed(self.store.layers(image))]
+        run_dir = self.run_dir(project, name)
+        run_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(mode=0o711)
+        except FileExistsError:
+            raise _error(f"container name {name} is already in use in project {project}", "create",
+                         AlreadyExistsError) from None
+        data_dir = self.data_dir(container_id)
+        try:
+            for sub in ("upper", "work", "rootfs"):
+                (data_dir / sub).mkdir(mode=0o755, parents=True)
+            etc = {"/etc/hostname": run_dir / "hostname", "/etc/hosts": run_dir / "hosts",
+                   "/etc/resolv.conf": run_dir / "resolv.conf"}
+            etc["/etc/hostname"].write_text(settings["hostname"] + "\n")
+            etc["/etc/hosts"].write_text(hosts_file(settings["hostname"], settings.pop("extra_hosts")))
+            try:
+                host_resolv = Path("/etc/resolv.conf").read_text()
+            except OSError:
+                host_resolv = ""
+            etc["/etc/resolv.conf"].write_text(resolv_conf(host_resolv, settings.pop("dns"),
+                                                           settings.pop("dns_search"), settings.pop("dns_opt")))
+            config = {
+                **settings,
+                "id": container_id, "name": name, "project": project, "image": image.reference,
+                "image_id": image.config, "labels": dict(labels or {}), "created": time.time(),
+                "run_dir": str(run_dir), "log_path": str(data_dir / "container.log"),
+                "rootfs": {"layers_dir": str(self.store.root), "lower": layers, "upper": str(data_dir / "upper"),
+                           "work": str(data_dir / "work"), "mountpoint": str(data_dir / "rootfs"),
+                           "readonly": bool(settings.pop("read_only"))},
+                "etc_files": {target: str(source) for target, source in etc.items()},
+                "cgroup": f"{self.cgroup_parent}/{container_id}",
+            }
+            atomic_json(str(run_dir / "config.json"), config)
+        except BaseException:
+            remove_tree(run_dir)
+            remove_tree(data_dir)
+            raise
+        return container_id
+
+    def start(self, project: str, name: str) -> int:
+        """Run the container's process; returns its pid once exec'd. A running container is left
+        as it is.
+
+        :raises NotFoundError: no such container.
+        :raises BackendError: the process could not be started (one line: the helper's error).
+        """
+        with self._locked(project, name):
+            config = self.config(project, name, "start")
+            if self._running(project, name):
+                return int((_read_json(self.run_dir(project, name) / "state.json") or {})["pid"])
+            run_dir = self.run_dir(project, name)
+            for stale in ("state.json", "exit.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    (run_dir / stale).unlink()
+            try:
+                return spawn(config, stderr_path=str(run_dir / "monitor.log"))
+            except SpawnError as exc:
+                raise _error(f"cannot start container {name}: {exc}", "start") from None
+
+    def _running(self, project: str, name: str) -> bool:
+        return self.state(project, name).status == "running"
+
+    def state(self, project: str, name: str) -> ContainerState:
+        """created, running, exited, or dead (its monitor vanished without recording an exit).
+
+        :raises NotFoundError: no such container.
+        """
+        run_dir = self.run_dir(project, name)
+        if not (run_dir / "config.json").is_file():
+            raise _error(f"No such container: {name}", "inspect", NotFoundError)
+        exited = _read_json(run_dir / "exit.json")
+        if exited is not None:
+            return ContainerState("exited", exit_code=int(exited["exit_code"]),
+                                  oom_killed=bool(exited.get("oom_killed")))
+        state = _read_json(run_dir / "state.json")
+        if state is None:
+            return ContainerState("created")
+        for pid_key, start_key in (("pid", "pid_start"), ("monitor", "monitor_start")):
+            pid, start = state.get(pid_key), state.get(start_key)
+            if pid and process_start_time(int(pid)) == start:
+                return ContainerState("running")
+        exited = _read_json(run_dir / "exit.json")  # the monitor may have just finished
+        if exited is not None:
+            return ContainerState("exited", exit_code=int(exited["exit_code"]),
+                                  oom_killed=bool(exited.get("oom_killed")))
+        return ContainerState("dead")
+
+    def wait(self, project: str, name: str, timeout: float | None = None) -> ContainerState:
+        """Block until the container is no longer running (or ``timeout`` passes); its state."""
+        state = _read_json(self.run_dir(project, name) / "state.json") or {}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for pid_key, start_key in (("pid", "pid_start"), ("monitor", "monitor_start")):
+            fd = open_pidfd(state.get(pid_key), state.get(start_key))
+            if fd is None:
+                continue
+            try:
+                wait_pidfd(fd, None if deadline is None else deadline - time.monotonic())
+            finally:
+                os.close(fd)
+        return self.state(project, name)
+
+    def kill(self, project: str, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the container's PID 1 (nothing when it does not run).
+
+        :raises NotFoundError: no such container.
+        """
+        self.config(project, name, "kill")
+        state = _read_json(self.run_dir(project, name) / "state.json") or {}
+        fd = open_pidfd(state.get("pid"), state.get("pid_start"))
+        if fd is None:
+            return
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(fd)
+
+    def stop(self, project: str, name: str, *, sig: int | None = None, grace: float | None = None) -> ContainerState:
+        """Send the stop signal (the service's stop_signal by default), wait ``grace`` seconds
+        (stop_grace_period, 10 s by default), then SIGKILL; returns the final state."""
+        config = self.config(project, name, "stop")
+        sig = int(config.get("stop_signal") or signal.SIGTERM) if sig is None else sig
+        grace = float(config.get("stop_grace_period", 10.0)) if grace is None else grace
+        state = _read_json(self.run_dir(project, name) / "state.json") or {}
+        fd = open_pidfd(state.get("pid"), state.get("pid_start"))
+        if fd is not None:
+            try:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, sig)
+                if not wait_pidfd(fd, grace):
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                    wait_pidfd(fd, None)
+            finally:
+                os.close(fd)
+        final = self.wait(project, name, timeout=10.0)
+        if final.status == "dead":
+            self._reap_lost(project, name, config)
+            final = self.state(project, name)
+        return final
+
+    def _reap_lost(self, project: str, name: str, config: dict[str, Any]) -> None:
+        """The monitor died (kill -9): kill what is left in the cgroup, record an unknown exit."""
+        run_dir = self.run_dir(project, name)
+        state = _read_json(run_dir / "state.json") or {}
+        cgroup = cgroups.Cgroup.from_json(state["cgroup"]) if state.get("cgroup") else None
+        if cgroup is not None:
+            for pid in cgroups.pids(cgroup):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                cgroups.remove(cgroup)
+        if _read_json(run_dir / "exit.json") is None:
+            atomic_json(str(run_dir / "exit.json"), {"exit_code": 137, "signal": None, "oom_killed": False,
+                                                     "finished": time.time(), "monitor_lost": True})
+
+    def remove(self, project: str, name: str, *, force: bool = False) -> None:
+        """Remove the container's files, writable layer, log and cgroup; ``force`` kills it first.
+
+        :raises NotFoundError: no such container.
+        :raises BackendError: it is running and ``force`` is not set.
+        """
+        config = self.config(project, name, "remove")
+        with self._locked(project, name):
+            status = self.state(project, name).status
+            if status == "running":
+                if not force:
+                    raise _error(f"cannot remove container {name}: it is running (stop it first, or force)",
+                                 "remove")
+                self.kill(project, name)
+                status = self.wait(project, name, timeout=10.0).status
+            if status in ("running", "dead"):
+                self._reap_lost(project, name, config)
+            state = _read_json(self.run_dir(project, name) / "state.json") or {}
+            if state.get("cgroup"):
+                cgroups.remove(cgroups.Cgroup.from_json(state["cgroup"]))
+            remove_tree(self.data_dir(str(config["id"])))
+            remove_tree(self.run_dir(project, name))
+        with contextlib.suppress(OSError):
+            (self.run_root / project).rmdir()
+
+    def logs(self, project: str, name: str) -> list[dict[str, str]]:
+        """The container's log records so far (``log``, ``stream``, ``time``)."""
+        config = self.config(project, name, "logs")
+        try:
+            text = Path(config["log_path"]).read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def output(self, project: str, name: str, stream: str | None = None) -> str:
+        """The logged output as text (one stream, or both interleaved)."""
+        return "".join(r["log"] for r in self.logs(project, name) if stream is None or r["stream"] == stream)
+
+
+__all__ = ["Runtime", "UnsupportedFeatureError", "default_run_root"]

@@ -1,0 +1,528 @@
+"""The spawner's helper: ``python -S -m composer.backends.native.runtime.init <config fd> <sync fd>``
+(spawn.py runs the same ``main`` through a bootstrap that skips composer's package __init__s).
+
+It runs in a fresh single-threaded interpreter (the orchestrator never forks) and imports only
+the standard library's ``os``/``ctypes``/``json`` and this package's ``linux``, ``cgroups`` and
+``seccomp`` modules. Three processes:
+
+* **P0**, started by the spawner, reads the container's configuration (JSON, see
+  ``composer.backends.native.runtime.config``) from the config fd, forks the monitor and exits
+  at once, so the container never belongs to the caller: the monitor is reparented to the
+  nearest child subreaper (a project supervisor) or to init.
+* **the monitor** (conmon's role) creates the cgroup, ``unshare(CLONE_NEWPID)`` and forks the
+  container's PID 1. It moves it into the cgroup, lets it go, and waits for its execve: an error
+  before execve arrives on a close-on-exec pipe, success closes it. It then writes ``state.json``,
+  answers one JSON line on the sync fd (``{"ok": true, "pid": ...}`` or ``{"ok": false,
+  "error": ...}``), writes the container's stdout and stderr as Docker json-file lines, waits for
+  it and writes ``exit.json`` (exit code, 128+signal, OOM kills) and removes the cgroup.
+* **PID 1** unshares the mount, UTS, IPC, network and cgroup namespaces (after joining its
+  cgroup, so the cgroup namespace is rooted there), builds the root filesystem and execs the
+  container's process (runc's ``linuxStandardInit`` order; see NATIVE.md §1.5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime import linux as L
+
+TYPE_CHECKING = False  # typing costs ~10 ms of start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# --- small file helpers ----------------------------------------------------------------------
+
+
+def atomic_json(path: str, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot): tells a pid's reuse apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def in_root(root: str, path: str, create: str | None = None) -> str:
+    """``path`` inside ``root`` with every symlink resolved as if ``root`` were ``/`` (so an
+    image's symlink never points a mount outside the container). With ``create`` ("dir" or
+    "file") missing directories are made and a missing last component created as that kind."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        current = os.path.join(root, *resolved, part)
+        try:
+            target = os.readlink(current)
+        except FileNotFoundError:
+            if create is None:
+                resolved.append(part)
+                continue
+            if parts or create == "dir":
+                os.mkdir(current, 0o755)
+            else:
+                os.close(os.open(current, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+            resolved.append(part)
+            continue
+        except OSError:  # not a symlink
+            resolved.append(part)
+            continue
+        links += 1
+        if links > 40:
+            raise OSError(40, f"too many symlinks resolving {path}")
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p and p != "."] + parts
+    return os.path.join(root, *resolved)
+
+
+# --- PID 1: the container's root filesystem and process ----------------------------------------
+
+MASK_NO_DEV = L.MS_NOSUID | L.MS_NOEXEC | L.MS_NODEV
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
+PROPAGATION = {"private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE | L.MS_REC, "shared": L.MS_SHARED,
+               "rshared": L.MS_SHARED | L.MS_REC, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE | L.MS_REC}
+TMPFS_FLAGS = {"ro": L.MS_RDONLY, "noexec": L.MS_NOEXEC, "nosuid": L.MS_NOSUID, "nodev": L.MS_NODEV,
+               "noatime": L.MS_NOATIME, "nodiratime": L.MS_NODIRATIME, "relatime": L.MS_RELATIME,
+               "strictatime": L.MS_STRICTATIME}
+TMPFS_CLEARS = {"rw": L.MS_RDONLY, "exec": L.MS_NOEXEC, "suid": L.MS_NOSUID, "dev": L.MS_NODEV}
+ST_FLAGS = ((os.ST_NOSUID, L.MS_NOSUID), (os.ST_NODEV, L.MS_NODEV), (os.ST_NOEXEC, L.MS_NOEXEC))
+
+
+def _locked_flags(path: str) -> int:
+    flags = os.statvfs(path).f_flag
+    return sum(ms for st, ms in ST_FLAGS if flags & st)
+
+
+def remount_readonly(path: str, recursive: bool = False) -> None:
+    L.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags(path)
+            | (L.MS_REC if recursive else 0))
+
+
+def mount_dev(root: str, shm_size: int) -> None:
+    dev = in_root(root, "/dev", create="dir")
+    L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        path = os.path.join(dev, name)
+        os.mknod(path, 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(path, 0o666)
+    for name, target in DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+    for name in ("pts", "shm", "mqueue"):
+        os.mkdir(os.path.join(dev, name), 0o755)
+    L.mount("devpts", os.path.join(dev, "pts"), "devpts", L.MS_NOSUID | L.MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    L.mount("shm", os.path.join(dev, "shm"), "tmpfs", MASK_NO_DEV, f"mode=1777,size={shm_size}")
+    L.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", MASK_NO_DEV)
+
+
+def tmpfs_options(options: str) -> tuple[int, str]:
+    """Mount flags and data for a Compose ``tmpfs`` entry's options (Docker's defaults: nosuid,
+    nodev, noexec)."""
+    flags = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
+    data = []
+    for option in filter(None, options.split(",")):
+        if option in TMPFS_FLAGS:
+            flags |= TMPFS_FLAGS[option]
+        elif option in TMPFS_CLEARS:
+            flags &= ~TMPFS_CLEARS[option]
+        else:
+            data.append(option)
+    return flags, ",".join(data)
+
+
+def mount_user(root: str, mount: dict[str, Any]) -> None:
+    kind = mount["type"]
+    if kind == "tmpfs":
+        target = in_root(root, mount["target"], create="dir")
+        flags, data = tmpfs_options(mount.get("options") or "")
+        L.mount("tmpfs", target, "tmpfs", flags, data or None)
+        return
+    source = mount["source"]
+    target = in_root(root, mount["target"], create="dir" if os.path.isdir(source) else "file")
+    L.mount(source, target, None, L.MS_BIND | L.MS_REC)
+    if mount.get("readonly"):
+        remount_readonly(target)
+    propagation = mount.get("propagation")
+    if propagation:
+        L.mount(None, target, None, PROPAGATION[propagation])
+
+
+def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
+    for path in readonly:
+        target = in_root(root, path)
+        if not os.path.exists(target):
+            continue
+        L.mount(target, target, None, L.MS_BIND | L.MS_REC)
+        remount_readonly(target, recursive=True)
+    null = os.path.join(root, "dev", "null")
+    for path in masked:
+        target = in_root(root, path)
+        if os.path.isdir(target):
+            L.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, "size=0,nr_inodes=1")
+        elif os.path.exists(target):
+            L.mount(null, target, None, L.MS_BIND)
+
+
+def setup_rootfs(cfg: dict[str, Any]) -> None:
+    rootfs = cfg["rootfs"]
+    root = rootfs["mountpoint"]
+    # Nothing mounted here may reach the host: slave when a bind asks for shared propagation.
+    shared = any((m.get("propagation") or "").endswith(("shared", "slave")) for m in cfg.get("mounts") or ())
+    L.mount(None, "/", None, L.MS_REC | (L.MS_SLAVE if shared else L.MS_PRIVATE))
+    os.chdir(rootfs["layers_dir"])  # short relative lowerdirs keep the option under a page
+    lower = ":".join(rootfs["lower"])
+    L.mount("overlay", root, "overlay", 0,
+            f"lowerdir={lower},upperdir={rootfs['upper']},workdir={rootfs['work']}")
+    privileged = bool(cfg.get("privileged"))
+    proc = in_root(root, "/proc", create="dir")
+    L.mount("proc", proc, "proc", MASK_NO_DEV)
+    mount_dev(root, int(cfg.get("shm_size") or 64 << 20))
+    sys_dir = in_root(root, "/sys", create="dir")
+    L.mount("sysfs", sys_dir, "sysfs", MASK_NO_DEV | (0 if privileged else L.MS_RDONLY))
+    for mount in cfg.get("mounts") or ():
+        mount_user(root, mount)
+    for target, source in (cfg.get("etc_files") or {}).items():
+        path = in_root(root, target, create="file")
+        L.mount(source, path, None, L.MS_BIND)
+    if cfg.get("init_binary"):
+        path = in_root(root, "/sbin/docker-init", create="file")
+        L.mount(cfg["init_binary"], path, None, L.MS_BIND)
+        remount_readonly(path)
+    if cfg.get("working_dir"):
+        in_root(root, cfg["working_dir"], create="dir")
+    for key, value in (cfg.get("sysctls") or {}).items():
+        with open(os.path.join(proc, "sys", *key.split(".")), "w") as f:
+            f.write(str(value))
+    if not privileged:
+        mask_paths(root, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
+    os.chdir(root)
+    L.pivot_root(".", ".")
+    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+    L.umount2(".", L.MNT_DETACH)
+    os.chdir("/")
+    if rootfs.get("readonly"):
+        remount_readonly("/")
+
+
+def _read_entries(path: str) -> list[list[str]]:
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def resolve_user(spec: str, group_add: list[str]) -> tuple[int, int, list[int], str]:
+    """uid, gid, supplementary gids and home of ``spec`` (``name``, ``uid``, ``name:group``,
+    ``uid:gid``...) from the container's own /etc/passwd and /etc/group."""
+    user, _, group = (spec or "0").partition(":")
+    passwd = [e for e in _read_entries("/etc/passwd") if len(e) >= 7]
+    groups = [e for e in _read_entries("/etc/group") if len(e) >= 3]
+    entry = next((e for e in passwd if e[0] == user), None)
+    if entry is None and user.isdigit():
+        entry = next((e for e in passwd if e[2] == user), None)
+    if entry is None and not user.isdigit():
+        raise ValueError(f"unable to find user {user}: no matching entries in passwd file")
+    uid = int(entry[2]) if entry else int(user)
+    gid = int(entry[3]) if entry else 0
+    home = entry[5] if entry else "/"
+    name = entry[0] if entry else None
+
+    def group_id(value: str) -> int:
+        found = next((g for g in groups if g[0] == value), None)
+        if found is not None:
+            return int(found[2])
+        if value.isdigit():
+            return int(value)
+        raise ValueError(f"unable to find group {value}: no matching entries in group file")
+
+    if group:
+        gid = group_id(group)
+    extra = []
+    if name is not None and not group:
+        extra = [int(g[2]) for g in groups if len(g) >= 4 and name in g[3].split(",")]
+    extra += [group_id(g) for g in group_add]
+    supplementary = [gid] + [g for g in extra if g != gid]
+    return uid, gid, sorted(set(supplementary), key=supplementary.index), home
+
+
+RLIMITS = {"core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8, "msgqueue": 12, "nice": 13,
+           "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14, "rttime": 15, "sigpending": 11, "stack": 3,
+           "as": 9}
+
+
+def set_ulimits(ulimits: dict[str, list[int]]) -> None:
+    import resource
+
+    for name, (soft, hard) in ulimits.items():
+        number = RLIMITS[name]
+        _, current_hard = resource.getrlimit(number)
+        if current_hard != resource.RLIM_INFINITY and (hard < 0 or hard > current_hard):
+            raise ValueError(f"ulimit {name}: hard limit {hard} is above this process's own ({current_hard})")
+        resource.setrlimit(number, (resource.RLIM_INFINITY if soft < 0 else soft,
+                                    resource.RLIM_INFINITY if hard < 0 else hard))
+
+
+def exec_path(args: list[str], env: dict[str, str]) -> str:
+    command = args[0]
+    if "/" in command:
+        return command
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
+        candidate = os.path.join(directory or ".", command)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise ValueError(f'exec: "{command}": executable file not found in $PATH')
+
+
+def container_main(cfg: dict[str, Any]) -> None:
+    """PID 1 of the new pid namespace: everything up to execve (raises on any failure)."""
+    os.umask(0o022)
+    if cfg.get("oom_score_adj") is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(cfg["oom_score_adj"]))
+    caps = list(cfg.get("capabilities") or ())
+    mask = L.bounding_set() if cfg.get("privileged") else L.cap_mask(caps)
+    names = {name for name in L.CAPS if mask & (1 << L.CAP_NUMBERS[name])}
+    no_new_privs = bool(cfg.get("no_new_privileges"))
+    seccomp = None
+    if cfg.get("seccomp", "default") == "default" and not cfg.get("privileged"):
+        # Everything imported or dlopen'ed from the host must be loaded before pivot_root.
+        from composer.backends.native.runtime.seccomp import Filter
+
+        seccomp = Filter(names, no_new_privs=no_new_privs)
+    if cfg.get("ulimits"):
+        import resource  # noqa: F401 - imported before pivot_root, used by set_ulimits
+    L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET | L.CLONE_NEWCGROUP)
+    setup_rootfs(cfg)
+    if cfg.get("hostname"):
+        L.sethostname(cfg["hostname"])
+    if cfg.get("domainname"):
+        L.setdomainname(cfg["domainname"])
+    uid, gid, groups, home = resolve_user(cfg.get("user") or "0", list(cfg.get("group_add") or ()))
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in cfg.get("env") or ())
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOME", home or "/")
+    args = list(cfg["args"])
+    if cfg.get("init_binary"):
+        args = ["/sbin/docker-init", "--", *args]
+    path = exec_path(args, env)
+    if cfg.get("ulimits"):
+        set_ulimits(cfg["ulimits"])
+    os.setsid()
+    if no_new_privs:
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp is not None and not no_new_privs:
+        seccomp.load()  # still holding CAP_SYS_ADMIN
+    L.set_capabilities(mask, uid=uid, gid=gid, groups=groups)
+    if seccomp is not None and no_new_privs:
+        seccomp.load()  # as late as possible (runc)
+    os.chdir(cfg.get("working_dir") or "/")
+    os.execve(path, args, env)
+
+
+# --- the monitor -------------------------------------------------------------------------------
+
+
+def rfc3339(ns: int) -> str:
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+
+
+class LogWriter:
+    """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        data = self.partial[stream] + data
+        lines = data.split(b"\n")
+        self.partial[stream] = lines.pop()
+        if len(self.partial[stream]) >= 16384:  # Docker's buffer: a long line is written in pieces
+            lines.append(self.partial[stream])
+            self.partial[stream] = b""
+        self.write(stream, [line + b"\n" for line in lines])
+
+    def write(self, stream: str, chunks: list[bytes]) -> None:
+        if not chunks:
+            return
+        now = rfc3339(time.time_ns())
+        out = "".join(json.dumps({"log": chunk.decode("utf-8", "replace"), "stream": stream, "time": now}) + "\n"
+                      for chunk in chunks)
+        os.write(self.fd, out.encode())
+
+    def close(self) -> None:
+        for stream, rest in self.partial.items():
+            self.write(stream, [rest] if rest else [])
+        os.close(self.fd)
+
+
+def answer(sync_fd: int, message: dict[str, Any]) -> None:
+    if sync_fd >= 0:
+        try:
+            os.write(sync_fd, json.dumps(message).encode() + b"\n")
+        except OSError:
+            pass
+
+
+def monitor(cfg: dict[str, Any], sync_fd: int) -> int:
+    run_dir = cfg["run_dir"]
+    cgroup: cgroups.Cgroup | None = None
+    child = 0
+    try:
+        limits = cgroups.Limits.from_json(cfg.get("limits") or {})
+        cgroup = cgroups.create(cfg["cgroup"], limits)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        go_r, go_w = os.pipe()
+        fail_r, fail_w = os.pipe()
+        L.unshare(L.CLONE_NEWPID)
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(sync_fd)
+                for fd in (out_r, err_r, go_w, fail_r):
+                    os.close(fd)
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
+                os.close(out_w)
+                os.close(err_w)
+                os.read(go_r, 1)
+                container_main(cfg)
+            except BaseException as exc:
+                try:
+                    os.write(fail_w, str(exc).encode() or type(exc).__name__.encode())
+                finally:
+                    os._exit(127)
+        for fd in (out_w, err_w, go_r, fail_w):
+            os.close(fd)
+        cgroups.enter(cgroup, child)
+        os.write(go_w, b"1")
+        os.close(go_w)
+        failure = b""
+        while chunk := os.read(fail_r, 4096):
+            failure += chunk
+        os.close(fail_r)
+        if failure:
+            os.waitpid(child, 0)
+            child = 0
+            raise RuntimeError(failure.decode(errors="replace"))
+        started = time.time()
+        atomic_json(os.path.join(run_dir, "state.json"), {
+            "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
+            "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
+    except BaseException as exc:
+        if child:
+            try:
+                os.kill(child, 9)
+                os.waitpid(child, 0)
+            except OSError:
+                pass
+        if cgroup is not None:
+            try:
+                cgroups.remove(cgroup)
+            except OSError:
+                pass
+        text = exc.strerror if isinstance(exc, OSError) and exc.filename is None and exc.strerror else str(exc)
+        answer(sync_fd, {"ok": False, "error": text or type(exc).__name__})
+        return 1
+    answer(sync_fd, {"ok": True, "pid": child})
+    os.close(sync_fd)
+    status = pump_logs(cfg["log_path"], child, out_r, err_r)
+    exit_code = os.waitstatus_to_exitcode(status)
+    oom = cgroups.oom_kills(cgroup) > 0
+    atomic_json(os.path.join(run_dir, "exit.json"), {
+        "exit_code": exit_code if exit_code >= 0 else 128 - exit_code, "signal": -exit_code if exit_code < 0 else None,
+        "oom_killed": oom, "started": started, "finished": time.time()})
+    try:
+        cgroups.remove(cgroup)
+    except OSError:
+        pass
+    return 0
+
+
+def pump_logs(log_path: str, child: int, out_r: int, err_r: int) -> int:
+    """Copy the container's output into the log until it exits; its wait status."""
+    import select
+
+    log = LogWriter(log_path)
+    streams = {out_r: "stdout", err_r: "stderr"}
+    pidfd = os.pidfd_open(child)
+    poller = select.poll()
+    for fd in (*streams, pidfd):
+        poller.register(fd, select.POLLIN)
+    status: int | None = None
+    deadline: float | None = None
+    while streams:
+        timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+        events = poller.poll(timeout)
+        if not events and deadline is not None:
+            break  # exited, and nothing more came for a while (a leaked writer)
+        for fd, _ in events:
+            if fd == pidfd:
+                poller.unregister(pidfd)
+                _, status = os.waitpid(child, 0)
+                deadline = time.monotonic() + 1.0
+                continue
+            data = os.read(fd, 65536)
+            if data:
+                log.feed(streams[fd], data)
+            else:
+                poller.unregister(fd)
+                os.close(fd)
+                del streams[fd]
+    log.close()
+    if status is None:
+        _, status = os.waitpid(child, 0)
+    os.close(pidfd)
+    return status
+
+
+def main(argv: list[str]) -> int:
+    config_fd, sync_fd = int(argv[1]), int(argv[2])
+    os.set_inheritable(sync_fd, False)
+    data = b""
+    while chunk := os.read(config_fd, 65536):
+        data += chunk
+    os.close(config_fd)
+    try:
+        cfg = json.loads(data)
+    except ValueError as exc:
+        answer(sync_fd, {"ok": False, "error": f"bad configuration: {exc}"})
+        return 2
+    if os.fork() != 0:
+        return 0  # P0: the caller reaps it at once; the monitor is reparented
+    try:
+        code = monitor(cfg, sync_fd)
+    except BaseException as exc:
+        answer(sync_fd, {"ok": False, "error": f"monitor failed: {exc}"})
+        code = 1
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,541 @@
+"""Real containers from the native runtime: isolation, limits and lifecycle, asserted from inside.
+
+The busybox test image is pushed by dockerd to the local registry and pulled into a store under a
+session tmp COMPOSER_ROOT; state goes to a tmp run root and cgroups under a unique parent. Every
+test removes its containers, pass or fail; at the end of the module ``residue`` fails the run on
+anything left behind: mounts under the state dirs, cgroups, helper or container processes, and
+state files. Root is needed (the native conftest fails under CI=true, skips otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from composer.backends.native.image.pull import pull
+from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime.config import command
+from composer.backends.native.runtime.containers import Runtime
+from composer.errors import BackendError, UnsupportedFeatureError
+from composer.events import ListSink
+from composer.spec.models.service import ServiceConfig
+from tests.integration.registry import LocalRegistry
+
+DOCKER_DEFAULT = 0xA80425FB
+KEYCTL_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void report(const char *name, long rc) {
+    printf("%s=%s\n", name, rc == -1 ? strerrorname_np(errno) : "ok");
+}
+int main(void) {
+    report("keyctl", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0));
+    report("add_key", syscall(SYS_add_key, "user", "k", "v", 1, -3));
+    report("unshare_user", unshare(CLONE_NEWUSER));
+    report("clone3", syscall(435 /* SYS_clone3 */, NULL, 0));
+    report("getpid", syscall(SYS_getpid) > 0 ? 0 : -1);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("native-runtime")
+
+
+@pytest.fixture(scope="module")
+def image(local_registry: LocalRegistry, session_root: Path) -> tuple[ImageStore, ImageRecord]:
+    """The busybox test image, pulled into a module-wide store."""
+    old = {k: os.environ.get(k) for k in ("COMPOSER_REGISTRY_CONFIG", "COMPOSER_REGISTRY_MIRRORS")}
+    os.environ["COMPOSER_REGISTRY_CONFIG"] = str(session_root / "no-registries.json")
+    os.environ.pop("COMPOSER_REGISTRY_MIRRORS", None)
+    try:
+        store = ImageStore.open(session_root / "store")
+        record = anyio.run(pull, local_registry.busybox, store, ListSink())
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return store, record
+
+
+@pytest.fixture(scope="module")
+def runtime(image: tuple[ImageStore, ImageRecord], session_root: Path) -> Iterator[Runtime]:
+    """A Runtime with a tmp run root and its own cgroup parent; the residue check runs after the
+    module's last test."""
+    store, _ = image
+    parent = f"composer-test-{uuid.uuid4().hex[:8]}"
+    rt = Runtime(store, run_root=session_root / "run", cgroup_parent=parent)
+    yield rt
+    residue(rt)
+
+
+def residue(rt: Runtime) -> None:
+    """Fail on anything the tests left: mounts under the state dirs, cgroups, processes, files."""
+    problems: list[str] = []
+    roots = (str(rt.run_root), str(rt.store.root / "containers"))
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if any(root in line for root in roots):
+            problems.append(f"mount: {line}")
+    layout = cgroups.detect()
+    hierarchies = list(layout.v1.values()) + ([layout.unified] if layout.unified else [])
+    for mountpoint in hierarchies:
+        parent = Path(mountpoint) / rt.cgroup_parent
+        if parent.is_dir():
+            children = [p.name for p in parent.iterdir() if p.is_dir()]
+            if children:
+                problems.append(f"cgroups under {parent}: {children}")
+            else:
+                parent.rmdir()
+    deadline = time.monotonic() + 5  # a killed container's last processes may still be exiting
+    while True:
+        processes = leftover_processes(rt)
+        if not processes or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    problems += processes
+    leftovers = [str(p) for p in rt.run_root.rglob("*")] if rt.run_root.exists() else []
+    containers = rt.store.root / "containers"
+    leftovers += [str(p) for p in containers.iterdir()] if containers.exists() else []
+    if leftovers:
+        problems.append(f"state files: {leftovers[:10]}")
+    if problems:
+        pytest.fail("native runtime residue:\n" + "\n".join(problems))
+
+
+def leftover_processes(rt: Runtime) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cgroup = (proc / "cgroup").read_text()
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if "runtime.init" in cmdline or rt.cgroup_parent in cgroup or str(rt.run_root) in cmdline:
+            found.append(f"process {proc.name}: {cmdline!r} {status.splitlines()[2]}")
+    return found
+
+
+class Box:
+    """The test's project: runs services as containers, removes them all at the end."""
+
+    def __init__(self, rt: Runtime, record: ImageRecord) -> None:
+        self.rt = rt
+        self.record = record
+        self.project = f"rt-{uuid.uuid4().hex[:8]}"
+        self.count = 0
+
+    def create(self, script: str | None = None, **settings: Any) -> str:
+        self.count += 1
+        name = f"{self.project}-c-{self.count}"
+        if script is not None:
+            settings.setdefault("command", ("sh", "-c", script))
+        self.rt.create(self.project, name, ServiceConfig(name="c", image=self.record.reference, **settings),
+                       self.record)
+        return name
+
+    def run(self, script: str | None = None, *, timeout: float = 30, **settings: Any) -> tuple[int, str]:
+        """Run to completion: exit code and the output (stdout and stderr)."""
+        name = self.create(script, **settings)
+        self.rt.start(self.project, name)
+        state = self.rt.wait(self.project, name, timeout=timeout)
+        assert state.status == "exited", (state, self.rt.output(self.project, name))
+        assert state.exit_code is not None
+        return state.exit_code, self.rt.output(self.project, name)
+
+    def cleanup(self) -> None:
+        for name in self.rt.containers(self.project):
+            self.rt.remove(self.project, name, force=True)
+
+
+@pytest.fixture
+def box(runtime: Runtime, image: tuple[ImageStore, ImageRecord]) -> Iterator[Box]:
+    b = Box(runtime, image[1])
+    try:
+        yield b
+    finally:
+        b.cleanup()
+
+
+def cap_eff(output: str) -> int:
+    line = next(line for line in output.splitlines() if line.startswith("CapEff:"))
+    return int(line.split()[1], 16)
+
+
+# --- isolation ------------------------------------------------------------------------------
+
+
+def test_ps_sees_only_the_containers_processes(box: Box) -> None:
+    code, out = box.run("sleep 30 & sleep 0.3; ps -o pid,comm; true")
+    assert code == 0
+    rows = [line.split() for line in out.strip().splitlines()[1:]]
+    assert sorted(comm for _, comm in rows) == ["ps", "sh", "sleep"], out
+    assert ["1", "sh"] in rows
+
+
+def test_capabilities_are_dockers_default_set(box: Box) -> None:
+    code, out = box.run("grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status")
+    assert code == 0, out
+    assert cap_eff(out) == DOCKER_DEFAULT
+    assert "CapBnd:\t00000000a80425fb" in out
+    assert "CapInh:\t0000000000000000" in out
+    assert "NoNewPrivs:\t0" in out
+    assert "Seccomp:\t2" in out
+
+
+def test_cap_add_cap_drop_and_privileged(box: Box) -> None:
+    _, out = box.run("grep CapEff /proc/self/status", cap_add=("NET_ADMIN", "CAP_SYS_TIME"), cap_drop=("CHOWN",))
+    assert cap_eff(out) == (DOCKER_DEFAULT | 1 << 12 | 1 << 25) & ~1
+    _, out = box.run("grep CapEff /proc/self/status", cap_drop=("ALL",), cap_add=("KILL",))
+    assert cap_eff(out) == 1 << 5
+    _, out = box.run("grep -E 'CapEff|Seccomp:' /proc/self/status", privileged=True)
+    host = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith("CapBnd:")).split()[1], 16)
+    assert cap_eff(out) == host
+    assert "Seccomp:\t0" in out
+
+
+def test_mount_fails_kcore_is_masked_and_proc_sys_is_read_only(box: Box) -> None:
+    code, out = box.run("""
+        mount -t tmpfs none /mnt; echo mount=$?
+        for f in /proc/kcore /proc/keys /proc/timer_list; do test -e $f && echo "masked $f $(wc -c < $f)"; done
+        ls /proc/acpi 2>/dev/null | wc -l | sed 's/^/acpi=/'
+        echo 1 > /proc/sys/kernel/domainname; echo sys=$?
+        echo x > /proc/sys/vm/drop_caches; echo sysrq=$?
+        touch /sys/x; echo sysfs=$?
+        echo devs: $(ls /dev)
+    """)
+    assert code == 0
+    assert "mount=0" not in out
+    assert "mount=" in out
+    masked = [line.split() for line in out.splitlines() if line.startswith("masked ")]
+    for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list"):
+        if Path(path).exists():  # this VM's kernel has no /proc/kcore: what exists must read empty
+            assert ["masked", path, "0"] in masked, out
+    assert "acpi=0" in out
+    for key in ("sys", "sysrq", "sysfs"):
+        assert f"{key}=0" not in out
+        assert f"{key}=" in out
+    devices = next(line for line in out.splitlines() if line.startswith("devs:")).split()[1:]
+    assert set(devices) >= {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd"}
+
+
+def test_the_hosts_files_are_unreachable(box: Box, tmp_path: Path) -> None:
+    marker = tmp_path / f"host-marker-{uuid.uuid4().hex}"
+    marker.write_text("secret")
+    code, out = box.run(f"""
+        test -e {marker} && echo found-marker
+        ls / | tr '\\n' ' '; echo
+        cat /proc/1/mountinfo | grep -c ' / ' | sed 's/^/roots=/'
+        ls /proc/1/root{tmp_path} 2>&1 | head -1
+    """)
+    assert code == 0
+    assert "found-marker" not in out
+    assert set(out.splitlines()[0].split()) <= {"bin", "dev", "etc", "proc", "sys", "tmp", "usr", "sbin", "root",
+                                                  "var", "home", "mnt", "run", "lib", "lib64"}
+    assert "secret" not in out
+
+
+def test_hostname_domainname_and_etc_files(box: Box) -> None:
+    code, out = box.run("hostname; cat /etc/hostname; grep web1 /etc/hosts; cat /etc/resolv.conf; "
+                        "echo HN=$HOSTNAME",
+                        hostname="web1", extra_hosts=("db=10.1.2.3",), dns=("10.0.0.53",), dns_search=("example",))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[:2] == ["web1", "web1"]
+    assert "127.0.1.1\tweb1" in out
+    assert "nameserver 10.0.0.53" in out
+    assert "search example" in out
+    assert "HN=web1" in out
+    _, out = box.run("hostname; grep db /etc/hosts")
+    assert len(out.splitlines()[0]) == 12
+    assert "db" not in out.splitlines()[1:]
+
+
+def test_read_only_root_refuses_writes(box: Box) -> None:
+    code, out = box.run("touch /x; echo root=$?; touch /etc/y; echo etc=$?; touch /run/z; echo tmpfs=$?; "
+                        "echo ok > /dev/shm/s; echo shm=$?", read_only=True, tmpfs=("/run:size=1m",))
+    assert code == 0
+    assert "root=1" in out
+    assert "etc=1" in out
+    assert "tmpfs=0" in out
+    assert "shm=0" in out
+    assert "Read-only file system" in out
+
+
+def test_blocked_syscalls_fail_with_eperm(box: Box, tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to build the syscall probe")
+    (tmp_path / "probe.c").write_text(KEYCTL_C)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(bin_dir / "probe"), str(tmp_path / "probe.c")], check=True)
+    from composer.spec.models.service import ServiceVolume
+
+    mount = ServiceVolume(type="bind", source=str(bin_dir), target="/probe", read_only=True)
+    code, out = box.run(None, command=("/probe/probe",), volumes=(mount,))
+    assert code == 0, out
+    assert "keyctl=EPERM" in out
+    assert "add_key=EPERM" in out
+    assert "unshare_user=EPERM" in out
+    assert "clone3=ENOSYS" in out
+    assert "getpid=ok" in out
+    # with CAP_SYS_ADMIN Docker's profile allows unshare; keyctl stays refused
+    _, out = box.run(None, command=("/probe/probe",), volumes=(mount,), cap_add=("SYS_ADMIN",))
+    assert "keyctl=EPERM" in out
+    assert "unshare_user=ok" in out
+    # privileged: no filter at all
+    _, out = box.run(None, command=("/probe/probe",), volumes=(mount,), privileged=True)
+    assert "keyctl=EPERM" not in out
+
+
+def test_no_new_privileges(box: Box) -> None:
+    _, out = box.run("grep -E 'NoNewPrivs|Seccomp:|CapEff' /proc/self/status",
+                     security_opt=("no-new-privileges:true",))
+    assert "NoNewPrivs:\t1" in out
+    assert "Seccomp:\t2" in out
+    assert cap_eff(out) == DOCKER_DEFAULT
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def test_memory_limit_oom_kill_is_reported(box: Box) -> None:
+    code, out = box.run(None, command=("tail", "/dev/zero"), mem_limit=24 << 20, timeout=60)
+    assert code == 137, out
+    name = f"{box.project}-c-{box.count}"
+    assert box.rt.state(box.project, name).oom_killed is True
+    code, _ = box.run("true", mem_limit=24 << 20)
+    assert code == 0
+    assert box.rt.state(box.project, f"{box.project}-c-{box.count}").oom_killed is False
+
+
+def test_pids_limit_holds(box: Box) -> None:
+    # sh is one process; echo is a builtin: 7 sleeps start, the 8th fork fails
+    code, out = box.run("i=0; while [ $i -lt 30 ]; do sleep 30 & echo started; i=$((i+1)); done", pids_limit=8)
+    assert out.count("started") == 7, out
+    assert "can't fork" in out or "Resource temporarily unavailable" in out, out
+    assert code != 0
+
+
+def test_cpu_and_cpuset_limits_are_written(box: Box) -> None:
+    name = box.create("sleep 30", cpus=0.5, cpu_shares=512, cpuset="0")
+    box.rt.start(box.project, name)
+    cgroup = box.rt.config(box.project, name)["cgroup"]
+    layout = cgroups.detect()
+    if layout.mode == "v2":
+        assert (Path(layout.unified or "") / cgroup / "cpu.max").read_text().split() == ["50000", "100000"]
+    else:
+        assert (Path(layout.v1["cpu"]) / cgroup / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert (Path(layout.v1["cpu"]) / cgroup / "cpu.shares").read_text().strip() == "512"
+        assert (Path(layout.v1["cpuset"]) / cgroup / "cpuset.cpus").read_text().strip() == "0"
+    box.rt.stop(box.project, name, grace=0)
+    for path in box.rt.config(box.project, name)["cgroup"], :
+        assert not (Path(layout.v1.get("cpu") or layout.unified or "") / path).exists()
+
+
+def test_ulimits_and_the_callers_hard_limit(box: Box) -> None:
+    code, out = box.run("ulimit -n; ulimit -Hn", ulimits={"nofile": {"soft": 1000, "hard": 2000}})
+    assert code == 0
+    assert out.split() == ["1000", "2000"]
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    name = box.create("true", ulimits={"nofile": {"soft": 10, "hard": hard + 1}})
+    with pytest.raises(BackendError, match=r"hard limit .* is above"):
+        box.rt.start(box.project, name)
+
+
+def test_sysctls_namespaced_only(box: Box) -> None:
+    code, out = box.run("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni",
+                        sysctls={"net.ipv4.ip_forward": "1", "kernel.shmmni": "2048"})
+    assert code == 0
+    assert out.split() == ["1", "2048"]
+    with pytest.raises(UnsupportedFeatureError, match=r"vm\.swappiness"):
+        box.create("true", sysctls={"vm.swappiness": "10"})
+
+
+# --- the process ----------------------------------------------------------------------------
+
+
+def test_user_group_add_working_dir_and_environment(box: Box, tmp_path: Path) -> None:
+    from composer.spec.models.service import ServiceVolume
+
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+    (tmp_path / "group").write_text("root:x:0:\napp:x:1000:\nstaff:x:50:app\naudio:x:29:\n")
+    etc = (ServiceVolume(type="bind", source=str(tmp_path / "passwd"), target="/etc/passwd", read_only=True),
+           ServiceVolume(type="bind", source=str(tmp_path / "group"), target="/etc/group", read_only=True))
+    code, out = box.run("id; pwd; echo $HOME $GREETING $PATH", user="app", group_add=("audio",),
+                        working_dir="/srv/app", environment={"GREETING": "hi", "UNSET": None}, volumes=etc)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("uid=1000(app) gid=1000(app) groups=")
+    assert "50(staff)" in lines[0]
+    assert "29(audio)" in lines[0]
+    assert lines[1] == "/srv/app"
+    assert lines[2].split()[:2] == ["/home/app", "hi"]
+    _, out = box.run("id -u; id -g; grep CapEff /proc/self/status", user="4242:77", volumes=etc)
+    assert out.split()[:2] == ["4242", "77"]
+    assert cap_eff(out) == 0  # like Docker: a non-root user keeps no capabilities after execve
+    name = box.create("true", user="nobody2", volumes=etc)
+    with pytest.raises(BackendError) as caught:
+        box.rt.start(box.project, name)
+    assert "unable to find user nobody2" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert box.rt.state(box.project, name).status == "created"
+
+
+def test_entrypoint_and_command_override_rules() -> None:
+    image = {"Entrypoint": ["/entry"], "Cmd": ["default"]}
+    assert command(None, None, image) == ["/entry", "default"]
+    assert command(None, ("x",), image) == ["/entry", "x"]
+    assert command(("/other",), None, image) == ["/other"]  # a Compose entrypoint clears Cmd
+    assert command(("/other",), ("y",), image) == ["/other", "y"]
+    assert command((), ("z",), image) == ["z"]
+    with pytest.raises(UnsupportedFeatureError, match="no command"):
+        command((), None, {})
+
+
+def test_entrypoint_in_a_real_container(box: Box) -> None:
+    code, out = box.run(None, entrypoint=("echo", "entry"), command=("arg",))
+    assert (code, out) == (0, "entry arg\n")
+    name = box.create(None, command=("does-not-exist",))
+    with pytest.raises(BackendError, match=r'exec: "does-not-exist": executable file not found in \$PATH'):
+        box.rt.start(box.project, name)
+
+
+def test_exit_codes(box: Box) -> None:
+    assert box.run("exit 3")[0] == 3
+    assert box.run("echo out; echo err >&2; exit 0") == (0, "out\nerr\n")
+    name = box.create("sleep 30")
+    box.rt.start(box.project, name)
+    assert box.rt.state(box.project, name).status == "running"
+    box.rt.kill(box.project, name, signal.SIGKILL)
+    assert box.rt.wait(box.project, name, timeout=10).exit_code == 137
+
+
+def test_init_runs_tini_as_pid_1(box: Box) -> None:
+    code, out = box.run("ps -o pid,comm | sed -n 2p", init=True)
+    assert code == 0
+    assert out.split() == ["1", "docker-init"]
+    name = box.create("sleep 30", init=True)
+    box.rt.start(box.project, name)
+    state = box.rt.stop(box.project, name, grace=5)  # tini forwards SIGTERM to sleep
+    assert state.exit_code == 143
+
+
+def test_stop_honours_stop_signal_then_grace_then_kill(box: Box) -> None:
+    script = "trap 'echo got-usr1; exit 7' USR1; echo ready; while true; do sleep 0.1; done"
+    name = box.create(script, stop_signal="SIGUSR1")
+    box.rt.start(box.project, name)
+    deadline = time.monotonic() + 10
+    while "ready" not in box.rt.output(box.project, name) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    state = box.rt.stop(box.project, name)
+    assert state.exit_code == 7
+    assert "got-usr1" in box.rt.output(box.project, name)
+    # PID 1 without a handler ignores SIGTERM: the grace period passes, then SIGKILL
+    name = box.create(None, command=("sleep", "60"), stop_grace_period="1s")
+    box.rt.start(box.project, name)
+    started = time.monotonic()
+    state = box.rt.stop(box.project, name)
+    elapsed = time.monotonic() - started
+    assert state.exit_code == 137
+    assert 0.9 <= elapsed < 5, elapsed
+
+
+def test_restart_after_exit_keeps_the_writable_layer(box: Box) -> None:
+    name = box.create("cat /data 2>/dev/null; echo written > /data")
+    box.rt.start(box.project, name)
+    box.rt.wait(box.project, name, timeout=10)
+    box.rt.start(box.project, name)
+    state = box.rt.wait(box.project, name, timeout=10)
+    assert state.exit_code == 0
+    assert box.rt.output(box.project, name) == "written\n"
+
+
+def test_bind_mounts_read_only_and_create_host_path(box: Box, tmp_path: Path) -> None:
+    from composer.spec.models.service import BindOptions, ServiceVolume
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    created = tmp_path / "made" / "here"
+    volumes = (ServiceVolume(type="bind", source=str(shared), target="/rw"),
+               ServiceVolume(type="bind", source=str(shared), target="/ro", read_only=True),
+               ServiceVolume(type="bind", source=str(created), target="/new", bind=BindOptions(create_host_path=True)))
+    code, out = box.run("echo hello > /rw/f; echo x > /ro/g; echo ro=$?; cat /ro/f; ls -d /new", volumes=volumes)
+    assert code == 0, out
+    assert (shared / "f").read_text() == "hello\n"
+    assert "ro=1" in out
+    assert "hello" in out
+    assert created.is_dir()
+
+
+def test_start_to_exit_latency(box: Box, capsys: pytest.CaptureFixture[str]) -> None:
+    """Median of 20 runs of /bin/true: create excluded, start → exit recorded."""
+    times = []
+    for _ in range(20):
+        name = box.create(None, command=("true",))
+        started = time.perf_counter()
+        box.rt.start(box.project, name)
+        state = box.rt.wait(box.project, name, timeout=10)
+        times.append(time.perf_counter() - started)
+        assert state.exit_code == 0
+        box.rt.remove(box.project, name)
+    median = statistics.median(times) * 1000
+    with capsys.disabled():
+        sys.stdout.write(f"\nnative start-to-exit, /bin/true: median {median:.1f} ms, "
+                         f"min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f} (n=20)\n")
+    assert median < 250
+
+
+def test_remove_force_of_a_running_container_and_missing_names(box: Box) -> None:
+    name = box.create("sleep 60")
+    pid = box.rt.start(box.project, name)
+    with pytest.raises(BackendError, match="running"):
+        box.rt.remove(box.project, name)
+    box.rt.remove(box.project, name, force=True)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    from composer.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        box.rt.state(box.project, name)
+
+
+def test_monitor_killed_then_remove_leaves_nothing(box: Box) -> None:
+    name = box.create("sleep 60")
+    box.rt.start(box.project, name)
+    import json
+
+    state = json.loads((box.rt.run_dir(box.project, name) / "state.json").read_text())
+    os.kill(state["monitor"], signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{state['monitor']}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert box.rt.state(box.project, name).status == "running"  # the container outlives its monitor
+    box.rt.remove(box.project, name, force=True)
+
