@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 BUILTIN = {
     "docker": "composer.backends.docker:DockerBackend",
     "memory": "composer.backends.memory:MemoryBackend",
+    "native": "composer.backends.native.backend:NativeBackend",
 }
 
 

@@ -102,6 +102,12 @@ def _containers(verb: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _image_store(args: argparse.Namespace) -> int:
+    from composer.cli import image_store
+
+    return image_store.run_image(args)
+
+
 CONTAINER_VERBS = ("ps", "start", "restart", "kill", "rm", "pause", "unpause", "create", "wait", "port", "top", "ls",
                    "images", "exec", "cp", "run")
 
@@ -111,6 +117,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     **{verb: _lifecycle(verb) for verb in ("up", "down", "stop", "ps", "logs")},
     **{verb: _containers(verb) for verb in CONTAINER_VERBS},  # ps: the richer v2 table
     **{verb: _images(verb) for verb in ("build", "pull", "push")},
+    "image": _image_store,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from composer.cli.container_parser import add_container_parsers
+from composer.cli.image_store import add_image_store_parsers
 
 
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lifecycle_parsers(subparsers)
     add_container_parsers(subparsers)
     add_image_parsers(subparsers)
+    add_image_store_parsers(subparsers)
     return parser
 
 

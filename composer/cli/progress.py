@@ -97,8 +97,10 @@ class TtyRenderer:
         return f"{indent}{mark} {_label(event.resource_id)}  {event.text}{progress}{details}"
 
 
-def make_renderer(mode: str | None, stream: TextIO = sys.stderr) -> EventSink:
-    """The renderer for ``--progress`` (or COMPOSE_PROGRESS); auto is tty on a terminal."""
+def make_renderer(mode: str | None, stream: TextIO | None = None) -> EventSink:
+    """The renderer for ``--progress`` (or COMPOSE_PROGRESS); auto is tty on a terminal. The stream
+    is sys.stderr as it is at the call (not at import: tests and embedders replace it)."""
+    stream = stream if stream is not None else sys.stderr
     chosen = mode or os.environ.get("COMPOSE_PROGRESS") or "auto"
     if chosen == "auto":
         chosen = "tty" if stream.isatty() and os.environ.get("COMPOSE_ANSI") != "never" else "plain"
