@@ -442,8 +442,11 @@ def test_init_runs_tini_as_pid_1(box: Box) -> None:
     code, out = box.run("ps -o pid,comm | sed -n 2p", init=True)
     assert code == 0
     assert out.split() == ["1", "docker-init"]
-    name = box.create("sleep 30", init=True)
+    name = box.create("echo up; exec sleep 30", init=True)
     box.rt.start(box.project, name)
+    deadline = time.monotonic() + 10  # tini runs its child once its signal handling is set up
+    while "up" not in box.rt.output(box.project, name) and time.monotonic() < deadline:
+        time.sleep(0.02)
     state = box.rt.stop(box.project, name, grace=5)  # tini forwards SIGTERM to sleep
     assert state.exit_code == 143
 
@@ -539,3 +542,14 @@ def test_monitor_killed_then_remove_leaves_nothing(box: Box) -> None:
     assert box.rt.state(box.project, name).status == "running"  # the container outlives its monitor
     box.rt.remove(box.project, name, force=True)
 
+
+
+def test_device_rules_deny_a_host_disk_made_with_mknod(box: Box) -> None:
+    # CAP_MKNOD is in Docker's default set: the devices cgroup is what keeps the node unusable
+    code, out = box.run("mknod /disk b 8 0; echo mknod=$?; head -c 1 /disk; echo read=$?; "
+                        "head -c 1 /dev/zero | wc -c")
+    assert code == 0
+    assert "mknod=0" in out
+    assert "read=0" not in out
+    assert "Operation not permitted" in out
+    assert "1" in [line.strip() for line in out.splitlines()]  # /dev/zero still reads
