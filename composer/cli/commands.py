@@ -114,8 +114,8 @@ CONTAINER_VERBS = ("ps", "start", "restart", "kill", "rm", "pause", "unpause", "
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": run_config,
     "version": run_version,
-    **{verb: _lifecycle(verb) for verb in ("up", "down", "stop", "ps", "logs")},
-    **{verb: _containers(verb) for verb in CONTAINER_VERBS},  # ps: the richer v2 table
+    **{verb: _lifecycle(verb) for verb in ("up", "down", "stop", "logs")},
+    **{verb: _containers(verb) for verb in CONTAINER_VERBS},
     **{verb: _images(verb) for verb in ("build", "pull", "push")},
     "image": _image_store,
 }

@@ -4,7 +4,6 @@ text out. No decisions here: those are the reconciler's."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -170,36 +169,6 @@ def _project_name(args: argparse.Namespace) -> str:
     if args.project_name:
         return str(args.project_name)
     return _load_project(args).name
-
-
-def run_ps(args: argparse.Namespace) -> int:
-    from composer import engine
-
-    project_name = _project_name(args)
-    found = _run(args, lambda backend: engine.containers(project_name, backend, include_stopped=args.all))
-    if args.services:
-        found = [c for c in found if c.service_name in args.services]
-    if args.list_services:
-        for service_name in dict.fromkeys(c.service_name for c in found):
-            print(service_name)
-        return 0
-    if args.quiet:
-        for container in found:
-            print(container.container_id)
-        return 0
-    if args.format == "json":
-        print(json.dumps([{"ID": c.container_id, "Name": c.name, "Service": c.service_name, "State": c.state,
-                           "Health": c.health or "", "ExitCode": c.exit_code or 0,
-                           "Project": project_name} for c in found]))
-        return 0
-    rows = [("NAME", "SERVICE", "STATUS")]
-    for container in found:
-        status = container.state + (f" ({container.health})" if container.health else "")
-        rows.append((container.name, container.service_name, status))
-    widths = [max(len(row[index]) for row in rows) for index in range(3)]
-    for row in rows:
-        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return 0
 
 
 def run_logs(args: argparse.Namespace) -> int:
