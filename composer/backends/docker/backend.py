@@ -37,7 +37,7 @@ from composer.backends.base import (
     Streams,
 )
 from composer.backends.docker import convert, observe
-from composer.backends.docker.client import Endpoint, connect, resolve_endpoint
+from composer.backends.docker.client import MAX_CONNECTIONS, Endpoint, connect, resolve_endpoint
 from composer.backends.docker.errors import BACKEND_NAME, translate, translated
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
 from composer.events import Event, EventSink, EventStatus
@@ -83,7 +83,7 @@ class DockerBackend:
         *,
         environ: Mapping[str, str] | None = None,
         endpoint: Endpoint | None = None,
-        max_threads: int = 16,
+        max_threads: int = MAX_CONNECTIONS,
         client: Any = None,
     ) -> None:
         self.endpoint = endpoint or resolve_endpoint(os.environ if environ is None else environ)

@@ -22,6 +22,9 @@ from composer.backends.docker.errors import explanation as _explanation
 from composer.backends.docker.errors import unavailable
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+# Connections kept to the engine, and the backend's worker threads: one per request in flight, so that
+# `up` of many services issues its creates and starts together, as v2 does (docker-py keeps 10 by default).
+MAX_CONNECTIONS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +135,9 @@ def connect(endpoint: Endpoint, *, timeout: float = 60) -> Any:
         base_url = "https://" + base_url.removeprefix("tcp://")
     try:
         client = docker.APIClient(
-            base_url=base_url, version="auto", tls=_tls_config(endpoint), timeout=timeout, max_pool_size=64
-        )
-        client.ping()
+            base_url=base_url, version="auto", tls=_tls_config(endpoint), timeout=timeout,
+            max_pool_size=MAX_CONNECTIONS,
+        )  # version="auto" asks the engine its version: that request is the liveness check, no ping needed
     except Exception as exc:
         # Whatever failed (socket missing, refused, TLS, version negotiation), the engine is not usable.
         error = unavailable(endpoint.host)
