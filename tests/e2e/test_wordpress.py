@@ -1,0 +1,128 @@
+"""The WordPress example end to end on the docker backend (issue 7's acceptance).
+
+``up -d --wait`` with the example's own compose file (a unique project name, and WORDPRESS_PORT when
+8080 is taken), the installer, a login, a post published through the application and seen on the
+front page; ``down`` and ``up`` keep it (volumes), ``down -v`` brings the installer back, and the last
+``down -v`` leaves nothing on the engine. A second test drives Debian's headless Chromium at the site.
+
+The native backend's run of the same test arrives with the native backend (a ``backend`` parameter).
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack, unavailable
+from tests.e2e.wordpress import WordPress
+
+pytestmark = pytest.mark.docker
+
+ADMIN, PASSWORD, EMAIL = "composer", "e2e-Very-Long-Passphrase-42", "composer@example.test"
+
+
+def assert_installer(site: WordPress) -> None:
+    front = site.wait_until_answering()
+    assert front.status == 302, front
+    assert front.location.endswith("/wp-admin/install.php"), front
+    installer = site.get("/wp-admin/install.php")
+    assert installer.status == 200, installer
+    assert "Installation" in installer.body, installer.body[:500]
+
+
+def install_site(site: WordPress, title: str) -> None:
+    assert_installer(site)
+    done = site.install(title, ADMIN, PASSWORD, EMAIL)
+    assert done.status == 200, done
+    assert "Success!" in done.body, done.body[:2000]
+    home = site.get("/")
+    assert home.status == 200
+    assert html.escape(title) in home.body
+
+
+def test_install_publish_survive_down_up_and_reset(stack: Stack, example_images: dict[str, str], e2e_docker_api: Any,
+                                                   output_dir: Path) -> None:
+    stack.composer("up", "-d", "--wait")
+    # The images came through dockerd's pull path (the mirror), as the stand-ins the script prepared.
+    for name, image_id in example_images.items():
+        assert e2e_docker_api.inspect_image(name)["Id"] == image_id, name
+    site = WordPress(stack.base)
+    title = f"composer e2e {uuid.uuid4().hex[:6]}"
+    install_site(site, title)
+
+    site.log_in(ADMIN, PASSWORD)
+    assert site.logged_in(), "no wordpress_logged_in_ cookie after logging in"
+    dashboard = site.get("/wp-admin/")
+    assert dashboard.status == 200
+    assert "Dashboard" in dashboard.body
+
+    post_title = f"Hello from composer {uuid.uuid4().hex[:8]}"
+    post = site.publish_post(post_title, "<p>Published end to end through the REST API.</p>")
+    assert post["status"] == "publish"
+    front = site.get("/")
+    assert front.status == 200
+    assert post_title in front.body
+    (output_dir / "front-page.html").write_text(front.body)
+
+    # down, then up: the database and the site files are kept in the named volumes.
+    stack.composer("down")
+    assert not [x for x in stack.leftovers() if not x.startswith("volume ")]
+    stack.composer("up", "-d", "--wait")
+    again = WordPress(stack.base)
+    again.wait_until_answering()
+    front = again.get("/")
+    assert front.status == 200, front
+    assert post_title in front.body, "the post did not survive down and up"
+    assert html.escape(title) in front.body
+
+    # down -v drops the volumes: a fresh up shows the installer again.
+    stack.composer("down", "-v")
+    stack.composer("up", "-d", "--wait")
+    assert_installer(WordPress(stack.base))
+
+    stack.composer("down", "-v")
+    assert stack.leftovers() == []
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    unavailable("Debian's chromium is not installed (make deps)")
+    raise AssertionError("unreachable")
+
+
+def headless(browser: str, profile: str, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_headless_chromium_front_page(stack: Stack, output_dir: Path) -> None:
+    browser = chromium()
+    stack.composer("up", "-d", "--wait")
+    site = WordPress(stack.base)
+    title = f"Composer Chromium {uuid.uuid4().hex[:6]}"
+    install_site(site, title)
+
+    screenshot = output_dir / "front-page.png"
+    with tempfile.TemporaryDirectory(prefix="composer-chromium-") as profile:
+        shot = headless(browser, profile, f"--screenshot={screenshot}", "--window-size=1280,900", f"{stack.base}/")
+        assert screenshot.is_file(), f"no screenshot:\n{shot.stderr[-2000:]}"
+        assert screenshot.stat().st_size > 10_000, f"a blank screenshot?\n{shot.stderr[-2000:]}"
+        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        dom = headless(browser, profile, "--dump-dom", f"{stack.base}/")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    (output_dir / "front-page.dom.html").write_text(dom.stdout)
+    assert html.escape(title) in dom.stdout or title in dom.stdout, dom.stdout[:2000]
+    stack.composer("down", "-v")
+    assert stack.leftovers() == []
