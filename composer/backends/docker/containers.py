@@ -82,10 +82,11 @@ def pump(sock: Any, streams: Streams, *, tty: bool) -> None:
                 target.flush()
                 buffer = buffer[8 + size :]
     finally:
-        try:
-            sock.close()
-        except OSError:
-            pass
+        for closing in (sock, raw):  # closing docker-py's SocketIO wrapper leaves the socket itself open
+            try:
+                closing.close()
+            except OSError:
+                pass
 
 
 def exec_in_container(api: Any, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
