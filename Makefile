@@ -25,7 +25,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test demo bench bench-up conformance clean
+.PHONY: deps venv install engine test demo bench bench-up bench-pull conformance clean
 
 deps:
 	@missing=""; \
@@ -71,6 +71,10 @@ bench: install
 # up -d / down -t 0 for 1, 10 and 50 services against Compose v2 on the same engine.
 bench-up: install engine
 	$(BIN)/python bench/up_down_bench.py
+
+# A multi-layer image pulled from a local docker-registry: the native backend against docker pull.
+bench-pull: install engine
+	$(BIN)/python bench/pull_bench.py
 
 conformance: install
 	$(CONFORMANCE) --jobs 2 -- $(BIN)/composer

@@ -46,7 +46,7 @@ def _store(args: argparse.Namespace) -> ImageStore:
 
     if args.backend and choose_backend(args.backend).name != "native":
         raise UsageError(f"composer image works on the native backend's store; with --backend {args.backend} "
-                         f"use docker {args.image_command}")
+                         f"use docker image {args.image_command}")
     return ImageStore.open()
 
 

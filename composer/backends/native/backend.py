@@ -38,7 +38,7 @@ from composer.backends.base import (
 from composer.backends.native.image import oci
 from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore
-from composer.errors import UnsupportedFeatureError
+from composer.errors import ImagePullError, UnsupportedFeatureError
 from composer.planner.observed import ObservedState
 
 if TYPE_CHECKING:
@@ -101,7 +101,11 @@ class NativeBackend:
 
         if (policy or "missing") == "build":
             return
-        platform = oci.Platform.parse(service.platform) if service.platform else None
+        try:
+            platform = oci.Platform.parse(service.platform) if service.platform else None
+        except ValueError as exc:
+            raise ImagePullError(f"service {service.name}: {exc}", backend_name=BACKEND_NAME,
+                                 operation="pull") from None
         await pull(image, self.store, sink, policy, platform=platform)
 
     async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
