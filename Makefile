@@ -25,7 +25,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test demo bench bench-up bench-pull conformance clean
+.PHONY: deps venv install engine test demo bench bench-up bench-healthy bench-pull conformance clean
 
 deps:
 	@missing=""; \
@@ -75,6 +75,10 @@ bench-up: install engine
 # A multi-layer image pulled from a local docker-registry: the native backend against docker pull.
 bench-pull: install engine
 	$(BIN)/python bench/pull_bench.py
+
+# Time-to-healthy of the WordPress example from a cold start: composer (docker backend) against Compose v2.
+bench-healthy: install engine
+	$(BIN)/python bench/time_to_healthy.py
 
 conformance: install
 	$(CONFORMANCE) --jobs 2 -- $(BIN)/composer
