@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,9 +108,9 @@ class Stack:
 
     def composer(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "WORDPRESS_PORT": str(self.port)}
-        argv = [str(ROOT / ".venv" / "bin" / "python"), "-m", "composer", "--backend", "docker",
+        argv = [sys.executable, "-m", "composer", "--backend", "docker",
                 "-f", str(EXAMPLE / "compose.yaml"), "-p", self.project, *args]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout, check=False)
         command = " ".join(args)
         assert done.returncode == 0, f"composer {command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
         return done

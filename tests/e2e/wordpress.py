@@ -45,7 +45,9 @@ class WordPress:
                 return Page(response.status, response.url, response.read().decode("utf-8", "replace"),
                             response.headers.get("Location", ""))
         except urllib.error.HTTPError as exc:
-            return Page(exc.code, exc.url or "", exc.read().decode("utf-8", "replace"), exc.headers.get("Location", ""))
+            with exc:
+                return Page(exc.code, exc.url or "", exc.read().decode("utf-8", "replace"),
+                            exc.headers.get("Location", ""))
 
     def get(self, path: str = "/", follow: bool = True) -> Page:
         return self.request(path, follow=follow)
