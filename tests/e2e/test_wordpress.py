@@ -11,8 +11,10 @@ The native backend's run of the same test arrives with the native backend (a ``b
 from __future__ import annotations
 
 import html
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, unavailable
+from tests.e2e.conftest import ROOT, Stack, unavailable
 from tests.e2e.wordpress import WordPress
 
 pytestmark = pytest.mark.docker
@@ -124,5 +126,23 @@ def test_headless_chromium_front_page(stack: Stack, output_dir: Path) -> None:
     assert dom.returncode == 0, dom.stderr[-2000:]
     (output_dir / "front-page.dom.html").write_text(dom.stdout)
     assert html.escape(title) in dom.stdout or title in dom.stdout, dom.stdout[:2000]
+    stack.composer("down", "-v")
+    assert stack.leftovers() == []
+
+
+def test_demo_script_brings_the_site_up(stack: Stack) -> None:
+    """scripts/demo, which `make demo` runs, under the stack's project name and port."""
+    env = {**os.environ, "WORDPRESS_PORT": str(stack.port), "COMPOSER_DEMO_PROJECT": stack.project,
+           "COMPOSER_BIN": str(Path(sys.executable).parent / "composer")}
+    demo = subprocess.run([str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=1800, check=False)
+    assert demo.returncode == 0, f"{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}"
+    assert f"WordPress: {stack.base}/" in demo.stdout
+    assert "down" in demo.stdout
+    assert_installer(WordPress(stack.base))
+    again = subprocess.run([str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert again.returncode == 0, f"{again.stdout[-3000:]}\n{again.stderr[-3000:]}"
+    assert "not rebuilt" in again.stdout
     stack.composer("down", "-v")
     assert stack.leftovers() == []
