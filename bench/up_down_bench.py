@@ -8,8 +8,9 @@ fresh project name, and is checked through the engine: after `up -d` N container
 container or network of the project is left.  Whatever a run created is removed afterwards by label,
 even when a tool or the script fails.
 
-The table gives, per N and command, the median wall time, the ratio composer/v2, and the peak RSS
-(the largest over the runs, read from wait4).
+The table gives, per N and command, the median wall time, the ratio composer/v2, the median CPU time
+(user + system, from wait4: steadier than wall time on a busy machine, and what the tool takes from the
+engine on a small one), and the peak RSS (the largest over the runs).
 
 Usage: .venv/bin/python bench/up_down_bench.py [--runs N] [--sizes 1,10,50] [--composer PATH] [--v2 PATH]
 Exit status: 0 when every run of both tools succeeded, 1 otherwise.  Timings are reported, never asserted.
@@ -99,6 +100,7 @@ class Tool:
     name: str
     path: Path | None
     times: dict[tuple[int, str], list[float]] = field(default_factory=dict)
+    cpu: dict[tuple[int, str], list[float]] = field(default_factory=dict)
     rss_kib: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     failed: set[int] = field(default_factory=set)
 
@@ -107,6 +109,7 @@ class Tool:
 class Run:
     rc: int
     seconds: float
+    cpu_seconds: float
     maxrss_kib: int
     stderr: bytes
 
@@ -120,7 +123,7 @@ def run_once(tool: Path, folder: Path, project: str, command: str, env: dict[str
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
         stderr.seek(0)
-        return Run(proc.returncode, seconds, usage.ru_maxrss, stderr.read())
+        return Run(proc.returncode, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, stderr.read())
 
 
 class Bench:
@@ -168,8 +171,8 @@ class Bench:
 
 
 def report(sizes: list[int], v2: Tool, composer: Tool, runs: int) -> None:
-    def median(tool: Tool, key: tuple[int, str]) -> float | None:
-        values = tool.times.get(key)
+    def median(tool: Tool, key: tuple[int, str], cpu: bool = False) -> float | None:
+        values = (tool.cpu if cpu else tool.times).get(key)
         return statistics.median(values) if values else None
 
     def peak(tool: Tool, key: tuple[int, str]) -> float | None:
@@ -179,20 +182,22 @@ def report(sizes: list[int], v2: Tool, composer: Tool, runs: int) -> None:
     def show(value: float | None, unit: str, digits: int) -> str:
         return f"{value:.{digits}f} {unit}" if value is not None else "-"
 
-    header = ("N", "command", "v2 median", "composer median", "ratio", "v2 peak RSS", "composer peak RSS", "ratio")
+    header = ("N", "command", "v2 median", "composer median", "ratio", "v2 CPU", "composer CPU",
+              "v2 peak RSS", "composer peak RSS", "ratio")
     rows = [header]
     for services in sizes:
         for command in COMMANDS:
             key = (services, command)
             t2, tc = median(v2, key), median(composer, key)
+            c2, cc = median(v2, key, cpu=True), median(composer, key, cpu=True)
             r2, rc = peak(v2, key), peak(composer, key)
             rows.append((
                 str(services), " ".join(ARGV[command]), show(t2, "s", 3), show(tc, "s", 3), fmt_ratio(tc, t2),
-                show(r2, "MiB", 1), show(rc, "MiB", 1), fmt_ratio(rc, r2),
+                show(c2, "s", 3), show(cc, "s", 3), show(r2, "MiB", 1), show(rc, "MiB", 1), fmt_ratio(rc, r2),
             ))
     widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
     out()
-    out(f"median wall time over {runs} runs (tools alternating), peak RSS = largest over the runs;")
+    out(f"median wall and CPU time over {runs} runs (tools alternating), peak RSS = largest over the runs;")
     out("ratio = composer / v2 (below 1 means composer is faster or smaller)")
     for n, row in enumerate(rows):
         cells = [cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths, strict=True))]
@@ -257,6 +262,7 @@ def main() -> int:
                             continue
                         for command, timed in result.items():
                             tool.times.setdefault((services, command), []).append(timed.seconds)
+                            tool.cpu.setdefault((services, command), []).append(timed.cpu_seconds)
                             tool.rss_kib.setdefault((services, command), []).append(timed.maxrss_kib)
                 out(f"N={services}: done")
     finally:

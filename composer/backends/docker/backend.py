@@ -121,6 +121,7 @@ class DockerBackend:
         async def fetch(key: str, call: Callable[[Any], Any]) -> None:
             results[key] = await self._run("observe", call)
 
+        await self._run("observe", lambda api: None)  # connect first: an unreachable engine is one error
         async with anyio.create_task_group() as group:
             group.start_soon(fetch, "containers", lambda api: api.containers(all=True, filters=project_filter))
             group.start_soon(fetch, "networks", lambda api: api.networks(filters=project_filter))
