@@ -13,6 +13,7 @@ The configuration (a JSON object, read by ``init.py``)::
     capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined")
     masked_paths, readonly_paths, mounts [{type: bind|tmpfs, source, target, readonly, propagation, options}]
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
+    netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
     init_binary              tini-static to run as PID 1 (``init: true``), or null
     cgroup, limits           the cgroup's relative path and cgroups.Limits fields
     oom_score_adj, stop_signal, stop_grace_period
@@ -242,7 +243,8 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         value = getattr(service, key, None)
         if value not in (None, "private", "shareable"):
             raise unsupported(f"service {service.name}: {key}: {value} is not supported by the native backend yet")
-    if service.network_mode not in (None, "none", "bridge", "host", "default"):
+    if service.network_mode not in (None, "none", "bridge", "host", "default") and not str(
+            service.network_mode).startswith(("service:", "container:")):
         raise unsupported(f"service {service.name}: network_mode: {service.network_mode} is not supported yet")
     image = image_config.get("config") or {}
     host = service.hostname or hostname or container_id[:12]
@@ -288,6 +290,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "read_only": service.read_only,
         "stop_signal": signal_number(service.stop_signal or image.get("StopSignal")),
         "stop_grace_period": service.stop_grace_period.seconds if service.stop_grace_period is not None else 10.0,
+        "netns": "host" if service.network_mode == "host" else None,  # Runtime.start(netns=) joins another
         "extra_hosts": list(service.extra_hosts),
         "dns": list(service.dns), "dns_search": list(service.dns_search), "dns_opt": list(service.dns_opt),
     }

@@ -33,7 +33,7 @@ import secrets
 import select
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -186,9 +186,16 @@ class Runtime:
             raise
         return container_id
 
-    def start(self, project: str, name: str) -> int:
+    def start(self, project: str, name: str, *, netns: str | None = None,
+              on_netns: Callable[[int], None] | None = None) -> int:
         """Run the container's process; returns its pid once exec'd. A running container is left
         as it is.
+
+        Networking hooks (composer.backends.native.network): ``netns`` joins that network
+        namespace (``/proc/<pid>/ns/net`` of another container, ``network_mode: service:X``)
+        instead of the one the configuration says (a new one, or the host's); ``on_netns(pid)``
+        configures the container's network namespace at ``/proc/<pid>/ns/net`` before its
+        command runs (see ``spawn``); its exception aborts the start and propagates.
 
         :raises NotFoundError: no such container.
         :raises BackendError: the process could not be started (one line: the helper's error).
@@ -201,8 +208,10 @@ class Runtime:
             for stale in ("state.json", "exit.json"):
                 with contextlib.suppress(FileNotFoundError):
                     (run_dir / stale).unlink()
+            if netns is not None:
+                config = {**config, "netns": netns}
             try:
-                return spawn(config, stderr_path=str(run_dir / "monitor.log"))
+                return spawn(config, stderr_path=str(run_dir / "monitor.log"), on_netns=on_netns)
             except SpawnError as exc:
                 raise _error(f"cannot start container {name}: {exc}", "start") from None
 

@@ -18,6 +18,13 @@ the standard library's ``os``/``ctypes``/``json`` and this package's ``linux``, 
 * **PID 1** unshares the mount, UTS, IPC, network and cgroup namespaces (after joining its
   cgroup, so the cgroup namespace is rooted there), builds the root filesystem and execs the
   container's process (runc's ``linuxStandardInit`` order; see NATIVE.md §1.5).
+
+Networking (``cfg["netns"]``): ``None`` unshares a new network namespace, ``"host"`` keeps the
+host's, a path (``/proc/<pid>/ns/net`` of another container) joins that one. With a network
+fd (the helper's optional third argument, ``spawn(on_netns=...)``), PID 1 writes
+``{"netns": <its host pid>}`` on the sync fd right after unsharing, builds its root filesystem
+meanwhile, and before execve waits for one byte on the network fd: the caller configures
+``/proc/<pid>/ns/net`` in between (veths, addresses, routes); EOF without a byte aborts the start.
 """
 
 from __future__ import annotations
@@ -297,8 +304,10 @@ def exec_path(args: list[str], env: dict[str, str]) -> str:
     raise ValueError(f'exec: "{command}": executable file not found in $PATH')
 
 
-def container_main(cfg: dict[str, Any]) -> None:
-    """PID 1 of the new pid namespace: everything up to execve (raises on any failure)."""
+def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1) -> None:
+    """PID 1 of the new pid namespace: everything up to execve (raises on any failure).
+    ``net_fd`` >= 0: announce the network namespace on ``sync_fd`` and wait for it to be
+    configured (see the module doc)."""
     os.umask(0o022)
     if cfg.get("oom_score_adj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
@@ -315,7 +324,16 @@ def container_main(cfg: dict[str, Any]) -> None:
         seccomp = Filter(names, no_new_privs=no_new_privs)
     if cfg.get("ulimits"):
         import resource  # noqa: F401 - imported before pivot_root, used by set_ulimits
-    L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET | L.CLONE_NEWCGROUP)
+    netns = cfg.get("netns")
+    if netns and netns != "host":
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        L.setns(fd, L.CLONE_NEWNET)
+        os.close(fd)
+    L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWCGROUP
+              | (L.CLONE_NEWNET if netns is None else 0))
+    if net_fd >= 0:  # the caller configures /proc/<pid>/ns/net while the root filesystem is built
+        answer(sync_fd, {"netns": int(os.readlink("/proc/self"))})  # still the host's /proc here
+        os.close(sync_fd)
     setup_rootfs(cfg)
     if cfg.get("hostname"):
         L.sethostname(cfg["hostname"])
@@ -329,6 +347,8 @@ def container_main(cfg: dict[str, Any]) -> None:
     if cfg.get("init_binary"):
         args = ["/sbin/docker-init", "--", *args]
     path = exec_path(args, env)
+    if net_fd >= 0 and os.read(net_fd, 1) != b"1":
+        raise RuntimeError("network setup failed")
     if cfg.get("ulimits"):
         set_ulimits(cfg["ulimits"])
     os.setsid()
@@ -389,7 +409,7 @@ def answer(sync_fd: int, message: dict[str, Any]) -> None:
             pass
 
 
-def monitor(cfg: dict[str, Any], sync_fd: int) -> int:
+def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
     run_dir = cfg["run_dir"]
     cgroup: cgroups.Cgroup | None = None
     child = 0
@@ -404,7 +424,8 @@ def monitor(cfg: dict[str, Any], sync_fd: int) -> int:
         child = os.fork()
         if child == 0:
             try:
-                os.close(sync_fd)
+                if net_fd < 0:
+                    os.close(sync_fd)
                 for fd in (out_r, err_r, go_w, fail_r):
                     os.close(fd)
                 os.dup2(out_w, 1)
@@ -412,13 +433,13 @@ def monitor(cfg: dict[str, Any], sync_fd: int) -> int:
                 os.close(out_w)
                 os.close(err_w)
                 os.read(go_r, 1)
-                container_main(cfg)
+                container_main(cfg, sync_fd, net_fd)
             except BaseException as exc:
                 try:
                     os.write(fail_w, str(exc).encode() or type(exc).__name__.encode())
                 finally:
                     os._exit(127)
-        for fd in (out_w, err_w, go_r, fail_w):
+        for fd in (out_w, err_w, go_r, fail_w, *((net_fd,) if net_fd >= 0 else ())):
             os.close(fd)
         cgroups.enter(cgroup, child)
         os.write(go_w, b"1")
@@ -504,7 +525,10 @@ def pump_logs(log_path: str, child: int, out_r: int, err_r: int) -> int:
 
 def main(argv: list[str]) -> int:
     config_fd, sync_fd = int(argv[1]), int(argv[2])
+    net_fd = int(argv[3]) if len(argv) > 3 else -1
     os.set_inheritable(sync_fd, False)
+    if net_fd >= 0:
+        os.set_inheritable(net_fd, False)
     data = b""
     while chunk := os.read(config_fd, 65536):
         data += chunk
@@ -517,7 +541,7 @@ def main(argv: list[str]) -> int:
     if os.fork() != 0:
         return 0  # P0: the caller reaps it at once; the monitor is reparented
     try:
-        code = monitor(cfg, sync_fd)
+        code = monitor(cfg, sync_fd, net_fd)
     except BaseException as exc:
         answer(sync_fd, {"ok": False, "error": f"monitor failed: {exc}"})
         code = 1

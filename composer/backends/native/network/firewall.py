@@ -1,0 +1,198 @@
+"""composer's iptables rules, in composer's own chains, beside Docker's.
+
+Chains (created on first use, removed with their jumps once empty; never a flush of a table or
+of anybody else's chain)::
+
+    nat     COMPOSER-DNAT          <- PREROUTING and OUTPUT (-m addrtype --dst-type LOCAL), first
+            COMPOSER-POSTROUTING   <- POSTROUTING, first
+    filter  COMPOSER-FORWARD       <- FORWARD, first (before Docker's DROP policy and chains)
+            COMPOSER-ISOLATION     <- FORWARD, second (drops what COMPOSER-FORWARD did not accept)
+
+Every rule carries ``-m comment --comment <tag>``: ``composer:net:<bridge>`` for a network's
+rules, ``composer:port:<bridge>:<container key>`` for a container's published ports; removal
+deletes exactly the rules with a tag (``iptables-save`` lines turned into ``-D``, applied with
+``iptables-restore --noflush`` in one batch). A global flock serialises composer processes.
+The host iptables is iptables-nft here (NATIVE.md §2.3): these are the same tables Docker uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+LOCK = "/run/lock/composer-firewall.lock"
+LOCAL = "-m addrtype --dst-type LOCAL"
+NAT_CHAINS = {"COMPOSER-DNAT": (("PREROUTING", LOCAL), ("OUTPUT", LOCAL)),
+              "COMPOSER-POSTROUTING": (("POSTROUTING", ""),)}
+FILTER_CHAINS = {"COMPOSER-FORWARD": (("FORWARD", ""),), "COMPOSER-ISOLATION": (("FORWARD", ""),)}
+BRIDGE_WILDCARD = "cmp-+"
+
+
+class FirewallError(RuntimeError):
+    """iptables refused a change (one line)."""
+
+
+@dataclass(frozen=True)
+class PortRule:
+    protocol: str  # tcp | udp
+    host_ip: str | None  # None: every address
+    host_port: int
+    address: str  # the container's
+    port: int
+
+
+def _run(args: Sequence[str], stdin: str | None = None, binary: str = "iptables") -> str:
+    try:
+        result = subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise FirewallError(f"{binary} is not installed") from None
+    if result.returncode != 0:
+        message = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        raise FirewallError(f"{binary} {' '.join(args[:3])}: {message}")
+    return result.stdout
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _save(table: str) -> list[str]:
+    return _run(["-t", table], binary="iptables-save").splitlines()
+
+
+def _restore(table: str, lines: Sequence[str]) -> None:
+    if lines:
+        _run(["-w", "--noflush"], stdin=f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n", binary="iptables-restore")
+
+
+def _ensure_chains() -> None:
+    for table, chains in (("nat", NAT_CHAINS), ("filter", FILTER_CHAINS)):
+        saved = _save(table)
+        existing = {line[1:].split()[0] for line in saved if line.startswith(":")}
+        batch = []
+        for chain in chains:
+            if chain not in existing:
+                batch.append(f"-N {chain}")
+        position: dict[str, int] = {}
+        for chain, jumps in chains.items():
+            for parent, match in jumps:
+                rule = f"-A {parent} {match + ' ' if match else ''}-j {chain}".replace("  ", " ")
+                if rule not in saved:
+                    position[parent] = position.get(parent, 0) + 1
+                    batch.append(rule.replace(f"-A {parent}", f"-I {parent} {position[parent]}", 1))
+                else:
+                    position[parent] = position.get(parent, 0) + 1
+        _restore(table, batch)
+
+
+def _tagged(lines: Sequence[str], prefix: str) -> list[str]:
+    """The -A lines of composer's chains whose comment starts with ``prefix``."""
+    found = []
+    for line in lines:
+        if not line.startswith("-A COMPOSER-"):
+            continue
+        fields = line.split()
+        if "--comment" in fields:
+            tag = fields[fields.index("--comment") + 1].strip('"')
+            if tag == prefix or tag.startswith(prefix + ":"):
+                found.append(line)
+    return found
+
+
+def _remove_tagged(prefix: str) -> None:
+    for table in ("nat", "filter"):
+        lines = _tagged(_save(table), prefix)
+        _restore(table, ["-D" + line[2:] for line in lines])
+    _drop_empty_chains()
+
+
+def _drop_empty_chains() -> None:
+    for table, chains in (("nat", NAT_CHAINS), ("filter", FILTER_CHAINS)):
+        saved = _save(table)
+        if any(line.startswith("-A COMPOSER-") for line in saved):
+            continue
+        batch = [("-D" + line[2:]) for line in saved
+                 if line.startswith("-A ") and any(line.endswith(f"-j {c}") for c in chains)
+                 and not line.startswith("-A COMPOSER-")]
+        existing = {line[1:].split()[0] for line in saved if line.startswith(":")}
+        batch += [f"-X {chain}" for chain in chains if chain in existing]
+        _restore(table, batch)
+
+
+def _comment(tag: str) -> str:
+    return f"-m comment --comment {tag}"
+
+
+def add_network(bridge: str, subnets: Sequence[str], *, internal: bool) -> None:
+    """A network's forwarding, isolation and masquerading rules (idempotent: replaced)."""
+    tag = f"composer:net:{bridge}"
+    c = _comment(tag)
+    nat, filt, isolation = [], [f"-A COMPOSER-FORWARD -i {bridge} -o {bridge} {c} -j ACCEPT"], []
+    for subnet in subnets:
+        if ":" in subnet:
+            continue  # IPv6: ip6tables is not handled yet
+        if not internal:
+            nat.append(f"-A COMPOSER-POSTROUTING -s {subnet} ! -o {bridge} {c} -j MASQUERADE")
+        # containers reaching a published port (hairpin, or on another composer network)
+        nat.append(f"-A COMPOSER-POSTROUTING -s {subnet} -o {BRIDGE_WILDCARD} -m conntrack --ctstate DNAT {c} "
+                   "-j MASQUERADE")
+    # the host (127.0.0.1 with route_localnet included) reaching a published port
+    nat.append(f"-A COMPOSER-POSTROUTING -o {bridge} -m addrtype --src-type LOCAL -m conntrack --ctstate DNAT {c} "
+               "-j MASQUERADE")
+    if internal:
+        isolation += [f"-A COMPOSER-ISOLATION -i {bridge} ! -o {bridge} {c} -j DROP",
+                      f"-A COMPOSER-ISOLATION -o {bridge} ! -i {bridge} {c} -j DROP"]
+    else:
+        filt += [f"-A COMPOSER-FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
+                 f"-A COMPOSER-FORWARD -o {bridge} -m conntrack --ctstate DNAT {c} -j ACCEPT",
+                 f"-A COMPOSER-FORWARD -i {bridge} ! -o {BRIDGE_WILDCARD} {c} -j ACCEPT"]
+        isolation += [f"-A COMPOSER-ISOLATION -i {bridge} {c} -j DROP",
+                      f"-A COMPOSER-ISOLATION -o {bridge} {c} -j DROP"]
+    with locked():
+        _ensure_chains()
+        for table in ("nat", "filter"):
+            old = _tagged(_save(table), f"composer:net:{bridge}")
+            _restore(table, ["-D" + line[2:] for line in old])
+        _restore("nat", nat)
+        _restore("filter", filt + isolation)
+
+
+def remove_network(bridge: str) -> None:
+    """Every rule of the network (its ports included)."""
+    with locked():
+        _remove_tagged(f"composer:net:{bridge}")
+        _remove_tagged(f"composer:port:{bridge}")
+
+
+def add_ports(bridge: str, key: str, ports: Sequence[PortRule]) -> None:
+    """DNAT rules for a container's published ports on ``bridge``."""
+    c = _comment(f"composer:port:{bridge}:{key}")
+    nat = []
+    for p in ports:
+        destination = f"-d {p.host_ip} " if p.host_ip and p.host_ip not in ("0.0.0.0", "") else ""
+        nat.append(f"-A COMPOSER-DNAT {destination}-p {p.protocol} -m {p.protocol} --dport {p.host_port} {c} "
+                   f"-j DNAT --to-destination {p.address}:{p.port}")
+    with locked():
+        _ensure_chains()
+        _restore("nat", nat)
+
+
+def remove_ports(bridge: str, key: str) -> None:
+    with locked():
+        _remove_tagged(f"composer:port:{bridge}:{key}")
+
+
+def composer_rules() -> list[str]:
+    """Every line of iptables-save (nat and filter) that mentions a COMPOSER chain."""
+    return [line for table in ("nat", "filter") for line in _save(table) if "COMPOSER-" in line]

@@ -1,0 +1,576 @@
+"""Compose networks for the native backend: bridges, IPAM, veths, DNS and published ports.
+
+State (JSON written atomically, serialised by an flock on ``networks/.lock``)::
+
+    <run root>/networks/<bridge>.json   one per network: name, project, key, bridge, internal,
+                                         driver, driver_opts, labels, enable_ipv6, pools
+                                         [{subnet, gateway, ip_range, aux_addresses}], users
+                                         (other projects using it as external), endpoints
+                                         {container: {project, service, ipv4, ipv6, mac, names,
+                                         links, veth, dns, ports}}
+    <run root>/<project>/dns/           the project's DNS daemon (dns.py)
+
+Bridges are ``cmp-<8 hex>`` (a hash of run root and network name); host-side veths
+``cv<10 hex>``; the container side is ``eth<i>`` in the order of the service's networks (or
+its ``interface_name``), created directly inside ``/proc/<pid>/ns/net``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from composer.backends.native.network import firewall, ipam, netlink
+from composer.errors import BackendError, NotFoundError, PortInUseError, UnsupportedFeatureError
+
+BACKEND = "native"
+DEFAULT_RUN_ROOT = "/run/composer"
+BRIDGE_PREFIX = "cmp-"
+VETH_PREFIX = "cv"
+
+
+def _error(message: str, operation: str, cls: type[BackendError] = BackendError) -> BackendError:
+    return cls(message, backend_name=BACKEND, operation=operation)
+
+
+def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """One published port of a container (``composer port``)."""
+
+    protocol: str
+    host_ip: str
+    host_port: int
+    target: int
+
+    def __str__(self) -> str:
+        return f"{self.target}/{self.protocol} -> {self.host_ip}:{self.host_port}"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """How a container joins one network (``networks:`` of the service, in order)."""
+
+    network: str  # the network's full name
+    aliases: Sequence[str] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    mac_address: str | None = None
+    interface_name: str | None = None
+
+
+def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
+    """Compose ``ports`` (PortConfig) as one mapping per host port; a range maps port by port.
+
+    :raises UnsupportedFeatureError: an unpublished port (the engine picks none yet), a range
+        whose sizes differ, an unknown protocol.
+    """
+    result = []
+    for port in ports:
+        if port.target is None:
+            continue
+        protocol = (port.protocol or "tcp").lower()
+        if protocol not in ("tcp", "udp"):
+            raise _error(f"port {port.target}/{protocol}: only tcp and udp are supported", "create",
+                         UnsupportedFeatureError)
+        published = port.published_range
+        if published is None:
+            raise _error(f"port {port.target}/{protocol}: a published port is required on the native backend",
+                         "create", UnsupportedFeatureError)
+        first, last = published
+        host_ip = port.host_ip or "0.0.0.0"
+        if ":" in host_ip:
+            raise _error(f"port {host_ip}:{first}: IPv6 host addresses are not supported yet", "create",
+                         UnsupportedFeatureError)
+        for offset in range(last - first + 1):
+            result.append(PublishedPort(protocol, host_ip, first + offset, int(port.target) + offset))
+    return result
+
+
+def attachments(service: Any, names: Mapping[str, str]) -> list[Attachment]:
+    """The service's networks in order (``names``: Compose key -> full network name)."""
+    result = []
+    items = sorted(service.networks.items(), key=lambda kv: (-(kv[1].priority or 0) if kv[1] else 0, kv[0]))
+    for key, settings in items or [("default", None)]:
+        network = names.get(key, key)
+        if settings is None:
+            result.append(Attachment(network))
+        else:
+            result.append(Attachment(network, tuple(settings.aliases), settings.ipv4_address, settings.ipv6_address,
+                                     settings.mac_address, settings.interface_name))
+    return result
+
+
+class NetworkManager:
+    """Networks and container endpoints under ``run_root`` (COMPOSER_RUN_ROOT or /run/composer).
+    Synchronous and thread-safe (file locks); the backend calls it from worker threads."""
+
+    def __init__(self, run_root: Path | str | None = None, *, python: str | None = None) -> None:
+        self.run_root = Path(run_root or os.environ.get("COMPOSER_RUN_ROOT") or DEFAULT_RUN_ROOT)
+        self.networks_dir = self.run_root / "networks"
+        self.python = python or sys.executable
+
+    # --- names and state -----------------------------------------------------------------------
+
+    def bridge_name(self, network: str) -> str:
+        digest = hashlib.sha256(f"{self.run_root.resolve()}\0{network}".encode()).hexdigest()
+        return f"{BRIDGE_PREFIX}{digest[:8]}"
+
+    def veth_name(self, container: str, network: str) -> str:
+        digest = hashlib.sha256(f"{self.run_root.resolve()}\0{container}\0{network}".encode()).hexdigest()
+        return f"{VETH_PREFIX}{digest[:10]}"
+
+    def _path(self, network: str) -> Path:
+        return self.networks_dir / f"{self.bridge_name(network)}.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.networks_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        fd = os.open(self.networks_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def network(self, name: str) -> dict[str, Any] | None:
+        """The state of network ``name`` (its full name), or None."""
+        return _read_json(self._path(name))
+
+    def all_networks(self) -> list[dict[str, Any]]:
+        if not self.networks_dir.is_dir():
+            return []
+        found = (_read_json(p) for p in sorted(self.networks_dir.glob(f"{BRIDGE_PREFIX}*.json")))
+        return [n for n in found if n is not None]
+
+    def networks(self, project: str) -> list[dict[str, Any]]:
+        """The networks ``project`` created."""
+        return [n for n in self.all_networks() if n.get("project") == project]
+
+    # --- networks ------------------------------------------------------------------------------
+
+    def _used_subnets(self) -> list[ipam.Network]:
+        used: list[ipam.Network] = []
+        with netlink.host() as links:
+            for family in (socket.AF_INET, socket.AF_INET6):
+                used += links.routes(family)
+            used += [i.network for i in links.addresses()]
+        for network in self.all_networks():
+            used += [ipaddress.ip_network(p["subnet"]) for p in network.get("pools") or ()]
+        return used
+
+    def create_network(self, project: str, key: str, name: str, config: Any) -> dict[str, Any]:
+        """Create network ``name`` (Compose ``key`` of ``project``) from ``config`` (a
+        NetworkConfig); an existing one is returned as it is. External networks must exist.
+
+        :raises NotFoundError: an external network that does not exist.
+        :raises UnsupportedFeatureError: a driver other than bridge.
+        :raises BackendError: a bad ipam config, no free subnet, or netlink/iptables failing.
+        """
+        if config.external:
+            with self._locked():
+                existing = self.network(name)
+                if existing is None:
+                    raise _error(f"network {name} declared as external, but could not be found", "create network",
+                                 NotFoundError)
+                if project != existing.get("project") and project not in existing.get("users", []):
+                    existing["users"] = [*existing.get("users", []), project]
+                    _atomic_json(self._path(name), existing)
+                return existing
+        if (config.driver or "bridge") != "bridge":
+            raise _error(f"network {name}: driver {config.driver} is not supported by the native backend",
+                         "create network", UnsupportedFeatureError)
+        with self._locked():
+            existing = self.network(name)
+            if existing is not None:
+                return existing
+            try:
+                pools = self._pools(name, config)
+            except ipam.IPAMError as exc:
+                raise _error(str(exc), "create network") from None
+            bridge = self.bridge_name(name)
+            state = {"name": name, "project": project, "key": key, "bridge": bridge, "driver": "bridge",
+                     "driver_opts": dict(config.driver_opts), "labels": dict(config.labels),
+                     "internal": bool(config.internal), "enable_ipv6": bool(config.enable_ipv6),
+                     "attachable": bool(config.attachable), "pools": [p.to_json() for p in pools],
+                     "users": [], "endpoints": {}, "created": time.time()}
+            try:
+                self._setup_bridge(bridge, pools, internal=bool(config.internal))
+                _atomic_json(self._path(name), state)
+            except BaseException:
+                self._teardown_bridge(bridge)
+                raise
+        try:
+            self._dns_sync(project)
+        except BaseException:
+            self.remove_network(name)
+            raise
+        return state
+
+    def _pools(self, name: str, config: Any) -> list[ipam.Pool]:
+        pools = [ipam.configured_pool(name, p.subnet, p.ip_range, p.gateway, dict(p.aux_addresses))
+                 for p in config.ipam.config if p.subnet]
+        used = self._used_subnets()
+        for pool in pools:
+            clash = [u for u in used if u.version == pool.version and u.overlaps(pool.subnet)]  # type: ignore[arg-type,unused-ignore]
+            if clash:
+                raise ipam.IPAMError(f"network {name}: subnet {pool.subnet} overlaps {clash[0]}, already in use")
+        if config.enable_ipv4 is not False and not any(p.version == 4 for p in pools):
+            pools.insert(0, ipam.default_v4(used))
+        if config.enable_ipv6 and not any(p.version == 6 for p in pools):
+            pools.append(ipam.default_v6(name, used))
+        return pools
+
+    def _setup_bridge(self, bridge: str, pools: Sequence[ipam.Pool], *, internal: bool) -> None:
+        mac = "02:" + ":".join(bridge[4 + i:6 + i] for i in (0, 2, 4)) + ":00:01"
+        with netlink.host() as links:
+            links.add_bridge(bridge, mac)
+            for pool in pools:
+                links.add_address(bridge, ipaddress.ip_interface(f"{pool.gateway}/{pool.subnet.prefixlen}"))
+            links.set_up(bridge)
+        with contextlib.suppress(OSError):
+            netlink.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
+        if not internal:
+            netlink.write_sysctl("net.ipv4.ip_forward", "1")
+        firewall.add_network(bridge, [str(p.subnet) for p in pools], internal=internal)
+
+    def _teardown_bridge(self, bridge: str) -> None:
+        with contextlib.suppress(netlink.LinkError), netlink.host() as links:
+            links.delete(bridge)
+        firewall.remove_network(bridge)
+
+    def remove_network(self, name: str) -> None:
+        """Remove network ``name``: its bridge, rules, endpoints' veths and state; a missing one
+        is no error. An external network is only forgotten by the projects using it."""
+        with self._locked():
+            state = self.network(name)
+            if state is None:
+                return
+            with netlink.host() as links:
+                for endpoint in state.get("endpoints", {}).values():
+                    with contextlib.suppress(netlink.LinkError):
+                        links.delete(endpoint.get("veth") or "")
+            self._teardown_bridge(state["bridge"])
+            with contextlib.suppress(FileNotFoundError):
+                self._path(name).unlink()
+        self._dns_sync(state["project"])
+
+    # --- containers ----------------------------------------------------------------------------
+
+    def on_netns(self, project: str, container: str, service: Any, networks: Sequence[Attachment], *,
+                 run_dir: Path | str | None = None) -> Callable[[int], None]:
+        """The hook for ``Runtime.start(on_netns=...)``: attaches the container's namespace."""
+
+        def hook(pid: int) -> None:
+            self.attach(project, container, service, networks, netns=f"/proc/{pid}/ns/net", run_dir=run_dir)
+
+        return hook
+
+    def attach(self, project: str, container: str, service: Any, networks: Sequence[Attachment], *,
+               netns: str, run_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
+        """Connect the network namespace at ``netns`` to ``networks``: addresses (static ones
+        checked), a veth each (peer created inside), loopback up, the default route via the
+        first non-internal network's gateway, DNS names, published ports; rewrites
+        ``run_dir``'s resolv.conf and hosts. All or nothing: on error every piece is undone.
+
+        :raises PortInUseError: a published port is taken (by anything, composer included).
+        :raises NotFoundError: a network that does not exist.
+        :raises BackendError: a bad static address, netlink or iptables failing.
+        """
+        ports = expand_ports(getattr(service, "ports", ()) or ())
+        endpoints: dict[str, dict[str, Any]] = {}
+        try:
+            with self._locked():
+                self._check_ports(container, ports)
+                states = []
+                for attachment in networks:
+                    state = self.network(attachment.network)
+                    if state is None:
+                        raise _error(f"network {attachment.network} not found", "start", NotFoundError)
+                    states.append(state)
+                    endpoints[attachment.network] = self._allocate(state, project, container, service, attachment,
+                                                                   ports if len(endpoints) == 0 else [])
+                for state, attachment in zip(states, networks, strict=True):
+                    state["endpoints"][container] = endpoints[attachment.network]
+                    _atomic_json(self._path(attachment.network), state)
+            self._plumb(netns, states, networks, endpoints)
+            if ports and states:
+                first = states[0]
+                rules = [firewall.PortRule(p.protocol, p.host_ip, p.host_port, endpoints[first["name"]]["ipv4"],
+                                           p.target) for p in ports]
+                firewall.add_ports(first["bridge"], container, rules)
+            if run_dir is not None:
+                self._write_etc(Path(run_dir), service, states, endpoints)
+        except BaseException:
+            self.detach(project, container)
+            raise
+        return endpoints
+
+    def _check_ports(self, container: str, ports: Sequence[PublishedPort]) -> None:
+        taken = {(p["protocol"], p["host_port"]): (name, p["host_ip"]) for n in self.all_networks()
+                 for name, e in n.get("endpoints", {}).items() if name != container for p in e.get("ports", ())}
+        for port in ports:
+            owner = taken.get((port.protocol, port.host_port))
+            if owner is not None and (owner[1] == port.host_ip or "0.0.0.0" in (owner[1], port.host_ip)):
+                raise _error(f"Bind for {port.host_ip}:{port.host_port}/{port.protocol} failed: port is already "
+                             f"allocated (by {owner[0]})", "start", PortInUseError)
+            kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
+            with socket.socket(socket.AF_INET, kind) as probe:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((port.host_ip, port.host_port))
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise _error(f"Bind for {port.host_ip}:{port.host_port}/{port.protocol} failed: port is "
+                                     "already allocated", "start", PortInUseError) from None
+                    if exc.errno != errno.EADDRNOTAVAIL:
+                        raise _error(f"cannot publish {port.host_ip}:{port.host_port}/{port.protocol}: "
+                                     f"{exc.strerror}", "start") from None
+                    raise _error(f"cannot publish on {port.host_ip}: not an address of this host", "start") from None
+
+    def _allocate(self, state: dict[str, Any], project: str, container: str, service: Any, attachment: Attachment,
+                  ports: Sequence[PublishedPort]) -> dict[str, Any]:
+        pools = [ipam.Pool.from_json(p) for p in state["pools"]]
+        others = [e for name, e in state["endpoints"].items() if name != container]
+        endpoint: dict[str, Any] = {"project": project, "service": service.name, "ipv4": None, "ipv6": None}
+        for pool in pools:
+            key = f"ipv{pool.version}"
+            taken = [ipaddress.ip_address(e[key]) for e in others if e.get(key)]
+            requested = attachment.ipv4_address if pool.version == 4 else attachment.ipv6_address
+            try:
+                if requested:
+                    address = ipam.check_static(pool, ipaddress.ip_address(requested), taken,
+                                                f"service {service.name}: {key}_address")
+                else:
+                    address = ipam.allocate(pool, taken)
+            except ValueError as exc:
+                raise _error(str(exc) if isinstance(exc, ipam.IPAMError) else
+                             f"service {service.name}: invalid {key}_address {requested!r}", "start") from None
+            if endpoint[key] is None:
+                endpoint[key] = str(address)
+                endpoint[f"prefix{pool.version}"] = pool.subnet.prefixlen
+                endpoint[f"gateway{pool.version}"] = str(pool.gateway)
+        for requested, version in ((attachment.ipv4_address, 4), (attachment.ipv6_address, 6)):
+            if requested and not any(p.version == version for p in pools):
+                raise _error(f"service {service.name}: ipv{version}_address {requested} but network "
+                             f"{state['name']} has no IPv{version} subnet", "start")
+        if endpoint["ipv4"] is None and endpoint["ipv6"] is None:
+            raise _error(f"network {state['name']} has no subnet", "start")
+        first = ipaddress.ip_address(endpoint["ipv4"] or endpoint["ipv6"])
+        endpoint["mac"] = attachment.mac_address or ipam.mac_for(first)
+        hostname = getattr(service, "hostname", None)
+        names = [service.name, *attachment.aliases, *([hostname] if hostname else [])]
+        endpoint["names"] = list(dict.fromkeys(n for n in names if n and n != container))
+        links: dict[str, str] = {}
+        for link in (*getattr(service, "links", ()), *getattr(service, "external_links", ())):
+            target, _, alias = link.partition(":")
+            links[alias or target] = target
+        endpoint["links"] = links
+        endpoint["dns"] = list(getattr(service, "dns", ()) or ())
+        endpoint["veth"] = self.veth_name(container, state["name"])
+        endpoint["ports"] = [{"protocol": p.protocol, "host_ip": p.host_ip, "host_port": p.host_port,
+                              "target": p.target} for p in ports]
+        return endpoint
+
+    def _plumb(self, netns: str, states: Sequence[dict[str, Any]], networks: Sequence[Attachment],
+               endpoints: Mapping[str, dict[str, Any]]) -> None:
+        with netlink.host() as host:
+            for i, (state, attachment) in enumerate(zip(states, networks, strict=True)):
+                endpoint = endpoints[attachment.network]
+                host.delete(endpoint["veth"])  # a stale one from a crashed start
+                host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
+                              endpoint["mac"])
+        with netlink.namespace(netns) as inside:
+            inside.set_up("lo")
+            default_set: set[int] = set()
+            for i, (state, attachment) in enumerate(zip(states, networks, strict=True)):
+                endpoint = endpoints[attachment.network]
+                ifname = attachment.interface_name or f"eth{i}"
+                for version in (4, 6):
+                    if endpoint.get(f"ipv{version}"):
+                        inside.add_address(ifname, ipaddress.ip_interface(
+                            f"{endpoint[f'ipv{version}']}/{endpoint[f'prefix{version}']}"))
+                inside.set_up(ifname)
+                if state.get("internal"):
+                    continue
+                for version in (4, 6):
+                    if endpoint.get(f"ipv{version}") and version not in default_set:
+                        inside.add_default_route(ipaddress.ip_address(endpoint[f"gateway{version}"]))
+                        default_set.add(version)
+
+    def _write_etc(self, run_dir: Path, service: Any, states: Sequence[dict[str, Any]],
+                   endpoints: Mapping[str, dict[str, Any]]) -> None:
+        """resolv.conf (nameserver: the first network's gateway) and hosts (the container's
+        addresses for its hostname), rewritten in place: they may already be bind-mounted."""
+        if not states:
+            return
+        first = endpoints[states[0]["name"]]
+        gateway = first.get("gateway4") or first.get("gateway6")
+        resolv = run_dir / "resolv.conf"
+        lines = [line for line in (resolv.read_text() if resolv.exists() else "").splitlines()
+                 if not line.startswith("nameserver")]
+        text = f"nameserver {gateway}\n" + "".join(f"{line}\n" for line in lines)
+        with open(resolv, "r+" if resolv.exists() else "w") as f:
+            f.seek(0)
+            f.write(text)
+            f.truncate()
+        hosts = run_dir / "hosts"
+        if hosts.exists():
+            hostname = (run_dir / "hostname").read_text().strip() if (run_dir / "hostname").exists() else ""
+            domain = getattr(service, "domainname", None)
+            full = f"{hostname}.{domain} {hostname}" if domain else hostname
+            body = [line for line in hosts.read_text().splitlines() if not line.startswith("127.0.1.1\t")]
+            body += [f"{first[k]}\t{full}" for k in ("ipv4", "ipv6") if first.get(k)]
+            with open(hosts, "r+") as f:
+                f.seek(0)
+                f.write("\n".join(body) + "\n")
+                f.truncate()
+
+    def detach(self, project: str, container: str) -> None:
+        """Remove the container from every network: veths, published ports, DNS names and
+        addresses. Nothing attached is no error."""
+        with self._locked():
+            for state in self.all_networks():
+                endpoint = state.get("endpoints", {}).pop(container, None)
+                if endpoint is None:
+                    continue
+                with contextlib.suppress(netlink.LinkError), netlink.host() as links:
+                    links.delete(endpoint.get("veth") or "")
+                if endpoint.get("ports"):
+                    firewall.remove_ports(state["bridge"], container)
+                _atomic_json(self._path(state["name"]), state)
+
+    def ports(self, container: str) -> list[PublishedPort]:
+        """The container's published ports."""
+        return [PublishedPort(p["protocol"], p["host_ip"], int(p["host_port"]), int(p["target"]))
+                for n in self.all_networks() for p in n.get("endpoints", {}).get(container, {}).get("ports", ())]
+
+    def endpoints(self, container: str) -> dict[str, dict[str, Any]]:
+        """The container's endpoints by network name."""
+        return {n["name"]: n["endpoints"][container] for n in self.all_networks()
+                if container in n.get("endpoints", {})}
+
+    # --- the project as a whole ------------------------------------------------------------------
+
+    def down(self, project: str) -> None:
+        """Remove the project's networks, its endpoints on other projects' networks, and its
+        DNS daemon and state."""
+        for state in self.all_networks():
+            for name, endpoint in list(state.get("endpoints", {}).items()):
+                if endpoint.get("project") == project:
+                    self.detach(project, name)
+        for state in self.networks(project):
+            self.remove_network(state["name"])
+        with self._locked():
+            for state in self.all_networks():
+                if project in state.get("users", []):
+                    state["users"].remove(project)
+                    _atomic_json(self._path(state["name"]), state)
+        self.stop_dns(project)
+
+    # --- DNS daemon ----------------------------------------------------------------------------
+
+    def dns_dir(self, project: str) -> Path:
+        return self.run_root / project / "dns"
+
+    def dns_pid(self, project: str) -> int | None:
+        from composer.backends.native.network.dns import process_start_time
+
+        data = _read_json(self.dns_dir(project) / "pid.json")
+        if not data:
+            return None
+        pid = int(data["pid"])
+        return pid if process_start_time(pid) == data.get("start") else None
+
+    def _dns_sync(self, project: str) -> None:
+        """Start the project's DNS daemon, or make it listen on the networks' current gateways;
+        returns once it listens (or stops it when the project has no network left)."""
+        gateways = sorted({p["gateway"] for n in self.all_networks()
+                           if project == n.get("project") for p in n.get("pools", ())})
+        pid = self.dns_pid(project)
+        if not gateways:
+            if pid is not None:
+                self.stop_dns(project)
+            return
+        if pid is None:
+            self._start_dns(project)
+        else:
+            before = (self.dns_dir(project) / "listening.json").stat().st_mtime_ns
+            os.kill(pid, signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                listening = self.dns_dir(project) / "listening.json"
+                with contextlib.suppress(FileNotFoundError):
+                    if listening.stat().st_mtime_ns != before:
+                        break
+                time.sleep(0.005)
+        status = _read_json(self.dns_dir(project) / "listening.json") or {}
+        missing = [g for g in gateways if g not in status.get("addresses", [])]
+        if missing:
+            raise _error(f"DNS for project {project} cannot listen on {', '.join(missing)}: "
+                         f"{'; '.join(status.get('errors', [])) or 'unknown error'}", "create network")
+
+    def _start_dns(self, project: str) -> None:
+        self.dns_dir(project).mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen([self.python, "-m", "composer.backends.native.network.dns", str(self.run_root),
+                                    project], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        assert process.stdout is not None
+        line = process.stdout.readline().decode(errors="replace").strip()
+        process.stdout.close()
+        process.wait()
+        if line != "ready":
+            raise _error(f"DNS for project {project} did not start: {line or 'no answer'}", "create network")
+
+    def stop_dns(self, project: str) -> None:
+        """Stop the project's DNS daemon and remove its state directory."""
+        pid = self.dns_pid(project)
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                fd = os.pidfd_open(pid)
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGTERM)
+                    import select
+
+                    if not select.select([fd], [], [], 5)[0]:
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                        select.select([fd], [], [], 5)
+                finally:
+                    os.close(fd)
+        folder = self.dns_dir(project)
+        if folder.is_dir():
+            for child in folder.iterdir():
+                with contextlib.suppress(OSError):
+                    child.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()
