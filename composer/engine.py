@@ -32,6 +32,16 @@ class Outcome:
     executed: bool
 
 
+async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
+                   dry_run: bool) -> Outcome:
+    """Run ``plan`` unless this is a dry run; the plan is returned either way."""
+    from composer.planner.execute import execute
+
+    if not dry_run:
+        await execute(plan, backend, sink or NullSink(), parallel=parallel)
+    return Outcome(plan, not dry_run)
+
+
 async def up(
     project: Project, backend: Backend, options: UpOptions, sink: EventSink | None = None, *,
     parallel: int | None = None, dry_run: bool = False,
@@ -40,15 +50,12 @@ async def up(
 
     :raises composer.errors.ComposerError: planning or execution failed.
     """
-    from composer.planner.execute import execute
     from composer.planner.observe import observe_project
     from composer.planner.reconcile import reconcile_up
 
     observed = await observe_project(backend, project.name, project)
     plan = reconcile_up(project, observed, options)
-    if not dry_run:
-        await execute(plan, backend, sink or NullSink(), parallel=parallel)
-    return Outcome(plan, not dry_run)
+    return await _execute(plan, backend, sink, parallel, dry_run)
 
 
 async def down(
@@ -56,15 +63,12 @@ async def down(
     sink: EventSink | None = None, *, parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Stop and remove the project's containers and networks (and volumes with ``-v``)."""
-    from composer.planner.execute import execute
     from composer.planner.observe import observe_project
     from composer.planner.teardown import reconcile_down
 
     observed = await observe_project(backend, project_name, project)
     plan = reconcile_down(project_name, project, observed, options)
-    if not dry_run:
-        await execute(plan, backend, sink or NullSink(), parallel=parallel)
-    return Outcome(plan, not dry_run)
+    return await _execute(plan, backend, sink, parallel, dry_run)
 
 
 async def stop(
@@ -72,15 +76,12 @@ async def stop(
     parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Stop the selected services' containers, dependents first."""
-    from composer.planner.execute import execute
     from composer.planner.observe import observe_project
     from composer.planner.teardown import reconcile_stop
 
     observed = await observe_project(backend, project.name, project)
     plan = reconcile_stop(project, observed, options)
-    if not dry_run:
-        await execute(plan, backend, sink or NullSink(), parallel=parallel)
-    return Outcome(plan, not dry_run)
+    return await _execute(plan, backend, sink, parallel, dry_run)
 
 
 async def containers(project_name: str, backend: Backend, *, include_stopped: bool = False) -> list[ObservedContainer]:
@@ -106,13 +107,6 @@ if TYPE_CHECKING:
     from composer.planner.operations import ContainerTarget
 
 
-async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
-                   dry_run: bool) -> Outcome:
-    from composer.planner.execute import execute
-
-    if not dry_run:
-        await execute(plan, backend, sink or NullSink(), parallel=parallel)
-    return Outcome(plan, not dry_run)
 
 
 async def start(
@@ -392,13 +386,10 @@ async def build(
     parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Build the selected services' images (``composer build``)."""
-    from composer.planner.execute import execute
     from composer.planner.images import reconcile_build
 
     plan = reconcile_build(project, options)
-    if not dry_run:
-        await execute(plan, backend, sink or NullSink(), parallel=parallel)
-    return Outcome(plan, not dry_run)
+    return await _execute(plan, backend, sink, parallel, dry_run)
 
 
 async def pull(
@@ -406,14 +397,11 @@ async def pull(
     parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Pull the selected services' images (``composer pull``); see composer.planner.images."""
-    from composer.planner.execute import execute
     from composer.planner.images import reconcile_pull
 
     observed = await backend.observe(project.name)
     plan = reconcile_pull(project, observed.images, options)
-    if not dry_run:
-        await execute(plan, backend, sink or NullSink(), parallel=parallel)
-    return Outcome(plan, not dry_run)
+    return await _execute(plan, backend, sink, parallel, dry_run)
 
 
 async def push(
