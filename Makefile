@@ -52,7 +52,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	touch $@
 
 test: install engine
-	$(BIN)/ruff check composer tests bench
+	$(BIN)/ruff check composer tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest
 

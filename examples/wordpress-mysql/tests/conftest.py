@@ -1,0 +1,87 @@
+"""Fixtures for the WordPress example's tests, written with composer's pytest plugin.
+
+``wordpress`` is the stack of ../compose.yaml, brought up once per test module by the plugin's
+``composer_project`` fixture (a unique project name, WORDPRESS_PORT on a free port) and taken down
+with its volumes after the module's last test. ``site`` is a small HTTP client on its published port.
+
+The images are the stand-ins that scripts/prepare-example-images builds and serves through dockerd's
+registry mirror (see ../README.md); it runs once per session and is quick when they are up to date.
+Without root, docker or a Docker Engine the tests are skipped, and fail instead under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from wordpress_client import Site
+
+from composer import Project
+from composer.pytest_plugin import ProjectFactory
+from composer.readiness import healthy, http_status
+
+EXAMPLE = Path(__file__).resolve().parent.parent
+PREPARE_IMAGES = EXAMPLE.parents[1] / "scripts" / "prepare-example-images"
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def example_images() -> None:
+    """``mariadb:11`` and ``wordpress:6-apache`` pullable through the local mirror, and the secret files."""
+    if os.geteuid() != 0:
+        unavailable("the stand-in images need root (scripts/prepare-example-images)")
+    docker = shutil.which("docker")
+    if docker is None:
+        unavailable("docker is not installed (make deps)")
+        return
+    if subprocess.run([docker, "info"], capture_output=True, timeout=60, check=False).returncode != 0:
+        unavailable("no Docker Engine answers (make engine)")
+    done = subprocess.run([str(PREPARE_IMAGES)], capture_output=True, text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/prepare-example-images exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr}")
+    folder = EXAMPLE / "secrets"  # not committed; generated as `make demo` does
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for name in ("db_password", "db_root_password"):
+        path = folder / f"{name}.txt"
+        if not path.exists() or not path.read_text().strip():
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o644)  # the containers read them as their own users
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def wordpress(composer_project: ProjectFactory, example_images: None, request: pytest.FixtureRequest) -> Project:
+    """The example's stack, healthy and answering HTTP; one per test module."""
+    return composer_project(
+        EXAMPLE,
+        scope="module",
+        environment={"WORDPRESS_PORT": str(free_port())},
+        ready=[healthy("db"), http_status("wordpress", 80, "/wp-admin/install.php")],
+        timeout=300,
+        # The stand-in images live in dockerd's registry mirror: docker, unless --composer-backend says otherwise.
+        backend=request.config.getoption("composer_backend") or "docker",
+    )
+
+
+@pytest.fixture
+def site(wordpress: Project) -> Site:
+    """A fresh client (no cookies) on the stack's published port."""
+    host, port = wordpress.port("wordpress", 80).address
+    assert host == "127.0.0.1", host
+    return Site(f"http://{host}:{port}")
