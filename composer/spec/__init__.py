@@ -9,8 +9,9 @@ tree, never imports pydantic.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from composer._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from composer.spec.loader import LoadedConfig, LoadOptions, load_config
@@ -29,17 +30,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)
 
 
 def load_project(options: ProjectOptions | None = None, load: LoadOptions | None = None, **kwargs: Any) -> Project:
