@@ -1,7 +1,7 @@
 """Which backend runs a command: ``--backend``, then COMPOSER_BACKEND, then the best available.
 
-The native backend runs where it can (Linux, root, namespaces); until it exists, or where
-it cannot run, the docker backend is used. The choice comes with the reason, which
+The native backend is the default where it can run (Linux, root, namespaces); elsewhere the
+docker backend is used. The choice comes with the reason, which
 ``composer version`` prints.
 """
 
@@ -31,13 +31,7 @@ def _native_unavailable() -> str | None:
         return "the native backend needs root (rootless mode is not built yet)"
     if not os.path.exists("/proc/self/ns/net"):
         return "this kernel has no namespaces"
-    return NATIVE_IMAGES_ONLY
-
-
-# The native backend has its image store and registry client, but no container runtime yet: it is
-# chosen only when asked for (pull, push, images, image load/save work; up fails in one line).
-NATIVE_IMAGES_ONLY = ("the native backend runs no containers yet; its images work with --backend native "
-                      "(pull, push, images, image load/save)")
+    return None
 
 
 def choose_backend(requested: str | None, environment: Mapping[str, str] | None = None) -> BackendChoice:
@@ -50,7 +44,7 @@ def choose_backend(requested: str | None, environment: Mapping[str, str] | None 
     else:
         why_not = _native_unavailable()
         if why_not is None:
-            return BackendChoice("native", "default on Linux as root")
+            return BackendChoice("native", "default on Linux as root with namespaces")
         return BackendChoice("docker", f"default: {why_not}")
     if name not in KNOWN:
         raise UsageError(f"unknown backend {name!r}; choose one of: {', '.join(KNOWN)}")

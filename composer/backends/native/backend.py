@@ -1,23 +1,29 @@
-"""NativeBackend: composer's own engine, no daemon. So far the image side of the Backend protocol,
-on the content-addressed store and the registry client of composer.backends.native.image.
+"""NativeBackend: composer's own engine, no daemon.
+
+Images: the content-addressed store and the registry client of composer.backends.native.image.
 
 - ``observe`` reports the images in the store (under every spelling the planner may use: the
-  fully qualified reference, Docker's short form, without ``:latest``, and the image ID);
-  containers, networks and volumes are empty until the runtime is wired in.
+  fully qualified reference, Docker's short form, without ``:latest``, and the image ID), and
+  the project's containers, networks and volumes from the runtime's state files, with Compose's
+  com.docker.compose.* labels and config hash as the docker backend reports them.
 - ``ensure_image`` pulls as Compose's ``pull_policy`` says (always, missing, never, build,
   daily, weekly, every_<duration>); ``push_image`` pushes from the store; ``list_images``
   answers for the containers it is given.
 - ``build_image`` raises UnsupportedFeatureError: there is no native builder yet.
 
-The container half (composer.backends.native.runtime, being built) plugs in by overriding the
-methods under "containers": each raises a one-line error until then, so ``up`` fails cleanly.
+Containers: composer.backends.native.containers (synchronous, run in worker threads) over the
+runtime (composer.backends.native.runtime) and its per-project supervisor, which owns restart
+loops, healthchecks and logs so that ``up -d`` returns while everything keeps running.
+Networking plugs in through composer.backends.native.networking (loopback only until the
+bridge networks are wired there). ``cp`` is refused in one line.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NoReturn
+from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
@@ -42,10 +48,12 @@ from composer.errors import ImagePullError, UnsupportedFeatureError
 from composer.planner.observed import ObservedState
 
 if TYPE_CHECKING:
+    from composer.backends.native.containers import NativeContainers
     from composer.events import EventSink
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 BACKEND_NAME = "native"
+T = TypeVar("T")
 
 
 def image_aliases(record: ImageRecord) -> set[str]:
@@ -64,12 +72,35 @@ class NativeBackend:
     """The native backend: images now, containers when the runtime lands (see the module doc)."""
 
     name: ClassVar[str] = BACKEND_NAME
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.HEALTHCHECK, Capability.NAMED_VOLUMES, Capability.RESTART_POLICY})
 
     def __init__(self, root: Path | str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         self._root = root
         self._environ = environ
         self._store: ImageStore | None = None
+        self._containers: NativeContainers | None = None
+
+    @property
+    def containers(self) -> NativeContainers:
+        """The container side (runtime state under COMPOSER_RUN_ROOT or /run/composer)."""
+        if self._containers is None:
+            import os
+
+            if os.geteuid() != 0:
+                raise UnsupportedFeatureError("the native backend needs root to run containers (rootless mode is not "
+                                              "built yet)", backend_name=BACKEND_NAME, operation="containers")
+            from composer.backends.native.containers import NativeContainers
+            from composer.backends.native.runtime.containers import default_run_root
+
+            environ = os.environ if self._environ is None else self._environ
+            self._containers = NativeContainers(self.store, default_run_root(self._environ),
+                                                environ.get("COMPOSER_CGROUP_PARENT") or "composer")
+        return self._containers
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        """``call()`` in a worker thread (the runtime blocks: files, pidfds, the supervisor's socket)."""
+        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
     @property
     def store(self) -> ImageStore:
@@ -83,11 +114,14 @@ class NativeBackend:
     async def observe(
         self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = ()
     ) -> ObservedState:
-        records = await anyio.to_thread.run_sync(lambda: self.store.images())
-        images: set[str] = set()
-        for record in records:
-            images |= image_aliases(record)
-        return ObservedState(project_name, images=frozenset(images))
+        def observe() -> ObservedState:
+            containers = self.containers  # refuses a caller who is not root, before the store
+            images: set[str] = set()
+            for record in self.store.images():
+                images |= image_aliases(record)
+            return containers.observe(project_name, external_networks, external_volumes, frozenset(images))
+
+        return await self._run(observe)
 
     # --- images ---------------------------------------------------------------------------
 
@@ -121,70 +155,104 @@ class NativeBackend:
     async def list_images(self, refs: Sequence[ContainerRef]) -> list[ImageSummary]:
         if not refs:
             return []
-        self._unavailable("images")
+        return await self._run(lambda: self.containers.list_images(refs))
 
     async def aclose(self) -> None:
-        return None
+        if self._containers is not None:
+            await anyio.to_thread.run_sync(self._containers.release)
 
-    # --- containers (composer.backends.native.runtime plugs in here) ----------------------
+    # --- containers (composer.backends.native.containers over the runtime and its supervisor) ---
 
     def _unavailable(self, what: str) -> NoReturn:
-        raise UnsupportedFeatureError(f"{what}: containers are not available yet on the native backend "
-                                      "(use --backend docker)", backend_name=BACKEND_NAME, operation=what)
+        raise UnsupportedFeatureError(f"{what} is not supported by the native backend yet (use --backend docker)",
+                                      backend_name=BACKEND_NAME, operation=what)
 
     async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str:
-        self._unavailable("create network")
+        return await self._run(lambda: self.containers.create_network(project_name, key, network_name, config))
 
     async def remove_network(self, network_name: str) -> None:
-        self._unavailable("remove network")
+        await self._run(lambda: self.containers.remove_network(network_name))
 
     async def create_volume(self, project_name: str, key: str, volume_name: str, config: VolumeConfig) -> str:
-        self._unavailable("create volume")
+        return await self._run(lambda: self.containers.create_volume(project_name, key, volume_name, config))
 
     async def remove_volume(self, volume_name: str) -> None:
-        self._unavailable("remove volume")
+        await self._run(lambda: self.containers.remove_volume(volume_name))
 
     async def create_container(self, spec: ContainerSpec) -> ContainerRef:
-        self._unavailable("create container")
+        return await self._run(lambda: self.containers.create(spec))
 
     async def start_container(self, ref: ContainerRef) -> None:
-        self._unavailable("start container")
+        await self._run(lambda: self.containers.start(ref))
 
     async def stop_container(self, ref: ContainerRef, *, grace_seconds: float) -> None:
-        self._unavailable("stop container")
+        await self._run(lambda: self.containers.stop(ref, grace_seconds))
 
     async def kill_container(self, ref: ContainerRef, *, signal: str) -> None:
-        self._unavailable("kill container")
+        await self._run(lambda: self.containers.kill(ref, signal))
 
     async def remove_container(self, ref: ContainerRef, *, remove_volumes: bool) -> None:
-        self._unavailable("remove container")
+        await self._run(lambda: self.containers.remove(ref, remove_volumes))
 
     async def rename_container(self, ref: ContainerRef, new_name: str) -> None:
-        self._unavailable("rename container")
+        await self._run(lambda: self.containers.rename(ref, new_name))
 
     async def container_state(self, ref: ContainerRef) -> ContainerState:
-        self._unavailable("container state")
+        return await self._run(lambda: self.containers.container_state(ref))
 
     def logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None) -> AsyncIterator[LogLine]:
-        self._unavailable("logs")
+        """The containers' JSON-lines logs (``tail`` last lines of each first), interleaved as
+        they come; with ``follow`` until every container has stopped."""
+        return self._logs(refs, follow=follow, tail=tail)
+
+    async def _logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None
+                    ) -> AsyncGenerator[LogLine, None]:
+        containers = self.containers
+        targets = await self._run(lambda: containers.log_targets(refs))
+        await self._run(containers.release)
+        offsets = [0] * len(targets)
+        tails: list[int | None] = [tail] * len(targets)
+        live = list(range(len(targets)))
+
+        def step(index: int) -> tuple[bool, list[LogLine]]:
+            running = follow and containers.still_logging(targets[index])
+            lines, offsets[index] = containers.read_lines(targets[index], offsets[index], tails[index])
+            tails[index] = None
+            return running, lines
+
+        while live:
+            progressed = False
+            for index in list(live):
+                running, lines = await self._run(partial(step, index))
+                for line in lines:
+                    yield line
+                progressed = progressed or bool(lines)
+                if not running:
+                    live.remove(index)
+            if not follow:
+                return
+            if not progressed:
+                await anyio.sleep(0.1)
 
     async def pause_container(self, ref: ContainerRef) -> None:
-        self._unavailable("pause")
+        await self._run(lambda: self.containers.pause(ref, True))
 
     async def unpause_container(self, ref: ContainerRef) -> None:
-        self._unavailable("unpause")
+        await self._run(lambda: self.containers.pause(ref, False))
 
     async def wait_container(self, ref: ContainerRef) -> int:
-        self._unavailable("wait")
+        await self._run(self.containers.release)
+        return await self._run(lambda: self.containers.wait(ref))
 
     async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
-        self._unavailable("exec")
+        await self._run(self.containers.release)
+        return await self._run(lambda: self.containers.exec(ref, spec, streams))
 
     async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
-        self._unavailable("attach")
+        return await self._run(lambda: self.containers.attach(ref, streams, start))
 
     async def container_top(self, ref: ContainerRef) -> ProcessList:
-        self._unavailable("top")
+        return await self._run(lambda: self.containers.top(ref))
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         self._unavailable("cp")
@@ -196,4 +264,4 @@ class NativeBackend:
         self._unavailable("cp")
 
     async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
-        return []  # no native containers yet, so no projects
+        return await self._run(lambda: self.containers.list_projects(include_stopped))

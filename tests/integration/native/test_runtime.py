@@ -94,10 +94,12 @@ def runtime(image: tuple[ImageStore, ImageRecord], session_root: Path) -> Iterat
 def residue(rt: Runtime) -> None:
     """Fail on anything the tests left: mounts under the state dirs, cgroups, processes, files."""
     problems: list[str] = []
-    roots = (str(rt.run_root), str(rt.store.root / "containers"))
+    roots = (str(rt.run_root), str(rt.store.root / "containers"), str(rt.store.root / "volumes"))
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         if any(root in line for root in roots):
             problems.append(f"mount: {line}")
+        elif " nsfs " in line and any(root in line for root in (str(rt.run_root), str(rt.store.root))):
+            problems.append(f"network namespace: {line}")
     layout = cgroups.detect()
     hierarchies = list(layout.v1.values()) + ([layout.unified] if layout.unified else [])
     for mountpoint in hierarchies:
@@ -118,6 +120,9 @@ def residue(rt: Runtime) -> None:
     leftovers = [str(p) for p in rt.run_root.rglob("*")] if rt.run_root.exists() else []
     containers = rt.store.root / "containers"
     leftovers += [str(p) for p in containers.iterdir()] if containers.exists() else []
+    for kind in ("volumes", "networks"):  # the native backend's volumes and loopback networks
+        folder = rt.store.root / kind
+        leftovers += [str(p) for p in folder.iterdir()] if folder.exists() else []
     if leftovers:
         problems.append(f"state files: {leftovers[:10]}")
     if problems:
@@ -135,9 +140,20 @@ def leftover_processes(rt: Runtime) -> list[str]:
             status = (proc / "status").read_text()
         except OSError:
             continue
-        if "runtime.init" in cmdline or rt.cgroup_parent in cgroup or str(rt.run_root) in cmdline:
+        if rt.cgroup_parent in cgroup or str(rt.run_root) in cmdline or (
+                ("runtime.init" in cmdline or "runtime.nsexec" in cmdline) and ours(proc, rt)):
             found.append(f"process {proc.name}: {cmdline!r} {status.splitlines()[2]}")
     return found
+
+
+def ours(proc: Path, rt: Runtime) -> bool:
+    """A helper (monitor) of these tests, not another session's: its stderr is a monitor.log
+    under our run root (other open files under it count too)."""
+    try:
+        targets = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+    except OSError:
+        return False
+    return any(t.startswith((str(rt.run_root), str(rt.store.root))) for t in targets)
 
 
 class Box:

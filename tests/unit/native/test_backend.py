@@ -3,6 +3,8 @@ one-line refusals of build and of the container operations."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import anyio
@@ -12,16 +14,20 @@ from composer.backends import backend_class
 from composer.backends.base import BuildSpec, ContainerRef
 from composer.backends.native.backend import NativeBackend, image_aliases
 from composer.backends.native.image.store import ImageRecord
-from composer.backends.select import choose_backend
-from composer.errors import UnsupportedFeatureError
+from composer.backends.select import BackendChoice, choose_backend
+from composer.errors import NotFoundError, UnsupportedFeatureError
 from composer.spec.models import ServiceConfig
 
 
-def test_native_is_accepted_but_not_the_default() -> None:
+def test_native_is_the_default_as_root_on_linux() -> None:
     assert choose_backend("native", {}).name == "native"
-    assert choose_backend(None, {"COMPOSER_BACKEND": "native"}).name == "native"
+    assert choose_backend(None, {"COMPOSER_BACKEND": "docker"}).name == "docker"
     default = choose_backend(None, {})
-    assert default.name == "docker"
+    if sys.platform.startswith("linux") and os.geteuid() == 0 and os.path.exists("/proc/self/ns/net"):
+        assert default == BackendChoice("native", "default on Linux as root with namespaces")
+    else:
+        assert default.name == "docker"
+        assert default.reason.startswith("default: ")
     assert backend_class("native") is NativeBackend
 
 
@@ -35,7 +41,7 @@ def test_image_aliases() -> None:
 
 
 def test_observe_an_empty_store_and_one_line_refusals(tmp_path: Path) -> None:
-    backend = NativeBackend(tmp_path / "root")
+    backend = NativeBackend(tmp_path / "root", environ={"COMPOSER_RUN_ROOT": str(tmp_path / "run")})
 
     async def main() -> None:
         observed = await backend.observe("demo")
@@ -46,9 +52,13 @@ def test_observe_an_empty_store_and_one_line_refusals(tmp_path: Path) -> None:
             await backend.build_image(BuildSpec("demo", service, "demo-web", {}), sink=None)  # type: ignore[arg-type]
         assert str(refused.value) == ("service web has build: ; the native backend cannot build images yet "
                                       "(use --backend docker)")
-        with pytest.raises(UnsupportedFeatureError, match="not available yet on the native backend") as missing:
+        with pytest.raises(NotFoundError, match="No such container: demo-web-1") as missing:
             await backend.start_container(ContainerRef("x", "demo-web-1"))
         assert "\n" not in str(missing.value)
         assert missing.value.hint is None
+        with pytest.raises(UnsupportedFeatureError, match="not supported by the native backend yet"):
+            await backend.copy_from_container(ContainerRef("x", "demo-web-1"), "/etc")
+        await backend.aclose()
+        assert not (tmp_path / "run" / "demo").exists()
 
     anyio.run(main)

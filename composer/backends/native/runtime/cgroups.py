@@ -304,3 +304,36 @@ def remove(cgroup: Cgroup, *, timeout: float = 5.0) -> None:
                 if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
                     raise OSError(exc.errno, f"cannot remove the cgroup {path}: {exc.strerror}") from None
                 time.sleep(0.01)
+
+
+def freeze(cgroup: Cgroup, frozen: bool, *, timeout: float = 5.0) -> None:
+    """Freeze (pause) or thaw the cgroup's processes: the v1 freezer, or cgroup.freeze on v2.
+
+    :raises OSError: no freezer, or the state did not settle within ``timeout``.
+    """
+    if "freezer" in cgroup.paths:
+        path = os.path.join(cgroup.paths["freezer"], "freezer.state")
+        wanted = "FROZEN" if frozen else "THAWED"
+        deadline = time.monotonic() + timeout
+        while True:
+            _write(path, wanted)
+            if _read(path).strip() == wanted:
+                return
+            if time.monotonic() >= deadline:
+                raise OSError(errno.EBUSY, f"the cgroup did not become {wanted.lower()} in {timeout:g}s")
+            time.sleep(0.005)
+    elif cgroup.mode == "v2" and "unified" in cgroup.paths:
+        _write(os.path.join(cgroup.paths["unified"], "cgroup.freeze"), "1" if frozen else "0")
+    else:
+        raise OSError(errno.ENOTSUP, "no cgroup freezer on this host")
+
+
+def is_frozen(cgroup: Cgroup) -> bool:
+    try:
+        if "freezer" in cgroup.paths:
+            return _read(os.path.join(cgroup.paths["freezer"], "freezer.state")).strip() != "THAWED"
+        if cgroup.mode == "v2" and "unified" in cgroup.paths:
+            return _read(os.path.join(cgroup.paths["unified"], "cgroup.freeze")).strip() == "1"
+    except OSError:
+        return False
+    return False

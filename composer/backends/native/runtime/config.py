@@ -11,7 +11,8 @@ The configuration (a JSON object, read by ``init.py``)::
     rootfs                   {layers_dir, lower: [l/<short>...] topmost first, upper, work, mountpoint, readonly}
     args, env, user, group_add, working_dir, hostname, domainname
     capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined")
-    masked_paths, readonly_paths, mounts [{type: bind|tmpfs, source, target, readonly, propagation, options}]
+    masked_paths, readonly_paths, mounts [{type: bind|tmpfs|volume, source, target, readonly, propagation,
+                             options, fill}]
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
     netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
     init_binary              tini-static to run as PID 1 (``init: true``), or null
@@ -154,10 +155,13 @@ def tmpfs_entry(entry: str) -> dict[str, Any]:
     return {"type": "tmpfs", "target": target, "options": options}
 
 
-def mounts(volumes: Sequence[Any], tmpfs: Sequence[str]) -> list[dict[str, Any]]:
-    """Bind and tmpfs mounts, in order; creates a missing bind source when the service asks.
+def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[str, str] | None = None
+           ) -> list[dict[str, Any]]:
+    """Bind, tmpfs and volume mounts, in order; creates a missing bind source when the service
+    asks. ``volume_paths`` maps the target of each named or anonymous volume to its directory in
+    the store (filled from the image's content at the target on first use unless ``nocopy``).
 
-    :raises UnsupportedFeatureError: a named or anonymous volume, or another mount type.
+    :raises UnsupportedFeatureError: a volume without a directory, or another mount type.
     :raises NotFoundError: a missing bind source without create_host_path.
     """
     from composer.errors import NotFoundError
@@ -184,6 +188,10 @@ def mounts(volumes: Sequence[Any], tmpfs: Sequence[str]) -> list[dict[str, Any]]
             propagation = volume.bind.propagation if volume.bind is not None else None
             result.append({"type": "bind", "source": source, "target": volume.target,
                            "readonly": bool(volume.read_only), "propagation": propagation})
+        elif volume.type == "volume" and volume_paths and volume.target in volume_paths:
+            nocopy = bool(volume.volume is not None and volume.volume.nocopy)
+            result.append({"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
+                           "readonly": bool(volume.read_only), "fill": not nocopy})
         else:
             raise unsupported(f"{volume.type} mounts are not supported by the native runtime yet ({volume.target})")
     return result
@@ -228,8 +236,8 @@ def resolv_conf(host_text: str, dns: Sequence[str], search: Sequence[str], optio
     return text
 
 
-def service_config(service: Any, image_config: Mapping[str, Any], *, container_id: str, hostname: str | None = None
-                   ) -> dict[str, Any]:
+def service_config(service: Any, image_config: Mapping[str, Any], *, container_id: str, hostname: str | None = None,
+                   volume_paths: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The part of the helper's configuration that comes from the service and the image config
     (``config`` of the image's config blob); paths are added by the runtime.
 
@@ -280,7 +288,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "seccomp": seccomp,
         "masked_paths": list(MASKED_PATHS),
         "readonly_paths": list(READONLY_PATHS),
-        "mounts": mounts(service.volumes, service.tmpfs),
+        "mounts": mounts(service.volumes, service.tmpfs, volume_paths),
         "shm_size": int(service.shm_size) if service.shm_size is not None else DEFAULT_SHM,
         "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host"),
         "ulimits": ulimits,

@@ -134,9 +134,11 @@ class Runtime:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def create(self, project: str, name: str, service: Any, image: ImageRecord, *,
-               labels: Mapping[str, str] | None = None) -> str:
+               labels: Mapping[str, str] | None = None, volume_paths: Mapping[str, str] | None = None,
+               extra: Mapping[str, Any] | None = None) -> str:
         """Prepare a container of ``service`` (a ServiceConfig) from ``image``; nothing runs yet.
-        Returns the container id.
+        Returns the container id. ``volume_paths``: target -> store directory of each volume
+        mount; ``extra``: more keys for config.json (the supervisor's restart and healthcheck).
 
         :raises AlreadyExistsError: a container of that name exists in the project.
         :raises UnsupportedFeatureError: the service asks for something the runtime cannot do.
@@ -145,7 +147,8 @@ class Runtime:
         from composer.errors import AlreadyExistsError
 
         container_id = secrets.token_hex(32)
-        settings = service_config(service, self.store.config(image), container_id=container_id)
+        settings = service_config(service, self.store.config(image), container_id=container_id,
+                                  volume_paths=volume_paths)
         layers = [f"l/{layer.link}" for layer in reversed(self.store.layers(image))]
         run_dir = self.run_dir(project, name)
         run_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
@@ -169,7 +172,7 @@ class Runtime:
             etc["/etc/resolv.conf"].write_text(resolv_conf(host_resolv, settings.pop("dns"),
                                                            settings.pop("dns_search"), settings.pop("dns_opt")))
             config = {
-                **settings,
+                **(extra or {}), **settings,
                 "id": container_id, "name": name, "project": project, "image": image.reference,
                 "image_id": image.config, "labels": dict(labels or {}), "created": time.time(),
                 "run_dir": str(run_dir), "log_path": str(data_dir / "container.log"),

@@ -169,12 +169,37 @@ def mount_user(root: str, mount: dict[str, Any]) -> None:
         return
     source = mount["source"]
     target = in_root(root, mount["target"], create="dir" if os.path.isdir(source) else "file")
+    if kind == "volume" and mount.get("fill"):
+        fill_volume(target, source)
     L.mount(source, target, None, L.MS_BIND | L.MS_REC)
     if mount.get("readonly"):
         remount_readonly(target)
     propagation = mount.get("propagation")
     if propagation:
         L.mount(None, target, None, PROPAGATION[propagation])
+
+
+def fill_volume(image_dir: str, volume_dir: str) -> None:
+    """Docker's copy-up: an empty volume gets the image's content at its mount point (owners,
+    modes and times kept), once; ``cp -a`` from the host, before pivot_root."""
+    if os.listdir(volume_dir) or not os.path.isdir(image_dir) or not os.listdir(image_dir):
+        return
+    pid = os.posix_spawn("/bin/cp", ["cp", "-a", f"{image_dir}/.", volume_dir], {})
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(f"cannot copy the image's {image_dir} into its volume")
+
+
+def loopback_up() -> None:
+    """Bring ``lo`` up in a new network namespace (SIOCGIFFLAGS / SIOCSIFFLAGS)."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), 0x8913, request))[1]
+        fcntl.ioctl(sock.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))
 
 
 def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
@@ -194,6 +219,8 @@ def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
 
 
 def setup_rootfs(cfg: dict[str, Any]) -> None:
+    if cfg.get("netns") is None:  # a network namespace of its own: lo up (the rest is networking's)
+        loopback_up()
     rootfs = cfg["rootfs"]
     root = rootfs["mountpoint"]
     # Nothing mounted here may reach the host: slave when a bind asks for shared propagation.

@@ -1,0 +1,104 @@
+"""Start-to-exit of a trivial container: ``composer --backend native run --rm`` against
+``docker run --rm`` and ``runc run`` on the same busybox image, interleaved in one run.
+
+The image is dockerd's ``composer-test/busybox`` (``make engine`` / the integration tests build
+it; ``--image`` for another): loaded into a throw-away native store (COMPOSER_ROOT) with
+``composer image load``, run by docker as it is, and exported to an OCI bundle for runc
+(``runc spec``, args ``true``, no terminal). Prints median, p90 and ratios (tool / composer).
+
+Usage: .venv/bin/python bench/native_run_bench.py [--runs N] [--image REF]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:6])}... failed ({result.returncode}): {result.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def runc_bundle(image: str, folder: Path) -> Path:
+    bundle = folder / "bundle"
+    rootfs = bundle / "rootfs"
+    rootfs.mkdir(parents=True)
+    container = subprocess.run(["docker", "create", image, "true"], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    try:
+        export = subprocess.Popen(["docker", "export", container], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", str(rootfs)], stdin=export.stdout, check=True)
+        export.wait()
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["args"] = ["true"]
+    spec["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per tool (default 20)")
+    parser.add_argument("--image", default="composer-test/busybox:latest", help="dockerd's image to use")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (the native backend and runc need it)")
+    for tool in ("docker", "runc"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing (apt-get install docker.io runc)")
+    folder = Path(tempfile.mkdtemp(prefix="native-run-bench-"))
+    try:
+        env = {**os.environ, "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
+               "COMPOSER_BACKEND": "native"}
+        composer = str(BIN / "composer")
+        save = subprocess.Popen(["docker", "save", args.image], stdout=subprocess.PIPE)
+        subprocess.run([composer, "--backend", "native", "image", "load"], stdin=save.stdout, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        save.wait()
+        (folder / "compose.yaml").write_text(f"services:\n  t:\n    image: {args.image}\n    command: [\"true\"]\n")
+        bundle = runc_bundle(args.image, folder)
+        tools = {
+            "composer native run --rm": lambda i: timed([composer, "--backend", "native", "--progress", "quiet", "-p",
+                                                         "bench", "run", "--rm", "t"], env, folder),
+            "docker run --rm": lambda i: timed(["docker", "run", "--rm", args.image, "true"]),
+            "runc run": lambda i: timed(["runc", "run", "--bundle", str(bundle), f"bench-{os.getpid()}-{i}"]),
+        }
+        for tool in tools.values():  # warm-up (page cache, dockerd, the store)
+            tool(-1)
+        samples: dict[str, list[float]] = {name: [] for name in tools}
+        for i in range(args.runs):
+            for name, tool in tools.items():
+                samples[name].append(tool(i))
+        reference = statistics.median(samples["composer native run --rm"])
+        print(f"{'tool':<28}{'median':>10}{'p90':>10}{'ratio':>9}   ({args.runs} runs each, interleaved)")
+        for name, values in samples.items():
+            ordered = sorted(values)
+            median = statistics.median(values)
+            p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+            print(f"{name:<28}{median * 1000:>8.1f}ms{p90 * 1000:>8.1f}ms{median / reference:>8.2f}x")
+        print("ratio = tool / composer native (above 1: composer is faster)")
+    finally:
+        subprocess.run(["rm", "-rf", str(folder)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,647 @@
+"""The project supervisor: one long-lived process per project that owns its containers.
+
+Files, under ``<run root>/<project>/`` (next to the containers' own directories)::
+
+    supervisor.pid    {"pid", "start"}: the supervisor (start time tells pid reuse apart)
+    supervisor.sock   its unix socket: one JSON request line, one JSON answer line
+    supervisor.log    its stderr (tracebacks only)
+    lock              fcntl lock serialising the commands that change the project
+    <container>/supervise.json   {"manual_stop", "restart_count", "restarting"}: restart intent
+    <container>/health.json      {"status", "failing_streak", "log"}: the healthcheck's results
+
+``Client.ensure`` starts it when no live one answers: a fresh interpreter that double-forks,
+calls setsid and PR_SET_CHILD_SUBREAPER, binds the socket, writes the pid file and answers
+"ready" on a pipe, so the CLI can exit while everything keeps running. The supervisor starts
+every container itself (``start``), so each container's monitor (composer.backends.native.
+runtime.init: logs as JSON lines, exit code with 128+signal, OOM) is reparented to it; it
+watches each monitor through a pidfd, applies the restart policy (no, always, on-failure[:N],
+unless-stopped; Docker's backoff: 100 ms doubling to 1 min, reset after 10 s of running), runs
+the healthchecks in the container's namespaces and cgroup (nsexec) and records them in
+health.json, and reaps whatever is reparented to it. It exits when it has nothing left to
+watch. Stop and kill also go through it (they set ``manual_stop`` first, so no restart follows).
+
+If it dies, even by kill -9, the containers keep running (their monitors are reparented to init
+and still write logs and exit files); the next command notices the dead pid file, reports what
+is still running (``on_lost``) and starts a new supervisor, which adopts the running containers
+by watching their monitors' pidfds. Nothing here needs the supervisor to be alive to read state,
+and ``down`` works without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from composer.backends.native.runtime.init import atomic_json, process_start_time
+
+PID_FILE = "supervisor.pid"
+SOCKET = "supervisor.sock"
+LOG = "supervisor.log"
+LOCK = "lock"
+START_LOCK = "supervisor.lock"
+IDLE_EXIT = 2.0
+BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0
+_ROOT = str(Path(__file__).resolve().parents[4])
+BOOTSTRAP = f"""import sys
+sys.path.insert(0, {_ROOT!r})
+from composer.backends.native.runtime.supervisor import main
+sys.exit(main(sys.argv))
+"""
+
+
+class SupervisorError(Exception):
+    """The supervisor could not be started or did not answer (one line)."""
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def project_lock(run_root: Path, project: str) -> Iterator[int]:
+    """The project's exclusive fcntl lock (blocking); yields the locked fd."""
+    folder = run_root / project
+    folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def alive(pid: int, start: int | None) -> bool:
+    """Whether ``pid`` is still the process started at ``start`` and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0] not in (b"Z", b"X") and int(fields[19]) == start
+
+
+def supervise_state(run_dir: Path) -> dict[str, Any]:
+    return read_json(run_dir / "supervise.json") or {"manual_stop": False, "restart_count": 0, "restarting": False}
+
+
+def restart_wanted(policy: dict[str, Any] | None, exit_code: int, restart_count: int, manual_stop: bool) -> bool:
+    """Docker's restart decision after the container's process ended with ``exit_code``."""
+    if manual_stop or not policy:
+        return False
+    name = policy.get("name") or "no"
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure" and exit_code != 0:
+        maximum = int(policy.get("max_attempts") or 0)
+        return maximum <= 0 or restart_count < maximum
+    return False
+
+
+def health_probe_args(test: list[str]) -> list[str]:
+    kind, rest = test[0], list(test[1:])
+    if kind == "CMD-SHELL":
+        return ["/bin/sh", "-c", " ".join(rest)]
+    return rest
+
+
+# --- the client side (the CLI) --------------------------------------------------------------------
+
+
+class Client:
+    """Finds (or starts) the supervisor of ``project`` and sends it requests."""
+
+    def __init__(self, run_root: Path, project: str, store_root: Path, cgroup_parent: str, *,
+                 on_lost: Callable[[str], None] | None = None) -> None:
+        self.run_root = run_root
+        self.project = project
+        self.store_root = store_root
+        self.cgroup_parent = cgroup_parent
+        self.folder = run_root / project
+        self.on_lost = on_lost
+
+    def pid(self) -> int | None:
+        """The live supervisor's pid, or None."""
+        data = read_json(self.folder / PID_FILE)
+        if data is None:
+            return None
+        pid = int(data.get("pid") or 0)
+        if pid and alive(pid, data.get("start")):
+            return pid
+        return None
+
+    def _lost(self) -> None:
+        """A pid file without its process: the supervisor died. Report, clean its files."""
+        data = read_json(self.folder / PID_FILE)
+        if data is None:
+            return
+        running = []
+        for child in sorted(self.folder.iterdir()) if self.folder.is_dir() else ():
+            state = read_json(child / "state.json") if child.is_dir() else None
+            if state and not (child / "exit.json").exists() and process_start_time(int(state.get("pid") or 0)) == \
+                    state.get("pid_start"):
+                running.append(child.name)
+        for name in (PID_FILE, SOCKET):
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / name).unlink()
+        if self.on_lost is not None:
+            still = ", ".join(running) if running else "nothing"
+            self.on_lost(f"the supervisor of project {self.project} (pid {data.get('pid')}) died; "
+                         f"still running: {still}")
+
+    def ensure(self) -> int:
+        """The live supervisor's pid, starting one if needed.
+
+        :raises SupervisorError: it could not be started.
+        """
+        pid = self.pid()
+        if pid is not None:
+            return pid
+        self.folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+        fd = os.open(self.folder / START_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one launcher at a time (threads and processes)
+            pid = self.pid()
+            if pid is not None:
+                return pid
+            self._lost()
+            return self._launch()
+        finally:
+            os.close(fd)
+
+    def _launch(self) -> int:
+        ready_r, ready_w = os.pipe()
+        args = json.dumps({"run_root": str(self.run_root), "project": self.project,
+                           "store_root": str(self.store_root), "cgroup_parent": self.cgroup_parent})
+        with open(self.folder / LOG, "ab") as log:
+            try:
+                process = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, args, str(ready_w)], pass_fds=(ready_w,),
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                           start_new_session=True, cwd="/")
+            finally:
+                os.close(ready_w)
+        process.wait()
+        answer = b""
+        with os.fdopen(ready_r, "rb") as pipe:
+            answer = pipe.read()
+        message = read_message(answer)
+        if not message.get("ok"):
+            raise SupervisorError(f"cannot start the supervisor of project {self.project}: "
+                                  f"{message.get('error') or 'it exited without answering'}")
+        return int(message["pid"])
+
+    def call(self, op: str, **arguments: Any) -> dict[str, Any]:
+        """Send one request (starting the supervisor if needed); its answer.
+
+        :raises SupervisorError: no answer (twice), or an error answer.
+        """
+        last: Exception | None = None
+        for _attempt in range(3):
+            self.ensure()
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(str(self.folder / SOCKET))
+                    sock.sendall(json.dumps({"op": op, **arguments}).encode() + b"\n")
+                    data = b""
+                    while not data.endswith(b"\n"):
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+            except OSError as exc:
+                last = exc
+                time.sleep(0.05)
+                continue
+            if not data:
+                last = ConnectionResetError("no answer")
+                time.sleep(0.05)
+                continue
+            message = read_message(data)
+            if not message.get("ok"):
+                raise SupervisorError(str(message.get("error") or "unknown error"))
+            return message
+        raise SupervisorError(f"the supervisor of project {self.project} does not answer: {last}")
+
+    def notify(self, op: str, **arguments: Any) -> dict[str, Any] | None:
+        """Like call, but only to a live supervisor (None when there is none)."""
+        if self.pid() is None:
+            return None
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(self.folder / SOCKET))
+                sock.sendall(json.dumps({"op": op, **arguments}).encode() + b"\n")
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return None
+        return read_message(data) if data else None
+
+
+def read_message(data: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(data.decode(errors="replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"ok": False, "error": data.decode(errors="replace").strip()[-200:] or None}
+    return message if isinstance(message, dict) else {"ok": False}
+
+
+# --- the supervisor process ---------------------------------------------------------------------
+
+
+class Supervisor:
+    def __init__(self, run_root: Path, project: str, store_root: Path, cgroup_parent: str) -> None:
+        from composer.backends.native.image.store import ImageStore
+        from composer.backends.native.runtime.containers import Runtime
+
+        self.runtime = Runtime(ImageStore(store_root), run_root=run_root, cgroup_parent=cgroup_parent)
+        self.project = project
+        self.folder = run_root / project
+        self.lock = threading.RLock()
+        self.epoch: dict[str, int] = {}
+        self.wakeups: dict[str, threading.Event] = {}
+        self.watched: set[str] = set()
+        self.protected: set[int] = set()
+        self.popen_lock = threading.Lock()
+        self.last_busy = time.monotonic()
+        self.connections = 0
+        self.exit_now = False
+
+    # files ------------------------------------------------------------------------------------
+
+    def run_dir(self, name: str) -> Path:
+        return self.runtime.run_dir(self.project, name)
+
+    def update(self, name: str, **values: Any) -> dict[str, Any]:
+        state = supervise_state(self.run_dir(name))
+        state.update(values)
+        if self.run_dir(name).is_dir():
+            atomic_json(str(self.run_dir(name) / "supervise.json"), state)
+        return state
+
+    # operations ---------------------------------------------------------------------------------
+
+    def bump(self, name: str) -> int:
+        with self.lock:
+            self.epoch[name] = self.epoch.get(name, 0) + 1
+            old = self.wakeups.get(name)
+            if old is not None:
+                old.set()
+            self.wakeups[name] = threading.Event()
+            return self.epoch[name]
+
+    def current(self, name: str, epoch: int) -> bool:
+        with self.lock:
+            return self.epoch.get(name) == epoch
+
+    def op_start(self, name: str) -> dict[str, Any]:
+        epoch = self.bump(name)
+        self.update(name, manual_stop=False, restarting=False)
+        pid = self._start(name)
+        self._follow(name, epoch)
+        return {"pid": pid}
+
+    def _start(self, name: str) -> int:
+        config = self.runtime.config(self.project, name, "start")
+        if config.get("healthcheck"):
+            atomic_json(str(self.run_dir(name) / "health.json"), {"status": "starting", "failing_streak": 0, "log": []})
+        from composer.backends.native import networking
+
+        return self.runtime.start(self.project, name, **networking.start_options(config))
+
+    def _follow(self, name: str, epoch: int) -> None:
+        with self.lock:
+            self.watched.add(name)
+        threading.Thread(target=self._watch, args=(name, epoch), daemon=True).start()
+        config = self.runtime.config(self.project, name)
+        if config.get("healthcheck"):
+            threading.Thread(target=self._health, args=(name, epoch, config["healthcheck"]), daemon=True).start()
+
+    def op_stop(self, name: str, signal_number: int | None = None, grace: float | None = None) -> dict[str, Any]:
+        self.update(name, manual_stop=True, restarting=False)
+        with self.lock:
+            event = self.wakeups.get(name)
+        if event is not None:
+            event.set()  # a pending restart is abandoned
+        state = self.runtime.stop(self.project, name, sig=signal_number, grace=grace)
+        return {"status": state.status, "exit_code": state.exit_code}
+
+    def op_kill(self, name: str, signal_number: int) -> dict[str, Any]:
+        self.update(name, manual_stop=True, restarting=False)
+        with self.lock:
+            event = self.wakeups.get(name)
+        if event is not None:
+            event.set()
+        self.runtime.kill(self.project, name, signal_number)
+        return {}
+
+    def op_forget(self, name: str) -> dict[str, Any]:
+        self.bump(name)
+        with self.lock:
+            self.watched.discard(name)
+        return {}
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "ping":
+            return {"pid": os.getpid()}
+        if op == "start":
+            return self.op_start(str(request["name"]))
+        if op == "stop":
+            return self.op_stop(str(request["name"]), request.get("signal"), request.get("grace"))
+        if op == "kill":
+            return self.op_kill(str(request["name"]), int(request["signal"]))
+        if op == "forget":
+            return self.op_forget(str(request["name"]))
+        if op == "exit-if-empty":
+            with self.lock:
+                self.exit_now = not self.runtime.containers(self.project)
+            return {"exiting": self.exit_now}
+        if op == "status":
+            with self.lock:
+                return {"watched": sorted(self.watched)}
+        raise ValueError(f"unknown request {op!r}")
+
+    # watching -----------------------------------------------------------------------------------
+
+    def _watch(self, name: str, epoch: int) -> None:
+        from composer.backends.native.runtime.containers import open_pidfd, wait_pidfd
+
+        try:
+            backoff = BACKOFF_START
+            while self.current(name, epoch):
+                state = read_json(self.run_dir(name) / "state.json") or {}
+                started = time.monotonic()
+                fd = open_pidfd(state.get("monitor"), state.get("monitor_start"))
+                if fd is not None:
+                    try:
+                        wait_pidfd(fd, None)
+                    finally:
+                        os.close(fd)
+                if not self.current(name, epoch):
+                    return
+                try:
+                    final = self.runtime.state(self.project, name)
+                    if final.status == "dead":
+                        self.runtime._reap_lost(self.project, name, self.runtime.config(self.project, name))
+                        final = self.runtime.state(self.project, name)
+                    config = self.runtime.config(self.project, name)
+                except Exception:
+                    return  # removed meanwhile
+                if final.status == "running":
+                    continue
+                intent = supervise_state(self.run_dir(name))
+                if not restart_wanted(config.get("restart"), final.exit_code or 0, int(intent.get("restart_count", 0)),
+                                      bool(intent.get("manual_stop"))):
+                    return
+                if time.monotonic() - started >= BACKOFF_RESET:
+                    backoff = BACKOFF_START
+                self.update(name, restarting=True, restart_count=int(intent.get("restart_count", 0)) + 1)
+                delay = max(backoff, float((config.get("restart") or {}).get("delay") or 0))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                with self.lock:
+                    event = self.wakeups.get(name)
+                if event is not None and event.wait(delay):
+                    pass
+                if not self.current(name, epoch) or supervise_state(self.run_dir(name)).get("manual_stop"):
+                    self.update(name, restarting=False)
+                    return
+                try:
+                    self._start(name)
+                except Exception as exc:
+                    sys.stderr.write(f"restart of {name} failed: {exc}\n")
+                    self.update(name, restarting=False)
+                    return
+                self.update(name, restarting=False)
+                config = self.runtime.config(self.project, name)
+                if config.get("healthcheck"):
+                    threading.Thread(target=self._health, args=(name, epoch, config["healthcheck"]),
+                                     daemon=True).start()
+        finally:
+            with self.lock:
+                if self.epoch.get(name) == epoch:
+                    self.watched.discard(name)
+                self.last_busy = time.monotonic()
+
+    # healthchecks -------------------------------------------------------------------------------
+
+    def _health(self, name: str, epoch: int, check: dict[str, Any]) -> None:
+        from composer.backends.native.runtime import nsexec
+
+        run_dir = self.run_dir(name)
+        state = read_json(run_dir / "state.json") or {}
+        pid, pid_start = state.get("pid"), state.get("pid_start")
+        began = time.monotonic()
+        interval = float(check.get("interval") or 30.0)
+        start_interval = float(check.get("start_interval") or 5.0)
+        start_period = float(check.get("start_period") or 0.0)
+        timeout = float(check.get("timeout") or 30.0)
+        retries = int(check.get("retries") or 3)
+        streak = 0
+        status = "starting"
+        log: list[dict[str, Any]] = []
+        with self.lock:
+            wakeup = self.wakeups.get(name) or threading.Event()
+        while True:
+            in_start = time.monotonic() - began < start_period and status == "starting"
+            if wakeup.wait(start_interval if in_start else interval):
+                return
+            if not self.current(name, epoch) or not pid or process_start_time(int(pid)) != pid_start:
+                return
+            if self._paused(state):
+                continue
+            config = self.runtime.config(self.project, name)
+            exec_cfg = nsexec.exec_config(config, state, health_probe_args(list(check["test"])))
+            begun = time.time()
+            with self.popen_lock:
+                process = nsexec.run(exec_cfg, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                self.protected.add(process.pid)
+            try:
+                try:
+                    output, _ = process.communicate(timeout=timeout)
+                    code = process.returncode
+                except subprocess.TimeoutExpired:
+                    process.terminate()
+                    try:
+                        process.wait(1.0)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait()
+                    output = f"Health check exceeded timeout ({timeout:g}s)".encode()
+                    code = -1
+            finally:
+                with self.popen_lock:
+                    self.protected.discard(process.pid)
+            in_start = time.monotonic() - began < start_period
+            if code == 0:
+                streak, status = 0, "healthy"
+            elif not in_start:
+                streak += 1
+                if streak >= retries:
+                    status = "unhealthy"
+            log = [*log, {"start": begun, "end": time.time(), "exit_code": code,
+                          "output": output.decode(errors="replace")[-4096:]}][-5:]
+            if not self.current(name, epoch):
+                return
+            atomic_json(str(run_dir / "health.json"), {"status": status, "failing_streak": streak, "log": log})
+
+    @staticmethod
+    def _paused(state: dict[str, Any]) -> bool:
+        from composer.backends.native.runtime import cgroups
+
+        return bool(state.get("cgroup")) and cgroups.is_frozen(cgroups.Cgroup.from_json(state["cgroup"]))
+
+    # the process ----------------------------------------------------------------------------------
+
+    def _reaper(self) -> None:
+        """Reap whatever is reparented to us (monitors, orphans), leaving our own subprocesses
+        (healthcheck helpers, whose exit codes matter) to their Popen objects."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                time.sleep(0.2)
+                continue
+            except InterruptedError:
+                continue
+            if info is None:
+                continue
+            with self.popen_lock:
+                mine = info.si_pid in self.protected
+            if mine:
+                time.sleep(0.02)
+                continue
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.si_pid, 0)
+
+    def _serve_one(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                try:
+                    answer = {"ok": True, **self.handle(json.loads(data))}
+                except Exception as exc:
+                    text = " ".join(str(exc).split()) or type(exc).__name__
+                    answer = {"ok": False, "error": text}
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps(answer).encode() + b"\n")
+        finally:
+            with self.lock:
+                self.connections -= 1
+                self.last_busy = time.monotonic()
+
+    def _clean_up(self) -> None:
+        """Our files go (unless a newer supervisor owns them); with the project's last container
+        gone, its directory too."""
+        if (read_json(self.folder / PID_FILE) or {}).get("pid") != os.getpid():
+            return
+        names = [SOCKET, PID_FILE, START_LOCK]
+        if not self.runtime.containers(self.project):
+            names += [LOG, LOCK]
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / name).unlink()
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
+
+    def adopt(self) -> None:
+        """Watch the project's running containers (after a supervisor before us died)."""
+        for name in self.runtime.containers(self.project):
+            try:
+                if self.runtime.state(self.project, name).status == "running":
+                    self._follow(name, self.bump(name))
+            except Exception:
+                continue
+
+    def serve(self, ready_fd: int) -> None:
+        path = self.folder / SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(64)
+        listener.settimeout(0.25)
+        atomic_json(str(self.folder / PID_FILE), {"pid": os.getpid(), "start": process_start_time(os.getpid())})
+        threading.Thread(target=self._reaper, daemon=True).start()
+        self.adopt()
+        os.write(ready_fd, json.dumps({"ok": True, "pid": os.getpid()}).encode() + b"\n")
+        os.close(ready_fd)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                with self.lock:
+                    idle = not self.watched and not self.connections and (
+                        self.exit_now or time.monotonic() - self.last_busy > IDLE_EXIT)
+                    if idle or not self.folder.is_dir():
+                        # Stop answering first: a client that connects now retries with a new one.
+                        listener.close()
+                        self._clean_up()
+                        return
+                continue
+            conn.settimeout(None)
+            with self.lock:
+                self.connections += 1
+                self.last_busy = time.monotonic()
+            threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
+
+
+def _prctl_subreaper() -> None:
+    from composer.backends.native.runtime import linux
+
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+
+
+def main(argv: list[str]) -> int:
+    args = json.loads(argv[1])
+    ready_fd = int(argv[2])
+    if os.fork() != 0:
+        os._exit(0)  # the launcher reaps this one at once
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    try:
+        _prctl_subreaper()
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        supervisor = Supervisor(Path(args["run_root"]), args["project"], Path(args["store_root"]),
+                                args["cgroup_parent"])
+    except BaseException as exc:
+        os.write(ready_fd, json.dumps({"ok": False, "error": str(exc)}).encode() + b"\n")
+        os._exit(1)
+    try:
+        supervisor.serve(ready_fd)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.write(ready_fd, json.dumps({"ok": False, "error": str(exc)}).encode() + b"\n")
+        import traceback
+
+        traceback.print_exc()
+        os._exit(1)
+    os._exit(0)

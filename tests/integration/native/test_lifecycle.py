@@ -1,0 +1,364 @@
+"""The native backend end to end through the CLI: real containers, each command a new process.
+
+``composer --backend native up -d`` returns while the project supervisor keeps the containers
+running; ps, logs, exec, top, stop, start, restart, kill, pause, unpause and down run from new
+processes. Restart loops, healthchecks (service_healthy, --wait), stop signals, kill -9 of the
+supervisor, volumes and bad input are checked from the outside. The busybox test image is pulled
+from the local registry into a module store (COMPOSER_ROOT), state goes to a tmp COMPOSER_RUN_ROOT
+and cgroups under a unique COMPOSER_CGROUP_PARENT; the residue check of test_runtime runs after
+the module (mounts, network namespaces, cgroups, processes, state files, volumes, networks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from composer.backends.native.image.pull import pull
+from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.runtime.containers import Runtime
+from composer.events import ListSink
+from tests.integration.native.test_runtime import residue
+from tests.integration.registry import LocalRegistry
+
+
+class Env:
+    def __init__(self, root: Path, image: str, parent: str) -> None:
+        self.root = root
+        self.image = image
+        self.environ = {**os.environ, "COMPOSER_ROOT": str(root / "store"), "COMPOSER_RUN_ROOT": str(root / "run"),
+                        "COMPOSER_CGROUP_PARENT": parent,
+                        "COMPOSER_REGISTRY_CONFIG": str(root / "no-registries.json"), "NO_COLOR": "1"}
+        self.environ.pop("COMPOSER_REGISTRY_MIRRORS", None)
+        self.environ.pop("COMPOSER_BACKEND", None)
+
+
+@pytest.fixture(scope="module")
+def env(local_registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("native-lifecycle")
+    old = {k: os.environ.get(k) for k in ("COMPOSER_REGISTRY_CONFIG", "COMPOSER_REGISTRY_MIRRORS")}
+    os.environ["COMPOSER_REGISTRY_CONFIG"] = str(root / "no-registries.json")
+    os.environ.pop("COMPOSER_REGISTRY_MIRRORS", None)
+    try:
+        store = ImageStore.open(root / "store")
+        record: ImageRecord = anyio.run(pull, local_registry.busybox, store, ListSink())
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    parent = f"composer-test-{uuid.uuid4().hex[:8]}"
+    yield Env(root, record.reference, parent)
+    residue(Runtime(store, run_root=root / "run", cgroup_parent=parent))
+
+
+class Project:
+    """One compose project in its own directory; ``down -v`` at the end, pass or fail."""
+
+    def __init__(self, env: Env, tmp_path: Path) -> None:
+        self.env = env
+        self.name = f"lc{uuid.uuid4().hex[:8]}"
+        self.folder = tmp_path
+
+    def write(self, services: str, extra: str = "") -> None:
+        body = textwrap.dedent(services).replace("IMAGE", self.env.image)
+        text = "services:\n" + textwrap.indent(body, "  ") + textwrap.dedent(extra)
+        (self.folder / "compose.yaml").write_text(text)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 60, user: str | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "composer", "--backend", "native", "-p", self.name, *args]
+        if user is not None:
+            command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+        result = subprocess.run(command, cwd=cwd or self.folder, env=self.env.environ, capture_output=True, text=True,
+                                timeout=timeout)
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    def run_dir(self) -> Path:
+        return self.env.root / "run" / self.name
+
+    def state(self, container: str, file: str = "state.json") -> dict[str, Any]:
+        data = json.loads((self.run_dir() / container / file).read_text())
+        assert isinstance(data, dict)
+        return data
+
+    def ps(self) -> str:
+        return self.run("ps", "-a").stdout
+
+    def down(self) -> None:
+        self.run("down", "-v", "-t", "1", check=False)
+
+
+@pytest.fixture
+def project(env: Env, tmp_path: Path) -> Iterator[Project]:
+    p = Project(env, tmp_path)
+    try:
+        yield p
+    finally:
+        p.down()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not met within {timeout}s: {check}")
+        time.sleep(interval)
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The error message: exactly one ``composer:`` line, no traceback, no hint."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("composer:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "hint:" not in result.stderr
+    return lines[0]
+
+
+def nothing_left(project: Project) -> None:
+    store = project.env.root / "store"
+    assert not project.run_dir().exists() or not list(project.run_dir().iterdir()), list(project.run_dir().iterdir())
+    for kind in ("volumes", "networks"):
+        folder = store / kind
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        assert not [n for n in names if n.startswith(project.name)], names
+
+
+LOOP = "sh -c 'i=0; while true; do echo tick $$i; i=$$((i+1)); sleep 0.2; done'"
+
+
+def test_up_detached_then_every_command_from_new_processes(project: Project) -> None:
+    project.write(f"""
+        web:
+          image: IMAGE
+          command: {LOOP}
+          init: true
+          healthcheck:
+            test: ["CMD-SHELL", "test -d /proc/1"]
+            interval: 0.3s
+    """)
+    started = time.monotonic()
+    project.run("up", "-d")
+    assert time.monotonic() - started < 30
+    container = f"{project.name}-web-1"
+    eventually(lambda: "(healthy)" in project.ps())
+    assert container in project.ps()
+    assert "tick 2" in eventually(lambda: (out := project.run("logs", "web").stdout) and "tick 2" in out and out)
+    assert "tick 0" not in project.run("logs", "--tail", "1", "web").stdout
+    result = project.run("exec", "-T", "web", "sh", "-c", "echo out $(hostname); echo err >&2; exit 7", check=False)
+    assert result.returncode == 7
+    assert "out " in result.stdout
+    assert "err" in result.stderr
+    assert project.run("exec", "-T", "-u", "1000:1000", "-w", "/etc", "web", "sh", "-c", "id -u; pwd").stdout.split() \
+        == ["1000", "/etc"]
+    assert "docker-init" in project.run("top", "web").stdout
+    project.run("pause", "web")
+    assert "Paused" in project.ps()
+    assert project.run("exec", "-T", "web", "true", check=False).returncode != 0
+    project.run("unpause", "web")
+    assert "Paused" not in project.ps()
+    first = project.state(container)["pid"]
+    project.run("restart", "-t", "1", "web")
+    assert project.state(container)["pid"] != first
+    project.run("stop", "-t", "1", "web")
+    assert "Exited" in project.ps()
+    project.run("start", "web")
+    assert "Up" in project.ps()
+    project.run("kill", "web")
+    assert "Exited (137)" in eventually(lambda: (out := project.ps()) and "Exited" in out and out)
+    project.run("down", "-t", "1")
+    nothing_left(project)
+
+
+def test_a_crashing_service_restarts_under_on_failure_and_down_ends_the_loop(project: Project) -> None:
+    project.write("""
+        crash:
+          image: IMAGE
+          command: sh -c 'echo crashing; sleep 0.1; exit 3'
+          restart: on-failure
+    """)
+    project.run("up", "-d")
+    eventually(lambda: project.run("logs", "crash").stdout.count("crashing") >= 3)
+    assert project.state(f"{project.name}-crash-1", "supervise.json")["restart_count"] >= 2
+    project.run("down", "-t", "1")
+    nothing_left(project)
+
+
+def test_on_failure_with_a_maximum_then_stays_exited(project: Project) -> None:
+    project.write("""
+        crash:
+          image: IMAGE
+          command: sh -c 'echo crashing; exit 3'
+          restart: "on-failure:2"
+    """)
+    project.run("up", "-d")
+    eventually(lambda: "Exited (3)" in project.ps() and project.run("logs", "crash").stdout.count("crashing") == 3)
+    time.sleep(1)
+    assert project.run("logs", "crash").stdout.count("crashing") == 3
+
+
+def test_service_healthy_ordering_and_wait_fails_when_unhealthy(project: Project) -> None:
+    project.write("""
+        db:
+          image: IMAGE
+          command: sh -c 'sleep 1; touch /ready; exec sleep 60'
+          healthcheck:
+            test: ["CMD", "test", "-e", "/ready"]
+            interval: 0.2s
+            retries: 50
+        app:
+          image: IMAGE
+          command: sleep 60
+          depends_on:
+            db:
+              condition: service_healthy
+    """)
+    project.run("up", "-d")
+    health = project.state(f"{project.name}-db-1", "health.json")
+    first_ok = min(entry["end"] for entry in health["log"] if entry["exit_code"] == 0)
+    assert project.state(f"{project.name}-app-1")["started"] >= first_ok
+    project.run("down", "-t", "0")
+
+    project.write("""
+        sick:
+          image: IMAGE
+          command: sleep 60
+          healthcheck:
+            test: ["CMD", "false"]
+            interval: 0.2s
+            retries: 2
+    """)
+    result = project.run("up", "-d", "--wait", "--wait-timeout", "30", check=False)
+    assert result.returncode != 0
+    assert "unhealthy" in result.stderr
+    assert "(unhealthy)" in project.ps()
+
+
+def test_stop_honours_stop_signal_then_grace_then_kill(project: Project) -> None:
+    project.write("""
+        polite:
+          image: IMAGE
+          command: sh -c 'trap "echo got usr1; exit 0" USR1; while true; do sleep 0.1; done'
+          stop_signal: SIGUSR1
+        stubborn:
+          image: IMAGE
+          command: sh -c 'trap "echo ignored" TERM; while true; do sleep 0.1; done'
+          stop_grace_period: 1s
+    """)
+    project.run("up", "-d")
+    time.sleep(0.5)
+    project.run("stop", "polite")
+    assert "got usr1" in project.run("logs", "polite").stdout
+    assert "Exited (0)" in project.ps()
+    started = time.monotonic()
+    project.run("stop", "stubborn")
+    assert time.monotonic() - started >= 1
+    assert "Exited (137)" in project.ps()
+
+
+def test_kill_9_of_the_supervisor_then_down_leaves_nothing(project: Project) -> None:
+    project.write(f"""
+        web:
+          image: IMAGE
+          command: {LOOP}
+          restart: always
+    """)
+    project.run("up", "-d")
+    supervisor = json.loads((project.run_dir() / "supervisor.pid").read_text())["pid"]
+    os.kill(supervisor, 9)
+    eventually(lambda: not Path(f"/proc/{supervisor}/cmdline").exists() or
+               Path(f"/proc/{supervisor}/cmdline").read_bytes() == b"", timeout=5)
+    result = project.run("ps")
+    assert "supervisor" in result.stderr
+    assert f"still running: {project.name}-web-1" in result.stderr
+    assert "Up" in result.stdout
+    project.run("down", "-t", "1")
+    nothing_left(project)
+
+
+def test_volumes_are_filled_from_the_image_and_down_v_removes_them(project: Project) -> None:
+    project.write("""
+        app:
+          image: IMAGE
+          command: sh -c 'echo kept > /data/file; ls /bin/busybox /anon; exec sleep 60'
+          volumes:
+            - data:/data
+            - bins:/bin
+            - /anon
+    """, """
+        volumes:
+          data:
+          bins:
+    """)
+    project.run("up", "-d")
+    volumes = project.env.root / "store" / "volumes"
+    eventually(lambda: (volumes / f"{project.name}_data" / "_data" / "file").exists())
+    assert (volumes / f"{project.name}_bins" / "_data" / "busybox").exists()
+    anonymous = [p for p in volumes.iterdir() if json.loads((p / "volume.json").read_text()).get("anonymous")]
+    assert len(anonymous) >= 1
+    project.run("down", "-t", "0")
+    assert (volumes / f"{project.name}_data").exists()
+    project.run("up", "-d")
+    assert project.run("exec", "-T", "app", "cat", "/data/file").stdout.strip() == "kept"
+    project.run("down", "-v", "-t", "0")
+    assert not [p.name for p in volumes.iterdir() if p.name.startswith(project.name)]
+    # As with Docker, the first container's anonymous volume outlived its plain ``down``; only
+    # the second one, attached at ``down -v``, went with it.
+    assert [p for p in volumes.iterdir() if p.exists()] == [p for p in anonymous if p.exists()]
+    for stray in anonymous:
+        shutil.rmtree(stray)
+    nothing_left(project)
+
+
+@pytest.mark.parametrize("case", ["not-root", "missing-image", "unknown-user", "bad-healthcheck", "unsupported-key",
+                                  "published-port"])
+def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -> None:
+    service = {
+        "not-root": "image: IMAGE\ncommand: sleep 5",
+        "missing-image": "image: IMAGE-missing\npull_policy: never\ncommand: sleep 5",
+        "unknown-user": "image: IMAGE\nuser: nosuchuser\ncommand: sleep 5",
+        "bad-healthcheck": "image: IMAGE\ncommand: sleep 5\nhealthcheck:\n  test: [\"BOGUS\", \"x\"]",
+        "unsupported-key": "image: IMAGE\ncommand: sleep 5\ndevices:\n  - /dev/fuse:/dev/fuse",
+        "published-port": "image: IMAGE\ncommand: sleep 5\nports:\n  - \"8080:80\"",
+    }[case]
+    project.write("bad:\n" + textwrap.indent(service, "  "))
+    if case == "not-root":
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv is missing")
+        public = Path(tempfile.mkdtemp(prefix="composer-nonroot-"))
+        try:
+            public.chmod(0o755)
+            shutil.copy(project.folder / "compose.yaml", public / "compose.yaml")
+            (public / "compose.yaml").chmod(0o644)
+            result = project.run("up", "-d", check=False, user="65534", cwd=public)
+        finally:
+            shutil.rmtree(public)
+        assert result.returncode != 0
+        assert "root" in one_line(result)
+    else:
+        result = project.run("up", "-d", check=False)
+        assert result.returncode != 0, result.stderr
+        line = one_line(result)
+        expected = {"missing-image": "No such image", "unknown-user": "nosuchuser", "bad-healthcheck": "healthcheck",
+                    "unsupported-key": "devices", "published-port": "published ports"}[case]
+        assert expected in line
+    nothing_left(project)
