@@ -7,7 +7,6 @@ import json
 import sys
 from collections.abc import Callable
 
-from composer.spec.config_output import ConfigRequest, render_config
 from composer.spec.options import ProjectOptions
 
 
@@ -22,6 +21,8 @@ def project_options(args: argparse.Namespace) -> ProjectOptions:
 
 
 def run_config(args: argparse.Namespace) -> int:
+    from composer.spec.config_output import ConfigRequest, render_config  # the YAML stack: config's alone
+
     request = ConfigRequest(
         services=tuple(args.services),
         format=args.format or "yaml",
