@@ -8,14 +8,15 @@ prints: progress goes to the sink.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from composer.events import EventSink, NullSink
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
+    from composer.backends.base import Backend, EngineEvent
     from composer.planner.images import BuildOptions, PullOptions, PushOptions
     from composer.planner.observed import ObservedContainer
     from composer.planner.operations import Plan
@@ -450,3 +451,27 @@ async def push(
     if failures:
         raise ExecutionError.from_failures(tuple(sorted(failures, key=lambda failure: failure.op_id)))
     return [reference for _, reference in targets if reference in pushed]
+
+
+async def events(project_name: str, backend: Backend, services: Sequence[str] = ()) -> AsyncIterator[EngineEvent]:
+    """The project's container events as v2's ``events`` shows them, until cancelled: one-off
+    (``run``) containers left out, only the ``services`` named (all when empty), each with its
+    service and without the com.docker.compose.* attributes.
+
+    :raises UnsupportedFeatureError: the backend cannot stream events.
+    """
+    from dataclasses import replace
+
+    from composer import labels
+
+    wanted = set(services)
+    async with aclosing(backend.events(project_name)) as stream:  # type: ignore[type-var]
+        async for event in stream:
+            attributes = event.attributes
+            service = attributes.get(labels.SERVICE, "")
+            if event.type != "container" or attributes.get(labels.ONEOFF) == "True":
+                continue
+            if wanted and service not in wanted:
+                continue
+            kept = {k: v for k, v in attributes.items() if not k.startswith("com.docker.compose.")}
+            yield replace(event, service=service, attributes=kept)

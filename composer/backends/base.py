@@ -101,6 +101,18 @@ class LogLine:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """One event of the engine about a resource of the project (``events``)."""
+
+    time_ns: int  # Unix time, nanoseconds
+    type: str  # "container", ...
+    action: str  # create, start, die, kill, "health_status: healthy", ...
+    id: str  # the resource's id
+    attributes: Mapping[str, str] = field(default_factory=dict)  # the engine's, labels included
+    service: str = ""  # the Compose service (set by composer.engine.events)
+
+
+@dataclass(frozen=True, slots=True)
 class ExecSpec:
     """A process to run in a running container (``exec``)."""
 
@@ -206,8 +218,23 @@ class Backend(Protocol):
 
     async def container_state(self, ref: ContainerRef) -> ContainerState: ...
     def logs(
-        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None
-    ) -> AsyncIterator[LogLine]: ...
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
+    ) -> AsyncIterator[LogLine]:
+        """The containers' lines, interleaved as they come; ``since``/``until`` (Unix times) bound them."""
+        ...
+
+    async def remove_image(self, image: str) -> None:
+        """Remove the local image ``image`` (``down --rmi``); absent already is not an error."""
+        ...
+
+    def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
+        """The engine's events about the project's resources, as they happen, until cancelled.
+
+        :raises UnsupportedFeatureError: the backend cannot stream events.
+        """
+        ...
+
     # --- container commands (start, pause, exec, cp, top, ls, images...) ----------------------
 
     async def pause_container(self, ref: ContainerRef) -> None: ...

@@ -20,7 +20,15 @@ from composer.errors import ComposerError
 from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 
 if TYPE_CHECKING:
-    from composer.backends.base import ExecSpec, ImageSummary, PathStat, ProcessList, ProjectSummary, Streams
+    from composer.backends.base import (
+        EngineEvent,
+        ExecSpec,
+        ImageSummary,
+        PathStat,
+        ProcessList,
+        ProjectSummary,
+        Streams,
+    )
     from composer.events import EventSink
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
@@ -224,7 +232,8 @@ class MemoryBackend:
         return ContainerState(container.status, container.health, container.exit_code)
 
     async def logs(
-        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]:
         for ref in refs:
             self.calls.append(("logs", ref.name))
@@ -280,6 +289,13 @@ class MemoryBackend:
 
     async def list_images(self, refs: Sequence[ContainerRef]) -> list[ImageSummary]:
         raise self._unsupported("images")
+
+    async def remove_image(self, image: str) -> None:
+        await self._call("remove_image", image)
+        self.images.discard(image)
+
+    def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
+        raise self._unsupported("events")
 
     async def aclose(self) -> None:
         return None

@@ -103,6 +103,12 @@ def _containers(verb: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _events(args: argparse.Namespace) -> int:
+    from composer.cli import engine_events
+
+    return engine_events.run_events(args)
+
+
 def _image_store(args: argparse.Namespace) -> int:
     from composer.cli import image_store
 
@@ -119,6 +125,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     **{verb: _containers(verb) for verb in CONTAINER_VERBS},
     **{verb: _images(verb) for verb in ("build", "pull", "push")},
     "image": _image_store,
+    "events": _events,
 }
 
 

@@ -73,6 +73,10 @@ def run_up(args: argparse.Namespace) -> int:
         wait_timeout=args.wait_timeout, timeout=args.timeout,
     )
     sink = make_renderer(args.progress)
+    if args.quiet_pull:
+        from composer.cli.progress import QuietPull
+
+        sink = QuietPull(sink)
 
     async def up(backend: Backend) -> None:
         outcome = await engine.up(project, backend, options, sink, parallel=args.parallel, dry_run=args.dry_run)
@@ -141,7 +145,8 @@ def run_down(args: argparse.Namespace) -> int:
         if not args.project_name:
             raise
         project, project_name = None, args.project_name
-    options = DownOptions(remove_orphans=args.remove_orphans, remove_volumes=args.volumes, timeout=args.timeout)
+    options = DownOptions(remove_orphans=args.remove_orphans, remove_volumes=args.volumes, timeout=args.timeout,
+                          rmi=args.rmi)
     sink = make_renderer(args.progress)
     outcome = _run(args, lambda backend: engine.down(project_name, project, backend, options, sink,
                                                          parallel=args.parallel, dry_run=args.dry_run))
@@ -172,20 +177,36 @@ def _project_name(args: argparse.Namespace) -> str:
 
 
 def run_logs(args: argparse.Namespace) -> int:
+    import time
+
     from composer import engine
     from composer.backends.base import ContainerRef
+    from composer.cli.attach import LogFormatter, colour_enabled, display_name
+    from composer.cli.timestamps import parse_time
 
+    if args.index is not None and len(args.services) != 1:
+        raise UsageError("--index requires one service to be selected")
     project_name = _project_name(args)
     tail = None if args.tail == "all" else int(args.tail)
+    now = time.time()
+    since = None if args.since is None else parse_time(args.since, now, "since")
+    until = None if args.until is None else parse_time(args.until, now, "until")
+    formatter = LogFormatter(color=colour_enabled(args.no_color, sys.stdout), prefix=not args.no_log_prefix,
+                             timestamps=args.timestamps)
 
     async def show(backend: Backend) -> None:
         found = await engine.containers(project_name, backend, include_stopped=True)
         found = [c for c in found if not args.services or c.service_name in args.services]
-        width = max((len(c.name) for c in found), default=0)
+        if args.index is not None:
+            found = [c for c in found if c.number == args.index and not c.oneoff]
+            if not found:
+                raise ComposerError(f'service "{args.services[0]}" is not running container #{args.index}')
+        names = {c.name: display_name(c.name, project_name, c.service_name, c.number) for c in found}
         refs = [ContainerRef(c.container_id, c.name) for c in found]
-        async for line in backend.logs(refs, follow=args.follow, tail=tail):
-            prefix = "" if args.no_log_prefix else f"{line.container_name.ljust(width)}  | "
-            sys.stdout.write(prefix + line.text.rstrip("\n") + "\n")
+        async for line in backend.logs(refs, follow=args.follow, tail=tail, since=since, until=until):
+            name = names.get(line.container_name, line.container_name)
+            sys.stdout.write(formatter.line(name, line.text.rstrip("\n"), line.timestamp))
+            sys.stdout.flush()
 
     try:
         _run(args, show)

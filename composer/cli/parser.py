@@ -98,11 +98,14 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     up.add_argument("--attach-dependencies", action="store_true", help="also attach to the dependencies")
     up.add_argument("--no-color", action="store_true", help="produce monochrome output")
     up.add_argument("--timestamps", action="store_true", help="show timestamps")
+    up.add_argument("--quiet-pull", action="store_true", help="pull without printing progress information")
 
     down = subparsers.add_parser("down", help="stop and remove containers, networks")
     down.add_argument("-v", "--volumes", action="store_true", help="remove named and anonymous volumes")
     down.add_argument("--remove-orphans", action="store_true")
     down.add_argument("-t", "--timeout", type=float, default=None)
+    down.add_argument("--rmi", choices=("local", "all"), default=None,
+                      help='remove images used by services: "local" only the built ones, "all" every one')
 
     stop = subparsers.add_parser("stop", help="stop services")
     stop.add_argument("services", nargs="*", metavar="SERVICE")
@@ -123,6 +126,15 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--tail", default="all")
     logs.add_argument("--no-log-prefix", action="store_true")
+    logs.add_argument("--since", help="show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m)")
+    logs.add_argument("--until", help="show logs before a timestamp (2013-01-02T13:23:37Z) or relative (42m)")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    logs.add_argument("--no-color", action="store_true", help="produce monochrome output")
+    logs.add_argument("--index", type=int, default=None, help="index of the container if the service has replicas")
+
+    events = subparsers.add_parser("events", help="receive real time events from containers")
+    events.add_argument("services", nargs="*", metavar="SERVICE")
+    events.add_argument("--json", action="store_true", help="output events as a stream of json objects")
 
 
 def add_image_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

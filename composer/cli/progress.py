@@ -97,6 +97,20 @@ class TtyRenderer:
         return f"{indent}{mark} {_label(event.resource_id)}  {event.text}{progress}{details}"
 
 
+class QuietPull:
+    """``up --quiet-pull``: the pulls' progress (Pulling, layers, Pulled) left out, errors kept."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    def emit(self, event: Event) -> None:
+        pulling = event.resource_id.startswith("image:") and event.text in ("Pulling", "Pulled")
+        layer = event.resource_id.startswith("layer:") and (event.parent_id or "").startswith("image:")
+        if event.status is not EventStatus.ERROR and (pulling or layer):
+            return
+        self.sink.emit(event)
+
+
 def make_renderer(mode: str | None, stream: TextIO | None = None) -> EventSink:
     """The renderer for ``--progress`` (or COMPOSE_PROGRESS); auto is tty on a terminal. The stream
     is sys.stderr as it is at the call (not at import: tests and embedders replace it)."""

@@ -33,6 +33,7 @@ from composer.planner.operations import (
     ContainerTarget,
     CreatePayload,
     ImagePayload,
+    ImageRemovalPayload,
     NetworkPayload,
     Operation,
     OpKind,
@@ -56,6 +57,7 @@ _TEXTS: dict[OpKind, tuple[str, str]] = {
     OpKind.REMOVE_VOLUME: ("Removing", "Removed"),
     OpKind.PULL_IMAGE: ("Pulling", "Pulled"),
     OpKind.BUILD_IMAGE: ("Building", "Built"),
+    OpKind.REMOVE_IMAGE: ("Removing", "Removed"),
     OpKind.CREATE_CONTAINER: ("Creating", "Created"),
     OpKind.START_CONTAINER: ("Starting", "Started"),
     OpKind.STOP_CONTAINER: ("Stopping", "Stopped"),
@@ -134,6 +136,7 @@ class _Runner:
             OpKind.STOP_CONTAINER: self._stop_container, OpKind.REMOVE_CONTAINER: self._remove_container,
             OpKind.RENAME_CONTAINER: self._rename_container, OpKind.KILL_CONTAINER: self._kill_container,
             OpKind.WAIT_CONDITION: self._wait, OpKind.WAIT_READY: self._wait,
+            OpKind.REMOVE_IMAGE: self._remove_image,
         }
 
     async def run(self, operation: Operation) -> None:
@@ -229,6 +232,9 @@ class _Runner:
                                      f"{exc}; building it instead"))
         await self.backend.build_image(payload.build, self.sink)
 
+    async def _remove_image(self, operation: Operation) -> None:
+        await self.backend.remove_image(_payload(operation, ImageRemovalPayload).image)
+
     async def _create_container(self, operation: Operation) -> None:
         self.results[operation.op_id] = await self.backend.create_container(_payload(operation, CreatePayload).spec)
 
@@ -273,7 +279,7 @@ def _event_resource(operation: Operation) -> str:
         return f"network:{payload.network_name}"
     if isinstance(payload, VolumePayload):
         return f"volume:{payload.volume_name}"
-    if isinstance(payload, ImagePayload):
+    if isinstance(payload, ImagePayload | ImageRemovalPayload):
         return f"image:{payload.image}"
     if isinstance(payload, CreatePayload):
         return f"container:{payload.spec.container_name}"

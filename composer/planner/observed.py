@@ -63,6 +63,8 @@ class ObservedState:
     networks: tuple[ObservedNetwork, ...] = ()
     volumes: tuple[ObservedVolume, ...] = ()
     images: frozenset[str] = frozenset()  # image references present locally
+    project_images: tuple[tuple[str, str], ...] = ()
+    """(first tag, service label) of the local images labelled with the project (built by Compose)."""
 
     def service_containers(self, service_name: str) -> list[ObservedContainer]:
         """The service's non-oneoff containers, by container number."""

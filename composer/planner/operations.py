@@ -27,6 +27,7 @@ class OpKind(IntEnum):
     REMOVE_VOLUME = 4
     PULL_IMAGE = 10
     BUILD_IMAGE = 11
+    REMOVE_IMAGE = 12  # down --rmi
     CREATE_CONTAINER = 20
     START_CONTAINER = 21
     STOP_CONTAINER = 22
@@ -78,6 +79,11 @@ class ImagePayload:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRemovalPayload:
+    image: str  # the reference to remove (``down --rmi``)
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerTarget:
     """A container an operation acts on: one that exists (``ref``), or the one an earlier
     operation of the same plan produces (``from_op``: a create or rename)."""
@@ -124,7 +130,8 @@ class WaitPayload:
     timeout: float | None = None  # seconds; None waits as long as it takes
 
 
-Payload = NetworkPayload | VolumePayload | ImagePayload | CreatePayload | ContainerPayload | WaitPayload
+Payload = (NetworkPayload | VolumePayload | ImagePayload | CreatePayload | ContainerPayload | WaitPayload
+           | ImageRemovalPayload)
 
 
 @dataclass(frozen=True, slots=True)

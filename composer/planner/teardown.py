@@ -17,6 +17,7 @@ from composer.planner.graph import Graph, service_graph
 from composer.planner.operations import (
     ContainerPayload,
     ContainerTarget,
+    ImageRemovalPayload,
     NetworkPayload,
     OpKind,
     Plan,
@@ -40,6 +41,8 @@ class DownOptions:
     remove_volumes: bool = False
     """``-v``: named volumes of the project and anonymous volumes of its containers."""
     timeout: float | None = None
+    rmi: str | None = None
+    """``--rmi``: ``local`` (images Compose built) or ``all`` (every service image too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,39 @@ def reconcile_down(
     _remove_networks(plan, project_name, project, observed, removed)
     if options.remove_volumes:
         _remove_volumes(plan, project_name, project, observed, removed)
+    if options.rmi:
+        for image in images_to_remove(project_name, project, observed, options.rmi,
+                                      remove_orphans=options.remove_orphans):
+            plan.add(OpKind.REMOVE_IMAGE, f"image:{image}", f"down --rmi {options.rmi}", ImageRemovalPayload(image),
+                     removed, best_effort=True)
     return plan.build()
+
+
+def _familiar(reference: str) -> str:
+    """``name`` -> ``name:latest``, as v2 names the images it removes."""
+    last = reference.rsplit("/", 1)[-1]
+    return reference if ":" in last or "@" in last else f"{reference}:latest"
+
+
+def images_to_remove(
+    project_name: str, project: Project | None, observed: ObservedState, mode: str, *, remove_orphans: bool = False,
+) -> list[str]:
+    """The images ``down --rmi`` removes, by v2's rule: with ``local`` the images built for the
+    project (labelled with it, of a service of the project unless ``remove_orphans``; or named
+    ``<project>-<service>`` for services without ``image:``); with ``all`` also every service's
+    ``image:``. Only images present locally; sorted, without duplicates."""
+    services = project.services if project is not None else {}
+    found: set[str] = set()
+    if mode == "all":
+        found.update(s.image for s in services.values() if s.image and s.image in observed.images)
+    for tag, service_name in observed.project_images:
+        if project is None or remove_orphans or service_name in services:
+            found.add(tag)
+    for service in services.values():
+        default = f"{project_name}-{service.name}"
+        if not service.image and default in observed.images:
+            found.add(default)
+    return sorted({_familiar(image) for image in found})
 
 
 def _remove_containers(

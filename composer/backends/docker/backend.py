@@ -8,6 +8,7 @@ may last for hours, get threads of their own instead of holding the limiter.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -28,6 +29,7 @@ from composer.backends.base import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    EngineEvent,
     ExecSpec,
     ImageSummary,
     LogLine,
@@ -357,19 +359,20 @@ class DockerBackend:
     # --- logs ---------------------------------------------------------------------------------
 
     def logs(
-        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncGenerator[LogLine, None]:
         """The lines of ``refs``' logs, interleaved as they come; stdout and stderr kept apart."""
-        return self._logs(refs, follow=follow, tail=tail)
+        return self._logs(refs, follow=follow, tail=tail, window=_log_window(since, until))
 
     async def _logs(
-        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None, window: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[LogLine, None]:
         targets = [await self._inspect(ref) for ref in refs]
         api = await anyio.to_thread.run_sync(self._api, limiter=self._limiter)
         send, receive = anyio.create_memory_object_stream[LogLine | BaseException | None](max_buffer_size=256)
         token = anyio.lowlevel.current_token()
-        pumps = [_LogPump(api, item, follow, tail, send.clone(), token) for item in targets]
+        pumps = [_LogPump(api, item, follow, tail, send.clone(), token, window) for item in targets]
         send.close()
         for pump in pumps:
             pump.start()
@@ -388,10 +391,76 @@ class DockerBackend:
             for pump in pumps:
                 pump.cancel()
 
+    # --- images and events ---------------------------------------------------------------------
+
+    async def remove_image(self, image: str) -> None:
+        try:
+            await self._run("remove image", lambda api: api.remove_image(image))
+        except NotFoundError:
+            return
+
+    def events(self, project_name: str) -> AsyncGenerator[EngineEvent, None]:
+        """The engine's events about the project's resources (by label), until cancelled."""
+        return self._events(project_name)
+
+    async def _events(self, project_name: str) -> AsyncGenerator[EngineEvent, None]:
+        stream = await self._run("events", lambda api: api.events(
+            filters={"label": f"{labels.PROJECT}={project_name}"}, decode=True))
+        send, receive = anyio.create_memory_object_stream[EngineEvent | BaseException | None](max_buffer_size=256)
+        token = anyio.lowlevel.current_token()
+
+        def pump() -> None:
+            try:
+                with translated("events", host=self.endpoint.host):
+                    for message in stream:
+                        anyio.from_thread.run(send.send, _engine_event(message), token=token)
+            except Exception as exc:  # handed to the reader (dropped when the reader has gone)
+                item: EngineEvent | BaseException | None = exc
+            else:
+                item = None
+            try:
+                anyio.from_thread.run(send.send, item, token=token)
+            except Exception:
+                pass
+
+        thread = threading.Thread(target=pump, name=f"events-{project_name}", daemon=True)
+        thread.start()
+        try:
+            async with receive:
+                while True:
+                    item = await receive.receive()
+                    if item is None:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+        finally:
+            stream.close()  # ends the blocked read: the pump thread finishes on its own
+
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
             await anyio.to_thread.run_sync(client.close, limiter=self._limiter)
+
+
+def _log_window(since: float | None, until: float | None) -> dict[str, str] | None:
+    """The logs endpoint's ``since``/``until`` parameters, to the microsecond a float holds, rounded
+    outwards: a timestamp copied from ``logs -t`` keeps its own line."""
+    window = {}
+    for key, value, rounding in (("since", since, math.floor), ("until", until, math.ceil)):
+        if value is not None:
+            micros = rounding(value * 1_000_000)
+            window[key] = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+    return window or None
+
+
+def _engine_event(message: Mapping[str, Any]) -> EngineEvent:
+    """One decoded message of the engine's event stream."""
+    actor = message.get("Actor") or {}
+    time_ns = int(message.get("timeNano") or 0) or int(message.get("time") or 0) * 1_000_000_000
+    action = str(message.get("Action") or message.get("status") or "")
+    return EngineEvent(time_ns, str(message.get("Type") or ""), action, str(actor.get("ID") or message.get("id") or ""),
+                       {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()})
 
 
 def _networks_named(api: Any, names: Sequence[str]) -> list[Any]:
@@ -457,7 +526,8 @@ def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> s
 class _LogPump:
     """Reads one container's log stream in its own thread and sends lines to the event loop."""
 
-    def __init__(self, api: Any, item: Mapping[str, Any], follow: bool, tail: int | None, send: Any, token: Any):
+    def __init__(self, api: Any, item: Mapping[str, Any], follow: bool, tail: int | None, send: Any, token: Any,
+                 window: Mapping[str, str] | None = None):
         self._api = api
         self._container_id = str(item["Id"])
         self._name = observe.container_name(item)
@@ -465,6 +535,7 @@ class _LogPump:
         self._tty = bool((item.get("Config") or {}).get("Tty"))
         self._follow = follow
         self._tail = tail
+        self._window = window or {}
         self._send = send
         self._token = token
         self._socket: Any = None
@@ -509,7 +580,7 @@ class _LogPump:
         """Raw body bytes as they arrive (urllib3 undoes the chunked encoding)."""
         api = self._api
         params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(self._follow),
-                  "tail": "all" if self._tail is None else str(self._tail)}
+                  "tail": "all" if self._tail is None else str(self._tail), **self._window}
         response = api._get(api._url("/containers/{0}/logs", self._container_id), params=params, stream=True)
         try:
             self._socket = api._get_raw_response_socket(response)  # raises for status; kept to cancel

@@ -155,6 +155,17 @@ def image_references(images: Iterable[Json]) -> frozenset[str]:
     return frozenset(found)
 
 
+def project_images(project_name: str, images: Iterable[Json]) -> tuple[tuple[str, str], ...]:
+    """(first tag, service) of the tagged images labelled with the project, as v2's ``down --rmi`` finds them."""
+    found = set()
+    for image in images:
+        found_labels = image.get("Labels") or {}
+        tags = [tag for tag in image.get("RepoTags") or () if tag != "<none>:<none>"]
+        if found_labels.get(labels.PROJECT) == project_name and tags:
+            found.add((tags[0], str(found_labels.get(labels.SERVICE, ""))))
+    return tuple(sorted(found))
+
+
 def external_network(item: Json) -> ObservedNetwork:
     """A network asked about by name (``external: true``): its key is empty."""
     return ObservedNetwork(str(item.get("Id", "")), str(item.get("Name", "")), "")
@@ -180,6 +191,8 @@ def observed_state(
     project labels as its own is listed once, with its key.
     """
 
+    images = list(images)  # read twice: references, and the project's own images
+
     def belongs(item: Json) -> bool:
         return _labels(item).get(labels.PROJECT) == project_name
 
@@ -196,4 +209,5 @@ def observed_state(
         networks=tuple(sorted(found_networks, key=lambda n: (n.key, n.name))),
         volumes=tuple(sorted(found_volumes, key=lambda v: (v.key, v.name))),
         images=image_references(images),
+        project_images=project_images(project_name, images),
     )

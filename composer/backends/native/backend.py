@@ -33,6 +33,7 @@ from composer.backends.base import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    EngineEvent,
     ExecSpec,
     ImageSummary,
     LogLine,
@@ -200,9 +201,12 @@ class NativeBackend:
     async def container_state(self, ref: ContainerRef) -> ContainerState:
         return await self._run(lambda: self.containers.container_state(ref))
 
-    def logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None) -> AsyncIterator[LogLine]:
+    def logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None,
+             since: float | None = None, until: float | None = None) -> AsyncIterator[LogLine]:
         """The containers' JSON-lines logs (``tail`` last lines of each first), interleaved as
         they come; with ``follow`` until every container has stopped."""
+        if since is not None or until is not None:
+            self._unavailable("logs --since/--until")
         return self._logs(refs, follow=follow, tail=tail)
 
     async def _logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None
@@ -265,3 +269,9 @@ class NativeBackend:
 
     async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
         return await self._run(lambda: self.containers.list_projects(include_stopped))
+
+    async def remove_image(self, image: str) -> None:
+        self._unavailable("down --rmi")
+
+    def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
+        self._unavailable("events")
