@@ -291,7 +291,7 @@ class NativeContainers:
                 command=" ".join(config.get("args") or ()), created=config.get("created"),
                 status_text=self.status_text(project, name, state)))
         own_networks, named_networks = [], []
-        for record in networking.networks(self.store.root):
+        for record in networking.networks(self.run_root):
             found = record.get("labels") or {}
             if found.get(labels.PROJECT) == project and labels.NETWORK in found:
                 own_networks.append(ObservedNetwork(str(record["id"]), str(record["name"]), found[labels.NETWORK],
@@ -317,12 +317,12 @@ class NativeContainers:
 
     def create_network(self, project: str, key: str, name: str, config: Any) -> str:
         self.lock(project)
-        created = networking.create_network(self.store.root, project, key, name, config)
+        created = networking.create_network(self.run_root, project, key, name, config)
         self._created_networks.setdefault(project, []).append(name)
         return created
 
     def remove_network(self, name: str) -> None:
-        networking.remove_network(self.store.root, name)
+        networking.remove_network(self.run_root, name)
 
     def create_volume(self, project: str, key: str, name: str, config: VolumeConfig) -> str:
         self.lock(project)
@@ -415,7 +415,7 @@ class NativeContainers:
                 service = service.model_copy(update={"stdin_open": False, "tty": False})
             record = self.image_record(spec.image)
             image_config = self.store.config(record)
-            network = networking.container_settings(spec)
+            network = networking.container_settings(spec, self.run_root)
             check = healthcheck(service, image_config)
             policy = restart_policy(service)
             self.check_user(service, record, image_config)
@@ -430,7 +430,7 @@ class NativeContainers:
             if not self.runtime.containers(project):  # a failed first create leaves nothing behind
                 for name in self._created_networks.pop(project, []):
                     with contextlib.suppress(NotFoundError):
-                        networking.remove_network(self.store.root, name)
+                        networking.remove_network(self.run_root, name)
                 for name in self._created_volumes.pop(project, []):
                     volumes.remove(self.store.root, name)
             raise

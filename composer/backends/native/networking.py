@@ -18,14 +18,11 @@ The backend calls exactly these functions:
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from composer import labels
-from composer.backends.native.runtime.init import atomic_json
 from composer.errors import AlreadyExistsError, NotFoundError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
@@ -39,74 +36,96 @@ def _unsupported(message: str, operation: str) -> UnsupportedFeatureError:
     return UnsupportedFeatureError(f"{message} (use --backend docker)", backend_name=BACKEND, operation=operation)
 
 
-def _folder(store_root: Path) -> Path:
-    return store_root / "networks"
+def _manager(run_root: Path | str) -> Any:
+    from composer.backends.native.network import NetworkManager
+
+    return NetworkManager(run_root)
 
 
-def create_network(store_root: Path, project: str, key: str, name: str, config: NetworkConfig) -> str:
-    """Record the project's default network (loopback only); refuse any other.
+def create_network(run_root: Path, project: str, key: str, name: str, config: NetworkConfig) -> str:
+    """Create network ``name`` (a bridge, through NetworkManager).
 
-    :raises UnsupportedFeatureError: a custom network, or options the loopback network lacks.
+    :raises AlreadyExistsError: a network of that name exists.
+    :raises UnsupportedFeatureError: a driver other than bridge.
     """
-    if key != "default" or config.driver not in (None, "bridge") or config.ipam.config or config.internal:
-        raise _unsupported(f"network {name}: custom networks are not supported by the native backend yet",
-                           "create network")
-    path = _folder(store_root) / f"{name}.json"
-    if path.exists():
+    manager = _manager(run_root)
+    if manager.network(name) is not None:
         raise AlreadyExistsError(f"network with name {name} already exists", backend_name=BACKEND,
                                  operation="create network")
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    record = {"id": name, "name": name, "driver": "loopback",
-              "labels": {**config.labels, labels.NETWORK: key, labels.PROJECT: project,
-                         labels.VERSION: labels.COMPATIBLE_VERSION}}
-    atomic_json(str(path), record)
+    manager.create_network(project, key, name, config)
     return name
 
 
-def remove_network(store_root: Path, name: str) -> None:
-    try:
-        (_folder(store_root) / f"{name}.json").unlink()
-    except FileNotFoundError:
-        raise NotFoundError(f"network {name} not found", backend_name=BACKEND, operation="remove network") from None
+def remove_network(run_root: Path, name: str) -> None:
+    """Remove network ``name``; once the project has no network left, the manager's state of
+    the project (endpoints elsewhere, DNS daemon) goes too."""
+    manager = _manager(run_root)
+    state = manager.network(name)
+    if state is None:
+        raise NotFoundError(f"network {name} not found", backend_name=BACKEND, operation="remove network")
+    manager.remove_network(name)
+    project = str(state.get("project") or "")
+    if project and not manager.networks(project):
+        manager.down(project)
 
 
-def networks(store_root: Path) -> Iterable[dict[str, Any]]:
-    folder = _folder(store_root)
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        with contextlib.suppress(OSError, ValueError):
-            yield json.loads(path.read_bytes())
+def networks(run_root: Path) -> Iterable[dict[str, Any]]:
+    for state in _manager(run_root).all_networks():
+        yield {"id": state["name"], "name": state["name"], "driver": state.get("driver", "bridge"),
+               "labels": {**(state.get("labels") or {}), labels.NETWORK: state.get("key", ""),
+                          labels.PROJECT: state.get("project", ""), labels.VERSION: labels.COMPATIBLE_VERSION}}
 
 
-def container_settings(spec: ContainerSpec) -> dict[str, Any]:
+def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
     """What the container's config.json records about its networking.
 
-    :raises UnsupportedFeatureError: published ports, a non-default network, network_mode
-        service:/container:.
+    :raises UnsupportedFeatureError: network_mode service:/container:, ports the native backend
+        cannot publish.
     """
+    from composer.backends.native.network.manager import expand_ports
+
     service = spec.service
     mode = service.network_mode
-    if service.ports:
-        raise _unsupported(f"service {service.name}: published ports are not supported by the native backend yet",
-                           "create")
     if mode in ("none", "host"):
+        if service.ports and mode == "none":
+            raise _unsupported(f"service {service.name}: published ports need a network", "create")
         return {"mode": mode}
     if mode not in (None, "bridge", "default"):
         raise _unsupported(f"service {service.name}: network_mode: {mode} is not supported by the native backend "
                            "yet", "create")
-    project_default = f"{spec.project_name}_default"
-    others = [a.network_name for a in spec.networks if a.network_name != project_default]
-    if others:
-        raise _unsupported(f"service {service.name}: network {others[0]} is not supported by the native backend "
-                           "yet (only the default network, as loopback only)", "create")
-    return {"mode": "loopback"}
+    ports = [{"protocol": p.protocol, "host_ip": p.host_ip, "host_port": p.host_port, "target": p.target}
+             for p in expand_ports(service.ports or ())]
+    attachments = [{"network": a.network_name, "aliases": list(a.aliases), "ipv4_address": a.ipv4_address,
+                    "ipv6_address": a.ipv6_address, "mac_address": a.mac_address} for a in spec.networks]
+    return {"mode": "bridge", "run_root": str(run_root), "attachments": attachments, "ports": ports,
+            "service": {"name": service.name, "hostname": service.hostname, "domainname": service.domainname,
+                        "links": list(service.links or ()), "external_links": list(service.external_links or ()),
+                        "dns": list(service.dns or ())}}
 
 
 def start_options(config: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for Runtime.start: nothing to set up for loopback, none and host (the
-    runtime's config already says which namespace: a new one, or the host's)."""
-    return {}
+    """Keyword arguments for Runtime.start: for a bridged container, the hook attaching its
+    namespace to its networks (and publishing its ports); nothing for none and host."""
+    settings = config.get("network") or {}
+    if settings.get("mode") != "bridge":
+        return {}
+    from types import SimpleNamespace
+
+    from composer.backends.native.network import Attachment
+
+    manager = _manager(settings["run_root"])
+    ports = [SimpleNamespace(target=p["target"], protocol=p["protocol"], host_ip=p["host_ip"],
+                             published_range=(p["host_port"], p["host_port"])) for p in settings.get("ports", ())]
+    service = SimpleNamespace(**settings["service"], ports=ports)
+    attachments = [Attachment(a["network"], tuple(a["aliases"]), a["ipv4_address"], a["ipv6_address"],
+                              a["mac_address"]) for a in settings.get("attachments", ())]
+    project, name = str(config["project"]), str(config["name"])
+    run_dir = Path(settings["run_root"]) / project / name
+    return {"on_netns": manager.on_netns(project, name, service, attachments, run_dir=run_dir)}
 
 
 def released(config: dict[str, Any]) -> None:
-    """The container is gone: nothing to release for loopback, none and host."""
-    return None
+    """The container is gone: its endpoints (addresses, DNS names, published ports) go too."""
+    settings = config.get("network") or {}
+    if settings.get("mode") == "bridge":
+        _manager(settings["run_root"]).detach(str(config["project"]), str(config["name"]))

@@ -11,6 +11,7 @@ the module (mounts, network namespaces, cgroups, processes, state files, volumes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -330,7 +331,7 @@ def test_volumes_are_filled_from_the_image_and_down_v_removes_them(project: Proj
 
 
 @pytest.mark.parametrize("case", ["not-root", "missing-image", "unknown-user", "bad-healthcheck", "unsupported-key",
-                                  "published-port"])
+                                  "unpublished-port"])
 def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -> None:
     service = {
         "not-root": "image: IMAGE\ncommand: sleep 5",
@@ -338,7 +339,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -
         "unknown-user": "image: IMAGE\nuser: nosuchuser\ncommand: sleep 5",
         "bad-healthcheck": "image: IMAGE\ncommand: sleep 5\nhealthcheck:\n  test: [\"BOGUS\", \"x\"]",
         "unsupported-key": "image: IMAGE\ncommand: sleep 5\ndevices:\n  - /dev/fuse:/dev/fuse",
-        "published-port": "image: IMAGE\ncommand: sleep 5\nports:\n  - \"8080:80\"",
+        "unpublished-port": "image: IMAGE\ncommand: sleep 5\nports:\n  - \"80\"",
     }[case]
     project.write("bad:\n" + textwrap.indent(service, "  "))
     if case == "not-root":
@@ -359,6 +360,50 @@ def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -
         assert result.returncode != 0, result.stderr
         line = one_line(result)
         expected = {"missing-image": "No such image", "unknown-user": "nosuchuser", "bad-healthcheck": "healthcheck",
-                    "unsupported-key": "devices", "published-port": "published ports"}[case]
+                    "unsupported-key": "devices", "unpublished-port": "a published port is required"}[case]
         assert expected in line
+    nothing_left(project)
+
+
+def test_default_network_service_names_published_port_and_down_leaves_no_bridge(project: Project) -> None:
+    import socket
+
+    from tests.integration.native.test_network import host_snapshot
+
+    before = host_snapshot()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    project.write(f"""
+        server:
+          image: IMAGE
+          command: sh -c 'while true; do nc -l -p 80 -e echo hi; done'
+          ports: ["127.0.0.1:{port}:80"]
+        client:
+          image: IMAGE
+          command: sleep 600
+    """)
+    project.run("up", "-d")
+    bridges = [link for link in host_snapshot()["links"] if link.startswith("cmp-")]
+    assert len(bridges) == 1, bridges
+
+    def client_reaches_server() -> bool:
+        result = project.run("exec", "-T", "client", "sh", "-c", "nc -w 2 server 80 </dev/null", check=False)
+        return "hi" in result.stdout
+
+    eventually(client_reaches_server)
+
+    def published_answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                return b"hi" in conn.recv(16)
+        except OSError:
+            return False
+
+    eventually(published_answers)
+    project.run("down", "-t", "1")
+    assert host_snapshot() == before
+    (project.env.root / "run" / "networks" / ".lock").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (project.env.root / "run" / "networks").rmdir()
     nothing_left(project)
