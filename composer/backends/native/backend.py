@@ -14,8 +14,8 @@ Images: the content-addressed store and the registry client of composer.backends
 Containers: composer.backends.native.containers (synchronous, run in worker threads) over the
 runtime (composer.backends.native.runtime) and its per-project supervisor, which owns restart
 loops, healthchecks and logs so that ``up -d`` returns while everything keeps running.
-Networking plugs in through composer.backends.native.networking (loopback only until the
-bridge networks are wired there). ``cp`` is refused in one line.
+Networking plugs in through composer.backends.native.networking (bridge networks, DNS and
+published ports from composer.backends.native.network). ``cp`` is refused in one line.
 """
 
 from __future__ import annotations

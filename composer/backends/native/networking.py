@@ -1,14 +1,14 @@
 """The one place where native networking plugs into the native backend.
 
-Until composer.backends.native.network (bridges, veths, DNS, published ports) is wired in, the
-native backend offers what needs no network setup: ``network_mode: none`` and ``host``, and the
-project's default network as "loopback only" (each container has its own network namespace with
-``lo`` up and nothing else). Anything that needs more is refused in one line, never ignored.
+Networks are composer.backends.native.network's NetworkManager: a bridge per Compose network, a
+veth per container created inside its namespace, per-project DNS and published ports; plus
+``network_mode: none`` and ``host``. What it cannot do (drivers other than bridge, a port without
+a host port) is refused in one line, never ignored.
 
 The backend calls exactly these functions:
 
 * ``create_network`` / ``remove_network`` / ``networks``: the project's networks (records under
-  ``<store root>/networks/<name>.json`` carrying Compose's labels, so the planner sees them);
+  ``<run root>/networks/`` carrying Compose's labels, so the planner sees them);
 * ``container_settings(spec)`` at create: validates the service's networking and returns what
   is stored under ``"network"`` in the container's config.json;
 * ``start_options(config)`` when a container is started (by the supervisor, or by an attached
