@@ -66,6 +66,26 @@ class ContainerSpec:
     volumes_from: Sequence[str] = ()  # container names or ids
     replaces: ContainerRef | None = None  # inherit anonymous volumes on recreate
 
+    def file_mounts(self) -> list[tuple[str, str]]:
+        """(host file, container path) of each file-based secret and config, bound read-only as
+        v2 does without Swarm (uid, gid and mode cannot apply to a bind mount)."""
+        pairs = [(self.secret_files[grant.source], file_target(grant.source, grant.target, SECRETS_DIR))
+                 for grant in self.service.secrets if grant.source in self.secret_files]
+        pairs += [(self.config_files[grant.source], file_target(grant.source, grant.target, CONFIGS_DIR))
+                  for grant in self.service.configs if grant.source in self.config_files]
+        return pairs
+
+
+SECRETS_DIR = "/run/secrets/"
+CONFIGS_DIR = "/"
+
+
+def file_target(source: str, target: str | None, base: str) -> str:
+    """Where a secret (base ``/run/secrets/``) or config (base ``/``) appears in the container."""
+    if not target:
+        return base + source
+    return target if target.startswith("/") else base + target
+
 
 @dataclass(frozen=True, slots=True)
 class BuildSpec:

@@ -116,7 +116,7 @@ def ps_rows(found: Sequence[ObservedContainer], now: float) -> list[list[str]]:
     rows = [["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]]
     for c in found:
         created = "" if c.created is None else f"{human_duration(max(0.0, now - c.created))} ago"
-        command = json.dumps(_truncate(c.command, 20)) if c.command else '""'
+        command = json.dumps(_truncate(c.command, 20), ensure_ascii=False) if c.command else '""'
         rows.append([c.name, c.image, command, c.service_name, created, c.status_text or c.state,
                      format_ports(c.ports)])
     return rows
@@ -128,7 +128,8 @@ def _truncate(text: str, width: int) -> str:
 
 def ps_json(found: Sequence[ObservedContainer], project_name: str, now: float) -> list[dict[str, Any]]:
     return [{
-        "ID": c.container_id, "Name": c.name, "Names": c.name, "Image": c.image, "Command": json.dumps(c.command),
+        "ID": c.container_id, "Name": c.name, "Names": c.name, "Image": c.image,
+        "Command": json.dumps(c.command, ensure_ascii=False),
         "Project": project_name, "Service": c.service_name, "State": c.state, "Health": c.health or "",
         "ExitCode": c.exit_code or 0, "Status": c.status_text or c.state,
         "CreatedAt": "" if c.created is None else time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",

@@ -8,6 +8,7 @@ instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ EXAMPLE = ROOT / "examples" / "wordpress-mysql"
 PREPARE = ROOT / "scripts" / "prepare-example-images"
 OUTPUT = Path(__file__).resolve().parent / "out"
 OFFICIAL_NAMES = ("mariadb:11", "wordpress:6-apache")
+MIRROR = f"http://127.0.0.1:{os.environ.get('COMPOSER_REGISTRY_PORT', '5000')}"  # prepare-example-images' registry
 
 
 def unavailable(reason: str) -> None:
@@ -97,26 +100,87 @@ def published_port() -> int:
     return 8080
 
 
-class Stack:
-    """The example under a unique project name, driven through the composer CLI (docker backend)."""
+@dataclass(frozen=True)
+class NativeRoots:
+    """The native backend's store, run root and cgroup parent for the session (all its own)."""
 
-    def __init__(self, api: Any) -> None:
+    root: Path
+    cgroup_parent: str
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def run_root(self) -> Path:
+        return self.root / "run"
+
+    def environ(self) -> dict[str, str]:
+        # The mirror is named here rather than in /etc/composer/registries.json, so the store fills
+        # through the normal pull path whatever the host's configuration says.
+        return {"COMPOSER_ROOT": str(self.store), "COMPOSER_RUN_ROOT": str(self.run_root),
+                "COMPOSER_CGROUP_PARENT": self.cgroup_parent, "COMPOSER_REGISTRY_MIRRORS": MIRROR,
+                "COMPOSER_REGISTRY_CONFIG": str(self.root / "no-registries.json")}
+
+
+@pytest.fixture(scope="session")
+def native_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeRoots]:
+    """A session store and run root; the runtime's residue check (mounts, cgroups, processes,
+    state files) runs once every e2e test is done."""
+    if os.geteuid() != 0:
+        unavailable("the native backend needs root")
+    roots = NativeRoots(tmp_path_factory.mktemp("e2e-native"), f"composer-e2e-{uuid.uuid4().hex[:8]}")
+    yield roots
+    from composer.backends.native.image.store import ImageStore
+    from composer.backends.native.runtime.containers import Runtime
+    from tests.integration.native.test_runtime import residue
+
+    networks = roots.run_root / "networks"
+    (networks / ".lock").unlink(missing_ok=True)  # the network manager's lock stays by design
+    with contextlib.suppress(OSError):
+        networks.rmdir()
+    residue(Runtime(ImageStore.open(roots.store), run_root=roots.run_root, cgroup_parent=roots.cgroup_parent))
+
+
+def host_links() -> dict[str, list[str]]:
+    """composer's bridges and veths, and the network namespaces, on the host."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
+    return {"links": sorted(n for n in names if n.startswith(("cmp-", "cv"))), "netns": sorted(netns.split())}
+
+
+class Stack:
+    """The example under a unique project name, driven through the composer CLI on ``backend``."""
+
+    def __init__(self, backend: str, api: Any, native: NativeRoots | None) -> None:
+        self.backend = backend
         self.api = api
+        self.native = native
         self.project = f"composer-e2e-{uuid.uuid4().hex[:10]}"
         self.port = published_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.host_before = host_links()
+
+    def environ(self) -> dict[str, str]:
+        env = {**os.environ, "WORDPRESS_PORT": str(self.port)}
+        if self.native is not None:
+            env.update(self.native.environ())
+        return env
 
     def composer(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "WORDPRESS_PORT": str(self.port)}
-        argv = [sys.executable, "-m", "composer", "--backend", "docker",
+        argv = [sys.executable, "-m", "composer", "--backend", self.backend,
                 "-f", str(EXAMPLE / "compose.yaml"), "-p", self.project, *args]
-        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=self.environ(), timeout=timeout,
+                              check=False)
         command = " ".join(args)
         assert done.returncode == 0, f"composer {command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
         return done
 
     def leftovers(self) -> list[str]:
-        """Containers, networks and volumes the engine still holds for the project."""
+        """Containers, networks and volumes the backend still holds for the project."""
+        if self.native is not None:
+            return self.native_leftovers(self.native)
         from composer import labels
 
         selector = {"label": f"{labels.PROJECT}={self.project}"}
@@ -125,15 +189,45 @@ class Stack:
         found += [f"volume {v['Name']}" for v in (self.api.volumes(filters=selector) or {}).get("Volumes") or []]
         return found
 
+    def native_leftovers(self, native: NativeRoots) -> list[str]:
+        run_dir = native.run_root / self.project
+        found = [f"container {p.name}" for p in run_dir.iterdir()] if run_dir.is_dir() else []
+        from composer import labels
+        from composer.backends.native import networking
+
+        found += [f"network {record['name']}" for record in networking.networks(native.run_root)
+                  if (record.get("labels") or {}).get(labels.PROJECT) == self.project]
+        volumes = native.store / "volumes"
+        found += [f"volume {p.name}" for p in volumes.glob(f"{self.project}_*")] if volumes.is_dir() else []
+        if host_links() != self.host_before:
+            found.append(f"host links or namespaces: {host_links()} (before: {self.host_before})")
+        return found
+
+    def remove(self) -> None:
+        """Whatever the test left, removed pass or fail."""
+        if self.native is None:
+            from tests.integration.conftest import remove_project
+
+            remove_project(self.api, self.project)
+            return
+        argv = [sys.executable, "-m", "composer", "--backend", "native", "-p", self.project, "down", "-v", "-t", "1"]
+        subprocess.run(argv, cwd=ROOT, capture_output=True, env=self.environ(), timeout=120, check=False)
+
+
+@pytest.fixture(params=["native", "docker"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 @pytest.fixture
-def stack(e2e_docker_api: Any, example_images: dict[str, str]) -> Iterator[Stack]:
-    """A fresh Stack; whatever it left is removed after the test, pass or fail."""
-    from tests.integration.conftest import remove_project
-
-    running = Stack(e2e_docker_api)
-    yield running
-    remove_project(e2e_docker_api, running.project)
+def stack(backend: str, e2e_docker_api: Any, example_images: dict[str, str],
+          native_roots: NativeRoots) -> Iterator[Stack]:
+    """A fresh Stack on ``backend``; whatever it left is removed after the test, pass or fail."""
+    running = Stack(backend, e2e_docker_api, native_roots if backend == "native" else None)
+    try:
+        yield running
+    finally:
+        running.remove()
 
 
 @pytest.fixture

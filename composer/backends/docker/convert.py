@@ -20,7 +20,6 @@ from composer.backends.docker.errors import BACKEND_NAME
 from composer.errors import NotFoundError
 from composer.spec.models import (
     DeviceRequest,
-    FileMount,
     Healthcheck,
     NetworkConfig,
     Resource,
@@ -29,8 +28,6 @@ from composer.spec.models import (
     VolumeConfig,
 )
 
-SECRETS_DIR = "/run/secrets/"
-CONFIGS_DIR = "/"
 _BUILTIN_NETWORK_MODES = ("none", "host", "bridge", "default")
 _RESTART_NAMES = {"none": "no", "no": "no", "on-failure": "on-failure", "unless-stopped": "unless-stopped",
                   "any": "always", "always": "always"}
@@ -349,8 +346,9 @@ def _mounts(spec: ContainerSpec, inherited_volumes: Mapping[str, str]) -> tuple[
             binds.append(_bind_string(volume))
         else:
             mounts.append(_mount(volume, spec.volume_names, inherited_volumes))
-    mounts.extend(_file_mounts(spec.service.secrets, spec.secret_files, SECRETS_DIR))
-    mounts.extend(_file_mounts(spec.service.configs, spec.config_files, CONFIGS_DIR))
+    # uid, gid and mode cannot apply to a bind mount; v2 ignores them with a warning.
+    mounts.extend({"Type": "bind", "Source": source, "Target": target, "ReadOnly": True}
+                  for source, target in spec.file_mounts())
     return binds, mounts
 
 
@@ -399,22 +397,6 @@ def _mount(volume: ServiceVolume, volume_names: Mapping[str, str], inherited: Ma
     elif volume.type == "image" and volume.image is not None:
         _put(mount, "ImageOptions", {"Subpath": volume.image.subpath} if volume.image.subpath else None)
     return mount
-
-
-def file_target(grant: FileMount, base: str) -> str:
-    """Where a secret (base ``/run/secrets/``) or config (base ``/``) appears in the container."""
-    if not grant.target:
-        return base + grant.source
-    return grant.target if grant.target.startswith("/") else base + grant.target
-
-
-def _file_mounts(grants: tuple[FileMount, ...], files: Mapping[str, str], base: str) -> list[Kwargs]:
-    """File-based secrets and configs bound read-only, as v2 does without Swarm.
-
-    uid, gid and mode cannot apply to a bind mount; v2 ignores them with a warning.
-    """
-    return [{"Type": "bind", "Source": files[grant.source], "Target": file_target(grant, base), "ReadOnly": True}
-            for grant in grants if grant.source in files]
 
 
 # --- networks -------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ from composer.errors import (
     NotFoundError,
     UnsupportedFeatureError,
 )
-from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
+from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
 
 if TYPE_CHECKING:
     from composer.spec.models import ServiceConfig, VolumeConfig
@@ -82,6 +82,43 @@ def _seconds(duration: Any, default: float) -> float:
     if duration is None:
         return default
     return float(duration.nanoseconds) / SECOND
+
+
+def with_file_mounts(spec: ContainerSpec) -> ServiceConfig:
+    """The service with its file-based secrets and configs added as read-only bind mounts, as
+    v2 mounts them without Swarm (uid, gid and mode cannot apply to a bind mount)."""
+    pairs = spec.file_mounts()
+    if not pairs:
+        return spec.service
+    from composer.spec.models import ServiceVolume  # the models load lazily
+
+    binds = tuple(ServiceVolume(type="bind", source=source, target=target, read_only=True)
+                  for source, target in pairs)
+    return spec.service.model_copy(update={"volumes": (*spec.service.volumes, *binds)})
+
+
+def exposed_ports(service: ServiceConfig, image_config: Mapping[str, Any]) -> list[str]:
+    """``80/tcp`` for each port the image exposes or the service lists under ``expose``."""
+    found = list((image_config.get("config") or {}).get("ExposedPorts") or {})
+    for entry in service.expose:
+        ports, _, protocol = str(entry).partition("/")
+        first, _, last = ports.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            found += [f"{port}/{protocol or 'tcp'}" for port in range(int(first), int(last or first) + 1)]
+    return list(dict.fromkeys(found))
+
+
+def listed_ports(config: Mapping[str, Any], published: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
+    """What ``ps`` shows: the published ports, then exposed ones that are not published (as docker)."""
+    from composer.planner.observed import PortMapping
+
+    seen = {(port.private_port, port.protocol) for port in published}
+    exposed = []
+    for entry in config.get("exposed") or ():
+        port, _, protocol = str(entry).partition("/")
+        if port.isdigit() and (int(port), protocol or "tcp") not in seen:
+            exposed.append(PortMapping(int(port), protocol or "tcp"))
+    return (*published, *exposed)
 
 
 def healthcheck(service: ServiceConfig, image_config: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -272,6 +309,7 @@ class NativeContainers:
         self.lock(project)
         self.check_supervisor(project)
         containers = []
+        published = networking.published_ports(self.run_root)
         for name in self.runtime.containers(project):
             try:
                 config = self.runtime.config(project, name)
@@ -289,7 +327,8 @@ class NativeContainers:
                 oneoff=found.get(labels.ONEOFF, "False").lower() == "true", image_id=config.get("image_id"),
                 image=str(config.get("image_ref") or config.get("image") or ""),
                 command=" ".join(config.get("args") or ()), created=config.get("created"),
-                status_text=self.status_text(project, name, state)))
+                status_text=self.status_text(project, name, state),
+                ports=listed_ports(config, published.get(name, []) if state.status == "running" else [])))
         own_networks, named_networks = [], []
         for record in networking.networks(self.run_root):
             found = record.get("labels") or {}
@@ -400,13 +439,10 @@ class NativeContainers:
         return paths, anonymous
 
     def create(self, spec: ContainerSpec) -> ContainerRef:
-        project, service = spec.project_name, spec.service
+        project, service = spec.project_name, with_file_mounts(spec)
         self.lock(project)
         created: list[str] = []
         try:
-            if spec.secret_files or spec.config_files:
-                raise _unsupported(f"service {service.name}: secrets and configs are not supported by the native "
-                                   "backend yet")
             if spec.volumes_from or spec.namespace_containers:
                 raise _unsupported(f"service {service.name}: volumes_from and network_mode/ipc/pid service: are not "
                                    "supported by the native backend yet")
@@ -421,7 +457,7 @@ class NativeContainers:
             self.check_user(service, record, image_config)
             paths, anonymous = self.volume_paths(spec, created)
             extra = {"healthcheck": check, "restart": policy, "network": network, "anonymous_volumes": anonymous,
-                     "image_ref": spec.image}
+                     "image_ref": spec.image, "exposed": exposed_ports(service, image_config)}
             container_id = self.runtime.create(project, spec.container_name, service, record, labels=spec.labels,
                                                volume_paths=paths, extra=extra)
         except BaseException:

@@ -13,6 +13,7 @@ The backend calls exactly these functions:
   is stored under ``"network"`` in the container's config.json;
 * ``start_options(config)`` when a container is started (by the supervisor, or by an attached
   one-off): keyword arguments for ``Runtime.start`` (``netns=``, ``on_netns=``);
+* ``published_ports`` for listings (``ps``, ``port``): every container's published ports;
 * ``released(config)`` once a container is removed (addresses, DNS names, port proxies).
 """
 
@@ -27,6 +28,7 @@ from composer.errors import AlreadyExistsError, NotFoundError, UnsupportedFeatur
 
 if TYPE_CHECKING:
     from composer.backends.base import ContainerSpec
+    from composer.planner.observed import PortMapping
     from composer.spec.models import NetworkConfig
 
 BACKEND = "native"
@@ -74,6 +76,19 @@ def networks(run_root: Path) -> Iterable[dict[str, Any]]:
         yield {"id": state["name"], "name": state["name"], "driver": state.get("driver", "bridge"),
                "labels": {**(state.get("labels") or {}), labels.NETWORK: state.get("key", ""),
                           labels.PROJECT: state.get("project", ""), labels.VERSION: labels.COMPATIBLE_VERSION}}
+
+
+def published_ports(run_root: Path) -> dict[str, list[PortMapping]]:
+    """Container name -> its published ports, read once for a whole listing."""
+    from composer.planner.observed import PortMapping
+
+    found: dict[str, list[PortMapping]] = {}
+    for state in _manager(run_root).all_networks():
+        for container, endpoint in (state.get("endpoints") or {}).items():
+            found.setdefault(container, []).extend(
+                PortMapping(int(port["target"]), str(port["protocol"]), str(port["host_ip"]), int(port["host_port"]))
+                for port in endpoint.get("ports") or ())
+    return found
 
 
 def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
