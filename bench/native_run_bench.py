@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -61,9 +62,9 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (the native backend and runc need it)")
-    for tool in ("docker", "runc"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing (apt-get install docker.io runc)")
+    for program in ("docker", "runc"):
+        if shutil.which(program) is None:
+            raise SystemExit(f"{program} is missing (apt-get install docker.io runc)")
     folder = Path(tempfile.mkdtemp(prefix="native-run-bench-"))
     try:
         env = {**os.environ, "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
@@ -75,7 +76,7 @@ def main() -> int:
         save.wait()
         (folder / "compose.yaml").write_text(f"services:\n  t:\n    image: {args.image}\n    command: [\"true\"]\n")
         bundle = runc_bundle(args.image, folder)
-        tools = {
+        tools: dict[str, Callable[[int], float]] = {
             "composer native run --rm": lambda i: timed([composer, "--backend", "native", "--progress", "quiet", "-p",
                                                          "bench", "run", "--rm", "t"], env, folder),
             "docker run --rm": lambda i: timed(["docker", "run", "--rm", args.image, "true"]),

@@ -28,6 +28,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,8 @@ def main() -> int:
             out(f"image: {reference}: {len(diff_ids)} layers, {packed / (1 << 20):.1f} MiB compressed")
             folder = Path(tmp)
             (folder / "compose.yaml").write_text(f"services:\n  app:\n    image: {reference}\n")
-            runners = {"composer": lambda: composer_run(composer, folder, reference, diff_ids, env),
+            runners: dict[str, Callable[[], float | None]] = {
+                "composer": lambda: composer_run(composer, folder, reference, diff_ids, env),
                        "docker": lambda: docker_run(api, reference, diff_ids, env)}
             for runner in runners.values():  # untimed warm-up: does it work at all
                 if runner() is None:

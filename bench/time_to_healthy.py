@@ -12,8 +12,10 @@ Each tool first runs once untimed; then the tools alternate (their order swappin
 hits both), --runs times each. Every run uses a fresh project name and a free port, is checked through
 the engine, and is removed afterwards (``down -v``, then by label, even when a tool fails).
 
-Tools: composer on the docker backend and Compose v2, on the same dockerd. The native backend gets its
-column when it lands (add it to ``tools()``).
+Tools: Compose v2 and composer's docker backend on the same dockerd, and composer's native backend
+(its own store, COMPOSER_ROOT; the untimed first run pulls the images into it through the same local
+mirror, /etc/composer/registries.json). A native run is checked and cleaned through composer itself
+(its run root and volume store), the others through the engine.
 
 Usage: .venv/bin/python bench/time_to_healthy.py [--runs N] [--composer PATH] [--v2 PATH]
 Exit status: 0 when every run of every tool succeeded, 1 otherwise. Timings are reported, never asserted.
@@ -41,7 +43,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 from config_bench import BIN, find_v2, fmt_ratio, out  # noqa: E402
-from up_down_bench import leftovers, remove_project  # noqa: E402
+from up_down_bench import leftovers, native_leftovers, remove_project  # noqa: E402
 
 from tests.integration.registry import free_port  # noqa: E402
 
@@ -61,9 +63,10 @@ class Tool:
 def tools(composer: Path, v2: Path) -> list[Tool]:
     return [
         Tool("v2", [str(v2)]),
-        Tool("composer", [str(composer), "--backend", "docker"]),
-        # Tool("native", [str(composer), "--backend", "native"]),  # when the native backend lands
+        Tool("docker", [str(composer), "--backend", "docker"]),
+        Tool("native", [str(composer), "--backend", "native"]),
     ]
+
 
 
 def ensure_secrets() -> None:
@@ -126,12 +129,17 @@ class Bench:
             answered = time.perf_counter() - start
             subprocess.run([*base, "down", "-v", "-t", "0"], cwd=EXAMPLE, env=env, capture_output=True,
                            timeout=300, check=False)
-            if left := leftovers(self.api, project):
+            left = native_leftovers(project, env) if tool.name == "native" else leftovers(self.api, project)
+            if left:
                 out(f"FAIL {tool.name} ({label}): down -v left {', '.join(left[:3])}")
                 return None
             return {"up -d --wait": up, "answers": answered}
         finally:
-            remove_project(self.api, project)
+            if tool.name == "native":
+                subprocess.run([*base, "down", "-v", "-t", "0"], cwd=EXAMPLE, env=env, capture_output=True,
+                               timeout=300, check=False)
+            else:
+                remove_project(self.api, project)
 
     def cleanup(self) -> None:
         for project in self.projects:
@@ -154,7 +162,7 @@ def report(all_tools: list[Tool], runs: int) -> None:
     widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
     out()
     out(f"cold start (fresh project and volumes, images present), median over {runs} runs, tools alternating;")
-    out(f"ratio = tool / {reference.name} (below 1 means faster); the native backend's column arrives with it")
+    out(f"ratio = tool / {reference.name} (below 1 means faster)")
     for n, row in enumerate(rows):
         out("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths,
                                                                                                    strict=True))))

@@ -1,4 +1,9 @@
-"""Time `composer up -d` and `down -t 0` against Docker Compose v2 on the same engine, in the same run.
+"""Time `composer up -d` and `down -t 0` against Docker Compose v2, in the same run.
+
+Three tools: Compose v2 on dockerd, composer's docker backend on the same dockerd (issue 3), and
+composer's native backend (issue 6: its own runtime, bridge network, DNS; no daemon). The native
+backend pulls the image into a temporary store (COMPOSER_ROOT) from a temporary local registry,
+as its docker.io mirror, in the untimed first run; its runs are checked through its own state.
 
 For each N (1, 10 and 50 by default) a project of N trivial services is generated: the local test
 image composer-test/busybox:latest (built when missing, as the integration tests build it) running
@@ -13,12 +18,14 @@ The table gives, per N and command, the median wall time, the ratio composer/v2,
 engine on a small one), and the peak RSS (the largest over the runs).
 
 Usage: .venv/bin/python bench/up_down_bench.py [--runs N] [--sizes 1,10,50] [--composer PATH] [--v2 PATH]
+       [--tools v2,docker,native]
 Exit status: 0 when every run of both tools succeeded, 1 otherwise.  Timings are reported, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -26,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +82,22 @@ def leftovers(api: Any, project: str) -> list[str]:
     return found
 
 
+def native_leftovers(project: str, environ: dict[str, str]) -> list[str]:
+    """What composer's native backend still holds for the project: containers, networks, volumes."""
+    from composer.backends.native import networking
+    from composer.backends.native.image.store import default_root
+    from composer.backends.native.runtime import volumes
+    from composer.backends.native.runtime.containers import default_run_root
+
+    root = default_run_root(environ)
+    found = [f"container {p.name}" for p in (root / project).iterdir()] if (root / project).is_dir() else []
+    found += [f"network {r['name']}" for r in networking.networks(root)
+              if (r.get("labels") or {}).get(labels.PROJECT) == project]
+    found += [f"volume {r['name']}" for r in volumes.listing(default_root(environ))
+              if (r.get("labels") or {}).get(labels.PROJECT) == project]
+    return found
+
+
 def remove_project(api: Any, project: str) -> None:
     """Remove every container, network and volume labelled with the project (best effort)."""
     selector = project_selector(project)
@@ -99,6 +123,8 @@ def remove_project(api: Any, project: str) -> None:
 class Tool:
     name: str
     path: Path | None
+    backend: str | None = None  # composer's --backend; None for v2
+    environ: dict[str, str] = field(default_factory=dict)  # on top of the bench's environment
     times: dict[tuple[int, str], list[float]] = field(default_factory=dict)
     cpu: dict[tuple[int, str], list[float]] = field(default_factory=dict)
     rss_kib: dict[tuple[int, str], list[int]] = field(default_factory=dict)
@@ -114,8 +140,13 @@ class Run:
     stderr: bytes
 
 
-def run_once(tool: Path, folder: Path, project: str, command: str, env: dict[str, str]) -> Run:
-    argv = [str(tool), "-p", project, *ARGV[command]]
+def tool_argv(tool: Tool) -> list[str]:
+    assert tool.path is not None
+    return [str(tool.path), *(["--backend", tool.backend] if tool.backend else [])]
+
+
+def run_once(tool: Tool, folder: Path, project: str, command: str, env: dict[str, str]) -> Run:
+    argv = [*tool_argv(tool), "-p", project, *ARGV[command]]
     with tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -140,17 +171,17 @@ class Bench:
 
     def cycle(self, tool: Tool, folder: Path, services: int, label: str) -> dict[str, Run] | None:
         """`up -d` then `down -t 0` on a fresh project; the runs, or None after reporting a failure."""
-        assert tool.path is not None
         project = self.new_project(tool, services, label)
+        env = {**self.env, **tool.environ}
         runs: dict[str, Run] = {}
         try:
             for command in COMMANDS:
-                result = run_once(tool.path, folder, project, command, self.env)
+                result = run_once(tool, folder, project, command, env)
                 runs[command] = result
                 problem = f"exit status {result.rc}" if result.rc != 0 else None
-                if problem is None and command == "up" and (count := running(self.api, project)) != services:
+                if problem is None and command == "up" and (count := self.running(tool, folder, project)) != services:
                     problem = f"{count} containers running, expected {services}"
-                if problem is None and command == "down" and (left := leftovers(self.api, project)):
+                if problem is None and command == "down" and (left := self.leftovers(tool, project)):
                     problem = f"left {', '.join(left[:3])}{' ...' if len(left) > 3 else ''}"
                 if problem is not None:
                     out(f"FAIL {tool.name} {command} N={services} ({label}): {problem}")
@@ -159,7 +190,27 @@ class Bench:
                     return None
             return runs
         finally:
+            self.remove(tool, folder, project)
+
+    def running(self, tool: Tool, folder: Path, project: str) -> int:
+        if tool.backend != "native":
+            return running(self.api, project)
+        argv = [*tool_argv(tool), "-p", project, "ps", "-q", "--status", "running"]
+        listed = subprocess.run(argv, cwd=folder, env={**self.env, **tool.environ}, capture_output=True, text=True,
+                                timeout=120, check=False)
+        return len(listed.stdout.split())
+
+    def leftovers(self, tool: Tool, project: str) -> list[str]:
+        if tool.backend == "native":
+            return native_leftovers(project, {**self.env, **tool.environ})
+        return leftovers(self.api, project)
+
+    def remove(self, tool: Tool, folder: Path, project: str) -> None:
+        if tool.backend != "native":
             remove_project(self.api, project)
+        elif native_leftovers(project, {**self.env, **tool.environ}):
+            subprocess.run([*tool_argv(tool), "-p", project, "down", "-v", "-t", "0"], cwd=folder,
+                           env={**self.env, **tool.environ}, capture_output=True, timeout=300, check=False)
 
     def cleanup(self) -> None:
         for project in self.projects:
@@ -170,7 +221,9 @@ class Bench:
 # --------------------------------------------------------------------------------------------- report
 
 
-def report(sizes: list[int], v2: Tool, composer: Tool, runs: int) -> None:
+def report(sizes: list[int], tools: list[Tool], runs: int) -> None:
+    """One row per N and command: each tool's median wall time, its ratio to the first tool (v2),
+    CPU time and peak RSS."""
     def median(tool: Tool, key: tuple[int, str], cpu: bool = False) -> float | None:
         values = (tool.cpu if cpu else tool.times).get(key)
         return statistics.median(values) if values else None
@@ -182,23 +235,22 @@ def report(sizes: list[int], v2: Tool, composer: Tool, runs: int) -> None:
     def show(value: float | None, unit: str, digits: int) -> str:
         return f"{value:.{digits}f} {unit}" if value is not None else "-"
 
-    header = ("N", "command", "v2 median", "composer median", "ratio", "v2 CPU", "composer CPU",
-              "v2 peak RSS", "composer peak RSS", "ratio")
+    reference, others = tools[0], tools[1:]
+    header = ["N", "command", *(f"{t.name}" for t in tools), *(f"{t.name}/{reference.name}" for t in others),
+              *(f"{t.name} CPU" for t in tools), *(f"{t.name} RSS" for t in tools)]
     rows = [header]
     for services in sizes:
         for command in COMMANDS:
             key = (services, command)
-            t2, tc = median(v2, key), median(composer, key)
-            c2, cc = median(v2, key, cpu=True), median(composer, key, cpu=True)
-            r2, rc = peak(v2, key), peak(composer, key)
-            rows.append((
-                str(services), " ".join(ARGV[command]), show(t2, "s", 3), show(tc, "s", 3), fmt_ratio(tc, t2),
-                show(c2, "s", 3), show(cc, "s", 3), show(r2, "MiB", 1), show(rc, "MiB", 1), fmt_ratio(rc, r2),
-            ))
+            walls = [median(t, key) for t in tools]
+            rows.append([str(services), " ".join(ARGV[command]), *(show(w, "s", 3) for w in walls),
+                         *(fmt_ratio(w, walls[0]) for w in walls[1:]),
+                         *(show(median(t, key, cpu=True), "s", 3) for t in tools),
+                         *(show(peak(t, key), "MiB", 1) for t in tools)])
     widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
     out()
-    out(f"median wall and CPU time over {runs} runs (tools alternating), peak RSS = largest over the runs;")
-    out("ratio = composer / v2 (below 1 means composer is faster or smaller)")
+    out(f"median wall time over {runs} runs (tools alternating), median CPU time (user + system), peak RSS =")
+    out(f"largest over the runs; ratio = tool / {reference.name} wall time (below 1 means faster)")
     for n, row in enumerate(rows):
         cells = [cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths, strict=True))]
         out("  ".join(cells))
@@ -216,21 +268,47 @@ def sizes_arg(text: str) -> list[int]:
     return sizes
 
 
+def tools_arg(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = set(names) - {"v2", "docker", "native"}
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"tools are v2, docker and native, not {text!r}")
+    return names
+
+
+@contextlib.contextmanager
+def native_registry(api: Any, root: Path) -> Iterator[dict[str, str]]:
+    """A temporary local registry holding the test image: the native backend's docker.io mirror, with
+    a temporary store, so its first (untimed) run pulls through the normal path."""
+    from tests.integration import registry
+
+    executable = registry.binary()
+    if executable is None:
+        raise SystemExit("FAIL native: Debian's docker-registry is not installed (make deps)")
+    with registry.LocalRegistry(executable) as running:
+        registry.push(api, TEST_IMAGE, running.reference(TEST_IMAGE.split(":")[0]))
+        yield {"COMPOSER_ROOT": str(root / "store"), "COMPOSER_REGISTRY_MIRRORS": f"http://{running.host}",
+               "COMPOSER_REGISTRY_CONFIG": str(root / "no-registries.json")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per tool and size (default 5)")
     parser.add_argument("--sizes", type=sizes_arg, default=[1, 10, 50], help="service counts (default 1,10,50)")
+    parser.add_argument("--tools", type=tools_arg, default=["v2", "docker", "native"],
+                        help="which tools, first is the reference (default v2,docker,native)")
     parser.add_argument("--composer", help=f"composer executable (default {BIN / 'composer'})")
     parser.add_argument("--v2", help="Docker Compose v2 (default: docker-compose beside python, or on PATH)")
     args = parser.parse_args()
 
     from composer.backends.docker.client import connect_from_env
 
-    v2 = Tool("v2", find_v2(args.v2))
-    composer = Tool("composer", Path(args.composer).absolute() if args.composer else BIN / "composer")
-    tools = [v2, composer]
-    out(f"v2:       {v2.path}")
-    out(f"composer: {composer.path}")
+    composer = Path(args.composer).absolute() if args.composer else BIN / "composer"
+    known = {"v2": Tool("v2", find_v2(args.v2)), "docker": Tool("docker", composer, backend="docker"),
+             "native": Tool("native", composer, backend="native")}
+    tools = [known[name] for name in args.tools]
+    for tool in tools:
+        out(f"{tool.name + ':':9} {' '.join(tool_argv(tool)) if tool.path else '-'}")
     out(f"cpus: {os.cpu_count()}, load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for tool in tools:
         if tool.path is None or not tool.path.is_file():
@@ -240,17 +318,19 @@ def main() -> int:
     api = connect_from_env()
     # No COMPOSE_* settings; and bytecode may be written, as it is for an installed composer (pip compiles
     # it), so the warm-up run caches it instead of every run compiling composer's modules (~0.1 s each).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k != "PYTHONDONTWRITEBYTECODE"}
-    env.setdefault("COMPOSER_BACKEND", "docker")  # against v2 on the same dockerd (native is the default as root)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("COMPOSE_", "COMPOSER_")) and k != "PYTHONDONTWRITEBYTECODE"}
     bench = Bench(api, env)
     try:
         ensure_busybox_image(api)
-        with tempfile.TemporaryDirectory(prefix="up-down-bench-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="up-down-bench-") as tmp, \
+                native_registry(api, Path(tmp)) as native_env:
+            known["native"].environ.update(native_env)
             for services in args.sizes:
                 folder = Path(tmp) / f"n{services}"
                 folder.mkdir()
                 (folder / "compose.yaml").write_text(compose_file(services))
-                for tool in tools:  # untimed: does it work at all, and warm the engine's caches
+                for tool in tools:  # untimed: does it work at all, and warm the caches (and the native store)
                     if bench.cycle(tool, folder, services, "warmup") is None:
                         tool.failed.add(services)
                 for run in range(args.runs):
@@ -269,8 +349,8 @@ def main() -> int:
     finally:
         bench.cleanup()
         api.close()
-    report(args.sizes, v2, composer, args.runs)
-    return 1 if v2.failed or composer.failed else 0
+    report(args.sizes, tools, args.runs)
+    return 1 if any(tool.failed for tool in tools) else 0
 
 
 if __name__ == "__main__":

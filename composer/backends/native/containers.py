@@ -443,8 +443,8 @@ class NativeContainers:
         self.lock(project)
         created: list[str] = []
         try:
-            if spec.volumes_from or spec.namespace_containers:
-                raise _unsupported(f"service {service.name}: volumes_from and network_mode/ipc/pid service: are not "
+            if spec.volumes_from or set(spec.namespace_containers) - {"network_mode"}:
+                raise _unsupported(f"service {service.name}: volumes_from and ipc/pid service: are not "
                                    "supported by the native backend yet")
             if spec.labels.get(labels.ONEOFF) == "True" and (service.stdin_open or service.tty):
                 # ``run`` asks for them; its output is streamed from the log (no stdin forwarding yet).
@@ -459,7 +459,8 @@ class NativeContainers:
             extra = {"healthcheck": check, "restart": policy, "network": network, "anonymous_volumes": anonymous,
                      "image_ref": spec.image, "exposed": exposed_ports(service, image_config)}
             container_id = self.runtime.create(project, spec.container_name, service, record, labels=spec.labels,
-                                               volume_paths=paths, extra=extra)
+                                               volume_paths=paths, extra=extra,
+                                               etc_source=networking.shared_etc({"network": network}))
         except BaseException:
             for name in created:
                 volumes.remove(self.store.root, name)

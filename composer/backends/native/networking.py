@@ -3,7 +3,8 @@
 Networks are composer.backends.native.network's NetworkManager: a bridge per Compose network, a
 veth per container created inside its namespace, per-project DNS and published ports; plus
 ``network_mode: none`` and ``host``. What it cannot do (drivers other than bridge, a port without
-a host port) is refused in one line, never ignored.
+a host port) is refused in one line, never ignored. ``network_mode: service:X`` and
+``container:X`` join X's network namespace when started (X must be running), as Docker does.
 
 The backend calls exactly these functions:
 
@@ -11,6 +12,8 @@ The backend calls exactly these functions:
   ``<run root>/networks/`` carrying Compose's labels, so the planner sees them);
 * ``container_settings(spec)`` at create: validates the service's networking and returns what
   is stored under ``"network"`` in the container's config.json;
+* ``shared_etc(config)`` at create: the run directory of the container a ``network_mode:
+  service:X`` container joins (its hostname, hosts and resolv.conf are shared);
 * ``start_options(config)`` when a container is started (by the supervisor, or by an attached
   one-off): keyword arguments for ``Runtime.start`` (``netns=``, ``on_netns=``);
 * ``published_ports`` for listings (``ps``, ``port``): every container's published ports;
@@ -19,12 +22,13 @@ The backend calls exactly these functions:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from composer import labels
-from composer.errors import AlreadyExistsError, NotFoundError, UnsupportedFeatureError
+from composer.errors import AlreadyExistsError, BackendError, NotFoundError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
     from composer.backends.base import ContainerSpec
@@ -101,6 +105,13 @@ def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
 
     service = spec.service
     mode = service.network_mode
+    if mode is not None and mode.startswith(("service:", "container:")):
+        if service.ports:
+            raise _unsupported(f"service {service.name}: conflicting options: port publishing and the container "
+                               "type network mode", "create")
+        owner = spec.namespace_containers.get("network_mode") or mode.partition(":")[2]
+        project = owner_project(run_root, spec.project_name, owner)
+        return {"mode": "container", "run_root": str(run_root), "project": project, "container": owner}
     if mode in ("none", "host"):
         if service.ports and mode == "none":
             raise _unsupported(f"service {service.name}: published ports need a network", "create")
@@ -118,10 +129,39 @@ def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
                         "dns": list(service.dns or ())}}
 
 
+def owner_project(run_root: Path, project: str, container: str) -> str:
+    """The project of ``container`` (whose network namespace a service joins): this project's
+    when it has one of that name, else the first other project that does.
+
+    :raises NotFoundError: no container of that name.
+    """
+    if (run_root / project / container / "config.json").is_file():
+        return project
+    for candidate in sorted(run_root.iterdir()) if run_root.is_dir() else ():
+        if (candidate / container / "config.json").is_file():
+            return candidate.name
+    raise NotFoundError(f"No such container: {container}", backend_name=BACKEND, operation="create")
+
+
+def shared_etc(config: dict[str, Any]) -> Path | None:
+    """The run directory of the container whose network namespace this one joins (its hostname,
+    hosts and resolv.conf are shared too), or None."""
+    settings = config.get("network") or {}
+    if settings.get("mode") != "container":
+        return None
+    return Path(settings["run_root"], settings["project"], settings["container"])
+
+
 def start_options(config: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for Runtime.start: for a bridged container, the hook attaching its
-    namespace to its networks (and publishing its ports); nothing for none and host."""
+    namespace to its networks (and publishing its ports); for ``service:X``, X's namespace to
+    join; nothing for none and host.
+
+    :raises BackendError: X is not running.
+    """
     settings = config.get("network") or {}
+    if settings.get("mode") == "container":
+        return {"netns": joined_namespace(settings)}
     if settings.get("mode") != "bridge":
         return {}
     from types import SimpleNamespace
@@ -137,6 +177,22 @@ def start_options(config: dict[str, Any]) -> dict[str, Any]:
     project, name = str(config["project"]), str(config["name"])
     run_dir = Path(settings["run_root"]) / project / name
     return {"on_netns": manager.on_netns(project, name, service, attachments, run_dir=run_dir)}
+
+
+def joined_namespace(settings: dict[str, Any]) -> str:
+    """``/proc/<pid>/ns/net`` of the running container a ``service:X`` container joins."""
+    from composer.backends.native.runtime.init import process_start_time
+
+    owner = Path(settings["run_root"]) / settings["project"] / settings["container"]
+    try:
+        state = json.loads((owner / "state.json").read_bytes())
+    except (OSError, ValueError):
+        state = {}
+    pid = state.get("pid")
+    if not pid or (owner / "exit.json").exists() or process_start_time(int(pid)) != state.get("pid_start"):
+        raise BackendError(f"cannot join network namespace of a non running container: {settings['container']}",
+                           backend_name=BACKEND, operation="start")
+    return f"/proc/{int(pid)}/ns/net"
 
 
 def released(config: dict[str, Any]) -> None:

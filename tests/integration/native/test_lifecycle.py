@@ -64,6 +64,9 @@ def env(local_registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory)
                 os.environ[key] = value
     parent = f"composer-test-{uuid.uuid4().hex[:8]}"
     yield Env(root, record.reference, parent)
+    (root / "run" / "networks" / ".lock").unlink(missing_ok=True)  # the network manager's lock stays by design
+    with contextlib.suppress(OSError):
+        (root / "run" / "networks").rmdir()
     residue(Runtime(store, run_root=root / "run", cgroup_parent=parent))
 
 
@@ -406,4 +409,48 @@ def test_default_network_service_names_published_port_and_down_leaves_no_bridge(
     (project.env.root / "run" / "networks" / ".lock").unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         (project.env.root / "run" / "networks").rmdir()
+    nothing_left(project)
+
+
+def test_network_mode_service_shares_the_namespace_and_the_hostname(project: Project) -> None:
+    project.write("""
+        server:
+          image: IMAGE
+          hostname: shared-host
+          command: sh -c 'while true; do nc -l -p 7000 -e echo from-server; done'
+        sidecar:
+          image: IMAGE
+          network_mode: service:server
+          command: sleep 600
+    """)
+    project.run("up", "-d")
+
+    def namespace(container: str) -> str:
+        return os.readlink(f"/proc/{project.state(container)['pid']}/ns/net")
+
+    server, sidecar = f"{project.name}-server-1", f"{project.name}-sidecar-1"
+    assert namespace(server) == namespace(sidecar)
+    # the server's own loopback answers inside the sidecar, and the hostname is the server's
+    eventually(lambda: "from-server" in project.run("exec", "-T", "sidecar", "sh", "-c",
+                                                    "nc -w 2 127.0.0.1 7000 </dev/null", check=False).stdout)
+    assert project.run("exec", "-T", "sidecar", "hostname").stdout.strip() == "shared-host"
+    project.run("down", "-t", "1")
+    nothing_left(project)
+
+
+def test_network_mode_service_with_ports_is_one_line(project: Project) -> None:
+    project.write("""
+        server:
+          image: IMAGE
+          command: sleep 600
+        sidecar:
+          image: IMAGE
+          network_mode: service:server
+          ports: ["8080:80"]
+          command: sleep 600
+    """)
+    result = project.run("up", "-d", check=False)
+    assert result.returncode != 0
+    assert "port publishing and the container type network mode" in one_line(result)
+    project.run("down", "-t", "1")
     nothing_left(project)

@@ -135,10 +135,12 @@ class Runtime:
 
     def create(self, project: str, name: str, service: Any, image: ImageRecord, *,
                labels: Mapping[str, str] | None = None, volume_paths: Mapping[str, str] | None = None,
-               extra: Mapping[str, Any] | None = None) -> str:
+               extra: Mapping[str, Any] | None = None, etc_source: Path | None = None) -> str:
         """Prepare a container of ``service`` (a ServiceConfig) from ``image``; nothing runs yet.
         Returns the container id. ``volume_paths``: target -> store directory of each volume
-        mount; ``extra``: more keys for config.json (the supervisor's restart and healthcheck).
+        mount; ``extra``: more keys for config.json (the supervisor's restart and healthcheck);
+        ``etc_source``: another container's run directory whose hostname, hosts and resolv.conf
+        this one shares (it joins that container's network namespace, as Docker does).
 
         :raises AlreadyExistsError: a container of that name exists in the project.
         :raises UnsupportedFeatureError: the service asks for something the runtime cannot do.
@@ -161,16 +163,15 @@ class Runtime:
         try:
             for sub in ("upper", "work", "rootfs"):
                 (data_dir / sub).mkdir(mode=0o755, parents=True)
-            etc = {"/etc/hostname": run_dir / "hostname", "/etc/hosts": run_dir / "hosts",
-                   "/etc/resolv.conf": run_dir / "resolv.conf"}
-            etc["/etc/hostname"].write_text(settings["hostname"] + "\n")
-            etc["/etc/hosts"].write_text(hosts_file(settings["hostname"], settings.pop("extra_hosts")))
-            try:
-                host_resolv = Path("/etc/resolv.conf").read_text()
-            except OSError:
-                host_resolv = ""
-            etc["/etc/resolv.conf"].write_text(resolv_conf(host_resolv, settings.pop("dns"),
-                                                           settings.pop("dns_search"), settings.pop("dns_opt")))
+            if etc_source is not None:
+                settings["hostname"] = (etc_source / "hostname").read_text().strip()
+                for key in ("extra_hosts", "dns", "dns_search", "dns_opt"):
+                    settings.pop(key)
+            etc_dir = etc_source or run_dir
+            etc = {"/etc/hostname": etc_dir / "hostname", "/etc/hosts": etc_dir / "hosts",
+                   "/etc/resolv.conf": etc_dir / "resolv.conf"}
+            if etc_source is None:
+                self._write_etc_files(settings, etc)
             config = {
                 **(extra or {}), **settings,
                 "id": container_id, "name": name, "project": project, "image": image.reference,
@@ -188,6 +189,17 @@ class Runtime:
             remove_tree(data_dir)
             raise
         return container_id
+
+    @staticmethod
+    def _write_etc_files(settings: dict[str, Any], etc: Mapping[str, Path]) -> None:
+        etc["/etc/hostname"].write_text(settings["hostname"] + "\n")
+        etc["/etc/hosts"].write_text(hosts_file(settings["hostname"], settings.pop("extra_hosts")))
+        try:
+            host_resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            host_resolv = ""
+        etc["/etc/resolv.conf"].write_text(resolv_conf(host_resolv, settings.pop("dns"), settings.pop("dns_search"),
+                                                       settings.pop("dns_opt")))
 
     def start(self, project: str, name: str, *, netns: str | None = None,
               on_netns: Callable[[int], None] | None = None) -> int:
