@@ -145,9 +145,11 @@ def healthcheck(service: ServiceConfig, image_config: Mapping[str, Any]) -> dict
         return float(image[key]) / SECOND if image.get(key) else default
 
     retries = check.retries if check is not None and check.retries is not None else image.get("Retries")
-    return {"test": test, "interval": pick("interval", "Interval", 30.0), "timeout": pick("timeout", "Timeout", 30.0),
+    interval = pick("interval", "Interval", 30.0)
+    # start_interval unset: the supervisor takes the shorter of the interval and Docker's 5 s
+    return {"test": test, "interval": interval, "timeout": pick("timeout", "Timeout", 30.0),
             "start_period": pick("start_period", "StartPeriod", 0.0),
-            "start_interval": pick("start_interval", "StartInterval", 5.0),
+            "start_interval": pick("start_interval", "StartInterval", 0.0) or None,
             "retries": int(retries) if retries else 3}
 
 

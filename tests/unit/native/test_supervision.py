@@ -43,10 +43,12 @@ def test_healthcheck_service_over_image() -> None:
     assert healthcheck(service(), {}) is None
     inherited = healthcheck(service(), image)
     assert inherited == {"test": ["CMD-SHELL", "true"], "interval": 2.0, "timeout": 30.0, "start_period": 0.0,
-                         "start_interval": 5.0, "retries": 5}
+                         "start_interval": None, "retries": 5}
     own = healthcheck(service(healthcheck={"test": ["CMD", "false"], "interval": "500ms", "start_period": "3s"}), image)
     assert own is not None
     assert (own["test"], own["interval"], own["start_period"], own["retries"]) == (["CMD", "false"], 0.5, 3.0, 5)
+    timed = healthcheck(service(healthcheck={"test": ["CMD", "true"], "start_interval": "1s"}), image)
+    assert timed is not None and timed["start_interval"] == 1.0
     assert healthcheck(service(healthcheck={"disable": True}), image) is None
     assert healthcheck(service(healthcheck={"test": ["NONE"]}), image) is None
     assert health_probe_args(["CMD-SHELL", "test -e /x"]) == ["/bin/sh", "-c", "test -e /x"]

@@ -451,7 +451,10 @@ class Supervisor:
         pid, pid_start = state.get("pid"), state.get("pid_start")
         began = time.monotonic()
         interval = float(check.get("interval") or 30.0)
-        start_interval = float(check.get("start_interval") or 5.0)
+        # Docker 25+ probes every start_interval (5 s by default) during the start period, even when
+        # the interval is shorter; earlier engines used the interval. The shorter of the two is the
+        # soonest a starting service can be seen healthy, which is what depends_on and --wait want.
+        start_interval = float(check.get("start_interval") or min(interval, 5.0))
         start_period = float(check.get("start_period") or 0.0)
         timeout = float(check.get("timeout") or 30.0)
         retries = int(check.get("retries") or 3)
