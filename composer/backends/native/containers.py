@@ -419,6 +419,32 @@ class NativeContainers:
                 raise _error(f"service {service.name}: unable to find {kind} {name}: no matching entries in "
                              f"{file} file", "create")
 
+    def with_inherited_mounts(self, project: str, service: ServiceConfig, sources: Sequence[str]) -> ServiceConfig:
+        """``volumes_from``: each source container's volumes and binds, as binds of the same
+        directories (``:ro`` / ``:rw`` override their mode), after the service's own mounts;
+        a target the service mounts itself keeps the service's.
+
+        :raises NotFoundError: a source container does not exist.
+        """
+        if not sources:
+            return service
+        from composer.spec.models import ServiceVolume  # the models load lazily
+
+        taken = {volume.target for volume in service.volumes}
+        inherited: list[ServiceVolume] = []
+        for entry in sources:
+            name, _, mode = entry.partition(":")
+            owner = networking.owner_project(self.run_root, project, name)
+            for mount in self.runtime.config(owner, name).get("mounts") or ():
+                if mount.get("type") not in ("bind", "volume") or mount["target"] in taken:
+                    continue
+                taken.add(mount["target"])
+                read_only = mode == "ro" or (mode != "rw" and bool(mount.get("readonly")))
+                inherited.append(ServiceVolume(type="bind", source=mount["source"], target=mount["target"],
+                                               read_only=read_only))
+        # resolved here into mounts: the runtime, which refuses volumes_from, never sees it
+        return service.model_copy(update={"volumes": (*service.volumes, *inherited), "volumes_from": ()})
+
     def volume_paths(self, spec: ContainerSpec, created: list[str]) -> tuple[dict[str, str], list[str]]:
         """target -> data directory of each volume mount (anonymous ones created here)."""
         paths: dict[str, str] = {}
@@ -445,9 +471,10 @@ class NativeContainers:
         self.lock(project)
         created: list[str] = []
         try:
-            if spec.volumes_from or set(spec.namespace_containers) - {"network_mode"}:
-                raise _unsupported(f"service {service.name}: volumes_from and ipc/pid service: are not "
-                                   "supported by the native backend yet")
+            if set(spec.namespace_containers) - {"network_mode"}:
+                raise _unsupported(f"service {service.name}: ipc and pid service: are not supported by the native "
+                                   "backend yet")
+            service = self.with_inherited_mounts(spec.project_name, service, spec.volumes_from)
             if spec.labels.get(labels.ONEOFF) == "True" and (service.stdin_open or service.tty):
                 # ``run`` asks for them; its output is streamed from the log (no stdin forwarding yet).
                 service = service.model_copy(update={"stdin_open": False, "tty": False})

@@ -454,3 +454,37 @@ def test_network_mode_service_with_ports_is_one_line(project: Project) -> None:
     assert "port publishing and the container type network mode" in one_line(result)
     project.run("down", "-t", "1")
     nothing_left(project)
+
+
+def test_volumes_from_shares_volumes_and_binds_with_their_mode(project: Project) -> None:
+    shared = project.folder / "shared"
+    shared.mkdir()
+    (shared / "note").write_text("from the host")
+    project.write("""
+        source:
+          image: IMAGE
+          command: sh -c 'echo from-source > /data/file; sleep 600'
+          volumes: ["data:/data", "./shared:/shared"]
+        reader:
+          image: IMAGE
+          volumes_from: ["source:ro"]
+          depends_on: [source]
+          command: sleep 600
+        writer:
+          image: IMAGE
+          volumes_from: ["source"]
+          depends_on: [source]
+          command: sleep 600
+    """, extra="""
+        volumes:
+          data:
+    """)
+    project.run("up", "-d")
+    eventually(lambda: "from-source" in project.run("exec", "-T", "reader", "cat", "/data/file", check=False).stdout)
+    assert project.run("exec", "-T", "reader", "cat", "/shared/note").stdout == "from the host"
+    refused = project.run("exec", "-T", "reader", "sh", "-c", "echo x > /data/other", check=False)
+    assert refused.returncode != 0 and "Read-only" in refused.stderr + refused.stdout
+    project.run("exec", "-T", "writer", "sh", "-c", "echo from-writer > /data/other")
+    assert project.run("exec", "-T", "source", "cat", "/data/other").stdout.strip() == "from-writer"
+    project.run("down", "-v", "-t", "1")
+    nothing_left(project)
