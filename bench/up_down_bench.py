@@ -13,9 +13,10 @@ fresh project name, and is checked through the engine: after `up -d` N container
 container or network of the project is left.  Whatever a run created is removed afterwards by label,
 even when a tool or the script fails.
 
-The table gives, per N and command, the median wall time, the ratio composer/v2, the median CPU time
+The table gives, per N and command, the median wall time, the ratio to v2, the median CPU time
 (user + system, from wait4: steadier than wall time on a busy machine, and what the tool takes from the
-engine on a small one), and the peak RSS (the largest over the runs).
+engine on a small one), and the peak RSS (the largest over the runs; measure.py's launcher keeps the
+benchmark's own memory out of it, its floor is ~8 MiB).
 
 Usage: .venv/bin/python bench/up_down_bench.py [--runs N] [--sizes 1,10,50] [--composer PATH] [--v2 PATH]
        [--tools v2,docker,native]
@@ -31,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 from config_bench import BIN, find_v2, fmt_ratio, out  # noqa: E402
+from measure import Run, measured  # noqa: E402
 
 from composer import labels  # noqa: E402
 from tests.support.images import TEST_IMAGE, ensure_busybox_image  # noqa: E402
@@ -131,30 +132,13 @@ class Tool:
     failed: set[int] = field(default_factory=set)
 
 
-@dataclass
-class Run:
-    rc: int
-    seconds: float
-    cpu_seconds: float
-    maxrss_kib: int
-    stderr: bytes
-
-
 def tool_argv(tool: Tool) -> list[str]:
     assert tool.path is not None
     return [str(tool.path), *(["--backend", tool.backend] if tool.backend else [])]
 
 
 def run_once(tool: Tool, folder: Path, project: str, command: str, env: dict[str, str]) -> Run:
-    argv = [*tool_argv(tool), "-p", project, *ARGV[command]]
-    with tempfile.TemporaryFile() as stderr:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
-        stderr.seek(0)
-        return Run(proc.returncode, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, stderr.read())
+    return measured([*tool_argv(tool), "-p", project, *ARGV[command]], folder, env)
 
 
 class Bench:

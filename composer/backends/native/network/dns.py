@@ -283,6 +283,9 @@ class Server:
         self.sockets: dict[tuple[str, int], socket.socket] = {}
         self.hup = threading.Event()
         self.stop = False
+        # SIGHUP (names changed) and SIGTERM (down) wake the select at once, not at its timeout
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
 
     def sync(self) -> None:
         self.responder.refresh()
@@ -307,8 +310,12 @@ class Server:
                 self.sync()
             by_fd = {s.fileno(): (key, s) for key, s in self.sockets.items()}
             try:
-                ready, _, _ = select.select(list(by_fd), [], [], 0.5)
+                ready, _, _ = select.select([*by_fd, self.wake_r], [], [], 0.5)
             except InterruptedError:
+                continue
+            if self.wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 64)
                 continue
             for fd in ready:
                 (address, kind), sock = by_fd[fd]

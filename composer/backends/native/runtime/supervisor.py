@@ -33,6 +33,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -284,6 +285,7 @@ class Supervisor:
         self.last_busy = time.monotonic()
         self.connections = 0
         self.exit_now = False
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # wakes serve() at once
 
     # files ------------------------------------------------------------------------------------
 
@@ -555,6 +557,13 @@ class Supervisor:
             with self.lock:
                 self.connections -= 1
                 self.last_busy = time.monotonic()
+                if self.exit_now and not self.connections:
+                    self.wake()
+
+    def wake(self) -> None:
+        """Let serve() look at once (exit-if-empty: the client waits for the exit)."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self.wake_w, b"x")
 
     def _clean_up(self) -> None:
         """Our files go (unless a newer supervisor owns them); with the project's last container
@@ -586,16 +595,22 @@ class Supervisor:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(path))
         listener.listen(64)
-        listener.settimeout(0.25)
+        listener.setblocking(False)
         atomic_json(str(self.folder / PID_FILE), {"pid": os.getpid(), "start": process_start_time(os.getpid())})
         threading.Thread(target=self._reaper, daemon=True).start()
         self.adopt()
         os.write(ready_fd, json.dumps({"ok": True, "pid": os.getpid()}).encode() + b"\n")
         os.close(ready_fd)
         while True:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
+            ready, _, _ = select.select([listener.fileno(), self.wake_r], [], [], 0.25)
+            if self.wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 64)
+            conn: socket.socket | None = None
+            if listener.fileno() in ready:
+                with contextlib.suppress(BlockingIOError):
+                    conn, _ = listener.accept()
+            if conn is None:
                 with self.lock:
                     idle = not self.watched and not self.connections and (
                         self.exit_now or time.monotonic() - self.last_busy > IDLE_EXIT)
