@@ -42,7 +42,7 @@ from composer.backends.native.image.store import ImageRecord, ImageStore, remove
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
 from composer.backends.native.runtime.init import atomic_json, process_start_time
-from composer.backends.native.runtime.spawn import SpawnError, spawn
+from composer.backends.native.runtime.spawn import Forkserver, SpawnError, spawn
 from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
 
 BACKEND = "native"
@@ -95,6 +95,8 @@ class Runtime:
         self.store = store
         self.run_root = Path(run_root) if run_root is not None else default_run_root()
         self.cgroup_parent = cgroup_parent.strip("/")
+        # Set by a long-lived owner (the project supervisor): helpers are then forked from it.
+        self.forkserver: Forkserver | None = None
 
     # --- paths and files -----------------------------------------------------------------------
 
@@ -226,7 +228,8 @@ class Runtime:
             if netns is not None:
                 config = {**config, "netns": netns}
             try:
-                return spawn(config, stderr_path=str(run_dir / "monitor.log"), on_netns=on_netns)
+                return spawn(config, stderr_path=str(run_dir / "monitor.log"), on_netns=on_netns,
+                             forkserver=self.forkserver)
             except SpawnError as exc:
                 raise _error(f"cannot start container {name}: {exc}", "start") from None
 

@@ -216,8 +216,8 @@ def fill_volume(image_dir: str, volume_dir: str) -> None:
 
 def loopback_up() -> None:
     """Bring ``lo`` up in a new network namespace (SIOCGIFFLAGS / SIOCSIFFLAGS)."""
-    import fcntl
     import _socket  # not socket: its enums cost milliseconds of every start
+    import fcntl
     import struct
 
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)

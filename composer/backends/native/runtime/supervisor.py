@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.backends.native.runtime.init import atomic_json, process_start_time
+from composer.backends.native.runtime.spawn import Forkserver
 
 PID_FILE = "supervisor.pid"
 SOCKET = "supervisor.sock"
@@ -274,6 +275,7 @@ class Supervisor:
         from composer.backends.native.runtime.containers import Runtime
 
         self.runtime = Runtime(ImageStore(store_root), run_root=run_root, cgroup_parent=cgroup_parent)
+        self.runtime.forkserver = Forkserver()  # starts cost a fork, not an interpreter
         self.project = project
         self.folder = run_root / project
         self.lock = threading.RLock()
@@ -617,6 +619,8 @@ class Supervisor:
                     if idle or not self.folder.is_dir():
                         # Stop answering first: a client that connects now retries with a new one.
                         listener.close()
+                        if self.runtime.forkserver is not None:
+                            self.runtime.forkserver.close()
                         self._clean_up()
                         return
                 continue
