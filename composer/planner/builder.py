@@ -45,15 +45,32 @@ class PlanBuilder:
         self._operations: list[Operation] = []
         self._warnings: list[str] = []
         self.memo: dict[str, int] = {}
+        self._gate: tuple[int, ...] = ()
+        self._gated_after = 0  # operations with a greater id wait for the gate
+
+    def gate(self, op_ids: Iterable[int]) -> None:
+        """Make every operation added from now on wait for ``op_ids``.
+
+        An operation gets them as dependencies only when none of its own dependencies was added
+        after this call: those already wait for the gate, so the edge would be redundant noise
+        in the rendered plan. No ``op_ids``, no change.
+        """
+        self._gate = tuple(sorted(set(op_ids)))
+        self._gated_after = len(self._operations)
 
     def add(
         self, kind: OpKind, resource_id: str, cause: str, payload: Payload, depends_on: Iterable[int] = (),
         *, best_effort: bool = False, group: str | None = None,
     ) -> int:
         op_id = len(self._operations) + 1
-        deps = tuple(sorted(set(depends_on)))
+        deps = tuple(sorted(self._through_gate(set(depends_on))))
         self._operations.append(Operation(op_id, kind, resource_id, cause, payload, deps, best_effort, group))
         return op_id
+
+    def _through_gate(self, deps: set[int]) -> set[int]:
+        if not self._gate or any(dep > self._gated_after for dep in deps):
+            return deps
+        return deps | set(self._gate)
 
     def warn(self, message: str) -> None:
         self._warnings.append(message)

@@ -7,6 +7,8 @@ included. The rules are Compose v2's:
 - networks and named volumes are created when missing; external ones are never created, and
   a missing one is an ExternalResourceNotFoundError;
 - images are pulled (or built) when missing, or always, per pull policy and ``--pull``/``--build``;
+  every other operation waits for all of them, as v2 ensures the images before it creates
+  anything, so a failed pull or build leaves no network, volume or container behind;
 - each service has ``scale`` containers ``<project>-<service>-<n>``: missing ones are created,
   diverged ones (config hash) recreated, stopped ones started, extra ones (highest numbers
   first) stopped and removed;
@@ -93,8 +95,9 @@ class UpOptions:
 
 
 def reconcile_up(project: Project, observed: ObservedState, options: UpOptions | None = None) -> Plan:
-    """The plan that brings ``observed`` to ``project``: networks, volumes, images, then each
-    service in dependency order, then orphans and ``--wait``. Empty when nothing differs.
+    """The plan that brings ``observed`` to ``project``: images, then (once they are all there)
+    networks, volumes, orphans, each service in dependency order and ``--wait``. Empty when
+    nothing differs.
 
     :raises DependencyCycleError: services depend on each other in a cycle.
     :raises ExternalResourceNotFoundError: an external network or volume does not exist.
@@ -128,9 +131,11 @@ class _Up:
     def run(self) -> Plan:
         graph = service_graph(self.project)
         order = graph.topological_order()
+        self._images(order)
+        # v2 has every image before it creates anything: a failed pull or build leaves nothing behind
+        self.plan.gate(self.images.values())
         self._networks()
         self._volumes()
-        self._images(order)
         self._orphans()
         for service_name in order:
             self._service(self.project.services[service_name])

@@ -143,3 +143,39 @@ def test_missing_image_is_one_line_and_exit_1(tmp_path: Path, docker_api: Any) -
         assert "composer-test/none" in result.stderr
     finally:
         remove_project(docker_api, name)
+
+
+def test_a_failed_pull_creates_no_network_volume_or_container(tmp_path: Path, docker_api: Any,
+                                                              busybox_image: str) -> None:
+    # Nothing listens on port 1 of the loopback: the pull fails at once. As in v2, every image
+    # is there before anything is created, so the other service's container is not created either.
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "compose.yaml").write_text(f"""
+services:
+  app:
+    image: {busybox_image}
+    command: ["sleep", "300"]
+    volumes: [data:/data]
+  gone:
+    image: 127.0.0.1:1/composer-test/nope:latest
+volumes:
+  data: {{}}
+""")
+    label = {"label": f"com.docker.compose.project={name}"}
+    try:
+        result = composer(folder, "up", "-d", check=False)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("composer:")]
+        assert len(errors) == 1, result.stderr
+        assert "127.0.0.1:1" in errors[0]
+        assert containers(docker_api, name) == []
+        assert docker_api.networks(filters=label) == []
+        assert docker_api.volumes(filters=label)["Volumes"] in (None, [])
+        down = composer(folder, "down")
+        assert down.stdout == ""
+        assert down.stderr == ""
+    finally:
+        remove_project(docker_api, name)

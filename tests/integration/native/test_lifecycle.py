@@ -368,6 +368,33 @@ def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -
     nothing_left(project)
 
 
+def test_a_failed_pull_creates_no_network_volume_or_container(project: Project) -> None:
+    from composer.backends.native.network.manager import NetworkManager
+
+    # Nothing listens on port 1 of the loopback: the pull fails at once. As in v2, every image
+    # is there before anything is created, so the other service's container is not created either.
+    project.write("""
+        app:
+          image: IMAGE
+          command: sleep 5
+          volumes: [data:/data]
+        gone:
+          image: 127.0.0.1:1/composer-test/nope:latest
+    """, """
+        volumes:
+          data:
+    """)
+    result = project.run("up", "-d", check=False)
+    assert result.returncode == 1, result.stderr
+    assert "127.0.0.1:1" in result.stderr
+    one_line(result)
+    nothing_left(project)
+    assert NetworkManager(project.env.root / "run").networks(project.name) == []
+    down = project.run("down")
+    assert down.stdout == ""
+    assert down.stderr == ""
+
+
 def test_default_network_service_names_published_port_and_down_leaves_no_bridge(project: Project) -> None:
     import socket
 

@@ -198,6 +198,18 @@ async def test_down_leaves_nothing(load: LoadFn) -> None:
     assert backend.volumes == {}
 
 
+async def test_failed_pull_leaves_nothing_behind(load: LoadFn) -> None:
+    project = load(STACK)
+    backend = MemoryBackend()
+    backend.fail("ensure_image", "nginx")
+    with pytest.raises(ExecutionError) as info:
+        await execute(reconcile_up(project, ObservedState("demo")), backend, poll_interval=POLL)
+    assert [(f.resource_id, f.action) for f in info.value.failures] == [("image:nginx", "PullImage")]
+    assert backend.networks == {}
+    assert backend.volumes == {}
+    assert backend.containers == {}
+
+
 async def test_observe_project_asks_for_external_resources(load: LoadFn) -> None:
     from composer.planner.observe import observe_project
 

@@ -61,22 +61,22 @@ def _network() -> tuple[ObservedNetwork, ...]:
 def test_first_up_creates_everything_in_dependency_order(load: LoadFn) -> None:
     plan = reconcile_up(load(STACK), ObservedState("demo"))
     assert plan.render() == golden("""
-        [] -> #1 network:default, CreateNetwork, not found
-        [] -> #2 volume:data, CreateVolume, not found
-        [] -> #3 image:demo-api, BuildImage, image not found
-        [] -> #4 image:postgres, PullImage, image not found
-        [] -> #5 image:app-migrate, PullImage, image not found
-        [] -> #6 image:nginx, PullImage, image not found
-        [1 2 4] -> #7 service:db:1, CreateContainer, no existing container
+        [] -> #1 image:demo-api, BuildImage, image not found
+        [] -> #2 image:postgres, PullImage, image not found
+        [] -> #3 image:app-migrate, PullImage, image not found
+        [] -> #4 image:nginx, PullImage, image not found
+        [1 2 3 4] -> #5 network:default, CreateNetwork, not found
+        [1 2 3 4] -> #6 volume:data, CreateVolume, not found
+        [2 5 6] -> #7 service:db:1, CreateContainer, no existing container
         [7] -> #8 service:db:1, StartContainer, created
-        [1 5 7] -> #9 service:migrate:1, CreateContainer, no existing container
+        [3 5 7] -> #9 service:migrate:1, CreateContainer, no existing container
         [8] -> #10 service:db, WaitCondition, service_healthy, required by migrate
         [9 10] -> #11 service:migrate:1, StartContainer, created
-        [1 3 7 9] -> #12 service:api:1, CreateContainer, no existing container
+        [1 5 7 9] -> #12 service:api:1, CreateContainer, no existing container
         [8] -> #13 service:db, WaitCondition, service_healthy, required by api
         [11] -> #14 service:migrate, WaitCondition, service_completed_successfully, required by api
         [12 13 14] -> #15 service:api:1, StartContainer, created
-        [1 6 12] -> #16 service:web:1, CreateContainer, no existing container
+        [4 5 12] -> #16 service:web:1, CreateContainer, no existing container
         [15] -> #17 service:api, WaitCondition, service_started, required by web
         [16 17] -> #18 service:web:1, StartContainer, created
     """)
@@ -102,7 +102,7 @@ def test_changed_service_is_recreated_and_restart_dependents_restarted(load: Loa
         [4] -> #5 service:db:1, RenameContainer, replaced by #2 [recreate:db:1]
         [5] -> #6 service:db:1, StartContainer, recreated
         [6] -> #7 service:db, WaitCondition, service_healthy, required by api
-        [] -> #8 service:migrate, WaitCondition, service_completed_successfully, required by api
+        [1] -> #8 service:migrate, WaitCondition, service_completed_successfully, required by api
         [7 8] -> #9 service:api:1, StopContainer, dependency db recreated
         [7 8 9] -> #10 service:api:1, StartContainer, dependency db recreated
     """)
@@ -251,6 +251,34 @@ def test_wait_adds_a_wait_ready_per_service(load: LoadFn) -> None:
     """)
 
 
+def test_every_pull_comes_before_anything_else(load: LoadFn) -> None:
+    # v2 ensures the images before it creates anything: a failed pull must leave no network or volume
+    project = load("""
+        services:
+          web: {image: nginx, volumes: [data:/data]}
+          cache: {image: redis}
+        volumes:
+          data: {}
+    """)
+    stopped = (container(project, "cache", 1, state="exited"),)
+    plan = reconcile_up(project, ObservedState("demo", stopped, images=frozenset({"redis"})))
+    assert plan.render() == golden("""
+        [] -> #1 image:nginx, PullImage, image not found
+        [1] -> #2 network:default, CreateNetwork, not found
+        [1] -> #3 volume:data, CreateVolume, not found
+        [1] -> #4 service:cache:1, StartContainer, container is exited
+        [1 2 3] -> #5 service:web:1, CreateContainer, no existing container
+        [5] -> #6 service:web:1, StartContainer, created
+    """)
+    # with nothing to pull, nothing waits
+    present = reconcile_up(project, ObservedState("demo", stopped, images=frozenset({"nginx", "redis"})))
+    assert present.render().splitlines()[:3] == [
+        "[] -> #1 network:default, CreateNetwork, not found",
+        "[] -> #2 volume:data, CreateVolume, not found",
+        "[] -> #3 service:cache:1, StartContainer, container is exited",
+    ]
+
+
 def test_pull_policies(load: LoadFn) -> None:
     project = load("""
         services:
@@ -263,8 +291,8 @@ def test_pull_policies(load: LoadFn) -> None:
     plan = reconcile_up(project, observed, UpOptions(no_start=True))
     images = [line for line in plan.render().splitlines() if "image:" in line]
     assert images == [
-        "[] -> #2 image:a, PullImage, pull_policy: always",
-        "[] -> #3 image:d, BuildImage, pull_policy: build",
+        "[] -> #1 image:a, PullImage, pull_policy: always",
+        "[] -> #2 image:d, BuildImage, pull_policy: build",
     ]
 
 
