@@ -12,7 +12,6 @@ through the same local mirror dockerd uses.
 from __future__ import annotations
 
 import html
-import os
 import shutil
 import subprocess
 import sys

@@ -48,7 +48,8 @@ def test_healthcheck_service_over_image() -> None:
     assert own is not None
     assert (own["test"], own["interval"], own["start_period"], own["retries"]) == (["CMD", "false"], 0.5, 3.0, 5)
     timed = healthcheck(service(healthcheck={"test": ["CMD", "true"], "start_interval": "1s"}), image)
-    assert timed is not None and timed["start_interval"] == 1.0
+    assert timed is not None
+    assert timed["start_interval"] == 1.0
     assert healthcheck(service(healthcheck={"disable": True}), image) is None
     assert healthcheck(service(healthcheck={"test": ["NONE"]}), image) is None
     assert health_probe_args(["CMD-SHELL", "test -e /x"]) == ["/bin/sh", "-c", "test -e /x"]
