@@ -21,9 +21,10 @@ T = TypeVar("T")
 
 def _load_project(args: argparse.Namespace, services: tuple[str, ...] = ()) -> Project:
     from composer.cli.commands import project_options
+    from composer.planner.hashing import ServiceHashes
     from composer.spec.cache import load_project_cached
 
-    return load_project_cached(project_options(args))
+    return load_project_cached(project_options(args), derived=ServiceHashes())
 
 
 def _make_backend(args: argparse.Namespace) -> Backend:

@@ -15,6 +15,10 @@ pickled Project of each load under ``$XDG_CACHE_HOME/composer`` (``~/.cache/comp
 
 A load that reads standard input, or fails, is not cached. COMPOSER_CACHE=0 turns the cache off.
 Any problem with the cache itself (unreadable, corrupt, no space) falls back to loading.
+
+A caller may keep values derived from the project in the same entry (``Derived``: computed when
+the entry is written, handed back on every hit), such as the planner's configuration hashes,
+whose pydantic serializers would otherwise be built on every run.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from composer.spec.loader import LoadOptions
     from composer.spec.models import Project
     from composer.spec.options import ProjectOptions
 
-FORMAT = 1
+FORMAT = 2
 MAX_ENTRIES = 64
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -156,26 +160,37 @@ def _recording() -> Iterator[dict[tuple[str, str], str]]:
             setattr(path_module, name, function)
 
 
-def _lookup(path: str) -> Project | None:
+class Derived(Protocol):
+    """Values derived from a project, kept in its cache entry (plain, picklable data)."""
+
+    def compute(self, project: Project) -> Any:
+        """The values, when the entry is written."""
+
+    def restore(self, project: Project, values: Any) -> None:
+        """Take back the values on a hit (``project`` is the entry's unpickled project)."""
+
+
+def _lookup(path: str) -> tuple[Project, Any] | None:
     try:
         with open(path, "rb") as handle:
-            dependencies, payload = pickle.load(handle)
+            dependencies, payload, derived = pickle.load(handle)
         for kind, dependency, found in dependencies:
             if _current(kind, dependency) != found:
                 return None
         project: Project = pickle.loads(payload)
-        return project
+        return project, derived
     except Exception:  # missing, corrupt, or from an incompatible version: load instead
         return None
 
 
-def _store(path: str, dependencies: list[Dependency], project: Project) -> None:
+def _store(path: str, dependencies: list[Dependency], project: Project, derived: Any) -> None:
     import tempfile
 
     folder = os.path.dirname(path)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        data = pickle.dumps((dependencies, pickle.dumps(project, pickle.HIGHEST_PROTOCOL)), pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(project, pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((dependencies, payload, derived), pickle.HIGHEST_PROTOCOL)
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         try:
             with os.fdopen(handle, "wb") as stream:
@@ -201,15 +216,20 @@ def _prune(folder: str) -> None:
             pass
 
 
-def load_project_cached(options: ProjectOptions, load: LoadOptions | None = None) -> Project:
-    """``composer.spec.load_project(options, load)``, from the cache when nothing it read changed."""
+def load_project_cached(options: ProjectOptions, load: LoadOptions | None = None, *,
+                        derived: Derived | None = None) -> Project:
+    """``composer.spec.load_project(options, load)``, from the cache when nothing it read changed;
+    ``derived`` values are kept with the entry and restored on a hit."""
     from composer.spec import load_project
 
     if not enabled() or "-" in options.files:
         return load_project(options, load)
     path = os.path.join(cache_dir(), _key(options, load) + ".pickle")
-    project = _lookup(path)
-    if project is not None:
+    hit = _lookup(path)
+    if hit is not None:
+        project, values = hit
+        if derived is not None and values is not None:
+            derived.restore(project, values)
         return project
     # Imported before recording, so that the dependencies are what the load opens, not what imports do.
     import composer.spec.models.bind
@@ -222,5 +242,5 @@ def load_project_cached(options: ProjectOptions, load: LoadOptions | None = None
     dependencies = [(kind, dependency, found) for (kind, dependency), found in sorted(touched.items())]
     # Stored only when nothing changed while loading: then the project is that of these contents.
     if all(_current(kind, dependency) == found for kind, dependency, found in dependencies):
-        _store(path, dependencies, project)
+        _store(path, dependencies, project, derived.compute(project) if derived is not None else None)
     return project

@@ -13,6 +13,7 @@ import composer.errors
 import composer.spec
 from composer.spec import Project, ProjectOptions
 from composer.spec.cache import cache_dir, load_project_cached
+from composer.spec.models import ServiceConfig
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def test_a_changed_dependency_in_an_entry_is_not_served(tmp_path: Path, loads: l
     folder = project_dir(tmp_path)
     load(folder)
     (entry,) = Path(cache_dir()).iterdir()
-    dependencies, payload = pickle.loads(entry.read_bytes())
+    dependencies, payload, derived = pickle.loads(entry.read_bytes())
     kinds = {kind for kind, _, _ in dependencies}
     paths = {path for _, path, _ in dependencies}
     assert {"read", "probe"} <= kinds
@@ -123,7 +124,7 @@ def test_a_changed_dependency_in_an_entry_is_not_served(tmp_path: Path, loads: l
     assert str(folder / ".env") in paths
     assert str(folder / "web.env") in paths
     tampered = [(kind, path, "x" if kind == "read" else found) for kind, path, found in dependencies]
-    entry.write_bytes(pickle.dumps((tampered, payload)))
+    entry.write_bytes(pickle.dumps((tampered, payload, derived)))
     load(folder)
     assert loads == [1, 1]
 
@@ -147,3 +148,28 @@ def test_a_failed_load_is_not_cached(tmp_path: Path, loads: list[int]) -> None:
     with pytest.raises(composer.errors.SpecError):
         load(folder)
     assert not os.path.exists(cache_dir()) or not os.listdir(cache_dir())
+
+
+def test_derived_values_are_kept_with_the_entry_and_restored_on_a_hit(tmp_path: Path, loads: list[int]) -> None:
+    from composer.planner import hashing
+
+    folder = project_dir(tmp_path)
+    options = ProjectOptions(working_directory=str(folder))
+    first = load_project_cached(options, derived=hashing.ServiceHashes())
+    expected = {name: hashing.config_hash(service) for name, service in first.services.items()}
+    computed: list[str] = []
+    original = hashing._config_hash
+
+    def counting(service: ServiceConfig) -> str:
+        computed.append(service.name)
+        return original(service)
+
+    hashing._config_hash = counting
+    try:
+        again = load_project_cached(options, derived=hashing.ServiceHashes())
+        assert again is not first
+        assert {name: hashing.config_hash(service) for name, service in again.services.items()} == expected
+    finally:
+        hashing._config_hash = original
+    assert loads == [1]
+    assert computed == []  # every hash came from the entry, none was computed again
