@@ -333,8 +333,7 @@ def test_volumes_are_filled_from_the_image_and_down_v_removes_them(project: Proj
     nothing_left(project)
 
 
-@pytest.mark.parametrize("case", ["not-root", "missing-image", "unknown-user", "bad-healthcheck", "unsupported-key",
-                                  "unpublished-port"])
+@pytest.mark.parametrize("case", ["not-root", "missing-image", "unknown-user", "bad-healthcheck", "unsupported-key"])
 def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -> None:
     service = {
         "not-root": "image: IMAGE\ncommand: sleep 5",
@@ -342,7 +341,6 @@ def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -
         "unknown-user": "image: IMAGE\nuser: nosuchuser\ncommand: sleep 5",
         "bad-healthcheck": "image: IMAGE\ncommand: sleep 5\nhealthcheck:\n  test: [\"BOGUS\", \"x\"]",
         "unsupported-key": "image: IMAGE\ncommand: sleep 5\ndevices:\n  - /dev/fuse:/dev/fuse",
-        "unpublished-port": "image: IMAGE\ncommand: sleep 5\nports:\n  - \"80\"",
     }[case]
     project.write("bad:\n" + textwrap.indent(service, "  "))
     if case == "not-root":
@@ -363,7 +361,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(project: Project, case: str) -
         assert result.returncode != 0, result.stderr
         line = one_line(result)
         expected = {"missing-image": "No such image", "unknown-user": "nosuchuser", "bad-healthcheck": "healthcheck",
-                    "unsupported-key": "devices", "unpublished-port": "a published port is required"}[case]
+                    "unsupported-key": "devices"}[case]
         assert expected in line
     nothing_left(project)
 
@@ -515,4 +513,35 @@ def test_volumes_from_shares_volumes_and_binds_with_their_mode(project: Project)
     project.run("exec", "-T", "writer", "sh", "-c", "echo from-writer > /data/other")
     assert project.run("exec", "-T", "source", "cat", "/data/other").stdout.strip() == "from-writer"
     project.run("down", "-v", "-t", "1")
+    nothing_left(project)
+
+
+def test_a_port_without_a_host_port_gets_a_free_one_from_the_ephemeral_range(project: Project) -> None:
+    import socket
+
+    project.write("""
+        server:
+          image: IMAGE
+          command: sh -c 'while true; do nc -l -p 80 -e echo hi; done'
+          ports: ["80", "127.0.0.1::81"]
+    """)
+    project.run("up", "-d")
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    host, _, port = project.run("port", "server", "80").stdout.strip().rpartition(":")
+    assert host == "0.0.0.0"
+    assert low <= int(port) <= high
+    loopback, _, other = project.run("port", "server", "81").stdout.strip().rpartition(":")
+    assert loopback == "127.0.0.1"
+    assert int(other) != int(port)
+    assert f"0.0.0.0:{port}->80/tcp" in project.run("ps").stdout
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as conn:
+                return b"hi" in conn.recv(16)
+        except OSError:
+            return False
+
+    eventually(answers)
+    project.run("down", "-t", "1")
     nothing_left(project)

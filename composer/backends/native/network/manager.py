@@ -89,8 +89,9 @@ class Attachment:
 def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
     """Compose ``ports`` (PortConfig) as one mapping per host port; a range maps port by port.
 
-    :raises UnsupportedFeatureError: an unpublished port (the engine picks none yet), a range
-        whose sizes differ, an unknown protocol.
+    A port without a published one gets host port 0: ``attach`` picks a free one.
+
+    :raises UnsupportedFeatureError: an IPv6 host address, an unknown protocol.
     """
     result = []
     for port in ports:
@@ -100,18 +101,38 @@ def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
         if protocol not in ("tcp", "udp"):
             raise _error(f"port {port.target}/{protocol}: only tcp and udp are supported", "create",
                          UnsupportedFeatureError)
-        published = port.published_range
-        if published is None:
-            raise _error(f"port {port.target}/{protocol}: a published port is required on the native backend",
-                         "create", UnsupportedFeatureError)
-        first, last = published
         host_ip = port.host_ip or "0.0.0.0"
+        first, last = port.published_range or (0, 0)
         if ":" in host_ip:
             raise _error(f"port {host_ip}:{first}: IPv6 host addresses are not supported yet", "create",
                          UnsupportedFeatureError)
+        if first == 0:  # none published: host port 0, a free one chosen at start (attach), as Docker does
+            result.append(PublishedPort(protocol, host_ip, 0, int(port.target)))
+            continue
         for offset in range(last - first + 1):
             result.append(PublishedPort(protocol, host_ip, first + offset, int(port.target) + offset))
     return result
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's ip_local_port_range (Docker's allocator uses it too), else 32768-60999."""
+    try:
+        low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _bindable(protocol: str, host_ip: str, port: int) -> bool:
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        if kind == socket.SOCK_STREAM:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host_ip, port))
+        except OSError:
+            return False
+    return True
 
 
 def attachments(service: Any, names: Mapping[str, str]) -> list[Attachment]:
@@ -308,6 +329,7 @@ class NetworkManager:
         endpoints: dict[str, dict[str, Any]] = {}
         try:
             with self._locked():
+                ports = self._choose_host_ports(container, ports)
                 self._check_ports(container, ports)
                 states = []
                 for attachment in networks:
@@ -332,6 +354,29 @@ class NetworkManager:
             self.detach(project, container)
             raise
         return endpoints
+
+    def _choose_host_ports(self, container: str, ports: Sequence[PublishedPort]) -> list[PublishedPort]:
+        """Host port 0 replaced by a free port of the ephemeral range, lowest first, as Docker's
+        allocator does (``0.0.0.0:32768->80/tcp``): not published by another container, and
+        bindable now."""
+        taken = {(p["protocol"], int(p["host_port"])) for n in self.all_networks()
+                 for name, e in n.get("endpoints", {}).items() if name != container for p in e.get("ports", ())}
+        low, high = _ephemeral_range()
+        chosen: list[PublishedPort] = []
+        for port in ports:
+            if port.host_port != 0:
+                chosen.append(port)
+                continue
+            for candidate in range(low, high + 1):
+                if (port.protocol, candidate) in taken or not _bindable(port.protocol, port.host_ip, candidate):
+                    continue
+                taken.add((port.protocol, candidate))
+                chosen.append(PublishedPort(port.protocol, port.host_ip, candidate, port.target))
+                break
+            else:
+                raise _error(f"no free host port for {port.target}/{port.protocol} in {low}-{high}", "start",
+                             PortInUseError)
+        return chosen
 
     def _check_ports(self, container: str, ports: Sequence[PublishedPort]) -> None:
         taken = {(p["protocol"], p["host_port"]): (name, p["host_ip"]) for n in self.all_networks()
