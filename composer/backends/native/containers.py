@@ -636,6 +636,9 @@ class NativeContainers:
         code = process.wait()
         for thread in pumps:
             thread.join()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
         return code
 
     def _exec_tty(self, cfg: dict[str, Any], streams: Streams, interactive: bool) -> int:

@@ -4,8 +4,9 @@
 ``composer_project`` fixture (a unique project name, WORDPRESS_PORT on a free port) and taken down
 with its volumes after the module's last test. ``site`` is a small HTTP client on its published port.
 
-The images are the stand-ins that scripts/prepare-example-images builds and serves through dockerd's
-registry mirror (see ../README.md); it runs once per session and is quick when they are up to date.
+The images are the stand-ins that scripts/prepare-example-images builds and serves through the local
+registry mirror of both backends (see ../README.md); it runs once per session and is quick when they
+are up to date.
 Without root, docker or a Docker Engine the tests are skipped, and fail instead under CI=true.
 """
 
@@ -74,8 +75,9 @@ def wordpress(composer_project: ProjectFactory, example_images: None, request: p
         environment={"WORDPRESS_PORT": str(free_port())},
         ready=[healthy("db"), http_status("wordpress", 80, "/wp-admin/install.php")],
         timeout=300,
-        # The stand-in images live in dockerd's registry mirror: docker, unless --composer-backend says otherwise.
-        backend=request.config.getoption("composer_backend") or "docker",
+        # The native backend (as `make demo`), unless --composer-backend says otherwise: the stand-in
+        # images come from the local mirror that prepare-example-images sets up for both backends.
+        backend=request.config.getoption("composer_backend") or "native",
     )
 
 
