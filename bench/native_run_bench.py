@@ -67,7 +67,9 @@ def main() -> int:
             raise SystemExit(f"{program} is missing (apt-get install docker.io runc)")
     folder = Path(tempfile.mkdtemp(prefix="native-run-bench-"))
     try:
-        env = {**os.environ, "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
+        # bytecode may be written, as it is for an installed composer (pip compiles it)
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+               "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
                "COMPOSER_BACKEND": "native"}
         composer = str(BIN / "composer")
         save = subprocess.Popen(["docker", "save", args.image], stdout=subprocess.PIPE)

@@ -53,14 +53,16 @@ def depends_on_label(service: ServiceConfig) -> str:
     return ",".join(entries)
 
 
-def container_labels(project: Project, service: ServiceConfig, number: int) -> dict[str, str]:
-    """The service's own labels, then v2's (which win on a clash)."""
+def container_labels(project: Project, service: ServiceConfig, number: int, *,
+                     hashed: ServiceConfig | None = None) -> dict[str, str]:
+    """The service's own labels, then v2's (which win on a clash). The config hash is that of
+    ``hashed`` when given (a one-off's: its service as the project has it)."""
     result = dict(service.labels)
     result.update({
         labels.PROJECT: project.name,
         labels.SERVICE: service.name,
         labels.CONTAINER_NUMBER: str(number),
-        labels.CONFIG_HASH: config_hash(service),
+        labels.CONFIG_HASH: config_hash(hashed or service),
         labels.ONEOFF: "False",
         labels.WORKING_DIR: project.working_dir,
         labels.CONFIG_FILES: ",".join(project.files),
@@ -165,11 +167,12 @@ def _resource_files(project: Project, service: ServiceConfig) -> tuple[dict[str,
 
 def container_spec(
     project: Project, service: ServiceConfig, number: int, *, name: str | None = None,
-    replaces: ContainerRef | None = None,
+    replaces: ContainerRef | None = None, hashed: ServiceConfig | None = None,
 ) -> ContainerSpec:
     """Everything a backend needs to create replica ``number`` of ``service``; ``name``
-    overrides the container name (the temporary name of a recreate)."""
-    container_labels_ = container_labels(project, service, number)
+    overrides the container name (the temporary name of a recreate); ``hashed``: see
+    container_labels."""
+    container_labels_ = container_labels(project, service, number, hashed=hashed)
     if replaces is not None:
         container_labels_[labels.REPLACE] = replaces.container_id
     secrets, configs = _resource_files(project, service)
