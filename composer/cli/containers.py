@@ -547,6 +547,12 @@ def local_archive(source: str, arcname: str) -> bytes:
     return buffer.getvalue()
 
 
+def _rebased(name: str, new_top: str) -> str:
+    """An archive path with its first component replaced by ``new_top``."""
+    rest = name.split("/", 1)[1] if "/" in name else ""
+    return f"{new_top}/{rest}" if rest else new_top
+
+
 def extract_archive(data: bytes, destination: str) -> None:
     """Extract a tar archive from the engine to ``destination`` (docker cp's rules): into it
     when it is a folder, else as it, renaming the archive's top entry."""
@@ -562,8 +568,9 @@ def extract_archive(data: bytes, destination: str) -> None:
             if not os.path.isdir(target_dir):
                 raise UsageError(f"no such directory: {target_dir}")
         for member in members:
-            rest = member.name.split("/", 1)[1] if "/" in member.name else ""
-            member.name = f"{new_top}/{rest}" if rest else new_top
+            member.name = _rebased(member.name, new_top)
+            if member.islnk():  # a hardlink names its target by its path in the archive
+                member.linkname = _rebased(member.linkname, new_top)
             if member.name.startswith("/") or ".." in member.name.split("/"):
                 raise UsageError(f"refusing to extract {member.name!r}")
         archive.extractall(target_dir, members=members, filter="tar")

@@ -15,7 +15,9 @@ Containers: composer.backends.native.containers (synchronous, run in worker thre
 runtime (composer.backends.native.runtime) and its per-project supervisor, which owns restart
 loops, healthchecks and logs so that ``up -d`` returns while everything keeps running.
 Networking plugs in through composer.backends.native.networking (bridge networks, DNS and
-published ports from composer.backends.native.network). ``cp`` is refused in one line.
+published ports from composer.backends.native.network). ``cp`` goes through
+composer.backends.native.cp: tar archives made and unpacked by a helper inside the container's
+files (its mount namespace while it runs, else its overlay in a private one).
 """
 
 from __future__ import annotations
@@ -259,13 +261,19 @@ class NativeBackend:
         return await self._run(lambda: self.containers.top(ref))
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
-        self._unavailable("cp")
+        from composer.backends.native import cp
+
+        return await self._run(lambda: cp.stat_path(self.containers, ref, path))
 
     async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
-        self._unavailable("cp")
+        from composer.backends.native import cp
+
+        await self._run(lambda: cp.copy_to(self.containers, ref, directory, archive))
 
     async def copy_from_container(self, ref: ContainerRef, path: str) -> bytes:
-        self._unavailable("cp")
+        from composer.backends.native import cp
+
+        return await self._run(lambda: cp.copy_from(self.containers, ref, path))
 
     async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
         return await self._run(lambda: self.containers.list_projects(include_stopped))

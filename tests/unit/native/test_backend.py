@@ -56,7 +56,7 @@ def test_observe_an_empty_store_and_one_line_refusals(tmp_path: Path) -> None:
             await backend.start_container(ContainerRef("x", "demo-web-1"))
         assert "\n" not in str(missing.value)
         assert missing.value.hint is None
-        with pytest.raises(UnsupportedFeatureError, match="not supported by the native backend yet"):
+        with pytest.raises(NotFoundError, match=r"^No such container: demo-web-1$"):
             await backend.copy_from_container(ContainerRef("x", "demo-web-1"), "/etc")
         await backend.aclose()
         assert not (tmp_path / "run" / "demo").exists()
