@@ -40,7 +40,7 @@ from composer.backends.base import (
     ProjectSummary,
     Streams,
 )
-from composer.backends.native import networking
+from composer.backends.native import namespaces, networking
 from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups, nsexec, volumes
@@ -471,9 +471,6 @@ class NativeContainers:
         self.lock(project)
         created: list[str] = []
         try:
-            if set(spec.namespace_containers) - {"network_mode"}:
-                raise _unsupported(f"service {service.name}: ipc and pid service: are not supported by the native "
-                                   "backend yet")
             service = self.with_inherited_mounts(spec.project_name, service, spec.volumes_from)
             if spec.labels.get(labels.ONEOFF) == "True" and (service.stdin_open or service.tty):
                 # ``run`` asks for them; its output is streamed from the log (no stdin forwarding yet).
@@ -481,11 +478,13 @@ class NativeContainers:
             record = self.image_record(spec.image)
             image_config = self.store.config(record)
             network = networking.container_settings(spec, self.run_root)
+            joined = namespaces.container_settings(spec, self.run_root)
             check = healthcheck(service, image_config)
             policy = restart_policy(service)
             self.check_user(service, record, image_config)
             paths, anonymous = self.volume_paths(spec, created)
-            extra = {"healthcheck": check, "restart": policy, "network": network, "anonymous_volumes": anonymous,
+            extra = {"healthcheck": check, "restart": policy, "network": network, "namespaces": joined,
+                     "anonymous_volumes": anonymous,
                      "image_ref": spec.image, "exposed": exposed_ports(service, image_config)}
             container_id = self.runtime.create(project, spec.container_name, service, record, labels=spec.labels,
                                                volume_paths=paths, extra=extra,
@@ -513,7 +512,8 @@ class NativeContainers:
     def start_direct(self, project: str, name: str, config: dict[str, Any]) -> None:
         """Start without the supervisor (an attached one-off with no restart policy or
         healthcheck: nothing needs watching, and it saves starting one)."""
-        self.runtime.start(project, name, **networking.start_options(config))
+        # the namespaces first: a container X that is not running fails before any network is set up
+        self.runtime.start(project, name, **namespaces.start_options(config), **networking.start_options(config))
 
     def stop(self, ref: ContainerRef, grace: float | None, sig: int | None = None) -> None:
         project, name, _ = self.locate(ref, "stop")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from composer import labels
-from composer.errors import AlreadyExistsError, BackendError, NotFoundError, UnsupportedFeatureError
+from composer.errors import AlreadyExistsError, NotFoundError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
     from composer.backends.base import ContainerSpec
@@ -196,18 +196,9 @@ def start_options(config: dict[str, Any]) -> dict[str, Any]:
 
 def joined_namespace(settings: dict[str, Any]) -> str:
     """``/proc/<pid>/ns/net`` of the running container a ``service:X`` container joins."""
-    from composer.backends.native.runtime.init import process_start_time
+    from composer.backends.native.namespaces import running_pid
 
-    owner = Path(settings["run_root"]) / settings["project"] / settings["container"]
-    try:
-        state = json.loads((owner / "state.json").read_bytes())
-    except (OSError, ValueError):
-        state = {}
-    pid = state.get("pid")
-    if not pid or (owner / "exit.json").exists() or process_start_time(int(pid)) != state.get("pid_start"):
-        raise BackendError(f"cannot join network namespace of a non running container: {settings['container']}",
-                           backend_name=BACKEND, operation="start")
-    return f"/proc/{int(pid)}/ns/net"
+    return f"/proc/{running_pid(settings, 'network')}/ns/net"
 
 
 def released(config: dict[str, Any]) -> None:

@@ -481,6 +481,86 @@ def test_network_mode_service_with_ports_is_one_line(project: Project) -> None:
     nothing_left(project)
 
 
+def host_namespace(project: Project, container: str, kind: str) -> str:
+    return os.readlink(f"/proc/{project.state(container)['pid']}/ns/{kind}")
+
+
+def test_pid_service_sees_the_servers_processes_and_stops_alone(project: Project) -> None:
+    project.write("""
+        server:
+          image: IMAGE
+          command: sleep 6061
+        sidecar:
+          image: IMAGE
+          pid: service:server
+          init: true
+          command: sh -c 'sleep 6062 & exec sleep 600'
+    """)
+    project.run("up", "-d")
+    server, sidecar = f"{project.name}-server-1", f"{project.name}-sidecar-1"
+    assert host_namespace(project, server, "pid") == host_namespace(project, sidecar, "pid")
+    assert host_namespace(project, server, "pid") != os.readlink("/proc/self/ns/pid")
+    # the server's process is PID 1 of the namespace the sidecar's /proc shows
+    assert project.run("exec", "-T", "sidecar", "cat", "/proc/1/cmdline").stdout == "sleep\x006061\x00"
+    eventually(lambda: "sleep 6062" in project.run("exec", "-T", "server", "ps", "-o", "args").stdout)
+    # not PID 1 in its namespace, tini forwards SIGTERM and the sidecar stops at once; what it
+    # leaves (sleep 6062, reparented to the server's PID 1) goes with it
+    started = time.monotonic()
+    project.run("stop", "-t", "10", "sidecar")
+    assert time.monotonic() - started < 5
+    assert project.state(sidecar, "exit.json")["exit_code"] == 143
+    assert "sleep 6062" not in project.run("exec", "-T", "server", "ps", "-o", "args").stdout
+    assert "Up" in next(line for line in project.ps().splitlines() if line.startswith(server))
+    project.run("start", "sidecar")
+    assert host_namespace(project, server, "pid") == host_namespace(project, sidecar, "pid")
+    project.run("down", "-t", "1")
+    nothing_left(project)
+
+
+def test_ipc_service_shares_the_namespace_and_dev_shm(project: Project) -> None:
+    project.write("""
+        server:
+          image: IMAGE
+          command: sh -c 'echo from-server > /dev/shm/note; exec sleep 600'
+        sidecar:
+          image: IMAGE
+          ipc: service:server
+          command: sleep 600
+    """)
+    project.run("up", "-d")
+    server, sidecar = f"{project.name}-server-1", f"{project.name}-sidecar-1"
+    assert host_namespace(project, server, "ipc") == host_namespace(project, sidecar, "ipc")
+    assert host_namespace(project, server, "ipc") != os.readlink("/proc/self/ns/ipc")
+    assert host_namespace(project, server, "mnt") != host_namespace(project, sidecar, "mnt")
+    eventually(lambda: project.run("exec", "-T", "sidecar", "cat", "/dev/shm/note",
+                                   check=False).stdout == "from-server\n")
+    project.run("exec", "-T", "sidecar", "sh", "-c", "echo from-sidecar > /dev/shm/back")
+    assert project.run("exec", "-T", "server", "cat", "/dev/shm/back").stdout == "from-sidecar\n"
+    project.run("down", "-t", "1")
+    nothing_left(project)
+
+
+@pytest.mark.parametrize(("key", "kind"), [("ipc", "IPC"), ("pid", "PID")])
+def test_joining_a_container_that_is_not_running_is_one_line(project: Project, key: str, kind: str) -> None:
+    project.write(f"""
+        server:
+          image: IMAGE
+          command: sleep 600
+        sidecar:
+          image: IMAGE
+          {key}: service:server
+          command: sleep 600
+    """)
+    project.run("create")
+    result = project.run("up", "-d", "--no-deps", "sidecar", check=False)
+    assert result.returncode != 0
+    line = one_line(result)
+    assert f"cannot join {kind} namespace of a non running container: {project.name}-server-1" in line
+    assert "running" not in project.ps().replace("non running", "")
+    project.run("down", "-t", "1")
+    nothing_left(project)
+
+
 def test_volumes_from_shares_volumes_and_binds_with_their_mode(project: Project) -> None:
     shared = project.folder / "shared"
     shared.mkdir()

@@ -395,6 +395,40 @@ def test_sysctls_namespaced_only(box: Box) -> None:
         box.create("true", sysctls={"vm.swappiness": "10"})
 
 
+def test_ipc_host_shares_the_hosts_namespace_and_dev_shm_and_none_has_no_shm(box: Box) -> None:
+    note = Path(f"/dev/shm/{box.project}-note")
+    note.write_text("from-the-host")
+    try:
+        code, out = box.run(f"readlink /proc/self/ns/ipc; cat /dev/shm/{note.name}", ipc="host")
+    finally:
+        note.unlink()
+    assert code == 0
+    assert out.split() == [os.readlink("/proc/self/ns/ipc"), "from-the-host"]
+    with pytest.raises(UnsupportedFeatureError, match=r"kernel\.shmmni"):
+        box.create("true", ipc="host", sysctls={"kernel.shmmni": "2048"})
+    code, out = box.run("readlink /proc/self/ns/ipc; grep -c ' /dev/shm ' /proc/mounts", ipc="none")
+    assert code == 1  # grep -c found nothing
+    assert out.split()[0] != os.readlink("/proc/self/ns/ipc")
+    assert out.split()[1] == "0"
+
+
+def test_pid_host_is_the_hosts_pid_namespace_and_leaves_no_child_behind(box: Box) -> None:
+    code, out = box.run("readlink /proc/self/ns/pid; echo $$; sleep 6063 &", pid="host")
+    assert code == 0
+    namespace, pid = out.split()
+    assert namespace == os.readlink("/proc/self/ns/pid")
+    assert int(pid) > 1
+    # the backgrounded sleep outlived sh: the monitor killed it with the container
+    assert not [p for p in Path("/proc").glob("[0-9]*") if b"6063" in cmdline(p)]
+
+
+def cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:  # it just exited
+        return b""
+
+
 # --- the process ----------------------------------------------------------------------------
 
 

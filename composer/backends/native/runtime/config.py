@@ -15,6 +15,8 @@ The configuration (a JSON object, read by ``init.py``)::
                              options, fill}]
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
     netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
+    ipcns, pidns             null (a namespace of its own), "host", "none" (ipc only: no /dev/shm), or a
+                             /proc/<pid>/ns/ipc|pid path to join (set by Runtime.start for service:/container:)
     init_binary              tini-static to run as PID 1 (``init: true``), or null
     cgroup, limits           the cgroup's relative path and cgroups.Limits fields
     oom_score_adj, stop_signal, stop_grace_period
@@ -104,14 +106,31 @@ def capabilities(cap_add: Sequence[str], cap_drop: Sequence[str], privileged: bo
     return [c for c in caps if c not in drops]
 
 
-def sysctls(values: Mapping[str, str], *, host_network: bool) -> dict[str, str]:
-    """:raises UnsupportedFeatureError: a sysctl that is not namespaced (or net.* with host networking)."""
+def sysctls(values: Mapping[str, str], *, host_network: bool, host_ipc: bool = False) -> dict[str, str]:
+    """:raises UnsupportedFeatureError: a sysctl that is not namespaced (or net.* with host networking,
+        an IPC one with the host's IPC namespace)."""
     for key in values:
-        namespaced = key in IPC_SYSCTLS or key.startswith("fs.mqueue.") or (key.startswith("net.") and not host_network)
+        ipc = key in IPC_SYSCTLS or key.startswith("fs.mqueue.")
+        namespaced = (ipc and not host_ipc) or (key.startswith("net.") and not host_network)
         if not namespaced:
             raise unsupported(f"sysctl {key!r} is not namespaced: it would change the host",
                               hint="only IPC (kernel.msg*, kernel.sem, kernel.shm*), fs.mqueue.* and net.* are allowed")
     return {k: str(v) for k, v in values.items()}
+
+
+def namespace_mode(service: Any, key: str) -> str | None:
+    """The helper's ``ipcns``/``pidns`` for the service's ``ipc``/``pid``: None for a namespace of
+    its own (also for ``service:``/``container:``, whose namespace Runtime.start is given),
+    ``host``, or ``none`` (ipc: no /dev/shm, as Docker).
+
+    :raises UnsupportedFeatureError: another value.
+    """
+    value = getattr(service, key, None)
+    if value in (None, "private", "shareable") or str(value).startswith(("service:", "container:")):
+        return None
+    if value == "host" or (key == "ipc" and value == "none"):
+        return str(value)
+    raise unsupported(f"service {service.name}: {key}: {value} is not supported by the native backend")
 
 
 def security(options: Sequence[str]) -> tuple[bool, str]:
@@ -247,10 +266,10 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         value = getattr(service, key, None)
         if value not in (None, False, (), {}, "") and not (hasattr(value, "__len__") and len(value) == 0):
             raise unsupported(f"service {service.name}: {key} is not supported by the native backend yet")
-    for key in ("ipc", "pid", "cgroup"):
-        value = getattr(service, key, None)
-        if value not in (None, "private", "shareable"):
-            raise unsupported(f"service {service.name}: {key}: {value} is not supported by the native backend yet")
+    if service.cgroup not in (None, "private"):
+        raise unsupported(f"service {service.name}: cgroup: {service.cgroup} is not supported by the native backend "
+                          "yet")
+    ipcns, pidns = namespace_mode(service, "ipc"), namespace_mode(service, "pid")
     if service.network_mode not in (None, "none", "bridge", "host", "default") and not str(
             service.network_mode).startswith(("service:", "container:")):
         raise unsupported(f"service {service.name}: network_mode: {service.network_mode} is not supported yet")
@@ -290,7 +309,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "readonly_paths": list(READONLY_PATHS),
         "mounts": mounts(service.volumes, service.tmpfs, volume_paths),
         "shm_size": int(service.shm_size) if service.shm_size is not None else DEFAULT_SHM,
-        "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host"),
+        "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host", host_ipc=ipcns == "host"),
         "ulimits": ulimits,
         "init_binary": init_binary,
         "limits": limits,
@@ -299,6 +318,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "stop_signal": signal_number(service.stop_signal or image.get("StopSignal")),
         "stop_grace_period": service.stop_grace_period.seconds if service.stop_grace_period is not None else 10.0,
         "netns": "host" if service.network_mode == "host" else None,  # Runtime.start(netns=) joins another
+        "ipcns": ipcns, "pidns": pidns,  # likewise Runtime.start(ipcns=, pidns=)
         "extra_hosts": list(service.extra_hosts),
         "dns": list(service.dns), "dns_search": list(service.dns_search), "dns_opt": list(service.dns_opt),
     }

@@ -204,7 +204,8 @@ class Runtime:
                                                        settings.pop("dns_opt")))
 
     def start(self, project: str, name: str, *, netns: str | None = None,
-              on_netns: Callable[[int], None] | None = None) -> int:
+              on_netns: Callable[[int], None] | None = None, ipcns: str | None = None,
+              pidns: str | None = None) -> int:
         """Run the container's process; returns its pid once exec'd. A running container is left
         as it is.
 
@@ -212,7 +213,9 @@ class Runtime:
         namespace (``/proc/<pid>/ns/net`` of another container, ``network_mode: service:X``)
         instead of the one the configuration says (a new one, or the host's); ``on_netns(pid)``
         configures the container's network namespace at ``/proc/<pid>/ns/net`` before its
-        command runs (see ``spawn``); its exception aborts the start and propagates.
+        command runs (see ``spawn``); its exception aborts the start and propagates. ``ipcns`` and
+        ``pidns`` likewise join another container's IPC or pid namespace (``/proc/<pid>/ns/ipc``,
+        ``/proc/<pid>/ns/pid``: ``ipc``/``pid`` ``service:X``).
 
         :raises NotFoundError: no such container.
         :raises BackendError: the process could not be started (one line: the helper's error).
@@ -225,8 +228,8 @@ class Runtime:
             for stale in ("state.json", "exit.json"):
                 with contextlib.suppress(FileNotFoundError):
                     (run_dir / stale).unlink()
-            if netns is not None:
-                config = {**config, "netns": netns}
+            joined = {"netns": netns, "ipcns": ipcns, "pidns": pidns}
+            config = {**config, **{key: path for key, path in joined.items() if path is not None}}
             try:
                 return spawn(config, stderr_path=str(run_dir / "monitor.log"), on_netns=on_netns,
                              forkserver=self.forkserver)

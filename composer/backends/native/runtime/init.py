@@ -25,6 +25,16 @@ fd (the helper's optional third argument, ``spawn(on_netns=...)``), PID 1 writes
 ``{"netns": <its host pid>}`` on the sync fd right after unsharing, builds its root filesystem
 meanwhile, and before execve waits for one byte on the network fd: the caller configures
 ``/proc/<pid>/ns/net`` in between (veths, addresses, routes); EOF without a byte aborts the start.
+
+IPC (``cfg["ipcns"]``): ``None`` unshares a new IPC namespace with a /dev/shm tmpfs of its own,
+``"none"`` the same without /dev/shm, ``"host"`` keeps the host's namespace and binds its
+/dev/shm, a ``/proc/<pid>/ns/ipc`` path joins that container's namespace and mounts a copy of
+its /dev/shm (taken from the same process's ``ns/mnt``), as Docker shares the donor's.
+PID (``cfg["pidns"]``): ``None`` makes the container's first process PID 1 of a new pid
+namespace, ``"host"`` leaves it in the host's, a ``/proc/<pid>/ns/pid`` path makes it one more
+process of that container's namespace (its /proc shows them all). Without a pid namespace of its
+own, the kernel does not kill the container's other processes when the first one exits: the
+monitor kills what is left in the cgroup (as runc does).
 """
 
 from __future__ import annotations
@@ -152,7 +162,7 @@ def remount_readonly(path: str, recursive: bool = False) -> None:
             | (L.MS_REC if recursive else 0))
 
 
-def mount_dev(root: str, shm_size: int) -> None:
+def mount_dev(root: str, shm_size: int, ipcns: str | None = None, shared_shm: int = -1) -> None:
     dev = in_root(root, "/dev", create="dir")
     L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
@@ -165,8 +175,69 @@ def mount_dev(root: str, shm_size: int) -> None:
         os.mkdir(os.path.join(dev, name), 0o755)
     L.mount("devpts", os.path.join(dev, "pts"), "devpts", L.MS_NOSUID | L.MS_NOEXEC,
             "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    L.mount("shm", os.path.join(dev, "shm"), "tmpfs", MASK_NO_DEV, f"mode=1777,size={shm_size}")
+    mount_shm(os.path.join(dev, "shm"), shm_size, ipcns, shared_shm)
     L.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", MASK_NO_DEV)
+
+
+def mount_shm(target: str, size: int, ipcns: str | None, shared_shm: int) -> None:
+    """/dev/shm as Docker sets it up for the ipc mode (see the module doc); ``shared_shm`` is
+    the joined container's, from ``clone_shm``."""
+    if shared_shm >= 0:
+        L.attach_mount(shared_shm, target)
+        os.close(shared_shm)
+    elif ipcns == "host":
+        L.mount("/dev/shm", target, None, L.MS_BIND | L.MS_REC)
+    elif ipcns != "none":
+        L.mount("shm", target, "tmpfs", MASK_NO_DEV, f"mode=1777,size={size}")
+
+
+def clone_shm(ipcns: str) -> int:
+    """A detached copy of /dev/shm of the container whose IPC namespace (``/proc/<pid>/ns/ipc``)
+    is joined. A mount can be copied only from the caller's own mount namespace, hence the round
+    trip into that container's (``/proc/<pid>/ns/mnt``); there paths resolve inside its root, so
+    nothing outside it can be reached, and a symlink at /dev/shm is not followed."""
+    own = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        join_namespace(os.path.join(os.path.dirname(ipcns), "mnt"), L.CLONE_NEWNS)
+        try:
+            return L.clone_mount("/dev/shm")
+        finally:
+            L.setns(own, L.CLONE_NEWNS)
+    finally:
+        os.close(own)
+
+
+def join_namespace(path: str, kind: int) -> None:
+    """setns into the namespace at ``path`` (``/proc/<pid>/ns/<kind>``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        L.setns(fd, kind)
+    finally:
+        os.close(fd)
+
+
+def enter_pid_namespace(pidns: str | None) -> None:
+    """Where the container's first process, forked next, will live (see the module doc): a new
+    pid namespace applies to children only, and so does one joined with setns."""
+    if pidns is None:
+        L.unshare(L.CLONE_NEWPID)
+    elif pidns != "host":
+        join_namespace(pidns, L.CLONE_NEWPID)
+
+
+def kill_leftovers(cgroup: cgroups.Cgroup) -> None:
+    """SIGKILL whatever is still in the cgroup once the container's first process has exited,
+    until nothing is (a process may fork meanwhile)."""
+    for _ in range(100):
+        pids = cgroups.pids(cgroup)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        time.sleep(0.01)
 
 
 def tmpfs_options(options: str) -> tuple[int, str]:
@@ -245,7 +316,7 @@ def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
             L.mount(null, target, None, L.MS_BIND)
 
 
-def setup_rootfs(cfg: dict[str, Any]) -> None:
+def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     if cfg.get("netns") is None:  # a network namespace of its own: lo up (the rest is networking's)
         loopback_up()
     rootfs = cfg["rootfs"]
@@ -260,7 +331,7 @@ def setup_rootfs(cfg: dict[str, Any]) -> None:
     privileged = bool(cfg.get("privileged"))
     proc = in_root(root, "/proc", create="dir")
     L.mount("proc", proc, "proc", MASK_NO_DEV)
-    mount_dev(root, int(cfg.get("shm_size") or 64 << 20))
+    mount_dev(root, int(cfg.get("shm_size") or 64 << 20), cfg.get("ipcns"), shared_shm)
     sys_dir = in_root(root, "/sys", create="dir")
     L.mount("sysfs", sys_dir, "sysfs", MASK_NO_DEV | (0 if privileged else L.MS_RDONLY))
     for mount in cfg.get("mounts") or ():
@@ -380,15 +451,18 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1) -> 
         import resource  # noqa: F401 - imported before pivot_root, used by set_ulimits
     netns = cfg.get("netns")
     if netns and netns != "host":
-        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        L.setns(fd, L.CLONE_NEWNET)
-        os.close(fd)
-    L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWCGROUP
-              | (L.CLONE_NEWNET if netns is None else 0))
+        join_namespace(netns, L.CLONE_NEWNET)
+    ipcns = cfg.get("ipcns")
+    shared_shm = -1
+    if ipcns not in (None, "none", "host"):
+        shared_shm = clone_shm(ipcns)  # copied from our first mount namespace, attached in the next one
+        join_namespace(ipcns, L.CLONE_NEWIPC)
+    L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWCGROUP
+              | (L.CLONE_NEWIPC if ipcns in (None, "none") else 0) | (L.CLONE_NEWNET if netns is None else 0))
     if net_fd >= 0:  # the caller configures /proc/<pid>/ns/net while the root filesystem is built
         answer(sync_fd, {"netns": int(os.readlink("/proc/self"))})  # still the host's /proc here
         os.close(sync_fd)
-    setup_rootfs(cfg)
+    setup_rootfs(cfg, shared_shm)
     if cfg.get("hostname"):
         L.sethostname(cfg["hostname"])
     if cfg.get("domainname"):
@@ -474,7 +548,7 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
         err_r, err_w = os.pipe()
         go_r, go_w = os.pipe()
         fail_r, fail_w = os.pipe()
-        L.unshare(L.CLONE_NEWPID)
+        enter_pid_namespace(cfg.get("pidns"))
         child = os.fork()
         if child == 0:
             try:
@@ -527,7 +601,8 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
         return 1
     answer(sync_fd, {"ok": True, "pid": child})
     os.close(sync_fd)
-    status = pump_logs(cfg["log_path"], child, out_r, err_r)
+    own_pidns = cfg.get("pidns") is None  # else the container's other processes outlive its first one
+    status = pump_logs(cfg["log_path"], child, out_r, err_r, None if own_pidns else cgroup)
     exit_code = os.waitstatus_to_exitcode(status)
     oom = cgroups.oom_kills(cgroup) > 0
     atomic_json(os.path.join(run_dir, "exit.json"), {
@@ -540,8 +615,9 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
     return 0
 
 
-def pump_logs(log_path: str, child: int, out_r: int, err_r: int) -> int:
-    """Copy the container's output into the log until it exits; its wait status."""
+def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None) -> int:
+    """Copy the container's output into the log until it exits; its wait status. ``leftovers``:
+    the cgroup whose processes are killed once it exits (they would hold the output open)."""
     import select
 
     log = LogWriter(log_path)
@@ -561,6 +637,8 @@ def pump_logs(log_path: str, child: int, out_r: int, err_r: int) -> int:
             if fd == pidfd:
                 poller.unregister(pidfd)
                 _, status = os.waitpid(child, 0)
+                if leftovers is not None:
+                    kill_leftovers(leftovers)
                 deadline = time.monotonic() + 1.0
                 continue
             data = os.read(fd, 65536)

@@ -32,6 +32,11 @@ MS_UNBINDABLE = 1 << 17
 MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 4
 
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
@@ -63,6 +68,8 @@ _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+_libc.open_tree.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_libc.move_mount.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 
 
 def _check(result: int, what: str) -> int:
@@ -91,6 +98,19 @@ def unshare(flags: int) -> None:
 
 def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc.setns(fd, nstype), "setns")
+
+
+def clone_mount(path: str, recursive: bool = True) -> int:
+    """A detached copy of the mount tree at ``path`` (open_tree(OPEN_TREE_CLONE)), as an fd that
+    ``attach_mount`` places elsewhere, even in another mount namespace; a final symlink is not
+    followed."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | AT_SYMLINK_NOFOLLOW | (AT_RECURSIVE if recursive else 0)
+    return _check(_libc.open_tree(AT_FDCWD, _b(path), flags), f"open_tree {path}")
+
+
+def attach_mount(fd: int, target: str) -> None:
+    """Mount the detached tree ``fd`` (from ``clone_mount``) on ``target``."""
+    _check(_libc.move_mount(fd, b"", AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH), f"move_mount on {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -327,9 +327,11 @@ class Supervisor:
         config = self.runtime.config(self.project, name, "start")
         if config.get("healthcheck"):
             atomic_json(str(self.run_dir(name) / "health.json"), {"status": "starting", "failing_streak": 0, "log": []})
-        from composer.backends.native import networking
+        from composer.backends.native import namespaces, networking
 
-        return self.runtime.start(self.project, name, **networking.start_options(config))
+        # the namespaces first: a container X that is not running fails before any network is set up
+        return self.runtime.start(self.project, name, **namespaces.start_options(config),
+                                  **networking.start_options(config))
 
     def _follow(self, name: str, epoch: int) -> None:
         with self.lock:

@@ -1,0 +1,76 @@
+"""``ipc`` and ``pid`` set to ``service:X`` or ``container:X`` on the native backend: the container
+joins X's IPC namespace (sharing its /dev/shm too) or its pid namespace when it starts, as Docker
+does; X must be running then. ``host``, ``none`` and namespaces of its own are the runtime's
+business (composer.backends.native.runtime.config).
+
+The backend calls:
+
+* ``container_settings(spec, run_root)`` at create: what config.json records under
+  ``"namespaces"``: for each joined kind, X's project and name (X must exist);
+* ``start_options(config)`` whenever the container is started (by the supervisor, or by an
+  attached one-off): keyword arguments for ``Runtime.start`` (``ipcns=``, ``pidns=``).
+
+``running_pid`` (X's pid, checked against its recorded start time) serves networking's
+``network_mode: service:X`` too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from composer.errors import BackendError
+
+if TYPE_CHECKING:
+    from composer.backends.base import ContainerSpec
+
+BACKEND = "native"
+KINDS = {"ipc": "IPC", "pid": "PID"}  # service key -> its name in Docker's errors
+
+
+def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, dict[str, str]]:
+    """The containers whose IPC or pid namespace this one joins: kind -> X's run_root, project, name.
+
+    :raises NotFoundError: no container X.
+    """
+    from composer.backends.native.networking import owner_project
+
+    joined: dict[str, dict[str, str]] = {}
+    for key in KINDS:
+        mode = getattr(spec.service, key, None)
+        if not isinstance(mode, str) or not mode.startswith(("service:", "container:")):
+            continue
+        owner = spec.namespace_containers.get(key) or mode.partition(":")[2]
+        joined[key] = {"run_root": str(run_root), "project": owner_project(run_root, spec.project_name, owner),
+                       "container": owner}
+    return joined
+
+
+def start_options(config: dict[str, Any]) -> dict[str, Any]:
+    """``ipcns``/``pidns`` for Runtime.start: ``/proc/<X's pid>/ns/<kind>`` of each joined kind.
+
+    :raises BackendError: X is not running.
+    """
+    joined = config.get("namespaces") or {}
+    return {f"{key}ns": f"/proc/{running_pid(settings, KINDS[key])}/ns/{key}" for key, settings in joined.items()}
+
+
+def running_pid(settings: dict[str, Any], kind: str) -> int:
+    """The pid of the running container ``settings`` names (run_root, project, container),
+    whose ``kind`` namespace is to be joined.
+
+    :raises BackendError: it is not running (or its pid is another process's now).
+    """
+    from composer.backends.native.runtime.init import process_start_time
+
+    owner = Path(settings["run_root"]) / settings["project"] / settings["container"]
+    try:
+        state = json.loads((owner / "state.json").read_bytes())
+    except (OSError, ValueError):
+        state = {}
+    pid = state.get("pid") if isinstance(state, dict) else None
+    if not pid or (owner / "exit.json").exists() or process_start_time(int(pid)) != state.get("pid_start"):
+        raise BackendError(f"cannot join {kind} namespace of a non running container: {settings['container']}",
+                           backend_name=BACKEND, operation="start")
+    return int(pid)
