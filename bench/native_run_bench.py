@@ -66,11 +66,11 @@ def main() -> int:
         if shutil.which(program) is None:
             raise SystemExit(f"{program} is missing (apt-get install docker.io runc)")
     folder = Path(tempfile.mkdtemp(prefix="native-run-bench-"))
+    # bytecode may be written, as it is for an installed composer (pip compiles it)
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+           "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
+           "COMPOSER_BACKEND": "native"}
     try:
-        # bytecode may be written, as it is for an installed composer (pip compiles it)
-        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-               "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
-               "COMPOSER_BACKEND": "native"}
         composer = str(BIN / "composer")
         save = subprocess.Popen(["docker", "save", args.image], stdout=subprocess.PIPE)
         subprocess.run([composer, "--backend", "native", "image", "load"], stdin=save.stdout, env=env, check=True,
@@ -99,6 +99,9 @@ def main() -> int:
             print(f"{name:<28}{median * 1000:>8.1f}ms{p90 * 1000:>8.1f}ms{median / reference:>8.2f}x")
         print("ratio = tool / composer native (above 1: composer is faster)")
     finally:
+        # run --rm keeps the project's network (as v2 does): down removes it, its DNS daemon and rules
+        subprocess.run([str(BIN / "composer"), "--backend", "native", "-p", "bench", "down"], env=env, cwd=folder,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         subprocess.run(["rm", "-rf", str(folder)])
     return 0
 

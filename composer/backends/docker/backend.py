@@ -179,9 +179,9 @@ class DockerBackend:
         await self.pull_image(image, sink, platform=service.platform)
 
     async def pull_image(self, image: str, sink: EventSink, *, platform: str | None = None) -> None:
-        """Pull with one event per layer progress message, grouped under ``image:<image>``."""
+        """Pull with one event per layer progress message, grouped under ``image:<image>``; the
+        image's own Pulling / Pulled / Error are the executor's (it runs every pull)."""
         resource_id = f"image:{image}"
-        sink.emit(Event(resource_id, EventStatus.WORKING, "Pulling"))
         token = anyio.lowlevel.current_token()
 
         def emit(event: Event) -> None:
@@ -194,12 +194,7 @@ class DockerBackend:
             for message in api.pull(repository, tag=tag or "latest", stream=True, decode=True, platform=platform):
                 _pull_message(message, resource_id, emit)
 
-        try:
-            await self._run("pull", pull)
-        except ComposerError as exc:
-            sink.emit(Event(resource_id, EventStatus.ERROR, "Error", details=str(exc)))
-            raise
-        sink.emit(Event(resource_id, EventStatus.DONE, "Pulled"))
+        await self._run("pull", pull)
 
     def _emitter(self, sink: EventSink) -> Callable[[Event], None]:
         """``sink.emit`` for a worker thread: each event is delivered on the event loop."""

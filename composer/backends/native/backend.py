@@ -52,7 +52,7 @@ from composer.planner.observed import ObservedState
 
 if TYPE_CHECKING:
     from composer.backends.native.containers import NativeContainers
-    from composer.events import EventSink
+    from composer.events import Event, EventSink
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 BACKEND_NAME = "native"
@@ -143,7 +143,7 @@ class NativeBackend:
         except ValueError as exc:
             raise ImagePullError(f"service {service.name}: {exc}", backend_name=BACKEND_NAME,
                                  operation="pull") from None
-        await pull(image, self.store, sink, policy, platform=platform)
+        await pull(image, self.store, _LayerEvents(sink), policy, platform=platform)
 
     async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
         raise UnsupportedFeatureError(
@@ -283,3 +283,15 @@ class NativeBackend:
 
     def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
         self._unavailable("events")
+
+
+class _LayerEvents:
+    """A sink passing on a pull's layer events only: the image's own Pulling / Pulled / Error
+    are the executor's, which runs every pull (else each shows twice)."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    def emit(self, event: Event) -> None:
+        if event.parent_id is not None or not event.resource_id.startswith("image:"):
+            self.sink.emit(event)

@@ -258,6 +258,10 @@ class ImageStore:
     def __init__(self, root: Path | str, *, whiteout_format: str = "overlay") -> None:
         self.root = Path(root)
         self.whiteout_format = whiteout_format
+        # Content-addressed, so never stale: image configs by digest (every container create reads
+        # its image's config three times). The index is kept with the stat it was read under.
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._index: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     @classmethod
     def open(cls, root: Path | str | None = None, *, environ: Mapping[str, str] | None = None) -> ImageStore:
@@ -423,12 +427,23 @@ class ImageStore:
         atomic_write(self.root / "images.json", json.dumps(data, indent=1, sort_keys=True).encode(),
                      tmp_dir=self.root / "tmp", mode=0o600)
 
+    def _current_index(self) -> dict[str, Any]:
+        """The index for reading only (never mutated): re-read when the file changed."""
+        try:
+            info = os.stat(self.root / "images.json")
+        except FileNotFoundError:
+            return self._read_index()
+        key = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if self._index is None or self._index[0] != key:
+            self._index = (key, self._read_index())
+        return self._index[1]
+
     def get(self, reference: str) -> ImageRecord | None:
-        entry = self._read_index()["images"].get(reference)
+        entry = self._current_index()["images"].get(reference)
         return ImageRecord.from_json(entry) if isinstance(entry, dict) else None
 
     def images(self) -> list[ImageRecord]:
-        return [ImageRecord.from_json(entry) for _, entry in sorted(self._read_index()["images"].items())]
+        return [ImageRecord.from_json(entry) for _, entry in sorted(self._current_index()["images"].items())]
 
     def put(self, record: ImageRecord) -> None:
         """Point ``record.reference`` at its manifest; the manifest, config and every layer must be
@@ -462,7 +477,12 @@ class ImageStore:
         return oci.load_json(self.read_blob(record.manifest), f"manifest {record.manifest}")
 
     def config(self, record: ImageRecord) -> dict[str, Any]:
-        return oci.load_json(self.read_blob(record.config), f"config {record.config}")
+        """The image's config (shared: callers must not change it)."""
+        found = self._configs.get(record.config)
+        if found is None:
+            found = self._configs[record.config] = oci.load_json(self.read_blob(record.config),
+                                                                 f"config {record.config}")
+        return found
 
     def chain_ids(self, record: ImageRecord) -> list[str]:
         diff_ids = (self.config(record).get("rootfs") or {}).get("diff_ids") or []

@@ -507,8 +507,12 @@ class NetworkManager:
                 endpoint = state.get("endpoints", {}).pop(container, None)
                 if endpoint is None:
                     continue
-                with contextlib.suppress(netlink.LinkError), netlink.host() as links:
-                    links.delete(endpoint.get("veth") or "")
+                veth = endpoint.get("veth") or ""
+                # A stopped container's namespace took its veth pair with it: ask netlink only
+                # when the host end is still there (a netlink socket per container adds up in down).
+                if veth and os.path.exists(f"/sys/class/net/{veth}"):
+                    with contextlib.suppress(netlink.LinkError), netlink.host() as links:
+                        links.delete(veth)
                 if endpoint.get("ports"):
                     firewall.remove_ports(state["bridge"], container)
                 _atomic_json(self._path(state["name"]), state)

@@ -135,8 +135,15 @@ class _Base:
         self.close()
 
     def index(self, name: str) -> int | None:
-        found = self._ipr.link_lookup(ifname=name)
-        return int(found[0]) if found else None
+        # One RTM_GETLINK for that name: link_lookup dumps every link, and a host with fifty
+        # containers has a hundred (every start looked some up).
+        try:
+            found = self._ipr.link("get", ifname=name)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return None
+            raise _raise(exc, f"look up {name}") from None
+        return int(found[0]["index"]) if found else None
 
     def links(self) -> list[Link]:
         result = []
