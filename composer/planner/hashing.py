@@ -27,42 +27,60 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# id(service) -> (service, hash): frozen models, so a hash once known stays right; the service is
-# kept so that its id is never reused by another object while the entry lives.
-_KNOWN: dict[int, tuple[ServiceConfig, str]] = {}
+# id(model) -> (model, hash): frozen models, so a hash once known stays right; the model is kept
+# so that its id is never reused by another object while the entry lives.
+_KNOWN: dict[int, tuple[object, str]] = {}
+
+
+def _known(model: object) -> str | None:
+    found = _KNOWN.get(id(model))
+    return found[1] if found is not None and found[0] is model else None
+
+
+def _remember(model: object, digest: str) -> str:
+    if len(_KNOWN) >= 4096:  # a long-lived library user loads many projects: keep this bounded
+        _KNOWN.clear()
+    _KNOWN[id(model)] = (model, digest)
+    return digest
 
 
 def config_hash(service: ServiceConfig) -> str:
     """sha256 (hex) of the canonical JSON of ``service`` without the fields that must not
     cause a recreate (build, pull_policy, scale, deploy.replicas, depends_on, profiles,
     develop, extends, hooks). Deterministic across runs and processes."""
-    known = _KNOWN.get(id(service))
-    if known is not None and known[0] is service:
-        return known[1]
-    digest = _config_hash(service)
-    _remember(service, digest)
-    return digest
+    return _known(service) or _remember(service, _config_hash(service))
 
 
-def _remember(service: ServiceConfig, digest: str) -> None:
-    if len(_KNOWN) >= 4096:  # a long-lived library user loads many projects: keep this bounded
-        _KNOWN.clear()
-    _KNOWN[id(service)] = (service, digest)
+def network_hash(config: NetworkConfig) -> str:
+    """sha256 of a network's configuration (labels included)."""
+    return _known(config) or _remember(config, _digest(config.model_dump(mode="json")))
+
+
+def volume_hash(config: VolumeConfig) -> str:
+    """sha256 of a volume's configuration (labels included)."""
+    return _known(config) or _remember(config, _digest(config.model_dump(mode="json")))
 
 
 class ServiceHashes:
-    """The services' configuration hashes as values kept in the CLI's project cache
-    (composer.spec.cache.Derived): the first model_dump of a run builds pydantic's serializers,
-    ~35 ms of every ``up``, which a cached project then skips."""
+    """The configuration hashes of a project's services, networks and volumes as values kept in
+    the CLI's project cache (composer.spec.cache.Derived): the first model_dump of a run builds
+    pydantic's serializers, ~35 ms of every ``up``, which a cached project then skips."""
 
-    def compute(self, project: Project) -> dict[str, str]:
-        return {name: config_hash(service) for name, service in project.services.items()}
+    def compute(self, project: Project) -> dict[str, dict[str, str]]:
+        return {"services": {name: config_hash(s) for name, s in project.services.items()},
+                "networks": {name: network_hash(n) for name, n in project.networks.items()},
+                "volumes": {name: volume_hash(v) for name, v in project.volumes.items()}}
 
     def restore(self, project: Project, values: Any) -> None:
-        for name, service in project.services.items():
-            digest = values.get(name) if isinstance(values, dict) else None
-            if isinstance(digest, str):
-                _remember(service, digest)
+        if not isinstance(values, dict):
+            return
+        for kind, models in (("services", project.services), ("networks", project.networks),
+                             ("volumes", project.volumes)):
+            known = values.get(kind)
+            for name, model in models.items():
+                digest = known.get(name) if isinstance(known, dict) else None
+                if isinstance(digest, str):
+                    _remember(model, digest)
 
 
 def _config_hash(service: ServiceConfig) -> str:
@@ -71,13 +89,3 @@ def _config_hash(service: ServiceConfig) -> str:
     if isinstance(deploy, dict):
         deploy.pop("replicas", None)
     return _digest(data)
-
-
-def network_hash(config: NetworkConfig) -> str:
-    """sha256 of a network's configuration (labels included)."""
-    return _digest(config.model_dump(mode="json"))
-
-
-def volume_hash(config: VolumeConfig) -> str:
-    """sha256 of a volume's configuration (labels included)."""
-    return _digest(config.model_dump(mode="json"))
