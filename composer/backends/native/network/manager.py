@@ -49,7 +49,9 @@ def _error(message: str, operation: str, cls: type[BackendError] = BackendError)
 
 def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    # compact: with indent, json falls back to its pure-Python encoder, and a network's state
+    # (every endpoint) is rewritten at each container start
+    tmp.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
     os.replace(tmp, path)
 
 
@@ -450,7 +452,8 @@ class NetworkManager:
         with netlink.host() as host:
             for i, (state, attachment) in enumerate(zip(states, networks, strict=True)):
                 endpoint = endpoints[attachment.network]
-                host.delete(endpoint["veth"])  # a stale one from a crashed start
+                if os.path.exists(f"/sys/class/net/{endpoint['veth']}"):
+                    host.delete(endpoint["veth"])  # a stale one from a crashed start
                 host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
                               endpoint["mac"])
         with netlink.namespace(netns) as inside:

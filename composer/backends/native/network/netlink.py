@@ -124,6 +124,9 @@ def netns_socket(path: str) -> socket.socket:
 class _Base:
     def __init__(self, ipr: Any) -> None:
         self._ipr = ipr
+        # name -> index while this socket is open (an attach asks for the same links several
+        # times: the bridge, the new veth, eth0 inside); delete forgets the name.
+        self._indices: dict[str, int] = {}
 
     def close(self) -> None:
         self._ipr.close()
@@ -135,6 +138,8 @@ class _Base:
         self.close()
 
     def index(self, name: str) -> int | None:
+        if name in self._indices:
+            return self._indices[name]
         # One RTM_GETLINK for that name: link_lookup dumps every link, and a host with fifty
         # containers has a hundred (every start looked some up).
         try:
@@ -143,7 +148,10 @@ class _Base:
             if exc.code == errno.ENODEV:
                 return None
             raise _raise(exc, f"look up {name}") from None
-        return int(found[0]["index"]) if found else None
+        if not found:
+            return None
+        self._indices[name] = int(found[0]["index"])
+        return self._indices[name]
 
     def links(self) -> list[Link]:
         result = []
@@ -219,6 +227,7 @@ class HostLinks(_Base):
     def delete(self, name: str) -> bool:
         """Delete link ``name``; False when it did not exist."""
         index = self.index(name)
+        self._indices.pop(name, None)
         if index is None:
             return False
         try:
