@@ -249,17 +249,13 @@ class HostLinks(_Base):
             spec: dict[str, Any] = {"ifname": peer, "net_ns_fd": fd}
             if mac:
                 spec["address"] = mac
-            self._ipr.link("add", ifname=name, kind="veth", peer=spec)
+            # enslaved and up in the same request (the kernel configures a new link's master and
+            # flags as it registers it, and unregisters it if that fails)
+            self._ipr.link("add", ifname=name, kind="veth", peer=spec, master=master, state="up")
         except NetlinkError as exc:
-            raise _raise(exc, f"veth {name}") from None
+            raise _raise(exc, f"veth {name} on {bridge}") from None
         finally:
             os.close(fd)
-        try:
-            self._ipr.link("set", index=self.index(name), master=master, state="up")
-        except NetlinkError as exc:
-            with contextlib.suppress(LinkError):
-                self.delete(name)
-            raise _raise(exc, f"attach {name} to {bridge}") from None
 
     def addresses(self) -> list[Interface]:
         result: list[Interface] = []
@@ -275,6 +271,7 @@ class NamespaceLinks(_Base):
 
     def __init__(self, path: str) -> None:
         super().__init__(IPRoute(use_socket=netns_socket(path)))
+        self._indices["lo"] = 1  # the kernel's LOOPBACK_IFINDEX, the same in every namespace
 
     def __enter__(self) -> NamespaceLinks:
         return self
