@@ -431,6 +431,7 @@ class DockerBackend:
                     yield item
         finally:
             stream.close()  # ends the blocked read: the pump thread finishes on its own
+            send.close()  # closed here, in the loop's thread (the pump only sends through it)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -568,8 +569,8 @@ class _LogPump:
             self._deliver(None)
             try:
                 anyio.from_thread.run_sync(self._send.close, token=self._token)
-            except Exception:
-                pass
+            except Exception:  # the event loop is gone (the reader stopped early): no race left
+                self._send.close()
 
     def _chunks(self) -> Iterator[bytes]:
         """Raw body bytes as they arrive (urllib3 undoes the chunked encoding)."""
