@@ -40,7 +40,7 @@ import sys
 import tarfile
 
 from composer.backends.native.runtime import linux as L
-from composer.backends.native.runtime import nsexec
+from composer.backends.native.runtime.bootstrap import helper_main
 from composer.backends.native.runtime.init import in_root, mount_user, process_start_time, remount_readonly
 
 TYPE_CHECKING = False
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 EXIT_MISSING = 2
 EXIT_REFUSED = 3
-BOOTSTRAP = nsexec.BOOTSTRAP.replace("runtime.nsexec import main", "runtime.cpexec import main")
+BOOTSTRAP = helper_main("cpexec")
 
 
 class CopyFailed(Exception):

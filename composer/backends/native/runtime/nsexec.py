@@ -23,6 +23,7 @@ import sys
 
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime import linux as L
+from composer.backends.native.runtime.bootstrap import helper_main
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,17 +32,7 @@ if TYPE_CHECKING:
 
 NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
               ("cgroup", L.CLONE_NEWCGROUP), ("pid", L.CLONE_NEWPID), ("mnt", L.CLONE_NEWNS))
-_FOLDER = os.path.dirname(os.path.abspath(__file__))
-BOOTSTRAP = f"""import sys, types
-folder = {_FOLDER!r}
-for name in ("composer.backends.native.runtime", "composer.backends.native", "composer.backends", "composer"):
-    package = types.ModuleType(name)
-    package.__path__ = [folder]
-    sys.modules[name] = package
-    folder = folder.rsplit("/", 1)[0]
-from composer.backends.native.runtime.nsexec import main
-sys.exit(main(sys.argv))
-"""
+BOOTSTRAP = helper_main("nsexec")
 
 
 def exec_config(container: dict[str, Any], state: dict[str, Any], args: list[str], *, user: str | None = None,

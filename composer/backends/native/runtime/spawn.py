@@ -17,30 +17,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-_FOLDER = str(Path(__file__).resolve().parent)
-# ``python -S -I -c BOOTSTRAP``: register the enclosing packages as bare namespaces so that importing
-# init (byte-compiled and cached, unlike a script) does not run composer's package __init__s
-# (typing, errors...: 10-15 ms of every container start).
-BOOTSTRAP = f"""import sys, types
-folder = {_FOLDER!r}
-for name in ("composer.backends.native.runtime", "composer.backends.native", "composer.backends", "composer"):
-    package = types.ModuleType(name)
-    package.__path__ = [folder]
-    sys.modules[name] = package
-    folder = folder.rsplit("/", 1)[0]
-from composer.backends.native.runtime.init import main
-sys.exit(main(sys.argv))
-"""
+from composer.backends.native.runtime.bootstrap import helper_code, helper_main
+
+BOOTSTRAP = helper_main("init")
 
 
 # The forkserver: the same bootstrap, then a loop that forks one helper per request. Each request is
 # one message on a unix socket carrying the helper's descriptors (config, sync, stderr, and net when
 # there is a network hook); the answer is the helper's pid. The server never starts a thread, so every child is a
 # single-threaded process with a clean interpreter, as a freshly started helper would be.
-FORKSERVER = BOOTSTRAP.replace("sys.exit(main(sys.argv))", """import os, socket
+FORKSERVER = helper_code("init") + """import os, socket
 server = socket.socket(fileno=int(sys.argv[1]))
 while True:
     try:
@@ -66,7 +54,7 @@ while True:
         os.close(fd)
     server.sendall(str(pid).encode().ljust(16))
     os.waitpid(pid, 0)  # the helper forks its monitor and exits at once
-""")
+"""
 
 
 class SpawnError(Exception):

@@ -216,15 +216,7 @@ class Client:
         for _attempt in range(3):
             self.ensure()
             try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                    sock.connect(str(self.folder / SOCKET))
-                    sock.sendall(json.dumps({"op": op, **arguments}).encode() + b"\n")
-                    data = b""
-                    while not data.endswith(b"\n"):
-                        chunk = sock.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
+                data = self._exchange(op, arguments)
             except OSError as exc:
                 last = exc
                 time.sleep(0.05)
@@ -244,18 +236,26 @@ class Client:
         if self.pid() is None:
             return None
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.connect(str(self.folder / SOCKET))
-                sock.sendall(json.dumps({"op": op, **arguments}).encode() + b"\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = self._exchange(op, arguments)
         except OSError:
             return None
         return read_message(data) if data else None
+
+    def _exchange(self, op: str, arguments: dict[str, Any]) -> bytes:
+        """One request line out, the answer line back (empty when the supervisor hung up).
+
+        :raises OSError: no supervisor listens.
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(self.folder / SOCKET))
+            sock.sendall(json.dumps({"op": op, **arguments}).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data
 
 
 def read_message(data: bytes) -> dict[str, Any]:
