@@ -7,9 +7,9 @@ See docs/library.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from composer._lazy import lazy_exports
+
+TYPE_CHECKING = False  # not typing's: the command line's client imports nothing it can avoid
 
 if TYPE_CHECKING:
     from composer.api import (
@@ -128,3 +128,4 @@ _LAZY = {
 
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)
+del TYPE_CHECKING

@@ -6,13 +6,12 @@ library raises ComposerError subclasses and never prints.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
-from collections.abc import Sequence
 
-from composer.cli.parser import build_parser
-from composer.errors import ComposerError
+TYPE_CHECKING = False  # typing itself is not imported: the client path must stay import-free
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 2
@@ -29,8 +28,19 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code."""
-    entry = argv is None  # the process's entry point (console script, python -m composer), not a caller's
+    """Run one command; return its exit code.
+
+    As the process's entry point (``argv`` None: the console script, ``python -m composer``)
+    the command goes to the warm command server when one answers (composer/cli/client.py)."""
+    if argv is None:
+        from composer.cli.client import run_via_server
+
+        code = run_via_server(list(sys.argv))
+        if code is not None:
+            return code
+    entry = argv is None  # the process's entry point, not a caller's
+    import gc
+
     if entry:
         gc.set_threshold(*GC_THRESHOLDS)
     try:
@@ -41,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    from composer.cli.parser import build_parser
+    from composer.errors import ComposerError
+
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "command", None):

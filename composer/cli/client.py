@@ -1,0 +1,177 @@
+"""The thin front of the ``composer`` command: hand the command to the warm command server.
+
+A Python command line pays for its imports on every run (pydantic's models, docker-py, anyio,
+pyroute2: ~0.3 s here), which is more than a whole ``up -d`` of one service on either backend.
+So, like Mercurial's chg, the command runs in a process forked from a per-user server that has
+imported everything already (composer/cli/server.py). This module is all the client runs: it
+imports nothing beyond what Python's start-up has loaded (``_socket``, ``signal``, ``marshal``).
+
+The client sends its argv, environment, working directory, umask and resource limits, and passes
+its stdin, stdout and stderr (SCM_RIGHTS), so the command reads and writes the caller's own
+files, pipes and terminal. The worker answers with its pid once it has taken the command, then
+with the exit code. Signals the client receives (Ctrl-C, SIGTERM, SIGHUP, a resize) are passed
+on; the worker runs its usual handlers for them.
+
+Whenever the server cannot take the command (none running, a stale one, COMPOSER_SERVER=0) the
+client says so (``None``) and the command runs in this process; a server is started in the
+background for the next command. Nothing runs twice: once the worker has answered with its pid,
+the command is the worker's.
+"""
+
+from __future__ import annotations
+
+import _socket
+import marshal
+import os
+import signal
+import sys
+
+# Frames, server to client: b"P" + pid (the worker took the command), b"X" + exit code, b"R"
+# (refused: stale code or shutting down). Client to worker: b"S" + signal number.
+FRAME = 5
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
+RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK", "RLIMIT_STACK")
+# How long the server may take to answer before the command runs here instead (a server that is
+# busy starting, swapping or stuck must not hang the command).
+ACCEPT_TIMEOUT = 3.0
+EXIT_INTERNAL = 2
+
+
+def enabled() -> bool:
+    return os.environ.get("COMPOSER_SERVER", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def socket_folder() -> str:
+    """A folder only this user can enter: COMPOSER_SERVER_DIR, $XDG_RUNTIME_DIR/composer, else
+    /run/composer-cli (root) or composer-cli-<uid> in the temporary folder."""
+    chosen = os.environ.get("COMPOSER_SERVER_DIR")
+    if chosen:
+        return chosen
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "composer")
+    uid = os.getuid()
+    if uid == 0:
+        return "/run/composer-cli"
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"composer-cli-{uid}")
+
+
+def server_key() -> str:
+    """Which server serves this interpreter: the same executable, import path and PYTHON*
+    variables. The first import folder is left out: it is the script's folder or the current one
+    (``-m``), where the server (started with ``-P``, in /) imports nothing from. (A hash would cost
+    an import; a checksum of the text is enough to tell them apart.)"""
+    python_env = sorted((k, v) for k, v in os.environ.items() if k.startswith("PYTHON") and
+                        k != "PYTHONDONTWRITEBYTECODE")
+    search_path = sys.path if sys.flags.safe_path else sys.path[1:]
+    text = repr((sys.executable, search_path, python_env, os.getuid()))
+    checksum = 0
+    for character in text.encode("utf-8", "surrogateescape"):
+        checksum = (checksum * 131 + character) % 0xFFFFFFFFFFFF
+    return f"{checksum:012x}"
+
+
+def socket_path() -> str:
+    return os.path.join(socket_folder(), f"server-{server_key()}.sock")
+
+
+def _request(argv: list[str]) -> bytes:
+    import resource
+
+    limits = {}
+    for name in RLIMITS:
+        number = getattr(resource, name, None)
+        if number is not None:
+            limits[number] = resource.getrlimit(number)
+    umask = os.umask(0o22)
+    os.umask(umask)
+    payload = marshal.dumps({
+        "argv": argv, "environ": dict(os.environ), "cwd": os.getcwd(), "umask": umask, "rlimits": limits,
+    })
+    return len(payload).to_bytes(8, "little") + payload
+
+
+def _standard_fds() -> list[int]:
+    fds = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            fds.append(fd)
+        except OSError:  # closed: the worker gets /dev/null, as a fresh process would misbehave anyway
+            fds.append(os.open(os.devnull, os.O_RDWR))
+    return fds
+
+
+def _receive(connection: _socket.socket) -> tuple[bytes, int] | None:
+    data = b""
+    while len(data) < FRAME:
+        chunk = connection.recv(FRAME - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data[:1], int.from_bytes(data[1:], "little", signed=True)
+
+
+def run_via_server(argv: list[str]) -> int | None:
+    """The command's exit code, run by the server; None when it should run in this process."""
+    if not enabled():
+        return None
+    path = socket_path()
+    connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        connection.settimeout(ACCEPT_TIMEOUT)
+        try:
+            connection.connect(path)
+            request = _request(argv)
+            fds = _standard_fds()
+            sent = connection.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                                          b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])
+            if sent < len(request[:4096]) or len(request) > 4096:
+                connection.sendall(request[sent:])
+            frame = _receive(connection)
+        except OSError:
+            frame = None
+        if frame is None or frame[0] != b"P":
+            start_server()
+            return None
+        connection.settimeout(None)
+        return _follow(connection)
+    finally:
+        connection.close()
+
+
+def _follow(connection: _socket.socket) -> int:
+    """Pass signals on until the worker reports its exit code."""
+
+    def forward(signal_number: int, _frame: object) -> None:
+        try:
+            connection.sendall(b"S" + signal_number.to_bytes(4, "little", signed=True))
+        except OSError:
+            pass
+
+    for name in FORWARDED_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, forward)
+    while True:
+        try:
+            frame = _receive(connection)
+        except OSError:
+            frame = None
+        if frame is None:
+            os.write(2, b"composer: internal error: the command server's worker ended without an exit code\n")
+            return EXIT_INTERNAL
+        if frame[0] == b"X":
+            return frame[1]
+
+
+def start_server() -> None:
+    """Start the server in the background for the next command (it exits when idle)."""
+    import subprocess
+
+    try:
+        subprocess.Popen([sys.executable, "-P", "-m", "composer.cli.server", socket_path()], cwd="/",
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, close_fds=True)
+    except OSError:
+        pass

@@ -1,0 +1,344 @@
+"""The warm command server: one per user and interpreter, forking a worker per command.
+
+``python -m composer.cli.server`` (started by the client, composer/cli/client.py, when none
+answers) imports all of composer and its dependencies once, builds pydantic's validators, then
+waits on a Unix socket in a folder only its user can enter. Each connection is forked into a
+worker that becomes the command's process: it takes the client's stdin, stdout and stderr,
+argv, environment, working directory, umask and resource limits, runs the CLI's ``main`` and
+reports the exit code. The server itself stays single-threaded (it forks) and never runs a
+command.
+
+It exits after COMPOSER_SERVER_IDLE seconds without a command (default 300), and as soon as
+composer's own sources or an installed package change (it refuses the command, which then runs
+in the client, and the next one starts a fresh server). Only the user who started it may
+connect (SO_PEERCRED).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import importlib
+import io
+import os
+import pkgutil
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from typing import Any
+
+from composer.cli.client import FRAME, socket_folder, socket_path
+
+DEFAULT_IDLE_SECONDS = 300.0
+# Modules a command may import, pre-imported so that no worker pays for them.
+_PACKAGES = ("composer.cli", "composer.spec", "composer.planner", "composer.backends", "composer")
+_NOT_PREIMPORTED = ("__main__", "composer.cli.server", "composer.pytest_plugin")
+_EXTRA_MODULES = ("anyio._backends._asyncio", "importlib.metadata", "ruamel.yaml", "tarfile", "json",
+                  "traceback")
+
+
+def idle_seconds() -> float:
+    try:
+        return max(1.0, float(os.environ.get("COMPOSER_SERVER_IDLE", DEFAULT_IDLE_SECONDS)))
+    except ValueError:
+        return DEFAULT_IDLE_SECONDS
+
+
+def _secure_folder(folder: str) -> None:
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    info = os.lstat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder) or os.path.islink(folder):
+        raise SystemExit(f"composer server: {folder} is not a private folder of this user")
+
+
+def preimport() -> None:
+    """Import every composer module and the heavy dependencies; build the models' validators."""
+    import composer
+
+    for name in _EXTRA_MODULES:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    for info in pkgutil.walk_packages(composer.__path__, "composer."):
+        if info.name.endswith(_NOT_PREIMPORTED) or info.name in _NOT_PREIMPORTED:
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(info.name)
+    with contextlib.suppress(Exception):
+        from composer.spec.models.scalars import ComposeModel
+
+        pending: list[type[Any]] = [ComposeModel]
+        while pending:
+            model = pending.pop()
+            pending.extend(model.__subclasses__())
+            with contextlib.suppress(Exception):
+                model.model_rebuild(force=True)
+
+
+def code_snapshot() -> dict[str, tuple[int, int]]:
+    """What the loaded code depends on: each composer module's file, and each import folder
+    (an install or upgrade changes the folder)."""
+    import composer
+
+    snapshot: dict[str, tuple[int, int]] = {}
+    composer_folder = os.path.dirname(os.path.abspath(composer.__file__ or ""))
+    paths = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
+    for path in [p for p in paths if isinstance(p, str) and p.startswith(composer_folder)] + sys.path:
+        try:
+            info = os.stat(path or ".")
+        except OSError:
+            snapshot[path] = (-1, -1)
+        else:
+            snapshot[path] = (info.st_mtime_ns, info.st_size)
+    return snapshot
+
+
+def _stale(snapshot: dict[str, tuple[int, int]]) -> bool:
+    for path, (mtime, size) in snapshot.items():
+        try:
+            info = os.stat(path or ".")
+        except OSError:
+            if mtime != -1:
+                return True
+            continue
+        if (info.st_mtime_ns, info.st_size) != (mtime, size):
+            return True
+    return False
+
+
+def _peer_uid(connection: socket.socket) -> int:
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", credentials)[1])
+
+
+def serve(path: str, idle: float) -> int:
+    folder = os.path.dirname(path)
+    _secure_folder(folder)
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another server is running (or starting) for this key
+    os.ftruncate(lock, 0)
+    os.write(lock, f"{os.getpid()}\n".encode())  # who to stop: stop_servers()
+    preimport()
+    snapshot = code_snapshot()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    gc.collect()
+    gc.freeze()  # the workers' collections never touch (and copy) the server's objects
+    workers: set[int] = set()
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # through the finally: the socket goes too
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    try:
+        deadline = time.monotonic() + idle
+        while True:
+            readable, _, _ = select.select([listener], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
+            _reap(workers)
+            if not readable:
+                if not workers and time.monotonic() >= deadline:
+                    return 0
+                continue
+            connection, _ = listener.accept()
+            deadline = time.monotonic() + idle
+            if _peer_uid(connection) != os.getuid():
+                connection.close()
+                continue
+            if _stale(snapshot):
+                with contextlib.suppress(OSError):
+                    connection.sendall(b"R" + bytes(FRAME - 1))
+                connection.close()
+                return 0
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                os.close(lock)
+                os._exit(_worker(connection))
+            workers.add(pid)
+            connection.close()
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
+                os.unlink(path)
+        listener.close()
+
+
+def _exit_on_signal(signal_number: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _reap(workers: set[int]) -> None:
+    for pid in list(workers):
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                continue
+        workers.discard(pid)
+
+
+def stop_servers(folder: str | None = None, timeout: float = 5.0) -> list[int]:
+    """Stop every server of ``folder`` (default: this user's) and wait for them to exit; their
+    pids. For test suites and uninstalls: a server otherwise exits on its own when idle."""
+    folder = folder or socket_folder()
+    stopped: list[int] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return stopped
+    for name in names:
+        if not name.endswith(".sock.lock"):
+            continue
+        lock = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CLOEXEC)
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: a live server, whose pid is in the file
+                pid = int(os.read(lock, 32).split()[0])
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                    stopped.append(pid)
+                _wait_for_lock(lock, pid, timeout)  # released when it has exited
+            os.unlink(os.path.join(folder, name))
+        finally:
+            os.close(lock)
+    return stopped
+
+
+def _wait_for_lock(lock: int, pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.02)
+
+
+# --- the worker: one command ------------------------------------------------------------------
+
+def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    import array
+    import marshal
+
+    fds = array.array("i")
+    data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if len(data) < 8:
+        raise ConnectionError("short request")
+    size = int.from_bytes(data[:8], "little")
+    body = bytearray(data[8:])
+    while len(body) < size:
+        chunk = connection.recv(size - len(body))
+        if not chunk:
+            raise ConnectionError("truncated request")
+        body += chunk
+    return marshal.loads(bytes(body)), list(fds)
+
+
+def _adopt(request: dict[str, Any], fds: list[int]) -> None:
+    """Become the client's process: its standard streams, folder, environment, umask, limits."""
+    import resource
+
+    for target, fd in zip((0, 1, 2), fds, strict=False):
+        os.dup2(fd, target)
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["environ"])
+    os.umask(request["umask"])
+    for number, (soft, hard) in request["rlimits"].items():
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(number, (soft, hard))
+    encoding, errors = sys.stdout.encoding, sys.stdout.errors
+    sys.stdin = open(0, encoding=encoding, errors=errors, closefd=False)
+    sys.stdout = io.TextIOWrapper(open(1, "wb", closefd=False), encoding=encoding, errors=errors,
+                                  line_buffering=os.isatty(1))
+    sys.stderr = io.TextIOWrapper(open(2, "wb", closefd=False), encoding=encoding, errors="backslashreplace",
+                                  line_buffering=True, write_through=True)
+    sys.argv = list(request["argv"])
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH, signal.SIGUSR1, signal.SIGUSR2,
+                   signal.SIGCHLD):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def _relay_signals(connection: socket.socket) -> None:
+    """Raise in this process each signal the client passes on; if the client goes away before
+    the command ends (killed), end the command as its process would have ended."""
+    buffer = b""
+    while True:
+        try:
+            chunk = connection.recv(64)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            os.kill(os.getpid(), signal.SIGKILL)
+            return
+        buffer += chunk
+        while len(buffer) >= FRAME:
+            frame, buffer = buffer[:FRAME], buffer[FRAME:]
+            if frame[:1] == b"S":
+                os.kill(os.getpid(), int.from_bytes(frame[1:], "little", signed=True))
+
+
+def _worker(connection: socket.socket) -> int:
+    try:
+        request, fds = _receive_request(connection)
+        _adopt(request, fds)
+        connection.sendall(b"P" + os.getpid().to_bytes(4, "little", signed=True))
+    except Exception:
+        return 1
+    threading.Thread(target=_relay_signals, args=(connection,), daemon=True, name="composer-signals").start()
+    code = _run_command(request["argv"][1:])
+    try:
+        connection.sendall(b"X" + code.to_bytes(4, "little", signed=True))
+    except OSError:
+        pass
+    return code
+
+
+def _run_command(argv: list[str]) -> int:
+    import atexit
+
+    from composer.cli import EXIT_INTERRUPTED, _main
+
+    try:
+        code = _main(argv)
+    except SystemExit as exit_:  # argparse: --help, a usage error
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if isinstance(exit_.code, str):
+            print(exit_.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    for thread in threading.enumerate():  # as interpreter shutdown does: wait for non-daemon threads
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    return code & 0xFF
+
+
+def main(argv: list[str]) -> int:
+    """``python -P -m composer.cli.server [SOCKET]``: the client names the socket it will look for."""
+    return serve(argv[1] if len(argv) > 1 else socket_path(), idle_seconds())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
