@@ -132,6 +132,7 @@ def serve(path: str, idle: float) -> int:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
+    bound = os.stat(path).st_ino  # removed at exit only if still ours
     gc.collect()
     gc.freeze()  # the workers' collections never touch (and copy) the server's objects
     workers: set[int] = set()
@@ -165,7 +166,7 @@ def serve(path: str, idle: float) -> int:
             connection.close()
     finally:
         with contextlib.suppress(OSError):
-            if os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
+            if os.stat(path).st_ino == bound:
                 os.unlink(path)
         listener.close()
 
@@ -200,7 +201,10 @@ def stop_servers(folder: str | None = None, timeout: float = 5.0) -> list[int]:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # held: a live server, whose pid is in the file
-                pid = int(os.read(lock, 32).split()[0])
+                words = os.read(lock, 32).split()
+                if not words or not words[0].isdigit():
+                    continue  # not one of ours (an older server): it exits when idle
+                pid = int(words[0])
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
                     stopped.append(pid)

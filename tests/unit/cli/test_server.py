@@ -1,0 +1,208 @@
+"""The warm command server, through real processes: a client (``python -m composer``) hands its
+command to a worker forked from the server, which must behave exactly as the command run in the
+client's own process (COMPOSER_SERVER=0): output, exit code, environment, folder, stdin, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from composer.cli import server
+
+COMPOSE = """\
+    services:
+      web:
+        image: "nginx:${TAG:-1.25}"
+        env_file: [web.env]
+    """
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A private server folder (short: a Unix socket's path has at most 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="cs-"))
+    path.chmod(0o700)
+    try:
+        yield path
+    finally:
+        server.stop_servers(str(path))
+        subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(COMPOSE))
+    (tmp_path / "web.env").write_text("GREETING=hello\n")
+    return tmp_path
+
+
+def environment(folder: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "COMPOSER_SERVER_DIR": str(folder), **extra}
+
+
+def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def server_pid(folder: Path) -> int | None:
+    for lock in folder.glob("*.sock.lock"):
+        text = lock.read_text().strip()
+        socket_file = lock.with_name(lock.name.removesuffix(".lock"))
+        if text and socket_file.exists() and Path(f"/proc/{text}").exists():
+            return int(text)
+    return None
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def composer(cwd: Path, env: dict[str, str], *args: str, stdin: str | None = None,
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "composer", *args], cwd=cwd, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def through_server(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The client's own entry, which says whether the server took the command (CODE None: no)."""
+    script = ("import sys\nfrom composer.cli.client import run_via_server\n"
+              f"code = run_via_server(['composer', *{list(args)!r}])\nprint('CODE', code)\n")
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def started_server(folder: Path, cwd: Path) -> int:
+    composer(cwd, environment(folder), "config", "--services")  # a cold run starts one
+    eventually(lambda: server_pid(folder) is not None)
+    pid = server_pid(folder)
+    assert pid is not None
+    return pid
+
+
+def test_first_command_runs_in_process_and_starts_a_server(folder: Path, project: Path) -> None:
+    cold = through_server(project, environment(folder), "config", "--services")
+    assert cold.stdout.splitlines()[-1] == "CODE None"  # nothing answered: the caller runs it
+    eventually(lambda: server_pid(folder) is not None)
+    warm = through_server(project, environment(folder), "config", "--services")
+    assert warm.stdout.splitlines() == ["web", "CODE 0"], warm
+
+
+@pytest.mark.parametrize("args", [
+    ("config",),  # the environment's TAG, the env file relative to the working folder
+    ("config", "--services"),
+    ("config", "--format", "json"),
+    ("-f", "missing.yaml", "config"),  # a one-line error, exit 1
+    ("no-such-command",),  # argparse: usage on stderr, exit 2
+    ("--help",),
+])
+def test_output_and_exit_code_match_the_in_process_run(folder: Path, project: Path, args: tuple[str, ...]) -> None:
+    started_server(folder, project)
+    env = environment(folder, TAG="9.9")
+    served = composer(project, env, *args)
+    local = composer(project, {**env, "COMPOSER_SERVER": "0"}, *args)
+    assert (served.returncode, served.stdout, served.stderr) == (local.returncode, local.stdout, local.stderr)
+    if args == ("config",):
+        assert "nginx:9.9" in served.stdout
+        assert "GREETING: hello" in served.stdout
+
+
+def test_stdin_is_the_clients(folder: Path, project: Path) -> None:
+    started_server(folder, project)
+    text = "services:\n  piped:\n    image: busybox\n"
+    result = composer(project, environment(folder), "-f", "-", "config", "--services", stdin=text)
+    assert (result.returncode, result.stdout) == (0, "piped\n"), result.stderr
+
+
+def test_umask_and_folder_are_the_clients(folder: Path, project: Path) -> None:
+    started_server(folder, project)
+    output = project / "out" / "config.yaml"
+    output.parent.mkdir()
+    subprocess.run(["sh", "-c", f"umask 027 && exec {sys.executable} -m composer config -o out/config.yaml"],
+                   cwd=project, env=environment(folder), check=True, timeout=60)
+    assert output.read_text().startswith("name:")
+    assert oct(output.stat().st_mode & 0o777) == oct(0o640)
+
+
+def test_ctrl_c_reaches_the_command(folder: Path, project: Path) -> None:
+    pid = started_server(folder, project)
+    # reads the Compose file from a pipe that stays open: the command waits until interrupted
+    client = subprocess.Popen([sys.executable, "-m", "composer", "-f", "-", "config"], cwd=project,
+                              env=environment(folder), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: len(children(pid)) == 1)
+        client.send_signal(signal.SIGINT)
+        _, stderr = client.communicate(timeout=30)
+    finally:
+        client.kill()
+        client.wait()
+    assert client.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "composer: interrupted"
+    eventually(lambda: children(pid) == [])
+
+
+def test_a_killed_client_takes_its_command_with_it(folder: Path, project: Path) -> None:
+    pid = started_server(folder, project)
+    client = subprocess.Popen([sys.executable, "-m", "composer", "-f", "-", "config"], cwd=project,
+                              env=environment(folder), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: len(children(pid)) == 1)
+        client.kill()
+        client.wait()
+        eventually(lambda: children(pid) == [])  # the worker did not outlive its client
+    finally:
+        client.kill()
+        client.wait()
+        assert client.stdin is not None
+        client.stdin.close()
+
+
+def test_a_changed_source_retires_the_server(folder: Path, project: Path) -> None:
+    pid = started_server(folder, project)
+    source = Path(server.__file__)
+    info = source.stat()
+    os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    try:
+        refused = through_server(project, environment(folder), "config", "--services")
+    finally:
+        os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert refused.stdout.splitlines()[-1] == "CODE None"  # run by the caller instead
+    eventually(lambda: not Path(f"/proc/{pid}").exists() or server_pid(folder) != pid)
+    eventually(lambda: server_pid(folder) not in (None, pid))  # a fresh one took its place
+
+
+def test_an_idle_server_exits_and_removes_its_socket(folder: Path, project: Path) -> None:
+    composer(project, environment(folder, COMPOSER_SERVER_IDLE="1"), "config", "--services")
+    eventually(lambda: server_pid(folder) is not None)
+    pid = server_pid(folder)
+    eventually(lambda: not Path(f"/proc/{pid}").exists(), timeout=30)
+    assert list(folder.glob("*.sock")) == []
+
+
+def test_opt_out_starts_no_server(folder: Path, project: Path) -> None:
+    result = composer(project, environment(folder, COMPOSER_SERVER="0"), "config", "--services")
+    assert result.stdout == "web\n"
+    time.sleep(0.5)
+    assert list(folder.iterdir()) == []
+
+
+def test_stop_servers_stops_them(folder: Path, project: Path) -> None:
+    pid = started_server(folder, project)
+    assert server.stop_servers(str(folder)) == [pid]
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
+    assert list(folder.glob("*.sock*")) == []
