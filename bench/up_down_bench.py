@@ -18,8 +18,14 @@ The table gives, per N and command, the median wall time, the ratio to v2, the m
 engine on a small one), and the peak RSS (the largest over the runs; measure.py's launcher keeps the
 benchmark's own memory out of it, its floor is ~8 MiB).
 
+composer's command line runs each command in a worker of its warm command server (composer/cli/server.py,
+started by the untimed first run, in a folder of the benchmark's own, stopped at the end): its CPU and RSS
+columns are then the client's alone. The tools docker-cold and native-cold run with COMPOSER_SERVER=0:
+every command imports composer in its own process, as without the server, and their CPU and RSS are all
+of it.
+
 Usage: .venv/bin/python bench/up_down_bench.py [--runs N] [--sizes 1,10,50] [--composer PATH] [--v2 PATH]
-       [--tools v2,docker,native]
+       [--tools v2,docker,native,docker-cold,native-cold]
 Exit status: 0 when every run of both tools succeeded, 1 otherwise.  Timings are reported, never asserted.
 """
 
@@ -254,9 +260,9 @@ def sizes_arg(text: str) -> list[int]:
 
 def tools_arg(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = set(names) - {"v2", "docker", "native"}
+    unknown = set(names) - {"v2", "docker", "native", "docker-cold", "native-cold"}
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"tools are v2, docker and native, not {text!r}")
+        raise argparse.ArgumentTypeError(f"tools are v2, docker, native, docker-cold and native-cold, not {text!r}")
     return names
 
 
@@ -288,8 +294,11 @@ def main() -> int:
     from composer.backends.docker.client import connect_from_env
 
     composer = Path(args.composer).absolute() if args.composer else BIN / "composer"
+    cold = {"COMPOSER_SERVER": "0"}
     known = {"v2": Tool("v2", find_v2(args.v2)), "docker": Tool("docker", composer, backend="docker"),
-             "native": Tool("native", composer, backend="native")}
+             "native": Tool("native", composer, backend="native"),
+             "docker-cold": Tool("docker-cold", composer, backend="docker", environ=dict(cold)),
+             "native-cold": Tool("native-cold", composer, backend="native", environ=dict(cold))}
     tools = [known[name] for name in args.tools]
     for tool in tools:
         out(f"{tool.name + ':':9} {' '.join(tool_argv(tool)) if tool.path else '-'}")
@@ -304,12 +313,15 @@ def main() -> int:
     # it), so the warm-up run caches it instead of every run compiling composer's modules (~0.1 s each).
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("COMPOSE_", "COMPOSER_")) and k != "PYTHONDONTWRITEBYTECODE"}
+    servers = tempfile.mkdtemp(prefix="up-down-bench-servers-")
+    env["COMPOSER_SERVER_DIR"] = servers
     bench = Bench(api, env)
     try:
         ensure_busybox_image(api)
         with tempfile.TemporaryDirectory(prefix="up-down-bench-") as tmp, \
                 native_registry(api, Path(tmp)) as native_env:
-            known["native"].environ.update(native_env)
+            for tool in (known["native"], known["native-cold"]):
+                tool.environ.update(native_env)
             for services in args.sizes:
                 folder = Path(tmp) / f"n{services}"
                 folder.mkdir()
@@ -333,6 +345,10 @@ def main() -> int:
     finally:
         bench.cleanup()
         api.close()
+        from composer.cli.server import stop_servers
+
+        stop_servers(servers)
+        subprocess.run(["rm", "-rf", servers], check=False)
     report(args.sizes, tools, args.runs)
     return 1 if any(tool.failed for tool in tools) else 0
 

@@ -51,10 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from composer.cli.parser import build_parser
+    from composer.cli import parser as parsers
     from composer.errors import ComposerError
 
-    parser = build_parser()
+    parser = parsers.prebuilt or parsers.build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)

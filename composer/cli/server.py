@@ -68,6 +68,9 @@ def preimport() -> None:
             continue
         with contextlib.suppress(Exception):
             importlib.import_module(info.name)
+    from composer.cli import parser
+
+    parser.prebuilt = parser.build_parser()
     with contextlib.suppress(Exception):
         from composer.spec.models.scalars import ComposeModel
 
