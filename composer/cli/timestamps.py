@@ -26,6 +26,16 @@ def duration_seconds(value: str) -> float | None:
     return -total if match.group(1) == "-" else total
 
 
+def _micros(fraction: str, flag: str) -> int:
+    """A second's fraction in whole microseconds, rounded outwards (down for since, up for until):
+    a float of nanoseconds near 1.8e9 s is only good to ~0.2 us, and rounding it to the microsecond
+    could move a bound copied from ``logs -t`` past its own line."""
+    micros = int(fraction[:6].ljust(6, "0"))
+    if flag == "until" and fraction[6:].strip("0"):
+        micros += 1
+    return micros
+
+
 def parse_time(value: str, now: float, flag: str = "since") -> float:
     """The Unix time ``value`` names, as docker's GetTimestamp reads it; ``now`` for durations.
 
@@ -48,7 +58,7 @@ def parse_time(value: str, now: float, flag: str = "since") -> float:
                               tzinfo=tz)
         except ValueError as exc:
             raise UsageError(f'invalid value for "{flag}": {exc}') from None
-        return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)  # naive: local time
+        return moment.timestamp() + _micros(fraction or "", flag) / 1_000_000  # naive: local time
     if _UNIX.fullmatch(value):
         return float(value)
     raise UsageError(f'invalid value for "{flag}": failed to parse value as time or duration: "{value}"')

@@ -54,6 +54,20 @@ def test_parse_time_as_docker(utc: None) -> None:
         parse_time("garbage", now, "until")
 
 
+def test_a_copied_timestamp_keeps_its_own_line_in_the_log_window(utc: None) -> None:
+    """A stamp whose nanoseconds end high (…789) must not round past its own microsecond: the
+    since bound stays at or below the line, the until bound at or above it (found flaky, ~1 in 5)."""
+    from composer.backends.docker.backend import _log_window
+
+    for nanos in ("123456789", "999999999", "000000999", "5"):
+        stamp = f"2026-11-28T01:50:12.{nanos}Z"
+        line_micros = (1795830612 * 1_000_000_000 + int(nanos.ljust(9, "0"))) / 1000
+        window = _log_window(parse_time(stamp, 0, "since"), parse_time(stamp, 0, "until"))
+        assert window is not None
+        assert float(window["since"]) * 1_000_000 <= line_micros <= float(window["until"]) * 1_000_000, (stamp, window)
+        assert window["since"] == f"1795830612.{nanos.ljust(9, '0')[:6]}"
+
+
 def test_events_as_v2_prints_them(utc: None) -> None:
     event = EngineEvent(1_795_000_000_123_456_789, "container", "start", "abc",
                         {"name": "p-web-1", "image": "busybox"}, service="web")
