@@ -118,6 +118,7 @@ def run_via_server(argv: list[str]) -> int | None:
         return None
     path = socket_path()
     connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    pending = _hold_signals()
     try:
         connection.settimeout(ACCEPT_TIMEOUT)
         try:
@@ -132,15 +133,36 @@ def run_via_server(argv: list[str]) -> int | None:
         except OSError:
             frame = None
         if frame is None or frame[0] != b"P":
+            _release_signals(pending)
             start_server()
             return None
         connection.settimeout(None)
-        return _follow(connection)
+        return _follow(connection, pending)
     finally:
         connection.close()
 
 
-def _follow(connection: _socket.socket) -> int:
+def _hold_signals() -> list[int]:
+    """Until the worker has the command, signals wait in a list (then go to it, or to this
+    process when it runs the command itself)."""
+    pending: list[int] = []
+    for name in FORWARDED_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, lambda signal_number, _frame: pending.append(signal_number))
+    return pending
+
+
+def _release_signals(pending: list[int]) -> None:
+    for name in FORWARDED_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+    for number in pending:
+        signal.raise_signal(number)
+
+
+def _follow(connection: _socket.socket, pending: list[int]) -> int:
     """Pass signals on until the worker reports its exit code."""
 
     def forward(signal_number: int, _frame: object) -> None:
@@ -153,6 +175,8 @@ def _follow(connection: _socket.socket) -> int:
         number = getattr(signal, name, None)
         if number is not None:
             signal.signal(number, forward)
+    for number in pending:
+        forward(number, None)
     while True:
         try:
             frame = _receive(connection)

@@ -67,8 +67,10 @@ def server_pid(folder: Path) -> int | None:
 
 
 def children(pid: int) -> list[int]:
+    """The server's workers (not its container forkserver, a python -S -I child)."""
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(child) for child in text.split()]
+    return [int(child) for child in text.split()
+            if b"-S\x00-I\x00" not in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
 def composer(cwd: Path, env: dict[str, str], *args: str, stdin: str | None = None,
@@ -146,11 +148,16 @@ def test_ctrl_c_reaches_the_command(folder: Path, project: Path) -> None:
     try:
         eventually(lambda: len(children(pid)) == 1)
         client.send_signal(signal.SIGINT)
-        _, stderr = client.communicate(timeout=30)
+        client.wait(timeout=30)  # stdin stays open: only the signal can end the command
+        assert client.stderr is not None
+        stderr = client.stderr.read()
     finally:
         client.kill()
         client.wait()
-    assert client.returncode == 130
+        for stream in (client.stdin, client.stdout, client.stderr):
+            if stream is not None:
+                stream.close()
+    assert client.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "composer: interrupted"
     eventually(lambda: children(pid) == [])
 

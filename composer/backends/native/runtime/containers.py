@@ -40,6 +40,7 @@ from typing import Any
 from composer.backends.base import ContainerState
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
 from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver, SpawnError, spawn
@@ -96,7 +97,7 @@ class Runtime:
         self.run_root = Path(run_root) if run_root is not None else default_run_root()
         self.cgroup_parent = cgroup_parent.strip("/")
         # Set by a long-lived owner (the project supervisor): helpers are then forked from it.
-        self.forkserver: Forkserver | None = None
+        self.forkserver: Forkserver | None = spawn_module.inherited
 
     # --- paths and files -----------------------------------------------------------------------
 

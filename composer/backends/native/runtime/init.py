@@ -10,13 +10,15 @@ the standard library's ``os``/``ctypes``/``json`` and this package's ``linux``, 
   at once, so the container never belongs to the caller: the monitor is reparented to the
   nearest child subreaper (a project supervisor) or to init.
 * **the monitor** (conmon's role) creates the cgroup, ``unshare(CLONE_NEWPID)`` and forks the
-  container's PID 1. It moves it into the cgroup, lets it go, and waits for its execve: an error
+  container's PID 1. It moves it into the cgroup while PID 1 builds its root filesystem (the
+  first move into a v1 cpu cgroup waits for an RCU grace period, ~15 ms here), lets it go, and
+  waits for its execve: an error
   before execve arrives on a close-on-exec pipe, success closes it. It then writes ``state.json``,
   answers one JSON line on the sync fd (``{"ok": true, "pid": ...}`` or ``{"ok": false,
   "error": ...}``), writes the container's stdout and stderr as Docker json-file lines, waits for
   it and writes ``exit.json`` (exit code, 128+signal, OOM kills) and removes the cgroup.
-* **PID 1** unshares the mount, UTS, IPC, network and cgroup namespaces (after joining its
-  cgroup, so the cgroup namespace is rooted there), builds the root filesystem and execs the
+* **PID 1** unshares the mount, UTS, IPC and network namespaces, builds the root filesystem,
+  waits until it is in its cgroup, unshares the cgroup namespace (rooted there) and execs the
   container's process (runc's ``linuxStandardInit`` order; see NATIVE.md §1.5).
 
 Networking (``cfg["netns"]``): ``None`` unshares a new network namespace, ``"host"`` keeps the
@@ -429,10 +431,19 @@ def exec_path(args: list[str], env: dict[str, str]) -> str:
     raise ValueError(f'exec: "{command}": executable file not found in $PATH')
 
 
-def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1) -> None:
+def await_go(fd: int, failure: str) -> None:
+    """Wait for the one byte that lets the start go on (none to wait for when ``fd`` < 0)."""
+    if fd >= 0:
+        if os.read(fd, 1) != b"1":
+            raise RuntimeError(failure)
+        os.close(fd)
+
+
+def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgroup_fd: int = -1) -> None:
     """PID 1 of the new pid namespace: everything up to execve (raises on any failure).
     ``net_fd`` >= 0: announce the network namespace on ``sync_fd`` and wait for it to be
-    configured (see the module doc)."""
+    configured (see the module doc). ``cgroup_fd`` >= 0: one byte there says the monitor has
+    moved this process into the container's cgroup (awaited before the cgroup namespace)."""
     os.umask(0o022)
     if cfg.get("oom_score_adj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
@@ -457,7 +468,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1) -> 
     if ipcns not in (None, "none", "host"):
         shared_shm = clone_shm(ipcns)  # copied from our first mount namespace, attached in the next one
         join_namespace(ipcns, L.CLONE_NEWIPC)
-    L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWCGROUP
+    L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS
               | (L.CLONE_NEWIPC if ipcns in (None, "none") else 0) | (L.CLONE_NEWNET if netns is None else 0))
     if net_fd >= 0:  # the caller configures /proc/<pid>/ns/net while the root filesystem is built
         answer(sync_fd, {"netns": int(os.readlink("/proc/self"))})  # still the host's /proc here
@@ -475,8 +486,9 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1) -> 
     if cfg.get("init_binary"):
         args = ["/sbin/docker-init", "--", *args]
     path = exec_path(args, env)
-    if net_fd >= 0 and os.read(net_fd, 1) != b"1":
-        raise RuntimeError("network setup failed")
+    await_go(net_fd, "network setup failed")
+    await_go(cgroup_fd, "not moved into its cgroup")
+    L.unshare(L.CLONE_NEWCGROUP)  # in its cgroup by now: the namespace is rooted there
     if cfg.get("ulimits"):
         set_ulimits(cfg["ulimits"])
     os.setsid()
@@ -560,8 +572,7 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
                 os.dup2(err_w, 2)
                 os.close(out_w)
                 os.close(err_w)
-                os.read(go_r, 1)
-                container_main(cfg, sync_fd, net_fd)
+                container_main(cfg, sync_fd, net_fd, go_r)  # moved into the cgroup meanwhile
             except BaseException as exc:
                 try:
                     os.write(fail_w, str(exc).encode() or type(exc).__name__.encode())

@@ -9,6 +9,7 @@ The helper's first process exits at once; the monitor it forked owns the contain
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import marshal
 import os
@@ -67,11 +68,14 @@ class Forkserver:
     helper's imports (~15 ms of CPU each). Thread-safe; started on first use; falls back to a
     fresh helper when it cannot serve."""
 
-    def __init__(self, python: str | None = None) -> None:
+    def __init__(self, python: str | None = None, *, lock_path: str | None = None) -> None:
         self.python = python or sys.executable
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        # Shared by the processes forked after it started (the command server's workers): a request
+        # and its answer are one exchange on one socket, so they take turns on this file's lock.
+        self.lock_fd = -1 if lock_path is None else os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def _start(self) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -88,7 +92,7 @@ class Forkserver:
     def fork(self, config_r: int, sync_w: int, net_r: int, stderr_fd: int) -> int | None:
         """The helper's pid, forked with those descriptors; None when the server cannot."""
         fds = [config_r, sync_w, stderr_fd, *([net_r] if net_r >= 0 else [])]
-        with self.lock:
+        with self.lock, self._turn():
             for _ in range(2):  # a server that died is started again, once
                 sock = self.sock or self._start()
                 try:
@@ -101,6 +105,23 @@ class Forkserver:
                 self.close()
         return None
 
+    @contextlib.contextmanager
+    def _turn(self) -> Any:
+        if self.lock_fd < 0:
+            yield
+            return
+        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)  # a record lock: per process, unlike flock
+        try:
+            yield
+        finally:
+            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
+
+    def start(self) -> None:
+        """Start the server now rather than on the first fork."""
+        with self.lock:
+            if self.sock is None:
+                self._start()
+
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
@@ -109,6 +130,11 @@ class Forkserver:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(1.0)
             self.process = None
+
+
+# A forkserver this process inherited: the CLI's command server starts one before it forks the
+# workers that run commands, so that their direct starts (``run``) cost a fork too.
+inherited: Forkserver | None = None
 
 
 def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str | None = None,
