@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NOT_MOVED = b"not moved into its cgroup"  # PID 1's error when the monitor could not move it
 
 
 # --- small file helpers ----------------------------------------------------------------------
@@ -487,7 +488,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
         args = ["/sbin/docker-init", "--", *args]
     path = exec_path(args, env)
     await_go(net_fd, "network setup failed")
-    await_go(cgroup_fd, "not moved into its cgroup")
+    await_go(cgroup_fd, NOT_MOVED.decode())
     L.unshare(L.CLONE_NEWCGROUP)  # in its cgroup by now: the namespace is rooted there
     if cfg.get("ulimits"):
         set_ulimits(cfg["ulimits"])
@@ -549,6 +550,19 @@ def answer(sync_fd: int, message: dict[str, Any]) -> None:
             pass
 
 
+def move_into_cgroup(cgroup: cgroups.Cgroup, child: int, go_w: int) -> OSError | None:
+    """Move PID 1 into its cgroup and let it go on (it builds its root filesystem meanwhile);
+    the error, if the move failed (PID 1 then fails with NOT_MOVED)."""
+    try:
+        cgroups.enter(cgroup, child)
+        os.write(go_w, b"1")
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(go_w)
+    return None
+
+
 def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
     run_dir = cfg["run_dir"]
     cgroup: cgroups.Cgroup | None = None
@@ -580,17 +594,18 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
                     os._exit(127)
         for fd in (out_w, err_w, go_r, fail_w, *((net_fd,) if net_fd >= 0 else ())):
             os.close(fd)
-        cgroups.enter(cgroup, child)
-        os.write(go_w, b"1")
-        os.close(go_w)
+        not_moved = move_into_cgroup(cgroup, child, go_w)
         failure = b""
         while chunk := os.read(fail_r, 4096):
             failure += chunk
         os.close(fail_r)
-        if failure:
+        # PID 1 may have failed on its own meanwhile (then the move failed too): its error first
+        if failure and not (not_moved and failure.startswith(NOT_MOVED)):
             os.waitpid(child, 0)
             child = 0
             raise RuntimeError(failure.decode(errors="replace"))
+        if not_moved is not None:
+            raise not_moved
         started = time.time()
         atomic_json(os.path.join(run_dir, "state.json"), {
             "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
