@@ -30,6 +30,11 @@ BOOTSTRAP = helper_main("init")
 # there is a network hook); the answer is the helper's pid. The server never starts a thread, so every child is a
 # single-threaded process with a clean interpreter, as a freshly started helper would be.
 FORKSERVER = helper_code("init") + """import os, socket
+try:  # what PID 1 loads before pivot_root, loaded once here
+    from composer.backends.native.runtime.seccomp import load_library
+    load_library()
+except Exception:
+    pass
 server = socket.socket(fileno=int(sys.argv[1]))
 while True:
     try:
