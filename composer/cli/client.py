@@ -27,7 +27,8 @@ import signal
 import sys
 
 # Frames, server to client: b"P" + pid (the worker took the command), b"X" + exit code, b"R"
-# (refused: stale code or shutting down). Client to worker: b"S" + signal number.
+# (refused: stale code or shutting down). Client to worker: b"G" (go: the answer came in time, the
+# command is the worker's), then b"S" + signal number.
 FRAME = 5
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
 RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK", "RLIMIT_STACK")
@@ -137,6 +138,7 @@ def run_via_server(argv: list[str]) -> int | None:
             start_server()
             return None
         connection.settimeout(None)
+        connection.sendall(b"G" + bytes(FRAME - 1))  # go: this client did not give up and run it itself
         return _follow(connection, pending)
     finally:
         connection.close()

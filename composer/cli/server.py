@@ -12,6 +12,10 @@ It exits after COMPOSER_SERVER_IDLE seconds without a command (default 300), and
 composer's own sources or an installed package change (it refuses the command, which then runs
 in the client, and the next one starts a fresh server). Only the user who started it may
 connect (SO_PEERCRED).
+
+As root on Linux it also starts a container forkserver (composer/backends/native/runtime/spawn.py)
+before forking any worker: the containers a worker starts itself (``run``'s one-offs, with no
+supervisor) are then forked from a light helper process instead of a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -320,6 +324,16 @@ def _adopt(request: dict[str, Any], fds: list[int]) -> None:
         signal.signal(number, signal.SIG_DFL)
 
 
+def _read_frame(connection: socket.socket) -> bytes:
+    data = b""
+    while len(data) < FRAME:
+        chunk = connection.recv(FRAME - len(data))
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
 def _relay_signals(connection: socket.socket) -> None:
     """Raise in this process each signal the client passes on; if the client goes away before
     the command ends (killed), end the command as its process would have ended."""
@@ -344,6 +358,8 @@ def _worker(connection: socket.socket) -> int:
         request, fds = _receive_request(connection)
         _adopt(request, fds)
         connection.sendall(b"P" + os.getpid().to_bytes(4, "little", signed=True))
+        if _read_frame(connection)[:1] != b"G":  # the client gave up waiting and runs it itself
+            return 1
     except Exception:
         return 1
     threading.Thread(target=_relay_signals, args=(connection,), daemon=True, name="composer-signals").start()
@@ -379,7 +395,12 @@ def _run_command(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """``python -P -m composer.cli.server [SOCKET]``: the client names the socket it will look for."""
+    """``python -P -m composer.cli.server [SOCKET]``: the client names the socket it will look for.
+    ``--stop``: stop this user's servers (those of COMPOSER_SERVER_DIR when set)."""
+    if argv[1:] == ["--stop"]:
+        stopped = stop_servers()
+        print(f"stopped {len(stopped)} composer command server(s)")
+        return 0
     return serve(argv[1] if len(argv) > 1 else socket_path(), idle_seconds())
 
 
