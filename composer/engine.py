@@ -54,7 +54,7 @@ async def up(
     from composer.planner.observe import observe_project
     from composer.planner.reconcile import reconcile_up
 
-    observed = await observe_project(backend, project.name, project)
+    observed = await observe_project(backend, project.name, project, images="project")
     plan = reconcile_up(project, observed, options)
     return await _execute(plan, backend, sink, parallel, dry_run)
 
@@ -67,7 +67,7 @@ async def down(
     from composer.planner.observe import observe_project
     from composer.planner.teardown import reconcile_down
 
-    observed = await observe_project(backend, project_name, project)
+    observed = await observe_project(backend, project_name, project, images="all" if options.rmi else "none")
     plan = reconcile_down(project_name, project, observed, options)
     return await _execute(plan, backend, sink, parallel, dry_run)
 
@@ -87,7 +87,7 @@ async def stop(
 
 async def containers(project_name: str, backend: Backend, *, include_stopped: bool = False) -> list[ObservedContainer]:
     """The project's containers, by service then number (``ps``)."""
-    observed = await backend.observe(project_name)
+    observed = await backend.observe(project_name, images=())
     found = [c for c in observed.containers if include_stopped or c.state in ("running", "restarting", "paused")]
     return sorted(found, key=lambda c: (c.service_name, c.number, c.name))
 
@@ -190,7 +190,7 @@ async def _set_paused(
 
     check_services(project, services)
     out = sink or NullSink()
-    observed = await backend.observe(project_name)
+    observed = await backend.observe(project_name, images=())
     chosen = select(observed, services, states=("running",) if paused else ("paused",), oneoff=None)
     working, done = ("Pausing", "Paused") if paused else ("Unpausing", "Unpaused")
 
@@ -232,7 +232,7 @@ async def service_container(
     from composer.planner.containers import check_services
 
     check_services(project, (service_name,))
-    observed = await backend.observe(project_name)
+    observed = await backend.observe(project_name, images=())
     found = observed.service_containers(service_name)
     chosen = [c for c in found if c.number == index]
     if not chosen or (running and chosen[0].state not in ("running", "restarting", "paused")):
@@ -269,7 +269,7 @@ async def wait(
     from composer.planner.containers import check_services, select
 
     check_services(project, services)
-    observed = await backend.observe(project_name)
+    observed = await backend.observe(project_name, images=())
     chosen = select(observed, services, states=("running", "restarting", "paused"), oneoff=None)
     if not chosen:
         raise ComposerError(f'no containers for project "{project_name}"')
@@ -295,7 +295,7 @@ async def top(
     from composer.planner.containers import check_services, select
 
     check_services(project, services)
-    observed = await backend.observe(project_name)
+    observed = await backend.observe(project_name, images=())
     chosen = select(observed, services, states=("running", "restarting", "paused"))
     return [(container, await backend.container_top(observed_ref(container))) for container in chosen]
 
@@ -313,7 +313,7 @@ async def images(
     from composer.planner.containers import check_services, select
 
     check_services(project, services)
-    observed = await backend.observe(project_name)
+    observed = await backend.observe(project_name, images=())
     return await backend.list_images([observed_ref(c) for c in select(observed, services, oneoff=None)])
 
 
@@ -348,11 +348,11 @@ async def run(
     from composer.planner.wait import wait_for
 
     out = sink or NullSink()
-    observed = await observe_project(backend, project.name, project)
+    observed = await observe_project(backend, project.name, project, images="project")
     plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull)
     await execute(plan, backend, out, parallel=parallel)
     if not no_deps:
-        observed = await backend.observe(project.name)
+        observed = await backend.observe(project.name, images=())
         for dependency, condition, required in dependency_waits(project, service_name, observed):
             containers_ = observed.service_containers(dependency)
             targets = tuple(ContainerTarget(c.name, ref=observed_ref(c)) for c in containers_)
@@ -399,8 +399,9 @@ async def pull(
 ) -> Outcome:
     """Pull the selected services' images (``composer pull``); see composer.planner.images."""
     from composer.planner.images import reconcile_pull
+    from composer.planner.observe import observe_project
 
-    observed = await backend.observe(project.name)
+    observed = await observe_project(backend, project.name, project, images="project")
     plan = reconcile_pull(project, observed.images, options)
     return await _execute(plan, backend, sink, parallel, dry_run)
 

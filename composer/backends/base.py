@@ -204,10 +204,15 @@ class Backend(Protocol):
     capabilities: ClassVar[frozenset[Capability]]
 
     async def observe(
-        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = ()
+        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = (),
+        images: Sequence[str] | None = None,
     ) -> ObservedState:
         """The project's containers, networks and volumes (by the project label), plus the
-        named external networks and volumes that exist (they carry no project label)."""
+        named external networks and volumes that exist (they carry no project label).
+
+        ``images``: which local images to look for (``ObservedState.images`` holds those present,
+        perhaps more); None: every local image (``down --rmi``); empty: none (most commands need
+        none, and listing every image of a busy engine costs more than the rest)."""
         ...
 
     async def ensure_image(self, service: ServiceConfig, image: str, policy: str, sink: EventSink) -> None: ...

@@ -131,7 +131,8 @@ class MemoryBackend:
         return hashlib.sha256(f"{kind}-{self._counter}".encode()).hexdigest()
 
     async def observe(
-        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = ()
+        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = (),
+        images: Sequence[str] | None = None,
     ) -> ObservedState:
         containers = tuple(
             ObservedContainer(c.container_id, c.name, c.service_name, c.number, c.config_hash, c.status, c.health,

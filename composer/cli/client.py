@@ -65,7 +65,7 @@ def server_key() -> str:
     python_env = sorted((k, v) for k, v in os.environ.items() if k.startswith("PYTHON") and
                         k != "PYTHONDONTWRITEBYTECODE")
     search_path = sys.path if sys.flags.safe_path else sys.path[1:]
-    text = repr((sys.executable, search_path, python_env, os.getuid()))
+    text = repr((os.path.realpath(sys.executable), search_path, python_env, os.getuid()))  # python, python3
     checksum = 0
     for character in text.encode("utf-8", "surrogateescape"):
         checksum = (checksum * 131 + character) % 0xFFFFFFFFFFFF

@@ -42,8 +42,12 @@ DEFAULT_IDLE_SECONDS = 300.0
 # Modules a command may import, pre-imported so that no worker pays for them.
 _PACKAGES = ("composer.cli", "composer.spec", "composer.planner", "composer.backends", "composer")
 _NOT_PREIMPORTED = ("__main__", "composer.cli.server", "composer.pytest_plugin")
-_EXTRA_MODULES = ("anyio._backends._asyncio", "importlib.metadata", "ruamel.yaml", "tarfile", "json",
-                  "traceback")
+# Dependencies composer imports inside functions (docker-py alone is ~0.1 s): a worker must not
+# import them again, after every fork.
+_EXTRA_MODULES = ("anyio._backends._asyncio", "anyio.from_thread", "importlib.metadata", "ruamel.yaml", "tarfile",
+                  "json", "traceback", "docker", "docker.errors", "docker.utils", "docker.tls", "docker.api.build",
+                  "requests.exceptions", "subprocess", "tempfile", "shlex", "secrets", "gzip", "difflib",
+                  "ipaddress", "termios", "tty", "resource", "pwd", "ctypes.util", "zstandard")
 
 
 def idle_seconds() -> float:
@@ -75,6 +79,10 @@ def preimport() -> None:
     from composer.cli import parser
 
     parser.prebuilt = parser.build_parser()
+    with contextlib.suppress(Exception):  # docker-py's first client builds requests' session machinery
+        import docker
+
+        docker.APIClient(base_url="unix:///var/run/docker.sock", version="1.41").close()
     with contextlib.suppress(Exception):
         from composer.spec.models.scalars import ComposeModel
 

@@ -6,7 +6,9 @@ name. This module only asks; it decides nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from composer.planner.specs import image_name
 
 if TYPE_CHECKING:
     from composer.backends.base import Backend
@@ -23,7 +25,18 @@ def external_names(project: Project | None) -> tuple[tuple[str, ...], tuple[str,
     return tuple(networks), tuple(volumes)
 
 
-async def observe_project(backend: Backend, project_name: str, project: Project | None = None) -> ObservedState:
-    """What exists of ``project_name``, plus the external resources ``project`` uses."""
+def project_images(project: Project | None) -> tuple[str, ...]:
+    """The images the project's services run (or build), sorted."""
+    if project is None:
+        return ()
+    return tuple(sorted({image_name(project.name, service) for service in project.services.values()}))
+
+
+async def observe_project(backend: Backend, project_name: str, project: Project | None = None, *,
+                          images: Literal["project", "all", "none"] = "none") -> ObservedState:
+    """What exists of ``project_name``, plus the external resources ``project`` uses, and which
+    local images: the project's services' (``up``, ``run``, ``pull``), all (``down --rmi``), or
+    none (what the other commands need: no image listing)."""
     networks, volumes = external_names(project)
-    return await backend.observe(project_name, external_networks=networks, external_volumes=volumes)
+    wanted = {"project": project_images(project), "all": None, "none": ()}[images]
+    return await backend.observe(project_name, external_networks=networks, external_volumes=volumes, images=wanted)

@@ -43,6 +43,7 @@ from composer.backends.docker.client import MAX_CONNECTIONS, Endpoint, connect, 
 from composer.backends.docker.errors import BACKEND_NAME, translate, translated
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
 from composer.events import Event, EventSink, EventStatus
+from composer.planner.specs import has_tag_or_digest
 
 if TYPE_CHECKING:
     from composer.backends.base import BuildSpec
@@ -114,9 +115,11 @@ class DockerBackend:
     # --- observation ----------------------------------------------------------------------
 
     async def observe(
-        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = ()
+        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = (),
+        images: Sequence[str] | None = None,
     ) -> ObservedState:
-        """The project's resources by label, local images, and the named external resources that exist."""
+        """The project's resources by label, local images (all, or those of ``images`` that exist, as
+        v2 inspects its services' images one by one), and the named external resources that exist."""
         project_filter = {"label": f"{labels.PROJECT}={project_name}"}
         results: dict[str, Any] = {}
 
@@ -128,7 +131,10 @@ class DockerBackend:
             group.start_soon(fetch, "containers", lambda api: api.containers(all=True, filters=project_filter))
             group.start_soon(fetch, "networks", lambda api: api.networks(filters=project_filter))
             group.start_soon(fetch, "volumes", lambda api: api.volumes(filters=project_filter))
-            group.start_soon(fetch, "images", lambda api: api.images())
+            if images is None:
+                group.start_soon(fetch, "images", lambda api: api.images())
+            elif images:
+                group.start_soon(fetch, "images", lambda api: _images_named(api, images))
             if external_networks:
                 group.start_soon(fetch, "external_networks", lambda api: _networks_named(api, external_networks))
             if external_volumes:
@@ -138,7 +144,7 @@ class DockerBackend:
             results["containers"] or [],
             results["networks"] or [],
             (results["volumes"] or {}).get("Volumes") or [],
-            results["images"] or [],
+            results.get("images") or [],
             external_networks=results.get("external_networks", []),
             external_volumes=results.get("external_volumes", []),
         )
@@ -437,6 +443,22 @@ class DockerBackend:
         if self._client is not None:
             client, self._client = self._client, None
             await anyio.to_thread.run_sync(client.close, limiter=self._limiter)
+
+
+def _images_named(api: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The inspect documents of the named images that exist locally, each also tagged with the
+    name it was found by (``docker.io/library/busybox`` finds ``busybox:latest``)."""
+    from docker.errors import ImageNotFound
+
+    found: list[Mapping[str, Any]] = []
+    for name in dict.fromkeys(names):
+        try:
+            document = api.inspect_image(name)
+        except ImageNotFound:
+            continue
+        tags = list(document.get("RepoTags") or ())
+        found.append({**document, "RepoTags": [*tags, name if has_tag_or_digest(name) else f"{name}:latest"]})
+    return found
 
 
 def _log_window(since: float | None, until: float | None) -> dict[str, str] | None:

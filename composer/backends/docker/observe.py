@@ -159,7 +159,7 @@ def project_images(project_name: str, images: Iterable[Json]) -> tuple[tuple[str
     """(first tag, service) of the tagged images labelled with the project, as v2's ``down --rmi`` finds them."""
     found = set()
     for image in images:
-        found_labels = image.get("Labels") or {}
+        found_labels = image.get("Labels") or (image.get("Config") or {}).get("Labels") or {}  # listed, inspected
         tags = [tag for tag in image.get("RepoTags") or () if tag != "<none>:<none>"]
         if found_labels.get(labels.PROJECT) == project_name and tags:
             found.add((tags[0], str(found_labels.get(labels.SERVICE, ""))))

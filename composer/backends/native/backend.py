@@ -115,8 +115,9 @@ class NativeBackend:
     # --- observation ----------------------------------------------------------------------
 
     async def observe(
-        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = ()
-    ) -> ObservedState:
+        self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = (),
+        images: Sequence[str] | None = None,
+    ) -> ObservedState:  # the store's index is at hand: every local image, whatever ``images`` asks
         def observe() -> ObservedState:
             containers = self.containers  # refuses a caller who is not root, before the store
             images: set[str] = set()

@@ -192,3 +192,20 @@ async def test_recreate_keeps_anonymous_volumes(backend: DockerBackend, busybox_
     new_volume = docker_api.inspect_container(new.container_id)["Mounts"][0]["Name"]
     assert docker_api.inspect_container(third.container_id)["Mounts"][0]["Name"] == new_volume
     docker_api.remove_volume(old_volume)
+
+
+async def test_observe_looks_only_for_the_images_asked_about(backend: DockerBackend, busybox_image: str,
+                                                             project_name: str, docker_api: Any) -> None:
+    """The planner asks for its services' images (v2 inspects them one by one) instead of listing
+    every local image; None lists them all (``down --rmi``), empty asks for none."""
+    repository = busybox_image.rsplit(":", 1)[0]
+    asked = await backend.observe(project_name, images=[repository, f"docker.io/{busybox_image}", "no/such-image:1"])
+    assert busybox_image in asked.images
+    assert repository in asked.images  # found by the name it was asked for: nginx means nginx:latest
+    assert f"docker.io/{busybox_image}" in asked.images
+    assert "no/such-image:1" not in asked.images
+    assert docker_api.inspect_image(busybox_image)["Id"] in asked.images
+    assert (await backend.observe(project_name, images=())).images == frozenset()
+    every = (await backend.observe(project_name)).images
+    assert busybox_image in every
+    assert {tag for image in docker_api.images() for tag in image["RepoTags"] or () if tag != "<none>:<none>"} <= every
