@@ -133,17 +133,61 @@ def connect(endpoint: Endpoint, *, timeout: float = 60) -> Any:
     base_url = endpoint.host
     if base_url.startswith("tcp://") and endpoint.uses_tls:
         base_url = "https://" + base_url.removeprefix("tcp://")
+    known = _known_api_version(endpoint)
     try:
         client = docker.APIClient(
-            base_url=base_url, version="auto", tls=_tls_config(endpoint), timeout=timeout,
+            base_url=base_url, version=known or "auto", tls=_tls_config(endpoint), timeout=timeout,
             max_pool_size=MAX_CONNECTIONS,
-        )  # version="auto" asks the engine its version: that request is the liveness check, no ping needed
+        )  # version="auto" asks the engine its version (the unix socket was probed above)
     except Exception as exc:
         # Whatever failed (socket missing, refused, TLS, version negotiation), the engine is not usable.
         error = unavailable(endpoint.host)
         error.hint = _explanation(exc)
         raise error from exc
+    if known is None:
+        _remember_api_version(endpoint, str(client.api_version))
     return client
+
+
+def _api_version_file(endpoint: Endpoint) -> str | None:
+    """Where the API version negotiated with the engine behind a unix socket is kept: one file
+    per socket *and* per daemon run (the socket's inode and change time: dockerd makes a new
+    socket when it starts, so an upgraded engine is asked again). None for other endpoints."""
+    if not endpoint.host.startswith("unix://"):
+        return None
+    path = endpoint.host.removeprefix("unix://")
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    from composer.spec.cache import cache_dir
+
+    key = hashlib.sha256(f"{path}\0{info.st_ino}\0{info.st_ctime_ns}".encode()).hexdigest()[:24]
+    return os.path.join(cache_dir(), f"docker-api-{key}")
+
+
+def _known_api_version(endpoint: Endpoint) -> str | None:
+    """The version negotiated before with this engine run: no GET /version (~7 ms) per command."""
+    file = _api_version_file(endpoint)
+    try:
+        text = Path(file).read_text().strip() if file else ""
+    except OSError:
+        return None
+    major, _, minor = text.partition(".")
+    return text if major.isdigit() and minor.isdigit() else None
+
+
+def _remember_api_version(endpoint: Endpoint, version: str) -> None:
+    file = _api_version_file(endpoint)
+    if file is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(file), mode=0o700, exist_ok=True)
+        temporary = f"{file}.{os.getpid()}.tmp"
+        Path(temporary).write_text(version + "\n")
+        os.replace(temporary, file)
+    except OSError:  # a read-only cache costs the next command one request, nothing more
+        return
 
 
 def connect_from_env(environ: Mapping[str, str] | None = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
@@ -209,3 +210,42 @@ async def test_observe_looks_only_for_the_images_asked_about(backend: DockerBack
     every = (await backend.observe(project_name)).images
     assert busybox_image in every
     assert {tag for image in docker_api.images() for tag in image["RepoTags"] or () if tag != "<none>:<none>"} <= every
+
+
+def test_the_negotiated_api_version_is_remembered_per_engine_run(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                               docker_api: Any) -> None:
+    """The first client asks the engine its API version; the next ones reuse it (no GET /version)
+    until the engine makes a new socket (restarted, maybe upgraded)."""
+    import docker
+
+    from composer.backends.docker import client
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    endpoint = client.resolve_endpoint({})
+    first = client.connect(endpoint)
+    remembered = list((tmp_path / "composer").glob("docker-api-*"))
+    assert [path.read_text().strip() for path in remembered] == [first.api_version]
+    first.close()
+
+    def no_negotiation(self: Any) -> str:
+        raise AssertionError("asked the engine its version again")
+
+    monkeypatch.setattr(docker.APIClient, "_retrieve_server_version", no_negotiation)
+    second = client.connect(endpoint)
+    try:
+        assert second.api_version == first.api_version
+        assert second.version()["ApiVersion"]  # it talks to the engine all the same
+    finally:
+        second.close()
+    # a new engine run makes a new socket: another file, so the version is asked again
+    path = tmp_path / "engine.sock"
+    names = []
+    for _ in range(2):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        names.append(client._api_version_file(client.resolve_endpoint({"DOCKER_HOST": f"unix://{path}"})))
+        listener.close()
+        path.unlink()
+        time.sleep(0.05)  # past the file system's timestamp granularity: a daemon restart takes longer
+    assert None not in names
+    assert names[0] != names[1]
