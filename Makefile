@@ -61,7 +61,7 @@ engine: deps
 	scripts/ensure-dockerd
 
 # The WordPress example (examples/wordpress-mysql) up from one command; safe to re-run.  scripts/demo runs
-# it on the docker backend for now and switches to the native backend when that lands.
+# it on the native backend (COMPOSER_DEMO_BACKEND=docker: on dockerd).
 demo: install engine
 	scripts/demo
 

@@ -122,26 +122,37 @@ def run_via_server(argv: list[str]) -> int | None:
     pending = _hold_signals()
     try:
         connection.settimeout(ACCEPT_TIMEOUT)
-        try:
-            connection.connect(path)
-            request = _request(argv)
-            fds = _standard_fds()
-            sent = connection.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                                          b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])
-            if sent < len(request[:4096]) or len(request) > 4096:
-                connection.sendall(request[sent:])
-            frame = _receive(connection)
-        except OSError:
-            frame = None
+        frame = _exchange(connection, path, argv)
         if frame is None or frame[0] != b"P":
             _release_signals(pending)
-            start_server()
+            start_server(replacing=frame is not None and frame[0] == b"R")
             return None
         connection.settimeout(None)
         connection.sendall(b"G" + bytes(FRAME - 1))  # go: this client did not give up and run it itself
         return _follow(connection, pending)
     finally:
         connection.close()
+
+
+def _exchange(connection: _socket.socket, path: str, argv: list[str]) -> tuple[bytes, int] | None:
+    """Send the command; the server's first answer, or None when nothing answered."""
+    try:
+        request = _request(argv)  # first: a folder that is gone fails here, before the server waits
+        fds = _standard_fds()
+        connection.connect(path)
+    except OSError:
+        return None
+    try:
+        sent = connection.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                                      b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])
+        if sent < len(request[:4096]) or len(request) > 4096:
+            connection.sendall(request[sent:])
+    except OSError:
+        pass  # a stale server refuses before reading: its answer is waiting all the same
+    try:
+        return _receive(connection)
+    except OSError:
+        return None
 
 
 def _hold_signals() -> list[int]:
@@ -191,10 +202,31 @@ def _follow(connection: _socket.socket, pending: list[int]) -> int:
             return frame[1]
 
 
-def start_server() -> None:
-    """Start the server in the background for the next command (it exits when idle)."""
+def _server_running(path: str) -> bool:
+    """Whether a server holds this socket's lock (running, or still importing)."""
+    import fcntl
+
+    try:
+        lock = os.open(path + ".lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(lock)
+    return False
+
+
+def start_server(replacing: bool = False) -> None:
+    """Start the server in the background for the next command (it exits when idle), unless one
+    is starting already (commands that arrive while it imports run in their own process). When
+    ``replacing`` a stale one that is exiting, the new one waits for its lock."""
     import subprocess
 
+    if not replacing and _server_running(socket_path()):
+        return
     try:
         subprocess.Popen([sys.executable, "-P", "-m", "composer.cli.server", socket_path()], cwd="/",
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -39,6 +39,7 @@ from typing import Any
 from composer.cli.client import FRAME, socket_folder, socket_path
 
 DEFAULT_IDLE_SECONDS = 300.0
+LOCK_WAIT_SECONDS = 2.0  # a stale server refuses its last command, then exits: its successor waits
 # Modules a command may import, pre-imported so that no worker pays for them.
 _PACKAGES = ("composer.cli", "composer.spec", "composer.planner", "composer.backends", "composer")
 _NOT_PREIMPORTED = ("__main__", "composer.cli.server", "composer.pytest_plugin")
@@ -134,9 +135,7 @@ def serve(path: str, idle: float) -> int:
     folder = os.path.dirname(path)
     _secure_folder(folder)
     lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    if not _take_lock(lock, LOCK_WAIT_SECONDS):
         return 0  # another server is running (or starting) for this key
     os.ftruncate(lock, 0)
     os.write(lock, f"{os.getpid()}\n".encode())  # who to stop: stop_servers()
@@ -220,6 +219,19 @@ def _container_forkserver(path: str) -> Any:
         return None
     spawn.inherited = forkserver
     return forkserver
+
+
+def _take_lock(lock: int, patience: float) -> bool:
+    """The server's lock, waiting ``patience`` seconds for a stale server to finish exiting."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
 
 
 def _exit_on_signal(signal_number: int, _frame: object) -> None:
