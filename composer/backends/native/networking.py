@@ -205,4 +205,4 @@ def released(config: dict[str, Any]) -> None:
     """The container is gone: its endpoints (addresses, DNS names, published ports) go too."""
     settings = config.get("network") or {}
     if settings.get("mode") == "bridge":
-        _manager(settings["run_root"]).detach(str(config["project"]), str(config["name"]))
+        _manager(settings["run_root"]).detach(str(config["project"]), str(config["name"]), exited=True)

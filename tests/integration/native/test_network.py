@@ -372,6 +372,31 @@ def test_hosts_and_resolv_conf(stack: Stack) -> None:
 # --- cleanup ----------------------------------------------------------------------------------
 
 
+def test_a_removed_containers_address_waits_for_its_veth_to_go(stack: Stack) -> None:
+    """An exited container's veth pair goes with its namespace (the kernel deletes it): removal
+    does not wait for that, but its address is not given out again until the pair is gone."""
+    stack.network("default")
+    first = stack.run("a", "sleep 300")
+    network = f"{stack.project}_default"
+    address = stack.manager.endpoints(first)[network]["ipv4"]
+    veth = stack.manager.endpoints(first)[network]["veth"]
+    holder = os.open(f"/proc/{stack.pid('a')}/ns/net", os.O_RDONLY)  # keeps the namespace, so the pair
+    try:
+        stack.rt.remove(stack.project, first, force=True)
+        stack.manager.detach(stack.project, first, exited=True)
+        assert os.path.exists(f"/sys/class/net/{veth}")
+        second = stack.run("b", "sleep 300")
+        assert stack.manager.endpoints(second)[network]["ipv4"] != address
+    finally:
+        os.close(holder)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/sys/class/net/{veth}"):
+        assert time.monotonic() < deadline, "the kernel never deleted the pair"
+        time.sleep(0.01)
+    third = stack.run("c", "sleep 300")
+    assert stack.manager.endpoints(third)[network]["ipv4"] == address  # free again: the lowest
+
+
 def test_twenty_up_down_cycles_leave_nothing(env: tuple[Runtime, NetworkManager, ImageRecord]) -> None:
     before = host_snapshot()
     for _ in range(20):

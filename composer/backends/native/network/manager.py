@@ -47,6 +47,26 @@ def _error(message: str, operation: str, cls: type[BackendError] = BackendError)
     return cls(message, backend_name=BACKEND, operation=operation)
 
 
+RELEASE_WAIT_SECONDS = 2.0
+
+
+def _releasing(state: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The pairs of exited containers the kernel has not deleted yet (see ``detach``), by veth
+    name; those it has deleted are forgotten."""
+    releasing: dict[str, dict[str, str]] = state.get("releasing", {})
+    for veth in [v for v in releasing if not os.path.exists(f"/sys/class/net/{v}")]:
+        del releasing[veth]
+    return releasing
+
+
+def _await_released(state: dict[str, Any], patience: float = RELEASE_WAIT_SECONDS) -> list[str]:
+    """Wait until the kernel has deleted the releasing pairs; those still there after ``patience``."""
+    deadline = time.monotonic() + patience
+    while _releasing(state) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return list(_releasing(state))
+
+
 def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # compact: with indent, json falls back to its pure-Python encoder, and a network's state
@@ -300,6 +320,9 @@ class NetworkManager:
                 for endpoint in state.get("endpoints", {}).values():
                     with contextlib.suppress(netlink.LinkError):
                         links.delete(endpoint.get("veth") or "")
+                for veth in _await_released(state):  # the kernel is slow to: delete them
+                    with contextlib.suppress(netlink.LinkError):
+                        links.delete(veth)
             self._teardown_bridge(state["bridge"])
             with contextlib.suppress(FileNotFoundError):
                 self._path(name).unlink()
@@ -338,6 +361,8 @@ class NetworkManager:
                     state = self.network(attachment.network)
                     if state is None:
                         raise _error(f"network {attachment.network} not found", "start", NotFoundError)
+                    # a container of the same name, just removed: _plumb deletes its old pair first
+                    state.get("releasing", {}).pop(self.veth_name(container, attachment.network), None)
                     states.append(state)
                     endpoints[attachment.network] = self._allocate(state, project, container, service, attachment,
                                                                    ports if len(endpoints) == 0 else [])
@@ -407,6 +432,7 @@ class NetworkManager:
                   ports: Sequence[PublishedPort]) -> dict[str, Any]:
         pools = [ipam.Pool.from_json(p) for p in state["pools"]]
         others = [e for name, e in state["endpoints"].items() if name != container]
+        others += list(_releasing(state).values())
         endpoint: dict[str, Any] = {"project": project, "service": service.name, "ipv4": None, "ipv6": None}
         for pool in pools:
             key = f"ipv{pool.version}"
@@ -502,9 +528,15 @@ class NetworkManager:
                 f.write("\n".join(body) + "\n")
                 f.truncate()
 
-    def detach(self, project: str, container: str) -> None:
+    def detach(self, project: str, container: str, *, exited: bool = False) -> None:
         """Remove the container from every network: veths, published ports, DNS names and
-        addresses. Nothing attached is no error."""
+        addresses. Nothing attached is no error.
+
+        ``exited``: the container's processes are gone, so its network namespace goes too and
+        the kernel deletes the veth pair with it (a few ms later, asynchronously). The pair is
+        then not deleted here (~15 ms: what ``run --rm`` would wait for), but its addresses stay
+        taken until it is gone (``releasing``): an address given out meanwhile could still be
+        answered for, by ARP, from the dying namespace. ``remove_network`` waits for them."""
         with self._locked():
             for state in self.all_networks():
                 endpoint = state.get("endpoints", {}).pop(container, None)
@@ -514,8 +546,12 @@ class NetworkManager:
                 # A stopped container's namespace took its veth pair with it: ask netlink only
                 # when the host end is still there (a netlink socket per container adds up in down).
                 if veth and os.path.exists(f"/sys/class/net/{veth}"):
-                    with contextlib.suppress(netlink.LinkError), netlink.host() as links:
-                        links.delete(veth)
+                    if exited:
+                        state.setdefault("releasing", {})[veth] = {
+                            "project": project, **{key: endpoint[key] for key in ("ipv4", "ipv6") if endpoint.get(key)}}
+                    else:
+                        with contextlib.suppress(netlink.LinkError), netlink.host() as links:
+                            links.delete(veth)
                 if endpoint.get("ports"):
                     firewall.remove_ports(state["bridge"], container)
                 _atomic_json(self._path(state["name"]), state)
@@ -543,8 +579,17 @@ class NetworkManager:
             self.remove_network(state["name"])
         with self._locked():
             for state in self.all_networks():
-                if project in state.get("users", []):
-                    state["users"].remove(project)
+                # the project's pairs on other projects' networks: gone too before down returns
+                mine = {veth: entry for veth, entry in state.get("releasing", {}).items()
+                        if entry.get("project") == project}
+                for veth in _await_released({"releasing": mine}):
+                    with contextlib.suppress(netlink.LinkError), netlink.host() as links:
+                        links.delete(veth)
+                if project in state.get("users", []) or mine:
+                    if project in state.get("users", []):
+                        state["users"].remove(project)
+                    for veth in mine:
+                        state["releasing"].pop(veth, None)
                     _atomic_json(self._path(state["name"]), state)
         self.stop_dns(project)
 
