@@ -279,17 +279,10 @@ def stop_servers(folder: str | None = None, timeout: float = 5.0) -> list[int]:
 
 
 def _wait_for_lock(lock: int, pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                deadline = float("inf")
-            time.sleep(0.02)
+    if not _take_lock(lock, timeout):  # it did not exit when asked
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released once it is gone
 
 
 # --- the worker: one command ------------------------------------------------------------------
