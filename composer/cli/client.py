@@ -103,14 +103,20 @@ def _standard_fds() -> list[int]:
     return fds
 
 
-def _receive(connection: _socket.socket) -> tuple[bytes, int] | None:
+def read_exact(connection: _socket.socket, size: int) -> bytes | None:
+    """``size`` bytes from a stream socket; None when it ends first."""
     data = b""
-    while len(data) < FRAME:
-        chunk = connection.recv(FRAME - len(data))
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
         if not chunk:
             return None
         data += chunk
-    return data[:1], int.from_bytes(data[1:], "little", signed=True)
+    return data
+
+
+def _receive(connection: _socket.socket) -> tuple[bytes, int] | None:
+    data = read_exact(connection, FRAME)
+    return None if data is None else (data[:1], int.from_bytes(data[1:], "little", signed=True))
 
 
 def run_via_server(argv: list[str]) -> int | None:

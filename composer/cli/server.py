@@ -36,7 +36,7 @@ import threading
 import time
 from typing import Any
 
-from composer.cli.client import FRAME, socket_folder, socket_path
+from composer.cli.client import FRAME, read_exact, socket_folder, socket_path
 
 DEFAULT_IDLE_SECONDS = 300.0
 LOCK_WAIT_SECONDS = 2.0  # a stale server refuses its last command, then exits: its successor waits
@@ -299,13 +299,10 @@ def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[in
     if len(data) < 8:
         raise ConnectionError("short request")
     size = int.from_bytes(data[:8], "little")
-    body = bytearray(data[8:])
-    while len(body) < size:
-        chunk = connection.recv(size - len(body))
-        if not chunk:
-            raise ConnectionError("truncated request")
-        body += chunk
-    return marshal.loads(bytes(body)), list(fds)
+    rest = read_exact(connection, size - len(data[8:])) if size > len(data[8:]) else b""
+    if rest is None:
+        raise ConnectionError("truncated request")
+    return marshal.loads(data[8:] + rest), list(fds)
 
 
 def _adopt(request: dict[str, Any], fds: list[int]) -> None:
@@ -337,16 +334,6 @@ def _adopt(request: dict[str, Any], fds: list[int]) -> None:
         signal.signal(number, signal.SIG_DFL)
 
 
-def _read_frame(connection: socket.socket) -> bytes:
-    data = b""
-    while len(data) < FRAME:
-        chunk = connection.recv(FRAME - len(data))
-        if not chunk:
-            return b""
-        data += chunk
-    return data
-
-
 def _relay_signals(connection: socket.socket) -> None:
     """Raise in this process each signal the client passes on; if the client goes away before
     the command ends (killed), end the command as its process would have ended."""
@@ -371,7 +358,7 @@ def _worker(connection: socket.socket) -> int:
         request, fds = _receive_request(connection)
         _adopt(request, fds)
         connection.sendall(b"P" + os.getpid().to_bytes(4, "little", signed=True))
-        if _read_frame(connection)[:1] != b"G":  # the client gave up waiting and runs it itself
+        if (read_exact(connection, FRAME) or b"")[:1] != b"G":  # the client gave up waiting and runs it itself
             return 1
     except Exception:
         return 1
