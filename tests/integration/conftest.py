@@ -60,7 +60,9 @@ def busybox_image(docker_api: Any) -> str:
 
 
 def remove_project(api: Any, project_name: str) -> None:
-    """Remove every container, network and volume labelled with the project (best effort)."""
+    """Remove every container, network, volume and image labelled with the project (best effort).
+
+    Images include the ones a rebuild left untagged: a build's image carries the project's label."""
     import docker.errors
 
     selector = {"label": f"{labels.PROJECT}={project_name}"}
@@ -79,6 +81,11 @@ def remove_project(api: Any, project_name: str) -> None:
             api.remove_volume(volume["Name"], force=True)
         except docker.errors.NotFound:
             pass
+    for image in api.images(filters=selector):
+        try:
+            api.remove_image(image["Id"], force=True)
+        except (docker.errors.NotFound, docker.errors.APIError):
+            pass  # gone already, or a base of another of the project's images (removed with it)
 
 
 @pytest.fixture
@@ -112,3 +119,17 @@ def local_registry(docker_api: Any, busybox_image: str) -> Iterator[Any]:
         yield running
     finally:
         running.stop()
+        _remove_tags_of(docker_api, running.host)
+
+
+def _remove_tags_of(api: Any, registry_host: str) -> None:
+    """Untag every local image pulled from the test registry (its port is never used again)."""
+    import docker.errors
+
+    for image in api.images():
+        for tag in image.get("RepoTags") or []:
+            if tag.startswith(f"{registry_host}/"):
+                try:
+                    api.remove_image(tag, noprune=True)
+                except docker.errors.NotFound:
+                    pass

@@ -76,8 +76,10 @@ def images(docker_api: Any) -> Iterator[Images]:
 
 
 @pytest.fixture
-def folder(tmp_path: Path, docker_api: Any) -> Iterator[Path]:
-    """A project folder with a unique name; the project's containers and networks are removed after."""
+def folder(tmp_path: Path, docker_api: Any, images: Images) -> Iterator[Path]:
+    """A project folder with a unique name; the project's containers and networks are removed after,
+    before the test's images (set up first, so torn down last: an image still used by a container
+    would only lose its tag and stay behind, dangling)."""
     name = f"img{uuid.uuid4().hex[:8]}"
     path = tmp_path / name
     path.mkdir()
