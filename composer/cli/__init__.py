@@ -38,6 +38,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = run_via_server(list(sys.argv))
         if code is not None:
             return code
+    return _in_process(argv)
+
+
+def entry() -> None:
+    """The process's entry point (the ``composer`` script, ``python -m composer``); never returns.
+
+    A command the server ran leaves this process nothing to flush, join or free: it exits at
+    once, without the interpreter's teardown (~3 ms of every command)."""
+    from composer.cli.client import run_via_server
+
+    code = run_via_server(list(sys.argv))
+    if code is not None:
+        os._exit(code)
+    sys.exit(_in_process(None))
+
+
+def _in_process(argv: Sequence[str] | None) -> int:
     entry = argv is None  # the process's entry point, not a caller's
     import gc
 

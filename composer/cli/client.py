@@ -4,7 +4,8 @@ A Python command line pays for its imports on every run (pydantic's models, dock
 pyroute2: ~0.3 s here), which is more than a whole ``up -d`` of one service on either backend.
 So, like Mercurial's chg, the command runs in a process forked from a per-user server that has
 imported everything already (composer/cli/server.py). This module is all the client runs: it
-imports nothing beyond what Python's start-up has loaded (``_socket``, ``signal``, ``marshal``).
+imports nothing beyond what Python's start-up has loaded (``_socket``, ``_signal``, ``marshal``):
+not even ``signal``, which imports ``enum`` (~3 ms).
 
 The client sends its argv, environment, working directory, umask and resource limits, and passes
 its stdin, stdout and stderr (SCM_RIGHTS), so the command reads and writes the caller's own
@@ -23,8 +24,13 @@ from __future__ import annotations
 import _socket
 import marshal
 import os
-import signal
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the C module: the same calls, without signal.py's enums
 
 # Frames, server to client: b"P" + pid (the worker took the command), b"X" + exit code, b"R"
 # (refused: stale code or shutting down). Client to worker: b"G" (go: the answer came in time, the
