@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from composer.cli import server
+from composer.cli.server import SPARE_NAME, WORKER_NAME
 
 COMPOSE = """\
     services:
@@ -67,10 +68,16 @@ def server_pid(folder: Path) -> int | None:
 
 
 def children(pid: int) -> list[int]:
-    """The server's workers (not its container forkserver, a python -S -I child)."""
+    """The server's workers running a command (not its spare worker, nor its container forkserver)."""
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(child) for child in text.split()
-            if b"-S\x00-I\x00" not in Path(f"/proc/{child}/cmdline").read_bytes()]
+    return [int(child) for child in text.split() if _process_name(int(child)) == WORKER_NAME]
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def composer(cwd: Path, env: dict[str, str], *args: str, stdin: str | None = None,
@@ -206,6 +213,31 @@ def test_opt_out_starts_no_server(folder: Path, project: Path) -> None:
     assert result.stdout == "web\n"
     time.sleep(0.5)
     assert list(folder.iterdir()) == []
+
+
+def spares(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split() if _process_name(int(child)) == SPARE_NAME]
+
+
+def test_a_spare_worker_forked_ahead_takes_the_command_and_is_replaced(folder: Path, project: Path) -> None:
+    pid = started_server(folder, project)
+    eventually(lambda: len(spares(pid)) == 1)
+    (spare,) = spares(pid)
+    client = subprocess.Popen([sys.executable, "-m", "composer", "-f", "-", "config"], cwd=project,
+                              env=environment(folder), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: children(pid) == [spare])  # the spare became the command's worker
+        eventually(lambda: len(spares(pid)) == 1 and spares(pid) != [spare])  # and a new one waits
+        out, _ = client.communicate("services:\n  piped:\n    image: busybox\n", timeout=30)
+        assert "piped:" in out
+    finally:
+        client.kill()
+        client.wait()
+    (waiting,) = spares(pid)
+    server.stop_servers(str(folder))
+    eventually(lambda: not Path(f"/proc/{waiting}").exists())  # dismissed with its server
 
 
 def test_stop_servers_stops_them(folder: Path, project: Path) -> None:
