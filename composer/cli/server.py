@@ -37,6 +37,7 @@ import threading
 import time
 from typing import Any
 
+from composer.cli import pages
 from composer.cli.client import FRAME, read_exact, socket_folder, socket_path
 
 DEFAULT_IDLE_SECONDS = 300.0
@@ -179,17 +180,21 @@ def _accept_commands(listener: socket.socket, lock: int, snapshot: dict[str, tup
     ~2.5 ms, which the command would otherwise wait for. The next spare is forked once a command
     has been handed over, while that command runs."""
     workers: set[int] = set()
+    reporting: dict[int, socket.socket] = {}  # worker pid -> where it reports the pages it wrote
+    written: set[int] = set()  # pages commands wrote: each spare copies them ahead
     spare: _Spare | None = None
     deadline = time.monotonic() + idle
     try:
         while True:
             if spare is None:
-                spare = _Spare(listener, lock)
+                spare = _Spare(listener, lock, written)
                 workers.add(spare.pid)
             readable, _, _ = select.select([listener], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
             _reap(workers)
+            for pid in [pid for pid in reporting if pid not in workers]:
+                written |= _report(reporting.pop(pid))
             if spare.pid not in workers:  # it died (killed by someone): another one
-                spare.dismiss()
+                spare.channel.close()
                 spare = None
                 continue
             if not readable:
@@ -206,18 +211,20 @@ def _accept_commands(listener: socket.socket, lock: int, snapshot: dict[str, tup
                         connection.sendall(b"R" + bytes(FRAME - 1))
                     return
                 spare.hand(connection)
+                reporting[spare.pid] = spare.channel
                 spare = None
     finally:
-        if spare is not None:
-            spare.dismiss()
+        for channel in [*reporting.values(), *([spare.channel] if spare is not None else [])]:
+            channel.close()
 
 
 class _Spare:
-    """A worker forked ahead of its command. It waits on a socket pair for the connection the
-    server accepts (passed with SCM_RIGHTS), then runs that command; the pair's end (the server
-    dismissed it, or exited) makes it exit."""
+    """A worker forked ahead of its command. It copies the pages commands are known to write
+    (composer/cli/pages.py), then waits on a socket pair for the connection the server accepts
+    (passed with SCM_RIGHTS) and runs that command; the pair's end (the server dismissed it, or
+    exited) makes it exit. Once its command is done it reports, on the same pair, the pages it wrote."""
 
-    def __init__(self, listener: socket.socket, lock: int) -> None:
+    def __init__(self, listener: socket.socket, lock: int, written: set[int]) -> None:
         channel, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # the worker: never back into the server's loop, whatever happens
@@ -227,10 +234,13 @@ class _Spare:
                 os.close(lock)
                 channel.close()
                 _name_process(SPARE_NAME)
+                regions = pages.private_writable_regions()  # the server's: the ones worth copying ahead
+                pages.copy_ahead(written)
                 connection = _await_connection(worker_end)
                 if connection is not None:
                     _name_process(WORKER_NAME)
                     code = _worker(connection)
+                    _send_report(worker_end, pages.written_pages(regions))
                 else:
                     code = 0
             finally:
@@ -242,10 +252,26 @@ class _Spare:
     def hand(self, connection: socket.socket) -> None:
         with contextlib.suppress(OSError):  # gone: the client sees the connection close, and runs it itself
             socket.send_fds(self.channel, [b"C"], [connection.fileno()])
-        self.channel.close()
 
-    def dismiss(self) -> None:
-        self.channel.close()
+
+def _send_report(channel: socket.socket, runs: Any) -> None:
+    with contextlib.suppress(OSError):  # a report too big for the pair's buffer is dropped, never waited for
+        channel.send(runs.tobytes(), socket.MSG_DONTWAIT)
+
+
+def _report(channel: socket.socket) -> set[int]:
+    """The pages an exited worker wrote (nothing when it did not report)."""
+    import array
+
+    data = b""
+    with channel:
+        channel.setblocking(False)
+        with contextlib.suppress(OSError):
+            while chunk := channel.recv(1 << 16):
+                data += chunk
+    runs = array.array("Q")
+    runs.frombytes(data[: len(data) - len(data) % (2 * runs.itemsize)])
+    return pages.pages_of(runs)
 
 
 def _name_process(name: str) -> None:
@@ -259,8 +285,6 @@ def _await_connection(channel: socket.socket) -> socket.socket | None:
         _, fds, _, _ = socket.recv_fds(channel, 1, 1)
     except OSError:
         return None
-    finally:
-        channel.close()
     return socket.socket(fileno=fds[0]) if fds else None
 
 
@@ -394,6 +418,9 @@ def _adopt(request: dict[str, Any], fds: list[int]) -> None:
         signal.signal(number, signal.SIG_DFL)
 
 
+_command_done = threading.Event()  # the client may go: the worker only reports its pages, then exits
+
+
 def _relay_signals(connection: socket.socket) -> None:
     """Raise in this process each signal the client passes on; if the client goes away before
     the command ends (killed), end the command as its process would have ended."""
@@ -404,7 +431,8 @@ def _relay_signals(connection: socket.socket) -> None:
         except OSError:
             chunk = b""
         if not chunk:
-            os.kill(os.getpid(), signal.SIGKILL)
+            if not _command_done.is_set():
+                os.kill(os.getpid(), signal.SIGKILL)
             return
         buffer += chunk
         while len(buffer) >= FRAME:
@@ -424,6 +452,7 @@ def _worker(connection: socket.socket) -> int:
         return 1
     threading.Thread(target=_relay_signals, args=(connection,), daemon=True, name="composer-signals").start()
     code = _run_command(request["argv"][1:])
+    _command_done.set()
     try:
         connection.sendall(b"X" + code.to_bytes(4, "little", signed=True))
     except OSError:
