@@ -4,7 +4,7 @@ A Python command line pays for its imports on every run (pydantic's models, dock
 pyroute2: ~0.3 s here), which is more than a whole ``up -d`` of one service on either backend.
 So, like Mercurial's chg, the command runs in a process forked from a per-user server that has
 imported everything already (composer/cli/server.py). This module is all the client runs: it
-imports nothing beyond what Python's start-up has loaded (``_socket``, ``_signal``, ``marshal``):
+imports nothing beyond what Python's start-up has loaded (``_socket``, ``_signal``):
 not even ``signal``, which imports ``enum`` (~3 ms).
 
 The client sends its argv, environment, working directory, umask and resource limits, and passes
@@ -22,13 +22,13 @@ the command is the worker's.
 from __future__ import annotations
 
 import _socket
-import marshal
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    from typing import Any
 else:
     import _signal as signal  # the C module: the same calls, without signal.py's enums
 
@@ -36,6 +36,10 @@ else:
 # (refused: stale code or shutting down). Client to worker: b"G" (go: the answer came in time, the
 # command is the worker's), then b"S" + signal number.
 FRAME = 5
+REQUEST_VERSION = b"composer-request-1"
+# Set by client.c when it hands the command to Python: why the server did not take it (none: no
+# server, stale: it refused, busy: no answer in time).
+FALLBACK = "COMPOSER_CLIENT_FALLBACK"
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
 RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK", "RLIMIT_STACK")
 # How long the server may take to answer before the command runs here instead (a server that is
@@ -63,18 +67,23 @@ def socket_folder() -> str:
     return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"composer-cli-{uid}")
 
 
-def server_key() -> str:
-    """Which server serves this interpreter: the same executable, import path and PYTHON*
-    variables. The first import folder is left out: it is the script's folder or the current one
-    (``-m``), where the server (started with ``-P``, in /) imports nothing from. (A hash would cost
-    an import; a checksum of the text is enough to tell them apart.)"""
-    python_env = sorted((k, v) for k, v in os.environ.items() if k.startswith("PYTHON") and
-                        k != "PYTHONDONTWRITEBYTECODE")
-    search_path = sys.path if sys.flags.safe_path else sys.path[1:]
-    text = repr((os.path.realpath(sys.executable), search_path, python_env, os.getuid()))  # python, python3
+def identity() -> list[bytes]:
+    """What tells installations apart: the interpreter (resolved), its environment (venv) and
+    composer's own folder. composer/cli/client.c has these compiled in (composer.cli.build_client)."""
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    return [os.fsencode(path) for path in (os.path.realpath(sys.executable), sys.prefix, package)]
+
+
+def server_key(installation: list[bytes] | None = None) -> str:
+    """Which server serves this command: the same installation, PYTHON* variables and user. (A
+    hash would cost an import; a checksum of the text is enough to tell them apart.) client.c
+    computes the same from the same text."""
+    python_env = sorted(os.fsencode(f"{k}={v}") for k, v in os.environ.items()
+                        if k.startswith("PYTHON") and k != "PYTHONDONTWRITEBYTECODE")
+    text = b"\0".join([*(installation or identity()), *python_env, str(os.getuid()).encode()])
     checksum = 0
-    for character in text.encode("utf-8", "surrogateescape"):
-        checksum = (checksum * 131 + character) % 0xFFFFFFFFFFFF
+    for byte in text:
+        checksum = (checksum * 131 + byte) % 0xFFFFFFFFFFFF
     return f"{checksum:012x}"
 
 
@@ -83,19 +92,48 @@ def socket_path() -> str:
 
 
 def _request(argv: list[str]) -> bytes:
+    """The command, as NUL-separated fields (client.c sends the same): a version, the working
+    folder, the umask, the count of resource limits and each as "number soft hard", the count of
+    arguments and each, then every environment entry "NAME=value"."""
     import resource
 
-    limits = {}
+    limits = []
     for name in RLIMITS:
         number = getattr(resource, name, None)
         if number is not None:
-            limits[number] = resource.getrlimit(number)
+            soft, hard = resource.getrlimit(number)
+            limits.append(f"{number} {soft} {hard}".encode())
     umask = os.umask(0o22)
     os.umask(umask)
-    payload = marshal.dumps({
-        "argv": argv, "environ": dict(os.environ), "cwd": os.getcwd(), "umask": umask, "rlimits": limits,
-    })
+    fields = [REQUEST_VERSION, os.fsencode(os.getcwd()), str(umask).encode(), str(len(limits)).encode(), *limits,
+              str(len(argv)).encode(), *map(os.fsencode, argv),
+              *(os.fsencode(name) + b"=" + os.fsencode(value) for name, value in os.environ.items())]
+    payload = b"\0".join(fields)
     return len(payload).to_bytes(8, "little") + payload
+
+
+def parse_request(payload: bytes) -> dict[str, Any]:
+    """The server's reading of ``_request``'s fields.
+
+    :raises ValueError: not a request of this version.
+    """
+    fields = payload.split(b"\0")
+    if fields[0] != REQUEST_VERSION:
+        raise ValueError("not a composer request of this version")
+    limits = {}
+    count = int(fields[3])
+    for field in fields[4:4 + count]:
+        number, soft, hard = (int(word) for word in field.split())
+        limits[number] = (soft, hard)
+    at = 4 + count
+    argc = int(fields[at])
+    environ = {}
+    for entry in fields[at + 1 + argc:]:
+        name, equals, value = entry.partition(b"=")
+        if name and equals:
+            environ[os.fsdecode(name)] = os.fsdecode(value)
+    return {"cwd": os.fsdecode(fields[1]), "umask": int(fields[2]), "rlimits": limits,
+            "argv": [os.fsdecode(word) for word in fields[at + 1:at + 1 + argc]], "environ": environ}
 
 
 def _standard_fds() -> list[int]:
@@ -128,6 +166,11 @@ def _receive(connection: _socket.socket) -> tuple[bytes, int] | None:
 def run_via_server(argv: list[str]) -> int | None:
     """The command's exit code, run by the server; None when it should run in this process."""
     if not enabled():
+        return None
+    tried = os.environ.pop(FALLBACK, None)
+    if tried is not None:  # client.c tried the server already, and runs the command here
+        if tried in ("none", "stale"):
+            start_server(replacing=tried == "stale")
         return None
     path = socket_path()
     connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)

@@ -38,7 +38,7 @@ import time
 from typing import Any
 
 from composer.cli import pages
-from composer.cli.client import FRAME, read_exact, socket_folder, socket_path
+from composer.cli.client import FRAME, parse_request, read_exact, socket_folder, socket_path
 
 DEFAULT_IDLE_SECONDS = 300.0
 LOCK_WAIT_SECONDS = 2.0  # a stale server refuses its last command, then exits: its successor waits
@@ -373,7 +373,6 @@ def _wait_for_lock(lock: int, pid: int, timeout: float) -> None:
 
 def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     import array
-    import marshal
 
     fds = array.array("i")
     data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
@@ -386,7 +385,10 @@ def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[in
     rest = read_exact(connection, size - len(data[8:])) if size > len(data[8:]) else b""
     if rest is None:
         raise ConnectionError("truncated request")
-    return marshal.loads(data[8:] + rest), list(fds)
+    try:
+        return parse_request(data[8:] + rest), list(fds)
+    except (ValueError, IndexError) as exc:
+        raise ConnectionError(f"bad request: {exc}") from None
 
 
 def _adopt(request: dict[str, Any], fds: list[int]) -> None:

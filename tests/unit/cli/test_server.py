@@ -80,9 +80,39 @@ def _process_name(pid: int) -> str:
         return ""
 
 
-def composer(cwd: Path, env: dict[str, str], *args: str, stdin: str | None = None,
+PYTHON_CLIENT = [sys.executable, "-m", "composer"]
+
+
+@pytest.fixture(scope="session")
+def compiled_client(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """composer/cli/client.c, built for this installation (falling back to this interpreter)."""
+    return [str(build_client_in(tmp_path_factory.mktemp("client")))]
+
+
+def build_client_in(folder: Path, python: str | None = None) -> Path:
+    from composer.cli.build_client import BuildError, build
+
+    output = folder / "composer"
+    try:
+        build(output, python=python)
+    except BuildError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {exc}")
+        pytest.skip(str(exc))
+    return output
+
+
+@pytest.fixture(params=["python", "compiled"])
+def client(request: pytest.FixtureRequest) -> list[str]:
+    """The command line of each client: ``python -m composer``, and the compiled one."""
+    if request.param == "python":
+        return PYTHON_CLIENT
+    return list(request.getfixturevalue("compiled_client"))
+
+
+def composer(cwd: Path, env: dict[str, str], *args: str, stdin: str | None = None, client: list[str] = PYTHON_CLIENT,
              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "composer", *args], cwd=cwd, env=env, input=stdin,
+    return subprocess.run([*client, *args], cwd=cwd, env=env, input=stdin,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -118,10 +148,11 @@ def test_first_command_runs_in_process_and_starts_a_server(folder: Path, project
     ("no-such-command",),  # argparse: usage on stderr, exit 2
     ("--help",),
 ])
-def test_output_and_exit_code_match_the_in_process_run(folder: Path, project: Path, args: tuple[str, ...]) -> None:
+def test_output_and_exit_code_match_the_in_process_run(folder: Path, project: Path, args: tuple[str, ...],
+                                                       client: list[str]) -> None:
     started_server(folder, project)
     env = environment(folder, TAG="9.9")
-    served = composer(project, env, *args)
+    served = composer(project, env, *args, client=client)
     local = composer(project, {**env, "COMPOSER_SERVER": "0"}, *args)
     assert (served.returncode, served.stdout, served.stderr) == (local.returncode, local.stdout, local.stderr)
     if args == ("config",):
@@ -129,61 +160,61 @@ def test_output_and_exit_code_match_the_in_process_run(folder: Path, project: Pa
         assert "GREETING: hello" in served.stdout
 
 
-def test_stdin_is_the_clients(folder: Path, project: Path) -> None:
+def test_stdin_is_the_clients(folder: Path, project: Path, client: list[str]) -> None:
     started_server(folder, project)
     text = "services:\n  piped:\n    image: busybox\n"
-    result = composer(project, environment(folder), "-f", "-", "config", "--services", stdin=text)
+    result = composer(project, environment(folder), "-f", "-", "config", "--services", stdin=text, client=client)
     assert (result.returncode, result.stdout) == (0, "piped\n"), result.stderr
 
 
-def test_umask_and_folder_are_the_clients(folder: Path, project: Path) -> None:
+def test_umask_and_folder_are_the_clients(folder: Path, project: Path, client: list[str]) -> None:
     started_server(folder, project)
     output = project / "out" / "config.yaml"
     output.parent.mkdir()
-    subprocess.run(["sh", "-c", f"umask 027 && exec {sys.executable} -m composer config -o out/config.yaml"],
+    subprocess.run(["sh", "-c", f"umask 027 && exec {' '.join(client)} config -o out/config.yaml"],
                    cwd=project, env=environment(folder), check=True, timeout=60)
     assert output.read_text().startswith("name:")
     assert oct(output.stat().st_mode & 0o777) == oct(0o640)
 
 
-def test_ctrl_c_reaches_the_command(folder: Path, project: Path) -> None:
+def test_ctrl_c_reaches_the_command(folder: Path, project: Path, client: list[str]) -> None:
     pid = started_server(folder, project)
     # reads the Compose file from a pipe that stays open: the command waits until interrupted
-    client = subprocess.Popen([sys.executable, "-m", "composer", "-f", "-", "config"], cwd=project,
-                              env=environment(folder), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*client, "-f", "-", "config"], cwd=project,
+                               env=environment(folder), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
         eventually(lambda: len(children(pid)) == 1)
-        client.send_signal(signal.SIGINT)
-        client.wait(timeout=30)  # stdin stays open: only the signal can end the command
-        assert client.stderr is not None
-        stderr = client.stderr.read()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)  # stdin stays open: only the signal can end the command
+        assert process.stderr is not None
+        stderr = process.stderr.read()
     finally:
-        client.kill()
-        client.wait()
-        for stream in (client.stdin, client.stdout, client.stderr):
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-    assert client.returncode == 130, stderr
+    assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "composer: interrupted"
     eventually(lambda: children(pid) == [])
 
 
-def test_a_killed_client_takes_its_command_with_it(folder: Path, project: Path) -> None:
+def test_a_killed_client_takes_its_command_with_it(folder: Path, project: Path, client: list[str]) -> None:
     pid = started_server(folder, project)
-    client = subprocess.Popen([sys.executable, "-m", "composer", "-f", "-", "config"], cwd=project,
-                              env=environment(folder), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([*client, "-f", "-", "config"], cwd=project,
+                               env=environment(folder), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
         eventually(lambda: len(children(pid)) == 1)
-        client.kill()
-        client.wait()
+        process.kill()
+        process.wait()
         eventually(lambda: children(pid) == [])  # the worker did not outlive its client
     finally:
-        client.kill()
-        client.wait()
-        assert client.stdin is not None
-        client.stdin.close()
+        process.kill()
+        process.wait()
+        assert process.stdin is not None
+        process.stdin.close()
 
 
 def test_a_changed_source_retires_the_server(folder: Path, project: Path) -> None:
@@ -245,3 +276,34 @@ def test_stop_servers_stops_them(folder: Path, project: Path) -> None:
     assert server.stop_servers(str(folder)) == [pid]
     assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
     assert list(folder.glob("*.sock*")) == []
+
+
+def test_the_compiled_client_hands_over_to_python_only_when_the_server_does_not_take_it(
+        folder: Path, project: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "fallbacks"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho "$COMPOSER_CLIENT_FALLBACK" >> {marker}\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    compiled = [str(build_client_in(tmp_path / "bin", python=str(python)))]
+
+    def fallbacks() -> list[str]:
+        return marker.read_text().split() if marker.exists() else []
+
+    first = composer(project, environment(folder), "config", "--services", client=compiled)
+    assert (first.returncode, first.stdout, fallbacks()) == (0, "web\n", ["none"])  # Python ran it, started a server
+    eventually(lambda: server_pid(folder) is not None)
+    pid = server_pid(folder)
+    served = composer(project, environment(folder), "config", "--services", client=compiled)
+    assert (served.returncode, served.stdout, fallbacks()) == (0, "web\n", ["none"])  # no Python this time
+    off = composer(project, environment(folder, COMPOSER_SERVER="0"), "config", "--services", client=compiled)
+    assert (off.stdout, fallbacks()) == ("web\n", ["none", "off"])
+    source = Path(server.__file__)
+    info = source.stat()
+    os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    try:
+        refused = composer(project, environment(folder), "config", "--services", client=compiled)
+    finally:
+        os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert (refused.stdout, fallbacks()) == ("web\n", ["none", "off", "stale"])
+    eventually(lambda: server_pid(folder) not in (None, pid))  # the stale server was replaced
