@@ -351,7 +351,7 @@ async def run(
     observed = await observe_project(backend, project.name, project, images="project")
     plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull)
     await execute(plan, backend, out, parallel=parallel)
-    if not no_deps:
+    if not no_deps and project.service(service_name).depends_on:  # the dependencies' containers, as they are now
         observed = await backend.observe(project.name, images=())
         for dependency, condition, required in dependency_waits(project, service_name, observed):
             containers_ = observed.service_containers(dependency)
