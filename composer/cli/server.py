@@ -41,6 +41,7 @@ from composer.cli import pages
 from composer.cli.client import FRAME, parse_request, read_exact, socket_folder, socket_path
 
 DEFAULT_IDLE_SECONDS = 300.0
+DEFAULT_CGROUP_PARENT = "composer"  # the native runtime's: its forkserver keeps a spare container start there
 LOCK_WAIT_SECONDS = 2.0  # a stale server refuses its last command, then exits: its successor waits
 SPARE_NAME, WORKER_NAME = "composer-spare", "composer-cmd"  # process names (15 characters at most)
 # Modules a command may import, pre-imported so that no worker pays for them.
@@ -314,7 +315,7 @@ def _container_forkserver(path: str) -> Any:
     try:
         from composer.backends.native.runtime import spawn
 
-        forkserver = spawn.Forkserver(lock_path=path + ".forks")
+        forkserver = spawn.Forkserver(lock_path=path + ".forks", spare_parent=DEFAULT_CGROUP_PARENT)
         forkserver.start()
     except Exception:
         return None

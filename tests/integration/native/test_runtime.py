@@ -9,6 +9,7 @@ state files. Root is needed (the native conftest fails under CI=true, skips othe
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -603,3 +604,83 @@ def test_device_rules_deny_a_host_disk_made_with_mknod(box: Box) -> None:
     assert "read=0" not in out
     assert "Operation not permitted" in out
     assert "1" in [line.strip() for line in out.splitlines()]  # /dev/zero still reads
+
+
+@pytest.fixture
+def spare_box(image: tuple[ImageStore, ImageRecord], session_root: Path) -> Iterator[Box]:
+    """A Runtime whose forkserver keeps a spare monitor (cgroups under a parent of its own); the
+    residue check runs once the forkserver is closed, and with it the spare."""
+    from composer.backends.native.runtime.spawn import Forkserver
+
+    store, record = image
+    parent = f"composer-spare-test-{uuid.uuid4().hex[:8]}"
+    rt = Runtime(store, run_root=session_root / "spare-run", cgroup_parent=parent)
+    rt.forkserver = Forkserver(spare_parent=parent)
+    rt.forkserver.start()
+    b = Box(rt, record)
+    try:
+        yield b
+    finally:
+        b.cleanup()
+        rt.forkserver.close()
+        deadline = time.monotonic() + 10  # a dismissed spare removes its cgroup, then exits
+        while spare_cgroups(parent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        residue(rt)
+
+
+def spare_cgroups(parent: str) -> list[str]:
+    layout = cgroups.detect()
+    found = []
+    for mountpoint in [*layout.v1.values(), *([layout.unified] if layout.unified else [])]:
+        folder = Path(mountpoint) / parent
+        found += [str(p) for p in folder.glob("spare-*")] if folder.is_dir() else []
+    return found
+
+
+def wait_for_a_ready_spare(parent: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if spare_cgroups(parent) and all(Path(p, "cgroup.procs").read_text().strip() for p in spare_cgroups(parent)):
+            return  # made, and its PID 1 moved in
+        time.sleep(0.05)
+    raise AssertionError(f"no spare monitor under {parent}")
+
+
+def test_a_spare_monitor_starts_a_container_with_its_own_limits(spare_box: Box) -> None:
+    layout = cgroups.detect()
+    if layout.mode not in ("v1", "hybrid"):
+        pytest.skip("spare monitors need cgroup v1 (a cgroup2 cgroup cannot be renamed)")
+    parent = spare_box.rt.cgroup_parent
+    for limit in (24 << 20, 32 << 20):  # a second start takes the spare made after the first
+        wait_for_a_ready_spare(parent)
+        name = spare_box.create("echo pid $$; cat /proc/self/cgroup | wc -l; sleep 30", mem_limit=limit, pids_limit=9)
+        spare_box.rt.start(spare_box.project, name)
+        state = json.loads((spare_box.rt.run_dir(spare_box.project, name) / "state.json").read_text())
+        paths = state["cgroup"]["paths"]
+        container_id = str(spare_box.rt.config(spare_box.project, name)["id"])
+        assert Path(paths["memory"]).name == container_id  # the spare's cgroup, renamed
+        assert int(Path(paths["memory"], "memory.limit_in_bytes").read_text()) == limit
+        assert Path(paths["pids"], "pids.max").read_text().strip() == "9"
+        assert str(state["pid"]) in Path(paths["memory"], "cgroup.procs").read_text().split()
+        if layout.unified:  # cgroup2 renames nothing: the spare's name tells who started it
+            assert Path(paths["unified"]).name.startswith("spare-")
+        deadline = time.monotonic() + 10
+        while "pid 1" not in spare_box.rt.output(spare_box.project, name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "pid 1" in spare_box.rt.output(spare_box.project, name)  # PID 1 of a pid namespace of its own
+        spare_box.rt.remove(spare_box.project, name, force=True)
+        assert not Path(paths["memory"]).exists()
+        if layout.unified:
+            assert not Path(paths["unified"]).exists()
+
+
+def test_a_start_a_spare_cannot_take_runs_as_usual(spare_box: Box) -> None:
+    assert spare_box.rt.forkserver is not None
+    joined = {"cgroup": f"{spare_box.rt.cgroup_parent}/x", "pidns": "/proc/1/ns/pid"}
+    elsewhere = {"cgroup": "somewhere-else/x"}
+    assert spare_box.rt.forkserver.takes_spare({"cgroup": f"{spare_box.rt.cgroup_parent}/x"})
+    assert not spare_box.rt.forkserver.takes_spare(joined)
+    assert not spare_box.rt.forkserver.takes_spare(elsewhere)
+    code, out = spare_box.run("echo hello", pid="host")  # the host's pid namespace: a fresh monitor
+    assert (code, out.strip()) == (0, "hello")

@@ -12,6 +12,7 @@ Imported by the spawner's helper (``python -S``), so it uses ``os`` only.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
@@ -165,6 +166,34 @@ def create(relative: str, limits: Limits, layout: Layout | None = None) -> Cgrou
         remove(Cgroup(relative, paths, layout.mode), timeout=0.5)
         raise
     return Cgroup(relative, paths, layout.mode)
+
+
+def adopt(spare: Cgroup, relative: str, limits: Limits) -> Cgroup:
+    """A spare cgroup (a v1 or hybrid host's, under the same parent) renamed to ``relative``, with
+    ``limits`` applied. The cgroup2 hierarchy refuses renames: there (hybrid: it only tracks the
+    processes) the spare's directory stays, and the returned paths say so.
+
+    :raises OSError: a rename or a knob failed.
+    """
+    renamed: dict[str, str] = {}
+    suffix = "/" + spare.relative.strip("/")
+    try:
+        for name, path in spare.paths.items():
+            target = path.removesuffix(suffix) + "/" + relative.strip("/")
+            try:
+                os.rename(path, target)
+            except OSError:
+                if name != "unified":
+                    raise
+                target = path
+            renamed[name] = target
+        _apply_v1(renamed, limits)
+    except OSError:
+        for name, target in renamed.items():  # back to the spare's names: its owner removes those
+            with contextlib.suppress(OSError):
+                os.rename(target, spare.paths[name])
+        raise
+    return Cgroup(relative, renamed, spare.mode)
 
 
 def _knob(path: str, name: str, value: object) -> None:

@@ -564,7 +564,6 @@ def move_into_cgroup(cgroup: cgroups.Cgroup, child: int, go_w: int) -> OSError |
 
 
 def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
-    run_dir = cfg["run_dir"]
     cgroup: cgroups.Cgroup | None = None
     child = 0
     try:
@@ -582,49 +581,76 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
                     os.close(sync_fd)
                 for fd in (out_r, err_r, go_w, fail_r):
                     os.close(fd)
-                os.dup2(out_w, 1)
-                os.dup2(err_w, 2)
-                os.close(out_w)
-                os.close(err_w)
+                _standard_streams(out_w, err_w)
                 container_main(cfg, sync_fd, net_fd, go_r)  # moved into the cgroup meanwhile
             except BaseException as exc:
-                try:
-                    os.write(fail_w, str(exc).encode() or type(exc).__name__.encode())
-                finally:
-                    os._exit(127)
+                _first_process_failed(fail_w, exc)
         for fd in (out_w, err_w, go_r, fail_w, *((net_fd,) if net_fd >= 0 else ())):
             os.close(fd)
         not_moved = move_into_cgroup(cgroup, child, go_w)
-        failure = b""
-        while chunk := os.read(fail_r, 4096):
-            failure += chunk
-        os.close(fail_r)
-        # PID 1 may have failed on its own meanwhile (then the move failed too): its error first
-        if failure and not (not_moved and failure.startswith(NOT_MOVED)):
-            os.waitpid(child, 0)
-            child = 0
-            raise RuntimeError(failure.decode(errors="replace"))
-        if not_moved is not None:
-            raise not_moved
-        started = time.time()
-        atomic_json(os.path.join(run_dir, "state.json"), {
-            "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
-            "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
+        started = await_exec(cfg, cgroup, child, fail_r, not_moved)
     except BaseException as exc:
-        if child:
-            try:
-                os.kill(child, 9)
-                os.waitpid(child, 0)
-            except OSError:
-                pass
-        if cgroup is not None:
-            try:
-                cgroups.remove(cgroup)
-            except OSError:
-                pass
-        text = exc.strerror if isinstance(exc, OSError) and exc.filename is None and exc.strerror else str(exc)
-        answer(sync_fd, {"ok": False, "error": text or type(exc).__name__})
-        return 1
+        return start_failed(sync_fd, exc, child, cgroup)
+    return serve(cfg, sync_fd, cgroup, child, out_r, err_r, started)
+
+
+def _standard_streams(out_w: int, err_w: int) -> None:
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+
+
+def _first_process_failed(fail_w: int, exc: BaseException) -> None:
+    try:
+        os.write(fail_w, str(exc).encode() or type(exc).__name__.encode())
+    finally:
+        os._exit(127)
+
+
+def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: int,
+               not_moved: OSError | None) -> float:
+    """Wait for PID 1's execve (its close-on-exec failure pipe closes) and record it as running;
+    when it was. Raises PID 1's error."""
+    failure = b""
+    while chunk := os.read(fail_r, 4096):
+        failure += chunk
+    os.close(fail_r)
+    # PID 1 may have failed on its own meanwhile (then the move failed too): its error first
+    if failure and not (not_moved and failure.startswith(NOT_MOVED)):
+        os.waitpid(child, 0)
+        raise RuntimeError(failure.decode(errors="replace"))
+    if not_moved is not None:
+        raise not_moved
+    started = time.time()
+    atomic_json(os.path.join(cfg["run_dir"], "state.json"), {
+        "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
+        "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
+    return started
+
+
+def start_failed(sync_fd: int, exc: BaseException, child: int, cgroup: cgroups.Cgroup | None) -> int:
+    """Undo a start that failed (PID 1, the cgroup) and answer the error."""
+    if child:
+        try:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+        except OSError:
+            pass
+    if cgroup is not None:
+        try:
+            cgroups.remove(cgroup)
+        except OSError:
+            pass
+    text = exc.strerror if isinstance(exc, OSError) and exc.filename is None and exc.strerror else str(exc)
+    answer(sync_fd, {"ok": False, "error": text or type(exc).__name__})
+    return 1
+
+
+def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int, out_r: int, err_r: int,
+          started: float) -> int:
+    """Answer the start, then the container's life: its logs, its exit, its cgroup's removal."""
+    run_dir = cfg["run_dir"]
     answer(sync_fd, {"ok": True, "pid": child})
     os.close(sync_fd)
     own_pidns = cfg.get("pidns") is None  # else the container's other processes outlive its first one
@@ -639,6 +665,112 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
     except OSError:
         pass
     return 0
+
+
+# --- spare monitors ---------------------------------------------------------------------------
+# The first move of a process into a cgroup waits for an RCU grace period (~8-15 ms here), and a
+# start also pays for a monitor's fork, its cgroup's directories and PID 1's fork. A spare pays all
+# that before any container asks: it creates a cgroup named SPARE_PREFIX<pid> under the containers'
+# parent, forks PID 1 into a new pid namespace, moves it into that cgroup, says b"ready" and waits.
+# A start it takes renames the cgroup to the container's (v1 allows a rename within one parent; the
+# cgroup2 hierarchy of a hybrid host, which only tracks processes, keeps the spare's name) and
+# applies its limits, hands PID 1 the configuration and descriptors, and goes on as ``monitor``.
+
+SPARE_PREFIX = "spare-"
+
+
+def spare_main(channel_fd: int, parent: str, delay: float) -> int:
+    """P0 of a spare (the forkserver forks it and reaps it): forks the spare monitor and exits."""
+    if os.fork() != 0:
+        return 0
+    os.setsid()
+    try:
+        code = spare_monitor(channel_fd, parent, delay)
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+def spare_monitor(channel_fd: int, parent: str, delay: float) -> int:
+    import socket
+
+    channel = socket.socket(fileno=channel_fd)
+    time.sleep(delay)  # after the start that asked for it: its own cgroup move goes first
+    layout = cgroups.detect()
+    if layout.mode not in ("v1", "hybrid"):
+        return 0  # a cgroup2 cgroup cannot be renamed: no spares there
+    cgroup = cgroups.create(f"{parent}/{SPARE_PREFIX}{os.getpid()}", cgroups.Limits.from_json({}), layout)
+    child = 0
+    sync_fd = -1
+    try:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        fail_r, fail_w = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        L.unshare(L.CLONE_NEWPID)
+        child = os.fork()
+        if child == 0:
+            try:
+                channel.close()
+                ours.close()
+                for fd in (out_r, err_r, fail_r):
+                    os.close(fd)
+                _standard_streams(out_w, err_w)
+                _spare_first_process(theirs)
+            except BaseException as exc:
+                _first_process_failed(fail_w, exc)
+        theirs.close()
+        for fd in (out_w, err_w, fail_w):
+            os.close(fd)
+        cgroups.enter(cgroup, child)
+        channel.send(b"ready")
+        request, fds, _, _ = socket.recv_fds(channel, 64, 4)
+        channel.close()
+        if not request:  # dismissed (the forkserver closed, or exited)
+            raise SystemExit(0)
+        config_fd, sync_fd, stderr_fd = fds[:3]
+        net_fd = fds[3] if len(fds) > 3 else -1
+        os.dup2(stderr_fd, 2)
+        os.close(stderr_fd)
+        cfg = _read_config(config_fd)
+        cgroup = cgroups.adopt(cgroup, cfg["cgroup"], cgroups.Limits.from_json(cfg.get("limits") or {}))
+        socket.send_fds(ours, [marshal.dumps(cfg)], [sync_fd, *([net_fd] if net_fd >= 0 else [])])
+        ours.close()
+        if net_fd >= 0:
+            os.close(net_fd)
+        started = await_exec(cfg, cgroup, child, fail_r, None)
+    except SystemExit:
+        start_failed(-1, RuntimeError("dismissed"), child, cgroup)
+        return 0
+    except BaseException as exc:
+        return start_failed(sync_fd, exc, child, cgroup)
+    return serve(cfg, sync_fd, cgroup, child, out_r, err_r, started)
+
+
+def _spare_first_process(channel: Any) -> None:
+    """PID 1 of a spare: waits for its configuration and descriptors (sync, network), then goes
+    on as any PID 1, already in its cgroup. Dismissed (EOF): exits."""
+    import socket
+
+    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2)
+    channel.close()
+    if not data:
+        os._exit(0)
+    cfg = marshal.loads(data)
+    sync_fd, net_fd = fds[0], (fds[1] if len(fds) > 1 else -1)
+    if net_fd < 0:
+        os.close(sync_fd)
+        sync_fd = -1
+    container_main(cfg, sync_fd, net_fd)
+
+
+def _read_config(config_fd: int) -> dict[str, Any]:
+    data = b""
+    while chunk := os.read(config_fd, 65536):
+        data += chunk
+    os.close(config_fd)
+    config: dict[str, Any] = marshal.loads(data)  # spawn() writes it so: no json import here (see dumps)
+    return config
 
 
 def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None) -> int:

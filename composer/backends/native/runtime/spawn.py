@@ -29,13 +29,57 @@ BOOTSTRAP = helper_main("init")
 # one message on a unix socket carrying the helper's descriptors (config, sync, stderr, and net when
 # there is a network hook); the answer is the helper's pid. The server never starts a thread, so every child is a
 # single-threaded process with a clean interpreter, as a freshly started helper would be.
+# With a spare parent (its second argument) it also keeps a spare monitor ready (init.spare_monitor:
+# cgroup made, PID 1 forked and moved into it) and hands it the starts that ask for one ("spare"),
+# when it is ready; a new one is made after each, SPARE_DELAY later.
+SPARE_DELAY = 0.1
 FORKSERVER = helper_code("init") + """import os, socket
+from composer.backends.native.runtime.init import spare_main
 try:  # what PID 1 loads before pivot_root, loaded once here
     from composer.backends.native.runtime.seccomp import load_library
     load_library()
 except Exception:
     pass
 server = socket.socket(fileno=int(sys.argv[1]))
+spare_parent = sys.argv[2] if len(sys.argv) > 2 else ""
+spare_delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
+
+
+def new_spare(delay):
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            server.close()
+            ours.close()
+            code = spare_main(theirs.detach(), spare_parent, delay)
+        finally:
+            os._exit(code)
+    theirs.close()
+    os.waitpid(pid, 0)  # it forks the spare monitor and exits at once
+    return [ours, False]
+
+
+def ready(spare):
+    # whether the spare said it is ready; a spare that went away is marked gone (None)
+    if spare[1]:
+        return True
+    try:
+        said = spare[0].recv(16, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        said = b""
+    if said != b"ready":
+        spare[0].close()
+        spare[1] = None
+        return False
+    spare[1] = True
+    return True
+
+
+spare = new_spare(0.0) if spare_parent else None
 while True:
     try:
         request, fds, _, _ = socket.recv_fds(server, 64, 4)
@@ -43,6 +87,20 @@ while True:
         break
     if not request:
         break
+    if request == b"spare" and spare is not None and ready(spare):
+        try:
+            socket.send_fds(spare[0], [b"start"], fds)
+        except OSError:
+            pass
+        else:
+            for fd in fds:
+                os.close(fd)
+            server.sendall(b"0".ljust(16))
+            spare[0].close()
+            spare = new_spare(spare_delay)
+            continue
+    if spare is not None and not ready(spare) and spare[1] is None:
+        spare = new_spare(spare_delay)
     config_fd, sync_fd, stderr_fd = fds[:3]
     net_fd = fds[3] if len(fds) > 3 else -1
     pid = os.fork()
@@ -50,6 +108,8 @@ while True:
         code = 1
         try:
             server.close()
+            if spare is not None:
+                spare[0].close()  # its monitor would outlive the forkserver with it: the spare never ends
             os.setsid()
             os.dup2(stderr_fd, 2)
             os.close(stderr_fd)
@@ -73,8 +133,12 @@ class Forkserver:
     helper's imports (~15 ms of CPU each). Thread-safe; started on first use; falls back to a
     fresh helper when it cannot serve."""
 
-    def __init__(self, python: str | None = None, *, lock_path: str | None = None) -> None:
+    def __init__(self, python: str | None = None, *, lock_path: str | None = None,
+                 spare_parent: str | None = None) -> None:
         self.python = python or sys.executable
+        # With a cgroup parent, the forkserver keeps a spare monitor for starts of containers whose
+        # cgroup is a child of it and that have a pid namespace of their own (see FORKSERVER).
+        self.spare_parent = spare_parent.strip("/") if spare_parent else None
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -86,7 +150,8 @@ class Forkserver:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
-                [self.python, "-S", "-I", "-c", FORKSERVER, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                [self.python, "-S", "-I", "-c", FORKSERVER, str(theirs.fileno()),
+                 *([self.spare_parent, str(SPARE_DELAY)] if self.spare_parent else [])], pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, env={})
         finally:
@@ -94,14 +159,15 @@ class Forkserver:
         self.sock = ours
         return ours
 
-    def fork(self, config_r: int, sync_w: int, net_r: int, stderr_fd: int) -> int | None:
-        """The helper's pid, forked with those descriptors; None when the server cannot."""
+    def fork(self, config_r: int, sync_w: int, net_r: int, stderr_fd: int, *, spare: bool = False) -> int | None:
+        """The helper's pid, forked with those descriptors (0: a spare monitor took them); None when
+        the server cannot. ``spare``: the start may go to a spare monitor (see ``takes_spare``)."""
         fds = [config_r, sync_w, stderr_fd, *([net_r] if net_r >= 0 else [])]
         with self.lock, self._turn():
             for _ in range(2):  # a server that died is started again, once
                 sock = self.sock or self._start()
                 try:
-                    socket.send_fds(sock, [b"fork"], fds)
+                    socket.send_fds(sock, [b"spare" if spare else b"fork"], fds)
                     answer = sock.recv(16)
                 except OSError:
                     answer = b""
@@ -109,6 +175,12 @@ class Forkserver:
                     return int(answer)
                 self.close()
         return None
+
+    def takes_spare(self, config: dict[str, Any]) -> bool:
+        """Whether a spare monitor can start this container: its cgroup is a child of the spares'
+        parent, and it has a pid namespace of its own (the spare's PID 1 was forked into one)."""
+        parent, _, _ = str(config.get("cgroup") or "").strip("/").rpartition("/")
+        return self.spare_parent is not None and parent == self.spare_parent and config.get("pidns") is None
 
     @contextlib.contextmanager
     def _turn(self) -> Any:
@@ -160,7 +232,8 @@ def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str
     stderr_fd = os.open(stderr_path or os.devnull, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     helper: subprocess.Popen[bytes] | None = None
     try:
-        forked = forkserver.fork(config_r, sync_w, net_r, stderr_fd) if forkserver is not None else None
+        forked = (forkserver.fork(config_r, sync_w, net_r, stderr_fd, spare=forkserver.takes_spare(config))
+                  if forkserver is not None else None)
         if forked is None:
             helper = _start_helper(python, config_r, sync_w, net_r, stderr_fd)
     except BaseException:
