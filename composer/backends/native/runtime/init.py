@@ -17,6 +17,9 @@ the standard library's ``os``/``ctypes``/``json`` and this package's ``linux``, 
   answers one JSON line on the sync fd (``{"ok": true, "pid": ...}`` or ``{"ok": false,
   "error": ...}``), writes the container's stdout and stderr as Docker json-file lines, waits for
   it and writes ``exit.json`` (exit code, 128+signal, OOM kills) and removes the cgroup.
+* **a spare monitor** (``spare_monitor``, kept by the command server's forkserver) is a monitor
+  made before its container: cgroup, pid namespace and PID 1 ready, the cgroup move done. It
+  takes a start as P0 would hand it one (see the spare section below).
 * **PID 1** unshares the mount, UTS, IPC and network namespaces, builds the root filesystem,
   waits until it is in its cgroup, unshares the cgroup namespace (rooted there) and execs the
   container's process (runc's ``linuxStandardInit`` order; see NATIVE.md §1.5).
