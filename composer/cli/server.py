@@ -203,7 +203,7 @@ def _accept_commands(listener: socket.socket, lock: int, snapshot: dict[str, tup
     spare: _Spare | None = None
     deadline = time.monotonic() + idle
     try:
-        while True:
+        while not _stop_requested:
             if spare is None:
                 spare = _Spare(listener, lock, written)
                 workers.add(spare.pid)
@@ -336,7 +336,14 @@ def _take_lock(lock: int, patience: float) -> bool:
             time.sleep(0.02)
 
 
+_stop_requested = False
+
+
 def _exit_on_signal(signal_number: int, _frame: object) -> None:
+    # The exception is lost when the handler happens to run inside a finalizer (a __del__ during
+    # gc.collect(), say): the flag is what the accept loop looks at, at least once a second.
+    global _stop_requested
+    _stop_requested = True
     raise SystemExit(0)
 
 
