@@ -43,6 +43,7 @@ from composer.cli.client import FRAME, parse_request, read_exact, socket_folder,
 DEFAULT_IDLE_SECONDS = 300.0
 DEFAULT_CGROUP_PARENT = "composer"  # the native runtime's: its forkserver keeps a spare container start there
 LOCK_WAIT_SECONDS = 2.0  # a stale server refuses its last command, then exits: its successor waits
+SPARE_AFTER = 0.5  # seconds after a hand-over, at the latest, the next spare is forked
 SPARE_NAME, WORKER_NAME = "composer-spare", "composer-cmd"  # process names (15 characters at most)
 # Modules a command may import, pre-imported so that no worker pays for them.
 _PACKAGES = ("composer.cli", "composer.spec", "composer.planner", "composer.backends", "composer")
@@ -195,28 +196,37 @@ def _accept_commands(listener: socket.socket, lock: int, snapshot: dict[str, tup
     """Hand each command to a worker until idle for ``idle`` seconds, or stale.
 
     The worker is forked ahead of its command (a spare): forking a process this size takes
-    ~2.5 ms, which the command would otherwise wait for. The next spare is forked once a command
-    has been handed over, while that command runs."""
+    ~2.5 ms, which the command would otherwise wait for. The next spare is forked once the
+    command handed over is done (its worker's report has come), or SPARE_AFTER seconds later when
+    it runs on: forking and copying pages meanwhile would take CPU from that command."""
     workers: set[int] = set()
-    reporting: dict[int, socket.socket] = {}  # worker pid -> where it reports the pages it wrote
+    reports: dict[int, _Report] = {}  # worker pid -> the pages it wrote, coming once its command is done
     written: set[int] = set()  # pages commands wrote: each spare copies them ahead
     spare: _Spare | None = None
+    spare_due = 0.0
     deadline = time.monotonic() + idle
     try:
         while not _stop_requested:
-            if spare is None:
+            now = time.monotonic()
+            if spare is None and now >= spare_due:
                 spare = _Spare(listener, lock, written)
                 workers.add(spare.pid)
-            readable, _, _ = select.select([listener], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
+            wait = min(1.0, deadline - now) if spare is not None else spare_due - now
+            channels = [report.channel for report in reports.values()]
+            readable, _, _ = select.select([listener, *channels], [], [], max(0.0, wait))
             _reap(workers)
-            for pid in [pid for pid in reporting if pid not in workers]:
-                written |= _report(reporting.pop(pid))
-            if spare.pid not in workers:  # it died (killed by someone): another one
+            for pid, report in list(reports.items()):
+                if report.channel in readable or pid not in workers:
+                    pages_written = report.read()
+                    if pages_written is not None:  # complete: the worker is done
+                        written |= pages_written
+                        del reports[pid]
+                        spare_due = 0.0
+            if spare is not None and spare.pid not in workers:  # it died (killed by someone): another one
                 spare.channel.close()
                 spare = None
-                continue
-            if not readable:
-                if workers == {spare.pid} and time.monotonic() >= deadline:
+            if listener not in readable:
+                if spare is not None and workers == {spare.pid} and time.monotonic() >= deadline:
                     return
                 continue
             connection, _ = listener.accept()
@@ -228,12 +238,41 @@ def _accept_commands(listener: socket.socket, lock: int, snapshot: dict[str, tup
                     with contextlib.suppress(OSError):
                         connection.sendall(b"R" + bytes(FRAME - 1))
                     return
+                if spare is None:  # none ready: fork one now
+                    spare = _Spare(listener, lock, written)
+                    workers.add(spare.pid)
                 spare.hand(connection)
-                reporting[spare.pid] = spare.channel
+                reports[spare.pid] = _Report(spare.channel)
                 spare = None
+                spare_due = time.monotonic() + SPARE_AFTER
     finally:
-        for channel in [*reporting.values(), *([spare.channel] if spare is not None else [])]:
+        for channel in [*(r.channel for r in reports.values()), *([spare.channel] if spare is not None else [])]:
             channel.close()
+
+
+class _Report:
+    """The pages a worker reports once its command is done, read as they come (never blocking)."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+        self.data = b""
+        channel.setblocking(False)
+
+    def read(self) -> set[int] | None:
+        """The pages, once the worker has closed its end (exited); None until then."""
+        import array
+
+        try:
+            while chunk := self.channel.recv(1 << 16):
+                self.data += chunk
+        except BlockingIOError:
+            return None
+        except OSError:
+            pass
+        self.channel.close()
+        runs = array.array("Q")
+        runs.frombytes(self.data[: len(self.data) - len(self.data) % (2 * runs.itemsize)])
+        return pages.pages_of(runs)
 
 
 class _Spare:
@@ -275,21 +314,6 @@ class _Spare:
 def _send_report(channel: socket.socket, runs: Any) -> None:
     with contextlib.suppress(OSError):  # a report too big for the pair's buffer is dropped, never waited for
         channel.send(runs.tobytes(), socket.MSG_DONTWAIT)
-
-
-def _report(channel: socket.socket) -> set[int]:
-    """The pages an exited worker wrote (nothing when it did not report)."""
-    import array
-
-    data = b""
-    with channel:
-        channel.setblocking(False)
-        with contextlib.suppress(OSError):
-            while chunk := channel.recv(1 << 16):
-                data += chunk
-    runs = array.array("Q")
-    runs.frombytes(data[: len(data) - len(data) % (2 * runs.itemsize)])
-    return pages.pages_of(runs)
 
 
 def _name_process(name: str) -> None:
