@@ -412,3 +412,15 @@ def test_twenty_up_down_cycles_leave_nothing(env: tuple[Runtime, NetworkManager,
             s.down()
     assert host_snapshot() == before
     assert not any(p for p in env[1].run_root.rglob("*") if p.is_file() and p.name != ".lock")
+
+
+def test_reserved_addresses_are_given_back_when_the_start_never_reaches_the_hook(stack: Stack) -> None:
+    stack.network("default")
+    container = f"{stack.project}-ghost-1"
+    service = ServiceConfig(name="ghost", image=stack.record.reference)
+    hook = stack.manager.on_netns(stack.project, container, service, [Attachment(f"{stack.project}_default")])
+    hook.prepare()  # as spawn does while PID 1 is on its way
+    reserved = stack.manager.endpoints(container)
+    assert reserved[f"{stack.project}_default"]["ipv4"]
+    hook.abandon()  # PID 1 failed before it asked for its network
+    assert stack.manager.endpoints(container) == {}

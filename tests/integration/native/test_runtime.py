@@ -624,7 +624,10 @@ def spare_box(image: tuple[ImageStore, ImageRecord], session_root: Path) -> Iter
         b.cleanup()
         rt.forkserver.close()
         deadline = time.monotonic() + 10  # a dismissed spare removes its cgroup, then exits
-        while spare_cgroups(parent) and time.monotonic() < deadline:
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 0.5:  # one in the making too
+            if spare_cgroups(parent):
+                quiet_since = time.monotonic()
             time.sleep(0.05)
         residue(rt)
 

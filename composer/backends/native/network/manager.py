@@ -29,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,13 +331,9 @@ class NetworkManager:
     # --- containers ----------------------------------------------------------------------------
 
     def on_netns(self, project: str, container: str, service: Any, networks: Sequence[Attachment], *,
-                 run_dir: Path | str | None = None) -> Callable[[int], None]:
+                 run_dir: Path | str | None = None) -> NetnsHook:
         """The hook for ``Runtime.start(on_netns=...)``: attaches the container's namespace."""
-
-        def hook(pid: int) -> None:
-            self.attach(project, container, service, networks, netns=f"/proc/{pid}/ns/net", run_dir=run_dir)
-
-        return hook
+        return NetnsHook(self, project, container, service, networks, run_dir)
 
     def attach(self, project: str, container: str, service: Any, networks: Sequence[Attachment], *,
                netns: str, run_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
@@ -350,6 +346,12 @@ class NetworkManager:
         :raises NotFoundError: a network that does not exist.
         :raises BackendError: a bad static address, netlink or iptables failing.
         """
+        reservation = self.reserve(project, container, service, networks)
+        return self.connect(reservation, netns=netns, run_dir=run_dir)
+
+    def reserve(self, project: str, container: str, service: Any, networks: Sequence[Attachment]) -> Reservation:
+        """The first half of ``attach``, which needs no namespace yet: the container's addresses
+        and published ports, taken in the networks' state. On error nothing stays taken."""
         ports = expand_ports(getattr(service, "ports", ()) or ())
         endpoints: dict[str, dict[str, Any]] = {}
         try:
@@ -369,16 +371,27 @@ class NetworkManager:
                 for state, attachment in zip(states, networks, strict=True):
                     state["endpoints"][container] = endpoints[attachment.network]
                     _atomic_json(self._path(attachment.network), state)
-            self._plumb(netns, states, networks, endpoints)
+        except BaseException:
+            self.detach(project, container)
+            raise
+        return Reservation(project, container, service, tuple(networks), states, endpoints, ports)
+
+    def connect(self, reservation: Reservation, *, netns: str,
+                run_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
+        """The second half of ``attach``: the reserved addresses plumbed into ``netns``, ports
+        published, ``run_dir``'s files rewritten. On error everything is undone, the reservation too."""
+        states, endpoints, ports = reservation.states, reservation.endpoints, reservation.ports
+        try:
+            self._plumb(netns, states, reservation.networks, endpoints)
             if ports and states:
                 first = states[0]
                 rules = [firewall.PortRule(p.protocol, p.host_ip, p.host_port, endpoints[first["name"]]["ipv4"],
                                            p.target) for p in ports]
-                firewall.add_ports(first["bridge"], container, rules)
+                firewall.add_ports(first["bridge"], reservation.container, rules)
             if run_dir is not None:
-                self._write_etc(Path(run_dir), service, states, endpoints)
+                self._write_etc(Path(run_dir), reservation.service, states, endpoints)
         except BaseException:
-            self.detach(project, container)
+            self.detach(reservation.project, reservation.container)
             raise
         return endpoints
 
@@ -671,3 +684,58 @@ class NetworkManager:
                 folder.rmdir()
         with contextlib.suppress(OSError):
             folder.parent.rmdir()
+
+
+class Reservation:
+    """What ``NetworkManager.reserve`` took for a container, for ``connect``."""
+
+    __slots__ = ("container", "endpoints", "networks", "ports", "project", "service", "states")
+
+    def __init__(self, project: str, container: str, service: Any, networks: tuple[Attachment, ...],
+                 states: list[dict[str, Any]], endpoints: dict[str, dict[str, Any]],
+                 ports: list[PublishedPort]) -> None:
+        self.project = project
+        self.container = container
+        self.service = service
+        self.networks = networks
+        self.states = states
+        self.endpoints = endpoints
+        self.ports = ports
+
+
+class NetnsHook:
+    """``spawn``'s network hook. ``prepare`` (called while the container's PID 1 is on its way, no
+    namespace needed) reserves the addresses and ports; the call with PID 1's pid plumbs them into
+    its namespace; ``abandon`` (the start failed before the call) gives them back."""
+
+    def __init__(self, manager: NetworkManager, project: str, container: str, service: Any,
+                 networks: Sequence[Attachment], run_dir: Path | str | None) -> None:
+        self.manager = manager
+        self.project = project
+        self.container = container
+        self.service = service
+        self.networks = tuple(networks)
+        self.run_dir = run_dir
+        self.reservation: Reservation | None = None
+        self.failure: BaseException | None = None
+
+    def prepare(self) -> None:
+        try:
+            self.reservation = self.manager.reserve(self.project, self.container, self.service, self.networks)
+        except BaseException as exc:  # raised where the start expects it: from the call
+            self.failure = exc
+
+    def __call__(self, pid: int) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.reservation is None:
+            self.prepare()
+            if self.failure is not None:
+                raise self.failure
+        assert self.reservation is not None
+        self.manager.connect(self.reservation, netns=f"/proc/{pid}/ns/net", run_dir=self.run_dir)
+
+    def abandon(self) -> None:
+        if self.reservation is not None:
+            self.reservation = None
+            self.manager.detach(self.project, self.container)

@@ -456,12 +456,10 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     mask = L.bounding_set() if cfg.get("privileged") else L.cap_mask(caps)
     names = {name for name in L.CAPS if mask & (1 << L.CAP_NUMBERS[name])}
     no_new_privs = bool(cfg.get("no_new_privileges"))
-    seccomp = None
-    if cfg.get("seccomp", "default") == "default" and not cfg.get("privileged"):
+    wants_seccomp = cfg.get("seccomp", "default") == "default" and not cfg.get("privileged")
+    if wants_seccomp:
         # Everything imported or dlopen'ed from the host must be loaded before pivot_root.
         from composer.backends.native.runtime.seccomp import Filter
-
-        seccomp = Filter(names, no_new_privs=no_new_privs)
     if cfg.get("ulimits"):
         import resource  # noqa: F401 - imported before pivot_root, used by set_ulimits
     netns = cfg.get("netns")
@@ -477,6 +475,8 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if net_fd >= 0:  # the caller configures /proc/<pid>/ns/net while the root filesystem is built
         answer(sync_fd, {"netns": int(os.readlink("/proc/self"))})  # still the host's /proc here
         os.close(sync_fd)
+    # built once the caller can start on the network (~1 ms of libseccomp): it is loaded at the end
+    seccomp = Filter(names, no_new_privs=no_new_privs) if wants_seccomp else None
     setup_rootfs(cfg, shared_shm)
     if cfg.get("hostname"):
         L.sethostname(cfg["hostname"])
@@ -699,6 +699,11 @@ def spare_monitor(channel_fd: int, parent: str, delay: float) -> int:
 
     channel = socket.socket(fileno=channel_fd)
     time.sleep(delay)  # after the start that asked for it: its own cgroup move goes first
+    try:
+        if channel.recv(16, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b"":
+            return 0  # the forkserver closed meanwhile: no spare to make
+    except BlockingIOError:
+        pass
     layout = cgroups.detect()
     if layout.mode not in ("v1", "hybrid"):
         return 0  # a cgroup2 cgroup cannot be renamed: no spares there

@@ -270,29 +270,51 @@ def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_
             pipe.write(marshal.dumps(config))  # the helper reads it without importing json
     except BrokenPipeError:
         pass
-    if helper is not None:
-        helper.wait()  # it forks the monitor and exits at once (a forkserver reaps its own)
-    hook_error: BaseException | None = None
-    with os.fdopen(sync_r, "rb") as pipe:
-        while True:
-            answer = pipe.readline()
-            if not answer:
-                status = "" if helper is None else f" ({helper.returncode})"
-                raise SpawnError(f"the runtime helper exited{status} without answering")
-            message = json.loads(answer)
-            if "netns" not in message:
-                break
-            try:
-                assert on_netns is not None
-                on_netns(int(message["netns"]))
-            except BaseException as exc:  # PID 1 sees EOF and fails: its answer follows
-                hook_error = exc
-            else:
-                with contextlib.suppress(OSError):
-                    os.write(net[0], b"1")
-            os.close(net.pop())
+    hooked = False
+    try:
+        _prepare(on_netns)  # meanwhile, what needs no namespace yet (a network hook's reservations)
+        if helper is not None:
+            helper.wait()  # it forks the monitor and exits at once (a forkserver reaps its own)
+        hook_error: BaseException | None = None
+        with os.fdopen(sync_r, "rb") as pipe:
+            while True:
+                answer = pipe.readline()
+                if not answer:
+                    status = "" if helper is None else f" ({helper.returncode})"
+                    raise SpawnError(f"the runtime helper exited{status} without answering")
+                message = json.loads(answer)
+                if "netns" not in message:
+                    break
+                hooked = True
+                try:
+                    assert on_netns is not None
+                    on_netns(int(message["netns"]))
+                except BaseException as exc:  # PID 1 sees EOF and fails: its answer follows
+                    hook_error = exc
+                else:
+                    with contextlib.suppress(OSError):
+                        os.write(net[0], b"1")
+                os.close(net.pop())
+    finally:
+        if not hooked:
+            _abandon(on_netns)
     if hook_error is not None:
         raise hook_error
     if not message.get("ok"):
         raise SpawnError(str(message.get("error") or "unknown error").strip().splitlines()[-1])
     return int(message["pid"])
+
+
+def _prepare(on_netns: Callable[[int], None] | None) -> None:
+    """A hook's ``prepare`` (optional: reservations that need no namespace), before PID 1 asks."""
+    prepare = getattr(on_netns, "prepare", None)
+    if prepare is not None:
+        prepare()
+
+
+def _abandon(on_netns: Callable[[int], None] | None) -> None:
+    """A hook that was prepared but never called (the start failed first) gives its reservations back."""
+    abandon = getattr(on_netns, "abandon", None)
+    if abandon is not None:
+        with contextlib.suppress(Exception):
+            abandon()
