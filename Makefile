@@ -26,7 +26,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test demo bench bench-up bench-healthy bench-pull conformance clean
+.PHONY: deps venv install engine test demo bench bench-up bench-run bench-healthy bench-pull conformance clean
 
 deps:
 	@missing=""; \
@@ -78,6 +78,10 @@ bench: install
 # up -d / down -t 0 for 1, 10 and 50 services against Compose v2 on the same engine.
 bench-up: install engine
 	$(BIN)/python bench/up_down_bench.py
+
+# `composer run --rm` of a trivial command on the native backend against docker run --rm and runc run.
+bench-run: install engine
+	$(BIN)/python bench/native_run_bench.py
 
 # A multi-layer image pulled from a local docker-registry: the native backend against docker pull.
 bench-pull: install engine
