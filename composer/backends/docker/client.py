@@ -134,11 +134,15 @@ def connect(endpoint: Endpoint, *, timeout: float = 60) -> Any:
     if base_url.startswith("tcp://") and endpoint.uses_tls:
         base_url = "https://" + base_url.removeprefix("tcp://")
     known = _known_api_version(endpoint)
+    arguments = {"base_url": base_url, "version": known or "auto", "tls": _tls_config(endpoint), "timeout": timeout,
+                 "max_pool_size": MAX_CONNECTIONS}  # version="auto" asks the engine (the socket was probed above)
     try:
-        client = docker.APIClient(
-            base_url=base_url, version=known or "auto", tls=_tls_config(endpoint), timeout=timeout,
-            max_pool_size=MAX_CONNECTIONS,
-        )  # version="auto" asks the engine its version (the unix socket was probed above)
+        if base_url.startswith("unix://"):
+            from composer.backends.docker.transport import fast_client
+
+            client = fast_client(base_url.removeprefix("unix://"), **arguments)
+        else:
+            client = docker.APIClient(**arguments)
     except Exception as exc:
         # Whatever failed (socket missing, refused, TLS, version negotiation), the engine is not usable.
         error = unavailable(endpoint.host)

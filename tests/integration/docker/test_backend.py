@@ -249,3 +249,36 @@ def test_the_negotiated_api_version_is_remembered_per_engine_run(tmp_path: Any, 
         time.sleep(0.05)  # past the file system's timestamp granularity: a daemon restart takes longer
     assert None not in names
     assert names[0] != names[1]
+
+
+def test_plain_calls_share_one_kept_alive_connection_and_errors_stay_docker_pys(docker_api: Any) -> None:
+    import os
+
+    import docker.errors
+
+    from composer.backends.docker import transport
+    from composer.backends.docker.client import connect, resolve_endpoint
+
+    endpoint = resolve_endpoint(os.environ)
+    if not endpoint.host.startswith("unix://"):
+        pytest.skip("the fast transport is for an engine on a unix socket")
+    api = connect(endpoint)
+    try:
+        assert api.ping() is True
+        first = transport._local.connection
+        assert first is not None
+        assert api.version()["ApiVersion"] == docker_api.version()["ApiVersion"]
+        names = {n["Name"] for n in api.networks(filters={"name": "bridge"})}
+        assert "bridge" in names
+        assert transport._local.connection is first  # kept alive, reused
+        with pytest.raises(docker.errors.NotFound) as missing:
+            api.inspect_container(f"composer-no-such-{time.time_ns()}")
+        assert missing.value.status_code == 404
+        assert "No such container" in str(missing.value)
+        with pytest.raises(docker.errors.APIError):
+            api.create_container("composer-test/busybox:latest", name="bad name with spaces")
+        stream = api.events(since=0, until=1, decode=True)  # a stream: requests' path, unchanged
+        assert list(stream) == []
+    finally:
+        api.close()
+    assert transport._local.connection is None  # closed with its client
