@@ -27,7 +27,7 @@ Down, stop and start live in composer.planner.teardown and are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -127,6 +127,7 @@ class _Up:
         self.started: dict[str, list[int]] = {}  # service -> ops after which its containers run
         self.targets: dict[str, list[ContainerTarget]] = {}  # service -> its containers, once converged
         self.recreated: set[str] = set()
+        self.starts: list[Callable[[], None]] = []  # added once every container is created (see run)
 
     def run(self) -> Plan:
         graph = service_graph(self.project)
@@ -139,6 +140,11 @@ class _Up:
         self._orphans()
         for service_name in order:
             self._service(self.project.services[service_name])
+        # As v2 does, every container is created (or recreated) before any starts: the engine then
+        # creates them all at once instead of interleaving starts with the remaining creates.
+        self.plan.gate(op for ops in self.created.values() for op in ops)
+        for add_start in self.starts:
+            add_start()
         if self.options.wait and not self.options.no_start:
             self._wait_ready(order)
         return self.plan.build()
@@ -298,10 +304,13 @@ class _Up:
             return
         restart = self._restart_cause(service)
         if restart is not None:
-            grace = grace_seconds(service, self.options.timeout)
-            stop = self.plan.add(OpKind.STOP_CONTAINER, resource_id, restart,
-                                 ContainerPayload(target, grace_seconds=grace), self._waits(service))
-            self._start(service, resource_id, target, restart, [stop])
+            self.starts.append(lambda: self._restart(service, resource_id, target, restart))
+
+    def _restart(self, service: ServiceConfig, resource_id: str, target: ContainerTarget, cause: str) -> None:
+        grace = grace_seconds(service, self.options.timeout)
+        stop = self.plan.add(OpKind.STOP_CONTAINER, resource_id, cause,
+                             ContainerPayload(target, grace_seconds=grace), self._waits(service))
+        self._add_start(service, resource_id, target, cause, [stop])
 
     def _new(self, service: ServiceConfig, number: int) -> None:
         name = container_name(self.project.name, service, number)
@@ -341,6 +350,10 @@ class _Up:
 
     def _start(self, service: ServiceConfig, resource_id: str, target: ContainerTarget, cause: str,
                deps: list[int]) -> None:
+        self.starts.append(lambda: self._add_start(service, resource_id, target, cause, deps))
+
+    def _add_start(self, service: ServiceConfig, resource_id: str, target: ContainerTarget, cause: str,
+                   deps: list[int]) -> None:
         start = self.plan.add(OpKind.START_CONTAINER, resource_id, cause, ContainerPayload(target),
                               deps + self._waits(service))
         self.started[service.name].append(start)

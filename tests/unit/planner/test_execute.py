@@ -101,17 +101,30 @@ async def test_failure_skips_dependents_and_reports_every_failure(load: LoadFn) 
     project = load(INDEPENDENT)
     backend = MemoryBackend()
     backend.fail("start_container", "demo-db-1")
-    backend.fail("create_container", "demo-other-1")
+    backend.fail("start_container", "demo-other-1")
     with pytest.raises(ExecutionError) as info:
         await execute(reconcile_up(project, ObservedState("demo")), backend, poll_interval=POLL)
     failures = info.value.failures
     assert [(f.resource_id, f.action) for f in failures] == [
-        ("service:db:1", "StartContainer"), ("service:other:1", "CreateContainer")]
+        ("service:db:1", "StartContainer"), ("service:other:1", "StartContainer")]
     assert str(info.value) == ("start_container demo-db-1: simulated failure\n"
-                               "create_container demo-other-1: simulated failure")
+                               "start_container demo-other-1: simulated failure")
     # web was created (it only needs db to exist) but never started: its wait on db was skipped
     assert "demo-web-1" in backend.call_names("create_container")
     assert "demo-web-1" not in backend.call_names("start_container")
+
+
+async def test_a_failed_create_starts_nothing(load: LoadFn) -> None:
+    """As v2: every container is created before any starts, so a failed create leaves the others
+    created but not started."""
+    project = load(INDEPENDENT)
+    backend = MemoryBackend()
+    backend.fail("create_container", "demo-other-1")
+    with pytest.raises(ExecutionError) as info:
+        await execute(reconcile_up(project, ObservedState("demo")), backend, poll_interval=POLL)
+    assert [(f.resource_id, f.action) for f in info.value.failures] == [("service:other:1", "CreateContainer")]
+    assert set(backend.call_names("create_container")) == {"demo-db-1", "demo-other-1", "demo-web-1"}
+    assert backend.call_names("start_container") == []
 
 
 HEALTH = """

@@ -68,17 +68,17 @@ def test_first_up_creates_everything_in_dependency_order(load: LoadFn) -> None:
         [1 2 3 4] -> #5 network:default, CreateNetwork, not found
         [1 2 3 4] -> #6 volume:data, CreateVolume, not found
         [2 5 6] -> #7 service:db:1, CreateContainer, no existing container
-        [7] -> #8 service:db:1, StartContainer, created
-        [3 5 7] -> #9 service:migrate:1, CreateContainer, no existing container
-        [8] -> #10 service:db, WaitCondition, service_healthy, required by migrate
-        [9 10] -> #11 service:migrate:1, StartContainer, created
-        [1 5 7 9] -> #12 service:api:1, CreateContainer, no existing container
-        [8] -> #13 service:db, WaitCondition, service_healthy, required by api
-        [11] -> #14 service:migrate, WaitCondition, service_completed_successfully, required by api
-        [12 13 14] -> #15 service:api:1, StartContainer, created
-        [4 5 12] -> #16 service:web:1, CreateContainer, no existing container
-        [15] -> #17 service:api, WaitCondition, service_started, required by web
-        [16 17] -> #18 service:web:1, StartContainer, created
+        [3 5 7] -> #8 service:migrate:1, CreateContainer, no existing container
+        [1 5 7 8] -> #9 service:api:1, CreateContainer, no existing container
+        [4 5 9] -> #10 service:web:1, CreateContainer, no existing container
+        [7 8 9 10] -> #11 service:db:1, StartContainer, created
+        [11] -> #12 service:db, WaitCondition, service_healthy, required by migrate
+        [8 12] -> #13 service:migrate:1, StartContainer, created
+        [11] -> #14 service:db, WaitCondition, service_healthy, required by api
+        [13] -> #15 service:migrate, WaitCondition, service_completed_successfully, required by api
+        [9 14 15] -> #16 service:api:1, StartContainer, created
+        [16] -> #17 service:api, WaitCondition, service_started, required by web
+        [10 17] -> #18 service:web:1, StartContainer, created
     """)
     assert plan.warnings == ()
 
@@ -102,7 +102,7 @@ def test_changed_service_is_recreated_and_restart_dependents_restarted(load: Loa
         [4] -> #5 service:db:1, RenameContainer, replaced by #2 [recreate:db:1]
         [5] -> #6 service:db:1, StartContainer, recreated
         [6] -> #7 service:db, WaitCondition, service_healthy, required by api
-        [1] -> #8 service:migrate, WaitCondition, service_completed_successfully, required by api
+        [5] -> #8 service:migrate, WaitCondition, service_completed_successfully, required by api
         [7 8] -> #9 service:api:1, StopContainer, dependency db recreated
         [7 8 9] -> #10 service:api:1, StartContainer, dependency db recreated
     """)
@@ -207,7 +207,7 @@ def test_force_recreate_recreates_unchanged_selected_services(load: LoadFn) -> N
         [1] -> #2 service:web:1, StopContainer, replaced by #1 [recreate:web:1]
         [2] -> #3 service:web:1, RemoveContainer, replaced by #1 [recreate:web:1]
         [3] -> #4 service:web:1, RenameContainer, replaced by #1 [recreate:web:1]
-        [] -> #5 service:api, WaitCondition, service_started, required by web
+        [4] -> #5 service:api, WaitCondition, service_started, required by web
         [4 5] -> #6 service:web:1, StartContainer, recreated
     """)
 
@@ -242,12 +242,12 @@ def test_wait_adds_a_wait_ready_per_service(load: LoadFn) -> None:
     assert plan.render() == golden("""
         [] -> #1 network:default, CreateNetwork, not found
         [1] -> #2 service:web:1, CreateContainer, no existing container
-        [2] -> #3 service:web:1, StartContainer, created
-        [1] -> #4 service:web:2, CreateContainer, no existing container
-        [4] -> #5 service:web:2, StartContainer, created
-        [1] -> #6 service:web:3, CreateContainer, no existing container
-        [6] -> #7 service:web:3, StartContainer, created
-        [3 5 7] -> #8 service:web, WaitReady, --wait
+        [1] -> #3 service:web:2, CreateContainer, no existing container
+        [1] -> #4 service:web:3, CreateContainer, no existing container
+        [2 3 4] -> #5 service:web:1, StartContainer, created
+        [2 3 4] -> #6 service:web:2, StartContainer, created
+        [2 3 4] -> #7 service:web:3, StartContainer, created
+        [5 6 7] -> #8 service:web, WaitReady, --wait
     """)
 
 
@@ -266,16 +266,18 @@ def test_every_pull_comes_before_anything_else(load: LoadFn) -> None:
         [] -> #1 image:nginx, PullImage, image not found
         [1] -> #2 network:default, CreateNetwork, not found
         [1] -> #3 volume:data, CreateVolume, not found
-        [1] -> #4 service:cache:1, StartContainer, container is exited
-        [1 2 3] -> #5 service:web:1, CreateContainer, no existing container
-        [5] -> #6 service:web:1, StartContainer, created
+        [1 2 3] -> #4 service:web:1, CreateContainer, no existing container
+        [4] -> #5 service:cache:1, StartContainer, container is exited
+        [4] -> #6 service:web:1, StartContainer, created
     """)
-    # with nothing to pull, nothing waits
+    # with nothing to pull, nothing waits but the starts, for every container to be created (as v2)
     present = reconcile_up(project, ObservedState("demo", stopped, images=frozenset({"nginx", "redis"})))
-    assert present.render().splitlines()[:3] == [
+    assert present.render().splitlines() == [
         "[] -> #1 network:default, CreateNetwork, not found",
         "[] -> #2 volume:data, CreateVolume, not found",
-        "[] -> #3 service:cache:1, StartContainer, container is exited",
+        "[1 2] -> #3 service:web:1, CreateContainer, no existing container",
+        "[3] -> #4 service:cache:1, StartContainer, container is exited",
+        "[3] -> #5 service:web:1, StartContainer, created",
     ]
 
 
