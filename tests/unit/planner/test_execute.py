@@ -15,6 +15,7 @@ from composer.events import EventStatus, ListSink
 from composer.planner.execute import execute, parallel_limit
 from composer.planner.observed import ObservedState
 from composer.planner.reconcile import DownOptions, UpOptions, reconcile_down, reconcile_up
+from composer.spec.models import Project
 from tests.unit.planner.conftest import LoadFn
 from tests.unit.planner.test_reconcile import STACK
 
@@ -28,6 +29,15 @@ INDEPENDENT = """
       other: {image: busybox}
       web: {image: nginx, depends_on: [db]}
 """
+
+
+async def _failed_up(project: Project, backend: MemoryBackend, *failing: tuple[str, str]) -> ExecutionError:
+    """The error of a first ``up`` of ``project`` whose backend fails each (method, target)."""
+    for method, target in failing:
+        backend.fail(method, target)
+    with pytest.raises(ExecutionError) as info:
+        await execute(reconcile_up(project, ObservedState("demo")), backend, poll_interval=POLL)
+    return info.value
 
 
 def _index(backend: MemoryBackend, method: str, target: str) -> int:
@@ -98,16 +108,12 @@ def test_parallel_limit_from_environment() -> None:
 
 
 async def test_failure_skips_dependents_and_reports_every_failure(load: LoadFn) -> None:
-    project = load(INDEPENDENT)
     backend = MemoryBackend()
-    backend.fail("start_container", "demo-db-1")
-    backend.fail("start_container", "demo-other-1")
-    with pytest.raises(ExecutionError) as info:
-        await execute(reconcile_up(project, ObservedState("demo")), backend, poll_interval=POLL)
-    failures = info.value.failures
-    assert [(f.resource_id, f.action) for f in failures] == [
+    error = await _failed_up(load(INDEPENDENT), backend, ("start_container", "demo-db-1"),
+                             ("start_container", "demo-other-1"))
+    assert [(f.resource_id, f.action) for f in error.failures] == [
         ("service:db:1", "StartContainer"), ("service:other:1", "StartContainer")]
-    assert str(info.value) == ("start_container demo-db-1: simulated failure\n"
+    assert str(error) == ("start_container demo-db-1: simulated failure\n"
                                "start_container demo-other-1: simulated failure")
     # web was created (it only needs db to exist) but never started: its wait on db was skipped
     assert "demo-web-1" in backend.call_names("create_container")
@@ -117,12 +123,9 @@ async def test_failure_skips_dependents_and_reports_every_failure(load: LoadFn) 
 async def test_a_failed_create_starts_nothing(load: LoadFn) -> None:
     """As v2: every container is created before any starts, so a failed create leaves the others
     created but not started."""
-    project = load(INDEPENDENT)
     backend = MemoryBackend()
-    backend.fail("create_container", "demo-other-1")
-    with pytest.raises(ExecutionError) as info:
-        await execute(reconcile_up(project, ObservedState("demo")), backend, poll_interval=POLL)
-    assert [(f.resource_id, f.action) for f in info.value.failures] == [("service:other:1", "CreateContainer")]
+    error = await _failed_up(load(INDEPENDENT), backend, ("create_container", "demo-other-1"))
+    assert [(f.resource_id, f.action) for f in error.failures] == [("service:other:1", "CreateContainer")]
     assert set(backend.call_names("create_container")) == {"demo-db-1", "demo-other-1", "demo-web-1"}
     assert backend.call_names("start_container") == []
 
@@ -212,12 +215,9 @@ async def test_down_leaves_nothing(load: LoadFn) -> None:
 
 
 async def test_failed_pull_leaves_nothing_behind(load: LoadFn) -> None:
-    project = load(STACK)
     backend = MemoryBackend()
-    backend.fail("ensure_image", "nginx")
-    with pytest.raises(ExecutionError) as info:
-        await execute(reconcile_up(project, ObservedState("demo")), backend, poll_interval=POLL)
-    assert [(f.resource_id, f.action) for f in info.value.failures] == [("image:nginx", "PullImage")]
+    error = await _failed_up(load(STACK), backend, ("ensure_image", "nginx"))
+    assert [(f.resource_id, f.action) for f in error.failures] == [("image:nginx", "PullImage")]
     assert backend.networks == {}
     assert backend.volumes == {}
     assert backend.containers == {}
