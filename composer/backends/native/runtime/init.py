@@ -827,12 +827,8 @@ def main(argv: list[str]) -> int:
     os.set_inheritable(sync_fd, False)
     if net_fd >= 0:
         os.set_inheritable(net_fd, False)
-    data = b""
-    while chunk := os.read(config_fd, 65536):
-        data += chunk
-    os.close(config_fd)
     try:
-        cfg = marshal.loads(data)  # spawn() writes it so: no json import here (see dumps)
+        cfg = _read_config(config_fd)
     except (ValueError, EOFError, TypeError) as exc:
         answer(sync_fd, {"ok": False, "error": f"bad configuration: {exc}"})
         return 2
