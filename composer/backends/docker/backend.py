@@ -50,6 +50,16 @@ if TYPE_CHECKING:
     from composer.planner.observed import ObservedState
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
+STARTS_AT_ONCE = 12
+"""Container starts sent to the engine at once. A start is CPU-bound in the engine (shim, runc, the
+embedded DNS's iptables): 50 at once took ~5% longer than 12 at once here (2 cores, dockerd 20.10)."""
+KILLS_AT_ONCE = 8
+"""Stops without a grace period (and forced removals) sent to the engine at once. Such a stop is the
+engine's clean-up alone: it moves the container's interface back to the host and deletes it under the
+kernel's one rtnl lock, with an RCU barrier inside it. 50 at once contend for that lock so badly that
+`down -t 0` of 50 containers took ~3.7 s, 8 at once ~2.7 s. Stops with a grace period are not limited:
+a container may take all of it, and v2 waits for all of them at once."""
+
 _INTERVALS = {"daily": 86_400.0, "weekly": 7 * 86_400.0}
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 7 * 86_400.0}
 
@@ -91,6 +101,9 @@ class DockerBackend:
     ) -> None:
         self.endpoint = endpoint or resolve_endpoint(os.environ if environ is None else environ)
         self._limiter = anyio.CapacityLimiter(max_threads)
+        self._start_limiter = anyio.CapacityLimiter(min(max_threads, STARTS_AT_ONCE))
+        self._kill_limiter = anyio.CapacityLimiter(min(max_threads, KILLS_AT_ONCE))
+        self._removal_limiter = anyio.CapacityLimiter(min(max_threads, KILLS_AT_ONCE))
         self._client: Any = client
         self._connect_lock = threading.Lock()
 
@@ -103,14 +116,17 @@ class DockerBackend:
                 self._client = connect(self.endpoint)
             return self._client
 
-    async def _run(self, operation: str, call: Callable[[Any], Any]) -> Any:
-        """``call(api)`` in a worker thread, with engine errors translated."""
+    async def _run(
+        self, operation: str, call: Callable[[Any], Any], *, limiter: anyio.CapacityLimiter | None = None,
+    ) -> Any:
+        """``call(api)`` in a worker thread (one of ``limiter``'s, by default any), with engine errors
+        translated."""
 
         def run() -> Any:
             with translated(operation, host=self.endpoint.host):
                 return call(self._api())
 
-        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(run, limiter=limiter or self._limiter)
 
     # --- observation ----------------------------------------------------------------------
 
@@ -273,16 +289,21 @@ class DockerBackend:
         return ContainerRef(container_id, args.name)
 
     async def start_container(self, ref: ContainerRef) -> None:
-        await self._run("start", lambda api: api.start(ref.container_id))
+        await self._run("start", lambda api: api.start(ref.container_id), limiter=self._start_limiter)
 
     async def stop_container(self, ref: ContainerRef, *, grace_seconds: float) -> None:
-        await self._run("stop", lambda api: api.stop(ref.container_id, timeout=max(0, round(grace_seconds))))
+        timeout = max(0, round(grace_seconds))
+        await self._run("stop", lambda api: api.stop(ref.container_id, timeout=timeout),
+                        limiter=None if timeout else self._kill_limiter)
 
     async def kill_container(self, ref: ContainerRef, *, signal: str) -> None:
         await self._run("kill", lambda api: api.kill(ref.container_id, signal=signal))
 
     async def remove_container(self, ref: ContainerRef, *, remove_volumes: bool) -> None:
-        await self._run("remove", lambda api: api.remove_container(ref.container_id, v=remove_volumes, force=True))
+        # A running container's removal is a stop without grace; a stopped one's, in `down`, then
+        # waits for none of the stops.
+        await self._run("remove", lambda api: api.remove_container(ref.container_id, v=remove_volumes, force=True),
+                        limiter=self._removal_limiter)
 
     async def rename_container(self, ref: ContainerRef, new_name: str) -> None:
         await self._run("rename", lambda api: api.rename(ref.container_id, new_name))

@@ -282,3 +282,69 @@ def test_plain_calls_share_one_kept_alive_connection_and_errors_stay_docker_pys(
     finally:
         api.close()
     assert transport._local.connection is None  # closed with its client
+
+
+class _InFlight:
+    """A real docker-py client whose calls of some methods are counted while they are in flight."""
+
+    def __init__(self, api: Any, methods: tuple[str, ...]) -> None:
+        import threading
+
+        self._api = api
+        self._methods = methods
+        self._lock = threading.Lock()
+        self.now = dict.fromkeys(methods, 0)
+        self.most = dict.fromkeys(methods, 0)
+
+    def reset(self) -> None:
+        self.most = dict.fromkeys(self._methods, 0)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._api, name)
+        if name not in self._methods:
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.now[name] += 1
+                self.most[name] = max(self.most[name], self.now[name])
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.now[name] -= 1
+
+        return counted
+
+
+async def test_starts_and_stops_without_grace_are_sent_a_few_at_once(busybox_image: str, project_name: str) -> None:
+    import os
+
+    from composer.backends.docker.backend import KILLS_AT_ONCE, STARTS_AT_ONCE
+    from composer.backends.docker.client import connect, resolve_endpoint
+
+    api = _InFlight(connect(resolve_endpoint(os.environ)), ("start", "stop"))
+    backend = DockerBackend(client=api)
+    try:
+        # sleep as PID 1 ignores SIGTERM: a stop with a grace period lasts all of it
+        service = {"name": "s", "command": ["sleep", "300"]}
+        refs = [await backend.create_container(spec(project_name, busybox_image, service, number=number))
+                for number in range(1, STARTS_AT_ONCE + 2)]
+
+        async def each(call: Callable[[ContainerRef], Any]) -> None:
+            async with anyio.create_task_group() as group:
+                for ref in refs:
+                    group.start_soon(call, ref)
+
+        await each(backend.start_container)
+        assert 1 <= api.most["start"] <= STARTS_AT_ONCE
+        await each(lambda ref: backend.stop_container(ref, grace_seconds=1))
+        assert api.most["stop"] == len(refs)  # each waits its grace period: all at once, as v2
+        assert {(await backend.container_state(ref)).status for ref in refs} == {"exited"}
+        await each(backend.start_container)
+        api.reset()
+        await each(lambda ref: backend.stop_container(ref, grace_seconds=0))
+        assert 1 <= api.most["stop"] <= KILLS_AT_ONCE
+        assert {(await backend.container_state(ref)).status for ref in refs} == {"exited"}
+    finally:
+        await backend.aclose()
