@@ -51,12 +51,24 @@ async def up(
 
     :raises composer.errors.ComposerError: planning or execution failed.
     """
+    from dataclasses import replace
+
+    from composer.planner.execute import execute
     from composer.planner.observe import observe_project
-    from composer.planner.reconcile import reconcile_up
+    from composer.planner.operations import Plan as PlanValue
+    from composer.planner.reconcile import reconcile_up, reconcile_up_images
 
     observed = await observe_project(backend, project.name, project, images="project")
-    plan = reconcile_up(project, observed, options)
-    return await _execute(plan, backend, sink, parallel, dry_run)
+    images = reconcile_up_images(project, observed, options)
+    if dry_run or images.is_empty:
+        return await _execute(reconcile_up(project, observed, options), backend, sink, parallel, dry_run)
+    # As v2: pull and build first, then compare the containers with the images as they are now
+    # (a container whose image changed is recreated, and new ones are labelled with the new ids).
+    await execute(images, backend, sink or NullSink(), parallel=parallel)
+    observed = await observe_project(backend, project.name, project, images="project")
+    plan = reconcile_up(project, observed, replace(options, images_ready=True))
+    await execute(plan, backend, sink or NullSink(), parallel=parallel)
+    return Outcome(PlanValue(images.operations + plan.operations, plan.warnings), True)
 
 
 async def down(
@@ -345,12 +357,17 @@ async def run(
     from composer.planner.execute import execute
     from composer.planner.observe import observe_project
     from composer.planner.operations import ContainerTarget, WaitPayload
+    from composer.planner.specs import image_name
     from composer.planner.wait import wait_for
 
     out = sink or NullSink()
     observed = await observe_project(backend, project.name, project, images="project")
     plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull)
     await execute(plan, backend, out, parallel=parallel)
+    image = image_name(project.name, project.service(service_name))
+    if any(operation.resource_id == f"image:{image}" for operation in plan.operations):
+        observed = await backend.observe(project.name, images=(image,))  # pulled or built just now
+    image_id = observed.image_id(image)
     if not no_deps and project.service(service_name).depends_on:  # the dependencies' containers, as they are now
         observed = await backend.observe(project.name, images=())
         for dependency, condition, required in dependency_waits(project, service_name, observed):
@@ -363,7 +380,7 @@ async def run(
                 if required:
                     raise
                 out.emit(Event(f"service:{dependency}", EventStatus.WARNING, "Warning", str(exc)))
-    spec = oneoff_spec(project, service_name, options, secrets.token_hex(32))
+    spec = oneoff_spec(project, service_name, options, secrets.token_hex(32), image_id=image_id)
     ref = await backend.create_container(spec)
     if streams is None:
         await backend.start_container(ref)

@@ -140,7 +140,8 @@ def reconcile_run_prerequisites(
 
     project.service(service_name)
     others = tuple(c for c in observed.containers if c.service_name != service_name)
-    hidden = State(observed.project_name, others, observed.networks, observed.volumes, observed.images)
+    hidden = State(observed.project_name, others, observed.networks, observed.volumes, observed.images,
+                   image_ids=observed.image_ids)
     options = UpOptions(services=(service_name,), no_deps=no_deps, scale={service_name: 0}, pull=pull)
     plan = reconcile_up(project, hidden, options)
     return Plan(plan.operations, ())  # orphan warnings are up's business
@@ -179,14 +180,16 @@ def oneoff_service(service: ServiceConfig, options: RunOptions) -> ServiceConfig
     return service.model_copy(update=update)
 
 
-def oneoff_spec(project: Project, service_name: str, options: RunOptions, slug: str) -> ContainerSpec:
-    """The ContainerSpec of a one-off container of ``service_name`` (``slug``: 64 hex digits)."""
+def oneoff_spec(project: Project, service_name: str, options: RunOptions, slug: str, *,
+                image_id: str | None = None) -> ContainerSpec:
+    """The ContainerSpec of a one-off container of ``service_name`` (``slug``: 64 hex digits;
+    ``image_id``: its image's, for v2's image label)."""
     declared = project.service(service_name)
     service = oneoff_service(declared, options)
     name = options.name or oneoff_name(project.name, service_name, slug)
     # A one-off is never reconciled, so its hash label is the service's as declared (known from
     # the CLI's cache) rather than the overridden copy's, whose serializers would cost ~35 ms.
-    spec = container_spec(project, service, 1, name=name, hashed=declared)
+    spec = container_spec(project, service, 1, name=name, hashed=declared, image_id=image_id)
     spec_labels = dict(spec.labels)
     spec_labels.pop(labels.CONTAINER_NUMBER, None)
     spec_labels[labels.ONEOFF] = "True"

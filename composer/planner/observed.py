@@ -65,6 +65,13 @@ class ObservedState:
     images: frozenset[str] = frozenset()  # image references present locally
     project_images: tuple[tuple[str, str], ...] = ()
     """(first tag, service label) of the local images labelled with the project (built by Compose)."""
+    image_ids: tuple[tuple[str, str], ...] = ()
+    """(reference, image id) for each of ``images`` (an id names itself), sorted."""
+
+    def image_id(self, reference: str) -> str | None:
+        """The id of the local image ``reference`` names; None when there is none (or it was not
+        asked about). ``nginx`` is ``nginx:latest``, as in ``images``."""
+        return dict(self.image_ids).get(reference)
 
     def service_containers(self, service_name: str) -> list[ObservedContainer]:
         """The service's non-oneoff containers, by container number."""

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DownOptions", "StopOptions", "UpOptions", "reconcile_down", "reconcile_start", "reconcile_stop", "reconcile_up",
+    "reconcile_up_images",
 ]
 
 ORPHAN_WARNING = (
@@ -92,6 +93,21 @@ class UpOptions:
     wait_timeout: float | None = None
     timeout: float | None = None
     """Seconds to wait for a container to stop before killing it (recreate, scale down)."""
+    images_ready: bool = False
+    """The images were pulled and built already (reconcile_up_images' plan ran): pull or build none."""
+
+
+def reconcile_up_images(project: Project, observed: ObservedState, options: UpOptions | None = None) -> Plan:
+    """The pulls and builds that reconcile_up's plan starts with, alone. Run first, they let a
+    second observation see the images' new ids, as v2 pulls and builds before it compares
+    containers with images.
+
+    :raises SpecValidationError: a selected service does not exist.
+    """
+    options = options or UpOptions()
+    selected = set(options.services or project.services)
+    project = project.with_selected_services(options.services, include_dependencies=not options.no_deps)
+    return _Up(project, observed, options, selected).images_only()
 
 
 def reconcile_up(project: Project, observed: ObservedState, options: UpOptions | None = None) -> Plan:
@@ -129,10 +145,15 @@ class _Up:
         self.recreated: set[str] = set()
         self.starts: list[Callable[[], None]] = []  # added once every container is created (see run)
 
+    def images_only(self) -> Plan:
+        self._images(service_graph(self.project).topological_order())
+        return self.plan.build()
+
     def run(self) -> Plan:
         graph = service_graph(self.project)
         order = graph.topological_order()
-        self._images(order)
+        if not self.options.images_ready:
+            self._images(order)
         # v2 has every image before it creates anything: a failed pull or build leaves nothing behind
         self.plan.gate(self.images.values())
         self._networks()
@@ -271,7 +292,18 @@ class _Up:
             return "--always-recreate-deps"
         if container.config_hash != config_hash(service):
             return "config changed"
+        # v2 compares its image label; the container's own image id says the same of a container
+        # labelled by anyone (or by an older composer, which labelled it with the image's name)
+        image_id = self._image_id(service)
+        if image_id is not None and container.image_id is not None and container.image_id != image_id:
+            return "image changed"
         return None
+
+    def _image_id(self, service: ServiceConfig) -> str | None:
+        """The id of the service's image as observed; None when it is not there (yet)."""
+        if image_name(self.project.name, service) in self.images:
+            return None  # pulled or built by this plan: the new id is not known yet
+        return self.observed.image_id(image_name(self.project.name, service))
 
     def _restart_cause(self, service: ServiceConfig) -> str | None:
         changed = [name for name, dependency in service.depends_on.items()
@@ -315,7 +347,7 @@ class _Up:
     def _new(self, service: ServiceConfig, number: int) -> None:
         name = container_name(self.project.name, service, number)
         resource_id = f"service:{service.name}:{number}"
-        spec = container_spec(self.project, service, number)
+        spec = container_spec(self.project, service, number, image_id=self._image_id(service))
         create = self.plan.add(OpKind.CREATE_CONTAINER, resource_id, "no existing container", CreatePayload(spec),
                                self._create_deps(service))
         self.created[service.name].append(create)
@@ -332,7 +364,8 @@ class _Up:
         old_ref = observed_ref(old)
         temporary = f"{old.container_id[:12]}_{name}"
         replaces = None if self.options.renew_anon_volumes else old_ref
-        spec = container_spec(self.project, service, number, name=temporary, replaces=replaces)
+        spec = container_spec(self.project, service, number, name=temporary, replaces=replaces,
+                              image_id=self._image_id(service))
         create = self.plan.add(OpKind.CREATE_CONTAINER, resource_id, cause, CreatePayload(spec),
                                self._create_deps(service), group=group)
         replaced = f"replaced by #{create}"

@@ -54,9 +54,11 @@ def depends_on_label(service: ServiceConfig) -> str:
 
 
 def container_labels(project: Project, service: ServiceConfig, number: int, *,
-                     hashed: ServiceConfig | None = None) -> dict[str, str]:
+                     hashed: ServiceConfig | None = None, image_id: str | None = None) -> dict[str, str]:
     """The service's own labels, then v2's (which win on a clash). The config hash is that of
-    ``hashed`` when given (a one-off's: its service as the project has it)."""
+    ``hashed`` when given (a one-off's: its service as the project has it). ``image_id`` is the
+    id of the image the container is created from, which v2 labels it with to see, on a later
+    ``up``, that the image has changed (no label when it is not known, as in v2)."""
     result = dict(service.labels)
     result.update({
         labels.PROJECT: project.name,
@@ -67,9 +69,10 @@ def container_labels(project: Project, service: ServiceConfig, number: int, *,
         labels.WORKING_DIR: project.working_dir,
         labels.CONFIG_FILES: ",".join(project.files),
         labels.DEPENDS_ON: depends_on_label(service),
-        labels.IMAGE: image_name(project.name, service),
         labels.VERSION: labels.COMPATIBLE_VERSION,
     })
+    if image_id:
+        result[labels.IMAGE] = image_id
     return result
 
 
@@ -167,12 +170,12 @@ def _resource_files(project: Project, service: ServiceConfig) -> tuple[dict[str,
 
 def container_spec(
     project: Project, service: ServiceConfig, number: int, *, name: str | None = None,
-    replaces: ContainerRef | None = None, hashed: ServiceConfig | None = None,
+    replaces: ContainerRef | None = None, hashed: ServiceConfig | None = None, image_id: str | None = None,
 ) -> ContainerSpec:
     """Everything a backend needs to create replica ``number`` of ``service``; ``name``
-    overrides the container name (the temporary name of a recreate); ``hashed``: see
-    container_labels."""
-    container_labels_ = container_labels(project, service, number, hashed=hashed)
+    overrides the container name (the temporary name of a recreate); ``hashed`` and
+    ``image_id``: see container_labels."""
+    container_labels_ = container_labels(project, service, number, hashed=hashed, image_id=image_id)
     if replaces is not None:
         container_labels_[labels.REPLACE] = replaces.container_id
     secrets, configs = _resource_files(project, service)

@@ -155,6 +155,13 @@ def image_references(images: Iterable[Json]) -> frozenset[str]:
     return frozenset(found)
 
 
+def image_ids(images: Iterable[Json]) -> tuple[tuple[str, str], ...]:
+    """(reference, id) for every reference image_references finds."""
+    found = {(reference, str(image["Id"])) for image in images if image.get("Id")
+             for reference in image_references([image])}
+    return tuple(sorted(found))
+
+
 def project_images(project_name: str, images: Iterable[Json]) -> tuple[tuple[str, str], ...]:
     """(first tag, service) of the tagged images labelled with the project, as v2's ``down --rmi`` finds them."""
     found = set()
@@ -210,4 +217,5 @@ def observed_state(
         volumes=tuple(sorted(found_volumes, key=lambda v: (v.key, v.name))),
         images=image_references(images),
         project_images=project_images(project_name, images),
+        image_ids=image_ids(images),
     )

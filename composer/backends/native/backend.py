@@ -120,10 +120,8 @@ class NativeBackend:
     ) -> ObservedState:  # the store's index is at hand: every local image, whatever ``images`` asks
         def observe() -> ObservedState:
             containers = self.containers  # refuses a caller who is not root, before the store
-            images: set[str] = set()
-            for record in self.store.images():
-                images |= image_aliases(record)
-            return containers.observe(project_name, external_networks, external_volumes, frozenset(images))
+            ids = {(alias, record.config) for record in self.store.images() for alias in image_aliases(record)}
+            return containers.observe(project_name, external_networks, external_volumes, tuple(sorted(ids)))
 
         return await self._run(observe)
 

@@ -307,7 +307,9 @@ class NativeContainers:
         return "Created"
 
     def observe(self, project: str, external_networks: Sequence[str], external_volumes: Sequence[str],
-                images: frozenset[str]) -> ObservedState:
+                image_ids: tuple[tuple[str, str], ...]) -> ObservedState:
+        """The project's containers, networks and volumes, the external ones named, and the local
+        images: ``image_ids`` holds (reference, id) for each spelling of each."""
         self.lock(project)
         self.check_supervisor(project)
         containers = []
@@ -352,7 +354,7 @@ class NativeContainers:
             containers=tuple(sorted(containers, key=lambda c: (c.service_name, c.oneoff, c.number, c.name))),
             networks=tuple(sorted(own_networks + named_networks, key=lambda n: (n.key, n.name))),
             volumes=tuple(sorted(own_volumes + named_volumes, key=lambda v: (v.key, v.name))),
-            images=images)
+            images=frozenset(reference for reference, _ in image_ids), image_ids=image_ids)
 
     # --- networks and volumes ------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ side with the real Compose v2 binary (interoperability both ways)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -179,3 +180,59 @@ volumes:
         assert down.stderr == ""
     finally:
         remove_project(docker_api, name)
+
+
+def _ids(api: Any, project_name: str) -> dict[str, str]:
+    return {c["Labels"]["com.docker.compose.service"]: c["Id"] for c in containers(api, project_name)}
+
+
+def test_a_service_whose_image_changed_is_recreated(tmp_path: Path, docker_api: Any, busybox_image: str) -> None:
+    import io
+
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    reference = f"composer-it-{name}:latest"
+    (folder / "compose.yaml").write_text(f"""
+services:
+  app:
+    image: {reference}
+    command: ["sleep", "300"]
+    init: true
+    pull_policy: never
+  other:
+    image: {busybox_image}
+    command: ["sleep", "300"]
+    init: true
+""")
+    built: list[str] = []
+
+    def build(marker: str) -> str:
+        dockerfile = f"FROM {busybox_image}\nLABEL marker={marker}\n".encode()
+        for _ in docker_api.build(fileobj=io.BytesIO(dockerfile), tag=reference, rm=True, decode=True):
+            pass
+        image_id: str = docker_api.inspect_image(reference)["Id"]
+        built.append(image_id)
+        return image_id
+
+    try:
+        first = build("one")
+        composer(folder, "up", "-d")
+        before = _ids(docker_api, name)
+        second = build("two")  # the same reference now names another image: v2 recreates app alone
+        assert second != first
+        result = composer(folder, "up", "-d")
+        after = _ids(docker_api, name)
+        assert after["other"] == before["other"]
+        assert after["app"] != before["app"]
+        app = docker_api.inspect_container(after["app"])
+        assert app["Image"] == second
+        assert app["Config"]["Labels"]["com.docker.compose.image"] == second
+        assert "Recreate" in result.stderr
+        composer(folder, "up", "-d")
+        assert _ids(docker_api, name) == after
+    finally:
+        remove_project(docker_api, name)
+        for image_id in reversed(built):
+            with contextlib.suppress(Exception):
+                docker_api.remove_image(image_id, force=True)

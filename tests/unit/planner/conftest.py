@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -33,14 +34,21 @@ def load(tmp_path: Path) -> LoadFn:
     return _load
 
 
+def image_id(image: str) -> str:
+    """The id the image ``image`` has in these tests' observed states."""
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
 def container(project: Project, service_name: str, number: int = 1, *, state: str = "running",
               config_hash_: str | None = None, health: str | None = None) -> ObservedContainer:
     """An observed container of ``service_name``, up to date with ``project`` unless told otherwise."""
     service = project.services.get(service_name)
     hash_ = config_hash_ if config_hash_ is not None else (config_hash(service) if service else "old")
+    image = (service.image or f"demo-{service.name}") if service else "old"
     return ObservedContainer(
         container_id=f"{service_name}{number}".ljust(64, "0"), name=f"demo-{service_name}-{number}",
-        service_name=service_name, number=number, config_hash=hash_, state=state, health=health)
+        service_name=service_name, number=number, config_hash=hash_, state=state, health=health,
+        image_id=image_id(image))
 
 
 def converged(project: Project, *, images: frozenset[str] | None = None) -> ObservedState:
@@ -52,4 +60,6 @@ def converged(project: Project, *, images: frozenset[str] | None = None) -> Obse
     networks = tuple(ObservedNetwork(f"n-{key}", network.name or key, key) for key, network in project.networks.items())
     volumes = tuple(ObservedVolume(volume.name or key, key) for key, volume in project.volumes.items())
     all_images = frozenset(service.image or f"demo-{service.name}" for service in project.services.values())
-    return ObservedState("demo", containers, networks, volumes, images if images is not None else all_images)
+    present = images if images is not None else all_images
+    return ObservedState("demo", containers, networks, volumes, present,
+                         image_ids=tuple(sorted((image, image_id(image)) for image in present)))

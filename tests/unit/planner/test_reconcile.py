@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 
 import pytest
 
 from composer import labels
+from composer.backends.base import ContainerSpec
 from composer.errors import ExternalResourceNotFoundError
 from composer.planner.observed import ObservedNetwork, ObservedState
-from composer.planner.operations import CreatePayload, OpKind
+from composer.planner.operations import CreatePayload, OpKind, Plan
 from composer.planner.reconcile import (
     DownOptions,
     StopOptions,
@@ -18,8 +20,9 @@ from composer.planner.reconcile import (
     reconcile_start,
     reconcile_stop,
     reconcile_up,
+    reconcile_up_images,
 )
-from tests.unit.planner.conftest import LoadFn, container, converged
+from tests.unit.planner.conftest import LoadFn, container, converged, image_id
 
 STACK = """
     services:
@@ -312,13 +315,17 @@ def test_missing_external_network_is_an_error(load: LoadFn) -> None:
                                                                            OpKind.START_CONTAINER]
 
 
+def _create_spec(plan: Plan, resource_id: str) -> ContainerSpec:
+    create = next(op for op in plan.operations if op.resource_id == resource_id and op.kind is OpKind.CREATE_CONTAINER)
+    assert isinstance(create.payload, CreatePayload)
+    return create.payload.spec
+
+
 def test_container_labels_are_compose_v2s(load: LoadFn) -> None:
     project = load(STACK)
-    plan = reconcile_up(project, ObservedState("demo"))
-    create = next(op for op in plan.operations
-                  if op.resource_id == "service:api:1" and op.kind is OpKind.CREATE_CONTAINER)
-    assert isinstance(create.payload, CreatePayload)
-    spec = create.payload.spec
+    present = converged(project)
+    plan = reconcile_up(project, ObservedState("demo", images=present.images, image_ids=present.image_ids))
+    spec = _create_spec(plan, "service:api:1")
     assert spec.container_name == "demo-api-1"
     assert spec.image == "demo-api"
     assert {key: value for key, value in spec.labels.items() if key != labels.CONFIG_HASH} == {
@@ -329,11 +336,54 @@ def test_container_labels_are_compose_v2s(load: LoadFn) -> None:
         labels.WORKING_DIR: project.working_dir,
         labels.CONFIG_FILES: ",".join(project.files),
         labels.DEPENDS_ON: "db:service_healthy:true,migrate:service_completed_successfully:false",
-        labels.IMAGE: "demo-api",
+        labels.IMAGE: image_id("demo-api"),  # v2 labels with the image's id, to see it change
         labels.VERSION: labels.COMPATIBLE_VERSION,
     }
     assert len(spec.labels[labels.CONFIG_HASH]) == 64
     assert [(n.network_name, n.aliases) for n in spec.networks] == [("demo_default", ("api",))]
+    # an image this plan builds or pulls has no id yet: no label (engine.up pulls and builds first)
+    assert labels.IMAGE not in _create_spec(reconcile_up(project, ObservedState("demo")), "service:api:1").labels
+
+
+def test_a_container_whose_image_changed_is_recreated(load: LoadFn) -> None:
+    project = load(STACK)
+    observed = converged(project)
+    pulled = tuple((ref, "sha256:" + "1" * 64 if ref == "postgres" else id_) for ref, id_ in observed.image_ids)
+    plan = reconcile_up(project, replace(observed, image_ids=pulled))
+    assert plan.render() == golden("""
+        [] -> #1 service:db:1, CreateContainer, image changed [recreate:db:1]
+        [1] -> #2 service:db:1, StopContainer, replaced by #1 [recreate:db:1]
+        [2] -> #3 service:db:1, RemoveContainer, replaced by #1 [recreate:db:1]
+        [3] -> #4 service:db:1, RenameContainer, replaced by #1 [recreate:db:1]
+        [4] -> #5 service:db:1, StartContainer, recreated
+        [5] -> #6 service:db, WaitCondition, service_healthy, required by api
+        [4] -> #7 service:migrate, WaitCondition, service_completed_successfully, required by api
+        [6 7] -> #8 service:api:1, StopContainer, dependency db recreated
+        [6 7 8] -> #9 service:api:1, StartContainer, dependency db recreated
+    """)
+    assert _create_spec(plan, "service:db:1").labels[labels.IMAGE] == "sha256:" + "1" * 64
+    # a container whose image is unknown (an engine that does not say), or is not there: kept
+    unknown = tuple(replace(c, image_id=None) if c.service_name == "db" else c for c in observed.containers)
+    assert reconcile_up(project, replace(observed, containers=unknown, image_ids=pulled)).is_empty
+    gone = tuple(pair for pair in observed.image_ids if pair[0] != "postgres")
+    assert reconcile_up(project, replace(observed, image_ids=gone), UpOptions(pull="never")).is_empty
+    assert reconcile_up(project, replace(observed, image_ids=pulled), UpOptions(no_recreate=True)).is_empty
+
+
+def test_images_first_then_the_rest_with_the_images_ready(load: LoadFn) -> None:
+    project = load(STACK)
+    observed = converged(project)
+    options = UpOptions(build=True, pull="always")
+    images = reconcile_up_images(project, observed, options)
+    assert images.render() == golden("""
+        [] -> #1 image:demo-api, BuildImage, --build
+        [] -> #2 image:postgres, PullImage, pull_policy: always
+        [] -> #3 image:app-migrate, PullImage, pull_policy: always
+        [] -> #4 image:nginx, PullImage, pull_policy: always
+    """)
+    full = reconcile_up(project, observed, options)
+    assert full.render().splitlines()[:4] == images.render().splitlines()
+    assert reconcile_up(project, observed, replace(options, images_ready=True)).is_empty
 
 
 def test_down_removes_in_reverse_dependency_order(load: LoadFn) -> None:
