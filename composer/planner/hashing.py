@@ -1,11 +1,10 @@
 """The configuration hash that decides whether a container must be recreated.
 
 A container is labelled with the hash of the service it was created from; when the hash of
-the service in the file differs, the container has diverged. Fields that never change a
-running container (how the image is obtained, how many replicas run, what the service waits
-for) are dropped before hashing, as Compose v2 does, so changing them recreates nothing.
-The hash is composer's own: a stack started by Compose v2 diverges once, on the first
-``composer up``. This module does no I/O.
+the service in the file differs, the container has diverged. The service hash is Compose v2's
+own (composer.spec.gojson: Go's JSON of the service as ``config`` prints it, without the fields
+that never change a running container), so that each tool keeps the containers the other
+created. This module does no I/O.
 """
 
 from __future__ import annotations
@@ -16,11 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from composer.spec.models import NetworkConfig, Project, ServiceConfig, VolumeConfig
-
-# Top-level service fields that must not cause a recreate.
-_IGNORED_FIELDS = frozenset({"build", "pull_policy", "pull_refresh_after", "scale", "depends_on", "profiles",
-                             "develop", "extends", "post_start", "pre_stop"})
-
 
 def _digest(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -45,9 +39,8 @@ def _remember(model: object, digest: str) -> str:
 
 
 def config_hash(service: ServiceConfig) -> str:
-    """sha256 (hex) of the canonical JSON of ``service`` without the fields that must not
-    cause a recreate (build, pull_policy, scale, deploy.replicas, depends_on, profiles,
-    develop, extends, hooks). Deterministic across runs and processes."""
+    """Compose v2's configuration hash of ``service`` (sha256, hex): build, pull_policy, scale,
+    deploy.replicas, depends_on and profiles do not count. Deterministic across runs and processes."""
     return _known(service) or _remember(service, _config_hash(service))
 
 
@@ -84,8 +77,21 @@ class ServiceHashes:
 
 
 def _config_hash(service: ServiceConfig) -> str:
-    data = service.model_dump(mode="json", exclude=set(_IGNORED_FIELDS))
-    deploy = data.get("deploy")
-    if isinstance(deploy, dict):
-        deploy.pop("replicas", None)
-    return _digest(data)
+    from composer.spec import gojson, render
+
+    # The fields the file set, as the loader's tree held them (what v2's config prints)
+    data = _without_extensions(service.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    data.pop("name", None)
+    return gojson.service_hash(render.service_output(data, hidden=True))
+
+
+def _without_extensions(value: Any, key: str = "") -> Any:
+    """The model's ``extensions`` (its x- attributes) taken out: Go's JSON leaves them out."""
+    from composer.spec.gojson import MAPS
+
+    if isinstance(value, dict):
+        return {name: _without_extensions(item, name) for name, item in value.items()
+                if key in MAPS or name != "extensions"}
+    if isinstance(value, list):
+        return [_without_extensions(item, key) for item in value]
+    return value

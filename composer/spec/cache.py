@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from composer.spec.models import Project
     from composer.spec.options import ProjectOptions
 
-FORMAT = 2
+FORMAT = 3  # 3: services hashed as Compose v2 hashes them
 MAX_ENTRIES = 64
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

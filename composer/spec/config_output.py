@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 from composer.errors import UsageError
@@ -32,14 +31,10 @@ class ConfigResult(NamedTuple):
 
 
 def service_hash(service: dict[str, Any]) -> str:
-    """A digest of the attributes that change a container (v2 leaves these same ones out)."""
-    import hashlib  # only --hash needs it
-    ignored = ("build", "pull_policy", "scale", "deploy", "depends_on", "profiles", "develop")
-    relevant = {key: value for key, value in service.items() if key not in ignored}
-    if isinstance(service.get("deploy"), dict):
-        relevant["deploy"] = {k: v for k, v in service["deploy"].items() if k != "replicas"}
-    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """v2's configuration hash of a service of the tree (composer.spec.gojson)."""
+    from composer.spec.gojson import service_hash as v2_hash
+
+    return v2_hash(render.service_output(service, hidden=True))
 
 
 def _lines(names: list[str]) -> str:

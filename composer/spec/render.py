@@ -87,8 +87,14 @@ def _hosts_by_name(entries: list[Any]) -> list[str]:
     return [f"{host}={address}" for host in sorted(by_host) for address in by_host[host]]
 
 
-def _service(service: dict[str, Any]) -> dict[str, Any]:
-    visible = {key: value for key, value in service.items() if key not in _SERVICE_HIDDEN}
+def service_output(service: dict[str, Any], *, hidden: bool = False) -> dict[str, Any]:
+    """One service of the tree as v2 prints it; with ``hidden``, also what v2 keeps without
+    printing it (``env_file``, ``label_file``), as its configuration hash covers it."""
+    return _service(service, hidden=hidden)
+
+
+def _service(service: dict[str, Any], *, hidden: bool = False) -> dict[str, Any]:
+    visible = {key: value for key, value in service.items() if hidden or key not in _SERVICE_HIDDEN}
     result = _struct(visible)
     result.setdefault("command", None)
     result.setdefault("entrypoint", None)

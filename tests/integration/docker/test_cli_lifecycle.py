@@ -186,6 +186,21 @@ def _ids(api: Any, project_name: str) -> dict[str, str]:
     return {c["Labels"]["com.docker.compose.service"]: c["Id"] for c in containers(api, project_name)}
 
 
+def test_each_tool_keeps_the_containers_the_other_created(project: Path, docker_api: Any) -> None:
+    composer(project, "up", "-d")
+    created = _ids(docker_api, project.name)
+    image = docker_api.inspect_image(containers(docker_api, project.name)[0]["Image"])
+    # v2 would recreate a container whose image label is not its image's id
+    assert {c["Labels"]["com.docker.compose.image"] for c in containers(docker_api, project.name)} == {image["Id"]}
+    compose_v2(project, "up", "-d")
+    assert _ids(docker_api, project.name) == created
+    compose_v2(project, "up", "-d", "--force-recreate")
+    recreated = _ids(docker_api, project.name)
+    assert set(recreated.values()).isdisjoint(created.values())
+    composer(project, "up", "-d")
+    assert _ids(docker_api, project.name) == recreated
+
+
 def test_a_service_whose_image_changed_is_recreated(tmp_path: Path, docker_api: Any, busybox_image: str) -> None:
     import io
 
