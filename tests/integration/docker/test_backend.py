@@ -111,7 +111,8 @@ async def test_lifecycle(backend: DockerBackend, busybox_image: str, project_nam
     await backend.remove_network(f"{project_name}_front")
     await backend.remove_network(f"{project_name}_back")
     await backend.remove_volume(volume_name)
-    assert await backend.observe(project_name) == type(observed)(project_name, images=observed.images)
+    left = await backend.observe(project_name)
+    assert left == type(observed)(project_name, images=observed.images, image_ids=observed.image_ids)
 
 
 async def test_follow_logs_of_several_containers(backend: DockerBackend, busybox_image: str, project_name: str) -> None:
