@@ -86,10 +86,14 @@ def _config_hash(service: ServiceConfig) -> str:
 
 
 def _without_extensions(value: Any, key: str = "") -> Any:
-    """The model's ``extensions`` (its x- attributes) taken out: Go's JSON leaves them out."""
+    """The model's ``extensions`` (its x- attributes) taken out, as Go's JSON leaves them out, and
+    single-number ulimits given back as numbers."""
     from composer.spec.gojson import MAPS
 
     if isinstance(value, dict):
+        if key == "ulimits":  # a limit given as one number is that number to Go (UlimitsConfig)
+            return {name: limit["single"] if isinstance(limit, dict) and limit.get("single") is not None
+                    else _without_extensions(limit, name) for name, limit in value.items()}
         return {name: _without_extensions(item, name) for name, item in value.items()
                 if key in MAPS or name != "extensions"}
     if isinstance(value, list):

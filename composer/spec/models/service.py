@@ -115,11 +115,13 @@ class Ulimit(ComposeModel):
 
     soft: int
     hard: int
+    single: int | None = None
+    """The number when the file gave one (v2 keeps that form: its configuration hash covers it)."""
 
 
 def _ulimit(value: Any) -> Any:
     if isinstance(value, int | str) and not isinstance(value, bool):
-        return {"soft": value, "hard": value}
+        return {"soft": value, "hard": value, "single": value}
     return value
 
 

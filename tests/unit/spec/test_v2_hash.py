@@ -30,7 +30,7 @@ PROJECT = """
         deploy: {replicas: 2, resources: {limits: {cpus: "0.5", memory: 64M}}}
         networks: {front: {aliases: [www]}, default: {}}
         depends_on: [db]
-        ulimits: {nofile: {soft: 1024, hard: 2048}}
+        ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 4096}
         stop_grace_period: 3s
         init: true
         x-custom: ignored
