@@ -47,7 +47,8 @@ async def up(
     project: Project, backend: Backend, options: UpOptions, sink: EventSink | None = None, *,
     parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
-    """Bring the project to its desired state.
+    """Bring the project to its desired state: the pulls and builds first (when there are any),
+    then, from a second observation, everything else. The outcome lists both plans' operations.
 
     :raises composer.errors.ComposerError: planning or execution failed.
     """
