@@ -155,7 +155,8 @@ class MemoryBackend:
     async def push_image(self, image: str, sink: EventSink) -> None:
         await self._call("push_image", image)
 
-    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str:
+    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig, *,
+                             config_hash: str | None = None) -> str:
         await self._call("create_network", network_name)
         self.networks[network_name] = (project_name, key)
         return network_name

@@ -198,7 +198,8 @@ class _Runner:
     async def _create_network(self, operation: Operation) -> None:
         payload = _payload(operation, NetworkPayload)
         assert payload.config is not None
-        await self.backend.create_network(payload.project_name, payload.key, payload.network_name, payload.config)
+        await self.backend.create_network(payload.project_name, payload.key, payload.network_name, payload.config,
+                                          config_hash=payload.config_hash)
 
     async def _remove_network(self, operation: Operation) -> None:
         await self.backend.remove_network(_payload(operation, NetworkPayload).network_name)

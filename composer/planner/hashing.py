@@ -45,8 +45,15 @@ def config_hash(service: ServiceConfig) -> str:
 
 
 def network_hash(config: NetworkConfig) -> str:
-    """sha256 of a network's configuration (labels included)."""
-    return _known(config) or _remember(config, _digest(config.model_dump(mode="json")))
+    """Compose v2's configuration hash of a network (its name and labels included)."""
+    return _known(config) or _remember(config, _network_hash(config))
+
+
+def _network_hash(config: NetworkConfig) -> str:
+    from composer.spec import gojson, render
+
+    data = _without_extensions(config.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    return gojson.network_hash(render.resource_output("networks", data))
 
 
 def volume_hash(config: VolumeConfig) -> str:

@@ -60,6 +60,7 @@ class NetworkPayload:
     key: str  # the Compose key ("default")
     network_name: str  # the engine name ("myproject_default")
     config: NetworkConfig | None = None  # None for removals
+    config_hash: str | None = None  # v2's, labelled on the network it creates
 
 
 @dataclass(frozen=True, slots=True)

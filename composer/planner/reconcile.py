@@ -28,13 +28,13 @@ Down, stop and start live in composer.planner.teardown and are re-exported here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from composer.errors import ExternalResourceNotFoundError
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
 from composer.planner.graph import service_graph
-from composer.planner.hashing import config_hash
+from composer.planner.hashing import config_hash, network_hash
 from composer.planner.operations import (
     ContainerPayload,
     ContainerTarget,
@@ -51,7 +51,7 @@ from composer.planner.teardown import DownOptions, StopOptions, reconcile_down, 
 
 if TYPE_CHECKING:
     from composer.planner.observed import ObservedContainer, ObservedState
-    from composer.spec.models import Project, ServiceConfig
+    from composer.spec.models import NetworkConfig, Project, ServiceConfig
 
 __all__ = [
     "DownOptions", "StopOptions", "UpOptions", "reconcile_down", "reconcile_start", "reconcile_stop", "reconcile_up",
@@ -143,6 +143,8 @@ class _Up:
         self.started: dict[str, list[int]] = {}  # service -> ops after which its containers run
         self.targets: dict[str, list[ContainerTarget]] = {}  # service -> its containers, once converged
         self.recreated: set[str] = set()
+        self.network_changed: set[str] = set()  # services on a network that is created again
+        self.stopped: set[str] = set()  # containers this plan stops before anything else
         self.starts: list[Callable[[], None]] = []  # added once every container is created (see run)
 
     def images_only(self) -> Plan:
@@ -177,17 +179,44 @@ class _Up:
                 for key in service.networks}
 
     def _networks(self) -> None:
-        existing = {network.name for network in self.observed.networks}
+        existing = {network.name: network for network in self.observed.networks}
         used = self._used_networks()
         for key in sorted(self.project.networks):
             config = self.project.networks[key]
             network_name = config.name or f"{self.project.name}_{key}"
-            if key not in used or network_name in existing:
+            if key not in used:
+                continue
+            found = existing.get(network_name)
+            if found is not None:
+                # v2 compares the hash it labelled the network with; a network without one is kept
+                if not config.external and found.config_hash and found.config_hash != network_hash(config):
+                    self._replace_network(key, network_name, config)
                 continue
             if config.external:
                 raise ExternalResourceNotFoundError("network", network_name)
-            payload = NetworkPayload(self.project.name, key, network_name, config)
+            payload = NetworkPayload(self.project.name, key, network_name, config, network_hash(config))
             self.networks[key] = self.plan.add(OpKind.CREATE_NETWORK, f"network:{key}", "not found", payload)
+
+    def _replace_network(self, key: str, network_name: str, config: NetworkConfig) -> None:
+        """As v2: a network whose configuration changed goes, once the containers of the services
+        on it are stopped, and is created again; those services' containers are then recreated."""
+        stops = []
+        for service in self.project.services.values():
+            if service.network_mode is not None or key not in service.networks:
+                continue
+            self.network_changed.add(service.name)
+            grace = grace_seconds(service, self.options.timeout)
+            for container in self.observed.service_containers(service.name):
+                if is_running(container):
+                    target = ContainerTarget(container.name, ref=observed_ref(container))
+                    stops.append(self.plan.add(OpKind.STOP_CONTAINER, f"service:{service.name}:{container.number}",
+                                               f"network {key} changed", ContainerPayload(target, grace_seconds=grace)))
+                    self.stopped.add(container.container_id)
+        remove = self.plan.add(OpKind.REMOVE_NETWORK, f"network:{key}", "config changed",
+                               NetworkPayload(self.project.name, key, network_name), stops)
+        payload = NetworkPayload(self.project.name, key, network_name, config, network_hash(config))
+        self.networks[key] = self.plan.add(OpKind.CREATE_NETWORK, f"network:{key}", "config changed", payload,
+                                           [remove])
 
     def _used_volumes(self) -> set[str]:
         return {mount.source for service in self.project.services.values() for mount in service.volumes
@@ -284,6 +313,8 @@ class _Up:
 
     def _recreate_cause(self, service: ServiceConfig, container: ObservedContainer) -> str | None:
         is_selected = service.name in self.selected
+        if service.name in self.network_changed:
+            return "network changed"  # its network is created again: it cannot be kept
         if self.options.no_recreate:
             return None
         if is_selected and self.options.force_recreate:
@@ -363,6 +394,8 @@ class _Up:
         group = f"recreate:{service.name}:{number}"
         old_ref = observed_ref(old)
         temporary = f"{old.container_id[:12]}_{name}"
+        if old.container_id in self.stopped:
+            old = replace(old, state="exited")  # stopped already (its network is created again)
         replaces = None if self.options.renew_anon_volumes else old_ref
         spec = container_spec(self.project, service, number, name=temporary, replaces=replaces,
                               image_id=self._image_id(service))

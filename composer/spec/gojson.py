@@ -1,4 +1,4 @@
-"""Compose v2's service configuration hash: Go's encoding/json of compose-go's ServiceConfig.
+"""Compose v2's configuration hashes: Go's encoding/json of compose-go's ServiceConfig and NetworkConfig.
 
 v2 labels each container with ``com.docker.compose.config-hash``: the sha256 of the service
 marshalled by Go's ``json.Marshal`` (compact, struct fields in declaration order, map keys
@@ -87,11 +87,15 @@ STRUCTS: dict[str, tuple[str, ...]] = {
     "service.volumes[].volume": ("labels", "nocopy", "subpath"),
     "service.volumes[].tmpfs": ("size", "mode"),
     "service.volumes[].image": ("subpath",),
+    "network": ("name", "driver", "driver_opts", "ipam", "external", "internal", "attachable", "labels",
+                "enable_ipv4", "enable_ipv6"),
+    "network.ipam": ("driver", "config"),
+    "network.ipam.config[]": ("subnet", "gateway", "ip_range", "aux_addresses"),
 }
 # Attributes that are Go maps (keys sorted; their values are structs of the same name, if any).
 MAPS = frozenset({
     "environment", "labels", "annotations", "sysctls", "storage_opt", "driver_opts", "options", "args",
-    "additional_contexts", "extra_labels", "log_opt", "networks", "ulimits", "models",
+    "additional_contexts", "extra_labels", "log_opt", "networks", "ulimits", "models", "aux_addresses",
 })
 
 
@@ -124,6 +128,12 @@ def go_json(value: Any, context: str) -> str:
                           ("\u2029", "\\u2029")):
         text = text.replace(char, escaped)
     return text
+
+
+def network_hash(network: dict[str, Any]) -> str:
+    """v2's config hash of a network (``com.docker.compose.config-hash`` on the networks it
+    creates), given as ``config --format json`` prints it."""
+    return hashlib.sha256(go_json(network, "network").encode("utf-8")).hexdigest()
 
 
 def service_hash(service: dict[str, Any]) -> str:

@@ -101,6 +101,11 @@ def _service(service: dict[str, Any], *, hidden: bool = False) -> dict[str, Any]
     return result
 
 
+def resource_output(kind: str, resource: dict[str, Any]) -> dict[str, Any]:
+    """One network, volume, secret or config (``kind``, plural) as v2 prints it."""
+    return _resource(kind, resource)
+
+
 def _resource(kind: str, resource: dict[str, Any]) -> dict[str, Any]:
     result = _struct(resource)
     if kind == "networks":

@@ -250,8 +250,9 @@ class DockerBackend:
 
     # --- networks and volumes ----------------------------------------------------------------
 
-    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str:
-        kwargs = convert.network_kwargs(project_name, key, network_name, config)
+    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig, *,
+                             config_hash: str | None = None) -> str:
+        kwargs = convert.network_kwargs(project_name, key, network_name, config, config_hash=config_hash)
         created = await self._run("create network", lambda api: api.create_network(**kwargs))
         return str(created["Id"])
 

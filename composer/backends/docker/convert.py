@@ -429,10 +429,14 @@ def resource_labels(project_name: str, kind_label: str, key: str, user_labels: M
     return {**user_labels, kind_label: key, labels.PROJECT: project_name, labels.VERSION: labels.COMPATIBLE_VERSION}
 
 
-def network_kwargs(project_name: str, key: str, network_name: str, config: NetworkConfig) -> Kwargs:
-    """``APIClient.create_network`` arguments; CheckDuplicate makes a second create a conflict."""
-    kwargs: Kwargs = {"name": network_name, "check_duplicate": True,
-                      "labels": resource_labels(project_name, labels.NETWORK, key, config.labels)}
+def network_kwargs(project_name: str, key: str, network_name: str, config: NetworkConfig, *,
+                   config_hash: str | None = None) -> Kwargs:
+    """``APIClient.create_network`` arguments; CheckDuplicate makes a second create a conflict.
+    ``config_hash`` labels the network as v2 does (it recreates a network whose hash changed)."""
+    network_labels = resource_labels(project_name, labels.NETWORK, key, config.labels)
+    if config_hash:
+        network_labels[labels.CONFIG_HASH] = config_hash
+    kwargs: Kwargs = {"name": network_name, "check_duplicate": True, "labels": network_labels}
     _put(kwargs, "driver", config.driver)
     _put(kwargs, "options", dict(config.driver_opts))
     _put(kwargs, "internal", config.internal)

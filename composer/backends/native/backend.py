@@ -169,8 +169,10 @@ class NativeBackend:
         raise UnsupportedFeatureError(f"{what} is not supported by the native backend yet (use --backend docker)",
                                       backend_name=BACKEND_NAME, operation=what)
 
-    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig) -> str:
-        return await self._run(lambda: self.containers.create_network(project_name, key, network_name, config))
+    async def create_network(self, project_name: str, key: str, network_name: str, config: NetworkConfig, *,
+                             config_hash: str | None = None) -> str:
+        return await self._run(lambda: self.containers.create_network(project_name, key, network_name, config,
+                                                                      config_hash=config_hash))
 
     async def remove_network(self, network_name: str) -> None:
         await self._run(lambda: self.containers.remove_network(network_name))

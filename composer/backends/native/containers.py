@@ -358,9 +358,9 @@ class NativeContainers:
 
     # --- networks and volumes ------------------------------------------------------------------
 
-    def create_network(self, project: str, key: str, name: str, config: Any) -> str:
+    def create_network(self, project: str, key: str, name: str, config: Any, *, config_hash: str | None = None) -> str:
         self.lock(project)
-        created = networking.create_network(self.run_root, project, key, name, config)
+        created = networking.create_network(self.run_root, project, key, name, config, config_hash=config_hash)
         self._created_networks.setdefault(project, []).append(name)
         return created
 

@@ -48,7 +48,8 @@ def _manager(run_root: Path | str) -> Any:
     return NetworkManager(run_root)
 
 
-def create_network(run_root: Path, project: str, key: str, name: str, config: NetworkConfig) -> str:
+def create_network(run_root: Path, project: str, key: str, name: str, config: NetworkConfig, *,
+                   config_hash: str | None = None) -> str:
     """Create network ``name`` (a bridge, through NetworkManager).
 
     :raises AlreadyExistsError: a network of that name exists.
@@ -58,7 +59,7 @@ def create_network(run_root: Path, project: str, key: str, name: str, config: Ne
     if manager.network(name) is not None:
         raise AlreadyExistsError(f"network with name {name} already exists", backend_name=BACKEND,
                                  operation="create network")
-    manager.create_network(project, key, name, config)
+    manager.create_network(project, key, name, config, config_hash=config_hash)
     return name
 
 
@@ -94,7 +95,8 @@ def networks(run_root: Path) -> Iterable[dict[str, Any]]:
     for state in network_states(run_root):
         yield {"id": state["name"], "name": state["name"], "driver": state.get("driver", "bridge"),
                "labels": {**(state.get("labels") or {}), labels.NETWORK: state.get("key", ""),
-                          labels.PROJECT: state.get("project", ""), labels.VERSION: labels.COMPATIBLE_VERSION}}
+                          labels.PROJECT: state.get("project", ""), labels.VERSION: labels.COMPATIBLE_VERSION,
+                          **({labels.CONFIG_HASH: state["config_hash"]} if state.get("config_hash") else {})}}
 
 
 def published_ports(run_root: Path) -> dict[str, list[PortMapping]]:

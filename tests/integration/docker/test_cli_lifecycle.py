@@ -251,3 +251,45 @@ services:
         for image_id in reversed(built):
             with contextlib.suppress(Exception):
                 docker_api.remove_image(image_id, force=True)
+
+
+def test_a_changed_network_is_created_again_as_v2_does(tmp_path: Path, docker_api: Any, busybox_image: str) -> None:
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    compose_file = folder / "compose.yaml"
+    compose_file.write_text(f"""
+services:
+  web:
+    image: {busybox_image}
+    command: ["sleep", "300"]
+    init: true
+    networks: [front]
+networks:
+  front:
+    labels: {{tier: one}}
+""")
+    hash_label = "com.docker.compose.config-hash"
+    try:
+        compose_v2(folder, "up", "-d")
+        network = docker_api.inspect_network(f"{name}_front")
+        before = _ids(docker_api, name)
+        composer(folder, "up", "-d")  # the same configuration: v2's hash is composer's
+        assert docker_api.inspect_network(f"{name}_front")["Id"] == network["Id"]
+        assert _ids(docker_api, name) == before
+        compose_file.write_text(compose_file.read_text().replace("tier: one", "tier: two"))
+        composer(folder, "up", "-d")
+        replaced = docker_api.inspect_network(f"{name}_front")
+        assert replaced["Id"] != network["Id"]
+        assert replaced["Labels"]["tier"] == "two"
+        assert replaced["Labels"][hash_label] not in ("", network["Labels"][hash_label])
+        after = _ids(docker_api, name)
+        assert after["web"] != before["web"]
+        web = docker_api.inspect_container(after["web"])
+        assert web["State"]["Running"]
+        assert set(web["NetworkSettings"]["Networks"]) == {f"{name}_front"}
+        compose_v2(folder, "up", "-d")  # and v2 agrees with the hash composer labelled it with
+        assert docker_api.inspect_network(f"{name}_front")["Id"] == replaced["Id"]
+        assert _ids(docker_api, name) == after
+    finally:
+        remove_project(docker_api, name)

@@ -10,8 +10,9 @@ import pytest
 from composer import labels
 from composer.backends.base import ContainerSpec
 from composer.errors import ExternalResourceNotFoundError
+from composer.planner.hashing import network_hash
 from composer.planner.observed import ObservedNetwork, ObservedState
-from composer.planner.operations import CreatePayload, OpKind, Plan
+from composer.planner.operations import CreatePayload, NetworkPayload, OpKind, Plan
 from composer.planner.reconcile import (
     DownOptions,
     StopOptions,
@@ -447,3 +448,33 @@ def test_kind_titles() -> None:
     assert kind_title(31) == "WaitReady"
     assert kind_title(999) == "Unknown(999)"
     assert {kind.name: kind.value for kind in OpKind}["WAIT_CONDITION"] == 30
+
+
+def test_a_network_whose_configuration_changed_is_created_again(load: LoadFn) -> None:
+    project = load("""
+        services:
+          web: {image: nginx, networks: [front]}
+          db: {image: postgres}
+        networks:
+          front: {driver_opts: {com.docker.network.bridge.name: brfront}}
+    """)
+    observed = converged(project)
+    labelled = tuple(replace(n, config_hash="a hash of another configuration") if n.key == "front" else n
+                     for n in observed.networks)
+    plan = reconcile_up(project, replace(observed, networks=labelled))
+    assert plan.render() == golden("""
+        [] -> #1 service:web:1, StopContainer, network front changed
+        [1] -> #2 network:front, RemoveNetwork, config changed
+        [2] -> #3 network:front, CreateNetwork, config changed
+        [3] -> #4 service:web:1, CreateContainer, network changed [recreate:web:1]
+        [4] -> #5 service:web:1, RemoveContainer, replaced by #4 [recreate:web:1]
+        [5] -> #6 service:web:1, RenameContainer, replaced by #4 [recreate:web:1]
+        [6] -> #7 service:web:1, StartContainer, recreated
+    """)
+    create = plan.operation(3)
+    assert isinstance(create.payload, NetworkPayload)
+    assert create.payload.config_hash == network_hash(project.networks["front"])
+    # the same hash, or none (a network v2 did not label): kept
+    same = tuple(replace(n, config_hash=network_hash(project.networks[n.key])) for n in observed.networks)
+    assert reconcile_up(project, replace(observed, networks=same)).is_empty
+    assert reconcile_up(project, observed).is_empty

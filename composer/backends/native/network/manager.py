@@ -229,7 +229,8 @@ class NetworkManager:
             used += [ipaddress.ip_network(p["subnet"]) for p in network.get("pools") or ()]
         return used
 
-    def create_network(self, project: str, key: str, name: str, config: Any) -> dict[str, Any]:
+    def create_network(self, project: str, key: str, name: str, config: Any, *,
+                       config_hash: str | None = None) -> dict[str, Any]:
         """Create network ``name`` (Compose ``key`` of ``project``) from ``config`` (a
         NetworkConfig); an existing one is returned as it is. External networks must exist.
 
@@ -263,7 +264,7 @@ class NetworkManager:
                      "driver_opts": dict(config.driver_opts), "labels": dict(config.labels),
                      "internal": bool(config.internal), "enable_ipv6": bool(config.enable_ipv6),
                      "attachable": bool(config.attachable), "pools": [p.to_json() for p in pools],
-                     "users": [], "endpoints": {}, "created": time.time()}
+                     "users": [], "endpoints": {}, "created": time.time(), "config_hash": config_hash}
             try:
                 self._setup_bridge(bridge, pools, internal=bool(config.internal))
                 _atomic_json(self._path(name), state)
