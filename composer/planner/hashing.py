@@ -89,7 +89,7 @@ def _config_hash(service: ServiceConfig) -> str:
     # The fields the file set, as the loader's tree held them (what v2's config prints)
     data = _without_extensions(service.model_dump(mode="json", by_alias=True, exclude_unset=True))
     data.pop("name", None)
-    return gojson.service_hash(render.service_output(data, hidden=True))
+    return gojson.service_hash(render.service_output(data))
 
 
 def _without_extensions(value: Any, key: str = "") -> Any:

@@ -34,7 +34,7 @@ def service_hash(service: dict[str, Any]) -> str:
     """v2's configuration hash of a service of the tree (composer.spec.gojson)."""
     from composer.spec.gojson import service_hash as v2_hash
 
-    return v2_hash(render.service_output(service, hidden=True))
+    return v2_hash(render.service_output(service))
 
 
 def _lines(names: list[str]) -> str:

@@ -87,14 +87,9 @@ def _hosts_by_name(entries: list[Any]) -> list[str]:
     return [f"{host}={address}" for host in sorted(by_host) for address in by_host[host]]
 
 
-def service_output(service: dict[str, Any], *, hidden: bool = False) -> dict[str, Any]:
-    """One service of the tree as v2 prints it; with ``hidden``, also what v2 keeps without
-    printing it (``env_file``, ``label_file``), as its configuration hash covers it."""
-    return _service(service, hidden=hidden)
-
-
-def _service(service: dict[str, Any], *, hidden: bool = False) -> dict[str, Any]:
-    visible = {key: value for key, value in service.items() if hidden or key not in _SERVICE_HIDDEN}
+def service_output(service: dict[str, Any]) -> dict[str, Any]:
+    """One service of the tree as v2 prints it."""
+    visible = {key: value for key, value in service.items() if key not in _SERVICE_HIDDEN}
     result = _struct(visible)
     result.setdefault("command", None)
     result.setdefault("entrypoint", None)
@@ -103,10 +98,6 @@ def _service(service: dict[str, Any], *, hidden: bool = False) -> dict[str, Any]
 
 def resource_output(kind: str, resource: dict[str, Any]) -> dict[str, Any]:
     """One network, volume, secret or config (``kind``, plural) as v2 prints it."""
-    return _resource(kind, resource)
-
-
-def _resource(kind: str, resource: dict[str, Any]) -> dict[str, Any]:
     result = _struct(resource)
     if kind == "networks":
         result.setdefault("ipam", {})
@@ -119,11 +110,11 @@ def project_output(tree: dict[str, Any]) -> dict[str, Any]:
     if tree.get("name"):
         output["name"] = tree["name"]
     services = tree.get("services") or {}
-    output["services"] = {name: _service(services[name] or {}) for name in sorted(services)}
+    output["services"] = {name: service_output(services[name] or {}) for name in sorted(services)}
     for kind in ("networks", "volumes", "secrets", "configs"):
         resources = tree.get(kind)
         if resources:
-            output[kind] = {name: _resource(kind, resources[name] or {}) for name in sorted(resources)}
+            output[kind] = {name: resource_output(kind, resources[name] or {}) for name in sorted(resources)}
     for key in sorted(tree):
         if key.startswith("x-"):
             output[key] = tree[key]
