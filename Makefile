@@ -26,7 +26,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test demo bench bench-up bench-run bench-healthy bench-pull conformance clean
+.PHONY: deps venv install engine test demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -90,6 +90,11 @@ bench-pull: install engine
 # Time-to-healthy of the WordPress example from a cold start: composer (docker backend) against Compose v2.
 bench-healthy: install engine
 	$(BIN)/python bench/time_to_healthy.py
+
+# The isolation probe on dockerd and on the native backend, every setting side by side (a Markdown table);
+# the copy in docs/security.md is refreshed with ISOLATION_DOCS=docs/security.md.
+isolation-report: install engine
+	$(BIN)/python -m tests.support.isolation_report $(if $(ISOLATION_DOCS),--docs $(ISOLATION_DOCS))
 
 conformance: install
 	$(CONFORMANCE) --jobs 2 -- $(BIN)/composer
