@@ -2,11 +2,13 @@
 
 Needs root, dockerd and Debian's docker-registry (``make test``'s set-up provides them). Starts its own
 registry on 127.0.0.1, runs the probe (tests/support/isolation.py) and removes everything it made.
-``--output FILE`` also writes the table there (docs/security.md keeps a copy)."""
+``--docs FILE`` also puts the table into that Markdown file, between its two marker comments
+(docs/security.md keeps a copy)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import uuid
@@ -15,11 +17,12 @@ from pathlib import Path
 from tests.integration.registry import LocalRegistry, binary
 from tests.support import isolation
 
+START, END = "<!-- isolation-table:start -->", "<!-- isolation-table:end -->"
+
 
 def collect(workdir: Path) -> dict[tuple[str, str], dict[str, str]]:
     """Verdicts per (setting, backend)."""
     from composer.backends.docker.client import connect, resolve_endpoint
-    import os
 
     executable = binary()
     if executable is None:
@@ -48,18 +51,24 @@ def collect(workdir: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--output", help="also write the table to this file")
+    parser.add_argument("--docs", help="also put the table into this Markdown file, between its markers")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="composer-probe-") as workdir:
         try:
             results = collect(Path(workdir))
         except isolation.ProbeError as exc:
-            print(f"isolation-report: {exc}", file=sys.stderr)
+            sys.stderr.write(f"isolation-report: {exc}\n")
             return 1
     text = isolation.table(results)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+    if args.docs:
+        document = Path(args.docs)
+        before, start, rest = document.read_text().partition(START)
+        _, end, after = rest.partition(END)
+        if not start or not end:
+            sys.stderr.write(f"isolation-report: {document} has no {START} ... {END} section\n")
+            return 1
+        document.write_text(f"{before}{START}\n{text}\n{END}{after}")
     return 0
 
 
