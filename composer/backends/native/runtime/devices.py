@@ -61,7 +61,7 @@ _MOV_X, _MOV_K = 0xBF, 0xB7  # BPF_ALU64 | BPF_MOV | BPF_X / BPF_K
 _AND_K, _RSH_K = 0x57, 0x77  # BPF_ALU64 | BPF_AND / BPF_RSH | BPF_K
 _JNE_K, _JNE_X = 0x55, 0x5D  # BPF_JMP | BPF_JNE | BPF_K / BPF_X
 _EXIT = 0x95  # BPF_JMP | BPF_EXIT
-_NEXT = object()  # a jump's offset to the next rule, filled in once the rule's length is known
+_NEXT = 1 << 16  # a jump's offset to the next rule (no s16 offset), set once the rule's length is known
 
 
 class DeviceRuleError(ValueError):
@@ -92,16 +92,14 @@ def parse_rule(rule: str) -> tuple[int, int | None, int | None, int]:
     return kind, numbers[0], numbers[1], access
 
 
-def _insn(code: int, dst: int = 0, src: int = 0, off: int | object = 0, imm: int = 0) -> list[object]:
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> list[int]:
     return [code, dst, src, off, imm]
 
 
-def _encode(insns: list[list[object]]) -> bytes:
+def _encode(insns: list[list[int]]) -> bytes:
     little = sys.byteorder == "little"  # struct bpf_insn's dst_reg:4, src_reg:4 follow the bit order
     out = bytearray()
     for code, dst, src, off, imm in insns:
-        assert isinstance(code, int) and isinstance(dst, int) and isinstance(src, int)
-        assert isinstance(off, int) and isinstance(imm, int)
         regs = (src << 4 | dst) if little else (dst << 4 | src)
         out += struct.pack("=BBhi", code, regs, off, imm)
     return bytes(out)
@@ -135,10 +133,13 @@ def program(rules: Iterable[str] = DEFAULT_RULES) -> bytes:
             block.append(_insn(_JNE_K, 5, off=_NEXT, imm=minor))
         block += [_insn(_MOV_K, 0, imm=1), _insn(_EXIT)]
         for index, insn in enumerate(block):
-            if insn[3] is _NEXT:
+            if insn[3] == _NEXT:
                 insn[3] = len(block) - index - 1  # a jump goes to pc + 1 + off: the next rule's first
         insns += block
-    insns += [_insn(_MOV_K, 0, imm=0), _insn(_EXIT)]
+        if len(block) == 2:  # allows everything: what follows could not run (the verifier refuses that)
+            break
+    else:
+        insns += [_insn(_MOV_K, 0, imm=0), _insn(_EXIT)]
     code = _encode(insns)
     _programs[key] = code
     return code
@@ -179,7 +180,7 @@ def load(code: bytes) -> int:
     try:
         return _memlock_retry(lambda: attempt(0))
     except OSError as exc:
-        if exc.errno != errno.EACCES:  # the verifier's refusal: again with its log, for the message
+        if exc.errno not in (errno.EACCES, errno.EINVAL):  # the verifier's refusal: again with its log
             raise
         try:
             attempt(1)
