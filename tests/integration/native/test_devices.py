@@ -173,6 +173,30 @@ def test_the_device_program_checks_every_access_asked(scratch_cgroup: Path, node
     assert verdicts["read_disk"] == verdicts["mknod_disk"] == "ok"
 
 
+def test_a_v2_hosts_container_cgroup_gets_the_device_program(nodes: Path) -> None:
+    # cgroups.create as on a cgroup2-only host (Docker there: runc's program, the same verdicts)
+    unified = Path(unified_hierarchy())
+    parent = f"composer-devices-test-{uuid.uuid4().hex[:8]}"
+    v2 = cgroups.Layout("v2", {}, str(unified))
+    try:
+        cgroup = cgroups.create(f"{parent}/c", cgroups.Limits(), v2)
+        try:
+            assert len(devices.attached(cgroup.paths["unified"])) == 1
+            verdicts = probe(Path(cgroup.paths["unified"]), nodes)
+            assert (verdicts["mknod_disk"], verdicts["read_disk"], verdicts["read_null"]) == ("ok", "EPERM", "ok")
+        finally:
+            cgroups.remove(cgroup)
+        assert not Path(cgroup.paths["unified"]).exists()
+        privileged = cgroups.create(f"{parent}/p", cgroups.Limits(all_devices=True), v2)
+        try:
+            assert devices.attached(privileged.paths["unified"]) == []
+            assert probe(Path(privileged.paths["unified"]), nodes)["read_disk"] == "ok"
+        finally:
+            cgroups.remove(privileged)
+    finally:
+        remove_cgroup(unified / parent)
+
+
 def test_bad_device_rules_are_one_line_errors() -> None:
     for rule in ("x 1:3 rwm", "c 1 rwm", "c 1:3 rwx", "c -1:3 r", "c 1:3"):
         with pytest.raises(devices.DeviceRuleError, match=r"^bad device rule [^\n]+$"):
