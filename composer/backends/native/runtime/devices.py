@@ -16,9 +16,10 @@ allow rules and everything else is denied. The program tests them in turn:
     all match: return 1; else on to the next rule
     return 0
 
-The instructions are built once per rule set (``program``, cached), the load (BPF_PROG_LOAD, a
-few tens of microseconds) is per cgroup, and the program stays attached until its cgroup is
-removed, when the kernel drops it: nothing to clean up.
+The instructions are built once per rule set (``program``, cached; the forkserver builds the
+default one before it forks any monitor), the load and attach (~0.25 ms here) are per cgroup
+(a spare monitor's are done before its start), and the program stays attached until its cgroup
+is removed, when the kernel frees it: nothing to clean up.
 
 Imported by the spawner's helper (``python -S``): ``os``, ``struct`` and ``ctypes`` only.
 """
