@@ -69,6 +69,12 @@ def chardev(name: str, major: int, minor: int, *, mode: int = 0o666) -> Member:
     return Member(info)
 
 
+def blockdev(name: str, major: int, minor: int, *, mode: int = 0o600) -> Member:
+    info = _info(name, tarfile.BLKTYPE, mode)
+    info.devmajor, info.devminor = major, minor
+    return Member(info)
+
+
 def fifo(name: str) -> Member:
     return Member(_info(name, tarfile.FIFOTYPE, 0o644))
 

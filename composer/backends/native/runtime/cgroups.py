@@ -7,7 +7,12 @@ too. On v2 the controllers are enabled in each ancestor's ``cgroup.subtree_contr
 hybrid host the unified hierarchy only tracks the processes (its controllers belong to v1, or
 are things like hugetlb that composer does not set).
 
-Imported by the spawner's helper (``python -S``), so it uses ``os`` only.
+Devices: Docker's rules (``devices.DEFAULT_RULES``) in the v1 devices hierarchy, and a BPF device
+program on the container's cgroup2 directory (cgroup2 has no devices controller: ``devices``), so
+on a hybrid host both apply. A host with neither gets no unprivileged container: nothing would
+keep a node for the host's disk, made with CAP_MKNOD or shipped in a layer, from being opened.
+
+Imported by the spawner's helper (``python -S``), so it uses ``os`` (and ``devices``: ctypes) only.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import contextlib
 import errno
 import os
 import time
+
+from composer.backends.native.runtime import devices
 
 TYPE_CHECKING = False  # typing costs the helper ~10 ms of start-up
 if TYPE_CHECKING:
@@ -150,6 +157,10 @@ def create(relative: str, limits: Limits, layout: Layout | None = None) -> Cgrou
     :raises OSError: a directory or a knob cannot be written (the message names the file).
     """
     layout = layout or detect()
+    if not limits.all_devices and "devices" not in layout.v1 and not layout.unified:
+        raise OSError(errno.ENOTSUP, "no device control on this host (neither a cgroup2 mount nor a cgroup v1 devices "
+                                     "hierarchy), so a container could open the host's devices: mount cgroup2 "
+                                     "(mount -t cgroup2 none /sys/fs/cgroup), or run it privileged")
     paths: dict[str, str] = {}
     try:
         if layout.mode == "v2" and layout.unified:
@@ -162,6 +173,8 @@ def create(relative: str, limits: Limits, layout: Layout | None = None) -> Cgrou
             if layout.unified:
                 paths["unified"] = _mkdirs(layout.unified, relative)
             _apply_v1(paths, limits)
+        if "unified" in paths and not limits.all_devices:
+            _attach_device_program(paths)
     except BaseException:
         remove(Cgroup(relative, paths, layout.mode), timeout=0.5)
         raise
@@ -171,10 +184,14 @@ def create(relative: str, limits: Limits, layout: Layout | None = None) -> Cgrou
 def adopt(spare: Cgroup, relative: str, limits: Limits) -> Cgroup:
     """A spare cgroup (a v1 or hybrid host's, under the same parent) renamed to ``relative``, with
     ``limits`` applied. The cgroup2 hierarchy refuses renames: there (hybrid: it only tracks the
-    processes) the spare's directory stays, and the returned paths say so.
+    processes) the spare's directory stays, and the returned paths say so; the device program
+    attached to it when it was made stays too (``create``: Docker's rules, so not for a privileged
+    container).
 
     :raises OSError: a rename or a knob failed.
     """
+    if limits.all_devices:  # the spare's device rules and program are set for good
+        raise OSError(errno.EINVAL, "a privileged container cannot take a spare cgroup")
     renamed: dict[str, str] = {}
     suffix = "/" + spare.relative.strip("/")
     try:
@@ -203,18 +220,23 @@ def _knob(path: str, name: str, value: object) -> None:
         raise OSError(exc.errno, f"cannot set {name}={value}: {exc.strerror}") from None
 
 
-# runc's default device rules (what Docker applies): deny everything, then allow mknod of any
-# device (access stays denied) and the devices every container gets.
-DEVICE_RULES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-                "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm")
+def _attach_device_program(paths: dict[str, str]) -> None:
+    """Docker's device rules as a BPF program on the cgroup2 directory. Where the kernel has no
+    cgroup BPF (ENOSYS, EINVAL) or a sandbox forbids it (EPERM), a hybrid host's v1 devices rules
+    still hold, as they do for Docker there; with no v1 rules the start fails."""
+    try:
+        devices.attach(paths["unified"])
+    except OSError as exc:
+        if "devices" not in paths or exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+            raise
 
 
 def _apply_v1(paths: dict[str, str], limits: Limits) -> None:
-    devices = paths.get("devices")
-    if devices and not limits.all_devices:
-        _knob(devices, "devices.deny", "a")
-        for rule in DEVICE_RULES:
-            _knob(devices, "devices.allow", rule)
+    device_dir = paths.get("devices")
+    if device_dir and not limits.all_devices:  # deny everything, then allow Docker's defaults
+        _knob(device_dir, "devices.deny", "a")
+        for rule in devices.DEFAULT_RULES:
+            _knob(device_dir, "devices.allow", rule)
     memory = paths.get("memory")
     if memory:
         if limits.memory_reservation is not None:

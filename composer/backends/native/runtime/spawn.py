@@ -40,6 +40,8 @@ try:  # what PID 1 loads before pivot_root, loaded once here
     load_library()
 except Exception:
     pass
+from composer.backends.native.runtime.devices import program
+program()  # the default device program's instructions, built once for every monitor forked here
 server = socket.socket(fileno=int(sys.argv[1]))
 spare_parent = sys.argv[2] if len(sys.argv) > 2 else ""
 spare_delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
@@ -178,9 +180,11 @@ class Forkserver:
 
     def takes_spare(self, config: dict[str, Any]) -> bool:
         """Whether a spare monitor can start this container: its cgroup is a child of the spares'
-        parent, and it has a pid namespace of its own (the spare's PID 1 was forked into one)."""
+        parent, it has a pid namespace of its own (the spare's PID 1 was forked into one), and it
+        is not privileged (the spare's cgroup carries the default device rules)."""
         parent, _, _ = str(config.get("cgroup") or "").strip("/").rpartition("/")
-        return self.spare_parent is not None and parent == self.spare_parent and config.get("pidns") is None
+        return (self.spare_parent is not None and parent == self.spare_parent and config.get("pidns") is None
+                and not config.get("privileged"))
 
     @contextlib.contextmanager
     def _turn(self) -> Any:
