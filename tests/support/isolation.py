@@ -55,17 +55,18 @@ def build_probe(workdir: Path) -> Path:
 
 
 def host_disk() -> tuple[int, int]:
-    """Major and minor number of the block device holding the host's root file system."""
-    device = os.stat("/").st_dev
-    major, minor = os.major(device), os.minor(device)
-    # / may be an overlay (major 0) or a partition: prefer the first whole disk the kernel lists
-    for entry in sorted(Path("/sys/block").iterdir()):
-        if entry.name.startswith(("loop", "zram", "ram")):
+    """A block device of the host (major, minor) that the host's root can open: its first real disk,
+    or else a loop device (some sandboxes keep even root away from their disk). What an attacker in
+    a container makes a node for, or ships one in a layer for."""
+    entries = sorted(Path("/sys/block").iterdir(), key=lambda e: (e.name.startswith(("loop", "ram", "zram")), e.name))
+    for entry in entries:
+        try:
+            os.close(os.open(f"/dev/{entry.name}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        except OSError:
             continue
-        text = (entry / "dev").read_text().strip()
-        disk_major, disk_minor = (int(part) for part in text.split(":"))
-        return disk_major, disk_minor
-    return major, minor
+        major, minor = (entry / "dev").read_text().split(":")
+        return int(major), int(minor)
+    raise ProbeError("no block device on this host that root can open")
 
 
 def image_tar(probe: Path, disk: tuple[int, int]) -> bytes:

@@ -45,6 +45,7 @@ from tests.integration.native.test_runtime import (  # noqa: F401 - fixtures
     wait_for_a_ready_spare,
 )
 from tests.integration.registry import LocalRegistry
+from tests.support import isolation
 from tests.support import oci_images as oi
 
 # Run inside the scratch cgroup: joins it, then tries each device access; prints {name: "ok" | errno name}.
@@ -74,19 +75,11 @@ print(json.dumps({
 
 
 def host_disk() -> tuple[int, int]:
-    """A block device of the host (major, minor) that the host's root can open: its first real
-    disk, or else a loop device (some sandboxes keep even root away from their disk). What an
-    attacker in a container makes a node for."""
-    entries = sorted(Path("/sys/block").iterdir(), key=lambda e: (e.name.startswith(("loop", "ram", "zram")), e.name))
-    for entry in entries:
-        try:
-            os.close(os.open(f"/dev/{entry.name}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-        except OSError:
-            continue
-        major, minor = (entry / "dev").read_text().split(":")
-        return int(major), int(minor)
-    unavailable("no block device on this host that root can open")
-    raise AssertionError("unreachable")
+    try:
+        return isolation.host_disk()
+    except isolation.ProbeError as exc:
+        unavailable(str(exc))
+        raise AssertionError("unreachable") from exc
 
 
 def unified_hierarchy() -> str:
