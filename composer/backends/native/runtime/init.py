@@ -322,6 +322,24 @@ def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
             L.mount(null, target, None, L.MS_BIND)
 
 
+def write_sysctls(proc_fd: int, sysctls: dict[str, str]) -> None:
+    """Each ``key`` (dotted, validated by config.sysctls) written to sys/<key as a path> under the
+    container's procfs (``proc_fd``, closed here), never to a path built from the key: openat2
+    keeps every open beneath it, follows no symlink and crosses no mount."""
+    try:
+        for key, value in sysctls.items():
+            try:
+                fd = L.open_beneath(proc_fd, "sys/" + key.replace(".", "/"), os.O_WRONLY | os.O_NOCTTY)
+            except OSError as exc:
+                raise OSError(exc.errno, f"sysctl {key}: {exc.strerror}") from None
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
+    finally:
+        os.close(proc_fd)
+
+
 def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     if cfg.get("netns") is None:  # a network namespace of its own: lo up (the rest is networking's)
         loopback_up()
@@ -337,6 +355,8 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     privileged = bool(cfg.get("privileged"))
     proc = in_root(root, "/proc", create="dir")
     L.mount("proc", proc, "proc", MASK_NO_DEV)
+    # the container's procfs itself, held before anything else can be mounted over its path
+    proc_fd = os.open(proc, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC) if cfg.get("sysctls") else -1
     mount_dev(root, int(cfg.get("shm_size") or 64 << 20), cfg.get("ipcns"), shared_shm)
     sys_dir = in_root(root, "/sys", create="dir")
     L.mount("sysfs", sys_dir, "sysfs", MASK_NO_DEV | (0 if privileged else L.MS_RDONLY))
@@ -351,9 +371,8 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
         remount_readonly(path)
     if cfg.get("working_dir"):
         in_root(root, cfg["working_dir"], create="dir")
-    for key, value in (cfg.get("sysctls") or {}).items():
-        with open(os.path.join(proc, "sys", *key.split(".")), "w") as f:
-            f.write(str(value))
+    if proc_fd >= 0:
+        write_sysctls(proc_fd, cfg["sysctls"])
     if not privileged:
         mask_paths(root, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
     os.chdir(root)

@@ -37,6 +37,11 @@ AT_SYMLINK_NOFOLLOW = 0x100
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 MOVE_MOUNT_F_EMPTY_PATH = 4
+SYS_OPENAT2 = 437  # the same number on every architecture (added after the tables were unified)
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
@@ -70,6 +75,7 @@ _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 _libc.open_tree.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 _libc.move_mount.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_libc.syscall.restype = ctypes.c_long
 
 
 def _check(result: int, what: str) -> int:
@@ -111,6 +117,23 @@ def clone_mount(path: str, recursive: bool = True) -> int:
 def attach_mount(fd: int, target: str) -> None:
     """Mount the detached tree ``fd`` (from ``clone_mount``) on ``target``."""
     _check(_libc.move_mount(fd, b"", AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH), f"move_mount on {target}")
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def open_beneath(dirfd: int, path: str, flags: int) -> int:
+    """openat2 of ``path`` under ``dirfd`` that never leaves it: no ``..`` above it, no absolute
+    path, no symlink (magic ones included), no crossing into another mount."""
+    how = _OpenHow(flags | os.O_CLOEXEC, 0,
+                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+    result = _libc.syscall(SYS_OPENAT2, ctypes.c_int(dirfd), _b(path), ctypes.byref(how),
+                           ctypes.c_size_t(ctypes.sizeof(how)))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return int(result)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
