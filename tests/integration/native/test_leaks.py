@@ -11,17 +11,26 @@ the end) and, for the healthcheck, test_lifecycle's (the CLI and its project sup
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.runtime import nsexec, spawn
+from composer.backends.native.runtime.containers import Runtime
 from composer.errors import BackendError, UnsupportedFeatureError
 from composer.spec.models.service import ServiceVolume
 from tests.integration.native import test_lifecycle, test_runtime
-from tests.integration.native.test_runtime import Box
+from tests.integration.native.test_lifecycle import Project, eventually
+from tests.integration.native.test_runtime import Box, residue, spare_cgroups, wait_for_a_ready_spare
 
 # the fixtures of test_runtime and test_lifecycle, used here too (module scoped ones get their own here)
 session_root = test_runtime.session_root
@@ -104,3 +113,144 @@ def test_sysctls_are_written_inside_the_container_and_nowhere_else(box: Box, tmp
         assert "\n" not in str(caught.value)
         assert victim.read_text() == "untouched\n"
         box.rt.remove(box.project, name, force=True)
+
+
+# --- finding 8: descriptors ----------------------------------------------------------------------
+
+
+def exec_in(rt: Runtime, project: str, name: str, args: list[str]) -> tuple[int, str]:
+    """``exec`` as the backend runs it (nsexec's helper): exit code and output."""
+    config = rt.config(project, name)
+    state = json.loads((rt.run_dir(project, name) / "state.json").read_text())
+    process = nsexec.run(nsexec.exec_config(config, state, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = process.communicate(timeout=60)
+    return process.returncode, out.decode(errors="replace")
+
+
+def test_a_container_and_an_exec_get_only_the_standard_streams(box: Box, probe_dir: Path, tmp_path: Path,
+                                                               docker_api: Any, busybox_image: str) -> None:
+    mount = probe_mount(probe_dir)
+    # An inheritable descriptor of a host folder in the caller, as a leaked cgroup or / would be.
+    host_dir = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    os.set_inheritable(host_dir, True)
+    try:
+        code, out = box.run(None, command=("/probe/probe", "fds"), volumes=(mount,))
+        assert code == 0, out
+        assert_clean(out)
+        code, out = box.run(None, command=("/probe/probe", "fds"), volumes=(mount,), init=True)  # under tini
+        assert code == 0, out
+        assert_clean(out)
+        name = box.create("sleep 600", volumes=(mount,))
+        box.rt.start(box.project, name)
+        code, out = exec_in(box.rt, box.project, name, ["/probe/probe", "fds"])
+        assert code == 0, out
+        assert_clean(out)
+    finally:
+        os.close(host_dir)
+    # Docker: runc marks every descriptor above 2 close-on-exec before the container's execve
+    # (CVE-2024-21626's fix), so the same probe prints the same report there.
+    container = docker_api.create_container(busybox_image, ["/probe/probe", "fds"],
+                                            host_config=docker_api.create_host_config(
+                                                binds={str(probe_dir): {"bind": "/probe", "mode": "ro"}}))
+    try:
+        docker_api.start(container)
+        assert docker_api.wait(container, timeout=60)["StatusCode"] == 0
+        assert_clean(docker_api.logs(container).decode())
+    finally:
+        docker_api.remove_container(container, force=True)
+
+
+@pytest.fixture
+def slow_spare_box(image: tuple[ImageStore, ImageRecord], session_root: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[Box]:
+    """test_runtime's spare_box, whose forkserver makes each new spare a second after a start
+    (the first one at once): long enough to find and kill it meanwhile."""
+    monkeypatch.setattr(spawn, "SPARE_DELAY", 1.0)
+    store, record = image
+    parent = f"composer-spare-test-{uuid.uuid4().hex[:8]}"
+    rt = Runtime(store, run_root=session_root / "spare-leak-run", cgroup_parent=parent)
+    rt.forkserver = spawn.Forkserver(spare_parent=parent)
+    rt.forkserver.start()
+    b = Box(rt, record)
+    try:
+        yield b
+    finally:
+        b.cleanup()
+        rt.forkserver.close()
+        deadline = time.monotonic() + 10  # a dismissed spare removes its cgroup, then exits
+        while spare_cgroups(parent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        residue(rt)
+
+
+def forkserver_children(box: Box) -> list[int]:
+    """The processes forked from the forkserver that hold no start: spare monitors (and their PID 1),
+    whose stderr is still the forkserver's /dev/null (a monitor's is its monitor.log)."""
+    assert box.rt.forkserver is not None
+    assert box.rt.forkserver.process is not None
+    server = box.rt.forkserver.process.pid
+    cmdline = Path(f"/proc/{server}/cmdline").read_bytes()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc.name.isdigit() and int(proc.name) != server and (proc / "cmdline").read_bytes() == cmdline
+                    and os.readlink(proc / "fd" / "2") == os.devnull):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def kill_the_spare(box: Box) -> None:
+    """SIGKILL the spare's processes, wherever they are, and remove the cgroups they leave."""
+    pids = eventually(lambda: forkserver_children(box))
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids))
+    for folder in spare_cgroups(box.rt.cgroup_parent):
+        procs = Path(folder, "cgroup.procs")
+        eventually(lambda procs=procs: not procs.read_text().strip())  # type: ignore[misc]
+        os.rmdir(folder)
+
+
+def run_probe(box: Box, mount: ServiceVolume) -> str:
+    code, out = box.run(None, command=("/probe/probe", "fds"), volumes=(mount,))
+    assert code == 0, out
+    return out
+
+
+def test_starts_served_by_spares_get_only_the_standard_streams_even_after_a_killed_spare(
+        slow_spare_box: Box, probe_dir: Path) -> None:
+    box = slow_spare_box
+    mount = probe_mount(probe_dir)
+    wait_for_a_ready_spare(box.rt.cgroup_parent)
+    assert_clean(run_probe(box, mount))  # served by the first spare
+    kill_the_spare(box)  # the one made after it, killed while it waits to be made
+    # This start finds the spare gone and is served by a fresh helper; the forkserver makes the
+    # next spare once it has let go of this start's descriptors (it made it while holding them).
+    assert_clean(run_probe(box, mount))
+    wait_for_a_ready_spare(box.rt.cgroup_parent)
+    assert_clean(run_probe(box, mount))  # served by that spare
+    wait_for_a_ready_spare(box.rt.cgroup_parent)
+    kill_the_spare(box)  # ready this time: monitor and PID 1
+    assert_clean(run_probe(box, mount))  # the forkserver finds it dead when it hands it the start
+    wait_for_a_ready_spare(box.rt.cgroup_parent)  # and has made another one
+    assert_clean(run_probe(box, mount))
+
+
+def test_a_healthcheck_gets_only_the_standard_streams(project: Project, probe_dir: Path) -> None:
+    project.write(f"""
+        web:
+          image: IMAGE
+          command: sleep 600
+          volumes: ["{probe_dir}:/probe:ro"]
+          healthcheck:
+            test: ["CMD", "/probe/probe", "fds"]
+            interval: 0.3s
+    """)
+    project.run("up", "-d")
+    container = f"{project.name}-web-1"
+    health = eventually(lambda: (h := project.state(container, "health.json")) and h["log"] and h)
+    output = health["log"][-1]["output"]
+    assert_clean(output)
+    assert health["log"][-1]["exit_code"] == 0

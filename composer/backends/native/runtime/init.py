@@ -515,6 +515,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if cfg.get("ulimits"):
         set_ulimits(cfg["ulimits"])
     os.setsid()
+    L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
     if no_new_privs:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None and not no_new_privs:
@@ -751,7 +752,7 @@ def spare_monitor(channel_fd: int, parent: str, delay: float) -> int:
             os.close(fd)
         cgroups.enter(cgroup, child)
         channel.send(b"ready")
-        request, fds, _, _ = socket.recv_fds(channel, 64, 4)
+        request, fds, _, _ = socket.recv_fds(channel, 64, 4, socket.MSG_CMSG_CLOEXEC)
         channel.close()
         if not request:  # dismissed (the forkserver closed, or exited)
             raise SystemExit(0)
@@ -779,7 +780,7 @@ def _spare_first_process(channel: Any) -> None:
     on as any PID 1, already in its cgroup. Dismissed (EOF): exits."""
     import socket
 
-    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2)
+    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2, socket.MSG_CMSG_CLOEXEC)
     channel.close()
     if not data:
         os._exit(0)

@@ -37,6 +37,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 MOVE_MOUNT_F_EMPTY_PATH = 4
+CLOSE_RANGE_CLOEXEC = 4
 SYS_OPENAT2 = 437  # the same number on every architecture (added after the tables were unified)
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -75,6 +76,7 @@ _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 _libc.open_tree.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 _libc.move_mount.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_libc.close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
 
 
@@ -117,6 +119,22 @@ def clone_mount(path: str, recursive: bool = True) -> int:
 def attach_mount(fd: int, target: str) -> None:
     """Mount the detached tree ``fd`` (from ``clone_mount``) on ``target``."""
     _check(_libc.move_mount(fd, b"", AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH), f"move_mount on {target}")
+
+
+def close_on_exec_beyond_stdio() -> None:
+    """Mark every descriptor above 2 close-on-exec, so that the next execve hands the program only
+    its standard streams, whatever this process inherited or received (runc's CVE-2024-21626 fix
+    does the same). One close_range call; the /proc/self/fd walk is for kernels before 5.11 or a
+    filter that refuses close_range."""
+    if _libc.close_range(3, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC) == 0:
+        return
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:  # the listing's own descriptor, closed by now
+                pass
 
 
 class _OpenHow(ctypes.Structure):

@@ -160,6 +160,7 @@ def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: Any)
             import termios
 
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
         if nnp:
             L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         if seccomp is not None and not nnp:
