@@ -10,11 +10,13 @@ the end) and, for the healthcheck, test_lifecycle's (the CLI and its project sup
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -254,3 +256,34 @@ def test_a_healthcheck_gets_only_the_standard_streams(project: Project, probe_di
     output = health["log"][-1]["output"]
     assert_clean(output)
     assert health["log"][-1]["exit_code"] == 0
+
+
+# --- finding 13: the host's python, seen from inside while a helper enters -------------------------
+
+
+def digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_an_exec_helper_cannot_be_opened_through_proc_exe(box: Box, probe_dir: Path) -> None:
+    """The exec helper's child is the host's python, in the container's pid namespace, from its
+    fork to its execve. The probe, root in the container with Docker's default capabilities, stops
+    it there once it has dropped to the container's capabilities and opens /proc/<pid>/exe: the
+    helper is undumpable, so every open (and readlink) is refused. Docker: runc's helper (runc init)
+    is undumpable too and runs from a sealed copy of runc, so there the same open fails as well."""
+    interpreter = os.path.realpath(sys.executable)
+    before = digest(interpreter)
+    name = box.create(None, command=("/probe/probe", "exe"), volumes=(probe_mount(probe_dir),))
+    box.rt.start(box.project, name)
+    caught = ""
+    for _ in range(200):  # each exec is a chance for the probe to catch the helper before its execve
+        code, out = exec_in(box.rt, box.project, name, ["true"])
+        caught = next((line for line in box.rt.output(box.project, name).splitlines()
+                       if line.startswith("caught")), "")
+        if caught:
+            break  # the probe then exits, and the kernel kills what is left in its pid namespace
+        assert code == 0, out
+    assert caught, box.rt.output(box.project, name)
+    fields = dict(item.split("=", 1) for item in caught.split()[2:])
+    assert fields["read"] == fields["write"] == fields["path"] == fields["link"] == "EACCES", caught
+    assert digest(interpreter) == before

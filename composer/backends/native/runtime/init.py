@@ -467,6 +467,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     ``net_fd`` >= 0: announce the network namespace on ``sync_fd`` and wait for it to be
     configured (see the module doc). ``cgroup_fd`` >= 0: one byte there says the monitor has
     moved this process into the container's cgroup (awaited before the cgroup namespace)."""
+    L.make_undumpable()  # the host's python, seen from a joined pid namespace until execve
     os.umask(0o022)
     if cfg.get("oom_score_adj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
@@ -521,6 +522,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if seccomp is not None and not no_new_privs:
         seccomp.load()  # still holding CAP_SYS_ADMIN
     L.set_capabilities(mask, uid=uid, gid=gid, groups=groups)
+    L.make_undumpable()  # again: a change of uid resets it to fs.suid_dumpable
     if seccomp is not None and no_new_privs:
         seccomp.load()  # as late as possible (runc)
     os.chdir(cfg.get("working_dir") or "/")

@@ -45,6 +45,7 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -135,6 +136,14 @@ def close_on_exec_beyond_stdio() -> None:
                 os.set_inheritable(fd, False)
             except OSError:  # the listing's own descriptor, closed by now
                 pass
+
+
+def make_undumpable() -> None:
+    """PR_SET_DUMPABLE 0: /proc/<pid>/exe, fd, mem... of this process become root's and need
+    CAP_SYS_PTRACE, so a container process cannot open the host binary a helper runs from while
+    the helper is in the container's namespaces (CVE-2019-5736); the kernel makes the process
+    dumpable again when it execs the container's program."""
+    prctl(PR_SET_DUMPABLE, 0)
 
 
 class _OpenHow(ctypes.Structure):
