@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from composer.backends.native.image.store import ImageRecord, ImageStore
-from composer.backends.native.runtime import nsexec, spawn
+from composer.backends.native.runtime import cpexec, nsexec, spawn
 from composer.backends.native.runtime.containers import Runtime
 from composer.errors import BackendError, UnsupportedFeatureError
 from composer.spec.models.service import ServiceVolume
@@ -256,6 +256,8 @@ def test_a_healthcheck_gets_only_the_standard_streams(project: Project, probe_di
     output = health["log"][-1]["output"]
     assert_clean(output)
     assert health["log"][-1]["exit_code"] == 0
+    assert_clean(project.run("run", "--rm", "web", "/probe/probe", "fds").stdout)  # a one-off, from the CLI too
+    assert_clean(project.run("exec", "-T", "web", "/probe/probe", "fds").stdout)
 
 
 # --- finding 13: the host's python, seen from inside while a helper enters -------------------------
@@ -266,8 +268,8 @@ def digest(path: str) -> str:
 
 
 def test_an_exec_helper_cannot_be_opened_through_proc_exe(box: Box, probe_dir: Path) -> None:
-    """The exec helper's child is the host's python, in the container's pid namespace, from its
-    fork to its execve. The probe, root in the container with Docker's default capabilities, stops
+    """The exec (and healthcheck) helper's child is the host's python, in the container's pid
+    namespace, from its fork to its execve. The probe, root in the container with Docker's default capabilities, stops
     it there once it has dropped to the container's capabilities and opens /proc/<pid>/exe: the
     helper is undumpable, so every open (and readlink) is refused. Docker: runc's helper (runc init)
     is undumpable too and runs from a sealed copy of runc, so there the same open fails as well."""
@@ -275,6 +277,13 @@ def test_an_exec_helper_cannot_be_opened_through_proc_exe(box: Box, probe_dir: P
     before = digest(interpreter)
     name = box.create(None, command=("/probe/probe", "exe"), volumes=(probe_mount(probe_dir),))
     box.rt.start(box.project, name)
+    # cp's helper only joins the mount namespace: it never shows in the container's /proc at all
+    state = json.loads((box.rt.run_dir(box.project, name) / "state.json").read_text())
+    for _ in range(20):
+        found = json.loads(cpexec.run({"op": "stat", "path": "/probe/probe", "container": name, "pid": state["pid"],
+                                       "pid_start": state["pid_start"]}))
+        assert found["size"] > 0
+    assert box.rt.output(box.project, name) == ""  # the probe saw no helper (it reports every one it sees)
     caught = ""
     for _ in range(200):  # each exec is a chance for the probe to catch the helper before its execve
         code, out = exec_in(box.rt, box.project, name, ["true"])
