@@ -38,7 +38,10 @@ AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 MOVE_MOUNT_F_EMPTY_PATH = 4
 CLOSE_RANGE_CLOEXEC = 4
-SYS_OPENAT2 = 437  # the same number on every architecture (added after the tables were unified)
+# the same numbers on every architecture (added after the syscall tables were unified); called by
+# number, so that an older glibc without the wrappers still imports this module
+SYS_CLOSE_RANGE = 436
+SYS_OPENAT2 = 437
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -77,7 +80,6 @@ _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 _libc.open_tree.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 _libc.move_mount.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-_libc.close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
 
 
@@ -127,7 +129,8 @@ def close_on_exec_beyond_stdio() -> None:
     its standard streams, whatever this process inherited or received (runc's CVE-2024-21626 fix
     does the same). One close_range call; the /proc/self/fd walk is for kernels before 5.11 or a
     filter that refuses close_range."""
-    if _libc.close_range(3, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC) == 0:
+    low, high, flags = ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(CLOSE_RANGE_CLOEXEC)
+    if _libc.syscall(SYS_CLOSE_RANGE, low, high, flags) == 0:
         return
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
