@@ -106,15 +106,33 @@ def capabilities(cap_add: Sequence[str], cap_drop: Sequence[str], privileged: bo
     return [c for c in caps if c not in drops]
 
 
-def sysctls(values: Mapping[str, str], *, host_network: bool, host_ipc: bool = False) -> dict[str, str]:
-    """:raises UnsupportedFeatureError: a sysctl that is not namespaced (or net.* with host networking,
-        an IPC one with the host's IPC namespace)."""
+def sysctls(values: Mapping[str, str], *, host_network: bool, host_ipc: bool = False,
+            service: str | None = None) -> dict[str, str]:
+    """The service's sysctls, once each key is known to change only the container's namespaces
+    (runc's validator: the IPC ones and fs.mqueue.* with an IPC namespace of its own, net.* with a
+    network namespace of its own, kernel.domainname; kernel.hostname is the ``hostname`` key's).
+    A key is dotted components, none empty and none holding a ``/``: PID 1 writes it under the
+    container's /proc/sys only (init.write_sysctls), and no spelling may point anywhere else.
+
+    :raises UnsupportedFeatureError: a malformed key, or one that is not namespaced (net.* with
+        host networking, an IPC one with the host's IPC namespace).
+    """
+    who = f"service {service}: " if service else ""
     for key in values:
+        parts = str(key).split(".")
+        if len(parts) < 2 or any(not part or not part.isprintable() or "/" in part or part.strip() != part
+                                 for part in parts):
+            raise unsupported(f"{who}sysctl {key!r} is not a valid key: dotted names only, without '/' or "
+                              "empty components")
         ipc = key in IPC_SYSCTLS or key.startswith("fs.mqueue.")
-        namespaced = (ipc and not host_ipc) or (key.startswith("net.") and not host_network)
+        namespaced = (ipc and not host_ipc) or (key.startswith("net.") and not host_network) or (
+            key == "kernel.domainname")
+        if key == "kernel.hostname":
+            raise unsupported(f"{who}sysctl 'kernel.hostname' is not allowed: set the hostname key instead")
         if not namespaced:
-            raise unsupported(f"sysctl {key!r} is not namespaced: it would change the host",
-                              hint="only IPC (kernel.msg*, kernel.sem, kernel.shm*), fs.mqueue.* and net.* are allowed")
+            raise unsupported(f"{who}sysctl {key!r} is not namespaced here: it would change the host (allowed: "
+                              "kernel.msg*, kernel.sem, kernel.shm* and fs.mqueue.* without ipc: host, net.* "
+                              "without network_mode: host, kernel.domainname)")
     return {k: str(v) for k, v in values.items()}
 
 
@@ -309,7 +327,8 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "readonly_paths": list(READONLY_PATHS),
         "mounts": mounts(service.volumes, service.tmpfs, volume_paths),
         "shm_size": int(service.shm_size) if service.shm_size is not None else DEFAULT_SHM,
-        "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host", host_ipc=ipcns == "host"),
+        "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host", host_ipc=ipcns == "host",
+                           service=service.name),
         "ulimits": ulimits,
         "init_binary": init_binary,
         "limits": limits,

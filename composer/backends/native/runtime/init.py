@@ -322,6 +322,24 @@ def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
             L.mount(null, target, None, L.MS_BIND)
 
 
+def write_sysctls(proc_fd: int, sysctls: dict[str, str]) -> None:
+    """Each ``key`` (dotted, validated by config.sysctls) written to sys/<key as a path> under the
+    container's procfs (``proc_fd``, closed here), never to a path built from the key: openat2
+    keeps every open beneath it, follows no symlink and crosses no mount."""
+    try:
+        for key, value in sysctls.items():
+            try:
+                fd = L.open_beneath(proc_fd, "sys/" + key.replace(".", "/"), os.O_WRONLY | os.O_NOCTTY)
+            except OSError as exc:
+                raise OSError(exc.errno, f"sysctl {key}: {exc.strerror}") from None
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
+    finally:
+        os.close(proc_fd)
+
+
 def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     if cfg.get("netns") is None:  # a network namespace of its own: lo up (the rest is networking's)
         loopback_up()
@@ -337,6 +355,8 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     privileged = bool(cfg.get("privileged"))
     proc = in_root(root, "/proc", create="dir")
     L.mount("proc", proc, "proc", MASK_NO_DEV)
+    # the container's procfs itself, held before anything else can be mounted over its path
+    proc_fd = os.open(proc, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC) if cfg.get("sysctls") else -1
     mount_dev(root, int(cfg.get("shm_size") or 64 << 20), cfg.get("ipcns"), shared_shm)
     sys_dir = in_root(root, "/sys", create="dir")
     L.mount("sysfs", sys_dir, "sysfs", MASK_NO_DEV | (0 if privileged else L.MS_RDONLY))
@@ -351,9 +371,8 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
         remount_readonly(path)
     if cfg.get("working_dir"):
         in_root(root, cfg["working_dir"], create="dir")
-    for key, value in (cfg.get("sysctls") or {}).items():
-        with open(os.path.join(proc, "sys", *key.split(".")), "w") as f:
-            f.write(str(value))
+    if proc_fd >= 0:
+        write_sysctls(proc_fd, cfg["sysctls"])
     if not privileged:
         mask_paths(root, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
     os.chdir(root)
@@ -448,6 +467,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     ``net_fd`` >= 0: announce the network namespace on ``sync_fd`` and wait for it to be
     configured (see the module doc). ``cgroup_fd`` >= 0: one byte there says the monitor has
     moved this process into the container's cgroup (awaited before the cgroup namespace)."""
+    L.make_undumpable()  # the host's python, seen from a joined pid namespace until execve
     os.umask(0o022)
     if cfg.get("oom_score_adj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
@@ -496,11 +516,13 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if cfg.get("ulimits"):
         set_ulimits(cfg["ulimits"])
     os.setsid()
+    L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
     if no_new_privs:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None and not no_new_privs:
         seccomp.load()  # still holding CAP_SYS_ADMIN
     L.set_capabilities(mask, uid=uid, gid=gid, groups=groups)
+    L.make_undumpable()  # again: a change of uid resets it to fs.suid_dumpable
     if seccomp is not None and no_new_privs:
         seccomp.load()  # as late as possible (runc)
     os.chdir(cfg.get("working_dir") or "/")
@@ -732,7 +754,7 @@ def spare_monitor(channel_fd: int, parent: str, delay: float) -> int:
             os.close(fd)
         cgroups.enter(cgroup, child)
         channel.send(b"ready")
-        request, fds, _, _ = socket.recv_fds(channel, 64, 4)
+        request, fds, _, _ = socket.recv_fds(channel, 64, 4, socket.MSG_CMSG_CLOEXEC)
         channel.close()
         if not request:  # dismissed (the forkserver closed, or exited)
             raise SystemExit(0)
@@ -760,7 +782,7 @@ def _spare_first_process(channel: Any) -> None:
     on as any PID 1, already in its cgroup. Dismissed (EOF): exits."""
     import socket
 
-    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2)
+    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2, socket.MSG_CMSG_CLOEXEC)
     channel.close()
     if not data:
         os._exit(0)

@@ -37,8 +37,18 @@ AT_SYMLINK_NOFOLLOW = 0x100
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 MOVE_MOUNT_F_EMPTY_PATH = 4
+CLOSE_RANGE_CLOEXEC = 4
+# the same numbers on every architecture (added after the syscall tables were unified); called by
+# number, so that an older glibc without the wrappers still imports this module
+SYS_CLOSE_RANGE = 436
+SYS_OPENAT2 = 437
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -70,6 +80,7 @@ _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 _libc.open_tree.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 _libc.move_mount.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_libc.syscall.restype = ctypes.c_long
 
 
 def _check(result: int, what: str) -> int:
@@ -111,6 +122,48 @@ def clone_mount(path: str, recursive: bool = True) -> int:
 def attach_mount(fd: int, target: str) -> None:
     """Mount the detached tree ``fd`` (from ``clone_mount``) on ``target``."""
     _check(_libc.move_mount(fd, b"", AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH), f"move_mount on {target}")
+
+
+def close_on_exec_beyond_stdio() -> None:
+    """Mark every descriptor above 2 close-on-exec, so that the next execve hands the program only
+    its standard streams, whatever this process inherited or received (runc's CVE-2024-21626 fix
+    does the same). One close_range call; the /proc/self/fd walk is for kernels before 5.11 or a
+    filter that refuses close_range."""
+    low, high, flags = ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(CLOSE_RANGE_CLOEXEC)
+    if _libc.syscall(SYS_CLOSE_RANGE, low, high, flags) == 0:
+        return
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:  # the listing's own descriptor, closed by now
+                pass
+
+
+def make_undumpable() -> None:
+    """PR_SET_DUMPABLE 0: /proc/<pid>/exe, fd, mem... of this process become root's and need
+    CAP_SYS_PTRACE, so a container process cannot open the host binary a helper runs from while
+    the helper is in the container's namespaces (CVE-2019-5736); the kernel makes the process
+    dumpable again when it execs the container's program."""
+    prctl(PR_SET_DUMPABLE, 0)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def open_beneath(dirfd: int, path: str, flags: int) -> int:
+    """openat2 of ``path`` under ``dirfd`` that never leaves it: no ``..`` above it, no absolute
+    path, no symlink (magic ones included), no crossing into another mount."""
+    how = _OpenHow(flags | os.O_CLOEXEC, 0,
+                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+    result = _libc.syscall(SYS_OPENAT2, ctypes.c_int(dirfd), _b(path), ctypes.byref(how),
+                           ctypes.c_size_t(ctypes.sizeof(how)))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return int(result)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

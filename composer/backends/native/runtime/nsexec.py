@@ -87,6 +87,9 @@ def main(argv: list[str]) -> int:
 
     from composer.backends.native.runtime.init import process_start_time
 
+    # Undumpable before entering anything: its /proc/<pid>/exe is the host's python, and the child
+    # it forks is in the container's pid namespace until its execve (CVE-2019-5736).
+    L.make_undumpable()
     data = b""
     fd = int(argv[1])
     while chunk := os.read(fd, 65536):
@@ -160,11 +163,13 @@ def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: Any)
             import termios
 
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
         if nnp:
             L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         if seccomp is not None and not nnp:
             seccomp.load()
         L.set_capabilities(mask, uid=uid, gid=gid, groups=groups)
+        L.make_undumpable()  # again: a change of uid resets it to fs.suid_dumpable
         if seccomp is not None and nnp:
             seccomp.load()
         try:

@@ -31,7 +31,9 @@ BOOTSTRAP = helper_main("init")
 # single-threaded process with a clean interpreter, as a freshly started helper would be.
 # With a spare parent (its second argument) it also keeps a spare monitor ready (init.spare_monitor:
 # cgroup made, PID 1 forked and moved into it) and hands it the starts that ask for one ("spare"),
-# when it is ready; a new one is made after each, SPARE_DELAY later.
+# when it is ready; a new one is made after each, SPARE_DELAY later. Descriptors arrive close-on-exec
+# and a spare is forked only while the server holds no start's descriptors (they would end up in its
+# container: CVE-2024-21626's class).
 SPARE_DELAY = 0.1
 FORKSERVER = helper_code("init") + """import os, socket
 from composer.backends.native.runtime.init import spare_main
@@ -48,6 +50,7 @@ spare_delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
 
 
 def new_spare(delay):
+    # called only while no start's descriptors are held; the spare keeps nothing else either
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:
@@ -55,7 +58,10 @@ def new_spare(delay):
         try:
             server.close()
             ours.close()
-            code = spare_main(theirs.detach(), spare_parent, delay)
+            channel = theirs.detach()
+            os.closerange(3, channel)
+            os.closerange(channel + 1, 1 << 20)
+            code = spare_main(channel, spare_parent, delay)
         finally:
             os._exit(code)
     theirs.close()
@@ -84,7 +90,7 @@ def ready(spare):
 spare = new_spare(0.0) if spare_parent else None
 while True:
     try:
-        request, fds, _, _ = socket.recv_fds(server, 64, 4)
+        request, fds, _, _ = socket.recv_fds(server, 64, 4, socket.MSG_CMSG_CLOEXEC)
     except OSError:
         break
     if not request:
@@ -92,8 +98,9 @@ while True:
     if request == b"spare" and spare is not None and ready(spare):
         try:
             socket.send_fds(spare[0], [b"start"], fds)
-        except OSError:
-            pass
+        except OSError:  # it went away after saying ready (killed): replaced once this start is served
+            spare[0].close()
+            spare[1] = None
         else:
             for fd in fds:
                 os.close(fd)
@@ -101,8 +108,6 @@ while True:
             spare[0].close()
             spare = new_spare(spare_delay)
             continue
-    if spare is not None and not ready(spare) and spare[1] is None:
-        spare = new_spare(spare_delay)
     config_fd, sync_fd, stderr_fd = fds[:3]
     net_fd = fds[3] if len(fds) > 3 else -1
     pid = os.fork()
@@ -122,6 +127,8 @@ while True:
         os.close(fd)
     server.sendall(str(pid).encode().ljust(16))
     os.waitpid(pid, 0)  # the helper forks its monitor and exits at once
+    if spare is not None and not ready(spare) and spare[1] is None:
+        spare = new_spare(spare_delay)  # a spare that went away, replaced now that this start's fds are closed
 """
 
 
