@@ -35,11 +35,7 @@ BOOTSTRAP = helper_main("init")
 SPARE_DELAY = 0.1
 FORKSERVER = helper_code("init") + """import os, socket
 from composer.backends.native.runtime.init import spare_main
-try:  # what PID 1 loads before pivot_root, loaded once here
-    from composer.backends.native.runtime.seccomp import load_library
-    load_library()
-except Exception:
-    pass
+from composer.backends.native.runtime.seccomp import install  # what PID 1 imports before pivot_root
 server = socket.socket(fileno=int(sys.argv[1]))
 spare_parent = sys.argv[2] if len(sys.argv) > 2 else ""
 spare_delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
