@@ -14,6 +14,7 @@ Only the data lives here: ``seccomp_profile.Profile`` is the model, ``seccomp_bp
 from __future__ import annotations
 
 import errno
+import functools
 
 from composer.backends.native.runtime.seccomp_profile import Arg, Condition, Profile, Rule
 
@@ -127,8 +128,9 @@ def _allow(names: tuple[str, ...] | list[str], *args: Arg, includes: Condition =
     return Rule(names=tuple(names), action="SCMP_ACT_ALLOW", args=args, includes=includes, excludes=excludes)
 
 
+@functools.cache
 def default_profile() -> Profile:
-    """Docker's default profile."""
+    """Docker's default profile (immutable, built once)."""
     rules = [_allow(ALLOWED), _allow(SINCE_4_8, includes=Condition(min_kernel=(4, 8)))]
     contiguous = 0  # AF_UNIX and the families that follow it without a gap: one "less than"
     while contiguous < len(SOCKET_FAMILIES) and SOCKET_FAMILIES[contiguous] == contiguous + 1:
