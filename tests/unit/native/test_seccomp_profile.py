@@ -56,6 +56,8 @@ RULE = {"names": ["read"], "action": "SCMP_ACT_ALLOW"}
     ({"syscalls": [RULE]}, "defaultAction: missing"),
     ({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}, "flags: seccomp filter flags are not"),
     ({"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/x.sock"}, "notify listeners are not supported"),
+    ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{**RULE, "action": "SCMP_ACT_NOTIFY"}]},
+     "syscalls[0].action: SCMP_ACT_NOTIFY is not supported"),
     ("[" * 100_000, "nested too deeply"),
 ])
 def test_bad_profiles_are_one_line_errors_naming_the_file(document: Any, expected: str, tmp_path: Path) -> None:

@@ -212,6 +212,8 @@ class _Parser:
         return value
 
     def choice(self, value: Any, where: str, allowed: Sequence[str], what: str) -> str:
+        if value == "SCMP_ACT_NOTIFY":  # needs a seccomp agent listening (listenerPath)
+            raise self.error(where, "SCMP_ACT_NOTIFY is not supported by the native backend")
         if value not in allowed:
             raise self.error(where, f"unknown {what} {value!r}")
         return str(value)
