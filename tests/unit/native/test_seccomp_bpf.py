@@ -9,9 +9,11 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from composer.backends.native.runtime import linux as L
 from composer.backends.native.runtime.seccomp import install
-from composer.backends.native.runtime.seccomp_bpf import container_program, library, program
+from composer.backends.native.runtime.seccomp_bpf import SeccompError, container_program, library, program
 from composer.backends.native.runtime.seccomp_profile import parse, select
 
 # What a Python child needs to keep running and report (allowed by every profile below).
@@ -93,3 +95,13 @@ def test_an_allowing_default_adds_no_stub_and_programs_are_cached_on_disk(tmp_pa
     assert container_program({**settings, "seccomp": "unconfined"}) is None
     (tmp_path / "off.json").write_text("{}")
     assert container_program({**settings, "seccomp": str(tmp_path / "off.json")}) is None
+
+
+def test_a_profile_too_large_for_the_kernel_is_refused_when_compiled() -> None:
+    profile = parse(json.dumps({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"} for value in range(5000)]}],
+    }), "inline")
+    with pytest.raises(SeccompError, match="more than the kernel's 4096"):
+        program(select(profile, ()))

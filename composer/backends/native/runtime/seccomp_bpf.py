@@ -169,9 +169,13 @@ def _compiled(selection: Selection) -> bytes:
         filter_code = _export(lib, ctx)
     finally:
         lib.seccomp_release(ctx)
-    if selection.default_action in ALLOWING:
-        return filter_code
-    return enosys_stub(_highest_syscalls(lib, tokens, selection.rules)) + filter_code
+    code = filter_code
+    if selection.default_action not in ALLOWING:
+        code = enosys_stub(_highest_syscalls(lib, tokens, selection.rules)) + filter_code
+    if len(code) > MAX_PROGRAM_BYTES:  # refused now rather than by the kernel at every start
+        raise SeccompError(f"seccomp: the profile compiles to {len(code) // 8} BPF instructions, more than the "
+                           f"kernel's {MAX_PROGRAM_BYTES // 8}")
+    return code
 
 
 def _add_arches(lib: ctypes.CDLL, ctx: int, architectures: Sequence[str]) -> dict[str, int]:
