@@ -10,7 +10,8 @@ The configuration (a JSON object, read by ``init.py``)::
     run_dir, log_path        state files; the json-file log
     rootfs                   {layers_dir, lower: [l/<short>...] topmost first, upper, work, mountpoint, readonly}
     args, env, user, group_add, working_dir, hostname, domainname
-    capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined")
+    capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined" | a profile file)
+    seccomp_program          hex of the compiled filter (added by Runtime.create), null for none
     masked_paths, readonly_paths, mounts [{type: bind|tmpfs|volume, source, target, readonly, propagation,
                              options, fill}]
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
@@ -152,9 +153,12 @@ def namespace_mode(service: Any, key: str) -> str | None:
 
 
 def security(options: Sequence[str]) -> tuple[bool, str]:
-    """(no_new_privileges, seccomp profile) from ``security_opt``.
+    """(no_new_privileges, seccomp profile) from ``security_opt``: the profile is "default"
+    (Docker's, also ``seccomp=builtin``), "unconfined", or the absolute path of a Docker-format
+    profile file (relative to the working directory, as the docker CLI and compose read it; it
+    is read and compiled by ``Runtime.create``).
 
-    :raises UnsupportedFeatureError: anything else (apparmor, label, a seccomp profile file).
+    :raises UnsupportedFeatureError: anything else (apparmor, label...).
     """
     nnp, profile = False, "default"
     for option in options:
@@ -163,8 +167,10 @@ def security(options: Sequence[str]) -> tuple[bool, str]:
             nnp = True
         elif key == "no-new-privileges" and value == "false":
             nnp = False
-        elif key == "seccomp" and value == "unconfined":
-            profile = "unconfined"
+        elif key == "seccomp" and value in ("unconfined", "builtin"):
+            profile = "unconfined" if value == "unconfined" else "default"
+        elif key == "seccomp" and value:
+            profile = os.path.abspath(value)
         else:
             raise unsupported(f"security_opt {option!r} is not supported by the native backend")
     return nnp, profile

@@ -154,6 +154,8 @@ class Runtime:
         container_id = secrets.token_hex(32)
         settings = service_config(service, self.store.config(image), container_id=container_id,
                                   volume_paths=volume_paths)
+        # compiled now, once: every start and exec of the container installs the same program
+        settings["seccomp_program"] = self.seccomp_program(settings)
         layers = [f"l/{layer.link}" for layer in reversed(self.store.layers(image))]
         run_dir = self.run_dir(project, name)
         run_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
@@ -193,6 +195,16 @@ class Runtime:
             raise
         return container_id
 
+    def seccomp_program(self, settings: Mapping[str, Any]) -> str | None:
+        """The container's seccomp filter (hex; None for none), cached under the store root.
+
+        :raises ProfileError: the profile file cannot be used.
+        :raises SeccompError: libseccomp is missing or refuses the profile.
+        """
+        from composer.backends.native.runtime.seccomp_bpf import container_program
+
+        return container_program(settings, cache_dir=self.store.root / "seccomp")
+
     @staticmethod
     def _write_etc_files(settings: dict[str, Any], etc: Mapping[str, Path]) -> None:
         etc["/etc/hostname"].write_text(settings["hostname"] + "\n")
@@ -231,6 +243,8 @@ class Runtime:
                     (run_dir / stale).unlink()
             joined = {"netns": netns, "ipcns": ipcns, "pidns": pidns}
             config = {**config, **{key: path for key, path in joined.items() if path is not None}}
+            if "seccomp_program" not in config:  # created before programs were compiled at create
+                config["seccomp_program"] = self.seccomp_program(config)
             try:
                 return spawn(config, stderr_path=str(run_dir / "monitor.log"), on_netns=on_netns,
                              forkserver=self.forkserver)

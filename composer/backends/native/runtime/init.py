@@ -454,6 +454,18 @@ def exec_path(args: list[str], env: dict[str, str]) -> str:
     raise ValueError(f'exec: "{command}": executable file not found in $PATH')
 
 
+def seccomp_program(cfg: dict[str, Any]) -> bytes | None:
+    """The filter program the orchestrator compiled for the container (``seccomp_program``, hex),
+    or None when it runs without one; a container that should have one and has none fails
+    rather than run unconfined."""
+    program = cfg.get("seccomp_program")
+    if program:
+        return bytes.fromhex(program)
+    if cfg.get("seccomp", "default") != "unconfined" and not cfg.get("privileged") and "seccomp_program" not in cfg:
+        raise RuntimeError("no seccomp program in the container's configuration")
+    return None
+
+
 def await_go(fd: int, failure: str) -> None:
     """Wait for the one byte that lets the start go on (none to wait for when ``fd`` < 0)."""
     if fd >= 0:
@@ -474,12 +486,11 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
             f.write(str(cfg["oom_score_adj"]))
     caps = list(cfg.get("capabilities") or ())
     mask = L.bounding_set() if cfg.get("privileged") else L.cap_mask(caps)
-    names = {name for name in L.CAPS if mask & (1 << L.CAP_NUMBERS[name])}
     no_new_privs = bool(cfg.get("no_new_privileges"))
-    wants_seccomp = cfg.get("seccomp", "default") == "default" and not cfg.get("privileged")
-    if wants_seccomp:
+    seccomp = seccomp_program(cfg)
+    if seccomp is not None:
         # Everything imported or dlopen'ed from the host must be loaded before pivot_root.
-        from composer.backends.native.runtime.seccomp import Filter
+        from composer.backends.native.runtime.seccomp import install
     if cfg.get("ulimits"):
         import resource  # noqa: F401 - imported before pivot_root, used by set_ulimits
     netns = cfg.get("netns")
@@ -495,8 +506,6 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if net_fd >= 0:  # the caller configures /proc/<pid>/ns/net while the root filesystem is built
         answer(sync_fd, {"netns": int(os.readlink("/proc/self"))})  # still the host's /proc here
         os.close(sync_fd)
-    # built once the caller can start on the network (~1 ms of libseccomp): it is loaded at the end
-    seccomp = Filter(names, no_new_privs=no_new_privs) if wants_seccomp else None
     setup_rootfs(cfg, shared_shm)
     if cfg.get("hostname"):
         L.sethostname(cfg["hostname"])
@@ -520,11 +529,11 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if no_new_privs:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None and not no_new_privs:
-        seccomp.load()  # still holding CAP_SYS_ADMIN
+        install(seccomp)  # still holding CAP_SYS_ADMIN
     L.set_capabilities(mask, uid=uid, gid=gid, groups=groups)
     L.make_undumpable()  # again: a change of uid resets it to fs.suid_dumpable
     if seccomp is not None and no_new_privs:
-        seccomp.load()  # as late as possible (runc)
+        install(seccomp)  # as late as possible (runc)
     os.chdir(cfg.get("working_dir") or "/")
     os.execve(path, args, env)
 

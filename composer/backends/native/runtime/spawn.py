@@ -37,11 +37,7 @@ BOOTSTRAP = helper_main("init")
 SPARE_DELAY = 0.1
 FORKSERVER = helper_code("init") + """import os, socket
 from composer.backends.native.runtime.init import spare_main
-try:  # what PID 1 loads before pivot_root, loaded once here
-    from composer.backends.native.runtime.seccomp import load_library
-    load_library()
-except Exception:
-    pass
+from composer.backends.native.runtime.seccomp import install  # what PID 1 imports before pivot_root
 from composer.backends.native.runtime.devices import program
 program()  # the default device program's instructions, built once for every monitor forked here
 server = socket.socket(fileno=int(sys.argv[1]))
