@@ -12,7 +12,8 @@ import pytest
 
 from composer.backends.native.runtime.config import security
 from composer.backends.native.runtime.seccomp_default import default_profile
-from composer.backends.native.runtime.seccomp_profile import ProfileError, kernel_version, load, parse, select
+from composer.backends.native.runtime.seccomp_profile import kernel_version, load, parse, select
+from composer.backends.seccomp_file import ProfileError
 from composer.errors import SpecValidationError, UnsupportedFeatureError
 
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer.errors import SpecValidationError
+from composer.backends.seccomp_file import ProfileError, read_profile
 
 ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
            "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
@@ -41,7 +40,6 @@ SECCOMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "x86"
                 "arm": "SCMP_ARCH_ARM", "ppc64le": "SCMP_ARCH_PPC64LE", "ppc64": "SCMP_ARCH_PPC64",
                 "s390x": "SCMP_ARCH_S390X", "riscv64": "SCMP_ARCH_RISCV64", "mips64": "SCMP_ARCH_MIPS64",
                 "loong64": "SCMP_ARCH_LOONGARCH64"}
-MAX_PROFILE_BYTES = 4 << 20  # Docker's profiles are ~20 KB; refuse a /dev/zero before reading it all
 
 
 @dataclass(frozen=True)
@@ -100,10 +98,6 @@ class Selection:
     rules: tuple[Rule, ...]
 
 
-class ProfileError(SpecValidationError):
-    """A seccomp profile file that cannot be used (one line, naming the file)."""
-
-
 def host_arch() -> str:
     """The host's architecture in Go's names (amd64, arm64...)."""
     machine = os.uname().machine
@@ -157,19 +151,7 @@ def load(path: str) -> Profile:
 
     :raises ProfileError: unreadable, too large, not JSON, or not a valid profile.
     """
-    try:  # O_NONBLOCK: a FIFO must not hang the caller; only a regular file is read
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ProfileError(f"seccomp profile {path}: not a regular file")
-            data = os.read(fd, MAX_PROFILE_BYTES + 1)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise ProfileError(f"seccomp profile {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_PROFILE_BYTES:
-        raise ProfileError(f"seccomp profile {path}: larger than {MAX_PROFILE_BYTES >> 20} MiB")
-    return parse(data, path)
+    return parse(read_profile(path), path)
 
 
 def parse(data: bytes | str, source: str) -> Profile:
