@@ -41,5 +41,6 @@ def test_a_bad_seccomp_profile_file_is_a_one_line_error(tmp_path: Path, project_
         result = composer(tmp_path, project_name, "run", "--rm", "t", "true")
         assert result.returncode != 0
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and f"seccomp profile {name}" in lines[0], result.stderr
+        assert len(lines) == 1, result.stderr
+        assert f"seccomp profile {name}" in lines[0]
         assert "Traceback" not in result.stderr
