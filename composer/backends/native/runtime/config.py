@@ -1,8 +1,9 @@
 """From a Compose service and its image to the helper's JSON configuration.
 
-Pure functions (no side effects): Docker's rules for the command, environment, user, working
-directory, capabilities, masked paths, limits and stop signal. Keys the native runtime cannot
-honour yet raise UnsupportedFeatureError instead of being ignored.
+Pure functions (no side effects; masked_paths reads the host's sysfs, as Docker does): Docker's
+rules for the command, environment, user, working directory, capabilities, masked paths, limits
+and stop signal. Keys the native runtime cannot honour yet raise UnsupportedFeatureError instead
+of being ignored.
 
 The configuration (a JSON object, read by ``init.py``)::
 
@@ -33,9 +34,11 @@ from composer.backends.native.runtime.linux import CAPS, DOCKER_DEFAULT_CAPS
 from composer.errors import UnsupportedFeatureError
 
 BACKEND = "native"
-MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+# Docker's (moby oci/defaults.go, as of 28.x), plus each CPU's thermal_throttle directory (masked_paths()).
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
                 "/sys/devices/virtual/powercap")
+CPUS_DIR = "/sys/devices/system/cpu"
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TINI_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
@@ -47,6 +50,19 @@ IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
 UNSUPPORTED = ("blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "device_cgroup_rules",
                "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from", "stdin_open",
                "tty", "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
+
+
+def masked_paths(cpus_dir: str = CPUS_DIR) -> list[str]:
+    """MASKED_PATHS and ``/sys/devices/system/cpu/cpu*/thermal_throttle`` as this host has them
+    (Docker globs them likewise when it creates a container: the container's sysfs is the host's)."""
+    try:
+        cpus = sorted(entry.name for entry in os.scandir(cpus_dir)
+                      if entry.name.startswith("cpu") and entry.name[3:].isdigit())
+    except OSError:
+        cpus = []
+    throttle = [f"{CPUS_DIR}/{cpu}/thermal_throttle" for cpu in cpus
+                if os.path.isdir(f"{cpus_dir}/{cpu}/thermal_throttle")]
+    return [*MASKED_PATHS, *throttle]
 
 
 def unsupported(message: str, hint: str | None = None) -> UnsupportedFeatureError:
@@ -305,7 +321,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "privileged": service.privileged,
         "no_new_privileges": nnp,
         "seccomp": seccomp,
-        "masked_paths": list(MASKED_PATHS),
+        "masked_paths": masked_paths(),
         "readonly_paths": list(READONLY_PATHS),
         "mounts": mounts(service.volumes, service.tmpfs, volume_paths),
         "shm_size": int(service.shm_size) if service.shm_size is not None else DEFAULT_SHM,
