@@ -35,7 +35,7 @@ from composer.backends.native.runtime import volumes
 from composer.backends.native.runtime.config import masked_paths
 from composer.errors import BackendError
 from composer.events import ListSink
-from composer.spec.models.service import ServiceConfig, ServiceVolume
+from composer.spec.models.service import BindOptions, ServiceConfig, ServiceVolume
 from tests.integration.native import test_runtime as runtime_tests
 from tests.integration.native.conftest import pusher
 from tests.integration.native.test_runtime import Box
@@ -374,6 +374,35 @@ def test_a_read_only_bind_is_read_only_down_to_its_submounts(
             assert f"{key}=1" in out
 
 
+def test_bind_recursive_writable_and_disabled_as_compose_asks(box: Box, dir_with_submount: Path) -> None:
+    """Compose's ``bind.recursive`` (Docker API 1.44): ``writable`` leaves the submounts of a :ro
+    bind writable (ReadOnlyNonRecursive), ``disabled`` does not bind them at all (NonRecursive)."""
+    script = "echo x > /ro/top; echo top=$?; echo x > /ro/sub/f; echo sub=$?; rm -f /ro/sub/f"
+    writable = ServiceVolume(type="bind", source=str(dir_with_submount), target="/ro", read_only=True,
+                             bind=BindOptions(recursive="writable"))
+    code, out = box.run(script, volumes=(writable,))
+    assert code == 0, out
+    assert "top=1" in out, out
+    assert "sub=0" in out, out
+    disabled = ServiceVolume(type="bind", source=str(dir_with_submount), target="/ro", read_only=True,
+                             bind=BindOptions(recursive="disabled"))
+    code, out = box.run("grep -c ' /ro/sub ' /proc/self/mountinfo", volumes=(disabled,))
+    assert out.strip() == "0", out
+
+
+def test_a_host_file_may_replace_a_proc_file_as_lxcfs_does(box: Box, tmp_path: Path) -> None:
+    """runc lets a bind of a file replace /proc/meminfo, /proc/uptime... (lxcfs); a directory
+    there, or any other /proc target, is refused (next test)."""
+    uptime = tmp_path / "uptime"
+    uptime.write_text("12345.67 890.12\n")
+    bind = ServiceVolume(type="bind", source=str(uptime), target="/proc/uptime", read_only=True)
+    code, out = box.run("cat /proc/uptime", volumes=(bind,))
+    assert (code, out) == (0, "12345.67 890.12\n")
+    name = box.create("true", volumes=(ServiceVolume(type="bind", source=str(tmp_path), target="/proc/uptime"),))
+    with pytest.raises(BackendError, match="cannot mount on /proc/uptime"):
+        box.rt.start(box.project, name)
+
+
 def test_mount_targets_in_proc_or_the_root_are_refused_in_one_line(box: Box, tmp_path: Path) -> None:
     """runc refuses a mount inside /proc (it would hide or replace what is masked); a target that
     resolves to the root would hide the image. One-line errors."""
@@ -383,4 +412,5 @@ def test_mount_targets_in_proc_or_the_root_are_refused_in_one_line(box: Box, tmp
         with pytest.raises(BackendError) as caught:
             box.rt.start(box.project, name)
         assert "\n" not in str(caught.value)
-        assert f"cannot mount on {target}" in str(caught.value), caught.value
+        assert "Errno" not in str(caught.value)
+        assert f"cannot mount on {target}: " in str(caught.value), caught.value

@@ -13,7 +13,7 @@ The configuration (a JSON object, read by ``init.py``)::
     args, env, user, group_add, working_dir, hostname, domainname
     capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined")
     masked_paths, readonly_paths, mounts [{type: bind|tmpfs|volume, source, target, readonly, propagation,
-                             options, fill}]
+                             recursive, options, fill}] (parents first)
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
     netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
     ipcns, pidns             null (a namespace of its own), "host", "none" (ipc only: no /dev/shm), or a
@@ -192,9 +192,11 @@ def tmpfs_entry(entry: str) -> dict[str, Any]:
 
 def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[str, str] | None = None
            ) -> list[dict[str, Any]]:
-    """Bind, tmpfs and volume mounts, in order; creates a missing bind source when the service
-    asks. ``volume_paths`` maps the target of each named or anonymous volume to its directory in
-    the store (filled from the image's content at the target on first use unless ``nocopy``).
+    """Bind, tmpfs and volume mounts, parents first; creates a missing bind source when the service
+    asks. A bind's ``recursive`` is Compose's (enabled, disabled, writable, readonly: Docker's
+    BindOptions NonRecursive, ReadOnlyNonRecursive and ReadOnlyForceRecursive). ``volume_paths``
+    maps the target of each named or anonymous volume to its directory in the store (filled from
+    the image's content at the target on first use unless ``nocopy``).
 
     :raises UnsupportedFeatureError: a volume without a directory, or another mount type.
     :raises NotFoundError: a missing bind source without create_host_path.
@@ -221,15 +223,23 @@ def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[s
                     raise NotFoundError(f"bind source path does not exist: {source}", backend_name=BACKEND,
                                         operation="create")
             propagation = volume.bind.propagation if volume.bind is not None else None
+            recursive = volume.bind.recursive if volume.bind is not None else None
             result.append({"type": "bind", "source": source, "target": volume.target,
-                           "readonly": bool(volume.read_only), "propagation": propagation})
+                           "readonly": bool(volume.read_only), "propagation": propagation,
+                           "recursive": recursive or "enabled"})
         elif volume.type == "volume" and volume_paths and volume.target in volume_paths:
             nocopy = bool(volume.volume is not None and volume.volume.nocopy)
             result.append({"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
                            "readonly": bool(volume.read_only), "fill": not nocopy})
         else:
             raise unsupported(f"{volume.type} mounts are not supported by the native runtime yet ({volume.target})")
-    return result
+    # Parents before what is mounted inside them, whatever the order in the file (Docker sorts so).
+    return sorted(result, key=lambda mount: mount_depth(mount["target"]))
+
+
+def mount_depth(target: str) -> int:
+    """How many components the normalized ``target`` has (``/`` 0, ``/a/b`` 2)."""
+    return len([part for part in os.path.normpath("/" + target).split("/") if part])
 
 
 def tini() -> str | None:

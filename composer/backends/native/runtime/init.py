@@ -294,6 +294,13 @@ def tmpfs_options(options: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
+class MountError(OSError):
+    """A mount that cannot be made: its message alone, one line (no ``[Errno N]``)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
     """A Compose bind, volume or tmpfs mount, on its target resolved in the root (``open_in_root``):
     a container sharing a volume on the way cannot redirect it. Read-only binds are read-only
@@ -308,39 +315,54 @@ def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
     try:
         target = open_in_root(root_fd, mount["target"], create=create)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
+        raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
     try:
-        _check_mount_target(root_fd, target, mount["target"])
+        _check_mount_target(root_fd, target, mount)
         if kind == "tmpfs":
             flags, data = tmpfs_options(mount.get("options") or "")
             L.mount("tmpfs", L.fd_path(target), "tmpfs", flags, data or None)
             return
         if kind == "volume" and mount.get("fill"):
             fill_volume(target, source)
-        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation"))
+        recursive = mount.get("recursive") or "enabled"
+        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation"),
+             recursive=recursive != "disabled", readonly_submounts=recursive != "writable")
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
+        raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
     finally:
         os.close(target)
 
 
-def _check_mount_target(root_fd: int, target: int, path: str) -> None:
-    if L.fs_type(target) == L.PROC_SUPER_MAGIC:
-        raise OSError(1, f"{path} resolves into the container's /proc")
+# The /proc files runc lets a bind replace (lxcfs's): a file of the host's, never a directory.
+PROC_FILES_BOUND = frozenset(("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                              "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/sys/kernel/ns_last_pid",
+                              "/proc/sys/crypto/fips_enabled"))
+
+
+def _check_mount_target(root_fd: int, target: int, mount: dict[str, Any]) -> None:
+    """Refuse a target in the container's /proc (but PROC_FILES_BOUND for a bind of a file, as
+    runc) or at its root."""
+    path = mount["target"]
+    if L.fs_type(target) == L.PROC_SUPER_MAGIC and not (
+            mount["type"] != "tmpfs" and os.path.normpath("/" + path.lstrip("/")) in PROC_FILES_BOUND
+            and stat.S_ISREG(os.fstat(target).st_mode) and os.path.isfile(mount.get("source") or "")):
+        raise MountError(1, f"{path} resolves into the container's /proc")
     found, root = os.fstat(target), os.fstat(root_fd)
     if (found.st_dev, found.st_ino) == (root.st_dev, root.st_ino):
-        raise OSError(1, f"{path} resolves to the container's root")
+        raise MountError(1, f"{path} resolves to the container's root")
 
 
 def bind(source: str | int, target: int, *, readonly: bool = False, propagation: str | None = None,
-         recursive: bool = True) -> None:
-    """Bind ``source`` (a path, followed, or an fd) on the fd ``target``: the tree is cloned
-    (open_tree), made read-only while still detached (mount_setattr, every submount with it) and
-    only then attached, so it is never writable in the container, not even for a moment."""
+         recursive: bool = True, readonly_submounts: bool = True) -> None:
+    """Bind ``source`` (a path, followed, or an fd) on the fd ``target``, with its submounts unless
+    not ``recursive``: the tree is cloned (open_tree), made read-only while still detached
+    (mount_setattr, every submount with it unless not ``readonly_submounts``: Compose's
+    ``recursive: writable``) and only then attached, so it is never writable in the container,
+    not even for a moment."""
     tree = L.clone_mount(source, recursive=recursive, follow=True)
     try:
         if readonly:
-            L.set_mount_readonly(tree, recursive=True)
+            L.set_mount_readonly(tree, recursive=readonly_submounts)
         L.attach_mount(tree, target)
         if propagation:
             L.mount(None, L.fd_path(tree), None, PROPAGATION[propagation])  # the attached tree's root
