@@ -390,6 +390,35 @@ def test_bind_recursive_writable_and_disabled_as_compose_asks(box: Box, dir_with
     assert out.strip() == "0", out
 
 
+@pytest.fixture
+def shared_dir(tmp_path: Path) -> Iterator[Path]:
+    """A host tmpfs made a shared mount (a peer group of its own); unmounted after the test."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    L.mount("tmpfs", str(folder), "tmpfs", 0, "size=1m")
+    try:
+        L.mount(None, str(folder), None, L.MS_SHARED)
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            L.umount2(str(folder), L.MNT_DETACH)
+
+
+def test_bind_propagation_applies_to_the_attached_bind(box: Box, shared_dir: Path) -> None:
+    """``bind.propagation`` is set on the bind once attached (through the open_tree fd, not by its
+    path again) and kept after pivot_root (only the old root is made a slave, as runc does):
+    rshared makes it a peer group's, rslave a slave of the host's, and the default is rprivate,
+    as Docker's."""
+    script = ("awk '$5 ~ /^\\/p[0-9]$/ { print $5, ($7 ~ /shared:/ ? \"shared\" : $7 ~ /master:/ ? \"slave\" "
+              ": \"private\") }' /proc/self/mountinfo")
+    binds = tuple(ServiceVolume(type="bind", source=str(shared_dir), target=f"/p{i}",
+                                bind=BindOptions(propagation=value) if value else None)
+                  for i, value in enumerate(("rshared", "rslave", None)))
+    code, out = box.run(script, volumes=binds)
+    assert code == 0, out
+    assert sorted(out.splitlines()) == ["/p0 shared", "/p1 slave", "/p2 private"], out
+
+
 def test_a_host_file_may_replace_a_proc_file_as_lxcfs_does(box: Box, tmp_path: Path) -> None:
     """runc lets a bind of a file replace /proc/meminfo, /proc/uptime... (lxcfs); a directory
     there, or any other /proc target, is refused (next test)."""

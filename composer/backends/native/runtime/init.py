@@ -304,7 +304,8 @@ class MountError(OSError):
 def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
     """A Compose bind, volume or tmpfs mount, on its target resolved in the root (``open_in_root``):
     a container sharing a volume on the way cannot redirect it. Read-only binds are read-only
-    recursively (their submounts too), as Docker 25 and later make them.
+    recursively (their submounts too), as Docker 25 and later make them; propagation is rprivate
+    unless the mount says otherwise, as Docker's.
 
     :raises OSError: one line naming the target (also for a target in the container's /proc, as
         runc refuses, or its root).
@@ -325,7 +326,7 @@ def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
         if kind == "volume" and mount.get("fill"):
             fill_volume(target, source)
         recursive = mount.get("recursive") or "enabled"
-        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation"),
+        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation") or "rprivate",
              recursive=recursive != "disabled", readonly_submounts=recursive != "writable")
     except OSError as exc:
         raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
@@ -474,9 +475,12 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     if not privileged:
         mask_paths(root_fd, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
     os.close(root_fd)
+    old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     os.chdir(root)
     L.pivot_root(".", ".")
-    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+    os.fchdir(old_root)  # "." is the old root, stacked on the new one (runc's order)
+    os.close(old_root)
+    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)  # the old root only: the container's keep their propagation
     L.umount2(".", L.MNT_DETACH)
     os.chdir("/")
     if rootfs.get("readonly"):
