@@ -443,3 +443,16 @@ def test_mount_targets_in_proc_or_the_root_are_refused_in_one_line(box: Box, tmp
         assert "\n" not in str(caught.value)
         assert "Errno" not in str(caught.value)
         assert f"cannot mount on {target}: " in str(caught.value), caught.value
+
+
+def test_a_symlink_to_the_root_planted_in_a_shared_volume_is_refused(box: Box, volume: Callable[[], Path]) -> None:
+    """The brief's case without the race: a container left /data/sub -> / in the shared volume. A
+    tmpfs at /data/sub of the next container would cover its whole root: refused in one line,
+    and nothing is mounted on the host's /."""
+    data = volume()
+    (data / "sub").symlink_to("/")
+    before = host_mounts_at(("/",))
+    with pytest.raises(BackendError) as caught:
+        start_volume_user(box, box.record, data, "/data", ("true",), ServiceVolume(type="tmpfs", target="/data/sub"))
+    assert str(caught.value).endswith("cannot mount on /data/sub: /data/sub resolves to the container's root")
+    assert host_mounts_at(("/",)) == before
