@@ -1,8 +1,9 @@
 """From a Compose service and its image to the helper's JSON configuration.
 
-Pure functions (no side effects): Docker's rules for the command, environment, user, working
-directory, capabilities, masked paths, limits and stop signal. Keys the native runtime cannot
-honour yet raise UnsupportedFeatureError instead of being ignored.
+Pure functions (no side effects; masked_paths reads the host's sysfs, as Docker does): Docker's
+rules for the command, environment, user, working directory, capabilities, masked paths, limits
+and stop signal. Keys the native runtime cannot honour yet raise UnsupportedFeatureError instead
+of being ignored.
 
 The configuration (a JSON object, read by ``init.py``)::
 
@@ -13,7 +14,7 @@ The configuration (a JSON object, read by ``init.py``)::
     capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined" | a profile file)
     seccomp_program          hex of the compiled filter (added by Runtime.create), null for none
     masked_paths, readonly_paths, mounts [{type: bind|tmpfs|volume, source, target, readonly, propagation,
-                             options, fill}]
+                             recursive, options, fill}] (parents first)
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
     netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
     ipcns, pidns             null (a namespace of its own), "host", "none" (ipc only: no /dev/shm), or a
@@ -34,9 +35,11 @@ from composer.backends.native.runtime.linux import CAPS, DOCKER_DEFAULT_CAPS
 from composer.errors import UnsupportedFeatureError
 
 BACKEND = "native"
-MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+# Docker's (moby oci/defaults.go, as of 28.x), plus each CPU's thermal_throttle directory (masked_paths()).
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
                 "/sys/devices/virtual/powercap")
+CPUS_DIR = "/sys/devices/system/cpu"
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TINI_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
@@ -48,6 +51,19 @@ IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
 UNSUPPORTED = ("blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "device_cgroup_rules",
                "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from", "stdin_open",
                "tty", "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
+
+
+def masked_paths(cpus_dir: str = CPUS_DIR) -> list[str]:
+    """MASKED_PATHS and ``/sys/devices/system/cpu/cpu*/thermal_throttle`` as this host has them
+    (Docker globs them likewise when it creates a container: the container's sysfs is the host's)."""
+    try:
+        cpus = sorted(entry.name for entry in os.scandir(cpus_dir)
+                      if entry.name.startswith("cpu") and entry.name[3:].isdigit())
+    except OSError:
+        cpus = []
+    throttle = [f"{CPUS_DIR}/{cpu}/thermal_throttle" for cpu in cpus
+                if os.path.isdir(f"{cpus_dir}/{cpu}/thermal_throttle")]
+    return [*MASKED_PATHS, *throttle]
 
 
 def unsupported(message: str, hint: str | None = None) -> UnsupportedFeatureError:
@@ -200,9 +216,11 @@ def tmpfs_entry(entry: str) -> dict[str, Any]:
 
 def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[str, str] | None = None
            ) -> list[dict[str, Any]]:
-    """Bind, tmpfs and volume mounts, in order; creates a missing bind source when the service
-    asks. ``volume_paths`` maps the target of each named or anonymous volume to its directory in
-    the store (filled from the image's content at the target on first use unless ``nocopy``).
+    """Bind, tmpfs and volume mounts, parents first; creates a missing bind source when the service
+    asks. A bind's ``recursive`` is Compose's (enabled, disabled, writable, readonly: Docker's
+    BindOptions NonRecursive, ReadOnlyNonRecursive and ReadOnlyForceRecursive). ``volume_paths``
+    maps the target of each named or anonymous volume to its directory in the store (filled from
+    the image's content at the target on first use unless ``nocopy``).
 
     :raises UnsupportedFeatureError: a volume without a directory, or another mount type.
     :raises NotFoundError: a missing bind source without create_host_path.
@@ -229,15 +247,23 @@ def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[s
                     raise NotFoundError(f"bind source path does not exist: {source}", backend_name=BACKEND,
                                         operation="create")
             propagation = volume.bind.propagation if volume.bind is not None else None
+            recursive = volume.bind.recursive if volume.bind is not None else None
             result.append({"type": "bind", "source": source, "target": volume.target,
-                           "readonly": bool(volume.read_only), "propagation": propagation})
+                           "readonly": bool(volume.read_only), "propagation": propagation,
+                           "recursive": recursive or "enabled"})
         elif volume.type == "volume" and volume_paths and volume.target in volume_paths:
             nocopy = bool(volume.volume is not None and volume.volume.nocopy)
             result.append({"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
                            "readonly": bool(volume.read_only), "fill": not nocopy})
         else:
             raise unsupported(f"{volume.type} mounts are not supported by the native runtime yet ({volume.target})")
-    return result
+    # Parents before what is mounted inside them, whatever the order in the file (Docker sorts so).
+    return sorted(result, key=lambda mount: mount_depth(mount["target"]))
+
+
+def mount_depth(target: str) -> int:
+    """How many components the normalized ``target`` has (``/`` 0, ``/a/b`` 2)."""
+    return len([part for part in os.path.normpath("/" + target).split("/") if part])
 
 
 def tini() -> str | None:
@@ -329,7 +355,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "privileged": service.privileged,
         "no_new_privileges": nnp,
         "seccomp": seccomp,
-        "masked_paths": list(MASKED_PATHS),
+        "masked_paths": masked_paths(),
         "readonly_paths": list(READONLY_PATHS),
         "mounts": mounts(service.volumes, service.tmpfs, volume_paths),
         "shm_size": int(service.shm_size) if service.shm_size is not None else DEFAULT_SHM,

@@ -41,7 +41,7 @@ import tarfile
 
 from composer.backends.native.runtime import linux as L
 from composer.backends.native.runtime.bootstrap import helper_main
-from composer.backends.native.runtime.init import in_root, mount_user, process_start_time, remount_readonly
+from composer.backends.native.runtime.init import mount_etc_files, mount_user, process_start_time, remount_readonly
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -116,12 +116,15 @@ def _mount(request: dict[str, Any]) -> None:
     os.chdir(rootfs["layers_dir"])  # the lowerdirs are relative to it, as PID 1 mounts them
     L.mount("overlay", root, "overlay", 0,
             f"lowerdir={':'.join(rootfs['lower'])},upperdir={rootfs['upper']},workdir={rootfs['work']}")
-    for mount in request.get("mounts") or ():
-        if mount["type"] != "tmpfs":
-            # No copy-up into an empty volume (starting the container does it), no propagation.
-            mount_user(root, {**mount, "fill": False, "propagation": None})
-    for target, source in (request.get("etc_files") or {}).items():
-        L.mount(source, in_root(root, target, create="file"), None, L.MS_BIND)
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # volumes may change: fds only
+    try:
+        for mount in request.get("mounts") or ():
+            if mount["type"] != "tmpfs":
+                # No copy-up into an empty volume (starting the container does it), no propagation.
+                mount_user(root_fd, {**mount, "fill": False, "propagation": None})
+        mount_etc_files(root_fd, request.get("etc_files") or {})
+    finally:
+        os.close(root_fd)
     if rootfs.get("readonly"):
         remount_readonly(root)
     os.chroot(root)

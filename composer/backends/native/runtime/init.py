@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import stat  # loaded by os already
 import sys
 import time
 from _json import encode_basestring_ascii as _quote
@@ -105,42 +106,74 @@ def process_start_time(pid: int) -> int | None:
     return int(data[data.rindex(b")") + 2:].split()[19])
 
 
-def in_root(root: str, path: str, create: str | None = None) -> str:
-    """``path`` inside ``root`` with every symlink resolved as if ``root`` were ``/`` (so an
-    image's symlink never points a mount outside the container). With ``create`` ("dir" or
-    "file") missing directories are made and a missing last component created as that kind."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        current = os.path.join(root, *resolved, part)
+IN_ROOT = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
+MAX_CREATE_STEPS = 256  # components made by one open_in_root, dangling symlinks and lost races included
+
+
+def open_in_root(root_fd: int, path: str, create: str | None = None) -> int:
+    """An O_PATH fd of ``path`` inside the root ``root_fd``, with every symlink and ``..`` resolved
+    by the kernel as if that root were ``/`` (openat2 RESOLVE_IN_ROOT; /proc magic links refused).
+    Neither an image's symlink nor one that a container sharing a volume swaps in meanwhile can
+    lead outside (runc after CVE-2021-30465): mount through the fd (``L.fd_path``,
+    ``L.attach_mount``), never through the path again. With ``create`` ("dir" or "file") missing
+    directories are made and a missing last component created as that kind, each relative to its
+    parent's fd; a dangling symlink on the way is followed (inside the root) and what it names made.
+
+    :raises OSError: ENOENT (without ``create``), ENOTDIR, ELOOP...
+    """
+    for _ in range(MAX_CREATE_STEPS):
         try:
-            target = os.readlink(current)
+            return L.openat2(root_fd, path, os.O_PATH, IN_ROOT)
         except FileNotFoundError:
             if create is None:
-                resolved.append(part)
-                continue
-            if parts or create == "dir":
-                os.mkdir(current, 0o755)
+                raise
+        path = _create_first_missing(root_fd, path, create)
+    raise OSError(40, f"cannot create {path}: it keeps changing")
+
+
+def _create_first_missing(root_fd: int, path: str, create: str) -> str:
+    """Make the first missing component of ``path`` (see ``open_in_root``); the path to look up
+    next (another one when that component is a dangling symlink)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    for index, part in enumerate(parts):
+        try:
+            os.close(L.openat2(root_fd, "/".join(parts[:index + 1]), os.O_PATH, IN_ROOT))
+            continue
+        except FileNotFoundError:
+            pass
+        parent = L.openat2(root_fd, "/".join(parts[:index]) or ".", os.O_PATH | os.O_DIRECTORY, IN_ROOT)
+        try:
+            if index < len(parts) - 1 or create == "dir":
+                os.mkdir(part, 0o755, dir_fd=parent)
             else:
-                os.close(os.open(current, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            resolved.append(part)
-            continue
-        except OSError:  # not a symlink
-            resolved.append(part)
-            continue
-        links += 1
-        if links > 40:
-            raise OSError(40, f"too many symlinks resolving {path}")
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p and p != "."] + parts
-    return os.path.join(root, *resolved)
+                os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                                 | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        except FileExistsError:  # a dangling symlink: what it names, inside the root
+            try:
+                target = os.readlink(part, dir_fd=parent)
+            except OSError:
+                return path  # not a symlink (made meanwhile): look again
+            base = [] if target.startswith("/") else parts[:index]
+            return "/".join([*base, target, *parts[index + 1:]])
+        finally:
+            os.close(parent)
+        return path
+    return path  # everything exists now (made meanwhile): look again
+
+
+def in_root(root: str, path: str, create: str | None = None) -> str:
+    """``open_in_root`` for a caller that needs a path: the kernel's name of what it resolved to.
+    Only where nothing can change the tree meanwhile (the root filesystem before any volume is
+    mounted, no process of the container running); elsewhere keep the fd."""
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = open_in_root(root_fd, path, create)
+    finally:
+        os.close(root_fd)
+    try:
+        return os.readlink(L.fd_path(fd))
+    finally:
+        os.close(fd)
 
 
 # --- PID 1: the container's root filesystem and process ----------------------------------------
@@ -261,34 +294,100 @@ def tmpfs_options(options: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def mount_user(root: str, mount: dict[str, Any]) -> None:
+class MountError(OSError):
+    """A mount that cannot be made: its message alone, one line (no ``[Errno N]``)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
+    """A Compose bind, volume or tmpfs mount, on its target resolved in the root (``open_in_root``):
+    a container sharing a volume on the way cannot redirect it. Read-only binds are read-only
+    recursively (their submounts too), as Docker 25 and later make them; propagation is rprivate
+    unless the mount says otherwise, as Docker's.
+
+    :raises OSError: one line naming the target (also for a target in the container's /proc, as
+        runc refuses, or its root).
+    """
     kind = mount["type"]
-    if kind == "tmpfs":
-        target = in_root(root, mount["target"], create="dir")
-        flags, data = tmpfs_options(mount.get("options") or "")
-        L.mount("tmpfs", target, "tmpfs", flags, data or None)
-        return
-    source = mount["source"]
-    target = in_root(root, mount["target"], create="dir" if os.path.isdir(source) else "file")
-    if kind == "volume" and mount.get("fill"):
-        fill_volume(target, source)
-    L.mount(source, target, None, L.MS_BIND | L.MS_REC)
-    if mount.get("readonly"):
-        remount_readonly(target)
-    propagation = mount.get("propagation")
-    if propagation:
-        L.mount(None, target, None, PROPAGATION[propagation])
+    source = str(mount.get("source") or "")
+    create = "dir" if kind == "tmpfs" or os.path.isdir(source) else "file"
+    try:
+        target = open_in_root(root_fd, mount["target"], create=create)
+    except OSError as exc:
+        raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
+    try:
+        _check_mount_target(root_fd, target, mount)
+        if kind == "tmpfs":
+            flags, data = tmpfs_options(mount.get("options") or "")
+            L.mount("tmpfs", L.fd_path(target), "tmpfs", flags, data or None)
+            return
+        if kind == "volume" and mount.get("fill"):
+            fill_volume(target, source)
+        recursive = mount.get("recursive") or "enabled"
+        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation") or "rprivate",
+             recursive=recursive != "disabled", readonly_submounts=recursive != "writable")
+    except OSError as exc:
+        raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
+    finally:
+        os.close(target)
 
 
-def fill_volume(image_dir: str, volume_dir: str) -> None:
-    """Docker's copy-up: an empty volume gets the image's content at its mount point (owners,
-    modes and times kept), once; ``cp -a`` from the host, before pivot_root."""
-    if os.listdir(volume_dir) or not os.path.isdir(image_dir) or not os.listdir(image_dir):
-        return
-    pid = os.posix_spawn("/bin/cp", ["cp", "-a", f"{image_dir}/.", volume_dir], {})
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise OSError(f"cannot copy the image's {image_dir} into its volume")
+# The /proc files runc lets a bind replace (lxcfs's): a file of the host's, never a directory.
+PROC_FILES_BOUND = frozenset(("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                              "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/sys/kernel/ns_last_pid",
+                              "/proc/sys/crypto/fips_enabled"))
+
+
+def _check_mount_target(root_fd: int, target: int, mount: dict[str, Any]) -> None:
+    """Refuse a target in the container's /proc (but PROC_FILES_BOUND for a bind of a file, as
+    runc) or at its root."""
+    path = mount["target"]
+    if L.fs_type(target) == L.PROC_SUPER_MAGIC and not (
+            mount["type"] != "tmpfs" and os.path.normpath("/" + path.lstrip("/")) in PROC_FILES_BOUND
+            and stat.S_ISREG(os.fstat(target).st_mode) and os.path.isfile(mount.get("source") or "")):
+        raise MountError(1, f"{path} resolves into the container's /proc")
+    found, root = os.fstat(target), os.fstat(root_fd)
+    if (found.st_dev, found.st_ino) == (root.st_dev, root.st_ino):
+        raise MountError(1, f"{path} resolves to the container's root")
+
+
+def bind(source: str | int, target: int, *, readonly: bool = False, propagation: str | None = None,
+         recursive: bool = True, readonly_submounts: bool = True) -> None:
+    """Bind ``source`` (a path, followed, or an fd) on the fd ``target``, with its submounts unless
+    not ``recursive``: the tree is cloned (open_tree), made read-only while still detached
+    (mount_setattr, every submount with it unless not ``readonly_submounts``: Compose's
+    ``recursive: writable``) and only then attached, so it is never writable in the container,
+    not even for a moment."""
+    tree = L.clone_mount(source, recursive=recursive, follow=True)
+    try:
+        if readonly:
+            L.set_mount_readonly(tree, recursive=readonly_submounts)
+        L.attach_mount(tree, target)
+        if propagation:
+            L.mount(None, L.fd_path(tree), None, PROPAGATION[propagation])  # the attached tree's root
+    finally:
+        os.close(tree)
+
+
+def mount_etc_files(root_fd: int, etc_files: dict[str, str]) -> None:
+    """The container's /etc/hosts, hostname and resolv.conf, bound from its run directory."""
+    for target, source in etc_files.items():
+        fd = open_in_root(root_fd, target, create="file")
+        try:
+            L.mount(source, L.fd_path(fd), None, L.MS_BIND)
+        finally:
+            os.close(fd)
+
+
+def fill_volume(image_fd: int, volume_dir: str) -> None:
+    """Docker's copy-up: an empty volume gets the image's content at its mount point (``image_fd``,
+    from ``open_in_root``) once, owners, modes and times kept; see ``copyup`` for why it walks by
+    fds and never follows a symlink."""
+    from composer.backends.native.runtime import copyup
+
+    copyup.fill(image_fd, volume_dir)
 
 
 def loopback_up() -> None:
@@ -306,20 +405,39 @@ def loopback_up() -> None:
         sock.close()
 
 
-def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
+def mask_paths(root_fd: int, masked: list[str], readonly: list[str]) -> None:
+    """Docker's masked paths (a directory gets an empty read-only tmpfs, a file /dev/null) and
+    read-only paths (bound on themselves, read-only with every submount), resolved in the root."""
     for path in readonly:
-        target = in_root(root, path)
-        if not os.path.exists(target):
-            continue
-        L.mount(target, target, None, L.MS_BIND | L.MS_REC)
-        remount_readonly(target, recursive=True)
-    null = os.path.join(root, "dev", "null")
-    for path in masked:
-        target = in_root(root, path)
-        if os.path.isdir(target):
-            L.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, "size=0,nr_inodes=1")
-        elif os.path.exists(target):
-            L.mount(null, target, None, L.MS_BIND)
+        target = _open_existing(root_fd, path)
+        if target >= 0:
+            try:
+                bind(target, target, readonly=True)
+            finally:
+                os.close(target)
+    null = open_in_root(root_fd, "/dev/null")
+    try:
+        for path in masked:
+            target = _open_existing(root_fd, path)
+            if target < 0:
+                continue
+            try:
+                if stat.S_ISDIR(os.fstat(target).st_mode):
+                    L.mount("tmpfs", L.fd_path(target), "tmpfs", L.MS_RDONLY, "size=0,nr_inodes=1")
+                else:
+                    L.mount(L.fd_path(null), L.fd_path(target), None, L.MS_BIND)
+            finally:
+                os.close(target)
+    finally:
+        os.close(null)
+
+
+def _open_existing(root_fd: int, path: str) -> int:
+    """``open_in_root`` of a path that may not exist on this kernel: -1 then."""
+    try:
+        return open_in_root(root_fd, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return -1
 
 
 def write_sysctls(proc_fd: int, sysctls: dict[str, str]) -> None:
@@ -360,24 +478,28 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     mount_dev(root, int(cfg.get("shm_size") or 64 << 20), cfg.get("ipcns"), shared_shm)
     sys_dir = in_root(root, "/sys", create="dir")
     L.mount("sysfs", sys_dir, "sysfs", MASK_NO_DEV | (0 if privileged else L.MS_RDONLY))
+    # From here on a volume may be on the way, which a running container can change: fds only.
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for mount in cfg.get("mounts") or ():
-        mount_user(root, mount)
-    for target, source in (cfg.get("etc_files") or {}).items():
-        path = in_root(root, target, create="file")
-        L.mount(source, path, None, L.MS_BIND)
+        mount_user(root_fd, mount)
+    mount_etc_files(root_fd, cfg.get("etc_files") or {})
     if cfg.get("init_binary"):
-        path = in_root(root, "/sbin/docker-init", create="file")
-        L.mount(cfg["init_binary"], path, None, L.MS_BIND)
-        remount_readonly(path)
+        fd = open_in_root(root_fd, "/sbin/docker-init", create="file")
+        bind(cfg["init_binary"], fd, readonly=True, recursive=False)
+        os.close(fd)
     if cfg.get("working_dir"):
-        in_root(root, cfg["working_dir"], create="dir")
+        os.close(open_in_root(root_fd, cfg["working_dir"], create="dir"))
     if proc_fd >= 0:
         write_sysctls(proc_fd, cfg["sysctls"])
     if not privileged:
-        mask_paths(root, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
+        mask_paths(root_fd, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
+    os.close(root_fd)
+    old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     os.chdir(root)
     L.pivot_root(".", ".")
-    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+    os.fchdir(old_root)  # "." is the old root, stacked on the new one (runc's order)
+    os.close(old_root)
+    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)  # the old root only: the container's keep their propagation
     L.umount2(".", L.MNT_DETACH)
     os.chdir("/")
     if rootfs.get("readonly"):
