@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from composer import names
 from composer.backends.base import ContainerState
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
 from composer.backends.native.runtime import cgroups
@@ -57,6 +58,26 @@ def default_run_root(environ: Mapping[str, str] | None = None) -> Path:
 
 def _error(message: str, operation: str, cls: type[BackendError] = BackendError) -> BackendError:
     return cls(message, backend_name=BACKEND, operation=operation)
+
+
+def checked_name(kind: str, name: str) -> str:
+    """``name`` of a ``kind`` ("container", "volume", "project") that becomes a path here: Docker's
+    rule (composer.names), so that none leaves the folder it is joined to (``../x``, ``a/b``).
+
+    :raises BackendError: it does not follow the rule.
+    """
+    problem = names.name_problem(kind, name)
+    if problem is not None:
+        raise _error(problem, "create")
+    return name
+
+
+def project_dir(run_root: Path, project: str) -> Path:
+    """The project's folder under the run root (its containers', supervisor's and lock's).
+
+    :raises BackendError: an invalid project name.
+    """
+    return run_root / checked_name("project", project)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -102,7 +123,8 @@ class Runtime:
     # --- paths and files -----------------------------------------------------------------------
 
     def run_dir(self, project: str, name: str) -> Path:
-        return self.run_root / project / name
+        """:raises BackendError: an invalid project or container name (checked_name)."""
+        return project_dir(self.run_root, project) / checked_name("container", name)
 
     def data_dir(self, container_id: str) -> Path:
         return self.store.root / "containers" / container_id
@@ -129,7 +151,7 @@ class Runtime:
 
     def containers(self, project: str) -> list[str]:
         """The names of the project's containers."""
-        folder = self.run_root / project
+        folder = project_dir(self.run_root, project)
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
