@@ -45,7 +45,14 @@ from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups, nsexec, volumes
 from composer.backends.native.runtime.config import signal_number
-from composer.backends.native.runtime.containers import Runtime, checked_name, open_pidfd, project_dir, wait_pidfd
+from composer.backends.native.runtime.containers import (
+    Runtime,
+    checked_name,
+    open_pidfd,
+    private_project_dir,
+    project_dir,
+    wait_pidfd,
+)
 from composer.backends.native.runtime.init import atomic_json
 from composer.backends.native.runtime.supervisor import (
     LOCK,
@@ -210,8 +217,7 @@ class NativeContainers:
         with self._locks_guard:
             if project in self._locks:
                 return
-            folder = project_dir(self.run_root, project)
-            folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+            folder = private_project_dir(self.run_root, project)
             fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._locks[project] = fd

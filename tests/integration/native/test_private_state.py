@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from tests.integration.native import test_lifecycle
-from tests.integration.native.test_lifecycle import Project, nothing_left, one_line
+from tests.integration.native.test_lifecycle import Project, eventually, nothing_left, one_line
 
 env = test_lifecycle.env  # the fixtures: a module store with busybox, a project downed at the end
 project = test_lifecycle.project
@@ -136,3 +136,43 @@ def test_the_supervisor_socket_is_0600_under_umask_000_and_refuses_other_users_a
     finally:
         shutil.rmtree(outside)
     assert json.loads(ask_supervisor(path, {"op": "ping"}))["ok"] is True  # root still may
+
+
+def test_state_holding_the_environment_and_probe_output_is_root_s_alone(project: Project) -> None:
+    secret = f"s3cr3t-{project.name}"
+    project.write(f"""
+        app:
+          image: IMAGE
+          environment:
+            SECRET_TOKEN: {secret}
+          command: sh -c 'echo log-$$SECRET_TOKEN; exec sleep 60'
+          healthcheck:
+            test: ["CMD-SHELL", "echo probe-$$SECRET_TOKEN"]
+            interval: 0.2s
+    """)
+    up_under_umask_000(project)  # whatever the caller's umask
+    container = f"{project.name}-app-1"
+    eventually(lambda: any(secret in entry.get("output", "")
+                           for entry in project.state(container, "health.json").get("log", ())))
+    data_dir = Path(project.state(container, "config.json")["log_path"]).parent
+    eventually(lambda: secret in (data_dir / "container.log").read_text())
+    run_root = project.env.root / "run"
+    closed = [run_root, project.run_dir(), project.run_dir() / container, data_dir]
+    assert {str(path): oct(stat.S_IMODE(path.stat().st_mode) & 0o077) for path in closed} == \
+        {str(path): "0o0" for path in closed}  # nothing below them is reachable by group or others
+    holding = []
+    for top in (run_root, data_dir):
+        for folder, _, files in os.walk(top):
+            for name in files:
+                path = Path(folder, name)
+                if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes():
+                    holding.append(path)
+    assert {p.name for p in holding} >= {"config.json", "health.json", "container.log"}
+    open_to_others = {str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in holding
+                      if path.stat().st_mode & 0o077}
+    assert open_to_others == {}
+    # the files bound into the container keep Docker's modes there (0644), whatever the umask
+    for name in ("hosts", "hostname", "resolv.conf"):
+        assert stat.S_IMODE((project.run_dir() / container / name).stat().st_mode) == 0o644
+    inside = project.run("exec", "-T", "app", "stat", "-c", "%a", "/etc/hosts", "/etc/resolv.conf").stdout.split()
+    assert inside == ["644", "644"]

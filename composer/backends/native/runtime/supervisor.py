@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from composer.backends.native.runtime.containers import checked_name, project_dir
+from composer.backends.native.runtime.containers import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
 
@@ -78,8 +78,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def project_lock(run_root: Path, project: str) -> Iterator[int]:
     """The project's exclusive fcntl lock (blocking); yields the locked fd."""
-    folder = project_dir(run_root, project)
-    folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+    folder = private_project_dir(run_root, project)
     fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -175,7 +174,7 @@ class Client:
         pid = self.pid()
         if pid is not None:
             return pid
-        self.folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+        private_project_dir(self.run_root, self.project)
         fd = os.open(self.folder / START_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # one launcher at a time (threads and processes)
@@ -191,7 +190,8 @@ class Client:
         ready_r, ready_w = os.pipe()
         args = json.dumps({"run_root": str(self.run_root), "project": self.project,
                            "store_root": str(self.store_root), "cgroup_parent": self.cgroup_parent})
-        with open(self.folder / LOG, "ab") as log:
+        log_fd = os.open(self.folder / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(log_fd, "ab") as log:
             try:
                 process = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, args, str(ready_w)], pass_fds=(ready_w,),
                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
