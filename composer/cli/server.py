@@ -38,7 +38,7 @@ import time
 from typing import Any
 
 from composer.cli import pages
-from composer.cli.client import FRAME, parse_request, read_exact, socket_folder, socket_path
+from composer.cli.client import FRAME, folder_problem, parse_request, read_exact, socket_folder, socket_path
 
 DEFAULT_IDLE_SECONDS = 300.0
 DEFAULT_CGROUP_PARENT = "composer"  # the native runtime's: its forkserver keeps a spare container start there
@@ -64,10 +64,18 @@ def idle_seconds() -> float:
 
 
 def _secure_folder(folder: str) -> None:
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    info = os.lstat(folder)
-    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder) or os.path.islink(folder):
-        raise SystemExit(f"composer server: {folder} is not a private folder of this user")
+    """Create the socket's folder 0700 (whatever the umask), or refuse one the clients would not
+    trust (client.folder_problem): another user's, a symlink, or open to group or others."""
+    os.makedirs(os.path.dirname(folder) or ".", exist_ok=True)
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    else:
+        os.chmod(folder, 0o700)  # a umask of 0o700 would leave it unusable
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise SystemExit(f"composer server: {folder} {problem}: not a private folder of this user")
 
 
 def preimport() -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from composer import labels
+from composer import labels, names
 from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
+from composer.errors import SpecValidationError
 from composer.planner.hashing import config_hash
 
 if TYPE_CHECKING:
@@ -179,10 +180,15 @@ def container_spec(
     if replaces is not None:
         container_labels_[labels.REPLACE] = replaces.container_id
     secrets, configs = _resource_files(project, service)
+    chosen = name or container_name(project.name, service, number)
+    problem = names.name_problem("container", chosen)
+    if problem is not None:  # v2's config accepts what the engine refuses at create time (composer.names)
+        key = ".container_name" if service.container_name else ""
+        raise SpecValidationError(problem, path=f"services.{service.name}{key}")
     return ContainerSpec(
         project_name=project.name,
         service=service,
-        container_name=name or container_name(project.name, service, number),
+        container_name=chosen,
         number=number,
         image=image_name(project.name, service),
         labels=container_labels_,

@@ -45,7 +45,14 @@ from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups, nsexec, volumes
 from composer.backends.native.runtime.config import signal_number
-from composer.backends.native.runtime.containers import Runtime, open_pidfd, wait_pidfd
+from composer.backends.native.runtime.containers import (
+    Runtime,
+    checked_name,
+    open_pidfd,
+    private_project_dir,
+    project_dir,
+    wait_pidfd,
+)
 from composer.backends.native.runtime.init import atomic_json
 from composer.backends.native.runtime.supervisor import (
     LOCK,
@@ -60,6 +67,7 @@ from composer.errors import (
     NotFoundError,
     UnsupportedFeatureError,
 )
+from composer.names import valid_container_name
 from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
 
 if TYPE_CHECKING:
@@ -209,8 +217,7 @@ class NativeContainers:
         with self._locks_guard:
             if project in self._locks:
                 return
-            folder = self.run_root / project
-            folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+            folder = private_project_dir(self.run_root, project)
             fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._locks[project] = fd
@@ -219,7 +226,7 @@ class NativeContainers:
         """Let every project lock go; a project left without containers loses its directory."""
         with self._locks_guard:
             for project, fd in self._locks.items():
-                folder = self.run_root / project
+                folder = project_dir(self.run_root, project)
                 client = self.client(project)
                 if not self.runtime.containers(project):
                     answer = client.notify("exit-if-empty")
@@ -241,7 +248,7 @@ class NativeContainers:
 
         :raises NotFoundError: no such container.
         """
-        if self.run_root.is_dir():
+        if self.run_root.is_dir() and valid_container_name(ref.name):
             for folder in self.run_root.iterdir():
                 config = read_json(folder / ref.name / "config.json")
                 if config is not None and config.get("id") == ref.container_id:
@@ -260,7 +267,7 @@ class NativeContainers:
             return
         self._checked.add(project)
         client = self.client(project)
-        if client.pid() is not None or not (self.run_root / project / "supervisor.pid").exists():
+        if client.pid() is not None or not (project_dir(self.run_root, project) / "supervisor.pid").exists():
             return
         client._lost()
         if any(self.state(project, name).status == "running" for name in self.runtime.containers(project)):
@@ -470,6 +477,7 @@ class NativeContainers:
 
     def create(self, spec: ContainerSpec) -> ContainerRef:
         project, service = spec.project_name, with_file_mounts(spec)
+        checked_name("container", spec.container_name)  # before anything is made (the planner checks it too)
         self.lock(project)
         created: list[str] = []
         try:
