@@ -1,14 +1,24 @@
 """A project's DNS responder (aardvark-dns's model, NATIVE.md §2.3), pure ``socket``.
 
-It listens on UDP and TCP port 53 of every gateway address of the project's networks and
-answers, per network (the address the query arrived on), A/AAAA queries for the names of that
-network's endpoints (container names, service names, aliases, the querying container's links;
+It listens on UDP and TCP port 53 of every gateway address of the project's networks, each
+socket bound to its network's bridge (SO_BINDTODEVICE): only what arrives on that bridge, from
+that network's containers, reaches it; the host itself, the LAN and containers of other networks
+routing to the gateway address get a port unreachable. (Docker's resolver listens on 127.0.0.11
+inside each container's namespace: reachable from that container only.)
+
+It answers, per network (the address the query arrived on), A/AAAA queries for the names of
+that network's endpoints (container names, service names, aliases, the querying container's links;
 round-robin over a service's replicas) and PTR queries for their addresses. Every other name is
 forwarded to the querying container's ``dns`` servers or else the host's resolvers
 (/etc/resolv.conf); internal networks forward nothing (SERVFAIL).
 
 Records come from the network state files (``state.NetworkStore``), re-read whenever the set of
 files changes (atomic writes give each version a new inode), checked before every answer.
+Queries are answered by a fixed pool of threads (``UDP_WORKERS``) from a bounded queue: when it
+is full (every worker waiting for an upstream server), a datagram is dropped, as a resolver under
+load does, and its client retries. At most ``TCP_CONNECTIONS`` TCP connections are served at once;
+more are closed at once.
+
 Listeners are synced on SIGHUP, which the manager sends after adding or removing a network; the
 daemon then rewrites ``listening.json``.
 
@@ -24,6 +34,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import queue
 import select
 import signal
 import socket
@@ -36,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 TTL = 60
+UDP_WORKERS = 8
+UDP_BACKLOG = 256  # queries waiting for a worker; beyond, dropped
+TCP_CONNECTIONS = 16
 A, PTR, AAAA, ANY = 1, 12, 28, 255
 NOERROR, SERVFAIL, NXDOMAIN, NOTIMP = 0, 2, 3, 4
 IP_FREEBIND = 15
@@ -181,6 +195,7 @@ class Responder:
         self.project = project
         self.signature: tuple[tuple[str, int, int, int], ...] = ()
         self.zones: dict[str, Zone] = {}  # gateway address -> zone
+        self.bridges: dict[str, str] = {}  # gateway address -> its network's bridge
         self.counters: dict[tuple[str, int], int] = {}  # round-robin turns
         self.lock = threading.Lock()
 
@@ -195,6 +210,7 @@ class Responder:
             if signature == self.signature and not force:
                 return
             zones: dict[str, Zone] = {}
+            bridges: dict[str, str] = {}
             for name, *_ in entries:
                 try:
                     network = json.loads((self.networks_dir / name).read_text())
@@ -206,7 +222,8 @@ class Responder:
                 zone = Zone(network)
                 for pool in network.get("pools") or ():
                     zones[str(pool["gateway"])] = zone
-            self.zones, self.signature = zones, signature
+                    bridges[str(pool["gateway"])] = str(network.get("bridge") or "")
+            self.zones, self.bridges, self.signature = zones, bridges, signature
 
     def lookup(self, zone: Zone, name: str, client: str) -> list[str] | None:
         """``name`` on the network the query came from, else on the client's other networks
@@ -229,6 +246,8 @@ class Responder:
         try:
             query = Query(raw)
         except (ValueError, IndexError, struct.error):
+            return None
+        if query.flags & 0x8000:  # a response: answering it could loop between two servers
             return None
         if query.opcode != 0:
             return response(query, NOTIMP)
@@ -261,10 +280,16 @@ class Responder:
         return forwarded if forwarded is not None else response(query, SERVFAIL, authoritative=False)
 
 
-def _bind(address: str, kind: int) -> socket.socket:
+def _bind(address: str, kind: int, bridge: str) -> socket.socket:
+    """A socket on port 53 of ``address`` that hears only what arrives on ``bridge``."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, bridge.encode())
+    except OSError:
+        sock.close()
+        raise
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_IPV6 if family == socket.AF_INET6 else socket.IPPROTO_IP, IP_FREEBIND, 1)
     sock.bind((address, 53))
@@ -274,13 +299,22 @@ def _bind(address: str, kind: int) -> socket.socket:
     return sock
 
 
+SocketKey = tuple[str, int, str, int]  # address, kind, bridge, the bridge's ifindex
+
+
 class Server:
-    """The daemon's loop: UDP answered inline (forwarding in a thread), TCP in threads."""
+    """The daemon's loop: UDP queries queued for a fixed pool of workers, TCP connections in
+    threads (a bounded number)."""
 
     def __init__(self, responder: Responder, state_dir: Path) -> None:
         self.responder = responder
         self.state_dir = state_dir
-        self.sockets: dict[tuple[str, int], socket.socket] = {}
+        # keyed by the bridge's ifindex too: a network made again with the same gateway has a
+        # new bridge, and a socket bound to the old one would hear nothing
+        self.sockets: dict[SocketKey, socket.socket] = {}
+        self.queries: queue.Queue[tuple[socket.socket, bytes, Any, str]] = queue.Queue(UDP_BACKLOG)
+        self.tcp_slots = threading.BoundedSemaphore(TCP_CONNECTIONS)
+        self.dropped = 0
         self.hup = threading.Event()
         self.stop = False
         # SIGHUP (names changed) and SIGTERM (down) wake the select at once, not at its timeout
@@ -290,20 +324,29 @@ class Server:
     def sync(self) -> None:
         self.responder.refresh()
         kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM)
-        wanted = {(address, kind) for address in self.responder.zones for kind in kinds}
+        errors = []
+        wanted: set[SocketKey] = set()
+        for address, bridge in self.responder.bridges.items():
+            try:
+                index = socket.if_nametoindex(bridge)
+            except OSError:
+                errors.append(f"{address}:53: no bridge {bridge!r}")
+                continue
+            wanted |= {(address, kind, bridge, index) for kind in kinds}
         for key in set(self.sockets) - wanted:
             self.sockets.pop(key).close()
-        errors = []
         for key in wanted - set(self.sockets):
             try:
-                self.sockets[key] = _bind(*key)
+                self.sockets[key] = _bind(key[0], key[1], key[2])
             except OSError as exc:
                 errors.append(f"{key[0]}:53: {exc.strerror}")
         write_json(self.state_dir / "listening.json",
-                   {"addresses": sorted({a for a, _ in self.sockets}), "errors": errors, "time": time.time()})
+                   {"addresses": sorted({key[0] for key in self.sockets}), "errors": errors, "time": time.time()})
 
     def serve(self) -> None:
         self.sync()
+        for _ in range(UDP_WORKERS):
+            threading.Thread(target=self._work, daemon=True).start()
         while not self.stop:
             if self.hup.is_set():
                 self.hup.clear()
@@ -318,37 +361,56 @@ class Server:
                     os.read(self.wake_r, 64)
                 continue
             for fd in ready:
-                (address, kind), sock = by_fd[fd]
+                (address, kind, _, _), sock = by_fd[fd]
                 if kind == socket.SOCK_DGRAM:
                     self._udp(sock, address)
                 else:
-                    with contextlib.suppress(OSError):
-                        conn, peer = sock.accept()
-                        threading.Thread(target=self._tcp, args=(conn, address, peer[0]), daemon=True).start()
+                    self._accept(sock, address)
 
     def _udp(self, sock: socket.socket, local: str) -> None:
+        """Queue what the socket holds (a burst at most): a full queue drops the datagram."""
+        for _ in range(UDP_BACKLOG):
+            try:
+                raw, peer = sock.recvfrom(65535)
+            except OSError:  # BlockingIOError: drained
+                return
+            try:
+                self.queries.put_nowait((sock, raw, peer, local))
+            except queue.Full:
+                self.dropped += 1
+
+    def _work(self) -> None:
+        while True:
+            sock, raw, peer, local = self.queries.get()
+            try:
+                data = self.responder.answer(raw, local, peer[0])
+                if data is not None:
+                    sock.sendto(data, peer)
+            except Exception as exc:  # one bad query must not take a worker away
+                sys.stderr.write(f"dns: query from {peer[0]}: {exc!r}\n")
+
+    def _accept(self, sock: socket.socket, local: str) -> None:
         try:
-            raw, peer = sock.recvfrom(65535)
+            conn, peer = sock.accept()
         except OSError:
             return
-
-        def reply() -> None:
-            data = self.responder.answer(raw, local, peer[0])
-            if data is not None:
-                with contextlib.suppress(OSError):
-                    sock.sendto(data, peer)
-
-        threading.Thread(target=reply, daemon=True).start()
+        if not self.tcp_slots.acquire(blocking=False):
+            conn.close()  # every slot taken: the client retries, or uses UDP
+            return
+        threading.Thread(target=self._tcp, args=(conn, local, peer[0]), daemon=True).start()
 
     def _tcp(self, conn: socket.socket, local: str, client: str) -> None:
-        with conn:
-            conn.settimeout(10)
-            with contextlib.suppress(OSError):
-                while (raw := read_tcp_message(conn)) is not None:
-                    data = self.responder.answer(raw, local, client, tcp=True)
-                    if data is None:
-                        return
-                    conn.sendall(struct.pack("!H", len(data)) + data)
+        try:
+            with conn:
+                conn.settimeout(10)
+                with contextlib.suppress(OSError):
+                    while (raw := read_tcp_message(conn)) is not None:
+                        data = self.responder.answer(raw, local, client, tcp=True)
+                        if data is None:
+                            return
+                        conn.sendall(struct.pack("!H", len(data)) + data)
+        finally:
+            self.tcp_slots.release()
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
