@@ -14,10 +14,11 @@ forwarded to the querying container's ``dns`` servers or else the host's resolve
 
 Records come from the network state files (``state.NetworkStore``), re-read whenever the set of
 files changes (atomic writes give each version a new inode), checked before every answer.
-Queries are answered by a fixed pool of threads (``UDP_WORKERS``) from a bounded queue: when it
-is full (every worker waiting for an upstream server), a datagram is dropped, as a resolver under
-load does, and its client retries. At most ``TCP_CONNECTIONS`` TCP connections are served at once;
-more are closed at once.
+
+The network's own names are answered at once by the loop; queries forwarded upstream (which may
+wait seconds for an answer) by a fixed pool of threads (``UDP_WORKERS``) from a bounded queue: when
+it is full, a query is dropped, as a resolver under load does, and its client retries. At most
+``TCP_CONNECTIONS`` TCP connections are served at once; more are closed at once.
 
 Listeners are synced on SIGHUP, which the manager sends after adding or removing a network; the
 daemon then rewrites ``listening.json``.
@@ -243,6 +244,18 @@ class Responder:
         return None
 
     def answer(self, raw: bytes, local: str, client: str, *, tcp: bool = False) -> bytes | None:
+        """The answer to ``raw`` (None: dropped), forwarded upstream when it is not ours."""
+        result = self.resolve(raw, local, client)
+        return self.forwarded(result, tcp=tcp) if isinstance(result, Forward) else result
+
+    def forwarded(self, request: Forward, *, tcp: bool = False) -> bytes:
+        """The upstream servers' answer to ``request``, or SERVFAIL (may block for seconds)."""
+        data = forward(request.raw, request.servers, tcp=tcp)
+        return data if data is not None else response(request.query, SERVFAIL, authoritative=False)
+
+    def resolve(self, raw: bytes, local: str, client: str) -> bytes | Forward | None:
+        """The answer to ``raw`` from the network's names (quick, never blocks on the network),
+        None to drop it, or the request to forward upstream."""
         try:
             query = Query(raw)
         except (ValueError, IndexError, struct.error):
@@ -275,9 +288,18 @@ class Responder:
                                               for a in chosen])
         if zone.internal:
             return response(query, SERVFAIL)
-        servers = zone.upstream.get(client) or host_resolvers()
-        forwarded = forward(raw, servers, tcp=tcp)
-        return forwarded if forwarded is not None else response(query, SERVFAIL, authoritative=False)
+        return Forward(query, raw, zone.upstream.get(client) or host_resolvers())
+
+
+class Forward:
+    """A query for a name that is not the network's, to send to ``servers``."""
+
+    __slots__ = ("query", "raw", "servers")
+
+    def __init__(self, query: Query, raw: bytes, servers: list[str]) -> None:
+        self.query = query
+        self.raw = raw
+        self.servers = servers
 
 
 def _bind(address: str, kind: int, bridge: str) -> socket.socket:
@@ -312,7 +334,7 @@ class Server:
         # keyed by the bridge's ifindex too: a network made again with the same gateway has a
         # new bridge, and a socket bound to the old one would hear nothing
         self.sockets: dict[SocketKey, socket.socket] = {}
-        self.queries: queue.Queue[tuple[socket.socket, bytes, Any, str]] = queue.Queue(UDP_BACKLOG)
+        self.queries: queue.Queue[tuple[socket.socket, Forward, Any]] = queue.Queue(UDP_BACKLOG)
         self.tcp_slots = threading.BoundedSemaphore(TCP_CONNECTIONS)
         self.dropped = 0
         self.hup = threading.Event()
@@ -368,24 +390,29 @@ class Server:
                     self._accept(sock, address)
 
     def _udp(self, sock: socket.socket, local: str) -> None:
-        """Queue what the socket holds (a burst at most): a full queue drops the datagram."""
+        """Answer what the socket holds (a burst at most) from the network's names here; what
+        must be forwarded is queued for the workers, or dropped when the queue is full."""
         for _ in range(UDP_BACKLOG):
             try:
                 raw, peer = sock.recvfrom(65535)
             except OSError:  # BlockingIOError: drained
                 return
             try:
-                self.queries.put_nowait((sock, raw, peer, local))
+                result = self.responder.resolve(raw, local, peer[0])
+                if isinstance(result, Forward):
+                    self.queries.put_nowait((sock, result, peer))
+                elif result is not None:
+                    sock.sendto(result, peer)
             except queue.Full:
                 self.dropped += 1
+            except Exception as exc:  # one bad query must not stop the server
+                sys.stderr.write(f"dns: query from {peer[0]}: {exc!r}\n")
 
     def _work(self) -> None:
         while True:
-            sock, raw, peer, local = self.queries.get()
+            sock, request, peer = self.queries.get()
             try:
-                data = self.responder.answer(raw, local, peer[0])
-                if data is not None:
-                    sock.sendto(data, peer)
+                sock.sendto(self.responder.forwarded(request), peer)
             except Exception as exc:  # one bad query must not take a worker away
                 sys.stderr.write(f"dns: query from {peer[0]}: {exc!r}\n")
 
