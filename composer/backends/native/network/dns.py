@@ -2,8 +2,10 @@
 
 It listens on UDP and TCP port 53 of every gateway address of the project's networks, each
 socket bound to its network's bridge (SO_BINDTODEVICE): only what arrives on that bridge, from
-that network's containers, reaches it; the host itself, the LAN and containers of other networks
-routing to the gateway address get a port unreachable. (Docker's resolver listens on 127.0.0.11
+that network's containers, reaches it: the LAN and containers of other networks routing to the
+gateway address get a port unreachable. The host's own queries to the gateway count as arriving
+on the bridge; they are REFUSED, as is any query whose source is not one of the network's
+containers. (Docker's resolver listens on 127.0.0.11
 inside each container's namespace: reachable from that container only.)
 
 It answers, per network (the address the query arrived on), A/AAAA queries for the names of
@@ -48,11 +50,12 @@ from pathlib import Path
 from typing import Any
 
 TTL = 60
+MAX_NAME = 255
 UDP_WORKERS = 8
 UDP_BACKLOG = 256  # queries waiting for a worker; beyond, dropped
 TCP_CONNECTIONS = 16
 A, PTR, AAAA, ANY = 1, 12, 28, 255
-NOERROR, SERVFAIL, NXDOMAIN, NOTIMP = 0, 2, 3, 4
+NOERROR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 2, 3, 4, 5
 IP_FREEBIND = 15
 
 
@@ -77,6 +80,8 @@ class Query:
                 break
             if length & 0xC0:
                 raise ValueError("compressed question")
+            if offset + 1 + length > 12 + MAX_NAME:  # RFC 1035: 255 octets at most
+                raise ValueError("name too long")
             labels.append(raw[offset + 1:offset + 1 + length].decode("ascii", "replace"))
             offset += 1 + length
         self.labels = labels
@@ -268,6 +273,14 @@ class Responder:
         zone = self.zones.get(local)
         if zone is None:
             return response(query, SERVFAIL)
+        if client not in zone.containers:
+            # Not one of the network's containers: the host itself (its own traffic to the
+            # gateway counts as arriving on the bridge, so SO_BINDTODEVICE lets it through), or
+            # one that just joined (re-read first)
+            self.refresh(force=True)
+            zone = self.zones.get(local, zone)
+            if client not in zone.containers:
+                return response(query, REFUSED)
         if query.qtype == PTR and query.name in zone.reverse:
             return response(query, NOERROR, [(PTR, encode_name(zone.reverse[query.name]))])
         addresses = self.lookup(zone, query.name, client)
