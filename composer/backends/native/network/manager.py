@@ -7,12 +7,17 @@ State (JSON written atomically, serialised by an flock on ``networks/.lock``)::
                                          [{subnet, gateway, ip_range, aux_addresses}], users
                                          (other projects using it as external), endpoints
                                          {container: {project, service, ipv4, ipv6, mac, names,
-                                         links, veth, dns, ports}}
+                                         links, veth, dns, ports, proxy {pid, start}}}
     <run root>/<project>/dns/           the project's DNS daemon (dns.py)
 
 Bridges are ``cmp-<8 hex>`` (a hash of run root and network name); host-side veths
 ``cv<10 hex>``; the container side is ``eth<i>`` in the order of the service's networks (or
 its ``interface_name``), created directly inside ``/proc/<pid>/ns/net``.
+
+Published ports are DNAT rules (firewall.py) for what reaches the host from outside or on its
+own non-loopback addresses, and a port proxy per container (proxy.py, Docker's docker-proxy) for
+the host's 127.0.0.0/8: bridges keep route_localnet=0, so nothing on a bridge reaches the host's
+loopback services.
 """
 
 from __future__ import annotations
@@ -129,6 +134,10 @@ def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
         if ":" in host_ip:
             raise _error(f"port {host_ip}:{first}: IPv6 host addresses are not supported yet", "create",
                          UnsupportedFeatureError)
+        try:  # an address, never a name: iptables and bind would each resolve a name their own way
+            ipaddress.IPv4Address(host_ip)
+        except ValueError:
+            raise _error(f"port {port.target}: invalid host address {host_ip!r}", "create") from None
         if first == 0:  # none published: host port 0, a free one chosen at start (attach), as Docker does
             result.append(PublishedPort(protocol, host_ip, 0, int(port.target)))
             continue
