@@ -412,6 +412,8 @@ def test_the_proxy_goes_with_the_container_and_a_restart_gets_the_ports_again(st
     stack.rt.start(stack.project, container, on_netns=hook)
     assert tcp_read(port).startswith("hi-from-")
     assert len([p for p in stack.processes() if "proxy.py" in p]) == 1
+    tag = f"composer:port:{stack.bridge()}:{container}"
+    assert len([r for r in firewall.composer_rules() if tag in r]) == 1  # the first start's rule went
 
 
 # --- finding 12: the embedded DNS ----------------------------------------------------------------
@@ -512,6 +514,42 @@ def test_the_dns_concurrency_is_bounded_and_its_names_stay_answered(stack: Isola
             pass  # a SERVFAIL of a forwarded one
         assert answer_addresses(reply) == [stack.endpoint("web-1")["ipv4"]]
     assert stack.manager.dns_pid(stack.project) == daemon
+
+
+def tcp_ask(netns: str, server: str, message: bytes) -> bytes | None:
+    """``message`` over a new TCP connection from ``netns``; the answer, None when the server
+    closed the connection without one."""
+    with socket_in(netns, socket.AF_INET, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect((server, 53))
+        try:
+            conn.sendall(struct.pack("!H", len(message)) + message)
+            return dns.read_tcp_message(conn)
+        except ConnectionResetError:
+            return None
+
+
+def test_the_dns_serves_a_bounded_number_of_tcp_connections(stack: IsolationStack) -> None:
+    """A thread per TCP connection before, for as long as the client kept it open. Now
+    TCP_CONNECTIONS at once: one more is closed without an answer while UDP still answers, and
+    a slot is free again once a connection ends."""
+    stack.network("default")
+    stack.run("web-1", "sleep 300", service="web")
+    stack.run("client-1", "sleep 300", service="client")
+    gateway, netns = stack.gateway("default"), stack.netns("client-1")
+    web = stack.endpoint("web-1")["ipv4"]
+    with contextlib.ExitStack() as held:
+        for _ in range(dns.TCP_CONNECTIONS):  # idle connections, each holding a slot
+            conn = held.enter_context(socket_in(netns, socket.AF_INET, socket.SOCK_STREAM))
+            conn.connect((gateway, 53))
+        assert tcp_ask(netns, gateway, query("web")) is None
+        with socket_in(netns, socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            assert answer_addresses(ask(udp, gateway, query("web"))) == [web]
+    deadline = time.monotonic() + 10  # the server's threads see the held connections close
+    while (reply := tcp_ask(netns, gateway, query("web"))) is None:
+        assert time.monotonic() < deadline, "no TCP slot came free"
+        time.sleep(0.05)
+    assert answer_addresses(reply) == [web]
 
 
 def test_malformed_queries_are_dropped_and_the_dns_keeps_answering(stack: IsolationStack) -> None:

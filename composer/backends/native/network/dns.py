@@ -54,6 +54,8 @@ MAX_NAME = 255
 UDP_WORKERS = 8
 UDP_BACKLOG = 256  # queries waiting for a worker; beyond, dropped
 TCP_CONNECTIONS = 16
+TCP_IDLE_SECONDS = 10.0
+TCP_CONNECTION_SECONDS = 30.0
 A, PTR, AAAA, ANY = 1, 12, 28, 255
 NOERROR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 2, 3, 4, 5
 IP_FREEBIND = 15
@@ -173,17 +175,30 @@ def forward(raw: bytes, servers: Iterable[str], *, tcp: bool = False, timeout: f
     return None
 
 
-def read_tcp_message(conn: socket.socket) -> bytes | None:
+def read_tcp_message(conn: socket.socket, deadline: float | None = None) -> bytes | None:
+    """One length-prefixed message, None at the end of the stream.
+
+    :raises TimeoutError: ``deadline`` (time.monotonic) passed, or the socket's timeout.
+    """
+
+    def receive(size: int) -> bytes:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the connection's time is up")
+            conn.settimeout(min(left, TCP_IDLE_SECONDS))
+        return conn.recv(size)
+
     head = b""
     while len(head) < 2:
-        chunk = conn.recv(2 - len(head))
+        chunk = receive(2 - len(head))
         if not chunk:
             return None
         head += chunk
     (length,) = struct.unpack("!H", head)
     data = b""
     while len(data) < length:
-        chunk = conn.recv(length - len(data))
+        chunk = receive(length - len(data))
         if not chunk:
             return None
         data += chunk
@@ -442,9 +457,12 @@ class Server:
     def _tcp(self, conn: socket.socket, local: str, client: str) -> None:
         try:
             with conn:
-                conn.settimeout(10)
+                conn.settimeout(TCP_IDLE_SECONDS)
+                # a whole connection's time is bounded too: a client trickling a byte at a time
+                # would otherwise keep its slot (one of TCP_CONNECTIONS) for ever
+                deadline = time.monotonic() + TCP_CONNECTION_SECONDS
                 with contextlib.suppress(OSError):
-                    while (raw := read_tcp_message(conn)) is not None:
+                    while (raw := read_tcp_message(conn, deadline)) is not None:
                         data = self.responder.answer(raw, local, client, tcp=True)
                         if data is None:
                             return

@@ -436,8 +436,8 @@ class NetworkManager:
         endpoints: dict[str, dict[str, Any]] = {}
         try:
             with self._locked():
-                for endpoint in self.endpoints(container).values():  # a restart: its old proxy holds the ports
-                    stop_proxy(endpoint)
+                if ports:
+                    self._release_ports(container)
                 ports = self._choose_host_ports(container, ports)
                 self._check_ports(container, ports)
                 states = []
@@ -480,6 +480,15 @@ class NetworkManager:
             self.detach(reservation.project, reservation.container)
             raise
         return endpoints
+
+    def _release_ports(self, container: str) -> None:
+        """A restart: the previous start's proxy goes (it may still hold the ports, until it sees
+        the old PID 1 gone) and its DNAT rules (they point at the old address) before new ones."""
+        for state in self.all_networks():
+            endpoint = state.get("endpoints", {}).get(container)
+            if endpoint and endpoint.get("ports"):
+                stop_proxy(endpoint)
+                firewall.remove_ports(state["bridge"], container)
 
     def _choose_host_ports(self, container: str, ports: Sequence[PublishedPort]) -> list[PublishedPort]:
         """Host port 0 replaced by a free port of the ephemeral range, lowest first, as Docker's
