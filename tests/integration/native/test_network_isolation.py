@@ -307,19 +307,10 @@ def udp_server_in(netns: str, port: int) -> socket.socket:
 # --- finding 3: the host's loopback -------------------------------------------------------------
 
 
-def test_a_container_cannot_reach_the_hosts_loopback_even_with_raw_packets(stack: IsolationStack) -> None:
-    """A frame to the gateway's MAC with destination 127.0.0.1 reaches the host's loopback
-    services when the bridge has route_localnet=1 (as composer set it): the host takes it for
-    local delivery. With 0 (Docker's default: it sets 1 only with userland-proxy=false, and then
-    adds raw-table guards), the kernel drops it as a martian destination."""
-    stack.network("default")
-    stack.run("probe-1", "sleep 300", service="probe")
-    assert cap_eff(stack.pid("probe-1")) & (1 << CAP_NET_RAW)  # the container could send these itself
-    bridge = stack.bridge()
-    assert Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").read_text().strip() == "0"
-    gateway = stack.gateway("default")
-    endpoint = stack.endpoint("probe-1")
-    wire = Wire(endpoint["mac"], Path(f"/sys/class/net/{bridge}/address").read_text().strip(), endpoint["ipv4"])
+def loopback_breaches(netns: str, wire: Wire, gateway: str) -> list[str]:
+    """Send frames from ``netns`` (a container's, ``eth0``) through its gateway to UDP and TCP
+    services on the host's 127.0.0.1, each followed by a control to the same kind of service on
+    the gateway's address; once the controls are in: what reached the loopback services."""
     with contextlib.ExitStack() as sockets:
         loopback_udp, control_udp = (sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
                                      for _ in range(2))
@@ -329,8 +320,8 @@ def test_a_container_cannot_reach_the_hosts_loopback_even_with_raw_packets(stack
             sock.bind((address, 0))
         loopback_tcp.listen()
         control_tcp.listen()
-        sender = sockets.enter_context(packet_socket(stack.netns("probe-1"), "eth0"))
-        sniffer = sockets.enter_context(packet_socket(stack.netns("probe-1"), "eth0"))
+        sender = sockets.enter_context(packet_socket(netns, "eth0"))
+        sniffer = sockets.enter_context(packet_socket(netns, "eth0"))
         # the host knows the container's MAC first: a SYN-ACK from 127.0.0.1 (when it is sent)
         # would otherwise wait for an ARP request the container drops (its sender is 127.0.0.1)
         sender.send(wire.syn(gateway, control_tcp.getsockname()[1], 42999))
@@ -343,8 +334,58 @@ def test_a_container_cannot_reach_the_hosts_loopback_even_with_raw_packets(stack
         control_udp.settimeout(10)
         assert [control_udp.recv(100) for _ in range(3)] == [b"control"] * 3
         answered = syn_acks(sniffer, {(gateway, control_tcp.getsockname()[1])})
-        assert received(loopback_udp) == []
-        assert ("127.0.0.1", loopback_tcp.getsockname()[1]) not in answered
+        breaches = [f"udp: {data!r}" for data in received(loopback_udp)]
+        if ("127.0.0.1", loopback_tcp.getsockname()[1]) in answered:
+            breaches.append("tcp: a SYN-ACK from 127.0.0.1")
+        return breaches
+
+
+def test_a_container_cannot_reach_the_hosts_loopback_even_with_raw_packets(stack: IsolationStack) -> None:
+    """A frame to the gateway's MAC with destination 127.0.0.1 reaches the host's loopback
+    services when the bridge has route_localnet=1 (as composer set it): the host takes it for
+    local delivery. With 0 (Docker's default: it sets 1 only with userland-proxy=false, and then
+    adds raw-table guards), the kernel drops it as a martian destination."""
+    stack.network("default")
+    stack.run("probe-1", "sleep 300", service="probe")
+    assert cap_eff(stack.pid("probe-1")) & (1 << CAP_NET_RAW)  # the container could send these itself
+    bridge = stack.bridge()
+    assert Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").read_text().strip() == "0"
+    endpoint = stack.endpoint("probe-1")
+    wire = Wire(endpoint["mac"], Path(f"/sys/class/net/{bridge}/address").read_text().strip(), endpoint["ipv4"])
+    assert loopback_breaches(stack.netns("probe-1"), wire, stack.gateway("default")) == []
+
+
+@contextlib.contextmanager
+def docker_container(api: Any, reference: str, ports: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """A running busybox container of the Docker Engine on its default bridge (``ports``: its
+    port bindings, docker-py's form); its inspection. Removed on the way out."""
+    container = api.create_container(reference, command=["sleep", "300"],
+                                     name=f"composer-isotest-{uuid.uuid4().hex[:8]}",
+                                     ports=[tuple(key.split("/")) for key in ports or {}],
+                                     host_config=api.create_host_config(port_bindings=ports or {}))
+    try:
+        api.start(container)
+        yield dict(api.inspect_container(container))
+    finally:
+        api.remove_container(container, force=True)
+
+
+def docker_bridge(api: Any) -> str:
+    return str(api.inspect_network("bridge")["Options"].get("com.docker.network.bridge.name", "docker0"))
+
+
+def test_dockers_verdict_on_the_hosts_loopback_is_the_same(docker_api: Any, busybox_image: str) -> None:
+    """The same frames from a Docker container (default settings: CAP_NET_RAW too, userland
+    proxy, route_localnet=0 on its bridge): nothing reaches the host's loopback either."""
+    with docker_container(docker_api, busybox_image) as inspected:
+        pid = int(inspected["State"]["Pid"])
+        assert cap_eff(pid) & (1 << CAP_NET_RAW)
+        network = inspected["NetworkSettings"]["Networks"]["bridge"]
+        bridge = docker_bridge(docker_api)
+        assert Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").read_text().strip() == "0"
+        wire = Wire(network["MacAddress"], Path(f"/sys/class/net/{bridge}/address").read_text().strip(),
+                    network["IPAddress"])
+        assert loopback_breaches(f"/proc/{pid}/ns/net", wire, network["Gateway"]) == []
 
 
 def test_a_port_published_on_loopback_is_the_hosts_only(stack: IsolationStack) -> None:
@@ -389,6 +430,29 @@ def test_a_port_published_on_loopback_is_the_hosts_only(stack: IsolationStack) -
     stack.down()
     assert stack.processes() == []
     assert not [r for r in firewall.composer_rules() if bridge in r]
+
+
+def test_dockers_verdict_on_a_port_published_on_loopback(docker_api: Any, busybox_image: str) -> None:
+    """The same frames from a LAN neighbour to a Docker container's port published on 127.0.0.1
+    (on an interface with route_localnet=0: Docker's own DNAT, not the proxy, is the way in).
+    Docker before 28.0 DNATs them into the container (moby#41872): composer is stricter, which
+    is allowed. 28.0 and later drop them in raw PREROUTING, as composer does."""
+    base = free_ports(2)
+    ports = {"53/udp": ("127.0.0.1", base), "54/udp": base + 1}
+    with docker_container(docker_api, busybox_image, ports) as inspected:
+        netns = f"/proc/{inspected['State']['Pid']}/ns/net"
+        with udp_server_in(netns, 53) as loopback_udp, udp_server_in(netns, 54) as everywhere_udp, \
+                neighbour() as lan:
+            wire = lan.wire()
+            with packet_socket(lan.netns, "eth0") as sender:
+                for _ in range(3):
+                    sender.send(wire.udp("127.0.0.1", base, b"breach"))
+                    sender.send(wire.udp(lan.host_address, base + 1, b"control"))
+            everywhere_udp.settimeout(10)
+            assert [everywhere_udp.recv(100) for _ in range(3)] == [b"control"] * 3
+            breached = received(loopback_udp)
+    major = int(str(docker_api.version()["Version"]).split(".")[0])
+    assert bool(breached) == (major < 28), (major, breached)
 
 
 def test_the_proxy_goes_with_the_container_and_a_restart_gets_the_ports_again(stack: IsolationStack) -> None:
