@@ -410,6 +410,9 @@ def test_a_port_published_on_loopback_is_the_hosts_only(stack: IsolationStack) -
         loopback_udp.settimeout(10)
         assert loopback_udp.recv(100) == b"from-the-host"
         assert len([p for p in stack.processes() if "proxy.py" in p]) == 1
+        proxy = Path(f"/proc/{stack.endpoint('web-1')['proxy']['pid']}/status").read_text()
+        assert "\nUid:\t65534\t65534\t65534\t65534\n" in proxy  # nobody: it holds only its sockets
+        assert "\nCapEff:\t0000000000000000\n" in proxy
         bridge = stack.bridge()
         rules = [r for r in firewall.composer_rules() if f"composer:port:{bridge}:" in r]
         assert f"-A COMPOSER-PREROUTING -d 127.0.0.1/32 ! -i lo -p udp -m udp --dport {base + 2}" in "\n".join(rules)
@@ -589,7 +592,7 @@ def tcp_ask(netns: str, server: str, message: bytes) -> bytes | None:
         try:
             conn.sendall(struct.pack("!H", len(message)) + message)
             return dns.read_tcp_message(conn)
-        except ConnectionResetError:
+        except ConnectionError:  # reset, or a broken pipe: closed before all was sent
             return None
 
 

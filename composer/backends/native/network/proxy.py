@@ -9,9 +9,10 @@ by the kernel before they reach this process (firewall.py); what it sees comes f
 
 The manager binds the listening sockets (so a taken port fails the start in one line) and runs
 ``python -I -S proxy.py <run root> <container> <spec>`` with them and a pidfd of the container's
-PID 1 inherited: the proxy exits when PID 1 does, when the pidfd is not given on SIGTERM
-(``detach``). It imports only the standard library (``-I -S``: no site, no composer package). The
-spec is JSON: ``{"pidfd": fd or null, "ports": [{"fd", "protocol", "address", "port"}]}``.
+PID 1 inherited. The proxy exits when PID 1 does; ``detach`` (and a restart) kill it and wait.
+It runs as nobody and imports only the standard library (``-I -S``: no site, no composer
+package). The spec is JSON: ``{"pidfd": fd or null, "ports": [{"fd", "protocol", "address",
+"port"}]}``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MAX_TCP_CONNECTIONS = 1024  # beyond, new connections are closed at once (fds ar
 MAX_UDP_CLIENTS = 1024  # beyond, datagrams from new clients are dropped
 UDP_IDLE_SECONDS = 90.0  # docker-proxy's UDP connection timeout
 CHUNK = 65536
+NOBODY = 65534
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -164,9 +166,19 @@ async def serve(spec: dict[str, Any]) -> None:
         server.close()
 
 
+def drop_privileges() -> None:
+    """Run as nobody, without capabilities: the sockets are already bound, connecting to the
+    container needs nothing, and what comes through is the container's to shape."""
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+
 def main(argv: list[str]) -> int:
     # argv: <run root> <container> <spec>; the first two only name the process (ps, residue checks)
     spec = json.loads(argv[3])
+    drop_privileges()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
