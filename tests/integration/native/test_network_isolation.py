@@ -346,10 +346,13 @@ def test_a_container_cannot_reach_the_hosts_loopback_even_with_raw_packets(stack
     local delivery. With 0 (Docker's default: it sets 1 only with userland-proxy=false, and then
     adds raw-table guards), the kernel drops it as a martian destination."""
     stack.network("default")
+    bridge = stack.bridge()
+    route_localnet = Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet")
+    assert route_localnet.read_text().strip() == "0"
+    route_localnet.write_text("1")  # as an older composer left its bridges: a container joining resets it
     stack.run("probe-1", "sleep 300", service="probe")
     assert cap_eff(stack.pid("probe-1")) & (1 << CAP_NET_RAW)  # the container could send these itself
-    bridge = stack.bridge()
-    assert Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").read_text().strip() == "0"
+    assert route_localnet.read_text().strip() == "0"
     endpoint = stack.endpoint("probe-1")
     wire = Wire(endpoint["mac"], Path(f"/sys/class/net/{bridge}/address").read_text().strip(), endpoint["ipv4"])
     assert loopback_breaches(stack.netns("probe-1"), wire, stack.gateway("default")) == []

@@ -191,6 +191,15 @@ def _bind_port(port: PublishedPort) -> socket.socket:
     return sock
 
 
+def _no_route_localnet(bridge: str) -> None:
+    """route_localnet 0 on ``bridge``, even where the host's default is 1: with 1, a container
+    could send to the host's 127.0.0.0/8 services through its gateway (raw packets need only
+    CAP_NET_RAW, which containers have). Docker sets it only with userland-proxy=false; the host
+    reaches ports published on 127.0.0.1 through composer's proxy instead (proxy.py)."""
+    with contextlib.suppress(OSError):
+        netlink.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "0")
+
+
 def _netns_pid(netns: str) -> int | None:
     """The pid in ``/proc/<pid>/ns/net``, else None."""
     parts = netns.split("/")
@@ -373,12 +382,7 @@ class NetworkManager:
             for pool in pools:
                 links.add_address(bridge, ipaddress.ip_interface(f"{pool.gateway}/{pool.subnet.prefixlen}"))
             links.set_up(bridge)
-        # 0 even where the host's default is 1: with it, a container could send to the host's
-        # 127.0.0.0/8 services through its gateway (raw packets need only CAP_NET_RAW, which
-        # containers have). Docker sets it only with userland-proxy=false; the host reaches
-        # ports published on 127.0.0.1 through composer's proxy instead (proxy.py).
-        with contextlib.suppress(OSError):
-            netlink.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "0")
+        _no_route_localnet(bridge)
         if not internal:
             netlink.write_sysctl("net.ipv4.ip_forward", "1")
         firewall.add_network(bridge, [str(p.subnet) for p in pools], internal=internal)
@@ -613,6 +617,7 @@ class NetworkManager:
                endpoints: Mapping[str, dict[str, Any]]) -> None:
         with netlink.host() as host:
             for i, (state, attachment) in enumerate(zip(states, networks, strict=True)):
+                _no_route_localnet(state["bridge"])  # a bridge made by an older composer had 1 (~10 µs)
                 endpoint = endpoints[attachment.network]
                 if os.path.exists(f"/sys/class/net/{endpoint['veth']}"):
                     host.delete(endpoint["veth"])  # a stale one from a crashed start
