@@ -5,8 +5,8 @@ socket bound to its network's bridge (SO_BINDTODEVICE): only what arrives on tha
 that network's containers, reaches it: the LAN and containers of other networks routing to the
 gateway address get a port unreachable. The host's own queries to the gateway count as arriving
 on the bridge; they are REFUSED, as is any query whose source is not one of the network's
-containers. (Docker's resolver listens on 127.0.0.11
-inside each container's namespace: reachable from that container only.)
+containers. (Docker's resolver listens on 127.0.0.11 inside each container's namespace:
+reachable from that container only.)
 
 It answers, per network (the address the query arrived on), A/AAAA queries for the names of
 that network's endpoints (container names, service names, aliases, the querying container's links;
@@ -353,8 +353,8 @@ SocketKey = tuple[str, int, str, int]  # address, kind, bridge, the bridge's ifi
 
 
 class Server:
-    """The daemon's loop: UDP queries queued for a fixed pool of workers, TCP connections in
-    threads (a bounded number)."""
+    """The daemon's loop: UDP queries for the network's names answered here, those forwarded
+    upstream queued for a fixed pool of workers; TCP connections in threads (a bounded number)."""
 
     def __init__(self, responder: Responder, state_dir: Path) -> None:
         self.responder = responder
