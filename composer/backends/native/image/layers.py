@@ -213,7 +213,7 @@ def apply_layer(blob: IO[bytes], dest: Path, *, compression: str | None = None, 
                         extractor.entry(archive, member)
                 extractor.finish()
             except (tarfile.TarError, EOFError, OSError, ValueError, OverflowError) as exc:
-                raise _unpack_error(exc, what) from None
+                raise _unpack_error(exc, what, extractor.current) from None
             finally:
                 extractor.close()
             reader.drain()
@@ -226,13 +226,16 @@ def apply_layer(blob: IO[bytes], dest: Path, *, compression: str | None = None, 
     return reader.size
 
 
-def _unpack_error(exc: BaseException, what: str) -> ImagePullError:
-    """One line for what went wrong unpacking: a system call's refusal, or a malformed tar (names
-    with NUL bytes, numbers out of range: ValueError, OverflowError)."""
+def _unpack_error(exc: BaseException, what: str, entry: str | None) -> ImagePullError:
+    """One line for what went wrong unpacking ``entry``: a system call's refusal (a symlink to
+    "": ENOENT), or a malformed tar (names with NUL bytes, numbers out of range: ValueError,
+    OverflowError)."""
+    named = f" {entry!r}" if entry is not None else ""
     if isinstance(exc, OSError) and exc.errno is not None:
-        return ImagePullError(f"{what}: cannot unpack: {exc.strerror}", backend_name=BACKEND, operation="pull")
+        return ImagePullError(f"{what}: cannot unpack{named}: {exc.strerror}", backend_name=BACKEND,
+                              operation="pull")
     if isinstance(exc, (ValueError, OverflowError)):
-        return ImagePullError(f"{what} has a malformed entry: {exc}", backend_name=BACKEND, operation="pull")
+        return ImagePullError(f"{what} has a malformed entry{named}: {exc}", backend_name=BACKEND, operation="pull")
     return ImagePullError(f"{what} is not a valid tar archive: {exc}", backend_name=BACKEND, operation="pull")
 
 
@@ -296,6 +299,7 @@ class _Extractor:
         self.what = what
         self.owners = owners
         self.meter = meter
+        self.current: str | None = None  # the entry being unpacked, for errors
         self._cached: tuple[tuple[str, ...], int] | None = None
         self._dirs: dict[tuple[str, ...], tarfile.TarInfo] = {}
 
@@ -377,6 +381,7 @@ class _Extractor:
     # --- entries ---------------------------------------------------------------------------
 
     def entry(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.current = member.name
         parts = split_name(member.name, self.what)
         check_member(member, self.what)
         if not parts:
@@ -501,6 +506,7 @@ class _Extractor:
     def finish(self) -> None:
         """Directory modes and mtimes last, deepest first: creating children changed the mtimes, and
         a read-only mode set early would stop an unprivileged unpack."""
+        self.current = None
         self._forget()
         for parts in sorted(self._dirs, key=len, reverse=True):
             member = self._dirs[parts]
