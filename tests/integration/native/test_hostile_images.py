@@ -262,3 +262,23 @@ def test_budget_settings_reach_the_pull(attack: Attack) -> None:
         attack.refused("COMPOSER_LAYER_MAX_BYTES=1048576")
     finally:
         del attack.project.env.environ["COMPOSER_LAYER_MAX_BYTES"]
+
+
+def test_a_container_that_makes_a_tree_deeper_than_the_recursion_limit_goes_with_down(project: Project) -> None:
+    # The writable layer is the container's to fill: rm and down removed it with shutil.rmtree.
+    depth = sys.getrecursionlimit() + 300
+    script = f"i=0; while [ $$i -lt {depth} ]; do mkdir d && cd d || exit 1; i=$$((i+1)); done; echo deep > leaf"
+    project.write(f"""
+        box:
+          image: IMAGE
+          command: ["sh", "-c", "{script}"]
+    """)
+    project.run("up", "-d")
+    test_lifecycle.eventually(lambda: "Exited (0)" in project.ps(), timeout=120)
+    state = project.state(f"{project.name}-box-1", "config.json")
+    writable = Path(state["rootfs"]["upper"])
+    assert (writable / "/".join(["d"] * depth) / "leaf").read_text() == "deep\n"
+    down = project.run("down", "-t", "1", check=False)
+    assert down.returncode == 0, down.stderr
+    assert not writable.exists()
+    assert not project.run_dir().joinpath(f"{project.name}-box-1").exists()
