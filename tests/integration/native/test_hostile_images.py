@@ -222,8 +222,13 @@ def test_a_fifo_at_etc_passwd_cannot_hang_a_start(attack: Attack) -> None:
     # PID 1 read /etc/passwd blocking (a FIFO never answers) while the start held the project's
     # lock. Now it is opened O_NONBLOCK and skipped as not a regular file: the start goes on, as
     # root (the default user, which needs no lookup).
-    attack.push(oi.tar_bytes([oi.directory("etc"), oi.fifo("etc/passwd"), oi.fifo("etc/group")]))
-    assert attack.run("echo started; test -p /etc/passwd && echo fifo").split() == ["started", "fifo"]
+    # The files composer binds over (hosts, hostname, resolv.conf) as FIFOs, or as symlinks to the
+    # host's files, are only mount points: the binds land in the container, the FIFOs stay unread.
+    attack.push(oi.tar_bytes([oi.directory("etc"), oi.fifo("etc/passwd"), oi.fifo("etc/group"), oi.fifo("etc/hosts"),
+                              oi.fifo("etc/hostname"), oi.symlink("etc/resolv.conf", "/etc/shadow")]))
+    output = attack.run("echo started; test -p /etc/passwd && echo fifo; test -f /etc/hosts && echo hosts; "
+                        "grep -c localhost /etc/hosts; test -f /etc/shadow && echo shadow")
+    assert output.split() == ["started", "fifo", "hosts", "2", "shadow"]
     named = attack.project.run("run", "--rm", "-u", "nobody", "box", "true", check=False, timeout=120)
     assert named.returncode != 0
     assert "unable to find user nobody" in one_line(named)
