@@ -48,6 +48,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 HOLE_BLOCK = 4096  # zero runs of whole blocks of this size become holes
 _ZEROS = bytes(CHUNK)
+_ZERO_BLOCK = bytes(HOLE_BLOCK)
 MAX_ID = (1 << 32) - 2  # (uid_t)-1 means "leave unchanged" to chown(2): never an owner
 MAX_MTIME = (1 << 63) / 1e9  # seconds that still fit a timespec in nanoseconds
 MAX_DEVICE_NUMBER = (1 << 32) - 1
@@ -515,19 +516,18 @@ class _Extractor:
             os.utime(fd, ns=_nanoseconds(member.mtime))
 
 
-
 def write_sparse(fd: int, data: bytes, offset: int) -> int:
     """Write ``data`` at ``offset`` of ``fd``, leaving holes for its zero runs of whole
     HOLE_BLOCKs (the file's end is set by the caller: a trailing hole needs ftruncate).
     Returns the offset after ``data``."""
-    if data == _ZEROS[:len(data)]:
+    if data == (_ZEROS if len(data) == CHUNK else bytes(len(data))):
         return offset + len(data)
     start = 0  # of the data run not yet written
     position = 0
     end = len(data)
     while position < end:
         stop = min(position + HOLE_BLOCK, end)
-        if stop - position == HOLE_BLOCK and data[position:stop] == _ZEROS[:HOLE_BLOCK]:
+        if stop - position == HOLE_BLOCK and data[position:stop] == _ZERO_BLOCK:
             _write_at(fd, data, start, position, offset)
             start = stop
         position = stop
