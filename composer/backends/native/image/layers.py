@@ -522,6 +522,9 @@ def write_sparse(fd: int, data: bytes, offset: int) -> int:
     Returns the offset after ``data``."""
     if data == (_ZEROS if len(data) == CHUNK else bytes(len(data))):
         return offset + len(data)
+    if _ZERO_BLOCK not in data:  # no zero run long enough anywhere: one write (a fast search)
+        _write_at(fd, data, 0, len(data), offset)
+        return offset + len(data)
     start = 0  # of the data run not yet written
     position = 0
     end = len(data)
