@@ -56,6 +56,9 @@ def remove_at(parent_fd: int, name: str) -> None:
         return
     fd = _open_dir(parent_fd, name)
     top = os.fstat(fd)
+    if top.st_dev != os.fstat(parent_fd).st_dev:
+        os.close(fd)
+        raise OSError(errno.EBUSY, "a mount point is in the tree", name)
     levels = [_Level(name, (top.st_dev, top.st_ino), _clear(fd, top))]
     try:
         while levels:

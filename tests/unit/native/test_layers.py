@@ -298,6 +298,9 @@ def test_remove_tree_stays_on_its_filesystem_and_never_follows_symlinks(tmp_path
         with pytest.raises(OSError, match="a mount point is in the tree"):
             remove_tree(tree)
         assert (mounted / "on-tmpfs").read_text() == "kept"
+        with pytest.raises(OSError, match="a mount point is in the tree"):
+            remove_tree(mounted)  # the mount point itself: its files are not deleted either
+        assert (mounted / "on-tmpfs").read_text() == "kept"
     finally:
         subprocess.run(["umount", str(mounted)], check=True)
     remove_tree(tree)
