@@ -12,7 +12,7 @@ import posixpath
 import sys
 import tarfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -553,13 +553,20 @@ def _rebased(name: str, new_top: str) -> str:
     return f"{new_top}/{rest}" if rest else new_top
 
 
-def extract_archive(data: bytes, destination: str) -> None:
+def extract_archive(data: bytes, destination: str, *, keep_owners: bool = False) -> list[str]:
     """Extract a tar archive from the engine to ``destination`` (docker cp's rules): into it
-    when it is a folder, else as it, renaming the archive's top entry."""
+    when it is a folder, else as it, renaming the archive's top entry.
+
+    The archive is the container's, so hostile (see host_filter): no device node or FIFO is made
+    on the host (their names are returned, for a warning), and files belong to the caller unless
+    ``keep_owners`` (``cp -a``: the archive's numeric owners).
+
+    :raises UsageError: a missing destination folder, or an entry that leads out of it.
+    """
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         members = archive.getmembers()
         if not members:
-            return
+            return []
         top = members[0].name.split("/", 1)[0]
         if os.path.isdir(destination):
             target_dir, new_top = destination, top
@@ -573,7 +580,36 @@ def extract_archive(data: bytes, destination: str) -> None:
                 member.linkname = _rebased(member.linkname, new_top)
             if member.name.startswith("/") or ".." in member.name.split("/"):
                 raise UsageError(f"refusing to extract {member.name!r}")
-        archive.extractall(target_dir, members=members, filter="tar")
+        skipped: list[str] = []
+        try:
+            archive.extractall(target_dir, members=members, numeric_owner=True,
+                               filter=host_filter(skipped, keep_owners=keep_owners))
+        except tarfile.FilterError as exc:
+            raise UsageError(f"refusing to extract: {exc}") from None
+        return skipped
+
+
+def host_filter(skipped: list[str], *, keep_owners: bool) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
+    """tarfile's ``tar`` filter (nothing out of the destination; setuid, setgid, sticky and
+    group/other write bits dropped), and stricter: device nodes and FIFOs are skipped (their
+    names added to ``skipped``), as are hardlinks to anything but a file extracted before them
+    (tarfile would extract a missing target from the archive unfiltered), and owners become the
+    caller's unless ``keep_owners``. Docker's own cp, as root, creates the devices; stricter is fine."""
+    files: set[str] = set()
+    uid, gid = os.getuid(), os.getgid()
+
+    def filtered(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        if member.ischr() or member.isblk() or member.isfifo() or (member.islnk() and member.linkname not in files):
+            skipped.append(member.name)
+            return None
+        checked = tarfile.tar_filter(member, path)
+        if checked.isreg():
+            files.add(checked.name)
+        if keep_owners:
+            return checked
+        return checked.replace(uid=uid, gid=gid, uname="", gname="", deep=False)
+
+    return filtered
 
 
 def run_cp(args: argparse.Namespace) -> int:
@@ -597,7 +633,11 @@ def run_cp(args: argparse.Namespace) -> int:
                                                    running=False)
         ref = observed_ref(container)
         if source_service is not None:
-            extract_archive(await backend.copy_from_container(ref, source), destination)
+            skipped = extract_archive(await backend.copy_from_container(ref, source), destination,
+                                      keep_owners=bool(getattr(args, "archive", False)))
+            if skipped:
+                print(f"WARN[0000] not copied (device nodes, FIFOs and links to them are never created on the "
+                      f"host): {', '.join(skipped)}", file=sys.stderr)
             return
         stat = await backend.stat_container_path(ref, destination)
         if stat is not None and stat.is_dir:

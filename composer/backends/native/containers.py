@@ -53,7 +53,7 @@ from composer.backends.native.runtime.containers import (
     project_dir,
     wait_pidfd,
 )
-from composer.backends.native.runtime.init import atomic_json
+from composer.backends.native.runtime.init import atomic_json, read_image_file
 from composer.backends.native.runtime.supervisor import (
     LOCK,
     Client,
@@ -417,9 +417,11 @@ class NativeContainers:
 
         def names(file: str) -> set[str] | None:
             for layer in layers:
-                path = layer.path / "etc" / file
-                if path.is_file():
-                    return {line.split(":", 1)[0] for line in path.read_text(errors="replace").splitlines()}
+                # The image's files: no symlink followed (it would lead to the host's), nothing
+                # that could block (a FIFO) or never end (a device) read.
+                data = _layer_file(layer.path, ("etc", file))
+                if data is not None:
+                    return {line.split(":", 1)[0] for line in data.decode(errors="replace").splitlines()}
             return None
 
         for file, name in wanted:
@@ -847,3 +849,23 @@ def _process_row(pid: int) -> tuple[str, ...] | None:
     tty = "?" if int(fields[4]) == 0 else f"pts/{int(fields[4]) & 0xFF}"
     return (uid, str(pid), fields[1], "0", time.strftime("%H:%M", started), tty,
             f"{cpu // 3600:02d}:{cpu % 3600 // 60:02d}:{cpu % 60:02d}", cmdline or f"[{comm}]")
+
+
+def _layer_file(layer_dir: Path, parts: tuple[str, ...]) -> bytes | None:
+    """A regular file of an unpacked layer, its path walked without following any symlink; None
+    when it is not there as one."""
+    try:
+        fd = os.open(layer_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for part in parts[:-1]:
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError:
+                return None
+            os.close(fd)
+            fd = inner
+        return read_image_file(parts[-1], dir_fd=fd, follow=False)
+    finally:
+        os.close(fd)

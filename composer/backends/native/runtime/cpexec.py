@@ -190,7 +190,10 @@ def _add_tree(archive: tarfile.TarFile, top: str, top_arcname: str) -> None:
         if info is None:
             continue  # a socket: tar cannot hold one
         if info.isreg():
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as content:
+            # O_NONBLOCK: swapped for a FIFO since the lstat, it must not hang the copy
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as content:
+                if not stat.S_ISREG(os.fstat(content.fileno()).st_mode):
+                    raise _Refused(f"{path} changed while it was copied")
                 archive.addfile(info, content)
         else:
             archive.addfile(info)

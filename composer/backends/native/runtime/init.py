@@ -507,12 +507,41 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
         remount_readonly("/")
 
 
-def _read_entries(path: str) -> list[list[str]]:
+IMAGE_FILE_LIMIT = 16 << 20  # /etc/passwd and the like: far more than any real one
+
+
+def read_image_file(path: str, *, dir_fd: int | None = None, follow: bool = True,
+                    limit: int = IMAGE_FILE_LIMIT) -> bytes | None:
+    """The content of ``path``, a file an image provides, or None when it is missing or not a
+    regular file. It is opened with O_NONBLOCK and checked before it is read, so that a FIFO or a
+    device in its place cannot block or feed us forever; at most ``limit`` bytes are read.
+    ``follow=False``: a symlink as the last component is not followed (None)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        with open(path, errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit and (chunk := os.read(fd, min(1 << 16, limit - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_entries(path: str) -> list[list[str]]:
+    data = read_image_file(path)
+    if data is None:
         return []
+    return [line.split(":") for line in data.decode(errors="replace").split("\n")
+            if line.strip() and not line.startswith("#")]
 
 
 def resolve_user(spec: str, group_add: list[str]) -> tuple[int, int, list[int], str]:

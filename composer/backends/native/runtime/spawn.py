@@ -13,10 +13,13 @@ import fcntl
 import json
 import marshal
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -222,7 +225,8 @@ inherited: Forkserver | None = None
 
 
 def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str | None = None,
-          on_netns: Callable[[int], None] | None = None, forkserver: Forkserver | None = None) -> int:
+          on_netns: Callable[[int], None] | None = None, forkserver: Forkserver | None = None,
+          timeout: float | None = None) -> int:
     """Start the container described by ``config``; return its PID 1 (in the host's pid namespace)
     once its process has been exec'd. The helper is forked by ``forkserver`` when given (and able),
     else started afresh.
@@ -231,8 +235,15 @@ def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str
     (``/proc/<pid>/ns/net``) and before its command runs, which waits until the call returns. An
     exception from it aborts the start and is re-raised once the container is gone.
 
-    :raises SpawnError: the helper failed; nothing of the container is left running.
+    The helper must answer within ``timeout`` seconds (default: start_timeout()), or it is
+    killed, with everything it started, and the start fails: the caller holds the container's
+    lock meanwhile, and an image can make a start hang (a FIFO where a file is read).
+
+    :raises SpawnError: the helper failed or did not answer in time; nothing of the container is
+        left running.
     """
+    seconds = start_timeout() if timeout is None else timeout
+    deadline = time.monotonic() + seconds
     config_r, config_w = os.pipe()
     sync_r, sync_w = os.pipe()
     net_r, net_w = os.pipe() if on_netns is not None else (-1, -1)
@@ -252,7 +263,7 @@ def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str
             os.close(fd)
     net = [net_w] if net_w >= 0 else []
     try:
-        return _run(helper, config, config_w, sync_r, net, on_netns)
+        return _run(helper, config, config_w, sync_r, net, on_netns, deadline, seconds)
     finally:
         for fd in net:
             os.close(fd)
@@ -271,7 +282,7 @@ def _start_helper(python: str | None, config_r: int, sync_w: int, net_r: int, st
 
 
 def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_w: int, sync_r: int,
-         net: list[int], on_netns: Callable[[int], None] | None) -> int:
+         net: list[int], on_netns: Callable[[int], None] | None, deadline: float, seconds: float) -> int:
     try:
         with os.fdopen(config_w, "wb") as pipe:
             pipe.write(marshal.dumps(config))  # the helper reads it without importing json
@@ -281,28 +292,34 @@ def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_
     try:
         _prepare(on_netns)  # meanwhile, what needs no namespace yet (a network hook's reservations)
         if helper is not None:
-            helper.wait()  # it forks the monitor and exits at once (a forkserver reaps its own)
+            try:  # it forks the monitor and exits at once (a forkserver reaps its own)
+                helper.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_helpers(sync_r, {helper.pid})
+                helper.wait()
+                raise _late(seconds) from None
         hook_error: BaseException | None = None
-        with os.fdopen(sync_r, "rb") as pipe:
-            while True:
-                answer = pipe.readline()
-                if not answer:
-                    status = "" if helper is None else f" ({helper.returncode})"
-                    raise SpawnError(f"the runtime helper exited{status} without answering")
-                message = json.loads(answer)
-                if "netns" not in message:
-                    break
-                hooked = True
-                try:
-                    assert on_netns is not None
-                    on_netns(int(message["netns"]))
-                except BaseException as exc:  # PID 1 sees EOF and fails: its answer follows
-                    hook_error = exc
-                else:
-                    with contextlib.suppress(OSError):
-                        os.write(net[0], b"1")
-                os.close(net.pop())
+        lines = _Lines(sync_r, deadline, seconds)
+        while True:
+            answer = lines.next()
+            if not answer:
+                status = "" if helper is None else f" ({helper.returncode})"
+                raise SpawnError(f"the runtime helper exited{status} without answering")
+            message = json.loads(answer)
+            if "netns" not in message:
+                break
+            hooked = True
+            try:
+                assert on_netns is not None
+                on_netns(int(message["netns"]))
+            except BaseException as exc:  # PID 1 sees EOF and fails: its answer follows
+                hook_error = exc
+            else:
+                with contextlib.suppress(OSError):
+                    os.write(net[0], b"1")
+            os.close(net.pop())
     finally:
+        os.close(sync_r)
         if not hooked:
             _abandon(on_netns)
     if hook_error is not None:
@@ -310,6 +327,102 @@ def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_
     if not message.get("ok"):
         raise SpawnError(str(message.get("error") or "unknown error").strip().splitlines()[-1])
     return int(message["pid"])
+
+
+ENV_START_TIMEOUT = "COMPOSER_START_TIMEOUT"
+DEFAULT_START_TIMEOUT = 300.0  # seconds: a start takes milliseconds; filling a large volume takes longer
+KILL_GRACE = 5.0  # seconds the monitor gets to clean up after its PID 1 was killed
+
+
+def start_timeout(environ: dict[str, str] | None = None) -> float:
+    """COMPOSER_START_TIMEOUT (seconds), or DEFAULT_START_TIMEOUT when unset or not a positive number."""
+    text = (os.environ if environ is None else environ).get(ENV_START_TIMEOUT, "")
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_START_TIMEOUT
+    return value if 0 < value < float("inf") else DEFAULT_START_TIMEOUT
+
+
+def _late(seconds: float) -> SpawnError:
+    return SpawnError(f"the container did not start within {seconds:g}s ({ENV_START_TIMEOUT}): "
+                      "its processes were killed")
+
+
+class _Lines:
+    """Lines read from the sync pipe, each by the deadline: past it, every process holding the
+    pipe's other end (the monitor, PID 1) is killed with what it started, and SpawnError raised."""
+
+    def __init__(self, fd: int, deadline: float, seconds: float) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        self.seconds = seconds
+        self.buffer = b""
+
+    def next(self) -> bytes:
+        while b"\n" not in self.buffer:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                _kill_helpers(self.fd, set())
+                raise _late(self.seconds)
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                line, self.buffer = self.buffer, b""
+                return line
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line + b"\n"
+
+
+def _kill_helpers(pipe_fd: int, extra: set[int]) -> None:
+    """SIGKILL the processes holding the other end of the pipe ``pipe_fd`` (and ``extra``) and
+    everything they started: descendants first (PID 1: its monitor then cleans up and exits),
+    the holders themselves KILL_GRACE later if still there."""
+    holders = _pipe_holders(pipe_fd) | extra
+    descendants = set()
+    pending = list(holders)
+    while pending:
+        for child in _children(pending.pop()):
+            if child not in descendants:
+                descendants.add(child)
+                pending.append(child)
+    roots = holders - descendants
+    for pid in descendants:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + KILL_GRACE
+    while roots and time.monotonic() < end:
+        roots = {pid for pid in roots if os.path.exists(f"/proc/{pid}")}
+        select.select([], [], [], 0.05)
+    for pid in roots:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _pipe_holders(pipe_fd: int) -> set[int]:
+    """Other processes with a descriptor on the pipe of ``pipe_fd`` (found through /proc)."""
+    wanted = f"pipe:[{os.fstat(pipe_fd).st_ino}]"
+    own = os.getpid()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/fd/{fd}") == wanted:
+                        found.add(int(entry))
+                        break
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(child) for child in f.read().split()]
+    return found
 
 
 def _prepare(on_netns: Callable[[int], None] | None) -> None:
