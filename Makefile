@@ -26,7 +26,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
+.PHONY: deps venv install engine test unit demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -62,6 +62,14 @@ test: install engine
 	$(BIN)/ruff check composer tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# unit: ruff and the tests that need neither root nor an engine, in seconds (no dockerd, no namespaces, any
+# user). The markers that keep the others out are given in tests/conftest.py; the memory backend's column of
+# the backend contract suite runs here too.
+UNIT_MARKERS := not native and not docker and not root and not conformance
+unit: $(STAMP)
+	$(BIN)/ruff check composer tests bench examples
+	$(BIN)/pytest -q -m '$(UNIT_MARKERS)' tests/unit tests/integration/test_backend_contract.py
 
 # engine: a Docker Engine for the docker backend's tests (started when none answers).
 engine: deps

@@ -1,9 +1,15 @@
-"""Suite-wide set-up: the CLI's warm command servers belong to the test session.
+"""Suite-wide set-up: the markers that say what a test needs, and the CLI's warm command servers.
 
-Every ``composer`` the tests start goes through the command server (composer/cli/server.py), as
-a user's would. The session gives the servers a folder of its own (COMPOSER_SERVER_DIR, set
-before any test module builds its environment) and stops them at the end, so that the suite
-leaves no process behind. Commands run with a bare environment fall back to the user's default
+Markers (declared in pyproject.toml): ``docker`` needs a Docker Engine, ``root`` needs euid 0,
+``native`` runs containers on the Linux-namespace backend. They are given here by where a test
+lives and what it uses, so that ``-m "not native and not docker and not root"`` selects exactly the
+tests that need neither root nor an engine (``make unit``); a test elsewhere that needs one marks
+itself (tests/integration/test_backend_contract.py marks each backend's column).
+
+The command servers: every ``composer`` the tests start goes through the command server
+(composer/cli/server.py), as a user's would. The session gives the servers a folder of its own
+(COMPOSER_SERVER_DIR, set before any test module builds its environment) and stops them at the end,
+so that the suite leaves no process behind. Commands run with a bare environment fall back to the user's default
 folder: its servers are stopped too.
 """
 
@@ -16,6 +22,38 @@ import tempfile
 import pytest
 
 _ORIGINAL_SERVER_DIR = os.environ.get("COMPOSER_SERVER_DIR")
+
+# Folder (relative to the repository, "/"-separated) -> the markers of every test in it.
+MARKS_BY_FOLDER: dict[str, tuple[str, ...]] = {
+    "tests/integration/docker/": ("docker",),
+    "tests/integration/native/": ("native", "root"),
+    "tests/integration/isolation/": ("native", "root"),  # the probe on both backends
+    "tests/e2e/": ("docker", "root"),  # the stand-in images: debootstrap, dockerd, the native roots
+    "examples/": ("docker", "root"),  # the same stand-ins; the native backend by default
+}
+# Fixture -> the markers of every test that uses it, directly or through another fixture.
+MARKS_BY_FIXTURE: dict[str, tuple[str, ...]] = {
+    "docker_api": ("docker",),  # tests/integration/conftest.py; local_registry's image comes from dockerd
+    "e2e_docker_api": ("docker",),
+    "root_only": ("root",),  # tests/unit/native: mknod, trusted.* xattrs, chown
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    repository = config.rootpath
+    for item in items:
+        try:
+            where = item.path.relative_to(repository).as_posix()
+        except ValueError:
+            continue
+        names = {name for folder, marks in MARKS_BY_FOLDER.items() if where.startswith(folder) for name in marks}
+        fixtures = getattr(item, "fixturenames", ())  # a pytest.Function's: the whole closure
+        names.update(name for fixture, marks in MARKS_BY_FIXTURE.items() if fixture in fixtures for name in marks)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "native":  # e2e's parametrized stacks
+            names.update(("native", "root"))
+        for name in sorted(names - {mark.name for mark in item.iter_markers()}):
+            item.add_marker(name)
 
 
 def pytest_configure(config: pytest.Config) -> None:

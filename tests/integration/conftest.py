@@ -18,12 +18,6 @@ from tests.support.images import TEST_IMAGE as TEST_IMAGE  # re-exported for tes
 from tests.support.images import ImageBuildError, ensure_busybox_image
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "integration/docker" in str(item.path).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.docker)
-
-
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
