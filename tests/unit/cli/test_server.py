@@ -390,6 +390,7 @@ def nobody_owned(folder: Path) -> Iterator[Path]:
         os.chown(path, os.getuid(), os.getgid())  # stop_servers and rm -rf need no privilege then
 
 
+@pytest.mark.root  # another user's folder or listener: chown and setuid to uid 65534
 def test_a_folder_created_first_by_another_user_is_refused(nobody_owned: Path, project: Path,
                                                           client: list[str]) -> None:
     listener = fake_server(nobody_owned)
@@ -415,6 +416,7 @@ def test_a_symlinked_folder_is_refused(folder: Path, project: Path, client: list
         refused_and_run_in_process(project, environment(folder / "link"), client, listener)
 
 
+@pytest.mark.root  # another user's folder or listener: chown and setuid to uid 65534
 def test_a_foreign_xdg_runtime_dir_is_refused(nobody_owned: Path, project: Path, client: list[str]) -> None:
     theirs = nobody_owned / "composer"  # $XDG_RUNTIME_DIR/composer, the folder the client looks in
     theirs.mkdir(mode=0o700)
@@ -428,6 +430,7 @@ def test_a_foreign_xdg_runtime_dir_is_refused(nobody_owned: Path, project: Path,
         os.chown(theirs, os.getuid(), os.getgid())
 
 
+@pytest.mark.root  # another user's folder or listener: chown and setuid to uid 65534
 def test_a_listener_of_another_user_in_a_private_folder_is_refused(folder: Path, project: Path,
                                                                    client: list[str]) -> None:
     # the folder looks right (ours, 0700): only the peer's credentials tell the listener apart

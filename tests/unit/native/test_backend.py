@@ -40,6 +40,7 @@ def test_image_aliases() -> None:
     assert "127.0.0.1:5000/app/web" not in image_aliases(other)
 
 
+@pytest.mark.root  # observe refuses a caller who is not root (no rootless mode yet)
 def test_observe_an_empty_store_and_one_line_refusals(tmp_path: Path) -> None:
     backend = NativeBackend(tmp_path / "root", environ={"COMPOSER_RUN_ROOT": str(tmp_path / "run")})
 
