@@ -83,25 +83,43 @@ def resolve_plain_scalar(text: str) -> Any:
 
 
 def _resolve_number(text: str) -> Any:
+    """go-yaml v3's order: an int64, else a uint64, else a finite float64, else the text.
+
+    So an integer out of 64 bits reads as a float (``99999999999999999999`` is 1e+20), and a
+    number out of float64's range (``1e400``, 5,000 digits) stays a string, as in v2.
+    """
     plain = text.replace("_", "")
-    sign = 1
-    digits = plain
-    if digits[:1] in "+-":
-        sign = -1 if digits[0] == "-" else 1
-        digits = digits[1:]
-    base_prefixes = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
-    try:
-        if digits[:2] in base_prefixes:
-            return sign * int(digits[2:], base_prefixes[digits[:2]])
-        if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
-            return sign * int(digits, 8)  # YAML 1.1 octal, still honoured by go-yaml v3
-        if digits.isdigit():
-            return sign * int(digits)
-    except ValueError:
-        return text
+    integer = _go_parse_int(plain)
+    if integer is not None and -(1 << 63) <= integer < (1 << 64):
+        return integer
     if _FLOAT_RE.match(plain):
-        return float(plain)
+        number = float(plain)
+        if math.isfinite(number):
+            return number
     return text
+
+
+def _go_parse_int(plain: str) -> int | None:
+    """strconv.ParseInt(plain, 0, ...) without the range check: sign, 0x/0o/0b, leading-0 octal."""
+    digits = plain[1:] if plain[:1] in "+-" else plain
+    sign = -1 if plain[:1] == "-" else 1
+    base = _BASE_PREFIXES.get(digits[:2])
+    if base is not None:
+        digits = digits[2:]
+    elif len(digits) > 1 and digits[0] == "0":
+        base = 8  # YAML 1.1 octal, still honoured by go-yaml v3
+    else:
+        base = 10
+    significant = digits.lstrip("0") or "0"
+    # Beyond 64 bits whatever the base: no need to convert (nor to hit int()'s 4,300-digit guard).
+    if not digits or len(significant) > 64 or not all(char in _DIGITS[base] for char in significant):
+        return None
+    return sign * int(significant, base)
+
+
+_BASE_PREFIXES = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
+_DIGITS = {2: frozenset("01"), 8: frozenset("01234567"), 10: frozenset("0123456789"),
+           16: frozenset("0123456789abcdefABCDEF")}
 
 
 class _Builder:

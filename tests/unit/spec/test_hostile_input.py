@@ -180,3 +180,48 @@ def test_files_larger_than_the_cap_are_refused(tmp_path: Path) -> None:
     assert composer(tmp_path, "-f", big, "config", env={"COMPOSER_MAX_FILE_SIZE": "1m"}).returncode == 0
     refused(composer(tmp_path, "-f", small, "config", env={"COMPOSER_MAX_FILE_SIZE": "lots"}), small,
             "COMPOSER_MAX_FILE_SIZE=lots: not a positive size")
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+# (the service attribute, what the one-line error says). v2 on each, for the record.
+NUMBERS = [
+    ("mem_limit: 1e400", "invalid size: '1e400'"),  # v2: ParseFloat "1e400": value out of range
+    ("mem_limit: " + "9" * 5000, "value out of range"),  # v2: the same; composer: OverflowError
+    ("mem_limit: .inf", "must be a finite number"),  # v2: drops it (0)
+    ("mem_limit: .nan", "must be a finite number"),  # v2: drops it (0)
+    ("mem_limit: 99999999999999999999g", "value out of range"),  # v2: -9223372036854775808
+    ("memswap_limit: .inf", "must be a finite number"),  # v2: drops it
+    ("shm_size: 1e400", "invalid size: '1e400'"),  # v2: value out of range
+    ("cpus: .inf", "must be a finite number"),  # v2: cpus: .inf
+    ("cpus: .nan", "must be a finite number"),  # v2: cpus: .nan
+    ("cpus: inf", "not a finite number"),  # v2: cpus: .inf
+    ("cpus: 1e400", "value out of range"),  # v2: the same
+    ("pids_limit: 99999999999999999999", "value out of range"),  # v2: -9223372036854775808
+    ("pids_limit: 18446744073709551615", "value out of range"),  # v2: -1
+    ("pids_limit: .inf", "must be a finite number"),  # v2: -9223372036854775808
+    ("cpu_shares: 1e300", "value out of range"),  # v2: -9223372036854775808
+    ("cpu_shares: '99999999999999999999'", "value out of range"),  # v2: the same
+    ("cpu_period: .nan", "must be a finite number"),  # v2: -9223372036854775808
+    ("ulimits: {nofile: {soft: 1e300, hard: 1}}", "value out of range"),  # v2: panics
+    ("ulimits: {nofile: 18446744073709551615}", "value out of range"),  # v2: invalid type uint64
+    ("healthcheck: {interval: 99999999999h}", "invalid duration"),  # v2: the same
+    ("healthcheck: {retries: .inf}", "must be a finite number"),  # v2: 9223372036854775808
+    ("stop_grace_period: 99999999999h", "invalid duration"),
+    ("deploy: {resources: {limits: {cpus: .nan}}}", "must be a finite number"),  # v2: .nan
+    ("deploy: {resources: {limits: {cpus: 'inf'}}}", "not a finite number"),  # v2: .inf
+    ("deploy: {resources: {limits: {memory: 1e400}}}", "invalid size"),  # v2: value out of range
+    ("deploy: {resources: {limits: {pids: 99999999999999999999}}}", "value out of range"),  # v2: wraps
+    ("deploy: {update_config: {max_failure_ratio: .inf}}", "must be a finite number"),  # v2: .inf
+    ("blkio_config: {weight: 99999999999999999999}", "value out of range"),  # v2: drops it
+    ("blkio_config: {device_read_bps: [{path: /dev/sda, rate: 99999999999999999999g}]}", "value out of range"),
+    ("oom_score_adj: .inf", "must be a string or integer"),  # v2: the same
+    ("volumes: [{type: tmpfs, target: /x, tmpfs: {size: 99999999999999999999}}]", "value out of range"),
+]
+
+
+@pytest.mark.parametrize(("attribute", "message"), NUMBERS, ids=[attribute[:40] for attribute, _ in NUMBERS])
+def test_numbers_out_of_range_are_refused_with_their_position(tmp_path: Path, attribute: str, message: str) -> None:
+    compose = write(tmp_path / "compose.yaml", f"{SERVICE}    {attribute}\n")
+    line = refused(composer(tmp_path, "-f", compose, "config"), f"{compose}:4:", message)
+    assert ": services.app." in line
