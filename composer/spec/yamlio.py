@@ -327,7 +327,11 @@ def _compose_nodes(text: str, filename: str) -> list[Node]:
         except YAMLError:
             pass
     check_nesting(text, filename, pure=True)
-    return list(YAML(typ="safe", pure=True).compose_all(text))
+    pure = YAML(typ="safe", pure=True)
+    # YAML lets a later anchor of the same name replace an earlier one, and go-yaml does so
+    # silently (libyaml refuses it, hence this path): no Python warning on stderr.
+    pure.composer.warn_double_anchors = False
+    return list(pure.compose_all(text))
 
 
 def parse_documents(text: str, filename: str) -> list[Document]:
