@@ -79,17 +79,25 @@ def run_deep(function: Callable[[], T], files: Sequence[str] = ()) -> T:
             failure.append(error)
 
     worker = threading.Thread(target=work, name="composer-loader", daemon=True)
+    started = False
     _raise_limit()
     try:
         with _limit_lock:  # threading.stack_size is process-wide too: set it for this start only
             previous = threading.stack_size(STACK_BYTES)
             try:
                 worker.start()
+                started = True
+            except RuntimeError:  # no room for the stack (ulimit -v): the default limits below
+                pass
             finally:
                 threading.stack_size(previous)
-        worker.join()
+        if started:
+            worker.join()
     finally:
         _restore_limit()
+    if not started:
+        work()  # inline, at the default recursion limit: a deep file ends in the SpecError below
+        _state.deep = False
     if failure:
         raise failure[0]
     return outcome[0]

@@ -28,19 +28,19 @@ SERVICE = "services:\n  app:\n    image: busybox\n"
 MEMORY_CAP = 4 << 30
 
 
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-
-
 def composer(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-             ) -> subprocess.CompletedProcess[str]:
+             memory: int = MEMORY_CAP) -> subprocess.CompletedProcess[str]:
     environment = {
         "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd), "COMPOSER_SERVER": "0",
         "XDG_CACHE_HOME": str(cwd / "cache"), **(env or {}),
     }
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     return subprocess.run(
         [sys.executable, "-m", "composer", *args], capture_output=True, text=True, cwd=cwd, env=environment,
-        input=stdin, timeout=300, check=False, preexec_fn=_cap_memory,
+        input=stdin, timeout=300, check=False, preexec_fn=cap_memory,
     )
 
 
@@ -101,6 +101,17 @@ def test_flow_nesting_is_bounded_as_in_v2(tmp_path: Path, levels: int, accepted:
         assert result.stdout.count("[") >= levels
     else:
         refused(result, f"{compose}:4:", "exceeded max depth of 10000")
+
+
+def test_without_room_for_the_deep_stack_files_still_load_or_fail_cleanly(tmp_path: Path) -> None:
+    # Under ``ulimit -v`` too small for the loader's 256 MiB thread stack the load runs inline:
+    # a normal file loads, a deep one is refused in one line instead of crashing.
+    small = 224 << 20
+    normal = write(tmp_path / "compose.yaml", SERVICE)
+    result = composer(tmp_path, "-f", normal, "config", memory=small)
+    assert result.returncode == 0, result.stderr
+    deep = write(tmp_path / "deep.yaml", SERVICE + nested_mapping(600))
+    refused(composer(tmp_path, "-f", deep, "config", memory=small), deep, "nested too deeply to load")
 
 
 def test_block_nesting_beyond_10000_is_refused_as_in_v2(tmp_path: Path) -> None:
