@@ -63,10 +63,10 @@ test: install engine
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-# unit: ruff and the tests that need neither root nor an engine, in seconds (no dockerd, no namespaces, any
-# user). The markers that keep the others out are given in tests/conftest.py; the memory backend's column of
-# the backend contract suite runs here too.
-UNIT_MARKERS := not native and not docker and not root and not conformance
+# unit: ruff and the tests that need neither root nor an engine and take no seconds each (no dockerd, no
+# namespaces, any user). The markers that keep the others out are given in tests/conftest.py; the memory
+# backend's column of the backend contract suite runs here too.
+UNIT_MARKERS := not native and not docker and not root and not conformance and not slow
 unit: $(STAMP)
 	$(BIN)/ruff check composer tests bench examples
 	$(BIN)/pytest -q -m '$(UNIT_MARKERS)' tests/unit tests/integration/test_backend_contract.py

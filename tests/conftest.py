@@ -1,10 +1,11 @@
 """Suite-wide set-up: the markers that say what a test needs, and the CLI's warm command servers.
 
 Markers (declared in pyproject.toml): ``docker`` needs a Docker Engine, ``root`` needs euid 0,
-``native`` runs containers on the Linux-namespace backend. They are given here by where a test
-lives and what it uses, so that ``-m "not native and not docker and not root"`` selects exactly the
-tests that need neither root nor an engine (``make unit``); a test elsewhere that needs one marks
-itself (tests/integration/test_backend_contract.py marks each backend's column).
+``native`` runs containers on the Linux-namespace backend, ``slow`` takes seconds by itself. They
+are given here by where a test lives and what it uses, so that ``-m "not native and not docker and
+not root"`` selects exactly the tests that need neither root nor an engine, and ``make unit`` runs
+those that are not slow either; a test that needs one otherwise marks itself (each backend's
+column of tests/integration/test_backend_contract.py, a few tests of tests/unit).
 
 The command servers: every ``composer`` the tests start goes through the command server
 (composer/cli/server.py), as a user's would. The session gives the servers a folder of its own
@@ -23,13 +24,17 @@ import pytest
 
 _ORIGINAL_SERVER_DIR = os.environ.get("COMPOSER_SERVER_DIR")
 
-# Folder (relative to the repository, "/"-separated) -> the markers of every test in it.
-MARKS_BY_FOLDER: dict[str, tuple[str, ...]] = {
+# Folder or file (relative to the repository, "/"-separated) -> the markers of every test in it.
+MARKS_BY_PATH: dict[str, tuple[str, ...]] = {
     "tests/integration/docker/": ("docker",),
     "tests/integration/native/": ("native", "root"),
     "tests/integration/isolation/": ("native", "root"),  # the probe on both backends
     "tests/e2e/": ("docker", "root"),  # the stand-in images: debootstrap, dockerd, the native roots
     "examples/": ("docker", "root"),  # the same stand-ins; the native backend by default
+    "tests/unit/cli/test_server.py": ("slow",),  # real command servers and clients, ~50 s
+    "tests/unit/spec/test_fuzz_loader.py": ("slow",),  # Hypothesis, ~30 s
+    "tests/unit/spec/test_hostile_input.py": ("slow",),  # ~50 CLI processes and 10,000-level files, ~45 s
+    "tests/unit/native/test_layers_fuzz.py": ("slow",),  # Hypothesis, ~12 s
 }
 # Fixture -> the markers of every test that uses it, directly or through another fixture.
 MARKS_BY_FIXTURE: dict[str, tuple[str, ...]] = {
@@ -46,7 +51,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             where = item.path.relative_to(repository).as_posix()
         except ValueError:
             continue
-        names = {name for folder, marks in MARKS_BY_FOLDER.items() if where.startswith(folder) for name in marks}
+        names = {name for path, marks in MARKS_BY_PATH.items() if where.startswith(path) for name in marks}
         fixtures = getattr(item, "fixturenames", ())  # a pytest.Function's: the whole closure
         names.update(name for fixture, marks in MARKS_BY_FIXTURE.items() if fixture in fixtures for name in marks)
         callspec = getattr(item, "callspec", None)

@@ -52,8 +52,7 @@ LABELS = "labels"
 """Reads what it observes from the resources' labels: an external resource (another project's) has no Compose key."""
 
 MEMORY_RUNS_NOTHING = "a planner double: it keeps states in a dict and runs no process"
-MEMORY_ERRORS = ("a planner double: it raises its own MemoryBackendError (a missing container) or none at all "
-                 "(a duplicate network, a missing image), since the planner never asks for either")
+MEMORY_ERRORS = "a planner double: it raises its own MemoryBackendError, or nothing, where an engine refuses"
 MEMORY_KEYS = "a planner double: it keeps the key a resource was created with, whoever's it is"
 
 # A command that stays up and ends with its own exit code (3) on SIGTERM, with or without an init.
