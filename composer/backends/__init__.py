@@ -38,3 +38,15 @@ def backend_class(name: str) -> type[Backend]:
     module_name, _, attribute = target.partition(":")
     backend: type[Backend] = getattr(importlib.import_module(module_name), attribute)
     return backend
+
+
+def make_backend(requested: str | None) -> Backend:
+    """A new backend: the one ``requested`` (``--backend``), else COMPOSER_BACKEND's, else the
+    best available (composer.backends.select); only its module is imported. The CLI's and the
+    library's one way of making one.
+
+    :raises UsageError: an unknown backend name.
+    """
+    from composer.backends.select import choose_backend
+
+    return backend_class(choose_backend(requested).name)()
