@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
+    from composer.backends.base import Backend, ImageStoreCommands
 
 BUILTIN = {
     "docker": "composer.backends.docker:DockerBackend",
@@ -50,3 +50,30 @@ def make_backend(requested: str | None) -> Backend:
     from composer.backends.select import choose_backend
 
     return backend_class(choose_backend(requested).name)()
+
+
+# The backends that keep an image store of their own, whose commands (``composer image``:
+# base.ImageStoreCommands) are imported on first use without the rest of the backend. The first
+# is the default: ``composer image`` works on its store whatever backend runs the containers.
+IMAGE_STORES = {
+    "native": "composer.backends.native.image.store_commands:NativeImageStore",
+}
+
+
+def image_store(requested: str | None) -> ImageStoreCommands | None:
+    """The image store commands of the backend ``requested`` (default: the first of IMAGE_STORES);
+    None when that backend keeps no image store of its own (an engine that has its own CLI).
+
+    :raises UsageError: an unknown backend name.
+    """
+    if requested:
+        from composer.backends.select import choose_backend
+
+        requested = choose_backend(requested).name
+    target = IMAGE_STORES.get(requested or next(iter(IMAGE_STORES)))
+    if target is None:
+        return None
+    module_name, _, attribute = target.partition(":")
+    store: ImageStoreCommands = getattr(importlib.import_module(module_name), attribute)()
+    return store
+

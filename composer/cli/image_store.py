@@ -1,5 +1,6 @@
 """``composer image``: the commands of a backend's own image store (load, save, tag, ls, rm), which
-the native backend offers (ImageStoreCommands in composer.backends.base).
+the native backend offers (ImageStoreCommands in composer.backends.base, found through
+composer.backends.image_store).
 
 ``image load`` reads ``docker save`` archives and OCI layouts (``-i FILE``, or stdin), ``image
 save`` writes archives ``docker load`` reads (``-o FILE``, or stdout when it is not a terminal).
@@ -42,26 +43,19 @@ def add_image_store_parsers(subparsers: Subparsers) -> None:
     remove.add_argument("images", nargs="+", metavar="IMAGE")
 
 
-# The backend that keeps an image store of its own: ``composer image`` works on its store
-# whatever the default backend is.
-STORE_BACKEND = "native"
-
-
 def _store(ctx: CommandContext) -> ImageStoreCommands:
-    """The image store's commands, of the backend ``--backend`` names (default: STORE_BACKEND).
+    """The image store's commands, of the backend ``--backend`` names (composer.backends.image_store).
 
     :raises UsageError: that backend keeps no image store of its own.
     """
-    from composer.backends import backend_class
-    from composer.backends.base import ImageStoreCommands
-    from composer.backends.select import choose_backend
+    from composer.backends import image_store
 
     args = ctx.args
-    backend = backend_class(choose_backend(args.backend).name if args.backend else STORE_BACKEND)
-    if not issubclass(backend, ImageStoreCommands):
+    store = image_store(args.backend)
+    if store is None:
         raise UsageError(f"composer image works on the native backend's store; with --backend {args.backend} "
                          f"use docker image {args.image_command}")
-    return backend()
+    return store
 
 
 def run_image(ctx: CommandContext) -> int:

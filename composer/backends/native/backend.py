@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
@@ -51,7 +51,6 @@ from composer.errors import ImagePullError, UnsupportedFeatureError
 from composer.planner.observed import ObservedState
 
 if TYPE_CHECKING:
-    from composer.backends.base import StoredImage
     from composer.backends.native.containers import NativeContainers
     from composer.events import Event, EventSink
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
@@ -112,36 +111,6 @@ class NativeBackend:
         if self._store is None:
             self._store = ImageStore.open(self._root, environ=self._environ)
         return self._store
-
-    # --- the image store's own commands (``composer image``: ImageStoreCommands) ----------------
-
-    def _opened_store(self) -> ImageStore:
-        return self.store
-
-    def load_images(self, source: Path | BinaryIO) -> list[str]:
-        from composer.backends.native.image import store_commands
-
-        return store_commands.load_images(self._opened_store, source)
-
-    def save_images(self, references: Sequence[str], target: Path | BinaryIO) -> None:
-        from composer.backends.native.image import store_commands
-
-        store_commands.save_images(self._opened_store, references, target)
-
-    def tag_image(self, source: str, target: str) -> None:
-        from composer.backends.native.image import store_commands
-
-        store_commands.tag_image(self._opened_store, source, target)
-
-    def untag_images(self, references: Sequence[str]) -> list[str]:
-        from composer.backends.native.image import store_commands
-
-        return store_commands.untag_images(self._opened_store, references)
-
-    def stored_images(self) -> list[StoredImage]:
-        from composer.backends.native.image import store_commands
-
-        return store_commands.stored_images(self._opened_store)
 
     # --- observation ----------------------------------------------------------------------
 
