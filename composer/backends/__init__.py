@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from composer.backends.base import Backend, ImageStoreCommands
 
 BUILTIN = {
@@ -77,3 +79,24 @@ def image_store(requested: str | None) -> ImageStoreCommands | None:
     store: ImageStoreCommands = getattr(importlib.import_module(module_name), attribute)()
     return store
 
+
+# Each backend's hooks for the CLI's command server (composer/cli/server.py), in a module of its
+# own that only the server imports: ``MODULES``, what the backend imports inside functions
+# (imported once, before the server forks its workers); optionally ``warm_up()``, first requests
+# built ahead; optionally ``start_helpers(socket_path)``, a helper process the workers inherit
+# (an object with ``close()``, or None).
+WARM_UP = {
+    "docker": "composer.backends.docker.warm_up",
+    "native": "composer.backends.native.warm_up",
+}
+
+
+def warm_up_hooks() -> list[ModuleType]:
+    """The backends' warm-up hook modules (WARM_UP); one that fails to import is left out."""
+    found = []
+    for module_name in WARM_UP.values():
+        try:
+            found.append(importlib.import_module(module_name))
+        except Exception:
+            continue
+    return found
