@@ -55,7 +55,8 @@ def test_a_name_given_without_a_compose_file_is_validated_as_the_loader_does(
 def test_with_a_compose_file_the_loader_decides(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (folder / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n")
     project, name = _context().project_or_name()
-    assert project is not None and name == project.name == "workdir"  # the folder's name, normalised
+    assert project is not None
+    assert name == project.name == "workdir"  # the folder's name, normalised
     (folder / "compose.yaml").write_text("name: named\nservices:\n  web:\n    image: busybox\n")
     assert _context().project_or_name()[1] == "named"
     monkeypatch.setenv("COMPOSE_PROJECT_NAME", "from-env")
