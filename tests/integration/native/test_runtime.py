@@ -142,7 +142,8 @@ def leftover_processes(rt: Runtime) -> list[str]:
         except OSError:
             continue
         if rt.cgroup_parent in cgroup or str(rt.run_root) in cmdline or (
-                ("runtime.init" in cmdline or "runtime.nsexec" in cmdline) and ours(proc, rt)):
+                any(f"bootstrap.py {helper} " in cmdline for helper in ("init", "nsexec", "forkserver"))
+                and ours(proc, rt)):
             found.append(f"process {proc.name}: {cmdline!r} {status.splitlines()[2]}")
     return found
 

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from composer.backends.native.runtime import bootstrap
 from composer.backends.native.runtime.containers import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
@@ -55,12 +56,6 @@ LOCK = "lock"
 START_LOCK = "supervisor.lock"
 IDLE_EXIT = 2.0
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0
-_ROOT = str(Path(__file__).resolve().parents[4])
-BOOTSTRAP = f"""import sys
-sys.path.insert(0, {_ROOT!r})
-from composer.backends.native.runtime.supervisor import main
-sys.exit(main(sys.argv))
-"""
 
 
 class SupervisorError(Exception):
@@ -193,9 +188,9 @@ class Client:
         log_fd = os.open(self.folder / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         with open(log_fd, "ab") as log:
             try:
-                process = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, args, str(ready_w)], pass_fds=(ready_w,),
-                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                           start_new_session=True, cwd="/")
+                process = subprocess.Popen(bootstrap.command("supervisor", args, str(ready_w), site=True),
+                                           pass_fds=(ready_w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=log, start_new_session=True, cwd="/")
             finally:
                 os.close(ready_w)
         process.wait()
