@@ -67,7 +67,7 @@ def run_image(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace) -> int:
     from composer.backends.native.image import archive
-    from composer.backends.native.image.reference import parse
+    from composer.image_reference import parse
 
     if args.input == "-" and sys.stdin.isatty():
         raise UsageError("image load: stdin is a terminal; give an archive with -i FILE or pipe one in")
@@ -98,7 +98,7 @@ def _tag(args: argparse.Namespace) -> int:
     import time
 
     from composer.backends.native.image.push import find_record
-    from composer.backends.native.image.reference import parse
+    from composer.image_reference import parse
 
     target = parse(args.target)
     if target.digest is not None:
@@ -110,8 +110,8 @@ def _tag(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from composer.backends.native.image.reference import parse
     from composer.errors import ImageNotFoundError
+    from composer.image_reference import parse
 
     refs = [parse(text) for text in args.images]
     store = _store(args)
@@ -127,8 +127,8 @@ def _remove(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     import time
 
-    from composer.backends.native.image.reference import parse
     from composer.cli.containers import human_duration, human_size, table
+    from composer.image_reference import parse
 
     store = _store(args)
     records = store.images()

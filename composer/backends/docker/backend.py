@@ -43,7 +43,7 @@ from composer.backends.docker.client import MAX_CONNECTIONS, Endpoint, connect, 
 from composer.backends.docker.errors import BACKEND_NAME, translate, translated
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
 from composer.events import Event, EventSink, EventStatus
-from composer.planner.specs import has_tag_or_digest
+from composer.image_reference import with_latest
 
 if TYPE_CHECKING:
     from composer.backends.base import BuildSpec
@@ -479,7 +479,7 @@ def _images_named(api: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:
         except ImageNotFound:
             continue
         tags = list(document.get("RepoTags") or ())
-        found.append({**document, "RepoTags": [*tags, name if has_tag_or_digest(name) else f"{name}:latest"]})
+        found.append({**document, "RepoTags": [*tags, with_latest(name)]})
     return found
 
 

@@ -45,9 +45,9 @@ from composer.backends.base import (
     Streams,
 )
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.errors import ImagePullError, UnsupportedFeatureError
+from composer.image_reference import parse
 from composer.planner.observed import ObservedState
 
 if TYPE_CHECKING:

@@ -41,7 +41,6 @@ from composer.backends.base import (
     Streams,
 )
 from composer.backends.native import namespaces, networking
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups, nsexec, volumes
 from composer.backends.native.runtime.config import signal_number
@@ -67,6 +66,7 @@ from composer.errors import (
     NotFoundError,
     UnsupportedFeatureError,
 )
+from composer.image_reference import parse
 from composer.names import valid_container_name
 from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
 
