@@ -55,16 +55,16 @@ def forked_answer(server: spawn.Forkserver, *, spare: bool) -> tuple[int | None,
 
 
 def test_forkserver_forks_a_helper_per_request(forkserver: spawn.Forkserver) -> None:
-    assert forkserver.process is not None
-    cmdline = Path(f"/proc/{forkserver.process.pid}/cmdline").read_bytes().split(b"\0")
-    launcher = os.fsencode(os.path.join(bootstrap.FOLDER, "bootstrap.py"))
-    assert cmdline[3:5] == [launcher, b"forkserver"]  # a short line: no program text
     for spare in (False, True):  # without a spare parent, a "spare" start is forked like any other
         pid, answer = forked_answer(forkserver, spare=spare)
         assert pid is not None
         assert pid > 0
         assert answer["ok"] is False
         assert "bad configuration" in str(answer["error"])
+    assert forkserver.process is not None  # serving, so past its exec: its command line is its own
+    cmdline = Path(f"/proc/{forkserver.process.pid}/cmdline").read_bytes().split(b"\0")
+    launcher = os.fsencode(os.path.join(bootstrap.FOLDER, "bootstrap.py"))
+    assert cmdline[3:5] == [launcher, b"forkserver"]  # a short line: no program text
 
 
 def test_forkserver_exits_when_its_socket_closes(forkserver: spawn.Forkserver) -> None:
