@@ -127,8 +127,9 @@ def _remove(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     import time
 
-    from composer.cli.containers import human_duration, human_size, table
+    from composer.cli.containers import human_size, table
     from composer.image_reference import parse
+    from composer.units import human_duration
 
     store = _store(args)
     records = store.images()

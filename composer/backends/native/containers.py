@@ -69,6 +69,7 @@ from composer.errors import (
 from composer.image_reference import parse
 from composer.names import valid_container_name
 from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
+from composer.units import human_duration
 
 if TYPE_CHECKING:
     from composer.spec.models import ServiceConfig, VolumeConfig
@@ -176,21 +177,6 @@ def restart_policy(service: ServiceConfig) -> dict[str, Any] | None:
         return {"name": condition, "max_attempts": policy.max_attempts or 0,
                 "delay": _seconds(policy.delay, 0.0)}
     return None
-
-
-def _age(seconds: float) -> str:
-    """Docker's units.HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if seconds < 60:
-        return f"{int(seconds)} second{'s' if int(seconds) != 1 else ''}"
-    minutes = seconds / 60
-    if minutes < 60:
-        return "About a minute" if int(minutes) == 1 else f"{int(minutes)} minutes"
-    hours = minutes / 60
-    if hours < 48:
-        return "About an hour" if round(hours) == 1 else f"{round(hours)} hours"
-    return f"{int(hours / 24)} days"
 
 
 class NativeContainers:
@@ -301,7 +287,7 @@ class NativeContainers:
         now = time.time()
         if state.status in ("running", "paused"):
             started = float((read_json(run_dir / "state.json") or {}).get("started") or now)
-            text = f"Up {_age(now - started)}"
+            text = f"Up {human_duration(now - started)}"
             if state.status == "paused":
                 return text + " (Paused)"
             if state.health:
@@ -310,7 +296,7 @@ class NativeContainers:
         if state.status in ("exited", "dead", "restarting"):
             finished = float((read_json(run_dir / "exit.json") or {}).get("finished") or now)
             word = "Restarting" if state.status == "restarting" else "Exited"
-            return f"{word} ({state.exit_code}) {_age(now - finished)} ago"
+            return f"{word} ({state.exit_code}) {human_duration(now - finished)} ago"
         return "Created"
 
     def observe(self, project: str, external_networks: Sequence[str], external_volumes: Sequence[str],

@@ -8,7 +8,6 @@ from composer.backends.base import ProjectSummary
 from composer.cli.containers import (
     combined_status,
     format_ports,
-    human_duration,
     human_size,
     ls_rows,
     parse_env,
@@ -45,15 +44,6 @@ def test_table_pads_like_tabwriter() -> None:
     assert table(rows) == ["NAME   STATUS", "a      running(1)"]
     assert table(rows, min_width=20)[0] == "NAME".ljust(20) + "STATUS"
     assert table([["A", "B", ""], ["x", "y", ""]]) == ["A   B", "x   y"]
-
-
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0.4, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
-    (600, "10 minutes"), (3600, "About an hour"), (5 * 3600, "5 hours"), (3 * 86400, "3 days"),
-    (20 * 86400, "2 weeks"), (90 * 86400, "3 months"), (800 * 86400, "2 years"),
-])
-def test_human_duration(seconds: float, text: str) -> None:
-    assert human_duration(seconds) == text
 
 
 def test_human_size() -> None:
