@@ -132,7 +132,7 @@ def native_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeRoo
     roots = NativeRoots(tmp_path_factory.mktemp("e2e-native"), f"composer-e2e-{uuid.uuid4().hex[:8]}")
     yield roots
     from composer.backends.native.image.store import ImageStore
-    from composer.backends.native.runtime.containers import Runtime
+    from composer.backends.native.runtime.api import Runtime
     from tests.integration.native.test_runtime import residue
 
     networks = roots.run_root / "networks"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from composer.backends.docker.containers import _split_reference
+from composer.backends.docker.container_commands import _split_reference
 from composer.errors import ImageReferenceError
 from composer.image_reference import (
     Reference,
@@ -111,7 +111,7 @@ def old_repository_of(reference: str) -> str:  # planner/images.py
     return f"{head}/{last}" if head else last
 
 
-def old_split_reference(reference: str) -> tuple[str, str]:  # docker/containers.py
+def old_split_reference(reference: str) -> tuple[str, str]:  # docker/container_commands.py
     if "@" in reference:
         repository, _, digest = reference.partition("@")
         return repository, digest
@@ -122,7 +122,7 @@ def old_split_reference(reference: str) -> tuple[str, str]:  # docker/containers
     return reference, "latest"
 
 
-def old_full(wanted: str) -> str:  # docker/containers.py and docker/backend.py
+def old_full(wanted: str) -> str:  # docker/container_commands.py and docker/backend.py
     return wanted if ":" in wanted.rsplit("/", 1)[-1] or "@" in wanted else f"{wanted}:latest"
 
 

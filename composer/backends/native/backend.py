@@ -94,7 +94,7 @@ class NativeBackend:
                 raise UnsupportedFeatureError("the native backend needs root to run containers (rootless mode is not "
                                               "built yet)", backend_name=BACKEND_NAME, operation="containers")
             from composer.backends.native.containers import NativeContainers
-            from composer.backends.native.runtime.containers import default_run_root
+            from composer.backends.native.runtime.api import default_run_root
 
             environ = os.environ if self._environ is None else self._environ
             self._containers = NativeContainers(self.store, default_run_root(self._environ),

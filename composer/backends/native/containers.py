@@ -1,6 +1,6 @@
 """The container half of NativeBackend, synchronous (the backend runs each call in a worker thread).
 
-Containers live in the runtime's files (composer.backends.native.runtime.containers): the
+Containers live in the runtime's files (composer.backends.native.runtime.api): the
 backend finds a ContainerRef's project by scanning ``<run root>/*/<name>/config.json`` for its
 id, reads states from the state files (plus paused from the cgroup freezer, restarting from the
 supervisor's ``supervise.json`` and health from ``health.json``), and starts, stops and kills
@@ -43,8 +43,7 @@ from composer.backends.base import (
 from composer.backends.native import namespaces, networking
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups, nsexec, volumes
-from composer.backends.native.runtime.config import signal_number
-from composer.backends.native.runtime.containers import (
+from composer.backends.native.runtime.api import (
     Runtime,
     checked_name,
     open_pidfd,
@@ -52,6 +51,7 @@ from composer.backends.native.runtime.containers import (
     project_dir,
     wait_pidfd,
 )
+from composer.backends.native.runtime.config import signal_number
 from composer.backends.native.runtime.init import atomic_json, read_image_file
 from composer.backends.native.runtime.supervisor import (
     LOCK,

@@ -21,7 +21,7 @@ from composer.errors import BackendError, NotFoundError
 
 if TYPE_CHECKING:
     from composer.backends.native.containers import NativeContainers
-    from composer.backends.native.runtime.containers import Runtime
+    from composer.backends.native.runtime.api import Runtime
 
 BACKEND = "native"
 OPERATION = "copy"

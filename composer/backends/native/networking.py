@@ -151,9 +151,9 @@ def owner_project(run_root: Path, project: str, container: str) -> str:
     when it has one of that name, else the first other project that does.
 
     :raises NotFoundError: no container of that name.
-    :raises BackendError: an invalid project or container name (runtime.containers.checked_name).
+    :raises BackendError: an invalid project or container name (runtime.api.checked_name).
     """
-    from composer.backends.native.runtime.containers import checked_name, project_dir
+    from composer.backends.native.runtime.api import checked_name, project_dir
 
     if (project_dir(run_root, project) / checked_name("container", container) / "config.json").is_file():
         return project

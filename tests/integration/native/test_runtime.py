@@ -28,8 +28,8 @@ import pytest
 from composer.backends.native.image.pull import pull
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime.api import Runtime
 from composer.backends.native.runtime.config import command
-from composer.backends.native.runtime.containers import Runtime
 from composer.errors import BackendError, UnsupportedFeatureError
 from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.backends.native.runtime import bootstrap
-from composer.backends.native.runtime.containers import checked_name, private_project_dir, project_dir
+from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
 
@@ -268,7 +268,7 @@ def read_message(data: bytes) -> dict[str, Any]:
 class Supervisor:
     def __init__(self, run_root: Path, project: str, store_root: Path, cgroup_parent: str) -> None:
         from composer.backends.native.image.store import ImageStore
-        from composer.backends.native.runtime.containers import Runtime
+        from composer.backends.native.runtime.api import Runtime
 
         self.runtime = Runtime(ImageStore(store_root), run_root=run_root, cgroup_parent=cgroup_parent)
         self.runtime.forkserver = Forkserver()  # starts cost a fork, not an interpreter
@@ -390,7 +390,7 @@ class Supervisor:
     # watching -----------------------------------------------------------------------------------
 
     def _watch(self, name: str, epoch: int) -> None:
-        from composer.backends.native.runtime.containers import open_pidfd, wait_pidfd
+        from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
 
         try:
             backoff = BACKOFF_START
