@@ -193,7 +193,7 @@ class Stack:
         run_dir = native.run_root / self.project
         found = [f"container {p.name}" for p in run_dir.iterdir()] if run_dir.is_dir() else []
         from composer import labels
-        from composer.backends.native import networking
+        from composer.backends.native.network import settings as networking
 
         found += [f"network {record['name']}" for record in networking.networks(native.run_root)
                   if (record.get("labels") or {}).get(labels.PROJECT) == self.project]

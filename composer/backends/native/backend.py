@@ -14,7 +14,7 @@ Images: the content-addressed store and the registry client of composer.backends
 Containers: composer.backends.native.containers (synchronous, run in worker threads) over the
 runtime (composer.backends.native.runtime) and its per-project supervisor, which owns restart
 loops, healthchecks and logs so that ``up -d`` returns while everything keeps running.
-Networking plugs in through composer.backends.native.networking (bridge networks, DNS and
+Networking plugs in through composer.backends.native.network.settings (bridge networks, DNS and
 published ports from composer.backends.native.network). ``cp`` goes through
 composer.backends.native.cp: tar archives made and unpacked by a helper inside the container's
 files (its mount namespace while it runs, else its overlay in a private one).
@@ -45,9 +45,9 @@ from composer.backends.base import (
     Streams,
 )
 from composer.backends.native.image import oci
-from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.image.aliases import image_aliases
+from composer.backends.native.image.store import ImageStore
 from composer.errors import ImagePullError, UnsupportedFeatureError
-from composer.image_reference import parse
 from composer.planner.observed import ObservedState
 
 if TYPE_CHECKING:
@@ -57,18 +57,6 @@ if TYPE_CHECKING:
 
 BACKEND_NAME = "native"
 T = TypeVar("T")
-
-
-def image_aliases(record: ImageRecord) -> set[str]:
-    """The spellings of a stored image that a Compose file may use."""
-    ref = parse(record.reference)
-    names = {str(ref), ref.familiar(), record.config}
-    if ref.is_docker_hub:
-        names.add(f"{ref.repository}:{ref.tag}" if ref.tag else ref.repository)
-    for name in list(names):
-        if name.endswith(":latest"):
-            names.add(name.removesuffix(":latest"))
-    return names
 
 
 class NativeBackend:

@@ -40,8 +40,10 @@ from composer.backends.base import (
     ProjectSummary,
     Streams,
 )
-from composer.backends.native import namespaces, networking
+from composer.backends.native import namespaces
+from composer.backends.native.image.aliases import image_aliases
 from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.network import settings as networking
 from composer.backends.native.runtime import cgroups, nsexec, volumes
 from composer.backends.native.runtime.api import (
     Runtime,
@@ -383,8 +385,6 @@ class NativeContainers:
             with contextlib.suppress(Exception):
                 record = self.store.get(str(parse(image)))
         if record is None:
-            from composer.backends.native.backend import image_aliases
-
             record = next((r for r in self.store.images() if image in image_aliases(r)), None)
         if record is None:
             raise _error(f"No such image: {image}", "create", ImageNotFoundError)
@@ -431,7 +431,7 @@ class NativeContainers:
         inherited: list[ServiceVolume] = []
         for entry in sources:
             name, _, mode = entry.partition(":")
-            owner = networking.owner_project(self.run_root, project, name)
+            owner = namespaces.owner_project(self.run_root, project, name)
             for mount in self.runtime.config(owner, name).get("mounts") or ():
                 if mount.get("type") not in ("bind", "volume") or mount["target"] in taken:
                     continue

@@ -323,7 +323,8 @@ class Supervisor:
         config = self.runtime.config(self.project, name, "start")
         if config.get("healthcheck"):
             atomic_json(str(self.run_dir(name) / "health.json"), {"status": "starting", "failing_streak": 0, "log": []})
-        from composer.backends.native import namespaces, networking
+        from composer.backends.native import namespaces
+        from composer.backends.native.network import settings as networking
 
         # the namespaces first: a container X that is not running fails before any network is set up
         return self.runtime.start(self.project, name, **namespaces.start_options(config),
