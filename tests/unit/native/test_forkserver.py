@@ -25,8 +25,9 @@ def test_a_helper_imports_no_package_init() -> None:
     # the launcher's bare packages: composer's __init__ (its lazy exports) is never run in a helper
     probe = ("import sys; from composer.backends.native.runtime import bootstrap; bootstrap._bare_packages(); "
              "import composer.backends.native.runtime.linux; print(hasattr(sys.modules['composer'], '_LAZY'))")
-    done = subprocess.run([sys.executable, "-S", "-I", "-c", f"import sys; sys.path.insert(0, {os.getcwd()!r}); "
-                           + probe], capture_output=True, text=True, check=True, env={})
+    tree = str(Path(bootstrap.FOLDER).parents[3])  # the folder holding composer/
+    done = subprocess.run([sys.executable, "-S", "-I", "-c", f"import sys; sys.path.insert(0, {tree!r}); " + probe],
+                          capture_output=True, text=True, check=True, env={})
     assert done.stdout.strip() == "False"
 
 
