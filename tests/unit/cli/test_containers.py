@@ -5,19 +5,11 @@ from __future__ import annotations
 import pytest
 
 from composer.backends.base import ProjectSummary
-from composer.cli.containers import (
-    combined_status,
-    format_ports,
-    human_size,
-    ls_rows,
-    parse_env,
-    ps_rows,
-    published_port,
-    split_container_path,
-    status_filters,
-    table,
-)
+from composer.cli.cp import split_container_path
+from composer.cli.exec_run import parse_env
+from composer.cli.listing import ls_rows, ps_rows, published_port, status_filters
 from composer.cli.parser import build_parser
+from composer.cli.tables import combined_status, format_ports, human_size, table
 from composer.errors import UsageError
 from composer.planner.observed import ObservedContainer, PortMapping
 
