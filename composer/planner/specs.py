@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from composer import labels, names
 from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
 from composer.errors import SpecValidationError
+from composer.image_reference import has_tag_or_digest
 from composer.planner.hashing import config_hash
 
 if TYPE_CHECKING:
@@ -30,11 +31,6 @@ def container_name(project_name: str, service: ServiceConfig, number: int) -> st
 def image_name(project_name: str, service: ServiceConfig) -> str:
     """The image a service runs: ``image``, or ``<project>-<service>`` for a build-only service."""
     return service.image or f"{project_name}-{service.name}"
-
-
-def has_tag_or_digest(image: str) -> bool:
-    last = image.rsplit("/", 1)[-1]
-    return "@" in last or ":" in last
 
 
 def image_present(image: str, images: frozenset[str]) -> bool:
