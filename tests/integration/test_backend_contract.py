@@ -135,7 +135,7 @@ def native_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     check (mounts, namespaces, cgroups, processes, state files, volumes, networks) after the module."""
     from composer.backends.native.image.pull import pull
     from composer.backends.native.image.store import ImageRecord, ImageStore
-    from composer.backends.native.runtime.containers import Runtime
+    from composer.backends.native.runtime.api import Runtime
     from composer.events import ListSink
     from tests.integration.native.conftest import unavailable
     from tests.integration.native.test_runtime import residue
