@@ -22,11 +22,11 @@ endif
 # ---------------------------------------------------------------------------------------------------
 # deps: Debian packages the suite needs.  Later issues append here (docker.io, docker-registry,
 # debootstrap, ...).  apt-get runs only when one of them is missing.
-APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bin openssl zstd tini libseccomp2 gcc libc6-dev debootstrap chromium
+APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bin openssl zstd tini libseccomp2 gcc libc6-dev debootstrap chromium qemu-system-x86
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
+.PHONY: deps venv install engine test test-vm demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -61,7 +61,12 @@ $(CLIENT_STAMP): $(STAMP) composer/cli/client.c composer/cli/build_client.py com
 test: install engine
 	$(BIN)/ruff check composer tests bench examples
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -m 'not vm'
+
+# test-vm: the guest lane (tests/vm, docs/testing.md): Debian guests under qemu, pure cgroup v2 under
+# systemd.  The first run builds the guest image (debootstrap, a few minutes; cached by recipe).
+test-vm: install
+	$(BIN)/pytest -m vm tests/vm
 
 # engine: a Docker Engine for the docker backend's tests (started when none answers).
 engine: deps
