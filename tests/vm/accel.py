@@ -79,15 +79,19 @@ def probe(binary: str, image: Image) -> Accelerator:
                 "-no-user-config", "-display", "none", "-no-reboot", "-serial", f"file:{console}",
                 "-kernel", str(image.kernel),
                 "-append", "console=ttyS0 panic=-1 rdinit=/composer-vm-none root=/dev/composer-vm-none"]
+        errors = Path(folder) / "qemu.log"
         started = time.monotonic()
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        with errors.open("wb") as stderr:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             while time.monotonic() - started < PROBE_DEADLINE:
+                exited = process.poll() is not None
                 if console.is_file() and PROBE_MARK in console.read_bytes():
                     return Accelerator("kvm", f"a probe guest booted under KVM in {time.monotonic() - started:.1f} s")
-                if process.poll() is not None and not (console.is_file() and PROBE_MARK in console.read_bytes()):
-                    break
+                if exited:
+                    complaint = errors.read_text(errors="replace").strip().splitlines()
+                    why = complaint[0] if complaint else f"exit {process.returncode}"
+                    return Accelerator("tcg", f"qemu failed under KVM: {why}")
                 time.sleep(0.2)
         finally:
             process.kill()
