@@ -89,7 +89,9 @@ def run(command_file: Path) -> None:
 def main() -> None:
     config = json.loads((JOB / "config.json").read_text())
     set_up(config)
-    (JOB / "ready").write_text(f"{time.monotonic():.3f}\n")  # the guest's uptime when ready
+    uptime = Path("/proc/uptime").read_text().split()[0]
+    (JOB / "ready.tmp").write_text(f"{uptime}\n")  # the guest's uptime when ready (the rest: before its kernel)
+    (JOB / "ready.tmp").rename(JOB / "ready")
     done: set[str] = set()
     while True:
         names = set(os.listdir(JOB))

@@ -68,6 +68,7 @@ class Guest:
     job: Path
     process: subprocess.Popen[bytes] | None = None
     ready_after: float = 0.0  # seconds from qemu's start to the agent's "ready"
+    uptime_when_ready: float = 0.0  # the guest kernel's uptime then
     commands: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -100,6 +101,8 @@ class Guest:
                               f"{self.console_tail()}")
             time.sleep(0.1)
         self.ready_after = time.monotonic() - self.started
+        with contextlib.suppress(ValueError):
+            self.uptime_when_ready = float((self.job / "ready").read_text())
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,
             timeout: float | None = None, echo: Callable[[bytes], None] | None = None) -> Result:
@@ -227,11 +230,12 @@ def guests(options: Options, say: Callable[[str], None] = print) -> Iterator[lis
                 tap = lan.open_tap(index)
                 argv = qemu_argv(image, accelerator, guest, tap, options, peers)
                 interactive = options.shell and index == 0
-                guest.process = subprocess.Popen(
-                    argv, pass_fds=(tap,), env=env, preexec_fn=_die_with_parent,
-                    stdin=None if interactive else subprocess.DEVNULL,
-                    stdout=None if interactive else subprocess.DEVNULL,
-                    stderr=None if interactive else (guest.job / "qemu.log").open("wb"))
+                with (guest.job / "qemu.log").open("wb") as complaints:
+                    guest.process = subprocess.Popen(
+                        argv, pass_fds=(tap,), env=env, preexec_fn=_die_with_parent,
+                        stdin=None if interactive else subprocess.DEVNULL,
+                        stdout=None if interactive else subprocess.DEVNULL,
+                        stderr=None if interactive else complaints)
                 guest.started = time.monotonic()
                 booted.append(guest)
             lan.close_taps()
@@ -239,7 +243,8 @@ def guests(options: Options, say: Callable[[str], None] = print) -> Iterator[lis
                 deadline = time.monotonic() + BOOT_TIMEOUT
                 for guest in booted:
                     guest.wait_ready(deadline)
-                say("vm: " + ", ".join(f"{g.name} ({g.address}) ready in {g.ready_after:.1f} s" for g in booted))
+                say("vm: " + ", ".join(f"{g.name} ({g.address}) ready in {g.ready_after:.1f} s "
+                                       f"(its kernel up {g.uptime_when_ready:.1f} s)" for g in booted))
                 yield booted
             finally:
                 for guest in booted:
