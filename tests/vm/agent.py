@@ -36,12 +36,17 @@ def mount_9p(tag: str, path: str, readonly: bool) -> None:
     sh("mount", "-t", "9p", "-o", options + (",ro" if readonly else ""), tag, path)
 
 
-def interface_by_mac(mac: str) -> str:
-    for link in Path("/sys/class/net").iterdir():
-        address = (link / "address").read_text().strip() if (link / "address").exists() else ""
-        if address == mac.lower():
-            return link.name
-    raise SystemExit(f"agent: no interface with MAC {mac}")
+def interface_by_mac(mac: str, wait: float = 60.0) -> str:
+    """The NIC's name; udev may still be loading virtio_net when the agent starts, hence the wait."""
+    deadline = time.monotonic() + wait
+    while True:
+        for link in Path("/sys/class/net").iterdir():
+            address = (link / "address").read_text().strip() if (link / "address").exists() else ""
+            if address == mac.lower():
+                return link.name
+        if time.monotonic() > deadline:
+            raise SystemExit(f"agent: no interface with MAC {mac} after {wait:.0f} s")
+        time.sleep(0.1)
 
 
 def set_up(config: dict[str, Any]) -> None:
