@@ -22,11 +22,11 @@ endif
 # ---------------------------------------------------------------------------------------------------
 # deps: Debian packages the suite needs.  Later issues append here (docker.io, docker-registry,
 # debootstrap, ...).  apt-get runs only when one of them is missing.
-APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bin openssl zstd tini libseccomp2 gcc libc6-dev debootstrap chromium qemu-system-x86
+APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bin openssl zstd tini libseccomp2 gcc libc6-dev debootstrap chromium qemu-system-x86 socat
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test test-vm demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
+.PHONY: deps venv install engine test test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -67,6 +67,14 @@ test: install engine
 # systemd.  The first run builds the guest image (debootstrap, a few minutes; cached by recipe).
 test-vm: install
 	$(BIN)/pytest -m vm tests/vm
+
+# test-vm-native: the native backend's lifecycle, network and isolation tests in a guest (pure cgroup v2),
+# with dockerd and docker-registry there for the test image and the docker column.  Not yet part of
+# `make test`: the cgroup v2 code paths still fail there (issue 20).
+VM_NATIVE_TESTS := tests/integration/native/test_lifecycle.py tests/integration/native/test_network.py tests/integration/isolation
+test-vm-native: install
+	COMPOSER_VM_PYTHON=$(BIN)/python scripts/vm-run --packages docker.io,docker-registry -- \
+	  python -m pytest -p no:cacheprovider -q -rfE $(VM_NATIVE_TESTS)
 
 # engine: a Docker Engine for the docker backend's tests (started when none answers).
 engine: deps

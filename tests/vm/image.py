@@ -44,6 +44,9 @@ BASE_PACKAGES: tuple[str, ...] = (
     "iproute2", "iptables", "iputils-ping", "socat", "netcat-openbsd", "curl", "ca-certificates",
     "bash", "busybox-static", "procps", "psmisc", "util-linux", "mount",
     "libseccomp2", "tini", "zstd", "openssl", "libcap2-bin", "gcc", "libc6-dev",
+    # Debian 12's kernel enables AppArmor, and a Debian 12 host has the parser (dockerd refuses to run
+    # containers without it there).
+    "apparmor",
 )
 # The repository's Python dependencies (pyproject: dependencies + the native and test extras, without
 # the linters), pinned to the host venv's versions so that the guest runs what the host tested.
@@ -66,6 +69,8 @@ MASKED_UNITS = (
     "modprobe@configfs.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
     "sys-kernel-debug.mount", "sys-kernel-tracing.mount", "sys-kernel-config.mount", "dev-hugepages.mount",
     "systemd-firstboot.service", "systemd-machine-id-commit.service",
+    # Debian's docker-registry starts one on :5000, where the guest has the host's (tests start their own).
+    "docker-registry.service",
 )
 # The initramfs only has to find the root disk: a short module list instead of "most" (31 MB that the
 # kernel unpacked for 7 s under TCG), lz4 because it decompresses fastest.
