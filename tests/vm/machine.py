@@ -62,6 +62,17 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def read_result(path: Path) -> bytes:
+    """A file the guest wrote into its job folder, never through a link it may have put there."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def read_text(path: Path) -> str:
+    return read_result(path).decode(errors="replace")
+
+
 @dataclass
 class Guest:
     index: int
@@ -120,10 +131,8 @@ class Guest:
         while True:
             finished = status_file.exists()
             if echo is not None and output_file.exists():
-                with output_file.open("rb") as output:
-                    output.seek(shown)
-                    chunk = output.read()
-                    shown += len(chunk)
+                chunk = read_result(output_file)[shown:]
+                shown += len(chunk)
                 if chunk:
                     echo(chunk)
             if finished:
@@ -135,17 +144,24 @@ class Guest:
                 raise VMError(f"{self.name}: {argv[0]} did not finish within {timeout:.0f} s")
             time.sleep(0.1)
         journal = stem.with_suffix(".journal")
-        return Result(int(status_file.read_text()), output_file.read_text(errors="replace"),
-                      journal.read_text(errors="replace") if journal.exists() else "",
+        try:
+            status = int(read_text(status_file))
+        except ValueError:
+            raise VMError(f"{self.name}: {argv[0]}: the guest wrote no exit status") from None
+        return Result(status, read_text(output_file), read_text(journal) if journal.exists() else "",
                       time.monotonic() - started)
 
+    def request_poweroff(self) -> None:
+        """The agent runs systemctl poweroff; -no-reboot makes qemu exit then."""
+        with contextlib.suppress(OSError):
+            (self.job / "poweroff").write_text("")
+
     def stop(self) -> None:
-        """Power off (the agent runs systemctl poweroff; -no-reboot makes qemu exit); kill if it hangs."""
+        """Power off; kill qemu if the guest does not stop in time."""
         if self.process is None:
             return
         if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                (self.job / "poweroff").write_text("")
+            self.request_poweroff()
             try:
                 self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -187,7 +203,10 @@ def qemu_argv(image: Image, accelerator: accel.Accelerator, guest: Guest, tap: i
             "-append", KERNEL_ARGS,
             "-drive", f"file={image.rootfs},format=raw,if=virtio,snapshot=on,cache=unsafe,discard=unmap",
             "-device", "virtio-rng-pci",
-            "-virtfs", f"local,path={guest.job},mount_tag=composer-job,security_model=none,id=job",
+            # Read-write shares are mapped-xattr: the guest's owners, modes and device nodes are stored as
+            # xattrs, so a guest's mknod or setuid bit never becomes a real device node or setuid file on
+            # the host (security_model=none would make them real, as qemu runs as root).
+            "-virtfs", f"local,path={guest.job},mount_tag=composer-job,security_model=mapped-xattr,id=job",
             "-virtfs", f"local,path={REPOSITORY},mount_tag=composer-repo,security_model=none,readonly=on,"
                        "multidevs=remap,id=repo",
             "-netdev", f"tap,id=lan,fd={tap},vhost=off",
@@ -198,7 +217,7 @@ def qemu_argv(image: Image, accelerator: accel.Accelerator, guest: Guest, tap: i
                        f"guestfwd=tcp:10.0.2.100:{REGISTRY_PORT}-cmd:{socat()} STDIO TCP:127.0.0.1:{REGISTRY_PORT}",
             "-device", f"virtio-net-pci,netdev=wan,mac={network.guest_mac(index, 1)}"]
     for number, share in enumerate(options.shares):
-        argv += ["-virtfs", f"local,path={share},mount_tag=composer-share{number},security_model=none,"
+        argv += ["-virtfs", f"local,path={share},mount_tag=composer-share{number},security_model=mapped-xattr,"
                             f"multidevs=remap,id=share{number}"]
     if options.shell and index == 0:
         argv += ["-serial", "mon:stdio"]
@@ -247,6 +266,8 @@ def guests(options: Options, say: Callable[[str], None] = print) -> Iterator[lis
                                        f"(its kernel up {g.uptime_when_ready:.1f} s)" for g in booted))
                 yield booted
             finally:
+                for guest in booted:
+                    guest.request_poweroff()
                 for guest in booted:
                     guest.stop()
     finally:
