@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,8 @@ def main() -> None:
         for name in sorted(names):
             if name.endswith(".cmd") and name not in done:
                 done.add(name)
-                run(JOB / name)
+                # Each in a thread of its own: a second command (a look at a hung test) need not wait.
+                threading.Thread(target=run, args=(JOB / name,), daemon=True).start()
         time.sleep(0.1)
 
 
