@@ -113,4 +113,4 @@ conformance: install
 	$(CONFORMANCE) --jobs 2 -- $(BIN)/composer
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench/out
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out

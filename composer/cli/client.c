@@ -11,6 +11,11 @@
  * running, a stale one, no answer in time, COMPOSER_SERVER=0) it executes the interpreter
  * (`python -P -m composer ...`) with COMPOSER_CLIENT_FALLBACK saying why, and the command runs
  * there as it would have without this client.
+ *
+ * It trusts the socket as chg does (client.py's folder_problem and trusted_peer): its folder must
+ * be a folder of this user (lstat: no symlink) with no group or other permission bits, and the
+ * listener must be this user's or root's (SO_PEERCRED), checked before anything is sent.
+ * Otherwise it says so in one line and Python runs the command ("unsafe": no server started).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -110,21 +115,45 @@ static unsigned long long server_key(void) {
 }
 
 /* client.py's socket_folder(). */
-static void socket_path(char *path, size_t size) {
+static void socket_folder(char *folder, size_t size) {
     const char *chosen = getenv("COMPOSER_SERVER_DIR"), *runtime = getenv("XDG_RUNTIME_DIR"), *tmp;
-    char folder[4096];
 
     if (chosen && *chosen)
-        snprintf(folder, sizeof folder, "%s", chosen);
+        snprintf(folder, size, "%s", chosen);
     else if (runtime && *runtime)
-        snprintf(folder, sizeof folder, "%s/composer", runtime);
+        snprintf(folder, size, "%s/composer", runtime);
     else if (getuid() == 0)
-        snprintf(folder, sizeof folder, "/run/composer-cli");
+        snprintf(folder, size, "/run/composer-cli");
     else {
         tmp = getenv("TMPDIR");
-        snprintf(folder, sizeof folder, "%s/composer-cli-%u", tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
+        snprintf(folder, size, "%s/composer-cli-%u", tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
     }
-    snprintf(path, size, "%s/server-%012llx.sock", folder, server_key());
+}
+
+/* client.py's folder_problem(): NULL when the folder may hold the socket, or is not there yet
+ * (errno ENOENT); else why not, in `why`. */
+static const char *folder_problem(const char *folder, char *why, size_t size) {
+    struct stat info;
+
+    errno = 0;
+    if (lstat(folder, &info) != 0) {
+        if (errno == ENOENT)
+            return NULL;
+        snprintf(why, size, "cannot be checked (%s)", strerror(errno));
+    } else if (!S_ISDIR(info.st_mode))
+        snprintf(why, size, "is not a folder");
+    else if (info.st_uid != getuid())
+        snprintf(why, size, "belongs to uid %u", (unsigned)info.st_uid);
+    else if (info.st_mode & 077)
+        snprintf(why, size, "is open to other users (mode %o)", (unsigned)(info.st_mode & 07777));
+    else
+        return NULL;
+    return why;
+}
+
+static void warn_untrusted(const char *where, const char *problem) {
+    fprintf(stderr, "composer: not using the command server: %s %s; running the command in this process\n", where,
+            problem);
 }
 
 /* client.py's _request(). */
@@ -243,9 +272,12 @@ static int32_t frame_value(const unsigned char frame[FRAME]) {
     return value;
 }
 
-/* Send the request with the standard streams; 0 when the server is not there. */
+/* Send the request with the standard streams; 0 when the server is not there, -1 (nothing sent,
+ * said on stderr) when another user listens there. */
 static int send_request(int fd, const char *path, const struct buffer *request) {
     struct sockaddr_un address;
+    struct ucred peer;
+    socklen_t peer_size = sizeof peer;
     int streams[3], index;
     char control[CMSG_SPACE(sizeof streams)];
     struct iovec part;
@@ -261,6 +293,14 @@ static int send_request(int fd, const char *path, const struct buffer *request) 
     strcpy(address.sun_path, path);
     if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0)
         return 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_size) != 0)
+        return 0;
+    if (peer.uid != getuid() && peer.uid != 0) {
+        char why[64];
+        snprintf(why, sizeof why, "is served by uid %u", (unsigned)peer.uid);
+        warn_untrusted(path, why);
+        return -1;
+    }
     for (index = 0; index < 3; index++) {
         struct stat info;
         streams[index] = fstat(index, &info) == 0 ? index : open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -293,21 +333,30 @@ static int send_request(int fd, const char *path, const struct buffer *request) 
 
 int main(int argc, char **argv) {
     const char *enabled = getenv("COMPOSER_SERVER");
-    char path[4352];
+    char folder[4096], path[4352], why[128];
     struct buffer request = {0};
     unsigned char frame[FRAME];
     struct pollfd answer;
-    int fd;
+    int fd, sent;
 
     if (enabled && (!strcasecmp(enabled, "0") || !strcasecmp(enabled, "false") || !strcasecmp(enabled, "no") ||
                     !strcasecmp(enabled, "off")))
         run_in_python(argc, argv, "off");
     install_handlers();
-    socket_path(path, sizeof path);
+    socket_folder(folder, sizeof folder);
+    if (folder_problem(folder, why, sizeof why)) {
+        warn_untrusted(folder, why);
+        run_in_python(argc, argv, "unsafe");
+    }
+    snprintf(path, sizeof path, "%s/server-%012llx.sock", folder, server_key());
     build_request(&request, argc, argv);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || !send_request(fd, path, &request))
-        run_in_python(argc, argv, "none");
+    sent = fd < 0 ? 0 : send_request(fd, path, &request);
+    if (sent <= 0) {
+        if (fd >= 0)
+            close(fd);
+        run_in_python(argc, argv, sent < 0 ? "unsafe" : "none");
+    }
     answer.fd = fd;
     answer.events = POLLIN;
     answer.revents = 0;

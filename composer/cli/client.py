@@ -17,12 +17,20 @@ Whenever the server cannot take the command (none running, a stale one, COMPOSER
 client says so (``None``) and the command runs in this process; a server is started in the
 background for the next command. Nothing runs twice: once the worker has answered with its pid,
 the command is the worker's.
+
+The socket is trusted only as Mercurial's chg trusts its own: its folder must be a folder (not a
+symlink) of this user with no group or other permission bits, and the process listening on it
+must be this user's (or root's: SO_PEERCRED), checked before anything is sent. Otherwise another
+local user (who created the folder first, or whose folder a foreign XDG_RUNTIME_DIR names) would
+receive the command's argv, environment and terminal: the client says so in one line and the
+command runs in this process, with no server started.
 """
 
 from __future__ import annotations
 
 import _socket
 import os
+import stat
 import sys
 
 TYPE_CHECKING = False
@@ -38,8 +46,10 @@ else:
 FRAME = 5
 REQUEST_VERSION = b"composer-request-1"
 # Set by client.c when it hands the command to Python: why the server did not take it (none: no
-# server, stale: it refused, busy: no answer in time).
+# server, stale: it refused, busy: no answer in time, unsafe: the folder or the listener is not
+# this user's, which client.c has said on stderr already).
 FALLBACK = "COMPOSER_CLIENT_FALLBACK"
+UNTRUSTED = b"U"  # _exchange's answer for a listener of another user (its uid as the value)
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
 RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK", "RLIMIT_STACK")
 # How long the server may take to answer before the command runs here instead (a server that is
@@ -65,6 +75,38 @@ def socket_folder() -> str:
     if uid == 0:
         return "/run/composer-cli"
     return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"composer-cli-{uid}")
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why ``folder`` must not hold the command server's socket, or None when it may: it must be
+    a folder (lstat: not a symlink) owned by this user, with no group or other permission bits
+    (as chg's). client.c's folder_problem() applies the same rule.
+
+    :raises FileNotFoundError: there is no such folder (yet).
+    """
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a folder of another user's, say: it cannot even be looked at
+        return f"cannot be checked ({exc.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if info.st_uid != os.getuid():
+        return f"belongs to uid {info.st_uid}"
+    if info.st_mode & 0o077:
+        return f"is open to other users (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def warn_untrusted(where: str, problem: str) -> None:
+    os.write(2, os.fsencode(f"composer: not using the command server: {where} {problem}; "
+                            "running the command in this process\n"))
+
+
+def trusted_peer(uid: int) -> bool:
+    """Whether a listener of ``uid`` may receive this user's commands: this user, or root."""
+    return uid in (os.getuid(), 0)
 
 
 def identity() -> list[bytes]:
@@ -173,11 +215,23 @@ def run_via_server(argv: list[str]) -> int | None:
             start_server(replacing=tried == "stale")
         return None
     path = socket_path()
+    try:
+        problem = folder_problem(os.path.dirname(path))
+    except FileNotFoundError:  # no server yet: the one started creates the folder, private
+        start_server()
+        return None
+    if problem is not None:
+        warn_untrusted(os.path.dirname(path), problem)
+        return None
     connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     pending = _hold_signals()
     try:
         connection.settimeout(ACCEPT_TIMEOUT)
         frame = _exchange(connection, path, argv)
+        if frame is not None and frame[0] == UNTRUSTED:
+            _release_signals(pending)
+            warn_untrusted(path, f"is served by uid {frame[1]}")
+            return None
         if frame is None or frame[0] != b"P":
             _release_signals(pending)
             start_server(replacing=frame is not None and frame[0] == b"R")
@@ -190,13 +244,18 @@ def run_via_server(argv: list[str]) -> int | None:
 
 
 def _exchange(connection: _socket.socket, path: str, argv: list[str]) -> tuple[bytes, int] | None:
-    """Send the command; the server's first answer, or None when nothing answered."""
+    """Send the command; the server's first answer, None when nothing answered, or (UNTRUSTED,
+    its uid) when another user listens (then nothing was sent)."""
     try:
         request = _request(argv)  # first: a folder that is gone fails here, before the server waits
         fds = _standard_fds()
         connection.connect(path)
+        credentials = connection.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # pid, uid, gid
     except OSError:
         return None
+    uid = int.from_bytes(credentials[4:8], sys.byteorder)
+    if not trusted_peer(uid):
+        return UNTRUSTED, uid
     try:
         sent = connection.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                                                       b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])

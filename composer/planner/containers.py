@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from composer import labels
+from composer import labels, names
+from composer.errors import UsageError
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
 from composer.planner.graph import service_graph
 from composer.planner.operations import ContainerPayload, ContainerTarget, OpKind, Plan
@@ -187,6 +188,9 @@ def oneoff_spec(project: Project, service_name: str, options: RunOptions, slug: 
     declared = project.service(service_name)
     service = oneoff_service(declared, options)
     name = options.name or oneoff_name(project.name, service_name, slug)
+    problem = names.name_problem("container", name)
+    if options.name and problem is not None:
+        raise UsageError(f"run --name: {problem}")
     # A one-off is never reconciled, so its hash label is the service's as declared (known from
     # the CLI's cache) rather than the overridden copy's, whose serializers would cost ~35 ms.
     spec = container_spec(project, service, 1, name=name, hashed=declared, image_id=image_id)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from composer import labels
+from composer import labels, names
 from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
+from composer.errors import SpecValidationError
+from composer.image_reference import has_tag_or_digest
 from composer.planner.hashing import config_hash
 
 if TYPE_CHECKING:
@@ -29,11 +31,6 @@ def container_name(project_name: str, service: ServiceConfig, number: int) -> st
 def image_name(project_name: str, service: ServiceConfig) -> str:
     """The image a service runs: ``image``, or ``<project>-<service>`` for a build-only service."""
     return service.image or f"{project_name}-{service.name}"
-
-
-def has_tag_or_digest(image: str) -> bool:
-    last = image.rsplit("/", 1)[-1]
-    return "@" in last or ":" in last
 
 
 def image_present(image: str, images: frozenset[str]) -> bool:
@@ -179,10 +176,15 @@ def container_spec(
     if replaces is not None:
         container_labels_[labels.REPLACE] = replaces.container_id
     secrets, configs = _resource_files(project, service)
+    chosen = name or container_name(project.name, service, number)
+    problem = names.name_problem("container", chosen)
+    if problem is not None:  # v2's config accepts what the engine refuses at create time (composer.names)
+        key = ".container_name" if service.container_name else ""
+        raise SpecValidationError(problem, path=f"services.{service.name}{key}")
     return ContainerSpec(
         project_name=project.name,
         service=service,
-        container_name=name or container_name(project.name, service, number),
+        container_name=chosen,
         number=number,
         image=image_name(project.name, service),
         labels=container_labels_,

@@ -12,7 +12,6 @@ composer.spec.models are all anyone sees.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -25,16 +24,18 @@ from composer.errors import (
 )
 from composer.spec import consistency, normalize
 from composer.spec.canonical import CanonicalError, NullService, canonical_tree
+from composer.spec.deepstack import run_deep
 from composer.spec.dotenv import DotenvError, read_dotenv_file
 from composer.spec.extends import ExtendsResolver
 from composer.spec.interpolate import interpolate_document
+from composer.spec.limits import InputLimitError, read_bounded, read_stdin_bounded
 from composer.spec.merge import delete_paths, enforce_unicity, merge_values
 from composer.spec.modelpath import PathKey, format_path
 from composer.spec.options import (
     STDIN,
     ProjectOptions,
     ResolvedOptions,
-    is_valid_project_name,
+    checked_project_name,
     normalize_project_name,
     resolve_options,
 )
@@ -81,15 +82,20 @@ class _Context(NamedTuple):
 
 
 def _read_text(path: str) -> str:
-    if path == STDIN:
-        return sys.stdin.read()
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return handle.read()
+        if path == STDIN:
+            return read_stdin_bounded()
+        data = read_bounded(path)
+    except InputLimitError as exc:
+        raise SpecError(exc.message, location=SourceLocation("-" if path == STDIN else path)) from None
     except FileNotFoundError:
         raise ProjectNotFoundError(f"open {path}: no such file or directory", location=SourceLocation(path)) from None
     except IsADirectoryError:
         raise ProjectNotFoundError(f"read {path}: is a directory", location=SourceLocation(path)) from None
+    except OSError as exc:
+        raise ProjectNotFoundError(f"open {path}: {exc.strerror or exc}", location=SourceLocation(path)) from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(f"file is not valid UTF-8: {exc.reason}", location=SourceLocation(path)) from None
 
@@ -279,13 +285,7 @@ def _import_resources(model: dict[str, Any], imported: dict[str, Any], sources: 
 
 def _project_name(resolved: ResolvedOptions, documents_names: list[Any], sources: Sources) -> str:
     if resolved.project_name:
-        name = resolved.project_name
-        if not is_valid_project_name(name):
-            raise SpecValidationError(
-                f'invalid project name "{name}": must consist only of lowercase alphanumeric characters, '
-                "hyphens, and underscores as well as start with a letter or number"
-            )
-        return name
+        return checked_project_name(resolved.project_name)
     for value in reversed(documents_names):
         if isinstance(value, str) and value:
             normalized = normalize_project_name(value)
@@ -317,10 +317,14 @@ def _declared_names(
 
 
 def load_config(project: ProjectOptions, options: LoadOptions | None = None) -> LoadedConfig:
-    """Run the whole pipeline.
+    """Run the whole pipeline (on a thread with room for deep nesting: composer.spec.deepstack).
 
     :raises SpecError: the project is invalid; the error names file, line and model path.
     """
+    return run_deep(lambda: _load_config(project, options), project.files)
+
+
+def _load_config(project: ProjectOptions, options: LoadOptions | None) -> LoadedConfig:
     options = options or LoadOptions()
     resolved = resolve_options(project)
     sources = Sources()

@@ -11,6 +11,7 @@ per check. Used by tests/integration/isolation/test_probe.py and by ``make isola
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -147,6 +148,16 @@ def native_environment(root: Path, cgroup_parent: str) -> dict[str, str]:
     environ.pop("COMPOSER_REGISTRY_MIRRORS", None)
     environ.pop("COMPOSER_BACKEND", None)
     return environ
+
+
+def remove_cgroup_parent(cgroup_parent: str) -> None:
+    """The (empty) parent cgroup the native runs were given, in every hierarchy."""
+    from composer.backends.native.runtime import cgroups
+
+    layout = cgroups.detect()
+    for mountpoint in [*layout.v1.values(), *([layout.unified] if layout.unified else [])]:
+        with contextlib.suppress(FileNotFoundError):
+            (Path(mountpoint) / cgroup_parent).rmdir()
 
 
 def docker_environment() -> dict[str, str]:

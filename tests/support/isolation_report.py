@@ -46,6 +46,7 @@ def collect(workdir: Path) -> dict[tuple[str, str], dict[str, str]]:
         finally:
             api.remove_image(reference, force=True)
             api.close()
+            isolation.remove_cgroup_parent(cgroup_parent)
     return results
 
 

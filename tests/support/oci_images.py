@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import Reference, parse
 from composer.backends.native.image.registry import Endpoint, RegistryClient
+from composer.image_reference import Reference, parse
 
 MTIME = 1_700_000_000
 BUSYBOX = "/bin/busybox"
@@ -196,3 +196,36 @@ def push_index(client: RegistryClient, reference: str, images: Mapping[str, Imag
     media_type = oci.DOCKER_LIST if docker else oci.OCI_INDEX
     index = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}).encode()
     return client.put_manifest(_endpoint(client, ref), ref, index, media_type)
+
+
+def pax_file(name: str, data: bytes = b"", headers: Mapping[str, str] | None = None) -> Member:
+    """A regular file whose PAX headers are exactly ``headers`` (mtime, uid... as a hostile tar
+    writes them: tarfile takes them over the ustar fields when it reads)."""
+    info = _info(name, tarfile.REGTYPE, 0o644)
+    info.size = len(data)
+    info.pax_headers = dict(headers or {})
+    return Member(info, data)
+
+
+def sparse_tar(name: str, size: int, data_at: Mapping[int, bytes] | None = None) -> bytes:
+    """A PAX tar (GNU sparse 1.0, made by GNU tar) of one file of ``size`` bytes that are holes
+    but for ``data_at`` (offset -> bytes): a few hundred bytes that unpack to ``size``."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        with path.open("wb") as handle:
+            handle.truncate(size)
+            for offset, chunk in (data_at or {}).items():
+                handle.seek(offset)
+                handle.write(chunk)
+        return subprocess.run(["tar", "--sparse", "--format=pax", "--numeric-owner", "-C", folder, "-cf", "-", name],
+                              capture_output=True, check=True).stdout
+
+
+def deep_tree_layer(depth: int, leaf: bytes = b"deep") -> bytes:
+    """A layer of ``depth`` nested directories ``d/d/d/...`` with a file at the bottom: deeper
+    than Python's recursion limit when ``depth`` > 1000."""
+    members = []
+    for level in range(1, depth + 1):
+        members.append(directory("/".join(["d"] * level)))
+    members.append(file("/".join(["d"] * depth + ["leaf"]), leaf))
+    return tar_bytes(members)

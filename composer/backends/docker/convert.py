@@ -10,6 +10,7 @@ as JSON. Empty and unset values are left out, so the engine (or the image) defau
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from composer import labels
 from composer.backends.base import ContainerSpec, NetworkAttachment
 from composer.backends.docker.errors import BACKEND_NAME
+from composer.backends.seccomp_file import ProfileError, read_profile
 from composer.errors import NotFoundError
 from composer.spec.models import (
     DeviceRequest,
@@ -177,8 +179,9 @@ def _host_config(spec: ContainerSpec, inherited_volumes: Mapping[str, str]) -> K
     _put(host, "extra_hosts", [_extra_host(entry) for entry in service.extra_hosts])
     _put(host, "sysctls", dict(service.sysctls))
     _put(host, "storage_opt", dict(service.storage_opt))
-    for key, name in (("cap_add", "cap_add"), ("cap_drop", "cap_drop"), ("security_opt", "security_opt"),
-                      ("dns", "dns"), ("dns_search", "dns_search"), ("dns_opt", "dns_opt"),
+    _put(host, "security_opt", [_security_opt(option) for option in service.security_opt])
+    for key, name in (("cap_add", "cap_add"), ("cap_drop", "cap_drop"), ("dns", "dns"),
+                      ("dns_search", "dns_search"), ("dns_opt", "dns_opt"),
                       ("group_add", "group_add"), ("device_cgroup_rules", "device_cgroup_rules")):
         _put(host, name, list(getattr(service, key)))
     for key, name in (("privileged", "privileged"), ("read_only", "read_only"), ("shm_size", "shm_size"),
@@ -190,6 +193,20 @@ def _host_config(spec: ContainerSpec, inherited_volumes: Mapping[str, str]) -> K
         host["init"] = service.init
     host.update(_resources(service))
     return host
+
+
+def _security_opt(option: str) -> str:
+    """``seccomp=<file>`` as the engine takes it: the profile's JSON, read here (as Compose v2 and the
+    docker CLI read it on the client); other options as written."""
+    key, separator, value = option.replace("=", ":", 1).partition(":")
+    if key != "seccomp" or not separator or value in ("unconfined", "builtin", ""):
+        return option
+    data = read_profile(value)
+    try:
+        profile = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ProfileError(f"seccomp profile {value}: not valid JSON: {exc}") from None
+    return "seccomp=" + json.dumps(profile, separators=(",", ":"))
 
 
 def _port_bindings(service: ServiceConfig) -> dict[str, list[dict[str, str]]]:

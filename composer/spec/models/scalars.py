@@ -7,6 +7,7 @@ behaviour here (``Duration``), and ``ComposeModel`` is the base of every model c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -22,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-from composer.spec.units import UnitError, format_duration, parse_bytes, parse_duration
+from composer.spec.units import UnitError, format_duration, parse_bytes, parse_duration, seconds_to_nanos
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -197,18 +198,19 @@ class Duration:
             return value
         if isinstance(value, bool):
             raise ValueError(f"invalid duration {value!r}")
-        if isinstance(value, int | float):
-            return cls(round(value * 1_000_000_000))
-        if isinstance(value, str):
-            try:
+        try:
+            if isinstance(value, int | float):
+                return cls(seconds_to_nanos(value))
+            if isinstance(value, str):
                 return cls(parse_duration(value))
-            except UnitError as exc:
-                raise ValueError(str(exc)) from None
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
         raise ValueError(f"invalid duration {value!r}")
 
     @classmethod
     def from_seconds(cls, seconds: float) -> Duration:
-        return cls(round(seconds * 1_000_000_000))
+        """:raises UnitError: not a finite duration Go can hold."""
+        return cls(seconds_to_nanos(seconds))
 
     @property
     def seconds(self) -> float:
@@ -289,3 +291,14 @@ class ComposeModel(BaseModel):
 def none_as(default: Callable[[], Any]) -> BeforeValidator:
     """A validator reading ``null`` as ``default()`` (for sections where null means empty)."""
     return BeforeValidator(lambda value: default() if value is None else value)
+
+
+def build_validators() -> None:
+    """Build every model's validators and serializers now (``defer_build`` leaves them to first
+    use): the CLI's command server does it once, before it forks the workers that run commands."""
+    pending: list[type[ComposeModel]] = [ComposeModel]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        with contextlib.suppress(Exception):
+            model.model_rebuild(force=True)

@@ -293,3 +293,37 @@ networks:
         assert _ids(docker_api, name) == after
     finally:
         remove_project(docker_api, name)
+
+
+def test_a_container_name_the_engine_refuses_is_one_line_before_anything_is_created(
+        tmp_path: Path, docker_api: Any, busybox_image: str) -> None:
+    # v2's config accepts it (the schema's pattern is unanchored); its up creates the network, then
+    # the engine refuses the container ("Invalid container name"). composer refuses while planning,
+    # for every backend (the native one would have made a path of it).
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "compose.yaml").write_text(f"""
+services:
+  app:
+    image: {busybox_image}
+    command: ["sleep", "300"]
+    container_name: "../../../x{name}"
+""")
+    label = {"label": f"com.docker.compose.project={name}"}
+    try:
+        assert composer(folder, "config", check=False).returncode == 0
+        result = composer(folder, "up", "-d", check=False)
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines() if line.startswith("composer:")]
+        assert errors == [f'composer: services.app.container_name: invalid container name "../../../x{name}": '
+                          "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"], result.stderr
+        assert containers(docker_api, name) == []
+        assert docker_api.networks(filters=label) == []
+        binary = str(V2) if V2.exists() else shutil.which("docker-compose")
+        assert binary is not None
+        v2 = subprocess.run([binary, "up", "-d"], cwd=folder, capture_output=True, text=True, timeout=180)
+        assert v2.returncode != 0
+        assert "Invalid container name" in v2.stderr
+    finally:
+        remove_project(docker_api, name)

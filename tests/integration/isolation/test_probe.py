@@ -12,6 +12,7 @@ Needs root, dockerd and Debian's docker-registry; under CI=true a missing one fa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,17 +21,31 @@ from typing import Any
 
 import pytest
 
+from composer.backends.native.image.store import ImageStore
+from composer.backends.native.runtime.api import Runtime
+from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry
 from tests.support import isolation
 
 # The dockerd of this suite is Debian's 20.10 (runc 1.1, its seccomp profile of 2022). Where current
 # Docker is stricter than that and composer follows current Docker, the difference is listed here.
-NEWER_DOCKER = "current Docker's seccomp profile (moby 25+) denies it; Debian's dockerd 20.10 predates that"
-UNKNOWN_SYSCALL = ("a syscall newer than the profile: Docker's runc answers ENOSYS for numbers above the "
-                   "profile's newest syscall; composer's profile knows it and denies it with EPERM")
+NEWER_DOCKER = "current Docker's seccomp profile (moby 25+) refuses it; Debian's dockerd 20.10 predates that"
 
 # check -> (docker's verdict, native's verdict, why native differs): for every unprivileged setting.
-STRICTER: dict[str, tuple[str, str, str]] = {}
+STRICTER: dict[str, tuple[str, str, str]] = {
+    "syscall.io_uring_setup": ("EFAULT", "EPERM", NEWER_DOCKER),
+    "syscall.io_uring_enter": ("EBADF", "EPERM", NEWER_DOCKER),
+    "syscall.io_uring_register": ("EINVAL", "EPERM", NEWER_DOCKER),
+    "socket.af_vsock": ("ok", "EPERM", NEWER_DOCKER),
+    # this kernel has no AF_ALG: Docker 20.10's filter lets the call reach it, composer's refuses it first
+    "socket.af_alg": ("EAFNOSUPPORT", "EPERM", NEWER_DOCKER),
+    "mask/proc/interrupts": ("exposed", "masked", "current Docker masks it (moby 25+); dockerd 20.10 does not"),
+    # Docker mounts the cgroup hierarchy read-only into the container (its tmpfs at /sys/fs/cgroup stays
+    # writable, the control files are not); composer mounts none: /sys/fs/cgroup is an empty directory
+    # of the read-only /sys. Nothing to write either way; a program that reads its limits there finds none.
+    "cgroup.control_files": ("read-only", "none-found", "composer mounts no cgroup file system into containers"),
+    "readonly/sys/fs/cgroup": ("rw", "ro", "composer's /sys/fs/cgroup is the read-only /sys's own directory"),
+}
 
 # Extra differences for one setting only.
 STRICTER_IN: dict[str, dict[str, tuple[str, str, str]]] = {"default": {}, "cap_drop_all": {}, "read_only": {}}
@@ -52,9 +67,9 @@ def verdicts(docker_api: Any, local_registry: LocalRegistry, tmp_path_factory: p
         pytest.skip("the native backend needs root")
     workdir = tmp_path_factory.mktemp("isolation-probe")
     reference = isolation.publish_image(docker_api, local_registry.host, workdir)
+    cgroup_parent = f"composer-probe-{uuid.uuid4().hex[:8]}"
     runs = {"docker": isolation.Run("docker", isolation.docker_environment()),
-            "native": isolation.Run("native", isolation.native_environment(
-                workdir / "native", f"composer-probe-{uuid.uuid4().hex[:8]}"))}
+            "native": isolation.Run("native", isolation.native_environment(workdir / "native", cgroup_parent))}
     results: dict[tuple[str, str], dict[str, str]] = {}
     try:
         with isolation.host_loopback_service() as port:
@@ -68,6 +83,11 @@ def verdicts(docker_api: Any, local_registry: LocalRegistry, tmp_path_factory: p
         yield results
     finally:
         docker_api.remove_image(reference, force=True)
+        (workdir / "native" / "run" / "networks" / ".lock").unlink(missing_ok=True)  # kept by design
+        with contextlib.suppress(OSError):
+            (workdir / "native" / "run" / "networks").rmdir()
+        residue(Runtime(ImageStore.open(workdir / "native" / "store"), run_root=workdir / "native" / "run",
+                        cgroup_parent=cgroup_parent))
 
 
 @pytest.mark.parametrize("setting", ["default", "cap_drop_all", "read_only"])

@@ -15,6 +15,7 @@ import stat
 import tarfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -208,3 +209,68 @@ def test_unsafe_archives_are_refused_by_the_backend(project: Project, case: str)
     assert in_box(project, "ls /escaped /tmp/escaped /etc/escaped 2>&1 || true").count("No such file") == 3
     assert not Path("/escaped").exists()
     assert host_mounts(project) == []
+
+
+SPECIAL_FILES = ("mkdir -p /x && mknod /x/null c 1 3 && mkfifo /x/fifo && echo s > /x/f && ln /x/fifo /x/fifo-link "
+                 "&& chown 1234:4321 /x/f && chmod 4755 /x/f")
+
+
+def _special_files_absent(folder: Path) -> None:
+    kinds = {path.name: stat.S_IFMT(path.lstat().st_mode) for path in folder.iterdir()}
+    assert kinds == {"f": stat.S_IFREG}, kinds  # no device node, no FIFO, no link to one
+    assert stat.S_IMODE((folder / "f").stat().st_mode) == 0o755  # setuid dropped
+
+
+def test_cp_out_never_makes_devices_or_fifos_and_gives_the_callers_owners(project: Project, tmp_path: Path) -> None:
+    # Issue 15, finding 9: a container's archive is hostile. Before, the tar filter made its device
+    # nodes and FIFOs on the host and kept its owners. Docker's cp (checked on real dockerd in
+    # test_docker_cp_out_for_comparison) makes them too, as root; we are stricter.
+    sleeper(project)
+    in_box(project, SPECIAL_FILES)
+    result = project.run("cp", "box:/x", str(tmp_path / "plain"))
+    _special_files_absent(tmp_path / "plain")
+    assert ((tmp_path / "plain" / "f").stat().st_uid, (tmp_path / "plain" / "f").stat().st_gid) == \
+        (os.getuid(), os.getgid())
+    warnings = [line for line in result.stderr.splitlines() if "not copied" in line]
+    assert len(warnings) == 1, result.stderr
+    for name in ("plain/null", "plain/fifo", "plain/fifo-link"):
+        assert name in warnings[0]
+    project.run("cp", "-a", "box:/x", str(tmp_path / "archived"))  # -a: the archive's numeric owners
+    _special_files_absent(tmp_path / "archived")
+    assert ((tmp_path / "archived" / "f").stat().st_uid, (tmp_path / "archived" / "f").stat().st_gid) == (1234, 4321)
+    assert host_mounts(project) == []
+
+
+def test_docker_cp_out_for_comparison(docker_api: Any, busybox_image: str, tmp_path: Path) -> None:
+    """What the docker backend does with the same files: the real ``docker cp`` (20.10 here)
+    makes the device node and the FIFO as root and keeps setuid, owners the caller's even with
+    -a; composer's cp, given the docker backend's archive of them, makes neither."""
+    import shutil
+    import subprocess
+
+    from composer.cli.cp import extract_archive
+
+    container = docker_api.create_container(busybox_image, ["sh", "-c", f"{SPECIAL_FILES} && sleep 600"])
+    try:
+        docker_api.start(container)
+
+        def ready() -> bool:
+            probe = docker_api.exec_create(container, ["test", "-e", "/x/fifo-link"])
+            docker_api.exec_start(probe)
+            return bool(docker_api.exec_inspect(probe)["ExitCode"] == 0)
+
+        eventually(ready)
+        stream, _ = docker_api.get_archive(container, "/x")
+        archive = b"".join(stream)
+        skipped = extract_archive(archive, str(tmp_path / "composer"))
+        _special_files_absent(tmp_path / "composer")
+        assert sorted(os.path.basename(name) for name in skipped) == ["fifo", "fifo-link", "null"]
+        docker = shutil.which("docker")
+        if docker is not None:
+            subprocess.run([docker, "cp", f"{container['Id']}:/x", str(tmp_path / "docker")], check=True)
+            made = {path.name: stat.S_IFMT(path.lstat().st_mode) for path in (tmp_path / "docker").iterdir()}
+            assert made["null"] == stat.S_IFCHR  # docker makes the device on the host: we do not
+            assert made["fifo"] == stat.S_IFIFO
+            assert (tmp_path / "docker" / "f").stat().st_uid == os.getuid()
+    finally:
+        docker_api.remove_container(container, force=True)

@@ -30,7 +30,7 @@ import pytest
 
 from composer.backends.native.image.pull import pull
 from composer.backends.native.image.store import ImageRecord, ImageStore
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from composer.events import ListSink
 from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry
@@ -86,9 +86,12 @@ class Project:
     def run(self, *args: str, check: bool = True, timeout: float = 60, user: str | None = None,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "composer", "--backend", "native", "-p", self.name, *args]
+        environ = self.env.environ
         if user is not None:
             command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
-        result = subprocess.run(command, cwd=cwd or self.folder, env=self.env.environ, capture_output=True, text=True,
+            # the session's command-server folder is root's: another user's client refuses it (one line)
+            environ = {**environ, "COMPOSER_SERVER": "0"}
+        result = subprocess.run(command, cwd=cwd or self.folder, env=environ, capture_output=True, text=True,
                                 timeout=timeout)
         if check:
             assert result.returncode == 0, (args, result.stdout, result.stderr)

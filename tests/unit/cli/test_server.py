@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from composer.cli import client as client_module
 from composer.cli import server
 from composer.cli.server import SPARE_NAME, WORKER_NAME
 
@@ -307,3 +309,148 @@ def test_the_compiled_client_hands_over_to_python_only_when_the_server_does_not_
         os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns))
     assert (refused.stdout, fallbacks()) == ("web\n", ["none", "off", "stale"])
     eventually(lambda: server_pid(folder) not in (None, pid))  # the stale server was replaced
+
+
+# --- whose socket: the client trusts only a private folder and a listener of its own user ---------
+#
+# Docker's CLI has no such server; Mercurial's chg, whose rule this is, refuses a socket folder that
+# is not the user's own with no group or other bits. Here the client says so in one line and runs
+# the command itself, with the same output and exit code.
+
+NOBODY = 65534
+WARNING = "composer: not using the command server: "
+
+
+def fake_server(folder: Path, *, uid: int | None = None) -> socket.socket:
+    """A listener at the socket path the clients look for in ``folder``, which never answers: a
+    client that trusts it connects and sends its command, which stays readable here. With
+    ``uid``, the listener is that user's (SO_PEERCRED records who called listen(): a forked child
+    binds as root, becomes ``uid``, listens, and hands the listener back)."""
+    path = str(folder / os.path.basename(client_module.socket_path()))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    if uid is None:
+        listener.listen(8)
+        return listener
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            listener.listen(8)
+            socket.send_fds(theirs, [b"L"], [listener.fileno()])
+        finally:
+            os._exit(0)
+    theirs.close()
+    listener.close()
+    try:
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+    return socket.socket(fileno=fds[0])
+
+
+def received(listener: socket.socket) -> bytes:
+    """What clients sent the fake server (b"" when none connected, or one hung up unsent)."""
+    listener.setblocking(False)
+    data = b""
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except BlockingIOError:
+            return data
+        with connection:
+            connection.settimeout(5)
+            while chunk := connection.recv(65536):
+                data += chunk
+
+
+def refused_and_run_in_process(cwd: Path, env: dict[str, str], client: list[str], listener: socket.socket) -> None:
+    served = composer(cwd, env, "config", "--services", client=client)
+    local = composer(cwd, {**env, "COMPOSER_SERVER": "0"}, "config", "--services")
+    assert (served.returncode, served.stdout) == (local.returncode, local.stdout) == (0, "web\n")
+    warnings = [line for line in served.stderr.splitlines() if line.startswith(WARNING)]
+    assert len(warnings) == 1, served.stderr
+    assert served.stderr.replace(warnings[0] + "\n", "") == local.stderr
+    assert received(listener) == b""  # not a byte of argv or environment went to the fake server
+
+
+@pytest.fixture
+def nobody_owned(folder: Path) -> Iterator[Path]:
+    """A folder of another user (uid 65534), 0700, inside the private test folder."""
+    path = folder / "theirs"
+    path.mkdir(mode=0o700)
+    try:
+        yield path
+    finally:
+        os.chown(path, os.getuid(), os.getgid())  # stop_servers and rm -rf need no privilege then
+
+
+def test_a_folder_created_first_by_another_user_is_refused(nobody_owned: Path, project: Path,
+                                                          client: list[str]) -> None:
+    listener = fake_server(nobody_owned)
+    os.chown(nobody_owned, NOBODY, NOBODY)
+    with listener:
+        refused_and_run_in_process(project, environment(nobody_owned), client, listener)
+    assert server_pid(nobody_owned) is None  # no server was started in their folder
+
+
+def test_a_folder_open_to_group_or_others_is_refused(folder: Path, project: Path, client: list[str]) -> None:
+    with fake_server(folder) as listener:
+        for mode in (0o750, 0o705):
+            folder.chmod(mode)
+            refused_and_run_in_process(project, environment(folder), client, listener)
+    folder.chmod(0o700)
+
+
+def test_a_symlinked_folder_is_refused(folder: Path, project: Path, client: list[str]) -> None:
+    real = folder / "real"
+    real.mkdir(mode=0o700)
+    (folder / "link").symlink_to(real)
+    with fake_server(real) as listener:
+        refused_and_run_in_process(project, environment(folder / "link"), client, listener)
+
+
+def test_a_foreign_xdg_runtime_dir_is_refused(nobody_owned: Path, project: Path, client: list[str]) -> None:
+    theirs = nobody_owned / "composer"  # $XDG_RUNTIME_DIR/composer, the folder the client looks in
+    theirs.mkdir(mode=0o700)
+    listener = fake_server(theirs)
+    os.chown(theirs, NOBODY, NOBODY)
+    env = {key: value for key, value in environment(nobody_owned).items() if key != "COMPOSER_SERVER_DIR"}
+    try:
+        with listener:
+            refused_and_run_in_process(project, {**env, "XDG_RUNTIME_DIR": str(nobody_owned)}, client, listener)
+    finally:
+        os.chown(theirs, os.getuid(), os.getgid())
+
+
+def test_a_listener_of_another_user_in_a_private_folder_is_refused(folder: Path, project: Path,
+                                                                   client: list[str]) -> None:
+    # the folder looks right (ours, 0700): only the peer's credentials tell the listener apart
+    with fake_server(folder, uid=NOBODY) as listener:
+        refused_and_run_in_process(project, environment(folder), client, listener)
+    assert server_pid(folder) is None
+
+
+def test_the_server_refuses_a_folder_that_is_not_private(folder: Path) -> None:
+    folder.chmod(0o755)
+    path = folder / "server-test.sock"
+    result = subprocess.run([sys.executable, "-P", "-m", "composer.cli.server", str(path)], capture_output=True,
+                            text=True, timeout=60, check=False, env=os.environ)
+    assert result.returncode == 1
+    assert "is open to other users (mode 755)" in result.stderr
+    assert not path.exists()
+    folder.chmod(0o700)
+
+
+def test_the_server_creates_its_folder_private_whatever_the_umask(folder: Path, project: Path) -> None:
+    private = folder / "new"
+    subprocess.run(["sh", "-c", f"umask 000 && exec {sys.executable} -m composer config --services"],
+                   cwd=project, env=environment(private), check=True, timeout=60, capture_output=True)
+    eventually(lambda: server_pid(private) is not None)
+    assert private.stat().st_mode & 0o777 == 0o700
+    server.stop_servers(str(private))

@@ -12,7 +12,8 @@ import pytest
 
 from composer.backends import backend_class
 from composer.backends.base import BuildSpec, ContainerRef
-from composer.backends.native.backend import NativeBackend, image_aliases
+from composer.backends.native.backend import NativeBackend
+from composer.backends.native.image.aliases import image_aliases
 from composer.backends.native.image.store import ImageRecord
 from composer.backends.select import BackendChoice, choose_backend
 from composer.errors import NotFoundError, UnsupportedFeatureError

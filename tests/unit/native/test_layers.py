@@ -7,12 +7,14 @@ import io
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.layers import apply_layer
+from composer.backends.native.image.layers import LayerBudget, apply_layer
+from composer.backends.native.trees import remove_tree
 from composer.errors import DigestMismatchError, ImagePullError, UnsafeLayerError, UnsupportedFeatureError
 from tests.support import oci_images as oi
 
@@ -172,3 +174,136 @@ def test_zstd(tmp_path: Path) -> None:
         return
     apply_layer(io.BytesIO(packed), tmp_path / "l", diff_id=oci.sha256_digest(data))
     assert (tmp_path / "l" / "z").read_bytes() == b"zstd"
+
+
+# --- hostile layers (issue 15, finding 10) ---------------------------------------------------------
+
+
+def test_sparse_entry_bomb_is_refused(tmp_path: Path) -> None:
+    # A few hundred bytes that unpack to 200 MB of holes: the files' sizes count against the
+    # budget (before anything is written), not only the tar stream.
+    data = oi.sparse_tar("bomb", 200 << 20, {100 << 20: b"x"})
+    packed = gzip.compress(data)
+    assert len(packed) < 1024
+    (tmp_path / "l").mkdir()
+    with pytest.raises(ImagePullError, match=r"refused as a decompression bomb: its files exceed 67108864 bytes, "
+                                             r"the limit of 10000 times its \d+ compressed bytes") as caught:
+        apply_layer(io.BytesIO(packed), tmp_path / "l")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "l" / "bomb").exists() or (tmp_path / "l" / "bomb").stat().st_size == 0
+
+
+def test_gzip_stream_bomb_is_refused_by_size_and_ratio(tmp_path: Path) -> None:
+    zeros = oi.tar_bytes([oi.file("zeros", bytes(8 << 20))])
+    packed = gzip.compress(zeros)
+    (tmp_path / "a").mkdir()
+    with pytest.raises(ImagePullError, match=r"its (uncompressed stream|files) exceed 1048576 bytes, "
+                                             r"the limit of COMPOSER_LAYER_MAX_BYTES=1048576"):
+        apply_layer(io.BytesIO(packed), tmp_path / "a", budget=LayerBudget(max_bytes=1 << 20))
+    (tmp_path / "b").mkdir()
+    # About 1000 times its compressed size: deflate's most. The default budget lets it through
+    # (gzip alone never reaches the ratio; up to RATIO_FLOOR is always allowed).
+    size = apply_layer(io.BytesIO(packed), tmp_path / "b", diff_id=oci.sha256_digest(zeros))
+    assert size == len(zeros)
+
+
+def test_budget_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert LayerBudget.from_env({}) == LayerBudget(64 << 30, 10_000)
+    assert LayerBudget.from_env({"COMPOSER_LAYER_MAX_BYTES": "1024", "COMPOSER_LAYER_MAX_RATIO": "5"}) == \
+        LayerBudget(1024, 5.0)
+    for bad in ("-1", "0", "nan", "inf", "lots"):
+        with pytest.raises(ImagePullError, match="is not a positive number"):
+            LayerBudget.from_env({"COMPOSER_LAYER_MAX_RATIO": bad})
+    meter = LayerBudget(1 << 40, 10).meter(100 << 20, "layer x")
+    assert meter.limit == 1000 << 20  # ratio times the compressed size
+    meter = LayerBudget(1 << 40, 10).meter(10, "layer x")
+    assert meter.limit == 64 << 20  # never below the floor
+
+
+def test_sparse_files_are_written_sparse(tmp_path: Path) -> None:
+    # Holes stay holes, from a tar sparse entry and from plain runs of zeros alike.
+    middle = b"m" * 5000
+    sparse = oi.sparse_tar("sparse", 32 << 20, {16 << 20: middle})
+    dest = tmp_path / "s"
+    dest.mkdir()
+    apply_layer(io.BytesIO(sparse), dest)
+    found = (dest / "sparse").stat()
+    assert found.st_size == 32 << 20
+    assert found.st_blocks * 512 < 1 << 20
+    with (dest / "sparse").open("rb") as handle:
+        handle.seek(16 << 20)
+        assert handle.read(len(middle)) == middle
+    zeros = bytes(8 << 20) + b"tail" + bytes(3 << 20)
+    dest = unpack(tmp_path, [oi.file("zeros", zeros)], compression="gzip", name="z")
+    written = (dest / "zeros").stat()
+    assert written.st_size == len(zeros)
+    assert written.st_blocks * 512 < 1 << 20
+    assert (dest / "zeros").read_bytes() == zeros
+
+
+@pytest.mark.parametrize(("headers", "why"), [
+    ({"mtime": "inf"}, "mtime inf out of range"),
+    ({"mtime": "nan"}, "mtime nan out of range"),
+    ({"mtime": "1e300"}, "out of range"),
+    ({"uid": str(1 << 32)}, f"uid {1 << 32} out of range"),
+    ({"gid": str((1 << 32) - 1)}, "gid 4294967295 out of range"),
+    ({"uid": "-5"}, "uid -5 out of range"),
+    ({"path": "nul\0byte"}, "malformed entry"),
+])
+def test_pax_values_out_of_range_are_one_line_errors(tmp_path: Path, headers: dict[str, str], why: str) -> None:
+    (tmp_path / "l").mkdir()
+    data = oi.tar_bytes([oi.pax_file("f", b"data", headers)])
+    with pytest.raises(ImagePullError) as caught:
+        apply_layer(io.BytesIO(data), tmp_path / "l")
+    assert why in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_trees_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    # Unpacked, replaced by a later entry (the layer's own clean-up), and removed by remove_tree.
+    depth = sys.getrecursionlimit() + 500
+    layer = oi.deep_tree_layer(depth)
+    dest = unpack(tmp_path, [oi.Member(m.info, m.data) for m in _members(layer)] + [oi.file("d", b"file now")],
+                  name="replaced")
+    assert (dest / "d").read_bytes() == b"file now"
+    dest = unpack(tmp_path, list(_members(layer)), name="kept")
+    assert (dest / "/".join(["d"] * depth) / "leaf").read_bytes() == b"deep"
+    os.chmod(dest / "d" / "d", 0o500)  # read-only directories, as layers have
+    remove_tree(dest)
+    assert not dest.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["replaced"]
+
+
+def _members(layer: bytes) -> list[oi.Member]:
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(layer)) as archive:
+        return [oi.Member(m, archive.extractfile(m).read() if m.isreg() else b"")  # type: ignore[union-attr]
+                for m in archive.getmembers()]
+
+
+def test_remove_tree_stays_on_its_filesystem_and_never_follows_symlinks(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("kept")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "to-outside").symlink_to(outside)
+    (tree / "to-outside").symlink_to(outside)
+    mounted = tree / "sub" / "mnt"
+    mounted.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mounted)], check=True)
+    try:
+        (mounted / "on-tmpfs").write_text("kept")
+        with pytest.raises(OSError, match="a mount point is in the tree"):
+            remove_tree(tree)
+        assert (mounted / "on-tmpfs").read_text() == "kept"
+        with pytest.raises(OSError, match="a mount point is in the tree"):
+            remove_tree(mounted)  # the mount point itself: its files are not deleted either
+        assert (mounted / "on-tmpfs").read_text() == "kept"
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+    remove_tree(tree)
+    assert not tree.exists()
+    assert (outside / "victim").read_text() == "kept"
+    remove_tree(tmp_path / "missing" / "twice")  # nothing there: not an error

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from composer import labels
-from composer.errors import SpecValidationError
+from composer.errors import SpecValidationError, UsageError
 from composer.planner.containers import (
     RunOptions,
     oneoff_name,
@@ -82,3 +82,19 @@ def test_oneoff_spec_labels_name_and_overrides(load: LoadFn) -> None:
     entry = oneoff_spec(project, "web", RunOptions(entrypoint=("sleep",)), slug)
     assert entry.service.entrypoint == ("sleep",)
     assert entry.service.command == ()
+
+
+@pytest.mark.parametrize("name", ["../../../xy", "-ab", ".hidden", "a/b/c.."])
+def test_a_container_name_docker_refuses_is_refused_when_planning_up_and_run(load: LoadFn, name: str) -> None:
+    # v2's config accepts these (the schema's pattern is unanchored); Docker's engine refuses them at
+    # create ("Invalid container name"), and the native backend would make paths of them: every
+    # backend refuses them while planning, before anything is created.
+    from composer.planner.reconcile import reconcile_up
+
+    project = load(f'services:\n  web:\n    image: busybox\n    container_name: "{name}"\n')
+    with pytest.raises(SpecValidationError) as refused:
+        reconcile_up(project, ObservedState("demo"))
+    assert str(refused.value) == (f'services.web.container_name: invalid container name "{name}": '
+                                  "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    with pytest.raises(UsageError, match=r'^run --name: invalid container name "\.\./x"'):
+        oneoff_spec(load(PROJECT), "web", RunOptions(name="../x"), "ab" * 32)

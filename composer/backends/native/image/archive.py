@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.layers import CHUNK, apply_layer, decompressed, detect_compression
+from composer.backends.native.image.layers import CHUNK, LayerBudget, apply_layer, decompressed, detect_compression
 from composer.backends.native.image.push import find_record
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
 from composer.errors import DigestMismatchError, ImageStoreError
+from composer.image_reference import parse
 
 BACKEND = "native"
 MTIME = 0
@@ -395,8 +395,10 @@ def _ingest(store: ImageStore, archive: _Archive, name: str, descriptor: oci.Des
             if uncompressed:
                 head = source.read(4)
                 source.seek(0)
+                meter = LayerBudget.from_env().meter(archive.member(name).size, f"layer {name}")
                 with decompressed(source, detect_compression(head, None), f"layer {name}") as plain:
                     while chunk := plain.read(CHUNK):
+                        meter.add_stream(len(chunk))  # a gzip bomb in a docker-archive
                         writer.write(chunk)
             else:
                 while chunk := source.read(CHUNK):

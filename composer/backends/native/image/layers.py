@@ -12,6 +12,12 @@ directory makes their order in the tar irrelevant). Owners (numeric), modes (set
 mtimes, device nodes, FIFOs and xattrs from PAX headers (``SCHILY.xattr.*``, so file capabilities
 survive) are kept; ``trusted.overlay.*`` xattrs in the tar are dropped, so a layer cannot forge
 whiteouts. The uncompressed stream is hashed as it is read and checked against the diff_id.
+
+A layer is hostile until it is unpacked: what it unpacks to (its tar stream, and the sizes of its
+files, which a sparse entry can make far larger than the stream) is held to a budget (LayerBudget:
+COMPOSER_LAYER_MAX_BYTES, COMPOSER_LAYER_MAX_RATIO times the compressed size); runs of zeros are
+written as holes, so sparse files stay sparse; owners, times and device numbers out of range, and
+names the kernel cannot take, are one-line errors, as is everything else that cannot be created.
 """
 
 from __future__ import annotations
@@ -20,15 +26,16 @@ import base64
 import contextlib
 import errno
 import hashlib
+import math
 import os
-import shutil
 import stat
 import tarfile
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, NamedTuple, cast
 
+from composer.backends.native.trees import remove_at
 from composer.errors import DigestMismatchError, ImagePullError, UnsafeLayerError, UnsupportedFeatureError
 
 BACKEND = "native"
@@ -39,18 +46,102 @@ CHUNK = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+HOLE_BLOCK = 4096  # zero runs of whole blocks of this size become holes
+_ZEROS = bytes(CHUNK)
+_ZERO_BLOCK = bytes(HOLE_BLOCK)
+MAX_ID = (1 << 32) - 2  # (uid_t)-1 means "leave unchanged" to chown(2): never an owner
+MAX_MTIME = (1 << 63) / 1e9  # seconds that still fit a timespec in nanoseconds
+MAX_DEVICE_NUMBER = (1 << 32) - 1
+
+# The budget's defaults. A real layer's tar is far below 64 GiB. Deflate cannot expand more than
+# about 1032 times, so no gzip layer reaches a ratio of 10,000 by its stream: only zstd's extremes
+# (gigabytes of zeros) and sparse entries do, and those are how a few bytes become gigabytes.
+# Up to RATIO_FLOOR is always allowed, so small layers of mostly zeros never trip the ratio.
+ENV_MAX_BYTES = "COMPOSER_LAYER_MAX_BYTES"
+ENV_MAX_RATIO = "COMPOSER_LAYER_MAX_RATIO"
+DEFAULT_MAX_BYTES = 64 << 30
+DEFAULT_MAX_RATIO = 10_000
+RATIO_FLOOR = 64 << 20
+
+
+class LayerBudget(NamedTuple):
+    """How much one layer may unpack to: ``max_bytes`` at most, and no more than ``max_ratio``
+    times its compressed size (beyond RATIO_FLOOR). Counted twice over: the bytes of the tar
+    stream, and the sizes of the files in it."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_ratio: float = DEFAULT_MAX_RATIO
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LayerBudget:
+        """From COMPOSER_LAYER_MAX_BYTES and COMPOSER_LAYER_MAX_RATIO (defaults when unset).
+
+        :raises ImagePullError: a value that is not a positive number.
+        """
+        env = os.environ if environ is None else environ
+        return cls(int(_positive(env, ENV_MAX_BYTES, DEFAULT_MAX_BYTES)),
+                   _positive(env, ENV_MAX_RATIO, DEFAULT_MAX_RATIO))
+
+    def meter(self, compressed: int, what: str) -> Meter:
+        return Meter(self, compressed, what)
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ImagePullError(f"{name}={text!r} is not a positive number", backend_name=BACKEND, operation="pull")
+    return value
+
+
+class Meter:
+    """What one layer has unpacked to so far, held to its budget."""
+
+    def __init__(self, budget: LayerBudget, compressed: int, what: str) -> None:
+        self.budget = budget
+        self.compressed = compressed
+        self.what = what
+        self.limit = int(min(budget.max_bytes, max(RATIO_FLOOR, budget.max_ratio * compressed)))
+        self.stream = 0
+        self.content = 0
+
+    def add_stream(self, count: int) -> None:
+        self.stream += count
+        if self.stream > self.limit:
+            raise self._exceeded("its uncompressed stream")
+
+    def add_content(self, count: int) -> None:
+        self.content += count
+        if self.content > self.limit:
+            raise self._exceeded("its files")
+
+    def _exceeded(self, part: str) -> ImagePullError:
+        if self.limit == self.budget.max_bytes:
+            why = f"{ENV_MAX_BYTES}={self.budget.max_bytes}"
+        else:
+            why = f"{self.budget.max_ratio:g} times its {self.compressed} compressed bytes ({ENV_MAX_RATIO})"
+        return ImagePullError(f"{self.what}: refused as a decompression bomb: {part} exceed {self.limit} bytes, "
+                              f"the limit of {why}", backend_name=BACKEND, operation="pull",
+                              hint=f"raise {ENV_MAX_BYTES} or {ENV_MAX_RATIO} if the image is genuine")
 
 
 class _HashingReader:
-    """Reads ``inner`` and hashes (and counts) everything it hands out."""
+    """Reads ``inner`` and hashes (and counts, against ``meter``) everything it hands out."""
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    def __init__(self, inner: IO[bytes], meter: Meter) -> None:
         self.inner = inner
+        self.meter = meter
         self.hash = hashlib.sha256()
         self.size = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.inner.read(size)
+        self.meter.add_stream(len(data))
         self.hash.update(data)
         self.size += len(data)
         return data
@@ -97,34 +188,33 @@ def decompressed(blob: IO[bytes], compression: str, what: str) -> Iterator[IO[by
 
 
 def apply_layer(blob: IO[bytes], dest: Path, *, compression: str | None = None, diff_id: str | None = None,
-                what: str = "layer", owners: bool = True) -> int:
+                what: str = "layer", owners: bool = True, budget: LayerBudget | None = None) -> int:
     """Unpack the layer tarball ``blob`` (gzip, zstd or plain; sniffed) into the empty ``dest``.
     Returns the size of the uncompressed tar.
 
     :raises DigestMismatchError: the uncompressed tar does not hash to ``diff_id``.
     :raises UnsafeLayerError: an entry would write outside ``dest``.
-    :raises ImagePullError: the tar is malformed, or an entry cannot be created.
+    :raises ImagePullError: the tar is malformed, an entry cannot be created, or the layer unpacks
+        to more than ``budget`` (default: LayerBudget.from_env()) allows.
     """
     start = blob.tell()
     head = blob.read(4)
+    compressed = blob.seek(0, os.SEEK_END) - start
     blob.seek(start)
+    meter = (budget or LayerBudget.from_env()).meter(compressed, what)
     with decompressed(blob, detect_compression(head, compression), what) as raw:
-        reader = _HashingReader(raw)
+        reader = _HashingReader(raw, meter)
         root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            extractor = _Extractor(root_fd, what, owners=owners)
+            extractor = _Extractor(root_fd, what, owners=owners, meter=meter)
             try:
                 with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK,  # type: ignore[call-overload]
                                   errors="surrogateescape") as archive:
                     for member in archive:
                         extractor.entry(archive, member)
                 extractor.finish()
-            except (tarfile.TarError, EOFError, OSError) as exc:
-                if isinstance(exc, OSError) and exc.errno is not None:
-                    raise ImagePullError(f"{what}: cannot unpack: {exc.strerror}", backend_name=BACKEND,
-                                         operation="pull") from None
-                raise ImagePullError(f"{what} is not a valid tar archive: {exc}", backend_name=BACKEND,
-                                     operation="pull") from None
+            except (tarfile.TarError, EOFError, OSError, ValueError, OverflowError) as exc:
+                raise _unpack_error(exc, what, extractor.current) from None
             finally:
                 extractor.close()
             reader.drain()
@@ -135,6 +225,45 @@ def apply_layer(blob: IO[bytes], dest: Path, *, compression: str | None = None, 
         raise DigestMismatchError(f"{what}: uncompressed content is {actual}, expected diff_id {diff_id}",
                                   backend_name=BACKEND, operation="pull")
     return reader.size
+
+
+def _unpack_error(exc: BaseException, what: str, entry: str | None) -> ImagePullError:
+    """One line for what went wrong unpacking ``entry``: a system call's refusal (a symlink to
+    "": ENOENT), or a malformed tar (names with NUL bytes, numbers out of range: ValueError,
+    OverflowError)."""
+    named = f" {entry!r}" if entry is not None else ""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return ImagePullError(f"{what}: cannot unpack{named}: {exc.strerror}", backend_name=BACKEND,
+                              operation="pull")
+    if isinstance(exc, (ValueError, OverflowError)):
+        return ImagePullError(f"{what} has a malformed entry{named}: {exc}", backend_name=BACKEND, operation="pull")
+    return ImagePullError(f"{what} is not a valid tar archive: {exc}", backend_name=BACKEND, operation="pull")
+
+
+def check_member(member: tarfile.TarInfo, what: str) -> None:
+    """Refuse numbers the kernel cannot take (which would otherwise escape as OverflowError or
+    ValueError, or change meaning: uid 2^32-1 is chown's "unchanged").
+
+    :raises ImagePullError: an owner, time or device number out of range.
+    """
+    def bad(why: str) -> ImagePullError:
+        return ImagePullError(f"{what}: refused entry {member.name!r}: {why}", backend_name=BACKEND,
+                              operation="pull")
+
+    for kind, value in (("uid", member.uid), ("gid", member.gid)):
+        if not isinstance(value, int) or not 0 <= value <= MAX_ID:
+            raise bad(f"{kind} {value} out of range")
+    mtime = member.mtime
+    if not isinstance(mtime, (int, float)) or not math.isfinite(mtime) or abs(mtime) >= MAX_MTIME:
+        raise bad(f"mtime {mtime} out of range")
+    if member.ischr() or member.isblk():
+        for value in (member.devmajor, member.devminor):
+            if not 0 <= value <= MAX_DEVICE_NUMBER:
+                raise bad(f"device number {value} out of range")
+
+
+def _nanoseconds(mtime: float) -> tuple[int, int]:
+    return (int(mtime * 1e9),) * 2
 
 
 def split_name(name: str, what: str) -> tuple[str, ...]:
@@ -166,10 +295,12 @@ def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
 
 
 class _Extractor:
-    def __init__(self, root_fd: int, what: str, *, owners: bool) -> None:
+    def __init__(self, root_fd: int, what: str, *, owners: bool, meter: Meter) -> None:
         self.root_fd = root_fd
         self.what = what
         self.owners = owners
+        self.meter = meter
+        self.current: str | None = None  # the entry being unpacked, for errors
         self._cached: tuple[tuple[str, ...], int] | None = None
         self._dirs: dict[tuple[str, ...], tarfile.TarInfo] = {}
 
@@ -184,9 +315,9 @@ class _Extractor:
         directories are created when ``create``. The caller must not close it (it is cached)."""
         if self._cached is not None and self._cached[0] == parts:
             return self._cached[1]
-        fd = os.dup(self.root_fd)
+        start, fd = self._nearest(parts)
         try:
-            for part in parts:
+            for part in parts[len(start):]:
                 try:
                     next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
@@ -207,6 +338,19 @@ class _Extractor:
         self._forget()
         self._cached = (parts, fd)
         return fd
+
+    def _nearest(self, parts: tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+        """Where to start walking to ``parts``: the cached directory when it is on the way (a deep
+        tree's entries come one level apart; walking each from the root would be quadratic), or
+        its parent when ``parts`` is that parent (``finish`` goes up, deepest first), else the root.
+        Returns the components already walked and a new descriptor of that point."""
+        if self._cached is not None:
+            cached, fd = self._cached
+            if parts[:len(cached)] == cached:
+                return cached, os.dup(fd)
+            if cached[:-1] == parts:  # ".." of a directory opened without following symlinks
+                return parts, os.open("..", _DIR_FLAGS, dir_fd=fd)
+        return (), os.dup(self.root_fd)
 
     def _forget(self) -> None:
         if self._cached is not None:
@@ -229,7 +373,7 @@ class _Extractor:
                 return True
             if self._cached is not None and self._cached[0][:len(parts)] == parts:
                 self._forget()  # the cached directory is inside the one going away
-            shutil.rmtree(base, dir_fd=parent)
+            remove_at(parent, base)
             self._dirs = {key: value for key, value in self._dirs.items() if key[:len(parts)] != parts}
         else:
             os.unlink(base, dir_fd=parent)
@@ -238,7 +382,9 @@ class _Extractor:
     # --- entries ---------------------------------------------------------------------------
 
     def entry(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.current = member.name
         parts = split_name(member.name, self.what)
+        check_member(member, self.what)
         if not parts:
             if member.isdir():
                 self._dirs[()] = member
@@ -289,17 +435,20 @@ class _Extractor:
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=parent)
         try:
+            self.meter.add_content(member.size)  # before a byte is written (a sparse entry's real size)
             source = archive.extractfile(member)
             if source is not None:
+                written = 0
                 while chunk := source.read(CHUNK):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    written = write_sparse(fd, chunk, written)
+                if written > member.size:
+                    self.meter.add_content(written - member.size)
+                os.ftruncate(fd, written)  # a file that ends in a hole
             if self.owners:
                 os.fchown(fd, member.uid, member.gid)
             os.fchmod(fd, member.mode & 0o7777)
             self._set_xattrs(fd, None, member)
-            os.utime(fd, ns=(int(member.mtime * 1e9),) * 2)
+            os.utime(fd, ns=_nanoseconds(member.mtime))
         finally:
             os.close(fd)
 
@@ -336,7 +485,7 @@ class _Extractor:
             os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
         if chmod:  # never a symlink here; the node was just created by us in a private directory
             os.chmod(base, member.mode & 0o7777, dir_fd=parent)
-        os.utime(base, ns=(int(member.mtime * 1e9),) * 2, dir_fd=parent, follow_symlinks=False)
+        os.utime(base, ns=_nanoseconds(member.mtime), dir_fd=parent, follow_symlinks=False)
 
     def _set_xattrs(self, target: int | str, parent: int | None, member: tarfile.TarInfo) -> None:
         for name, value in _xattrs(member).items():
@@ -358,10 +507,40 @@ class _Extractor:
     def finish(self) -> None:
         """Directory modes and mtimes last, deepest first: creating children changed the mtimes, and
         a read-only mode set early would stop an unprivileged unpack."""
+        self.current = None
         self._forget()
         for parts in sorted(self._dirs, key=len, reverse=True):
             member = self._dirs[parts]
             fd = self._open_dir(parts, member.name, create=False)
             os.chmod(fd, member.mode & 0o7777)
-            os.utime(fd, ns=(int(member.mtime * 1e9),) * 2)
+            os.utime(fd, ns=_nanoseconds(member.mtime))
 
+
+def write_sparse(fd: int, data: bytes, offset: int) -> int:
+    """Write ``data`` at ``offset`` of ``fd``, leaving holes for its zero runs of whole
+    HOLE_BLOCKs (the file's end is set by the caller: a trailing hole needs ftruncate).
+    Returns the offset after ``data``."""
+    if data == (_ZEROS if len(data) == CHUNK else bytes(len(data))):
+        return offset + len(data)
+    if _ZERO_BLOCK not in data:  # no zero run long enough anywhere: one write (a fast search)
+        _write_at(fd, data, 0, len(data), offset)
+        return offset + len(data)
+    start = 0  # of the data run not yet written
+    position = 0
+    end = len(data)
+    while position < end:
+        stop = min(position + HOLE_BLOCK, end)
+        if stop - position == HOLE_BLOCK and data[position:stop] == _ZERO_BLOCK:
+            _write_at(fd, data, start, position, offset)
+            start = stop
+        position = stop
+    _write_at(fd, data, start, end, offset)
+    return offset + end
+
+
+def _write_at(fd: int, data: bytes, start: int, stop: int, offset: int) -> None:
+    view = memoryview(data)[start:stop]
+    position = offset + start
+    while view:
+        count = os.pwrite(fd, view, position)
+        view, position = view[count:], position + count

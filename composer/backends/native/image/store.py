@@ -34,14 +34,13 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from composer.backends.native.image import oci
+from composer.backends.native.trees import remove_tree as remove_tree  # re-exported: its users import it from here
 from composer.errors import DigestMismatchError, ImageStoreError
 
 DEFAULT_ROOT = "/var/lib/composer"
@@ -101,28 +100,6 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a file or a tree, even with read-only directories in it (layer trees have some)."""
-    def retry(func: Callable[..., Any], name: str, *_: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(name), 0o700)
-        with contextlib.suppress(OSError):
-            if os.path.isdir(name) and not os.path.islink(name):
-                os.chmod(name, 0o700)
-        func(name)
-
-    try:
-        if path.is_dir() and not path.is_symlink():
-            if sys.version_info >= (3, 12):
-                shutil.rmtree(path, onexc=retry)
-            else:
-                shutil.rmtree(path, onerror=retry)
-        else:
-            path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 @contextlib.contextmanager

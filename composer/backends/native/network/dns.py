@@ -1,14 +1,27 @@
 """A project's DNS responder (aardvark-dns's model, NATIVE.md §2.3), pure ``socket``.
 
-It listens on UDP and TCP port 53 of every gateway address of the project's networks and
-answers, per network (the address the query arrived on), A/AAAA queries for the names of that
-network's endpoints (container names, service names, aliases, the querying container's links;
+It listens on UDP and TCP port 53 of every gateway address of the project's networks, each
+socket bound to its network's bridge (SO_BINDTODEVICE): only what arrives on that bridge, from
+that network's containers, reaches it: the LAN and containers of other networks routing to the
+gateway address get a port unreachable. The host's own queries to the gateway count as arriving
+on the bridge; they are REFUSED, as is any query whose source is not one of the network's
+containers. (Docker's resolver listens on 127.0.0.11 inside each container's namespace:
+reachable from that container only.)
+
+It answers, per network (the address the query arrived on), A/AAAA queries for the names of
+that network's endpoints (container names, service names, aliases, the querying container's links;
 round-robin over a service's replicas) and PTR queries for their addresses. Every other name is
 forwarded to the querying container's ``dns`` servers or else the host's resolvers
 (/etc/resolv.conf); internal networks forward nothing (SERVFAIL).
 
 Records come from the network state files (``state.NetworkStore``), re-read whenever the set of
 files changes (atomic writes give each version a new inode), checked before every answer.
+
+The network's own names are answered at once by the loop; queries forwarded upstream (which may
+wait seconds for an answer) by a fixed pool of threads (``UDP_WORKERS``) from a bounded queue: when
+it is full, a query is dropped, as a resolver under load does, and its client retries. At most
+``TCP_CONNECTIONS`` TCP connections are served at once; more are closed at once.
+
 Listeners are synced on SIGHUP, which the manager sends after adding or removing a network; the
 daemon then rewrites ``listening.json``.
 
@@ -24,6 +37,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import queue
 import select
 import signal
 import socket
@@ -36,8 +50,14 @@ from pathlib import Path
 from typing import Any
 
 TTL = 60
+MAX_NAME = 255
+UDP_WORKERS = 8
+UDP_BACKLOG = 256  # queries waiting for a worker; beyond, dropped
+TCP_CONNECTIONS = 16
+TCP_IDLE_SECONDS = 10.0
+TCP_CONNECTION_SECONDS = 30.0
 A, PTR, AAAA, ANY = 1, 12, 28, 255
-NOERROR, SERVFAIL, NXDOMAIN, NOTIMP = 0, 2, 3, 4
+NOERROR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 2, 3, 4, 5
 IP_FREEBIND = 15
 
 
@@ -62,6 +82,8 @@ class Query:
                 break
             if length & 0xC0:
                 raise ValueError("compressed question")
+            if offset + 1 + length > 12 + MAX_NAME:  # RFC 1035: 255 octets at most
+                raise ValueError("name too long")
             labels.append(raw[offset + 1:offset + 1 + length].decode("ascii", "replace"))
             offset += 1 + length
         self.labels = labels
@@ -153,17 +175,30 @@ def forward(raw: bytes, servers: Iterable[str], *, tcp: bool = False, timeout: f
     return None
 
 
-def read_tcp_message(conn: socket.socket) -> bytes | None:
+def read_tcp_message(conn: socket.socket, deadline: float | None = None) -> bytes | None:
+    """One length-prefixed message, None at the end of the stream.
+
+    :raises TimeoutError: ``deadline`` (time.monotonic) passed, or the socket's timeout.
+    """
+
+    def receive(size: int) -> bytes:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the connection's time is up")
+            conn.settimeout(min(left, TCP_IDLE_SECONDS))
+        return conn.recv(size)
+
     head = b""
     while len(head) < 2:
-        chunk = conn.recv(2 - len(head))
+        chunk = receive(2 - len(head))
         if not chunk:
             return None
         head += chunk
     (length,) = struct.unpack("!H", head)
     data = b""
     while len(data) < length:
-        chunk = conn.recv(length - len(data))
+        chunk = receive(length - len(data))
         if not chunk:
             return None
         data += chunk
@@ -181,6 +216,7 @@ class Responder:
         self.project = project
         self.signature: tuple[tuple[str, int, int, int], ...] = ()
         self.zones: dict[str, Zone] = {}  # gateway address -> zone
+        self.bridges: dict[str, str] = {}  # gateway address -> its network's bridge
         self.counters: dict[tuple[str, int], int] = {}  # round-robin turns
         self.lock = threading.Lock()
 
@@ -195,6 +231,7 @@ class Responder:
             if signature == self.signature and not force:
                 return
             zones: dict[str, Zone] = {}
+            bridges: dict[str, str] = {}
             for name, *_ in entries:
                 try:
                     network = json.loads((self.networks_dir / name).read_text())
@@ -206,7 +243,8 @@ class Responder:
                 zone = Zone(network)
                 for pool in network.get("pools") or ():
                     zones[str(pool["gateway"])] = zone
-            self.zones, self.signature = zones, signature
+                    bridges[str(pool["gateway"])] = str(network.get("bridge") or "")
+            self.zones, self.bridges, self.signature = zones, bridges, signature
 
     def lookup(self, zone: Zone, name: str, client: str) -> list[str] | None:
         """``name`` on the network the query came from, else on the client's other networks
@@ -226,9 +264,23 @@ class Responder:
         return None
 
     def answer(self, raw: bytes, local: str, client: str, *, tcp: bool = False) -> bytes | None:
+        """The answer to ``raw`` (None: dropped), forwarded upstream when it is not ours."""
+        result = self.resolve(raw, local, client)
+        return self.forwarded(result, tcp=tcp) if isinstance(result, Forward) else result
+
+    def forwarded(self, request: Forward, *, tcp: bool = False) -> bytes:
+        """The upstream servers' answer to ``request``, or SERVFAIL (may block for seconds)."""
+        data = forward(request.raw, request.servers, tcp=tcp)
+        return data if data is not None else response(request.query, SERVFAIL, authoritative=False)
+
+    def resolve(self, raw: bytes, local: str, client: str) -> bytes | Forward | None:
+        """The answer to ``raw`` from the network's names (quick, never blocks on the network),
+        None to drop it, or the request to forward upstream."""
         try:
             query = Query(raw)
         except (ValueError, IndexError, struct.error):
+            return None
+        if query.flags & 0x8000:  # a response: answering it could loop between two servers
             return None
         if query.opcode != 0:
             return response(query, NOTIMP)
@@ -236,6 +288,14 @@ class Responder:
         zone = self.zones.get(local)
         if zone is None:
             return response(query, SERVFAIL)
+        if client not in zone.containers:
+            # Not one of the network's containers: the host itself (its own traffic to the
+            # gateway counts as arriving on the bridge, so SO_BINDTODEVICE lets it through), or
+            # one that just joined (re-read first)
+            self.refresh(force=True)
+            zone = self.zones.get(local, zone)
+            if client not in zone.containers:
+                return response(query, REFUSED)
         if query.qtype == PTR and query.name in zone.reverse:
             return response(query, NOERROR, [(PTR, encode_name(zone.reverse[query.name]))])
         addresses = self.lookup(zone, query.name, client)
@@ -256,15 +316,30 @@ class Responder:
                                               for a in chosen])
         if zone.internal:
             return response(query, SERVFAIL)
-        servers = zone.upstream.get(client) or host_resolvers()
-        forwarded = forward(raw, servers, tcp=tcp)
-        return forwarded if forwarded is not None else response(query, SERVFAIL, authoritative=False)
+        return Forward(query, raw, zone.upstream.get(client) or host_resolvers())
 
 
-def _bind(address: str, kind: int) -> socket.socket:
+class Forward:
+    """A query for a name that is not the network's, to send to ``servers``."""
+
+    __slots__ = ("query", "raw", "servers")
+
+    def __init__(self, query: Query, raw: bytes, servers: list[str]) -> None:
+        self.query = query
+        self.raw = raw
+        self.servers = servers
+
+
+def _bind(address: str, kind: int, bridge: str) -> socket.socket:
+    """A socket on port 53 of ``address`` that hears only what arrives on ``bridge``."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, bridge.encode())
+    except OSError:
+        sock.close()
+        raise
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_IPV6 if family == socket.AF_INET6 else socket.IPPROTO_IP, IP_FREEBIND, 1)
     sock.bind((address, 53))
@@ -274,13 +349,22 @@ def _bind(address: str, kind: int) -> socket.socket:
     return sock
 
 
+SocketKey = tuple[str, int, str, int]  # address, kind, bridge, the bridge's ifindex
+
+
 class Server:
-    """The daemon's loop: UDP answered inline (forwarding in a thread), TCP in threads."""
+    """The daemon's loop: UDP queries for the network's names answered here, those forwarded
+    upstream queued for a fixed pool of workers; TCP connections in threads (a bounded number)."""
 
     def __init__(self, responder: Responder, state_dir: Path) -> None:
         self.responder = responder
         self.state_dir = state_dir
-        self.sockets: dict[tuple[str, int], socket.socket] = {}
+        # keyed by the bridge's ifindex too: a network made again with the same gateway has a
+        # new bridge, and a socket bound to the old one would hear nothing
+        self.sockets: dict[SocketKey, socket.socket] = {}
+        self.queries: queue.Queue[tuple[socket.socket, Forward, Any]] = queue.Queue(UDP_BACKLOG)
+        self.tcp_slots = threading.BoundedSemaphore(TCP_CONNECTIONS)
+        self.dropped = 0
         self.hup = threading.Event()
         self.stop = False
         # SIGHUP (names changed) and SIGTERM (down) wake the select at once, not at its timeout
@@ -290,20 +374,29 @@ class Server:
     def sync(self) -> None:
         self.responder.refresh()
         kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM)
-        wanted = {(address, kind) for address in self.responder.zones for kind in kinds}
+        errors = []
+        wanted: set[SocketKey] = set()
+        for address, bridge in self.responder.bridges.items():
+            try:
+                index = socket.if_nametoindex(bridge)
+            except OSError:
+                errors.append(f"{address}:53: no bridge {bridge!r}")
+                continue
+            wanted |= {(address, kind, bridge, index) for kind in kinds}
         for key in set(self.sockets) - wanted:
             self.sockets.pop(key).close()
-        errors = []
         for key in wanted - set(self.sockets):
             try:
-                self.sockets[key] = _bind(*key)
+                self.sockets[key] = _bind(key[0], key[1], key[2])
             except OSError as exc:
                 errors.append(f"{key[0]}:53: {exc.strerror}")
         write_json(self.state_dir / "listening.json",
-                   {"addresses": sorted({a for a, _ in self.sockets}), "errors": errors, "time": time.time()})
+                   {"addresses": sorted({key[0] for key in self.sockets}), "errors": errors, "time": time.time()})
 
     def serve(self) -> None:
         self.sync()
+        for _ in range(UDP_WORKERS):
+            threading.Thread(target=self._work, daemon=True).start()
         while not self.stop:
             if self.hup.is_set():
                 self.hup.clear()
@@ -318,37 +411,64 @@ class Server:
                     os.read(self.wake_r, 64)
                 continue
             for fd in ready:
-                (address, kind), sock = by_fd[fd]
+                (address, kind, _, _), sock = by_fd[fd]
                 if kind == socket.SOCK_DGRAM:
                     self._udp(sock, address)
                 else:
-                    with contextlib.suppress(OSError):
-                        conn, peer = sock.accept()
-                        threading.Thread(target=self._tcp, args=(conn, address, peer[0]), daemon=True).start()
+                    self._accept(sock, address)
 
     def _udp(self, sock: socket.socket, local: str) -> None:
+        """Answer what the socket holds (a burst at most) from the network's names here; what
+        must be forwarded is queued for the workers, or dropped when the queue is full."""
+        for _ in range(UDP_BACKLOG):
+            try:
+                raw, peer = sock.recvfrom(65535)
+            except OSError:  # BlockingIOError: drained
+                return
+            try:
+                result = self.responder.resolve(raw, local, peer[0])
+                if isinstance(result, Forward):
+                    self.queries.put_nowait((sock, result, peer))
+                elif result is not None:
+                    sock.sendto(result, peer)
+            except queue.Full:
+                self.dropped += 1
+            except Exception as exc:  # one bad query must not stop the server
+                sys.stderr.write(f"dns: query from {peer[0]}: {exc!r}\n")
+
+    def _work(self) -> None:
+        while True:
+            sock, request, peer = self.queries.get()
+            try:
+                sock.sendto(self.responder.forwarded(request), peer)
+            except Exception as exc:  # one bad query must not take a worker away
+                sys.stderr.write(f"dns: query from {peer[0]}: {exc!r}\n")
+
+    def _accept(self, sock: socket.socket, local: str) -> None:
         try:
-            raw, peer = sock.recvfrom(65535)
+            conn, peer = sock.accept()
         except OSError:
             return
-
-        def reply() -> None:
-            data = self.responder.answer(raw, local, peer[0])
-            if data is not None:
-                with contextlib.suppress(OSError):
-                    sock.sendto(data, peer)
-
-        threading.Thread(target=reply, daemon=True).start()
+        if not self.tcp_slots.acquire(blocking=False):
+            conn.close()  # every slot taken: the client retries, or uses UDP
+            return
+        threading.Thread(target=self._tcp, args=(conn, local, peer[0]), daemon=True).start()
 
     def _tcp(self, conn: socket.socket, local: str, client: str) -> None:
-        with conn:
-            conn.settimeout(10)
-            with contextlib.suppress(OSError):
-                while (raw := read_tcp_message(conn)) is not None:
-                    data = self.responder.answer(raw, local, client, tcp=True)
-                    if data is None:
-                        return
-                    conn.sendall(struct.pack("!H", len(data)) + data)
+        try:
+            with conn:
+                conn.settimeout(TCP_IDLE_SECONDS)
+                # a whole connection's time is bounded too: a client trickling a byte at a time
+                # would otherwise keep its slot (one of TCP_CONNECTIONS) for ever
+                deadline = time.monotonic() + TCP_CONNECTION_SECONDS
+                with contextlib.suppress(OSError):
+                    while (raw := read_tcp_message(conn, deadline)) is not None:
+                        data = self.responder.answer(raw, local, client, tcp=True)
+                        if data is None:
+                            return
+                        conn.sendall(struct.pack("!H", len(data)) + data)
+        finally:
+            self.tcp_slots.release()
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

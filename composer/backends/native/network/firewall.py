@@ -3,10 +3,18 @@
 Chains (created on first use, removed with their jumps once empty; never a flush of a table or
 of anybody else's chain)::
 
-    nat     COMPOSER-DNAT          <- PREROUTING and OUTPUT (-m addrtype --dst-type LOCAL), first
+    nat     COMPOSER-DNAT          <- PREROUTING (-m addrtype --dst-type LOCAL) and OUTPUT (the
+                                      same, but not to 127.0.0.0/8: the port proxy answers there)
             COMPOSER-POSTROUTING   <- POSTROUTING, first
     filter  COMPOSER-FORWARD       <- FORWARD, first (before Docker's DROP policy and chains)
             COMPOSER-ISOLATION     <- FORWARD, second (drops what COMPOSER-FORWARD did not accept)
+    raw     COMPOSER-PREROUTING    <- PREROUTING, first (made with the first port published on a
+                                      loopback address)
+
+Bridges keep route_localnet at 0: nothing may reach the host's 127.0.0.0/8 from a bridge or the
+LAN. The host reaches published ports on 127.0.0.1 through the port proxy (proxy.py), as Docker's
+default docker-proxy does; a port published on a loopback address gets no DNAT at all, and a raw
+PREROUTING rule drops what is sent to it from anywhere but ``lo`` (Docker's guard for moby#41872).
 
 Every rule carries ``-m comment --comment <tag>``: ``composer:net:<bridge>`` for a network's
 rules, ``composer:port:<bridge>:<container key>`` for a container's published ports; removal
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -26,9 +35,16 @@ from dataclasses import dataclass
 
 LOCK = "/run/lock/composer-firewall.lock"
 LOCAL = "-m addrtype --dst-type LOCAL"
-NAT_CHAINS = {"COMPOSER-DNAT": (("PREROUTING", LOCAL), ("OUTPUT", LOCAL)),
+NOT_LOOPBACK = "! -d 127.0.0.0/8"
+Chains = dict[str, tuple[tuple[str, str], ...]]  # chain -> its jumps (parent chain, match)
+NAT_CHAINS: Chains = {"COMPOSER-DNAT": (("PREROUTING", LOCAL), ("OUTPUT", f"{NOT_LOOPBACK} {LOCAL}")),
               "COMPOSER-POSTROUTING": (("POSTROUTING", ""),)}
-FILTER_CHAINS = {"COMPOSER-FORWARD": (("FORWARD", ""),), "COMPOSER-ISOLATION": (("FORWARD", ""),)}
+FILTER_CHAINS: Chains = {"COMPOSER-FORWARD": (("FORWARD", ""),), "COMPOSER-ISOLATION": (("FORWARD", ""),)}
+RAW_CHAINS: Chains = {"COMPOSER-PREROUTING": (("PREROUTING", ""),)}
+CHAINS: dict[str, Chains] = {"nat": NAT_CHAINS, "filter": FILTER_CHAINS, "raw": RAW_CHAINS}
+# jumps of older composers, replaced: OUTPUT to every local address (127.0.0.1 DNATed, which
+# only worked with route_localnet=1 on the bridges)
+OBSOLETE_JUMPS = {"nat": (f"-A OUTPUT {LOCAL} -j COMPOSER-DNAT",)}
 BRIDGE_WILDCARD = "cmp-+"
 
 
@@ -76,11 +92,12 @@ def _restore(table: str, lines: Sequence[str]) -> None:
         _run(["-w", "--noflush"], stdin=f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n", binary="iptables-restore")
 
 
-def _ensure_chains() -> None:
-    for table, chains in (("nat", NAT_CHAINS), ("filter", FILTER_CHAINS)):
+def _ensure_chains(tables: Sequence[str] = ("nat", "filter")) -> None:
+    for table in tables:
+        chains = CHAINS[table]
         saved = _save(table)
         existing = {line[1:].split()[0] for line in saved if line.startswith(":")}
-        batch = []
+        batch = [f"-D{line[2:]}" for line in OBSOLETE_JUMPS.get(table, ()) if line in saved]
         for chain in chains:
             if chain not in existing:
                 batch.append(f"-N {chain}")
@@ -111,14 +128,14 @@ def _tagged(lines: Sequence[str], prefix: str) -> list[str]:
 
 
 def _remove_tagged(prefix: str) -> None:
-    for table in ("nat", "filter"):
+    for table in CHAINS:
         lines = _tagged(_save(table), prefix)
         _restore(table, ["-D" + line[2:] for line in lines])
     _drop_empty_chains()
 
 
 def _drop_empty_chains() -> None:
-    for table, chains in (("nat", NAT_CHAINS), ("filter", FILTER_CHAINS)):
+    for table, chains in CHAINS.items():
         saved = _save(table)
         if any(line.startswith("-A COMPOSER-") for line in saved):
             continue
@@ -147,7 +164,7 @@ def add_network(bridge: str, subnets: Sequence[str], *, internal: bool) -> None:
         # containers reaching a published port (hairpin, or on another composer network)
         nat.append(f"-A COMPOSER-POSTROUTING -s {subnet} -o {BRIDGE_WILDCARD} -m conntrack --ctstate DNAT {c} "
                    "-j MASQUERADE")
-    # the host (127.0.0.1 with route_localnet included) reaching a published port
+    # the host reaching a published port on one of its own addresses (not 127.0.0.0/8: the proxy)
     nat.append(f"-A COMPOSER-POSTROUTING -o {bridge} -m addrtype --src-type LOCAL -m conntrack --ctstate DNAT {c} "
                "-j MASQUERADE")
     if internal:
@@ -175,16 +192,27 @@ def remove_network(bridge: str) -> None:
         _remove_tagged(f"composer:port:{bridge}")
 
 
+def is_loopback(host_ip: str | None) -> bool:
+    return bool(host_ip) and ipaddress.ip_address(host_ip or "0.0.0.0").is_loopback
+
+
 def add_ports(bridge: str, key: str, ports: Sequence[PortRule]) -> None:
-    """DNAT rules for a container's published ports on ``bridge``."""
+    """DNAT rules for a container's published ports on ``bridge``; for a port published on a
+    loopback address, no DNAT (only the proxy answers there) but a raw PREROUTING drop of what
+    is sent to it from anywhere but ``lo``, as Docker adds (moby#41872: a neighbour on the LAN
+    sending to 127.0.0.1:P)."""
     c = _comment(f"composer:port:{bridge}:{key}")
-    nat = []
+    nat, raw = [], []
     for p in ports:
+        match = f"-p {p.protocol} -m {p.protocol} --dport {p.host_port}"
+        if is_loopback(p.host_ip):
+            raw.append(f"-A COMPOSER-PREROUTING -d {p.host_ip}/32 ! -i lo {match} {c} -j DROP")
+            continue
         destination = f"-d {p.host_ip} " if p.host_ip and p.host_ip not in ("0.0.0.0", "") else ""
-        nat.append(f"-A COMPOSER-DNAT {destination}-p {p.protocol} -m {p.protocol} --dport {p.host_port} {c} "
-                   f"-j DNAT --to-destination {p.address}:{p.port}")
+        nat.append(f"-A COMPOSER-DNAT {destination}{match} {c} -j DNAT --to-destination {p.address}:{p.port}")
     with locked():
-        _ensure_chains()
+        _ensure_chains(("nat", "filter", "raw") if raw else ("nat", "filter"))
+        _restore("raw", raw)
         _restore("nat", nat)
 
 
@@ -194,5 +222,5 @@ def remove_ports(bridge: str, key: str) -> None:
 
 
 def composer_rules() -> list[str]:
-    """Every line of iptables-save (nat and filter) that mentions a COMPOSER chain."""
-    return [line for table in ("nat", "filter") for line in _save(table) if "COMPOSER-" in line]
+    """Every line of iptables-save (nat, filter and raw) that mentions a COMPOSER chain."""
+    return [line for table in CHAINS for line in _save(table) if "COMPOSER-" in line]

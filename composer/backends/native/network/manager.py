@@ -7,12 +7,17 @@ State (JSON written atomically, serialised by an flock on ``networks/.lock``)::
                                          [{subnet, gateway, ip_range, aux_addresses}], users
                                          (other projects using it as external), endpoints
                                          {container: {project, service, ipv4, ipv6, mac, names,
-                                         links, veth, dns, ports}}
+                                         links, veth, dns, ports, proxy {pid, start}}}
     <run root>/<project>/dns/           the project's DNS daemon (dns.py)
 
 Bridges are ``cmp-<8 hex>`` (a hash of run root and network name); host-side veths
 ``cv<10 hex>``; the container side is ``eth<i>`` in the order of the service's networks (or
 its ``interface_name``), created directly inside ``/proc/<pid>/ns/net``.
+
+Published ports are DNAT rules (firewall.py) for what reaches the host from outside or on its
+own non-loopback addresses, and a port proxy per container (proxy.py, Docker's docker-proxy) for
+the host's 127.0.0.0/8: bridges keep route_localnet=0, so nothing on a bridge reaches the host's
+loopback services.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -128,6 +134,10 @@ def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
         if ":" in host_ip:
             raise _error(f"port {host_ip}:{first}: IPv6 host addresses are not supported yet", "create",
                          UnsupportedFeatureError)
+        try:  # an address, never a name: iptables and bind would each resolve a name their own way
+            ipaddress.IPv4Address(host_ip)
+        except ValueError:
+            raise _error(f"port {port.target}: invalid host address {host_ip!r}", "create") from None
         if first == 0:  # none published: host port 0, a free one chosen at start (attach), as Docker does
             result.append(PublishedPort(protocol, host_ip, 0, int(port.target)))
             continue
@@ -155,6 +165,79 @@ def _bindable(protocol: str, host_ip: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _bind_port(port: PublishedPort) -> socket.socket:
+    """A socket bound to the published port's host address and port (SO_REUSEADDR for TCP).
+
+    :raises PortInUseError: the port is taken.
+    :raises BackendError: the address is not the host's, or another bind error.
+    """
+    kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind)
+    if kind == socket.SOCK_STREAM:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((port.host_ip, port.host_port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise _error(f"Bind for {port.host_ip}:{port.host_port}/{port.protocol} failed: port is "
+                         "already allocated", "start", PortInUseError) from None
+        if exc.errno != errno.EADDRNOTAVAIL:
+            raise _error(f"cannot publish {port.host_ip}:{port.host_port}/{port.protocol}: "
+                         f"{exc.strerror}", "start") from None
+        raise _error(f"cannot publish on {port.host_ip}: not an address of this host", "start") from None
+    return sock
+
+
+def _no_route_localnet(bridge: str) -> None:
+    """route_localnet 0 on ``bridge``, even where the host's default is 1: with 1, a container
+    could send to the host's 127.0.0.0/8 services through its gateway (raw packets need only
+    CAP_NET_RAW, which containers have). Docker sets it only with userland-proxy=false; the host
+    reaches ports published on 127.0.0.1 through composer's proxy instead (proxy.py)."""
+    with contextlib.suppress(OSError):
+        netlink.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "0")
+
+
+def _netns_pid(netns: str) -> int | None:
+    """The pid in ``/proc/<pid>/ns/net``, else None."""
+    parts = netns.split("/")
+    if len(parts) == 5 and parts[:2] == ["", "proc"] and parts[2].isdigit() and parts[3:] == ["ns", "net"]:
+        return int(parts[2])
+    return None
+
+
+# The proxies this process started, by pid: kept (not dropped while running, which warns) and
+# reaped once they have exited.
+_PROXIES: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap_proxies() -> None:
+    for pid, child in list(_PROXIES.items()):
+        if child.poll() is not None:
+            del _PROXIES[pid]
+
+
+def stop_proxy(endpoint: Mapping[str, Any]) -> None:
+    """Kill the endpoint's port proxy (when it is still the process recorded) and wait until it
+    is gone, so its ports are free again."""
+    from composer.backends.native.network.dns import process_start_time
+
+    record = endpoint.get("proxy") or {}
+    if not record.get("pid"):
+        return
+    try:
+        fd = os.pidfd_open(int(record["pid"]))
+    except OSError:
+        return
+    try:
+        if process_start_time(int(record["pid"])) == record.get("start"):  # the pid was not reused
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            select.select([fd], [], [], 5)
+    finally:
+        os.close(fd)
+    _reap_proxies()
 
 
 def attachments(service: Any, names: Mapping[str, str]) -> list[Attachment]:
@@ -299,8 +382,7 @@ class NetworkManager:
             for pool in pools:
                 links.add_address(bridge, ipaddress.ip_interface(f"{pool.gateway}/{pool.subnet.prefixlen}"))
             links.set_up(bridge)
-        with contextlib.suppress(OSError):
-            netlink.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
+        _no_route_localnet(bridge)
         if not internal:
             netlink.write_sysctl("net.ipv4.ip_forward", "1")
         firewall.add_network(bridge, [str(p.subnet) for p in pools], internal=internal)
@@ -319,6 +401,7 @@ class NetworkManager:
                 return
             with netlink.host() as links:
                 for endpoint in state.get("endpoints", {}).values():
+                    stop_proxy(endpoint)
                     with contextlib.suppress(netlink.LinkError):
                         links.delete(endpoint.get("veth") or "")
                 for veth in _await_released(state):  # the kernel is slow to: delete them
@@ -357,6 +440,8 @@ class NetworkManager:
         endpoints: dict[str, dict[str, Any]] = {}
         try:
             with self._locked():
+                if ports:
+                    self._release_ports(container)
                 ports = self._choose_host_ports(container, ports)
                 self._check_ports(container, ports)
                 states = []
@@ -380,21 +465,34 @@ class NetworkManager:
     def connect(self, reservation: Reservation, *, netns: str,
                 run_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
         """The second half of ``attach``: the reserved addresses plumbed into ``netns``, ports
-        published, ``run_dir``'s files rewritten. On error everything is undone, the reservation too."""
+        published (DNAT rules, and the proxy for the host's 127.0.0.0/8, which exits with the
+        process whose namespace ``netns`` is, when it is ``/proc/<pid>/ns/net``), ``run_dir``'s
+        files rewritten. On error everything is undone, the reservation too."""
         states, endpoints, ports = reservation.states, reservation.endpoints, reservation.ports
         try:
             self._plumb(netns, states, reservation.networks, endpoints)
             if ports and states:
                 first = states[0]
-                rules = [firewall.PortRule(p.protocol, p.host_ip, p.host_port, endpoints[first["name"]]["ipv4"],
-                                           p.target) for p in ports]
+                address = endpoints[first["name"]]["ipv4"]
+                rules = [firewall.PortRule(p.protocol, p.host_ip, p.host_port, address, p.target) for p in ports]
                 firewall.add_ports(first["bridge"], reservation.container, rules)
+                if address:
+                    self._start_proxy(first["name"], reservation.container, ports, address, _netns_pid(netns))
             if run_dir is not None:
                 self._write_etc(Path(run_dir), reservation.service, states, endpoints)
         except BaseException:
             self.detach(reservation.project, reservation.container)
             raise
         return endpoints
+
+    def _release_ports(self, container: str) -> None:
+        """A restart: the previous start's proxy goes (it may still hold the ports, until it sees
+        the old PID 1 gone) and its DNAT rules (they point at the old address) before new ones."""
+        for state in self.all_networks():
+            endpoint = state.get("endpoints", {}).get(container)
+            if endpoint and endpoint.get("ports"):
+                stop_proxy(endpoint)
+                firewall.remove_ports(state["bridge"], container)
 
     def _choose_host_ports(self, container: str, ports: Sequence[PublishedPort]) -> list[PublishedPort]:
         """Host port 0 replaced by a free port of the ephemeral range, lowest first, as Docker's
@@ -427,20 +525,51 @@ class NetworkManager:
             if owner is not None and (owner[1] == port.host_ip or "0.0.0.0" in (owner[1], port.host_ip)):
                 raise _error(f"Bind for {port.host_ip}:{port.host_port}/{port.protocol} failed: port is already "
                              f"allocated (by {owner[0]})", "start", PortInUseError)
-            kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
-            with socket.socket(socket.AF_INET, kind) as probe:
-                if kind == socket.SOCK_STREAM:
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            _bind_port(port).close()
+
+    def _start_proxy(self, network: str, container: str, ports: Sequence[PublishedPort], address: str,
+                     pid: int | None) -> None:
+        """Run the container's port proxy (proxy.py) with its listening sockets, bound here so
+        that a port taken meanwhile fails the start in one line, and recorded in its endpoint
+        for ``stop_proxy``. Not waited for: the kernel queues connections until it accepts."""
+        sockets: list[socket.socket] = []
+        pidfd = -1
+        try:
+            for port in ports:
+                sockets.append(_bind_port(port))
+                if port.protocol == "tcp":
+                    sockets[-1].listen(socket.SOMAXCONN)
+            if pid is not None:
                 try:
-                    probe.bind((port.host_ip, port.host_port))
-                except OSError as exc:
-                    if exc.errno == errno.EADDRINUSE:
-                        raise _error(f"Bind for {port.host_ip}:{port.host_port}/{port.protocol} failed: port is "
-                                     "already allocated", "start", PortInUseError) from None
-                    if exc.errno != errno.EADDRNOTAVAIL:
-                        raise _error(f"cannot publish {port.host_ip}:{port.host_port}/{port.protocol}: "
-                                     f"{exc.strerror}", "start") from None
-                    raise _error(f"cannot publish on {port.host_ip}: not an address of this host", "start") from None
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    raise _error(f"container {container} exited before its ports were published", "start") from None
+            spec = {"pidfd": pidfd if pidfd >= 0 else None,
+                    "ports": [{"fd": s.fileno(), "protocol": p.protocol, "address": address, "port": p.target}
+                              for s, p in zip(sockets, ports, strict=True)]}
+            process = subprocess.Popen(
+                [self.python, "-I", "-S", str(Path(__file__).with_name("proxy.py")), str(self.run_root), container,
+                 json.dumps(spec)], pass_fds=[s.fileno() for s in sockets] + ([pidfd] if pidfd >= 0 else []),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            for sock in sockets:
+                sock.close()
+            if pidfd >= 0:
+                os.close(pidfd)
+        from composer.backends.native.network.dns import process_start_time
+
+        _reap_proxies()
+        _PROXIES[process.pid] = process
+        record = {"pid": process.pid, "start": process_start_time(process.pid)}
+        with self._locked():
+            state = self.network(network)
+            endpoint = (state or {}).get("endpoints", {}).get(container)
+            if state is None or endpoint is None:  # detached meanwhile
+                stop_proxy({"proxy": record})
+                return
+            endpoint["proxy"] = record
+            _atomic_json(self._path(network), state)
 
     def _allocate(self, state: dict[str, Any], project: str, container: str, service: Any, attachment: Attachment,
                   ports: Sequence[PublishedPort]) -> dict[str, Any]:
@@ -491,6 +620,7 @@ class NetworkManager:
                endpoints: Mapping[str, dict[str, Any]]) -> None:
         with netlink.host() as host:
             for i, (state, attachment) in enumerate(zip(states, networks, strict=True)):
+                _no_route_localnet(state["bridge"])  # a bridge made by an older composer had 1 (~30 µs)
                 endpoint = endpoints[attachment.network]
                 if os.path.exists(f"/sys/class/net/{endpoint['veth']}"):
                     host.delete(endpoint["veth"])  # a stale one from a crashed start
@@ -567,6 +697,7 @@ class NetworkManager:
                         with contextlib.suppress(netlink.LinkError), netlink.host() as links:
                             links.delete(veth)
                 if endpoint.get("ports"):
+                    stop_proxy(endpoint)
                     firewall.remove_ports(state["bridge"], container)
                 _atomic_json(self._path(state["name"]), state)
 
@@ -669,8 +800,6 @@ class NetworkManager:
                 fd = os.pidfd_open(pid)
                 try:
                     signal.pidfd_send_signal(fd, signal.SIGTERM)
-                    import select
-
                     if not select.select([fd], [], [], 5)[0]:
                         signal.pidfd_send_signal(fd, signal.SIGKILL)
                         select.select([fd], [], [], 5)

@@ -1,8 +1,9 @@
 """From a Compose service and its image to the helper's JSON configuration.
 
-Pure functions (no side effects): Docker's rules for the command, environment, user, working
-directory, capabilities, masked paths, limits and stop signal. Keys the native runtime cannot
-honour yet raise UnsupportedFeatureError instead of being ignored.
+Pure functions (no side effects; masked_paths reads the host's sysfs, as Docker does): Docker's
+rules for the command, environment, user, working directory, capabilities, masked paths, limits
+and stop signal. Keys the native runtime cannot honour yet raise UnsupportedFeatureError instead
+of being ignored.
 
 The configuration (a JSON object, read by ``init.py``)::
 
@@ -10,9 +11,10 @@ The configuration (a JSON object, read by ``init.py``)::
     run_dir, log_path        state files; the json-file log
     rootfs                   {layers_dir, lower: [l/<short>...] topmost first, upper, work, mountpoint, readonly}
     args, env, user, group_add, working_dir, hostname, domainname
-    capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined")
+    capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined" | a profile file)
+    seccomp_program          hex of the compiled filter (added by Runtime.create), null for none
     masked_paths, readonly_paths, mounts [{type: bind|tmpfs|volume, source, target, readonly, propagation,
-                             options, fill}]
+                             recursive, options, fill}] (parents first)
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
     netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
     ipcns, pidns             null (a namespace of its own), "host", "none" (ipc only: no /dev/shm), or a
@@ -33,9 +35,11 @@ from composer.backends.native.runtime.linux import CAPS, DOCKER_DEFAULT_CAPS
 from composer.errors import UnsupportedFeatureError
 
 BACKEND = "native"
-MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+# Docker's (moby oci/defaults.go, as of 28.x), plus each CPU's thermal_throttle directory (masked_paths()).
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
                 "/sys/devices/virtual/powercap")
+CPUS_DIR = "/sys/devices/system/cpu"
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TINI_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
@@ -47,6 +51,19 @@ IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
 UNSUPPORTED = ("blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "device_cgroup_rules",
                "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from", "stdin_open",
                "tty", "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
+
+
+def masked_paths(cpus_dir: str = CPUS_DIR) -> list[str]:
+    """MASKED_PATHS and ``/sys/devices/system/cpu/cpu*/thermal_throttle`` as this host has them
+    (Docker globs them likewise when it creates a container: the container's sysfs is the host's)."""
+    try:
+        cpus = sorted(entry.name for entry in os.scandir(cpus_dir)
+                      if entry.name.startswith("cpu") and entry.name[3:].isdigit())
+    except OSError:
+        cpus = []
+    throttle = [f"{CPUS_DIR}/{cpu}/thermal_throttle" for cpu in cpus
+                if os.path.isdir(f"{cpus_dir}/{cpu}/thermal_throttle")]
+    return [*MASKED_PATHS, *throttle]
 
 
 def unsupported(message: str, hint: str | None = None) -> UnsupportedFeatureError:
@@ -106,15 +123,33 @@ def capabilities(cap_add: Sequence[str], cap_drop: Sequence[str], privileged: bo
     return [c for c in caps if c not in drops]
 
 
-def sysctls(values: Mapping[str, str], *, host_network: bool, host_ipc: bool = False) -> dict[str, str]:
-    """:raises UnsupportedFeatureError: a sysctl that is not namespaced (or net.* with host networking,
-        an IPC one with the host's IPC namespace)."""
+def sysctls(values: Mapping[str, str], *, host_network: bool, host_ipc: bool = False,
+            service: str | None = None) -> dict[str, str]:
+    """The service's sysctls, once each key is known to change only the container's namespaces
+    (runc's validator: the IPC ones and fs.mqueue.* with an IPC namespace of its own, net.* with a
+    network namespace of its own, kernel.domainname; kernel.hostname is the ``hostname`` key's).
+    A key is dotted components, none empty and none holding a ``/``: PID 1 writes it under the
+    container's /proc/sys only (init.write_sysctls), and no spelling may point anywhere else.
+
+    :raises UnsupportedFeatureError: a malformed key, or one that is not namespaced (net.* with
+        host networking, an IPC one with the host's IPC namespace).
+    """
+    who = f"service {service}: " if service else ""
     for key in values:
+        parts = str(key).split(".")
+        if len(parts) < 2 or any(not part or not part.isprintable() or "/" in part or part.strip() != part
+                                 for part in parts):
+            raise unsupported(f"{who}sysctl {key!r} is not a valid key: dotted names only, without '/' or "
+                              "empty components")
         ipc = key in IPC_SYSCTLS or key.startswith("fs.mqueue.")
-        namespaced = (ipc and not host_ipc) or (key.startswith("net.") and not host_network)
+        namespaced = (ipc and not host_ipc) or (key.startswith("net.") and not host_network) or (
+            key == "kernel.domainname")
+        if key == "kernel.hostname":
+            raise unsupported(f"{who}sysctl 'kernel.hostname' is not allowed: set the hostname key instead")
         if not namespaced:
-            raise unsupported(f"sysctl {key!r} is not namespaced: it would change the host",
-                              hint="only IPC (kernel.msg*, kernel.sem, kernel.shm*), fs.mqueue.* and net.* are allowed")
+            raise unsupported(f"{who}sysctl {key!r} is not namespaced here: it would change the host (allowed: "
+                              "kernel.msg*, kernel.sem, kernel.shm* and fs.mqueue.* without ipc: host, net.* "
+                              "without network_mode: host, kernel.domainname)")
     return {k: str(v) for k, v in values.items()}
 
 
@@ -134,9 +169,12 @@ def namespace_mode(service: Any, key: str) -> str | None:
 
 
 def security(options: Sequence[str]) -> tuple[bool, str]:
-    """(no_new_privileges, seccomp profile) from ``security_opt``.
+    """(no_new_privileges, seccomp profile) from ``security_opt``: the profile is "default"
+    (Docker's, also ``seccomp=builtin``), "unconfined", or the absolute path of a Docker-format
+    profile file (relative to the working directory, as the docker CLI and compose read it; it
+    is read and compiled by ``Runtime.create``).
 
-    :raises UnsupportedFeatureError: anything else (apparmor, label, a seccomp profile file).
+    :raises UnsupportedFeatureError: anything else (apparmor, label...).
     """
     nnp, profile = False, "default"
     for option in options:
@@ -145,8 +183,10 @@ def security(options: Sequence[str]) -> tuple[bool, str]:
             nnp = True
         elif key == "no-new-privileges" and value == "false":
             nnp = False
-        elif key == "seccomp" and value == "unconfined":
-            profile = "unconfined"
+        elif key == "seccomp" and value in ("unconfined", "builtin"):
+            profile = "unconfined" if value == "unconfined" else "default"
+        elif key == "seccomp" and value:
+            profile = os.path.abspath(value)
         else:
             raise unsupported(f"security_opt {option!r} is not supported by the native backend")
     return nnp, profile
@@ -176,9 +216,11 @@ def tmpfs_entry(entry: str) -> dict[str, Any]:
 
 def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[str, str] | None = None
            ) -> list[dict[str, Any]]:
-    """Bind, tmpfs and volume mounts, in order; creates a missing bind source when the service
-    asks. ``volume_paths`` maps the target of each named or anonymous volume to its directory in
-    the store (filled from the image's content at the target on first use unless ``nocopy``).
+    """Bind, tmpfs and volume mounts, parents first; creates a missing bind source when the service
+    asks. A bind's ``recursive`` is Compose's (enabled, disabled, writable, readonly: Docker's
+    BindOptions NonRecursive, ReadOnlyNonRecursive and ReadOnlyForceRecursive). ``volume_paths``
+    maps the target of each named or anonymous volume to its directory in the store (filled from
+    the image's content at the target on first use unless ``nocopy``).
 
     :raises UnsupportedFeatureError: a volume without a directory, or another mount type.
     :raises NotFoundError: a missing bind source without create_host_path.
@@ -205,15 +247,23 @@ def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[s
                     raise NotFoundError(f"bind source path does not exist: {source}", backend_name=BACKEND,
                                         operation="create")
             propagation = volume.bind.propagation if volume.bind is not None else None
+            recursive = volume.bind.recursive if volume.bind is not None else None
             result.append({"type": "bind", "source": source, "target": volume.target,
-                           "readonly": bool(volume.read_only), "propagation": propagation})
+                           "readonly": bool(volume.read_only), "propagation": propagation,
+                           "recursive": recursive or "enabled"})
         elif volume.type == "volume" and volume_paths and volume.target in volume_paths:
             nocopy = bool(volume.volume is not None and volume.volume.nocopy)
             result.append({"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
                            "readonly": bool(volume.read_only), "fill": not nocopy})
         else:
             raise unsupported(f"{volume.type} mounts are not supported by the native runtime yet ({volume.target})")
-    return result
+    # Parents before what is mounted inside them, whatever the order in the file (Docker sorts so).
+    return sorted(result, key=lambda mount: mount_depth(mount["target"]))
+
+
+def mount_depth(target: str) -> int:
+    """How many components the normalized ``target`` has (``/`` 0, ``/a/b`` 2)."""
+    return len([part for part in os.path.normpath("/" + target).split("/") if part])
 
 
 def tini() -> str | None:
@@ -305,11 +355,12 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "privileged": service.privileged,
         "no_new_privileges": nnp,
         "seccomp": seccomp,
-        "masked_paths": list(MASKED_PATHS),
+        "masked_paths": masked_paths(),
         "readonly_paths": list(READONLY_PATHS),
         "mounts": mounts(service.volumes, service.tmpfs, volume_paths),
         "shm_size": int(service.shm_size) if service.shm_size is not None else DEFAULT_SHM,
-        "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host", host_ipc=ipcns == "host"),
+        "sysctls": sysctls(service.sysctls, host_network=service.network_mode == "host", host_ipc=ipcns == "host",
+                           service=service.name),
         "ulimits": ulimits,
         "init_binary": init_binary,
         "limits": limits,

@@ -27,7 +27,7 @@ and numeric owners are those of the archive. Errors: one line on stderr; exit 2 
 not exist, 3 when the request is refused, 1 otherwise.
 
 Imported by the helper itself: the standard library and this package's ``linux``, ``init`` and
-``nsexec`` (whose bootstrap it shares).
+``nsexec`` (whose launcher, bootstrap.py, it shares).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ import stat
 import sys
 import tarfile
 
+from composer.backends.native.runtime import bootstrap
 from composer.backends.native.runtime import linux as L
-from composer.backends.native.runtime.bootstrap import helper_main
-from composer.backends.native.runtime.init import in_root, mount_user, process_start_time, remount_readonly
+from composer.backends.native.runtime.init import mount_etc_files, mount_user, process_start_time, remount_readonly
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 EXIT_MISSING = 2
 EXIT_REFUSED = 3
-BOOTSTRAP = helper_main("cpexec")
 
 
 class CopyFailed(Exception):
@@ -76,7 +75,7 @@ def run(request: dict[str, Any], archive: bytes = b"", python: str | None = None
     """
     import subprocess
 
-    done = subprocess.run([python or sys.executable, "-S", "-I", "-c", BOOTSTRAP, json.dumps(request)],
+    done = subprocess.run(bootstrap.command("cpexec", json.dumps(request), python=python),
                           input=archive, capture_output=True, env={}, start_new_session=True, check=False)
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
@@ -116,12 +115,15 @@ def _mount(request: dict[str, Any]) -> None:
     os.chdir(rootfs["layers_dir"])  # the lowerdirs are relative to it, as PID 1 mounts them
     L.mount("overlay", root, "overlay", 0,
             f"lowerdir={':'.join(rootfs['lower'])},upperdir={rootfs['upper']},workdir={rootfs['work']}")
-    for mount in request.get("mounts") or ():
-        if mount["type"] != "tmpfs":
-            # No copy-up into an empty volume (starting the container does it), no propagation.
-            mount_user(root, {**mount, "fill": False, "propagation": None})
-    for target, source in (request.get("etc_files") or {}).items():
-        L.mount(source, in_root(root, target, create="file"), None, L.MS_BIND)
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # volumes may change: fds only
+    try:
+        for mount in request.get("mounts") or ():
+            if mount["type"] != "tmpfs":
+                # No copy-up into an empty volume (starting the container does it), no propagation.
+                mount_user(root_fd, {**mount, "fill": False, "propagation": None})
+        mount_etc_files(root_fd, request.get("etc_files") or {})
+    finally:
+        os.close(root_fd)
     if rootfs.get("readonly"):
         remount_readonly(root)
     os.chroot(root)
@@ -187,7 +189,10 @@ def _add_tree(archive: tarfile.TarFile, top: str, top_arcname: str) -> None:
         if info is None:
             continue  # a socket: tar cannot hold one
         if info.isreg():
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as content:
+            # O_NONBLOCK: swapped for a FIFO since the lstat, it must not hang the copy
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as content:
+                if not stat.S_ISREG(os.fstat(content.fileno()).st_mode):
+                    raise _Refused(f"{path} changed while it was copied")
                 archive.addfile(info, content)
         else:
             archive.addfile(info)
@@ -313,6 +318,9 @@ def _answer(request: dict[str, Any], data: bytes) -> bytes:
 
 
 def main(argv: list[str]) -> int:
+    # It stays in the host's pid namespace (never visible to the container's processes) and runs
+    # nothing of the container's; undumpable all the same, as nsexec's helper (CVE-2019-5736).
+    L.make_undumpable()
     request: dict[str, Any] = json.loads(argv[1])
     data = sys.stdin.buffer.read() if request["op"] == "put" else b""
     try:

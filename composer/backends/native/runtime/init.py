@@ -1,5 +1,5 @@
-"""The spawner's helper: ``python -S -m composer.backends.native.runtime.init <config fd> <sync fd>``
-(spawn.py runs the same ``main`` through a bootstrap that skips composer's package __init__s).
+"""The spawner's helper: ``python -S -I bootstrap.py init <config fd> <sync fd> [<net fd>]`` (see
+bootstrap.py, which skips composer's package __init__s), or forked by the forkserver (forkserver.py).
 
 It runs in a fresh single-threaded interpreter (the orchestrator never forks) and imports only
 the standard library's ``os``/``ctypes``/``json`` and this package's ``linux``, ``cgroups`` and
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import stat  # loaded by os already
 import sys
 import time
 from _json import encode_basestring_ascii as _quote
@@ -88,9 +89,10 @@ def dumps(value: Any) -> str:
 
 
 def atomic_json(path: str, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename), 0600:
+    state files hold whole environments and probe output, root's alone (as Docker's config.v2.json)."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
         f.write(dumps(data))
     os.replace(tmp, path)
 
@@ -105,42 +107,74 @@ def process_start_time(pid: int) -> int | None:
     return int(data[data.rindex(b")") + 2:].split()[19])
 
 
-def in_root(root: str, path: str, create: str | None = None) -> str:
-    """``path`` inside ``root`` with every symlink resolved as if ``root`` were ``/`` (so an
-    image's symlink never points a mount outside the container). With ``create`` ("dir" or
-    "file") missing directories are made and a missing last component created as that kind."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        current = os.path.join(root, *resolved, part)
+IN_ROOT = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
+MAX_CREATE_STEPS = 256  # components made by one open_in_root, dangling symlinks and lost races included
+
+
+def open_in_root(root_fd: int, path: str, create: str | None = None) -> int:
+    """An O_PATH fd of ``path`` inside the root ``root_fd``, with every symlink and ``..`` resolved
+    by the kernel as if that root were ``/`` (openat2 RESOLVE_IN_ROOT; /proc magic links refused).
+    Neither an image's symlink nor one that a container sharing a volume swaps in meanwhile can
+    lead outside (runc after CVE-2021-30465): mount through the fd (``L.fd_path``,
+    ``L.attach_mount``), never through the path again. With ``create`` ("dir" or "file") missing
+    directories are made and a missing last component created as that kind, each relative to its
+    parent's fd; a dangling symlink on the way is followed (inside the root) and what it names made.
+
+    :raises OSError: ENOENT (without ``create``), ENOTDIR, ELOOP...
+    """
+    for _ in range(MAX_CREATE_STEPS):
         try:
-            target = os.readlink(current)
+            return L.openat2(root_fd, path, os.O_PATH, IN_ROOT)
         except FileNotFoundError:
             if create is None:
-                resolved.append(part)
-                continue
-            if parts or create == "dir":
-                os.mkdir(current, 0o755)
+                raise
+        path = _create_first_missing(root_fd, path, create)
+    raise OSError(40, f"cannot create {path}: it keeps changing")
+
+
+def _create_first_missing(root_fd: int, path: str, create: str) -> str:
+    """Make the first missing component of ``path`` (see ``open_in_root``); the path to look up
+    next (another one when that component is a dangling symlink)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    for index, part in enumerate(parts):
+        try:
+            os.close(L.openat2(root_fd, "/".join(parts[:index + 1]), os.O_PATH, IN_ROOT))
+            continue
+        except FileNotFoundError:
+            pass
+        parent = L.openat2(root_fd, "/".join(parts[:index]) or ".", os.O_PATH | os.O_DIRECTORY, IN_ROOT)
+        try:
+            if index < len(parts) - 1 or create == "dir":
+                os.mkdir(part, 0o755, dir_fd=parent)
             else:
-                os.close(os.open(current, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            resolved.append(part)
-            continue
-        except OSError:  # not a symlink
-            resolved.append(part)
-            continue
-        links += 1
-        if links > 40:
-            raise OSError(40, f"too many symlinks resolving {path}")
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p and p != "."] + parts
-    return os.path.join(root, *resolved)
+                os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                                 | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        except FileExistsError:  # a dangling symlink: what it names, inside the root
+            try:
+                target = os.readlink(part, dir_fd=parent)
+            except OSError:
+                return path  # not a symlink (made meanwhile): look again
+            base = [] if target.startswith("/") else parts[:index]
+            return "/".join([*base, target, *parts[index + 1:]])
+        finally:
+            os.close(parent)
+        return path
+    return path  # everything exists now (made meanwhile): look again
+
+
+def in_root(root: str, path: str, create: str | None = None) -> str:
+    """``open_in_root`` for a caller that needs a path: the kernel's name of what it resolved to.
+    Only where nothing can change the tree meanwhile (the root filesystem before any volume is
+    mounted, no process of the container running); elsewhere keep the fd."""
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = open_in_root(root_fd, path, create)
+    finally:
+        os.close(root_fd)
+    try:
+        return os.readlink(L.fd_path(fd))
+    finally:
+        os.close(fd)
 
 
 # --- PID 1: the container's root filesystem and process ----------------------------------------
@@ -261,34 +295,100 @@ def tmpfs_options(options: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def mount_user(root: str, mount: dict[str, Any]) -> None:
+class MountError(OSError):
+    """A mount that cannot be made: its message alone, one line (no ``[Errno N]``)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
+    """A Compose bind, volume or tmpfs mount, on its target resolved in the root (``open_in_root``):
+    a container sharing a volume on the way cannot redirect it. Read-only binds are read-only
+    recursively (their submounts too), as Docker 25 and later make them; propagation is rprivate
+    unless the mount says otherwise, as Docker's.
+
+    :raises OSError: one line naming the target (also for a target in the container's /proc, as
+        runc refuses, or its root).
+    """
     kind = mount["type"]
-    if kind == "tmpfs":
-        target = in_root(root, mount["target"], create="dir")
-        flags, data = tmpfs_options(mount.get("options") or "")
-        L.mount("tmpfs", target, "tmpfs", flags, data or None)
-        return
-    source = mount["source"]
-    target = in_root(root, mount["target"], create="dir" if os.path.isdir(source) else "file")
-    if kind == "volume" and mount.get("fill"):
-        fill_volume(target, source)
-    L.mount(source, target, None, L.MS_BIND | L.MS_REC)
-    if mount.get("readonly"):
-        remount_readonly(target)
-    propagation = mount.get("propagation")
-    if propagation:
-        L.mount(None, target, None, PROPAGATION[propagation])
+    source = str(mount.get("source") or "")
+    create = "dir" if kind == "tmpfs" or os.path.isdir(source) else "file"
+    try:
+        target = open_in_root(root_fd, mount["target"], create=create)
+    except OSError as exc:
+        raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
+    try:
+        _check_mount_target(root_fd, target, mount)
+        if kind == "tmpfs":
+            flags, data = tmpfs_options(mount.get("options") or "")
+            L.mount("tmpfs", L.fd_path(target), "tmpfs", flags, data or None)
+            return
+        if kind == "volume" and mount.get("fill"):
+            fill_volume(target, source)
+        recursive = mount.get("recursive") or "enabled"
+        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation") or "rprivate",
+             recursive=recursive != "disabled", readonly_submounts=recursive != "writable")
+    except OSError as exc:
+        raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
+    finally:
+        os.close(target)
 
 
-def fill_volume(image_dir: str, volume_dir: str) -> None:
-    """Docker's copy-up: an empty volume gets the image's content at its mount point (owners,
-    modes and times kept), once; ``cp -a`` from the host, before pivot_root."""
-    if os.listdir(volume_dir) or not os.path.isdir(image_dir) or not os.listdir(image_dir):
-        return
-    pid = os.posix_spawn("/bin/cp", ["cp", "-a", f"{image_dir}/.", volume_dir], {})
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise OSError(f"cannot copy the image's {image_dir} into its volume")
+# The /proc files runc lets a bind replace (lxcfs's): a file of the host's, never a directory.
+PROC_FILES_BOUND = frozenset(("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                              "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/sys/kernel/ns_last_pid",
+                              "/proc/sys/crypto/fips_enabled"))
+
+
+def _check_mount_target(root_fd: int, target: int, mount: dict[str, Any]) -> None:
+    """Refuse a target in the container's /proc (but PROC_FILES_BOUND for a bind of a file, as
+    runc) or at its root."""
+    path = mount["target"]
+    if L.fs_type(target) == L.PROC_SUPER_MAGIC and not (
+            mount["type"] != "tmpfs" and os.path.normpath("/" + path.lstrip("/")) in PROC_FILES_BOUND
+            and stat.S_ISREG(os.fstat(target).st_mode) and os.path.isfile(mount.get("source") or "")):
+        raise MountError(1, f"{path} resolves into the container's /proc")
+    found, root = os.fstat(target), os.fstat(root_fd)
+    if (found.st_dev, found.st_ino) == (root.st_dev, root.st_ino):
+        raise MountError(1, f"{path} resolves to the container's root")
+
+
+def bind(source: str | int, target: int, *, readonly: bool = False, propagation: str | None = None,
+         recursive: bool = True, readonly_submounts: bool = True) -> None:
+    """Bind ``source`` (a path, followed, or an fd) on the fd ``target``, with its submounts unless
+    not ``recursive``: the tree is cloned (open_tree), made read-only while still detached
+    (mount_setattr, every submount with it unless not ``readonly_submounts``: Compose's
+    ``recursive: writable``) and only then attached, so it is never writable in the container,
+    not even for a moment."""
+    tree = L.clone_mount(source, recursive=recursive, follow=True)
+    try:
+        if readonly:
+            L.set_mount_readonly(tree, recursive=readonly_submounts)
+        L.attach_mount(tree, target)
+        if propagation:
+            L.mount(None, L.fd_path(tree), None, PROPAGATION[propagation])  # the attached tree's root
+    finally:
+        os.close(tree)
+
+
+def mount_etc_files(root_fd: int, etc_files: dict[str, str]) -> None:
+    """The container's /etc/hosts, hostname and resolv.conf, bound from its run directory."""
+    for target, source in etc_files.items():
+        fd = open_in_root(root_fd, target, create="file")
+        try:
+            L.mount(source, L.fd_path(fd), None, L.MS_BIND)
+        finally:
+            os.close(fd)
+
+
+def fill_volume(image_fd: int, volume_dir: str) -> None:
+    """Docker's copy-up: an empty volume gets the image's content at its mount point (``image_fd``,
+    from ``open_in_root``) once, owners, modes and times kept; see ``copyup`` for why it walks by
+    fds and never follows a symlink."""
+    from composer.backends.native.runtime import copyup
+
+    copyup.fill(image_fd, volume_dir)
 
 
 def loopback_up() -> None:
@@ -306,20 +406,57 @@ def loopback_up() -> None:
         sock.close()
 
 
-def mask_paths(root: str, masked: list[str], readonly: list[str]) -> None:
+def mask_paths(root_fd: int, masked: list[str], readonly: list[str]) -> None:
+    """Docker's masked paths (a directory gets an empty read-only tmpfs, a file /dev/null) and
+    read-only paths (bound on themselves, read-only with every submount), resolved in the root."""
     for path in readonly:
-        target = in_root(root, path)
-        if not os.path.exists(target):
-            continue
-        L.mount(target, target, None, L.MS_BIND | L.MS_REC)
-        remount_readonly(target, recursive=True)
-    null = os.path.join(root, "dev", "null")
-    for path in masked:
-        target = in_root(root, path)
-        if os.path.isdir(target):
-            L.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, "size=0,nr_inodes=1")
-        elif os.path.exists(target):
-            L.mount(null, target, None, L.MS_BIND)
+        target = _open_existing(root_fd, path)
+        if target >= 0:
+            try:
+                bind(target, target, readonly=True)
+            finally:
+                os.close(target)
+    null = open_in_root(root_fd, "/dev/null")
+    try:
+        for path in masked:
+            target = _open_existing(root_fd, path)
+            if target < 0:
+                continue
+            try:
+                if stat.S_ISDIR(os.fstat(target).st_mode):
+                    L.mount("tmpfs", L.fd_path(target), "tmpfs", L.MS_RDONLY, "size=0,nr_inodes=1")
+                else:
+                    L.mount(L.fd_path(null), L.fd_path(target), None, L.MS_BIND)
+            finally:
+                os.close(target)
+    finally:
+        os.close(null)
+
+
+def _open_existing(root_fd: int, path: str) -> int:
+    """``open_in_root`` of a path that may not exist on this kernel: -1 then."""
+    try:
+        return open_in_root(root_fd, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return -1
+
+
+def write_sysctls(proc_fd: int, sysctls: dict[str, str]) -> None:
+    """Each ``key`` (dotted, validated by config.sysctls) written to sys/<key as a path> under the
+    container's procfs (``proc_fd``, closed here), never to a path built from the key: openat2
+    keeps every open beneath it, follows no symlink and crosses no mount."""
+    try:
+        for key, value in sysctls.items():
+            try:
+                fd = L.open_beneath(proc_fd, "sys/" + key.replace(".", "/"), os.O_WRONLY | os.O_NOCTTY)
+            except OSError as exc:
+                raise OSError(exc.errno, f"sysctl {key}: {exc.strerror}") from None
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
+    finally:
+        os.close(proc_fd)
 
 
 def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
@@ -337,40 +474,74 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     privileged = bool(cfg.get("privileged"))
     proc = in_root(root, "/proc", create="dir")
     L.mount("proc", proc, "proc", MASK_NO_DEV)
+    # the container's procfs itself, held before anything else can be mounted over its path
+    proc_fd = os.open(proc, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC) if cfg.get("sysctls") else -1
     mount_dev(root, int(cfg.get("shm_size") or 64 << 20), cfg.get("ipcns"), shared_shm)
     sys_dir = in_root(root, "/sys", create="dir")
     L.mount("sysfs", sys_dir, "sysfs", MASK_NO_DEV | (0 if privileged else L.MS_RDONLY))
+    # From here on a volume may be on the way, which a running container can change: fds only.
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for mount in cfg.get("mounts") or ():
-        mount_user(root, mount)
-    for target, source in (cfg.get("etc_files") or {}).items():
-        path = in_root(root, target, create="file")
-        L.mount(source, path, None, L.MS_BIND)
+        mount_user(root_fd, mount)
+    mount_etc_files(root_fd, cfg.get("etc_files") or {})
     if cfg.get("init_binary"):
-        path = in_root(root, "/sbin/docker-init", create="file")
-        L.mount(cfg["init_binary"], path, None, L.MS_BIND)
-        remount_readonly(path)
+        fd = open_in_root(root_fd, "/sbin/docker-init", create="file")
+        bind(cfg["init_binary"], fd, readonly=True, recursive=False)
+        os.close(fd)
     if cfg.get("working_dir"):
-        in_root(root, cfg["working_dir"], create="dir")
-    for key, value in (cfg.get("sysctls") or {}).items():
-        with open(os.path.join(proc, "sys", *key.split(".")), "w") as f:
-            f.write(str(value))
+        os.close(open_in_root(root_fd, cfg["working_dir"], create="dir"))
+    if proc_fd >= 0:
+        write_sysctls(proc_fd, cfg["sysctls"])
     if not privileged:
-        mask_paths(root, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
+        mask_paths(root_fd, cfg.get("masked_paths") or [], cfg.get("readonly_paths") or [])
+    os.close(root_fd)
+    old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     os.chdir(root)
     L.pivot_root(".", ".")
-    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+    os.fchdir(old_root)  # "." is the old root, stacked on the new one (runc's order)
+    os.close(old_root)
+    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)  # the old root only: the container's keep their propagation
     L.umount2(".", L.MNT_DETACH)
     os.chdir("/")
     if rootfs.get("readonly"):
         remount_readonly("/")
 
 
-def _read_entries(path: str) -> list[list[str]]:
+IMAGE_FILE_LIMIT = 16 << 20  # /etc/passwd and the like: far more than any real one
+
+
+def read_image_file(path: str, *, dir_fd: int | None = None, follow: bool = True,
+                    limit: int = IMAGE_FILE_LIMIT) -> bytes | None:
+    """The content of ``path``, a file an image provides, or None when it is missing or not a
+    regular file. It is opened with O_NONBLOCK and checked before it is read, so that a FIFO or a
+    device in its place cannot block or feed us forever; at most ``limit`` bytes are read.
+    ``follow=False``: a symlink as the last component is not followed (None)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        with open(path, errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit and (chunk := os.read(fd, min(1 << 16, limit - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_entries(path: str) -> list[list[str]]:
+    data = read_image_file(path)
+    if data is None:
         return []
+    return [line.split(":") for line in data.decode(errors="replace").split("\n")
+            if line.strip() and not line.startswith("#")]
 
 
 def resolve_user(spec: str, group_add: list[str]) -> tuple[int, int, list[int], str]:
@@ -435,6 +606,18 @@ def exec_path(args: list[str], env: dict[str, str]) -> str:
     raise ValueError(f'exec: "{command}": executable file not found in $PATH')
 
 
+def seccomp_program(cfg: dict[str, Any]) -> bytes | None:
+    """The filter program the orchestrator compiled for the container (``seccomp_program``, hex),
+    or None when it runs without one; a container that should have one and has none fails
+    rather than run unconfined."""
+    program = cfg.get("seccomp_program")
+    if program:
+        return bytes.fromhex(program)
+    if cfg.get("seccomp", "default") != "unconfined" and not cfg.get("privileged") and "seccomp_program" not in cfg:
+        raise RuntimeError("no seccomp program in the container's configuration")
+    return None
+
+
 def await_go(fd: int, failure: str) -> None:
     """Wait for the one byte that lets the start go on (none to wait for when ``fd`` < 0)."""
     if fd >= 0:
@@ -448,18 +631,18 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     ``net_fd`` >= 0: announce the network namespace on ``sync_fd`` and wait for it to be
     configured (see the module doc). ``cgroup_fd`` >= 0: one byte there says the monitor has
     moved this process into the container's cgroup (awaited before the cgroup namespace)."""
+    L.make_undumpable()  # the host's python, seen from a joined pid namespace until execve
     os.umask(0o022)
     if cfg.get("oom_score_adj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(cfg["oom_score_adj"]))
     caps = list(cfg.get("capabilities") or ())
     mask = L.bounding_set() if cfg.get("privileged") else L.cap_mask(caps)
-    names = {name for name in L.CAPS if mask & (1 << L.CAP_NUMBERS[name])}
     no_new_privs = bool(cfg.get("no_new_privileges"))
-    wants_seccomp = cfg.get("seccomp", "default") == "default" and not cfg.get("privileged")
-    if wants_seccomp:
+    seccomp = seccomp_program(cfg)
+    if seccomp is not None:
         # Everything imported or dlopen'ed from the host must be loaded before pivot_root.
-        from composer.backends.native.runtime.seccomp import Filter
+        from composer.backends.native.runtime.seccomp import install
     if cfg.get("ulimits"):
         import resource  # noqa: F401 - imported before pivot_root, used by set_ulimits
     netns = cfg.get("netns")
@@ -475,8 +658,6 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if net_fd >= 0:  # the caller configures /proc/<pid>/ns/net while the root filesystem is built
         answer(sync_fd, {"netns": int(os.readlink("/proc/self"))})  # still the host's /proc here
         os.close(sync_fd)
-    # built once the caller can start on the network (~1 ms of libseccomp): it is loaded at the end
-    seccomp = Filter(names, no_new_privs=no_new_privs) if wants_seccomp else None
     setup_rootfs(cfg, shared_shm)
     if cfg.get("hostname"):
         L.sethostname(cfg["hostname"])
@@ -496,13 +677,15 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     if cfg.get("ulimits"):
         set_ulimits(cfg["ulimits"])
     os.setsid()
+    L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
     if no_new_privs:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None and not no_new_privs:
-        seccomp.load()  # still holding CAP_SYS_ADMIN
+        install(seccomp)  # still holding CAP_SYS_ADMIN
     L.set_capabilities(mask, uid=uid, gid=gid, groups=groups)
+    L.make_undumpable()  # again: a change of uid resets it to fs.suid_dumpable
     if seccomp is not None and no_new_privs:
-        seccomp.load()  # as late as possible (runc)
+        install(seccomp)  # as late as possible (runc)
     os.chdir(cfg.get("working_dir") or "/")
     os.execve(path, args, env)
 
@@ -519,7 +702,7 @@ class LogWriter:
     """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output."""
 
     def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def feed(self, stream: str, data: bytes) -> None:
@@ -732,7 +915,7 @@ def spare_monitor(channel_fd: int, parent: str, delay: float) -> int:
             os.close(fd)
         cgroups.enter(cgroup, child)
         channel.send(b"ready")
-        request, fds, _, _ = socket.recv_fds(channel, 64, 4)
+        request, fds, _, _ = socket.recv_fds(channel, 64, 4, socket.MSG_CMSG_CLOEXEC)
         channel.close()
         if not request:  # dismissed (the forkserver closed, or exited)
             raise SystemExit(0)
@@ -760,7 +943,7 @@ def _spare_first_process(channel: Any) -> None:
     on as any PID 1, already in its cgroup. Dismissed (EOF): exits."""
     import socket
 
-    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2)
+    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2, socket.MSG_CMSG_CLOEXEC)
     channel.close()
     if not data:
         os._exit(0)

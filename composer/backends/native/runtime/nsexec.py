@@ -12,18 +12,18 @@ then execs. The helper waits for it, forwards SIGTERM/SIGINT/SIGHUP, and exits w
 executable is missing), as Docker reports them.
 
 Imported by the helper itself: the standard library's ``os``/``json``/``signal`` and this
-package's ``linux``, ``cgroups``, ``init`` and ``seccomp`` only.
+package's ``linux``, ``cgroups``, ``init`` and ``seccomp`` only (all before setns: the container's
+mount namespace has its own root).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 
-from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime import bootstrap, cgroups
 from composer.backends.native.runtime import linux as L
-from composer.backends.native.runtime.bootstrap import helper_main
+from composer.backends.native.runtime.seccomp import install
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,14 +32,15 @@ if TYPE_CHECKING:
 
 NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
               ("cgroup", L.CLONE_NEWCGROUP), ("pid", L.CLONE_NEWPID), ("mnt", L.CLONE_NEWNS))
-BOOTSTRAP = helper_main("nsexec")
 
 
 def exec_config(container: dict[str, Any], state: dict[str, Any], args: list[str], *, user: str | None = None,
                 workdir: str | None = None, env: dict[str, str] | None = None, privileged: bool = False,
                 tty: bool = False) -> dict[str, Any]:
     """The helper's configuration: a process like the container's own (its user, environment,
-    working directory, capabilities), with ``exec``'s overrides."""
+    working directory, capabilities, seccomp filter), with ``exec``'s overrides. ``privileged``
+    grants every capability but keeps the container's seccomp filter, as ``docker exec
+    --privileged`` does (runc gives every process of a container the container's filter)."""
     environment = list(container.get("env") or ())
     for key, value in (env or {}).items():
         environment = [item for item in environment if item.partition("=")[0] != key] + [f"{key}={value}"]
@@ -51,8 +52,19 @@ def exec_config(container: dict[str, Any], state: dict[str, Any], args: list[str
         "capabilities": list(container.get("capabilities") or ()),
         "privileged": bool(privileged or container.get("privileged")),
         "no_new_privileges": bool(container.get("no_new_privileges")),
-        "seccomp": container.get("seccomp", "default"), "tty": tty,
+        "seccomp": container.get("seccomp", "default"), "seccomp_program": _program(container), "tty": tty,
     }
+
+
+def _program(container: dict[str, Any]) -> str | None:
+    """The container's compiled filter; compiled now for a container created before create
+    compiled them (its profile could only be the default or unconfined then)."""
+    if "seccomp_program" in container:
+        program: str | None = container["seccomp_program"]
+        return program
+    from composer.backends.native.runtime.seccomp_bpf import container_program
+
+    return container_program(container)
 
 
 def run(config: dict[str, Any], *, stdin: Any = None, stdout: Any = None, stderr: Any = None,
@@ -64,7 +76,7 @@ def run(config: dict[str, Any], *, stdin: Any = None, stdout: Any = None, stderr
     config_r, config_w = os.pipe()
     try:
         process = subprocess.Popen(
-            [python or sys.executable, "-S", "-I", "-c", BOOTSTRAP, str(config_r)], pass_fds=(config_r,),
+            bootstrap.command("nsexec", str(config_r), python=python), pass_fds=(config_r,),
             stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=stdout, stderr=stderr, env={},
             start_new_session=True)
     finally:
@@ -87,6 +99,9 @@ def main(argv: list[str]) -> int:
 
     from composer.backends.native.runtime.init import process_start_time
 
+    # Undumpable before entering anything: its /proc/<pid>/exe is the host's python, and the child
+    # it forks is in the container's pid namespace until its execve (CVE-2019-5736).
+    L.make_undumpable()
     data = b""
     fd = int(argv[1])
     while chunk := os.read(fd, 65536):
@@ -96,15 +111,13 @@ def main(argv: list[str]) -> int:
     pid = int(cfg["pid"])
     if cfg.get("pid_start") is not None and process_start_time(pid) != cfg["pid_start"]:
         return _fail("container is not running")
-    seccomp = None
+    seccomp: bytes | None = None
     caps = list(cfg.get("capabilities") or ())
     mask = L.bounding_set() if cfg.get("privileged") else L.cap_mask(caps)
     nnp = bool(cfg.get("no_new_privileges"))
     try:
-        if cfg.get("seccomp", "default") == "default" and not cfg.get("privileged"):
-            from composer.backends.native.runtime.seccomp import Filter
-
-            seccomp = Filter({name for name in L.CAPS if mask & (1 << L.CAP_NUMBERS[name])}, no_new_privs=nnp)
+        if cfg.get("seccomp_program"):
+            seccomp = bytes.fromhex(cfg["seccomp_program"])
         fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag) for name, flag in NAMESPACES]
         if cfg.get("cgroup"):
             cgroups.enter(cgroups.Cgroup.from_json(cfg["cgroup"]), os.getpid())
@@ -140,7 +153,7 @@ def main(argv: list[str]) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: Any) -> None:
+def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: bytes | None) -> None:
     """In the container's namespaces: become the container's user and exec (never returns)."""
     from composer.backends.native.runtime.init import exec_path, resolve_user
 
@@ -160,13 +173,15 @@ def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: Any)
             import termios
 
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
         if nnp:
             L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         if seccomp is not None and not nnp:
-            seccomp.load()
+            install(seccomp)  # still holding CAP_SYS_ADMIN
         L.set_capabilities(mask, uid=uid, gid=gid, groups=groups)
+        L.make_undumpable()  # again: a change of uid resets it to fs.suid_dumpable
         if seccomp is not None and nnp:
-            seccomp.load()
+            install(seccomp)
         try:
             os.chdir(cfg.get("working_dir") or "/")
         except OSError as exc:

@@ -1,6 +1,6 @@
 """Start a container from a fresh single-threaded helper process (the orchestrator never forks).
 
-``spawn`` runs the helper (``init.main`` in ``python -S -I``, see BOOTSTRAP) through subprocess
+``spawn`` runs the helper (``init.main`` in ``python -S -I``, see bootstrap.py) through subprocess
 (vfork + exec, cheap even from a large process), writes the configuration to one pipe and reads
 the helper's one-line JSON answer from another, as runc's sync socket and conmon's sync pipe do.
 The helper's first process exits at once; the monitor it forked owns the container.
@@ -13,116 +13,20 @@ import fcntl
 import json
 import marshal
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from composer.backends.native.runtime.bootstrap import helper_code, helper_main
+from composer.backends.native.runtime import bootstrap
 
-BOOTSTRAP = helper_main("init")
-
-
-# The forkserver: the same bootstrap, then a loop that forks one helper per request. Each request is
-# one message on a unix socket carrying the helper's descriptors (config, sync, stderr, and net when
-# there is a network hook); the answer is the helper's pid. The server never starts a thread, so every child is a
-# single-threaded process with a clean interpreter, as a freshly started helper would be.
-# With a spare parent (its second argument) it also keeps a spare monitor ready (init.spare_monitor:
-# cgroup made, PID 1 forked and moved into it) and hands it the starts that ask for one ("spare"),
-# when it is ready; a new one is made after each, SPARE_DELAY later.
+# Seconds between a start served by the spare monitor and the making of the next one (forkserver.py).
 SPARE_DELAY = 0.1
-FORKSERVER = helper_code("init") + """import os, socket
-from composer.backends.native.runtime.init import spare_main
-try:  # what PID 1 loads before pivot_root, loaded once here
-    from composer.backends.native.runtime.seccomp import load_library
-    load_library()
-except Exception:
-    pass
-from composer.backends.native.runtime.devices import program
-program()  # the default device program's instructions, built once for every monitor forked here
-server = socket.socket(fileno=int(sys.argv[1]))
-spare_parent = sys.argv[2] if len(sys.argv) > 2 else ""
-spare_delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
-
-
-def new_spare(delay):
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            server.close()
-            ours.close()
-            code = spare_main(theirs.detach(), spare_parent, delay)
-        finally:
-            os._exit(code)
-    theirs.close()
-    os.waitpid(pid, 0)  # it forks the spare monitor and exits at once
-    return [ours, False]
-
-
-def ready(spare):
-    # whether the spare said it is ready; a spare that went away is marked gone (None)
-    if spare[1]:
-        return True
-    try:
-        said = spare[0].recv(16, socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return False
-    except OSError:
-        said = b""
-    if said != b"ready":
-        spare[0].close()
-        spare[1] = None
-        return False
-    spare[1] = True
-    return True
-
-
-spare = new_spare(0.0) if spare_parent else None
-while True:
-    try:
-        request, fds, _, _ = socket.recv_fds(server, 64, 4)
-    except OSError:
-        break
-    if not request:
-        break
-    if request == b"spare" and spare is not None and ready(spare):
-        try:
-            socket.send_fds(spare[0], [b"start"], fds)
-        except OSError:
-            pass
-        else:
-            for fd in fds:
-                os.close(fd)
-            server.sendall(b"0".ljust(16))
-            spare[0].close()
-            spare = new_spare(spare_delay)
-            continue
-    if spare is not None and not ready(spare) and spare[1] is None:
-        spare = new_spare(spare_delay)
-    config_fd, sync_fd, stderr_fd = fds[:3]
-    net_fd = fds[3] if len(fds) > 3 else -1
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            server.close()
-            if spare is not None:
-                spare[0].close()  # its monitor would outlive the forkserver with it: the spare never ends
-            os.setsid()
-            os.dup2(stderr_fd, 2)
-            os.close(stderr_fd)
-            code = main(["helper", str(config_fd), str(sync_fd), *([str(net_fd)] if net_fd >= 0 else [])])
-        finally:
-            os._exit(code)
-    for fd in fds:
-        os.close(fd)
-    server.sendall(str(pid).encode().ljust(16))
-    os.waitpid(pid, 0)  # the helper forks its monitor and exits at once
-"""
 
 
 class SpawnError(Exception):
@@ -139,7 +43,7 @@ class Forkserver:
                  spare_parent: str | None = None) -> None:
         self.python = python or sys.executable
         # With a cgroup parent, the forkserver keeps a spare monitor for starts of containers whose
-        # cgroup is a child of it and that have a pid namespace of their own (see FORKSERVER).
+        # cgroup is a child of it and that have a pid namespace of their own (see forkserver.py).
         self.spare_parent = spare_parent.strip("/") if spare_parent else None
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
@@ -152,8 +56,9 @@ class Forkserver:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
-                [self.python, "-S", "-I", "-c", FORKSERVER, str(theirs.fileno()),
-                 *([self.spare_parent, str(SPARE_DELAY)] if self.spare_parent else [])], pass_fds=(theirs.fileno(),),
+                bootstrap.command("forkserver", str(theirs.fileno()),
+                                  *([self.spare_parent, str(SPARE_DELAY)] if self.spare_parent else []),
+                                  python=self.python), pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, env={})
         finally:
@@ -219,7 +124,8 @@ inherited: Forkserver | None = None
 
 
 def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str | None = None,
-          on_netns: Callable[[int], None] | None = None, forkserver: Forkserver | None = None) -> int:
+          on_netns: Callable[[int], None] | None = None, forkserver: Forkserver | None = None,
+          timeout: float | None = None) -> int:
     """Start the container described by ``config``; return its PID 1 (in the host's pid namespace)
     once its process has been exec'd. The helper is forked by ``forkserver`` when given (and able),
     else started afresh.
@@ -228,8 +134,15 @@ def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str
     (``/proc/<pid>/ns/net``) and before its command runs, which waits until the call returns. An
     exception from it aborts the start and is re-raised once the container is gone.
 
-    :raises SpawnError: the helper failed; nothing of the container is left running.
+    The helper must answer within ``timeout`` seconds (default: start_timeout()), or it is
+    killed, with everything it started, and the start fails: the caller holds the container's
+    lock meanwhile, and an image can make a start hang (a FIFO where a file is read).
+
+    :raises SpawnError: the helper failed or did not answer in time; nothing of the container is
+        left running.
     """
+    seconds = start_timeout() if timeout is None else timeout
+    deadline = time.monotonic() + seconds
     config_r, config_w = os.pipe()
     sync_r, sync_w = os.pipe()
     net_r, net_w = os.pipe() if on_netns is not None else (-1, -1)
@@ -249,7 +162,7 @@ def spawn(config: dict[str, Any], *, stderr_path: str | None = None, python: str
             os.close(fd)
     net = [net_w] if net_w >= 0 else []
     try:
-        return _run(helper, config, config_w, sync_r, net, on_netns)
+        return _run(helper, config, config_w, sync_r, net, on_netns, deadline, seconds)
     finally:
         for fd in net:
             os.close(fd)
@@ -260,7 +173,7 @@ def _start_helper(python: str | None, config_r: int, sync_w: int, net_r: int, st
     extra = (net_r,) if net_r >= 0 else ()
     try:
         return subprocess.Popen(
-            [python or sys.executable, "-S", "-I", "-c", BOOTSTRAP, str(config_r), str(sync_w), *map(str, extra)],
+            bootstrap.command("init", str(config_r), str(sync_w), *map(str, extra), python=python),
             pass_fds=(config_r, sync_w, *extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=stderr_fd, start_new_session=True, env={})
     except OSError as exc:
@@ -268,7 +181,7 @@ def _start_helper(python: str | None, config_r: int, sync_w: int, net_r: int, st
 
 
 def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_w: int, sync_r: int,
-         net: list[int], on_netns: Callable[[int], None] | None) -> int:
+         net: list[int], on_netns: Callable[[int], None] | None, deadline: float, seconds: float) -> int:
     try:
         with os.fdopen(config_w, "wb") as pipe:
             pipe.write(marshal.dumps(config))  # the helper reads it without importing json
@@ -278,28 +191,34 @@ def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_
     try:
         _prepare(on_netns)  # meanwhile, what needs no namespace yet (a network hook's reservations)
         if helper is not None:
-            helper.wait()  # it forks the monitor and exits at once (a forkserver reaps its own)
+            try:  # it forks the monitor and exits at once (a forkserver reaps its own)
+                helper.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_helpers(sync_r, {helper.pid})
+                helper.wait()
+                raise _late(seconds) from None
         hook_error: BaseException | None = None
-        with os.fdopen(sync_r, "rb") as pipe:
-            while True:
-                answer = pipe.readline()
-                if not answer:
-                    status = "" if helper is None else f" ({helper.returncode})"
-                    raise SpawnError(f"the runtime helper exited{status} without answering")
-                message = json.loads(answer)
-                if "netns" not in message:
-                    break
-                hooked = True
-                try:
-                    assert on_netns is not None
-                    on_netns(int(message["netns"]))
-                except BaseException as exc:  # PID 1 sees EOF and fails: its answer follows
-                    hook_error = exc
-                else:
-                    with contextlib.suppress(OSError):
-                        os.write(net[0], b"1")
-                os.close(net.pop())
+        lines = _Lines(sync_r, deadline, seconds)
+        while True:
+            answer = lines.next()
+            if not answer:
+                status = "" if helper is None else f" ({helper.returncode})"
+                raise SpawnError(f"the runtime helper exited{status} without answering")
+            message = json.loads(answer)
+            if "netns" not in message:
+                break
+            hooked = True
+            try:
+                assert on_netns is not None
+                on_netns(int(message["netns"]))
+            except BaseException as exc:  # PID 1 sees EOF and fails: its answer follows
+                hook_error = exc
+            else:
+                with contextlib.suppress(OSError):
+                    os.write(net[0], b"1")
+            os.close(net.pop())
     finally:
+        os.close(sync_r)
         if not hooked:
             _abandon(on_netns)
     if hook_error is not None:
@@ -307,6 +226,102 @@ def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_
     if not message.get("ok"):
         raise SpawnError(str(message.get("error") or "unknown error").strip().splitlines()[-1])
     return int(message["pid"])
+
+
+ENV_START_TIMEOUT = "COMPOSER_START_TIMEOUT"
+DEFAULT_START_TIMEOUT = 300.0  # seconds: a start takes milliseconds; filling a large volume takes longer
+KILL_GRACE = 5.0  # seconds the monitor gets to clean up after its PID 1 was killed
+
+
+def start_timeout(environ: dict[str, str] | None = None) -> float:
+    """COMPOSER_START_TIMEOUT (seconds), or DEFAULT_START_TIMEOUT when unset or not a positive number."""
+    text = (os.environ if environ is None else environ).get(ENV_START_TIMEOUT, "")
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_START_TIMEOUT
+    return value if 0 < value < float("inf") else DEFAULT_START_TIMEOUT
+
+
+def _late(seconds: float) -> SpawnError:
+    return SpawnError(f"the container did not start within {seconds:g}s ({ENV_START_TIMEOUT}): "
+                      "its processes were killed")
+
+
+class _Lines:
+    """Lines read from the sync pipe, each by the deadline: past it, every process holding the
+    pipe's other end (the monitor, PID 1) is killed with what it started, and SpawnError raised."""
+
+    def __init__(self, fd: int, deadline: float, seconds: float) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        self.seconds = seconds
+        self.buffer = b""
+
+    def next(self) -> bytes:
+        while b"\n" not in self.buffer:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                _kill_helpers(self.fd, set())
+                raise _late(self.seconds)
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                line, self.buffer = self.buffer, b""
+                return line
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line + b"\n"
+
+
+def _kill_helpers(pipe_fd: int, extra: set[int]) -> None:
+    """SIGKILL the processes holding the other end of the pipe ``pipe_fd`` (and ``extra``) and
+    everything they started: descendants first (PID 1: its monitor then cleans up and exits),
+    the holders themselves KILL_GRACE later if still there."""
+    holders = _pipe_holders(pipe_fd) | extra
+    descendants = set()
+    pending = list(holders)
+    while pending:
+        for child in _children(pending.pop()):
+            if child not in descendants:
+                descendants.add(child)
+                pending.append(child)
+    roots = holders - descendants
+    for pid in descendants:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + KILL_GRACE
+    while roots and time.monotonic() < end:
+        roots = {pid for pid in roots if os.path.exists(f"/proc/{pid}")}
+        select.select([], [], [], 0.05)
+    for pid in roots:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _pipe_holders(pipe_fd: int) -> set[int]:
+    """Other processes with a descriptor on the pipe of ``pipe_fd`` (found through /proc)."""
+    wanted = f"pipe:[{os.fstat(pipe_fd).st_ino}]"
+    own = os.getpid()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/fd/{fd}") == wanted:
+                        found.add(int(entry))
+                        break
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(child) for child in f.read().split()]
+    return found
 
 
 def _prepare(on_netns: Callable[[int], None] | None) -> None:

@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from composer.backends.native.runtime import bootstrap
+from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
 
@@ -54,12 +56,6 @@ LOCK = "lock"
 START_LOCK = "supervisor.lock"
 IDLE_EXIT = 2.0
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0
-_ROOT = str(Path(__file__).resolve().parents[4])
-BOOTSTRAP = f"""import sys
-sys.path.insert(0, {_ROOT!r})
-from composer.backends.native.runtime.supervisor import main
-sys.exit(main(sys.argv))
-"""
 
 
 class SupervisorError(Exception):
@@ -77,8 +73,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def project_lock(run_root: Path, project: str) -> Iterator[int]:
     """The project's exclusive fcntl lock (blocking); yields the locked fd."""
-    folder = run_root / project
-    folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+    folder = private_project_dir(run_root, project)
     fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -134,7 +129,7 @@ class Client:
         self.project = project
         self.store_root = store_root
         self.cgroup_parent = cgroup_parent
-        self.folder = run_root / project
+        self.folder = project_dir(run_root, project)
         self.on_lost = on_lost
 
     def pid(self) -> int | None:
@@ -174,7 +169,7 @@ class Client:
         pid = self.pid()
         if pid is not None:
             return pid
-        self.folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+        private_project_dir(self.run_root, self.project)
         fd = os.open(self.folder / START_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # one launcher at a time (threads and processes)
@@ -190,11 +185,12 @@ class Client:
         ready_r, ready_w = os.pipe()
         args = json.dumps({"run_root": str(self.run_root), "project": self.project,
                            "store_root": str(self.store_root), "cgroup_parent": self.cgroup_parent})
-        with open(self.folder / LOG, "ab") as log:
+        log_fd = os.open(self.folder / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(log_fd, "ab") as log:
             try:
-                process = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, args, str(ready_w)], pass_fds=(ready_w,),
-                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                           start_new_session=True, cwd="/")
+                process = subprocess.Popen(bootstrap.command("supervisor", args, str(ready_w), site=True),
+                                           pass_fds=(ready_w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=log, start_new_session=True, cwd="/")
             finally:
                 os.close(ready_w)
         process.wait()
@@ -272,12 +268,12 @@ def read_message(data: bytes) -> dict[str, Any]:
 class Supervisor:
     def __init__(self, run_root: Path, project: str, store_root: Path, cgroup_parent: str) -> None:
         from composer.backends.native.image.store import ImageStore
-        from composer.backends.native.runtime.containers import Runtime
+        from composer.backends.native.runtime.api import Runtime
 
         self.runtime = Runtime(ImageStore(store_root), run_root=run_root, cgroup_parent=cgroup_parent)
         self.runtime.forkserver = Forkserver()  # starts cost a fork, not an interpreter
         self.project = project
-        self.folder = run_root / project
+        self.folder = project_dir(run_root, project)
         self.lock = threading.RLock()
         self.epoch: dict[str, int] = {}
         self.wakeups: dict[str, threading.Event] = {}
@@ -327,7 +323,8 @@ class Supervisor:
         config = self.runtime.config(self.project, name, "start")
         if config.get("healthcheck"):
             atomic_json(str(self.run_dir(name) / "health.json"), {"status": "starting", "failing_streak": 0, "log": []})
-        from composer.backends.native import namespaces, networking
+        from composer.backends.native import namespaces
+        from composer.backends.native.network import settings as networking
 
         # the namespaces first: a container X that is not running fails before any network is set up
         return self.runtime.start(self.project, name, **namespaces.start_options(config),
@@ -366,17 +363,22 @@ class Supervisor:
         return {}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request's answer. A name is checked before anything uses it (it becomes a path).
+
+        :raises BackendError: an invalid container name (``../x``).
+        """
         op = request.get("op")
         if op == "ping":
             return {"pid": os.getpid()}
+        name = checked_name("container", str(request["name"])) if op in ("start", "stop", "kill", "forget") else ""
         if op == "start":
-            return self.op_start(str(request["name"]))
+            return self.op_start(name)
         if op == "stop":
-            return self.op_stop(str(request["name"]), request.get("signal"), request.get("grace"))
+            return self.op_stop(name, request.get("signal"), request.get("grace"))
         if op == "kill":
-            return self.op_kill(str(request["name"]), int(request["signal"]))
+            return self.op_kill(name, int(request["signal"]))
         if op == "forget":
-            return self.op_forget(str(request["name"]))
+            return self.op_forget(name)
         if op == "exit-if-empty":
             with self.lock:
                 self.exit_now = not self.runtime.containers(self.project)
@@ -389,7 +391,7 @@ class Supervisor:
     # watching -----------------------------------------------------------------------------------
 
     def _watch(self, name: str, epoch: int) -> None:
-        from composer.backends.native.runtime.containers import open_pidfd, wait_pidfd
+        from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
 
         try:
             backoff = BACKOFF_START
@@ -597,7 +599,9 @@ class Supervisor:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        os.fchmod(listener.fileno(), 0o600)  # bind creates the file with this mode, whatever the umask
         listener.bind(str(path))
+        os.chmod(path, 0o600)
         listener.listen(64)
         listener.setblocking(False)
         atomic_json(str(self.folder / PID_FILE), {"pid": os.getpid(), "start": process_start_time(os.getpid())})
@@ -626,11 +630,21 @@ class Supervisor:
                         self._clean_up()
                         return
                 continue
+            if not trusted_peer(conn):
+                conn.close()
+                continue
             conn.settimeout(None)
             with self.lock:
                 self.connections += 1
                 self.last_busy = time.monotonic()
             threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
+
+
+def trusted_peer(conn: socket.socket) -> bool:
+    """Whether the process at the other end of ``conn`` may give orders: root, or the user the
+    supervisor runs as (SO_PEERCRED; the socket is 0600 besides)."""
+    credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)  # pid, uid, gid
+    return int.from_bytes(credentials[4:8], sys.byteorder) in (0, os.getuid())
 
 
 def _prctl_subreaper() -> None:

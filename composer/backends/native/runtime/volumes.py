@@ -20,6 +20,7 @@ from typing import Any
 
 from composer.backends.native.image.store import remove_tree
 from composer.backends.native.runtime.init import atomic_json
+from composer.names import valid_container_name
 
 
 def root(store_root: Path) -> Path:
@@ -27,9 +28,10 @@ def root(store_root: Path) -> Path:
 
 
 def path(store_root: Path, name: str) -> Path:
-    if not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"invalid volume name {name!r}")
-    return root(store_root) / name
+    """:raises BackendError: ``name`` is not a valid volume name (Docker's rule, as its local driver)."""
+    from composer.backends.native.runtime.api import checked_name
+
+    return root(store_root) / checked_name("volume", name)
 
 
 def data_dir(store_root: Path, name: str) -> Path:
@@ -75,6 +77,8 @@ def listing(store_root: Path) -> list[dict[str, Any]]:
         return []
     found = []
     for entry in sorted(os.listdir(folder)):
+        if not valid_container_name(entry):  # not a volume's folder (none can have that name)
+            continue
         record = inspect(store_root, entry)
         if record is not None:
             found.append(record)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from composer import names
 from composer.backends.base import ContainerState
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
 from composer.backends.native.runtime import cgroups
@@ -57,6 +58,44 @@ def default_run_root(environ: Mapping[str, str] | None = None) -> Path:
 
 def _error(message: str, operation: str, cls: type[BackendError] = BackendError) -> BackendError:
     return cls(message, backend_name=BACKEND, operation=operation)
+
+
+def checked_name(kind: str, name: str) -> str:
+    """``name`` of a ``kind`` ("container", "volume", "project") that becomes a path here: Docker's
+    rule (composer.names), so that none leaves the folder it is joined to (``../x``, ``a/b``).
+
+    :raises BackendError: it does not follow the rule.
+    """
+    problem = names.name_problem(kind, name)
+    if problem is not None:
+        raise _error(problem, "create")
+    return name
+
+
+def project_dir(run_root: Path, project: str) -> Path:
+    """The project's folder under the run root (its containers', supervisor's and lock's).
+
+    :raises BackendError: an invalid project name.
+    """
+    return run_root / checked_name("project", project)
+
+
+def private_project_dir(run_root: Path, project: str) -> Path:
+    """``project_dir``, created (with the run root) when missing: both 0700, whatever the umask.
+    They hold whole environments (config.json) and probe output (health.json): root's alone, as
+    Docker's /var/lib/docker/containers (0710) and config.v2.json (0600). A run root left open by
+    an older version (or made first by the network manager) is closed here.
+
+    :raises BackendError: an invalid project name.
+    """
+    folder = project_dir(run_root, project)
+    run_root.parent.mkdir(parents=True, exist_ok=True)
+    for path in (run_root, folder):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+    if os.stat(run_root).st_mode & 0o077:
+        os.chmod(run_root, 0o700)
+    return folder
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -102,7 +141,8 @@ class Runtime:
     # --- paths and files -----------------------------------------------------------------------
 
     def run_dir(self, project: str, name: str) -> Path:
-        return self.run_root / project / name
+        """:raises BackendError: an invalid project or container name (checked_name)."""
+        return project_dir(self.run_root, project) / checked_name("container", name)
 
     def data_dir(self, container_id: str) -> Path:
         return self.store.root / "containers" / container_id
@@ -129,7 +169,7 @@ class Runtime:
 
     def containers(self, project: str) -> list[str]:
         """The names of the project's containers."""
-        folder = self.run_root / project
+        folder = project_dir(self.run_root, project)
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
@@ -154,18 +194,22 @@ class Runtime:
         container_id = secrets.token_hex(32)
         settings = service_config(service, self.store.config(image), container_id=container_id,
                                   volume_paths=volume_paths)
+        # compiled now, once: every start and exec of the container installs the same program
+        settings["seccomp_program"] = self.seccomp_program(settings)
         layers = [f"l/{layer.link}" for layer in reversed(self.store.layers(image))]
         run_dir = self.run_dir(project, name)
-        run_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        private_project_dir(self.run_root, project)
         try:
-            run_dir.mkdir(mode=0o711)
+            run_dir.mkdir(mode=0o700)
         except FileExistsError:
             raise _error(f"container name {name} is already in use in project {project}", "create",
                          AlreadyExistsError) from None
         data_dir = self.data_dir(container_id)
         try:
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=0o700)  # the container's log and its changes to the image: root's alone
             for sub in ("upper", "work", "rootfs"):
-                (data_dir / sub).mkdir(mode=0o755, parents=True)
+                (data_dir / sub).mkdir(mode=0o755)
             if etc_source is not None:
                 settings["hostname"] = (etc_source / "hostname").read_text().strip()
                 for key in ("extra_hosts", "dns", "dns_search", "dns_opt"):
@@ -193,6 +237,16 @@ class Runtime:
             raise
         return container_id
 
+    def seccomp_program(self, settings: Mapping[str, Any]) -> str | None:
+        """The container's seccomp filter (hex; None for none), cached under the store root.
+
+        :raises ProfileError: the profile file cannot be used.
+        :raises SeccompError: libseccomp is missing or refuses the profile.
+        """
+        from composer.backends.native.runtime.seccomp_bpf import container_program
+
+        return container_program(settings, cache_dir=self.store.root / "seccomp")
+
     @staticmethod
     def _write_etc_files(settings: dict[str, Any], etc: Mapping[str, Path]) -> None:
         etc["/etc/hostname"].write_text(settings["hostname"] + "\n")
@@ -203,6 +257,8 @@ class Runtime:
             host_resolv = ""
         etc["/etc/resolv.conf"].write_text(resolv_conf(host_resolv, settings.pop("dns"), settings.pop("dns_search"),
                                                        settings.pop("dns_opt")))
+        for path in etc.values():  # 0644 in the container, as Docker's, whatever the caller's umask
+            path.chmod(0o644)
 
     def start(self, project: str, name: str, *, netns: str | None = None,
               on_netns: Callable[[int], None] | None = None, ipcns: str | None = None,
@@ -231,6 +287,8 @@ class Runtime:
                     (run_dir / stale).unlink()
             joined = {"netns": netns, "ipcns": ipcns, "pidns": pidns}
             config = {**config, **{key: path for key, path in joined.items() if path is not None}}
+            if "seccomp_program" not in config:  # created before programs were compiled at create
+                config["seccomp_program"] = self.seccomp_program(config)
             try:
                 return spawn(config, stderr_path=str(run_dir / "monitor.log"), on_netns=on_netns,
                              forkserver=self.forkserver)
