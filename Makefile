@@ -70,8 +70,10 @@ test-vm: install
 
 # test-vm-native: the native backend's lifecycle, network and isolation tests in a guest (pure cgroup v2),
 # with dockerd and docker-registry there for the test image and the docker column.  Not yet part of
-# `make test`: the cgroup v2 code paths still fail there (issue 20).
-VM_NATIVE_TESTS := tests/integration/native/test_lifecycle.py tests/integration/native/test_network.py tests/integration/isolation
+# `make test`: ~14 min under TCG here, and the isolation test's list of differences does not hold on
+# the guest's kernel (docs/testing.md).
+VM_NATIVE_TESTS := tests/integration/native/test_lifecycle.py tests/integration/native/test_network.py \
+  tests/integration/native/test_devices.py tests/integration/isolation
 test-vm-native: install
 	COMPOSER_VM_PYTHON=$(BIN)/python scripts/vm-run --packages docker.io,docker-registry -- \
 	  python -m pytest -p no:cacheprovider -q -rfE $(VM_NATIVE_TESTS)
