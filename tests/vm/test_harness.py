@@ -71,7 +71,7 @@ def test_command_exit_status_and_output_come_back(pair: list[Guest]) -> None:
     result = pair[0].run(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=120)
     assert result.status == 7
     assert result.output.split() == ["out", "err"]
-    assert "composer-vm-agent" in result.journal or result.journal.strip()  # a failure brings the journal
+    assert "systemd" in result.journal  # a failure brings the journal's tail
 
 
 def test_repository_is_read_only_and_share_read_write(pair: list[Guest], share: Path) -> None:
@@ -88,7 +88,7 @@ def test_repository_is_read_only_and_share_read_write(pair: list[Guest], share: 
 def test_composer_on_path_runs_the_repository(pair: list[Guest]) -> None:
     located = must(pair[0], "python3", "-c", "import composer; print(composer.__file__)").strip()
     assert located == str(REPOSITORY / "composer" / "__init__.py")
-    assert "Usage" in must(pair[0], "composer", "--help") or "usage" in must(pair[0], "composer", "--help")
+    assert "usage" in must(pair[0], "composer", "--help").lower()
 
 
 def test_guests_reach_each_other_on_the_harness_bridge(pair: list[Guest]) -> None:
