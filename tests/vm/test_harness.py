@@ -8,11 +8,13 @@ Needs root (namespace, taps) and qemu-system-x86; under CI=true their absence fa
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +100,45 @@ def test_guests_reach_each_other_on_the_harness_bridge(pair: list[Guest]) -> Non
     host_routes = subprocess.run(["ip", "route", "get", pair[0].address], capture_output=True, text=True,
                                  check=False).stdout
     assert "dev br0" not in host_routes
+
+
+@pytest.fixture
+def host_registry() -> Iterator[None]:
+    """Something on the host's 127.0.0.1:5000 answering ``GET /v2/``: the local registry when it runs
+    (make demo's), else a stand-in for the test."""
+    try:
+        server = http.server.HTTPServer(("127.0.0.1", 5000), RegistryStandIn)
+    except OSError:  # taken: the registry itself, presumably; the test then reads its answer
+        yield
+        return
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class RegistryStandIn(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"{}"
+        self.send_response(200 if self.path == "/v2/" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_guest_reaches_the_hosts_registry_on_its_own_loopback(pair: list[Guest], host_registry: None) -> None:
+    for _ in range(2):  # a forward per connection, not one for qemu's lifetime
+        headers = must(pair[0], "curl", "-sS", "-m", "30", "-D-", "-o/dev/null", "http://127.0.0.1:5000/v2/")
+        assert "registry/2.0" in headers
+    assert "127.0.0.1:5000" in must(pair[0], "cat", "/etc/composer/registries.json")
 
 
 def test_guest_reaches_nothing_but_the_registry_forward(pair: list[Guest]) -> None:
