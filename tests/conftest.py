@@ -31,6 +31,7 @@ MARKS_BY_PATH: dict[str, tuple[str, ...]] = {
     "tests/integration/isolation/": ("native", "root"),  # the probe on both backends
     "tests/e2e/": ("docker", "root"),  # the stand-in images: debootstrap, dockerd, the native roots
     "examples/": ("docker", "root"),  # the same stand-ins; the native backend by default
+    "tests/vm/": ("root",),  # qemu guests: a network namespace and taps
     "tests/unit/cli/test_server.py": ("slow",),  # real command servers and clients, ~50 s
     "tests/unit/spec/test_fuzz_loader.py": ("slow",),  # Hypothesis, ~30 s
     "tests/unit/spec/test_hostile_input.py": ("slow",),  # ~50 CLI processes and 10,000-level files, ~45 s
