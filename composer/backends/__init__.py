@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
+    from composer.contract.backend import Backend
 
 BUILTIN = {
     "docker": "composer.backends.docker:DockerBackend",

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, ClassVar
 import anyio
 
 from composer import labels
-from composer.backends.base import BuildSpec, Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
+from composer.contract.backend import BuildSpec, Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
+from composer.contract.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 from composer.errors import ComposerError
-from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 
 if TYPE_CHECKING:
-    from composer.backends.base import (
+    from composer.contract.backend import (
         EngineEvent,
         ExecSpec,
         ImageSummary,
@@ -281,7 +281,7 @@ class MemoryBackend:
         raise self._unsupported("cp")
 
     async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
-        from composer.backends.base import ProjectSummary
+        from composer.contract.backend import ProjectSummary
 
         by_project: dict[str, list[str]] = {}
         for container in sorted(self.containers.values(), key=lambda c: c.name):

@@ -20,8 +20,8 @@ from composer.cli.lifecycle import _load_project, _run, _scale
 from composer.errors import ComposerError, UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend, ImageSummary, ProjectSummary, Streams
-    from composer.planner.observed import ObservedContainer, PortMapping
+    from composer.contract.backend import Backend, ImageSummary, ProjectSummary, Streams
+    from composer.contract.observed import ObservedContainer, PortMapping
     from composer.spec.models import Project
 
 PS_STATUSES = ("paused", "restarting", "removing", "running", "dead", "created", "exited")
@@ -238,7 +238,7 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
 
 
 def _streams(interactive: bool) -> Streams:
-    from composer.backends.base import Streams
+    from composer.contract.backend import Streams
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -365,7 +365,7 @@ def run_unpause(args: argparse.Namespace) -> int:
 
 def run_create(args: argparse.Namespace) -> int:
     from composer import engine
-    from composer.planner.reconcile import UpOptions
+    from composer.contract.options import UpOptions
 
     project = _load_project(args)
     options = UpOptions(services=tuple(args.services), force_recreate=args.force_recreate,
@@ -390,7 +390,7 @@ def run_wait(args: argparse.Namespace) -> int:
     async def work(backend: Backend) -> int:
         code = await engine.wait(project_name, project, backend, tuple(args.services), exited)
         if args.down_project:
-            from composer.planner.teardown import DownOptions
+            from composer.contract.options import DownOptions
 
             await engine.down(project_name, project, backend, DownOptions(), _sink(args))
         return code
@@ -473,7 +473,7 @@ def run_images(args: argparse.Namespace) -> int:
 
 def run_exec(args: argparse.Namespace) -> int:
     from composer import engine
-    from composer.backends.base import ExecSpec
+    from composer.contract.backend import ExecSpec
 
     if not args.cmd:
         raise UsageError("exec requires at least 2 arguments: SERVICE COMMAND")
@@ -492,7 +492,7 @@ def run_run(args: argparse.Namespace) -> int:
     import shlex
 
     from composer import engine
-    from composer.planner.containers import RunOptions
+    from composer.contract.options import RunOptions
 
     project = _load_project(args)
     project.service(args.service)
@@ -614,7 +614,7 @@ def host_filter(skipped: list[str], *, keep_owners: bool) -> Callable[[tarfile.T
 
 def run_cp(args: argparse.Namespace) -> int:
     from composer import engine
-    from composer.planner.builder import observed_ref
+    from composer.contract.observed import observed_ref
 
     project_name, project = _context(args)
     source_service, source = split_container_path(args.source)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from composer.cli.lifecycle import _project_name, _run
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend, EngineEvent
+    from composer.contract.backend import Backend, EngineEvent
 
 INTERRUPTED = 130
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, TypeVar
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
+    from composer.contract.backend import Backend
+    from composer.contract.plan import Outcome
     from composer.events import EventSink
     from composer.spec.models import Project
 
@@ -69,14 +70,14 @@ def build_args(entries: list[str], environ: Mapping[str, str] | None = None) -> 
 
 def run_build(args: argparse.Namespace) -> int:
     from composer import engine
-    from composer.planner.images import BuildOptions, PushOptions
+    from composer.contract.options import BuildOptions, PushOptions
 
     project = _load_project(args)
     options = BuildOptions(services=tuple(args.services), with_dependencies=args.with_dependencies,
                            no_cache=args.no_cache, pull=args.pull, args=build_args(args.build_args))
     sink = _sink(args)
 
-    async def work(backend: Backend) -> engine.Outcome:
+    async def work(backend: Backend) -> Outcome:
         outcome = await engine.build(project, backend, options, sink, parallel=args.parallel, dry_run=args.dry_run)
         if args.push and not args.dry_run:
             await engine.push(project, backend, PushOptions(services=tuple(args.services)), sink,
@@ -91,7 +92,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_pull(args: argparse.Namespace) -> int:
     from composer import engine
-    from composer.planner.images import PullOptions
+    from composer.contract.options import PullOptions
 
     project = _load_project(args)
     if args.policy:
@@ -112,7 +113,8 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def run_push(args: argparse.Namespace) -> int:
     from composer import engine
-    from composer.planner.images import PushOptions, push_targets
+    from composer.contract.options import PushOptions
+    from composer.planner.images import push_targets
 
     project = _load_project(args)
     options = PushOptions(services=tuple(args.services), ignore_failures=args.ignore_push_failures)

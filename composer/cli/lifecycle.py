@@ -13,7 +13,7 @@ import anyio
 from composer.errors import ComposerError, UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
+    from composer.contract.backend import Backend
     from composer.spec.models import Project
 
 T = TypeVar("T")
@@ -61,8 +61,8 @@ def _scale(entries: list[str]) -> dict[str, int]:
 def run_up(args: argparse.Namespace) -> int:
     from composer import engine
     from composer.cli.progress import make_renderer
+    from composer.contract.options import UpOptions
     from composer.errors import WaitTimeoutError
-    from composer.planner.reconcile import UpOptions
 
     _check_up_flags(args)
     project = _load_project(args)
@@ -136,7 +136,7 @@ def _attach(args: argparse.Namespace, project: Project, up: Callable[[Backend], 
 def run_down(args: argparse.Namespace) -> int:
     from composer import engine
     from composer.cli.progress import make_renderer
-    from composer.planner.teardown import DownOptions
+    from composer.contract.options import DownOptions
 
     project: Project | None
     try:
@@ -159,7 +159,7 @@ def run_down(args: argparse.Namespace) -> int:
 def run_stop(args: argparse.Namespace) -> int:
     from composer import engine
     from composer.cli.progress import make_renderer
-    from composer.planner.teardown import StopOptions
+    from composer.contract.options import StopOptions
 
     project = _load_project(args)
     options = StopOptions(services=tuple(args.services), timeout=args.timeout)
@@ -181,9 +181,9 @@ def run_logs(args: argparse.Namespace) -> int:
     import time
 
     from composer import engine
-    from composer.backends.base import ContainerRef
     from composer.cli.attach import LogFormatter, colour_enabled, display_name
     from composer.cli.timestamps import parse_time
+    from composer.contract.backend import ContainerRef
 
     if args.index is not None and len(args.services) != 1:
         raise UsageError("--index requires one service to be selected")

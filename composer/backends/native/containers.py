@@ -29,17 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from composer import labels
-from composer.backends.base import (
-    ContainerRef,
-    ContainerSpec,
-    ContainerState,
-    ExecSpec,
-    ImageSummary,
-    LogLine,
-    ProcessList,
-    ProjectSummary,
-    Streams,
-)
 from composer.backends.native import namespaces, networking
 from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore
@@ -61,6 +50,18 @@ from composer.backends.native.runtime.supervisor import (
     read_json,
     supervise_state,
 )
+from composer.contract.backend import (
+    ContainerRef,
+    ContainerSpec,
+    ContainerState,
+    ExecSpec,
+    ImageSummary,
+    LogLine,
+    ProcessList,
+    ProjectSummary,
+    Streams,
+)
+from composer.contract.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
 from composer.errors import (
     BackendError,
     ImageNotFoundError,
@@ -68,7 +69,6 @@ from composer.errors import (
     UnsupportedFeatureError,
 )
 from composer.names import valid_container_name
-from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
 
 if TYPE_CHECKING:
     from composer.spec.models import ServiceConfig, VolumeConfig
@@ -118,7 +118,7 @@ def exposed_ports(service: ServiceConfig, image_config: Mapping[str, Any]) -> li
 
 def listed_ports(config: Mapping[str, Any], published: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
     """What ``ps`` shows: the published ports, then exposed ones that are not published (as docker)."""
-    from composer.planner.observed import PortMapping
+    from composer.contract.observed import PortMapping
 
     seen = {(port.private_port, port.protocol) for port in published}
     exposed = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from composer.backends.base import ProjectSummary
 from composer.cli.containers import (
     combined_status,
     format_ports,
@@ -19,8 +18,9 @@ from composer.cli.containers import (
     table,
 )
 from composer.cli.parser import build_parser
+from composer.contract.backend import ProjectSummary
+from composer.contract.observed import ObservedContainer, PortMapping
 from composer.errors import UsageError
-from composer.planner.observed import ObservedContainer, PortMapping
 
 
 def test_exec_and_run_keep_the_command_with_its_own_flags() -> None:

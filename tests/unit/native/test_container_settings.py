@@ -3,10 +3,10 @@ published ports for listings, ports without a host port."""
 
 from __future__ import annotations
 
-from composer.backends.base import ContainerSpec
 from composer.backends.native.containers import exposed_ports, listed_ports, with_file_mounts
 from composer.backends.native.network.manager import PublishedPort, expand_ports
-from composer.planner.observed import PortMapping
+from composer.contract.backend import ContainerSpec
+from composer.contract.observed import PortMapping
 from composer.spec.models import ServiceConfig
 
 

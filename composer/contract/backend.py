@@ -17,8 +17,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from composer.contract.observed import ObservedState
     from composer.events import EventSink
-    from composer.planner.observed import ObservedState
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 

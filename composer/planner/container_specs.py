@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from composer import labels, names
-from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
+from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
 from composer.errors import SpecValidationError
 from composer.planner.hashing import config_hash
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from composer.contract.backend import ContainerRef
+
 
 @dataclass(frozen=True, slots=True)
 class PortMapping:
@@ -77,3 +79,8 @@ class ObservedState:
         """The service's non-oneoff containers, by container number."""
         found = [c for c in self.containers if c.service_name == service_name and not c.oneoff]
         return sorted(found, key=lambda c: c.number)
+
+
+def observed_ref(container: ObservedContainer) -> ContainerRef:
+    """How a backend is told which container: the observed one's id and name."""
+    return ContainerRef(container_id=container.container_id, name=container.name)
