@@ -262,10 +262,9 @@ async def _collect(lines: AsyncIterator[LogLine]) -> list[LogLine]:
 
 
 def _make_backend(name: str | None) -> Backend:
-    from composer.backends import backend_class
-    from composer.backends.select import choose_backend
+    from composer.backends.select import make_backend
 
-    return backend_class(choose_backend(name).name)()
+    return make_backend(name)
 
 
 async def aremove_stale_stacks(backend: Backend | str | None = None) -> list[str]:

@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from composer.contract.options import BuildOptions, DownOptions, PullOptions, PushOptions, StopOptions, UpOptions
     from composer.contract.plan import Plan
     from composer.spec.models import Project
+    from composer.spec.options import ProjectOptions
+
+
+def load_project_cached(options: ProjectOptions) -> Project:
+    """The project through the CLI's cache (composer.spec.cache), with the planner's configuration
+    hashes kept in the same entry: a cached ``up`` skips computing them again."""
+    from composer.planner.hashing import ServiceHashes
+    from composer.spec.cache import load_project_cached as load
+
+    return load(options, derived=ServiceHashes())
 
 
 async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
@@ -412,6 +422,13 @@ async def pull(
     observed = await observe_project(backend, project.name, project, images="project")
     plan = reconcile_pull(project, observed.images, options)
     return await _execute(plan, backend, sink, parallel, dry_run)
+
+
+def push_references(project: Project, options: PushOptions) -> list[str]:
+    """The references ``push`` pushes, in order (what ``push --dry-run`` lists)."""
+    from composer.planner.images import push_targets
+
+    return [reference for _, reference in push_targets(project, options)]
 
 
 async def push(

@@ -1,8 +1,10 @@
-"""MemoryBackend: an engine simulated in memory, for planner unit tests and ``--dry-run``.
+"""MemoryBackend: an engine simulated in memory, for the planner's and the library's unit tests.
 
 It records every call, gives deterministic ids, simulates container states and health checks,
 and can be told to fail a call. It is not evidence that any real backend works: it implements
 the Backend contract as the planner expects it, nothing more. No I/O, no engine library.
+``--dry-run`` does not use it: the engine then builds the plan from the real backend's
+observation and does not execute it (composer.engine).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class MemoryBackend:
 
     @classmethod
     def from_observed(cls, observed: ObservedState, *, delay: float = 0.0) -> MemoryBackend:
-        """A backend holding what ``observed`` describes (``--dry-run`` starts from reality)."""
+        """A backend holding what ``observed`` describes (for a test that starts from a snapshot)."""
         backend = cls(delay=delay)
         for c in observed.containers:
             backend.containers[c.container_id] = _Container(

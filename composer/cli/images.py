@@ -34,11 +34,10 @@ def _run(args: argparse.Namespace, work: Callable[[Backend], Awaitable[T]]) -> T
     """Run ``work`` with the chosen backend on the event loop, closing the backend afterwards."""
     import anyio
 
-    from composer.backends import backend_class
-    from composer.backends.select import choose_backend
+    from composer.backends.select import make_backend
 
     async def main() -> T:
-        backend = backend_class(choose_backend(args.backend).name)()
+        backend = make_backend(args.backend)
         try:
             return await work(backend)
         finally:
@@ -114,12 +113,11 @@ def run_pull(args: argparse.Namespace) -> int:
 def run_push(args: argparse.Namespace) -> int:
     from composer import engine
     from composer.contract.options import PushOptions
-    from composer.planner.images import push_targets
 
     project = _load_project(args)
     options = PushOptions(services=tuple(args.services), ignore_failures=args.ignore_push_failures)
     if args.dry_run:
-        for _, reference in push_targets(project, options):
+        for reference in engine.push_references(project, options):
             print(f"push {reference}")
         return 0
     sink = _sink(args)

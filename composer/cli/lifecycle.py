@@ -21,18 +21,15 @@ T = TypeVar("T")
 
 def _load_project(args: argparse.Namespace, services: tuple[str, ...] = ()) -> Project:
     from composer.cli.commands import project_options
-    from composer.planner.hashing import ServiceHashes
-    from composer.spec.cache import load_project_cached
+    from composer.engine import load_project_cached
 
-    return load_project_cached(project_options(args), derived=ServiceHashes())
+    return load_project_cached(project_options(args))
 
 
 def _make_backend(args: argparse.Namespace) -> Backend:
-    from composer.backends import backend_class
-    from composer.backends.select import choose_backend
+    from composer.backends.select import make_backend
 
-    choice = choose_backend(args.backend)
-    return backend_class(choice.name)()
+    return make_backend(args.backend)
 
 
 def _run(args: argparse.Namespace, work: Callable[[Backend], Awaitable[T]]) -> T:

@@ -32,18 +32,6 @@ def image_name(project_name: str, service: ServiceConfig) -> str:
     return service.image or f"{project_name}-{service.name}"
 
 
-def has_tag_or_digest(image: str) -> bool:
-    last = image.rsplit("/", 1)[-1]
-    return "@" in last or ":" in last
-
-
-def image_present(image: str, images: frozenset[str]) -> bool:
-    """Whether ``image`` is among local ``images``; ``nginx`` matches ``nginx:latest``."""
-    if image in images:
-        return True
-    return not has_tag_or_digest(image) and f"{image}:latest" in images
-
-
 def depends_on_label(service: ServiceConfig) -> str:
     """v2's ``com.docker.compose.depends_on``: ``svc:condition:restart`` joined by commas
     (sorted, where v2 uses Go's random map order)."""

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from composer.contract.observed import image_present
 from composer.contract.options import BuildOptions, PullOptions, PushOptions
 from composer.contract.plan import ImagePayload, OpKind, Plan
 from composer.planner.builder import PlanBuilder
-from composer.planner.container_specs import build_spec, image_name, image_present
+from composer.planner.container_specs import build_spec, image_name
 
 if TYPE_CHECKING:
     from composer.spec.models import Project, ServiceConfig

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from composer.contract.observed import observed_ref
+from composer.contract.observed import image_present, observed_ref
 from composer.contract.options import UpOptions
 from composer.contract.plan import (
     ContainerPayload,
@@ -46,7 +46,7 @@ from composer.contract.plan import (
 )
 from composer.errors import ExternalResourceNotFoundError
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running
-from composer.planner.container_specs import build_spec, container_name, container_spec, image_name, image_present
+from composer.planner.container_specs import build_spec, container_name, container_spec, image_name
 from composer.planner.hashing import config_hash, network_hash
 from composer.planner.teardown import reconcile_down, reconcile_start, reconcile_stop
 from composer.spec.graph import service_graph

@@ -41,9 +41,9 @@ from composer.contract.backend import (
     ProjectSummary,
     Streams,
 )
+from composer.contract.observed import has_tag_or_digest
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
 from composer.events import Event, EventSink, EventStatus
-from composer.planner.container_specs import has_tag_or_digest
 
 if TYPE_CHECKING:
     from composer.contract.backend import BuildSpec
