@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
-from composer.contract.plan import Outcome
 from composer.events import EventSink, NullSink
 
 if TYPE_CHECKING:
     from composer.contract.backend import Backend, EngineEvent
     from composer.contract.observed import ObservedContainer
     from composer.contract.options import BuildOptions, DownOptions, PullOptions, PushOptions, StopOptions, UpOptions
-    from composer.contract.plan import Plan
+    from composer.contract.plan import Outcome, Plan
     from composer.spec.models import Project
     from composer.spec.options import ProjectOptions
 
@@ -36,6 +35,7 @@ def load_project_cached(options: ProjectOptions) -> Project:
 async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
                    dry_run: bool) -> Outcome:
     """Run ``plan`` unless this is a dry run; the plan is returned either way."""
+    from composer.contract.plan import Outcome
     from composer.planner.execute import execute
 
     if not dry_run:
@@ -54,6 +54,7 @@ async def up(
     """
     from dataclasses import replace
 
+    from composer.contract.plan import Outcome
     from composer.contract.plan import Plan as PlanValue
     from composer.planner.execute import execute
     from composer.planner.reconcile import reconcile_up, reconcile_up_images
@@ -142,6 +143,7 @@ async def restart(
     """Stop the selected services' containers (dependents first), then start them all again in
     dependency order; the outcome lists both plans' operations (the start plan's ids follow)."""
     from composer.contract.options import StopOptions
+    from composer.contract.plan import Outcome
     from composer.contract.plan import Plan as PlanValue
 
     options = StopOptions(services, stop_timeout)
