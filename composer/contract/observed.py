@@ -1,9 +1,10 @@
-"""What exists now: a snapshot taken before reconciling, so that the reconciler can compare
-the desired project with reality without calling any backend itself.
+"""What exists now: a snapshot a backend takes before reconciling (``Backend.observe``), so that
+the reconciler can compare the desired project with reality without calling any backend itself.
 
 ``networks`` and ``volumes`` hold the project's own (found by the project label) and the
 external ones the caller asked the backend about by name (``key`` is then empty). The
-reconciler matches resources by engine name. This module must not import a backend.
+reconciler matches resources by engine name. ``images`` holds references as the engine lists
+them, so ``nginx`` is found as ``nginx:latest`` (``image_present``), for every backend alike.
 """
 
 from __future__ import annotations
