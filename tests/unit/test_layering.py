@@ -14,7 +14,9 @@ import composer
 
 PACKAGE = Path(composer.__file__).parent
 
-# Module prefixes of each layer; the longest matching prefix decides.
+# Module prefixes of each layer; the longest matching prefix decides. ``composer.backends`` alone
+# (the package's __init__, which names the backends and imports them by name) is the selection's.
+EXACT = {"composer.backends": "selection"}
 LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("composer._lazy", "composer.errors", "composer.events", "composer.labels", "composer.names",
              "composer.owner"),
@@ -95,6 +97,8 @@ def imports_of(module: str, source: str, *, is_package: bool = False) -> set[str
 
 
 def layer_of(module: str) -> str | None:
+    if module in EXACT:
+        return EXACT[module]
     best: tuple[int, str] | None = None
     for layer, prefixes in LAYERS.items():
         for prefix in prefixes:
@@ -156,6 +160,8 @@ def test_the_directions_between_layers() -> None:
     assert forbidden("composer.contract.plan", "composer.spec.loader")
     assert forbidden("composer.contract.observed", "composer.planner.builder")
     assert not forbidden("composer.cli.lifecycle", "composer.backends.select")
+    assert not forbidden("composer.api", "composer.backends")
+    assert forbidden("composer.api", "composer.backends.memory")
     assert not forbidden("composer.backends.docker.backend", "composer.contract.observed")
     assert not forbidden("composer.planner.reconcile", "composer.contract.plan")
     assert not forbidden("composer.contract.backend", "composer.spec.models.service")
