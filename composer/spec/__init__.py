@@ -43,6 +43,7 @@ def load_project(options: ProjectOptions | None = None, load: LoadOptions | None
     :raises SpecError: the project is invalid; the error names file, line and model path.
     :raises TypeError: an unknown keyword argument.
     """
+    from composer.spec.deepstack import run_deep
     from composer.spec.loader import LoadOptions, load_config
     from composer.spec.models.bind import bind_project
     from composer.spec.options import ProjectOptions
@@ -58,4 +59,6 @@ def load_project(options: ProjectOptions | None = None, load: LoadOptions | None
     load = (load or LoadOptions())._replace(
         **{key: value for key, value in kwargs.items() if key in load_fields}
     )
-    return bind_project(load_config(options, load))
+    final_options, final_load = options, load
+    # Binding walks the tree as deep as the loader (x- extensions are frozen recursively).
+    return run_deep(lambda: bind_project(load_config(final_options, final_load)), options.files)

@@ -90,16 +90,27 @@ def _probe(path: str) -> str:
 
 
 def _content_hash(path: str) -> str:
-    """sha256 of the file, read with os.open: never through a recording (or anyone's patched) open."""
+    """sha256 of the file, read with os.open: never through a recording (or anyone's patched) open.
+
+    Only a regular file within the loader's size cap is read (composer.spec.limits): a pipe, a
+    device (``env_file: /dev/zero``) or a huge file is recorded by kind and size, never read
+    here; the loader refuses the device and the huge file itself, and a load that read a pipe
+    is never served again (its marker is not a hash, and the read is not repeatable).
+    """
+    from composer.spec.limits import max_file_bytes
+
     digest = hashlib.sha256()
     try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except (OSError, ValueError):
         return ""
     try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_file_bytes():
+            return f"unhashed:{stat.S_IFMT(info.st_mode):o}:{info.st_size}:{info.st_mtime_ns}:{os.getpid()}"
         while chunk := os.read(descriptor, 1 << 20):
             digest.update(chunk)
-    except OSError:
+    except Exception:  # unreadable, or a bad COMPOSER_MAX_FILE_SIZE (the load reports it)
         return ""
     finally:
         os.close(descriptor)
@@ -231,9 +242,18 @@ def load_project_cached(options: ProjectOptions, load: LoadOptions | None = None
         if derived is not None and values is not None:
             derived.restore(project, values)
         return project
+    # A miss loads, pickles and computes the derived values: each walks the project as deep as the
+    # loader does, so all three run on its deep stack (composer.spec.deepstack). A hit never does.
+    from composer.spec.deepstack import run_deep
+
+    return run_deep(lambda: _load_and_store(path, options, load, derived), options.files)
+
+
+def _load_and_store(path: str, options: ProjectOptions, load: LoadOptions | None, derived: Derived | None) -> Project:
     # Imported before recording, so that the dependencies are what the load opens, not what imports do.
     import composer.spec.models.bind
     import composer.spec.schema  # noqa: F401
+    from composer.spec import load_project
 
     with _recording() as touched:
         project = load_project(options, load)

@@ -12,6 +12,7 @@ CanonicalError with the model path of the value.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Callable
@@ -328,9 +329,12 @@ def _resource_limits(limits: dict[str, Any], path: PathKey) -> dict[str, Any]:
 
 def _cpus(value: Any, path: PathKey) -> float:
     try:
-        return float(value)
+        cpus = float(value)
     except (TypeError, ValueError):
         raise CanonicalError(path, f"invalid cpus value {value!r}") from None
+    if not math.isfinite(cpus):  # v2 takes "inf" and "nan" here; no engine can
+        raise CanonicalError(path, f"invalid cpus value {value!r}: not a finite number")
+    return cpus
 
 
 def _provider(value: Any) -> Any:

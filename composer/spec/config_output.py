@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from composer.errors import UsageError
 from composer.spec import render
+from composer.spec.deepstack import run_deep
 from composer.spec.loader import LoadedConfig, LoadOptions, load_config
 from composer.spec.options import ProjectOptions
 
@@ -70,10 +71,15 @@ def _image_name(project_name: str, service_name: str, service: dict[str, Any]) -
 
 
 def render_config(project: ProjectOptions, request: ConfigRequest) -> ConfigResult:
-    """Load the project and render it as ``config`` would.
+    """Load the project and render it as ``config`` would (rendering walks the tree as deep as
+    the loader: both run on composer.spec.deepstack's thread).
 
     :raises SpecError: the project is invalid.
     """
+    return run_deep(lambda: _render_config(project, request), project.files)
+
+
+def _render_config(project: ProjectOptions, request: ConfigRequest) -> ConfigResult:
     options = LoadOptions(
         interpolate=request.interpolate, normalize=request.normalize, consistency=request.consistency,
         resolve_paths=request.resolve_paths, services=request.services,

@@ -39,6 +39,7 @@ import os
 import re
 import unicodedata
 
+from composer.spec.limits import InputLimitError, read_bounded
 from composer.spec.template import Lookup, OnMissing, TemplateError, go_quote, substitute
 
 __all__ = ["DotenvError", "parse_dotenv", "read_dotenv_file"]
@@ -97,8 +98,9 @@ def read_dotenv_file(path: str, lookup: Lookup, on_missing: OnMissing | None = N
     if os.path.isdir(absolute):
         raise DotenvError(f"{absolute} is a directory", path=absolute)
     try:
-        with open(absolute, "rb") as handle:
-            data = handle.read()
+        data = read_bounded(absolute)  # capped: ``env_file: /dev/zero`` is refused, not read forever
+    except InputLimitError as exc:
+        raise DotenvError(f"failed to read {absolute}: {exc.message}", path=absolute) from None
     except OSError as exc:
         raise DotenvError(f"Couldn't read env file: {absolute}", path=absolute) from exc
     # Go parses bytes. Undecodable bytes are carried as surrogates so that messages can show

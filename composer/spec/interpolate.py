@@ -8,12 +8,14 @@ schema sees the cast values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from composer.errors import InterpolationError
 from composer.spec.modelpath import ANY, PathKey, format_path
 from composer.spec.template import InvalidTemplateError, Lookup, TemplateError, substitute
+from composer.spec.units import INT64_LIMIT
 from composer.spec.yamlio import Document
 
 
@@ -22,17 +24,34 @@ class CastError(ValueError):
 
 
 def to_int(value: str) -> int:
+    """strconv.ParseInt(value, 10, 64), as v2 casts: a number out of 64 bits is out of range."""
     try:
-        return int(value, 10)
+        number = int(value, 10)
     except ValueError:
-        raise CastError(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
+        if value.strip().lstrip("+-").isdigit():  # more digits than int() converts
+            raise CastError(f'strconv.ParseInt: parsing "{_short(value)}": value out of range') from None
+        raise CastError(f'strconv.Atoi: parsing "{_short(value)}": invalid syntax') from None
+    if not -INT64_LIMIT <= number < INT64_LIMIT:
+        raise CastError(f'strconv.ParseInt: parsing "{_short(value)}": value out of range')
+    return number
 
 
 def to_float(value: str) -> float:
+    """strconv.ParseFloat(value, 64), but infinities and NaN are refused (v2 takes ``cpus: inf``)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise CastError(f'strconv.ParseFloat: parsing "{value}": invalid syntax') from None
+        raise CastError(f'strconv.ParseFloat: parsing "{_short(value)}": invalid syntax') from None
+    if not math.isfinite(number):
+        literal = value.strip().lstrip("+-").lower() in ("inf", "infinity", "nan")
+        reason = "not a finite number" if literal else "value out of range"
+        raise CastError(f'strconv.ParseFloat: parsing "{_short(value)}": {reason}')
+    return number
+
+
+def _short(value: str) -> str:
+    """A value quoted in a one-line message: a 5,000-digit number is cut."""
+    return value if len(value) <= 40 else value[:40] + "..."
 
 
 def to_bool(value: str) -> bool:

@@ -12,7 +12,6 @@ composer.spec.models are all anyone sees.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -25,9 +24,11 @@ from composer.errors import (
 )
 from composer.spec import consistency, normalize
 from composer.spec.canonical import CanonicalError, NullService, canonical_tree
+from composer.spec.deepstack import run_deep
 from composer.spec.dotenv import DotenvError, read_dotenv_file
 from composer.spec.extends import ExtendsResolver
 from composer.spec.interpolate import interpolate_document
+from composer.spec.limits import InputLimitError, read_bounded, read_stdin_bounded
 from composer.spec.merge import delete_paths, enforce_unicity, merge_values
 from composer.spec.modelpath import PathKey, format_path
 from composer.spec.options import (
@@ -81,15 +82,20 @@ class _Context(NamedTuple):
 
 
 def _read_text(path: str) -> str:
-    if path == STDIN:
-        return sys.stdin.read()
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return handle.read()
+        if path == STDIN:
+            return read_stdin_bounded()
+        data = read_bounded(path)
+    except InputLimitError as exc:
+        raise SpecError(exc.message, location=SourceLocation("-" if path == STDIN else path)) from None
     except FileNotFoundError:
         raise ProjectNotFoundError(f"open {path}: no such file or directory", location=SourceLocation(path)) from None
     except IsADirectoryError:
         raise ProjectNotFoundError(f"read {path}: is a directory", location=SourceLocation(path)) from None
+    except OSError as exc:
+        raise ProjectNotFoundError(f"open {path}: {exc.strerror or exc}", location=SourceLocation(path)) from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(f"file is not valid UTF-8: {exc.reason}", location=SourceLocation(path)) from None
 
@@ -317,10 +323,14 @@ def _declared_names(
 
 
 def load_config(project: ProjectOptions, options: LoadOptions | None = None) -> LoadedConfig:
-    """Run the whole pipeline.
+    """Run the whole pipeline (on a thread with room for deep nesting: composer.spec.deepstack).
 
     :raises SpecError: the project is invalid; the error names file, line and model path.
     """
+    return run_deep(lambda: _load_config(project, options), project.files)
+
+
+def _load_config(project: ProjectOptions, options: LoadOptions | None) -> LoadedConfig:
     options = options or LoadOptions()
     resolved = resolve_options(project)
     sources = Sources()

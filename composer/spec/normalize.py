@@ -18,6 +18,7 @@ from typing import Any
 
 from composer.errors import EnvFileError, SourceLocation
 from composer.spec.dotenv import DotenvError, read_dotenv_file
+from composer.spec.limits import InputLimitError, read_bounded
 
 RESOURCE_KINDS = ("networks", "volumes", "secrets", "configs", "models")
 
@@ -38,12 +39,19 @@ def _read_env_file(path: str, required: bool, environment: Mapping[str, str], fm
 
 def _read_raw_env_file(path: str) -> dict[str, str]:
     values: dict[str, str] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle.read().splitlines():
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            key, _, value = line.partition("=")
-            values[key] = value
+    try:
+        text = read_bounded(path).decode("utf-8")
+    except InputLimitError as exc:
+        raise EnvFileError(exc.message, location=SourceLocation(path)) from None
+    except OSError as exc:
+        raise EnvFileError(f"open {path}: {exc.strerror or exc}", location=SourceLocation(path)) from None
+    except UnicodeDecodeError as exc:
+        raise EnvFileError(f"file is not valid UTF-8: {exc.reason}", location=SourceLocation(path)) from None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        values[key] = value
     return values
 
 

@@ -10,12 +10,14 @@ offending value, which the loader turns into file:line:column.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from functools import cache
 from typing import Any
 
 from composer.spec.modelpath import PathKey
+from composer.spec.units import INT64_LIMIT
 
 Schema = dict[str, Any]
 
@@ -130,6 +132,15 @@ class _Validator:
                                   tuple(names))
 
     def check_bounds(self, value: float, schema: Schema, path: PathKey) -> None:
+        wanted = schema.get("type")
+        if wanted == "number" or wanted == "integer" or (
+                isinstance(wanted, list) and ("number" in wanted or "integer" in wanted)):
+            # Every number of the model is a Go int64 or float: v2 turns .inf, .nan and 1e300 into
+            # nonsense (pids_limit: -9223372036854775808) or panics; they are refused here.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SchemaViolation(path, f"must be a finite number, not {_short(value)}")
+            if not -INT64_LIMIT <= value < INT64_LIMIT:
+                raise SchemaViolation(path, f"value out of range: {_short(value)} does not fit in 64 bits")
         if "minimum" in schema and value < schema["minimum"]:
             raise SchemaViolation(path, f"must be >= {schema['minimum']}, not {value}")
         if "maximum" in schema and value > schema["maximum"]:

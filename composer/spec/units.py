@@ -6,6 +6,7 @@ Durations print in Go's ``time.Duration`` form (``1m30s``, ``500ms``); byte size
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -15,6 +16,8 @@ _UNIT_NANOS = {
 }
 _BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
 _BYTE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
+# Go stores sizes and durations (nanoseconds) in an int64; beyond it v2 wraps around silently.
+INT64_LIMIT = 1 << 63
 
 
 class UnitError(ValueError):
@@ -47,7 +50,26 @@ def parse_duration(text: str) -> int:
             raise UnitError(f'time: invalid duration "{text}"')
         total += float(match.group(1)) * _UNIT_NANOS[match.group(2)]
         position = match.end()
+    if not total < INT64_LIMIT:  # Go: an overflowing duration is invalid
+        raise UnitError(f'time: invalid duration "{_short(text)}"')
     return sign * round(total)
+
+
+def seconds_to_nanos(seconds: float) -> int:
+    """A number of seconds (YAML ``interval: 1.5``) as nanoseconds that fit a Go time.Duration.
+
+    :raises UnitError: infinite, NaN, or beyond ±292 years.
+    """
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise UnitError(f"invalid duration {seconds!r}: not a finite number")
+    nanos = seconds * 1_000_000_000 if isinstance(seconds, int) else round(seconds * 1_000_000_000)
+    if not -INT64_LIMIT <= nanos < INT64_LIMIT:
+        raise UnitError(f"invalid duration {seconds!r}: out of range")
+    return nanos
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def format_duration(nanos: int) -> str:
@@ -83,7 +105,7 @@ def normalize_duration(value: object) -> str:
     if isinstance(value, bool):
         raise UnitError(f"invalid duration {value!r}")
     if isinstance(value, int | float):
-        return format_duration(round(value * 1_000_000_000))
+        return format_duration(seconds_to_nanos(value))
     if isinstance(value, str):
         return format_duration(parse_duration(value))
     raise UnitError(f"invalid duration {value!r}")
@@ -92,18 +114,25 @@ def normalize_duration(value: object) -> str:
 def parse_bytes(value: object) -> int:
     """A byte size: an integer, or ``<number><unit>`` with units b, k, m, g (powers of 1024).
 
-    :raises UnitError: not a size.
+    :raises UnitError: not a size, or not one an int64 holds (v2 wraps ``99999999999g`` around).
     """
     if isinstance(value, bool):
         raise UnitError(f"invalid size: {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
+    if isinstance(value, int | float):
+        return _bytes_in_range(value, value)
     if not isinstance(value, str):
         raise UnitError(f"invalid size: {value!r}")
     match = _BYTES.match(value)
     if match is None:
-        raise UnitError(f"invalid size: '{value}'")
+        raise UnitError(f"invalid size: '{_short(value)}'")
     number, prefix, _suffix = match.groups()
-    return int(float(number) * 1024 ** _BYTE_POWERS[prefix.lower()])
+    return _bytes_in_range(float(number) * 1024 ** _BYTE_POWERS[prefix.lower()], value)
+
+
+def _bytes_in_range(size: float, written: object) -> int:
+    shown = _short(written) if isinstance(written, str) else written
+    if isinstance(written, float) and not math.isfinite(written):
+        raise UnitError(f"invalid size: '{shown}': not a finite number")
+    if not -INT64_LIMIT <= size < INT64_LIMIT:  # also an infinity from too many digits
+        raise UnitError(f"invalid size: '{shown}': value out of range")
+    return int(size)

@@ -21,6 +21,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from composer.errors import SourceLocation, YamlSyntaxError
 from composer.spec.flowquote import quote_flow_scalars
+from composer.spec.limits import MAX_TREE_DEPTH, check_nesting
 
 # Go-yaml v3 lets documents expand aliases freely; v2 hangs on the "billion laughs"
 # input. A Compose file with more expanded nodes than this is refused up front.
@@ -82,25 +83,43 @@ def resolve_plain_scalar(text: str) -> Any:
 
 
 def _resolve_number(text: str) -> Any:
+    """go-yaml v3's order: an int64, else a uint64, else a finite float64, else the text.
+
+    So an integer out of 64 bits reads as a float (``99999999999999999999`` is 1e+20), and a
+    number out of float64's range (``1e400``, 5,000 digits) stays a string, as in v2.
+    """
     plain = text.replace("_", "")
-    sign = 1
-    digits = plain
-    if digits[:1] in "+-":
-        sign = -1 if digits[0] == "-" else 1
-        digits = digits[1:]
-    base_prefixes = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
-    try:
-        if digits[:2] in base_prefixes:
-            return sign * int(digits[2:], base_prefixes[digits[:2]])
-        if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
-            return sign * int(digits, 8)  # YAML 1.1 octal, still honoured by go-yaml v3
-        if digits.isdigit():
-            return sign * int(digits)
-    except ValueError:
-        return text
+    integer = _go_parse_int(plain)
+    if integer is not None and -(1 << 63) <= integer < (1 << 64):
+        return integer
     if _FLOAT_RE.match(plain):
-        return float(plain)
+        number = float(plain)
+        if math.isfinite(number):
+            return number
     return text
+
+
+def _go_parse_int(plain: str) -> int | None:
+    """strconv.ParseInt(plain, 0, ...) without the range check: sign, 0x/0o/0b, leading-0 octal."""
+    digits = plain[1:] if plain[:1] in "+-" else plain
+    sign = -1 if plain[:1] == "-" else 1
+    base = _BASE_PREFIXES.get(digits[:2])
+    if base is not None:
+        digits = digits[2:]
+    elif len(digits) > 1 and digits[0] == "0":
+        base = 8  # YAML 1.1 octal, still honoured by go-yaml v3
+    else:
+        base = 10
+    significant = digits.lstrip("0") or "0"
+    # Beyond 64 bits whatever the base: no need to convert (nor to hit int()'s 4,300-digit guard).
+    if not digits or len(significant) > 64 or not all(char in _DIGITS[base] for char in significant):
+        return None
+    return sign * int(significant, base)
+
+
+_BASE_PREFIXES = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
+_DIGITS = {2: frozenset("01"), 8: frozenset("01234567"), 10: frozenset("0123456789"),
+           16: frozenset("0123456789abcdefABCDEF")}
 
 
 class _Builder:
@@ -111,6 +130,8 @@ class _Builder:
         self.positions: dict[PathKey, tuple[int, int]] = {}
         self.reset_paths: list[PathKey] = []
         self._sizes: dict[int, int] = {}
+        # Collections on the longest path down from a node (itself included), aliases expanded.
+        self._heights: dict[int, int] = {}
         self._seen: set[int] = set()
         self._alias_paths: dict[int, set[str]] = {}
         self._alias_prefixes: dict[int, set[str]] = {}
@@ -119,29 +140,40 @@ class _Builder:
         mark = node.start_mark
         return YamlSyntaxError(message, location=SourceLocation(self.filename, mark.line + 1, mark.column + 1))
 
-    def expanded_size(self, node: Node, path: str = "", active: dict[int, str] | None = None) -> int:
+    def expanded_size(self, node: Node, path: str = "", active: dict[int, str] | None = None, level: int = 0) -> int:
         """Number of nodes once every alias is expanded (memoised per node).
 
         An alias inside the node it refers to (``a: &x {b: *x}``) would expand forever:
-        it is refused, as v2 does.
+        it is refused, as v2 does. So is a tree nested deeper than MAX_TREE_DEPTH once aliases
+        are expanded (``&a1 [*a0]``, ``&a2 [*a1]``...): the text was checked, not the aliases.
         """
         known = self._sizes.get(id(node))
         if known is not None:
+            if level + self._heights[id(node)] > MAX_TREE_DEPTH:
+                raise self.error(node, f"exceeded max depth of {MAX_TREE_DEPTH} once aliases are expanded")
             return known
+        collection = isinstance(node, MappingNode | SequenceNode)
+        if collection and level + 1 > MAX_TREE_DEPTH:
+            raise self.error(node, f"exceeded max depth of {MAX_TREE_DEPTH} once aliases are expanded")
         active = {} if active is None else active
         if id(node) in active:
             raise self.error(node, f"cycle detected: node at path {path} references node at path {active[id(node)]}")
         active[id(node)] = path
         total = 1
+        height = 0
         if isinstance(node, MappingNode):
             for key_node, value_node in node.value:
                 child = f"{path}.{key_node.value}" if path else str(key_node.value)
-                total += self.expanded_size(key_node, child, active) + self.expanded_size(value_node, child, active)
+                total += self.expanded_size(key_node, child, active, level + 1)
+                total += self.expanded_size(value_node, child, active, level + 1)
+                height = max(height, self._heights[id(key_node)], self._heights[id(value_node)])
         elif isinstance(node, SequenceNode):
             for index, item in enumerate(node.value):
-                total += self.expanded_size(item, f"{path}.{index}" if path else str(index), active)
+                total += self.expanded_size(item, f"{path}.{index}" if path else str(index), active, level + 1)
+                height = max(height, self._heights[id(item)])
         del active[id(node)]
         self._sizes[id(node)] = total
+        self._heights[id(node)] = height + 1 if collection else 0
         return total
 
     def check_alias(self, node: Node, path: PathKey, via_merge: bool) -> None:
@@ -275,23 +307,31 @@ class _Reset:
 _RESET: Any = _Reset()
 
 
-def _compose_nodes(text: str) -> list[Node]:
+def _compose_nodes(text: str, filename: str) -> list[Node]:
     """Compose with the C parser, falling back to the pure-Python one when the C one refuses.
 
     libyaml follows YAML 1.1 and rejects some YAML 1.2 plain scalars that v2 accepts, such
     as ``[vol:/data]`` in a flow sequence; the pure parser is YAML 1.2 but several times slower.
+    Each text is checked for nesting depth before a composer sees it (limits.check_nesting).
     """
     try:
+        check_nesting(text, filename, pure=False)
         return list(YAML(typ="safe", pure=False).compose_all(text))
     except YAMLError:
         pass
     quoted = quote_flow_scalars(text)
     if quoted is not None:
         try:
+            check_nesting(quoted, filename, pure=False)
             return list(YAML(typ="safe", pure=False).compose_all(quoted))
         except YAMLError:
             pass
-    return list(YAML(typ="safe", pure=True).compose_all(text))
+    check_nesting(text, filename, pure=True)
+    pure = YAML(typ="safe", pure=True)
+    # YAML lets a later anchor of the same name replace an earlier one, and go-yaml does so
+    # silently (libyaml refuses it, hence this path): no Python warning on stderr.
+    pure.composer.warn_double_anchors = False
+    return list(pure.compose_all(text))
 
 
 def parse_documents(text: str, filename: str) -> list[Document]:
@@ -300,7 +340,7 @@ def parse_documents(text: str, filename: str) -> list[Document]:
     :raises YamlSyntaxError: the text is not YAML, a key repeats, or aliases expand too far.
     """
     try:
-        nodes = _compose_nodes(text)
+        nodes = _compose_nodes(text, filename)
     except MarkedYAMLError as exc:
         raise _syntax_error(exc, filename) from None
     except YAMLError as exc:

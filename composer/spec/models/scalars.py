@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-from composer.spec.units import UnitError, format_duration, parse_bytes, parse_duration
+from composer.spec.units import UnitError, format_duration, parse_bytes, parse_duration, seconds_to_nanos
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -197,18 +197,19 @@ class Duration:
             return value
         if isinstance(value, bool):
             raise ValueError(f"invalid duration {value!r}")
-        if isinstance(value, int | float):
-            return cls(round(value * 1_000_000_000))
-        if isinstance(value, str):
-            try:
+        try:
+            if isinstance(value, int | float):
+                return cls(seconds_to_nanos(value))
+            if isinstance(value, str):
                 return cls(parse_duration(value))
-            except UnitError as exc:
-                raise ValueError(str(exc)) from None
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
         raise ValueError(f"invalid duration {value!r}")
 
     @classmethod
     def from_seconds(cls, seconds: float) -> Duration:
-        return cls(round(seconds * 1_000_000_000))
+        """:raises UnitError: not a finite duration Go can hold."""
+        return cls(seconds_to_nanos(seconds))
 
     @property
     def seconds(self) -> float:
