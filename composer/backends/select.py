@@ -25,8 +25,9 @@ from composer.errors import UsageError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+    from types import ModuleType
 
-    from composer.contract.backend import Backend
+    from composer.contract.backend import Backend, ImageStoreCommands
 
 ENTRY_POINT_GROUP = "composer.backends"
 
@@ -107,3 +108,50 @@ def make_backend(requested: str | None) -> Backend:
     :raises UsageError: an unknown backend name was asked for.
     """
     return backend_class(choose_backend(requested).name)()
+
+
+# The backends that keep an image store of their own, whose commands (``composer image``:
+# composer.contract.backend.ImageStoreCommands) are imported on first use without the rest of
+# the backend. The first is the default: ``composer image`` works on its store whatever backend
+# runs the containers.
+IMAGE_STORES = {
+    "native": "composer.backends.native.image.store_commands:NativeImageStore",
+}
+
+
+def image_store(requested: str | None) -> ImageStoreCommands | None:
+    """The image store commands of the backend ``requested`` (default: the first of IMAGE_STORES);
+    None when that backend keeps no image store of its own (an engine that has its own CLI).
+
+    :raises UsageError: an unknown backend name.
+    """
+    if requested:
+        requested = choose_backend(requested).name
+    target = IMAGE_STORES.get(requested or next(iter(IMAGE_STORES)))
+    if target is None:
+        return None
+    module_name, _, attribute = target.partition(":")
+    store: ImageStoreCommands = getattr(importlib.import_module(module_name), attribute)()
+    return store
+
+
+# Each backend's hooks for the CLI's command server (composer/cli/server.py), in a module of its
+# own that only the server imports: ``MODULES``, what the backend imports inside functions
+# (imported once, before the server forks its workers); optionally ``warm_up()``, first requests
+# built ahead; optionally ``start_helpers(socket_path)``, a helper process the workers inherit
+# (an object with ``close()``, or None).
+WARM_UP = {
+    "docker": "composer.backends.docker.warm_up",
+    "native": "composer.backends.native.warm_up",
+}
+
+
+def warm_up_hooks() -> list[ModuleType]:
+    """The backends' warm-up hook modules (WARM_UP); one that fails to import is left out."""
+    found = []
+    for module_name in WARM_UP.values():
+        try:
+            found.append(importlib.import_module(module_name))
+        except Exception:
+            continue
+    return found

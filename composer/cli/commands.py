@@ -1,4 +1,5 @@
-"""Glue from parsed arguments to the library, one ``run_<verb>`` per command; no business logic."""
+"""Which module runs each command, and the two commands with no engine (config, version); every
+``run_<verb>`` receives the command's CommandContext (composer.cli.context). No business logic."""
 
 from __future__ import annotations
 
@@ -7,22 +8,13 @@ import json
 import sys
 from collections.abc import Callable
 
-from composer.spec.options import ProjectOptions
+from composer.cli.context import CommandContext, project_options
 
 
-def project_options(args: argparse.Namespace) -> ProjectOptions:
-    return ProjectOptions(
-        files=tuple(args.files),
-        project_name=args.project_name,
-        project_directory=args.project_directory,
-        env_files=tuple(args.env_files),
-        profiles=tuple(args.profiles),
-    )
-
-
-def run_config(args: argparse.Namespace) -> int:
+def run_config(ctx: CommandContext) -> int:
     from composer.spec.config_output import ConfigRequest, render_config  # the YAML stack: config's alone
 
+    args = ctx.args
     request = ConfigRequest(
         services=tuple(args.services),
         format=args.format or "yaml",
@@ -50,12 +42,13 @@ def run_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_version(args: argparse.Namespace) -> int:
+def run_version(ctx: CommandContext) -> int:
     from importlib.metadata import PackageNotFoundError, version
 
     from composer.backends.select import choose_backend
     from composer.labels import COMPATIBLE_VERSION
 
+    args = ctx.args
     try:
         composer_version = version("composer-orchestrator")
     except PackageNotFoundError:
@@ -73,61 +66,37 @@ def run_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from composer.cli import lifecycle
-
-        command: Callable[[argparse.Namespace], int] = getattr(lifecycle, f"run_{verb}")
-        return command(args)
-
-    return run
-
-
-def _images(verb: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from composer.cli import images
-
-        command: Callable[[argparse.Namespace], int] = getattr(images, f"run_{verb}")
-        return command(args)
-
-    return run
+# Each command's module, imported when the command runs (``composer config`` never pays for the
+# engine's): one module per group of commands, each with a ``run_<verb>(ctx)``.
+MODULES: dict[str, tuple[str, ...]] = {
+    "lifecycle": ("up", "down", "create", "start", "stop", "restart", "kill", "pause", "unpause", "rm", "wait"),
+    "listing": ("ps", "ls", "images", "top", "port"),
+    "logs": ("logs",),
+    "exec_run": ("exec", "run"),
+    "cp": ("cp",),
+    "build_pull_push": ("build", "pull", "push"),
+    "engine_events": ("events",),
+    "image_store": ("image",),
+}
 
 
-def _containers(verb: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from composer.cli import containers
+def _in_module(module: str, verb: str) -> Callable[[CommandContext], int]:
+    def run(ctx: CommandContext) -> int:
+        import importlib
 
-        command: Callable[[argparse.Namespace], int] = getattr(containers, f"run_{verb}")
-        return command(args)
+        command: Callable[[CommandContext], int] = getattr(importlib.import_module(f"composer.cli.{module}"),
+                                                           f"run_{verb}")
+        return command(ctx)
 
     return run
 
 
-def _events(args: argparse.Namespace) -> int:
-    from composer.cli import engine_events
-
-    return engine_events.run_events(args)
-
-
-def _image_store(args: argparse.Namespace) -> int:
-    from composer.cli import image_store
-
-    return image_store.run_image(args)
-
-
-CONTAINER_VERBS = ("ps", "start", "restart", "kill", "rm", "pause", "unpause", "create", "wait", "port", "top", "ls",
-                   "images", "exec", "cp", "run")
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[CommandContext], int]] = {
     "config": run_config,
     "version": run_version,
-    **{verb: _lifecycle(verb) for verb in ("up", "down", "stop", "logs")},
-    **{verb: _containers(verb) for verb in CONTAINER_VERBS},
-    **{verb: _images(verb) for verb in ("build", "pull", "push")},
-    "image": _image_store,
-    "events": _events,
+    **{verb: _in_module(module, verb) for module, verbs in MODULES.items() for verb in verbs},
 }
 
 
 def run(args: argparse.Namespace) -> int:
-    return COMMANDS[args.command](args)
+    return COMMANDS[args.command](CommandContext(args))

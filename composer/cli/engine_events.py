@@ -12,15 +12,13 @@ pure and unit-tested.
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import time
 from typing import TYPE_CHECKING
 
-from composer.cli.lifecycle import _project_name, _run
-
 if TYPE_CHECKING:
+    from composer.cli.context import CommandContext
     from composer.contract.backend import Backend, EngineEvent
 
 INTERRUPTED = 130
@@ -59,10 +57,11 @@ def json_event(event: EngineEvent) -> str:
                        "type": "container"}, separators=(",", ":"))
 
 
-def run_events(args: argparse.Namespace) -> int:
+def run_events(ctx: CommandContext) -> int:
     from composer import engine
 
-    project_name = _project_name(args)
+    args = ctx.args
+    project_name = ctx.project_name()
     render = json_event if args.json else plain_event
     # Ctrl-C ends the stream even when started in the background by a shell (SIGINT ignored), as v2's does.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -72,7 +71,7 @@ def run_events(args: argparse.Namespace) -> int:
             print(render(event), flush=True)
 
     try:
-        _run(args, stream)
+        ctx.run(stream)
     except KeyboardInterrupt:
         return INTERRUPTED
     return 0

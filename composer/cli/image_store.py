@@ -1,4 +1,6 @@
-"""``composer image``: the native backend's image store (load, save, tag, ls, rm).
+"""``composer image``: the commands of a backend's own image store (load, save, tag, ls, rm), which
+the native backend offers (ImageStoreCommands in composer.contract.backend, found through
+composer.backends.select.image_store).
 
 ``image load`` reads ``docker save`` archives and OCI layouts (``-i FILE``, or stdin), ``image
 save`` writes archives ``docker load`` reads (``-o FILE``, or stdout when it is not a terminal).
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.native.image.store import ImageStore
+    from composer.cli.context import CommandContext
+    from composer.contract.backend import ImageStoreCommands
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -40,110 +43,89 @@ def add_image_store_parsers(subparsers: Subparsers) -> None:
     remove.add_argument("images", nargs="+", metavar="IMAGE")
 
 
-def _store(args: argparse.Namespace) -> ImageStore:
-    from composer.backends.native.image.store import ImageStore
-    from composer.backends.select import choose_backend
+def _store(ctx: CommandContext) -> ImageStoreCommands:
+    """The image store's commands, of the backend ``--backend`` names (composer.backends.select.image_store).
 
-    if args.backend and choose_backend(args.backend).name != "native":
+    :raises UsageError: that backend keeps no image store of its own.
+    """
+    from composer.backends.select import image_store
+
+    args = ctx.args
+    store = image_store(args.backend)
+    if store is None:
         raise UsageError(f"composer image works on the native backend's store; with --backend {args.backend} "
                          f"use docker image {args.image_command}")
-    return ImageStore.open()
+    return store
 
 
-def run_image(args: argparse.Namespace) -> int:
+def run_image(ctx: CommandContext) -> int:
+    args = ctx.args
     command = getattr(args, "image_command", None)
     if not command:
         raise UsageError("composer image needs a command: load, save, tag, ls or rm")
     if command == "load":
-        return _load(args)
+        return _load(ctx)
     if command == "save":
-        return _save(args)
+        return _save(ctx)
     if command == "tag":
-        return _tag(args)
+        return _tag(ctx)
     if command == "rm":
-        return _remove(args)
-    return _list(args)
+        return _remove(ctx)
+    return _list(ctx)
 
 
-def _load(args: argparse.Namespace) -> int:
-    from composer.backends.native.image import archive
-    from composer.backends.native.image.reference import parse
-
+def _load(ctx: CommandContext) -> int:
+    args = ctx.args
     if args.input == "-" and sys.stdin.isatty():
         raise UsageError("image load: stdin is a terminal; give an archive with -i FILE or pipe one in")
-    store = _store(args)
     source = sys.stdin.buffer if args.input == "-" else Path(args.input)
-    records = archive.load(store, source)
+    loaded = _store(ctx).load_images(source)
     if not args.quiet:
-        for record in records:
-            print(f"Loaded image: {parse(record.reference).familiar()}")
+        for name in loaded:
+            print(f"Loaded image: {name}")
     return 0
 
 
-def _save(args: argparse.Namespace) -> int:
-    from composer.backends.native.image import archive
-
+def _save(ctx: CommandContext) -> int:
+    args = ctx.args
     if args.output is None and sys.stdout.isatty():
         raise UsageError("image save: refusing to write an archive to a terminal; use -o FILE or a pipe")
-    store = _store(args)
+    store = _store(ctx)
     if args.output is None:
         sys.stdout.flush()
-        archive.save(store, args.images, sys.stdout.buffer)
+        store.save_images(args.images, sys.stdout.buffer)
     else:
-        archive.save_to_path(store, args.images, Path(args.output))
+        store.save_images(args.images, Path(args.output))
     return 0
 
 
-def _tag(args: argparse.Namespace) -> int:
+def _tag(ctx: CommandContext) -> int:
+    _store(ctx).tag_image(ctx.args.source, ctx.args.target)
+    return 0
+
+
+def _remove(ctx: CommandContext) -> int:
+    for name in _store(ctx).untag_images(ctx.args.images):
+        print(f"Untagged: {name}")
+    return 0
+
+
+def _list(ctx: CommandContext) -> int:
     import time
 
-    from composer.backends.native.image.push import find_record
-    from composer.backends.native.image.reference import parse
+    from composer.cli.tables import human_duration, human_size, table
 
-    target = parse(args.target)
-    if target.digest is not None:
-        raise UsageError(f"image tag: {args.target}: a tag cannot carry a digest")
-    store = _store(args)
-    record = find_record(store, args.source)
-    store.put(record._replace(reference=str(target), pulled=time.time(), source="tag"))
-    return 0
-
-
-def _remove(args: argparse.Namespace) -> int:
-    from composer.backends.native.image.reference import parse
-    from composer.errors import ImageNotFoundError
-
-    refs = [parse(text) for text in args.images]
-    store = _store(args)
-    missing = [ref.familiar() for ref in refs if store.get(str(ref)) is None]
-    if missing:
-        raise ImageNotFoundError(f"No such image: {', '.join(missing)}", backend_name="native", operation="rm")
-    for ref in refs:
-        store.remove(str(ref))
-        print(f"Untagged: {ref.familiar()}")
-    return 0
-
-
-def _list(args: argparse.Namespace) -> int:
-    import time
-
-    from composer.backends.native.image.reference import parse
-    from composer.cli.containers import human_duration, human_size, table
-
-    store = _store(args)
-    records = store.images()
-    if args.quiet:
-        for image_id in dict.fromkeys(record.config.removeprefix("sha256:")[:12] for record in records):
+    found = _store(ctx).stored_images()
+    if ctx.args.quiet:
+        for image_id in dict.fromkeys(image.image_id.removeprefix("sha256:")[:12] for image in found):
             print(image_id)
         return 0
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
     now = time.time()
-    for record in records:
-        ref = parse(record.reference)
-        size = sum(layer.size for layer in store.layers(record))
-        created = f"{human_duration(now - record.pulled)} ago" if record.pulled else ""
-        rows.append([ref._replace(tag=None, digest=None).familiar(), ref.tag or "<none>",
-                     record.config.removeprefix("sha256:")[:12], created, human_size(size)])
+    for image in found:
+        created = f"{human_duration(now - image.pulled)} ago" if image.pulled else ""
+        rows.append([image.repository, image.tag or "<none>", image.image_id.removeprefix("sha256:")[:12], created,
+                     human_size(image.size)])
     for line in table(rows):
         print(line)
     return 0

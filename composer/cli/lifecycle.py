@@ -1,48 +1,22 @@
-"""CLI glue for the lifecycle verbs (up, down, stop, ps, logs): arguments in, engine calls,
-text out. No decisions here: those are the reconciler's."""
+"""The lifecycle commands: up, down, create, start, stop, restart, kill, pause, unpause, rm and
+wait. Arguments in, engine calls, text out; no decisions here: those are the reconciler's."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-import anyio
-
-from composer.errors import ComposerError, UsageError
+from composer.cli.context import print_warnings
+from composer.errors import UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
+    from composer.cli.context import CommandContext
     from composer.contract.backend import Backend
+    from composer.contract.observed import ObservedContainer
     from composer.spec.models import Project
-
-T = TypeVar("T")
-
-
-def _load_project(args: argparse.Namespace, services: tuple[str, ...] = ()) -> Project:
-    from composer.cli.commands import project_options
-    from composer.engine import load_project_cached
-
-    return load_project_cached(project_options(args))
-
-
-def _make_backend(args: argparse.Namespace) -> Backend:
-    from composer.backends.select import make_backend
-
-    return make_backend(args.backend)
-
-
-def _run(args: argparse.Namespace, work: Callable[[Backend], Awaitable[T]]) -> T:
-    """Run ``work`` with a backend on the event loop, closing the backend afterwards."""
-
-    async def main() -> T:
-        backend = _make_backend(args)
-        try:
-            return await work(backend)
-        finally:
-            await backend.aclose()
-
-    return anyio.run(main, backend="asyncio")
 
 
 def _scale(entries: list[str]) -> dict[str, int]:
@@ -55,14 +29,14 @@ def _scale(entries: list[str]) -> dict[str, int]:
     return scale
 
 
-def run_up(args: argparse.Namespace) -> int:
+def run_up(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.cli.progress import make_renderer
     from composer.contract.options import UpOptions
     from composer.errors import WaitTimeoutError
 
+    args = ctx.args
     _check_up_flags(args)
-    project = _load_project(args)
+    project = ctx.project()
     options = UpOptions(
         services=tuple(args.services), no_deps=args.no_deps, force_recreate=args.force_recreate,
         no_recreate=args.no_recreate, always_recreate_deps=args.always_recreate_deps,
@@ -70,23 +44,21 @@ def run_up(args: argparse.Namespace) -> int:
         pull=args.pull, build=args.build, no_start=args.no_start, wait=args.wait,
         wait_timeout=args.wait_timeout, timeout=args.timeout,
     )
-    sink = make_renderer(args.progress)
+    sink = ctx.sink()
     if args.quiet_pull:
         from composer.cli.progress import QuietPull
 
         sink = QuietPull(sink)
 
     async def up(backend: Backend) -> None:
-        outcome = await engine.up(project, backend, options, sink, parallel=args.parallel, dry_run=args.dry_run)
-        for warning in outcome.plan.warnings:
-            print(f"WARN[0000] {warning}", file=sys.stderr)
-        if args.dry_run:
-            sys.stdout.write(outcome.plan.render() + "\n")
+        outcome = await engine.up(project, backend, options, sink, parallel=ctx.parallel, dry_run=ctx.dry_run)
+        print_warnings(outcome.plan)
+        ctx.print_plan(outcome.plan)
 
-    if not (args.detach or args.wait or args.no_start or args.dry_run):
-        return _attach(args, project, up)
+    if not (args.detach or args.wait or args.no_start or ctx.dry_run):
+        return _attach(ctx, project, up)
     try:
-        _run(args, up)
+        ctx.run(up)
     except WaitTimeoutError:
         if args.wait_timeout is None:
             raise
@@ -105,12 +77,12 @@ def _check_up_flags(args: argparse.Namespace) -> None:
         raise UsageError("--abort-on-container-failure cannot be combined with --abort-on-container-exit")
 
 
-def _attach(args: argparse.Namespace, project: Project, up: Callable[[Backend], Awaitable[None]]) -> int:
+def _attach(ctx: CommandContext, project: Project, up: Callable[[Backend], Awaitable[None]]) -> int:
     """Attached ``up``, in one event loop: run ``up``, then follow the attached services' logs
     until their containers exit; Ctrl-C stops the project gracefully (see composer.cli.attach)."""
     from composer.cli.attach import AttachedUp, AttachOptions, attached_services, cascade_of, colour_enabled
-    from composer.cli.progress import make_renderer
 
+    args = ctx.args
     services = attached_services(project, tuple(args.services), attach=tuple(args.attach),
                                  no_attach=tuple(args.no_attach), attach_dependencies=args.attach_dependencies)
     if args.exit_code_from:
@@ -123,91 +95,149 @@ def _attach(args: argparse.Namespace, project: Project, up: Callable[[Backend], 
         cascade=cascade_of(args.abort_on_container_exit, args.abort_on_container_failure, args.exit_code_from),
         exit_code_from=args.exit_code_from, timeout=args.timeout,
         color=colour_enabled(args.no_color, sys.stdout), prefix=not args.no_log_prefix, timestamps=args.timestamps,
-        parallel=args.parallel,
+        parallel=ctx.parallel,
     )
-    sink = make_renderer(args.progress)
-    return _run(args, lambda backend: AttachedUp(project, backend, options, sink,
-                                                  start=lambda: up(backend)).run())
+    sink = ctx.sink()
+    return ctx.run(lambda backend: AttachedUp(project, backend, options, sink, start=lambda: up(backend)).run())
 
 
-def run_down(args: argparse.Namespace) -> int:
+def run_create(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.cli.progress import make_renderer
+    from composer.contract.options import UpOptions
+
+    args = ctx.args
+    project = ctx.project()
+    options = UpOptions(services=tuple(args.services), force_recreate=args.force_recreate,
+                        no_recreate=args.no_recreate, remove_orphans=args.remove_orphans, scale=_scale(args.scale),
+                        pull=args.pull, build=args.build, no_start=True)
+    outcome = ctx.run(lambda backend: engine.up(project, backend, options, ctx.sink(), parallel=ctx.parallel,
+                                                dry_run=ctx.dry_run))
+    print_warnings(outcome.plan)
+    ctx.print_plan(outcome.plan)
+    return 0
+
+
+def run_down(ctx: CommandContext) -> int:
+    from composer import engine
     from composer.contract.options import DownOptions
 
-    project: Project | None
-    try:
-        project = _load_project(args)
-        project_name = project.name
-    except ComposerError:
-        if not args.project_name:
-            raise
-        project, project_name = None, args.project_name
+    args = ctx.args
+    project, project_name = ctx.project_or_name()
     options = DownOptions(remove_orphans=args.remove_orphans, remove_volumes=args.volumes, timeout=args.timeout,
                           rmi=args.rmi)
-    sink = make_renderer(args.progress)
-    outcome = _run(args, lambda backend: engine.down(project_name, project, backend, options, sink,
-                                                         parallel=args.parallel, dry_run=args.dry_run))
-    if args.dry_run:
-        sys.stdout.write(outcome.plan.render() + "\n")
+    sink = ctx.sink()
+    outcome = ctx.run(lambda backend: engine.down(project_name, project, backend, options, sink,
+                                                  parallel=ctx.parallel, dry_run=ctx.dry_run))
+    ctx.print_plan(outcome.plan)
     return 0
 
 
-def run_stop(args: argparse.Namespace) -> int:
+def run_start(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.cli.progress import make_renderer
+
+    project = ctx.project()
+    outcome = ctx.run(lambda backend: engine.start(project, backend, tuple(ctx.args.services), ctx.sink(),
+                                                   parallel=ctx.parallel, dry_run=ctx.dry_run))
+    ctx.print_plan(outcome.plan)
+    return 0
+
+
+def run_stop(ctx: CommandContext) -> int:
+    from composer import engine
     from composer.contract.options import StopOptions
 
-    project = _load_project(args)
-    options = StopOptions(services=tuple(args.services), timeout=args.timeout)
-    sink = make_renderer(args.progress)
-    outcome = _run(args, lambda backend: engine.stop(project, backend, options, sink, parallel=args.parallel,
-                                                         dry_run=args.dry_run))
-    if args.dry_run:
-        sys.stdout.write(outcome.plan.render() + "\n")
+    project = ctx.project()
+    options = StopOptions(services=tuple(ctx.args.services), timeout=ctx.args.timeout)
+    sink = ctx.sink()
+    outcome = ctx.run(lambda backend: engine.stop(project, backend, options, sink, parallel=ctx.parallel,
+                                                  dry_run=ctx.dry_run))
+    ctx.print_plan(outcome.plan)
     return 0
 
 
-def _project_name(args: argparse.Namespace) -> str:
-    if args.project_name:
-        return str(args.project_name)
-    return _load_project(args).name
-
-
-def run_logs(args: argparse.Namespace) -> int:
-    import time
-
+def run_restart(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.cli.attach import LogFormatter, colour_enabled, display_name
-    from composer.cli.timestamps import parse_time
-    from composer.contract.backend import ContainerRef
 
-    if args.index is not None and len(args.services) != 1:
-        raise UsageError("--index requires one service to be selected")
-    project_name = _project_name(args)
-    tail = None if args.tail == "all" else int(args.tail)
-    now = time.time()
-    since = None if args.since is None else parse_time(args.since, now, "since")
-    until = None if args.until is None else parse_time(args.until, now, "until")
-    formatter = LogFormatter(color=colour_enabled(args.no_color, sys.stdout), prefix=not args.no_log_prefix,
-                             timestamps=args.timestamps)
-
-    async def show(backend: Backend) -> None:
-        found = await engine.containers(project_name, backend, include_stopped=True)
-        found = [c for c in found if not args.services or c.service_name in args.services]
-        if args.index is not None:
-            found = [c for c in found if c.number == args.index and not c.oneoff]
-            if not found:
-                raise ComposerError(f'service "{args.services[0]}" is not running container #{args.index}')
-        names = {c.name: display_name(c.name, project_name, c.service_name, c.number) for c in found}
-        refs = [ContainerRef(c.container_id, c.name) for c in found]
-        async for line in backend.logs(refs, follow=args.follow, tail=tail, since=since, until=until):
-            name = names.get(line.container_name, line.container_name)
-            sys.stdout.write(formatter.line(name, line.text.rstrip("\n"), line.timestamp))
-            sys.stdout.flush()
-
-    try:
-        _run(args, show)
-    except KeyboardInterrupt:
-        return 130
+    project = ctx.project()
+    services = tuple(ctx.args.services)
+    outcome = ctx.run(lambda backend: engine.restart(project, backend, services, ctx.sink(),
+                                                     stop_timeout=ctx.args.timeout, parallel=ctx.parallel,
+                                                     dry_run=ctx.dry_run))
+    ctx.print_plan(outcome.plan)
     return 0
+
+
+def run_kill(ctx: CommandContext) -> int:
+    from composer import engine
+
+    args = ctx.args
+    project, project_name = ctx.project_or_name()
+    outcome = ctx.run(lambda backend: engine.kill(project_name, project, backend, tuple(args.services),
+                                                  args.signal, ctx.sink(), parallel=ctx.parallel,
+                                                  dry_run=ctx.dry_run))
+    ctx.print_plan(outcome.plan)
+    return 0
+
+
+def _pause(ctx: CommandContext, paused: bool) -> int:
+    from composer import engine
+
+    project, project_name = ctx.project_or_name()
+    verb = engine.pause if paused else engine.unpause
+    ctx.run(lambda backend: verb(project_name, project, backend, tuple(ctx.args.services), ctx.sink()))
+    return 0
+
+
+def run_pause(ctx: CommandContext) -> int:
+    return _pause(ctx, True)
+
+
+def run_unpause(ctx: CommandContext) -> int:
+    return _pause(ctx, False)
+
+
+def run_rm(ctx: CommandContext) -> int:
+    from composer import engine
+
+    args = ctx.args
+    project, project_name = ctx.project_or_name()
+    services = tuple(args.services)
+
+    async def work(backend: Backend) -> int:
+        found = await engine.removable(project_name, project, backend, services, stop=args.stop)
+        if not found:
+            print("No stopped containers", file=sys.stderr)
+            return 0
+        if not args.force and not ctx.dry_run:
+            print(f"Going to remove {', '.join(c.name for c in found)}")
+            sys.stdout.write("Are you sure? [yN] ")
+            sys.stdout.flush()
+            answer = sys.stdin.readline().strip().lower()
+            if answer not in ("y", "yes"):
+                return 0
+        outcome = await engine.remove(project_name, project, backend, services, ctx.sink(), stop=args.stop,
+                                      remove_volumes=args.volumes, parallel=ctx.parallel, dry_run=ctx.dry_run)
+        ctx.print_plan(outcome.plan)
+        return 0
+
+    return ctx.run(work)
+
+
+def run_wait(ctx: CommandContext) -> int:
+    from composer import engine
+
+    args = ctx.args
+    project, project_name = ctx.project_or_name()
+
+    def exited(container: ObservedContainer, code: int) -> None:
+        print(f'container "{container.container_id}" exited with status code {code}', flush=True)
+
+    async def work(backend: Backend) -> int:
+        code = await engine.wait(project_name, project, backend, tuple(args.services), exited)
+        if args.down_project:
+            from composer.contract.options import DownOptions
+
+            await engine.down(project_name, project, backend, DownOptions(), ctx.sink())
+        return code
+
+    return ctx.run(work)

@@ -14,9 +14,11 @@ composer's own sources or an installed package change (it refuses the command, w
 in the client, and the next one starts a fresh server). Only the user who started it may
 connect (SO_PEERCRED).
 
-As root on Linux it also starts a container forkserver (composer/backends/native/runtime/spawn.py)
-before forking any worker: the containers a worker starts itself (``run``'s one-offs, with no
-supervisor) are then forked from a light helper process instead of a fresh interpreter.
+Each backend warms itself up through its hooks (composer.backends.select.WARM_UP): the modules it
+imports inside functions, its first requests (docker-py's client), and helper processes started
+before any worker is forked (as root on Linux, the native backend's container forkserver: the
+containers a worker starts itself, ``run``'s one-offs, are then forked from a light helper
+process instead of a fresh interpreter).
 """
 
 from __future__ import annotations
@@ -35,25 +37,23 @@ import struct
 import sys
 import threading
 import time
+from types import ModuleType
 from typing import Any
 
 from composer.cli import pages
 from composer.cli.client import FRAME, folder_problem, parse_request, read_exact, socket_folder, socket_path
 
 DEFAULT_IDLE_SECONDS = 300.0
-DEFAULT_CGROUP_PARENT = "composer"  # the native runtime's: its forkserver keeps a spare container start there
 LOCK_WAIT_SECONDS = 2.0  # a stale server refuses its last command, then exits: its successor waits
 SPARE_AFTER = 0.5  # seconds after a hand-over, at the latest, the next spare is forked
 SPARE_NAME, WORKER_NAME = "composer-spare", "composer-cmd"  # process names (15 characters at most)
-# Modules a command may import, pre-imported so that no worker pays for them.
-_PACKAGES = ("composer.cli", "composer.spec", "composer.planner", "composer.backends", "composer")
+# Every composer module is pre-imported (a command may import any), but these.
 _NOT_PREIMPORTED = ("__main__", "composer.cli.server", "composer.pytest_plugin")
-# Dependencies composer imports inside functions (docker-py alone is ~0.1 s): a worker must not
-# import them again, after every fork.
+# Dependencies the CLI, the loader and the engine import inside functions: a worker must not
+# import them again, after every fork. Each backend lists its own (composer.backends.select.WARM_UP).
 _EXTRA_MODULES = ("anyio._backends._asyncio", "anyio.from_thread", "importlib.metadata", "ruamel.yaml", "tarfile",
-                  "json", "traceback", "docker", "docker.errors", "docker.utils", "docker.tls", "docker.api.build",
-                  "requests.exceptions", "subprocess", "tempfile", "shlex", "secrets", "gzip", "difflib",
-                  "ipaddress", "termios", "tty", "resource", "pwd", "ctypes.util", "zstandard")
+                  "json", "traceback", "subprocess", "tempfile", "shlex", "secrets", "gzip", "difflib",
+                  "ipaddress", "termios", "tty", "resource")
 
 
 def idle_seconds() -> float:
@@ -78,11 +78,14 @@ def _secure_folder(folder: str) -> None:
         raise SystemExit(f"composer server: {folder} {problem}: not a private folder of this user")
 
 
-def preimport() -> None:
-    """Import every composer module and the heavy dependencies; build the models' validators."""
+def preimport() -> list[ModuleType]:
+    """Import every composer module and the heavy dependencies, build the models' validators and
+    the parser, warm the backends up (composer.backends.select.WARM_UP); the backends' hook modules."""
     import composer
+    from composer.backends.select import warm_up_hooks
 
-    for name in _EXTRA_MODULES:
+    hooks = warm_up_hooks()
+    for name in (*_EXTRA_MODULES, *(name for hook in hooks for name in getattr(hook, "MODULES", ()))):
         with contextlib.suppress(Exception):
             importlib.import_module(name)
     for info in pkgutil.walk_packages(composer.__path__, "composer."):
@@ -93,36 +96,16 @@ def preimport() -> None:
     from composer.cli import parser
 
     parser.prebuilt = parser.build_parser()
-    _warm_docker_client()
+    for hook in hooks:
+        warm_up = getattr(hook, "warm_up", None)
+        if warm_up is not None:
+            with contextlib.suppress(Exception):  # a cold start is slower, never broken
+                warm_up()
     with contextlib.suppress(Exception):
-        from composer.spec.models.scalars import ComposeModel
+        from composer.spec.models.scalars import build_validators
 
-        pending: list[type[Any]] = [ComposeModel]
-        while pending:
-            model = pending.pop()
-            pending.extend(model.__subclasses__())
-            with contextlib.suppress(Exception):
-                model.model_rebuild(force=True)
-
-
-def _warm_docker_client() -> None:
-    """docker-py's first client and first request build requests', urllib3's and http.client's
-    machinery (~2.5 ms of a worker's first request): done once here, with a request the engine
-    answers at once when one runs. The connection is closed before any fork."""
-    with contextlib.suppress(Exception):
-        from composer.backends.docker.client import connect, resolve_endpoint
-
-        api = connect(resolve_endpoint(os.environ), timeout=2)
-        try:
-            api.ping()
-            api.containers(all=True, filters={"label": "com.docker.compose.project=composer-server-warm-up"})
-        finally:
-            api.close()
-        return
-    with contextlib.suppress(Exception):  # no engine: at least the client's own machinery
-        import docker
-
-        docker.APIClient(base_url="unix:///var/run/docker.sock", version="1.41").close()
+        build_validators()
+    return hooks
 
 
 def code_snapshot() -> dict[str, tuple[int, int]]:
@@ -172,12 +155,12 @@ def serve(path: str, idle: float) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)  # through the finally: the socket goes too
     signal.signal(signal.SIGHUP, _exit_on_signal)
     listener: socket.socket | None = None
-    forkserver = None
+    helpers: list[Any] = []
     bound = -1
     try:
-        preimport()
+        hooks = preimport()
         snapshot = code_snapshot()
-        forkserver = _container_forkserver(path)
+        helpers = _start_helpers(hooks, path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -193,10 +176,8 @@ def serve(path: str, idle: float) -> int:
                 os.unlink(path)
         if listener is not None:
             listener.close()
-        if forkserver is not None:
-            forkserver.close()
-            with contextlib.suppress(OSError):  # workers still running keep their descriptor
-                os.unlink(path + ".forks")
+        for helper in helpers:
+            helper.close()
     return 0
 
 
@@ -338,21 +319,19 @@ def _await_connection(channel: socket.socket) -> socket.socket | None:
     return socket.socket(fileno=fds[0]) if fds else None
 
 
-def _container_forkserver(path: str) -> Any:
-    """As root on Linux (the native backend), a forkserver for the container helpers the workers
-    start themselves (``run``'s one-offs; a supervisor has its own): a start then costs a fork
-    instead of an interpreter (~15 ms). None elsewhere."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        return None
-    try:
-        from composer.backends.native.runtime import spawn
-
-        forkserver = spawn.Forkserver(lock_path=path + ".forks", spare_parent=DEFAULT_CGROUP_PARENT)
-        forkserver.start()
-    except Exception:
-        return None
-    spawn.inherited = forkserver
-    return forkserver
+def _start_helpers(hooks: list[ModuleType], path: str) -> list[Any]:
+    """The helper processes the backends start before any worker is forked, which the workers
+    inherit (the native backend's container forkserver, as root on Linux); closed at exit."""
+    helpers = []
+    for hook in hooks:
+        start = getattr(hook, "start_helpers", None)
+        helper = None
+        if start is not None:
+            with contextlib.suppress(Exception):  # the workers then start their helpers themselves
+                helper = start(path)
+        if helper is not None:
+            helpers.append(helper)
+    return helpers
 
 
 def _take_lock(lock: int, patience: float) -> bool:

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from composer.contract.observed import ObservedState
     from composer.events import EventSink
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
@@ -187,6 +189,55 @@ class ImageSummary:
     size: int
     created: float | None = None  # Unix time
     platform: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """One name in a backend's own image store (``composer image ls``)."""
+
+    repository: str  # familiar, without the tag: ``busybox``, ``registry.local:5000/app``
+    tag: str | None
+    image_id: str  # the config's digest, ``sha256:...``
+    size: int  # bytes, its layers'
+    pulled: float = 0.0  # Unix time of the pull, load or tag; 0 when unknown
+
+
+@runtime_checkable
+class ImageStoreCommands(Protocol):
+    """The ``composer image`` commands (load, save, tag, rm, ls), offered by a backend that
+    keeps its own image store (the native backend); an engine with its own CLI (docker) has none.
+    Blocking calls, each leaving the store as it was when it fails."""
+
+    def load_images(self, source: Path | BinaryIO) -> list[str]:
+        """Load a ``docker save`` archive or an OCI layout tar; the familiar names loaded.
+
+        :raises ComposerError: not an archive the store understands.
+        """
+        ...
+
+    def save_images(self, references: Sequence[str], target: Path | BinaryIO) -> None:
+        """Write the images as one archive ``docker load`` reads (a path is written whole or not at all)."""
+        ...
+
+    def tag_image(self, source: str, target: str) -> None:
+        """Give the stored image ``source`` the name ``target``.
+
+        :raises UsageError: ``target`` carries a digest.
+        :raises ImageNotFoundError: ``source`` is not stored.
+        """
+        ...
+
+    def untag_images(self, references: Sequence[str]) -> list[str]:
+        """Remove the names (their content goes at the next garbage collection); the familiar
+        names removed, in order.
+
+        :raises ImageNotFoundError: one of them is not stored (then none is removed).
+        """
+        ...
+
+    def stored_images(self) -> list[StoredImage]:
+        """Every name in the store."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from composer.spec.options import (
     STDIN,
     ProjectOptions,
     ResolvedOptions,
-    is_valid_project_name,
+    checked_project_name,
     normalize_project_name,
     resolve_options,
 )
@@ -285,13 +285,7 @@ def _import_resources(model: dict[str, Any], imported: dict[str, Any], sources: 
 
 def _project_name(resolved: ResolvedOptions, documents_names: list[Any], sources: Sources) -> str:
     if resolved.project_name:
-        name = resolved.project_name
-        if not is_valid_project_name(name):
-            raise SpecValidationError(
-                f'invalid project name "{name}": must consist only of lowercase alphanumeric characters, '
-                "hyphens, and underscores as well as start with a letter or number"
-            )
-        return name
+        return checked_project_name(resolved.project_name)
     for value in reversed(documents_names):
         if isinstance(value, str) and value:
             normalized = normalize_project_name(value)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from composer.errors import EnvFileError, ProjectNotFoundError, SourceLocation
+from composer.errors import EnvFileError, ProjectNotFoundError, SourceLocation, SpecValidationError
 from composer.spec.dotenv import DotenvError, read_dotenv_file
 
 DEFAULT_FILENAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -184,3 +184,16 @@ def normalize_project_name(name: str) -> str:
 
 def is_valid_project_name(name: str) -> bool:
     return bool(_VALID_NAME.match(name))
+
+
+def checked_project_name(name: str) -> str:
+    """``name`` as given (``-p``, COMPOSE_PROJECT_NAME), if v2 would accept it.
+
+    :raises SpecValidationError: it would not, in v2's words.
+    """
+    if not is_valid_project_name(name):
+        raise SpecValidationError(
+            f'invalid project name "{name}": must consist only of lowercase alphanumeric characters, '
+            "hyphens, and underscores as well as start with a letter or number"
+        )
+    return name

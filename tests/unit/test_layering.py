@@ -49,16 +49,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 # Imports that break the rules today, each to be removed (module, imported module).
-KNOWN_VIOLATIONS = frozenset({
-    # removed by part B (issue 16: the image-store commands behind an interface the native backend provides)
-    ("composer.cli.image_store", "composer.backends.native.image.archive"),
-    ("composer.cli.image_store", "composer.backends.native.image.push"),
-    ("composer.cli.image_store", "composer.backends.native.image.reference"),
-    ("composer.cli.image_store", "composer.backends.native.image.store"),
-    # removed by part B (issue 16: the command server's warm-up behind a hook each backend offers)
-    ("composer.cli.server", "composer.backends.docker.client"),
-    ("composer.cli.server", "composer.backends.native.runtime.spawn"),
-})
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 def _module_name(path: Path) -> str:

@@ -7,6 +7,7 @@ behaviour here (``Duration``), and ``ComposeModel`` is the base of every model c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -290,3 +291,14 @@ class ComposeModel(BaseModel):
 def none_as(default: Callable[[], Any]) -> BeforeValidator:
     """A validator reading ``null`` as ``default()`` (for sections where null means empty)."""
     return BeforeValidator(lambda value: default() if value is None else value)
+
+
+def build_validators() -> None:
+    """Build every model's validators and serializers now (``defer_build`` leaves them to first
+    use): the CLI's command server does it once, before it forks the workers that run commands."""
+    pending: list[type[ComposeModel]] = [ComposeModel]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        with contextlib.suppress(Exception):
+            model.model_rebuild(force=True)

@@ -248,7 +248,7 @@ def test_docker_cp_out_for_comparison(docker_api: Any, busybox_image: str, tmp_p
     import shutil
     import subprocess
 
-    from composer.cli.containers import extract_archive
+    from composer.cli.cp import extract_archive
 
     container = docker_api.create_container(busybox_image, ["sh", "-c", f"{SPECIAL_FILES} && sleep 600"])
     try:

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from composer.cli.containers import (
-    combined_status,
-    format_ports,
-    human_duration,
-    human_size,
-    ls_rows,
-    parse_env,
-    ps_rows,
-    published_port,
-    split_container_path,
-    status_filters,
-    table,
-)
+from composer.cli.cp import split_container_path
+from composer.cli.exec_run import parse_env
+from composer.cli.listing import ls_rows, ps_rows, published_port, status_filters
 from composer.cli.parser import build_parser
+from composer.cli.tables import combined_status, format_ports, human_duration, human_size, table
 from composer.contract.backend import ProjectSummary
 from composer.contract.observed import ObservedContainer, PortMapping
 from composer.errors import UsageError

@@ -540,7 +540,7 @@ def _accepted_cases() -> list[Path]:
 
 def _case_options(case_dir: Path, home: str) -> tuple[ProjectOptions, LoadOptions]:
     """The options run-conformance gives ``composer config``, parsed by the CLI's own parser."""
-    from composer.cli.commands import project_options
+    from composer.cli.context import project_options
     from composer.cli.parser import build_parser
 
     meta = json.loads((case_dir / "case.json").read_text(encoding="utf-8"))

@@ -1,0 +1,129 @@
+"""``exec`` and ``run``: a command in a service's container, or in a new one-off container,
+with the terminal's streams (raw while a tty session runs)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from composer.errors import UsageError
+
+if TYPE_CHECKING:
+    from composer.cli.context import CommandContext
+    from composer.contract.backend import Streams
+
+
+def parse_env(entries: Iterable[str], environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``KEY=VALUE`` entries; a bare ``KEY`` takes the value from the environment (skipped if unset)."""
+    source = os.environ if environ is None else environ
+    result: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if sep:
+            result[key] = value
+        elif key in source:
+            result[key] = source[key]
+    return result
+
+
+@contextmanager
+def _raw_terminal(enabled: bool) -> Iterator[None]:
+    """The terminal in raw mode while a tty session runs (keys go to the container)."""
+    if not enabled:
+        yield
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _streams(interactive: bool) -> Streams:
+    from composer.contract.backend import Streams
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return Streams(sys.stdout.buffer, sys.stderr.buffer, sys.stdin.buffer if interactive else None)
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_exec(ctx: CommandContext) -> int:
+    from composer import engine
+    from composer.contract.backend import ExecSpec
+
+    args = ctx.args
+    if not args.cmd:
+        raise UsageError("exec requires at least 2 arguments: SERVICE COMMAND")
+    project, project_name = ctx.project_or_name()
+    tty = not args.no_tty and not args.detach and _stdin_is_tty()
+    spec = ExecSpec(tuple(args.cmd), user=args.user, workdir=args.workdir, environment=parse_env(args.env),
+                    privileged=args.privileged, tty=tty, interactive=args.interactive and not args.detach)
+    streams = None if args.detach else _streams(spec.interactive)
+    with _raw_terminal(tty):
+        code = ctx.run(lambda backend: engine.exec_(project_name, project, backend, args.service, spec, streams,
+                                                    index=args.index))
+    return code or 0
+
+
+def run_run(ctx: CommandContext) -> int:
+    import shlex
+
+    from composer import engine
+    from composer.contract.options import RunOptions
+
+    args = ctx.args
+    project = ctx.project()
+    project.service(args.service)
+    tty = not args.no_tty and not args.detach and _stdin_is_tty()
+    interactive = args.interactive and not args.detach
+    options = RunOptions(
+        command=tuple(args.cmd) if args.cmd else None,
+        entrypoint=tuple(shlex.split(args.entrypoint)) if args.entrypoint is not None else None,
+        environment=parse_env(args.env), user=args.user, workdir=args.workdir,
+        volumes=tuple(_volume(entry, project.working_dir) for entry in args.volume),
+        ports=tuple(port for entry in args.publish for port in _ports(entry)), service_ports=args.service_ports,
+        name=args.name, tty=tty, interactive=interactive, use_aliases=args.use_aliases,
+        labels=parse_env(args.label, {}),
+    )
+    streams = None if args.detach else _streams(interactive)
+    with _raw_terminal(tty):
+        ref, code = ctx.run(lambda backend: engine.run(project, backend, args.service, options, streams,
+                                                       ctx.sink(), no_deps=args.no_deps, remove=args.rm,
+                                                       pull=args.pull, parallel=args.parallel))
+    if args.detach:
+        print(ref.container_id)
+        return 0
+    return code or 0
+
+
+def _volume(entry: str, working_dir: str) -> Any:
+    from composer.spec.models.service import ServiceVolume
+    from composer.spec.shortsyntax import parse_volume
+
+    fields = parse_volume(entry)
+    source = fields.get("source")
+    if fields.get("type") == "bind" and source and not os.path.isabs(source):
+        fields["source"] = os.path.normpath(os.path.join(working_dir, os.path.expanduser(source)))
+    return ServiceVolume.model_validate(fields)
+
+
+def _ports(entry: str) -> list[Any]:
+    from composer.spec.models.service import PortConfig
+    from composer.spec.shortsyntax import parse_port
+
+    return [PortConfig.model_validate(fields) for fields in parse_port(entry)]
