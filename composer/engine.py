@@ -445,8 +445,9 @@ async def push(
 
     from composer.errors import ExecutionError, OperationFailure
     from composer.events import Event, EventStatus
+    from composer.image_reference import repository_of
     from composer.planner.execute import parallel_limit
-    from composer.planner.images import push_targets, repository_of
+    from composer.planner.images import push_targets
 
     out = sink or NullSink()
     targets = push_targets(project, options)

@@ -113,7 +113,8 @@ def _remove(ctx: CommandContext) -> int:
 def _list(ctx: CommandContext) -> int:
     import time
 
-    from composer.cli.tables import human_duration, human_size, table
+    from composer.cli.tables import human_size, table
+    from composer.units import human_duration
 
     found = _store(ctx).stored_images()
     if ctx.args.quiet:

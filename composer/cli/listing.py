@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from composer.cli.tables import combined_status, format_ports, human_duration, human_size, table
+from composer.cli.tables import combined_status, format_ports, human_size, table
 from composer.errors import ComposerError, UsageError
+from composer.units import human_duration
 
 if TYPE_CHECKING:
     from composer.cli.context import CommandContext

@@ -1,5 +1,6 @@
 """The text the listing commands print as Compose v2 and ``docker`` print it: Go's tabwriter
-columns, go-units' durations and sizes, published ports, a project's combined status. Pure."""
+columns, go-units' sizes (its durations: composer.units), published ports, a project's combined
+status. Pure."""
 
 from __future__ import annotations
 
@@ -23,34 +24,6 @@ def table(rows: Sequence[Sequence[str]], *, padding: int = 3, min_width: int = 0
         cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
         lines.append("".join(cells).rstrip())
     return lines
-
-
-def human_duration(seconds: float) -> str:
-    """go-units' HumanDuration, which ``docker ps`` and v2 use ("2 seconds", "About a minute")."""
-    whole = int(seconds)
-    if whole < 1:
-        return "Less than a second"
-    if whole == 1:
-        return "1 second"
-    if whole < 60:
-        return f"{whole} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def human_size(size: float) -> str:

@@ -13,7 +13,7 @@ Both sides depend on it and neither owns it (as docker/compose keeps ``pkg/api``
 
 The planner and the backends import this package and never each other; the CLI and the library
 (composer.api) import it, the engine and the spec. It imports nothing of composer's but the
-spec's models, errors, labels and events (tests/unit/test_layering.py holds it to that), and
-nothing heavy: the CLI's start-up imports parts of it. Each module is imported by name; this
-one re-exports nothing.
+spec's models and the base modules (errors, labels, events...; tests/unit/test_layering.py holds
+it to that), and nothing heavy: the CLI's start-up imports parts of it. Each module is imported
+by name; this one re-exports nothing.
 """

@@ -87,13 +87,10 @@ def observed_ref(container: ObservedContainer) -> ContainerRef:
     return ContainerRef(container_id=container.container_id, name=container.name)
 
 
-def has_tag_or_digest(image: str) -> bool:
-    last = image.rsplit("/", 1)[-1]
-    return "@" in last or ":" in last
-
-
 def image_present(image: str, images: frozenset[str]) -> bool:
     """Whether ``image`` is among local ``images``; ``nginx`` matches ``nginx:latest``."""
+    from composer.image_reference import has_tag_or_digest  # here: ps and logs import this module, not this rule
+
     if image in images:
         return True
     return not has_tag_or_digest(image) and f"{image}:latest" in images

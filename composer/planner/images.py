@@ -79,15 +79,6 @@ def reconcile_pull(project: Project, images: frozenset[str], options: PullOption
     return plan.build()
 
 
-def repository_of(reference: str) -> str:
-    """``host:5000/app:1`` -> ``host:5000/app`` (the digest or tag dropped)."""
-    name = reference.split("@", 1)[0]
-    head, _, last = name.rpartition("/")
-    if ":" in last:
-        last = last.rsplit(":", 1)[0]
-    return f"{head}/{last}" if head else last
-
-
 def push_targets(project: Project, options: PushOptions | None = None) -> list[tuple[ServiceConfig, str]]:
     """(service, reference) for each reference to push, in service order, each reference once."""
     options = options or PushOptions()

@@ -23,6 +23,7 @@ from composer.contract.plan import (
     VolumePayload,
     WaitPayload,
 )
+from composer.image_reference import with_latest
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running
 from composer.spec.graph import Graph, service_graph
 
@@ -92,12 +93,6 @@ def reconcile_down(
     return plan.build()
 
 
-def _familiar(reference: str) -> str:
-    """``name`` -> ``name:latest``, as v2 names the images it removes."""
-    last = reference.rsplit("/", 1)[-1]
-    return reference if ":" in last or "@" in last else f"{reference}:latest"
-
-
 def images_to_remove(
     project_name: str, project: Project | None, observed: ObservedState, mode: str, *, remove_orphans: bool = False,
 ) -> list[str]:
@@ -116,7 +111,7 @@ def images_to_remove(
         default = f"{project_name}-{service.name}"
         if not service.image and default in observed.images:
             found.add(default)
-    return sorted({_familiar(image) for image in found})
+    return sorted({with_latest(image) for image in found})  # as v2 names the images it removes
 
 
 def _remove_containers(

@@ -132,7 +132,7 @@ def native_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeRoo
     roots = NativeRoots(tmp_path_factory.mktemp("e2e-native"), f"composer-e2e-{uuid.uuid4().hex[:8]}")
     yield roots
     from composer.backends.native.image.store import ImageStore
-    from composer.backends.native.runtime.containers import Runtime
+    from composer.backends.native.runtime.api import Runtime
     from tests.integration.native.test_runtime import residue
 
     networks = roots.run_root / "networks"
@@ -193,7 +193,7 @@ class Stack:
         run_dir = native.run_root / self.project
         found = [f"container {p.name}" for p in run_dir.iterdir()] if run_dir.is_dir() else []
         from composer import labels
-        from composer.backends.native import networking
+        from composer.backends.native.network import settings as networking
 
         found += [f"network {record['name']}" for record in networking.networks(native.run_root)
                   if (record.get("labels") or {}).get(labels.PROJECT) == self.project]

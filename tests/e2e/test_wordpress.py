@@ -52,8 +52,8 @@ def install_site(site: WordPress, title: str) -> None:
 def pulled_image_id(stack: Stack, api: Any, name: str) -> str | None:
     if stack.native is None:
         return str(api.inspect_image(name)["Id"])
-    from composer.backends.native.image.reference import parse
     from composer.backends.native.image.store import ImageStore
+    from composer.image_reference import parse
 
     record = ImageStore.open(stack.native.store).get(str(parse(name)))
     return None if record is None else record.config

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import Reference, parse
 from composer.backends.native.image.registry import Endpoint, RegistryClient
+from composer.image_reference import Reference, parse
 
 MTIME = 1_700_000_000
 BUSYBOX = "/bin/busybox"

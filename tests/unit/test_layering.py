@@ -15,11 +15,11 @@ import composer
 PACKAGE = Path(composer.__file__).parent
 
 # Module prefixes of each layer; the longest matching prefix decides. ``composer.backends`` alone
-# (the package's __init__, which names the backends and imports them by name) is the selection's.
-EXACT = {"composer.backends": "selection"}
+# (the package's __init__) is the selection's; ``composer`` alone (its __init__) is the package's.
+EXACT = {"composer.backends": "selection", "composer": "package"}
 LAYERS: dict[str, tuple[str, ...]] = {
-    "base": ("composer._lazy", "composer.errors", "composer.events", "composer.labels", "composer.names",
-             "composer.owner"),
+    "base": ("composer._lazy", "composer.errors", "composer.events", "composer.image_reference", "composer.labels",
+             "composer.names", "composer.owner", "composer.units"),
     "spec": ("composer.spec",),
     "contract": ("composer.contract",),
     "planner": ("composer.planner",),
@@ -28,17 +28,17 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "engine": ("composer.engine",),
     "library": ("composer.api", "composer.readiness", "composer.pytest_plugin"),
     "cli": ("composer.cli", "composer.__main__"),
-    "package": ("composer",),
 }
 
 # What each layer may import (besides itself). The spec is the bottom: errors and stdlib only.
-# The contract may use the spec's models, not its loader. The planner and the backends meet only
-# in the contract; the engine is handed a backend and never makes one. The CLI and the library
-# make one through the selection, and otherwise see only the engine, the contract and the spec.
+# The base modules are leaves. The contract may use them and the spec's models, not its loader.
+# The planner and the backends meet only in the contract; the engine is handed a backend and
+# never makes one. The CLI and the library make one through the selection, and otherwise see
+# only the engine, the contract and the spec.
 ALLOWED: dict[str, frozenset[str]] = {
     "base": frozenset(),
     "spec": frozenset({"composer.errors", "composer._lazy"}),
-    "contract": frozenset({"composer.spec.models", "composer.errors", "composer.labels", "composer.events"}),
+    "contract": frozenset({"base", "composer.spec.models"}),
     "planner": frozenset({"base", "spec", "contract"}),
     "backends": frozenset({"base", "spec", "contract"}),
     "selection": frozenset({"base", "contract"}),
@@ -150,6 +150,8 @@ def test_the_directions_between_layers() -> None:
     assert forbidden("composer.spec.loader", "composer.events")
     assert forbidden("composer.contract.plan", "composer.spec.loader")
     assert forbidden("composer.contract.observed", "composer.planner.builder")
+    assert layer_of("composer.newly_added") is None  # a new top-level module must be placed
+    assert layer_of("composer") == "package"
     assert not forbidden("composer.cli.lifecycle", "composer.backends.select")
     assert not forbidden("composer.api", "composer.backends")
     assert forbidden("composer.api", "composer.backends.memory")

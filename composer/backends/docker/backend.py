@@ -41,9 +41,9 @@ from composer.contract.backend import (
     ProjectSummary,
     Streams,
 )
-from composer.contract.observed import has_tag_or_digest
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
 from composer.events import Event, EventSink, EventStatus
+from composer.image_reference import with_latest
 
 if TYPE_CHECKING:
     from composer.contract.backend import BuildSpec
@@ -332,51 +332,53 @@ class DockerBackend:
         return int(result.get("StatusCode", 0))
 
     async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
-        from composer.backends.docker import containers
+        from composer.backends.docker import container_commands
 
-        code: int | None = await self._run_long("exec", lambda api: containers.exec_in_container(api, ref, spec,
-                                                                                                   streams))
+        code: int | None = await self._run_long(
+            "exec", lambda api: container_commands.exec_in_container(api, ref, spec, streams))
         return code
 
     async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
-        from composer.backends.docker import containers
+        from composer.backends.docker import container_commands
 
         code: int = await self._run_long(
-            "attach", lambda api: containers.attach_container(api, ref, streams, tty=tty, start=start))
+            "attach", lambda api: container_commands.attach_container(api, ref, streams, tty=tty, start=start))
         return code
 
     async def container_top(self, ref: ContainerRef) -> ProcessList:
-        from composer.backends.docker import containers
+        from composer.backends.docker import container_commands
 
-        found: ProcessList = await self._run("top", lambda api: containers.container_top(api, ref))
+        found: ProcessList = await self._run("top", lambda api: container_commands.container_top(api, ref))
         return found
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
-        from composer.backends.docker import containers
+        from composer.backends.docker import container_commands
 
-        found: PathStat | None = await self._run("stat", lambda api: containers.stat_container_path(api, ref, path))
+        found: PathStat | None = await self._run("stat",
+                                                 lambda api: container_commands.stat_container_path(api, ref, path))
         return found
 
     async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
         await self._run("copy", lambda api: api.put_archive(ref.container_id, directory, archive))
 
     async def copy_from_container(self, ref: ContainerRef, path: str) -> bytes:
-        from composer.backends.docker import containers
+        from composer.backends.docker import container_commands
 
-        data: bytes = await self._run("copy", lambda api: containers.copy_from_container(api, ref, path))
+        data: bytes = await self._run("copy", lambda api: container_commands.copy_from_container(api, ref, path))
         return data
 
     async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
-        from composer.backends.docker import containers
+        from composer.backends.docker import container_commands
 
         found: list[ProjectSummary] = await self._run(
-            "list projects", lambda api: containers.list_projects(api, include_stopped=include_stopped))
+            "list projects", lambda api: container_commands.list_projects(api, include_stopped=include_stopped))
         return found
 
     async def list_images(self, refs: Sequence[ContainerRef]) -> list[ImageSummary]:
-        from composer.backends.docker import containers
+        from composer.backends.docker import container_commands
 
-        found: list[ImageSummary] = await self._run("list images", lambda api: containers.list_images(api, refs))
+        found: list[ImageSummary] = await self._run("list images",
+                                                    lambda api: container_commands.list_images(api, refs))
         return found
 
     # --- logs ---------------------------------------------------------------------------------
@@ -479,7 +481,7 @@ def _images_named(api: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:
         except ImageNotFound:
             continue
         tags = list(document.get("RepoTags") or ())
-        found.append({**document, "RepoTags": [*tags, name if has_tag_or_digest(name) else f"{name}:latest"]})
+        found.append({**document, "RepoTags": [*tags, with_latest(name)]})
     return found
 
 

@@ -11,10 +11,11 @@ Images: the content-addressed store and the registry client of composer.backends
   answers for the containers it is given.
 - ``build_image`` raises UnsupportedFeatureError: there is no native builder yet.
 
-Containers: composer.backends.native.containers (synchronous, run in worker threads) over the
+Containers: composer.backends.native.lifecycle's NativeContainers and the modules beside it
+(status, observation, processes, logs, volume_mounts, cp; synchronous, run in worker threads) over the
 runtime (composer.backends.native.runtime) and its per-project supervisor, which owns restart
 loops, healthchecks and logs so that ``up -d`` returns while everything keeps running.
-Networking plugs in through composer.backends.native.networking (bridge networks, DNS and
+Networking plugs in through composer.backends.native.network.settings (bridge networks, DNS and
 published ports from composer.backends.native.network). ``cp`` goes through
 composer.backends.native.cp: tar archives made and unpacked by a helper inside the container's
 files (its mount namespace while it runs, else its overlay in a private one).
@@ -30,8 +31,8 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
 import anyio.to_thread
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import parse
-from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.image.aliases import image_aliases
+from composer.backends.native.image.store import ImageStore
 from composer.contract.backend import (
     BuildSpec,
     Capability,
@@ -51,24 +52,12 @@ from composer.contract.observed import ObservedState
 from composer.errors import ImagePullError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
-    from composer.backends.native.containers import NativeContainers
+    from composer.backends.native.lifecycle import NativeContainers
     from composer.events import Event, EventSink
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 BACKEND_NAME = "native"
 T = TypeVar("T")
-
-
-def image_aliases(record: ImageRecord) -> set[str]:
-    """The spellings of a stored image that a Compose file may use."""
-    ref = parse(record.reference)
-    names = {str(ref), ref.familiar(), record.config}
-    if ref.is_docker_hub:
-        names.add(f"{ref.repository}:{ref.tag}" if ref.tag else ref.repository)
-    for name in list(names):
-        if name.endswith(":latest"):
-            names.add(name.removesuffix(":latest"))
-    return names
 
 
 class NativeBackend:
@@ -93,8 +82,8 @@ class NativeBackend:
             if os.geteuid() != 0:
                 raise UnsupportedFeatureError("the native backend needs root to run containers (rootless mode is not "
                                               "built yet)", backend_name=BACKEND_NAME, operation="containers")
-            from composer.backends.native.containers import NativeContainers
-            from composer.backends.native.runtime.containers import default_run_root
+            from composer.backends.native.lifecycle import NativeContainers
+            from composer.backends.native.runtime.api import default_run_root
 
             environ = os.environ if self._environ is None else self._environ
             self._containers = NativeContainers(self.store, default_run_root(self._environ),
@@ -118,10 +107,13 @@ class NativeBackend:
         self, project_name: str, *, external_networks: Sequence[str] = (), external_volumes: Sequence[str] = (),
         images: Sequence[str] | None = None,
     ) -> ObservedState:  # the store's index is at hand: every local image, whatever ``images`` asks
+        from composer.backends.native import observation
+
         def observe() -> ObservedState:
             containers = self.containers  # refuses a caller who is not root, before the store
             ids = {(alias, record.config) for record in self.store.images() for alias in image_aliases(record)}
-            return containers.observe(project_name, external_networks, external_volumes, tuple(sorted(ids)))
+            return observation.observe(containers, project_name, external_networks, external_volumes,
+                                       tuple(sorted(ids)))
 
         return await self._run(observe)
 
@@ -157,13 +149,15 @@ class NativeBackend:
     async def list_images(self, refs: Sequence[ContainerRef]) -> list[ImageSummary]:
         if not refs:
             return []
-        return await self._run(lambda: self.containers.list_images(refs))
+        from composer.backends.native import observation
+
+        return await self._run(lambda: observation.list_images(self.containers, refs))
 
     async def aclose(self) -> None:
         if self._containers is not None:
             await anyio.to_thread.run_sync(self._containers.release)
 
-    # --- containers (composer.backends.native.containers over the runtime and its supervisor) ---
+    # --- containers (composer.backends.native.lifecycle over the runtime and its supervisor) ---
 
     def _unavailable(self, what: str) -> NoReturn:
         raise UnsupportedFeatureError(f"{what} is not supported by the native backend yet (use --backend docker)",
@@ -178,10 +172,15 @@ class NativeBackend:
         await self._run(lambda: self.containers.remove_network(network_name))
 
     async def create_volume(self, project_name: str, key: str, volume_name: str, config: VolumeConfig) -> str:
-        return await self._run(lambda: self.containers.create_volume(project_name, key, volume_name, config))
+        from composer.backends.native import volume_mounts
+
+        return await self._run(lambda: volume_mounts.create_volume(self.containers, project_name, key, volume_name,
+                                                                   config))
 
     async def remove_volume(self, volume_name: str) -> None:
-        await self._run(lambda: self.containers.remove_volume(volume_name))
+        from composer.backends.native import volume_mounts
+
+        await self._run(lambda: volume_mounts.remove_volume(self.containers, volume_name))
 
     async def create_container(self, spec: ContainerSpec) -> ContainerRef:
         return await self._run(lambda: self.containers.create(spec))
@@ -215,15 +214,17 @@ class NativeBackend:
     async def _logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None
                     ) -> AsyncGenerator[LogLine, None]:
         containers = self.containers
-        targets = await self._run(lambda: containers.log_targets(refs))
+        from composer.backends.native import logs
+
+        targets = await self._run(lambda: logs.log_targets(containers, refs))
         await self._run(containers.release)
         offsets = [0] * len(targets)
         tails: list[int | None] = [tail] * len(targets)
         live = list(range(len(targets)))
 
         def step(index: int) -> tuple[bool, list[LogLine]]:
-            running = follow and containers.still_logging(targets[index])
-            lines, offsets[index] = containers.read_lines(targets[index], offsets[index], tails[index])
+            running = follow and logs.still_logging(containers, targets[index])
+            lines, offsets[index] = logs.read_lines(targets[index], offsets[index], tails[index])
             tails[index] = None
             return running, lines
 
@@ -253,13 +254,19 @@ class NativeBackend:
 
     async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
         await self._run(self.containers.release)
-        return await self._run(lambda: self.containers.exec(ref, spec, streams))
+        from composer.backends.native import processes
+
+        return await self._run(lambda: processes.exec_in_container(self.containers, ref, spec, streams))
 
     async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
-        return await self._run(lambda: self.containers.attach(ref, streams, start))
+        from composer.backends.native import processes
+
+        return await self._run(lambda: processes.attach_container(self.containers, ref, streams, start))
 
     async def container_top(self, ref: ContainerRef) -> ProcessList:
-        return await self._run(lambda: self.containers.top(ref))
+        from composer.backends.native import processes
+
+        return await self._run(lambda: processes.container_top(self.containers, ref))
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         from composer.backends.native import cp
@@ -277,7 +284,9 @@ class NativeBackend:
         return await self._run(lambda: cp.copy_from(self.containers, ref, path))
 
     async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
-        return await self._run(lambda: self.containers.list_projects(include_stopped))
+        from composer.backends.native import observation
+
+        return await self._run(lambda: observation.list_projects(self.containers, include_stopped))
 
     async def remove_image(self, image: str) -> None:
         self._unavailable("down --rmi")

@@ -20,8 +20,8 @@ from composer.contract.backend import ContainerRef, PathStat
 from composer.errors import BackendError, NotFoundError
 
 if TYPE_CHECKING:
-    from composer.backends.native.containers import NativeContainers
-    from composer.backends.native.runtime.containers import Runtime
+    from composer.backends.native.lifecycle import NativeContainers
+    from composer.backends.native.runtime.api import Runtime
 
 BACKEND = "native"
 OPERATION = "copy"

@@ -10,8 +10,8 @@ The backend calls:
 * ``start_options(config)`` whenever the container is started (by the supervisor, or by an
   attached one-off): keyword arguments for ``Runtime.start`` (``ipcns=``, ``pidns=``).
 
-``running_pid`` (X's pid, checked against its recorded start time) serves networking's
-``network_mode: service:X`` too.
+``owner_project`` (X's project) and ``running_pid`` (X's pid, checked against its recorded start
+time) serve network.settings' ``network_mode: service:X`` too (and ``volumes_from``: X's project).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composer.errors import BackendError
+from composer.errors import BackendError, NotFoundError
 
 if TYPE_CHECKING:
     from composer.contract.backend import ContainerSpec
@@ -34,8 +34,6 @@ def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, dict[st
 
     :raises NotFoundError: no container X.
     """
-    from composer.backends.native.networking import owner_project
-
     joined: dict[str, dict[str, str]] = {}
     for key in KINDS:
         mode = getattr(spec.service, key, None)
@@ -54,6 +52,24 @@ def start_options(config: dict[str, Any]) -> dict[str, Any]:
     """
     joined = config.get("namespaces") or {}
     return {f"{key}ns": f"/proc/{running_pid(settings, KINDS[key])}/ns/{key}" for key, settings in joined.items()}
+
+
+def owner_project(run_root: Path, project: str, container: str) -> str:
+    """The project of ``container`` (whose network namespace a service joins): this project's
+    when it has one of that name, else the first other project that does. (``volumes_from``
+    names its sources the same way.)
+
+    :raises NotFoundError: no container of that name.
+    :raises BackendError: an invalid project or container name (runtime.api.checked_name).
+    """
+    from composer.backends.native.runtime.api import checked_name, project_dir
+
+    if (project_dir(run_root, project) / checked_name("container", container) / "config.json").is_file():
+        return project
+    for candidate in sorted(run_root.iterdir()) if run_root.is_dir() else ():
+        if (candidate / container / "config.json").is_file():
+            return candidate.name
+    raise NotFoundError(f"No such container: {container}", backend_name=BACKEND, operation="create")
 
 
 def running_pid(settings: dict[str, Any], kind: str) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from composer.backends.native.image.store import ImageStore
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry
 from tests.support import isolation

@@ -28,11 +28,11 @@ import pytest
 
 from composer.backends.native.image import oci
 from composer.backends.native.image.push import Uploader, push
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.registry import CredentialStore, Endpoint, RegistryClient, RegistryConfig
 from composer.backends.native.image.store import ImageStore
 from composer.cli import main
 from composer.events import ListSink
+from composer.image_reference import parse
 from tests.integration.native.test_pull import run_pull, snapshot
 from tests.integration.registry import LocalRegistry, free_port
 

@@ -31,7 +31,7 @@ import pytest
 from composer.backends.native.image.pull import pull
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups, devices
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from composer.events import ListSink
 from composer.spec.models.service import ServiceVolume
 from tests.integration.native.conftest import pusher, unavailable

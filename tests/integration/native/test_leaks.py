@@ -27,7 +27,7 @@ import pytest
 
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups, cpexec, nsexec, spawn
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from composer.errors import BackendError, UnsupportedFeatureError
 from composer.spec.models.service import ServiceVolume
 from tests.integration.native import test_lifecycle, test_runtime

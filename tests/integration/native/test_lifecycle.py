@@ -30,7 +30,7 @@ import pytest
 
 from composer.backends.native.image.pull import pull
 from composer.backends.native.image.store import ImageRecord, ImageStore
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from composer.events import ListSink
 from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry

@@ -27,7 +27,7 @@ from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.network import firewall
 from composer.backends.native.network.manager import Attachment, NetworkManager
 from composer.backends.native.network.netlink import namespace
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from composer.errors import BackendError, NotFoundError, PortInUseError
 from composer.spec.models.resources import IPAMConfig, IPAMPool, NetworkConfig
 from composer.spec.models.service import PortConfig, ServiceConfig, ServiceNetworkConfig

@@ -38,7 +38,7 @@ import pytest
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.network import dns, firewall
 from composer.backends.native.network.manager import Attachment, NetworkManager
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from composer.spec.models.service import PortConfig, ServiceConfig, ServiceNetworkConfig
 from tests.integration.native.test_network import SERVER, Stack, free_ports, tcp_read
 from tests.integration.native.test_runtime import image, residue, session_root  # noqa: F401 - fixtures

@@ -25,7 +25,6 @@ import pytest
 
 from composer.backends.native.image import oci
 from composer.backends.native.image.pull import pull
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.registry import CredentialStore, RegistryClient, RegistryConfig
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.errors import (
@@ -37,6 +36,7 @@ from composer.errors import (
     UnsafeLayerError,
 )
 from composer.events import ListSink
+from composer.image_reference import parse
 from tests.integration.native.conftest import PASSWORD, USER, ConfiguredRegistry, TokenIssuer, docker_login, pusher
 from tests.integration.registry import LocalRegistry, free_port
 from tests.support import oci_images as oi

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.registry import CredentialStore, RegistryClient, RegistryConfig
 from composer.backends.native.image.store import ImageStore
+from composer.image_reference import parse
 from tests.integration.native.conftest import docker_login
 
 BLOB = b"blob served by the CDN"

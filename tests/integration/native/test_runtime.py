@@ -28,8 +28,8 @@ import pytest
 from composer.backends.native.image.pull import pull
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime.api import Runtime
 from composer.backends.native.runtime.config import command
-from composer.backends.native.runtime.containers import Runtime
 from composer.errors import BackendError, UnsupportedFeatureError
 from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig
@@ -142,7 +142,8 @@ def leftover_processes(rt: Runtime) -> list[str]:
         except OSError:
             continue
         if rt.cgroup_parent in cgroup or str(rt.run_root) in cmdline or (
-                ("runtime.init" in cmdline or "runtime.nsexec" in cmdline) and ours(proc, rt)):
+                any(f"bootstrap.py {helper} " in cmdline for helper in ("init", "nsexec", "forkserver"))
+                and ours(proc, rt)):
             found.append(f"process {proc.name}: {cmdline!r} {status.splitlines()[2]}")
     return found
 

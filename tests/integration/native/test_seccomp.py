@@ -22,7 +22,7 @@ import pytest
 
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime import nsexec
-from composer.backends.native.runtime.containers import Runtime
+from composer.backends.native.runtime.api import Runtime
 from composer.errors import SpecValidationError
 from composer.spec.models.service import ServiceVolume
 from tests.integration.native.test_runtime import Box, image, runtime, session_root  # noqa: F401 - fixtures

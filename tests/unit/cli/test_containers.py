@@ -8,7 +8,7 @@ from composer.cli.cp import split_container_path
 from composer.cli.exec_run import parse_env
 from composer.cli.listing import ls_rows, ps_rows, published_port, status_filters
 from composer.cli.parser import build_parser
-from composer.cli.tables import combined_status, format_ports, human_duration, human_size, table
+from composer.cli.tables import combined_status, format_ports, human_size, table
 from composer.contract.backend import ProjectSummary
 from composer.contract.observed import ObservedContainer, PortMapping
 from composer.errors import UsageError
@@ -36,15 +36,6 @@ def test_table_pads_like_tabwriter() -> None:
     assert table(rows) == ["NAME   STATUS", "a      running(1)"]
     assert table(rows, min_width=20)[0] == "NAME".ljust(20) + "STATUS"
     assert table([["A", "B", ""], ["x", "y", ""]]) == ["A   B", "x   y"]
-
-
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0.4, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
-    (600, "10 minutes"), (3600, "About an hour"), (5 * 3600, "5 hours"), (3 * 86400, "3 days"),
-    (20 * 86400, "2 weeks"), (90 * 86400, "3 months"), (800 * 86400, "2 years"),
-])
-def test_human_duration(seconds: float, text: str) -> None:
-    assert human_duration(seconds) == text
 
 
 def test_human_size() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from composer.backends.native.backend import NativeBackend, image_aliases
+from composer.backends.native.backend import NativeBackend
+from composer.backends.native.image.aliases import image_aliases
 from composer.backends.native.image.store import ImageRecord
 from composer.backends.select import BackendChoice, backend_class, choose_backend
 from composer.contract.backend import BuildSpec, ContainerRef

@@ -3,8 +3,9 @@ published ports for listings, ports without a host port."""
 
 from __future__ import annotations
 
-from composer.backends.native.containers import exposed_ports, listed_ports, with_file_mounts
+from composer.backends.native.container_settings import exposed_ports, with_file_mounts
 from composer.backends.native.network.manager import PublishedPort, expand_ports
+from composer.backends.native.status import listed_ports
 from composer.contract.backend import ContainerSpec
 from composer.contract.observed import PortMapping
 from composer.spec.models import ServiceConfig

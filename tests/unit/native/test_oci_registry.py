@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.registry import (
     Credentials,
     CredentialStore,
@@ -23,6 +22,7 @@ from composer.backends.native.image.registry import (
     parse_challenge,
 )
 from composer.errors import RegistryAuthError, UsageError
+from composer.image_reference import parse
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from composer.backends.native.containers import healthcheck, restart_policy
+from composer.backends.native.container_settings import healthcheck, restart_policy
 from composer.backends.native.runtime.supervisor import health_probe_args, restart_wanted
 from composer.errors import UnsupportedFeatureError
 from composer.spec.models.service import ServiceConfig

@@ -15,7 +15,6 @@ from composer.planner.images import (
     push_targets,
     reconcile_build,
     reconcile_pull,
-    repository_of,
 )
 from composer.planner.reconcile import reconcile_up
 from tests.unit.planner.conftest import LoadFn
@@ -99,14 +98,6 @@ def test_push_targets_are_images_of_buildable_services_and_their_tags(load: Load
                                  "      context: ."))
     assert [r for _, r in push_targets(project)] == ["reg.local:5000/api", "reg.local:5000/api:extra",
                                                      "reg.local:5000/worker:1"]
-
-
-@pytest.mark.parametrize(("reference", "repository"), [
-    ("app", "app"), ("app:1", "app"), ("reg:5000/a/b:2", "reg:5000/a/b"), ("reg:5000/app", "reg:5000/app"),
-    ("app@sha256:00", "app"),
-])
-def test_repository_of(reference: str, repository: str) -> None:
-    assert repository_of(reference) == repository
 
 
 def test_up_builds_a_missing_build_only_image_and_pulls_first_when_image_is_set(load: LoadFn) -> None:

@@ -37,9 +37,9 @@ from typing import IO, Any, NamedTuple, cast
 from composer.backends.native.image import oci
 from composer.backends.native.image.layers import CHUNK, LayerBudget, apply_layer, decompressed, detect_compression
 from composer.backends.native.image.push import find_record
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
 from composer.errors import DigestMismatchError, ImageStoreError
+from composer.image_reference import parse
 
 BACKEND = "native"
 MTIME = 0

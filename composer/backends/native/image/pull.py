@@ -21,11 +21,11 @@ import anyio.to_thread
 
 from composer.backends.native.image import oci
 from composer.backends.native.image.layers import apply_layer
-from composer.backends.native.image.reference import Reference, parse
 from composer.backends.native.image.registry import RegistryClient, RegistryConfig, Resolved
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
+from composer.image_reference import Reference, parse
 
 BACKEND = "native"
 DEFAULT_CONCURRENCY = 4

@@ -28,7 +28,6 @@ import anyio.from_thread
 import anyio.to_thread
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import Reference, parse
 from composer.backends.native.image.registry import (
     Endpoint,
     RegistryClient,
@@ -40,6 +39,7 @@ from composer.backends.native.image.registry import (
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.errors import ComposerError, ImageNotFoundError, ImagePushError
 from composer.events import Event, EventSink, EventStatus
+from composer.image_reference import Reference, parse
 
 BACKEND = "native"
 UPLOAD_CHUNK = 16 << 20  # blobs up to this size go in one PUT; larger ones in PATCHes of this size

@@ -32,11 +32,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.reference import (
-    DOCKER_HUB_AUTH_KEY,
-    Reference,
-    is_loopback_host,
-)
 from composer.backends.native.image.store import BlobWriter
 from composer.errors import (
     BackendError,
@@ -46,6 +41,11 @@ from composer.errors import (
     ImagePushError,
     RegistryAuthError,
     UnsupportedFeatureError,
+)
+from composer.image_reference import (
+    DOCKER_HUB_AUTH_KEY,
+    Reference,
+    is_loopback_host,
 )
 
 BACKEND = "native"

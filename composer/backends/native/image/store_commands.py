@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from composer.backends.native.image.reference import parse
 from composer.backends.native.image.store import ImageStore
 from composer.errors import ImageNotFoundError, UsageError
+from composer.image_reference import parse
 
 if TYPE_CHECKING:
     from composer.contract.backend import ImageStoreCommands, StoredImage

@@ -27,7 +27,7 @@ and numeric owners are those of the archive. Errors: one line on stderr; exit 2 
 not exist, 3 when the request is refused, 1 otherwise.
 
 Imported by the helper itself: the standard library and this package's ``linux``, ``init`` and
-``nsexec`` (whose bootstrap it shares).
+``nsexec`` (whose launcher, bootstrap.py, it shares).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import stat
 import sys
 import tarfile
 
+from composer.backends.native.runtime import bootstrap
 from composer.backends.native.runtime import linux as L
-from composer.backends.native.runtime.bootstrap import helper_main
 from composer.backends.native.runtime.init import mount_etc_files, mount_user, process_start_time, remount_readonly
 
 TYPE_CHECKING = False
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 EXIT_MISSING = 2
 EXIT_REFUSED = 3
-BOOTSTRAP = helper_main("cpexec")
 
 
 class CopyFailed(Exception):
@@ -76,7 +75,7 @@ def run(request: dict[str, Any], archive: bytes = b"", python: str | None = None
     """
     import subprocess
 
-    done = subprocess.run([python or sys.executable, "-S", "-I", "-c", BOOTSTRAP, json.dumps(request)],
+    done = subprocess.run(bootstrap.command("cpexec", json.dumps(request), python=python),
                           input=archive, capture_output=True, env={}, start_new_session=True, check=False)
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()

@@ -1,5 +1,5 @@
-"""The spawner's helper: ``python -S -m composer.backends.native.runtime.init <config fd> <sync fd>``
-(spawn.py runs the same ``main`` through a bootstrap that skips composer's package __init__s).
+"""The spawner's helper: ``python -S -I bootstrap.py init <config fd> <sync fd> [<net fd>]`` (see
+bootstrap.py, which skips composer's package __init__s), or forked by the forkserver (forkserver.py).
 
 It runs in a fresh single-threaded interpreter (the orchestrator never forks) and imports only
 the standard library's ``os``/``ctypes``/``json`` and this package's ``linux``, ``cgroups`` and

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime import bootstrap, cgroups
 from composer.backends.native.runtime import linux as L
-from composer.backends.native.runtime.bootstrap import helper_main
 from composer.backends.native.runtime.seccomp import install
 
 TYPE_CHECKING = False
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
 
 NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
               ("cgroup", L.CLONE_NEWCGROUP), ("pid", L.CLONE_NEWPID), ("mnt", L.CLONE_NEWNS))
-BOOTSTRAP = helper_main("nsexec")
 
 
 def exec_config(container: dict[str, Any], state: dict[str, Any], args: list[str], *, user: str | None = None,
@@ -79,7 +76,7 @@ def run(config: dict[str, Any], *, stdin: Any = None, stdout: Any = None, stderr
     config_r, config_w = os.pipe()
     try:
         process = subprocess.Popen(
-            [python or sys.executable, "-S", "-I", "-c", BOOTSTRAP, str(config_r)], pass_fds=(config_r,),
+            bootstrap.command("nsexec", str(config_r), python=python), pass_fds=(config_r,),
             stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=stdout, stderr=stderr, env={},
             start_new_session=True)
     finally:

@@ -1,6 +1,6 @@
 """Start a container from a fresh single-threaded helper process (the orchestrator never forks).
 
-``spawn`` runs the helper (``init.main`` in ``python -S -I``, see BOOTSTRAP) through subprocess
+``spawn`` runs the helper (``init.main`` in ``python -S -I``, see bootstrap.py) through subprocess
 (vfork + exec, cheap even from a large process), writes the configuration to one pipe and reads
 the helper's one-line JSON answer from another, as runc's sync socket and conmon's sync pipe do.
 The helper's first process exits at once; the monitor it forked owns the container.
@@ -23,112 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from composer.backends.native.runtime.bootstrap import helper_code, helper_main
+from composer.backends.native.runtime import bootstrap
 
-BOOTSTRAP = helper_main("init")
-
-
-# The forkserver: the same bootstrap, then a loop that forks one helper per request. Each request is
-# one message on a unix socket carrying the helper's descriptors (config, sync, stderr, and net when
-# there is a network hook); the answer is the helper's pid. The server never starts a thread, so every child is a
-# single-threaded process with a clean interpreter, as a freshly started helper would be.
-# With a spare parent (its second argument) it also keeps a spare monitor ready (init.spare_monitor:
-# cgroup made, PID 1 forked and moved into it) and hands it the starts that ask for one ("spare"),
-# when it is ready; a new one is made after each, SPARE_DELAY later. Descriptors arrive close-on-exec
-# and a spare is forked only while the server holds no start's descriptors (they would end up in its
-# container: CVE-2024-21626's class).
+# Seconds between a start served by the spare monitor and the making of the next one (forkserver.py).
 SPARE_DELAY = 0.1
-FORKSERVER = helper_code("init") + """import os, socket
-from composer.backends.native.runtime.init import spare_main
-from composer.backends.native.runtime.seccomp import install  # what PID 1 imports before pivot_root
-from composer.backends.native.runtime.devices import program
-program()  # the default device program's instructions, built once for every monitor forked here
-server = socket.socket(fileno=int(sys.argv[1]))
-spare_parent = sys.argv[2] if len(sys.argv) > 2 else ""
-spare_delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
-
-
-def new_spare(delay):
-    # called only while no start's descriptors are held; the spare keeps nothing else either
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            server.close()
-            ours.close()
-            channel = theirs.detach()
-            os.closerange(3, channel)
-            os.closerange(channel + 1, 1 << 20)
-            code = spare_main(channel, spare_parent, delay)
-        finally:
-            os._exit(code)
-    theirs.close()
-    os.waitpid(pid, 0)  # it forks the spare monitor and exits at once
-    return [ours, False]
-
-
-def ready(spare):
-    # whether the spare said it is ready; a spare that went away is marked gone (None)
-    if spare[1]:
-        return True
-    try:
-        said = spare[0].recv(16, socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return False
-    except OSError:
-        said = b""
-    if said != b"ready":
-        spare[0].close()
-        spare[1] = None
-        return False
-    spare[1] = True
-    return True
-
-
-spare = new_spare(0.0) if spare_parent else None
-while True:
-    try:
-        request, fds, _, _ = socket.recv_fds(server, 64, 4, socket.MSG_CMSG_CLOEXEC)
-    except OSError:
-        break
-    if not request:
-        break
-    if request == b"spare" and spare is not None and ready(spare):
-        try:
-            socket.send_fds(spare[0], [b"start"], fds)
-        except OSError:  # it went away after saying ready (killed): replaced once this start is served
-            spare[0].close()
-            spare[1] = None
-        else:
-            for fd in fds:
-                os.close(fd)
-            server.sendall(b"0".ljust(16))
-            spare[0].close()
-            spare = new_spare(spare_delay)
-            continue
-    config_fd, sync_fd, stderr_fd = fds[:3]
-    net_fd = fds[3] if len(fds) > 3 else -1
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            server.close()
-            if spare is not None:
-                spare[0].close()  # its monitor would outlive the forkserver with it: the spare never ends
-            os.setsid()
-            os.dup2(stderr_fd, 2)
-            os.close(stderr_fd)
-            code = main(["helper", str(config_fd), str(sync_fd), *([str(net_fd)] if net_fd >= 0 else [])])
-        finally:
-            os._exit(code)
-    for fd in fds:
-        os.close(fd)
-    server.sendall(str(pid).encode().ljust(16))
-    os.waitpid(pid, 0)  # the helper forks its monitor and exits at once
-    if spare is not None and not ready(spare) and spare[1] is None:
-        spare = new_spare(spare_delay)  # a spare that went away, replaced now that this start's fds are closed
-"""
 
 
 class SpawnError(Exception):
@@ -145,7 +43,7 @@ class Forkserver:
                  spare_parent: str | None = None) -> None:
         self.python = python or sys.executable
         # With a cgroup parent, the forkserver keeps a spare monitor for starts of containers whose
-        # cgroup is a child of it and that have a pid namespace of their own (see FORKSERVER).
+        # cgroup is a child of it and that have a pid namespace of their own (see forkserver.py).
         self.spare_parent = spare_parent.strip("/") if spare_parent else None
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
@@ -158,8 +56,9 @@ class Forkserver:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
-                [self.python, "-S", "-I", "-c", FORKSERVER, str(theirs.fileno()),
-                 *([self.spare_parent, str(SPARE_DELAY)] if self.spare_parent else [])], pass_fds=(theirs.fileno(),),
+                bootstrap.command("forkserver", str(theirs.fileno()),
+                                  *([self.spare_parent, str(SPARE_DELAY)] if self.spare_parent else []),
+                                  python=self.python), pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, env={})
         finally:
@@ -274,7 +173,7 @@ def _start_helper(python: str | None, config_r: int, sync_w: int, net_r: int, st
     extra = (net_r,) if net_r >= 0 else ()
     try:
         return subprocess.Popen(
-            [python or sys.executable, "-S", "-I", "-c", BOOTSTRAP, str(config_r), str(sync_w), *map(str, extra)],
+            bootstrap.command("init", str(config_r), str(sync_w), *map(str, extra), python=python),
             pass_fds=(config_r, sync_w, *extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=stderr_fd, start_new_session=True, env={})
     except OSError as exc:

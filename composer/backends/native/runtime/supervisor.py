@@ -44,7 +44,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from composer.backends.native.runtime.containers import checked_name, private_project_dir, project_dir
+from composer.backends.native.runtime import bootstrap
+from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
 
@@ -55,12 +56,6 @@ LOCK = "lock"
 START_LOCK = "supervisor.lock"
 IDLE_EXIT = 2.0
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0
-_ROOT = str(Path(__file__).resolve().parents[4])
-BOOTSTRAP = f"""import sys
-sys.path.insert(0, {_ROOT!r})
-from composer.backends.native.runtime.supervisor import main
-sys.exit(main(sys.argv))
-"""
 
 
 class SupervisorError(Exception):
@@ -193,9 +188,9 @@ class Client:
         log_fd = os.open(self.folder / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         with open(log_fd, "ab") as log:
             try:
-                process = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, args, str(ready_w)], pass_fds=(ready_w,),
-                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                           start_new_session=True, cwd="/")
+                process = subprocess.Popen(bootstrap.command("supervisor", args, str(ready_w), site=True),
+                                           pass_fds=(ready_w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=log, start_new_session=True, cwd="/")
             finally:
                 os.close(ready_w)
         process.wait()
@@ -273,7 +268,7 @@ def read_message(data: bytes) -> dict[str, Any]:
 class Supervisor:
     def __init__(self, run_root: Path, project: str, store_root: Path, cgroup_parent: str) -> None:
         from composer.backends.native.image.store import ImageStore
-        from composer.backends.native.runtime.containers import Runtime
+        from composer.backends.native.runtime.api import Runtime
 
         self.runtime = Runtime(ImageStore(store_root), run_root=run_root, cgroup_parent=cgroup_parent)
         self.runtime.forkserver = Forkserver()  # starts cost a fork, not an interpreter
@@ -328,7 +323,8 @@ class Supervisor:
         config = self.runtime.config(self.project, name, "start")
         if config.get("healthcheck"):
             atomic_json(str(self.run_dir(name) / "health.json"), {"status": "starting", "failing_streak": 0, "log": []})
-        from composer.backends.native import namespaces, networking
+        from composer.backends.native import namespaces
+        from composer.backends.native.network import settings as networking
 
         # the namespaces first: a container X that is not running fails before any network is set up
         return self.runtime.start(self.project, name, **namespaces.start_options(config),
@@ -395,7 +391,7 @@ class Supervisor:
     # watching -----------------------------------------------------------------------------------
 
     def _watch(self, name: str, epoch: int) -> None:
-        from composer.backends.native.runtime.containers import open_pidfd, wait_pidfd
+        from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
 
         try:
             backoff = BACKOFF_START

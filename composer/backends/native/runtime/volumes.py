@@ -29,7 +29,7 @@ def root(store_root: Path) -> Path:
 
 def path(store_root: Path, name: str) -> Path:
     """:raises BackendError: ``name`` is not a valid volume name (Docker's rule, as its local driver)."""
-    from composer.backends.native.runtime.containers import checked_name
+    from composer.backends.native.runtime.api import checked_name
 
     return root(store_root) / checked_name("volume", name)
 

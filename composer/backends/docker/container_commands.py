@@ -25,6 +25,7 @@ from composer.contract.backend import (
     ProjectSummary,
     Streams,
 )
+from composer.image_reference import split, with_latest
 
 _MODE_DIR = 1 << 31  # Go's os.ModeDir
 _MODE_SYMLINK = 1 << 27
@@ -164,21 +165,18 @@ def list_projects(api: Any, *, include_stopped: bool) -> list[ProjectSummary]:
 
 
 def _split_reference(reference: str) -> tuple[str, str]:
-    if "@" in reference:
-        repository, _, digest = reference.partition("@")
-        return repository, digest
-    last = reference.rsplit("/", 1)[-1]
-    if ":" in last:
-        repository, _, tag = reference.rpartition(":")
-        return repository, tag
-    return reference, "latest"
+    """(repository, tag) as ``docker images`` shows them: with a digest, what precedes it and the digest."""
+    name, tag, digest = split(reference)
+    if digest is not None:
+        return (name if tag is None else f"{name}:{tag}"), digest
+    return name, "latest" if tag is None else tag
 
 
 def _image_summary(container: Mapping[str, Any], image: Mapping[str, Any]) -> ImageSummary:
     wanted = str((container.get("Config") or {}).get("Image") or "")
     tags = [tag for tag in image.get("RepoTags") or () if tag != "<none>:<none>"]
     if wanted and not wanted.startswith("sha256:"):
-        full = wanted if ":" in wanted.rsplit("/", 1)[-1] or "@" in wanted else f"{wanted}:latest"
+        full = with_latest(wanted)
         reference = full if full in tags or not tags else tags[0]
     else:
         reference = tags[0] if tags else ""

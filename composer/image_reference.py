@@ -3,6 +3,11 @@
 ``busybox`` is ``docker.io/library/busybox:latest``; the first path component names a registry
 only when it contains ``.`` or ``:``, is ``localhost``, or has an upper-case letter. A digest may
 follow a tag (``name:tag@sha256:...``); the digest then wins when pulling.
+
+One rule splits a reference into name, tag and digest (``split``): ``parse`` checks and normalises
+the parts (the native image store, registries); the planner and the docker backend match
+references as they are written (``has_tag_or_digest``, ``with_latest``, ``repository_of``), never
+normalised and never refused, as docker compose matches what the engine lists.
 """
 
 from __future__ import annotations
@@ -84,6 +89,35 @@ class Reference(NamedTuple):
         return text
 
 
+def split(text: str) -> tuple[str, str | None, str | None]:
+    """``text`` as written: (name, tag, digest). The digest follows the first ``@``; the tag follows
+    the last ``:`` after the name's last ``/`` (a ``:`` before it is a registry's port). Checks and
+    normalises nothing; a part not given is None."""
+    name, at, digest = text.partition("@")
+    tag: str | None = None
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        name, tag = name[:colon], name[colon + 1:]
+    return name, tag, digest if at else None
+
+
+def has_tag_or_digest(text: str) -> bool:
+    """Whether ``text`` names a tag or a digest (``nginx`` does not: it means ``nginx:latest``)."""
+    _, tag, digest = split(text)
+    return tag is not None or digest is not None
+
+
+def with_latest(text: str) -> str:
+    """``nginx`` -> ``nginx:latest``, as the engine lists (and v2 names) an image given untagged;
+    a reference with a tag or digest is returned as is."""
+    return text if has_tag_or_digest(text) else f"{text}:latest"
+
+
+def repository_of(text: str) -> str:
+    """``host:5000/app:1`` -> ``host:5000/app`` (the tag and digest dropped)."""
+    return split(text)[0]
+
+
 def _bad(text: str, why: str) -> ImageReferenceError:
     return ImageReferenceError(f"invalid reference format: {text!r}: {why}")
 
@@ -99,17 +133,11 @@ def parse(text: str, *, default_tag: str = "latest") -> Reference:
         raise _bad(text, "cannot specify 64-byte hexadecimal strings")
     if any(ch.isspace() for ch in text):
         raise _bad(text, "contains whitespace")
-    remainder, _, digest = text.partition("@")
-    if "@" in text:
+    remainder, tag, digest = split(text)
+    if digest is not None:
         _check_digest(text, digest)
-    # The tag is after the last ':' that follows the last '/' (a ':' before it is a registry port).
-    tag: str | None = None
-    slash = remainder.rfind("/")
-    colon = remainder.rfind(":")
-    if colon > slash:
-        remainder, tag = remainder[:colon], remainder[colon + 1:]
-        if not _TAG.fullmatch(tag):
-            raise _bad(text, f"invalid tag {tag!r}")
+    if tag is not None and not _TAG.fullmatch(tag):
+        raise _bad(text, f"invalid tag {tag!r}")
     if not remainder:
         raise _bad(text, "empty repository name")
     registry, path = _split_registry(remainder)

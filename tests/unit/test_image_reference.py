@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from composer.backends.native.image.reference import Reference, is_loopback_host, parse
+from composer.backends.docker.container_commands import _split_reference
 from composer.errors import ImageReferenceError
+from composer.image_reference import (
+    Reference,
+    has_tag_or_digest,
+    is_loopback_host,
+    parse,
+    repository_of,
+    split,
+    with_latest,
+)
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -76,3 +85,71 @@ def test_malformed_references_are_one_line_errors(text: str, why: str) -> None:
 ])
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(("reference", "repository"), [
+    ("app", "app"), ("app:1", "app"), ("reg:5000/a/b:2", "reg:5000/a/b"), ("reg:5000/app", "reg:5000/app"),
+    ("app@sha256:00", "app"),
+])
+def test_repository_of(reference: str, repository: str) -> None:
+    assert repository_of(reference) == repository
+
+
+# --- the references as written: one rule where the planner and the docker backend each had one ---
+# The hand-written splits they replaced, kept here as the oracle the shared rule must agree with.
+
+def old_has_tag_or_digest(image: str) -> bool:  # planner/specs.py and teardown.py's _familiar
+    last = image.rsplit("/", 1)[-1]
+    return "@" in last or ":" in last
+
+
+def old_repository_of(reference: str) -> str:  # planner/images.py
+    name = reference.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    if ":" in last:
+        last = last.rsplit(":", 1)[0]
+    return f"{head}/{last}" if head else last
+
+
+def old_split_reference(reference: str) -> tuple[str, str]:  # docker/container_commands.py
+    if "@" in reference:
+        repository, _, digest = reference.partition("@")
+        return repository, digest
+    last = reference.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, _, tag = reference.rpartition(":")
+        return repository, tag
+    return reference, "latest"
+
+
+def old_full(wanted: str) -> str:  # docker/container_commands.py and docker/backend.py
+    return wanted if ":" in wanted.rsplit("/", 1)[-1] or "@" in wanted else f"{wanted}:latest"
+
+
+TRICKY = [
+    "busybox", "busybox:1.36", "localhost:5000/x", "localhost:5000/x:2", "localhost/x", f"x@{DIGEST}",
+    f"x:1@{DIGEST}", f"localhost:5000/a/b:tag@{DIGEST}", "registry:5000/a/b:tag", "registry:5000/a/b",
+    "docker.io/library/x", "docker.io/library/x:latest", "Upper/Case:V1", "[::1]:5000/x", "[::1]:5000/x:y",
+    "x:", "x@", "a/b/c/d:e", "", ":", "sha256:" + "ab" * 32, "127.0.0.1:5000/app:v1.2-rc_3",
+]
+
+
+# Not kept: the old repository_of dropped an empty leading path ("/x" -> "x"); no reference has one.
+@pytest.mark.parametrize("text", TRICKY)
+def test_references_as_written_split_as_before(text: str) -> None:
+    assert has_tag_or_digest(text) == old_has_tag_or_digest(text)
+    assert repository_of(text) == old_repository_of(text)
+    assert _split_reference(text) == old_split_reference(text)
+    assert with_latest(text) == old_full(text)
+
+
+@pytest.mark.parametrize("text", [t for t in TRICKY if t and t not in (":", "x:", "x@")])
+def test_split_is_the_rule_parse_checks(text: str) -> None:
+    try:
+        reference = parse(text)
+    except ImageReferenceError:
+        assert text in ("Upper/Case:V1", "sha256:" + "ab" * 32)  # refused: upper case; a bare image id
+        return
+    name, tag, digest = split(text)
+    assert (reference.tag, reference.digest) == (tag or (None if digest else "latest"), digest)
+    assert reference.name.endswith(name.removeprefix("docker.io/"))

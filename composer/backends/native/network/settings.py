@@ -1,4 +1,5 @@
-"""The one place where native networking plugs into the native backend.
+"""The one place where native networking plugs into the native backend (the rest of this
+package is the machinery: ``manager`` and what it drives).
 
 Networks are composer.backends.native.network's NetworkManager: a bridge per Compose network, a
 veth per container created inside its namespace, per-project DNS and published ports; plus
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from composer import labels
+from composer.backends.native.namespaces import owner_project, running_pid
 from composer.errors import AlreadyExistsError, NotFoundError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
@@ -146,23 +148,6 @@ def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
                         "dns": list(service.dns or ())}}
 
 
-def owner_project(run_root: Path, project: str, container: str) -> str:
-    """The project of ``container`` (whose network namespace a service joins): this project's
-    when it has one of that name, else the first other project that does.
-
-    :raises NotFoundError: no container of that name.
-    :raises BackendError: an invalid project or container name (runtime.containers.checked_name).
-    """
-    from composer.backends.native.runtime.containers import checked_name, project_dir
-
-    if (project_dir(run_root, project) / checked_name("container", container) / "config.json").is_file():
-        return project
-    for candidate in sorted(run_root.iterdir()) if run_root.is_dir() else ():
-        if (candidate / container / "config.json").is_file():
-            return candidate.name
-    raise NotFoundError(f"No such container: {container}", backend_name=BACKEND, operation="create")
-
-
 def shared_etc(config: dict[str, Any]) -> Path | None:
     """The run directory of the container whose network namespace this one joins (its hostname,
     hosts and resolv.conf are shared too), or None."""
@@ -201,8 +186,6 @@ def start_options(config: dict[str, Any]) -> dict[str, Any]:
 
 def joined_namespace(settings: dict[str, Any]) -> str:
     """``/proc/<pid>/ns/net`` of the running container a ``service:X`` container joins."""
-    from composer.backends.native.namespaces import running_pid
-
     return f"/proc/{running_pid(settings, 'network')}/ns/net"
 
 

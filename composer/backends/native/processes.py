@@ -1,0 +1,187 @@
+"""A native container's processes: ``exec`` (through runtime.nsexec, with or without a tty),
+``attach`` (its log followed until its monitor ends) and ``top`` (its cgroup's processes, as
+``ps -ef`` shows them). Long-lived: the backend releases the project's lock first."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import select
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from composer.backends.native.errors import error
+from composer.backends.native.runtime import cgroups, nsexec
+from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
+from composer.backends.native.runtime.supervisor import read_json
+from composer.backends.native.status import running_cgroup
+from composer.contract.backend import ContainerRef, ExecSpec, ProcessList, Streams
+
+if TYPE_CHECKING:
+    from composer.backends.native.lifecycle import NativeContainers
+
+
+def exec_in_container(containers: NativeContainers, ref: ContainerRef, spec: ExecSpec,
+                      streams: Streams | None) -> int | None:
+    project, name, config = containers.locate(ref, "exec")
+    state = containers.state(project, name, config)
+    if state.status == "paused":
+        raise error(f"container {name} is paused, unpause the container before exec", "exec")
+    if state.status != "running":
+        raise error(f"container {name} is not running", "exec")
+    runtime_state = read_json(containers.runtime.run_dir(project, name) / "state.json") or {}
+    cfg = nsexec.exec_config(config, runtime_state, list(spec.command), user=spec.user, workdir=spec.workdir,
+                             env=dict(spec.environment), privileged=spec.privileged, tty=spec.tty)
+    if streams is None:
+        nsexec.run(cfg, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return None
+    if spec.tty:
+        return _exec_tty(cfg, streams, spec.interactive)
+    stdin = _fileno(streams.stdin) if spec.interactive and streams.stdin is not None else None
+    stdout, stderr = _fileno(streams.stdout), _fileno(streams.stderr)
+    with contextlib.suppress(Exception):
+        streams.stdout.flush()
+        streams.stderr.flush()
+    process = nsexec.run(cfg, stdin=stdin, stdout=stdout if stdout is not None else subprocess.PIPE,
+                         stderr=stderr if stderr is not None else subprocess.PIPE)
+    pumps = []
+    for pipe, target in ((process.stdout, streams.stdout), (process.stderr, streams.stderr)):
+        if pipe is not None:
+            thread = threading.Thread(target=_copy, args=(pipe, target), daemon=True)
+            thread.start()
+            pumps.append(thread)
+    code = process.wait()
+    for thread in pumps:
+        thread.join()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+    return code
+
+
+def _exec_tty(cfg: dict[str, Any], streams: Streams, interactive: bool) -> int:
+    master, slave = os.openpty()
+    try:
+        process = nsexec.run(cfg, stdin=slave, stdout=slave, stderr=slave)
+    finally:
+        os.close(slave)
+    stdin = _fileno(streams.stdin) if interactive and streams.stdin is not None else None
+    try:
+        while True:
+            readers = [master] + ([stdin] if stdin is not None else [])
+            ready, _, _ = select.select(readers, [], [], 0.1)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                streams.stdout.write(data)
+                streams.stdout.flush()
+            if stdin is not None and stdin in ready:
+                data = os.read(stdin, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    stdin = None
+            if not ready and process.poll() is not None:
+                break
+    finally:
+        os.close(master)
+    return process.wait()
+
+
+def attach_container(containers: NativeContainers, ref: ContainerRef, streams: Streams, start: bool) -> int:
+    project, name, config = containers.locate(ref, "attach")
+    if start:
+        if config.get("restart") or config.get("healthcheck"):
+            containers.start(ref)
+        else:
+            containers.start_direct(project, name, config)
+    containers.release()
+    state = read_json(containers.runtime.run_dir(project, name) / "state.json") or {}
+    offset = 0
+    fd = open_pidfd(state.get("monitor"), state.get("monitor_start"))
+    try:
+        while True:
+            done = fd is None or wait_pidfd(fd, 0.05)
+            offset = _copy_log(str(config["log_path"]), offset, streams)
+            if done:
+                break
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return int(containers.runtime.state(project, name).exit_code or 0)
+
+
+def _copy_log(path: str, offset: int, streams: Streams) -> int:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return offset
+    end = data.rfind(b"\n") + 1
+    touched = set()
+    for line in data[:end].splitlines():
+        with contextlib.suppress(ValueError, KeyError):
+            record = json.loads(line)
+            target = streams.stderr if record["stream"] == "stderr" else streams.stdout
+            target.write(record["log"].encode())
+            touched.add(id(target))
+    for target in (streams.stdout, streams.stderr):
+        if id(target) in touched:
+            target.flush()
+    return offset + end
+
+
+def container_top(containers: NativeContainers, ref: ContainerRef) -> ProcessList:
+    project, name, _ = containers.locate(ref, "top")
+    cgroup = running_cgroup(containers.runtime, project, name, "top")
+    rows = [row for row in (_process_row(pid) for pid in sorted(cgroups.pids(cgroup))) if row is not None]
+    return ProcessList(("UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"), tuple(rows))
+
+
+def _fileno(stream: BinaryIO | None) -> int | None:
+    if stream is None:
+        return None
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+
+
+def _copy(source: BinaryIO, target: BinaryIO) -> None:
+    while data := source.read1(65536) if hasattr(source, "read1") else source.read(65536):
+        target.write(data)
+        target.flush()
+
+
+def _process_row(pid: int) -> tuple[str, ...] | None:
+    """One ``ps -ef`` row from /proc (as Docker's top shows by default)."""
+    import pwd
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes().decode(errors="replace")
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "0")
+    with contextlib.suppress(KeyError):
+        uid = pwd.getpwuid(int(uid)).pw_name
+    ticks = os.sysconf("SC_CLK_TCK")
+    boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
+    started = time.localtime(boot + int(fields[19]) / ticks)
+    cpu = (int(fields[11]) + int(fields[12])) // ticks
+    comm = stat[stat.index("(") + 1:stat.rindex(")")]
+    tty = "?" if int(fields[4]) == 0 else f"pts/{int(fields[4]) & 0xFF}"
+    return (uid, str(pid), fields[1], "0", time.strftime("%H:%M", started), tty,
+            f"{cpu // 3600:02d}:{cpu % 3600 // 60:02d}:{cpu % 60:02d}", cmdline or f"[{comm}]")
