@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 import anyio
 
 from composer import labels
-from composer.backends.base import LogLine
+from composer.contract.backend import LogLine
 from composer.errors import ComposerError, NotFoundError, WaitTimeoutError
 from composer.owner import Owner
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
-    from composer.planner.observed import ObservedContainer
+    from composer.contract.backend import Backend
+    from composer.contract.observed import ObservedContainer
     from composer.spec.models import Project as ProjectModel
 
 __all__ = [
@@ -163,7 +163,7 @@ def _pull_policy(pull: bool | str | None) -> str | None:
 async def _up(stack: _Stack, backend: Backend, services: tuple[str, ...], *, wait: bool, wait_seconds: float | None,
               build: bool | None, pull: bool | str | None, force_recreate: bool, remove_orphans: bool) -> None:
     from composer import engine
-    from composer.planner.reconcile import UpOptions
+    from composer.contract.options import UpOptions
 
     options = UpOptions(services=services, wait=wait, wait_timeout=wait_seconds, build=build, pull=_pull_policy(pull),
                         force_recreate=force_recreate, remove_orphans=remove_orphans)
@@ -178,7 +178,7 @@ async def _up(stack: _Stack, backend: Backend, services: tuple[str, ...], *, wai
 async def _down(stack: _Stack, backend: Backend, *, volumes: bool, grace: float | None,
                 remove_orphans: bool) -> None:
     from composer import engine
-    from composer.planner.teardown import DownOptions
+    from composer.contract.options import DownOptions
 
     options = DownOptions(remove_orphans=remove_orphans, remove_volumes=volumes, timeout=grace)
     await engine.down(stack.model.name, stack.model, backend, options)
@@ -186,7 +186,7 @@ async def _down(stack: _Stack, backend: Backend, *, volumes: bool, grace: float 
 
 async def _stop(stack: _Stack, backend: Backend, services: tuple[str, ...], grace: float | None) -> None:
     from composer import engine
-    from composer.planner.teardown import StopOptions
+    from composer.contract.options import StopOptions
 
     await engine.stop(stack.model, backend, StopOptions(services, grace))
 
@@ -228,7 +228,7 @@ async def _exec(stack: _Stack, backend: Backend, service: str, command: str | Se
                 workdir: str | None, environment: Mapping[str, str] | None, privileged: bool,
                 index: int) -> ExecResult:
     from composer import engine
-    from composer.backends.base import ExecSpec, Streams
+    from composer.contract.backend import ExecSpec, Streams
 
     argv = tuple(shlex.split(command)) if isinstance(command, str) else tuple(command)
     if not argv:
@@ -245,7 +245,7 @@ async def _exec(stack: _Stack, backend: Backend, service: str, command: str | Se
 async def _logs(stack: _Stack, backend: Backend, services: tuple[str, ...], *, follow: bool,
                 tail: int | None) -> AsyncGenerator[LogLine, None]:
     from composer import engine
-    from composer.backends.base import ContainerRef
+    from composer.contract.backend import ContainerRef
 
     for name in services:
         stack.model.service(name)
@@ -262,7 +262,7 @@ async def _collect(lines: AsyncIterator[LogLine]) -> list[LogLine]:
 
 
 def _make_backend(name: str | None) -> Backend:
-    from composer.backends import make_backend
+    from composer.backends.select import make_backend
 
     return make_backend(name)
 
@@ -275,7 +275,7 @@ async def aremove_stale_stacks(backend: Backend | str | None = None) -> list[str
     :raises ComposerError: stacks could not be removed (each is tried).
     """
     from composer import engine
-    from composer.planner.teardown import DownOptions
+    from composer.contract.options import DownOptions
 
     engine_backend = _make_backend(backend) if backend is None or isinstance(backend, str) else backend
     removed: list[str] = []

@@ -10,32 +10,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from composer.events import EventSink, NullSink
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend, EngineEvent
-    from composer.planner.images import BuildOptions, PullOptions, PushOptions
-    from composer.planner.observed import ObservedContainer
-    from composer.planner.operations import Plan
-    from composer.planner.reconcile import UpOptions
-    from composer.planner.teardown import DownOptions, StopOptions
+    from composer.contract.backend import Backend, EngineEvent
+    from composer.contract.observed import ObservedContainer
+    from composer.contract.options import BuildOptions, DownOptions, PullOptions, PushOptions, StopOptions, UpOptions
+    from composer.contract.plan import Outcome, Plan
     from composer.spec.models import Project
+    from composer.spec.options import ProjectOptions
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A plan and whether it ran (False under --dry-run)."""
+def load_project_cached(options: ProjectOptions) -> Project:
+    """The project through the CLI's cache (composer.spec.cache), with the planner's configuration
+    hashes kept in the same entry: a cached ``up`` skips computing them again."""
+    from composer.planner.hashing import ServiceHashes
+    from composer.spec.cache import load_project_cached as load
 
-    plan: Plan
-    executed: bool
+    return load(options, derived=ServiceHashes())
 
 
 async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
                    dry_run: bool) -> Outcome:
     """Run ``plan`` unless this is a dry run; the plan is returned either way."""
+    from composer.contract.plan import Outcome
     from composer.planner.execute import execute
 
     if not dry_run:
@@ -54,10 +54,11 @@ async def up(
     """
     from dataclasses import replace
 
+    from composer.contract.plan import Outcome
+    from composer.contract.plan import Plan as PlanValue
     from composer.planner.execute import execute
-    from composer.planner.observe import observe_project
-    from composer.planner.operations import Plan as PlanValue
     from composer.planner.reconcile import reconcile_up, reconcile_up_images
+    from composer.planner.snapshot import observe_project
 
     observed = await observe_project(backend, project.name, project, images="project")
     images = reconcile_up_images(project, observed, options)
@@ -77,7 +78,7 @@ async def down(
     sink: EventSink | None = None, *, parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Stop and remove the project's containers and networks (and volumes with ``-v``)."""
-    from composer.planner.observe import observe_project
+    from composer.planner.snapshot import observe_project
     from composer.planner.teardown import reconcile_down
 
     observed = await observe_project(backend, project_name, project, images="all" if options.rmi else "none")
@@ -90,7 +91,7 @@ async def stop(
     parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Stop the selected services' containers, dependents first."""
-    from composer.planner.observe import observe_project
+    from composer.planner.snapshot import observe_project
     from composer.planner.teardown import reconcile_stop
 
     observed = await observe_project(backend, project.name, project)
@@ -108,7 +109,7 @@ async def containers(project_name: str, backend: Backend, *, include_stopped: bo
 # --- the container commands (start, restart, kill, rm, pause, exec, run, cp, ls...) ----------------
 
 if TYPE_CHECKING:
-    from composer.backends.base import (
+    from composer.contract.backend import (
         ContainerRef,
         ExecSpec,
         ImageSummary,
@@ -117,8 +118,8 @@ if TYPE_CHECKING:
         ProjectSummary,
         Streams,
     )
-    from composer.planner.containers import RunOptions
-    from composer.planner.operations import ContainerTarget
+    from composer.contract.options import RunOptions
+    from composer.contract.plan import ContainerTarget
 
 
 
@@ -128,7 +129,7 @@ async def start(
     parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Start the selected services' stopped containers, in dependency order (creates nothing)."""
-    from composer.planner.observe import observe_project
+    from composer.planner.snapshot import observe_project
     from composer.planner.teardown import reconcile_start
 
     observed = await observe_project(backend, project.name, project)
@@ -141,8 +142,9 @@ async def restart(
 ) -> Outcome:
     """Stop the selected services' containers (dependents first), then start them all again in
     dependency order; the outcome lists both plans' operations (the start plan's ids follow)."""
-    from composer.planner.operations import Plan as PlanValue
-    from composer.planner.teardown import StopOptions
+    from composer.contract.options import StopOptions
+    from composer.contract.plan import Outcome
+    from composer.contract.plan import Plan as PlanValue
 
     options = StopOptions(services, stop_timeout)
     stopped = await stop(project, backend, options, sink, parallel=parallel, dry_run=dry_run)
@@ -155,8 +157,8 @@ async def kill(
     signal: str = "SIGKILL", sink: EventSink | None = None, *, parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Send ``signal`` to the selected services' running containers."""
-    from composer.planner.containers import check_services, reconcile_kill
-    from composer.planner.observe import observe_project
+    from composer.planner.container_plans import check_services, reconcile_kill
+    from composer.planner.snapshot import observe_project
 
     check_services(project, services)
     observed = await observe_project(backend, project_name, project)
@@ -168,8 +170,8 @@ async def removable(
     stop: bool = False,
 ) -> list[ObservedContainer]:
     """What ``rm`` would remove (to confirm with the user first)."""
-    from composer.planner import containers as planner
-    from composer.planner.observe import observe_project
+    from composer.planner import container_plans as planner
+    from composer.planner.snapshot import observe_project
 
     planner.check_services(project, services)
     return planner.removable(await observe_project(backend, project_name, project), services, stop=stop)
@@ -181,8 +183,8 @@ async def remove(
     stop_timeout: float | None = None, parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Remove the selected services' stopped containers (with ``stop``, stop running ones first)."""
-    from composer.planner.containers import check_services, reconcile_remove
-    from composer.planner.observe import observe_project
+    from composer.planner.container_plans import check_services, reconcile_remove
+    from composer.planner.snapshot import observe_project
 
     check_services(project, services)
     observed = await observe_project(backend, project_name, project)
@@ -197,9 +199,9 @@ async def _set_paused(
 ) -> list[ObservedContainer]:
     import anyio
 
+    from composer.contract.observed import observed_ref
     from composer.events import Event, EventStatus
-    from composer.planner.builder import observed_ref
-    from composer.planner.containers import check_services, select
+    from composer.planner.container_plans import check_services, select
 
     check_services(project, services)
     out = sink or NullSink()
@@ -242,7 +244,7 @@ async def service_container(
     :raises ComposerError: it has no such container, or (``running``) that container is not running.
     """
     from composer.errors import ComposerError
-    from composer.planner.containers import check_services
+    from composer.planner.container_plans import check_services
 
     check_services(project, (service_name,))
     observed = await backend.observe(project_name, images=())
@@ -260,7 +262,7 @@ async def exec_(
     streams: Streams | None, *, index: int = 1,
 ) -> int | None:
     """Run a command in a running container of the service; its exit code (None when detached)."""
-    from composer.planner.builder import observed_ref
+    from composer.contract.observed import observed_ref
 
     container = await service_container(project_name, project, backend, service_name, index)
     return await backend.exec_in_container(observed_ref(container), spec, streams)
@@ -277,9 +279,9 @@ async def wait(
     """
     import anyio
 
+    from composer.contract.observed import observed_ref
     from composer.errors import ComposerError
-    from composer.planner.builder import observed_ref
-    from composer.planner.containers import check_services, select
+    from composer.planner.container_plans import check_services, select
 
     check_services(project, services)
     observed = await backend.observe(project_name, images=())
@@ -304,8 +306,8 @@ async def top(
     project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
 ) -> list[tuple[ObservedContainer, ProcessList]]:
     """The processes of the selected services' running containers, by service and number."""
-    from composer.planner.builder import observed_ref
-    from composer.planner.containers import check_services, select
+    from composer.contract.observed import observed_ref
+    from composer.planner.container_plans import check_services, select
 
     check_services(project, services)
     observed = await backend.observe(project_name, images=())
@@ -322,8 +324,8 @@ async def images(
     project_name: str, project: Project | None, backend: Backend, services: tuple[str, ...] = (),
 ) -> Sequence[ImageSummary]:
     """The images the project's containers run (``images``), one row per container."""
-    from composer.planner.builder import observed_ref
-    from composer.planner.containers import check_services, select
+    from composer.contract.observed import observed_ref
+    from composer.planner.container_plans import check_services, select
 
     check_services(project, services)
     observed = await backend.observe(project_name, images=())
@@ -351,14 +353,14 @@ async def run(
 
     import anyio
 
+    from composer.contract.observed import observed_ref
+    from composer.contract.plan import ContainerTarget, WaitPayload
     from composer.errors import DependencyConditionError
     from composer.events import Event, EventStatus
-    from composer.planner.builder import observed_ref
-    from composer.planner.containers import dependency_waits, oneoff_spec, reconcile_run_prerequisites
+    from composer.planner.container_plans import dependency_waits, oneoff_spec, reconcile_run_prerequisites
+    from composer.planner.container_specs import image_name
     from composer.planner.execute import execute
-    from composer.planner.observe import observe_project
-    from composer.planner.operations import ContainerTarget, WaitPayload
-    from composer.planner.specs import image_name
+    from composer.planner.snapshot import observe_project
     from composer.planner.wait import wait_for
 
     out = sink or NullSink()
@@ -417,11 +419,18 @@ async def pull(
 ) -> Outcome:
     """Pull the selected services' images (``composer pull``); see composer.planner.images."""
     from composer.planner.images import reconcile_pull
-    from composer.planner.observe import observe_project
+    from composer.planner.snapshot import observe_project
 
     observed = await observe_project(backend, project.name, project, images="project")
     plan = reconcile_pull(project, observed.images, options)
     return await _execute(plan, backend, sink, parallel, dry_run)
+
+
+def push_references(project: Project, options: PushOptions) -> list[str]:
+    """The references ``push`` pushes, in order (what ``push --dry-run`` lists)."""
+    from composer.planner.images import push_targets
+
+    return [reference for _, reference in push_targets(project, options)]
 
 
 async def push(

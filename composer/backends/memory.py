@@ -1,8 +1,10 @@
-"""MemoryBackend: an engine simulated in memory, for planner unit tests and ``--dry-run``.
+"""MemoryBackend: an engine simulated in memory, for the planner's and the library's unit tests.
 
 It records every call, gives deterministic ids, simulates container states and health checks,
 and can be told to fail a call. It is not evidence that any real backend works: it implements
 the Backend contract as the planner expects it, nothing more. No I/O, no engine library.
+``--dry-run`` does not use it: the engine then builds the plan from the real backend's
+observation and does not execute it (composer.engine).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import TYPE_CHECKING, ClassVar
 import anyio
 
 from composer import labels
-from composer.backends.base import BuildSpec, Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
+from composer.contract.backend import BuildSpec, Capability, ContainerRef, ContainerSpec, ContainerState, LogLine
+from composer.contract.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 from composer.errors import ComposerError
-from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 
 if TYPE_CHECKING:
-    from composer.backends.base import (
+    from composer.contract.backend import (
         EngineEvent,
         ExecSpec,
         ImageSummary,
@@ -83,7 +85,7 @@ class MemoryBackend:
 
     @classmethod
     def from_observed(cls, observed: ObservedState, *, delay: float = 0.0) -> MemoryBackend:
-        """A backend holding what ``observed`` describes (``--dry-run`` starts from reality)."""
+        """A backend holding what ``observed`` describes (for a test that starts from a snapshot)."""
         backend = cls(delay=delay)
         for c in observed.containers:
             backend.containers[c.container_id] = _Container(
@@ -281,7 +283,7 @@ class MemoryBackend:
         raise self._unsupported("cp")
 
     async def list_projects(self, *, include_stopped: bool) -> list[ProjectSummary]:
-        from composer.backends.base import ProjectSummary
+        from composer.contract.backend import ProjectSummary
 
         by_project: dict[str, list[str]] = {}
         for container in sorted(self.containers.values(), key=lambda c: c.name):

@@ -1,20 +1,45 @@
-"""Which backend runs a command: ``--backend``, then COMPOSER_BACKEND, then the best available.
+"""Which backend runs a command, and where its class comes from: the backends' registry.
 
-The native backend is the default where it can run (Linux, root, namespaces); elsewhere the
-docker backend is used. The choice comes with the reason, which
-``composer version`` prints.
+The choice: ``--backend``, then COMPOSER_BACKEND, then the best available. The native backend
+is the default where it can run (Linux, root, namespaces); elsewhere the docker backend is
+used. The choice comes with the reason, which ``composer version`` prints.
+
+The classes: the built-in backends are named here by module path and imported only when
+chosen, so ``composer config`` never imports docker-py or pyroute2. Any other name is looked
+up in the entry-point group ``composer.backends``, where a third-party package registers its
+class (``[project.entry-points."composer.backends"] swarm = "composer_swarm:SwarmBackend"``);
+the class must satisfy composer.contract.backend.Backend. The group is read only for a name
+that is not built in, which keeps it off every ordinary command's start-up.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from composer.errors import UsageError
 
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+    from types import ModuleType
+
+    from composer.contract.backend import Backend, ImageStoreCommands
+
+ENTRY_POINT_GROUP = "composer.backends"
+
+BUILTIN = {
+    "docker": "composer.backends.docker:DockerBackend",
+    "memory": "composer.backends.memory:MemoryBackend",
+    "native": "composer.backends.native.backend:NativeBackend",
+}
+"""Every built-in backend, by name: ``module:class``."""
+
 KNOWN = ("docker", "native")
+"""The built-in backends a user may choose (memory is the tests' engine, not a user's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +59,13 @@ def _native_unavailable() -> str | None:
     return None
 
 
+def _plugin(name: str) -> EntryPoint | None:
+    """The installed entry point of the third-party backend ``name``, if there is one."""
+    from importlib.metadata import entry_points
+
+    return next(iter(entry_points(group=ENTRY_POINT_GROUP, name=name)), None)
+
+
 def choose_backend(requested: str | None, environment: Mapping[str, str] | None = None) -> BackendChoice:
     """:raises UsageError: an unknown backend name was asked for."""
     env = os.environ if environment is None else environment
@@ -46,8 +78,80 @@ def choose_backend(requested: str | None, environment: Mapping[str, str] | None 
         if why_not is None:
             return BackendChoice("native", "default on Linux as root with namespaces")
         return BackendChoice("docker", f"default: {why_not}")
-    if name not in KNOWN:
+    if name not in KNOWN and (name in BUILTIN or _plugin(name) is None):
         raise UsageError(f"unknown backend {name!r}; choose one of: {', '.join(KNOWN)}")
     if name == "native" and not sys.platform.startswith("linux"):
         raise UsageError("the native backend needs Linux; use --backend docker")
     return BackendChoice(name, reason)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class of the named backend (built in, or registered under ``composer.backends``),
+    imported on first use.
+
+    :raises UsageError: no backend has that name.
+    """
+    target = BUILTIN.get(name)
+    if target is None:
+        plugin = _plugin(name)
+        if plugin is None:
+            raise UsageError(f"unknown backend {name!r}; known: {', '.join(sorted(BUILTIN))}")
+        target = plugin.value
+    module_name, _, attribute = target.partition(":")
+    backend: type[Backend] = getattr(importlib.import_module(module_name), attribute)
+    return backend
+
+
+def make_backend(requested: str | None) -> Backend:
+    """A new backend for a command: the one ``choose_backend`` picks, constructed with no arguments.
+
+    :raises UsageError: an unknown backend name was asked for.
+    """
+    return backend_class(choose_backend(requested).name)()
+
+
+# The backends that keep an image store of their own, whose commands (``composer image``:
+# composer.contract.backend.ImageStoreCommands) are imported on first use without the rest of
+# the backend. The first is the default: ``composer image`` works on its store whatever backend
+# runs the containers.
+IMAGE_STORES = {
+    "native": "composer.backends.native.image.store_commands:NativeImageStore",
+}
+
+
+def image_store(requested: str | None) -> ImageStoreCommands | None:
+    """The image store commands of the backend ``requested`` (default: the first of IMAGE_STORES);
+    None when that backend keeps no image store of its own (an engine that has its own CLI).
+
+    :raises UsageError: an unknown backend name.
+    """
+    if requested:
+        requested = choose_backend(requested).name
+    target = IMAGE_STORES.get(requested or next(iter(IMAGE_STORES)))
+    if target is None:
+        return None
+    module_name, _, attribute = target.partition(":")
+    store: ImageStoreCommands = getattr(importlib.import_module(module_name), attribute)()
+    return store
+
+
+# Each backend's hooks for the CLI's command server (composer/cli/server.py), in a module of its
+# own that only the server imports: ``MODULES``, what the backend imports inside functions
+# (imported once, before the server forks its workers); optionally ``warm_up()``, first requests
+# built ahead; optionally ``start_helpers(socket_path)``, a helper process the workers inherit
+# (an object with ``close()``, or None).
+WARM_UP = {
+    "docker": "composer.backends.docker.warm_up",
+    "native": "composer.backends.native.warm_up",
+}
+
+
+def warm_up_hooks() -> list[ModuleType]:
+    """The backends' warm-up hook modules (WARM_UP); one that fails to import is left out."""
+    found = []
+    for module_name in WARM_UP.values():
+        try:
+            found.append(importlib.import_module(module_name))
+        except Exception:
+            continue
+    return found

@@ -34,8 +34,8 @@ from composer.errors import BackendError, ComposerError, UsageError
 from composer.events import Event, EventSink, EventStatus
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend, ContainerState, LogLine
-    from composer.planner.observed import ObservedContainer
+    from composer.contract.backend import Backend, ContainerState, LogLine
+    from composer.contract.observed import ObservedContainer
     from composer.spec.models import Project
 
 # v2's rainbow (cmd/formatter/colors.go): cyan, yellow, green, magenta, blue, then bold ones.
@@ -171,7 +171,7 @@ def attached_services(
 
     :raises UsageError: an ``--attach`` service is not part of the ``up``.
     """
-    from composer.planner.graph import service_graph
+    from composer.spec.graph import service_graph
 
     graph = service_graph(project)
     included = set(project.services)
@@ -319,7 +319,7 @@ class AttachedUp:
 
     async def _graceful_stop(self) -> None:
         from composer import engine
-        from composer.planner.teardown import StopOptions
+        from composer.contract.options import StopOptions
 
         if not self.forced:
             await engine.stop(self.project, self.backend, StopOptions(timeout=self.options.timeout), self.sink,
@@ -331,7 +331,7 @@ class AttachedUp:
         """SIGKILL every running container of the project, at once; errors are ignored (it may
         have stopped meanwhile)."""
         from composer import engine
-        from composer.backends.base import ContainerRef
+        from composer.contract.backend import ContainerRef
 
         try:
             running = await engine.containers(self.project.name, self.backend)
@@ -381,7 +381,7 @@ class AttachedUp:
         followers.start_soon(self._follow, container, name)
 
     async def _follow(self, container: ObservedContainer, name: str) -> None:
-        from composer.backends.base import ContainerRef
+        from composer.contract.backend import ContainerRef
 
         ref = ContainerRef(container.container_id, container.name)
         last: tuple[str, int] | None = self.since
@@ -428,7 +428,7 @@ class AttachedUp:
 
         async def abort() -> None:
             from composer import engine
-            from composer.planner.teardown import StopOptions
+            from composer.contract.options import StopOptions
 
             try:
                 await engine.stop(self.project, self.backend, StopOptions(timeout=self.options.timeout), self.sink,

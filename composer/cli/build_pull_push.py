@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
     from composer.cli.context import CommandContext
+    from composer.contract.backend import Backend
+    from composer.contract.plan import Outcome
 
 
 def build_args(entries: list[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -35,7 +36,7 @@ def build_args(entries: list[str], environ: Mapping[str, str] | None = None) -> 
 
 def run_build(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.planner.images import BuildOptions, PushOptions
+    from composer.contract.options import BuildOptions, PushOptions
 
     args = ctx.args
     project = ctx.project()
@@ -43,7 +44,7 @@ def run_build(ctx: CommandContext) -> int:
                            no_cache=args.no_cache, pull=args.pull, args=build_args(args.build_args))
     sink = ctx.sink(quiet=getattr(args, "quiet", False))
 
-    async def work(backend: Backend) -> engine.Outcome:
+    async def work(backend: Backend) -> Outcome:
         outcome = await engine.build(project, backend, options, sink, parallel=ctx.parallel, dry_run=ctx.dry_run)
         if args.push and not ctx.dry_run:
             await engine.push(project, backend, PushOptions(services=tuple(args.services)), sink,
@@ -57,7 +58,7 @@ def run_build(ctx: CommandContext) -> int:
 
 def run_pull(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.planner.images import PullOptions
+    from composer.contract.options import PullOptions
 
     args = ctx.args
     project = ctx.project()
@@ -78,13 +79,13 @@ def run_pull(ctx: CommandContext) -> int:
 
 def run_push(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.planner.images import PushOptions, push_targets
+    from composer.contract.options import PushOptions
 
     args = ctx.args
     project = ctx.project()
     options = PushOptions(services=tuple(args.services), ignore_failures=args.ignore_push_failures)
     if ctx.dry_run:
-        for _, reference in push_targets(project, options):
+        for reference in engine.push_references(project, options):
             print(f"push {reference}")
         return 0
     sink = ctx.sink(quiet=getattr(args, "quiet", False))

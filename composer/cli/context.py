@@ -18,9 +18,9 @@ from composer.errors import ComposerError
 from composer.spec.options import ProjectOptions, checked_project_name
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
+    from composer.contract.backend import Backend
+    from composer.contract.plan import Plan
     from composer.events import EventSink
-    from composer.planner.operations import Plan
     from composer.spec.models import Project
 
 T = TypeVar("T")
@@ -51,10 +51,9 @@ class CommandContext:
         :raises ComposerError: no Compose file, or an invalid one.
         """
         if self._project is None:
-            from composer.planner.hashing import ServiceHashes
-            from composer.spec.cache import load_project_cached
+            from composer.engine import load_project_cached
 
-            self._project = load_project_cached(project_options(self.args), derived=ServiceHashes())
+            self._project = load_project_cached(project_options(self.args))
         return self._project
 
     def project_or_name(self) -> tuple[Project | None, str]:
@@ -91,7 +90,7 @@ class CommandContext:
         """Run ``work`` with a new backend on the event loop, closing the backend afterwards."""
         import anyio
 
-        from composer.backends import make_backend
+        from composer.backends.select import make_backend
 
         async def main() -> T:
             backend = make_backend(self.args.backend)

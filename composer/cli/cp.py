@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
     from composer.cli.context import CommandContext
+    from composer.contract.backend import Backend
 
 
 def split_container_path(argument: str) -> tuple[str | None, str]:
@@ -101,7 +101,7 @@ def host_filter(skipped: list[str], *, keep_owners: bool) -> Callable[[tarfile.T
 
 def run_cp(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.planner.builder import observed_ref
+    from composer.contract.observed import observed_ref
 
     args = ctx.args
     project, project_name = ctx.project_or_name()

@@ -18,8 +18,8 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend, EngineEvent
     from composer.cli.context import CommandContext
+    from composer.contract.backend import Backend, EngineEvent
 
 INTERRUPTED = 130
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Streams
     from composer.cli.context import CommandContext
+    from composer.contract.backend import Streams
 
 
 def parse_env(entries: Iterable[str], environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -48,7 +48,7 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
 
 
 def _streams(interactive: bool) -> Streams:
-    from composer.backends.base import Streams
+    from composer.contract.backend import Streams
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -64,7 +64,7 @@ def _stdin_is_tty() -> bool:
 
 def run_exec(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.backends.base import ExecSpec
+    from composer.contract.backend import ExecSpec
 
     args = ctx.args
     if not args.cmd:
@@ -84,7 +84,7 @@ def run_run(ctx: CommandContext) -> int:
     import shlex
 
     from composer import engine
-    from composer.planner.containers import RunOptions
+    from composer.contract.options import RunOptions
 
     args = ctx.args
     project = ctx.project()

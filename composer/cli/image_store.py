@@ -1,6 +1,6 @@
 """``composer image``: the commands of a backend's own image store (load, save, tag, ls, rm), which
-the native backend offers (ImageStoreCommands in composer.backends.base, found through
-composer.backends.image_store).
+the native backend offers (ImageStoreCommands in composer.contract.backend, found through
+composer.backends.select.image_store).
 
 ``image load`` reads ``docker save`` archives and OCI layouts (``-i FILE``, or stdin), ``image
 save`` writes archives ``docker load`` reads (``-o FILE``, or stdout when it is not a terminal).
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import ImageStoreCommands
     from composer.cli.context import CommandContext
+    from composer.contract.backend import ImageStoreCommands
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -44,11 +44,11 @@ def add_image_store_parsers(subparsers: Subparsers) -> None:
 
 
 def _store(ctx: CommandContext) -> ImageStoreCommands:
-    """The image store's commands, of the backend ``--backend`` names (composer.backends.image_store).
+    """The image store's commands, of the backend ``--backend`` names (composer.backends.select.image_store).
 
     :raises UsageError: that backend keeps no image store of its own.
     """
-    from composer.backends import image_store
+    from composer.backends.select import image_store
 
     args = ctx.args
     store = image_store(args.backend)

@@ -13,9 +13,9 @@ from composer.errors import UsageError
 if TYPE_CHECKING:
     import argparse
 
-    from composer.backends.base import Backend
     from composer.cli.context import CommandContext
-    from composer.planner.observed import ObservedContainer
+    from composer.contract.backend import Backend
+    from composer.contract.observed import ObservedContainer
     from composer.spec.models import Project
 
 
@@ -31,8 +31,8 @@ def _scale(entries: list[str]) -> dict[str, int]:
 
 def run_up(ctx: CommandContext) -> int:
     from composer import engine
+    from composer.contract.options import UpOptions
     from composer.errors import WaitTimeoutError
-    from composer.planner.reconcile import UpOptions
 
     args = ctx.args
     _check_up_flags(args)
@@ -103,7 +103,7 @@ def _attach(ctx: CommandContext, project: Project, up: Callable[[Backend], Await
 
 def run_create(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.planner.reconcile import UpOptions
+    from composer.contract.options import UpOptions
 
     args = ctx.args
     project = ctx.project()
@@ -119,7 +119,7 @@ def run_create(ctx: CommandContext) -> int:
 
 def run_down(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.planner.teardown import DownOptions
+    from composer.contract.options import DownOptions
 
     args = ctx.args
     project, project_name = ctx.project_or_name()
@@ -144,7 +144,7 @@ def run_start(ctx: CommandContext) -> int:
 
 def run_stop(ctx: CommandContext) -> int:
     from composer import engine
-    from composer.planner.teardown import StopOptions
+    from composer.contract.options import StopOptions
 
     project = ctx.project()
     options = StopOptions(services=tuple(ctx.args.services), timeout=ctx.args.timeout)
@@ -235,7 +235,7 @@ def run_wait(ctx: CommandContext) -> int:
     async def work(backend: Backend) -> int:
         code = await engine.wait(project_name, project, backend, tuple(args.services), exited)
         if args.down_project:
-            from composer.planner.teardown import DownOptions
+            from composer.contract.options import DownOptions
 
             await engine.down(project_name, project, backend, DownOptions(), ctx.sink())
         return code

@@ -13,9 +13,9 @@ from composer.errors import ComposerError, UsageError
 from composer.units import human_duration
 
 if TYPE_CHECKING:
-    from composer.backends.base import ImageSummary, ProjectSummary
     from composer.cli.context import CommandContext
-    from composer.planner.observed import ObservedContainer, PortMapping
+    from composer.contract.backend import ImageSummary, ProjectSummary
+    from composer.contract.observed import ObservedContainer, PortMapping
 
 PS_STATUSES = ("paused", "restarting", "removing", "running", "dead", "created", "exited")
 

@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 from composer.errors import ComposerError, UsageError
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
     from composer.cli.context import CommandContext
+    from composer.contract.backend import Backend
 
 
 def run_logs(ctx: CommandContext) -> int:
     import time
 
     from composer import engine
-    from composer.backends.base import ContainerRef
     from composer.cli.attach import LogFormatter, colour_enabled, display_name
     from composer.cli.timestamps import parse_time
+    from composer.contract.backend import ContainerRef
 
     args = ctx.args
     if args.index is not None and len(args.services) != 1:

@@ -14,7 +14,7 @@ composer's own sources or an installed package change (it refuses the command, w
 in the client, and the next one starts a fresh server). Only the user who started it may
 connect (SO_PEERCRED).
 
-Each backend warms itself up through its hooks (composer.backends.WARM_UP): the modules it
+Each backend warms itself up through its hooks (composer.backends.select.WARM_UP): the modules it
 imports inside functions, its first requests (docker-py's client), and helper processes started
 before any worker is forked (as root on Linux, the native backend's container forkserver: the
 containers a worker starts itself, ``run``'s one-offs, are then forked from a light helper
@@ -50,7 +50,7 @@ SPARE_NAME, WORKER_NAME = "composer-spare", "composer-cmd"  # process names (15 
 # Every composer module is pre-imported (a command may import any), but these.
 _NOT_PREIMPORTED = ("__main__", "composer.cli.server", "composer.pytest_plugin")
 # Dependencies the CLI, the loader and the engine import inside functions: a worker must not
-# import them again, after every fork. Each backend lists its own (composer.backends.WARM_UP).
+# import them again, after every fork. Each backend lists its own (composer.backends.select.WARM_UP).
 _EXTRA_MODULES = ("anyio._backends._asyncio", "anyio.from_thread", "importlib.metadata", "ruamel.yaml", "tarfile",
                   "json", "traceback", "subprocess", "tempfile", "shlex", "secrets", "gzip", "difflib",
                   "ipaddress", "termios", "tty", "resource")
@@ -80,9 +80,9 @@ def _secure_folder(folder: str) -> None:
 
 def preimport() -> list[ModuleType]:
     """Import every composer module and the heavy dependencies, build the models' validators and
-    the parser, warm the backends up (composer.backends.WARM_UP); the backends' hook modules."""
+    the parser, warm the backends up (composer.backends.select.WARM_UP); the backends' hook modules."""
     import composer
-    from composer.backends import warm_up_hooks
+    from composer.backends.select import warm_up_hooks
 
     hooks = warm_up_hooks()
     for name in (*_EXTRA_MODULES, *(name for hook in hooks for name in getattr(hook, "MODULES", ()))):

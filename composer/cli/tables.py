@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from composer.planner.observed import PortMapping
+    from composer.contract.observed import PortMapping
 
 
 def table(rows: Sequence[Sequence[str]], *, padding: int = 3, min_width: int = 0) -> list[str]:

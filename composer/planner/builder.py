@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from composer.backends.base import ContainerRef
-from composer.planner.operations import ContainerPayload, ContainerTarget, Operation, OpKind, Payload, Plan
+from composer.contract.observed import observed_ref
+from composer.contract.plan import ContainerPayload, ContainerTarget, Operation, OpKind, Payload, Plan
 
 if TYPE_CHECKING:
-    from composer.planner.observed import ObservedContainer
+    from composer.contract.observed import ObservedContainer
     from composer.spec.models import ServiceConfig
 
 DEFAULT_GRACE_SECONDS = 10.0
@@ -23,10 +23,6 @@ _RUNNING_STATES = frozenset({"running", "restarting", "paused"})
 def is_running(container: ObservedContainer) -> bool:
     """Running in the sense of ``up``: a paused or restarting container is not started again."""
     return container.state in _RUNNING_STATES
-
-
-def observed_ref(container: ObservedContainer) -> ContainerRef:
-    return ContainerRef(container_id=container.container_id, name=container.name)
 
 
 def grace_seconds(service: ServiceConfig | None, timeout: float | None) -> float:

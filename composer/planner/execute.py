@@ -17,18 +17,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
-from composer.backends.base import ContainerRef
-from composer.errors import (
-    BackendError,
-    BackendUnavailableError,
-    DependencyConditionError,
-    ExecutionError,
-    OperationFailure,
-    UsageError,
-    WaitTimeoutError,
-)
-from composer.events import Event, EventSink, EventStatus, NullSink
-from composer.planner.operations import (
+from composer.contract.backend import ContainerRef
+from composer.contract.plan import (
     ContainerPayload,
     ContainerTarget,
     CreatePayload,
@@ -41,10 +31,20 @@ from composer.planner.operations import (
     VolumePayload,
     WaitPayload,
 )
+from composer.errors import (
+    BackendError,
+    BackendUnavailableError,
+    DependencyConditionError,
+    ExecutionError,
+    OperationFailure,
+    UsageError,
+    WaitTimeoutError,
+)
+from composer.events import Event, EventSink, EventStatus, NullSink
 from composer.planner.wait import wait_for
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
+    from composer.contract.backend import Backend
 
 PARALLEL_ENV = "COMPOSE_PARALLEL_LIMIT"
 P = TypeVar("P")

@@ -19,41 +19,16 @@ v2's rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from composer.contract.observed import image_present
+from composer.contract.options import BuildOptions, PullOptions, PushOptions
+from composer.contract.plan import ImagePayload, OpKind, Plan
 from composer.planner.builder import PlanBuilder
-from composer.planner.operations import ImagePayload, OpKind, Plan
-from composer.planner.specs import build_spec, image_name, image_present
+from composer.planner.container_specs import build_spec, image_name
 
 if TYPE_CHECKING:
     from composer.spec.models import Project, ServiceConfig
-
-
-@dataclass(frozen=True, slots=True)
-class BuildOptions:
-    services: tuple[str, ...] = ()
-    """The selected services; empty: all."""
-    with_dependencies: bool = False
-    no_cache: bool = False
-    pull: bool = False
-    args: Mapping[str, str] = field(default_factory=dict)
-    """``--build-arg``: override ``build.args`` of every built service."""
-
-
-@dataclass(frozen=True, slots=True)
-class PullOptions:
-    services: tuple[str, ...] = ()
-    include_deps: bool = False
-    ignore_failures: bool = False
-    ignore_buildable: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class PushOptions:
-    services: tuple[str, ...] = ()
-    ignore_failures: bool = False
 
 
 def _selected(project: Project, services: tuple[str, ...], with_dependencies: bool) -> list[ServiceConfig]:

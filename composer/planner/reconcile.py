@@ -27,15 +27,13 @@ Down, stop and start live in composer.planner.teardown and are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from composer.errors import ExternalResourceNotFoundError
-from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
-from composer.planner.graph import service_graph
-from composer.planner.hashing import config_hash, network_hash
-from composer.planner.operations import (
+from composer.contract.observed import image_present, observed_ref
+from composer.contract.options import UpOptions
+from composer.contract.plan import (
     ContainerPayload,
     ContainerTarget,
     CreatePayload,
@@ -46,15 +44,19 @@ from composer.planner.operations import (
     VolumePayload,
     WaitPayload,
 )
-from composer.planner.specs import build_spec, container_name, container_spec, image_name, image_present
-from composer.planner.teardown import DownOptions, StopOptions, reconcile_down, reconcile_start, reconcile_stop
+from composer.errors import ExternalResourceNotFoundError
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running
+from composer.planner.container_specs import build_spec, container_name, container_spec, image_name
+from composer.planner.hashing import config_hash, network_hash
+from composer.planner.teardown import reconcile_down, reconcile_start, reconcile_stop
+from composer.spec.graph import service_graph
 
 if TYPE_CHECKING:
-    from composer.planner.observed import ObservedContainer, ObservedState
+    from composer.contract.observed import ObservedContainer, ObservedState
     from composer.spec.models import NetworkConfig, Project, ServiceConfig
 
 __all__ = [
-    "DownOptions", "StopOptions", "UpOptions", "reconcile_down", "reconcile_start", "reconcile_stop", "reconcile_up",
+    "reconcile_down", "reconcile_start", "reconcile_stop", "reconcile_up",
     "reconcile_up_images",
 ]
 
@@ -62,39 +64,6 @@ ORPHAN_WARNING = (
     "Found orphan containers ({names}) for this project. If you removed or renamed this service in your "
     "compose file, you can run this command with the --remove-orphans flag to clean it up."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class UpOptions:
-    """What ``up`` (and ``create``, with ``no_start``) was asked to do."""
-
-    services: tuple[str, ...] = ()
-    """The selected services; empty: all. Their dependencies are included unless ``no_deps``."""
-    no_deps: bool = False
-    force_recreate: bool = False
-    """Recreate the selected services' containers even when unchanged."""
-    no_recreate: bool = False
-    """Never recreate an existing container, even when it has diverged."""
-    always_recreate_deps: bool = False
-    """Recreate the containers of the dependencies of the selected services too."""
-    remove_orphans: bool = False
-    scale: Mapping[str, int] = field(default_factory=dict)
-    """Replicas per service, overriding ``scale``/``deploy.replicas``."""
-    renew_anon_volumes: bool = False
-    """Recreated containers get new anonymous volumes instead of inheriting the old ones."""
-    pull: str | None = None
-    """``--pull``: always, missing, never or build; overrides each service's ``pull_policy``."""
-    build: bool | None = None
-    """True: ``--build`` (build every service that has ``build``); False: ``--no-build``."""
-    no_start: bool = False
-    """Create only (``composer create``, ``up --no-start``): no start, no waits."""
-    wait: bool = False
-    """``--wait``: end with a WAIT_READY per service (running, and healthy with a health check)."""
-    wait_timeout: float | None = None
-    timeout: float | None = None
-    """Seconds to wait for a container to stop before killing it (recreate, scale down)."""
-    images_ready: bool = False
-    """The images were pulled and built already (reconcile_up_images' plan ran): pull or build none."""
 
 
 def reconcile_up_images(project: Project, observed: ObservedState, options: UpOptions | None = None) -> Plan:

@@ -9,13 +9,11 @@ calls a backend or does I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from composer.image_reference import with_latest
-from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
-from composer.planner.graph import Graph, service_graph
-from composer.planner.operations import (
+from composer.contract.observed import observed_ref
+from composer.contract.options import DownOptions, StopOptions
+from composer.contract.plan import (
     ContainerPayload,
     ContainerTarget,
     ImageRemovalPayload,
@@ -25,32 +23,18 @@ from composer.planner.operations import (
     VolumePayload,
     WaitPayload,
 )
+from composer.image_reference import with_latest
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running
+from composer.spec.graph import Graph, service_graph
 
 if TYPE_CHECKING:
-    from composer.planner.observed import ObservedContainer, ObservedState
+    from composer.contract.observed import ObservedContainer, ObservedState
     from composer.spec.models import Project, ServiceConfig
 
 ORPHAN_DOWN_WARNING = (
     "Found orphan containers ({names}) for this project. If you removed or renamed this service in your "
     "compose file, you can run this command with the --remove-orphans flag to clean it up."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class DownOptions:
-    remove_orphans: bool = False
-    remove_volumes: bool = False
-    """``-v``: named volumes of the project and anonymous volumes of its containers."""
-    timeout: float | None = None
-    rmi: str | None = None
-    """``--rmi``: ``local`` (images Compose built) or ``all`` (every service image too)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StopOptions:
-    services: tuple[str, ...] = ()
-    """Empty: every service."""
-    timeout: float | None = None
 
 
 def _empty_graph() -> Graph[ServiceConfig | None]:

@@ -16,8 +16,8 @@ from composer.errors import DependencyConditionError, WaitTimeoutError
 from composer.events import Event, EventSink, EventStatus
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend, ContainerRef, ContainerState
-    from composer.planner.operations import ContainerTarget, WaitPayload
+    from composer.contract.backend import Backend, ContainerRef, ContainerState
+    from composer.contract.plan import ContainerTarget, WaitPayload
 
 _STOPPED = frozenset({"exited", "dead"})
 # What v2 prints once a condition holds; service_started prints nothing.

@@ -11,8 +11,8 @@ import pytest
 
 from composer import labels
 from composer.api import AsyncProject, HostPort, Project
-from composer.backends.base import ContainerRef, ContainerSpec
 from composer.backends.memory import MemoryBackend
+from composer.contract.backend import ContainerRef, ContainerSpec
 from composer.errors import SpecError, UsageError, WaitTimeoutError
 from composer.owner import Owner, boot_id, process_start_time
 from composer.readiness import wait_until

@@ -24,7 +24,10 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from composer import labels
-from composer.backends.base import (
+from composer.backends.docker import convert, observe
+from composer.backends.docker.client import MAX_CONNECTIONS, Endpoint, connect, resolve_endpoint
+from composer.backends.docker.errors import BACKEND_NAME, translate, translated
+from composer.contract.backend import (
     Capability,
     ContainerRef,
     ContainerSpec,
@@ -38,16 +41,13 @@ from composer.backends.base import (
     ProjectSummary,
     Streams,
 )
-from composer.backends.docker import convert, observe
-from composer.backends.docker.client import MAX_CONNECTIONS, Endpoint, connect, resolve_endpoint
-from composer.backends.docker.errors import BACKEND_NAME, translate, translated
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import with_latest
 
 if TYPE_CHECKING:
-    from composer.backends.base import BuildSpec
-    from composer.planner.observed import ObservedState
+    from composer.contract.backend import BuildSpec
+    from composer.contract.observed import ObservedState
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 STARTS_AT_ONCE = 12

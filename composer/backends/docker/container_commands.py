@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
 from composer import labels
-from composer.backends.base import (
+from composer.contract.backend import (
     ContainerRef,
     ExecSpec,
     ImageSummary,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composer import labels
-from composer.backends.base import ContainerSpec, NetworkAttachment
 from composer.backends.docker.errors import BACKEND_NAME
 from composer.backends.seccomp_file import ProfileError, read_profile
+from composer.contract.backend import ContainerSpec, NetworkAttachment
 from composer.errors import NotFoundError
 from composer.spec.models import (
     DeviceRequest,

@@ -18,7 +18,7 @@ from composer.errors import ImageBuildError, ImagePushError, UnsupportedFeatureE
 from composer.events import Event, EventStatus
 
 if TYPE_CHECKING:
-    from composer.backends.base import BuildSpec
+    from composer.contract.backend import BuildSpec
     from composer.spec.models import ServiceConfig
 
 Emit = Callable[[Event], None]

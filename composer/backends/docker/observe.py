@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from composer import labels
-from composer.backends.base import ContainerState
-from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
+from composer.contract.backend import ContainerState
+from composer.contract.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PortMapping
 
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _EXIT_IN_STATUS = re.compile(r"^Exited \((-?\d+)\)")

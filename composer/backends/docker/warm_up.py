@@ -1,4 +1,4 @@
-"""The docker backend's part in the CLI's command server warm-up (composer.backends.warm_up_hooks):
+"""The docker backend's part in the CLI's command server warm-up (composer.backends.select.warm_up_hooks):
 what it imports inside functions, and docker-py's first client and request, done once before the
 server forks the workers that run commands."""
 

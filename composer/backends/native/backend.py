@@ -30,7 +30,10 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
-from composer.backends.base import (
+from composer.backends.native.image import oci
+from composer.backends.native.image.aliases import image_aliases
+from composer.backends.native.image.store import ImageStore
+from composer.contract.backend import (
     BuildSpec,
     Capability,
     ContainerRef,
@@ -45,11 +48,8 @@ from composer.backends.base import (
     ProjectSummary,
     Streams,
 )
-from composer.backends.native.image import oci
-from composer.backends.native.image.aliases import image_aliases
-from composer.backends.native.image.store import ImageStore
+from composer.contract.observed import ObservedState
 from composer.errors import ImagePullError, UnsupportedFeatureError
-from composer.planner.observed import ObservedState
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers

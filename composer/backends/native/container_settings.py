@@ -13,8 +13,8 @@ from composer.backends.native.errors import error, unsupported
 from composer.backends.native.runtime.init import read_image_file
 
 if TYPE_CHECKING:
-    from composer.backends.base import ContainerSpec
     from composer.backends.native.image.store import ImageRecord, ImageStore
+    from composer.contract.backend import ContainerSpec
     from composer.spec.models import ServiceConfig
 
 SECOND = 1_000_000_000

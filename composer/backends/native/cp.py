@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from composer.backends.base import ContainerRef, PathStat
 from composer.backends.native.runtime import cpexec
 from composer.backends.native.runtime.supervisor import read_json
+from composer.contract.backend import ContainerRef, PathStat
 from composer.errors import BackendError, NotFoundError
 
 if TYPE_CHECKING:

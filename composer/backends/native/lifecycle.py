@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from composer import labels
-from composer.backends.base import ContainerRef, ContainerSpec, ContainerState
 from composer.backends.native import namespaces
 from composer.backends.native.container_settings import (
     check_user,
@@ -45,6 +44,7 @@ from composer.backends.native.runtime.init import atomic_json
 from composer.backends.native.runtime.supervisor import SupervisorError, read_json, supervise_state
 from composer.backends.native.status import container_state, running_cgroup
 from composer.backends.native.volume_mounts import volume_paths, with_inherited_mounts
+from composer.contract.backend import ContainerRef, ContainerSpec, ContainerState
 from composer.errors import ImageNotFoundError, NotFoundError
 from composer.image_reference import parse
 from composer.names import valid_container_name

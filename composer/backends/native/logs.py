@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from composer import labels
-from composer.backends.base import ContainerRef, LogLine
+from composer.contract.backend import ContainerRef, LogLine
 from composer.errors import NotFoundError
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from composer.errors import BackendError, NotFoundError
 
 if TYPE_CHECKING:
-    from composer.backends.base import ContainerSpec
+    from composer.contract.backend import ContainerSpec
 
 BACKEND = "native"
 KINDS = {"ipc": "IPC", "pid": "PID"}  # service key -> its name in Docker's errors

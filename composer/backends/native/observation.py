@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from composer import labels
-from composer.backends.base import ContainerRef, ImageSummary, ProjectSummary
 from composer.backends.native.network import settings as networking
 from composer.backends.native.runtime import volumes
 from composer.backends.native.status import listed_ports, status_text
+from composer.contract.backend import ContainerRef, ImageSummary, ProjectSummary
+from composer.contract.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 from composer.errors import NotFoundError
 from composer.image_reference import parse
-from composer.planner.observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers

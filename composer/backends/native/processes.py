@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from composer.backends.base import ContainerRef, ExecSpec, ProcessList, Streams
 from composer.backends.native.errors import error
 from composer.backends.native.runtime import cgroups, nsexec
 from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
 from composer.backends.native.runtime.supervisor import read_json
 from composer.backends.native.status import running_cgroup
+from composer.contract.backend import ContainerRef, ExecSpec, ProcessList, Streams
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers

@@ -7,16 +7,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from composer.backends.base import ContainerState
 from composer.backends.native.errors import error
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime.supervisor import read_json, supervise_state
+from composer.contract.backend import ContainerState
 from composer.units import human_duration
 
 if TYPE_CHECKING:
     from composer.backends.native.projects import Projects
     from composer.backends.native.runtime.api import Runtime
-    from composer.planner.observed import PortMapping
+    from composer.contract.observed import PortMapping
 
 
 def container_state(runtime: Runtime, projects: Projects, project: str, name: str,
@@ -69,7 +69,7 @@ def running_cgroup(runtime: Runtime, project: str, name: str, operation: str) ->
 
 def listed_ports(config: Mapping[str, Any], published: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
     """What ``ps`` shows: the published ports, then exposed ones that are not published (as docker)."""
-    from composer.planner.observed import PortMapping
+    from composer.contract.observed import PortMapping
 
     seen = {(port.private_port, port.protocol) for port in published}
     exposed = []

@@ -13,8 +13,8 @@ from composer.backends.native.runtime import volumes
 from composer.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from composer.backends.base import ContainerSpec
     from composer.backends.native.lifecycle import NativeContainers
+    from composer.contract.backend import ContainerSpec
     from composer.spec.models import ServiceConfig, VolumeConfig
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"

@@ -1,4 +1,4 @@
-"""The native backend's part in the CLI's command server warm-up (composer.backends.warm_up_hooks):
+"""The native backend's part in the CLI's command server warm-up (composer.backends.select.warm_up_hooks):
 what it imports inside functions, and the container forkserver the server's workers inherit."""
 
 from __future__ import annotations

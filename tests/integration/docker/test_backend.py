@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 from composer import labels
-from composer.backends.base import ContainerRef, ContainerSpec, ContainerState, LogLine, NetworkAttachment
 from composer.backends.docker import DockerBackend
+from composer.contract.backend import ContainerRef, ContainerSpec, ContainerState, LogLine, NetworkAttachment
 from composer.errors import AlreadyExistsError, ImageNotFoundError, ImagePullError, NotFoundError, PortInUseError
 from composer.events import ListSink
 from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig

@@ -20,8 +20,8 @@ from typing import Any
 import anyio
 import pytest
 
-from composer.backends.base import ContainerRef
 from composer.backends.native.backend import NativeBackend
+from composer.contract.backend import ContainerRef
 from composer.errors import BackendError, NotFoundError
 from tests.integration.native import test_lifecycle
 from tests.integration.native.test_lifecycle import Project, eventually, one_line

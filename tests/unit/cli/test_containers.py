@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from composer.backends.base import ProjectSummary
 from composer.cli.cp import split_container_path
 from composer.cli.exec_run import parse_env
 from composer.cli.listing import ls_rows, ps_rows, published_port, status_filters
 from composer.cli.parser import build_parser
 from composer.cli.tables import combined_status, format_ports, human_size, table
+from composer.contract.backend import ProjectSummary
+from composer.contract.observed import ObservedContainer, PortMapping
 from composer.errors import UsageError
-from composer.planner.observed import ObservedContainer, PortMapping
 
 
 def test_exec_and_run_keep_the_command_with_its_own_flags() -> None:

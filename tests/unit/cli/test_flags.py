@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from composer.backends.base import EngineEvent
 from composer.cli.engine_events import json_event, plain_event, rfc3339_nano
 from composer.cli.progress import QuietPull
 from composer.cli.timestamps import duration_seconds, parse_time
+from composer.contract.backend import EngineEvent
+from composer.contract.observed import ObservedState
 from composer.errors import UsageError
 from composer.events import Event, EventStatus
-from composer.planner.observed import ObservedState
 from composer.planner.teardown import images_to_remove
 from composer.spec import load_project
 from composer.spec.options import ProjectOptions

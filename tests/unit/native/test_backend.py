@@ -10,12 +10,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from composer.backends import backend_class
-from composer.backends.base import BuildSpec, ContainerRef
 from composer.backends.native.backend import NativeBackend
 from composer.backends.native.image.aliases import image_aliases
 from composer.backends.native.image.store import ImageRecord
-from composer.backends.select import BackendChoice, choose_backend
+from composer.backends.select import BackendChoice, backend_class, choose_backend
+from composer.contract.backend import BuildSpec, ContainerRef
 from composer.errors import NotFoundError, UnsupportedFeatureError
 from composer.spec.models import ServiceConfig
 

@@ -3,11 +3,11 @@ published ports for listings, ports without a host port."""
 
 from __future__ import annotations
 
-from composer.backends.base import ContainerSpec
 from composer.backends.native.container_settings import exposed_ports, with_file_mounts
 from composer.backends.native.network.manager import PublishedPort, expand_ports
 from composer.backends.native.status import listed_ports
-from composer.planner.observed import PortMapping
+from composer.contract.backend import ContainerSpec
+from composer.contract.observed import PortMapping
 from composer.spec.models import ServiceConfig
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from composer.contract.observed import ObservedContainer, ObservedState
 from composer.planner.hashing import config_hash
-from composer.planner.observed import ObservedContainer, ObservedState
 from composer.spec import load_project
 from composer.spec.models import Project
 
@@ -53,7 +53,7 @@ def container(project: Project, service_name: str, number: int = 1, *, state: st
 
 def converged(project: Project, *, images: frozenset[str] | None = None) -> ObservedState:
     """What a successful ``up`` of ``project`` leaves behind."""
-    from composer.planner.observed import ObservedNetwork, ObservedVolume
+    from composer.contract.observed import ObservedNetwork, ObservedVolume
 
     containers = tuple(container(project, name, number) for name, service in project.services.items()
                        for number in range(1, service.replicas + 1))

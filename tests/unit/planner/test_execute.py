@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from composer.backends.base import Backend
 from composer.backends.memory import MemoryBackend
+from composer.contract.backend import Backend
+from composer.contract.observed import ObservedState
+from composer.contract.options import DownOptions, UpOptions
 from composer.errors import DependencyConditionError, ExecutionError, UsageError, WaitTimeoutError
 from composer.events import EventStatus, ListSink
 from composer.planner.execute import execute, parallel_limit
-from composer.planner.observed import ObservedState
-from composer.planner.reconcile import DownOptions, UpOptions, reconcile_down, reconcile_up
+from composer.planner.reconcile import reconcile_down, reconcile_up
 from composer.spec.models import Project
 from tests.unit.planner.conftest import LoadFn
 from tests.unit.planner.test_reconcile import STACK
@@ -224,7 +225,7 @@ async def test_failed_pull_leaves_nothing_behind(load: LoadFn) -> None:
 
 
 async def test_observe_project_asks_for_external_resources(load: LoadFn) -> None:
-    from composer.planner.observe import observe_project
+    from composer.planner.snapshot import observe_project
 
     project = load("""
         services:

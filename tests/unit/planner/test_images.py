@@ -5,20 +5,18 @@ from __future__ import annotations
 import pytest
 
 from composer.backends.memory import MemoryBackend
+from composer.contract.observed import ObservedState
+from composer.contract.options import BuildOptions, PullOptions, PushOptions, UpOptions
+from composer.contract.plan import ImagePayload
 from composer.errors import ImagePullError
 from composer.events import ListSink
 from composer.planner.execute import execute
 from composer.planner.images import (
-    BuildOptions,
-    PullOptions,
-    PushOptions,
     push_targets,
     reconcile_build,
     reconcile_pull,
 )
-from composer.planner.observed import ObservedState
-from composer.planner.operations import ImagePayload
-from composer.planner.reconcile import UpOptions, reconcile_up
+from composer.planner.reconcile import reconcile_up
 from tests.unit.planner.conftest import LoadFn
 
 STACK = """

@@ -8,15 +8,13 @@ from dataclasses import replace
 import pytest
 
 from composer import labels
-from composer.backends.base import ContainerSpec
+from composer.contract.backend import ContainerSpec
+from composer.contract.observed import ObservedNetwork, ObservedState
+from composer.contract.options import DownOptions, StopOptions, UpOptions
+from composer.contract.plan import CreatePayload, NetworkPayload, OpKind, Plan
 from composer.errors import ExternalResourceNotFoundError
 from composer.planner.hashing import network_hash
-from composer.planner.observed import ObservedNetwork, ObservedState
-from composer.planner.operations import CreatePayload, NetworkPayload, OpKind, Plan
 from composer.planner.reconcile import (
-    DownOptions,
-    StopOptions,
-    UpOptions,
     reconcile_down,
     reconcile_start,
     reconcile_stop,
@@ -442,7 +440,7 @@ def test_stop_and_start(load: LoadFn) -> None:
 
 
 def test_kind_titles() -> None:
-    from composer.planner.operations import kind_title
+    from composer.contract.plan import kind_title
 
     assert OpKind.CREATE_CONTAINER.title == "CreateContainer"
     assert kind_title(31) == "WaitReady"

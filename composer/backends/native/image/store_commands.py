@@ -1,6 +1,6 @@
 """``composer image``'s work on the native image store: load and save archives, tag, untag and
-list names. NativeImageStore is the native backend's ImageStoreCommands (composer.backends.base),
-found through composer.backends.image_store without importing the rest of the backend."""
+list names. NativeImageStore is the native backend's ImageStoreCommands (composer.contract.backend),
+found through composer.backends.select.image_store without importing the rest of the backend."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from composer.errors import ImageNotFoundError, UsageError
 from composer.image_reference import parse
 
 if TYPE_CHECKING:
-    from composer.backends.base import ImageStoreCommands, StoredImage
+    from composer.contract.backend import ImageStoreCommands, StoredImage
 
 
 class NativeImageStore:
@@ -65,7 +65,7 @@ class NativeImageStore:
         return [ref.familiar() for ref in refs]
 
     def stored_images(self) -> list[StoredImage]:
-        from composer.backends.base import StoredImage  # the contract's dataclasses: ~10 ms, ls's alone
+        from composer.contract.backend import StoredImage  # the contract's dataclasses: ~10 ms, ls's alone
 
         store = self._opened()
         found = []

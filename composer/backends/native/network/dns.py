@@ -1,4 +1,4 @@
-"""A project's DNS responder (aardvark-dns's model, NATIVE.md §2.3), pure ``socket``.
+"""A project's DNS responder (aardvark-dns's model: one responder on the gateways), pure ``socket``.
 
 It listens on UDP and TCP port 53 of every gateway address of the project's networks, each
 socket bound to its network's bridge (SO_BINDTODEVICE): only what arrives on that bridge, from

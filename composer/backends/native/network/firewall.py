@@ -20,7 +20,7 @@ Every rule carries ``-m comment --comment <tag>``: ``composer:net:<bridge>`` for
 rules, ``composer:port:<bridge>:<container key>`` for a container's published ports; removal
 deletes exactly the rules with a tag (``iptables-save`` lines turned into ``-D``, applied with
 ``iptables-restore --noflush`` in one batch). A global flock serialises composer processes.
-The host iptables is iptables-nft here (NATIVE.md §2.3): these are the same tables Docker uses.
+Where the host's iptables is iptables-nft, these are the same nft tables Docker's rules live in.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ Host-side calls go through one socket opened in the caller's namespace. Calls in
 container's network namespace use a socket opened by a short-lived thread that ``setns``-es into
 ``/proc/<pid>/ns/net`` (setns of a network namespace is per thread; a socket keeps the namespace
 it was created in), so nothing forks (pyroute2's ``IPRoute(netns=)`` forks a helper: unsafe in a
-threaded process, NATIVE.md §4.2). The veth peer is created directly inside the namespace
-(``IFLA_NET_NS_FD`` in the peer), the fast path measured in LIMITS.md §3.
+threaded process: fork copies only the calling thread, and locks other threads hold stay locked
+in the child). The veth peer is created directly inside the namespace (``IFLA_NET_NS_FD`` in the
+peer): moving a device between namespaces is the costliest step of network setup (18-33 ms
+median, measured), and creating the peer in place cuts the whole setup to about a third.
 """
 
 from __future__ import annotations

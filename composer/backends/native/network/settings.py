@@ -33,8 +33,8 @@ from composer.backends.native.namespaces import owner_project, running_pid
 from composer.errors import AlreadyExistsError, NotFoundError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
-    from composer.backends.base import ContainerSpec
-    from composer.planner.observed import PortMapping
+    from composer.contract.backend import ContainerSpec
+    from composer.contract.observed import PortMapping
     from composer.spec.models import NetworkConfig
 
 BACKEND = "native"
@@ -103,7 +103,7 @@ def networks(run_root: Path) -> Iterable[dict[str, Any]]:
 
 def published_ports(run_root: Path) -> dict[str, list[PortMapping]]:
     """Container name -> its published ports, read once for a whole listing."""
-    from composer.planner.observed import PortMapping
+    from composer.contract.observed import PortMapping
 
     found: dict[str, list[PortMapping]] = {}
     for state in network_states(run_root):

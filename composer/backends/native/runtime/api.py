@@ -38,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from composer import names
-from composer.backends.base import ContainerState
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver, SpawnError, spawn
+from composer.contract.backend import ContainerState
 from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
 
 BACKEND = "native"

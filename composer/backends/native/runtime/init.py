@@ -22,7 +22,7 @@ the standard library's ``os``/``ctypes``/``json`` and this package's ``linux``, 
   takes a start as P0 would hand it one (see the spare section below).
 * **PID 1** unshares the mount, UTS, IPC and network namespaces, builds the root filesystem,
   waits until it is in its cgroup, unshares the cgroup namespace (rooted there) and execs the
-  container's process (runc's ``linuxStandardInit`` order; see NATIVE.md §1.5).
+  container's process (runc's ``linuxStandardInit`` order).
 
 Networking (``cfg["netns"]``): ``None`` unshares a new network namespace, ``"host"`` keeps the
 host's, a path (``/proc/<pid>/ns/net`` of another container) joins that one. With a network

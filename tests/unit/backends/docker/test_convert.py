@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from composer import labels
-from composer.backends.base import ContainerSpec, NetworkAttachment
 from composer.backends.docker import convert
+from composer.contract.backend import ContainerSpec, NetworkAttachment
 from composer.errors import NotFoundError
 from composer.spec import load_project
 from composer.spec.models import NetworkConfig, Project, ServiceConfig, VolumeConfig

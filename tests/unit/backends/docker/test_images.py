@@ -11,7 +11,7 @@ import pytest
 from composer.backends.docker import images
 from composer.errors import ImageBuildError, ImagePushError, UnsupportedFeatureError
 from composer.events import Event, EventStatus
-from composer.planner.specs import build_spec
+from composer.planner.container_specs import build_spec
 from composer.spec import load_project
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from composer.backends.base import ContainerState
 from composer.backends.docker import observe
+from composer.contract.backend import ContainerState
 
 DATA = Path(__file__).parent / "data"
 PROJECT = "composer-rec"

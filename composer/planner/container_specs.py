@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from composer import labels, names
-from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
+from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
 from composer.errors import SpecValidationError
-from composer.image_reference import has_tag_or_digest
 from composer.planner.hashing import config_hash
 
 if TYPE_CHECKING:
@@ -31,13 +30,6 @@ def container_name(project_name: str, service: ServiceConfig, number: int) -> st
 def image_name(project_name: str, service: ServiceConfig) -> str:
     """The image a service runs: ``image``, or ``<project>-<service>`` for a build-only service."""
     return service.image or f"{project_name}-{service.name}"
-
-
-def image_present(image: str, images: frozenset[str]) -> bool:
-    """Whether ``image`` is among local ``images``; ``nginx`` matches ``nginx:latest``."""
-    if image in images:
-        return True
-    return not has_tag_or_digest(image) and f"{image}:latest" in images
 
 
 def depends_on_label(service: ServiceConfig) -> str:

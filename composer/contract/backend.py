@@ -1,12 +1,14 @@
-"""The contract between the planner and an engine.
+"""The Backend protocol: what a backend does for the planner, and the values it is handed and returns.
 
 A backend executes single operations and makes no decisions: the reconciler decided
 everything when it built the plan. Each method maps to one engine call (or a small fixed
 sequence of them). Backends raise only composer.errors.BackendError subclasses, translated
-at their own edge, and are imported lazily (see composer.backends.load_backend).
+at their own edge, and are imported lazily, by name (composer.backends.select).
 
 Room for later backends: Swarm schedules replicas itself and reports tasks, so containers
 are addressed by ContainerRef and observed through ObservedState, never by engine objects.
+A backend that deploys whole services rather than single containers also implements
+composer.contract.services.ServiceBackend.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol, runtime_checkabl
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from composer.contract.observed import ObservedState
     from composer.events import EventSink
-    from composer.planner.observed import ObservedState
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 

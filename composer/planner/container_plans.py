@@ -15,20 +15,22 @@ rules are Compose v2's:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from composer import labels, names
+from composer.contract.observed import observed_ref
+from composer.contract.options import RunOptions
+from composer.contract.plan import ContainerPayload, ContainerTarget, OpKind, Plan
 from composer.errors import UsageError
-from composer.planner.builder import PlanBuilder, grace_seconds, is_running, observed_ref
-from composer.planner.graph import service_graph
-from composer.planner.operations import ContainerPayload, ContainerTarget, OpKind, Plan
-from composer.planner.specs import container_spec
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running
+from composer.planner.container_specs import container_spec
+from composer.spec.graph import service_graph
 
 if TYPE_CHECKING:
-    from composer.backends.base import ContainerSpec
-    from composer.planner.observed import ObservedContainer, ObservedState
-    from composer.spec.models import PortConfig, Project, ServiceConfig, ServiceVolume
+    from composer.contract.backend import ContainerSpec
+    from composer.contract.observed import ObservedContainer, ObservedState
+    from composer.spec.models import Project, ServiceConfig
 
 _ACTIVE = frozenset({"running", "restarting", "paused"})
 
@@ -105,27 +107,6 @@ def reconcile_remove(
 # --- run ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """What ``run`` was asked to change in the service for its one-off container."""
-
-    command: tuple[str, ...] | None = None
-    """None: the service's command."""
-    entrypoint: tuple[str, ...] | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
-    user: str | None = None
-    workdir: str | None = None
-    volumes: tuple[ServiceVolume, ...] = ()
-    ports: tuple[PortConfig, ...] = ()
-    service_ports: bool = False
-    """Keep the service's published ports (v2 drops them by default)."""
-    name: str | None = None
-    tty: bool = False
-    interactive: bool = False
-    use_aliases: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
 def reconcile_run_prerequisites(
     project: Project, observed: ObservedState, service_name: str, *, no_deps: bool = False,
     pull: str | None = None,
@@ -136,8 +117,9 @@ def reconcile_run_prerequisites(
 
     :raises SpecValidationError: ``service_name`` is not an enabled service.
     """
-    from composer.planner.observed import ObservedState as State
-    from composer.planner.reconcile import UpOptions, reconcile_up
+    from composer.contract.observed import ObservedState as State
+    from composer.contract.options import UpOptions
+    from composer.planner.reconcile import reconcile_up
 
     project.service(service_name)
     others = tuple(c for c in observed.containers if c.service_name != service_name)

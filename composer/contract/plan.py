@@ -13,7 +13,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from composer.backends.base import BuildSpec, ContainerRef, ContainerSpec
+    from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec
     from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
 
 
@@ -200,3 +200,10 @@ class Plan:
             counts[operation.kind.title] = counts.get(operation.kind.title, 0) + 1
         return counts
 
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A plan and whether it ran (False under --dry-run)."""
+
+    plan: Plan
+    executed: bool

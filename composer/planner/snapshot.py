@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from composer.planner.specs import image_name
+from composer.planner.container_specs import image_name
 
 if TYPE_CHECKING:
-    from composer.backends.base import Backend
-    from composer.planner.observed import ObservedState
+    from composer.contract.backend import Backend
+    from composer.contract.observed import ObservedState
     from composer.spec.models import Project
 
 

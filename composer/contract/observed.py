@@ -1,14 +1,17 @@
-"""What exists now: a snapshot taken before reconciling, so that the reconciler can compare
-the desired project with reality without calling any backend itself.
+"""What exists now: a snapshot a backend takes before reconciling (``Backend.observe``), so that
+the reconciler can compare the desired project with reality without calling any backend itself.
 
 ``networks`` and ``volumes`` hold the project's own (found by the project label) and the
 external ones the caller asked the backend about by name (``key`` is then empty). The
-reconciler matches resources by engine name. This module must not import a backend.
+reconciler matches resources by engine name. ``images`` holds references as the engine lists
+them, so ``nginx`` is found as ``nginx:latest`` (``image_present``), for every backend alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from composer.contract.backend import ContainerRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +80,17 @@ class ObservedState:
         """The service's non-oneoff containers, by container number."""
         found = [c for c in self.containers if c.service_name == service_name and not c.oneoff]
         return sorted(found, key=lambda c: c.number)
+
+
+def observed_ref(container: ObservedContainer) -> ContainerRef:
+    """How a backend is told which container: the observed one's id and name."""
+    return ContainerRef(container_id=container.container_id, name=container.name)
+
+
+def image_present(image: str, images: frozenset[str]) -> bool:
+    """Whether ``image`` is among local ``images``; ``nginx`` matches ``nginx:latest``."""
+    from composer.image_reference import has_tag_or_digest  # here: ps and logs import this module, not this rule
+
+    if image in images:
+        return True
+    return not has_tag_or_digest(image) and f"{image}:latest" in images

@@ -7,16 +7,16 @@ from dataclasses import replace
 import pytest
 
 from composer import labels
+from composer.contract.observed import ObservedState
+from composer.contract.options import RunOptions
 from composer.errors import SpecValidationError, UsageError
-from composer.planner.containers import (
-    RunOptions,
+from composer.planner.container_plans import (
     oneoff_name,
     oneoff_spec,
     reconcile_kill,
     reconcile_remove,
     reconcile_run_prerequisites,
 )
-from composer.planner.observed import ObservedState
 from tests.unit.planner.conftest import LoadFn, container, converged
 
 PROJECT = """
