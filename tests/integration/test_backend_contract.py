@@ -1,6 +1,6 @@
 """The Backend contract: one behaviour suite, run against every backend through its protocol.
 
-Each test drives a backend only through composer.backends.base.Backend, with the same specs, and
+Each test drives a backend only through composer.contract.backend.Backend, with the same specs, and
 asserts what the planner and the CLI rely on: the observed state after each step, errors as
 composer's error types, what a container printed in its logs, an exec's exit code and output.
 A new backend must pass it: add one line to BACKENDS (a Kind that makes the backend, its image
@@ -29,7 +29,7 @@ import anyio
 import pytest
 
 from composer import labels
-from composer.backends.base import (
+from composer.contract.backend import (
     Backend,
     ContainerRef,
     ContainerSpec,
