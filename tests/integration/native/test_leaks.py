@@ -17,8 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from composer.errors import BackendError, UnsupportedFeatureError
 from composer.spec.models.service import ServiceVolume
 from tests.integration.native import test_lifecycle, test_runtime
 from tests.integration.native.test_lifecycle import Project, eventually
-from tests.integration.native.test_runtime import Box, residue, spare_cgroups, wait_for_a_ready_spare
+from tests.integration.native.test_runtime import Box, spare_cgroups, spare_runtime, wait_for_a_ready_spare
 
 # the fixtures of test_runtime and test_lifecycle, used here too (module scoped ones get their own here)
 session_root = test_runtime.session_root
@@ -168,21 +166,8 @@ def slow_spare_box(image: tuple[ImageStore, ImageRecord], session_root: Path,
     """test_runtime's spare_box, whose forkserver makes each new spare a second after a start
     (the first one at once): long enough to find and kill it meanwhile."""
     monkeypatch.setattr(spawn, "SPARE_DELAY", 1.0)
-    store, record = image
-    parent = f"composer-spare-test-{uuid.uuid4().hex[:8]}"
-    rt = Runtime(store, run_root=session_root / "spare-leak-run", cgroup_parent=parent)
-    rt.forkserver = spawn.Forkserver(spare_parent=parent)
-    rt.forkserver.start()
-    b = Box(rt, record)
-    try:
+    with spare_runtime(image, session_root / "spare-leak-run") as b:
         yield b
-    finally:
-        b.cleanup()
-        rt.forkserver.close()
-        deadline = time.monotonic() + 10  # a dismissed spare removes its cgroup, then exits
-        while spare_cgroups(parent) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        residue(rt)
 
 
 def forkserver_children(box: Box) -> list[int]:

@@ -9,6 +9,7 @@ state files. Root is needed (the native conftest fails under CI=true, skips othe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -611,11 +612,18 @@ def test_device_rules_deny_a_host_disk_made_with_mknod(box: Box) -> None:
 def spare_box(image: tuple[ImageStore, ImageRecord], session_root: Path) -> Iterator[Box]:
     """A Runtime whose forkserver keeps a spare monitor (cgroups under a parent of its own); the
     residue check runs once the forkserver is closed, and with it the spare."""
+    with spare_runtime(image, session_root / "spare-run") as b:
+        yield b
+
+
+@contextlib.contextmanager
+def spare_runtime(image: tuple[ImageStore, ImageRecord], run_root: Path) -> Iterator[Box]:
+    """spare_box's body, for fixtures that change the forkserver's settings first (test_leaks)."""
     from composer.backends.native.runtime.spawn import Forkserver
 
     store, record = image
     parent = f"composer-spare-test-{uuid.uuid4().hex[:8]}"
-    rt = Runtime(store, run_root=session_root / "spare-run", cgroup_parent=parent)
+    rt = Runtime(store, run_root=run_root, cgroup_parent=parent)
     rt.forkserver = Forkserver(spare_parent=parent)
     rt.forkserver.start()
     b = Box(rt, record)
