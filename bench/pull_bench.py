@@ -106,8 +106,8 @@ def composer_run(composer: Path, folder: Path, reference: str, diff_ids: list[st
                                      str(folder / "compose.yaml"), "pull"], run_env)
     ok = rc == 0
     if ok:
-        from composer.backends.native.image.reference import parse
         from composer.backends.native.image.store import ImageStore
+        from composer.image_reference import parse
 
         store = ImageStore(root)
         record = store.get(str(parse(reference)))

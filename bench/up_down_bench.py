@@ -91,10 +91,10 @@ def leftovers(api: Any, project: str) -> list[str]:
 
 def native_leftovers(project: str, environ: dict[str, str]) -> list[str]:
     """What composer's native backend still holds for the project: containers, networks, volumes."""
-    from composer.backends.native import networking
     from composer.backends.native.image.store import default_root
+    from composer.backends.native.network import settings as networking
     from composer.backends.native.runtime import volumes
-    from composer.backends.native.runtime.containers import default_run_root
+    from composer.backends.native.runtime.api import default_run_root
 
     root = default_run_root(environ)
     found = [f"container {p.name}" for p in (root / project).iterdir()] if (root / project).is_dir() else []
