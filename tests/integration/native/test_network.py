@@ -57,17 +57,19 @@ def env(image: tuple[ImageStore, ImageRecord], session_root: Path,  # noqa: F811
     rt = Runtime(store, run_root=run_root, cgroup_parent=f"composer-nettest-{uuid.uuid4().hex[:8]}")
     manager = NetworkManager(run_root)
     yield rt, manager, record
-    leftovers = [p for p in run_root.rglob("*") if p.name != ".lock"] if run_root.exists() else []
-    assert not [str(p) for p in leftovers if p.is_file()], leftovers
-    assert host_snapshot() == host_before
-    # the networks' lock file stays (removing a lock others may hold is racy); the rest is the
-    # runtime's residue check, narrowed to this module's processes (others run containers too)
-    (run_root / "networks" / ".lock").unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        (run_root / "networks").rmdir()
-    mine = [p for p in leftover_processes(rt) if str(run_root) in p or rt.cgroup_parent in p]
-    assert not mine, mine
-    residue_without_processes(rt)
+    try:
+        leftovers = [p for p in run_root.rglob("*") if p.name != ".lock"] if run_root.exists() else []
+        assert not [str(p) for p in leftovers if p.is_file()], leftovers
+        assert host_snapshot() == host_before
+    finally:  # whatever the host shows, the module's own cgroups and files still go
+        # the networks' lock file stays (removing a lock others may hold is racy); the rest is the
+        # runtime's residue check, narrowed to this module's processes (others run containers too)
+        (run_root / "networks" / ".lock").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            (run_root / "networks").rmdir()
+        mine = [p for p in leftover_processes(rt) if str(run_root) in p or rt.cgroup_parent in p]
+        assert not mine, mine
+        residue_without_processes(rt)
 
 
 def leftover_processes(rt: Runtime) -> list[str]:
