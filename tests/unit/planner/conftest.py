@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import textwrap
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from composer.contract.observed import ObservedContainer, ObservedState
 from composer.planner.hashing import config_hash
-from composer.spec import load_project
 from composer.spec.models import Project
-
-LoadFn = Callable[[str], Project]
 
 
 @pytest.fixture
@@ -22,16 +16,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def load(tmp_path: Path) -> LoadFn:
-    """Write ``compose.yaml`` into tmp_path and load it as project ``demo``."""
-
-    def _load(text: str) -> Project:
-        (tmp_path / "compose.yaml").write_text(textwrap.dedent(text))
-        return load_project(files=[str(tmp_path / "compose.yaml")], environment={},
-                            working_directory=str(tmp_path), project_name="demo")
-
-    return _load
 
 
 def image_id(image: str) -> str:

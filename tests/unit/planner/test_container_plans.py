@@ -17,7 +17,8 @@ from composer.planner.container_plans import (
     reconcile_remove,
     reconcile_run_prerequisites,
 )
-from tests.unit.planner.conftest import LoadFn, container, converged
+from tests.unit.conftest import LoadFn
+from tests.unit.planner.conftest import container, converged
 
 PROJECT = """
 services:

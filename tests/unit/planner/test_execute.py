@@ -17,7 +17,7 @@ from composer.events import EventStatus, ListSink
 from composer.planner.execute import execute, parallel_limit
 from composer.planner.reconcile import reconcile_down, reconcile_up
 from composer.spec.models import Project
-from tests.unit.planner.conftest import LoadFn
+from tests.unit.conftest import LoadFn
 from tests.unit.planner.test_reconcile import STACK
 
 pytestmark = pytest.mark.anyio

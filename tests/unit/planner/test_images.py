@@ -17,7 +17,7 @@ from composer.planner.images import (
     reconcile_pull,
 )
 from composer.planner.reconcile import reconcile_up
-from tests.unit.planner.conftest import LoadFn
+from tests.unit.conftest import LoadFn
 
 STACK = """
 services:

@@ -21,7 +21,8 @@ from composer.planner.reconcile import (
     reconcile_up,
     reconcile_up_images,
 )
-from tests.unit.planner.conftest import LoadFn, container, converged, image_id
+from tests.unit.conftest import LoadFn
+from tests.unit.planner.conftest import container, converged, image_id
 
 STACK = """
     services:

@@ -1,29 +1,10 @@
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 from composer.errors import DependencyCycleError
-from composer.spec import load_project
 from composer.spec.graph import Graph, service_graph
-from composer.spec.models import Project
-
-LoadFn = Callable[[str], Project]
-
-
-@pytest.fixture
-def load(tmp_path: Path) -> LoadFn:
-    """Write ``compose.yaml`` into tmp_path and load it as project ``demo``."""
-
-    def _load(text: str) -> Project:
-        (tmp_path / "compose.yaml").write_text(textwrap.dedent(text))
-        return load_project(files=[str(tmp_path / "compose.yaml")], environment={},
-                            working_directory=str(tmp_path), project_name="demo")
-
-    return _load
+from tests.unit.conftest import LoadFn
 
 
 def _graph(edges: dict[str, list[str]]) -> Graph[None]:
