@@ -33,15 +33,15 @@ MARKS_BY_PATH: dict[str, tuple[str, ...]] = {
     "examples/": ("docker", "root"),  # the same stand-ins; the native backend by default
     "tests/vm/": ("root",),  # qemu guests: a network namespace and taps
     "tests/unit/cli/test_server.py": ("slow",),  # real command servers and clients, ~50 s
-    "tests/unit/spec/test_fuzz_loader.py": ("slow",),  # Hypothesis, ~30 s
-    "tests/unit/spec/test_hostile_input.py": ("slow",),  # ~50 CLI processes and 10,000-level files, ~45 s
-    "tests/unit/native/test_layers_fuzz.py": ("slow",),  # Hypothesis, ~12 s
+    "tests/unit/spec/test_loader_fuzz.py": ("slow",),  # Hypothesis, ~30 s
+    "tests/unit/spec/test_loader_hostile_input.py": ("slow",),  # ~50 CLI processes and 10,000-level files, ~45 s
+    "tests/unit/backends/native/image/test_layers_fuzz.py": ("slow",),  # Hypothesis, ~12 s
 }
 # Fixture -> the markers of every test that uses it, directly or through another fixture.
 MARKS_BY_FIXTURE: dict[str, tuple[str, ...]] = {
     "docker_api": ("docker",),  # tests/integration/conftest.py; local_registry's image comes from dockerd
     "e2e_docker_api": ("docker",),
-    "root_only": ("root",),  # tests/unit/native: mknod, trusted.* xattrs, chown
+    "root_only": ("root",),  # tests/unit/backends/native: mknod, trusted.* xattrs, chown
 }
 
 

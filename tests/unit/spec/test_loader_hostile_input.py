@@ -239,7 +239,7 @@ def test_numbers_out_of_range_are_refused_with_their_position(tmp_path: Path, at
 
 
 def test_a_reused_anchor_prints_no_python_warning(tmp_path: Path) -> None:
-    # Found by test_fuzz_loader: libyaml refuses a reused anchor, the pure parser that takes over
+    # Found by test_loader_fuzz: libyaml refuses a reused anchor, the pure parser that takes over
     # printed ruamel's ReusedAnchorWarning (eight lines of it) on stderr. v2 takes the later one.
     compose = write(tmp_path / "compose.yaml", "x-a: &a 1\n" + SERVICE + "    labels: &a {b: c}\nx-b: *a\n")
     result = composer(tmp_path, "-f", compose, "config")
