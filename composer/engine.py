@@ -388,13 +388,29 @@ async def run(
     if streams is None:
         await backend.start_container(ref)
         return ref, None
+    detached = False
     try:
         code = await backend.attach_container(ref, streams, tty=options.tty, start=True)
+        detached = code is None
     finally:
-        if remove:
+        # detached (the detach keys): it keeps running, and --rm does not remove it later (docker
+        # run --rm -it would, its daemon removes it when it exits)
+        if remove and not detached:
             with anyio.CancelScope(shield=True):
                 await backend.remove_container(ref, remove_volumes=True)
     return ref, code
+
+
+async def attach(
+    project_name: str, project: Project | None, backend: Backend, service_name: str, streams: Streams, *,
+    tty: bool | None = None, index: int = 1,
+) -> int | None:
+    """Attach to a running container of the service (``attach``): its output, and its stdin and
+    terminal when it has them; its exit code, or None when the caller detached."""
+    from composer.contract.observed import observed_ref
+
+    container = await service_container(project_name, project, backend, service_name, index)
+    return await backend.attach_container(observed_ref(container), streams, tty=tty, start=False)
 
 
 def _existing_ref(target: ContainerTarget) -> ContainerRef:

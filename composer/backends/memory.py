@@ -267,7 +267,8 @@ class MemoryBackend:
     async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
         raise self._unsupported("exec")
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
         raise self._unsupported("attaching to a container")
 
     async def container_top(self, ref: ContainerRef) -> ProcessList:

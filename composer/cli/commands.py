@@ -72,7 +72,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "lifecycle": ("up", "down", "create", "start", "stop", "restart", "kill", "pause", "unpause", "rm", "wait"),
     "listing": ("ps", "ls", "images", "top", "port"),
     "logs": ("logs",),
-    "exec_run": ("exec", "run"),
+    "exec_run": ("exec", "run", "attach"),
     "cp": ("cp",),
     "build_pull_push": ("build", "pull", "push"),
     "engine_events": ("events",),

@@ -1,5 +1,5 @@
 """Argument parsing for the container commands (start, restart, kill, rm, pause, unpause, create,
-wait, port, top, ls, images, exec, cp, run), with Compose v2's flags."""
+wait, port, top, ls, images, exec, attach, cp, run), with Compose v2's flags."""
 
 from __future__ import annotations
 
@@ -83,6 +83,15 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     exec_.add_argument("service", metavar="SERVICE")
     exec_.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
 
+    attach = subparsers.add_parser("attach", help="attach local standard input, output, and error streams "
+                                                  "to a service's running container")
+    attach.add_argument("--detach-keys", default="ctrl-p,ctrl-q", help="override the key sequence for detaching")
+    attach.add_argument("--index", type=int, default=1, help="index of the container if the service has replicas")
+    attach.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
+    attach.add_argument("--sig-proxy", default="true", choices=("true", "false"),
+                        help="proxy all received signals to the process (with a terminal, keys reach it as typed)")
+    attach.add_argument("service", metavar="SERVICE")
+
     cp = subparsers.add_parser("cp", help="copy files between a service container and the local filesystem")
     cp.add_argument("source", metavar="SRC")
     cp.add_argument("destination", metavar="DEST")
@@ -105,6 +114,8 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     run.add_argument("--service-ports", action="store_true", help="publish the service's ports")
     run.add_argument("--use-aliases", action="store_true", help="use the service's network aliases")
     run.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true", help="disable pseudo-TTY allocation")
+    run.add_argument("-t", "--tty", action="store_true",
+                     help="allocate a pseudo-TTY (the default when stdin is a terminal)")
     run.add_argument("-i", "--interactive", action="store_true", default=True, help="keep STDIN open")
     run.add_argument("--pull", choices=("always", "missing", "never"), default=None)
     run.add_argument("service", metavar="SERVICE")

@@ -69,6 +69,8 @@ class ContainerSpec:
     namespace_containers: Mapping[str, str] = field(default_factory=dict)
     volumes_from: Sequence[str] = ()  # container names or ids
     replaces: ContainerRef | None = None  # inherit anonymous volumes on recreate
+    console_size: tuple[int, int] | None = None
+    """With ``service.tty``: the terminal's first size (rows, columns), the caller's (``run -t``)."""
 
     def file_mounts(self) -> list[tuple[str, str]]:
         """(host file, container path) of each file-based secret and config, bound read-only as
@@ -149,14 +151,64 @@ class ExecSpec:
     interactive: bool = True  # attach standard input
 
 
+class TerminalWindow(Protocol):
+    """The caller's terminal, whose size an attached tty follows (SIGWINCH), as ``docker run -it``."""
+
+    def size(self) -> tuple[int, int] | None:
+        """(rows, columns) now; None when unknown."""
+        ...
+
+    def wait_change(self, timeout: float) -> bool:
+        """Block until the size changes (True) or ``timeout`` seconds pass (False)."""
+        ...
+
+
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
+
+
 @dataclass(frozen=True, slots=True)
 class Streams:
     """Where an attached process reads and writes (binary files; stdin None: not attached).
-    With a tty the engine merges stderr into stdout."""
+    With a tty the engine merges stderr into stdout; ``window`` is the terminal to follow and
+    ``detach_keys`` (with a tty and stdin, as Docker) the sequence that detaches, leaving the
+    container running."""
 
     stdout: BinaryIO
     stderr: BinaryIO
     stdin: BinaryIO | None = None
+    window: TerminalWindow | None = None
+    detach_keys: bytes = DETACH_KEYS
+
+
+class DetachScanner:
+    """Finds the detach sequence in what the caller types: ``feed`` returns the bytes to pass on
+    and whether the sequence was completed (its own bytes are held back while it may be one, and
+    passed on when it turns out not to be, as Docker's escape proxy does)."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        if not self.keys:
+            return data, False
+        out = bytearray()
+        for byte in data:
+            key = bytes((byte,))
+            candidate = self.held + key
+            if self.keys.startswith(candidate):
+                if candidate == self.keys:
+                    self.held = b""
+                    return bytes(out), True
+                self.held = candidate
+                continue
+            out += self.held
+            self.held = b""
+            if self.keys.startswith(key):
+                self.held = key
+            else:
+                out += key
+        return bytes(out), False
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,8 +379,11 @@ class Backend(Protocol):
         streamed to and from them until it ends (returns its exit code)."""
         ...
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
-        """Attach to the container (and start it with ``start``), stream until it stops; its exit code."""
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
+        """Attach to the container (and start it with ``start``), stream until it stops; its exit
+        code, or None when the caller detached (``streams.detach_keys``: it keeps running).
+        ``tty``: whether the container has a terminal (None: look it up)."""
         ...
 
     async def container_top(self, ref: ContainerRef) -> ProcessList: ...

@@ -80,6 +80,8 @@ class RunOptions:
     name: str | None = None
     tty: bool = False
     interactive: bool = False
+    console_size: tuple[int, int] | None = None
+    """With ``tty``: the caller's terminal size (rows, columns), the container's terminal's first."""
     use_aliases: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 

@@ -183,7 +183,8 @@ def oneoff_spec(project: Project, service_name: str, options: RunOptions, slug: 
     networks = spec.networks
     if not options.use_aliases:
         networks = tuple(replace(n, aliases=tuple(a for a in n.aliases if a != service_name)) for n in networks)
-    return replace(spec, labels=spec_labels, networks=networks, number=0)
+    return replace(spec, labels=spec_labels, networks=networks, number=0,
+                   console_size=options.console_size if options.tty else None)
 
 
 def dependency_waits(project: Project, service_name: str, observed: ObservedState) -> list[tuple[str, str, bool]]:

@@ -338,10 +338,11 @@ class DockerBackend:
             "exec", lambda api: container_commands.exec_in_container(api, ref, spec, streams))
         return code
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
         from composer.backends.docker import container_commands
 
-        code: int = await self._run_long(
+        code: int | None = await self._run_long(
             "attach", lambda api: container_commands.attach_container(api, ref, streams, tty=tty, start=start))
         return code
 
@@ -553,6 +554,8 @@ def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> s
         **args.container, host_config=api.create_host_config(**args.host_config), networking_config=networking
     )
     config.update(args.config_overrides)
+    if args.console_size is not None:  # the terminal's first size, the caller's (docker run -it)
+        config.setdefault("HostConfig", {})["ConsoleSize"] = list(args.console_size)
     if start_interval is not None and config.get("Healthcheck") and docker.utils.version_gte(api.api_version, "1.44"):
         config["Healthcheck"]["StartInterval"] = start_interval
     container_id = str(api.create_container_from_config(config, args.name, args.platform)["Id"])

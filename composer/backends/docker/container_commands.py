@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from composer import labels
 from composer.contract.backend import (
     ContainerRef,
+    DetachScanner,
     ExecSpec,
     ImageSummary,
     PathStat,
@@ -35,8 +36,11 @@ def _raw_socket(sock: Any) -> Any:
     return getattr(sock, "_sock", sock)
 
 
-def _read_stdin(stdin: BinaryIO, raw: Any) -> None:
-    """Copy stdin to the engine; half-close once stdin ends, so the process sees end of file."""
+def _read_stdin(stdin: BinaryIO, raw: Any, scanner: DetachScanner | None = None,
+                detached: threading.Event | None = None) -> None:
+    """Copy stdin to the engine; half-close once stdin ends, so the process sees end of file.
+    ``scanner`` watches for the detach keys, which the engine acts on (it ends the attach and
+    the container keeps running): ``detached`` is set once they went by."""
     try:
         fd = stdin.fileno()
     except (OSError, ValueError, AttributeError):
@@ -47,6 +51,9 @@ def _read_stdin(stdin: BinaryIO, raw: Any) -> None:
             if not data:
                 break
             raw.sendall(data)
+            if scanner is not None and detached is not None and scanner.feed(data)[1]:
+                detached.set()
+                return
     except OSError:
         return
     try:
@@ -55,11 +62,14 @@ def _read_stdin(stdin: BinaryIO, raw: Any) -> None:
         pass
 
 
-def pump(sock: Any, streams: Streams, *, tty: bool) -> None:
-    """Stream the hijacked connection ``sock`` to ``streams`` until the engine closes it."""
+def pump(sock: Any, streams: Streams, *, tty: bool, detached: threading.Event | None = None) -> None:
+    """Stream the hijacked connection ``sock`` to ``streams`` until the engine closes it.
+    ``detached``: set when the caller typed the detach keys (with a tty)."""
     raw = _raw_socket(sock)
     if streams.stdin is not None:
-        threading.Thread(target=_read_stdin, args=(streams.stdin, raw), daemon=True, name="stdin").start()
+        scanner = DetachScanner(streams.detach_keys) if tty and detached is not None else None
+        threading.Thread(target=_read_stdin, args=(streams.stdin, raw, scanner, detached), daemon=True,
+                         name="stdin").start()
     buffer = b""
     try:
         while True:
@@ -111,13 +121,42 @@ def exec_in_container(api: Any, ref: ContainerRef, spec: ExecSpec, streams: Stre
     return int(code) if code is not None else 0
 
 
-def attach_container(api: Any, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+def attach_container(api: Any, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                     start: bool) -> int | None:
+    """Attach (then start), follow the caller's window size, stream until the engine ends the
+    attach; the exit code, or None when the caller detached (the engine handles the keys)."""
+    if tty is None:
+        tty = bool((api.inspect_container(ref.container_id).get("Config") or {}).get("Tty"))
     params = {"stdin": int(streams.stdin is not None), "stdout": 1, "stderr": 1, "stream": 1}
     sock = api.attach_socket(ref.container_id, params=params)
     if start:
         api.start(ref.container_id)
-    pump(sock, streams, tty=tty)
+    done, detached = threading.Event(), threading.Event()
+    if tty and streams.window is not None:
+        threading.Thread(target=_follow_window, args=(api, ref.container_id, streams, done), daemon=True,
+                         name="window").start()
+    try:
+        pump(sock, streams, tty=tty, detached=detached)
+    finally:
+        done.set()
+    if detached.is_set() and (api.inspect_container(ref.container_id).get("State") or {}).get("Running"):
+        return None
     return int(api.wait(ref.container_id).get("StatusCode", 0))
+
+
+def _follow_window(api: Any, container_id: str, streams: Streams, done: threading.Event) -> None:
+    """Resize the container's terminal to the caller's, now and on each change (SIGWINCH)."""
+    window = streams.window
+    assert window is not None
+    while not done.is_set():
+        size = window.size()
+        if size is not None:
+            try:
+                api.resize(container_id, height=size[0], width=size[1])
+            except Exception:  # gone meanwhile, or not started yet: the next change retries
+                pass
+        while not done.is_set() and not window.wait_change(0.2):
+            pass
 
 
 def container_top(api: Any, ref: ContainerRef) -> ProcessList:

@@ -258,7 +258,8 @@ class NativeBackend:
 
         return await self._run(lambda: processes.exec_in_container(self.containers, ref, spec, streams))
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
         from composer.backends.native import processes
 
         return await self._run(lambda: processes.attach_container(self.containers, ref, streams, start))

@@ -115,9 +115,6 @@ class NativeContainers:
         created: list[str] = []
         try:
             service = with_inherited_mounts(self, spec.project_name, service, spec.volumes_from)
-            if spec.labels.get(labels.ONEOFF) == "True" and (service.stdin_open or service.tty):
-                # ``run`` asks for them; its output is streamed from the log (no stdin forwarding yet).
-                service = service.model_copy(update={"stdin_open": False, "tty": False})
             record = self.image_record(spec.image)
             image_config = self.store.config(record)
             network = networking.container_settings(spec, self.run_root)
@@ -128,6 +125,9 @@ class NativeContainers:
             paths, anonymous = volume_paths(self, spec, created)
             extra = {"healthcheck": check, "restart": policy, "network": network, "namespaces": joined,
                      "anonymous_volumes": anonymous,
+                     # ``run -i``: the stdin closes when the attached client's ends (Docker's StdinOnce)
+                     "stdin_once": bool(service.stdin_open and spec.labels.get(labels.ONEOFF) == "True"),
+                     "console_size": list(spec.console_size) if spec.console_size else None,
                      "image_ref": spec.image, "exposed": exposed_ports(service, image_config)}
             container_id = self.runtime.create(project, spec.container_name, service, record, labels=spec.labels,
                                                volume_paths=paths, extra=extra,

@@ -49,8 +49,8 @@ IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
                "kernel.shmmni", "kernel.shm_rmid_forced")
 # Service keys the runtime does not honour yet: refusing beats silently ignoring.
 UNSUPPORTED = ("blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "device_cgroup_rules",
-               "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from", "stdin_open",
-               "tty", "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
+               "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from",
+               "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
 
 
 def masked_paths(cpus_dir: str = CPUS_DIR) -> list[str]:
@@ -372,4 +372,5 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "ipcns": ipcns, "pidns": pidns,  # likewise Runtime.start(ipcns=, pidns=)
         "extra_hosts": list(service.extra_hosts),
         "dns": list(service.dns), "dns_search": list(service.dns_search), "dns_opt": list(service.dns_opt),
+        "tty": bool(service.tty), "stdin_open": bool(service.stdin_open),  # runtime/console.py
     }

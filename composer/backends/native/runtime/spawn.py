@@ -86,10 +86,11 @@ class Forkserver:
     def takes_spare(self, config: dict[str, Any]) -> bool:
         """Whether a spare monitor can start this container: its cgroup is a child of the spares'
         parent, it has a pid namespace of its own (the spare's PID 1 was forked into one), and it
-        is not privileged (the spare's cgroup carries the default device rules)."""
+        is not privileged (the spare's cgroup carries the default device rules), nor interactive
+        (the spare's PID 1 has its standard streams already; a terminal or stdin is made at fork)."""
         parent, _, _ = str(config.get("cgroup") or "").strip("/").rpartition("/")
         return (self.spare_parent is not None and parent == self.spare_parent and config.get("pidns") is None
-                and not config.get("privileged"))
+                and not config.get("privileged") and not config.get("tty") and not config.get("stdin_open"))
 
     @contextlib.contextmanager
     def _turn(self) -> Any:
