@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.native.test_lifecycle import Env, Project, env, eventually, nothing_left, project
+from tests.integration.native.test_lifecycle import Project, env, eventually, nothing_left, project
 from tests.integration.terminal import Terminal
 
 __all__ = ["env", "project"]  # the fixtures, shared with test_lifecycle (same store, same residue check)
@@ -146,7 +146,3 @@ def test_a_tty_service_keeps_its_terminal_output_in_the_log(project: Project) ->
     logs = eventually(lambda: (out := project.run("logs", "talk").stdout) and "line" in out and out)
     assert "/dev/pts/0" in logs
     project.run("down", "-t", "1")
-
-
-def _unused(env: Env) -> None:  # keeps the imported fixture referenced for linters
-    del env
