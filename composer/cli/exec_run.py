@@ -145,10 +145,11 @@ def run_exec(ctx: CommandContext) -> int:
     tty = not args.no_tty and not args.detach and _stdin_is_tty()
     spec = ExecSpec(tuple(args.cmd), user=args.user, workdir=args.workdir, environment=parse_env(args.env),
                     privileged=args.privileged, tty=tty, interactive=args.interactive and not args.detach)
-    streams = None if args.detach else _streams(spec.interactive)
-    with _raw_terminal(tty):
-        code = ctx.run(lambda backend: engine.exec_(project_name, project, backend, args.service, spec, streams,
-                                                    index=args.index))
+    with _followed_window(tty) as window:
+        streams = None if args.detach else _streams(spec.interactive, window)
+        with _raw_terminal(tty):
+            code = ctx.run(lambda backend: engine.exec_(project_name, project, backend, args.service, spec, streams,
+                                                        index=args.index))
     return code or 0
 
 

@@ -8,11 +8,12 @@ stderr with 8-byte frame headers unless a tty merges them.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from composer import labels
@@ -116,7 +117,14 @@ def exec_in_container(api: Any, ref: ContainerRef, spec: ExecSpec, streams: Stre
     sock = api.exec_start(exec_id, tty=spec.tty, socket=True)
     if not spec.interactive:
         streams = Streams(streams.stdout, streams.stderr, None)
-    pump(sock, streams, tty=spec.tty)
+    done = threading.Event()
+    if spec.tty and streams.window is not None:
+        resize = functools.partial(api.exec_resize, exec_id)
+        threading.Thread(target=_follow_window, args=(resize, streams, done), daemon=True, name="window").start()
+    try:
+        pump(sock, streams, tty=spec.tty)
+    finally:
+        done.set()
     code = api.exec_inspect(exec_id).get("ExitCode")
     return int(code) if code is not None else 0
 
@@ -133,8 +141,8 @@ def attach_container(api: Any, ref: ContainerRef, streams: Streams, *, tty: bool
         api.start(ref.container_id)
     done, detached = threading.Event(), threading.Event()
     if tty and streams.window is not None:
-        threading.Thread(target=_follow_window, args=(api, ref.container_id, streams, done), daemon=True,
-                         name="window").start()
+        resize = functools.partial(api.resize, ref.container_id)
+        threading.Thread(target=_follow_window, args=(resize, streams, done), daemon=True, name="window").start()
     try:
         pump(sock, streams, tty=tty, detached=detached)
     finally:
@@ -144,15 +152,15 @@ def attach_container(api: Any, ref: ContainerRef, streams: Streams, *, tty: bool
     return int(api.wait(ref.container_id).get("StatusCode", 0))
 
 
-def _follow_window(api: Any, container_id: str, streams: Streams, done: threading.Event) -> None:
-    """Resize the container's terminal to the caller's, now and on each change (SIGWINCH)."""
+def _follow_window(resize: Callable[..., Any], streams: Streams, done: threading.Event) -> None:
+    """Resize the container's (or exec's) terminal to the caller's, now and on each change (SIGWINCH)."""
     window = streams.window
     assert window is not None
     while not done.is_set():
         size = window.size()
         if size is not None:
             try:
-                api.resize(container_id, height=size[0], width=size[1])
+                resize(height=size[0], width=size[1])
             except Exception:  # gone meanwhile, or not started yet: the next change retries
                 pass
         while not done.is_set() and not window.wait_change(0.2):

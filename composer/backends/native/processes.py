@@ -21,7 +21,7 @@ from composer.backends.native.runtime import cgroups, console, nsexec
 from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
 from composer.backends.native.runtime.supervisor import read_json
 from composer.backends.native.status import running_cgroup
-from composer.contract.backend import ContainerRef, DetachScanner, ExecSpec, ProcessList, Streams
+from composer.contract.backend import ContainerRef, DetachScanner, ExecSpec, ProcessList, Streams, TerminalWindow
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers
@@ -66,11 +66,28 @@ def exec_in_container(containers: NativeContainers, ref: ContainerRef, spec: Exe
 
 
 def _exec_tty(cfg: dict[str, Any], streams: Streams, interactive: bool) -> int:
-    master, slave = os.openpty()
+    """The process gets a terminal of the container's own devpts instance (nsexec sends its
+    master back), never one of the host's; its size follows the caller's window."""
+    import socket
+
+    size = streams.window.size() if streams.window is not None else None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    errors = _fileno(streams.stderr)
     try:
-        process = nsexec.run(cfg, stdin=slave, stdout=slave, stderr=slave)
+        process = nsexec.run({**cfg, "console_size": list(size) if size else None}, stdout=subprocess.DEVNULL,
+                             stderr=errors if errors is not None else subprocess.PIPE, console_fd=theirs.fileno())
     finally:
-        os.close(slave)
+        theirs.close()
+    try:
+        master = console.receive_master(ours)
+    except (RuntimeError, OSError):  # it failed before its exec: the helper said why on stderr
+        if process.stderr is not None:
+            streams.stderr.write(process.stderr.read())
+            streams.stderr.flush()
+        return process.wait()
+    done = threading.Event()
+    if streams.window is not None:
+        threading.Thread(target=_follow_window, args=(streams.window, master, done), daemon=True).start()
     stdin = _fileno(streams.stdin) if interactive and streams.stdin is not None else None
     try:
         while True:
@@ -94,8 +111,19 @@ def _exec_tty(cfg: dict[str, Any], streams: Streams, interactive: bool) -> int:
             if not ready and process.poll() is not None:
                 break
     finally:
+        done.set()
         os.close(master)
+    if process.stderr is not None:
+        streams.stderr.write(process.stderr.read())
+        process.stderr.close()
     return process.wait()
+
+
+def _follow_window(window: TerminalWindow, master: int, done: threading.Event) -> None:
+    while not done.is_set():
+        if window.wait_change(0.2) and (size := window.size()) is not None:
+            with contextlib.suppress(OSError):
+                console.set_window(master, *size)
 
 
 def attach_container(containers: NativeContainers, ref: ContainerRef, streams: Streams, start: bool) -> int | None:

@@ -96,6 +96,21 @@ def test_ctrl_p_ctrl_q_detaches_then_attach_again(project: Path, terminals: list
     assert second.wait() == 5
 
 
+def test_exec_with_a_terminal_follows_the_window(project: Path, terminals: list[Terminal]) -> None:
+    subprocess.run([sys.executable, "-m", "composer", "--backend", "docker", "up", "-d"], cwd=project, check=True,
+                   capture_output=True, timeout=120)
+    terminal = open_terminal(project, terminals, "exec", "shell", "sh")
+    terminal.expect(PROMPT)
+    terminal.send("tty; ls /dev/pts | tr '\\n' ' '; echo\r")
+    terminal.expect(r"/dev/pts/1\r\n0 1 ptmx \r\n")
+    terminal.resize(31, 91)
+    terminal.expect(PROMPT)
+    terminal.send("stty size\r")
+    terminal.expect(r"31 91\r\n")
+    terminal.send("exit 2\r")
+    assert terminal.wait() == 2
+
+
 def test_run_without_a_terminal_takes_piped_stdin(project: Path) -> None:
     environ = {**os.environ, "COMPOSER_BACKEND": "docker"}
     result = subprocess.run(f"echo hi | {sys.executable} -m composer --progress quiet run --rm -T shell cat",

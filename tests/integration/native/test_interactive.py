@@ -121,6 +121,25 @@ def test_attach_to_a_tty_service_detach_then_attach_again_and_exit(
     nothing_left(project)
 
 
+def test_exec_with_a_terminal_gets_one_of_the_containers_devpts(project: Project, terminals: list[Terminal]) -> None:
+    """``exec -it``'s terminal is a second pair of the container's own devpts instance (runc's
+    exec makes it there too; Docker shows ``/dev/pts/1`` and ``0 1 ptmx`` likewise), and its
+    size follows the caller's window."""
+    project.write(SHELL)
+    project.run("up", "-d")
+    terminal = open_terminal(project, terminals, "exec", "shell", "sh", rows=30, columns=90)
+    terminal.expect(PROMPT)
+    terminal.send("tty; ls /dev/pts | tr '\\n' ' '; echo; stty size\r")
+    terminal.expect(r"/dev/pts/1\r\n0 1 ptmx \r\n30 90\r\n")
+    terminal.resize(31, 91)
+    terminal.expect(PROMPT)
+    terminal.send("stty size\r")
+    terminal.expect(r"31 91\r\n")
+    terminal.send("exit 2\r")
+    assert terminal.wait() == 2
+    assert "Up" in project.ps()
+
+
 def test_run_without_a_terminal_takes_piped_stdin(project: Project) -> None:
     project.write(SHELL)
     command = [sys.executable, "-m", "composer", "--backend", "native", "-p", project.name,

@@ -32,6 +32,7 @@ import fcntl
 import os
 import select
 import socket
+import stat
 import struct
 import termios
 import time
@@ -100,20 +101,42 @@ def open_terminal(console_fd: int, size: Any, uid: int) -> None:
     the monitor over ``console_fd``, the peer becomes /dev/console, stdin, stdout and stderr
     (owned by the container's user, as runc's fixStdioPermissions leaves them) and, in a new
     session, the controlling terminal."""
-    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
-    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
-    try:
-        peer = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-    except OSError:  # before Linux 4.13: by its name, in our own devpts
-        peer = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
-    if size:
-        set_window(peer, int(size[0]), int(size[1]))
+    peer, number = new_pair(console_fd, size)
     L.mount(f"/dev/pts/{number}", "/dev/console", None, L.MS_BIND)
-    channel = socket.socket(fileno=console_fd)
-    socket.send_fds(channel, [b"m"], [master])
-    channel.close()
-    os.close(master)
+    take_terminal(peer, uid)
+
+
+def new_pair(console_fd: int, size: Any) -> tuple[int, int]:
+    """A pair from ``/dev/pts/ptmx`` of the mount namespace we are in (the container's own devpts
+    instance); the master goes over ``console_fd`` (closed), the peer's fd and number are returned.
+
+    :raises OSError: ``/dev/pts/ptmx`` is not the devpts multiplexer (a container that mounted
+        something over it).
+    """
+    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        status = os.fstat(master)
+        if not stat.S_ISCHR(status.st_mode) or status.st_rdev != os.makedev(5, 2):
+            raise OSError("/dev/pts/ptmx of the container is not the terminal multiplexer")
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+        try:
+            peer = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:  # before Linux 4.13: by its name, in the same devpts
+            peer = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        if size:
+            set_window(peer, int(size[0]), int(size[1]))
+        channel = socket.socket(fileno=console_fd)
+        socket.send_fds(channel, [b"m"], [master])
+        channel.close()
+    finally:
+        os.close(master)
+    return peer, number
+
+
+def take_terminal(peer: int, uid: int) -> None:
+    """The peer becomes stdin, stdout and stderr (the user's), and the controlling terminal of a
+    new session."""
     for target in (0, 1, 2):
         os.dup2(peer, target)
     if peer > 2:
@@ -124,7 +147,10 @@ def open_terminal(console_fd: int, size: Any, uid: int) -> None:
 
 
 def receive_master(console: socket.socket) -> int:
-    """The monitor's end: the master PID 1 sent (it has exec'd, so it sent it already)."""
+    """The master PID 1 (or an exec's process) sent; blocks until it is sent or the sender is gone.
+
+    :raises RuntimeError: none came.
+    """
     _, fds, _, _ = socket.recv_fds(console, 16, 1, socket.MSG_CMSG_CLOEXEC)
     console.close()
     if not fds:
