@@ -9,7 +9,7 @@ prints: progress goes to the sink.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from typing import TYPE_CHECKING
 
 from composer.events import EventSink, NullSink
@@ -403,14 +403,32 @@ async def run(
 
 async def attach(
     project_name: str, project: Project | None, backend: Backend, service_name: str, streams: Streams, *,
-    tty: bool | None = None, index: int = 1,
+    tty: bool | None = None, index: int = 1, signals: AsyncIterator[int] | None = None,
 ) -> int | None:
     """Attach to a running container of the service (``attach``): its output, and its stdin and
-    terminal when it has them; its exit code, or None when the caller detached."""
-    from composer.contract.observed import observed_ref
+    terminal when it has them; its exit code, or None when the caller detached. Each signal
+    number from ``signals`` is sent to the container meanwhile (``--sig-proxy``)."""
+    import signal as signal_names
 
-    container = await service_container(project_name, project, backend, service_name, index)
-    return await backend.attach_container(observed_ref(container), streams, tty=tty, start=False)
+    import anyio
+
+    from composer.contract.observed import observed_ref
+    from composer.errors import BackendError
+
+    ref = observed_ref(await service_container(project_name, project, backend, service_name, index))
+    if signals is None:
+        return await backend.attach_container(ref, streams, tty=tty, start=False)
+
+    async def forward(numbers: AsyncIterator[int]) -> None:
+        async for number in numbers:
+            with suppress(BackendError):  # it may have stopped meanwhile
+                await backend.kill_container(ref, signal=signal_names.Signals(number).name)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(forward, signals)
+        code = await backend.attach_container(ref, streams, tty=tty, start=False)
+        group.cancel_scope.cancel()
+    return code
 
 
 def _existing_ref(target: ContainerTarget) -> ContainerRef:

@@ -5,6 +5,7 @@ session runs, its size followed: SIGWINCH, which the command server's client pas
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -15,7 +16,7 @@ from composer.errors import UsageError
 
 if TYPE_CHECKING:
     from composer.cli.context import CommandContext
-    from composer.contract.backend import Streams
+    from composer.contract.backend import Backend, Streams
 
 
 def parse_env(entries: Iterable[str], environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -88,8 +89,6 @@ def _followed_window(enabled: bool) -> Iterator[TerminalWindow | None]:
     if fd is None:
         yield None
         return
-    import signal
-
     window = TerminalWindow(fd)
     previous = signal.signal(signal.SIGWINCH, lambda _number, _frame: window.changed.set())
     try:
@@ -98,6 +97,7 @@ def _followed_window(enabled: bool) -> Iterator[TerminalWindow | None]:
         signal.signal(signal.SIGWINCH, previous)
 
 
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 CONTROL_KEYS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ@[\\]^_"
 
 
@@ -203,11 +203,23 @@ def run_attach(ctx: CommandContext) -> int:
     service = project.services.get(args.service) if project is not None else None
     tty = bool(service.tty) if service is not None else None  # without the file: as the container has it
     interactive = not args.no_stdin and (service is None or bool(service.stdin_open))
+    proxy = args.sig_proxy == "true" and not tty  # with a terminal, the keys reach it as typed (as Docker)
+
+    async def attach(backend: Backend) -> int | None:
+        import anyio
+
+        if not proxy:
+            return await engine.attach(project_name, project, backend, args.service, streams, tty=tty,
+                                       index=args.index)
+        with anyio.open_signal_receiver(*PROXIED_SIGNALS) as received:
+            numbers = (int(signal.Signals(number)) async for number in received)
+            return await engine.attach(project_name, project, backend, args.service, streams, tty=tty,
+                                       index=args.index, signals=numbers)
+
     with _followed_window(bool(tty)) as window:
         streams = _streams(interactive, window, keys)
         with _raw_terminal(bool(tty) and interactive and _stdin_is_tty()):
-            code = ctx.run(lambda backend: engine.attach(project_name, project, backend, args.service, streams,
-                                                         tty=tty, index=args.index))
+            code = ctx.run(attach)
     return code or 0
 
 

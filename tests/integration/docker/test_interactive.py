@@ -7,6 +7,7 @@ an exit."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -109,6 +110,30 @@ def test_exec_with_a_terminal_follows_the_window(project: Path, terminals: list[
     terminal.expect(r"31 91\r\n")
     terminal.send("exit 2\r")
     assert terminal.wait() == 2
+
+
+def test_attach_without_a_terminal_proxies_signals_to_the_container(project: Path, busybox_image: str) -> None:
+    (project / "compose.yaml").write_text((project / "compose.yaml").read_text() + f"""
+  worker:
+    image: {busybox_image}
+    command: ["sh", "-c", "trap 'echo got TERM; exit 7' TERM; while true; do echo tick; sleep 0.1; done"]
+""")
+    environ = {**os.environ, "COMPOSER_BACKEND": "docker"}
+    subprocess.run([sys.executable, "-m", "composer", "up", "-d", "worker"], cwd=project, env=environ, check=True,
+                   capture_output=True, timeout=120)
+    attach = subprocess.Popen([sys.executable, "-m", "composer", "attach", "worker"], cwd=project, env=environ,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert attach.stdout is not None
+        assert attach.stdout.readline() == "tick\n"
+        attach.send_signal(signal.SIGTERM)
+        out, err = attach.communicate(timeout=30)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    assert attach.returncode == 7, err
+    assert "got TERM" in out
 
 
 def test_run_without_a_terminal_takes_piped_stdin(project: Path) -> None:

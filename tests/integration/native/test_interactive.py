@@ -11,6 +11,7 @@ container running, and the container's /dev/pts holds only its own terminal (``0
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,6 +139,32 @@ def test_exec_with_a_terminal_gets_one_of_the_containers_devpts(project: Project
     terminal.send("exit 2\r")
     assert terminal.wait() == 2
     assert "Up" in project.ps()
+
+
+def test_attach_without_a_terminal_proxies_signals_to_the_container(project: Project) -> None:
+    """``attach`` (``--sig-proxy`` by default) sends the signals it receives to a container without
+    a terminal, as ``docker attach`` does; the container's exit code is attach's."""
+    project.write("""
+        worker:
+          image: IMAGE
+          command: ["sh", "-c", "trap 'echo got TERM; exit 7' TERM; while true; do echo tick; sleep 0.1; done"]
+    """)
+    project.run("up", "-d")
+    command = [sys.executable, "-m", "composer", "--backend", "native", "-p", project.name, "attach", "worker"]
+    attach = subprocess.Popen(command, cwd=project.folder, env=project.env.environ, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert attach.stdout is not None
+        assert attach.stdout.readline() == "tick\n"  # attached: new output arrives
+        attach.send_signal(signal.SIGTERM)
+        out, err = attach.communicate(timeout=30)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    assert attach.returncode == 7, err
+    assert "got TERM" in out
+    assert "Exited (7)" in project.ps()
 
 
 def test_run_without_a_terminal_takes_piped_stdin(project: Project) -> None:
