@@ -182,13 +182,29 @@ def test_run_without_a_terminal_takes_piped_stdin(project: Project) -> None:
 
 
 def test_a_tty_service_keeps_its_terminal_output_in_the_log(project: Project) -> None:
+    """Without ``stdin_open``, what is typed at an attached client does not reach it (Docker's
+    OpenStdin false): ``read`` times out."""
     project.write("""
         talk:
           image: IMAGE
-          command: sh -c 'tty; echo line; sleep 30'
+          command: sh -c 'tty; echo line; read -t 3 x && echo got $$x || echo none; sleep 30'
           tty: true
     """)
     project.run("up", "-d")
-    logs = eventually(lambda: (out := project.run("logs", "talk").stdout) and "line" in out and out)
+    command = [sys.executable, "-m", "composer", "--backend", "native", "-p", project.name, "attach", "talk"]
+    attach = subprocess.Popen(command, cwd=project.folder, env=project.env.environ, stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert attach.stdin is not None
+        attach.stdin.write(b"typed\n")
+        attach.stdin.flush()
+        logs = eventually(lambda: (out := project.run("logs", "talk").stdout) and ("none" in out or "got" in out)
+                          and out)
+    finally:
+        attach.kill()
+        attach.communicate()  # closes our end of its stdin
     assert "/dev/pts/0" in logs
+    assert "line" in logs
+    assert "none" in logs, logs
+    assert "got" not in logs, logs
     project.run("down", "-t", "1")

@@ -175,6 +175,7 @@ class Hub:
     def __init__(self, cfg: dict[str, Any], log: Any) -> None:
         self.log = log
         self.tty = bool(cfg.get("tty"))
+        self.stdin_open = bool(cfg.get("stdin_open"))  # a terminal alone takes no input (as Docker's OpenStdin)
         self.stdin_once = bool(cfg.get("stdin_once"))
         self.replay: list[tuple[bytes, bytes]] | None = [] if self.stdin_once else None
         self.replay_size = 0
@@ -256,7 +257,7 @@ class Hub:
             self.drop(client)
             return False
         for kind, payload in client.reader.feed(data):
-            if kind == STDIN and self.stdin_fd >= 0:
+            if kind == STDIN and self.stdin_open and self.stdin_fd >= 0:
                 self.pending_input += payload
             elif kind == STDIN_END:
                 client.stdin_ended = True
