@@ -100,13 +100,12 @@ async def _up_stack(project: Project, backend: Backend, options: UpOptions, sink
                     parallel: int | None, dry_run: bool) -> Outcome:
     """``up`` on a service-level engine: the engine pulls on its nodes and schedules the replicas;
     composer deploys the services, their networks and their secrets and configs."""
-    from composer.planner.snapshot import observe_project
-    from composer.planner.stack import reconcile_stack_up
-    from composer.planner.stack_objects import stack_objects
-
     from composer.contract.plan import ServicePayload
     from composer.contract.services import ServiceBackend
     from composer.errors import UnsupportedFeatureError
+    from composer.planner.snapshot import observe_project
+    from composer.planner.stack import reconcile_stack_up
+    from composer.planner.stack_objects import stack_objects
 
     objects = stack_objects(project)
     observed = await observe_project(backend, project.name, project)

@@ -231,8 +231,10 @@ def reconcile_stack_down(project_name: str, project: Project | None, observed: O
                         ServiceRemovalPayload(service.name))
                for service in sorted(observed.services, key=lambda found: found.name)]
     for item in sorted(observed.cluster_objects, key=lambda found: (found.kind, found.name)):
+        if not item.key:  # not the stack's: an external one, or another stack's
+            continue
         kind: ObjectKind = "secret" if item.kind == "secret" else "config"
-        plan.add(OpKind.REMOVE_CLUSTER_OBJECT, f"{kind}:{item.key or item.name}", "down",
+        plan.add(OpKind.REMOVE_CLUSTER_OBJECT, f"{kind}:{item.key}", "down",
                  ClusterObjectPayload(kind, item.name), removed)
     for network in sorted(observed.networks, key=lambda found: found.name):
         if network.key:  # the stack's own (external ones are observed with no key)

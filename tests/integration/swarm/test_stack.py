@@ -68,7 +68,8 @@ def _services(api: Any, stack: str) -> dict[str, Any]:
 
 
 def _running_containers(api: Any, service: str) -> list[Any]:
-    return list(api.containers(filters={"label": f"com.docker.swarm.service.name={service}", "status": "running"}) or [])
+    owned = {"label": f"com.docker.swarm.service.name={service}", "status": "running"}
+    return list(api.containers(filters=owned) or [])
 
 
 def _wait_running(api: Any, service: str, count: int, timeout: float = 90) -> list[Any]:
