@@ -8,6 +8,7 @@ import pytest
 from composer import labels
 from composer.contract.observed import ObservedClusterObject, ObservedNetwork, ObservedService, ObservedState
 from composer.contract.options import DownOptions, UpOptions
+from composer.contract.plan import ServicePayload
 from composer.errors import ExternalResourceNotFoundError, SpecValidationError
 from composer.planner.stack import reconcile_stack_down, reconcile_stack_up, service_spec
 from composer.planner.stack_objects import stack_objects
@@ -75,7 +76,9 @@ def test_a_new_stack_creates_networks_and_objects_then_every_service(load: LoadF
         "[5 6] -> #7 stack:demo, WaitServices, up --wait",
     ])
     assert plan.warnings == ("depends_on is ignored by the swarm backend: Swarm starts every service at once (web)",)
-    web = plan.operation(6).payload.spec  # type: ignore[union-attr]
+    payload = plan.operation(6).payload
+    assert isinstance(payload, ServicePayload)
+    web = payload.spec
     assert (web.service_name, web.replicas, web.labels["tier"]) == ("demo_web", 3, "front")
     assert [(grant.kind, grant.name, grant.target, grant.mode) for grant in web.grants] == [
         ("config", settings, "/etc/app.conf", 0o440), ("secret", token, "token", 0o444)]
