@@ -24,7 +24,7 @@ from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
 from composer.labels import STACK_NAMESPACE
 
 if TYPE_CHECKING:
-    from composer.contract.backend import ContainerRef, ContainerSpec, ProjectSummary
+    from composer.contract.backend import ContainerRef, ContainerSpec, ExecSpec, ProjectSummary, Streams
     from composer.contract.observed import ObservedService
     from composer.contract.services import ClusterObject, ObjectKind, ServiceSpec
     from composer.spec.models import NetworkConfig
@@ -58,10 +58,11 @@ class SwarmBackend(DockerBackend):
             self._check_manager(api)
             services = api.services(filters=stack) or []
             tasks = api.tasks(filters={"service": [item["ID"] for item in services]}) if services else []
+            nodes = {item["ID"]: (item.get("Description") or {}).get("Hostname", "") for item in api.nodes() or []}
             by_service: dict[str, list[Any]] = {}
             for task in tasks:
                 by_service.setdefault(task.get("ServiceID", ""), []).append(task)
-            containers = tuple(observe.observed_task(project_name, service, task)
+            containers = tuple(observe.observed_task(project_name, service, task, nodes)
                                for service in services for task in by_service.get(service["ID"], [])
                                if observe.current(task))
             networks = [observe.observed_network(project_name, item) for item in api.networks(filters=stack) or []]
@@ -201,6 +202,37 @@ class SwarmBackend(DockerBackend):
 
         found: list[ProjectSummary] = await self._run("list projects", read)
         return found
+
+    # --- a task's container: only on the node composer talks to --------------------------------------
+
+    async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
+        """``docker exec`` reaches the containers of its own node only: a task elsewhere is refused,
+        naming its node."""
+        await self._require_local(ref, "exec")
+        return await super().exec_in_container(ref, spec, streams)
+
+    async def _require_local(self, ref: ContainerRef, operation: str) -> None:
+        def where(api: Any) -> str | None:
+            import docker.errors
+
+            try:
+                api.inspect_container(ref.container_id)
+                return None
+            except docker.errors.NotFound:
+                pass
+            task_id = ref.name.rpartition(".")[2]
+            try:
+                node_id = api.inspect_task(task_id).get("NodeID", "")
+                node = api.inspect_node(node_id) if node_id else {}
+            except docker.errors.NotFound:
+                return "an unknown node"
+            return str((node.get("Description") or {}).get("Hostname") or node_id)
+
+        node = await self._run(operation, where)
+        if node is not None:
+            raise UnsupportedFeatureError(
+                f"task {ref.name} runs on node {node}: {operation} reaches only the containers of the node composer "
+                "talks to (point DOCKER_HOST at that node's engine)", backend_name=BACKEND_NAME, operation=operation)
 
     # --- single containers: refused ----------------------------------------------------------------
 

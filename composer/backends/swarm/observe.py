@@ -62,7 +62,8 @@ def task_state(task: Json) -> str:
     return "exited"
 
 
-def observed_task(stack: str, service: Json, task: Json) -> ObservedContainer:
+def observed_task(stack: str, service: Json, task: Json, nodes: Mapping[str, str] | None = None) -> ObservedContainer:
+    """``nodes``: node id -> hostname; the status text says where the task runs (``ps``)."""
     status = task.get("Status") or {}
     container = status.get("ContainerStatus") or {}
     service_name = (service.get("Spec") or {}).get("Name", "")
@@ -70,7 +71,10 @@ def observed_task(stack: str, service: Json, task: Json) -> ObservedContainer:
     name = f"{service_name}.{slot or task.get('NodeID', '')}.{task['ID']}"
     spec = ((task.get("Spec") or {}).get("ContainerSpec") or {})
     state = task_state(task)
-    text = status.get("State", "")
+    text = str(status.get("State", ""))
+    node = (nodes or {}).get(str(task.get("NodeID", "")))
+    if node:
+        text += f" on {node}"
     if status.get("Err"):
         text += f": {status['Err']}"
     ports = tuple(PortMapping(int(port["TargetPort"]), port.get("Protocol", "tcp"), "0.0.0.0",

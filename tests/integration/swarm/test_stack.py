@@ -109,6 +109,7 @@ def test_a_stack_is_deployed_converged_rolled_and_removed(swarm: Any, stack: str
     names = sorted(entry["Service"] for entry in (listed if isinstance(listed, list) else [listed]))
     assert names == ["db", "web", "web"]
     assert composer(folder, "--dry-run", "up", "-d").stdout.strip() == ""
+    assert f"running on {swarm.info()['Name']}" in composer(folder, "ps").stdout  # the task's node
 
     # A new secret content is a new object: web rolls to it, db (which does not use it) stays.
     db_version = _services(swarm, stack)[f"{stack}_db"]["Version"]["Index"]
