@@ -77,9 +77,11 @@ def observed_task(stack: str, service: Json, task: Json, nodes: Mapping[str, str
         text += f" on {node}"
     if status.get("Err"):
         text += f": {status['Err']}"
+    # Host-mode ports are the task's own; ingress ones (the routing mesh) the service's, on every node.
+    published = (status.get("PortStatus") or {}).get("Ports") or (service.get("Endpoint") or {}).get("Ports") or ()
     ports = tuple(PortMapping(int(port["TargetPort"]), port.get("Protocol", "tcp"), "0.0.0.0",
                               int(port["PublishedPort"]) if port.get("PublishedPort") else None)
-                  for port in (status.get("PortStatus") or {}).get("Ports") or ())
+                  for port in published)
     return ObservedContainer(
         container_id=container.get("ContainerID") or task["ID"],
         name=name,

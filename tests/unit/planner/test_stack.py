@@ -146,3 +146,20 @@ def test_down_removes_services_first_then_the_stacks_objects_and_networks(load: 
         "[1] -> #2 secret:token, RemoveClusterObject, down",
         "[1] -> #3 network:default, RemoveNetwork, down",
     ])
+
+
+def test_a_service_converges_when_its_tasks_run_and_a_rolled_back_update_fails_at_once() -> None:
+    from composer.errors import DependencyConditionError
+    from composer.planner.wait import service_converged
+
+    assert service_converged(ObservedService("a", "demo_web", "web", "h", 2, running=2, desired=2))
+    assert not service_converged(ObservedService("a", "demo_web", "web", "h", 2, running=1, desired=2))
+    assert not service_converged(ObservedService("a", "demo_web", "web", "h", 2, running=2, desired=2,
+                                                 update_state="updating"))
+    assert not service_converged(ObservedService("a", "demo_all", "all", "h", None, running=0, desired=0))
+    assert service_converged(ObservedService("a", "demo_all", "all", "h", None, running=3, desired=3))
+    rolled = ObservedService("a", "demo_web", "web", "h", 2, running=2, desired=2, update_state="rollback_completed",
+                             update_message="update rolled back", task_errors=("task: non-zero exit (1)",))
+    with pytest.raises(DependencyConditionError, match=r"service demo_web update rollback completed: update rolled "
+                                                       r"back \(task errors: task: non-zero exit \(1\)\)"):
+        service_converged(rolled)
