@@ -618,12 +618,15 @@ class _LogPump:
             except Exception:  # the event loop is gone (the reader stopped early): no race left
                 self._send.close()
 
+    def _url(self) -> str:
+        return str(self._api._url("/containers/{0}/logs", self._container_id))
+
     def _chunks(self) -> Iterator[bytes]:
         """Raw body bytes as they arrive (urllib3 undoes the chunked encoding)."""
         api = self._api
         params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(self._follow),
                   "tail": "all" if self._tail is None else str(self._tail), **self._window}
-        response = api._get(api._url("/containers/{0}/logs", self._container_id), params=params, stream=True)
+        response = api._get(self._url(), params=params, stream=True)
         try:
             self._socket = api._get_raw_response_socket(response)  # raises for status; kept to cancel
             if self._follow:

@@ -10,15 +10,19 @@ single containers are refused: a Swarm task is replaced, not restarted.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 
+from composer import labels
 from composer.backends.docker import convert as docker_convert
-from composer.backends.docker.backend import DockerBackend, _networks_named
+from composer.backends.docker.backend import DockerBackend, _log_window, _LogPump, _networks_named
 from composer.backends.docker.observe import external_network
 from composer.backends.swarm import convert, observe
+from composer.contract.backend import LogLine
 from composer.contract.observed import ObservedState
 from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
 from composer.labels import STACK_NAMESPACE
@@ -234,6 +238,48 @@ class SwarmBackend(DockerBackend):
                 f"task {ref.name} runs on node {node}: {operation} reaches only the containers of the node composer "
                 "talks to (point DOCKER_HOST at that node's engine)", backend_name=BACKEND_NAME, operation=operation)
 
+    # --- logs: through the manager, from whichever node runs a task --------------------------------------
+
+    def logs(
+        self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
+    ) -> AsyncGenerator[LogLine, None]:
+        """The tasks' logs, read through the manager (``/tasks/{id}/logs``, as ``docker service logs``
+        does), so a task on any node is read; ``until`` is not offered by Swarm's log API."""
+        if until is not None:
+            raise UnsupportedFeatureError("logs --until is not supported by Swarm's task logs",
+                                          backend_name=BACKEND_NAME, operation="logs")
+        return self._task_logs(refs, follow=follow, tail=tail, window=_log_window(since, None))
+
+    async def _task_logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None,
+                         window: Mapping[str, str] | None) -> AsyncGenerator[LogLine, None]:
+        def inspect(api: Any) -> list[Any]:
+            return [api.inspect_task(ref.name.rpartition(".")[2]) for ref in refs]
+
+        tasks = await self._run("logs", inspect)
+        api = await anyio.to_thread.run_sync(self._api, limiter=self._limiter)
+        send, receive = anyio.create_memory_object_stream[LogLine | BaseException | None](max_buffer_size=256)
+        token = anyio.lowlevel.current_token()
+        pumps = [_TaskLogPump(api, ref, task, follow, tail, send.clone(), token, window)
+                 for ref, task in zip(refs, tasks, strict=True)]
+        send.close()
+        for pump in pumps:
+            pump.start()
+        try:
+            async with receive:
+                remaining = len(pumps)
+                while remaining:
+                    item = await receive.receive()
+                    if item is None:
+                        remaining -= 1
+                    elif isinstance(item, BaseException):
+                        raise item
+                    else:
+                        yield item
+        finally:
+            for pump in pumps:
+                pump.cancel()
+
     # --- single containers: refused ----------------------------------------------------------------
 
     def _single(self, operation: str) -> UnsupportedFeatureError:
@@ -265,6 +311,21 @@ class SwarmBackend(DockerBackend):
         raise self._single("unpause")
 
 
+
+
+class _TaskLogPump(_LogPump):
+    """A task's log stream, read from the manager: the container's pump with the task's endpoint."""
+
+    def __init__(self, api: Any, ref: ContainerRef, task: Mapping[str, Any], follow: bool, tail: int | None,
+                 send: Any, token: Any, window: Mapping[str, str] | None) -> None:
+        spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
+        service = ref.name.split(".")[0]
+        item = {"Id": task["ID"], "Name": ref.name, "Config": {"Labels": {labels.SERVICE: service},
+                                                                "Tty": bool(spec.get("TTY"))}}
+        super().__init__(api, item, follow, tail, send, token, window)
+
+    def _url(self) -> str:
+        return str(self._api._url("/tasks/{0}/logs", self._container_id))
 
 
 def _object_ids(api: Any, spec: ServiceSpec) -> dict[tuple[str, str], str]:

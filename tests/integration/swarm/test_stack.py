@@ -110,6 +110,11 @@ def test_a_stack_is_deployed_converged_rolled_and_removed(swarm: Any, stack: str
     assert names == ["db", "web", "web"]
     assert composer(folder, "--dry-run", "up", "-d").stdout.strip() == ""
     assert f"running on {swarm.info()['Name']}" in composer(folder, "ps").stdout  # the task's node
+    # logs, read through the manager's task logs (what each replica printed, and only the last line with --tail).
+    swarm.exec_start(swarm.exec_create(cid, ["sh", "-c", "echo marked-line > /proc/1/fd/1"]))
+    logs = composer(folder, "logs", "--no-log-prefix", "web").stdout
+    assert "marked-line" in logs.split("\n")
+    assert composer(folder, "logs", "--tail", "1", "db").stdout.strip() == ""
 
     # A new secret content is a new object: web rolls to it, db (which does not use it) stays.
     db_version = _services(swarm, stack)[f"{stack}_db"]["Version"]["Index"]
