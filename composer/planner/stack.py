@@ -55,6 +55,9 @@ ORPHAN_WARNING = ("Found orphan services ({names}) for this stack. If you remove
                   "compose file, you can run this command with the --remove-orphans flag to clean it up.")
 BUILD_REFUSAL = ("the swarm backend deploys images from a registry: service {name} has build but no image "
                  "to push it as")
+BUILD_WARNING = ("the swarm backend does not build: {names} deployed from the image in the registry "
+                 "(composer build and composer push first)")
+BUILD_OPTION_REFUSAL = "up --build is not supported by the swarm backend: run composer build and composer push first"
 
 def service_name(project_name: str, service: str) -> str:
     return f"{project_name}_{service}"
@@ -121,8 +124,13 @@ def reconcile_stack_up(project: Project, observed: ObservedState,
     :raises SpecValidationError: a selected service does not exist, or cannot be deployed.
     """
     options = options or UpOptions()
+    if options.build:
+        raise SpecValidationError(BUILD_OPTION_REFUSAL)
     project = project.with_selected_services(options.services, include_dependencies=not options.no_deps)
     plan = PlanBuilder()
+    built = [name for name in sorted(project.services) if project.services[name].build is not None]
+    if built:
+        plan.warn(BUILD_WARNING.format(names=", ".join(built)))
     ready = _networks(project, observed, plan) + _objects(project, observed, objects, plan)
     deployed: list[int] = []
     existing = {service.name: service for service in observed.services}

@@ -428,9 +428,13 @@ class DockerBackend:
         """The engine's events about the project's resources (by label), until cancelled."""
         return self._events(project_name)
 
+    def _event_filters(self, project_name: str) -> dict[str, str]:
+        """The engine's filter for the project's events: its objects' label."""
+        return {"label": f"{labels.PROJECT}={project_name}"}
+
     async def _events(self, project_name: str) -> AsyncGenerator[EngineEvent, None]:
-        stream = await self._run("events", lambda api: api.events(
-            filters={"label": f"{labels.PROJECT}={project_name}"}, decode=True))
+        filters = self._event_filters(project_name)
+        stream = await self._run("events", lambda api: api.events(filters=filters, decode=True))
         send, receive = anyio.create_memory_object_stream[EngineEvent | BaseException | None](max_buffer_size=256)
         token = anyio.lowlevel.current_token()
 

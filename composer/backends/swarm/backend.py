@@ -96,6 +96,10 @@ class SwarmBackend(DockerBackend):
                                backend_name=BACKEND_NAME, operation="observe",
                                hint="point DOCKER_HOST at a manager node")
 
+    def _event_filters(self, project_name: str) -> dict[str, str]:
+        """A stack's objects carry docker stack deploy's label (its tasks' containers included)."""
+        return {"label": f"{STACK_NAMESPACE}={project_name}"}
+
     async def service_status(self, service_names: Sequence[str]) -> list[ObservedService]:
         wanted = set(service_names)
 

@@ -133,6 +133,12 @@ secrets:
     built = load("services:\n  app:\n    build: .\n")
     with pytest.raises(SpecValidationError, match="service app has build but no image to push it as"):
         reconcile_stack_up(built, ObservedState("demo"), {})
+    tagged = load("services:\n  app:\n    build: .\n    image: registry.example/app:1\n")
+    assert reconcile_stack_up(tagged, ObservedState("demo"), {}).warnings == (
+        "the swarm backend does not build: app deployed from the image in the registry "
+        "(composer build and composer push first)",)
+    with pytest.raises(SpecValidationError, match="up --build is not supported by the swarm backend"):
+        reconcile_stack_up(tagged, ObservedState("demo"), {}, UpOptions(build=True))
 
 
 def test_down_removes_services_first_then_the_stacks_objects_and_networks(load: LoadFn) -> None:
