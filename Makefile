@@ -26,7 +26,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test unit test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
+.PHONY: deps venv install engine test unit test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull bench-swarm conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -101,6 +101,11 @@ bench: install
 # up -d / down -t 0 for 1, 10 and 50 services against Compose v2 on the same engine.
 bench-up: install engine
 	$(BIN)/python bench/up_down_bench.py
+
+# Deploy and remove of a stack of N services (1, 10, 30) on a one-node swarm of the local dockerd: composer's
+# swarm backend against `docker stack deploy`/`docker stack rm`, in one run.
+bench-swarm: install engine
+	$(BIN)/python bench/swarm_bench.py
 
 # `composer run --rm` of a trivial command on the native backend against docker run --rm and runc run.
 bench-run: install engine

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing, suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from composer.events import EventSink, NullSink
 
@@ -56,10 +56,13 @@ async def up(
 
     from composer.contract.plan import Outcome
     from composer.contract.plan import Plan as PlanValue
+    from composer.contract.services import is_service_backend
     from composer.planner.execute import execute
     from composer.planner.reconcile import reconcile_up, reconcile_up_images
     from composer.planner.snapshot import observe_project
 
+    if is_service_backend(backend):
+        return await _up_stack(project, backend, options, sink, parallel, dry_run)
     observed = await observe_project(backend, project.name, project, images="project")
     images = reconcile_up_images(project, observed, options)
     if dry_run or images.is_empty:
@@ -78,11 +81,40 @@ async def down(
     sink: EventSink | None = None, *, parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Stop and remove the project's containers and networks (and volumes with ``-v``)."""
+    from composer.contract.services import is_service_backend
     from composer.planner.snapshot import observe_project
     from composer.planner.teardown import reconcile_down
 
+    if is_service_backend(backend):
+        from composer.planner.stack import reconcile_stack_down
+
+        observed = await observe_project(backend, project_name, project)
+        return await _execute(reconcile_stack_down(project_name, project, observed, options), backend, sink,
+                              parallel, dry_run)
     observed = await observe_project(backend, project_name, project, images="all" if options.rmi else "none")
     plan = reconcile_down(project_name, project, observed, options)
+    return await _execute(plan, backend, sink, parallel, dry_run)
+
+
+async def _up_stack(project: Project, backend: Backend, options: UpOptions, sink: EventSink | None,
+                    parallel: int | None, dry_run: bool) -> Outcome:
+    """``up`` on a service-level engine: the engine pulls on its nodes and schedules the replicas;
+    composer deploys the services, their networks and their secrets and configs."""
+    from composer.contract.plan import ServicePayload
+    from composer.contract.services import ServiceBackend
+    from composer.errors import UnsupportedFeatureError
+    from composer.planner.snapshot import observe_project
+    from composer.planner.stack import reconcile_stack_up
+    from composer.planner.stack_objects import stack_objects
+
+    objects = stack_objects(project)
+    observed = await observe_project(backend, project.name, project)
+    plan = reconcile_stack_up(project, observed, objects, options)
+    services = cast("ServiceBackend", backend)
+    problems = [problem for operation in plan.operations if isinstance(operation.payload, ServicePayload)
+                for problem in services.refusals(operation.payload.spec)]
+    if problems:  # refused before anything is created
+        raise UnsupportedFeatureError("; ".join(problems), backend_name=backend.name, operation="up")
     return await _execute(plan, backend, sink, parallel, dry_run)
 
 

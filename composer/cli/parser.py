@@ -18,7 +18,7 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
                         help="alternate environment files (repeatable)")
     parser.add_argument("--profile", dest="profiles", action="append", default=[], metavar="PROFILE",
                         help="profiles to enable (repeatable)")
-    parser.add_argument("--backend", help="backend to use: docker or native (default: COMPOSER_BACKEND, then "
+    parser.add_argument("--backend", help="backend to use: native, docker or swarm (default: COMPOSER_BACKEND, then "
                         "native where it can run, else docker)")
     parser.add_argument("--progress", choices=("auto", "tty", "plain", "json", "quiet"),
                         help="progress output (default: COMPOSE_PROGRESS, then auto)")

@@ -60,6 +60,29 @@ class ObservedVolume:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservedService:
+    """A service of a service-level engine (Swarm), with its tasks counted."""
+
+    service_id: str
+    name: str  # the engine's name: "<stack>_<service>"
+    key: str  # the Compose key: "web"
+    config_hash: str | None  # composer's label; None for a service another tool deployed
+    replicas: int | None  # desired; None for a global service
+    running: int = 0  # tasks running (and healthy, where the image or service has a health check)
+    desired: int = 0  # tasks the engine wants running now (global: one per eligible node)
+    update_state: str | None = None  # updating, paused, completed, rollback_started, rollback_completed...
+    update_message: str = ""
+    task_errors: tuple[str, ...] = ()  # the last errors of failed tasks, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedClusterObject:
+    kind: str  # secret, config
+    name: str
+    key: str  # the Compose key it was made for ("" when not labelled)
+
+
+@dataclass(frozen=True, slots=True)
 class ObservedState:
     project_name: str
     containers: tuple[ObservedContainer, ...] = ()
@@ -70,6 +93,10 @@ class ObservedState:
     """(first tag, service label) of the local images labelled with the project (built by Compose)."""
     image_ids: tuple[tuple[str, str], ...] = ()
     """(reference, image id) for each of ``images`` (an id names itself), sorted."""
+    services: tuple[ObservedService, ...] = ()
+    """A service-level engine's services of the project (composer.contract.services)."""
+    cluster_objects: tuple[ObservedClusterObject, ...] = ()
+    """A service-level engine's secrets and configs of the project."""
 
     def image_id(self, reference: str) -> str | None:
         """The id of the local image ``reference`` names; None when there is none (or it was not

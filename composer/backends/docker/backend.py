@@ -429,9 +429,13 @@ class DockerBackend:
         """The engine's events about the project's resources (by label), until cancelled."""
         return self._events(project_name)
 
+    def _event_filters(self, project_name: str) -> dict[str, str]:
+        """The engine's filter for the project's events: its objects' label."""
+        return {"label": f"{labels.PROJECT}={project_name}"}
+
     async def _events(self, project_name: str) -> AsyncGenerator[EngineEvent, None]:
-        stream = await self._run("events", lambda api: api.events(
-            filters={"label": f"{labels.PROJECT}={project_name}"}, decode=True))
+        filters = self._event_filters(project_name)
+        stream = await self._run("events", lambda api: api.events(filters=filters, decode=True))
         send, receive = anyio.create_memory_object_stream[EngineEvent | BaseException | None](max_buffer_size=256)
         token = anyio.lowlevel.current_token()
 
@@ -621,12 +625,15 @@ class _LogPump:
             except Exception:  # the event loop is gone (the reader stopped early): no race left
                 self._send.close()
 
+    def _url(self) -> str:
+        return str(self._api._url("/containers/{0}/logs", self._container_id))
+
     def _chunks(self) -> Iterator[bytes]:
         """Raw body bytes as they arrive (urllib3 undoes the chunked encoding)."""
         api = self._api
         params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(self._follow),
                   "tail": "all" if self._tail is None else str(self._tail), **self._window}
-        response = api._get(api._url("/containers/{0}/logs", self._container_id), params=params, stream=True)
+        response = api._get(self._url(), params=params, stream=True)
         try:
             self._socket = api._get_raw_response_socket(response)  # raises for status; kept to cancel
             if self._follow:
