@@ -392,6 +392,7 @@ async def run(
     from composer.planner.container_plans import dependency_waits, oneoff_spec, reconcile_run_prerequisites
     from composer.planner.container_specs import image_name
     from composer.planner.execute import execute
+    from composer.planner.injected_files import create_container
     from composer.planner.snapshot import observe_project
     from composer.planner.wait import wait_for
 
@@ -416,7 +417,7 @@ async def run(
                     raise
                 out.emit(Event(f"service:{dependency}", EventStatus.WARNING, "Warning", str(exc)))
     spec = oneoff_spec(project, service_name, options, secrets.token_hex(32), image_id=image_id)
-    ref = await backend.create_container(spec)
+    ref = await create_container(backend, spec)
     if streams is None:
         await backend.start_container(ref)
         return ref, None

@@ -65,6 +65,9 @@ class ContainerSpec:
     volume_names: Mapping[str, str] = field(default_factory=dict)  # Compose key -> engine name
     secret_files: Mapping[str, str] = field(default_factory=dict)  # secret key -> host file to bind
     config_files: Mapping[str, str] = field(default_factory=dict)  # config key -> host file to bind
+    # secrets from ``environment``, configs from ``content`` or ``environment``: written into the
+    # container after create, as v2 copies them in (composer.planner.injected_files)
+    injected_files: Sequence[InjectedFile] = ()
     # network_mode / ipc / pid "service:x" resolved to a running container of x
     namespace_containers: Mapping[str, str] = field(default_factory=dict)
     volumes_from: Sequence[str] = ()  # container names or ids
@@ -80,6 +83,35 @@ class ContainerSpec:
         pairs += [(self.config_files[grant.source], file_target(grant.source, grant.target, CONFIGS_DIR))
                   for grant in self.service.configs if grant.source in self.config_files]
         return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedFile:
+    """A file written into a container's filesystem after create: a secret or config whose
+    content Compose holds (not a host file to bind)."""
+
+    target: str  # absolute path in the container
+    content: bytes
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444  # v2's default for injected secrets and configs
+
+
+def injection_archive(files: Sequence[InjectedFile]) -> bytes:
+    """One tar archive of ``files`` to extract at ``/`` (names relative to it; the engine makes
+    missing parent directories, root's and 0755, as Docker does)."""
+    import io
+    import tarfile
+    import time
+
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for file in files:
+            info = tarfile.TarInfo(file.target.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(file.content), file.mode, file.uid, file.gid, now
+            tar.addfile(info, io.BytesIO(file.content))
+    return buffer.getvalue()
 
 
 SECRETS_DIR = "/run/secrets/"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec
     from composer.contract.services import ClusterObject, ObjectKind, ServiceSpec
-    from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
+    from composer.spec.models import NetworkConfig, ServiceConfig, ServiceHook, VolumeConfig
 
 
 class OpKind(IntEnum):
@@ -118,6 +118,9 @@ class ContainerPayload:
     remove_volumes: bool = False  # remove: its anonymous volumes too
     new_name: str | None = None  # rename
     signal: str = "SIGKILL"  # kill
+    # start: the service's post_start hooks, run after; stop: its pre_stop hooks, run before
+    hooks: tuple[ServiceHook, ...] = ()
+    service_name: str = ""  # whose hooks (v2 names the service when one fails)
 
 
 @dataclass(frozen=True, slots=True)

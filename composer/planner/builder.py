@@ -25,6 +25,20 @@ def is_running(container: ObservedContainer) -> bool:
     return container.state in _RUNNING_STATES
 
 
+def stop_payload(target: ContainerTarget, grace: float, service: ServiceConfig | None) -> ContainerPayload:
+    """A stop, after ``service``'s pre_stop hooks (none for an orphan: its service is unknown)."""
+    if service is None or not service.pre_stop:
+        return ContainerPayload(target, grace_seconds=grace)
+    return ContainerPayload(target, grace_seconds=grace, hooks=service.pre_stop, service_name=service.name)
+
+
+def start_payload(target: ContainerTarget, service: ServiceConfig | None) -> ContainerPayload:
+    """A start, then ``service``'s post_start hooks."""
+    if service is None or not service.post_start:
+        return ContainerPayload(target)
+    return ContainerPayload(target, hooks=service.post_start, service_name=service.name)
+
+
 def grace_seconds(service: ServiceConfig | None, timeout: float | None) -> float:
     """``-t/--timeout`` when given, else the service's ``stop_grace_period``, else 10 s."""
     if timeout is not None:
@@ -74,13 +88,15 @@ class PlanBuilder:
     def stop_and_remove(
         self, container: ObservedContainer, resource_id: str, cause: str, grace: float, *,
         after: Iterable[int] = (), group: str | None = None, remove_volumes: bool = False,
+        service: ServiceConfig | None = None,
     ) -> tuple[int | None, int]:
-        """Stop ``container`` if it runs, then remove it; returns (stop op or None, remove op)."""
+        """Stop ``container`` if it runs (after ``service``'s pre_stop hooks), then remove it;
+        returns (stop op or None, remove op)."""
         target = ContainerTarget(container.name, ref=observed_ref(container))
         deps = list(after)
         stop: int | None = None
         if is_running(container):
-            stop = self.add(OpKind.STOP_CONTAINER, resource_id, cause, ContainerPayload(target, grace_seconds=grace),
+            stop = self.add(OpKind.STOP_CONTAINER, resource_id, cause, stop_payload(target, grace, service),
                             deps, group=group)
             deps = [stop]
         payload = ContainerPayload(target, remove_volumes=remove_volumes)

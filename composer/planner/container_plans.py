@@ -98,7 +98,7 @@ def reconcile_remove(
         for container in by_service[service_name]:
             resource_id = f"service:{service_name}:{container.number}"
             stop_op, _ = plan.stop_and_remove(container, resource_id, "rm", grace_seconds(service, timeout),
-                                              after=after, remove_volumes=remove_volumes)
+                                              after=after, remove_volumes=remove_volumes, service=service)
             if stop_op is not None:
                 stops[service_name].append(stop_op)
     return plan.build()

@@ -45,6 +45,8 @@ from composer.errors import (
     WaitTimeoutError,
 )
 from composer.events import Event, EventSink, EventStatus, NullSink
+from composer.planner.hooks import run_hooks
+from composer.planner.injected_files import create_container
 from composer.planner.wait import wait_for, wait_for_services
 
 if TYPE_CHECKING:
@@ -249,14 +251,19 @@ class _Runner:
         await self.backend.remove_image(_payload(operation, ImageRemovalPayload).image)
 
     async def _create_container(self, operation: Operation) -> None:
-        self.results[operation.op_id] = await self.backend.create_container(_payload(operation, CreatePayload).spec)
+        self.results[operation.op_id] = await create_container(self.backend, _payload(operation, CreatePayload).spec)
 
     async def _start_container(self, operation: Operation) -> None:
-        await self.backend.start_container(self.resolve(_payload(operation, ContainerPayload).target))
+        payload = _payload(operation, ContainerPayload)
+        ref = self.resolve(payload.target)
+        await self.backend.start_container(ref)
+        await run_hooks(self.backend, ref, payload.service_name, payload.hooks)  # post_start
 
     async def _stop_container(self, operation: Operation) -> None:
         payload = _payload(operation, ContainerPayload)
-        await self.backend.stop_container(self.resolve(payload.target), grace_seconds=payload.grace_seconds)
+        ref = self.resolve(payload.target)
+        await run_hooks(self.backend, ref, payload.service_name, payload.hooks)  # pre_stop
+        await self.backend.stop_container(ref, grace_seconds=payload.grace_seconds)
 
     async def _remove_container(self, operation: Operation) -> None:
         payload = _payload(operation, ContainerPayload)

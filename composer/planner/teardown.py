@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from composer.contract.observed import observed_ref
 from composer.contract.options import DownOptions, StopOptions
 from composer.contract.plan import (
-    ContainerPayload,
     ContainerTarget,
     ImageRemovalPayload,
     NetworkPayload,
@@ -24,7 +23,7 @@ from composer.contract.plan import (
     WaitPayload,
 )
 from composer.image_reference import with_latest
-from composer.planner.builder import PlanBuilder, grace_seconds, is_running
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running, start_payload, stop_payload
 from composer.spec.graph import Graph, service_graph
 
 if TYPE_CHECKING:
@@ -133,7 +132,8 @@ def _remove_containers(
         for container in containers:
             resource_id = f"service:{service_name}:{container.number}"
             stop, remove = plan.stop_and_remove(container, resource_id, cause, grace, after=after,
-                                                remove_volumes=options.remove_volumes)
+                                                remove_volumes=options.remove_volumes,
+                                                service=graph.value(service_name) if cause == "down" else None)
             if stop is not None:
                 stops[service_name].append(stop)
             removed.append(remove)
@@ -195,7 +195,7 @@ def reconcile_stop(project: Project, observed: ObservedState, options: StopOptio
             if is_running(container):
                 target = ContainerTarget(container.name, ref=observed_ref(container))
                 stop = plan.add(OpKind.STOP_CONTAINER, f"service:{service_name}:{container.number}", "stop",
-                                ContainerPayload(target, grace_seconds=grace), after)
+                                stop_payload(target, grace, graph.value(service_name)), after)
                 stops[service_name].append(stop)
     return plan.build()
 
@@ -223,7 +223,8 @@ def reconcile_start(project: Project, observed: ObservedState, services: Sequenc
         for container in stopped:
             target = ContainerTarget(container.name, ref=observed_ref(container))
             start = plan.add(OpKind.START_CONTAINER, f"service:{service_name}:{container.number}",
-                             f"container is {container.state}", ContainerPayload(target), waits)
+                             f"container is {container.state}", start_payload(target, project.services[service_name]),
+                             waits)
             starts[service_name].append(start)
     return plan.build()
 

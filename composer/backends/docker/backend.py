@@ -40,6 +40,7 @@ from composer.contract.backend import (
     ProcessList,
     ProjectSummary,
     Streams,
+    injection_archive,
 )
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
 from composer.events import Event, EventSink, EventStatus
@@ -287,7 +288,13 @@ class DockerBackend:
         args = convert.convert(spec, inherited_volumes=await self._inherited_volumes(spec))
         start_interval = convert.start_interval(spec.service)
         container_id = await self._run("create", lambda api: _create(api, args, start_interval))
-        return ContainerRef(container_id, args.name)
+        ref = ContainerRef(container_id, args.name)
+        if spec.service.use_api_socket:  # the socket is bound already (composer.planner.api_socket)
+            from composer.backends.docker.api_socket import credentials_file
+
+            archive = injection_archive([credentials_file()])
+            await self._run("create", lambda api: api.put_archive(container_id, "/", archive))
+        return ref
 
     async def start_container(self, ref: ContainerRef) -> None:
         await self._run("start", lambda api: api.start(ref.container_id), limiter=self._start_limiter)

@@ -666,6 +666,13 @@ class NetworkManager:
             domain = getattr(service, "domainname", None)
             full = f"{hostname}.{domain} {hostname}" if domain else hostname
             body = [line for line in hosts.read_text().splitlines() if not line.startswith("127.0.1.1\t")]
+            # extra_hosts' host-gateway: Docker writes the default bridge's gateway (docker0's
+            # address, the host's). The native backend has no default bridge: the host's end of
+            # the container's first network is the address of the host it surely reaches (its
+            # default route goes there when that network is not internal, and it is on-link
+            # anyway), so that network's gateway stands for the host, IPv4 first as in Docker.
+            body = [f"{gateway}\t{line.partition(chr(9))[2]}" if line.startswith("host-gateway\t") else line
+                    for line in body]
             body += [f"{first[k]}\t{full}" for k in ("ipv4", "ipv6") if first.get(k)]
             with open(hosts, "r+") as f:
                 f.seek(0)

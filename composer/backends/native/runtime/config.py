@@ -316,6 +316,9 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         value = getattr(service, key, None)
         if value not in (None, False, (), {}, "") and not (hasattr(value, "__len__") and len(value) == 0):
             raise unsupported(f"service {service.name}: {key} is not supported by the native backend yet")
+    if service.use_api_socket:  # it shares an engine's API socket: the native backend has no engine
+        raise unsupported(f"service {service.name}: use_api_socket is not supported by the native backend (it has "
+                          "no engine API socket to share; use --backend docker)")
     if service.cgroup not in (None, "private"):
         raise unsupported(f"service {service.name}: cgroup: {service.cgroup} is not supported by the native backend "
                           "yet")
