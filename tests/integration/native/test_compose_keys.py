@@ -62,7 +62,7 @@ EXPECTED = [
 def listing(project: Project, *paths: str) -> list[list[str]]:
     """``ls -ln`` of the paths in the container: mode, owner, group and name of each."""
     out = project.run("exec", "-T", "app", "ls", "-ln", *paths).stdout
-    return sorted([fields[0], fields[2], fields[3], fields[-1]] for line in out.splitlines() if (fields := line.split()))
+    return sorted([f[0], f[2], f[3], f[-1]] for line in out.splitlines() if (f := line.split()))
 
 
 def writable_layer(project: Project, container: str) -> Path:
