@@ -13,7 +13,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec
+    from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec, InjectedFile
     from composer.contract.services import ClusterObject, ObjectKind, ServiceSpec
     from composer.spec.models import NetworkConfig, ServiceConfig, ServiceHook, VolumeConfig
 
@@ -121,6 +121,9 @@ class ContainerPayload:
     # start: the service's post_start hooks, run after; stop: its pre_stop hooks, run before
     hooks: tuple[ServiceHook, ...] = ()
     service_name: str = ""  # whose hooks (v2 names the service when one fails)
+    # start: the service's injected secrets and configs, written again before (v2 refreshes them
+    # at each start: composer.planner.injected_files)
+    files: tuple[InjectedFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from composer.contract.observed import observed_ref
 from composer.contract.plan import ContainerPayload, ContainerTarget, Operation, OpKind, Payload, Plan
 
 if TYPE_CHECKING:
+    from composer.contract.backend import InjectedFile
     from composer.contract.observed import ObservedContainer
     from composer.spec.models import ServiceConfig
 
@@ -32,11 +33,12 @@ def stop_payload(target: ContainerTarget, grace: float, service: ServiceConfig |
     return ContainerPayload(target, grace_seconds=grace, hooks=service.pre_stop, service_name=service.name)
 
 
-def start_payload(target: ContainerTarget, service: ServiceConfig | None) -> ContainerPayload:
-    """A start, then ``service``'s post_start hooks."""
+def start_payload(target: ContainerTarget, service: ServiceConfig | None,
+                  files: tuple[InjectedFile, ...] = ()) -> ContainerPayload:
+    """A start, after ``files`` are written again, then ``service``'s post_start hooks."""
     if service is None or not service.post_start:
-        return ContainerPayload(target)
-    return ContainerPayload(target, hooks=service.post_start, service_name=service.name)
+        return ContainerPayload(target, files=files)
+    return ContainerPayload(target, hooks=service.post_start, service_name=service.name, files=files)
 
 
 def grace_seconds(service: ServiceConfig | None, timeout: float | None) -> float:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import anyio
 
-from composer.contract.backend import ContainerRef
+from composer.contract.backend import ContainerRef, injection_archive
 from composer.contract.plan import (
     ClusterObjectPayload,
     ContainerPayload,
@@ -256,6 +256,8 @@ class _Runner:
     async def _start_container(self, operation: Operation) -> None:
         payload = _payload(operation, ContainerPayload)
         ref = self.resolve(payload.target)
+        if payload.files:
+            await self.backend.copy_to_container(ref, "/", injection_archive(payload.files))
         await self.backend.start_container(ref)
         await run_hooks(self.backend, ref, payload.service_name, payload.hooks)  # post_start
 

@@ -48,6 +48,7 @@ from composer.errors import ExternalResourceNotFoundError
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running, start_payload, stop_payload
 from composer.planner.container_specs import build_spec, container_name, container_spec, image_name
 from composer.planner.hashing import config_hash, network_hash
+from composer.planner.injected_files import injected_files
 from composer.planner.refusals import refuse_unsupported
 from composer.planner.teardown import reconcile_down, reconcile_start, reconcile_stop
 from composer.spec.graph import service_graph
@@ -391,8 +392,8 @@ class _Up:
 
     def _add_start(self, service: ServiceConfig, resource_id: str, target: ContainerTarget, cause: str,
                    deps: list[int]) -> None:
-        start = self.plan.add(OpKind.START_CONTAINER, resource_id, cause, start_payload(target, service),
-                              deps + self._waits(service))
+        payload = start_payload(target, service, injected_files(self.project, service))
+        start = self.plan.add(OpKind.START_CONTAINER, resource_id, cause, payload, deps + self._waits(service))
         self.started[service.name].append(start)
 
     def _waits(self, service: ServiceConfig) -> list[int]:

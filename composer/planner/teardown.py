@@ -24,6 +24,7 @@ from composer.contract.plan import (
 )
 from composer.image_reference import with_latest
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running, start_payload, stop_payload
+from composer.planner.injected_files import injected_files
 from composer.spec.graph import Graph, service_graph
 
 if TYPE_CHECKING:
@@ -223,8 +224,8 @@ def reconcile_start(project: Project, observed: ObservedState, services: Sequenc
         for container in stopped:
             target = ContainerTarget(container.name, ref=observed_ref(container))
             start = plan.add(OpKind.START_CONTAINER, f"service:{service_name}:{container.number}",
-                             f"container is {container.state}", start_payload(target, project.services[service_name]),
-                             waits)
+                             f"container is {container.state}", start_payload(target, project.services[service_name],
+                                           injected_files(project, project.services[service_name])), waits)
             starts[service_name].append(start)
     return plan.build()
 

@@ -66,13 +66,18 @@ def test_secrets_and_configs_with_content_as_v2_writes_them(folder: Path, docker
     assert run(docker_api, ours, ["cat", "/run/secrets/token", "/run/secrets/other", "/inline",
                                   "/etc/app/conf.txt"]) == "s3cr3ts3cr3tinline wordfrom-env"
     assert listing(docker_api, ours) == EXPECTED
+    # start writes them again, with the variable's value of the moment, as v2's start does
+    composer(folder, "stop", "-t", "1")
+    (folder / ".env").write_text("TOKEN=rotated\nCONF=from-env\nWORD=word\n")
+    composer(folder, "start")
+    assert run(docker_api, ours, ["cat", "/run/secrets/token"]) == "rotated"
     compose_v2(folder, "-p", f"{folder.name}-v2", "up", "-d")
     theirs = the_container(docker_api, f"{folder.name}-v2")["Id"]
     assert listing(docker_api, theirs) == EXPECTED
     # Docker keeps the files in the container's writable layer (GraphDriver UpperDir), under
     # /var/lib/docker, which is root's alone (0710): the native backend is held to the same.
     upper = Path(docker_api.inspect_container(ours)["GraphDriver"]["Data"]["UpperDir"])
-    assert (upper / "run/secrets/token").read_text() == "s3cr3t"
+    assert (upper / "run/secrets/token").read_text() == "rotated"
     assert os.stat("/var/lib/docker").st_mode & 0o007 == 0
 
 

@@ -91,10 +91,11 @@ def test_secrets_and_configs_with_content_are_written_with_their_owner_and_mode(
     for path in project.run_dir().rglob("*"):
         if path.is_file():
             assert b"s3cr3t" not in path.read_bytes(), path
-    # stop and start keep them (the writable layer stays)
+    # start writes them again, with the variable's value of the moment, as v2's start does
     project.run("stop", "-t", "1")
+    (project.folder / ".env").write_text("TOKEN=rotated\nCONF=from-env\nWORD=word\n")
     project.run("start")
-    assert project.run("exec", "-T", "app", "cat", "/run/secrets/token").stdout == "s3cr3t"
+    assert project.run("exec", "-T", "app", "cat", "/run/secrets/token").stdout == "rotated"
     project.run("down", "-t", "1")
     nothing_left(project)
 
