@@ -11,7 +11,7 @@ layer too, a directory only root can read on the host (composer.backends.native.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from composer.contract.backend import CONFIGS_DIR, SECRETS_DIR, InjectedFile, file_target, injection_archive
 from composer.errors import PlanError
@@ -21,19 +21,26 @@ if TYPE_CHECKING:
     from composer.spec.models import FileMount, Project, ServiceConfig
 
 
+class _Found(NamedTuple):
+    kind: str  # secret, config
+    name: str
+    value: InjectedFile
+
+
 def injected_files(project: Project, service: ServiceConfig) -> tuple[InjectedFile, ...]:
     """The service's secrets from ``environment`` and configs from ``content``/``environment``.
 
-    :raises PlanError: the variable a secret or config reads is not set (v2's message), or a
-        ``uid``/``gid`` is not a number.
+    :raises PlanError: the variable a secret or config reads is not set, the service has a
+        read-only root filesystem (v2's messages), or a ``uid``/``gid`` is not a number.
     """
-    found: list[InjectedFile] = []
+    found: list[_Found] = []
     for grant in service.secrets:
         secret = project.secrets.get(grant.source)
         if secret is None or not secret.environment or secret.file:
             continue
         value = _variable(project, secret.environment, "secret", secret.name or grant.source)
-        found.append(_file(grant, file_target(grant.source, grant.target, SECRETS_DIR), value, "secret"))
+        found.append(_Found("secret", secret.name or grant.source,
+                            _file(grant, file_target(grant.source, grant.target, SECRETS_DIR), value, "secret")))
     for grant in service.configs:
         config = project.configs.get(grant.source)
         if config is None or config.file:
@@ -44,8 +51,13 @@ def injected_files(project: Project, service: ServiceConfig) -> tuple[InjectedFi
             value = config.content
         else:
             continue
-        found.append(_file(grant, file_target(grant.source, grant.target, CONFIGS_DIR), value, "config"))
-    return tuple(found)
+        found.append(_Found("config", config.name or grant.source,
+                            _file(grant, file_target(grant.source, grant.target, CONFIGS_DIR), value, "config")))
+    if found and service.read_only:  # nothing can be written into a read-only root filesystem
+        kind, name = found[0].kind, found[0].name
+        raise PlanError(f'cannot create {kind} "{name}" in read-only service {service.name}: `file` is the sole '
+                        "supported option")
+    return tuple(file.value for file in found)
 
 
 def _variable(project: Project, variable: str, kind: str, name: str) -> str:

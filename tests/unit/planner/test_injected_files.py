@@ -97,3 +97,19 @@ def test_the_archive_holds_relative_names_modes_and_owners() -> None:
         extracted = tar.extractfile(member)
         assert extracted is not None
         assert extracted.read() == b"xy"
+
+
+def test_a_read_only_service_is_refused_as_v2_refuses_it(tmp_path: Path) -> None:
+    project = load(tmp_path, {"TOKEN": "t"}, """
+        services:
+          app:
+            image: busybox
+            read_only: true
+            secrets: [token]
+        secrets:
+          token:
+            environment: TOKEN
+    """)
+    with pytest.raises(PlanError, match=r'^cannot create secret "demo_token" in read-only service app: `file` is the '
+                                        "sole supported option$"):
+        injected_files(project, project.service("app"))
