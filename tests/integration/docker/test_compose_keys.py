@@ -190,3 +190,18 @@ def test_models_and_providers_are_refused_in_one_line(folder: Path, docker_api: 
     assert f"{word}:" in lines[0]
     assert "Pulling" not in result.stdout + result.stderr
     assert containers(docker_api, folder.name) == []
+
+
+def test_host_gateway_is_the_default_bridges_gateway(folder: Path, docker_api: Any, busybox_image: str) -> None:
+    write(folder, busybox_image, """
+    app:
+      image: IMAGE
+      command: ["sleep", "300"]
+      init: true
+      extra_hosts:
+        - "host.docker.internal:host-gateway"
+""")
+    composer(folder, "up", "-d")
+    gateway = docker_api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
+    hosts = run(docker_api, the_container(docker_api, folder.name)["Id"], ["cat", "/etc/hosts"])
+    assert f"{gateway}\thost.docker.internal" in hosts

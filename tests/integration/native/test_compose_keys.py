@@ -275,3 +275,15 @@ def test_host_gateway_resolves_to_the_gateway_of_the_first_network(project: Proj
         f"inet {gateway}/") == 1
     project.run("down", "-t", "1")
     nothing_left(project)
+
+
+@pytest.mark.parametrize("mode", ["host", "none"])
+def test_host_gateway_without_a_network_is_refused_in_one_line(project: Project, mode: str) -> None:
+    message = refusal(project, f"""
+    app:
+      image: IMAGE
+      network_mode: {mode}
+      extra_hosts: ["host.docker.internal:host-gateway"]
+""")
+    assert message.startswith(f"composer: service app: extra_hosts: host-gateway needs a network (it is the gateway "
+                              f"of the container's first network), not network_mode: {mode}")
