@@ -71,6 +71,8 @@ def test_secrets_and_configs_with_content_as_v2_writes_them(folder: Path, docker
     (folder / ".env").write_text("TOKEN=rotated\nCONF=from-env\nWORD=word\n")
     composer(folder, "start")
     assert run(docker_api, ours, ["cat", "/run/secrets/token"]) == "rotated"
+    # a one-off container gets them too, as with v2's run
+    assert composer(folder, "run", "--rm", "-T", "app", "cat", "/run/secrets/other").stdout == "rotated"
     compose_v2(folder, "-p", f"{folder.name}-v2", "up", "-d")
     theirs = the_container(docker_api, f"{folder.name}-v2")["Id"]
     assert listing(docker_api, theirs) == EXPECTED

@@ -96,6 +96,8 @@ def test_secrets_and_configs_with_content_are_written_with_their_owner_and_mode(
     (project.folder / ".env").write_text("TOKEN=rotated\nCONF=from-env\nWORD=word\n")
     project.run("start")
     assert project.run("exec", "-T", "app", "cat", "/run/secrets/token").stdout == "rotated"
+    # a one-off container gets them too, as with v2's run
+    assert project.run("run", "--rm", "-T", "app", "cat", "/run/secrets/other").stdout == "rotated"
     project.run("down", "-t", "1")
     nothing_left(project)
 
