@@ -128,6 +128,9 @@ def test_a_missing_variable_is_one_line_and_creates_nothing(project: Project) ->
     nothing_left(project)
 
 
+PRIVILEGED_HOOK = """        - command: ["sh", "-c", "grep CapEff /proc/self/status > /out/caps"]
+          privileged: true
+"""
 HOOKS = """
     app:
       image: IMAGE
@@ -140,9 +143,16 @@ HOOKS = """
           working_dir: /etc
           environment:
             GREETING: hello
+""" + PRIVILEGED_HOOK + """\
       pre_stop:
         - command: ["sh", "-c", "echo stopping > /out/pre"]
 """
+
+
+def privileged_capabilities(path: Path) -> bool:
+    """The hook ran with every capability (a privileged exec), not the default set (0xa80425fb)."""
+    effective = int(path.read_text().split()[1], 16)
+    return effective & 0xa80425fb == 0xa80425fb and effective & (1 << 21) != 0  # CAP_SYS_ADMIN as well
 
 
 def test_post_start_runs_after_start_and_pre_stop_before_stop(project: Project) -> None:
@@ -152,6 +162,7 @@ def test_post_start_runs_after_start_and_pre_stop_before_stop(project: Project) 
     os.chmod(out, 0o777)
     project.run("up", "-d")
     assert (out / "post").read_text() == "1234 /etc hello\n"
+    assert privileged_capabilities(out / "caps")
     assert not (out / "pre").exists()
     project.run("stop", "-t", "1")
     assert (out / "pre").read_text() == "stopping\n"
