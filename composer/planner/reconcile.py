@@ -45,6 +45,7 @@ from composer.contract.plan import (
     WaitPayload,
 )
 from composer.errors import ExternalResourceNotFoundError
+from composer.planner.api_socket import with_api_socket
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running, start_payload, stop_payload
 from composer.planner.container_specs import build_spec, container_name, container_spec, image_name
 from composer.planner.hashing import config_hash, network_hash
@@ -293,7 +294,7 @@ class _Up:
             return "--force-recreate"
         if not is_selected and self.options.always_recreate_deps:
             return "--always-recreate-deps"
-        if container.config_hash != config_hash(service):
+        if container.config_hash != config_hash(with_api_socket(self.project, service)):  # as labelled
             return "config changed"
         # v2 compares its image label; the container's own image id says the same of a container
         # labelled by anyone (or by an older composer, which labelled it with the image's name)

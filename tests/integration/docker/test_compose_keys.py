@@ -155,7 +155,10 @@ def test_use_api_socket_as_v2_and_v2_sees_the_container_up_to_date(folder: Path,
         # the engine's own socket (busybox's nc has no unix sockets: the inode tells)
         inside = run(docker_api, app["Id"], ["stat", "-c", "%F %i", "/var/run/docker.sock"]).strip()
         assert inside == f"socket {os.stat('/var/run/docker.sock').st_ino}"
-        # the same config-hash label as v2's: v2 finds the container up to date
+        # the label is the transformed service's hash, and composer compares with the same: a
+        # second up changes nothing; and it is v2's: v2 finds the container up to date too
+        composer(folder, "up", "-d")
+        assert the_container(docker_api, folder.name)["Id"] == app["Id"]
         compose_v2(folder, "up", "-d")
         assert the_container(docker_api, folder.name)["Id"] == app["Id"]
     finally:
