@@ -305,6 +305,42 @@ def resolv_conf(host_text: str, dns: Sequence[str], search: Sequence[str], optio
     return text
 
 
+def resource_limits(service: Any) -> dict[str, Any]:
+    """The cgroup limits (``cgroups.Limits`` fields) of the service keys and, over them,
+    ``deploy.resources`` as v2's ``getDeployResources`` maps them for dockerd: limits.memory is
+    the memory limit, limits.cpus the CFS quota (NanoCPUs: a 100 ms period), limits.pids the pids
+    limit, reservations.memory the soft limit (memory.low on cgroup v2). reservations.cpus
+    reaches no engine (v2 leaves it out: a Swarm scheduling reservation), here neither.
+    The loader already refused a service key and its deploy twin with distinct values.
+
+    :raises UnsupportedFeatureError: device or generic-resource requests (GPUs).
+    """
+    resources = service.deploy.resources if service.deploy is not None else None
+    limit = resources.limits if resources is not None else None
+    reservation = resources.reservations if resources is not None else None
+    for group, section in (("limits", limit), ("reservations", reservation)):
+        if section is None:
+            continue
+        for key in ("devices", "generic_resources"):
+            if getattr(section, key):
+                raise unsupported(f"service {service.name}: deploy.resources.{group}.{key} is not supported by the "
+                                  "native backend")
+    cpus = (limit.cpus if limit is not None else None) or service.cpus
+    cpu_quota, cpu_period = service.cpu_quota, service.cpu_period
+    if cpus:
+        cpu_period = cpu_period or 100000
+        cpu_quota = int(cpus * cpu_period)
+    memory = (limit.memory if limit is not None else None) or service.mem_limit
+    reserved = (reservation.memory if reservation is not None else None) or service.mem_reservation
+    pids = limit.pids if limit is not None and limit.pids is not None and limit.pids > 0 else service.pids_limit
+    return {"memory": int(memory) if memory is not None else None,
+            "memory_swap": int(service.memswap_limit) if service.memswap_limit is not None else None,
+            "memory_reservation": int(reserved) if reserved is not None else None,
+            "cpu_quota": cpu_quota, "cpu_period": cpu_period, "cpu_shares": service.cpu_shares,
+            "cpuset_cpus": service.cpuset, "cpuset_mems": None, "pids": pids,
+            "all_devices": service.privileged}
+
+
 def service_config(service: Any, image_config: Mapping[str, Any], *, container_id: str, hostname: str | None = None,
                    volume_paths: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The part of the helper's configuration that comes from the service and the image config
@@ -327,17 +363,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
     host = service.hostname or hostname or container_id[:12]
     nnp, seccomp = security(service.security_opt)
     ulimits = {name: [int(u.soft), int(u.hard)] for name, u in service.ulimits.items()}
-    cpu_quota, cpu_period = service.cpu_quota, service.cpu_period
-    if service.cpus:
-        cpu_period = cpu_period or 100000
-        cpu_quota = int(service.cpus * cpu_period)
-    memory = int(service.mem_limit) if service.mem_limit is not None else None
-    memswap = int(service.memswap_limit) if service.memswap_limit is not None else None
-    limits = {"memory": memory, "memory_swap": memswap,
-              "memory_reservation": int(service.mem_reservation) if service.mem_reservation is not None else None,
-              "cpu_quota": cpu_quota, "cpu_period": cpu_period, "cpu_shares": service.cpu_shares,
-              "cpuset_cpus": service.cpuset, "cpuset_mems": None, "pids": service.pids_limit,
-              "all_devices": service.privileged}
+    limits = resource_limits(service)
     init_binary = None
     if service.init:
         init_binary = tini()

@@ -1,0 +1,25 @@
+"""The docker backend's side of tests/integration/native/test_service_keys.py: the same Compose
+keys, read back from dockerd (``docker inspect``'s HostConfig), so the two backends' columns
+can be compared value by value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.integration.docker.test_security_opt import composer
+from tests.integration.native.test_service_keys import RESOURCES
+
+
+def test_deploy_resources_reach_the_host_config(tmp_path: Path, project_name: str, busybox_image: str,
+                                                docker_api: Any) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n" + "".join(
+        f"  {line}\n" for line in RESOURCES.replace("IMAGE", busybox_image).splitlines()))
+    result = composer(tmp_path, project_name, "up", "-d")
+    assert result.returncode == 0, result.stderr
+    host = docker_api.inspect_container(f"{project_name}-app-1")["HostConfig"]
+    found = {key: host[key] for key in ("Memory", "MemoryReservation", "NanoCpus", "PidsLimit", "CpuShares")}
+    # v2 maps limits.cpus to NanoCpus (runc: a 50000 us quota in a 100000 us period, as native
+    # writes) and sends nothing for reservations.cpus.
+    assert found == {"Memory": 48 << 20, "MemoryReservation": 12 << 20, "NanoCpus": 500_000_000, "PidsLimit": 33,
+                     "CpuShares": 0}
