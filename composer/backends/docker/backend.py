@@ -616,7 +616,12 @@ class _LogPump:
                 if self._cancelled.is_set() or not self._deliver(line):
                     return
         except Exception as exc:
-            if not self._cancelled.is_set():
+            if self._cancelled.is_set():
+                return
+            if getattr(exc, "status_code", None) == 501:  # the none driver: v2 warns and goes on
+                reason = f"Error response from daemon: {getattr(exc, 'explanation', None) or exc}"
+                self._deliver(LogLine(self._name, self._service_name, reason, "warning"))
+            else:
                 self._deliver(translate(exc, "logs"))
         finally:
             self._deliver(None)

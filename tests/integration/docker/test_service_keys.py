@@ -23,3 +23,27 @@ def test_deploy_resources_reach_the_host_config(tmp_path: Path, project_name: st
     # writes) and sends nothing for reservations.cpus.
     assert found == {"Memory": 48 << 20, "MemoryReservation": 12 << 20, "NanoCpus": 500_000_000, "PidsLimit": 33,
                      "CpuShares": 0}
+
+
+def test_logging_reaches_the_log_config_and_the_none_driver_warns_as_v2(tmp_path: Path, project_name: str,
+                                                                        busybox_image: str, docker_api: Any) -> None:
+    (tmp_path / "compose.yaml").write_text(f"""\
+services:
+  chatty:
+    image: {busybox_image}
+    command: sh -c 'echo kept; sleep 300'
+    logging: {{driver: local, options: {{max-size: 64k, max-file: "3"}}}}
+  quiet:
+    image: {busybox_image}
+    command: sh -c 'echo hidden; sleep 300'
+    logging: {{driver: none}}
+""")
+    assert composer(tmp_path, project_name, "up", "-d").returncode == 0
+    config = docker_api.inspect_container(f"{project_name}-chatty-1")["HostConfig"]["LogConfig"]
+    assert config == {"Type": "local", "Config": {"max-size": "64k", "max-file": "3"}}
+    result = composer(tmp_path, project_name, "logs", "quiet")
+    # v2 2.40 against this dockerd prints exactly this warning and exits 0
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (f'WARN[0000] Can\'t retrieve logs for "{project_name}-quiet-1": Error response from '
+                             "daemon: configured logging driver does not support reading\n")
+    assert "hidden" not in result.stdout

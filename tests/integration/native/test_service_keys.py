@@ -4,10 +4,11 @@ file's values in dockerd's HostConfig. Refusals are one line naming the key."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from composer.backends.native.runtime import cgroups
-from tests.integration.native.test_lifecycle import Project, env, nothing_left, one_line, project
+from tests.integration.native.test_lifecycle import Project, env, eventually, nothing_left, one_line, project
 
 __all__ = ["env", "project"]  # the fixtures, imported for pytest
 
@@ -68,4 +69,85 @@ gpu:
     result = project.run("up", "-d", check=False)
     assert result.returncode != 0
     assert "deploy.resources.reservations.devices" in one_line(result)
+    nothing_left(project)
+
+
+CHATTY = """\
+chatty:
+  image: IMAGE
+  command:
+    - sh
+    - -c
+    - i=0; while [ $$i -lt 40000 ]; do echo "line $$i of the chatty service"; i=$$((i+1)); done;
+      echo last-line; sleep 300
+  logging:
+    driver: local
+    options: {max-size: 64k, max-file: "3"}
+"""
+
+
+def log_files_of(project: Project, container: str) -> list[Path]:
+    log = Path(project.state(container, "config.json")["log_path"])
+    return sorted(log.parent.glob(log.name + "*"))
+
+
+def test_a_chatty_service_is_rotated_and_logs_reads_the_rotated_files_in_order(project: Project) -> None:
+    project.write(CHATTY)
+    project.run("up", "-d")
+    container = f"{project.name}-chatty-1"
+
+    def finished() -> bool:
+        return "last-line" in project.run("logs", "--tail", "1", "--no-log-prefix").stdout
+
+    eventually(finished, timeout=120)
+    files = log_files_of(project, container)
+    sizes = {path.name: path.stat().st_size for path in files}
+    # local: compressed from the second rotated file on; three files at most, 64 KiB each at most
+    assert sorted(sizes) == ["container.log", "container.log.1", "container.log.2.gz"], sizes
+    assert max(sizes.values()) <= 64 * 1024, sizes
+    shown = project.run("logs", "--no-log-prefix").stdout.splitlines()
+    assert shown[-1] == "last-line"
+    numbers = [int(line.split()[1]) for line in shown[:-1]]
+    assert numbers == list(range(numbers[0], 40000)), "a line lost or repeated across the rotated files"
+    assert numbers[0] > 0  # the oldest output went with the oldest file
+    assert project.run("logs", "--tail", "3", "--no-log-prefix").stdout.splitlines() == [
+        "line 39998 of the chatty service", "line 39999 of the chatty service", "last-line"]
+    project.down()
+    nothing_left(project)
+
+
+def test_the_none_driver_keeps_nothing_and_logs_says_so_as_docker_does(project: Project) -> None:
+    project.write("""\
+quiet:
+  image: IMAGE
+  command: sh -c 'echo hidden; sleep 300'
+  logging: {driver: none}
+""")
+    project.run("up", "-d")
+    container = f"{project.name}-quiet-1"
+    time.sleep(0.5)  # the echo has run; nothing may be kept of it
+    assert log_files_of(project, container) == []
+    result = project.run("logs")
+    assert "hidden" not in result.stdout
+    # v2 with dockerd: WARN ... Can't retrieve logs for "<container>": Error response from daemon:
+    # configured logging driver does not support reading (and exit 0)
+    assert result.stderr == (f'WARN[0000] Can\'t retrieve logs for "{container}": configured logging driver does '
+                             "not support reading\n")
+    project.down()
+    nothing_left(project)
+
+
+def test_without_logging_the_log_is_still_bounded(project: Project) -> None:
+    project.write("plain:\n  image: IMAGE\n  command: sleep 300\n")
+    project.run("up", "-d")
+    logging = project.state(f"{project.name}-plain-1", "config.json")["logging"]
+    assert logging == {"driver": "json-file", "max_size": 20 << 20, "max_file": 5, "compress": False}
+    project.down()
+
+
+def test_another_logging_driver_is_refused_in_one_line(project: Project) -> None:
+    project.write("app:\n  image: IMAGE\n  command: sleep 5\n  logging: {driver: syslog}\n")
+    result = project.run("up", "-d", check=False)
+    assert result.returncode != 0
+    assert "logging driver syslog" in one_line(result)
     nothing_left(project)

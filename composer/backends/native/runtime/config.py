@@ -21,6 +21,7 @@ The configuration (a JSON object, read by ``init.py``)::
                              /proc/<pid>/ns/ipc|pid path to join (set by Runtime.start for service:/container:)
     init_binary              tini-static to run as PID 1 (``init: true``), or null
     cgroup, limits           the cgroup's relative path and cgroups.Limits fields
+    logging                  {driver: json-file|local|none, max_size, max_file, compress} (logfiles.py)
     oom_score_adj, stop_signal, stop_grace_period
 """
 
@@ -341,6 +342,48 @@ def resource_limits(service: Any) -> dict[str, Any]:
             "all_devices": service.privileged}
 
 
+LOG_DRIVERS = ("json-file", "local", "none")
+LOG_OPTIONS = ("max-size", "max-file", "compress")
+
+
+def log_settings(service: Any) -> dict[str, Any]:
+    """``logging`` as the monitor writes it (``logfiles.RotatingFile``): the json-file and local
+    drivers with Docker's rotation options, or none. Unlike Docker's json-file default (one file,
+    never rotated), a log is always bounded: without ``max-size`` both drivers rotate at the local
+    driver's 20 MB x 5 files, so that a chatty service cannot fill the disk. Whatever the driver,
+    the files hold json-file lines (the format on disk is native's own business).
+
+    :raises UnsupportedFeatureError: another driver, another option, or a bad value.
+    """
+    from composer.backends.native.runtime.logfiles import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE
+    from composer.spec.units import UnitError, parse_bytes
+
+    logging = service.logging
+    driver = (logging.driver if logging is not None else None) or "json-file"
+    options = {k: v for k, v in (logging.options.items() if logging is not None else ()) if v is not None}
+    where = f"service {service.name}: logging"
+    if driver not in LOG_DRIVERS:
+        raise unsupported(f"{where} driver {driver} is not supported by the native backend (json-file, local, none)")
+    for key in options:
+        if driver == "none" or key not in LOG_OPTIONS:
+            raise unsupported(f"{where} option {key} is not supported by the native backend for the {driver} driver")
+    if driver == "none":
+        return {"driver": "none"}
+    try:
+        size = parse_bytes(options["max-size"]) if "max-size" in options else DEFAULT_MAX_SIZE
+    except UnitError as exc:
+        raise unsupported(f"{where} option max-size: {exc}") from None
+    count_text = options.get("max-file", str(DEFAULT_MAX_FILE if "max-size" not in options or driver == "local" else 1))
+    compress_text = options.get("compress", "true" if driver == "local" else "false").lower()
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise unsupported(f"{where} option max-file: {count_text!r} is not a whole number of at least 1")
+    if size < 1:
+        raise unsupported(f"{where} option max-size: it must be positive")
+    if compress_text not in ("true", "false", "1", "0"):
+        raise unsupported(f"{where} option compress: {compress_text!r} is not true or false")
+    return {"driver": driver, "max_size": size, "max_file": int(count_text), "compress": compress_text in ("true", "1")}
+
+
 def service_config(service: Any, image_config: Mapping[str, Any], *, container_id: str, hostname: str | None = None,
                    volume_paths: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The part of the helper's configuration that comes from the service and the image config
@@ -390,6 +433,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "ulimits": ulimits,
         "init_binary": init_binary,
         "limits": limits,
+        "logging": log_settings(service),
         "oom_score_adj": service.oom_score_adj,
         "read_only": service.read_only,
         "stop_signal": signal_number(service.stop_signal or image.get("StopSignal")),

@@ -51,7 +51,7 @@ import sys
 import time
 from _json import encode_basestring_ascii as _quote
 
-from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import linux as L
 
 TYPE_CHECKING = False  # typing costs ~10 ms of start-up
@@ -722,10 +722,14 @@ def rfc3339(ns: int) -> str:
 
 
 class LogWriter:
-    """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output."""
+    """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output,
+    into a file rotated as ``logging`` says (``logfiles.settings``); the ``none`` driver keeps
+    nothing."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    def __init__(self, path: str, logging: dict[str, Any] | None = None) -> None:
+        wanted = logfiles.settings(logging)
+        self.file = None if wanted["driver"] == "none" else logfiles.RotatingFile(
+            path, wanted["max_size"], wanted["max_file"], wanted["compress"])
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def feed(self, stream: str, data: bytes) -> None:
@@ -738,17 +742,18 @@ class LogWriter:
         self.write(stream, [line + b"\n" for line in lines])
 
     def write(self, stream: str, chunks: list[bytes]) -> None:
-        if not chunks:
+        if not chunks or self.file is None:
             return
         now = rfc3339(time.time_ns())
         out = "".join(dumps({"log": chunk.decode("utf-8", "replace"), "stream": stream, "time": now}) + "\n"
                       for chunk in chunks)
-        os.write(self.fd, out.encode())
+        self.file.write(out.encode())
 
     def close(self) -> None:
         for stream, rest in self.partial.items():
             self.write(stream, [rest] if rest else [])
-        os.close(self.fd)
+        if self.file is not None:
+            self.file.close()
 
 
 def answer(sync_fd: int, message: dict[str, Any]) -> None:
@@ -892,7 +897,8 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
     if cfg.get("tty") or cfg.get("stdin_open"):
         from composer.backends.native.runtime import console
 
-        hub = console.Hub(cfg, LogWriter(cfg["log_path"]))  # the attach socket exists once the start answers
+        # the attach socket exists once the start answers
+        hub = console.Hub(cfg, LogWriter(cfg["log_path"], cfg.get("logging")))
         answer(sync_fd, {"ok": True, "pid": child})
         os.close(sync_fd)
         outputs = {out_r: console.STDOUT, **({err_r: console.STDERR} if err_r >= 0 else {})}
@@ -900,7 +906,7 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
     else:
         answer(sync_fd, {"ok": True, "pid": child})
         os.close(sync_fd)
-        status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers)
+        status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers, cfg.get("logging"))
     exit_code = os.waitstatus_to_exitcode(status)
     oom = cgroups.oom_kills(cgroup) > 0
     atomic_json(os.path.join(run_dir, "exit.json"), {
@@ -1024,12 +1030,13 @@ def _read_config(config_fd: int) -> dict[str, Any]:
     return config
 
 
-def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None) -> int:
+def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None,
+              logging: dict[str, Any] | None = None) -> int:
     """Copy the container's output into the log until it exits; its wait status. ``leftovers``:
     the cgroup whose processes are killed once it exits (they would hold the output open)."""
     import select
 
-    log = LogWriter(log_path)
+    log = LogWriter(log_path, logging)
     streams = {out_r: "stdout", err_r: "stderr"}
     pidfd = os.pidfd_open(child)
     poller = select.poll()
