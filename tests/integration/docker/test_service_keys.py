@@ -47,3 +47,35 @@ services:
     assert result.stderr == (f'WARN[0000] Can\'t retrieve logs for "{project_name}-quiet-1": Error response from '
                              "daemon: configured logging driver does not support reading\n")
     assert "hidden" not in result.stdout
+
+
+def test_a_volume_subpath_needs_an_engine_that_knows_it(tmp_path: Path, project_name: str, busybox_image: str,
+                                                        docker_api: Any) -> None:
+    import docker.utils
+
+    (tmp_path / "compose.yaml").write_text(f"""\
+services:
+  writer:
+    image: {busybox_image}
+    command: sh -c 'mkdir -p /data/sub && echo inside > /data/sub/hello'
+    volumes: [data:/data]
+  reader:
+    image: {busybox_image}
+    command: cat /mnt/hello
+    volumes: [{{type: volume, source: data, target: /mnt, volume: {{subpath: sub}}}}]
+volumes:
+  data: {{}}
+""")
+    assert composer(tmp_path, project_name, "run", "--rm", "writer").returncode == 0
+    result = composer(tmp_path, project_name, "run", "--rm", "reader")
+    if docker.utils.version_gte(docker_api.api_version, "1.45"):
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "inside\n"
+        return
+    # Docker 20.10 (API 1.41) would drop VolumeOptions.Subpath and mount the whole volume.
+    version = docker_api.version()["Version"]
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("composer:")]
+    assert lines == [f"composer: volume subpath (/mnt) needs Docker Engine API 1.45 (Docker 26.0); this engine is "
+                     f"Docker {version} (API {docker_api.api_version})"], result.stderr
+    assert not docker_api.containers(all=True, filters={"label": f"com.docker.compose.project={project_name}"})

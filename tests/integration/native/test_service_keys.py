@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from composer.backends.native.runtime import cgroups
 from tests.integration.native.test_lifecycle import Project, env, eventually, nothing_left, one_line, project
 
@@ -150,4 +152,64 @@ def test_another_logging_driver_is_refused_in_one_line(project: Project) -> None
     result = project.run("up", "-d", check=False)
     assert result.returncode != 0
     assert "logging driver syslog" in one_line(result)
+    nothing_left(project)
+
+
+SUBPATH = """\
+writer:
+  image: IMAGE
+  command: sh -c 'mkdir -p /data/sub /data/other && echo inside > /data/sub/hello && echo no > /data/other/x
+                  && ln -s / /data/escape && ln -s sub /data/inner && ln -s ../.. /data/sub/up && sleep 300'
+  volumes: [data:/data]
+reader:
+  image: IMAGE
+  command: sleep 300
+  volumes: [{type: volume, source: data, target: /mnt, volume: {subpath: SUBPATH}}]
+"""
+
+
+def subpath_project(project: Project, subpath: str) -> None:
+    project.write(SUBPATH.replace("SUBPATH", subpath), "volumes:\n  data: {}\n")
+
+
+def test_a_volume_subpath_mounts_only_that_folder(project: Project) -> None:
+    subpath_project(project, "sub")
+    project.run("up", "-d", "writer")
+    eventually(lambda: project.run("exec", "-T", "writer", "test", "-L", "/data/sub/up", check=False).returncode == 0)
+    project.run("up", "-d", "reader")
+    assert project.run("exec", "-T", "reader", "cat", "/mnt/hello").stdout == "inside\n"
+    assert sorted(project.run("exec", "-T", "reader", "ls", "-A", "/mnt").stdout.split()) == ["hello", "up"]
+    # A symlink inside the subfolder is the container's own business: it resolves in its root.
+    assert "bin" in project.run("exec", "-T", "reader", "ls", "/mnt/up/").stdout.split()
+    project.run("exec", "-T", "reader", "sh", "-c", "echo back > /mnt/written")
+    assert project.run("exec", "-T", "writer", "cat", "/data/sub/written").stdout == "back\n"
+    project.down()
+    nothing_left(project)
+
+
+@pytest.mark.parametrize(("subpath", "expected"), [
+    # Docker follows a symlink that stays inside the volume; composer refuses every symlink.
+    ("escape", "volume subpath escape on /mnt: it leads through a symlink or out of the volume"),
+    ("inner", "volume subpath inner on /mnt: it leads through a symlink or out of the volume"),
+    ("sub/up", "volume subpath sub/up on /mnt: it leads through a symlink or out of the volume"),
+    ("missing", "volume subpath missing on /mnt: open missing: No such file or directory"),
+])
+def test_a_subpath_through_a_symlink_or_missing_is_refused_in_one_line(project: Project, subpath: str,
+                                                                      expected: str) -> None:
+    subpath_project(project, subpath)
+    project.run("up", "-d", "writer")
+    eventually(lambda: project.run("exec", "-T", "writer", "test", "-L", "/data/sub/up", check=False).returncode == 0)
+    result = project.run("up", "-d", "reader", check=False)
+    assert result.returncode != 0
+    assert expected in one_line(result)
+    project.down()
+    nothing_left(project)
+
+
+@pytest.mark.parametrize("subpath", ["../x", "/etc", "a/../../b"])
+def test_a_subpath_out_of_the_volume_is_refused_at_create(project: Project, subpath: str) -> None:
+    subpath_project(project, subpath)
+    result = project.run("up", "-d", "reader", check=False)
+    assert result.returncode != 0
+    assert f"volume subpath '{subpath}' of /mnt must be a relative path within the volume" in one_line(result)
     nothing_left(project)

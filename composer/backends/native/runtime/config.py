@@ -14,7 +14,7 @@ The configuration (a JSON object, read by ``init.py``)::
     capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined" | a profile file)
     seccomp_program          hex of the compiled filter (added by Runtime.create), null for none
     masked_paths, readonly_paths, mounts [{type: bind|tmpfs|volume, source, target, readonly, propagation,
-                             recursive, options, fill}] (parents first)
+                             recursive, options, fill, subpath}] (parents first)
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
     netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
     ipcns, pidns             null (a namespace of its own), "host", "none" (ipc only: no /dev/shm), or a
@@ -254,12 +254,28 @@ def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[s
                            "recursive": recursive or "enabled"})
         elif volume.type == "volume" and volume_paths and volume.target in volume_paths:
             nocopy = bool(volume.volume is not None and volume.volume.nocopy)
-            result.append({"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
-                           "readonly": bool(volume.read_only), "fill": not nocopy})
+            entry = {"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
+                     "readonly": bool(volume.read_only), "fill": not nocopy}
+            if volume.volume is not None and volume.volume.subpath:
+                # the subfolder is mounted, not filled from the image (its volume may be shared)
+                entry.update(subpath=volume_subpath(volume.volume.subpath, volume.target), fill=False)
+            result.append(entry)
         else:
             raise unsupported(f"{volume.type} mounts are not supported by the native runtime yet ({volume.target})")
     # Parents before what is mounted inside them, whatever the order in the file (Docker sorts so).
     return sorted(result, key=lambda mount: mount_depth(mount["target"]))
+
+
+def volume_subpath(subpath: str, target: str) -> str:
+    """``volume.subpath`` checked as Docker checks it (a relative path within the volume, no
+    ``..``); symlinks in it are refused when it is mounted (``init.open_beneath``).
+
+    :raises UnsupportedFeatureError: an absolute path, or one with a ``..`` component.
+    """
+    parts = [part for part in subpath.split("/") if part not in ("", ".")]
+    if subpath.startswith("/") or ".." in parts or not parts:
+        raise unsupported(f"volume subpath {subpath!r} of {target} must be a relative path within the volume")
+    return "/".join(parts)
 
 
 def mount_depth(target: str) -> int:

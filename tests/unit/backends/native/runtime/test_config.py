@@ -78,3 +78,17 @@ def test_other_logging_drivers_and_options_are_refused_by_name(load: LoadFn, log
         log_settings(service)
     assert named in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_volume_subpath_is_normalized_and_not_filled_and_dotdot_is_refused() -> None:
+    from composer.spec.models.service import VolumeOptions
+
+    def mount(subpath: str) -> dict[str, object]:
+        volume = ServiceVolume(type="volume", source="v", target="/mnt", volume=VolumeOptions(subpath=subpath))
+        return mounts([volume], [], {"/mnt": "/store/v/_data"})[0]
+
+    assert mount("./a//b/") == {"type": "volume", "source": "/store/v/_data", "target": "/mnt", "readonly": False,
+                                "fill": False, "subpath": "a/b"}
+    for bad in ("../x", "/abs", "a/../../b", "."):
+        with pytest.raises(UnsupportedFeatureError, match="must be a relative path within the volume"):
+            mount(bad)
