@@ -79,3 +79,18 @@ volumes:
     assert lines == [f"composer: volume subpath (/mnt) needs Docker Engine API 1.45 (Docker 26.0); this engine is "
                      f"Docker {version} (API {docker_api.api_version})"], result.stderr
     assert not docker_api.containers(all=True, filters={"label": f"com.docker.compose.project={project_name}"})
+
+
+def test_bridge_driver_opts_reach_the_engine(tmp_path: Path, project_name: str, busybox_image: str,
+                                            docker_api: Any) -> None:
+    options = {"com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.enable_ip_masquerade":
+               "false", "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1",
+               "com.docker.network.driver.mtu": "1400"}
+    lines = "".join(f'      {key}: "{value}"\n' for key, value in options.items())
+    (tmp_path / "compose.yaml").write_text(f"services:\n  t:\n    image: {busybox_image}\n"
+                                           f"    command: cat /sys/class/net/eth0/mtu\n"
+                                           f"networks:\n  default:\n    driver_opts:\n{lines}")
+    result = composer(tmp_path, project_name, "run", "--rm", "t")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1400"  # the same effect native's test reads
+    assert docker_api.inspect_network(f"{project_name}_default")["Options"] == options

@@ -4,8 +4,14 @@ file's values in dockerd's HostConfig. Refusals are one line naming the key."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import socket
+import subprocess
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,4 +218,94 @@ def test_a_subpath_out_of_the_volume_is_refused_at_create(project: Project, subp
     result = project.run("up", "-d", "reader", check=False)
     assert result.returncode != 0
     assert f"volume subpath '{subpath}' of /mnt must be a relative path within the volume" in one_line(result)
+    nothing_left(project)
+
+
+SERVER = "while true; do nc -l -p 80 -e echo hi-from-$$(hostname); done"
+
+
+def reaches(project: Project, client: str, target: str) -> bool:
+    result = project.run("exec", "-T", client, "sh", "-c", f"echo | nc -w 2 {target} 80", check=False)
+    return "hi-from" in result.stdout
+
+
+def iptables(table: str) -> list[str]:
+    saved = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True, check=True)
+    return saved.stdout.splitlines()
+
+
+def test_bridge_driver_opts_take_effect_on_the_bridge_and_its_rules(project: Project) -> None:
+    name = f"kt{uuid.uuid4().hex[:8]}"
+    project.write(f"""\
+server: {{image: IMAGE, command: "sh -c '{SERVER}'", networks: [quiet]}}
+client: {{image: IMAGE, command: sleep 300, networks: [quiet]}}
+web: {{image: IMAGE, command: "sh -c '{SERVER}'", networks: [local], ports: ["80"]}}
+neighbour: {{image: IMAGE, command: sleep 300, networks: [local]}}
+""", f"""\
+networks:
+  quiet:
+    driver_opts:
+      com.docker.network.bridge.name: {name}
+      com.docker.network.bridge.enable_icc: "false"
+      com.docker.network.bridge.enable_ip_masquerade: "false"
+      com.docker.network.driver.mtu: "1400"
+  local:
+    driver_opts:
+      com.docker.network.bridge.host_binding_ipv4: 127.0.0.1
+""")
+    try:
+        project.run("up", "-d")
+        # the bridge under its name, with its MTU, and the containers' ends with it
+        assert Path(f"/sys/class/net/{name}/mtu").read_text().strip() == "1400"
+        assert project.run("exec", "-T", "client", "cat", "/sys/class/net/eth0/mtu").stdout.strip() == "1400"
+        server_ip = project.run("exec", "-T", "server", "hostname", "-i").stdout.split()[0]
+        # enable_icc=false: the server answers inside its namespace, not to its neighbour; the
+        # neighbour on the default-icc network reaches its own server.
+        assert eventually(lambda: reaches(project, "server", "127.0.0.1"))
+        assert eventually(lambda: reaches(project, "neighbour", "web"))
+        assert not reaches(project, "client", "server")
+        # a bridge outside cmp-* is still isolated from composer's other networks
+        assert not reaches(project, "neighbour", server_ip)
+        rules = [line for line in iptables("filter") if f"composer:net:{name}" in line]
+        assert any(f"-i {name} -o {name}" in line and line.endswith("-j DROP") for line in rules), rules
+        quiet = next(state for state in project_networks(project) if state["key"] == "quiet")
+        subnet = quiet["pools"][0]["subnet"]
+        assert ipaddress.ip_address(server_ip) in ipaddress.ip_network(subnet)
+        outgoing = f"-s {subnet} ! -o {name}"
+        assert not [line for line in iptables("nat") if "MASQUERADE" in line and outgoing in line]
+        # (enable_ip_masquerade=false) while the local network keeps its own:
+        local_state = next(s for s in project_networks(project) if s["key"] == "local")
+        local_subnet = local_state["pools"][0]["subnet"]
+        assert any(f"-s {local_subnet} ! -o {local_state['bridge']}" in line for line in iptables("nat"))
+        # host_binding_ipv4: a port without a host address is published on 127.0.0.1 only
+        published = project.run("port", "web", "80").stdout.strip()
+        assert published.startswith("127.0.0.1:"), published
+        with socket.create_connection(("127.0.0.1", int(published.rsplit(":", 1)[1])), timeout=5) as connection:
+            assert b"hi-from" in connection.recv(100)
+    finally:
+        project.down()
+    assert not Path(f"/sys/class/net/{name}").exists()
+    assert not [line for table in ("filter", "nat") for line in iptables(table) if name in line]
+    nothing_left(project)
+
+
+def project_networks(project: Project) -> list[dict[str, Any]]:
+    folder = project.env.root / "run" / "networks"
+    states = [json.loads(p.read_text()) for p in folder.glob("cmp-*.json")]
+    return [s for s in states if s.get("project") == project.name]
+
+
+@pytest.mark.parametrize(("opts", "named"), [
+    ('{com.docker.network.bridge.inhibit_ipv4: "true"}', "driver_opts com.docker.network.bridge.inhibit_ipv4 is not "
+                                                         "supported by the native backend"),
+    ('{com.docker.network.driver.mtu: "9"}', "driver_opts com.docker.network.driver.mtu: '9' is not an MTU"),
+    ('{com.docker.network.bridge.enable_icc: "maybe"}', "driver_opts com.docker.network.bridge.enable_icc: "
+                                                        "'maybe' is not true or false"),
+    ('{com.docker.network.bridge.name: lo}', "driver_opts com.docker.network.bridge.name: a link named lo exists"),
+])
+def test_other_or_bad_driver_opts_are_refused_in_one_line(project: Project, opts: str, named: str) -> None:
+    project.write("app: {image: IMAGE, command: sleep 5}\n", f"networks:\n  default:\n    driver_opts: {opts}\n")
+    result = project.run("up", "-d", check=False)
+    assert result.returncode != 0
+    assert named in one_line(result)
     nothing_left(project)
