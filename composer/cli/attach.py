@@ -83,6 +83,11 @@ def display_name(container_name: str, project_name: str, service_name: str, numb
     return container_name
 
 
+def unreadable_warning(container_name: str, reason: str) -> str:
+    """v2's warning for a container whose logs the engine cannot read (the none driver)."""
+    return f'WARN[0000] Can\'t retrieve logs for "{container_name}": {reason}\n'
+
+
 class LogFormatter:
     """v2's log lines: ``<name padded> | text``, one colour per container in order of
     registration, the padding the longest name registered so far plus one."""
@@ -257,6 +262,7 @@ class AttachedUp:
         self.err = err or sys.stderr
         self.formatter = LogFormatter(color=options.color, prefix=options.prefix, timestamps=options.timestamps)
         self.tracker = ExitTracker(options.cascade, options.exit_code_from)
+        self.unreadable: set[str] = set()  # containers whose logs the engine cannot read: warned once
         self.followed: set[str] = set()
         self.live: set[str] = set()
         self.all_exited = anyio.Event()
@@ -401,6 +407,11 @@ class AttachedUp:
         self._exited(container, name, 0 if state is None else state.exit_code or 0, announce=state is not None)
 
     def _print_line(self, name: str, line: LogLine, last: tuple[str, int] | None) -> tuple[str, int] | None:
+        if line.stream == "warning":
+            if line.container_name not in self.unreadable:
+                self.unreadable.add(line.container_name)
+                self._write(self.err, unreadable_warning(line.container_name, line.text))
+            return last
         key = timestamp_key(line.timestamp)
         if key is not None and last is not None and key <= last:
             return last  # already shown before a restart

@@ -155,6 +155,8 @@ class LogLine:
     service_name: str
     text: str
     stream: str = "stdout"
+    """stdout, stderr, or warning: the engine keeps no log to read for this container (its
+    logging driver: none), ``text`` says so; v2 prints it as a warning and goes on."""
     timestamp: str | None = None
 
 

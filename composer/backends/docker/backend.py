@@ -42,7 +42,7 @@ from composer.contract.backend import (
     Streams,
     injection_archive,
 )
-from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
+from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import with_latest
 
@@ -553,10 +553,30 @@ def _pull_message(message: Mapping[str, Any], resource_id: str, emit: Callable[[
                current=detail.get("current"), total=detail.get("total")))
 
 
+# Mount.VolumeOptions.Subpath arrived in Engine API 1.45 (Docker 26.0); an older engine drops
+# the unknown field and mounts the whole volume, so composer refuses rather than let it.
+SUBPATH_API = "1.45"
+
+
+def _check_subpath(api: Any, args: convert.CreateArgs) -> None:
+    """:raises UnsupportedFeatureError: a volume subpath for an engine that would ignore it."""
+    import docker.utils
+
+    wanted = [mount["Target"] for mount in args.host_config.get("mounts") or ()
+              if (mount.get("VolumeOptions") or {}).get("Subpath") or (mount.get("ImageOptions") or {}).get("Subpath")]
+    if not wanted or docker.utils.version_gte(api.api_version, SUBPATH_API):
+        return
+    version = str(api.version().get("Version") or "unknown")
+    raise UnsupportedFeatureError(
+        f"volume subpath ({wanted[0]}) needs Docker Engine API {SUBPATH_API} (Docker 26.0); this engine is Docker "
+        f"{version} (API {api.api_version})", backend_name=BACKEND_NAME, operation="create")
+
+
 def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> str:
     """Create the container, then join its other networks; remove it if a join fails."""
     import docker.utils
 
+    _check_subpath(api, args)
     networking = None
     if args.endpoint is not None:
         network_name, endpoint = args.endpoint
@@ -623,7 +643,12 @@ class _LogPump:
                 if self._cancelled.is_set() or not self._deliver(line):
                     return
         except Exception as exc:
-            if not self._cancelled.is_set():
+            if self._cancelled.is_set():
+                return
+            if getattr(exc, "status_code", None) == 501:  # the none driver: v2 warns and goes on
+                reason = f"Error response from daemon: {getattr(exc, 'explanation', None) or exc}"
+                self._deliver(LogLine(self._name, self._service_name, reason, "warning"))
+            else:
                 self._deliver(translate(exc, "logs"))
         finally:
             self._deliver(None)

@@ -218,13 +218,12 @@ class NativeBackend:
 
         targets = await self._run(lambda: logs.log_targets(containers, refs))
         await self._run(containers.release)
-        offsets = [0] * len(targets)
         tails: list[int | None] = [tail] * len(targets)
         live = list(range(len(targets)))
 
         def step(index: int) -> tuple[bool, list[LogLine]]:
             running = follow and logs.still_logging(containers, targets[index])
-            lines, offsets[index] = logs.read_lines(targets[index], offsets[index], tails[index])
+            lines = logs.read_lines(targets[index], tails[index])
             tails[index] = None
             return running, lines
 

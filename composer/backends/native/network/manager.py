@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.backends.native.network import firewall, ipam, netlink
+from composer.backends.native.network import bridge_options, firewall, ipam, netlink
 from composer.errors import BackendError, NotFoundError, PortInUseError, UnsupportedFeatureError
 
 BACKEND = "native"
@@ -114,8 +114,10 @@ class Attachment:
     interface_name: str | None = None
 
 
-def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
-    """Compose ``ports`` (PortConfig) as one mapping per host port; a range maps port by port.
+def expand_ports(ports: Sequence[Any], default_host_ip: str = "0.0.0.0") -> list[PublishedPort]:
+    """Compose ``ports`` (PortConfig) as one mapping per host port; a range maps port by port;
+    a port without a host address on ``default_host_ip`` ("" at create: the network decides at
+    start, its ``host_binding_ipv4`` or every address).
 
     A port without a published one gets host port 0: ``attach`` picks a free one.
 
@@ -129,13 +131,13 @@ def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
         if protocol not in ("tcp", "udp"):
             raise _error(f"port {port.target}/{protocol}: only tcp and udp are supported", "create",
                          UnsupportedFeatureError)
-        host_ip = port.host_ip or "0.0.0.0"
+        host_ip = port.host_ip or default_host_ip
         first, last = port.published_range or (0, 0)
         if ":" in host_ip:
             raise _error(f"port {host_ip}:{first}: IPv6 host addresses are not supported yet", "create",
                          UnsupportedFeatureError)
         try:  # an address, never a name: iptables and bind would each resolve a name their own way
-            ipaddress.IPv4Address(host_ip)
+            ipaddress.IPv4Address(host_ip or "0.0.0.0")  # "": decided at start (host_binding_ipv4)
         except ValueError:
             raise _error(f"port {port.target}: invalid host address {host_ip!r}", "create") from None
         if first == 0:  # none published: host port 0, a free one chosen at start (attach), as Docker does
@@ -198,6 +200,24 @@ def _no_route_localnet(bridge: str) -> None:
     reaches ports published on 127.0.0.1 through composer's proxy instead (proxy.py)."""
     with contextlib.suppress(OSError):
         netlink.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "0")
+
+
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def _bridged_frames_through_iptables() -> None:
+    """Have frames between ports of one bridge go through iptables (br_netfilter), without which
+    an ``enable_icc: false`` rule would never see them; dockerd loads and sets the same.
+
+    :raises BackendError: the module cannot be loaded (the option would then be ignored).
+    """
+    if not os.path.exists(BRIDGE_NF):
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+    try:
+        netlink.write_sysctl("net.bridge.bridge-nf-call-iptables", "1")
+    except OSError as exc:
+        raise _error(f"enable_icc=false needs the br_netfilter module (bridge-nf-call-iptables): {exc.strerror}",
+                     "create network") from None
 
 
 def _netns_pid(netns: str) -> int | None:
@@ -334,6 +354,10 @@ class NetworkManager:
         if (config.driver or "bridge") != "bridge":
             raise _error(f"network {name}: driver {config.driver} is not supported by the native backend",
                          "create network", UnsupportedFeatureError)
+        try:
+            options = bridge_options.parse(name, config.driver_opts)
+        except bridge_options.BridgeOptionError as exc:
+            raise _error(str(exc), "create network", UnsupportedFeatureError) from None
         with self._locked():
             existing = self.network(name)
             if existing is not None:
@@ -342,14 +366,20 @@ class NetworkManager:
                 pools = self._pools(name, config)
             except ipam.IPAMError as exc:
                 raise _error(str(exc), "create network") from None
-            bridge = self.bridge_name(name)
+            bridge = options.name or self.bridge_name(name)
+            if options.name is not None and os.path.exists(f"/sys/class/net/{bridge}"):
+                # Docker would enslave its containers to a bridge of the host's: composer owns
+                # (and at down deletes) the bridges it plumbs, so an existing link is refused.
+                raise _error(f"network {name}: driver_opts {bridge_options.BRIDGE_NAME}: a link named {bridge} "
+                             "exists already", "create network")
             state = {"name": name, "project": project, "key": key, "bridge": bridge, "driver": "bridge",
-                     "driver_opts": dict(config.driver_opts), "labels": dict(config.labels),
+                     "driver_opts": dict(config.driver_opts), "options": options.to_json(),
+                     "labels": dict(config.labels),
                      "internal": bool(config.internal), "enable_ipv6": bool(config.enable_ipv6),
                      "attachable": bool(config.attachable), "pools": [p.to_json() for p in pools],
                      "users": [], "endpoints": {}, "created": time.time(), "config_hash": config_hash}
             try:
-                self._setup_bridge(bridge, pools, internal=bool(config.internal))
+                self._setup_bridge(bridge, pools, internal=bool(config.internal), options=options)
                 _atomic_json(self._path(name), state)
             except BaseException:
                 self._teardown_bridge(bridge)
@@ -375,17 +405,23 @@ class NetworkManager:
             pools.append(ipam.default_v6(name, used))
         return pools
 
-    def _setup_bridge(self, bridge: str, pools: Sequence[ipam.Pool], *, internal: bool) -> None:
-        mac = "02:" + ":".join(bridge[4 + i:6 + i] for i in (0, 2, 4)) + ":00:01"
+    def _setup_bridge(self, bridge: str, pools: Sequence[ipam.Pool], *, internal: bool,
+                      options: bridge_options.BridgeOptions | None = None) -> None:
+        options = options or bridge_options.BridgeOptions()
+        digest = hashlib.sha256(bridge.encode()).hexdigest() if options.name else bridge[4:]
+        mac = "02:" + ":".join(digest[i:2 + i] for i in (0, 2, 4)) + ":00:01"
+        if not options.icc:
+            _bridged_frames_through_iptables()
         with netlink.host() as links:
-            links.add_bridge(bridge, mac)
+            links.add_bridge(bridge, mac, options.mtu)
             for pool in pools:
                 links.add_address(bridge, ipaddress.ip_interface(f"{pool.gateway}/{pool.subnet.prefixlen}"))
             links.set_up(bridge)
         _no_route_localnet(bridge)
         if not internal:
             netlink.write_sysctl("net.ipv4.ip_forward", "1")
-        firewall.add_network(bridge, [str(p.subnet) for p in pools], internal=internal)
+        firewall.add_network(bridge, [str(p.subnet) for p in pools], internal=internal, icc=options.icc,
+                             masquerade=options.masquerade)
 
     def _teardown_bridge(self, bridge: str) -> None:
         with contextlib.suppress(netlink.LinkError), netlink.host() as links:
@@ -436,10 +472,13 @@ class NetworkManager:
     def reserve(self, project: str, container: str, service: Any, networks: Sequence[Attachment]) -> Reservation:
         """The first half of ``attach``, which needs no namespace yet: the container's addresses
         and published ports, taken in the networks' state. On error nothing stays taken."""
-        ports = expand_ports(getattr(service, "ports", ()) or ())
         endpoints: dict[str, dict[str, Any]] = {}
         try:
             with self._locked():
+                # a port without a host address binds the first network's host_binding_ipv4, as Docker's
+                first = self.network(networks[0].network) if networks else None
+                binding = bridge_options.from_state(first).host_binding_ipv4 if first is not None else None
+                ports = expand_ports(getattr(service, "ports", ()) or (), default_host_ip=binding or "0.0.0.0")
                 if ports:
                     self._release_ports(container)
                 ports = self._choose_host_ports(container, ports)
@@ -625,7 +664,7 @@ class NetworkManager:
                 if os.path.exists(f"/sys/class/net/{endpoint['veth']}"):
                     host.delete(endpoint["veth"])  # a stale one from a crashed start
                 host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
-                              endpoint["mac"])
+                              endpoint["mac"], bridge_options.from_state(state).mtu)
         with netlink.namespace(netns) as inside:
             inside.set_up("lo")
             default_set: set[int] = set()
@@ -761,7 +800,13 @@ class NetworkManager:
 
     def _dns_sync(self, project: str) -> None:
         """Start the project's DNS daemon, or make it listen on the networks' current gateways;
-        returns once it listens (or stops it when the project has no network left)."""
+        returns once it listens (or stops it when the project has no network left). Under the
+        networks' lock: two networks of a project created in parallel each found no daemon and
+        started one, and the one whose pid.json lost was never stopped."""
+        with self._locked():
+            self._dns_sync_locked(project)
+
+    def _dns_sync_locked(self, project: str) -> None:
         gateways = sorted({p["gateway"] for n in self.all_networks()
                            if project == n.get("project") for p in n.get("pools", ())})
         pid = self.dns_pid(project)

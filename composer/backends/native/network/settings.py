@@ -152,7 +152,7 @@ def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
         raise _unsupported(f"service {service.name}: network_mode: {mode} is not supported by the native backend "
                            "yet", "create")
     ports = [{"protocol": p.protocol, "host_ip": p.host_ip, "host_port": p.host_port, "target": p.target}
-             for p in expand_ports(service.ports or ())]
+             for p in expand_ports(service.ports or (), default_host_ip="")]
     attachments = [{"network": a.network_name, "aliases": list(a.aliases), "ipv4_address": a.ipv4_address,
                     "ipv6_address": a.ipv6_address, "mac_address": a.mac_address} for a in spec.networks]
     return {"mode": "bridge", "run_root": str(run_root), "attachments": attachments, "ports": ports,

@@ -39,7 +39,7 @@ from typing import Any
 
 from composer import names
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
-from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
 from composer.backends.native.runtime.init import atomic_json, process_start_time
@@ -421,10 +421,7 @@ class Runtime:
     def logs(self, project: str, name: str) -> list[dict[str, str]]:
         """The container's log records so far (``log``, ``stream``, ``time``)."""
         config = self.config(project, name, "logs")
-        try:
-            text = Path(config["log_path"]).read_text()
-        except FileNotFoundError:
-            return []
+        text = logfiles.read_all(str(config["log_path"])).decode("utf-8", "replace")
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def output(self, project: str, name: str, stream: str | None = None) -> str:

@@ -9,6 +9,7 @@ The helper's first process exits at once; the monitor it forked owns the contain
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import marshal
@@ -222,7 +223,10 @@ def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_
         os.close(sync_r)
         if not hooked:
             _abandon(on_netns)
-    if hook_error is not None:
+    # A hook that found PID 1 gone (ENOENT, ESRCH) lost a race with PID 1's own failure (a mount
+    # refused): PID 1's error is the one to show.
+    gone = isinstance(hook_error, OSError) and hook_error.errno in (errno.ENOENT, errno.ESRCH)
+    if hook_error is not None and not (gone and not message.get("ok")):
         raise hook_error
     if not message.get("ok"):
         raise SpawnError(str(message.get("error") or "unknown error").strip().splitlines()[-1])
