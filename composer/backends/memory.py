@@ -301,5 +301,8 @@ class MemoryBackend:
     def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
         raise self._unsupported("events")
 
+    async def release(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None

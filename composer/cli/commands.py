@@ -74,6 +74,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "logs": ("logs",),
     "exec_run": ("exec", "run"),
     "cp": ("cp",),
+    "watch": ("watch",),
     "build_pull_push": ("build", "pull", "push"),
     "engine_events": ("events",),
     "image_store": ("image",),

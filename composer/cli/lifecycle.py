@@ -13,9 +13,11 @@ from composer.errors import UsageError
 if TYPE_CHECKING:
     import argparse
 
+    from composer.cli.attach import AttachOptions
     from composer.cli.context import CommandContext
     from composer.contract.backend import Backend
     from composer.contract.observed import ObservedContainer
+    from composer.events import EventSink
     from composer.spec.models import Project
 
 
@@ -70,7 +72,7 @@ def run_up(ctx: CommandContext) -> int:
 def _check_up_flags(args: argparse.Namespace) -> None:
     """Flag combinations v2 rejects, with its words."""
     if args.detach and (args.abort_on_container_exit or args.abort_on_container_failure or args.attach
-                        or args.attach_dependencies):
+                        or args.attach_dependencies or args.watch):
         raise UsageError("--detach cannot be combined with --abort-on-container-exit, "
                          "--abort-on-container-failure, --attach, --attach-dependencies or --watch")
     if args.abort_on_container_exit and args.abort_on_container_failure:
@@ -98,7 +100,32 @@ def _attach(ctx: CommandContext, project: Project, up: Callable[[Backend], Await
         parallel=ctx.parallel,
     )
     sink = ctx.sink()
-    return ctx.run(lambda backend: AttachedUp(project, backend, options, sink, start=lambda: up(backend)).run())
+    if not args.watch:
+        return ctx.run(lambda backend: AttachedUp(project, backend, options, sink, start=lambda: up(backend)).run())
+    return ctx.run(lambda backend: _watched(ctx, project, backend, options, sink, up))
+
+
+async def _watched(ctx: CommandContext, project: Project, backend: Backend, options: AttachOptions,
+                   sink: EventSink, up: Callable[[Backend], Awaitable[None]]) -> int:
+    """``up --watch``: attached ``up``, and once the containers are up, ``watch`` beside it until
+    the attached ``up`` ends (Ctrl-C, or every container exited)."""
+    import anyio
+
+    from composer import engine
+    from composer.cli.attach import AttachedUp
+    from composer.cli.watch import watch_report
+    from composer.contract.options import WatchOptions
+
+    watch_options = WatchOptions(services=tuple(ctx.args.services), build=ctx.args.build is not False)
+    async with anyio.create_task_group() as group:
+        async def start() -> None:
+            await up(backend)
+            group.start_soon(lambda: engine.watch(project, backend, watch_options, watch_report(), sink,
+                                                  parallel=ctx.parallel))
+
+        code = await AttachedUp(project, backend, options, sink, start=start).run()
+        group.cancel_scope.cancel()
+    return code
 
 
 def run_create(ctx: CommandContext) -> int:

@@ -104,6 +104,14 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     up.add_argument("--no-color", action="store_true", help="produce monochrome output")
     up.add_argument("--timestamps", action="store_true", help="show timestamps")
     up.add_argument("--quiet-pull", action="store_true", help="pull without printing progress information")
+    up.add_argument("-w", "--watch", action="store_true",
+                    help="watch source code and rebuild/refresh containers when files are updated")
+
+    watch = subparsers.add_parser("watch", help="watch the build context of services and rebuild or refresh "
+                                  "their containers when files are updated")
+    watch.add_argument("services", nargs="*", metavar="SERVICE")
+    watch.add_argument("--no-up", action="store_true", help="do not build and start the services before watching")
+    watch.add_argument("--quiet", action="store_true", help="hide build output")
 
     down = subparsers.add_parser("down", help="stop and remove containers, networks")
     down.add_argument("-v", "--volumes", action="store_true", help="remove named and anonymous volumes")

@@ -107,3 +107,13 @@ class PullOptions:
 class PushOptions:
     services: tuple[str, ...] = ()
     ignore_failures: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    """What ``watch`` (and ``up --watch``) was asked to do."""
+
+    services: tuple[str, ...] = ()
+    """The services to watch; empty: every one with a ``develop.watch``."""
+    build: bool | None = True
+    """False (``--no-build``): a ``rebuild`` rule is refused, as in v2."""

@@ -463,6 +463,9 @@ class DockerBackend:
             stream.close()  # ends the blocked read: the pump thread finishes on its own
             send.close()  # closed here, in the loop's thread (the pump only sends through it)
 
+    async def release(self) -> None:
+        return None  # dockerd serialises its own changes: nothing is held between calls
+
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None

@@ -153,6 +153,10 @@ class NativeBackend:
 
         return await self._run(lambda: observation.list_images(self.containers, refs))
 
+    async def release(self) -> None:
+        if self._containers is not None:
+            await anyio.to_thread.run_sync(self._containers.release)
+
     async def aclose(self) -> None:
         if self._containers is not None:
             await anyio.to_thread.run_sync(self._containers.release)
