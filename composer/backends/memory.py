@@ -23,6 +23,7 @@ from composer.errors import ComposerError
 
 if TYPE_CHECKING:
     from composer.contract.backend import (
+        ContainerStats,
         EngineEvent,
         ExecSpec,
         ImageSummary,
@@ -272,6 +273,9 @@ class MemoryBackend:
 
     async def container_top(self, ref: ContainerRef) -> ProcessList:
         raise self._unsupported("top")
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        raise self._unsupported("stats")
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         raise self._unsupported("cp")

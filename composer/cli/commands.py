@@ -75,6 +75,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "exec_run": ("exec", "run"),
     "cp": ("cp",),
     "watch": ("watch",),
+    "stats": ("stats",),
     "build_pull_push": ("build", "pull", "push"),
     "engine_events": ("events",),
     "image_store": ("image",),

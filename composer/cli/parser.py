@@ -145,6 +145,14 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     logs.add_argument("--no-color", action="store_true", help="produce monochrome output")
     logs.add_argument("--index", type=int, default=None, help="index of the container if the service has replicas")
 
+    stats = subparsers.add_parser("stats", help="display a live stream of container(s) resource usage statistics")
+    stats.add_argument("service", nargs="?", metavar="SERVICE")
+    stats.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
+    stats.add_argument("--format", default="", help='"table" (default), "json", "table TEMPLATE" or a Go TEMPLATE')
+    stats.add_argument("--no-stream", action="store_true",
+                       help="disable streaming stats and only pull the first result")
+    stats.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+
     events = subparsers.add_parser("events", help="receive real time events from containers")
     events.add_argument("services", nargs="*", metavar="SERVICE")
     events.add_argument("--json", action="store_true", help="output events as a stream of json objects")

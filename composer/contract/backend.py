@@ -168,6 +168,23 @@ class ProcessList:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerStats:
+    """One sample of a running container's resource counters (``stats``): CPU percentages come
+    from two samples, as Docker computes them (cpu delta / system delta x online CPUs)."""
+
+    cpu_ns: int  # CPU time the container used, nanoseconds, since it started
+    system_ns: int  # CPU time the host used (all CPUs), nanoseconds, since boot
+    online_cpus: int
+    memory_usage: int  # bytes, without the inactive file cache (as the docker CLI shows it)
+    memory_limit: int  # bytes: the container's limit, or the host's memory without one
+    net_rx: int  # bytes received, all interfaces of its network namespace but lo
+    net_tx: int
+    block_read: int  # bytes read from and written to block devices
+    block_write: int
+    pids: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectSummary:
     """A project seen through its labels (``ls``): one state per container, its config files."""
 
@@ -332,6 +349,13 @@ class Backend(Protocol):
         ...
 
     async def container_top(self, ref: ContainerRef) -> ProcessList: ...
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        """One sample of the running container's counters.
+
+        :raises ComposerError: the container is not running.
+        """
+        ...
+
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         """What ``path`` is in the container; None when it does not exist."""
         ...

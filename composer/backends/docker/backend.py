@@ -32,6 +32,7 @@ from composer.contract.backend import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     ExecSpec,
     ImageSummary,
@@ -349,6 +350,12 @@ class DockerBackend:
         from composer.backends.docker import container_commands
 
         found: ProcessList = await self._run("top", lambda api: container_commands.container_top(api, ref))
+        return found
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        from composer.backends.docker import container_commands
+
+        found: ContainerStats = await self._run("stats", lambda api: container_commands.container_stats(api, ref))
         return found
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:

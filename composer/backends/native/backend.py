@@ -39,6 +39,7 @@ from composer.contract.backend import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     ExecSpec,
     ImageSummary,
@@ -271,6 +272,11 @@ class NativeBackend:
         from composer.backends.native import processes
 
         return await self._run(lambda: processes.container_top(self.containers, ref))
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        from composer.backends.native import stats
+
+        return await self._run(lambda: stats.container_stats(self.containers, ref))
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         from composer.backends.native import cp
