@@ -48,9 +48,9 @@ def test_stats_reads_the_cgroup_and_the_network_namespace(project: Project) -> N
     assert busy["ID"] == busy["Container"][:12]
     assert float(busy["CPUPerc"].rstrip("%")) > 5.0  # a busy loop, over half a second
     assert float(idle["CPUPerc"].rstrip("%")) < 5.0
-    assert re.fullmatch(r"[0-9.]+(B|KiB|MiB) / 64MiB", busy["MemUsage"]), busy
-    used = float(re.match(r"[0-9.]+", busy["MemUsage"]).group()) * {"B": 1, "KiB": 1024, "MiB": 1 << 20}[
-        re.search(r"(B|KiB|MiB) /", busy["MemUsage"]).group(1)]
+    usage = re.fullmatch(r"([0-9.]+)(B|KiB|MiB) / 64MiB", busy["MemUsage"])
+    assert usage is not None, busy
+    used = float(usage.group(1)) * {"B": 1, "KiB": 1024, "MiB": 1 << 20}[usage.group(2)]
     assert used >= 8_000_000  # the 8 MB string its shell holds
     assert 0 < float(busy["MemPerc"].rstrip("%")) <= 100
     assert not idle["MemUsage"].endswith(" / 64MiB")  # no limit: the host's memory
