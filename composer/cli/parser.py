@@ -8,6 +8,15 @@ from composer.cli.container_parser import add_container_parsers
 from composer.cli.image_store import add_image_store_parsers
 
 
+def flag_value(text: str) -> bool:
+    """A Go flag's boolean value (``--orphans=false``): strconv.ParseBool's words."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
                         help="Compose configuration files (repeatable; - for stdin)")
@@ -129,7 +138,11 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only display ids")
     ps.add_argument("--services", dest="list_services", action="store_true", help="display services")
-    ps.add_argument("--format", choices=("table", "json"), default="table")
+    ps.add_argument("--format", default="table",
+                    help='"table" (default), "json", "table TEMPLATE" or a Go TEMPLATE ({{.Name}}, {{json .}}...)')
+    ps.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    ps.add_argument("--orphans", type=flag_value, nargs="?", const=True, default=True, metavar="BOOL",
+                    help="include orphaned services (not declared by project) (default true)")
     ps.add_argument("--status", action="append", default=[], metavar="STATUS",
                     help="filter by status: paused, restarting, removing, running, dead, created, exited")
     ps.add_argument("--filter", action="append", default=[], metavar="status=STATUS", help="filter output")
