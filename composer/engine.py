@@ -18,7 +18,7 @@ from composer.events import EventSink, NullSink
 
 if TYPE_CHECKING:
     from composer.contract.backend import Backend, EngineEvent
-    from composer.contract.observed import ObservedContainer
+    from composer.contract.observed import ObservedContainer, ObservedVolume
     from composer.contract.options import (
         BuildOptions,
         DownOptions,
@@ -115,6 +115,17 @@ async def containers(project_name: str, backend: Backend, *, include_stopped: bo
     observed = await backend.observe(project_name, images=())
     found = [c for c in observed.containers if include_stopped or c.state in ("running", "restarting", "paused")]
     return sorted(found, key=lambda c: (c.service_name, c.number, c.name))
+
+
+async def volumes(project_name: str, backend: Backend, services: Sequence[str] = ()) -> list[ObservedVolume]:
+    """The project's volumes (by its label), by name; with ``services``, only those their
+    containers mount (v2's ``volumes``)."""
+    observed = await backend.observe(project_name, images=())
+    found = [volume for volume in observed.volumes if volume.key]
+    if services:
+        used = {name for c in observed.containers if c.service_name in services for name in c.volumes}
+        found = [volume for volume in found if volume.name in used]
+    return sorted(found, key=lambda volume: volume.name)
 
 
 # --- the container commands (start, restart, kill, rm, pause, exec, run, cp, ls...) ----------------

@@ -69,8 +69,9 @@ def run_version(ctx: CommandContext) -> int:
 # Each command's module, imported when the command runs (``composer config`` never pays for the
 # engine's): one module per group of commands, each with a ``run_<verb>(ctx)``.
 MODULES: dict[str, tuple[str, ...]] = {
-    "lifecycle": ("up", "down", "create", "start", "stop", "restart", "kill", "pause", "unpause", "rm", "wait"),
-    "listing": ("ps", "ls", "images", "top", "port"),
+    "lifecycle": ("up", "down", "create", "start", "stop", "restart", "kill", "pause", "unpause", "rm", "wait",
+                  "scale"),
+    "listing": ("ps", "ls", "images", "top", "port", "volumes"),
     "logs": ("logs",),
     "exec_run": ("exec", "run"),
     "cp": ("cp",),

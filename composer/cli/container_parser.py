@@ -66,6 +66,12 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     ls.add_argument("--format", choices=("table", "json"), default="table")
     ls.add_argument("--filter", action="append", default=[], help="filter output (name=...)")
 
+    volumes = subparsers.add_parser("volumes", help="list volumes")
+    _services(volumes)
+    volumes.add_argument("-q", "--quiet", action="store_true", help="only display volume names")
+    volumes.add_argument("--format", default="table",
+                         help='"table" (default), "json", "table TEMPLATE" or a Go TEMPLATE')
+
     images = subparsers.add_parser("images", help="list images used by the created containers")
     _services(images)
     images.add_argument("-q", "--quiet", action="store_true", help="only display image ids")

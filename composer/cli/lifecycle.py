@@ -150,11 +150,43 @@ def run_down(ctx: CommandContext) -> int:
 
     args = ctx.args
     project, project_name = ctx.project_or_name()
-    options = DownOptions(remove_orphans=args.remove_orphans, remove_volumes=args.volumes, timeout=args.timeout,
-                          rmi=args.rmi)
+    options = DownOptions(services=tuple(args.services), remove_orphans=args.remove_orphans,
+                          remove_volumes=args.volumes, timeout=args.timeout, rmi=args.rmi)
     sink = ctx.sink()
     outcome = ctx.run(lambda backend: engine.down(project_name, project, backend, options, sink,
                                                   parallel=ctx.parallel, dry_run=ctx.dry_run))
+    ctx.print_plan(outcome.plan)
+    return 0
+
+
+def replicas(entries: list[str]) -> dict[str, int]:
+    """``scale``'s SERVICE=REPLICAS arguments, with v2's words for a bad one."""
+    scale: dict[str, int] = {}
+    for entry in entries:
+        name, sep, number = entry.partition("=")
+        if not sep:
+            raise UsageError(f"invalid scale specifier: {entry}")
+        if not number.isdigit():
+            raise UsageError(f"invalid scale specifier: can't parse replica value as int: {entry}")
+        scale[name] = int(number)
+    return scale
+
+
+def run_scale(ctx: CommandContext) -> int:
+    """``scale``: v2's create then start of the named services at their new replica counts."""
+    from composer import engine
+    from composer.contract.options import UpOptions
+
+    args = ctx.args
+    scale = replicas(args.scale)
+    project = ctx.project()
+    for name in scale:
+        if name not in project.services:
+            raise UsageError(f"no such service: {name}")
+    options = UpOptions(services=tuple(scale), scale=scale, no_deps=args.no_deps)
+    outcome = ctx.run(lambda backend: engine.up(project, backend, options, ctx.sink(), parallel=ctx.parallel,
+                                                dry_run=ctx.dry_run))
+    print_warnings(outcome.plan)
     ctx.print_plan(outcome.plan)
     return 0
 

@@ -15,7 +15,7 @@ from composer.units import human_duration
 if TYPE_CHECKING:
     from composer.cli.context import CommandContext
     from composer.contract.backend import ImageSummary, ProjectSummary
-    from composer.contract.observed import ObservedContainer, PortMapping
+    from composer.contract.observed import ObservedContainer, ObservedVolume, PortMapping
 
 PS_STATUSES = ("paused", "restarting", "removing", "running", "dead", "created", "exited")
 
@@ -134,6 +134,43 @@ def run_ps(ctx: CommandContext) -> int:
 
     rows = ps_json(found, project_name, now, no_trunc=args.no_trunc)
     for line in render(args.format, rows, default_table=PS_TABLE, headers=PS_HEADERS):
+        print(line)
+    return 0
+
+
+VOLUMES_TABLE = "table {{.Driver}}\t{{.Name}}"
+VOLUMES_HEADERS = {"Availability": "AVAILABILITY", "Driver": "DRIVER", "Group": "GROUP", "Labels": "LABELS",
+                   "Links": "LINKS", "Mountpoint": "MOUNTPOINT", "Name": "VOLUME NAME", "Scope": "SCOPE",
+                   "Size": "SIZE", "Status": "STATUS"}
+
+
+def volume_rows(found: Sequence[ObservedVolume]) -> list[dict[str, str]]:
+    """``docker volume ls``'s fields of each volume (v2's ``volumes --format json``)."""
+    return [{"Availability": "N/A", "Driver": v.driver, "Group": "N/A",
+             "Labels": ",".join(f"{key}={value}" for key, value in v.labels), "Links": "N/A",
+             "Mountpoint": v.mountpoint, "Name": v.name, "Scope": v.scope, "Size": "N/A", "Status": "N/A"}
+            for v in found]
+
+
+def run_volumes(ctx: CommandContext) -> int:
+    from composer import engine
+    from composer.cli.templates import render
+
+    args = ctx.args
+    project, project_name = ctx.project_or_name()
+    if project is not None:
+        for name in args.services:
+            project.service(name)
+    if args.format not in ("table", "json"):
+        from composer.cli.templates import parse
+
+        parse(args.format)
+    found = ctx.run(lambda backend: engine.volumes(project_name, backend, tuple(args.services)))
+    if args.quiet:
+        for volume in found:
+            print(volume.name)
+        return 0
+    for line in render(args.format, volume_rows(found), default_table=VOLUMES_TABLE, headers=VOLUMES_HEADERS):
         print(line)
     return 0
 

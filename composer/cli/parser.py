@@ -123,11 +123,16 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     watch.add_argument("--quiet", action="store_true", help="hide build output")
 
     down = subparsers.add_parser("down", help="stop and remove containers, networks")
+    down.add_argument("services", nargs="*", metavar="SERVICE")
     down.add_argument("-v", "--volumes", action="store_true", help="remove named and anonymous volumes")
     down.add_argument("--remove-orphans", action="store_true")
     down.add_argument("-t", "--timeout", type=float, default=None)
     down.add_argument("--rmi", choices=("local", "all"), default=None,
                       help='remove images used by services: "local" only the built ones, "all" every one')
+
+    scale = subparsers.add_parser("scale", help="scale services")
+    scale.add_argument("scale", nargs="+", metavar="SERVICE=REPLICAS")
+    scale.add_argument("--no-deps", action="store_true", help="don't start linked services")
 
     stop = subparsers.add_parser("stop", help="stop services")
     stop.add_argument("services", nargs="*", metavar="SERVICE")

@@ -42,6 +42,7 @@ class ObservedContainer:
     created: float | None = None  # Unix time
     status_text: str = ""  # the engine's own words: "Up 2 seconds (healthy)", "Exited (0) 3 minutes ago"
     ports: tuple[PortMapping, ...] = ()
+    volumes: tuple[str, ...] = ()  # the engine names of the volumes it mounts (``volumes SERVICE``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,11 @@ class ObservedVolume:
     name: str
     key: str
     config_hash: str | None = None
+    # For listings (volumes): what the engine reports.
+    driver: str = "local"
+    labels: tuple[tuple[str, str], ...] = ()  # sorted
+    mountpoint: str = ""
+    scope: str = "local"
 
 
 @dataclass(frozen=True, slots=True)

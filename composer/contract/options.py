@@ -48,6 +48,9 @@ class UpOptions:
 
 @dataclass(frozen=True, slots=True)
 class DownOptions:
+    services: tuple[str, ...] = ()
+    """``down SERVICE...``: only these services' containers, and the networks and (``-v``) volumes
+    no other service with containers still uses; empty: the whole project."""
     remove_orphans: bool = False
     remove_volumes: bool = False
     """``-v``: named volumes of the project and anonymous volumes of its containers."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from composer import labels
@@ -48,7 +49,9 @@ def observe(containers: NativeContainers, project: str, external_networks: Seque
             image=str(config.get("image_ref") or config.get("image") or ""),
             command=" ".join(config.get("args") or ()), created=config.get("created"),
             status_text=status_text(containers.runtime, project, name, state),
-            ports=listed_ports(config, published.get(name, []) if state.status == "running" else [])))
+            ports=listed_ports(config, published.get(name, []) if state.status == "running" else []),
+            volumes=tuple(Path(m["source"]).parent.name for m in config.get("mounts") or ()
+                          if m.get("type") == "volume" and m.get("source"))))
     own_networks, named_networks = [], []
     for record in networking.networks(containers.run_root):
         found = record.get("labels") or {}
@@ -61,8 +64,10 @@ def observe(containers: NativeContainers, project: str, external_networks: Seque
     for record in volumes.listing(containers.store.root):
         found = record.get("labels") or {}
         if found.get(labels.PROJECT) == project and labels.VOLUME in found:
-            own_volumes.append(ObservedVolume(str(record["name"]), found[labels.VOLUME],
-                                              found.get(labels.CONFIG_HASH)))
+            own_volumes.append(ObservedVolume(
+                str(record["name"]), found[labels.VOLUME], found.get(labels.CONFIG_HASH),
+                labels=tuple(sorted((str(k), str(v)) for k, v in found.items())),
+                mountpoint=str(volumes.data_dir(containers.store.root, str(record["name"])))))
         elif record.get("name") in external_volumes:
             named_volumes.append(ObservedVolume(str(record["name"]), ""))
     return ObservedState(

@@ -1,0 +1,27 @@
+"""``scale``, ``volumes``, ``down SERVICE...`` and ``ps --format`` on the native backend: the checks
+of tests/support/commands.py (shared with the docker backend's, which also compares with v2).
+
+The fixtures are test_lifecycle's (a module store with the busybox test image, a tmp run root,
+``down -v`` after each test).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.integration.native import test_lifecycle
+from tests.integration.native.test_lifecycle import Project
+from tests.support.commands import STACK, check_commands
+
+env = test_lifecycle.env
+project = test_lifecycle.project
+
+
+def test_commands(project: Project) -> None:
+    (project.folder / "compose.yaml").write_text(STACK.format(image=project.env.image))
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return project.run(*args, check=check)
+
+    check_commands(run, project.name)
+    assert not (project.env.root / "store" / "volumes" / f"{project.name}_data").exists()

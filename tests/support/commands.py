@@ -1,0 +1,74 @@
+"""``scale``, ``volumes``, ``down SERVICE...`` and ``ps --format`` through the CLI, the same checks
+on every backend: what the commands print, and what the project holds after them (seen through
+``ps`` and ``volumes``, which the backends' own tests check against the engine)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+
+Run = Callable[..., "subprocess.CompletedProcess[str]"]
+"""Runs composer with the arguments in the project's folder (``check=False`` to get a failure)."""
+
+STACK = """\
+services:
+  web:
+    image: {image}
+    command: ["sleep", "600"]
+    init: true
+    volumes: [data:/data, other:/other]
+  db:
+    image: {image}
+    command: ["sleep", "600"]
+    init: true
+    volumes: [data:/data]
+volumes:
+  data:
+  other:
+    labels: {{team: blue}}
+"""
+
+
+def names(run: Run, *args: str) -> list[str]:
+    return run("ps", "-a", *args, "--format", "{{.Name}}").stdout.split()
+
+
+def check_commands(run: Run, project: str) -> None:
+    run("up", "-d")
+    # ps --format
+    rows = [json.loads(line) for line in run("ps", "--format", "json").stdout.splitlines()]
+    assert [(row["Name"], row["Service"], row["State"]) for row in rows] == [
+        (f"{project}-db-1", "db", "running"), (f"{project}-web-1", "web", "running")]
+    assert all(len(row["ID"]) == 12 for row in rows)
+    assert all(len(json.loads(line)["ID"]) == 64 for line in run("ps", "--format", "json", "--no-trunc")
+               .stdout.splitlines())
+    assert run("ps", "--format", "table {{.Service}}\\t{{upper .State}}").stdout.splitlines() == [
+        "SERVICE   STATE", "db        RUNNING", "web       RUNNING"]
+    # volumes
+    assert run("volumes").stdout.splitlines() == [
+        "DRIVER    VOLUME NAME", f"local     {project}_data", f"local     {project}_other"]
+    assert run("volumes", "db", "-q").stdout.split() == [f"{project}_data"]
+    other = json.loads(run("volumes", "--format", "json").stdout.splitlines()[1])
+    assert other["Name"] == f"{project}_other"
+    assert "team=blue" in other["Labels"].split(",")
+    assert other["Mountpoint"]
+    # scale
+    run("scale", "web=3")
+    assert names(run) == [f"{project}-db-1", f"{project}-web-1", f"{project}-web-2", f"{project}-web-3"]
+    run("scale", "web=1")
+    assert names(run) == [f"{project}-db-1", f"{project}-web-1"]
+    for bad, message in (("web", "invalid scale specifier: web"),
+                         ("web=x", "invalid scale specifier: can't parse replica value as int: web=x"),
+                         ("nope=1", "no such service: nope")):
+        failed = run("scale", bad, check=False)
+        assert failed.returncode != 0
+        assert failed.stderr.strip().splitlines() == [f"composer: {message}"]
+    # down SERVICE: only its containers; the network and the volumes db still uses stay
+    run("down", "-v", "web")
+    assert names(run) == [f"{project}-db-1"]
+    assert run("volumes", "-q").stdout.split() == [f"{project}_data"]  # other was web's alone
+    assert run("exec", "-T", "db", "echo", "alive").stdout == "alive\n"
+    run("down", "-v")
+    assert names(run) == []
+    assert run("volumes", "-q").stdout == ""
