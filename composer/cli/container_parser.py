@@ -113,5 +113,11 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     run.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true", help="disable pseudo-TTY allocation")
     run.add_argument("-i", "--interactive", action="store_true", default=True, help="keep STDIN open")
     run.add_argument("--pull", choices=("always", "missing", "never"), default=None)
+    run.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add Linux capabilities")
+    run.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="drop Linux capabilities")
+    run.add_argument("--env-from-file", action="append", default=[], metavar="FILE",
+                     help="set environment variables from file")
+    run.add_argument("-q", "--quiet", action="store_true", help="don't print the progress")
+    run.add_argument("--quiet-pull", action="store_true", help="pull without printing progress information")
     run.add_argument("service", metavar="SERVICE")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")

@@ -51,6 +51,10 @@ def run_up(ctx: CommandContext) -> int:
         from composer.cli.progress import QuietPull
 
         sink = QuietPull(sink)
+    if args.quiet_build:
+        from composer.cli.progress import QuietBuild
+
+        sink = QuietBuild(sink)
 
     async def up(backend: Backend) -> None:
         outcome = await engine.up(project, backend, options, sink, parallel=ctx.parallel, dry_run=ctx.dry_run)

@@ -113,6 +113,7 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     up.add_argument("--no-color", action="store_true", help="produce monochrome output")
     up.add_argument("--timestamps", action="store_true", help="show timestamps")
     up.add_argument("--quiet-pull", action="store_true", help="pull without printing progress information")
+    up.add_argument("--quiet-build", action="store_true", help="suppress the build output")
     up.add_argument("-w", "--watch", action="store_true",
                     help="watch source code and rebuild/refresh containers when files are updated")
 

@@ -85,6 +85,10 @@ class RunOptions:
     interactive: bool = False
     use_aliases: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    """``--cap-add``: added to the service's, and taken out of its ``cap_drop`` (v2)."""
+    cap_drop: tuple[str, ...] = ()
+    """``--cap-drop``: added to the service's ``cap_drop``, and taken out of its ``cap_add`` (v2)."""
 
 
 @dataclass(frozen=True, slots=True)

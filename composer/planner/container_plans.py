@@ -160,6 +160,15 @@ def oneoff_service(service: ServiceConfig, options: RunOptions) -> ServiceConfig
     update["ports"] = (*(service.ports if options.service_ports else ()), *options.ports)
     if options.labels:
         update["labels"] = {**service.labels, **options.labels}
+    cap_add, cap_drop = list(service.cap_add), list(service.cap_drop)
+    if options.cap_add:  # v2's order: --cap-add first, then --cap-drop, each taking its names from the other
+        cap_add += options.cap_add
+        cap_drop = [name for name in cap_drop if name not in options.cap_add]
+    if options.cap_drop:
+        cap_drop += options.cap_drop
+        cap_add = [name for name in cap_add if name not in options.cap_drop]
+    if options.cap_add or options.cap_drop:
+        update["cap_add"], update["cap_drop"] = tuple(cap_add), tuple(cap_drop)
     return service.model_copy(update=update)
 
 

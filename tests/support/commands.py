@@ -72,3 +72,25 @@ def check_commands(run: Run, project: str) -> None:
     run("down", "-v")
     assert names(run) == []
     assert run("volumes", "-q").stdout == ""
+
+
+def check_run_flags(run: Run, folder: object) -> None:
+    """run --cap-add/--cap-drop/--env-from-file/-q/--quiet-pull on a one-off container."""
+    from pathlib import Path
+
+    env_file = Path(str(folder)) / "run.env"
+    env_file.write_text("A=1\nB=${A}x\nC=c\n")
+    done = run("run", "--rm", "-q", "--quiet-pull", "-T", "--env-from-file", str(env_file), "-e", "A=2",
+               "--cap-drop", "CHOWN", "--cap-add", "NET_ADMIN", "db", "sh", "-c",
+               "echo $A $B $C; grep CapEff /proc/self/status")
+    lines = done.stdout.splitlines()
+    assert lines[0] == "2 2x c"  # -e wins; the file's ${A} sees it (v2)
+    effective = int(lines[1].split()[1], 16)
+    assert effective & (1 << 12)  # CAP_NET_ADMIN added
+    assert not effective & (1 << 0)  # CAP_CHOWN dropped
+    assert effective & (1 << 5)  # CAP_KILL, a default, kept
+    assert done.stderr == ""  # -q: no progress
+    missing = run("run", "--rm", "-T", "--env-from-file", "/nonexistent.env", "db", "true", check=False)
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines() == [
+        "composer: --env-from-file: Couldn't find env file: /nonexistent.env"]

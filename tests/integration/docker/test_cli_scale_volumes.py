@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import remove_project
-from tests.support.commands import STACK, check_commands
+from tests.support.commands import STACK, check_commands, check_run_flags
 
 V2 = str(Path(sys.executable).parent / "docker-compose")
 
@@ -43,6 +43,10 @@ def runner(folder: Path, command: list[str]) -> Any:
 def test_commands(folder: Path, docker_api: Any) -> None:
     check_commands(runner(folder, [sys.executable, "-m", "composer", "--progress", "plain"]), folder.name)
     assert docker_api.volumes(filters={"label": f"com.docker.compose.project={folder.name}"})["Volumes"] in (None, [])
+
+
+def test_run_flags(folder: Path) -> None:
+    check_run_flags(runner(folder, [sys.executable, "-m", "composer"]), folder)
 
 
 def test_volumes_as_v2_lists_them(folder: Path) -> None:

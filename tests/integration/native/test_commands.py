@@ -11,7 +11,7 @@ import subprocess
 
 from tests.integration.native import test_lifecycle
 from tests.integration.native.test_lifecycle import Project
-from tests.support.commands import STACK, check_commands
+from tests.support.commands import STACK, check_commands, check_run_flags
 
 env = test_lifecycle.env
 project = test_lifecycle.project
@@ -25,3 +25,8 @@ def test_commands(project: Project) -> None:
 
     check_commands(run, project.name)
     assert not (project.env.root / "store" / "volumes" / f"{project.name}_data").exists()
+
+
+def test_run_flags(project: Project) -> None:
+    (project.folder / "compose.yaml").write_text(STACK.format(image=project.env.image))
+    check_run_flags(project.run, project.folder)
