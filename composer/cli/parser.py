@@ -51,6 +51,8 @@ def add_config_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         ("--no-path-resolution", "no_path_resolution", "don't resolve file paths"),
     ):
         config.add_argument(flag, dest=dest, action="store_true", help=help_text)
+    config.add_argument("--environment", action="store_true", help="print the environment used for interpolation")
+    config.add_argument("--variables", action="store_true", help="print the model's variables and default values")
     config.add_argument("--hash", metavar="SERVICES", help='print the config hash of services ("*" for all)')
     config.add_argument("-o", "--output", help="save to this file instead of stdout")
     config.add_argument("-q", "--quiet", action="store_true", help="only validate the configuration")
