@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 import anyio
 
@@ -276,6 +276,14 @@ class MemoryBackend:
 
     async def container_stats(self, ref: ContainerRef) -> ContainerStats:
         raise self._unsupported("stats")
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        raise self._unsupported("export")
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        raise self._unsupported("commit")
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         raise self._unsupported("cp")

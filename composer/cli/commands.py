@@ -116,6 +116,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "logs": ("logs",),
     "exec_run": ("exec", "run"),
     "cp": ("cp",),
+    "snapshot": ("commit", "export"),
     "watch": ("watch",),
     "stats": ("stats",),
     "build_pull_push": ("build", "pull", "push"),

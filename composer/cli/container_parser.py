@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from composer.cli.flags import flag_value
+
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -95,6 +97,21 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     cp.add_argument("--index", type=int, default=None, help="index of the container if the service has replicas")
     cp.add_argument("-a", "--archive", action="store_true", help="archive mode (copy all uid/gid information)")
     cp.add_argument("-L", "--follow-link", action="store_true", help="always follow symbol link in SRC_PATH")
+
+    commit = subparsers.add_parser("commit", help="create a new image from a service container's changes")
+    commit.add_argument("service", metavar="SERVICE")
+    commit.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+    commit.add_argument("-a", "--author", help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    commit.add_argument("-c", "--change", action="append", default=[], help="apply Dockerfile instruction")
+    commit.add_argument("-m", "--message", help="commit message")
+    commit.add_argument("-p", "--pause", type=flag_value, nargs="?", const=True, default=True, metavar="BOOL",
+                        help="pause container during commit (default true)")
+    commit.add_argument("--index", type=int, default=1, help="index of the container if the service has replicas")
+
+    export = subparsers.add_parser("export", help="export a service container's filesystem as a tar archive")
+    export.add_argument("service", metavar="SERVICE")
+    export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    export.add_argument("--index", type=int, default=1, help="index of the container if the service has replicas")
 
     run = subparsers.add_parser("run", help="run a one-off command on a service")
     run.add_argument("-d", "--detach", action="store_true", help="run the container in the background")

@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 
 from composer.cli.container_parser import add_container_parsers
+from composer.cli.flags import flag_value
 from composer.cli.image_store import add_image_store_parsers
-
-
-def flag_value(text: str) -> bool:
-    """A Go flag's boolean value (``--orphans=false``): strconv.ParseBool's words."""
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def _add_global_options(parser: argparse.ArgumentParser) -> None:

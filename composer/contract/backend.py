@@ -360,6 +360,23 @@ class Backend(Protocol):
         """What ``path`` is in the container; None when it does not exist."""
         ...
 
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        """Write the container's filesystem (its volumes left out) to ``target`` as a tar archive
+        (``docker export``).
+
+        :raises UnsupportedFeatureError: the backend cannot export.
+        """
+        ...
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        """A new image from the container's changes (``docker commit``); its id.
+
+        :raises UnsupportedFeatureError: the backend cannot commit.
+        """
+        ...
+
     async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
         """Extract the tar ``archive`` into ``directory`` (which exists) in the container."""
         ...

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import anyio
 import anyio.from_thread
@@ -351,6 +351,21 @@ class DockerBackend:
 
         found: ProcessList = await self._run("top", lambda api: container_commands.container_top(api, ref))
         return found
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        def export(api: Any) -> None:
+            for chunk in api.export(ref.container_id):
+                target.write(chunk)
+
+        await self._run("export", export)
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        found = await self._run("commit", lambda api: api.commit(
+            ref.container_id, repository=repository, tag=tag, message=message, author=author, pause=pause,
+            changes=list(changes) or None))
+        return str((found or {}).get("Id") or "")
 
     async def container_stats(self, ref: ContainerRef) -> ContainerStats:
         from composer.backends.docker import container_commands

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 
 from tests.integration.native import test_lifecycle
-from tests.integration.native.test_lifecycle import Project
+from tests.integration.native.test_lifecycle import Project, one_line
 from tests.support.commands import STACK, check_commands, check_run_flags
 
 env = test_lifecycle.env
@@ -30,3 +30,15 @@ def test_commands(project: Project) -> None:
 def test_run_flags(project: Project) -> None:
     (project.folder / "compose.yaml").write_text(STACK.format(image=project.env.image))
     check_run_flags(project.run, project.folder)
+
+
+def test_commit_and_export_are_refused_in_one_line(project: Project) -> None:
+    (project.folder / "compose.yaml").write_text(STACK.format(image=project.env.image))
+    project.run("up", "-d", "db")
+    for args, what in ((("commit", "db", "x:y"), "commit"), (("export", "db", "-o", "db.tar"), "export")):
+        refused = project.run(*args, check=False)
+        assert refused.returncode != 0
+        assert one_line(refused) == (f"composer: {what} is not supported by the native backend yet "
+                                     "(use --backend docker)")
+    assert not (project.folder / "db.tar").exists()
+    assert not (project.folder / "db.tar.partial").exists()
