@@ -32,7 +32,8 @@ PS_TABLE = "table {{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningF
 PS_HEADERS = {"Command": "COMMAND", "CreatedAt": "CREATED AT", "ExitCode": "EXIT CODE", "Health": "HEALTH",
               "ID": "CONTAINER ID", "Image": "IMAGE", "Name": "NAME", "Names": "NAMES", "Ports": "PORTS",
               "Project": "PROJECT", "Publishers": "PUBLISHERS", "RunningFor": "CREATED", "Service": "SERVICE",
-              "State": "STATE", "Status": "STATUS"}
+              "State": "STATE", "Status": "STATUS", "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES",
+              "Mounts": "MOUNTS", "Networks": "NETWORKS", "Size": "SIZE"}
 
 
 def ps_rows(found: Sequence[ObservedContainer], now: float, *, no_trunc: bool = False) -> list[list[str]]:
@@ -51,19 +52,22 @@ def _truncate(text: str, width: int) -> str:
 
 def ps_json(found: Sequence[ObservedContainer], project_name: str, now: float, *,
             no_trunc: bool = True) -> list[dict[str, Any]]:
-    """v2's fields of each container (those composer observes), in its order (sorted); the id and
-    the command truncated as v2 truncates them unless ``no_trunc``."""
+    """v2's fields of each container, in its order (sorted); the id, the command and the mounts
+    truncated as v2 truncates them unless ``no_trunc``; Size as v2 shows it without ``--size``."""
     return [{
         "Command": json.dumps(c.command if no_trunc else _truncate(c.command, 20), ensure_ascii=False),
         "CreatedAt": "" if c.created is None else time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
                                                                time.gmtime(c.created)),
         "ExitCode": c.exit_code or 0, "Health": c.health or "",
         "ID": c.container_id if no_trunc else c.container_id[:12], "Image": c.image,
-        "Name": c.name, "Names": c.name, "Ports": format_ports(c.ports), "Project": project_name,
+        "Labels": ",".join(f"{key}={value}" for key, value in c.labels), "LocalVolumes": str(c.local_volumes),
+        "Mounts": ",".join(name if no_trunc else _truncate(name, 15) for name in c.mounts),
+        "Name": c.name, "Names": c.name, "Networks": ",".join(c.networks), "Ports": format_ports(c.ports),
+        "Project": project_name,
         "Publishers": [{"URL": p.host_ip or "", "TargetPort": p.private_port, "PublishedPort": p.host_port or 0,
                         "Protocol": p.protocol} for p in c.ports],
         "RunningFor": "" if c.created is None else f"{human_duration(max(0.0, now - c.created))} ago",
-        "Service": c.service_name, "State": c.state, "Status": c.status_text or c.state,
+        "Service": c.service_name, "Size": "0B", "State": c.state, "Status": c.status_text or c.state,
     } for c in found]
 
 

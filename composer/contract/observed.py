@@ -43,6 +43,10 @@ class ObservedContainer:
     status_text: str = ""  # the engine's own words: "Up 2 seconds (healthy)", "Exited (0) 3 minutes ago"
     ports: tuple[PortMapping, ...] = ()
     volumes: tuple[str, ...] = ()  # the engine names of the volumes it mounts (``volumes SERVICE``)
+    labels: tuple[tuple[str, str], ...] = ()  # sorted
+    networks: tuple[str, ...] = ()  # the engine names of its networks, sorted
+    mounts: tuple[str, ...] = ()  # each mount's volume name, or its source (``ps``'s Mounts)
+    local_volumes: int = 0  # its mounts of volumes of the local driver
 
 
 @dataclass(frozen=True, slots=True)

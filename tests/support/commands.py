@@ -41,6 +41,13 @@ def check_commands(run: Run, project: str) -> None:
     assert [(row["Name"], row["Service"], row["State"]) for row in rows] == [
         (f"{project}-db-1", "db", "running"), (f"{project}-web-1", "web", "running")]
     assert all(len(row["ID"]) == 12 for row in rows)
+    web = rows[1]
+    assert web["Networks"] == f"{project}_default"
+    assert sorted(web["Mounts"].split(",")) == sorted(f"{project}_{key}"[:14] + "…" if len(f"{project}_{key}") > 15
+                                                      else f"{project}_{key}" for key in ("data", "other"))
+    assert web["LocalVolumes"] == "2"
+    assert "com.docker.compose.service=web" in web["Labels"].split(",")
+    assert (web["Size"], web["ExitCode"]) == ("0B", 0)
     assert all(len(json.loads(line)["ID"]) == 64 for line in run("ps", "--format", "json", "--no-trunc")
                .stdout.splitlines())
     assert run("ps", "--format", "table {{.Service}}\\t{{upper .State}}").stdout.splitlines() == [

@@ -112,18 +112,24 @@ def port_mappings(item: Json) -> tuple[PortMapping, ...]:
 
 
 def _listing_fields(item: Json) -> dict[str, Any]:
-    """image, command, created, status_text, ports and volumes, from either shape."""
-    volumes = tuple(str(m.get("Name")) for m in item.get("Mounts") or () if m.get("Type") == "volume"
-                    and m.get("Name"))
+    """image, command, created, status_text, ports, volumes, labels, networks and mounts, from either shape."""
+    mounts = item.get("Mounts") or ()
+    listing = {
+        "volumes": tuple(str(m.get("Name")) for m in mounts if m.get("Type") == "volume" and m.get("Name")),
+        "labels": tuple(sorted(_labels(item).items())),
+        "networks": tuple(sorted((item.get("NetworkSettings") or {}).get("Networks") or {})),
+        "mounts": tuple(str(m.get("Name") or m.get("Source") or "") for m in mounts),
+        "local_volumes": sum(1 for m in mounts if m.get("Driver") == "local"),
+    }
     if "Names" in item:  # a list entry
         return {"image": str(item.get("Image") or ""), "command": str(item.get("Command") or ""),
                 "created": _created(item.get("Created")), "status_text": str(item.get("Status") or ""),
-                "ports": port_mappings(item), "volumes": volumes}
+                "ports": port_mappings(item), **listing}
     config = item.get("Config") or {}
     command = [str(item.get("Path") or ""), *(str(arg) for arg in item.get("Args") or ())]
     return {"image": str(config.get("Image") or ""), "command": " ".join(part for part in command if part),
             "created": _created(item.get("Created")), "status_text": "", "ports": port_mappings(item),
-            "volumes": volumes}
+            **listing}
 
 
 def observed_network(item: Json) -> ObservedNetwork | None:
