@@ -101,7 +101,7 @@ def _attach(ctx: CommandContext, project: Project, up: Callable[[Backend], Await
         cascade=cascade_of(args.abort_on_container_exit, args.abort_on_container_failure, args.exit_code_from),
         exit_code_from=args.exit_code_from, timeout=args.timeout,
         color=colour_enabled(args.no_color, sys.stdout), prefix=not args.no_log_prefix, timestamps=args.timestamps,
-        parallel=ctx.parallel,
+        parallel=ctx.parallel, watching=args.watch,
     )
     sink = ctx.sink()
     if not args.watch:

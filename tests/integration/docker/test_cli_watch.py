@@ -87,6 +87,12 @@ def test_up_watch_follows_logs_and_syncs(folder: Path, busybox_image: str) -> No
         read = reader(folder.name)
         watch.edit(lambda: (folder / "app" / "new.txt").write_text("attached\n"), "a sync under up --watch")
         until(read, "cat /srv/new.txt 2>/dev/null", "attached\n", "a sync under up --watch")
+        watch.edit(lambda: (folder / "restart.txt").write_text("1\n"), "a restart under up --watch")
+        watch.wait_for('service(s) ["web"] restarted')
+        until(read, "cat /starts 2>/dev/null", "started\nstarted\n", "a restart under up --watch")
+        watch.edit(lambda: (folder / "app" / "later.txt").write_text("still\n"), "a sync after the restart")
+        until(read, "cat /srv/later.txt 2>/dev/null", "still\n", "a sync after the restart")
+        assert watch.process.poll() is None  # the attached up follows the restarted container
     finally:
         code = watch.interrupt()
     assert code == 130, (watch.lines, watch.errors)
