@@ -361,7 +361,7 @@ async def stat_path(backend: Backend, ref: ContainerRef, path: str) -> PathStat 
 async def run(
     project: Project, backend: Backend, service_name: str, options: RunOptions, streams: Streams | None,
     sink: EventSink | None = None, *, no_deps: bool = False, remove: bool = False, pull: str | None = None,
-    parallel: int | None = None,
+    parallel: int | None = None, build: bool | None = None, remove_orphans: bool = False,
 ) -> tuple[ContainerRef, int | None]:
     """Run a one-off container of the service: what it needs first (networks, volumes, image,
     dependencies and their conditions) through the normal up plan, then the container.
@@ -387,7 +387,8 @@ async def run(
 
     out = sink or NullSink()
     observed = await observe_project(backend, project.name, project, images="project")
-    plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull)
+    plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull, build=build,
+                                       remove_orphans=remove_orphans)
     await execute(plan, backend, out, parallel=parallel)
     image = image_name(project.name, project.service(service_name))
     if any(operation.resource_id == f"image:{image}" for operation in plan.operations):

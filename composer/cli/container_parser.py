@@ -136,5 +136,8 @@ def add_container_parsers(subparsers: Subparsers) -> None:
                      help="set environment variables from file")
     run.add_argument("-q", "--quiet", action="store_true", help="don't print the progress")
     run.add_argument("--quiet-pull", action="store_true", help="pull without printing progress information")
+    run.add_argument("--build", action="store_true", help="build image before starting container")
+    run.add_argument("--remove-orphans", action="store_true",
+                     help="remove containers for services not defined in the Compose file")
     run.add_argument("service", metavar="SERVICE")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")

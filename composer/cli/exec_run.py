@@ -109,7 +109,9 @@ def run_run(ctx: CommandContext) -> int:
     with _raw_terminal(tty):
         ref, code = ctx.run(lambda backend: engine.run(project, backend, args.service, options, streams,
                                                        sink, no_deps=args.no_deps, remove=args.rm,
-                                                       pull=args.pull, parallel=args.parallel))
+                                                       pull=args.pull, parallel=args.parallel,
+                                                       build=True if args.build else None,
+                                                       remove_orphans=args.remove_orphans))
     if args.detach:  # even with -q, as v2 (which quiets the progress only)
         print(ref.container_id)
         return 0

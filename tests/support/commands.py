@@ -101,3 +101,20 @@ def check_run_flags(run: Run, folder: object) -> None:
     assert missing.returncode != 0
     assert missing.stderr.strip().splitlines() == [
         "composer: --env-from-file: Couldn't find env file: /nonexistent.env"]
+
+
+def check_run_remove_orphans(run: Run, folder: object) -> None:
+    """run --remove-orphans removes the containers of a service the file no longer declares."""
+    from pathlib import Path
+
+    compose = Path(str(folder)) / "compose.yaml"
+    original = compose.read_text()
+    run("up", "-d")
+    compose.write_text(original[:original.index("  web:")] + original[original.index("  db:"):])
+    try:
+        assert run("run", "--rm", "-T", "db", "true").returncode == 0
+        assert [name.rsplit("-", 2)[1] for name in names(run)] == ["db", "web"]  # without the flag: kept
+        run("run", "--rm", "-T", "--remove-orphans", "db", "true")
+        assert [name.rsplit("-", 2)[1] for name in names(run)] == ["db"]
+    finally:
+        compose.write_text(original)  # so that the project's down -v removes its volumes

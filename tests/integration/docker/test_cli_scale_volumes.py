@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import remove_project
-from tests.support.commands import STACK, check_commands, check_run_flags
+from tests.support.commands import STACK, check_commands, check_run_flags, check_run_remove_orphans
 
 V2 = str(Path(sys.executable).parent / "docker-compose")
 
@@ -47,6 +47,21 @@ def test_commands(folder: Path, docker_api: Any) -> None:
 
 def test_run_flags(folder: Path) -> None:
     check_run_flags(runner(folder, [sys.executable, "-m", "composer"]), folder)
+
+
+def test_run_remove_orphans(folder: Path) -> None:
+    check_run_remove_orphans(runner(folder, [sys.executable, "-m", "composer"]), folder)
+
+
+def test_run_build_builds_first(folder: Path, busybox_image: str, docker_api: Any) -> None:
+    (folder / "Dockerfile").write_text(f"FROM {busybox_image}\nCOPY v.txt /v.txt\n")
+    (folder / "compose.yaml").write_text("services:\n  app:\n    build: .\n")
+    run = runner(folder, [sys.executable, "-m", "composer", "--progress", "plain"])
+    (folder / "v.txt").write_text("one\n")
+    assert run("run", "--rm", "-T", "app", "cat", "/v.txt").stdout == "one\n"
+    (folder / "v.txt").write_text("two\n")
+    assert run("run", "--rm", "-T", "app", "cat", "/v.txt").stdout == "one\n"  # the image as it was
+    assert run("run", "--rm", "-T", "--build", "app", "cat", "/v.txt").stdout == "two\n"
 
 
 def test_volumes_as_v2_lists_them(folder: Path) -> None:

@@ -11,7 +11,7 @@ import subprocess
 
 from tests.integration.native import test_lifecycle
 from tests.integration.native.test_lifecycle import Project, one_line
-from tests.support.commands import STACK, check_commands, check_run_flags
+from tests.support.commands import STACK, check_commands, check_run_flags, check_run_remove_orphans
 
 env = test_lifecycle.env
 project = test_lifecycle.project
@@ -42,3 +42,8 @@ def test_commit_and_export_are_refused_in_one_line(project: Project) -> None:
                                      "(use --backend docker)")
     assert not (project.folder / "db.tar").exists()
     assert not (project.folder / "db.tar.partial").exists()
+
+
+def test_run_remove_orphans(project: Project) -> None:
+    (project.folder / "compose.yaml").write_text(STACK.format(image=project.env.image))
+    check_run_remove_orphans(project.run, project.folder)
