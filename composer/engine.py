@@ -584,7 +584,7 @@ async def watch(
         raise _no_watch()
     # inotify needs a path that exists: a missing one is watched through its nearest existing parent
     # (a rule still takes only what is under its own path)
-    roots = sorted({_existing_parent(path) for path in paths})
+    roots = sorted({_existing_parent(path, project.working_dir) for path in paths})
     await backend.release()
     stop = anyio.Event()
     announced = False
@@ -628,12 +628,22 @@ def _existing(paths: set[str]) -> dict[str, bool]:
     return {path: os.path.lexists(path) for path in paths}
 
 
-def _existing_parent(path: str) -> str:
+def _existing_parent(path: str, project_dir: str) -> str:
+    """``path``, or its nearest existing parent when it does not exist yet, as long as that parent
+    is in the project's folder (watching a missing path's ``/`` recursively would watch everything).
+
+    :raises UsageError: a missing path with no existing parent in the project's folder.
+    """
     import os
 
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
+    from composer.errors import UsageError
+
+    found = path
+    while not os.path.exists(found) and os.path.dirname(found) != found:
+        found = os.path.dirname(found)
+    if found != path and not (found + "/").startswith(project_dir.rstrip("/") + "/"):
+        raise UsageError(f"develop.watch path {path} does not exist")
+    return found
 
 
 def _go_list(names: Sequence[str]) -> str:
