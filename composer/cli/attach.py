@@ -243,6 +243,9 @@ class AttachOptions:
     parallel: int | None = None
     poll_interval: float = 1.0
     """How often new containers (scale, restart) are looked for."""
+    watching: bool = False
+    """``up --watch``: follow until Ctrl-C, not until every container exited (a watch ``restart``
+    stops a container for a moment; it is followed again once it runs)."""
 
 
 class AttachedUp:
@@ -367,7 +370,10 @@ class AttachedUp:
 
         found = await engine.containers(self.project.name, self.backend, include_stopped=True)
         wanted = set(self.options.services)
-        return [c for c in found if c.service_name in wanted and not c.oneoff and c.container_id not in self.followed]
+        found = [c for c in found if c.service_name in wanted and not c.oneoff and c.container_id not in self.followed]
+        if self.options.watching:  # a stopped one is followed again once it runs
+            found = [c for c in found if c.state not in _STOPPED]
+        return found
 
     async def _discovery_loop(self, followers: TaskGroup) -> None:
         while True:
@@ -423,6 +429,9 @@ class AttachedUp:
         if announce:
             self._write(self.out, self.formatter.status(name, f"exited with code {exit_code}"))
         self.live.discard(container.container_id)
+        if self.options.watching and self.options.cascade is Cascade.NONE:
+            self.followed.discard(container.container_id)
+            return
         if self.tracker.exited(container.service_name, exit_code):
             self.abort_done = anyio.Event()
             self._write(self.err, f"\x1b[31m\x1b[1m{ABORTING}{RESET}\n" if self.options.color else ABORTING + "\n")

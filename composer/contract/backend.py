@@ -254,6 +254,23 @@ class ProcessList:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerStats:
+    """One sample of a running container's resource counters (``stats``): CPU percentages come
+    from two samples, as Docker computes them (cpu delta / system delta x online CPUs)."""
+
+    cpu_ns: int  # CPU time the container used, nanoseconds, since it started
+    system_ns: int  # CPU time the host used (all CPUs), nanoseconds, since boot
+    online_cpus: int
+    memory_usage: int  # bytes, without the inactive file cache (as the docker CLI shows it)
+    memory_limit: int  # bytes: the container's limit, or the host's memory without one
+    net_rx: int  # bytes received, all interfaces of its network namespace but lo
+    net_tx: int
+    block_read: int  # bytes read from and written to block devices
+    block_write: int
+    pids: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectSummary:
     """A project seen through its labels (``ls``): one state per container, its config files."""
 
@@ -421,8 +438,32 @@ class Backend(Protocol):
         ...
 
     async def container_top(self, ref: ContainerRef) -> ProcessList: ...
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        """One sample of the running container's counters.
+
+        :raises ComposerError: the container is not running.
+        """
+        ...
+
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         """What ``path`` is in the container; None when it does not exist."""
+        ...
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        """Write the container's filesystem (its volumes left out) to ``target`` as a tar archive
+        (``docker export``).
+
+        :raises UnsupportedFeatureError: the backend cannot export.
+        """
+        ...
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        """A new image from the container's changes (``docker commit``); its id.
+
+        :raises UnsupportedFeatureError: the backend cannot commit.
+        """
         ...
 
     async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
@@ -438,4 +479,10 @@ class Backend(Protocol):
         ...
 
     async def list_images(self, refs: Sequence[ContainerRef]) -> Sequence[ImageSummary]: ...
+    async def release(self) -> None:
+        """Let go of what the backend holds for the command so far (the native backend's project
+        locks), so that other commands can change the project while a long-lived one (``watch``)
+        waits for its next change; the next change takes it again."""
+        ...
+
     async def aclose(self) -> None: ...

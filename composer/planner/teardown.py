@@ -79,12 +79,16 @@ def reconcile_down(
     :raises DependencyCycleError: services depend on each other in a cycle.
     """
     options = options or DownOptions()
+    if options.services and project is not None:
+        for service_name in options.services:
+            project.service(service_name)
     plan = PlanBuilder()
     graph = _container_graph(project, observed)
     removed = _remove_containers(plan, project, observed, graph, options)
-    _remove_networks(plan, project_name, project, observed, removed)
+    kept = _kept_services(project, observed, options)
+    _remove_networks(plan, project_name, project, observed, removed, kept)
     if options.remove_volumes:
-        _remove_volumes(plan, project_name, project, observed, removed)
+        _remove_volumes(plan, project_name, project, observed, removed, kept)
     if options.rmi:
         for image in images_to_remove(project_name, project, observed, options.rmi,
                                       remove_orphans=options.remove_orphans):
@@ -124,6 +128,8 @@ def _remove_containers(
     for service_name in graph.topological_order(reverse=True):
         stops[service_name] = []
         containers = _service_containers(observed, service_name)
+        if options.services and service_name not in options.services:
+            continue  # down SERVICE...: the others, orphans included, stay
         if not _known(project, service_name) and not options.remove_orphans:
             orphans += [c.name for c in containers if not c.oneoff]
             continue
@@ -143,15 +149,25 @@ def _remove_containers(
     return removed
 
 
+def _kept_services(project: Project | None, observed: ObservedState, options: DownOptions) -> list[str]:
+    """``down SERVICE...``: the services of the project that keep containers."""
+    if not options.services or project is None:
+        return []
+    return [name for name in project.services
+            if name not in options.services and observed.service_containers(name)]
+
+
 def _remove_networks(
     plan: PlanBuilder, project_name: str, project: Project | None, observed: ObservedState, after: list[int],
+    kept: Sequence[str] = (),
 ) -> None:
     existing = {network.name: network for network in observed.networks}
     if project is None:
         wanted = sorted((n.key, n.name) for n in observed.networks if n.key)
     else:
+        used = {key for name in kept for key in project.services[name].networks}
         wanted = sorted((key, c.name or f"{project_name}_{key}") for key, c in project.networks.items()
-                        if not c.external)
+                        if not c.external and key not in used)
     for key, network_name in wanted:
         if network_name in existing:
             payload = NetworkPayload(project_name, key, network_name)
@@ -160,13 +176,15 @@ def _remove_networks(
 
 def _remove_volumes(
     plan: PlanBuilder, project_name: str, project: Project | None, observed: ObservedState, after: list[int],
+    kept: Sequence[str] = (),
 ) -> None:
     existing = {volume.name for volume in observed.volumes}
     if project is None:
         wanted = sorted((v.key, v.name) for v in observed.volumes if v.key)
     else:
+        used = {v.source for name in kept for v in project.services[name].volumes if v.type == "volume"}
         wanted = sorted((key, c.name or f"{project_name}_{key}") for key, c in project.volumes.items()
-                        if not c.external)
+                        if not c.external and key not in used)
     for key, volume_name in wanted:
         if volume_name in existing:
             volume_payload = VolumePayload(project_name, key, volume_name)

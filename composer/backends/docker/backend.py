@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import anyio
 import anyio.from_thread
@@ -32,6 +32,7 @@ from composer.contract.backend import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     ExecSpec,
     ImageSummary,
@@ -359,6 +360,27 @@ class DockerBackend:
         found: ProcessList = await self._run("top", lambda api: container_commands.container_top(api, ref))
         return found
 
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        def export(api: Any) -> None:
+            for chunk in api.export(ref.container_id):
+                target.write(chunk)
+
+        await self._run("export", export)
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        found = await self._run("commit", lambda api: api.commit(
+            ref.container_id, repository=repository, tag=tag, message=message, author=author, pause=pause,
+            changes=list(changes) or None))
+        return str((found or {}).get("Id") or "")
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        from composer.backends.docker import container_commands
+
+        found: ContainerStats = await self._run("stats", lambda api: container_commands.container_stats(api, ref))
+        return found
+
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         from composer.backends.docker import container_commands
 
@@ -474,6 +496,9 @@ class DockerBackend:
         finally:
             stream.close()  # ends the blocked read: the pump thread finishes on its own
             send.close()  # closed here, in the loop's thread (the pump only sends through it)
+
+    async def release(self) -> None:
+        return None  # dockerd serialises its own changes: nothing is held between calls
 
     async def aclose(self) -> None:
         if self._client is not None:

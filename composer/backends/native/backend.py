@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
@@ -39,6 +39,7 @@ from composer.contract.backend import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     ExecSpec,
     ImageSummary,
@@ -152,6 +153,10 @@ class NativeBackend:
         from composer.backends.native import observation
 
         return await self._run(lambda: observation.list_images(self.containers, refs))
+
+    async def release(self) -> None:
+        if self._containers is not None:
+            await anyio.to_thread.run_sync(self._containers.release)
 
     async def aclose(self) -> None:
         if self._containers is not None:
@@ -267,6 +272,19 @@ class NativeBackend:
         from composer.backends.native import processes
 
         return await self._run(lambda: processes.container_top(self.containers, ref))
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        self._unavailable("export")
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        self._unavailable("commit")
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        from composer.backends.native import stats
+
+        return await self._run(lambda: stats.container_stats(self.containers, ref))
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         from composer.backends.native import cp
