@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from composer import faults
 from composer.contract.backend import ContainerRef
 from composer.contract.plan import (
     ContainerPayload,
@@ -157,7 +158,9 @@ class _Runner:
                 await self.handlers[operation.kind](operation)
             else:
                 async with self.limiter:
+                    faults.point("executor.operation.started")
                     await self.handlers[operation.kind](operation)
+                    faults.point("executor.operation.done")
             self._progress(operation, resource_id, EventStatus.DONE)
             return True
         except Exception as exc:  # every failure is reported, none stops unrelated operations

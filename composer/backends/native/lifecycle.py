@@ -41,7 +41,7 @@ from composer.backends.native.runtime import cgroups, volumes
 from composer.backends.native.runtime.api import Runtime, checked_name
 from composer.backends.native.runtime.config import signal_number
 from composer.backends.native.runtime.init import atomic_json
-from composer.backends.native.runtime.supervisor import SupervisorError, read_json, supervise_state
+from composer.backends.native.runtime.supervisor import SupervisorError, read_json, update_intent
 from composer.backends.native.status import container_state, running_cgroup
 from composer.backends.native.volume_mounts import volume_paths, with_inherited_mounts
 from composer.contract.backend import ContainerRef, ContainerSpec, ContainerState
@@ -171,10 +171,7 @@ class NativeContainers:
             self.runtime.stop(project, name, sig=sig, grace=grace)
 
     def _intent(self, project: str, name: str, **values: Any) -> None:
-        run_dir = self.runtime.run_dir(project, name)
-        state = supervise_state(run_dir)
-        state.update(values)
-        atomic_json(str(run_dir / "supervise.json"), state)
+        update_intent(self.runtime.run_dir(project, name), **values)
 
     def kill(self, ref: ContainerRef, signal: str) -> None:
         project, name, _ = self.locate(ref, "kill")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer import durable, faults
 from composer.backends.native.network import firewall, ipam, netlink
 from composer.errors import BackendError, NotFoundError, PortInUseError, UnsupportedFeatureError
 
@@ -74,11 +75,9 @@ def _await_released(state: dict[str, Any], patience: float = RELEASE_WAIT_SECOND
 
 
 def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # compact: with indent, json falls back to its pure-Python encoder, and a network's state
     # (every endpoint) is rewritten at each container start
-    tmp.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
-    os.replace(tmp, path)
+    durable.write_file(path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), mode=0o644)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -343,6 +342,8 @@ class NetworkManager:
             except ipam.IPAMError as exc:
                 raise _error(str(exc), "create network") from None
             bridge = self.bridge_name(name)
+            if os.path.exists(f"/sys/class/net/{bridge}"):  # made by a create killed before its state was written
+                self._teardown_bridge(bridge)
             state = {"name": name, "project": project, "key": key, "bridge": bridge, "driver": "bridge",
                      "driver_opts": dict(config.driver_opts), "labels": dict(config.labels),
                      "internal": bool(config.internal), "enable_ipv6": bool(config.enable_ipv6),
@@ -350,6 +351,7 @@ class NetworkManager:
                      "users": [], "endpoints": {}, "created": time.time(), "config_hash": config_hash}
             try:
                 self._setup_bridge(bridge, pools, internal=bool(config.internal))
+                faults.point("network.create.bridge-made")
                 _atomic_json(self._path(name), state)
             except BaseException:
                 self._teardown_bridge(bridge)
@@ -408,6 +410,7 @@ class NetworkManager:
                     with contextlib.suppress(netlink.LinkError):
                         links.delete(veth)
             self._teardown_bridge(state["bridge"])
+            faults.point("network.remove.bridge-removed")
             with contextlib.suppress(FileNotFoundError):
                 self._path(name).unlink()
         self._dns_sync(state["project"])
@@ -626,6 +629,7 @@ class NetworkManager:
                     host.delete(endpoint["veth"])  # a stale one from a crashed start
                 host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
                               endpoint["mac"])
+                faults.point("network.attach.veth-made")
         with netlink.namespace(netns) as inside:
             inside.set_up("lo")
             default_set: set[int] = set()
@@ -754,7 +758,13 @@ class NetworkManager:
 
     def _dns_sync(self, project: str) -> None:
         """Start the project's DNS daemon, or make it listen on the networks' current gateways;
-        returns once it listens (or stops it when the project has no network left)."""
+        returns once it listens (or stops it when the project has no network left). Under the
+        networks' lock: two networks of a project made at once (threads or processes) would
+        otherwise each see no daemon and start one, and only the last would be recorded."""
+        with self._locked():
+            self._dns_sync_locked(project)
+
+    def _dns_sync_locked(self, project: str) -> None:
         gateways = sorted({p["gateway"] for n in self.all_networks()
                            if project == n.get("project") for p in n.get("pools", ())})
         pid = self.dns_pid(project)
@@ -764,6 +774,7 @@ class NetworkManager:
             return
         if pid is None:
             self._start_dns(project)
+            faults.point("network.dns.started")
         else:
             before = (self.dns_dir(project) / "listening.json").stat().st_mtime_ns
             os.kill(pid, signal.SIGHUP)
