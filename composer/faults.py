@@ -48,7 +48,7 @@ POINTS: dict[str, str] = {
     # the forkserver's child and the monitor (runtime/spawn.py, runtime/init.py)
     "forkserver.child.forked":
         "forkserver's child (the future monitor), before it runs the container's helper.",
-    "monitor.state-written":
+    "monitor.start.state-written":
         "monitor: the container's process runs and state.json is written; the monitor dies, its "
         "container lives on without it.",
     # networks (composer/backends/native/network/manager.py)

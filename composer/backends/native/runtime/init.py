@@ -811,7 +811,7 @@ def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: 
     atomic_json(os.path.join(cfg["run_dir"], "state.json"), {
         "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
         "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
-    faults.point("monitor.state-written")
+    faults.point("monitor.start.state-written")
     return started
 
 

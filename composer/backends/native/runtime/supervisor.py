@@ -294,7 +294,9 @@ class Supervisor:
         self.lock = threading.RLock()
         self.epoch: dict[str, int] = {}
         self.wakeups: dict[str, threading.Event] = {}
-        self.watched: set[str] = set()
+        # name -> epochs of its live watcher threads (a start's follow and a forget can cross:
+        # each watcher removes only its own epoch, so none is left behind to keep us alive)
+        self.watchers: dict[str, set[int]] = {}
         self.protected: set[int] = set()
         self.popen_lock = threading.Lock()
         self.last_busy = time.monotonic()
@@ -344,9 +346,16 @@ class Supervisor:
         return self.runtime.start(self.project, name, **namespaces.start_options(config),
                                   **networking.start_options(config))
 
+    @property
+    def watched(self) -> list[str]:
+        """The names some watcher thread follows (call it holding ``self.lock``)."""
+        return sorted(name for name, epochs in self.watchers.items() if epochs)
+
     def _follow(self, name: str, epoch: int) -> None:
         with self.lock:
-            self.watched.add(name)
+            if self.epoch.get(name) != epoch:
+                return  # forgotten (down) while this start ran: nothing to follow
+            self.watchers.setdefault(name, set()).add(epoch)
         threading.Thread(target=self._watch, args=(name, epoch), daemon=True).start()
         config = self.runtime.config(self.project, name)
         if config.get("healthcheck"):
@@ -379,7 +388,7 @@ class Supervisor:
     def op_forget(self, name: str) -> dict[str, Any]:
         self.bump(name)
         with self.lock:
-            self.watched.discard(name)
+            self.watchers.pop(name, None)
         return {}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -405,7 +414,7 @@ class Supervisor:
             return {"exiting": self.exit_now}
         if op == "status":
             with self.lock:
-                return {"watched": sorted(self.watched)}
+                return {"watched": self.watched}
         raise ValueError(f"unknown request {op!r}")
 
     # watching -----------------------------------------------------------------------------------
@@ -474,8 +483,9 @@ class Supervisor:
             return  # removed meanwhile (its folder, and the intent lock in it, went)
         finally:
             with self.lock:
-                if self.epoch.get(name) == epoch:
-                    self.watched.discard(name)
+                self.watchers.get(name, set()).discard(epoch)
+                if not self.watchers.get(name, True):
+                    del self.watchers[name]
                 self.last_busy = time.monotonic()
 
     # healthchecks -------------------------------------------------------------------------------
