@@ -615,13 +615,17 @@ class Supervisor:
         gone, its directory too."""
         if (read_json(self.folder / PID_FILE) or {}).get("pid") != os.getpid():
             return
-        for name in (SOCKET, PID_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                (self.folder / name).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / SOCKET).unlink()
         # a lock file goes only by its holder (runtime.locks); the project's own lock (LOCK) is left
         # to the command that holds it (Projects.release removes it with the last container)
         with contextlib.suppress(OSError, locks.LockBusyError):
             locks.release(locks.acquire(self.folder / START_LOCK, timeout=1.0), self.folder / START_LOCK, unlink=True)
+        # the pid file last: a release waiting for it to go then finds nothing else of ours
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / PID_FILE).unlink()
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()  # only when empty: no container, no lock (its command released it)
 
     def adopt(self) -> None:
         """Watch the project's running containers (after a supervisor before us died)."""
