@@ -16,7 +16,7 @@ import os
 
 from composer import faults
 
-__all__ = ["TEMP_SUFFIX", "fsync_dir", "is_temporary", "write_file"]
+__all__ = ["TEMP_SUFFIX", "fsync_dir", "is_temporary", "remove_stale_temporaries", "write_file"]
 
 TEMP_SUFFIX = ".tmp"
 
@@ -40,6 +40,39 @@ def temporary_name(path: str | os.PathLike[str], tmp_dir: str | os.PathLike[str]
 def is_temporary(name: str) -> bool:
     """Whether a folder entry is a ``write_file`` temporary (left by a writer killed mid-write)."""
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the writer whose pid a temporary's name holds still runs (or cannot be told)."""
+    parts = name[:-len(TEMP_SUFFIX)].split(".")
+    pid = parts[-2] if len(parts) >= 3 else ""
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[str]:
+    """Remove the temporaries in ``folder`` left by writers killed mid-write (their pid is gone);
+    the names removed. A live writer's (or a reused pid's) temporary is left alone."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if is_temporary(name) and not _writer_alive(name):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
 
 
 def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,

@@ -10,6 +10,9 @@ the process that runs its step (the registry says which).
 
 Unset, ``point`` is one module-level constant check: nothing else happens, nothing is read.
 
+``COMPOSER_FAULTS_LOG=<file>`` (tests) has each triggered point append ``<point> <action> <pid>``
+to that file before it acts, so a test can tell the point was reached and by which process.
+
 ``POINTS`` is the registry, the one list of every point with what it interrupts; the tests
 enumerate it (tests/integration/native/test_crash_points.py) so that each point has a test, and
 ``point`` refuses a name that is not in it.
@@ -58,7 +61,8 @@ POINTS: dict[str, str] = {
         "supervisor, start: the veth pair is made with its end moved into the container's namespace; "
         "no address, no route yet.",
     "network.remove.bridge-removed":
-        "CLI, remove network (mid-teardown): bridge and rules gone, the state file not yet removed.",
+        "CLI, remove network (mid-teardown): the state is renamed to its journal (.<bridge>.json.removing), "
+        "bridge, rules, veths and proxies are gone, the journal is not yet removed.",
     "network.dns.started":
         "CLI, create network: the project's DNS daemon is started; the caller has not checked it.",
     # the image store (composer/backends/native/image/store.py)
@@ -117,6 +121,7 @@ def parse(text: str) -> dict[str, FaultSpec]:
 _TEXT = os.environ.get("COMPOSER_FAULTS", "")
 ENABLED = bool(_TEXT.strip())
 _ARMED: dict[str, FaultSpec] = parse(_TEXT) if ENABLED else {}
+_LOG = os.environ.get("COMPOSER_FAULTS_LOG", "") if ENABLED else ""
 
 
 def armed() -> dict[str, FaultSpec]:
@@ -145,6 +150,12 @@ def _reached(name: str) -> None:
 
         if random.random() >= spec.probability:
             return
+    if _LOG:
+        fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, f"{name} {spec.action} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
     if spec.action == "kill":
         import signal
 

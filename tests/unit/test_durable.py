@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -70,3 +72,13 @@ def test_temporaries_are_told_apart_from_state_files(tmp_path: Path) -> None:
     assert durable.is_temporary(name)
     assert not durable.is_temporary("config.json")
     assert name != Path(durable.temporary_name(tmp_path / "config.json")).name
+
+
+def test_only_the_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = f".state.json.{dead.stdout.strip()}.0a1b2c.tmp"
+    live = Path(durable.temporary_name(tmp_path / "state.json")).name  # this process's
+    for name in (gone, live, "state.json", ".lock"):
+        (tmp_path / name).write_text("x")
+    assert durable.remove_stale_temporaries(tmp_path) == [gone]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, "state.json", ".lock"])

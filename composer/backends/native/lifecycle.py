@@ -83,6 +83,8 @@ class NativeContainers:
                     return folder.name, ref.name, config
             for folder in self.run_root.iterdir():
                 for child in folder.iterdir() if folder.is_dir() else ():
+                    if child.name.startswith("."):
+                        continue  # a staging folder of a create or remove (runtime.api.staging_name)
                     config = read_json(child / "config.json")
                     if config is not None and config.get("id") == ref.container_id:
                         return folder.name, child.name, config

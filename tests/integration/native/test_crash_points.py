@@ -299,20 +299,22 @@ def test_a_kill_at_each_crash_point_then_up_and_down_converge_and_leave_nothing(
             stack.run("up", "-d")
         started = time.monotonic()
         # executor points: a random operation (probability), the others at their first pass
-        spec = f"{point}:kill:0.3" if point.startswith("executor.") else f"{point}:kill"
+        spec = f"{point}:kill:0.5" if point.startswith("executor.") else f"{point}:kill"
+        log = tmp_path / "faults.log"
         faulted = stack.run(*(["up", "-d"] if when in (UP, PULL) else ["down", "-t", "0"]), check=False,
-                            fault=spec)
-        if point == "supervisor.restart.decided":
-            deadline = time.monotonic() + 10  # the supervisor dies at the crash-looping service's first restart
-            while stack.supervisor() is not None and time.monotonic() < deadline:
-                time.sleep(0.1)
+                            fault=spec, environ={"COMPOSER_FAULTS_LOG": str(log)})
+        deadline = time.monotonic() + 10  # a point in the supervisor or a monitor may come after the command
+        while point not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        reached = log.read_text().split() if log.exists() else []
+        assert reached[:2] == [point, "kill"], f"the point was not reached: {reached}"
         stack.kill_supervisor()  # armed by the faulted run: the recovery runs without faults
         stack.run("up", "-d")
         stack.converged()
         stack.run("up", "-d")  # converged: a second up changes nothing and still succeeds
         stack.converged()
         stack.run("down", "-t", "0")
-        report(f"{point}: faulted command exit {faulted.returncode}, recovered in "
+        report(f"{point}: killed pid {reached[2]}, faulted command exit {faulted.returncode}, recovered in "
               f"{time.monotonic() - started:.1f}s")
         stack.assert_clean()
         if when == PULL:

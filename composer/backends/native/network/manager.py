@@ -55,6 +55,7 @@ def _error(message: str, operation: str, cls: type[BackendError] = BackendError)
 
 
 RELEASE_WAIT_SECONDS = 2.0
+REMOVING_SUFFIX = ".removing"  # a network's state being removed: .<bridge>.json.removing (a journal)
 
 
 def _releasing(state: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -277,13 +278,45 @@ class NetworkManager:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """The networks' lock; once held, what a holder killed midway left is finished first:
+        removals journalled by ``remove_network`` and temporaries of state writes."""
         self.networks_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         fd = os.open(self.networks_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._finish_removals()
             yield
         finally:
             os.close(fd)
+
+    def _finish_removals(self) -> list[str]:
+        """Finish the removals a killed ``remove_network`` left (their journal files); the
+        bridges torn down. Call it holding the lock."""
+        done = []
+        for name in os.listdir(self.networks_dir):
+            if durable.is_temporary(name):
+                continue
+            if name.startswith(".") and name.endswith(REMOVING_SUFFIX):
+                journal = self.networks_dir / name
+                state = _read_json(journal)
+                if state is not None:
+                    self._teardown(state)
+                    done.append(str(state.get("bridge")))
+                journal.unlink(missing_ok=True)
+        durable.remove_stale_temporaries(self.networks_dir)
+        return done
+
+    def _teardown(self, state: Mapping[str, Any]) -> None:
+        """A network's bridge, rules, endpoints' veths and proxies (none of them an error when gone)."""
+        with netlink.host() as links:
+            for endpoint in state.get("endpoints", {}).values():
+                stop_proxy(endpoint)
+                with contextlib.suppress(netlink.LinkError):
+                    links.delete(endpoint.get("veth") or "")
+            for veth in _await_released(dict(state)):  # the kernel is slow to: delete them
+                with contextlib.suppress(netlink.LinkError):
+                    links.delete(veth)
+        self._teardown_bridge(state["bridge"])
 
     def network(self, name: str) -> dict[str, Any] | None:
         """The state of network ``name`` (its full name), or None."""
@@ -401,18 +434,15 @@ class NetworkManager:
             state = self.network(name)
             if state is None:
                 return
-            with netlink.host() as links:
-                for endpoint in state.get("endpoints", {}).values():
-                    stop_proxy(endpoint)
-                    with contextlib.suppress(netlink.LinkError):
-                        links.delete(endpoint.get("veth") or "")
-                for veth in _await_released(state):  # the kernel is slow to: delete them
-                    with contextlib.suppress(netlink.LinkError):
-                        links.delete(veth)
-            self._teardown_bridge(state["bridge"])
+            # journalled: the state file is renamed out of sight first, so that a removal killed
+            # midway is finished by the next holder of the lock (_finish_removals), whether the
+            # next command is an up or a down, instead of leaving a network without its bridge
+            path = self._path(name)
+            journal = path.with_name(f".{path.name}{REMOVING_SUFFIX}")
+            os.replace(path, journal)
+            self._teardown(state)
             faults.point("network.remove.bridge-removed")
-            with contextlib.suppress(FileNotFoundError):
-                self._path(name).unlink()
+            journal.unlink(missing_ok=True)
         self._dns_sync(state["project"])
 
     # --- containers ----------------------------------------------------------------------------

@@ -281,7 +281,7 @@ class Runtime:
         creating.json or config.json names. Call it holding the project's lock. The names removed.
         """
         folder = project_dir(self.run_root, project)
-        removed = []
+        removed = durable.remove_stale_temporaries(folder) if folder.is_dir() else []
         for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
             owner = staging_owner(entry.name)
             if owner is None or process_start_time(owner[0]) == owner[1]:
