@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import os
 
-__all__ = ["ENABLED", "POINTS", "FaultSpec", "armed", "parse", "point"]
+__all__ = ["ENABLED", "POINTS", "FaultSpec", "armed", "environment", "parse", "point"]
 
 # name -> what a crash there interrupts, and in which process it runs
 POINTS: dict[str, str] = {
@@ -122,6 +122,14 @@ _TEXT = os.environ.get("COMPOSER_FAULTS", "")
 ENABLED = bool(_TEXT.strip())
 _ARMED: dict[str, FaultSpec] = parse(_TEXT) if ENABLED else {}
 _LOG = os.environ.get("COMPOSER_FAULTS_LOG", "") if ENABLED else ""
+
+
+def environment() -> dict[str, str]:
+    """What a helper started with an empty environment (the forkserver, a container's monitor)
+    inherits of the faults: nothing unless they are armed."""
+    if not ENABLED:
+        return {}
+    return {"COMPOSER_FAULTS": _TEXT, **({"COMPOSER_FAULTS_LOG": _LOG} if _LOG else {})}
 
 
 def armed() -> dict[str, FaultSpec]:
