@@ -56,7 +56,8 @@ POINTS: dict[str, str] = {
         "container lives on without it.",
     # networks (composer/backends/native/network/manager.py)
     "network.create.bridge-made":
-        "CLI, create network: bridge, addresses and iptables rules are made, the state file not written.",
+        "CLI, create network: bridge, addresses and iptables rules are made (under the journal "
+        ".<bridge>.json.creating), the state file not written.",
     "network.attach.veth-made":
         "supervisor, start: the veth pair is made with its end moved into the container's namespace; "
         "no address, no route yet.",

@@ -57,6 +57,10 @@ class Projects:
                 raise error(f"cannot lock project {project}: its folder keeps vanishing", "lock")
             self._locks[project] = fd
             self.runtime.reclaim(project)
+            if (self.run_root / "networks").is_dir():  # what a killed network create or remove left
+                from composer.backends.native.network.manager import NetworkManager
+
+                NetworkManager(self.run_root).recover()
 
     def release(self) -> None:
         """Let every project lock go; a project left without containers loses its directory

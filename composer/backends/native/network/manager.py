@@ -56,6 +56,7 @@ def _error(message: str, operation: str, cls: type[BackendError] = BackendError)
 
 RELEASE_WAIT_SECONDS = 2.0
 REMOVING_SUFFIX = ".removing"  # a network's state being removed: .<bridge>.json.removing (a journal)
+CREATING_SUFFIX = ".creating"  # a bridge being made, its state not yet written: .<bridge>.json.creating
 
 
 def _releasing(state: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -261,6 +262,7 @@ class NetworkManager:
     def __init__(self, run_root: Path | str | None = None, *, python: str | None = None) -> None:
         self.run_root = Path(run_root or os.environ.get("COMPOSER_RUN_ROOT") or DEFAULT_RUN_ROOT)
         self.networks_dir = self.run_root / "networks"
+        self._finished: list[str] = []
         self.python = python or sys.executable
 
     # --- names and state -----------------------------------------------------------------------
@@ -284,7 +286,7 @@ class NetworkManager:
         fd = os.open(self.networks_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._finish_removals()
+            self._finished = self._finish_removals()
             yield
         finally:
             os.close(fd)
@@ -296,15 +298,26 @@ class NetworkManager:
         for name in os.listdir(self.networks_dir):
             if durable.is_temporary(name):
                 continue
+            journal = self.networks_dir / name
             if name.startswith(".") and name.endswith(REMOVING_SUFFIX):
-                journal = self.networks_dir / name
                 state = _read_json(journal)
                 if state is not None:
                     self._teardown(state)
                     done.append(str(state.get("bridge")))
                 journal.unlink(missing_ok=True)
+            elif name.startswith(".") and name.endswith(CREATING_SUFFIX):
+                bridge = str((_read_json(journal) or {}).get("bridge") or "")
+                if bridge.startswith(BRIDGE_PREFIX) and not (self.networks_dir / f"{bridge}.json").exists():
+                    self._teardown_bridge(bridge)  # made, never recorded: nobody else would ever remove it
+                    done.append(bridge)
+                journal.unlink(missing_ok=True)
         durable.remove_stale_temporaries(self.networks_dir)
         return done
+
+    def recover(self) -> list[str]:
+        """Finish what commands killed midway left (journals, temporaries); the bridges removed."""
+        with self._locked():
+            return self._finished
 
     def _teardown(self, state: Mapping[str, Any]) -> None:
         """A network's bridge, rules, endpoints' veths and proxies (none of them an error when gone)."""
@@ -382,6 +395,10 @@ class NetworkManager:
                      "internal": bool(config.internal), "enable_ipv6": bool(config.enable_ipv6),
                      "attachable": bool(config.attachable), "pools": [p.to_json() for p in pools],
                      "users": [], "endpoints": {}, "created": time.time(), "config_hash": config_hash}
+            # journalled: a create killed between the bridge and its state file leaves the journal,
+            # and the next holder of the lock (any command of any project) removes that bridge
+            journal = self.networks_dir / f".{bridge}.json{CREATING_SUFFIX}"
+            _atomic_json(journal, {"bridge": bridge, "name": name})
             try:
                 self._setup_bridge(bridge, pools, internal=bool(config.internal))
                 faults.point("network.create.bridge-made")
@@ -389,6 +406,8 @@ class NetworkManager:
             except BaseException:
                 self._teardown_bridge(bridge)
                 raise
+            finally:
+                journal.unlink(missing_ok=True)
         try:
             self._dns_sync(project)
         except BaseException:

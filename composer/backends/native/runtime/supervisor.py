@@ -624,6 +624,16 @@ class Supervisor:
         # the pid file last: a release waiting for it to go then finds nothing else of ours
         with contextlib.suppress(FileNotFoundError):
             (self.folder / PID_FILE).unlink()
+        if not self.runtime.containers(self.project):
+            # the project is empty and no command holds its lock (a release that gave up waiting
+            # for us left it): its lock file goes, by us as its holder (runtime.locks), and the log
+            with contextlib.suppress(OSError, locks.LockBusyError):
+                fd = locks.acquire(self.folder / LOCK, timeout=0)
+                empty = not self.runtime.containers(self.project)
+                if empty:
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.folder / LOG).unlink()
+                locks.release(fd, self.folder / LOCK, unlink=empty)
         with contextlib.suppress(OSError):
             self.folder.rmdir()  # only when empty: no container, no lock (its command released it)
 
