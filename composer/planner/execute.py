@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import anyio
 
+from composer import faults
 from composer.contract.backend import ContainerRef, injection_archive
 from composer.contract.plan import (
     ClusterObjectPayload,
@@ -171,7 +172,9 @@ class _Runner:
                 await self.handlers[operation.kind](operation)
             else:
                 async with self.limiter:
+                    faults.point("executor.operation.started")
                     await self.handlers[operation.kind](operation)
+                    faults.point("executor.operation.done")
             self._progress(operation, resource_id, EventStatus.DONE)
             return True
         except Exception as exc:  # every failure is reported, none stops unrelated operations

@@ -41,7 +41,7 @@ from composer.backends.native.runtime import cgroups, volumes
 from composer.backends.native.runtime.api import Runtime, checked_name
 from composer.backends.native.runtime.config import signal_number
 from composer.backends.native.runtime.init import atomic_json
-from composer.backends.native.runtime.supervisor import SupervisorError, read_json, supervise_state
+from composer.backends.native.runtime.supervisor import SupervisorError, read_json, update_intent
 from composer.backends.native.status import container_state, running_cgroup
 from composer.backends.native.volume_mounts import volume_paths, with_inherited_mounts
 from composer.contract.backend import ContainerRef, ContainerSpec, ContainerState
@@ -83,6 +83,8 @@ class NativeContainers:
                     return folder.name, ref.name, config
             for folder in self.run_root.iterdir():
                 for child in folder.iterdir() if folder.is_dir() else ():
+                    if child.name.startswith("."):
+                        continue  # a staging folder of a create or remove (runtime.api.staging_name)
                     config = read_json(child / "config.json")
                     if config is not None and config.get("id") == ref.container_id:
                         return folder.name, child.name, config
@@ -171,10 +173,7 @@ class NativeContainers:
             self.runtime.stop(project, name, sig=sig, grace=grace)
 
     def _intent(self, project: str, name: str, **values: Any) -> None:
-        run_dir = self.runtime.run_dir(project, name)
-        state = supervise_state(run_dir)
-        state.update(values)
-        atomic_json(str(run_dir / "supervise.json"), state)
+        update_intent(self.runtime.run_dir(project, name), **values)
 
     def kill(self, ref: ContainerRef, signal: str) -> None:
         project, name, _ = self.locate(ref, "kill")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer import durable, faults
 from composer.backends.native.network import bridge_options, firewall, ipam, netlink
 from composer.errors import BackendError, NotFoundError, PortInUseError, UnsupportedFeatureError
 
@@ -54,6 +55,8 @@ def _error(message: str, operation: str, cls: type[BackendError] = BackendError)
 
 
 RELEASE_WAIT_SECONDS = 2.0
+REMOVING_SUFFIX = ".removing"  # a network's state being removed: .<bridge>.json.removing (a journal)
+CREATING_SUFFIX = ".creating"  # a bridge being made, its state not yet written: .<bridge>.json.creating
 
 
 def _releasing(state: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -74,11 +77,9 @@ def _await_released(state: dict[str, Any], patience: float = RELEASE_WAIT_SECOND
 
 
 def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # compact: with indent, json falls back to its pure-Python encoder, and a network's state
     # (every endpoint) is rewritten at each container start
-    tmp.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
-    os.replace(tmp, path)
+    durable.write_file(path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), mode=0o644)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -281,6 +282,7 @@ class NetworkManager:
     def __init__(self, run_root: Path | str | None = None, *, python: str | None = None) -> None:
         self.run_root = Path(run_root or os.environ.get("COMPOSER_RUN_ROOT") or DEFAULT_RUN_ROOT)
         self.networks_dir = self.run_root / "networks"
+        self._finished: list[str] = []
         self.python = python or sys.executable
 
     # --- names and state -----------------------------------------------------------------------
@@ -298,13 +300,56 @@ class NetworkManager:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """The networks' lock; once held, what a holder killed midway left is finished first:
+        removals journalled by ``remove_network`` and temporaries of state writes."""
         self.networks_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         fd = os.open(self.networks_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._finished = self._finish_removals()
             yield
         finally:
             os.close(fd)
+
+    def _finish_removals(self) -> list[str]:
+        """Finish the removals a killed ``remove_network`` left (their journal files); the
+        bridges torn down. Call it holding the lock."""
+        done = []
+        for name in os.listdir(self.networks_dir):
+            if durable.is_temporary(name):
+                continue
+            journal = self.networks_dir / name
+            if name.startswith(".") and name.endswith(REMOVING_SUFFIX):
+                state = _read_json(journal)
+                if state is not None:
+                    self._teardown(state)
+                    done.append(str(state.get("bridge")))
+                journal.unlink(missing_ok=True)
+            elif name.startswith(".") and name.endswith(CREATING_SUFFIX):
+                bridge = str((_read_json(journal) or {}).get("bridge") or "")
+                if bridge.startswith(BRIDGE_PREFIX) and not (self.networks_dir / f"{bridge}.json").exists():
+                    self._teardown_bridge(bridge)  # made, never recorded: nobody else would ever remove it
+                    done.append(bridge)
+                journal.unlink(missing_ok=True)
+        durable.remove_stale_temporaries(self.networks_dir)
+        return done
+
+    def recover(self) -> list[str]:
+        """Finish what commands killed midway left (journals, temporaries); the bridges removed."""
+        with self._locked():
+            return self._finished
+
+    def _teardown(self, state: Mapping[str, Any]) -> None:
+        """A network's bridge, rules, endpoints' veths and proxies (none of them an error when gone)."""
+        with netlink.host() as links:
+            for endpoint in state.get("endpoints", {}).values():
+                stop_proxy(endpoint)
+                with contextlib.suppress(netlink.LinkError):
+                    links.delete(endpoint.get("veth") or "")
+            for veth in _await_released(dict(state)):  # the kernel is slow to: delete them
+                with contextlib.suppress(netlink.LinkError):
+                    links.delete(veth)
+        self._teardown_bridge(state["bridge"])
 
     def network(self, name: str) -> dict[str, Any] | None:
         """The state of network ``name`` (its full name), or None."""
@@ -372,18 +417,27 @@ class NetworkManager:
                 # (and at down deletes) the bridges it plumbs, so an existing link is refused.
                 raise _error(f"network {name}: driver_opts {bridge_options.BRIDGE_NAME}: a link named {bridge} "
                              "exists already", "create network")
+            elif os.path.exists(f"/sys/class/net/{bridge}"):  # made by a create killed before its state was written
+                self._teardown_bridge(bridge)
             state = {"name": name, "project": project, "key": key, "bridge": bridge, "driver": "bridge",
                      "driver_opts": dict(config.driver_opts), "options": options.to_json(),
                      "labels": dict(config.labels),
                      "internal": bool(config.internal), "enable_ipv6": bool(config.enable_ipv6),
                      "attachable": bool(config.attachable), "pools": [p.to_json() for p in pools],
                      "users": [], "endpoints": {}, "created": time.time(), "config_hash": config_hash}
+            # journalled: a create killed between the bridge and its state file leaves the journal,
+            # and the next holder of the lock (any command of any project) removes that bridge
+            journal = self.networks_dir / f".{bridge}.json{CREATING_SUFFIX}"
+            _atomic_json(journal, {"bridge": bridge, "name": name})
             try:
                 self._setup_bridge(bridge, pools, internal=bool(config.internal), options=options)
+                faults.point("network.create.bridge-made")
                 _atomic_json(self._path(name), state)
             except BaseException:
                 self._teardown_bridge(bridge)
                 raise
+            finally:
+                journal.unlink(missing_ok=True)
         try:
             self._dns_sync(project)
         except BaseException:
@@ -435,17 +489,15 @@ class NetworkManager:
             state = self.network(name)
             if state is None:
                 return
-            with netlink.host() as links:
-                for endpoint in state.get("endpoints", {}).values():
-                    stop_proxy(endpoint)
-                    with contextlib.suppress(netlink.LinkError):
-                        links.delete(endpoint.get("veth") or "")
-                for veth in _await_released(state):  # the kernel is slow to: delete them
-                    with contextlib.suppress(netlink.LinkError):
-                        links.delete(veth)
-            self._teardown_bridge(state["bridge"])
-            with contextlib.suppress(FileNotFoundError):
-                self._path(name).unlink()
+            # journalled: the state file is renamed out of sight first, so that a removal killed
+            # midway is finished by the next holder of the lock (_finish_removals), whether the
+            # next command is an up or a down, instead of leaving a network without its bridge
+            path = self._path(name)
+            journal = path.with_name(f".{path.name}{REMOVING_SUFFIX}")
+            os.replace(path, journal)
+            self._teardown(state)
+            faults.point("network.remove.bridge-removed")
+            journal.unlink(missing_ok=True)
         self._dns_sync(state["project"])
 
     # --- containers ----------------------------------------------------------------------------
@@ -665,6 +717,7 @@ class NetworkManager:
                     host.delete(endpoint["veth"])  # a stale one from a crashed start
                 host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
                               endpoint["mac"], bridge_options.from_state(state).mtu)
+                faults.point("network.attach.veth-made")
         with netlink.namespace(netns) as inside:
             inside.set_up("lo")
             default_set: set[int] = set()
@@ -816,6 +869,7 @@ class NetworkManager:
             return
         if pid is None:
             self._start_dns(project)
+            faults.point("network.dns.started")
         else:
             before = (self.dns_dir(project) / "listening.json").stat().st_mtime_ns
             os.kill(pid, signal.SIGHUP)

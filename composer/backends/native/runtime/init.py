@@ -52,6 +52,7 @@ import sys
 import time
 from _json import encode_basestring_ascii as _quote
 
+from composer import durable, faults
 from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import linux as L
 
@@ -90,12 +91,10 @@ def dumps(value: Any) -> str:
 
 
 def atomic_json(path: str, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename), 0600:
-    state files hold whole environments and probe output, root's alone (as Docker's config.v2.json)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
-        f.write(dumps(data))
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically and durably (composer.durable: a temp name of its own,
+    fsync, rename, fsync of the folder), 0600: state files hold whole environments and probe
+    output, root's alone (as Docker's config.v2.json)."""
+    durable.write_file(path, dumps(data).encode(), mode=0o600)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -897,6 +896,7 @@ def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: 
     atomic_json(os.path.join(cfg["run_dir"], "state.json"), {
         "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
         "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
+    faults.point("monitor.start.state-written")
     return started
 
 

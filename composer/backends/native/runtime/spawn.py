@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from composer import faults
 from composer.backends.native.runtime import bootstrap
 
 # Seconds between a start served by the spare monitor and the making of the next one (forkserver.py).
@@ -61,7 +62,7 @@ class Forkserver:
                                   *([self.spare_parent, str(SPARE_DELAY)] if self.spare_parent else []),
                                   python=self.python), pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, env={})
+                start_new_session=True, env=faults.environment())  # empty unless faults are armed
         finally:
             theirs.close()
         self.sock = ours
@@ -177,7 +178,7 @@ def _start_helper(python: str | None, config_r: int, sync_w: int, net_r: int, st
         return subprocess.Popen(
             bootstrap.command("init", str(config_r), str(sync_w), *map(str, extra), python=python),
             pass_fds=(config_r, sync_w, *extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr_fd, start_new_session=True, env={})
+            stderr=stderr_fd, start_new_session=True, env=faults.environment())  # empty unless faults are armed
     except OSError as exc:
         raise SpawnError(f"cannot start the runtime helper: {exc}") from None
 
