@@ -54,6 +54,7 @@ def ps_json(found: Sequence[ObservedContainer], project_name: str, now: float) -
         "Ports": format_ports(c.ports),
         "Publishers": [{"URL": p.host_ip or "", "TargetPort": p.private_port, "PublishedPort": p.host_port or 0,
                         "Protocol": p.protocol} for p in c.ports],
+        "OOMKilled": c.oom_killed,  # not in v2's; docker inspect's State.OOMKilled, here where ps shows state
     } for c in found]
 
 

@@ -42,6 +42,7 @@ class ObservedContainer:
     created: float | None = None  # Unix time
     status_text: str = ""  # the engine's own words: "Up 2 seconds (healthy)", "Exited (0) 3 minutes ago"
     ports: tuple[PortMapping, ...] = ()
+    oom_killed: bool = False  # its last run ended by the kernel's OOM killer (docker's State.OOMKilled)
 
 
 @dataclass(frozen=True, slots=True)

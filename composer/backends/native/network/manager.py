@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.backends.native.network import firewall, ipam, netlink
+from composer.backends.native.network import firewall, ipam, netlink, owners
 from composer.errors import BackendError, NotFoundError, PortInUseError, UnsupportedFeatureError
 
 BACKEND = "native"
@@ -379,6 +379,7 @@ class NetworkManager:
         mac = "02:" + ":".join(bridge[4 + i:6 + i] for i in (0, 2, 4)) + ":00:01"
         with netlink.host() as links:
             links.add_bridge(bridge, mac)
+            owners.label(bridge, self.run_root)
             for pool in pools:
                 links.add_address(bridge, ipaddress.ip_interface(f"{pool.gateway}/{pool.subnet.prefixlen}"))
             links.set_up(bridge)
@@ -626,6 +627,7 @@ class NetworkManager:
                     host.delete(endpoint["veth"])  # a stale one from a crashed start
                 host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
                               endpoint["mac"])
+                owners.label(endpoint["veth"], self.run_root)
         with netlink.namespace(netns) as inside:
             inside.set_up("lo")
             default_set: set[int] = set()

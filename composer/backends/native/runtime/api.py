@@ -14,6 +14,7 @@ State layout (all JSON written atomically: temp file and rename)::
         upper/ work/    the overlayfs writable layer, kept across stop/start
         rootfs/         mount point (mounted only inside the container's mount namespace)
         container.log   stdout/stderr in Docker's json-file format
+        container.json  a copy of config.json: what survives a reboot (reboot.py)
 
 Process ownership: the monitor that owns a container is not the caller's child (the helper's
 first process exits at once), so any process can act on a container from these files alone: a
@@ -39,6 +40,7 @@ from typing import Any
 
 from composer import names
 from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
+from composer.backends.native.reboot import record_container
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
@@ -231,6 +233,9 @@ class Runtime:
                 "cgroup": f"{self.cgroup_parent}/{container_id}",
             }
             atomic_json(str(run_dir / "config.json"), config)
+            # a copy beside the container's files, which outlive the run root: after a reboot it
+            # tells which run root and project they belong to (residue.py, reboot.py)
+            record_container(config, data_dir)
         except BaseException:
             remove_tree(run_dir)
             remove_tree(data_dir)
