@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from composer.backends.native.network import firewall
 from composer.backends.native.reboot import run_record
 from composer.backends.native.trees import remove_tree
@@ -271,3 +273,50 @@ def test_out_of_memory_is_reported_and_the_supervisor_survives(project: Project)
     assert keeper["OOMKilled"] is False
     assert _json(project.run_dir() / "supervisor.pid") == supervisor
     assert _alive(int(supervisor["pid"])), "the supervisor survived the OOM kill"
+
+
+def _blobs_verified(store: Path) -> list[str]:
+    """The store's blobs whose content is not what their name says (none may be partial)."""
+    import hashlib
+
+    folder = store / "blobs" / "sha256"
+    return [p.name for p in folder.iterdir() if hashlib.sha256(p.read_bytes()).hexdigest() != p.name] \
+        if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("size", ["300k", "1200k"], ids=["while-downloading", "while-unpacking"])
+def test_a_pull_into_a_full_store_fails_in_one_line_leaves_no_partial_content_and_then_succeeds(
+        env: Env, project: Project, tmp_path: Path, size: str) -> None:
+    """Docker: ``write /var/lib/docker/...: no space left on device`` and the pull can be redone.
+    Here the store on a tmpfs too small for the image: one line naming the store, nothing partial
+    under blobs/ or layers/, and once there is room the same pull succeeds."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(small)], check=True)
+    try:
+        store = small / "store"
+        project.env = Env(env.root, env.image, "unused")
+        project.env.environ = {**env.environ, "COMPOSER_ROOT": str(store)}
+        project.write("""
+        web:
+          image: IMAGE
+        """)
+        failed = project.run("pull", check=False)
+        sys.stderr.write(failed.stderr)
+        assert failed.returncode == 1
+        errors = [line for line in failed.stderr.splitlines() if line.startswith("composer:")]
+        assert len(errors) == 1, failed.stderr
+        assert str(store) in errors[0]
+        assert "no space left" in errors[0].lower()
+        assert "Traceback" not in failed.stderr
+        assert _blobs_verified(store) == []
+        layers = list((store / "layers").iterdir()) if (store / "layers").is_dir() else []
+        assert all((layer / "layer.json").is_file() for layer in layers), "only whole layers"
+        assert not list((store / "tmp").iterdir())
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)
+        again = project.run("pull", check=False)
+        assert again.returncode == 0, again.stderr
+        assert _blobs_verified(store) == []
+        assert env.image in json.loads((store / "images.json").read_text())["images"]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

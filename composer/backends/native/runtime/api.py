@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import names
-from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
+from composer.backends.native.image.store import ImageRecord, ImageStore, out_of_space, remove_tree, store_full
 from composer.backends.native.reboot import record_container
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime import spawn as spawn_module
@@ -236,9 +236,11 @@ class Runtime:
             # a copy beside the container's files, which outlive the run root: after a reboot it
             # tells which run root and project they belong to (residue.py, reboot.py)
             record_container(config, data_dir)
-        except BaseException:
+        except BaseException as exc:
             remove_tree(run_dir)
             remove_tree(data_dir)
+            if out_of_space(exc) and os.stat(self.store.root).st_dev != os.stat(self.run_root).st_dev:
+                raise store_full(self.store.root, f"creating container {name}", "create") from exc
             raise
         return container_id
 
