@@ -45,10 +45,14 @@ def stores(base: Path) -> Iterator[Path]:
 
 
 def scopes(base: Path) -> list[Scope]:
+    """The session's run roots (those under ``base``: a test whose CLI ran with the default
+    /run/composer shares it with the host, which is not the session's to judge)."""
     found = []
     for store in stores(base):
         for record in run_roots(store):
-            found.append(Scope(Path(record["run_root"]), store, str(record.get("cgroup_parent") or "composer")))
+            run_root = Path(record["run_root"])
+            if run_root.is_relative_to(base.resolve()):
+                found.append(Scope(run_root, store, str(record.get("cgroup_parent") or "composer")))
     return found
 
 

@@ -14,8 +14,9 @@ and never touched. What counts as composer's, kind by kind (the names the module
   attached to it;
 - iptables-rule, iptables-chain (network/firewall.py, nat, filter and raw; with iptables-nft
   these are the nft tables): a rule tagged ``composer:net:<bridge>`` or
-  ``composer:port:<bridge>:<container>`` whose bridge is gone or is residue, or whose container
-  has no endpoint on it any more; a COMPOSER-* chain with no rule left;
+  ``composer:port:<bridge>:<container>`` whose bridge is residue, or whose container has no
+  endpoint on it any more; a rule whose bridge is gone (no run root can be told: the default
+  run root only); a COMPOSER-* chain left while the table has no rule of composer's;
 - cgroup (runtime/cgroups.py, every v1 hierarchy and the unified one): ``<parent>/<id>`` that is
   no container's of this run root, or a stopped container's; an empty ``spare-*``;
 - supervisor, monitor, dns, proxy (runtime/supervisor.py, runtime/init.py, network/dns.py,
@@ -272,6 +273,8 @@ class _Survey:
                 bridge = parts[2] if len(parts) > 2 else ""
                 reason = None
                 if bridge not in links:
+                    if not self.scope.default:  # nothing tells which run root made a bridge that is gone
+                        continue
                     reason = f"its bridge {bridge} does not exist"
                 elif bridge in gone:
                     reason = f"its bridge {bridge} is residue"
