@@ -18,7 +18,9 @@ and never touched. What counts as composer's, kind by kind (the names the module
   endpoint on it any more; a rule whose bridge is gone (no run root can be told: the default
   run root only); a COMPOSER-* chain left while the table has no rule of composer's;
 - cgroup (runtime/cgroups.py, every v1 hierarchy and the unified one): ``<parent>/<id>`` that is
-  no container's of this run root, or a stopped container's; an empty ``spare-*``;
+  empty and no running container's, or holds processes and is no container's of this run root
+  while the store keeps that container's folder (a parent may be shared by several run roots);
+  an empty ``spare-*``;
 - supervisor, monitor, dns, proxy (runtime/supervisor.py, runtime/init.py, network/dns.py,
   network/proxy.py): processes whose command line names this run root (the monitor: whose
   monitor.log is under it) that no state file records, or whose project has nothing left;
@@ -307,8 +309,13 @@ class _Survey:
                     continue
                 owner = self.ids.get(child.name)
                 if owner is None:
-                    found.append(Finding("cgroup", str(child), "no container of this run root has this id"
-                                         + (f" ({len(procs)} processes in it)" if procs else "")))
+                    # a parent may be shared by several run roots (COMPOSER_CGROUP_PARENT): a cgroup
+                    # with processes is judged only when this store holds that container's files
+                    if not procs:
+                        found.append(Finding("cgroup", str(child), "an empty cgroup of no container of this run root"))
+                    elif (self.scope.store_root / "containers" / child.name).is_dir():
+                        found.append(Finding("cgroup", str(child), f"no container of this run root has this id "
+                                             f"({len(procs)} processes in it)"))
                 elif not procs and not _running(owner[0].folder / owner[1]):
                     found.append(Finding("cgroup", str(child), f"container {owner[1]} is not running",
                                          owner[0].name))
