@@ -285,7 +285,7 @@ class _Survey:
                 if reason:
                     found.append(Finding("iptables-rule", f"{table} {line}", reason))
             for chain in chains:  # firewall.py drops its chains only once the table has no rule of composer's
-                if chain in existing and not any(counts.values()):
+                if self.scope.default and chain in existing and not any(counts.values()):  # shared: the host's
                     found.append(Finding("iptables-chain", f"{table} {chain}", "a composer chain with no rule left"))
         return found
 
