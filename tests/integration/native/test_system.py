@@ -320,3 +320,34 @@ def test_a_pull_into_a_full_store_fails_in_one_line_leaves_no_partial_content_an
         assert env.image in json.loads((store / "images.json").read_text())["images"]
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_check_judges_only_links_labelled_with_its_run_root(tmp_path: Path) -> None:
+    """Three bridges named as composer names them: labelled with this run root (residue: no state
+    lists it), with another run root that exists (not ours), and with no label (an older composer's
+    or another's: only the default run root judges it). ``--fix`` removes the first alone."""
+    import secrets
+
+    from composer.backends.native.network import owners
+    from composer.backends.native.residue import Scope, check
+
+    ours, other = tmp_path / "run", tmp_path / "other-run"
+    ours.mkdir()
+    other.mkdir()
+    names = [f"cmp-{secrets.token_hex(4)}" for _ in range(3)]
+    try:
+        for name in names:
+            subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+        owners.label(names[0], ours)
+        owners.label(names[1], other)
+        scope = Scope(ours, tmp_path / "store", f"composer-none-{secrets.token_hex(4)}")
+        found = [f for f in check(scope) if f.kind == "bridge"]
+        assert [f.name for f in found if f.name in names] == [names[0]]
+        fixed = [f for f in check(scope, fix=True) if f.name in names]
+        assert [(f.name, f.removed) for f in fixed] == [(names[0], True)]
+        assert not Path(f"/sys/class/net/{names[0]}").exists()
+        assert all(Path(f"/sys/class/net/{name}").exists() for name in names[1:])
+        assert [f for f in check(scope) if f.name in names] == []
+    finally:
+        for name in names:
+            subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
