@@ -351,3 +351,41 @@ def test_check_judges_only_links_labelled_with_its_run_root(tmp_path: Path) -> N
     finally:
         for name in names:
             subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
+
+
+def test_a_create_on_a_full_store_fails_in_one_line_and_leaves_nothing(env: Env, project: Project,
+                                                                        tmp_path: Path) -> None:
+    """The image is there, the store's filesystem is then filled: ``up`` fails in one line naming
+    the store, leaves no container behind, and works once there is room again."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(small)], check=True)
+    try:
+        store = small / "store"
+        project.env = Env(env.root, env.image, env.environ["COMPOSER_CGROUP_PARENT"])
+        project.env.environ = {**env.environ, "COMPOSER_ROOT": str(store)}
+        project.write("""
+        web:
+          image: IMAGE
+          command: sleep 600
+        """)
+        project.run("pull")
+        filler = small / "filler"
+        with open(filler, "wb") as file, contextlib.suppress(OSError):
+            while True:
+                file.write(b"\0" * (1 << 16))
+        failed = project.run("up", "-d", check=False)
+        sys.stderr.write(failed.stderr)
+        errors = [line for line in failed.stderr.splitlines() if line.startswith("composer:")]
+        assert failed.returncode == 1
+        assert len(errors) == 1, failed.stderr
+        assert str(store) in errors[0]
+        assert "no space left" in errors[0].lower()
+        assert not list((store / "containers").iterdir()) if (store / "containers").is_dir() else True
+        filler.unlink()
+        project.run("up", "-d")
+        assert '"running"' in project.run("ps", "--format", "json").stdout
+        project.down()
+    finally:
+        project.down()
+        subprocess.run(["umount", "-l", str(small)], check=False)
