@@ -92,7 +92,7 @@ def human_size(size: float) -> str:
 
 def _reclaimable(row: UsageRow) -> str:
     text = human_size(row.reclaimable)
-    if row.size > 0:
+    if row.size > 0 and row.type != "Build Cache":  # docker's build cache line has no share
         text += f" ({int(row.reclaimable * 100 / row.size)}%)"
     return text
 
@@ -104,7 +104,7 @@ def _df(ctx: CommandContext) -> int:
     if ctx.args.format == "json":
         for row in rows:
             print(json.dumps({"Active": str(row.active), "Reclaimable": _reclaimable(row), "Size": human_size(row.size),
-                              "TotalCount": str(row.total), "Type": row.type}))
+                              "TotalCount": str(row.total), "Type": row.type}, separators=(",", ":")))  # docker's
         return 0
     lines = [["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]]
     lines += [[row.type, str(row.total), str(row.active), human_size(row.size), _reclaimable(row)] for row in rows]
