@@ -68,6 +68,7 @@ def ps_json(found: Sequence[ObservedContainer], project_name: str, now: float, *
                         "Protocol": p.protocol} for p in c.ports],
         "RunningFor": "" if c.created is None else f"{human_duration(max(0.0, now - c.created))} ago",
         "Service": c.service_name, "Size": "0B", "State": c.state, "Status": c.status_text or c.state,
+        "OOMKilled": c.oom_killed,  # not in v2's; docker inspect's State.OOMKilled, here where ps shows state
     } for c in found]
 
 

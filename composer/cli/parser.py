@@ -7,6 +7,7 @@ import argparse
 from composer.cli.container_parser import add_container_parsers
 from composer.cli.flags import flag_value
 from composer.cli.image_store import add_image_store_parsers
+from composer.cli.system import add_system_parsers
 
 
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_container_parsers(subparsers)
     add_image_parsers(subparsers)
     add_image_store_parsers(subparsers)
+    add_system_parsers(subparsers)
     return parser
 
 

@@ -47,6 +47,7 @@ class ObservedContainer:
     networks: tuple[str, ...] = ()  # the engine names of its networks, sorted
     mounts: tuple[str, ...] = ()  # each mount's volume name, or its source (``ps``'s Mounts)
     local_volumes: int = 0  # its mounts of volumes of the local driver
+    oom_killed: bool = False  # its last run ended by the kernel's OOM killer (docker's State.OOMKilled)
 
 
 @dataclass(frozen=True, slots=True)

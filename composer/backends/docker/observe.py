@@ -71,6 +71,7 @@ def observed_container(item: Json) -> ObservedContainer | None:
         exit_code=state.exit_code,
         oneoff=found.get(labels.ONEOFF, "False").lower() == "true",
         image_id=str(image_id) if image_id else None,
+        oom_killed=state.oom_killed,
         **_listing_fields(item),
     )
 

@@ -84,11 +84,16 @@ class NativeBackend:
                 raise UnsupportedFeatureError("the native backend needs root to run containers (rootless mode is not "
                                               "built yet)", backend_name=BACKEND_NAME, operation="containers")
             from composer.backends.native.lifecycle import NativeContainers
+            from composer.backends.native.reboot import recover_if_rebooted
             from composer.backends.native.runtime.api import default_run_root
 
             environ = os.environ if self._environ is None else self._environ
-            self._containers = NativeContainers(self.store, default_run_root(self._environ),
-                                                environ.get("COMPOSER_CGROUP_PARENT") or "composer")
+            run_root, parent = default_run_root(self._environ), environ.get("COMPOSER_CGROUP_PARENT") or "composer"
+            # the first command after a reboot restores the containers and restarts Docker's (reboot.py)
+            restored = recover_if_rebooted(run_root, self.store.root, parent.strip("/"))
+            self._containers = NativeContainers(self.store, run_root, parent)
+            for line in restored:
+                self._containers.warn(line)
         return self._containers
 
     async def _run(self, call: Callable[[], T]) -> T:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import labels
-from composer.backends.native import namespaces
+from composer.backends.native import namespaces, reboot
 from composer.backends.native.container_settings import (
     check_user,
     exposed_ports,
@@ -147,8 +147,9 @@ class NativeContainers:
         return ContainerRef(container_id, spec.container_name)
 
     def start(self, ref: ContainerRef) -> None:
-        project, name, _ = self.locate(ref, "start")
+        project, name, config = self.locate(ref, "start")
         self.projects.lock(project)
+        reboot.remember_stop(self.runtime.data_dir(str(config["id"])), False)
         try:
             self.projects.client(project).call("start", name=name)
         except SupervisorError as exc:
@@ -161,8 +162,9 @@ class NativeContainers:
         self.runtime.start(project, name, **namespaces.start_options(config), **networking.start_options(config))
 
     def stop(self, ref: ContainerRef, grace: float | None, sig: int | None = None) -> None:
-        project, name, _ = self.locate(ref, "stop")
+        project, name, config = self.locate(ref, "stop")
         self.projects.lock(project)
+        reboot.remember_stop(self.runtime.data_dir(str(config["id"])), True)
         arguments = {"name": name, "grace": grace, "signal": sig}
         try:
             answer = self.projects.client(project).notify("stop", **arguments)
@@ -176,11 +178,12 @@ class NativeContainers:
         update_intent(self.runtime.run_dir(project, name), **values)
 
     def kill(self, ref: ContainerRef, signal: str) -> None:
-        project, name, _ = self.locate(ref, "kill")
+        project, name, config = self.locate(ref, "kill")
         self.projects.lock(project)
         number = signal_number(signal or "SIGKILL", default=9)
         if self.state(project, name).status not in ("running", "paused"):
             raise error(f"Cannot kill container: {name}: container is not running", "kill")
+        reboot.remember_stop(self.runtime.data_dir(str(config["id"])), True)  # moby's killWithSignal too
         answer = self.projects.client(project).notify("kill", name=name, signal=number)
         if answer is None or not answer.get("ok"):
             self._intent(project, name, manual_stop=True, restarting=False)

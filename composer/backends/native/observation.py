@@ -50,7 +50,7 @@ def observe(containers: NativeContainers, project: str, external_networks: Seque
             command=" ".join(config.get("args") or ()), created=config.get("created"),
             status_text=status_text(containers.runtime, project, name, state),
             ports=listed_ports(config, published.get(name, []) if state.status == "running" else []),
-            **_listing(config)))
+            **_listing(config), oom_killed=state.oom_killed))
     own_networks, named_networks = [], []
     for record in networking.networks(containers.run_root):
         found = record.get("labels") or {}

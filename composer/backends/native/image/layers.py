@@ -217,7 +217,7 @@ def apply_layer(blob: IO[bytes], dest: Path, *, compression: str | None = None, 
                             faults.point("store.layer.extracting")
                 extractor.finish()
             except (tarfile.TarError, EOFError, OSError, ValueError, OverflowError) as exc:
-                raise _unpack_error(exc, what, extractor.current) from None
+                raise _unpack_error(exc, what, extractor.current) from exc  # the cause tells a full store
             finally:
                 extractor.close()
             reader.drain()

@@ -29,6 +29,7 @@ images through ``put``; a rootless root is just another ``ImageStore(root)`` who
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -59,6 +60,27 @@ def default_root(environ: Mapping[str, str] | None = None) -> Path:
 
 def _error(message: str, operation: str = "store", hint: str | None = None) -> ImageStoreError:
     return ImageStoreError(message, backend_name=BACKEND, operation=operation, hint=hint)
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def out_of_space(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) is a full disk or quota: ENOSPC, EDQUOT."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def store_full(root: Path, what: str, operation: str) -> ImageStoreError:
+    """The one line for a store that ran out of space while ``what``; what was written in part is
+    gone (a partial download under incoming/ stays: the next pull resumes it)."""
+    return _error(f"the image store {root} is full: no space left on device while {what}", operation,
+                  hint="free space on its filesystem (or set COMPOSER_ROOT elsewhere) and run the command again")
 
 
 def syncfs(path: Path | str) -> None:

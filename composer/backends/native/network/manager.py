@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import durable, faults
-from composer.backends.native.network import bridge_options, firewall, ipam, netlink
+from composer.backends.native.network import bridge_options, firewall, ipam, netlink, owners
 from composer.errors import BackendError, NotFoundError, PortInUseError, UnsupportedFeatureError
 
 BACKEND = "native"
@@ -468,6 +468,7 @@ class NetworkManager:
             _bridged_frames_through_iptables()
         with netlink.host() as links:
             links.add_bridge(bridge, mac, options.mtu)
+            owners.label(bridge, self.run_root)
             for pool in pools:
                 links.add_address(bridge, ipaddress.ip_interface(f"{pool.gateway}/{pool.subnet.prefixlen}"))
             links.set_up(bridge)
@@ -718,6 +719,7 @@ class NetworkManager:
                 host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
                               endpoint["mac"], bridge_options.from_state(state).mtu)
                 faults.point("network.attach.veth-made")
+                owners.label(endpoint["veth"], self.run_root)
         with netlink.namespace(netns) as inside:
             inside.set_up("lo")
             default_set: set[int] = set()

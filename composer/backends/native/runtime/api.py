@@ -14,6 +14,7 @@ State layout (all JSON written atomically: temp file and rename)::
         upper/ work/    the overlayfs writable layer, kept across stop/start
         rootfs/         mount point (mounted only inside the container's mount namespace)
         container.log   stdout/stderr in Docker's json-file format
+        container.json  a copy of config.json: what survives a reboot (reboot.py)
 
 Process ownership: the monitor that owns a container is not the caller's child (the helper's
 first process exits at once), so any process can act on a container from these files alone: a
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from composer import durable, faults, names
-from composer.backends.native.image.store import ImageRecord, ImageStore, remove_tree
+from composer.backends.native.image.store import ImageRecord, ImageStore, out_of_space, remove_tree, store_full
+from composer.backends.native.reboot import record_container
 from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
@@ -259,6 +261,9 @@ class Runtime:
                 "cgroup": f"{self.cgroup_parent}/{container_id}",
             }
             atomic_json(str(staging / "config.json"), config)
+            # a copy beside the container's files, which outlive the run root: after a reboot it
+            # tells which run root and project they belong to (residue.py, reboot.py)
+            record_container(config, data_dir)
             faults.point("runtime.create.config-written")
             try:
                 os.rename(staging, run_dir)  # fails on a folder with anything in it: a racing create
@@ -269,9 +274,11 @@ class Runtime:
                              AlreadyExistsError) from None
             durable.fsync_dir(folder)
             faults.point("runtime.create.renamed")
-        except BaseException:
+        except BaseException as exc:
             remove_tree(staging)
             remove_tree(data_dir)
+            if out_of_space(exc) and os.stat(self.store.root).st_dev != os.stat(self.run_root).st_dev:
+                raise store_full(self.store.root, f"creating container {name}", "create") from exc
             raise
         return container_id
 
