@@ -262,15 +262,16 @@ def test_stop_honours_stop_signal_then_grace_then_kill(project: Project) -> None
     project.write("""
         polite:
           image: IMAGE
-          command: sh -c 'trap "echo got usr1; exit 0" USR1; while true; do sleep 0.1; done'
+          command: sh -c 'trap "echo got usr1; exit 0" USR1; echo trapped; while true; do sleep 0.1; done'
           stop_signal: SIGUSR1
         stubborn:
           image: IMAGE
-          command: sh -c 'trap "echo ignored" TERM; while true; do sleep 0.1; done'
+          command: sh -c 'trap "echo ignored" TERM; echo trapped; while true; do sleep 0.1; done'
           stop_grace_period: 1s
     """)
     project.run("up", "-d")
-    time.sleep(0.5)
+    # Signals only once the traps are set (a fixed sleep was too short on a slow host: the guest lane's TCG).
+    eventually(lambda: all("trapped" in project.run("logs", name).stdout for name in ("polite", "stubborn")))
     project.run("stop", "polite")
     assert "got usr1" in project.run("logs", "polite").stdout
     assert "Exited (0)" in project.ps()
