@@ -379,7 +379,10 @@ def stop_servers(folder: str | None = None, timeout: float = 5.0) -> list[int]:
     for name in names:
         if not name.endswith(".sock.lock"):
             continue
-        lock = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CLOEXEC)
+        try:
+            lock = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:  # another stop_servers (a parallel test session) got there first
+            continue
         try:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -392,7 +395,8 @@ def stop_servers(folder: str | None = None, timeout: float = 5.0) -> list[int]:
                     os.kill(pid, signal.SIGTERM)
                     stopped.append(pid)
                 _wait_for_lock(lock, pid, timeout)  # released when it has exited
-            os.unlink(os.path.join(folder, name))
+            with contextlib.suppress(FileNotFoundError):  # the same race, after the wait
+                os.unlink(os.path.join(folder, name))
         finally:
             os.close(lock)
     return stopped
