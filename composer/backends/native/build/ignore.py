@@ -43,10 +43,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
             if end < 0:
                 out += re.escape(char)
             else:
-                body = pattern[index + 1:end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out += "[" + body.replace("\\", "\\\\") + "]"
+                out += "[" + pattern[index + 1:end].replace("\\", "\\\\") + "]"  # as moby: Go's [^...]
                 index = end
         else:
             out += re.escape(char)
