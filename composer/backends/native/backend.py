@@ -150,7 +150,7 @@ class NativeBackend:
 
         store = await self._run(open_store)
         with store.session():
-            await Builder(store, spec, pull_base).build()
+            await Builder(store, spec, pull_base, lambda: self.containers.runtime, sink).build()
 
     async def push_image(self, image: str, sink: EventSink) -> None:
         from composer.backends.native.image.push import push

@@ -8,7 +8,9 @@ record, its config and history, and the files of its layers as overlay would sho
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import tarfile
 from pathlib import Path
 
 import anyio
@@ -23,14 +25,27 @@ from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig
 from tests.integration.registry import LocalRegistry
 
+CGROUP_PARENT = f"composer-test-build-{os.getpid()}"
+
 
 def build(store: ImageStore, context: Path, dockerfile: str, *, image: str = "demo-web", target: str | None = None,
-          tags: tuple[str, ...] = (), labels: dict[str, str] | None = None, **build: object) -> RootFS:
+          tags: tuple[str, ...] = (), labels: dict[str, str] | None = None, args: dict[str, str] | None = None,
+          **build: object) -> RootFS:
     (context / "Dockerfile").write_text(dockerfile)
     service = ServiceConfig.model_validate({"name": "web", "build": {"context": str(context), "target": target,
                                                                      **build}})
-    backend = NativeBackend(store.root)
-    anyio.run(backend.build_image, BuildSpec("demo", service, image, labels or {}, tags=tags), ListSink())
+    run_root = store.root.parent / "run"
+    backend = NativeBackend(store.root, environ={"COMPOSER_RUN_ROOT": str(run_root),
+                                                 "COMPOSER_CGROUP_PARENT": CGROUP_PARENT})
+    try:
+        anyio.run(backend.build_image, BuildSpec("demo", service, image, labels or {}, tags=tags, args=args or {}),
+                  ListSink())
+    finally:
+        anyio.run(backend.aclose)
+        leftovers = [path.name for path in run_root.iterdir()] if run_root.is_dir() else []
+        assert leftovers == []  # no build container's folder is left, pass or fail
+        containers = store.root / "containers"
+        assert not containers.is_dir() or list(containers.iterdir()) == []
     record = backend.store.get(f"docker.io/library/{image}:latest")
     assert record is not None
     assert record.source == "build"
@@ -148,11 +163,99 @@ def test_errors_and_refusals_are_one_line(store: ImageStore, context: Path) -> N
         build(store, context, "FROM scratch\nCOPY missing /x\n")
     with pytest.raises(ImageBuildError, match=r"\"/logs/a.log\": not found$"):
         build(store, context, "FROM scratch\nCOPY logs/a.log /x\n")  # excluded by .dockerignore
-    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:2: RUN is not supported by the native builder"):
+    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:2: RUN without --network=none \(the build network\) "
+                                                      r"is not supported by the native builder yet"):
         build(store, context, "FROM scratch\nRUN true\n")
+    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:2: RUN --mount is not supported"):
+        build(store, context, "FROM scratch\nRUN --network=none --mount=type=cache,target=/c true\n")
+    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:2: RUN --network=host is not supported"):
+        build(store, context, "FROM scratch\nRUN --network=host true\n")
     with pytest.raises(UnsupportedFeatureError, match=r"COPY --link is not supported"):
         build(store, context, "FROM scratch\nCOPY --link notes.md /\n")
     with pytest.raises(UnsupportedFeatureError, match=r"build.secrets is not supported"):
         build(store, context, "FROM scratch\n", secrets=[{"source": "s"}])
     assert store.get("docker.io/library/demo-web:latest") is None
     assert not list((store.root / "tmp").iterdir())
+
+
+def layer_members(store: ImageStore, image: str = "demo-web") -> list[list[tarfile.TarInfo]]:
+    """The members of each built layer's blob (the form that is pushed), bottom first."""
+    record = store.get(f"docker.io/library/{image}:latest")
+    assert record is not None
+    layers = []
+    for descriptor in store.manifest(record)["layers"]:
+        with tarfile.open(store.blob_path(descriptor["digest"]), "r:*") as archive:
+            layers.append(archive.getmembers())
+    return layers
+
+
+def test_run_in_a_native_container_and_its_changes_as_a_layer(store: ImageStore, context: Path,
+                                                                local_registry: LocalRegistry) -> None:
+    rootfs = build(store, context, f"""\
+FROM {local_registry.busybox}
+ARG GREETING=hello
+COPY app /app
+RUN --network=none mkdir -p /made/sub && echo "$GREETING" > /made/sub/file && chown 12:34 /made/sub/file \\
+    && chmod 4750 /made/sub/file && ln /made/sub/file /made/hard && ln -s sub/file /made/soft \\
+    && rm /app/main.sh && rm -rf /app/sub && mkdir /app/sub && echo new > /app/sub/fresh
+RUN --network=none ["/bin/sh", "-c", "id -u > /made/uid; pwd > /made/pwd"]
+RUN --network=none <<EOF
+echo from heredoc > /made/heredoc
+EOF
+RUN --network=none cat <<EOF > /made/cat
+piped $GREETING
+EOF
+""", args={"GREETING": "bonjour"})
+    assert read(rootfs, "/made/sub/file") == "bonjour\n"  # the build argument is in RUN's environment
+    assert mode_owner(rootfs, "/made/sub/file") == ("0o4750", 12, 34)
+    _, hard = rootfs.resolve("/made/hard")
+    _, original = rootfs.resolve("/made/sub/file")
+    assert hard is not None
+    assert original is not None
+    assert (hard.info.st_ino, hard.info.st_nlink) == (original.info.st_ino, 2)
+    soft = rootfs.resolve("/made/soft", follow_last=False)[1]
+    assert soft is not None
+    assert os.readlink(soft.host) == "sub/file"
+    assert rootfs.resolve("/app/main.sh")[1] is None  # deleted: a whiteout
+    assert rootfs.listdir(("app", "sub")) == ["fresh"]  # replaced: an opaque folder
+    assert read(rootfs, "/made/uid") == "0\n"
+    assert read(rootfs, "/made/pwd") == "/\n"
+    assert read(rootfs, "/made/heredoc") == "from heredoc\n"
+    assert read(rootfs, "/made/cat") == "piped bonjour\n"
+    assert rootfs.resolve("/etc/hostname")[1] is None  # the runtime's mount stubs are not in a layer
+    run_layer = {member.name: member for member in layer_members(store)[-4]}
+    assert "app/.wh.main.sh" in run_layer
+    assert "app/sub/.wh..wh..opq" in run_layer
+    assert run_layer["made/hard"].islnk() or run_layer["made/sub/file"].islnk()
+    config = config_of(store)
+    created_by = [entry["created_by"] for entry in config["history"]][-4:]  # type: ignore[index]
+    assert created_by[1] == "RUN /bin/sh -c id -u > /made/uid; pwd > /made/pwd # buildkit"
+
+
+def test_a_failing_run_names_the_step_its_code_and_its_last_lines(store: ImageStore, context: Path,
+                                                                   local_registry: LocalRegistry) -> None:
+    with pytest.raises(ImageBuildError) as failed:
+        build(store, context, f"FROM {local_registry.busybox}\n"
+                              "RUN --network=none echo first; echo second >&2; exit 3\n")
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message.endswith('Dockerfile:2: RUN --network=none echo first; echo second >&2; exit 3: process '
+                            '"/bin/sh -c echo first; echo second >&2; exit 3" did not complete successfully: '
+                            "exit code: 3: first | second")
+    assert store.get("docker.io/library/demo-web:latest") is None
+
+
+def test_run_network_none_reaches_no_host_service(store: ImageStore, context: Path,
+                                                  local_registry: LocalRegistry) -> None:
+    """Docker's --network=none: a namespace with loopback only; the host's 127.0.0.1 is not there."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        rootfs = build(store, context, f"""\
+FROM {local_registry.busybox}
+RUN --network=none (nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo refused) > /result; \\
+    ls /sys/class/net > /links
+""")
+    assert read(rootfs, "/result") == "refused\n"
+    assert read(rootfs, "/links") == "lo\n"

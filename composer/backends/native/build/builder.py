@@ -3,7 +3,10 @@ each from its base (an image pulled into the store as ``ensure_image`` pulls, ``
 earlier stage), the metadata instructions through composer.dockerfile.image_config, COPY/ADD as
 new layers; the result is an OCI manifest and config in the store, tagged as the BuildSpec says.
 
-Not built yet, and refused in one line naming it: RUN, ADD of URLs and of local archives,
+RUN runs in a native container (composer.backends.native.build.run) with ``--network=none``.
+
+Not built yet, and refused in one line naming it: RUN without ``--network=none``, RUN --mount,
+--security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
 COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
 ``--platform``, and the ``build:`` keys that need them (ssh, secrets, cache_from/cache_to,
 additional_contexts, network, extra_hosts, shm_size, ulimits, privileged, other platforms,
@@ -20,7 +23,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import anyio.from_thread
+import anyio.to_thread
 
 from composer.backends.native.build.copy import (
     ContextSource,
@@ -34,6 +40,7 @@ from composer.backends.native.build.copy import (
 from composer.backends.native.build.ignore import Matcher, parse
 from composer.backends.native.build.layer import LayerWriter
 from composer.backends.native.build.rootfs import RootFS
+from composer.backends.native.build.run import RunRefused, check_flags, diff, last_lines, run_args, run_container
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import BuildSpec
@@ -44,10 +51,15 @@ from composer.dockerfile.parser import DockerfileSyntaxError
 from composer.dockerfile.parser import parse as parse_dockerfile
 from composer.dockerfile.stages import global_scope, needed_stages
 from composer.errors import ImageBuildError, UnsupportedFeatureError
+from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import parse as parse_reference
+
+if TYPE_CHECKING:
+    from composer.backends.native.runtime.api import Runtime
 
 BACKEND = "native"
 Pull = Callable[[str], Awaitable[ImageRecord]]
+RuntimeFactory = Callable[[], "Runtime"]
 
 
 def _refuse(what: str) -> UnsupportedFeatureError:
@@ -126,10 +138,13 @@ def ignore_matcher(context: Path, dockerfile: str) -> Matcher:
 class Builder:
     """One build: ``build()`` returns the image record of the target stage, tagged."""
 
-    def __init__(self, store: ImageStore, spec: BuildSpec, pull: Pull) -> None:
+    def __init__(self, store: ImageStore, spec: BuildSpec, pull: Pull, runtime: RuntimeFactory,
+                 sink: EventSink | None = None) -> None:
         self.store = store
         self.spec = spec
         self.pull = pull
+        self.runtime = runtime
+        self.sink = sink
         self.built: dict[int, Built] = {}
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
@@ -191,7 +206,11 @@ class Builder:
         state.globals = dict(self.scope)
         for command in stage.commands:
             if isinstance(command, RunCommand):
-                raise _refuse(f"{self.dockerfile.path}:{command.line}: RUN")
+                try:
+                    check_flags(command)
+                    process = run_args(command, state.config.get("Shell") or image_config.DEFAULT_SHELL)
+                except RunRefused as exc:
+                    raise _refuse(f"{self.dockerfile.path}:{command.line}: {exc}") from None
             before = len(state.history)
             image_config.apply(state, command, args)
             stamp = _created()
@@ -199,6 +218,9 @@ class Builder:
                 entry["created"] = stamp
             if isinstance(command, CopyCommand):
                 self._copy(command, state, built)
+            elif isinstance(command, RunCommand):
+                built.config["config"] = state.config
+                await anyio.to_thread.run_sync(self._run, command, process, state, built)
         built.config["config"] = state.config
         built.config["history"] = state.history
         built.config["created"] = _created()
@@ -245,6 +267,33 @@ class Builder:
         layer = writer.commit(chains[-1] if chains else None)
         built.diff_ids.append(layer.diff_id)
         built.layers.append(layer.descriptor)
+
+    def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built) -> None:
+        lower = built.rootfs(self.store)
+        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process,
+                           state.args) as (result, upper):
+            for line in result.output.splitlines():
+                self._emit(line)
+            if result.exit_code != 0:
+                shown = " ".join(process)
+                tail = last_lines(result.output)
+                raise self._fail(command, f'process "{shown}" did not complete successfully: exit code: '
+                                          f"{result.exit_code}" + (f": {tail}" if tail else ""))
+            writer = LayerWriter(self.store)
+            try:
+                diff(upper, lower, writer)
+            except BaseException:
+                writer.discard()
+                raise
+        chains = oci.chain_ids(built.diff_ids)
+        layer = writer.commit(chains[-1] if chains else None)
+        built.diff_ids.append(layer.diff_id)
+        built.layers.append(layer.descriptor)
+
+    def _emit(self, line: str) -> None:
+        if self.sink is not None:
+            anyio.from_thread.run_sync(self.sink.emit, Event(f"image:{self.spec.image}", EventStatus.WORKING,
+                                                             "Building", details=line))
 
     def _write(self, final: Built) -> list[ImageRecord]:
         config = json.dumps(final.config, separators=(",", ":")).encode()
