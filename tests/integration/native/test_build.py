@@ -228,7 +228,9 @@ EOF
     assert "app/sub/.wh..wh..opq" in run_layer
     assert run_layer["made/hard"].islnk() or run_layer["made/sub/file"].islnk()
     config = config_of(store)
-    created_by = [entry["created_by"] for entry in config["history"]][-4:]  # type: ignore[index]
+    history = config["history"]
+    assert isinstance(history, list)
+    created_by = [entry["created_by"] for entry in history][-4:]
     assert created_by[1] == "RUN /bin/sh -c id -u > /made/uid; pwd > /made/pwd # buildkit"
 
 
