@@ -46,7 +46,7 @@ from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import BuildSpec
 from composer.dockerfile import image_config
 from composer.dockerfile.expand import ExpansionError, expand_word
-from composer.dockerfile.instructions import CopyCommand, Dockerfile, RunCommand, Stage, build_stages
+from composer.dockerfile.instructions import CopyCommand, Dockerfile, RunCommand, Stage, WordsCommand, build_stages
 from composer.dockerfile.parser import DockerfileSyntaxError
 from composer.dockerfile.parser import parse as parse_dockerfile
 from composer.dockerfile.stages import global_scope, needed_stages
@@ -218,6 +218,8 @@ class Builder:
                 entry["created"] = stamp
             if isinstance(command, CopyCommand):
                 self._copy(command, state, built)
+            elif isinstance(command, WordsCommand) and command.name == "WORKDIR":
+                self._workdir(command, state, built)
             elif isinstance(command, RunCommand):
                 built.config["config"] = state.config
                 await anyio.to_thread.run_sync(self._run, command, process, state, built)
@@ -263,10 +265,40 @@ class Builder:
         except BaseException:
             writer.discard()
             raise
+        self._commit(writer, state, built)
+
+    def _commit(self, writer: LayerWriter, state: image_config.StageState, built: Built) -> None:
+        """The step's layer on top of the stage's; an empty one is dropped and its history entry
+        marked empty_layer, as BuildKit's exporter does."""
+        if not writer.entries:
+            writer.discard()
+            state.history[-1]["empty_layer"] = True
+            return
         chains = oci.chain_ids(built.diff_ids)
         layer = writer.commit(chains[-1] if chains else None)
         built.diff_ids.append(layer.diff_id)
         built.layers.append(layer.descriptor)
+        state.history[-1].pop("empty_layer", None)
+
+    def _workdir(self, command: Any, state: image_config.StageState, built: Built) -> None:
+        """WORKDIR makes its folder (and parents) when missing, owned by the stage's USER, as
+        BuildKit's ``mkdir -p``; a layer then, else none."""
+        folder = state.config.get("WorkingDir") or "/"
+        rootfs = built.rootfs(self.store)
+        if folder == "/" or rootfs.resolve(folder)[1] is not None:
+            return
+        try:
+            plan = plan_copy(rootfs, "/", folder.rstrip("/") + "/", [], [],
+                             chown=parse_chown(state.config.get("User") or "", rootfs), chmod=None)
+        except CopyError as exc:
+            raise self._fail(command, str(exc)) from None
+        writer = LayerWriter(self.store)
+        try:
+            plan.write(writer)
+        except BaseException:
+            writer.discard()
+            raise
+        self._commit(writer, state, built)
 
     def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built) -> None:
         lower = built.rootfs(self.store)
@@ -285,10 +317,7 @@ class Builder:
             except BaseException:
                 writer.discard()
                 raise
-        chains = oci.chain_ids(built.diff_ids)
-        layer = writer.commit(chains[-1] if chains else None)
-        built.diff_ids.append(layer.diff_id)
-        built.layers.append(layer.descriptor)
+        self._commit(writer, state, built)
 
     def _emit(self, line: str) -> None:
         if self.sink is not None:

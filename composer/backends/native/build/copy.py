@@ -218,6 +218,8 @@ class CopyPlan:
         for info, host, data in self.entries.values():
             if data is not None:
                 info.size = len(data)
+                info.uname = info.gname = ""
+                writer.entries += 1
                 writer.tar.addfile(info, io.BytesIO(data))
             else:
                 writer.add(info, host)

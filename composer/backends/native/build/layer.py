@@ -52,9 +52,11 @@ class LayerWriter:
         self.path = store.root / "tmp" / f"build-layer.{os.getpid()}.{secrets.token_hex(6)}.tar"
         self._file = self.path.open("wb")
         self.tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+        self.entries = 0
 
     def add(self, info: tarfile.TarInfo, content: Path | None = None) -> None:
         info.uname = info.gname = ""
+        self.entries += 1
         if content is not None and info.isreg():
             with content.open("rb") as handle:
                 self.tar.addfile(info, handle)

@@ -130,10 +130,13 @@ def _xattrs(path: Path) -> dict[str, str]:
 def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
     """The upper folder of an overlay as an OCI layer: whiteouts (0/0 character devices) become
     ``.wh.<name>``, opaque folders get ``.wh..wh..opq``; owners, modes, times, xattrs and hard
-    links are kept. The runtime's mount-point stubs are left out when the stage had no such path."""
+    links are kept. Left out: the runtime's mount-point stubs when the stage had no such path, and
+    folders only copied up (same type, mode and owner below, nothing changed inside), so that a
+    command that changes nothing makes an empty layer, which BuildKit drops."""
     links: dict[tuple[int, int], str] = {}
 
-    def visit(folder: Path, parts: tuple[str, ...]) -> None:
+    def visit(folder: Path, parts: tuple[str, ...]) -> list[tuple[tarfile.TarInfo, Path | None]]:
+        found: list[tuple[tarfile.TarInfo, Path | None]] = []
         for name in sorted(os.listdir(folder)):
             path = folder / name
             here = (*parts, name)
@@ -142,18 +145,33 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
                 continue
             member = "/".join(here)
             if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
-                writer.add(_entry("/".join((*parts, WHITEOUT_PREFIX + name)), tarfile.REGTYPE, info, 0o644))
+                found.append((_entry("/".join((*parts, WHITEOUT_PREFIX + name)), tarfile.REGTYPE, info, 0o644), None))
                 continue
             kind = _kind(info)
             if kind is None:
                 continue
             entry = _entry(member + ("/" if kind == tarfile.DIRTYPE else ""), kind, info, stat.S_IMODE(info.st_mode))
             entry.pax_headers = _xattrs(path)
+            if kind == tarfile.DIRTYPE:
+                opaque = False
+                with contextlib.suppress(OSError):
+                    opaque = os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+                children = visit(path, here)
+                below = lower.lookup(here)
+                if not children and not opaque and below is not None and below.is_dir and (
+                        below.info.st_mode, below.info.st_uid, below.info.st_gid) == (
+                        info.st_mode, info.st_uid, info.st_gid):
+                    continue
+                found.append((entry, None))
+                if opaque:
+                    found.append((_entry(member + "/" + OPAQUE_MARKER, tarfile.REGTYPE, info, 0o644), None))
+                found += children
+                continue
             if kind == tarfile.REGTYPE and info.st_nlink > 1:
                 key = (info.st_dev, info.st_ino)
                 if key in links:
                     entry.type, entry.linkname, entry.size = tarfile.LNKTYPE, links[key], 0
-                    writer.add(entry)
+                    found.append((entry, None))
                     continue
                 links[key] = member
             if kind == tarfile.SYMTYPE:
@@ -162,14 +180,11 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
                 entry.devmajor, entry.devminor = os.major(info.st_rdev), os.minor(info.st_rdev)
             elif kind == tarfile.REGTYPE:
                 entry.size = info.st_size
-            writer.add(entry, path if kind == tarfile.REGTYPE else None)
-            if kind == tarfile.DIRTYPE:
-                with contextlib.suppress(OSError):
-                    if os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y":
-                        writer.add(_entry(member + "/" + OPAQUE_MARKER, tarfile.REGTYPE, info, 0o644))
-                visit(path, here)
+            found.append((entry, path if kind == tarfile.REGTYPE else None))
+        return found
 
-    visit(upper, ())
+    for entry, host in visit(upper, ()):
+        writer.add(entry, host)
 
 
 _KINDS = ((stat.S_ISDIR, tarfile.DIRTYPE), (stat.S_ISLNK, tarfile.SYMTYPE), (stat.S_ISREG, tarfile.REGTYPE),
