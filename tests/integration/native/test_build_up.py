@@ -6,8 +6,13 @@ Dockerfile on the real dockerd (the comparison of tests/integration/docker/test_
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import stat
 import subprocess
 import sys
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +21,7 @@ from typing import Any
 import anyio
 import pytest
 
+from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.image.pull import pull
 from composer.backends.native.image.store import ImageStore
 from composer.backends.native.runtime.api import Runtime
@@ -119,3 +125,100 @@ def test_the_built_config_equals_buildkits(env: Env, tmp_path: Path, docker_api:
         assert (field, ours["config"].get(field) or None) == (field, theirs["Config"].get(field) or None)
     assert [entry.get("created_by", "") for entry in ours["history"]] == theirs_history
     assert len(ours["rootfs"]["diff_ids"]) == len(theirs["RootFS"]["Layers"])
+
+
+COPY_RULES = """\
+ARG BASE
+FROM $BASE
+WORKDIR /srv/app
+COPY run.sh conf ./
+COPY conf /opt/conf-dir
+COPY conf/ /opt/with-slash/
+COPY run.sh /opt/renamed.sh
+COPY run.sh conf/site.conf /opt/multi/
+COPY --chown=1234:2345 --chmod=600 conf /opt/owned/deep/
+COPY c*/*.conf /opt/wild/
+COPY . /opt/whole
+"""
+COMPARED = ("srv", "opt")
+
+
+def _docker_files(tag: str) -> dict[str, tuple[object, ...]]:
+    container = _docker("create", tag).strip()
+    try:
+        exported = subprocess.run(["/usr/bin/docker", "export", container], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run(["/usr/bin/docker", "rm", "-f", container], capture_output=True, check=False)
+    files: dict[str, tuple[object, ...]] = {}
+    with tarfile.open(fileobj=io.BytesIO(exported)) as archive:
+        for member in archive:
+            name = member.name.rstrip("/")
+            if name.split("/")[0] not in COMPARED:
+                continue
+            data = archive.extractfile(member).read() if member.isreg() else b""  # type: ignore[union-attr]
+            kind = "dir" if member.isdir() else "link" if member.issym() else "file"
+            files[name] = (kind, oct(member.mode & 0o7777), member.uid, member.gid, hashlib.sha256(data).hexdigest(),
+                           member.linkname)
+    return files
+
+
+def _native_files(rootfs: RootFS) -> dict[str, tuple[object, ...]]:
+    files: dict[str, tuple[object, ...]] = {}
+
+    def walk(parts: tuple[str, ...]) -> None:
+        entry = rootfs.lookup(parts)
+        assert entry is not None
+        info = entry.info
+        kind = "dir" if entry.is_dir else "link" if entry.is_link else "file"
+        data = entry.host.read_bytes() if kind == "file" else b""
+        files["/".join(parts)] = (kind, oct(stat.S_IMODE(info.st_mode)), info.st_uid, info.st_gid,
+                                  hashlib.sha256(data).hexdigest(), os.readlink(entry.host) if kind == "link" else "")
+        if entry.is_dir:
+            for name in rootfs.listdir(parts):
+                walk((*parts, name))
+
+    for top in COMPARED:
+        if rootfs.lookup((top,)) is not None:
+            walk((top,))
+    return files
+
+
+def ignored_context(folder: Path) -> Path:
+    """The context with a .dockerignore of moby's pattern kinds: **, an exception, a folder."""
+    ctx = context(folder, COPY_RULES)  # the same Dockerfile for both: the base is a build argument
+    (ctx / "docs" / "deep").mkdir(parents=True)
+    for path in ("docs/a.md", "docs/deep/b.md", "docs/keep.md", "docs/deep/c.txt", "conf/x.tmp", "tmp/y"):
+        (ctx / path).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / path).write_text(path + "\n")
+    os.symlink("run.sh", ctx / "link.sh")
+    (ctx / ".dockerignore").write_text("**/*.md\n!docs/keep.md\ntmp\nconf/*.tmp\n")
+    return ctx
+
+
+def test_copy_rules_give_buildkits_files(env: Env, tmp_path: Path, docker_api: Any, busybox_image: str) -> None:
+    """The flattened files under /srv and /opt (type, mode, owner, content, link) equal BuildKit's."""
+    ctx = ignored_context(tmp_path / "docker")
+    tag = f"composer-native-copy:{uuid.uuid4().hex[:8]}"
+    try:
+        _docker("build", "-q", "-t", tag, "--build-arg", f"BASE={busybox_image}", ".", cwd=ctx)
+        theirs = _docker_files(tag)
+    finally:
+        subprocess.run(["/usr/bin/docker", "rmi", "-f", tag], capture_output=True, check=False)
+    native_ctx = ignored_context(tmp_path / "native")
+    (tmp_path / "native" / "compose.yaml").write_text("services:\n  web:\n    build:\n      context: ./web\n"
+                                                      f"      args:\n        BASE: {env.image}\n")
+    name = f"bf{uuid.uuid4().hex[:8]}"
+    built = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, "build"],
+                           cwd=native_ctx.parent, env=env.environ, capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    store = ImageStore(env.root / "store")
+    record = store.get(f"docker.io/library/{name}-web:latest")
+    assert record is not None
+    ours = _native_files(RootFS([layer.path for layer in store.layers(record)]))
+    assert sorted(ours) == sorted(theirs)
+    assert "opt/whole/docs/keep.md" in ours  # the exception
+    assert "opt/whole/docs/deep/c.txt" in ours
+    assert not {"opt/whole/docs/a.md", "opt/whole/docs/deep/b.md", "opt/whole/tmp", "opt/whole/conf/x.tmp"} & set(ours)
+    assert ours["opt/whole/link.sh"][0] == "link"
+    assert {path: ours[path] for path in ours if ours[path] != theirs[path]} == {}, \
+        {path: theirs[path] for path in ours if ours[path] != theirs[path]}
