@@ -3,9 +3,10 @@ each from its base (an image pulled into the store as ``ensure_image`` pulls, ``
 earlier stage), the metadata instructions through composer.dockerfile.image_config, COPY/ADD as
 new layers; the result is an OCI manifest and config in the store, tagged as the BuildSpec says.
 
-RUN runs in a native container (composer.backends.native.build.run) with ``--network=none``.
+RUN runs in a native container (composer.backends.native.build.run): ``--network=none``, or
+the default, a bridge network of the build's own.
 
-Not built yet, and refused in one line naming it: RUN without ``--network=none``, RUN --mount,
+Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
 --security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
 COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
 ``--platform``, and the ``build:`` keys that need them (ssh, secrets, cache_from/cache_to,
@@ -302,8 +303,8 @@ class Builder:
 
     def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built) -> None:
         lower = built.rootfs(self.store)
-        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process,
-                           state.args) as (result, upper):
+        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.args,
+                           network=command.network != "none") as (result, upper):
             for line in result.output.splitlines():
                 self._emit(line)
             if result.exit_code != 0:

@@ -7,9 +7,11 @@ The container gets its own project folder (``build-<random>``) under the run roo
 project's observation ever sees it, and is removed whatever happens. The stage's image is a
 config blob and its layers only: no index entry is written for it.
 
-Network: ``--network=none`` runs in a network namespace of its own with only loopback (no way
-to the host's loopback services). The default network (a build network as a service gets) and
-``--network=host`` are refused in one line: never the host's network in its place.
+Network: ``--network=none`` runs in a network namespace of its own with only loopback. The
+default puts the container on a bridge network of its own made by the backend's network manager
+(a project network, as a service's default network: NAT out, the host's loopback services out
+of reach as from any bridged container), removed with the container. ``--network=host`` is
+refused in one line.
 """
 
 from __future__ import annotations
@@ -81,17 +83,21 @@ def check_flags(command: RunCommand) -> None:
         raise RunRefused("RUN --mount")
     if command.security:
         raise RunRefused(f"RUN --security={command.security}")
-    if command.network in ("", "default"):
-        raise RunRefused("RUN without --network=none (the build network)")
-    if command.network != "none":
+    if command.network not in ("", "default", "none"):
         raise RunRefused(f"RUN --network={command.network}")
 
 
 @contextlib.contextmanager
 def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any], diff_ids: Sequence[str],
-                  args: Sequence[str], build_args: Mapping[str, str]) -> Iterator[tuple[RunResult, Path]]:
-    """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``);
-    yields the result and the container's upper folder, then removes the container."""
+                  args: Sequence[str], build_args: Mapping[str, str], *,
+                  network: bool) -> Iterator[tuple[RunResult, Path]]:
+    """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``), on a
+    build network of its own when ``network``, else with none; yields the result and the
+    container's upper folder, then removes the container (and the network)."""
+    from composer.backends.native.network import settings as networking
+    from composer.contract.backend import ContainerSpec, NetworkAttachment
+    from composer.spec.models import NetworkConfig
+
     config_blob = json.dumps({**config, "rootfs": {"type": "layers", "diff_ids": list(diff_ids)}},
                              separators=(",", ":")).encode()
     digest = store.write_blob(config_blob)
@@ -100,19 +106,29 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
     environment = {key: value for key, value in build_args.items()
                    if not any(entry.partition("=")[0] == key for entry in inner.get("Env") or [])}
     service = ServiceConfig.model_validate({
-        "name": "build", "entrypoint": list(args), "command": [], "network_mode": "none",
+        "name": "build", "entrypoint": list(args), "command": [], "network_mode": None if network else "none",
         "user": inner.get("User") or "0", "working_dir": inner.get("WorkingDir") or "/",
         "environment": environment})
     project = f"build-{secrets.token_hex(6)}"
     name = "run"
-    container_id = runtime.create(project, name, service, image)
-    try:
-        runtime.start(project, name)
+    run_root = runtime.run_root
+    with contextlib.ExitStack() as cleanup:
+        extra: dict[str, Any] = {}
+        if network:
+            network_name = f"{project}_default"
+            networking.create_network(run_root, project, "default", network_name, NetworkConfig(name=network_name))
+            cleanup.callback(networking.remove_network, run_root, network_name)
+            spec = ContainerSpec(project, service, name, 1, image.reference, {},
+                                 networks=(NetworkAttachment(network_name),))
+            extra["network"] = networking.container_settings(spec, run_root)
+        container_id = runtime.create(project, name, service, image, extra=extra)
+        created = runtime.config(project, name)
+        cleanup.callback(networking.released, created)
+        cleanup.callback(runtime.remove, project, name, force=True)
+        runtime.start(project, name, **networking.start_options(created))
         state = runtime.wait(project, name)
         result = RunResult(state.exit_code if state.exit_code is not None else -1, runtime.output(project, name))
         yield result, runtime.data_dir(container_id) / "upper"
-    finally:
-        runtime.remove(project, name, force=True)
 
 
 def _xattrs(path: Path) -> dict[str, str]:
