@@ -22,6 +22,7 @@ from composer.backends.native.backend import NativeBackend
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.image.store import ImageStore
 from composer.contract.backend import BuildSpec
+from composer.dockerfile.parser import DockerfileSyntaxError
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig
@@ -173,6 +174,18 @@ def test_errors_and_refusals_are_one_line(store: ImageStore, context: Path) -> N
         build(store, context, "FROM scratch\nRUN --network=host true\n")
     with pytest.raises(UnsupportedFeatureError, match=r"COPY --link is not supported"):
         build(store, context, "FROM scratch\nCOPY --link notes.md /\n")
+    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:2: ADD of a URL is not supported"):
+        build(store, context, "FROM scratch\nADD https://example.invalid/x /x\n")
+    with tarfile.open(context / "files.tar", "w") as archive:
+        archive.add(context / "notes.md", "notes.md")
+    with pytest.raises(ImageBuildError, match=r"ADD of a local archive \(files.tar: extraction\) is not supported"):
+        build(store, context, "FROM scratch\nADD files.tar /x/\n")
+    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:1: FROM --platform is not supported"):
+        build(store, context, "FROM --platform=linux/arm64 scratch\n")
+    with pytest.raises(UnsupportedFeatureError, match=r"COPY --from=busybox \(an image, not a stage\) is not"):
+        build(store, context, "FROM scratch\nCOPY --from=busybox /bin/sh /sh\n")
+    with pytest.raises(DockerfileSyntaxError, match=r"unknown instruction: FRM"):
+        build(store, context, "FRM scratch\n")
     with pytest.raises(UnsupportedFeatureError, match=r"build.secrets is not supported"):
         build(store, context, "FROM scratch\n", secrets=[{"source": "s"}])
     assert store.get("docker.io/library/demo-web:latest") is None
