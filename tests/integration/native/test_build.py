@@ -166,7 +166,8 @@ COPY --from=files /data /copied
 def test_errors_and_refusals_are_one_line(store: ImageStore, context: Path) -> None:
     with pytest.raises(ImageBuildError, match=r'Dockerfile:2: COPY missing /x: "/missing": not found$'):
         build(store, context, "FROM scratch\nCOPY missing /x\n")
-    with pytest.raises(ImageBuildError, match=r"\"/logs/a.log\": not found$"):
+    with pytest.raises(ImageBuildError, match=r"\"/logs/a.log\": not found \(excluded by the .dockerignore pattern "
+                                              r"'logs'\)$"):
         build(store, context, "FROM scratch\nCOPY logs/a.log /x\n")  # excluded by .dockerignore
     with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:2: RUN --mount is not supported"):
         build(store, context, "FROM scratch\nRUN --network=none --mount=type=cache,target=/c true\n")

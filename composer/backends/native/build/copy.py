@@ -51,6 +51,10 @@ class Source:
         """Whether the files keep their owners (a stage's do; the context's become root's)."""
         return False
 
+    def missing(self, pattern: str) -> str:
+        """Why ``pattern`` matches nothing, for the error."""
+        return f'"/{clean(pattern)}": not found'
+
 
 class ContextSource(Source):
     """The build context folder with its ``.dockerignore`` matcher."""
@@ -84,6 +88,12 @@ class ContextSource(Source):
             found = nxt
         return [parts for parts in found if not parts or not self.matcher.excluded("/".join(parts))
                 or (self._is_dir(parts) and self.matcher.may_include_below("/".join(parts)))]
+
+    def missing(self, pattern: str) -> str:
+        path = clean(pattern)
+        rule = self.matcher.excluded_by(path) if (self.root / path).exists() else None
+        excluded = f" (excluded by the .dockerignore pattern {rule!r})" if rule else ""
+        return f'"/{path}": not found{excluded}'
 
     def _is_dir(self, parts: tuple[str, ...]) -> bool:
         info = self._entry(parts)
@@ -241,7 +251,7 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
     for source, word in sources:
         found = source.match(word)
         if not found:
-            raise CopyError(f'"/{clean(word)}": not found')
+            raise CopyError(source.missing(word))
         matched += [(source, parts) for parts in found]
     if len(matched) + len(inline) > 1:
         as_folder = True

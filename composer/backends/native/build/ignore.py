@@ -81,18 +81,22 @@ class Matcher:
         self.patterns = patterns
 
     def excluded(self, path: str) -> bool:
+        return self.excluded_by(path) is not None
+
+    def excluded_by(self, path: str) -> str | None:
+        """The pattern that excludes ``path`` (the last one that matched), or None."""
         path = clean(path)
         parents = path.split("/")[:-1]
         prefixes = ["/".join(parents[:count + 1]) for count in range(len(parents))]
-        matched = False
+        rule: str | None = None
         for pattern in self.patterns:
-            if pattern.exclusion == (not matched):  # cannot change the outcome
+            if pattern.exclusion == (rule is None):  # cannot change the outcome
                 continue
             hit = pattern.regex.match(path) is not None or any(
                 pattern.regex.match(prefix) is not None for prefix in prefixes)
             if hit:
-                matched = not pattern.exclusion
-        return matched
+                rule = None if pattern.exclusion else pattern.text
+        return rule
 
     def may_include_below(self, directory: str) -> bool:
         """Whether an exception pattern could re-include something under an excluded folder."""

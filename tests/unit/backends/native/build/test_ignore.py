@@ -38,3 +38,10 @@ def test_moby_pattern_semantics(patterns: str, path: str, excluded: bool) -> Non
 
 def test_clean_is_gos_filepath_clean_without_the_root() -> None:
     assert [clean(path) for path in ("/", "a//b/", "./a/../b", "../../x")] == [".", "a/b", "b", "x"]
+
+
+def test_the_rule_that_excludes_is_named() -> None:
+    matcher = Matcher(parse("logs\n**/*.key\n!app/keep.key\n"))
+    assert matcher.excluded_by("logs/a.log") == "logs"
+    assert matcher.excluded_by("app/x.key") == "**/*.key"
+    assert matcher.excluded_by("app/keep.key") is None
