@@ -27,9 +27,12 @@ from composer.backends.native.image.store import ImageStore
 from composer.backends.native.runtime.api import Runtime
 from composer.events import ListSink
 from tests.integration.docker.test_dockerfile_config import FIELDS, _docker, _history
+from tests.integration.native.test_archive_push import docker_images, registry_manifests
 from tests.integration.native.test_lifecycle import Env, eventually
 from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry
+
+__all__ = ["docker_images", "registry_manifests"]  # fixtures used here
 
 DOCKERFILE = """\
 FROM {image}
@@ -222,3 +225,30 @@ def test_copy_rules_give_buildkits_files(env: Env, tmp_path: Path, docker_api: A
     assert ours["opt/whole/link.sh"][0] == "link"
     assert {path: ours[path] for path in ours if ours[path] != theirs[path]} == {}, \
         {path: theirs[path] for path in ours if ours[path] != theirs[path]}
+
+
+def test_a_built_image_pushes_and_dockerd_runs_it(env: Env, tmp_path: Path, local_registry: LocalRegistry,
+                                                  docker_api: Any, docker_images: list[str],
+                                                  registry_manifests: list[tuple[str, str]]) -> None:
+    """The built layers are in the store's format: ``composer push`` sends them and dockerd pulls and
+    runs the image (the COPY'd and RUN-made files are there)."""
+    context(tmp_path, DOCKERFILE.format(image=env.image, run="RUN --network=none echo pushed > /built\n"))
+    repository = f"composer-test/built-{uuid.uuid4().hex[:8]}"
+    target = local_registry.reference(repository, "1")
+    docker_images.append(target)
+    (tmp_path / "compose.yaml").write_text(f"services:\n  web:\n    image: {target}\n    build: ./web\n")
+    name = f"bp{uuid.uuid4().hex[:8]}"
+    for command in ("build", "push"):
+        done = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, command],
+                              cwd=tmp_path, env=env.environ, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+    record = ImageStore(env.root / "store").get(target)
+    assert record is not None
+    registry_manifests.append((repository, record.manifest))
+    for message in docker_api.pull(target.rsplit(":", 1)[0], tag="1", stream=True, decode=True):
+        assert not message.get("error"), message
+    assert docker_api.inspect_image(target)["Id"] == record.config
+    output = subprocess.run(["/usr/bin/docker", "run", "--rm", "--network=none", target, "sh", "-c",
+                             "cat /srv/app/conf/site.conf /built; stat -c %a /srv/app/run.sh"],
+                            capture_output=True, text=True, timeout=120)
+    assert (output.returncode, output.stdout) == (0, "site=on\npushed\n755\n"), output.stderr
