@@ -23,6 +23,7 @@ files (its mount namespace while it runs, else its overlay in a private one).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -149,7 +150,8 @@ class NativeBackend:
             return self.store
 
         store = await self._run(open_store)
-        with store.session():
+        with contextlib.ExitStack() as stack:
+            await self._run(lambda: stack.enter_context(store.session()))  # gc waits for the build
             await Builder(store, spec, pull_base, lambda: self.containers.runtime, sink).build()
 
     async def push_image(self, image: str, sink: EventSink) -> None:

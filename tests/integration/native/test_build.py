@@ -276,6 +276,10 @@ RUN --network=none (nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo 
 """)
     assert read(rootfs, "/result") == "refused\n"
     assert read(rootfs, "/links") == "lo\n"
+    rootfs = build(store, context, f"FROM {local_registry.busybox}\nRUN ls /sys/class/net > /links\n", network="none")
+    assert read(rootfs, "/links") == "lo\n"  # build.network: none is every RUN's default
+    with pytest.raises(UnsupportedFeatureError, match=r"service web: build.network: host is not supported"):
+        build(store, context, "FROM scratch\n", network="host")
 
 
 def test_run_default_network_is_a_bridge_of_the_builds_own(store: ImageStore, context: Path,

@@ -9,10 +9,10 @@ the default, a bridge network of the build's own.
 Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
 --security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
 COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
-``--platform``, and the ``build:`` keys that need them (ssh, secrets, cache_from/cache_to,
-additional_contexts, network, extra_hosts, shm_size, ulimits, privileged, other platforms,
-entitlements, isolation). There is no cache yet: every build builds every step (``no_cache``
-holds trivially).
+``--platform``, COPY ``--from`` an image, and the ``build:`` keys that need them (ssh, secrets,
+cache_from/cache_to, additional_contexts, network other than default or none, extra_hosts,
+shm_size, ulimits, privileged, other platforms, entitlements, isolation). There is no cache
+yet: every build builds every step (``no_cache`` holds trivially).
 """
 
 from __future__ import annotations
@@ -92,10 +92,11 @@ def refuse_build_keys(spec: BuildSpec) -> None:
                        ("cache_to", build.cache_to), ("additional_contexts", build.additional_contexts),
                        ("extra_hosts", build.extra_hosts), ("shm_size", build.shm_size),
                        ("ulimits", build.ulimits), ("privileged", build.privileged),
-                       ("entitlements", build.entitlements), ("isolation", build.isolation),
-                       ("network", build.network)):
+                       ("entitlements", build.entitlements), ("isolation", build.isolation)):
         if value:
             raise _refuse(f"service {spec.service.name}: build.{key}")
+    if build.network not in (None, "default", "none"):
+        raise _refuse(f"service {spec.service.name}: build.network: {build.network}")
     if any(platform not in ("linux/amd64", "linux/x86_64") for platform in build.platforms):
         raise _refuse(f"service {spec.service.name}: build.platforms other than linux/amd64")
     if build.context is None or "://" in build.context or build.context.startswith("git@"):
@@ -303,8 +304,10 @@ class Builder:
 
     def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built) -> None:
         lower = built.rootfs(self.store)
+        build = self.spec.service.build
+        network = command.network or (build.network if build is not None else None) or "default"
         with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.args,
-                           network=command.network != "none") as (result, upper):
+                           network=network != "none") as (result, upper):
             for line in result.output.splitlines():
                 self._emit(line)
             if result.exit_code != 0:
