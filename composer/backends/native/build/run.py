@@ -173,10 +173,7 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
                 with contextlib.suppress(OSError):
                     opaque = os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
                 children = visit(path, here)
-                below = lower.lookup(here)
-                if not children and not opaque and below is not None and below.is_dir and (
-                        below.info.st_mode, below.info.st_uid, below.info.st_gid) == (
-                        info.st_mode, info.st_uid, info.st_gid):
+                if not children and not opaque and _unchanged_folder(here, info, lower):
                     continue
                 found.append((entry, None))
                 if opaque:
@@ -201,6 +198,16 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
 
     for entry, host in visit(upper, ()):
         writer.add(entry, host)
+
+
+def _unchanged_folder(parts: tuple[str, ...], info: os.stat_result, lower: RootFS) -> bool:
+    """Whether an upper folder with nothing in it for the layer is no change: copied up with the
+    same type, mode and owner as below, or /etc made by the runtime for its stubs."""
+    below = lower.lookup(parts)
+    if below is None:
+        return parts == ("etc",)
+    return below.is_dir and (below.info.st_mode, below.info.st_uid, below.info.st_gid) == (
+        info.st_mode, info.st_uid, info.st_gid)
 
 
 _KINDS = ((stat.S_ISDIR, tarfile.DIRTYPE), (stat.S_ISLNK, tarfile.SYMTYPE), (stat.S_ISREG, tarfile.REGTYPE),
