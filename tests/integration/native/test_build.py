@@ -307,3 +307,22 @@ RUN ls /sys/class/net > /links; gateway=$(ip route | awk '/default/ {{print $3}}
                                                              text=True).stdout) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert f"inet {gateway}/" not in addresses  # the build's bridge is gone
+
+
+def test_run_has_a_service_containers_isolation(store: ImageStore, context: Path,
+                                                local_registry: LocalRegistry) -> None:
+    """As Docker's RUN (and a service container here): Docker's default capabilities, a seccomp
+    filter, no mount, /proc/kcore masked, /proc/sys read-only."""
+    rootfs = build(store, context, f"""\
+FROM {local_registry.busybox}
+RUN --network=none grep -E "^(CapEff|Seccomp):" /proc/self/status > /status; \\
+    (mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo refused) > /mount; \\
+    (head -c 16 /proc/kcore 2>/dev/null | wc -c) > /kcore; \\
+    (echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo written || echo refused) > /sysctl
+""")
+    status = dict(line.split(":\t") for line in read(rootfs, "/status").splitlines())
+    assert int(status["CapEff"], 16) == 0xA80425FB  # Docker's default set
+    assert status["Seccomp"] == "2"  # a filter
+    assert read(rootfs, "/mount") == "refused\n"
+    assert read(rootfs, "/kcore").strip() == "0"  # nothing readable
+    assert read(rootfs, "/sysctl") == "refused\n"
