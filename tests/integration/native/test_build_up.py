@@ -142,6 +142,7 @@ COPY run.sh conf/site.conf /opt/multi/
 COPY --chown=1234:2345 --chmod=600 conf /opt/owned/deep/
 COPY c*/*.conf /opt/wild/
 COPY . /opt/whole
+COPY link.sh /opt/followed
 """
 COMPARED = ("srv", "opt")
 
@@ -223,6 +224,7 @@ def test_copy_rules_give_buildkits_files(env: Env, tmp_path: Path, docker_api: A
     assert "opt/whole/docs/deep/c.txt" in ours
     assert not {"opt/whole/docs/a.md", "opt/whole/docs/deep/b.md", "opt/whole/tmp", "opt/whole/conf/x.tmp"} & set(ours)
     assert ours["opt/whole/link.sh"][0] == "link"
+    assert ours["opt/followed"][0] == "file"  # a named source that is a link is followed
     assert {path: ours[path] for path in ours if ours[path] != theirs[path]} == {}, \
         {path: theirs[path] for path in ours if ours[path] != theirs[path]}
 

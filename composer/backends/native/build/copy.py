@@ -103,6 +103,20 @@ class ContextSource(Source):
         info = self._entry(parts)
         if info is None:
             return
+        if parts and stat.S_ISLNK(info.st_mode):  # a named source that is a link: its target, as BuildKit
+            target = Path(os.path.realpath(self.root.joinpath(*parts)))
+            root = Path(os.path.realpath(self.root))
+            if target != root and root not in target.parents:
+                raise CopyError(f'"/{"/".join(parts)}": a link out of the build context')
+            inside = target.relative_to(root).parts
+            followed = self._entry(inside)
+            if followed is None:
+                raise CopyError(f'"/{"/".join(parts)}": not found (a dangling link)')
+            if not stat.S_ISDIR(followed.st_mode):
+                yield Item((), followed, self.root.joinpath(*inside))
+                return
+            yield from self._walk(inside, (), followed)
+            return
         yield from self._walk(parts, (), info)
 
     def _walk(self, parts: tuple[str, ...], relative: tuple[str, ...], info: os.stat_result) -> Iterator[Item]:
