@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from composer.contract.backend import Backend, ImageStoreCommands
+    from composer.contract.system import SystemCommands
 
 ENTRY_POINT_GROUP = "composer.backends"
 
@@ -134,6 +135,28 @@ def image_store(requested: str | None) -> ImageStoreCommands | None:
     module_name, _, attribute = target.partition(":")
     store: ImageStoreCommands = getattr(importlib.import_module(module_name), attribute)()
     return store
+
+
+# Each backend's ``composer system`` commands (check, df, prune: composer.contract.system's
+# SystemCommands), imported on first use without the rest of the backend.
+SYSTEM = {
+    "docker": "composer.backends.docker.system:DockerSystem",
+    "native": "composer.backends.native.system:NativeSystem",
+}
+
+
+def system_commands(requested: str | None) -> SystemCommands | None:
+    """The ``composer system`` commands of the backend ``choose_backend`` picks; None when that
+    backend offers none (a third-party one).
+
+    :raises UsageError: an unknown backend name.
+    """
+    target = SYSTEM.get(choose_backend(requested).name)
+    if target is None:
+        return None
+    module_name, _, attribute = target.partition(":")
+    commands: SystemCommands = getattr(importlib.import_module(module_name), attribute)()
+    return commands
 
 
 # Each backend's hooks for the CLI's command server (composer/cli/server.py), in a module of its

@@ -175,18 +175,26 @@ def _run(ctx: CommandContext, project: Any, tty: bool, interactive: bool, window
     options = RunOptions(
         command=tuple(args.cmd) if args.cmd else None,
         entrypoint=tuple(shlex.split(args.entrypoint)) if args.entrypoint is not None else None,
-        environment=parse_env(args.env), user=args.user, workdir=args.workdir,
+        environment=_run_environment(args.env, args.env_from_file), user=args.user, workdir=args.workdir,
         volumes=tuple(_volume(entry, project.working_dir) for entry in args.volume),
         ports=tuple(port for entry in args.publish for port in _ports(entry)), service_ports=args.service_ports,
         name=args.name, tty=tty, interactive=interactive, use_aliases=args.use_aliases,
         labels=parse_env(args.label, {}), console_size=window.size() if window is not None else None,
+        cap_add=tuple(args.cap_add), cap_drop=tuple(args.cap_drop),
     )
     streams = None if args.detach else _streams(interactive, window)
+    sink = ctx.sink(quiet=args.quiet)
+    if args.quiet_pull:
+        from composer.cli.progress import QuietPull
+
+        sink = QuietPull(sink)
     with _raw_terminal(tty and _stdin_is_tty()):
         ref, code = ctx.run(lambda backend: engine.run(project, backend, args.service, options, streams,
-                                                       ctx.sink(), no_deps=args.no_deps, remove=args.rm,
-                                                       pull=args.pull, parallel=args.parallel))
-    if args.detach:
+                                                       sink, no_deps=args.no_deps, remove=args.rm,
+                                                       pull=args.pull, parallel=args.parallel,
+                                                       build=True if args.build else None,
+                                                       remove_orphans=args.remove_orphans))
+    if args.detach:  # even with -q, as v2 (which quiets the progress only)
         print(ref.container_id)
         return 0
     return code or 0
@@ -221,6 +229,25 @@ def run_attach(ctx: CommandContext) -> int:
         with _raw_terminal(bool(tty) and interactive and _stdin_is_tty()):
             code = ctx.run(attach)
     return code or 0
+
+
+def _run_environment(entries: Iterable[str], files: Iterable[str]) -> dict[str, str]:
+    """``-e`` entries, then each ``--env-from-file`` file for the names ``-e`` did not set (v2's
+    order); a file's ``${X}`` sees what was set before it.
+
+    :raises UsageError: a file that cannot be read or parsed (one line).
+    """
+    from composer.spec.dotenv import DotenvError, read_dotenv_file
+
+    environment = parse_env(entries)
+    for path in files:
+        try:
+            values = read_dotenv_file(path, environment.get)
+        except DotenvError as exc:
+            raise UsageError(f"--env-from-file: {exc.message}") from None
+        for key, value in values.items():
+            environment.setdefault(key, value)
+    return environment
 
 
 def _volume(entry: str, working_dir: str) -> Any:

@@ -26,14 +26,15 @@ def table(rows: Sequence[Sequence[str]], *, padding: int = 3, min_width: int = 0
     return lines
 
 
-def human_size(size: float) -> str:
-    """go-units' HumanSizeWithPrecision(size, 3): decimal units, three significant digits."""
+def human_size(size: float, precision: int = 3) -> str:
+    """go-units' HumanSizeWithPrecision(size, precision): decimal units, three significant digits
+    by default (docker's listings), four for HumanSize (``system df``, prune's total)."""
     units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
     index = 0
     while size >= 1000 and index < len(units) - 1:
         size /= 1000
         index += 1
-    return f"{size:.3g}{units[index]}"
+    return f"{size:.{precision}g}{units[index]}"
 
 
 def format_ports(ports: Iterable[PortMapping]) -> str:

@@ -42,6 +42,12 @@ class ObservedContainer:
     created: float | None = None  # Unix time
     status_text: str = ""  # the engine's own words: "Up 2 seconds (healthy)", "Exited (0) 3 minutes ago"
     ports: tuple[PortMapping, ...] = ()
+    volumes: tuple[str, ...] = ()  # the engine names of the volumes it mounts (``volumes SERVICE``)
+    labels: tuple[tuple[str, str], ...] = ()  # sorted
+    networks: tuple[str, ...] = ()  # the engine names of its networks, sorted
+    mounts: tuple[str, ...] = ()  # each mount's volume name, or its source (``ps``'s Mounts)
+    local_volumes: int = 0  # its mounts of volumes of the local driver
+    oom_killed: bool = False  # its last run ended by the kernel's OOM killer (docker's State.OOMKilled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,11 @@ class ObservedVolume:
     name: str
     key: str
     config_hash: str | None = None
+    # For listings (volumes): what the engine reports.
+    driver: str = "local"
+    labels: tuple[tuple[str, str], ...] = ()  # sorted
+    mountpoint: str = ""
+    scope: str = "local"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec
+    from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec, InjectedFile
     from composer.contract.services import ClusterObject, ObjectKind, ServiceSpec
-    from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
+    from composer.spec.models import NetworkConfig, ServiceConfig, ServiceHook, VolumeConfig
 
 
 class OpKind(IntEnum):
@@ -118,6 +118,12 @@ class ContainerPayload:
     remove_volumes: bool = False  # remove: its anonymous volumes too
     new_name: str | None = None  # rename
     signal: str = "SIGKILL"  # kill
+    # start: the service's post_start hooks, run after; stop: its pre_stop hooks, run before
+    hooks: tuple[ServiceHook, ...] = ()
+    service_name: str = ""  # whose hooks (v2 names the service when one fails)
+    # start: the service's injected secrets and configs, written again before (v2 refreshes them
+    # at each start: composer.planner.injected_files)
+    files: tuple[InjectedFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

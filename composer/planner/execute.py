@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import anyio
 
-from composer.contract.backend import ContainerRef
+from composer import faults
+from composer.contract.backend import ContainerRef, injection_archive
 from composer.contract.plan import (
     ClusterObjectPayload,
     ContainerPayload,
@@ -45,6 +46,8 @@ from composer.errors import (
     WaitTimeoutError,
 )
 from composer.events import Event, EventSink, EventStatus, NullSink
+from composer.planner.hooks import run_hooks
+from composer.planner.injected_files import create_container
 from composer.planner.wait import wait_for, wait_for_services
 
 if TYPE_CHECKING:
@@ -169,7 +172,9 @@ class _Runner:
                 await self.handlers[operation.kind](operation)
             else:
                 async with self.limiter:
+                    faults.point("executor.operation.started")
                     await self.handlers[operation.kind](operation)
+                    faults.point("executor.operation.done")
             self._progress(operation, resource_id, EventStatus.DONE)
             return True
         except Exception as exc:  # every failure is reported, none stops unrelated operations
@@ -249,14 +254,21 @@ class _Runner:
         await self.backend.remove_image(_payload(operation, ImageRemovalPayload).image)
 
     async def _create_container(self, operation: Operation) -> None:
-        self.results[operation.op_id] = await self.backend.create_container(_payload(operation, CreatePayload).spec)
+        self.results[operation.op_id] = await create_container(self.backend, _payload(operation, CreatePayload).spec)
 
     async def _start_container(self, operation: Operation) -> None:
-        await self.backend.start_container(self.resolve(_payload(operation, ContainerPayload).target))
+        payload = _payload(operation, ContainerPayload)
+        ref = self.resolve(payload.target)
+        if payload.files:
+            await self.backend.copy_to_container(ref, "/", injection_archive(payload.files))
+        await self.backend.start_container(ref)
+        await run_hooks(self.backend, ref, payload.service_name, payload.hooks)  # post_start
 
     async def _stop_container(self, operation: Operation) -> None:
         payload = _payload(operation, ContainerPayload)
-        await self.backend.stop_container(self.resolve(payload.target), grace_seconds=payload.grace_seconds)
+        ref = self.resolve(payload.target)
+        await run_hooks(self.backend, ref, payload.service_name, payload.hooks)  # pre_stop
+        await self.backend.stop_container(ref, grace_seconds=payload.grace_seconds)
 
     async def _remove_container(self, operation: Operation) -> None:
         payload = _payload(operation, ContainerPayload)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.integration.registry import free_port
+from tests.integration.system_check import system_check  # noqa: F401  (autouse: residue after each test)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "wordpress-mysql"

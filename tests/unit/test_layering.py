@@ -18,7 +18,8 @@ PACKAGE = Path(composer.__file__).parent
 # (the package's __init__) is the selection's; ``composer`` alone (its __init__) is the package's.
 EXACT = {"composer.backends": "selection", "composer": "package"}
 LAYERS: dict[str, tuple[str, ...]] = {
-    "base": ("composer._lazy", "composer.errors", "composer.events", "composer.image_reference", "composer.labels",
+    "base": ("composer._lazy", "composer.durable", "composer.errors", "composer.faults", "composer.events",
+             "composer.image_reference", "composer.labels",
              "composer.names", "composer.owner", "composer.units"),
     "spec": ("composer.spec",),
     "dockerfile": ("composer.dockerfile",),

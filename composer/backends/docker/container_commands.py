@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from composer import labels
 from composer.contract.backend import (
     ContainerRef,
+    ContainerStats,
     DetachScanner,
     ExecSpec,
     ImageSummary,
@@ -171,6 +172,43 @@ def container_top(api: Any, ref: ContainerRef) -> ProcessList:
     found = api.top(ref.container_id) or {}
     return ProcessList(tuple(found.get("Titles") or ()),
                        tuple(tuple(str(cell) for cell in row) for row in found.get("Processes") or ()))
+
+
+def container_stats(api: Any, ref: ContainerRef) -> ContainerStats:
+    """One sample (``one_shot``: no wait for the engine's second sample), as the docker CLI reads it.
+
+    :raises BackendError: the container is not running (dockerd answers zeros).
+    """
+    found = api.stats(ref.container_id, stream=False, one_shot=True) or {}
+    if str(found.get("read") or "").startswith("0001-"):  # dockerd's zero time: it is not running
+        from composer.backends.docker.errors import BACKEND_NAME
+        from composer.errors import BackendError
+
+        raise BackendError(f"container {ref.name} is not running", backend_name=BACKEND_NAME, operation="stats")
+    cpu = found.get("cpu_stats") or {}
+    usage = cpu.get("cpu_usage") or {}
+    memory = found.get("memory_stats") or {}
+    memory_usage = int(memory.get("usage") or 0)
+    cache = memory.get("stats") or {}
+    inactive = cache.get("total_inactive_file", cache.get("inactive_file", 0))
+    if isinstance(inactive, int) and inactive < memory_usage:
+        memory_usage -= inactive
+    networks = (found.get("networks") or {}).values()
+    block_read = block_write = 0
+    for entry in (found.get("blkio_stats") or {}).get("io_service_bytes_recursive") or ():
+        operation = str(entry.get("op") or "").lower()
+        if operation.startswith("r"):
+            block_read += int(entry.get("value") or 0)
+        elif operation.startswith("w"):
+            block_write += int(entry.get("value") or 0)
+    return ContainerStats(
+        cpu_ns=int(usage.get("total_usage") or 0), system_ns=int(cpu.get("system_cpu_usage") or 0),
+        online_cpus=int(cpu.get("online_cpus") or len(usage.get("percpu_usage") or ()) or 1),
+        memory_usage=memory_usage, memory_limit=int(memory.get("limit") or 0),
+        net_rx=sum(int(n.get("rx_bytes") or 0) for n in networks),
+        net_tx=sum(int(n.get("tx_bytes") or 0) for n in networks),
+        block_read=block_read, block_write=block_write,
+        pids=int((found.get("pids_stats") or {}).get("current") or 0))
 
 
 def stat_container_path(api: Any, ref: ContainerRef, path: str) -> PathStat | None:

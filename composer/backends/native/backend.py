@@ -27,7 +27,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
@@ -40,6 +40,7 @@ from composer.contract.backend import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     ExecSpec,
     ImageSummary,
@@ -84,11 +85,16 @@ class NativeBackend:
                 raise UnsupportedFeatureError("the native backend needs root to run containers (rootless mode is not "
                                               "built yet)", backend_name=BACKEND_NAME, operation="containers")
             from composer.backends.native.lifecycle import NativeContainers
+            from composer.backends.native.reboot import recover_if_rebooted
             from composer.backends.native.runtime.api import default_run_root
 
             environ = os.environ if self._environ is None else self._environ
-            self._containers = NativeContainers(self.store, default_run_root(self._environ),
-                                                environ.get("COMPOSER_CGROUP_PARENT") or "composer")
+            run_root, parent = default_run_root(self._environ), environ.get("COMPOSER_CGROUP_PARENT") or "composer"
+            # the first command after a reboot restores the containers and restarts Docker's (reboot.py)
+            restored = recover_if_rebooted(run_root, self.store.root, parent.strip("/"))
+            self._containers = NativeContainers(self.store, run_root, parent)
+            for line in restored:
+                self._containers.warn(line)
         return self._containers
 
     async def _run(self, call: Callable[[], T]) -> T:
@@ -166,6 +172,10 @@ class NativeBackend:
 
         return await self._run(lambda: observation.list_images(self.containers, refs))
 
+    async def release(self) -> None:
+        if self._containers is not None:
+            await anyio.to_thread.run_sync(self._containers.release)
+
     async def aclose(self) -> None:
         if self._containers is not None:
             await anyio.to_thread.run_sync(self._containers.release)
@@ -231,13 +241,12 @@ class NativeBackend:
 
         targets = await self._run(lambda: logs.log_targets(containers, refs))
         await self._run(containers.release)
-        offsets = [0] * len(targets)
         tails: list[int | None] = [tail] * len(targets)
         live = list(range(len(targets)))
 
         def step(index: int) -> tuple[bool, list[LogLine]]:
             running = follow and logs.still_logging(containers, targets[index])
-            lines, offsets[index] = logs.read_lines(targets[index], offsets[index], tails[index])
+            lines = logs.read_lines(targets[index], tails[index])
             tails[index] = None
             return running, lines
 
@@ -281,6 +290,19 @@ class NativeBackend:
         from composer.backends.native import processes
 
         return await self._run(lambda: processes.container_top(self.containers, ref))
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        self._unavailable("export")
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        self._unavailable("commit")
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        from composer.backends.native import stats
+
+        return await self._run(lambda: stats.container_stats(self.containers, ref))
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         from composer.backends.native import cp

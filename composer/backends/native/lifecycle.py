@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import labels
-from composer.backends.native import namespaces
+from composer.backends.native import namespaces, records
 from composer.backends.native.container_settings import (
     check_user,
     exposed_ports,
@@ -41,7 +41,7 @@ from composer.backends.native.runtime import cgroups, volumes
 from composer.backends.native.runtime.api import Runtime, checked_name
 from composer.backends.native.runtime.config import signal_number
 from composer.backends.native.runtime.init import atomic_json
-from composer.backends.native.runtime.supervisor import SupervisorError, read_json, supervise_state
+from composer.backends.native.runtime.supervisor import SupervisorError, read_json, update_intent
 from composer.backends.native.status import container_state, running_cgroup
 from composer.backends.native.volume_mounts import volume_paths, with_inherited_mounts
 from composer.contract.backend import ContainerRef, ContainerSpec, ContainerState
@@ -83,6 +83,8 @@ class NativeContainers:
                     return folder.name, ref.name, config
             for folder in self.run_root.iterdir():
                 for child in folder.iterdir() if folder.is_dir() else ():
+                    if child.name.startswith("."):
+                        continue  # a staging folder of a create or remove (runtime.api.staging_name)
                     config = read_json(child / "config.json")
                     if config is not None and config.get("id") == ref.container_id:
                         return folder.name, child.name, config
@@ -145,8 +147,9 @@ class NativeContainers:
         return ContainerRef(container_id, spec.container_name)
 
     def start(self, ref: ContainerRef) -> None:
-        project, name, _ = self.locate(ref, "start")
+        project, name, config = self.locate(ref, "start")
         self.projects.lock(project)
+        records.remember_stop(self.runtime.data_dir(str(config["id"])), False)
         try:
             self.projects.client(project).call("start", name=name)
         except SupervisorError as exc:
@@ -159,8 +162,9 @@ class NativeContainers:
         self.runtime.start(project, name, **namespaces.start_options(config), **networking.start_options(config))
 
     def stop(self, ref: ContainerRef, grace: float | None, sig: int | None = None) -> None:
-        project, name, _ = self.locate(ref, "stop")
+        project, name, config = self.locate(ref, "stop")
         self.projects.lock(project)
+        records.remember_stop(self.runtime.data_dir(str(config["id"])), True)
         arguments = {"name": name, "grace": grace, "signal": sig}
         try:
             answer = self.projects.client(project).notify("stop", **arguments)
@@ -171,17 +175,15 @@ class NativeContainers:
             self.runtime.stop(project, name, sig=sig, grace=grace)
 
     def _intent(self, project: str, name: str, **values: Any) -> None:
-        run_dir = self.runtime.run_dir(project, name)
-        state = supervise_state(run_dir)
-        state.update(values)
-        atomic_json(str(run_dir / "supervise.json"), state)
+        update_intent(self.runtime.run_dir(project, name), **values)
 
     def kill(self, ref: ContainerRef, signal: str) -> None:
-        project, name, _ = self.locate(ref, "kill")
+        project, name, config = self.locate(ref, "kill")
         self.projects.lock(project)
         number = signal_number(signal or "SIGKILL", default=9)
         if self.state(project, name).status not in ("running", "paused"):
             raise error(f"Cannot kill container: {name}: container is not running", "kill")
+        records.remember_stop(self.runtime.data_dir(str(config["id"])), True)  # moby's killWithSignal too
         answer = self.projects.client(project).notify("kill", name=name, signal=number)
         if answer is None or not answer.get("ok"):
             self._intent(project, name, manual_stop=True, restarting=False)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from composer.backends.native.errors import error
 from composer.backends.native.runtime import cgroups, console, nsexec
 from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
+from composer.backends.native.runtime.logfiles import Cursor
 from composer.backends.native.runtime.supervisor import read_json
 from composer.backends.native.status import running_cgroup
 from composer.contract.backend import ContainerRef, DetachScanner, ExecSpec, ProcessList, Streams, TerminalWindow
@@ -149,10 +150,10 @@ def attach_container(containers: NativeContainers, ref: ContainerRef, streams: S
             if fd is not None:
                 wait_pidfd(fd, None)
         else:
-            offset = 0
+            cursor = Cursor(str(config["log_path"]))
             while True:
                 done = fd is None or wait_pidfd(fd, 0.05)
-                offset = _copy_log(str(config["log_path"]), offset, streams)
+                _copy_log(cursor, streams)
                 if done:
                     break
     finally:
@@ -260,16 +261,10 @@ class _Relay:
                 return
 
 
-def _copy_log(path: str, offset: int, streams: Streams) -> int:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return offset
-    end = data.rfind(b"\n") + 1
+def _copy_log(cursor: Cursor, streams: Streams) -> None:
+    """The container's output logged since the last copy (across a rotation of the log)."""
     touched = set()
-    for line in data[:end].splitlines():
+    for line in cursor.read():
         with contextlib.suppress(ValueError, KeyError):
             record = json.loads(line)
             target = streams.stderr if record["stream"] == "stderr" else streams.stdout
@@ -278,7 +273,6 @@ def _copy_log(path: str, offset: int, streams: Streams) -> int:
     for target in (streams.stdout, streams.stderr):
         if id(target) in touched:
             target.flush()
-    return offset + end
 
 
 def container_top(containers: NativeContainers, ref: ContainerRef) -> ProcessList:

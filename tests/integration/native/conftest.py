@@ -28,6 +28,7 @@ import pytest
 from composer.backends.native.image.registry import CredentialStore, RegistryClient, RegistryConfig
 from composer.backends.native.image.store import ImageStore
 from tests.integration.registry import LocalRegistry, RegistryUnavailable, binary, free_port
+from tests.integration.system_check import system_check  # noqa: F401  (autouse: residue after each test)
 
 USER, PASSWORD = "composer", "s3cret-pw"
 

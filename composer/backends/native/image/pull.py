@@ -22,7 +22,7 @@ import anyio.to_thread
 from composer.backends.native.image import oci
 from composer.backends.native.image.layers import apply_layer
 from composer.backends.native.image.registry import RegistryClient, RegistryConfig, Resolved
-from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.image.store import ImageRecord, ImageStore, out_of_space, store_full
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import Reference, parse
@@ -103,8 +103,13 @@ async def pull(reference: str | Reference, store: ImageStore, sink: EventSink, p
     resource = f"image:{text}"
     sink.emit(Event(resource, EventStatus.WORKING, "Pulling"))
     try:
-        record = await _pull(ref, store, sink, resource, client or RegistryClient(RegistryConfig.from_env()),
-                             platform, concurrency)
+        try:
+            record = await _pull(ref, store, sink, resource, client or RegistryClient(RegistryConfig.from_env()),
+                                 platform, concurrency)
+        except (ComposerError, OSError) as exc:
+            if out_of_space(exc):
+                raise store_full(store.root, f"pulling {ref.familiar()}", "pull") from exc
+            raise
     except ComposerError as exc:
         sink.emit(Event(resource, EventStatus.ERROR, "Error", details=str(exc)))
         raise
@@ -137,7 +142,8 @@ async def _pull(ref: Reference, store: ImageStore, sink: EventSink, resource: st
                     group.start_soon(_layer_task, client, resolved, store, sink, resource, layer,
                                      diff_ids[position], chains[position], parent, limiter)
         except BaseExceptionGroup as failed:
-            raise _first_error(failed) from None
+            first = _first_error(failed)
+            raise first from first.__cause__  # kept: a full disk is told by it
         if resolved.index_bytes is not None:
             store.write_blob(resolved.index_bytes, resolved.index_digest)
         store.write_blob(resolved.manifest, resolved.manifest_digest)

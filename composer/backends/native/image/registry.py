@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from composer.backends.native.image import oci
-from composer.backends.native.image.store import BlobWriter
+from composer.backends.native.image.store import BlobWriter, out_of_space
 from composer.errors import (
     BackendError,
     DigestMismatchError,
@@ -560,6 +560,8 @@ class RegistryClient:
                         if progress is not None:
                             progress(writer.offset)
                 except (OSError, http.client.HTTPException) as exc:
+                    if out_of_space(exc):
+                        raise  # the store is full, not the registry at fault: pull() says so, no retry
                     if attempt == RETRIES:
                         raise self._error(f"{endpoint.host}: blob {descriptor.digest}: {_os_message(exc)}") from None
                     continue

@@ -44,6 +44,7 @@ monitor kills what is left in the cgroup (as runc does).
 
 from __future__ import annotations
 
+import errno
 import marshal
 import os
 import stat  # loaded by os already
@@ -51,7 +52,8 @@ import sys
 import time
 from _json import encode_basestring_ascii as _quote
 
-from composer.backends.native.runtime import cgroups
+from composer import durable, faults
+from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import linux as L
 
 TYPE_CHECKING = False  # typing costs ~10 ms of start-up
@@ -89,12 +91,10 @@ def dumps(value: Any) -> str:
 
 
 def atomic_json(path: str, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename), 0600:
-    state files hold whole environments and probe output, root's alone (as Docker's config.v2.json)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
-        f.write(dumps(data))
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically and durably (composer.durable: a temp name of its own,
+    fsync, rename, fsync of the folder), 0600: state files hold whole environments and probe
+    output, root's alone (as Docker's config.v2.json)."""
+    durable.write_file(path, dumps(data).encode(), mode=0o600)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -316,10 +316,23 @@ def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
     """
     kind = mount["type"]
     source = str(mount.get("source") or "")
-    create = "dir" if kind == "tmpfs" or os.path.isdir(source) else "file"
+    subpath = mount.get("subpath") if kind == "volume" else None
+    inside = -1
+    if subpath:
+        try:
+            inside = open_beneath(source, subpath)
+        except OSError as exc:
+            reason = ("it leads through a symlink or out of the volume" if exc.errno in (errno.ELOOP, errno.EXDEV)
+                      else exc.strerror or str(exc))
+            raise MountError(exc.errno, f"cannot mount the volume subpath {subpath} on {mount['target']}: "
+                                        f"{reason}") from None
+    is_dir = stat.S_ISDIR(os.fstat(inside).st_mode) if subpath else os.path.isdir(source)
+    create = "dir" if kind == "tmpfs" or is_dir else "file"
     try:
         target = open_in_root(root_fd, mount["target"], create=create)
     except OSError as exc:
+        if inside >= 0:
+            os.close(inside)
         raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
     try:
         _check_mount_target(root_fd, target, mount)
@@ -330,12 +343,30 @@ def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
         if kind == "volume" and mount.get("fill"):
             fill_volume(target, source)
         recursive = mount.get("recursive") or "enabled"
-        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation") or "rprivate",
-             recursive=recursive != "disabled", readonly_submounts=recursive != "writable")
+        bind(inside if subpath else source, target, readonly=bool(mount.get("readonly")),
+             propagation=mount.get("propagation") or "rprivate", recursive=recursive != "disabled",
+             readonly_submounts=recursive != "writable")
     except OSError as exc:
         raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
     finally:
         os.close(target)
+        if inside >= 0:
+            os.close(inside)
+
+
+BENEATH = L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_MAGICLINKS | L.RESOLVE_NO_XDEV
+
+
+def open_beneath(base: str, relative: str) -> int:
+    """An O_PATH fd of ``relative`` inside the directory ``base`` (a volume's), the kernel refusing
+    during the walk any symlink (ELOOP), ``..`` out of it and another mount (EXDEV): the volume's
+    content is a container's to write, so the mount goes through this fd, never the path again.
+    Stricter than Docker, which follows a symlink that stays inside the volume."""
+    base_fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return L.openat2(base_fd, relative, os.O_PATH, BENEATH)
+    finally:
+        os.close(base_fd)
 
 
 # The /proc files runc lets a bind replace (lxcfs's): a file of the host's, never a directory.
@@ -722,10 +753,14 @@ def rfc3339(ns: int) -> str:
 
 
 class LogWriter:
-    """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output."""
+    """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output,
+    into a file rotated as ``logging`` says (``logfiles.settings``); the ``none`` driver keeps
+    nothing."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    def __init__(self, path: str, logging: dict[str, Any] | None = None) -> None:
+        wanted = logfiles.settings(logging)
+        self.file = None if wanted["driver"] == "none" else logfiles.RotatingFile(
+            path, wanted["max_size"], wanted["max_file"], wanted["compress"])
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def feed(self, stream: str, data: bytes) -> None:
@@ -738,17 +773,18 @@ class LogWriter:
         self.write(stream, [line + b"\n" for line in lines])
 
     def write(self, stream: str, chunks: list[bytes]) -> None:
-        if not chunks:
+        if not chunks or self.file is None:
             return
         now = rfc3339(time.time_ns())
         out = "".join(dumps({"log": chunk.decode("utf-8", "replace"), "stream": stream, "time": now}) + "\n"
                       for chunk in chunks)
-        os.write(self.fd, out.encode())
+        self.file.write(out.encode())
 
     def close(self) -> None:
         for stream, rest in self.partial.items():
             self.write(stream, [rest] if rest else [])
-        os.close(self.fd)
+        if self.file is not None:
+            self.file.close()
 
 
 def answer(sync_fd: int, message: dict[str, Any]) -> None:
@@ -860,6 +896,7 @@ def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: 
     atomic_json(os.path.join(cfg["run_dir"], "state.json"), {
         "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
         "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
+    faults.point("monitor.start.state-written")
     return started
 
 
@@ -892,7 +929,8 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
     if cfg.get("tty") or cfg.get("stdin_open"):
         from composer.backends.native.runtime import console
 
-        hub = console.Hub(cfg, LogWriter(cfg["log_path"]))  # the attach socket exists once the start answers
+        # the attach socket exists once the start answers
+        hub = console.Hub(cfg, LogWriter(cfg["log_path"], cfg.get("logging")))
         answer(sync_fd, {"ok": True, "pid": child})
         os.close(sync_fd)
         outputs = {out_r: console.STDOUT, **({err_r: console.STDERR} if err_r >= 0 else {})}
@@ -900,7 +938,7 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
     else:
         answer(sync_fd, {"ok": True, "pid": child})
         os.close(sync_fd)
-        status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers)
+        status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers, cfg.get("logging"))
     exit_code = os.waitstatus_to_exitcode(status)
     oom = cgroups.oom_kills(cgroup) > 0
     atomic_json(os.path.join(run_dir, "exit.json"), {
@@ -1024,12 +1062,13 @@ def _read_config(config_fd: int) -> dict[str, Any]:
     return config
 
 
-def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None) -> int:
+def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None,
+              logging: dict[str, Any] | None = None) -> int:
     """Copy the container's output into the log until it exits; its wait status. ``leftovers``:
     the cgroup whose processes are killed once it exits (they would hold the output open)."""
     import select
 
-    log = LogWriter(log_path)
+    log = LogWriter(log_path, logging)
     streams = {out_r: "stdout", err_r: "stderr"}
     pidfd = os.pidfd_open(child)
     poller = select.poll()
