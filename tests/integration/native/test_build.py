@@ -276,7 +276,8 @@ RUN --network=none (nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo 
 """)
     assert read(rootfs, "/result") == "refused\n"
     assert read(rootfs, "/links") == "lo\n"
-    rootfs = build(store, context, f"FROM {local_registry.busybox}\nRUN ls /sys/class/net > /links\n", network="none")
+    rootfs = build(store, context, f"FROM {local_registry.busybox}\nRUN ls /sys/class/net > /links\n", network="none",
+                   image="demo-none")
     assert read(rootfs, "/links") == "lo\n"  # build.network: none is every RUN's default
     with pytest.raises(UnsupportedFeatureError, match=r"service web: build.network: host is not supported"):
         build(store, context, "FROM scratch\n", network="host")

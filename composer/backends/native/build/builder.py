@@ -39,7 +39,7 @@ from composer.backends.native.build.copy import (
     plan_copy,
 )
 from composer.backends.native.build.ignore import Matcher, parse
-from composer.backends.native.build.layer import LayerWriter
+from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.build.run import RunRefused, check_flags, diff, last_lines, run_args, run_container
 from composer.backends.native.image import oci
@@ -147,6 +147,8 @@ class Builder:
         self.pull = pull
         self.runtime = runtime
         self.sink = sink
+        self.new_blobs: set[str] = set()  # what this build wrote, dropped at the end unless an image uses it
+        self.new_layers: set[str] = set()
         self.built: dict[int, Built] = {}
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
@@ -154,6 +156,12 @@ class Builder:
                                f"{command.original.strip()}: {message}", backend_name=BACKEND, operation="build")
 
     async def build(self) -> list[ImageRecord]:
+        try:
+            return await self._build()
+        finally:
+            await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
+
+    async def _build(self) -> list[ImageRecord]:
         refuse_build_keys(self.spec)
         self.dockerfile, self.context = read_dockerfile(self.spec)
         build = self.spec.service.build
@@ -278,6 +286,10 @@ class Builder:
             return
         chains = oci.chain_ids(built.diff_ids)
         layer = writer.commit(chains[-1] if chains else None)
+        if layer.new_blob:
+            self.new_blobs.add(layer.descriptor.digest)
+        if layer.new_layer:
+            self.new_layers.add(layer.chain_id)
         built.diff_ids.append(layer.diff_id)
         built.layers.append(layer.descriptor)
         state.history[-1].pop("empty_layer", None)

@@ -27,6 +27,9 @@ LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 class BuiltLayer:
     diff_id: str
     descriptor: oci.Descriptor  # the compressed blob, as the manifest lists it
+    chain_id: str
+    new_blob: bool  # written by this commit (not in the store before)
+    new_layer: bool
 
 
 class _Hashing:
@@ -78,13 +81,14 @@ class LayerWriter:
                         target.write(chunk)
             diff_id = "sha256:" + diff.hexdigest()
             digest = "sha256:" + hashing.hash.hexdigest()
+            chain = oci.chain_ids([parent_chain, diff_id])[1] if parent_chain else diff_id
+            new_blob, new_layer = not self.store.has_blob(digest), not self.store.has_layer(chain)
             with self.store.ingest(digest, hashing.size) as writer:
                 if writer is not None:
                     with compressed.open("rb") as source:
                         while chunk := source.read(CHUNK):
                             writer.write(chunk)
                     writer.commit()
-            chain = oci.chain_ids([parent_chain, diff_id])[1] if parent_chain else diff_id
             blob = self.store.blob_path(digest)
 
             def populate(directory: Path) -> int:
@@ -93,7 +97,8 @@ class LayerWriter:
                                        what=f"built layer {digest}")
 
             self.store.add_layer(chain, diff_id, parent_chain, populate)
-            return BuiltLayer(diff_id, oci.Descriptor(LAYER_MEDIA_TYPE, digest, hashing.size))
+            return BuiltLayer(diff_id, oci.Descriptor(LAYER_MEDIA_TYPE, digest, hashing.size), chain, new_blob,
+                              new_layer)
         finally:
             self.discard()
             remove_tree(compressed)
@@ -105,3 +110,29 @@ class LayerWriter:
             self._file.close()
         remove_tree(self.path)
 
+
+
+def drop_unreferenced(store: ImageStore, blobs: set[str], chains: set[str]) -> None:
+    """Remove the blobs and layers a build wrote that no image in the index reaches (the steps of
+    stages the target only copies from, a failed build's): the store keeps no cache yet."""
+    keep_blobs: set[str] = set()
+    keep_chains: set[str] = set()
+    for record in store.images():
+        keep_blobs.update(d for d in (record.index_digest, record.manifest, record.config) if d)
+        with contextlib.suppress(Exception):
+            keep_blobs.update(str(layer["digest"]) for layer in store.manifest(record).get("layers") or [])
+        with contextlib.suppress(Exception):
+            keep_chains.update(store.chain_ids(record))
+    for digest in blobs - keep_blobs:
+        with contextlib.suppress(FileNotFoundError):
+            store.blob_path(digest).unlink()
+    for chain in chains - keep_chains:
+        root = store.layer_root(chain)
+        trash = store.root / "tmp" / f"trash.{os.getpid()}.{secrets.token_hex(4)}"
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(root, trash)  # layer.json gone at once: never a half-removed layer
+            remove_tree(trash)
+        link = store.link_path(chain)
+        with contextlib.suppress(OSError):
+            if not link.exists():
+                link.unlink()

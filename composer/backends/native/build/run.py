@@ -29,6 +29,7 @@ from typing import Any
 
 from composer.backends.native.build.layer import LayerWriter
 from composer.backends.native.build.rootfs import RootFS
+from composer.backends.native.image import oci
 from composer.backends.native.image.layers import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime.api import Runtime
@@ -100,7 +101,9 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
 
     config_blob = json.dumps({**config, "rootfs": {"type": "layers", "diff_ids": list(diff_ids)}},
                              separators=(",", ":")).encode()
-    digest = store.write_blob(config_blob)
+    digest = oci.sha256_digest(config_blob)
+    temporary = not store.has_blob(digest)
+    store.write_blob(config_blob)
     image = ImageRecord("composer.build/stage:step", digest, digest, source="build")
     inner = config.get("config") or {}
     environment = {key: value for key, value in build_args.items()
@@ -113,6 +116,8 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
     name = "run"
     run_root = runtime.run_root
     with contextlib.ExitStack() as cleanup:
+        if temporary:  # the step's config, for the runtime only: removed after the container
+            cleanup.callback(_unlink, store.blob_path(digest))
         extra: dict[str, Any] = {}
         if network:
             network_name = f"{project}_default"
@@ -129,6 +134,11 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
         state = runtime.wait(project, name)
         result = RunResult(state.exit_code if state.exit_code is not None else -1, runtime.output(project, name))
         yield result, runtime.data_dir(container_id) / "upper"
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def _xattrs(path: Path) -> dict[str, str]:
