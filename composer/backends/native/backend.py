@@ -9,7 +9,7 @@ Images: the content-addressed store and the registry client of composer.backends
 - ``ensure_image`` pulls as Compose's ``pull_policy`` says (always, missing, never, build,
   daily, weekly, every_<duration>); ``push_image`` pushes from the store; ``list_images``
   answers for the containers it is given.
-- ``build_image`` raises UnsupportedFeatureError: there is no native builder yet.
+- ``build_image`` builds with composer.backends.native.build (no daemon) into the store.
 
 Containers: composer.backends.native.lifecycle's NativeContainers and the modules beside it
 (status, observation, processes, logs, volume_mounts, cp; synchronous, run in worker threads) over the
@@ -23,6 +23,7 @@ files (its mount namespace while it runs, else its overlay in a private one).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,7 @@ import anyio.to_thread
 
 from composer.backends.native.image import oci
 from composer.backends.native.image.aliases import image_aliases
-from composer.backends.native.image.store import ImageStore
+from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import (
     BuildSpec,
     Capability,
@@ -143,9 +144,21 @@ class NativeBackend:
         await pull(image, self.store, _LayerEvents(sink), policy, platform=platform)
 
     async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
-        raise UnsupportedFeatureError(
-            f"service {spec.service.name} has build: ; the native backend cannot build images yet "
-            "(use --backend docker)", backend_name=BACKEND_NAME, operation="build")
+        """Build with the native builder (composer.backends.native.build) into the store; base
+        images are pulled as ``ensure_image`` pulls them (``build.pull``: always)."""
+        from composer.backends.native.build.builder import Builder
+        from composer.backends.native.image.pull import pull
+
+        async def pull_base(image: str) -> ImageRecord:
+            return await pull(image, self.store, _LayerEvents(sink), "always" if spec.pull else "missing")
+
+        def open_store() -> ImageStore:
+            return self.store
+
+        store = await self._run(open_store)
+        with contextlib.ExitStack() as stack:
+            await self._run(lambda: stack.enter_context(store.session()))  # gc waits for the build
+            await Builder(store, spec, pull_base, lambda: self.containers.runtime, sink).build()
 
     async def push_image(self, image: str, sink: EventSink) -> None:
         from composer.backends.native.image.push import push

@@ -48,10 +48,11 @@ def test_observe_an_empty_store_and_one_line_refusals(tmp_path: Path) -> None:
         observed = await backend.observe("demo")
         assert (observed.containers, observed.images) == ((), frozenset())
         assert await backend.list_images([]) == []
-        service = ServiceConfig.model_validate({"name": "web", "build": {"context": "."}})
+        service = ServiceConfig.model_validate({"name": "web", "build": {"context": str(tmp_path),
+                                                                         "ssh": ["default"]}})
         with pytest.raises(UnsupportedFeatureError) as refused:
             await backend.build_image(BuildSpec("demo", service, "demo-web", {}), sink=None)  # type: ignore[arg-type]
-        assert str(refused.value) == ("service web has build: ; the native backend cannot build images yet "
+        assert str(refused.value) == ("service web: build.ssh is not supported by the native builder yet "
                                       "(use --backend docker)")
         with pytest.raises(NotFoundError, match="No such container: demo-web-1") as missing:
             await backend.start_container(ContainerRef("x", "demo-web-1"))

@@ -1,0 +1,348 @@
+"""COPY and ADD as a new layer: the sources (from the build context, with ``.dockerignore``
+applied, or from an earlier stage's files) and the destination rules of Docker's: a
+destination relative to WORKDIR, a trailing ``/`` (or several sources) meaning a folder, a
+folder source copying its contents, missing parents created (owned as ``--chown`` says), the
+sources' modes unless ``--chmod``, owner root for context files and the source's own for files
+of a stage unless ``--chown``. The destination is resolved inside the stage's root.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import tarfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from composer.backends.native.build.ignore import Matcher, clean
+from composer.backends.native.build.layer import LayerWriter
+from composer.backends.native.build.rootfs import PathError, RootFS
+
+_WILDCARD = frozenset("*?[")
+
+
+class CopyError(Exception):
+    """A COPY/ADD that cannot be done (a missing source, an unknown user...): one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One file to copy: its path relative to the copied source, its lstat, and where its bytes are."""
+
+    parts: tuple[str, ...]
+    info: os.stat_result
+    host: Path | None
+    data: bytes | None = None
+
+
+class Source:
+    """Where COPY reads: ``match`` a source word to the roots it names, ``walk`` one of them."""
+
+    def match(self, pattern: str) -> list[tuple[str, ...]]:
+        raise NotImplementedError
+
+    def walk(self, parts: tuple[str, ...]) -> Iterator[Item]:
+        raise NotImplementedError
+
+    def owned(self) -> bool:
+        """Whether the files keep their owners (a stage's do; the context's become root's)."""
+        return False
+
+    def missing(self, pattern: str) -> str:
+        """Why ``pattern`` matches nothing, for the error."""
+        return f'"/{clean(pattern)}": not found'
+
+
+class ContextSource(Source):
+    """The build context folder with its ``.dockerignore`` matcher."""
+
+    def __init__(self, root: Path, matcher: Matcher) -> None:
+        self.root = root
+        self.matcher = matcher
+
+    def _entry(self, parts: tuple[str, ...]) -> os.stat_result | None:
+        try:
+            return os.lstat(self.root.joinpath(*parts))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _names(self, parts: tuple[str, ...]) -> list[str]:
+        try:
+            return sorted(os.listdir(self.root.joinpath(*parts)))
+        except (NotADirectoryError, FileNotFoundError):
+            return []
+
+    def match(self, pattern: str) -> list[tuple[str, ...]]:
+        wanted = tuple(part for part in clean(pattern).split("/") if part != ".")
+        found: list[tuple[str, ...]] = [()]
+        for piece in wanted:
+            nxt: list[tuple[str, ...]] = []
+            for base in found:
+                if _WILDCARD & set(piece):
+                    nxt += [(*base, name) for name in self._names(base) if fnmatch.fnmatchcase(name, piece)]
+                elif self._entry((*base, piece)) is not None:
+                    nxt.append((*base, piece))
+            found = nxt
+        return [parts for parts in found if not parts or not self.matcher.excluded("/".join(parts))
+                or (self._is_dir(parts) and self.matcher.may_include_below("/".join(parts)))]
+
+    def missing(self, pattern: str) -> str:
+        path = clean(pattern)
+        rule = self.matcher.excluded_by(path) if (self.root / path).exists() else None
+        excluded = f" (excluded by the .dockerignore pattern {rule!r})" if rule else ""
+        return f'"/{path}": not found{excluded}'
+
+    def _is_dir(self, parts: tuple[str, ...]) -> bool:
+        info = self._entry(parts)
+        return info is not None and stat.S_ISDIR(info.st_mode)
+
+    def walk(self, parts: tuple[str, ...]) -> Iterator[Item]:
+        info = self._entry(parts)
+        if info is None:
+            return
+        if parts and stat.S_ISLNK(info.st_mode):  # a named source that is a link: its target, as BuildKit
+            target = Path(os.path.realpath(self.root.joinpath(*parts)))
+            root = Path(os.path.realpath(self.root))
+            if target != root and root not in target.parents:
+                raise CopyError(f'"/{"/".join(parts)}": a link out of the build context')
+            inside = target.relative_to(root).parts
+            followed = self._entry(inside)
+            if followed is None:
+                raise CopyError(f'"/{"/".join(parts)}": not found (a dangling link)')
+            if not stat.S_ISDIR(followed.st_mode):
+                yield Item((), followed, self.root.joinpath(*inside))
+                return
+            yield from self._walk(inside, (), followed)
+            return
+        yield from self._walk(parts, (), info)
+
+    def _walk(self, parts: tuple[str, ...], relative: tuple[str, ...], info: os.stat_result) -> Iterator[Item]:
+        host = self.root.joinpath(*parts)
+        excluded = bool(parts) and self.matcher.excluded("/".join(parts))
+        if not stat.S_ISDIR(info.st_mode):
+            if not excluded:
+                yield Item(relative, info, host)
+            return
+        children: list[Item] = []
+        for name in self._names(parts):
+            child = self._entry((*parts, name))
+            if child is not None:
+                children += self._walk((*parts, name), (*relative, name), child)
+        if not excluded or children:
+            yield Item(relative, info, host)
+        yield from children
+
+
+class StageSource(Source):
+    """The files of an earlier stage (COPY --from), through its layers."""
+
+    def __init__(self, rootfs: RootFS) -> None:
+        self.rootfs = rootfs
+
+    def owned(self) -> bool:
+        return True
+
+    def match(self, pattern: str) -> list[tuple[str, ...]]:
+        wanted = tuple(part for part in clean(pattern).split("/") if part != ".")
+        found: list[tuple[str, ...]] = [()]
+        for piece in wanted:
+            nxt: list[tuple[str, ...]] = []
+            for base in found:
+                real, entry = self.rootfs.resolve("/" + "/".join(base))
+                names = self.rootfs.listdir(real) if entry is not None and entry.is_dir else []
+                if _WILDCARD & set(piece):
+                    nxt += [(*real, name) for name in names if fnmatch.fnmatchcase(name, piece)]
+                elif piece in names:
+                    nxt.append((*real, piece))
+            found = nxt
+        return found
+
+    def walk(self, parts: tuple[str, ...]) -> Iterator[Item]:
+        real, entry = self.rootfs.resolve("/" + "/".join(parts))
+        if entry is None:
+            return
+        yield from self._walk(real, ())
+
+    def _walk(self, real: tuple[str, ...], relative: tuple[str, ...]) -> Iterator[Item]:
+        entry = self.rootfs.lookup(real)
+        if entry is None:
+            return
+        yield Item(relative, entry.info, entry.host)
+        if entry.is_dir:
+            for name in self.rootfs.listdir(real):
+                yield from self._walk((*real, name), (*relative, name))
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    uid: int
+    gid: int
+
+
+def parse_chmod(text: str) -> int | None:
+    """--chmod's octal mode (None when not given).
+
+    :raises CopyError: not an octal mode.
+    """
+    if not text:
+        return None
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise CopyError(f"invalid chmod parameter: {text!r} (an octal mode is expected)") from None
+    if mode > 0o7777 or mode < 0:
+        raise CopyError(f"invalid chmod parameter: {text!r}")
+    return mode
+
+
+def _lookup_id(rootfs: RootFS, file: str, name: str, what: str) -> int:
+    if name.isdigit():
+        return int(name)
+    _real, entry = rootfs.resolve(file)
+    if entry is not None and not entry.is_dir:
+        for line in entry.host.read_text(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+                return int(fields[2])
+    raise CopyError(f"unable to convert {what} {name!r} to an id: no such {what} in {file}")
+
+
+def parse_chown(text: str, rootfs: RootFS) -> Owner | None:
+    """--chown's ``user[:group]`` as ids, names looked up in the stage's /etc/passwd and
+    /etc/group; without a group, the user's id (as Docker documents)."""
+    if not text:
+        return None
+    user, _, group = text.partition(":")
+    uid = _lookup_id(rootfs, "/etc/passwd", user, "user")
+    gid = _lookup_id(rootfs, "/etc/group", group, "group") if group else uid
+    return Owner(uid, gid)
+
+
+def _info(parts: Sequence[str], kind: bytes, mode: int, owner: Owner, mtime: float) -> tarfile.TarInfo:
+    info = tarfile.TarInfo("/".join(parts) + ("/" if kind == tarfile.DIRTYPE else ""))
+    info.type = kind
+    info.mode = mode
+    info.uid, info.gid = owner.uid, owner.gid
+    info.mtime = int(mtime)
+    return info
+
+
+@dataclass
+class CopyPlan:
+    """What one COPY writes: tar entries by destination path (parents first)."""
+
+    entries: dict[tuple[str, ...], tuple[tarfile.TarInfo, Path | None, bytes | None]]
+
+    def write(self, writer: LayerWriter) -> None:
+        import io
+
+        for info, host, data in self.entries.values():
+            if data is not None:
+                info.size = len(data)
+                info.uname = info.gname = ""
+                writer.entries += 1
+                writer.tar.addfile(info, io.BytesIO(data))
+            else:
+                writer.add(info, host)
+
+
+def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[tuple[Source, str]],  # noqa: C901 - one rule per case
+              inline: Sequence[tuple[str, bytes]], *, chown: Owner | None, chmod: int | None,
+              refuse: Callable[[Path], str | None] | None = None) -> CopyPlan:
+    """The entries of a COPY of ``sources`` (each: where, and the source word after expansion)
+    and ``inline`` files (heredocs: name, content) to ``destination``.
+
+    :raises CopyError: a source is missing, or the destination cannot be written.
+    """
+    now = time.time()
+    root_owner = Owner(0, 0)
+    target = destination if destination.startswith("/") else (workdir.rstrip("/") or "") + "/" + destination
+    as_folder = destination.endswith(("/", "/.")) or destination in (".", "")
+    matched: list[tuple[Source, tuple[str, ...]]] = []
+    for source, word in sources:
+        found = source.match(word)
+        if not found:
+            raise CopyError(source.missing(word))
+        matched += [(source, parts) for parts in found]
+    if len(matched) + len(inline) > 1:
+        as_folder = True
+    try:
+        real, entry = rootfs.resolve(target)
+    except PathError as exc:
+        raise CopyError(str(exc)) from None
+    if entry is not None and entry.is_dir:
+        as_folder = True
+    entries: dict[tuple[str, ...], tuple[tarfile.TarInfo, Path | None, bytes | None]] = {}
+
+    def ensure_dirs(parts: tuple[str, ...]) -> None:
+        for depth in range(1, len(parts) + 1):
+            prefix = parts[:depth]
+            if prefix in entries:
+                continue
+            existing = rootfs.lookup(prefix)
+            if existing is not None and existing.is_dir:
+                info = existing.info
+                entries[prefix] = (_info(prefix, tarfile.DIRTYPE, stat.S_IMODE(info.st_mode),
+                                         Owner(info.st_uid, info.st_gid), info.st_mtime), None, None)
+            elif existing is not None:
+                raise CopyError(f"cannot copy to /{'/'.join(prefix)}: not a directory")
+            else:
+                entries[prefix] = (_info(prefix, tarfile.DIRTYPE, 0o755, chown or root_owner, now), None, None)
+
+    def put(dest: tuple[str, ...], item: Item, owned: bool) -> None:
+        info = item.info
+        owner = chown or (Owner(info.st_uid, info.st_gid) if owned else root_owner)
+        mode = chmod if chmod is not None else stat.S_IMODE(info.st_mode)
+        if stat.S_ISDIR(info.st_mode):
+            existing = rootfs.lookup(dest) if dest not in entries else None
+            if dest in entries and not item.parts:
+                return
+            if existing is not None and existing.is_dir and not item.parts:
+                return  # the destination folder keeps its own metadata
+            entries[dest] = (_info(dest, tarfile.DIRTYPE, mode, owner, info.st_mtime), None, None)
+        elif stat.S_ISLNK(info.st_mode):
+            link = _info(dest, tarfile.SYMTYPE, 0o777, owner, info.st_mtime)
+            assert item.host is not None
+            link.linkname = os.readlink(item.host)
+            entries[dest] = (link, None, None)
+        elif stat.S_ISREG(info.st_mode):
+            if refuse is not None and item.host is not None and (why := refuse(item.host)):
+                raise CopyError(why)
+            regular = _info(dest, tarfile.REGTYPE, mode, owner, info.st_mtime)
+            regular.size = info.st_size
+            entries[dest] = (regular, item.host, item.data)
+        else:
+            raise CopyError(f"cannot copy /{'/'.join(dest)}: not a file, folder or link")
+
+    if as_folder:
+        ensure_dirs(real)
+    elif real[:-1]:
+        ensure_dirs(real[:-1])
+    for source, parts in matched:
+        for item in source.walk(parts):
+            top_is_dir = not item.parts and stat.S_ISDIR(item.info.st_mode)
+            if top_is_dir:
+                base = real
+                ensure_dirs(real)
+            elif as_folder and not item.parts:
+                base = (*real, parts[-1]) if parts else real
+            elif item.parts and _is_dir_source(source, parts):
+                base = (*real, *item.parts)
+            else:
+                base = real
+            put(base, item, source.owned())
+    for name, data in inline:
+        info = os.stat_result((0o100644, 0, 0, 1, 0, 0, len(data), int(now), int(now), int(now)))
+        put((*real, name) if as_folder else real, Item((), info, None, data), False)
+    if not entries:
+        ensure_dirs(real)
+    return CopyPlan(entries)
+
+
+def _is_dir_source(source: Source, parts: tuple[str, ...]) -> bool:
+    for item in source.walk(parts):
+        return stat.S_ISDIR(item.info.st_mode)
+    return False

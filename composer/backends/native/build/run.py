@@ -1,0 +1,243 @@
+"""RUN: the command in a native container from the stage's layers, with exactly the isolation of
+a service container (the runtime's seccomp, capabilities, devices, masked paths: the container
+is created by ``Runtime.create`` from a ServiceConfig, as a service's is), and the container's
+overlay upper folder turned into the new layer (``diff``).
+
+The container gets its own project folder (``build-<random>``) under the run root, so no
+project's observation ever sees it, and is removed whatever happens. The stage's image is a
+config blob and its layers only: no index entry is written for it.
+
+Network: ``--network=none`` runs in a network namespace of its own with only loopback. The
+default puts the container on a bridge network of its own made by the backend's network manager
+(a project network, as a service's default network: NAT out, the host's loopback services out
+of reach as from any bridged container), removed with the container. ``--network=host`` is
+refused in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import stat
+import tarfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from composer.backends.native.build.layer import LayerWriter
+from composer.backends.native.build.rootfs import RootFS
+from composer.backends.native.image import oci
+from composer.backends.native.image.layers import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
+from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.runtime.api import Runtime
+from composer.dockerfile.instructions import RunCommand
+from composer.spec.models.service import ServiceConfig
+
+OPAQUE_MARKER = OPAQUE  # .wh..wh..opq
+OUTPUT_LINES = 10  # the last lines of a failing RUN's output in its error, as v2 shows
+# Mount points the runtime makes in the rootfs when the image lacks them: not the command's changes
+_STUBS = (("etc", "hosts"), ("etc", "hostname"), ("etc", "resolv.conf"), ("proc",), ("sys",), ("dev",))
+
+
+class RunRefused(Exception):
+    """A RUN this builder does not do (one line naming the flag)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit_code: int
+    output: str
+
+
+def run_args(command: RunCommand, shell: Sequence[str]) -> list[str]:
+    """The process of a RUN: the exec form as given; the shell form under the stage's SHELL; a
+    single heredoc as the whole command runs as the script it holds, other heredocs go to the
+    shell with the command line (the shell reads them itself).
+
+    :raises RunRefused: a heredoc script with a shebang, or heredocs with the exec form.
+    """
+    form = command.command
+    if not form.files:
+        return [*shell, *form.args] if form.prepend_shell else list(form.args)
+    if not form.prepend_shell:
+        raise RunRefused("RUN in the exec form with heredocs")
+    line = form.args[0] if form.args else ""
+    if len(form.files) == 1 and line.strip().lstrip("0123456789").lstrip("<").lstrip("-").strip("'\"") == \
+            form.files[0].name:
+        heredoc = form.files[0]
+        script = heredoc.content
+        if heredoc.chomp:
+            script = "".join(piece.lstrip("\t") for piece in script.splitlines(keepends=True))
+        if script.startswith("#!"):
+            raise RunRefused("RUN of a heredoc script with a #! line")
+        return [*shell, script]
+    script = line + "\n" + "".join(f"{heredoc.content}{heredoc.name}\n" for heredoc in form.files)
+    return [*shell, script]
+
+
+def check_flags(command: RunCommand) -> None:
+    """:raises RunRefused: a flag or network mode this builder does not do."""
+    if command.mounts:
+        raise RunRefused("RUN --mount")
+    if command.security:
+        raise RunRefused(f"RUN --security={command.security}")
+    if command.network not in ("", "default", "none"):
+        raise RunRefused(f"RUN --network={command.network}")
+
+
+@contextlib.contextmanager
+def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any], diff_ids: Sequence[str],
+                  args: Sequence[str], build_args: Mapping[str, str], *,
+                  network: bool) -> Iterator[tuple[RunResult, Path]]:
+    """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``), on a
+    build network of its own when ``network``, else with none; yields the result and the
+    container's upper folder, then removes the container (and the network)."""
+    from composer.backends.native.network import settings as networking
+    from composer.contract.backend import ContainerSpec, NetworkAttachment
+    from composer.spec.models import NetworkConfig
+
+    config_blob = json.dumps({**config, "rootfs": {"type": "layers", "diff_ids": list(diff_ids)}},
+                             separators=(",", ":")).encode()
+    digest = oci.sha256_digest(config_blob)
+    temporary = not store.has_blob(digest)
+    store.write_blob(config_blob)
+    image = ImageRecord("composer.build/stage:step", digest, digest, source="build")
+    inner = config.get("config") or {}
+    environment = {key: value for key, value in build_args.items()
+                   if not any(entry.partition("=")[0] == key for entry in inner.get("Env") or [])}
+    service = ServiceConfig.model_validate({
+        "name": "build", "entrypoint": list(args), "command": [], "network_mode": None if network else "none",
+        "user": inner.get("User") or "0", "working_dir": inner.get("WorkingDir") or "/",
+        "environment": environment})
+    project = f"build-{secrets.token_hex(6)}"
+    name = "run"
+    run_root = runtime.run_root
+    with contextlib.ExitStack() as cleanup:
+        if temporary:  # the step's config, for the runtime only: removed after the container
+            cleanup.callback(_unlink, store.blob_path(digest))
+        extra: dict[str, Any] = {}
+        if network:
+            network_name = f"{project}_default"
+            networking.create_network(run_root, project, "default", network_name, NetworkConfig(name=network_name))
+            cleanup.callback(networking.remove_network, run_root, network_name)
+            spec = ContainerSpec(project, service, name, 1, image.reference, {},
+                                 networks=(NetworkAttachment(network_name),))
+            extra["network"] = networking.container_settings(spec, run_root)
+        container_id = runtime.create(project, name, service, image, extra=extra)
+        created = runtime.config(project, name)
+        cleanup.callback(networking.released, created)
+        cleanup.callback(runtime.remove, project, name, force=True)
+        runtime.start(project, name, **networking.start_options(created))
+        state = runtime.wait(project, name)
+        result = RunResult(state.exit_code if state.exit_code is not None else -1, runtime.output(project, name))
+        yield result, runtime.data_dir(container_id) / "upper"
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _xattrs(path: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for key in os.listxattr(path, follow_symlinks=False):
+            if key.startswith("trusted.overlay."):
+                continue
+            with contextlib.suppress(OSError):
+                value = os.getxattr(path, key, follow_symlinks=False)
+                found["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
+    return found
+
+
+def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
+    """The upper folder of an overlay as an OCI layer: whiteouts (0/0 character devices) become
+    ``.wh.<name>``, opaque folders get ``.wh..wh..opq``; owners, modes, times, xattrs and hard
+    links are kept. Left out: the runtime's mount-point stubs when the stage had no such path, and
+    folders only copied up (same type, mode and owner below, nothing changed inside), so that a
+    command that changes nothing makes an empty layer, which BuildKit drops."""
+    links: dict[tuple[int, int], str] = {}
+
+    def visit(folder: Path, parts: tuple[str, ...]) -> list[tuple[tarfile.TarInfo, Path | None]]:
+        found: list[tuple[tarfile.TarInfo, Path | None]] = []
+        for name in sorted(os.listdir(folder)):
+            path = folder / name
+            here = (*parts, name)
+            info = os.lstat(path)
+            if here in _STUBS and lower.lookup(here) is None:
+                continue
+            member = "/".join(here)
+            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+                found.append((_entry("/".join((*parts, WHITEOUT_PREFIX + name)), tarfile.REGTYPE, info, 0o644), None))
+                continue
+            kind = _kind(info)
+            if kind is None:
+                continue
+            entry = _entry(member + ("/" if kind == tarfile.DIRTYPE else ""), kind, info, stat.S_IMODE(info.st_mode))
+            entry.pax_headers = _xattrs(path)
+            if kind == tarfile.DIRTYPE:
+                opaque = False
+                with contextlib.suppress(OSError):
+                    opaque = os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+                children = visit(path, here)
+                if not children and not opaque and _unchanged_folder(here, info, lower):
+                    continue
+                found.append((entry, None))
+                if opaque:
+                    found.append((_entry(member + "/" + OPAQUE_MARKER, tarfile.REGTYPE, info, 0o644), None))
+                found += children
+                continue
+            if kind == tarfile.REGTYPE and info.st_nlink > 1:
+                key = (info.st_dev, info.st_ino)
+                if key in links:
+                    entry.type, entry.linkname, entry.size = tarfile.LNKTYPE, links[key], 0
+                    found.append((entry, None))
+                    continue
+                links[key] = member
+            if kind == tarfile.SYMTYPE:
+                entry.linkname = os.readlink(path)
+            elif kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                entry.devmajor, entry.devminor = os.major(info.st_rdev), os.minor(info.st_rdev)
+            elif kind == tarfile.REGTYPE:
+                entry.size = info.st_size
+            found.append((entry, path if kind == tarfile.REGTYPE else None))
+        return found
+
+    for entry, host in visit(upper, ()):
+        writer.add(entry, host)
+
+
+def _unchanged_folder(parts: tuple[str, ...], info: os.stat_result, lower: RootFS) -> bool:
+    """Whether an upper folder with nothing in it for the layer is no change: copied up with the
+    same type, mode and owner as below, or /etc made by the runtime for its stubs."""
+    below = lower.lookup(parts)
+    if below is None:
+        return parts == ("etc",)
+    return below.is_dir and (below.info.st_mode, below.info.st_uid, below.info.st_gid) == (
+        info.st_mode, info.st_uid, info.st_gid)
+
+
+_KINDS = ((stat.S_ISDIR, tarfile.DIRTYPE), (stat.S_ISLNK, tarfile.SYMTYPE), (stat.S_ISREG, tarfile.REGTYPE),
+          (stat.S_ISCHR, tarfile.CHRTYPE), (stat.S_ISBLK, tarfile.BLKTYPE), (stat.S_ISFIFO, tarfile.FIFOTYPE))
+
+
+def _kind(info: os.stat_result) -> bytes | None:
+    """The tar type of a file; None for a socket (a layer cannot hold one, as containerd's)."""
+    return next((kind for test, kind in _KINDS if test(info.st_mode)), None)
+
+
+def _entry(name: str, kind: bytes, info: os.stat_result, mode: int) -> tarfile.TarInfo:
+    entry = tarfile.TarInfo(name)
+    entry.type = kind
+    entry.mode = mode
+    entry.uid, entry.gid = info.st_uid, info.st_gid
+    entry.mtime = int(info.st_mtime)
+    return entry
+
+
+def last_lines(output: str, count: int = OUTPUT_LINES) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
