@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from composer.backends.native.reboot import run_roots
+from composer.backends.native.records import run_roots
 from composer.backends.native.residue import Scope, check
 from composer.contract.system import Finding
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import labels
-from composer.backends.native import namespaces, reboot
+from composer.backends.native import namespaces, records
 from composer.backends.native.container_settings import (
     check_user,
     exposed_ports,
@@ -147,7 +147,7 @@ class NativeContainers:
     def start(self, ref: ContainerRef) -> None:
         project, name, config = self.locate(ref, "start")
         self.projects.lock(project)
-        reboot.remember_stop(self.runtime.data_dir(str(config["id"])), False)
+        records.remember_stop(self.runtime.data_dir(str(config["id"])), False)
         try:
             self.projects.client(project).call("start", name=name)
         except SupervisorError as exc:
@@ -162,7 +162,7 @@ class NativeContainers:
     def stop(self, ref: ContainerRef, grace: float | None, sig: int | None = None) -> None:
         project, name, config = self.locate(ref, "stop")
         self.projects.lock(project)
-        reboot.remember_stop(self.runtime.data_dir(str(config["id"])), True)
+        records.remember_stop(self.runtime.data_dir(str(config["id"])), True)
         arguments = {"name": name, "grace": grace, "signal": sig}
         try:
             answer = self.projects.client(project).notify("stop", **arguments)
@@ -184,7 +184,7 @@ class NativeContainers:
         number = signal_number(signal or "SIGKILL", default=9)
         if self.state(project, name).status not in ("running", "paused"):
             raise error(f"Cannot kill container: {name}: container is not running", "kill")
-        reboot.remember_stop(self.runtime.data_dir(str(config["id"])), True)  # moby's killWithSignal too
+        records.remember_stop(self.runtime.data_dir(str(config["id"])), True)  # moby's killWithSignal too
         answer = self.projects.client(project).notify("kill", name=name, signal=number)
         if answer is None or not answer.get("ok"):
             self._intent(project, name, manual_stop=True, restarting=False)

@@ -2,7 +2,7 @@
 
 /run is a tmpfs: a reboot empties the run root (config.json, state, networks, supervisors' files)
 while the store keeps every container's writable layer and log. So each container's store folder
-also holds what it takes to restore it (``record_container`` at create)::
+also holds what it takes to restore it (records.py, written at create)::
 
     <store>/containers/<id>/container.json   its config.json, the texts of its hostname, hosts
                                               and resolv.conf, and the state of each network it
@@ -27,86 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from composer.backends.native.records import ETC, RECORD, STOPPED, read, run_record, write_run_record
 from composer.backends.native.runtime.init import atomic_json
 from composer.owner import boot_id
 
-RUNS = "runs"
-RECORD = "container.json"
-STOPPED = "stopped"
-ETC = ("hostname", "hosts", "resolv.conf")
 RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock", "monitor.log")
-
-
-def run_record(store_root: Path, run_root: Path) -> Path:
-    """Where the store records ``run_root`` (its cgroup parent, its last boot)."""
-    digest = hashlib.sha256(str(run_root.resolve()).encode()).hexdigest()[:16]
-    return store_root / RUNS / f"{digest}.json"
-
-
-def run_roots(store_root: Path) -> list[dict[str, Any]]:
-    """Every run root the store records: ``run_root``, ``cgroup_parent``, ``boot_id``."""
-    folder = store_root / RUNS
-    if not folder.is_dir():
-        return []
-    return [r for p in sorted(folder.glob("*.json")) if (r := _read(p)) is not None and r.get("run_root")]
-
-
-def _write_run_record(store_root: Path, run_root: Path, cgroup_parent: str) -> None:
-    path = run_record(store_root, run_root)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    atomic_json(str(path), {"run_root": str(run_root.resolve()), "cgroup_parent": cgroup_parent,
-                            "boot_id": boot_id()})
-
-
-def record_container(config: dict[str, Any], data_dir: Path) -> None:
-    """Write ``container.json`` into the container's store folder (at create: config.json is
-    written), and the run root's record into the store when it has none."""
-    from composer.backends.native.network.manager import NetworkManager
-
-    run_dir = Path(str(config["run_dir"]))
-    store_root = data_dir.parent.parent
-    if not run_record(store_root, run_dir.parent.parent).exists():
-        _write_run_record(store_root, run_dir.parent.parent, str(config["cgroup"]).rpartition("/")[0])
-    etc = {}
-    for file in ETC:
-        with contextlib.suppress(OSError):
-            etc[file] = (run_dir / file).read_text()
-    networks = {}
-    settings = config.get("network") or {}
-    if settings.get("mode") == "bridge":
-        manager = NetworkManager(settings["run_root"])
-        for attachment in settings.get("attachments") or []:
-            network = attachment.get("network") if isinstance(attachment, dict) else None
-            state = manager.network(str(network)) if network else None
-            if state is not None:
-                networks[str(network)] = {**state, "endpoints": {}, "releasing": {}, "users": []}
-    atomic_json(str(data_dir / RECORD), {**config, "saved_etc": etc, "saved_networks": networks})
-
-
-def remember_stop(data_dir: Path, stopped: bool) -> None:
-    """Record (or forget) that the user stopped the container: ``unless-stopped`` then stays down
-    after a reboot."""
-    marker = data_dir / STOPPED
-    if stopped:
-        with contextlib.suppress(FileNotFoundError):
-            marker.touch()
-    else:
-        marker.unlink(missing_ok=True)
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) -> list[str]:
@@ -114,25 +44,25 @@ def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) ->
     lines for a warning. Cheap when the recorded boot id is this one's (one small read)."""
     current = boot_id()
     path = run_record(store_root, run_root)
-    if (_read(path) or {}).get("boot_id") == current or not store_root.is_dir():
+    if (read(path) or {}).get("boot_id") == current or not store_root.is_dir():
         return []
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        record = _read(path)
+        record = read(path)
         if (record or {}).get("boot_id") == current:
             return []
         restored = []
         containers_dir = store_root / "containers"
         roots = (str(run_root.resolve()) + "/", str(run_root) + "/")
         for data_dir in sorted(containers_dir.iterdir()) if record is not None and containers_dir.is_dir() else []:
-            saved = _read(data_dir / RECORD)
+            saved = read(data_dir / RECORD)
             if saved is None or not str(saved.get("run_dir", "")).startswith(roots):
                 continue
             _restore(saved)
             restored.append((data_dir, saved))
-        _write_run_record(store_root, run_root, cgroup_parent)
+        write_run_record(store_root, run_root, cgroup_parent)
     finally:
         os.close(fd)
     return _start_wanted(run_root, store_root, cgroup_parent, restored)

@@ -51,7 +51,7 @@ from typing import Any
 
 from composer.backends.native.network import firewall, owners
 from composer.backends.native.network.manager import BRIDGE_PREFIX, DEFAULT_RUN_ROOT, VETH_PREFIX
-from composer.backends.native.reboot import RECORD as CONTAINER_RECORD
+from composer.backends.native.records import RECORD as CONTAINER_RECORD
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime.init import SPARE_PREFIX, process_start_time
 from composer.backends.native.runtime.supervisor import LOCK, PID_FILE, alive, read_json

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from composer.backends.native.network import firewall
-from composer.backends.native.reboot import run_record
+from composer.backends.native.records import run_record
 from composer.backends.native.trees import remove_tree
 from tests.integration.native import test_lifecycle
 from tests.integration.native.test_lifecycle import Env, Project, eventually

@@ -40,7 +40,7 @@ from typing import Any
 
 from composer import names
 from composer.backends.native.image.store import ImageRecord, ImageStore, out_of_space, remove_tree, store_full
-from composer.backends.native.reboot import record_container
+from composer.backends.native.records import record_container
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
