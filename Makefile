@@ -26,7 +26,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test unit test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull conformance clean isolation-report
+.PHONY: deps venv install engine test test-guest vm-image unit test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull bench-swarm conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -58,25 +58,34 @@ $(CLIENT_STAMP): $(STAMP) composer/cli/client.c composer/cli/build_client.py com
 	$(BIN)/python -m composer.cli.build_client $(BIN)/composer || echo "install: keeping the Python composer script"
 	touch $@
 
-test: install engine
+# test: this host's suite, then the focused guest run (test-guest) on pure cgroup v2.
+test: install engine vm-image
 	$(BIN)/ruff check composer tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest -m 'not vm'
+	$(MAKE) --no-print-directory test-guest
 
-# test-vm: the guest lane (tests/vm, docs/testing.md): Debian guests under qemu, pure cgroup v2 under
-# systemd.  The first run builds the guest image (debootstrap, a few minutes; cached by recipe).
-test-vm: install
+# The guest lane (tests/vm, docs/testing.md): Debian 12 guests under qemu, pure cgroup v2 under systemd.
+# vm-image builds the image the guest runs use (debootstrap, 3-5 minutes once; cached by recipe under
+# /var/cache/composer-vm); without root or qemu it says so, and fails under CI=true.
+VM_PACKAGES := docker.io docker-registry
+vm-image: install
+	$(BIN)/python -m tests.vm.prebuild $(VM_PACKAGES)
+
+# test-guest: the native backend's lifecycle, network and isolation tests and the WordPress example's
+# tests in a guest (tests/vm/focused.py); on failure it prints the guest's test report and journal.
+test-guest: install engine vm-image
+	$(BIN)/python -m tests.vm.focused
+
+# test-vm: the lane's own tests and the multi-node guests (tests/vm, marked vm), then the whole native
+# suite, the isolation probe and the example in a guest.
+test-vm: install engine vm-image
 	$(BIN)/pytest -m vm tests/vm
+	$(BIN)/python -m tests.vm.focused --whole
 
-# test-vm-native: the native backend's lifecycle, network and isolation tests in a guest (pure cgroup v2),
-# with dockerd and docker-registry there for the test image and the docker column.  Not yet part of
-# `make test`: ~14 min under TCG here, and the isolation test's list of differences does not hold on
-# the guest's kernel (docs/testing.md).
-VM_NATIVE_TESTS := tests/integration/native/test_lifecycle.py tests/integration/native/test_network.py \
-  tests/integration/native/test_devices.py tests/integration/isolation
-test-vm-native: install
-	COMPOSER_VM_PYTHON=$(BIN)/python scripts/vm-run --packages docker.io,docker-registry -- \
-	  python -m pytest -p no:cacheprovider -q -rfE $(VM_NATIVE_TESTS)
+# test-vm-native: the native suite in a guest without the lane's own tests (a shorter test-vm).
+test-vm-native: install engine vm-image
+	$(BIN)/python -m tests.vm.focused --whole
 
 # unit: ruff and the tests that need neither root nor an engine and take no seconds each (no dockerd, no
 # namespaces, any user). The markers that keep the others out are given in tests/conftest.py; the memory
@@ -102,6 +111,11 @@ bench: install
 bench-up: install engine
 	$(BIN)/python bench/up_down_bench.py
 
+# Deploy and remove of a stack of N services (1, 10, 30) on a one-node swarm of the local dockerd: composer's
+# swarm backend against `docker stack deploy`/`docker stack rm`, in one run.
+bench-swarm: install engine
+	$(BIN)/python bench/swarm_bench.py
+
 # `composer run --rm` of a trivial command on the native backend against docker run --rm and runc run.
 bench-run: install engine
 	$(BIN)/python bench/native_run_bench.py
@@ -114,10 +128,13 @@ bench-pull: install engine
 bench-healthy: install engine
 	$(BIN)/python bench/time_to_healthy.py
 
-# The isolation probe on dockerd and on the native backend, every setting side by side (a Markdown table);
-# the copy in docs/security.md is refreshed with ISOLATION_DOCS=docs/security.md.
-isolation-report: install engine
-	$(BIN)/python -m tests.support.isolation_report $(if $(ISOLATION_DOCS),--docs $(ISOLATION_DOCS))
+# The isolation probe on dockerd and on the native backend, every setting side by side (a Markdown table),
+# on this host and in a Debian 12 guest (pure cgroup v2; ISOLATION_GUEST=0 leaves it out); the copy in
+# docs/security.md is refreshed with ISOLATION_DOCS=docs/security.md.
+ISOLATION_GUEST ?= 1
+isolation-report: install engine $(if $(filter 0,$(ISOLATION_GUEST)),,vm-image)
+	$(BIN)/python -m tests.support.isolation_report $(if $(filter 0,$(ISOLATION_GUEST)),,--guest) \
+	  $(if $(ISOLATION_DOCS),--docs $(ISOLATION_DOCS))
 
 conformance: install
 	$(CONFORMANCE) --jobs 2 -- $(BIN)/composer

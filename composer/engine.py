@@ -9,16 +9,27 @@ prints: progress goes to the sink.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import aclosing
-from typing import TYPE_CHECKING
+from contextlib import aclosing, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
+from composer.errors import ComposerError
 from composer.events import EventSink, NullSink
 
 if TYPE_CHECKING:
     from composer.contract.backend import Backend, EngineEvent
-    from composer.contract.observed import ObservedContainer
-    from composer.contract.options import BuildOptions, DownOptions, PullOptions, PushOptions, StopOptions, UpOptions
+    from composer.contract.observed import ObservedContainer, ObservedVolume
+    from composer.contract.options import (
+        BuildOptions,
+        DownOptions,
+        PullOptions,
+        PushOptions,
+        StopOptions,
+        UpOptions,
+        WatchOptions,
+    )
     from composer.contract.plan import Outcome, Plan
+    from composer.planner.watch import Batch, ServiceSync
     from composer.spec.models import Project
     from composer.spec.options import ProjectOptions
 
@@ -56,10 +67,13 @@ async def up(
 
     from composer.contract.plan import Outcome
     from composer.contract.plan import Plan as PlanValue
+    from composer.contract.services import is_service_backend
     from composer.planner.execute import execute
     from composer.planner.reconcile import reconcile_up, reconcile_up_images
     from composer.planner.snapshot import observe_project
 
+    if is_service_backend(backend):
+        return await _up_stack(project, backend, options, sink, parallel, dry_run)
     observed = await observe_project(backend, project.name, project, images="project")
     images = reconcile_up_images(project, observed, options)
     if dry_run or images.is_empty:
@@ -78,11 +92,40 @@ async def down(
     sink: EventSink | None = None, *, parallel: int | None = None, dry_run: bool = False,
 ) -> Outcome:
     """Stop and remove the project's containers and networks (and volumes with ``-v``)."""
+    from composer.contract.services import is_service_backend
     from composer.planner.snapshot import observe_project
     from composer.planner.teardown import reconcile_down
 
+    if is_service_backend(backend):
+        from composer.planner.stack import reconcile_stack_down
+
+        observed = await observe_project(backend, project_name, project)
+        return await _execute(reconcile_stack_down(project_name, project, observed, options), backend, sink,
+                              parallel, dry_run)
     observed = await observe_project(backend, project_name, project, images="all" if options.rmi else "none")
     plan = reconcile_down(project_name, project, observed, options)
+    return await _execute(plan, backend, sink, parallel, dry_run)
+
+
+async def _up_stack(project: Project, backend: Backend, options: UpOptions, sink: EventSink | None,
+                    parallel: int | None, dry_run: bool) -> Outcome:
+    """``up`` on a service-level engine: the engine pulls on its nodes and schedules the replicas;
+    composer deploys the services, their networks and their secrets and configs."""
+    from composer.contract.plan import ServicePayload
+    from composer.contract.services import ServiceBackend
+    from composer.errors import UnsupportedFeatureError
+    from composer.planner.snapshot import observe_project
+    from composer.planner.stack import reconcile_stack_up
+    from composer.planner.stack_objects import stack_objects
+
+    objects = stack_objects(project)
+    observed = await observe_project(backend, project.name, project)
+    plan = reconcile_stack_up(project, observed, objects, options)
+    services = cast("ServiceBackend", backend)
+    problems = [problem for operation in plan.operations if isinstance(operation.payload, ServicePayload)
+                for problem in services.refusals(operation.payload.spec)]
+    if problems:  # refused before anything is created
+        raise UnsupportedFeatureError("; ".join(problems), backend_name=backend.name, operation="up")
     return await _execute(plan, backend, sink, parallel, dry_run)
 
 
@@ -104,6 +147,17 @@ async def containers(project_name: str, backend: Backend, *, include_stopped: bo
     observed = await backend.observe(project_name, images=())
     found = [c for c in observed.containers if include_stopped or c.state in ("running", "restarting", "paused")]
     return sorted(found, key=lambda c: (c.service_name, c.number, c.name))
+
+
+async def volumes(project_name: str, backend: Backend, services: Sequence[str] = ()) -> list[ObservedVolume]:
+    """The project's volumes (by its label), by name; with ``services``, only those their
+    containers mount (v2's ``volumes``)."""
+    observed = await backend.observe(project_name, images=())
+    found = [volume for volume in observed.volumes if volume.key]
+    if services:
+        used = {name for c in observed.containers if c.service_name in services for name in c.volumes}
+        found = [volume for volume in found if volume.name in used]
+    return sorted(found, key=lambda volume: volume.name)
 
 
 # --- the container commands (start, restart, kill, rm, pause, exec, run, cp, ls...) ----------------
@@ -339,7 +393,7 @@ async def stat_path(backend: Backend, ref: ContainerRef, path: str) -> PathStat 
 async def run(
     project: Project, backend: Backend, service_name: str, options: RunOptions, streams: Streams | None,
     sink: EventSink | None = None, *, no_deps: bool = False, remove: bool = False, pull: str | None = None,
-    parallel: int | None = None,
+    parallel: int | None = None, build: bool | None = None, remove_orphans: bool = False,
 ) -> tuple[ContainerRef, int | None]:
     """Run a one-off container of the service: what it needs first (networks, volumes, image,
     dependencies and their conditions) through the normal up plan, then the container.
@@ -360,12 +414,14 @@ async def run(
     from composer.planner.container_plans import dependency_waits, oneoff_spec, reconcile_run_prerequisites
     from composer.planner.container_specs import image_name
     from composer.planner.execute import execute
+    from composer.planner.injected_files import create_container
     from composer.planner.snapshot import observe_project
     from composer.planner.wait import wait_for
 
     out = sink or NullSink()
     observed = await observe_project(backend, project.name, project, images="project")
-    plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull)
+    plan = reconcile_run_prerequisites(project, observed, service_name, no_deps=no_deps, pull=pull, build=build,
+                                       remove_orphans=remove_orphans)
     await execute(plan, backend, out, parallel=parallel)
     image = image_name(project.name, project.service(service_name))
     if any(operation.resource_id == f"image:{image}" for operation in plan.operations):
@@ -384,17 +440,51 @@ async def run(
                     raise
                 out.emit(Event(f"service:{dependency}", EventStatus.WARNING, "Warning", str(exc)))
     spec = oneoff_spec(project, service_name, options, secrets.token_hex(32), image_id=image_id)
-    ref = await backend.create_container(spec)
+    ref = await create_container(backend, spec)
     if streams is None:
         await backend.start_container(ref)
         return ref, None
+    detached = False
     try:
         code = await backend.attach_container(ref, streams, tty=options.tty, start=True)
+        detached = code is None
     finally:
-        if remove:
+        # detached (the detach keys): it keeps running, and --rm does not remove it later (docker
+        # run --rm -it would, its daemon removes it when it exits)
+        if remove and not detached:
             with anyio.CancelScope(shield=True):
                 await backend.remove_container(ref, remove_volumes=True)
     return ref, code
+
+
+async def attach(
+    project_name: str, project: Project | None, backend: Backend, service_name: str, streams: Streams, *,
+    tty: bool | None = None, index: int = 1, signals: AsyncIterator[int] | None = None,
+) -> int | None:
+    """Attach to a running container of the service (``attach``): its output, and its stdin and
+    terminal when it has them; its exit code, or None when the caller detached. Each signal
+    number from ``signals`` is sent to the container meanwhile (``--sig-proxy``)."""
+    import signal as signal_names
+
+    import anyio
+
+    from composer.contract.observed import observed_ref
+    from composer.errors import BackendError
+
+    ref = observed_ref(await service_container(project_name, project, backend, service_name, index))
+    if signals is None:
+        return await backend.attach_container(ref, streams, tty=tty, start=False)
+
+    async def forward(numbers: AsyncIterator[int]) -> None:
+        async for number in numbers:
+            with suppress(BackendError):  # it may have stopped meanwhile
+                await backend.kill_container(ref, signal=signal_names.Signals(number).name)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(forward, signals)
+        code = await backend.attach_container(ref, streams, tty=tty, start=False)
+        group.cancel_scope.cancel()
+    return code
 
 
 def _existing_ref(target: ContainerTarget) -> ContainerRef:
@@ -504,3 +594,163 @@ async def events(project_name: str, backend: Backend, services: Sequence[str] = 
                 continue
             kept = {k: v for k, v in attributes.items() if not k.startswith("com.docker.compose.")}
             yield replace(event, service=service, attributes=kept)
+
+
+# --- watch ------------------------------------------------------------------------------------------
+
+# watchfiles groups the inotify events of one burst (an editor's save, a checkout) until nothing
+# new came for STEP_MS, and at most DEBOUNCE_MS. v2 waits for 500 ms of quiet; composer applies a
+# change within 300 ms of the write, so its quiet period is shorter.
+WATCH_STEP_MS = 50
+WATCH_DEBOUNCE_MS = 1600
+WATCH_TICK_MS = 200  # how often the watcher wakes up with nothing to report (to start, and to stop)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchReport:
+    """Where ``watch`` says what it does (v2's watch logger), and what its exec actions print."""
+
+    log: Callable[[str], None]
+    warn: Callable[[str], None]
+    streams: Streams | None = None
+    debug: Callable[[str], None] | None = None
+    """v2's debug lines: each batch's size and how long it took, from its arrival to applied."""
+
+
+async def watch(
+    project: Project, backend: Backend, options: WatchOptions, report: WatchReport, sink: EventSink | None = None,
+    *, parallel: int | None = None, ready: Callable[[], None] | None = None,
+) -> None:
+    """Watch the ``develop.watch`` paths of the services (inotify, through watchfiles) and apply
+    each batch of changes to their running containers, until cancelled: v2's ``watch``. An
+    ``initial_sync`` rule is synced first; ``ready`` is called once the watches are in place.
+
+    :raises UsageError: no selected service has a ``develop.watch``, or a rule v2 refuses.
+    :raises UnsupportedFeatureError: a ``rebuild`` rule on a backend that cannot build.
+    """
+    import time
+
+    import anyio
+    import watchfiles
+
+    from composer.contract.backend import Capability
+    from composer.planner import watch as planning
+
+    services = planning.selected(project, options.services)
+    planning.check_rules(services, can_build=Capability.BUILD in backend.capabilities, backend=backend.name,
+                         build=options.build)
+    triggers, paths, warnings = planning.triggers(services)
+    for warning in warnings:
+        report.warn(warning)
+    for trigger in triggers:
+        if trigger.rule.initial_sync and trigger.rule.action in ("sync", "sync+restart"):
+            initial = planning.initial_sync(trigger, project.services[trigger.service])
+            if initial:
+                await _sync(project, backend, trigger.service, planning.ServiceSync(tuple(initial), ()))
+    if not paths:
+        raise _no_watch()
+    # inotify needs a path that exists: a missing one is watched through its nearest existing parent
+    # (a rule still takes only what is under its own path)
+    roots = sorted({_existing_parent(path, project.working_dir) for path in paths})
+    await backend.release()
+    stop = anyio.Event()
+    announced = False
+    try:
+        async for changes in watchfiles.awatch(*roots, watch_filter=None, debounce=WATCH_DEBOUNCE_MS,
+                                               step=WATCH_STEP_MS, rust_timeout=WATCH_TICK_MS,
+                                               yield_on_timeout=True, stop_event=stop, recursive=True):
+            if not announced:  # the first (empty) tick: the watches are in place
+                announced = True
+                report.log("Watch enabled")
+                if ready is not None:
+                    ready()
+            if not changes:
+                continue
+            began = time.monotonic()
+            changed = {path for _, path in changes}
+            batch = planning.plan_batch(triggers, changed, _existing(changed))
+            if batch.is_empty:
+                continue
+            try:
+                await _apply_batch(project, backend, batch, report, sink, parallel)
+            except ComposerError as exc:
+                report.warn(f"Error handling changed files: {exc}")
+            finally:
+                await backend.release()
+            if report.debug is not None:
+                report.debug(f"batch complete: duration[{time.monotonic() - began:.3f}s] count[{len(changed)}]")
+    finally:
+        stop.set()
+
+
+def _no_watch() -> ComposerError:
+    from composer.errors import UsageError
+
+    return UsageError("none of the selected services is configured for watch, consider setting a 'develop' section")
+
+
+def _existing(paths: set[str]) -> dict[str, bool]:
+    import os
+
+    return {path: os.path.lexists(path) for path in paths}
+
+
+def _existing_parent(path: str, project_dir: str) -> str:
+    """``path``, or its nearest existing parent when it does not exist yet, as long as that parent
+    is in the project's folder (watching a missing path's ``/`` recursively would watch everything).
+
+    :raises UsageError: a missing path with no existing parent in the project's folder.
+    """
+    import os
+
+    from composer.errors import UsageError
+
+    found = path
+    while not os.path.exists(found) and os.path.dirname(found) != found:
+        found = os.path.dirname(found)
+    if found != path and not (found + "/").startswith(project_dir.rstrip("/") + "/"):
+        raise UsageError(f"develop.watch path {path} does not exist")
+    return found
+
+
+def _go_list(names: Sequence[str]) -> str:
+    """A list of names as Go's ``%q`` prints a []string: ``["a" "b"]``."""
+    return "[" + " ".join(f'"{name}"' for name in names) + "]"
+
+
+async def _sync(project: Project, backend: Backend, service: str, sync: ServiceSync) -> None:
+    from composer.contract.observed import observed_ref
+    from composer.planner.sync import sync_service
+
+    observed = await backend.observe(project.name, images=())
+    refs = [observed_ref(c) for c in observed.service_containers(service)
+            if not c.oneoff and c.state in ("running", "restarting", "paused")]
+    await sync_service(backend, refs, sync)
+
+
+async def _apply_batch(project: Project, backend: Backend, batch: Batch, report: WatchReport,
+                       sink: EventSink | None, parallel: int | None) -> None:
+    """One batch, in v2's order: rebuild, sync, restart, exec."""
+    from composer.contract.backend import ExecSpec
+    from composer.contract.observed import observed_ref
+    from composer.contract.options import UpOptions
+
+    if batch.rebuild:
+        report.log(f"Rebuilding service(s) {_go_list(batch.rebuild)} after changes were detected...")
+        options = UpOptions(services=batch.rebuild, no_deps=True, build=True, force_recreate=True)
+        await up(project, backend, options, sink, parallel=parallel)
+        report.log(f"service(s) {_go_list(batch.rebuild)} successfully built")
+    for service, sync in batch.sync.items():
+        report.log(f'Syncing service "{service}" after {sync.count} changes were detected')
+        await _sync(project, backend, service, sync)
+    if batch.restart:
+        await restart(project, backend, batch.restart, sink, parallel=parallel)
+        report.log(f"service(s) {_go_list(batch.restart)} restarted")
+    for service, hook in batch.exec:
+        observed = await backend.observe(project.name, images=())
+        spec = ExecSpec(tuple(hook.command or ()), user=hook.user, workdir=hook.working_dir,
+                        environment={k: v for k, v in hook.environment.items() if v is not None},
+                        privileged=hook.privileged, interactive=False)
+        for container in observed.service_containers(service):
+            if not container.oneoff and container.state == "running":
+                await backend.exec_in_container(observed_ref(container), spec, report.streams)

@@ -171,6 +171,10 @@ class OperationFailure(NamedTuple):
         return str(self.error)
 
 
+class HookError(ComposerError):
+    """A ``post_start`` or ``pre_stop`` hook failed: v2's ``<service> hook exited with status N``."""
+
+
 class ExecutionError(ComposerError):
     """Operations of a plan failed. ``failures`` holds every failure, in operation order; the
     operations that depended on them were not run."""

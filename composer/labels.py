@@ -23,3 +23,8 @@ COMPATIBLE_VERSION = "2.40.3"
 # composer's own labels, for what v2 has no label for.
 COMPOSER_PREFIX = "dev.composer"
 OWNER = f"{COMPOSER_PREFIX}.owner"  # boot id, pid and start time of the process that owns a test stack
+
+# docker stack deploy's labels: the swarm backend sets and reads them, so both tools see each other's stacks.
+STACK_NAMESPACE = "com.docker.stack.namespace"  # on every service, network, secret, config and volume of a stack
+STACK_IMAGE = "com.docker.stack.image"  # on a service: the image as the file names it
+STACK_OBJECT_KEY = f"{COMPOSER_PREFIX}.stack.object"  # composer's, on a secret or config: its Compose key

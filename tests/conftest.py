@@ -29,6 +29,7 @@ MARKS_BY_PATH: dict[str, tuple[str, ...]] = {
     "tests/integration/docker/": ("docker",),
     "tests/integration/native/": ("native", "root"),
     "tests/integration/isolation/": ("native", "root"),  # the probe on both backends
+    "tests/integration/swarm/": ("docker",),  # a one-node swarm on the local dockerd
     "tests/e2e/": ("docker", "root"),  # the stand-in images: debootstrap, dockerd, the native roots
     "examples/": ("docker", "root"),  # the same stand-ins; the native backend by default
     "tests/vm/": ("root",),  # qemu guests: a network namespace and taps

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 import anyio
 
@@ -23,6 +23,7 @@ from composer.errors import ComposerError
 
 if TYPE_CHECKING:
     from composer.contract.backend import (
+        ContainerStats,
         EngineEvent,
         ExecSpec,
         ImageSummary,
@@ -267,11 +268,23 @@ class MemoryBackend:
     async def exec_in_container(self, ref: ContainerRef, spec: ExecSpec, streams: Streams | None) -> int | None:
         raise self._unsupported("exec")
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
         raise self._unsupported("attaching to a container")
 
     async def container_top(self, ref: ContainerRef) -> ProcessList:
         raise self._unsupported("top")
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        raise self._unsupported("stats")
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        raise self._unsupported("export")
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        raise self._unsupported("commit")
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         raise self._unsupported("cp")
@@ -300,6 +313,9 @@ class MemoryBackend:
 
     def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
         raise self._unsupported("events")
+
+    async def release(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

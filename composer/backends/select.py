@@ -36,10 +36,11 @@ BUILTIN = {
     "docker": "composer.backends.docker:DockerBackend",
     "memory": "composer.backends.memory:MemoryBackend",
     "native": "composer.backends.native.backend:NativeBackend",
+    "swarm": "composer.backends.swarm.backend:SwarmBackend",
 }
 """Every built-in backend, by name: ``module:class``."""
 
-KNOWN = ("docker", "native")
+KNOWN = ("docker", "native", "swarm")
 """The built-in backends a user may choose (memory is the tests' engine, not a user's)."""
 
 

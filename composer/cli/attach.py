@@ -83,6 +83,11 @@ def display_name(container_name: str, project_name: str, service_name: str, numb
     return container_name
 
 
+def unreadable_warning(container_name: str, reason: str) -> str:
+    """v2's warning for a container whose logs the engine cannot read (the none driver)."""
+    return f'WARN[0000] Can\'t retrieve logs for "{container_name}": {reason}\n'
+
+
 class LogFormatter:
     """v2's log lines: ``<name padded> | text``, one colour per container in order of
     registration, the padding the longest name registered so far plus one."""
@@ -238,6 +243,9 @@ class AttachOptions:
     parallel: int | None = None
     poll_interval: float = 1.0
     """How often new containers (scale, restart) are looked for."""
+    watching: bool = False
+    """``up --watch``: follow until Ctrl-C, not until every container exited (a watch ``restart``
+    stops a container for a moment; it is followed again once it runs)."""
 
 
 class AttachedUp:
@@ -257,6 +265,7 @@ class AttachedUp:
         self.err = err or sys.stderr
         self.formatter = LogFormatter(color=options.color, prefix=options.prefix, timestamps=options.timestamps)
         self.tracker = ExitTracker(options.cascade, options.exit_code_from)
+        self.unreadable: set[str] = set()  # containers whose logs the engine cannot read: warned once
         self.followed: set[str] = set()
         self.live: set[str] = set()
         self.all_exited = anyio.Event()
@@ -361,7 +370,10 @@ class AttachedUp:
 
         found = await engine.containers(self.project.name, self.backend, include_stopped=True)
         wanted = set(self.options.services)
-        return [c for c in found if c.service_name in wanted and not c.oneoff and c.container_id not in self.followed]
+        found = [c for c in found if c.service_name in wanted and not c.oneoff and c.container_id not in self.followed]
+        if self.options.watching:  # a stopped one is followed again once it runs
+            found = [c for c in found if c.state not in _STOPPED]
+        return found
 
     async def _discovery_loop(self, followers: TaskGroup) -> None:
         while True:
@@ -401,6 +413,11 @@ class AttachedUp:
         self._exited(container, name, 0 if state is None else state.exit_code or 0, announce=state is not None)
 
     def _print_line(self, name: str, line: LogLine, last: tuple[str, int] | None) -> tuple[str, int] | None:
+        if line.stream == "warning":
+            if line.container_name not in self.unreadable:
+                self.unreadable.add(line.container_name)
+                self._write(self.err, unreadable_warning(line.container_name, line.text))
+            return last
         key = timestamp_key(line.timestamp)
         if key is not None and last is not None and key <= last:
             return last  # already shown before a restart
@@ -412,6 +429,9 @@ class AttachedUp:
         if announce:
             self._write(self.out, self.formatter.status(name, f"exited with code {exit_code}"))
         self.live.discard(container.container_id)
+        if self.options.watching and self.options.cascade is Cascade.NONE:
+            self.followed.discard(container.container_id)
+            return
         if self.tracker.exited(container.service_name, exit_code):
             self.abort_done = anyio.Event()
             self._write(self.err, f"\x1b[31m\x1b[1m{ABORTING}{RESET}\n" if self.options.color else ABORTING + "\n")

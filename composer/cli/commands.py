@@ -15,6 +15,10 @@ def run_config(ctx: CommandContext) -> int:
     from composer.spec.config_output import ConfigRequest, render_config  # the YAML stack: config's alone
 
     args = ctx.args
+    if args.environment:
+        return _config_environment(ctx)
+    if args.variables:
+        return _config_variables(ctx)
     request = ConfigRequest(
         services=tuple(args.services),
         format=args.format or "yaml",
@@ -39,6 +43,43 @@ def run_config(ctx: CommandContext) -> int:
             handle.write(result.text)
     else:
         sys.stdout.write(result.text)
+    return 0
+
+
+def _config_environment(ctx: CommandContext) -> int:
+    """``config --environment``: the variables interpolation sees (the process's, .env's and
+    --env-file's, v2's precedence), with COMPOSE_PROJECT_NAME, sorted, NAME=value a line."""
+    from composer.spec.options import resolve_options
+
+    environment = dict(resolve_options(project_options(ctx.args)).environment)
+    environment["COMPOSE_PROJECT_NAME"] = ctx.project().name
+    for name in sorted(environment):
+        print(f"{name}={environment[name]}")
+    return 0
+
+
+def _config_variables(ctx: CommandContext) -> int:
+    """``config --variables``: each variable the files use, whether it is required, its default
+    and its alternate value; a table (v2's columns) or, with --format json, v2's object."""
+    from composer.cli.tables import table
+    from composer.spec.config_output import ConfigRequest, render_config
+    from composer.spec.variables import extract
+
+    raw = render_config(project_options(ctx.args), ConfigRequest(
+        services=(), format="json", list_services=False, list_volumes=False, list_networks=False,
+        list_profiles=False, list_images=False, hash_services=None, interpolate=False, normalize=False,
+        consistency=False, resolve_paths=False))
+    variables = extract(json.loads(raw.text))
+    if ctx.args.format == "json":
+        print(json.dumps({name: {"Name": v.name, "DefaultValue": v.default, "PresenceValue": v.presence,
+                                 "Required": v.required} for name, v in sorted(variables.items())}, indent=4)
+              + "\n")  # v2 ends it with a blank line
+        return 0
+    rows = [["NAME", "REQUIRED", "DEFAULT VALUE", "ALTERNATE VALUE"]]
+    rows += [[v.name, "true" if v.required else "false", v.default, v.presence]
+             for _, v in sorted(variables.items())]
+    for line in table(rows, padding=3, min_width=20):
+        print(line)
     return 0
 
 
@@ -69,11 +110,15 @@ def run_version(ctx: CommandContext) -> int:
 # Each command's module, imported when the command runs (``composer config`` never pays for the
 # engine's): one module per group of commands, each with a ``run_<verb>(ctx)``.
 MODULES: dict[str, tuple[str, ...]] = {
-    "lifecycle": ("up", "down", "create", "start", "stop", "restart", "kill", "pause", "unpause", "rm", "wait"),
-    "listing": ("ps", "ls", "images", "top", "port"),
+    "lifecycle": ("up", "down", "create", "start", "stop", "restart", "kill", "pause", "unpause", "rm", "wait",
+                  "scale"),
+    "listing": ("ps", "ls", "images", "top", "port", "volumes"),
     "logs": ("logs",),
-    "exec_run": ("exec", "run"),
+    "exec_run": ("exec", "run", "attach"),
     "cp": ("cp",),
+    "snapshot": ("commit", "export"),
+    "watch": ("watch",),
+    "stats": ("stats",),
     "build_pull_push": ("build", "pull", "push"),
     "engine_events": ("events",),
     "image_store": ("image",),

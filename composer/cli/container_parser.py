@@ -1,10 +1,12 @@
 """Argument parsing for the container commands (start, restart, kill, rm, pause, unpause, create,
-wait, port, top, ls, images, exec, cp, run), with Compose v2's flags."""
+wait, port, top, ls, images, exec, attach, cp, run), with Compose v2's flags."""
 
 from __future__ import annotations
 
 import argparse
 from typing import TYPE_CHECKING
+
+from composer.cli.flags import flag_value
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -66,6 +68,12 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     ls.add_argument("--format", choices=("table", "json"), default="table")
     ls.add_argument("--filter", action="append", default=[], help="filter output (name=...)")
 
+    volumes = subparsers.add_parser("volumes", help="list volumes")
+    _services(volumes)
+    volumes.add_argument("-q", "--quiet", action="store_true", help="only display volume names")
+    volumes.add_argument("--format", default="table",
+                         help='"table" (default), "json", "table TEMPLATE" or a Go TEMPLATE')
+
     images = subparsers.add_parser("images", help="list images used by the created containers")
     _services(images)
     images.add_argument("-q", "--quiet", action="store_true", help="only display image ids")
@@ -83,12 +91,36 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     exec_.add_argument("service", metavar="SERVICE")
     exec_.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
 
+    attach = subparsers.add_parser("attach", help="attach local standard input, output, and error streams "
+                                                  "to a service's running container")
+    attach.add_argument("--detach-keys", default="ctrl-p,ctrl-q", help="override the key sequence for detaching")
+    attach.add_argument("--index", type=int, default=1, help="index of the container if the service has replicas")
+    attach.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
+    attach.add_argument("--sig-proxy", default="true", choices=("true", "false"),
+                        help="proxy all received signals to the process (with a terminal, keys reach it as typed)")
+    attach.add_argument("service", metavar="SERVICE")
+
     cp = subparsers.add_parser("cp", help="copy files between a service container and the local filesystem")
     cp.add_argument("source", metavar="SRC")
     cp.add_argument("destination", metavar="DEST")
     cp.add_argument("--index", type=int, default=None, help="index of the container if the service has replicas")
     cp.add_argument("-a", "--archive", action="store_true", help="archive mode (copy all uid/gid information)")
     cp.add_argument("-L", "--follow-link", action="store_true", help="always follow symbol link in SRC_PATH")
+
+    commit = subparsers.add_parser("commit", help="create a new image from a service container's changes")
+    commit.add_argument("service", metavar="SERVICE")
+    commit.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+    commit.add_argument("-a", "--author", help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    commit.add_argument("-c", "--change", action="append", default=[], help="apply Dockerfile instruction")
+    commit.add_argument("-m", "--message", help="commit message")
+    commit.add_argument("-p", "--pause", type=flag_value, nargs="?", const=True, default=True, metavar="BOOL",
+                        help="pause container during commit (default true)")
+    commit.add_argument("--index", type=int, default=1, help="index of the container if the service has replicas")
+
+    export = subparsers.add_parser("export", help="export a service container's filesystem as a tar archive")
+    export.add_argument("service", metavar="SERVICE")
+    export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    export.add_argument("--index", type=int, default=1, help="index of the container if the service has replicas")
 
     run = subparsers.add_parser("run", help="run a one-off command on a service")
     run.add_argument("-d", "--detach", action="store_true", help="run the container in the background")
@@ -105,7 +137,18 @@ def add_container_parsers(subparsers: Subparsers) -> None:
     run.add_argument("--service-ports", action="store_true", help="publish the service's ports")
     run.add_argument("--use-aliases", action="store_true", help="use the service's network aliases")
     run.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true", help="disable pseudo-TTY allocation")
+    run.add_argument("-t", "--tty", action="store_true",
+                     help="allocate a pseudo-TTY (the default when stdin is a terminal)")
     run.add_argument("-i", "--interactive", action="store_true", default=True, help="keep STDIN open")
     run.add_argument("--pull", choices=("always", "missing", "never"), default=None)
+    run.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add Linux capabilities")
+    run.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="drop Linux capabilities")
+    run.add_argument("--env-from-file", action="append", default=[], metavar="FILE",
+                     help="set environment variables from file")
+    run.add_argument("-q", "--quiet", action="store_true", help="don't print the progress")
+    run.add_argument("--quiet-pull", action="store_true", help="pull without printing progress information")
+    run.add_argument("--build", action="store_true", help="build image before starting container")
+    run.add_argument("--remove-orphans", action="store_true",
+                     help="remove containers for services not defined in the Compose file")
     run.add_argument("service", metavar="SERVICE")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")

@@ -13,9 +13,11 @@ from composer.errors import UsageError
 if TYPE_CHECKING:
     import argparse
 
+    from composer.cli.attach import AttachOptions
     from composer.cli.context import CommandContext
     from composer.contract.backend import Backend
     from composer.contract.observed import ObservedContainer
+    from composer.events import EventSink
     from composer.spec.models import Project
 
 
@@ -49,6 +51,10 @@ def run_up(ctx: CommandContext) -> int:
         from composer.cli.progress import QuietPull
 
         sink = QuietPull(sink)
+    if args.quiet_build:
+        from composer.cli.progress import QuietBuild
+
+        sink = QuietBuild(sink)
 
     async def up(backend: Backend) -> None:
         outcome = await engine.up(project, backend, options, sink, parallel=ctx.parallel, dry_run=ctx.dry_run)
@@ -70,7 +76,7 @@ def run_up(ctx: CommandContext) -> int:
 def _check_up_flags(args: argparse.Namespace) -> None:
     """Flag combinations v2 rejects, with its words."""
     if args.detach and (args.abort_on_container_exit or args.abort_on_container_failure or args.attach
-                        or args.attach_dependencies):
+                        or args.attach_dependencies or args.watch):
         raise UsageError("--detach cannot be combined with --abort-on-container-exit, "
                          "--abort-on-container-failure, --attach, --attach-dependencies or --watch")
     if args.abort_on_container_exit and args.abort_on_container_failure:
@@ -95,10 +101,35 @@ def _attach(ctx: CommandContext, project: Project, up: Callable[[Backend], Await
         cascade=cascade_of(args.abort_on_container_exit, args.abort_on_container_failure, args.exit_code_from),
         exit_code_from=args.exit_code_from, timeout=args.timeout,
         color=colour_enabled(args.no_color, sys.stdout), prefix=not args.no_log_prefix, timestamps=args.timestamps,
-        parallel=ctx.parallel,
+        parallel=ctx.parallel, watching=args.watch,
     )
     sink = ctx.sink()
-    return ctx.run(lambda backend: AttachedUp(project, backend, options, sink, start=lambda: up(backend)).run())
+    if not args.watch:
+        return ctx.run(lambda backend: AttachedUp(project, backend, options, sink, start=lambda: up(backend)).run())
+    return ctx.run(lambda backend: _watched(ctx, project, backend, options, sink, up))
+
+
+async def _watched(ctx: CommandContext, project: Project, backend: Backend, options: AttachOptions,
+                   sink: EventSink, up: Callable[[Backend], Awaitable[None]]) -> int:
+    """``up --watch``: attached ``up``, and once the containers are up, ``watch`` beside it until
+    the attached ``up`` ends (Ctrl-C, or every container exited)."""
+    import anyio
+
+    from composer import engine
+    from composer.cli.attach import AttachedUp
+    from composer.cli.watch import watch_report
+    from composer.contract.options import WatchOptions
+
+    watch_options = WatchOptions(services=tuple(ctx.args.services), build=ctx.args.build is not False)
+    async with anyio.create_task_group() as group:
+        async def start() -> None:
+            await up(backend)
+            group.start_soon(lambda: engine.watch(project, backend, watch_options, watch_report(), sink,
+                                                  parallel=ctx.parallel))
+
+        code = await AttachedUp(project, backend, options, sink, start=start).run()
+        group.cancel_scope.cancel()
+    return code
 
 
 def run_create(ctx: CommandContext) -> int:
@@ -123,11 +154,43 @@ def run_down(ctx: CommandContext) -> int:
 
     args = ctx.args
     project, project_name = ctx.project_or_name()
-    options = DownOptions(remove_orphans=args.remove_orphans, remove_volumes=args.volumes, timeout=args.timeout,
-                          rmi=args.rmi)
+    options = DownOptions(services=tuple(args.services), remove_orphans=args.remove_orphans,
+                          remove_volumes=args.volumes, timeout=args.timeout, rmi=args.rmi)
     sink = ctx.sink()
     outcome = ctx.run(lambda backend: engine.down(project_name, project, backend, options, sink,
                                                   parallel=ctx.parallel, dry_run=ctx.dry_run))
+    ctx.print_plan(outcome.plan)
+    return 0
+
+
+def replicas(entries: list[str]) -> dict[str, int]:
+    """``scale``'s SERVICE=REPLICAS arguments, with v2's words for a bad one."""
+    scale: dict[str, int] = {}
+    for entry in entries:
+        name, sep, number = entry.partition("=")
+        if not sep:
+            raise UsageError(f"invalid scale specifier: {entry}")
+        if not number.isdigit():
+            raise UsageError(f"invalid scale specifier: can't parse replica value as int: {entry}")
+        scale[name] = int(number)
+    return scale
+
+
+def run_scale(ctx: CommandContext) -> int:
+    """``scale``: v2's create then start of the named services at their new replica counts."""
+    from composer import engine
+    from composer.contract.options import UpOptions
+
+    args = ctx.args
+    scale = replicas(args.scale)
+    project = ctx.project()
+    for name in scale:
+        if name not in project.services:
+            raise UsageError(f"no such service: {name}")
+    options = UpOptions(services=tuple(scale), scale=scale, no_deps=args.no_deps)
+    outcome = ctx.run(lambda backend: engine.up(project, backend, options, ctx.sink(), parallel=ctx.parallel,
+                                                dry_run=ctx.dry_run))
+    print_warnings(outcome.plan)
     ctx.print_plan(outcome.plan)
     return 0
 

@@ -15,7 +15,7 @@ from composer.units import human_duration
 if TYPE_CHECKING:
     from composer.cli.context import CommandContext
     from composer.contract.backend import ImageSummary, ProjectSummary
-    from composer.contract.observed import ObservedContainer, PortMapping
+    from composer.contract.observed import ObservedContainer, ObservedVolume, PortMapping
 
 PS_STATUSES = ("paused", "restarting", "removing", "running", "dead", "created", "exited")
 
@@ -28,11 +28,19 @@ def published_port(ports: Iterable[PortMapping], private_port: int, protocol: st
     return None
 
 
-def ps_rows(found: Sequence[ObservedContainer], now: float) -> list[list[str]]:
+PS_TABLE = "table {{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}"
+PS_HEADERS = {"Command": "COMMAND", "CreatedAt": "CREATED AT", "ExitCode": "EXIT CODE", "Health": "HEALTH",
+              "ID": "CONTAINER ID", "Image": "IMAGE", "Name": "NAME", "Names": "NAMES", "Ports": "PORTS",
+              "Project": "PROJECT", "Publishers": "PUBLISHERS", "RunningFor": "CREATED", "Service": "SERVICE",
+              "State": "STATE", "Status": "STATUS", "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES",
+              "Mounts": "MOUNTS", "Networks": "NETWORKS", "Size": "SIZE"}
+
+
+def ps_rows(found: Sequence[ObservedContainer], now: float, *, no_trunc: bool = False) -> list[list[str]]:
     rows = [["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]]
     for c in found:
         created = "" if c.created is None else f"{human_duration(max(0.0, now - c.created))} ago"
-        command = json.dumps(_truncate(c.command, 20), ensure_ascii=False) if c.command else '""'
+        command = json.dumps(c.command if no_trunc else _truncate(c.command, 20), ensure_ascii=False)
         rows.append([c.name, c.image, command, c.service_name, created, c.status_text or c.state,
                      format_ports(c.ports)])
     return rows
@@ -42,18 +50,24 @@ def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def ps_json(found: Sequence[ObservedContainer], project_name: str, now: float) -> list[dict[str, Any]]:
+def ps_json(found: Sequence[ObservedContainer], project_name: str, now: float, *,
+            no_trunc: bool = True) -> list[dict[str, Any]]:
+    """v2's fields of each container, in its order (sorted); the id, the command and the mounts
+    truncated as v2 truncates them unless ``no_trunc``; Size as v2 shows it without ``--size``."""
     return [{
-        "ID": c.container_id, "Name": c.name, "Names": c.name, "Image": c.image,
-        "Command": json.dumps(c.command, ensure_ascii=False),
-        "Project": project_name, "Service": c.service_name, "State": c.state, "Health": c.health or "",
-        "ExitCode": c.exit_code or 0, "Status": c.status_text or c.state,
+        "Command": json.dumps(c.command if no_trunc else _truncate(c.command, 20), ensure_ascii=False),
         "CreatedAt": "" if c.created is None else time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
                                                                time.gmtime(c.created)),
-        "RunningFor": "" if c.created is None else f"{human_duration(max(0.0, now - c.created))} ago",
-        "Ports": format_ports(c.ports),
+        "ExitCode": c.exit_code or 0, "Health": c.health or "",
+        "ID": c.container_id if no_trunc else c.container_id[:12], "Image": c.image,
+        "Labels": ",".join(f"{key}={value}" for key, value in c.labels), "LocalVolumes": str(c.local_volumes),
+        "Mounts": ",".join(name if no_trunc else _truncate(name, 15) for name in c.mounts),
+        "Name": c.name, "Names": c.name, "Networks": ",".join(c.networks), "Ports": format_ports(c.ports),
+        "Project": project_name,
         "Publishers": [{"URL": p.host_ip or "", "TargetPort": p.private_port, "PublishedPort": p.host_port or 0,
                         "Protocol": p.protocol} for p in c.ports],
+        "RunningFor": "" if c.created is None else f"{human_duration(max(0.0, now - c.created))} ago",
+        "Service": c.service_name, "Size": "0B", "State": c.state, "Status": c.status_text or c.state,
         "OOMKilled": c.oom_killed,  # not in v2's; docker inspect's State.OOMKilled, here where ps shows state
     } for c in found]
 
@@ -104,6 +118,8 @@ def run_ps(ctx: CommandContext) -> int:
     found = sorted(found, key=lambda c: (c.service_name, c.oneoff, c.number, c.name))
     if args.services:
         found = [c for c in found if c.service_name in args.services]
+    if not args.orphans and project is not None:  # --orphans=false: only the project's own services
+        found = [c for c in found if c.service_name in project.services]
     if wanted:
         found = [c for c in found if c.state in wanted]
     if args.list_services:
@@ -115,10 +131,51 @@ def run_ps(ctx: CommandContext) -> int:
             print(container.container_id)
         return 0
     now = time.time()
-    if args.format == "json":
-        print(json.dumps(ps_json(found, project_name, now)))
+    if args.format == "table":
+        for line in table(ps_rows(found, now, no_trunc=args.no_trunc)):
+            print(line)
         return 0
-    for line in table(ps_rows(found, now)):
+    from composer.cli.templates import render
+
+    rows = ps_json(found, project_name, now, no_trunc=args.no_trunc)
+    for line in render(args.format, rows, default_table=PS_TABLE, headers=PS_HEADERS):
+        print(line)
+    return 0
+
+
+VOLUMES_TABLE = "table {{.Driver}}\t{{.Name}}"
+VOLUMES_HEADERS = {"Availability": "AVAILABILITY", "Driver": "DRIVER", "Group": "GROUP", "Labels": "LABELS",
+                   "Links": "LINKS", "Mountpoint": "MOUNTPOINT", "Name": "VOLUME NAME", "Scope": "SCOPE",
+                   "Size": "SIZE", "Status": "STATUS"}
+
+
+def volume_rows(found: Sequence[ObservedVolume]) -> list[dict[str, str]]:
+    """``docker volume ls``'s fields of each volume (v2's ``volumes --format json``)."""
+    return [{"Availability": "N/A", "Driver": v.driver, "Group": "N/A",
+             "Labels": ",".join(f"{key}={value}" for key, value in v.labels), "Links": "N/A",
+             "Mountpoint": v.mountpoint, "Name": v.name, "Scope": v.scope, "Size": "N/A", "Status": "N/A"}
+            for v in found]
+
+
+def run_volumes(ctx: CommandContext) -> int:
+    from composer import engine
+    from composer.cli.templates import render
+
+    args = ctx.args
+    project, project_name = ctx.project_or_name()
+    if project is not None:
+        for name in args.services:
+            project.service(name)
+    if args.format not in ("table", "json"):
+        from composer.cli.templates import parse
+
+        parse(args.format)
+    found = ctx.run(lambda backend: engine.volumes(project_name, backend, tuple(args.services)))
+    if args.quiet:
+        for volume in found:
+            print(volume.name)
+        return 0
+    for line in render(args.format, volume_rows(found), default_table=VOLUMES_TABLE, headers=VOLUMES_HEADERS):
         print(line)
     return 0
 

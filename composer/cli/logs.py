@@ -16,7 +16,7 @@ def run_logs(ctx: CommandContext) -> int:
     import time
 
     from composer import engine
-    from composer.cli.attach import LogFormatter, colour_enabled, display_name
+    from composer.cli.attach import LogFormatter, colour_enabled, display_name, unreadable_warning
     from composer.cli.timestamps import parse_time
     from composer.contract.backend import ContainerRef
 
@@ -41,6 +41,9 @@ def run_logs(ctx: CommandContext) -> int:
         names = {c.name: display_name(c.name, project_name, c.service_name, c.number) for c in found}
         refs = [ContainerRef(c.container_id, c.name) for c in found]
         async for line in backend.logs(refs, follow=args.follow, tail=tail, since=since, until=until):
+            if line.stream == "warning":
+                sys.stderr.write(unreadable_warning(line.container_name, line.text))
+                continue
             name = names.get(line.container_name, line.container_name)
             sys.stdout.write(formatter.line(name, line.text.rstrip("\n"), line.timestamp))
             sys.stdout.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from composer.cli.container_parser import add_container_parsers
+from composer.cli.flags import flag_value
 from composer.cli.image_store import add_image_store_parsers
 from composer.cli.system import add_system_parsers
 
@@ -19,7 +20,7 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
                         help="alternate environment files (repeatable)")
     parser.add_argument("--profile", dest="profiles", action="append", default=[], metavar="PROFILE",
                         help="profiles to enable (repeatable)")
-    parser.add_argument("--backend", help="backend to use: docker or native (default: COMPOSER_BACKEND, then "
+    parser.add_argument("--backend", help="backend to use: native, docker or swarm (default: COMPOSER_BACKEND, then "
                         "native where it can run, else docker)")
     parser.add_argument("--progress", choices=("auto", "tty", "plain", "json", "quiet"),
                         help="progress output (default: COMPOSE_PROGRESS, then auto)")
@@ -43,6 +44,8 @@ def add_config_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         ("--no-path-resolution", "no_path_resolution", "don't resolve file paths"),
     ):
         config.add_argument(flag, dest=dest, action="store_true", help=help_text)
+    config.add_argument("--environment", action="store_true", help="print the environment used for interpolation")
+    config.add_argument("--variables", action="store_true", help="print the model's variables and default values")
     config.add_argument("--hash", metavar="SERVICES", help='print the config hash of services ("*" for all)')
     config.add_argument("-o", "--output", help="save to this file instead of stdout")
     config.add_argument("-q", "--quiet", action="store_true", help="only validate the configuration")
@@ -106,13 +109,27 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     up.add_argument("--no-color", action="store_true", help="produce monochrome output")
     up.add_argument("--timestamps", action="store_true", help="show timestamps")
     up.add_argument("--quiet-pull", action="store_true", help="pull without printing progress information")
+    up.add_argument("--quiet-build", action="store_true", help="suppress the build output")
+    up.add_argument("-w", "--watch", action="store_true",
+                    help="watch source code and rebuild/refresh containers when files are updated")
+
+    watch = subparsers.add_parser("watch", help="watch the build context of services and rebuild or refresh "
+                                  "their containers when files are updated")
+    watch.add_argument("services", nargs="*", metavar="SERVICE")
+    watch.add_argument("--no-up", action="store_true", help="do not build and start the services before watching")
+    watch.add_argument("--quiet", action="store_true", help="hide build output")
 
     down = subparsers.add_parser("down", help="stop and remove containers, networks")
+    down.add_argument("services", nargs="*", metavar="SERVICE")
     down.add_argument("-v", "--volumes", action="store_true", help="remove named and anonymous volumes")
     down.add_argument("--remove-orphans", action="store_true")
     down.add_argument("-t", "--timeout", type=float, default=None)
     down.add_argument("--rmi", choices=("local", "all"), default=None,
                       help='remove images used by services: "local" only the built ones, "all" every one')
+
+    scale = subparsers.add_parser("scale", help="scale services")
+    scale.add_argument("scale", nargs="+", metavar="SERVICE=REPLICAS")
+    scale.add_argument("--no-deps", action="store_true", help="don't start linked services")
 
     stop = subparsers.add_parser("stop", help="stop services")
     stop.add_argument("services", nargs="*", metavar="SERVICE")
@@ -123,7 +140,11 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only display ids")
     ps.add_argument("--services", dest="list_services", action="store_true", help="display services")
-    ps.add_argument("--format", choices=("table", "json"), default="table")
+    ps.add_argument("--format", default="table",
+                    help='"table" (default), "json", "table TEMPLATE" or a Go TEMPLATE ({{.Name}}, {{json .}}...)')
+    ps.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    ps.add_argument("--orphans", type=flag_value, nargs="?", const=True, default=True, metavar="BOOL",
+                    help="include orphaned services (not declared by project) (default true)")
     ps.add_argument("--status", action="append", default=[], metavar="STATUS",
                     help="filter by status: paused, restarting, removing, running, dead, created, exited")
     ps.add_argument("--filter", action="append", default=[], metavar="status=STATUS", help="filter output")
@@ -138,6 +159,14 @@ def add_lifecycle_parsers(subparsers: argparse._SubParsersAction[argparse.Argume
     logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
     logs.add_argument("--no-color", action="store_true", help="produce monochrome output")
     logs.add_argument("--index", type=int, default=None, help="index of the container if the service has replicas")
+
+    stats = subparsers.add_parser("stats", help="display a live stream of container(s) resource usage statistics")
+    stats.add_argument("service", nargs="?", metavar="SERVICE")
+    stats.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
+    stats.add_argument("--format", default="", help='"table" (default), "json", "table TEMPLATE" or a Go TEMPLATE')
+    stats.add_argument("--no-stream", action="store_true",
+                       help="disable streaming stats and only pull the first result")
+    stats.add_argument("--no-trunc", action="store_true", help="do not truncate output")
 
     events = subparsers.add_parser("events", help="receive real time events from containers")
     events.add_argument("services", nargs="*", metavar="SERVICE")

@@ -111,6 +111,18 @@ class QuietPull:
         self.sink.emit(event)
 
 
+class QuietBuild:
+    """``--quiet-build``: the builds' output (their steps, under ``build:<service>``) left out, errors kept."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    def emit(self, event: Event) -> None:
+        if event.status is not EventStatus.ERROR and event.resource_id.startswith("build:"):
+            return
+        self.sink.emit(event)
+
+
 def make_renderer(mode: str | None, stream: TextIO | None = None) -> EventSink:
     """The renderer for ``--progress`` (or COMPOSE_PROGRESS); auto is tty on a terminal. The stream
     is sys.stderr as it is at the call (not at import: tests and embedders replace it)."""

@@ -379,7 +379,10 @@ def stop_servers(folder: str | None = None, timeout: float = 5.0) -> list[int]:
     for name in names:
         if not name.endswith(".sock.lock"):
             continue
-        lock = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CLOEXEC)
+        try:
+            lock = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:  # another stop_servers (a parallel test session) got there first
+            continue
         try:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -392,7 +395,8 @@ def stop_servers(folder: str | None = None, timeout: float = 5.0) -> list[int]:
                     os.kill(pid, signal.SIGTERM)
                     stopped.append(pid)
                 _wait_for_lock(lock, pid, timeout)  # released when it has exited
-            os.unlink(os.path.join(folder, name))
+            with contextlib.suppress(FileNotFoundError):  # the same race, after the wait
+                os.unlink(os.path.join(folder, name))
         finally:
             os.close(lock)
     return stopped
@@ -488,14 +492,27 @@ def _worker(connection: socket.socket) -> int:
             return 1
     except Exception:
         return 1
+    from composer.cli import EXIT_INTERRUPTED
+
     threading.Thread(target=_relay_signals, args=(connection,), daemon=True, name="composer-signals").start()
-    code = _run_command(request["argv"][1:])
+    try:
+        code = _run_command(request["argv"][1:])
+    except KeyboardInterrupt:  # a Ctrl-C relayed before the command's own handler was in place
+        _interrupted()
+        code = EXIT_INTERRUPTED
     _command_done.set()
     try:
         connection.sendall(b"X" + code.to_bytes(4, "little", signed=True))
     except OSError:
         pass
     return code
+
+
+def _interrupted() -> None:
+    """What _main says on Ctrl-C, for an interrupt that came before it could."""
+    with contextlib.suppress(Exception):
+        sys.stderr.write("composer: interrupted\n")
+        sys.stderr.flush()
 
 
 def _run_command(argv: list[str]) -> int:
@@ -509,7 +526,8 @@ def _run_command(argv: list[str]) -> int:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         if isinstance(exit_.code, str):
             print(exit_.code, file=sys.stderr)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # while parsing the arguments, before _main's own handler
+        _interrupted()
         code = EXIT_INTERRUPTED
     for thread in threading.enumerate():  # as interpreter shutdown does: wait for non-daemon threads
         if thread is not threading.main_thread() and not thread.daemon:

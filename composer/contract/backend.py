@@ -65,10 +65,15 @@ class ContainerSpec:
     volume_names: Mapping[str, str] = field(default_factory=dict)  # Compose key -> engine name
     secret_files: Mapping[str, str] = field(default_factory=dict)  # secret key -> host file to bind
     config_files: Mapping[str, str] = field(default_factory=dict)  # config key -> host file to bind
+    # secrets from ``environment``, configs from ``content`` or ``environment``: written into the
+    # container after create, as v2 copies them in (composer.planner.injected_files)
+    injected_files: Sequence[InjectedFile] = ()
     # network_mode / ipc / pid "service:x" resolved to a running container of x
     namespace_containers: Mapping[str, str] = field(default_factory=dict)
     volumes_from: Sequence[str] = ()  # container names or ids
     replaces: ContainerRef | None = None  # inherit anonymous volumes on recreate
+    console_size: tuple[int, int] | None = None
+    """With ``service.tty``: the terminal's first size (rows, columns), the caller's (``run -t``)."""
 
     def file_mounts(self) -> list[tuple[str, str]]:
         """(host file, container path) of each file-based secret and config, bound read-only as
@@ -78,6 +83,35 @@ class ContainerSpec:
         pairs += [(self.config_files[grant.source], file_target(grant.source, grant.target, CONFIGS_DIR))
                   for grant in self.service.configs if grant.source in self.config_files]
         return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedFile:
+    """A file written into a container's filesystem after create: a secret or config whose
+    content Compose holds (not a host file to bind)."""
+
+    target: str  # absolute path in the container
+    content: bytes
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444  # v2's default for injected secrets and configs
+
+
+def injection_archive(files: Sequence[InjectedFile]) -> bytes:
+    """One tar archive of ``files`` to extract at ``/`` (names relative to it; the engine makes
+    missing parent directories, root's and 0755, as Docker does)."""
+    import io
+    import tarfile
+    import time
+
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for file in files:
+            info = tarfile.TarInfo(file.target.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(file.content), file.mode, file.uid, file.gid, now
+            tar.addfile(info, io.BytesIO(file.content))
+    return buffer.getvalue()
 
 
 SECRETS_DIR = "/run/secrets/"
@@ -121,6 +155,8 @@ class LogLine:
     service_name: str
     text: str
     stream: str = "stdout"
+    """stdout, stderr, or warning: the engine keeps no log to read for this container (its
+    logging driver: none), ``text`` says so; v2 prints it as a warning and goes on."""
     timestamp: str | None = None
 
 
@@ -149,14 +185,64 @@ class ExecSpec:
     interactive: bool = True  # attach standard input
 
 
+class TerminalWindow(Protocol):
+    """The caller's terminal, whose size an attached tty follows (SIGWINCH), as ``docker run -it``."""
+
+    def size(self) -> tuple[int, int] | None:
+        """(rows, columns) now; None when unknown."""
+        ...
+
+    def wait_change(self, timeout: float) -> bool:
+        """Block until the size changes (True) or ``timeout`` seconds pass (False)."""
+        ...
+
+
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
+
+
 @dataclass(frozen=True, slots=True)
 class Streams:
     """Where an attached process reads and writes (binary files; stdin None: not attached).
-    With a tty the engine merges stderr into stdout."""
+    With a tty the engine merges stderr into stdout; ``window`` is the terminal to follow and
+    ``detach_keys`` (with a tty and stdin, as Docker) the sequence that detaches, leaving the
+    container running."""
 
     stdout: BinaryIO
     stderr: BinaryIO
     stdin: BinaryIO | None = None
+    window: TerminalWindow | None = None
+    detach_keys: bytes = DETACH_KEYS
+
+
+class DetachScanner:
+    """Finds the detach sequence in what the caller types: ``feed`` returns the bytes to pass on
+    and whether the sequence was completed (its own bytes are held back while it may be one, and
+    passed on when it turns out not to be, as Docker's escape proxy does)."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        if not self.keys:
+            return data, False
+        out = bytearray()
+        for byte in data:
+            key = bytes((byte,))
+            candidate = self.held + key
+            if self.keys.startswith(candidate):
+                if candidate == self.keys:
+                    self.held = b""
+                    return bytes(out), True
+                self.held = candidate
+                continue
+            out += self.held
+            self.held = b""
+            if self.keys.startswith(key):
+                self.held = key
+            else:
+                out += key
+        return bytes(out), False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +251,23 @@ class ProcessList:
 
     titles: tuple[str, ...]
     processes: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStats:
+    """One sample of a running container's resource counters (``stats``): CPU percentages come
+    from two samples, as Docker computes them (cpu delta / system delta x online CPUs)."""
+
+    cpu_ns: int  # CPU time the container used, nanoseconds, since it started
+    system_ns: int  # CPU time the host used (all CPUs), nanoseconds, since boot
+    online_cpus: int
+    memory_usage: int  # bytes, without the inactive file cache (as the docker CLI shows it)
+    memory_limit: int  # bytes: the container's limit, or the host's memory without one
+    net_rx: int  # bytes received, all interfaces of its network namespace but lo
+    net_tx: int
+    block_read: int  # bytes read from and written to block devices
+    block_write: int
+    pids: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,13 +430,40 @@ class Backend(Protocol):
         streamed to and from them until it ends (returns its exit code)."""
         ...
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
-        """Attach to the container (and start it with ``start``), stream until it stops; its exit code."""
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
+        """Attach to the container (and start it with ``start``), stream until it stops; its exit
+        code, or None when the caller detached (``streams.detach_keys``: it keeps running).
+        ``tty``: whether the container has a terminal (None: look it up)."""
         ...
 
     async def container_top(self, ref: ContainerRef) -> ProcessList: ...
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        """One sample of the running container's counters.
+
+        :raises ComposerError: the container is not running.
+        """
+        ...
+
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         """What ``path`` is in the container; None when it does not exist."""
+        ...
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        """Write the container's filesystem (its volumes left out) to ``target`` as a tar archive
+        (``docker export``).
+
+        :raises UnsupportedFeatureError: the backend cannot export.
+        """
+        ...
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        """A new image from the container's changes (``docker commit``); its id.
+
+        :raises UnsupportedFeatureError: the backend cannot commit.
+        """
         ...
 
     async def copy_to_container(self, ref: ContainerRef, directory: str, archive: bytes) -> None:
@@ -349,4 +479,10 @@ class Backend(Protocol):
         ...
 
     async def list_images(self, refs: Sequence[ContainerRef]) -> Sequence[ImageSummary]: ...
+    async def release(self) -> None:
+        """Let go of what the backend holds for the command so far (the native backend's project
+        locks), so that other commands can change the project while a long-lived one (``watch``)
+        waits for its next change; the next change takes it again."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -42,6 +42,11 @@ class ObservedContainer:
     created: float | None = None  # Unix time
     status_text: str = ""  # the engine's own words: "Up 2 seconds (healthy)", "Exited (0) 3 minutes ago"
     ports: tuple[PortMapping, ...] = ()
+    volumes: tuple[str, ...] = ()  # the engine names of the volumes it mounts (``volumes SERVICE``)
+    labels: tuple[tuple[str, str], ...] = ()  # sorted
+    networks: tuple[str, ...] = ()  # the engine names of its networks, sorted
+    mounts: tuple[str, ...] = ()  # each mount's volume name, or its source (``ps``'s Mounts)
+    local_volumes: int = 0  # its mounts of volumes of the local driver
     oom_killed: bool = False  # its last run ended by the kernel's OOM killer (docker's State.OOMKilled)
 
 
@@ -58,6 +63,34 @@ class ObservedVolume:
     name: str
     key: str
     config_hash: str | None = None
+    # For listings (volumes): what the engine reports.
+    driver: str = "local"
+    labels: tuple[tuple[str, str], ...] = ()  # sorted
+    mountpoint: str = ""
+    scope: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedService:
+    """A service of a service-level engine (Swarm), with its tasks counted."""
+
+    service_id: str
+    name: str  # the engine's name: "<stack>_<service>"
+    key: str  # the Compose key: "web"
+    config_hash: str | None  # composer's label; None for a service another tool deployed
+    replicas: int | None  # desired; None for a global service
+    running: int = 0  # tasks running (and healthy, where the image or service has a health check)
+    desired: int = 0  # tasks the engine wants running now (global: one per eligible node)
+    update_state: str | None = None  # updating, paused, completed, rollback_started, rollback_completed...
+    update_message: str = ""
+    task_errors: tuple[str, ...] = ()  # the last errors of failed tasks, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedClusterObject:
+    kind: str  # secret, config
+    name: str
+    key: str  # the Compose key it was made for ("" when not labelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +104,10 @@ class ObservedState:
     """(first tag, service label) of the local images labelled with the project (built by Compose)."""
     image_ids: tuple[tuple[str, str], ...] = ()
     """(reference, image id) for each of ``images`` (an id names itself), sorted."""
+    services: tuple[ObservedService, ...] = ()
+    """A service-level engine's services of the project (composer.contract.services)."""
+    cluster_objects: tuple[ObservedClusterObject, ...] = ()
+    """A service-level engine's secrets and configs of the project."""
 
     def image_id(self, reference: str) -> str | None:
         """The id of the local image ``reference`` names; None when there is none (or it was not

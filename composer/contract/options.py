@@ -48,6 +48,9 @@ class UpOptions:
 
 @dataclass(frozen=True, slots=True)
 class DownOptions:
+    services: tuple[str, ...] = ()
+    """``down SERVICE...``: only these services' containers, and the networks and (``-v``) volumes
+    no other service with containers still uses; empty: the whole project."""
     remove_orphans: bool = False
     remove_volumes: bool = False
     """``-v``: named volumes of the project and anonymous volumes of its containers."""
@@ -80,8 +83,14 @@ class RunOptions:
     name: str | None = None
     tty: bool = False
     interactive: bool = False
+    console_size: tuple[int, int] | None = None
+    """With ``tty``: the caller's terminal size (rows, columns), the container's terminal's first."""
     use_aliases: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    """``--cap-add``: added to the service's, and taken out of its ``cap_drop`` (v2)."""
+    cap_drop: tuple[str, ...] = ()
+    """``--cap-drop``: added to the service's ``cap_drop``, and taken out of its ``cap_add`` (v2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +116,13 @@ class PullOptions:
 class PushOptions:
     services: tuple[str, ...] = ()
     ignore_failures: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    """What ``watch`` (and ``up --watch``) was asked to do."""
+
+    services: tuple[str, ...] = ()
+    """The services to watch; empty: every one with a ``develop.watch``."""
+    build: bool | None = True
+    """False (``--no-build``): a ``rebuild`` rule is refused, as in v2."""

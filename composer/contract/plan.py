@@ -13,8 +13,9 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec
-    from composer.spec.models import NetworkConfig, ServiceConfig, VolumeConfig
+    from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec, InjectedFile
+    from composer.contract.services import ClusterObject, ObjectKind, ServiceSpec
+    from composer.spec.models import NetworkConfig, ServiceConfig, ServiceHook, VolumeConfig
 
 
 class OpKind(IntEnum):
@@ -36,6 +37,11 @@ class OpKind(IntEnum):
     KILL_CONTAINER = 25
     WAIT_CONDITION = 30  # a depends_on condition of a dependent service
     WAIT_READY = 31  # up --wait: every container running, and healthy when it has a health check
+    WAIT_SERVICES = 32  # up --wait on a service-level engine: every service converged
+    DEPLOY_SERVICE = 40  # create or update a service of a service-level engine (Swarm)
+    REMOVE_SERVICE = 41
+    CREATE_CLUSTER_OBJECT = 42  # a secret or config of a service-level engine
+    REMOVE_CLUSTER_OBJECT = 43
 
     @property
     def title(self) -> str:
@@ -112,6 +118,12 @@ class ContainerPayload:
     remove_volumes: bool = False  # remove: its anonymous volumes too
     new_name: str | None = None  # rename
     signal: str = "SIGKILL"  # kill
+    # start: the service's post_start hooks, run after; stop: its pre_stop hooks, run before
+    hooks: tuple[ServiceHook, ...] = ()
+    service_name: str = ""  # whose hooks (v2 names the service when one fails)
+    # start: the service's injected secrets and configs, written again before (v2 refreshes them
+    # at each start: composer.planner.injected_files)
+    files: tuple[InjectedFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +143,39 @@ class WaitPayload:
     timeout: float | None = None  # seconds; None waits as long as it takes
 
 
+@dataclass(frozen=True, slots=True)
+class ServicePayload:
+    """Deploy (create or update) one service of a service-level engine."""
+
+    spec: ServiceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRemovalPayload:
+    service_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterObjectPayload:
+    """Create ``item``; or, for a removal, remove the object ``kind``/``name``."""
+
+    kind: ObjectKind
+    name: str
+    item: ClusterObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceWaitPayload:
+    """Wait until every named service has its desired tasks running (healthy where checked) and no
+    update in progress; a rolled-back or paused update fails the wait."""
+
+    service_names: tuple[str, ...]
+    timeout: float | None = None
+
+
 Payload = (NetworkPayload | VolumePayload | ImagePayload | CreatePayload | ContainerPayload | WaitPayload
-           | ImageRemovalPayload)
+           | ImageRemovalPayload | ServicePayload | ServiceRemovalPayload | ClusterObjectPayload
+           | ServiceWaitPayload)
 
 
 @dataclass(frozen=True, slots=True)

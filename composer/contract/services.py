@@ -4,22 +4,50 @@ Such an engine schedules a service's replicas itself: the planner hands it one S
 service (the desired replica count included) where it would hand a container backend one
 ContainerSpec per replica, and the engine converges. Its tasks come back through
 ``Backend.observe`` as ObservedContainers (``number`` is the task's slot), so ``ps``, ``logs``
-and the reconciler's comparison read them like containers. No backend implements it yet, and the
-planner does not plan for it yet; it is here so that the Swarm backend extends this contract
-rather than growing its own.
+and the reconciler's comparison read them like containers; the services themselves come back
+as ``ObservedState.services``, and secrets and configs as ``ObservedState.cluster_objects``.
+
+Secrets and configs are cluster objects there, and the engine never changes one: a new content is
+a new object (``ClusterObject.name`` carries a digest of it), and the services that use it roll.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from composer.contract.backend import Backend
 
 if TYPE_CHECKING:
     from composer.contract.backend import NetworkAttachment
+    from composer.contract.observed import ObservedService
     from composer.spec.models import ServiceConfig
+
+ObjectKind = Literal["secret", "config"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterObject:
+    """A secret or config to create: its engine name, content and labels."""
+
+    kind: ObjectKind
+    key: str  # the Compose key ("db_password")
+    name: str  # the engine's name: "<stack>_<key>-<digest>", or the external/explicit name
+    data: bytes = field(repr=False)  # never printed: the plan shows the name only
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectGrant:
+    """A secret or config a service's tasks get as a file."""
+
+    kind: ObjectKind
+    name: str  # the engine's name of the object
+    target: str  # the file: a bare name (under /run/secrets for secrets) or an absolute path
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,19 +58,43 @@ class ServiceSpec:
     service: ServiceConfig  # canonical, interpolated, references resolved
     service_name: str  # the engine's name: "<project>_<service>"
     image: str
-    replicas: int
-    labels: Mapping[str, str]  # includes the config-hash label
+    replicas: int | None  # None: a global service (one task per node)
+    labels: Mapping[str, str]  # the service's labels: deploy.labels, the stack's and the config hash
+    container_labels: Mapping[str, str] = field(default_factory=dict)  # the tasks' containers'
     networks: Sequence[NetworkAttachment] = ()
     volume_names: Mapping[str, str] = field(default_factory=dict)  # Compose key -> engine name
+    grants: Sequence[ObjectGrant] = ()
 
 
+@runtime_checkable
 class ServiceBackend(Backend, Protocol):
     """A Backend whose engine runs services: it creates, updates and removes them whole."""
+
+    def refusals(self, spec: ServiceSpec) -> Sequence[str]:
+        """What of ``spec`` the engine cannot run, one line each naming the key; empty when it can."""
+        ...
 
     async def deploy_service(self, spec: ServiceSpec) -> str:
         """Create the service, or update it to ``spec`` (a rolling update, the engine's way); its id."""
         ...
 
     async def remove_service(self, service_name: str) -> None:
-        """Remove the service and its tasks; absent already is not an error."""
+        """Remove the service, and return once its tasks are gone; absent already is not an error."""
         ...
+
+    async def create_cluster_object(self, item: ClusterObject) -> None:
+        """Create the secret or config; one of the same name existing already is not an error."""
+        ...
+
+    async def remove_cluster_object(self, kind: ObjectKind, name: str) -> None:
+        """Remove the secret or config; absent already is not an error."""
+        ...
+
+    async def service_status(self, service_names: Sequence[str]) -> Sequence[ObservedService]:
+        """The named services as they are now (tasks counted), for waiting on convergence."""
+        ...
+
+
+def is_service_backend(backend: Backend) -> bool:
+    """Whether ``backend`` deploys services (the planner then plans services, not containers)."""
+    return getattr(backend, "deploys_services", False) is True

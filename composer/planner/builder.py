@@ -13,6 +13,7 @@ from composer.contract.observed import observed_ref
 from composer.contract.plan import ContainerPayload, ContainerTarget, Operation, OpKind, Payload, Plan
 
 if TYPE_CHECKING:
+    from composer.contract.backend import InjectedFile
     from composer.contract.observed import ObservedContainer
     from composer.spec.models import ServiceConfig
 
@@ -23,6 +24,21 @@ _RUNNING_STATES = frozenset({"running", "restarting", "paused"})
 def is_running(container: ObservedContainer) -> bool:
     """Running in the sense of ``up``: a paused or restarting container is not started again."""
     return container.state in _RUNNING_STATES
+
+
+def stop_payload(target: ContainerTarget, grace: float, service: ServiceConfig | None) -> ContainerPayload:
+    """A stop, after ``service``'s pre_stop hooks (none for an orphan: its service is unknown)."""
+    if service is None or not service.pre_stop:
+        return ContainerPayload(target, grace_seconds=grace)
+    return ContainerPayload(target, grace_seconds=grace, hooks=service.pre_stop, service_name=service.name)
+
+
+def start_payload(target: ContainerTarget, service: ServiceConfig | None,
+                  files: tuple[InjectedFile, ...] = ()) -> ContainerPayload:
+    """A start, after ``files`` are written again, then ``service``'s post_start hooks."""
+    if service is None or not service.post_start:
+        return ContainerPayload(target, files=files)
+    return ContainerPayload(target, hooks=service.post_start, service_name=service.name, files=files)
 
 
 def grace_seconds(service: ServiceConfig | None, timeout: float | None) -> float:
@@ -74,13 +90,15 @@ class PlanBuilder:
     def stop_and_remove(
         self, container: ObservedContainer, resource_id: str, cause: str, grace: float, *,
         after: Iterable[int] = (), group: str | None = None, remove_volumes: bool = False,
+        service: ServiceConfig | None = None,
     ) -> tuple[int | None, int]:
-        """Stop ``container`` if it runs, then remove it; returns (stop op or None, remove op)."""
+        """Stop ``container`` if it runs (after ``service``'s pre_stop hooks), then remove it;
+        returns (stop op or None, remove op)."""
         target = ContainerTarget(container.name, ref=observed_ref(container))
         deps = list(after)
         stop: int | None = None
         if is_running(container):
-            stop = self.add(OpKind.STOP_CONTAINER, resource_id, cause, ContainerPayload(target, grace_seconds=grace),
+            stop = self.add(OpKind.STOP_CONTAINER, resource_id, cause, stop_payload(target, grace, service),
                             deps, group=group)
             deps = [stop]
         payload = ContainerPayload(target, remove_volumes=remove_volumes)

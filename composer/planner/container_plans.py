@@ -98,7 +98,7 @@ def reconcile_remove(
         for container in by_service[service_name]:
             resource_id = f"service:{service_name}:{container.number}"
             stop_op, _ = plan.stop_and_remove(container, resource_id, "rm", grace_seconds(service, timeout),
-                                              after=after, remove_volumes=remove_volumes)
+                                              after=after, remove_volumes=remove_volumes, service=service)
             if stop_op is not None:
                 stops[service_name].append(stop_op)
     return plan.build()
@@ -109,11 +109,12 @@ def reconcile_remove(
 
 def reconcile_run_prerequisites(
     project: Project, observed: ObservedState, service_name: str, *, no_deps: bool = False,
-    pull: str | None = None,
+    pull: str | None = None, build: bool | None = None, remove_orphans: bool = False,
 ) -> Plan:
     """The ``up`` plan that prepares a one-off container of ``service_name``: its networks,
-    volumes and image, and unless ``no_deps`` its dependencies. Its own containers are left as
-    they are (they are hidden from the reconciler, which is asked for none).
+    volumes and image (built first with ``build``), unless ``no_deps`` its dependencies, and with
+    ``remove_orphans`` the removal of the containers of services the file no longer declares. Its
+    own containers are left as they are (they are hidden from the reconciler, which is asked for none).
 
     :raises SpecValidationError: ``service_name`` is not an enabled service.
     """
@@ -125,7 +126,8 @@ def reconcile_run_prerequisites(
     others = tuple(c for c in observed.containers if c.service_name != service_name)
     hidden = State(observed.project_name, others, observed.networks, observed.volumes, observed.images,
                    image_ids=observed.image_ids)
-    options = UpOptions(services=(service_name,), no_deps=no_deps, scale={service_name: 0}, pull=pull)
+    options = UpOptions(services=(service_name,), no_deps=no_deps, scale={service_name: 0}, pull=pull, build=build,
+                        remove_orphans=remove_orphans)
     plan = reconcile_up(project, hidden, options)
     return Plan(plan.operations, ())  # orphan warnings are up's business
 
@@ -160,6 +162,15 @@ def oneoff_service(service: ServiceConfig, options: RunOptions) -> ServiceConfig
     update["ports"] = (*(service.ports if options.service_ports else ()), *options.ports)
     if options.labels:
         update["labels"] = {**service.labels, **options.labels}
+    cap_add, cap_drop = list(service.cap_add), list(service.cap_drop)
+    if options.cap_add:  # v2's order: --cap-add first, then --cap-drop, each taking its names from the other
+        cap_add += options.cap_add
+        cap_drop = [name for name in cap_drop if name not in options.cap_add]
+    if options.cap_drop:
+        cap_drop += options.cap_drop
+        cap_add = [name for name in cap_add if name not in options.cap_drop]
+    if options.cap_add or options.cap_drop:
+        update["cap_add"], update["cap_drop"] = tuple(cap_add), tuple(cap_drop)
     return service.model_copy(update=update)
 
 
@@ -183,7 +194,8 @@ def oneoff_spec(project: Project, service_name: str, options: RunOptions, slug: 
     networks = spec.networks
     if not options.use_aliases:
         networks = tuple(replace(n, aliases=tuple(a for a in n.aliases if a != service_name)) for n in networks)
-    return replace(spec, labels=spec_labels, networks=networks, number=0)
+    return replace(spec, labels=spec_labels, networks=networks, number=0,
+                   console_size=options.console_size if options.tty else None)
 
 
 def dependency_waits(project: Project, service_name: str, observed: ObservedState) -> list[tuple[str, str, bool]]:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from composer import labels, names
 from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
 from composer.errors import SpecValidationError
+from composer.planner.api_socket import with_api_socket
 from composer.planner.hashing import config_hash
+from composer.planner.injected_files import injected_files
 
 if TYPE_CHECKING:
     from composer.spec.models import Project, ServiceConfig
@@ -164,6 +166,8 @@ def container_spec(
     """Everything a backend needs to create replica ``number`` of ``service``; ``name``
     overrides the container name (the temporary name of a recreate); ``hashed`` and
     ``image_id``: see container_labels."""
+    service = with_api_socket(project, service)  # before hashing, as v2 transforms it
+    hashed = with_api_socket(project, hashed) if hashed is not None else None
     container_labels_ = container_labels(project, service, number, hashed=hashed, image_id=image_id)
     if replaces is not None:
         container_labels_[labels.REPLACE] = replaces.container_id
@@ -184,6 +188,7 @@ def container_spec(
         volume_names={key: volume.name or f"{project.name}_{key}" for key, volume in project.volumes.items()},
         secret_files=secrets,
         config_files=configs,
+        injected_files=injected_files(project, service),
         namespace_containers=namespace_containers(project, service),
         volumes_from=volumes_from(project, service),
         replaces=replaces,

@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import anyio
 
-from composer.contract.backend import ContainerRef
+from composer import faults
+from composer.contract.backend import ContainerRef, injection_archive
 from composer.contract.plan import (
+    ClusterObjectPayload,
     ContainerPayload,
     ContainerTarget,
     CreatePayload,
@@ -28,6 +30,9 @@ from composer.contract.plan import (
     Operation,
     OpKind,
     Plan,
+    ServicePayload,
+    ServiceRemovalPayload,
+    ServiceWaitPayload,
     VolumePayload,
     WaitPayload,
 )
@@ -41,10 +46,13 @@ from composer.errors import (
     WaitTimeoutError,
 )
 from composer.events import Event, EventSink, EventStatus, NullSink
-from composer.planner.wait import wait_for
+from composer.planner.hooks import run_hooks
+from composer.planner.injected_files import create_container
+from composer.planner.wait import wait_for, wait_for_services
 
 if TYPE_CHECKING:
     from composer.contract.backend import Backend
+    from composer.contract.services import ServiceBackend
 
 PARALLEL_ENV = "COMPOSE_PARALLEL_LIMIT"
 P = TypeVar("P")
@@ -64,8 +72,12 @@ _TEXTS: dict[OpKind, tuple[str, str]] = {
     OpKind.REMOVE_CONTAINER: ("Removing", "Removed"),
     OpKind.RENAME_CONTAINER: ("Renaming", "Renamed"),
     OpKind.KILL_CONTAINER: ("Killing", "Killed"),
+    OpKind.DEPLOY_SERVICE: ("Deploying", "Deployed"),
+    OpKind.REMOVE_SERVICE: ("Removing", "Removed"),
+    OpKind.CREATE_CLUSTER_OBJECT: ("Creating", "Created"),
+    OpKind.REMOVE_CLUSTER_OBJECT: ("Removing", "Removed"),
 }
-_WAITS = frozenset({OpKind.WAIT_CONDITION, OpKind.WAIT_READY})
+_WAITS = frozenset({OpKind.WAIT_CONDITION, OpKind.WAIT_READY, OpKind.WAIT_SERVICES})
 
 
 def parallel_limit(parallel: int | None, environ: dict[str, str] | None = None) -> float:
@@ -137,6 +149,9 @@ class _Runner:
             OpKind.RENAME_CONTAINER: self._rename_container, OpKind.KILL_CONTAINER: self._kill_container,
             OpKind.WAIT_CONDITION: self._wait, OpKind.WAIT_READY: self._wait,
             OpKind.REMOVE_IMAGE: self._remove_image,
+            OpKind.DEPLOY_SERVICE: self._deploy_service, OpKind.REMOVE_SERVICE: self._remove_service,
+            OpKind.CREATE_CLUSTER_OBJECT: self._create_object, OpKind.REMOVE_CLUSTER_OBJECT: self._remove_object,
+            OpKind.WAIT_SERVICES: self._wait_services,
         }
 
     async def run(self, operation: Operation) -> None:
@@ -157,7 +172,9 @@ class _Runner:
                 await self.handlers[operation.kind](operation)
             else:
                 async with self.limiter:
+                    faults.point("executor.operation.started")
                     await self.handlers[operation.kind](operation)
+                    faults.point("executor.operation.done")
             self._progress(operation, resource_id, EventStatus.DONE)
             return True
         except Exception as exc:  # every failure is reported, none stops unrelated operations
@@ -237,14 +254,21 @@ class _Runner:
         await self.backend.remove_image(_payload(operation, ImageRemovalPayload).image)
 
     async def _create_container(self, operation: Operation) -> None:
-        self.results[operation.op_id] = await self.backend.create_container(_payload(operation, CreatePayload).spec)
+        self.results[operation.op_id] = await create_container(self.backend, _payload(operation, CreatePayload).spec)
 
     async def _start_container(self, operation: Operation) -> None:
-        await self.backend.start_container(self.resolve(_payload(operation, ContainerPayload).target))
+        payload = _payload(operation, ContainerPayload)
+        ref = self.resolve(payload.target)
+        if payload.files:
+            await self.backend.copy_to_container(ref, "/", injection_archive(payload.files))
+        await self.backend.start_container(ref)
+        await run_hooks(self.backend, ref, payload.service_name, payload.hooks)  # post_start
 
     async def _stop_container(self, operation: Operation) -> None:
         payload = _payload(operation, ContainerPayload)
-        await self.backend.stop_container(self.resolve(payload.target), grace_seconds=payload.grace_seconds)
+        ref = self.resolve(payload.target)
+        await run_hooks(self.backend, ref, payload.service_name, payload.hooks)  # pre_stop
+        await self.backend.stop_container(ref, grace_seconds=payload.grace_seconds)
 
     async def _remove_container(self, operation: Operation) -> None:
         payload = _payload(operation, ContainerPayload)
@@ -264,6 +288,35 @@ class _Runner:
     async def _wait(self, operation: Operation) -> None:
         payload = _payload(operation, WaitPayload)
         await wait_for(self.backend, payload, self.resolve, self.sink, poll_interval=self.poll_interval)
+
+
+    # --- a service-level engine's kinds (composer.contract.services) -----------------------------
+
+    def _services(self) -> ServiceBackend:
+        from composer.contract.services import is_service_backend
+
+        if not is_service_backend(self.backend):  # a plan made for another backend: a caller's bug
+            raise UsageError(f"the {getattr(self.backend, 'name', 'chosen')} backend does not deploy services")
+        return cast("ServiceBackend", self.backend)
+
+    async def _deploy_service(self, operation: Operation) -> None:
+        await self._services().deploy_service(_payload(operation, ServicePayload).spec)
+
+    async def _remove_service(self, operation: Operation) -> None:
+        await self._services().remove_service(_payload(operation, ServiceRemovalPayload).service_name)
+
+    async def _create_object(self, operation: Operation) -> None:
+        payload = _payload(operation, ClusterObjectPayload)
+        assert payload.item is not None
+        await self._services().create_cluster_object(payload.item)
+
+    async def _remove_object(self, operation: Operation) -> None:
+        payload = _payload(operation, ClusterObjectPayload)
+        await self._services().remove_cluster_object(payload.kind, payload.name)
+
+    async def _wait_services(self, operation: Operation) -> None:
+        await wait_for_services(self._services(), _payload(operation, ServiceWaitPayload), self.sink,
+                                poll_interval=self.poll_interval)
 
 
 def _payload(operation: Operation, kind: type[P]) -> P:
@@ -286,6 +339,12 @@ def _event_resource(operation: Operation) -> str:
         return f"container:{payload.spec.container_name}"
     if isinstance(payload, ContainerPayload):
         return f"container:{payload.new_name or payload.target.name}"
+    if isinstance(payload, ServicePayload):
+        return f"service:{payload.spec.service_name}"
+    if isinstance(payload, ClusterObjectPayload):
+        return f"{payload.kind}:{payload.name}"
+    if isinstance(payload, ServiceWaitPayload):
+        return f"stack:{operation.resource_id.removeprefix('stack:')}"
     return f"service:{payload.service_name}"
 
 

@@ -45,9 +45,12 @@ from composer.contract.plan import (
     WaitPayload,
 )
 from composer.errors import ExternalResourceNotFoundError
-from composer.planner.builder import PlanBuilder, grace_seconds, is_running
+from composer.planner.api_socket import with_api_socket
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running, start_payload, stop_payload
 from composer.planner.container_specs import build_spec, container_name, container_spec, image_name
 from composer.planner.hashing import config_hash, network_hash
+from composer.planner.injected_files import injected_files
+from composer.planner.refusals import refuse_unsupported
 from composer.planner.teardown import reconcile_down, reconcile_start, reconcile_stop
 from composer.spec.graph import service_graph
 
@@ -100,6 +103,7 @@ class _Up:
     of the operations that produce them, for the services that depend on it."""
 
     def __init__(self, project: Project, observed: ObservedState, options: UpOptions, selected: set[str]) -> None:
+        refuse_unsupported(project)
         self.project = project
         self.observed = observed
         self.options = options
@@ -179,7 +183,7 @@ class _Up:
                 if is_running(container):
                     target = ContainerTarget(container.name, ref=observed_ref(container))
                     stops.append(self.plan.add(OpKind.STOP_CONTAINER, f"service:{service.name}:{container.number}",
-                                               f"network {key} changed", ContainerPayload(target, grace_seconds=grace)))
+                                               f"network {key} changed", stop_payload(target, grace, service)))
                     self.stopped.add(container.container_id)
         remove = self.plan.add(OpKind.REMOVE_NETWORK, f"network:{key}", "config changed",
                                NetworkPayload(self.project.name, key, network_name), stops)
@@ -272,7 +276,7 @@ class _Up:
         grace = grace_seconds(service, self.options.timeout)
         for container in reversed(extra):
             resource_id = f"service:{service.name}:{container.number}"
-            self.plan.stop_and_remove(container, resource_id, "scale down", grace)
+            self.plan.stop_and_remove(container, resource_id, "scale down", grace, service=service)
         for container in keep:
             self._existing(service, container)
         numbers = [container.number for container in existing]
@@ -290,7 +294,7 @@ class _Up:
             return "--force-recreate"
         if not is_selected and self.options.always_recreate_deps:
             return "--always-recreate-deps"
-        if container.config_hash != config_hash(service):
+        if container.config_hash != config_hash(with_api_socket(self.project, service)):  # as labelled
             return "config changed"
         # v2 compares its image label; the container's own image id says the same of a container
         # labelled by anyone (or by an older composer, which labelled it with the image's name)
@@ -341,7 +345,7 @@ class _Up:
     def _restart(self, service: ServiceConfig, resource_id: str, target: ContainerTarget, cause: str) -> None:
         grace = grace_seconds(service, self.options.timeout)
         stop = self.plan.add(OpKind.STOP_CONTAINER, resource_id, cause,
-                             ContainerPayload(target, grace_seconds=grace), self._waits(service))
+                             stop_payload(target, grace, service), self._waits(service))
         self._add_start(service, resource_id, target, cause, [stop])
 
     def _new(self, service: ServiceConfig, number: int) -> None:
@@ -372,7 +376,7 @@ class _Up:
                                self._create_deps(service), group=group)
         replaced = f"replaced by #{create}"
         _, remove = self.plan.stop_and_remove(old, resource_id, replaced, grace_seconds(service, self.options.timeout),
-                                         after=[create], group=group)
+                                         after=[create], group=group, service=service)
         rename = self.plan.add(OpKind.RENAME_CONTAINER, resource_id, replaced,
                                ContainerPayload(ContainerTarget(temporary, from_op=create), new_name=name),
                                [remove], group=group)
@@ -389,8 +393,8 @@ class _Up:
 
     def _add_start(self, service: ServiceConfig, resource_id: str, target: ContainerTarget, cause: str,
                    deps: list[int]) -> None:
-        start = self.plan.add(OpKind.START_CONTAINER, resource_id, cause, ContainerPayload(target),
-                              deps + self._waits(service))
+        payload = start_payload(target, service, injected_files(self.project, service))
+        start = self.plan.add(OpKind.START_CONTAINER, resource_id, cause, payload, deps + self._waits(service))
         self.started[service.name].append(start)
 
     def _waits(self, service: ServiceConfig) -> list[int]:

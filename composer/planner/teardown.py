@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from composer.contract.observed import observed_ref
 from composer.contract.options import DownOptions, StopOptions
 from composer.contract.plan import (
-    ContainerPayload,
     ContainerTarget,
     ImageRemovalPayload,
     NetworkPayload,
@@ -24,7 +23,8 @@ from composer.contract.plan import (
     WaitPayload,
 )
 from composer.image_reference import with_latest
-from composer.planner.builder import PlanBuilder, grace_seconds, is_running
+from composer.planner.builder import PlanBuilder, grace_seconds, is_running, start_payload, stop_payload
+from composer.planner.injected_files import injected_files
 from composer.spec.graph import Graph, service_graph
 
 if TYPE_CHECKING:
@@ -79,12 +79,16 @@ def reconcile_down(
     :raises DependencyCycleError: services depend on each other in a cycle.
     """
     options = options or DownOptions()
+    if options.services and project is not None:
+        for service_name in options.services:
+            project.service(service_name)
     plan = PlanBuilder()
     graph = _container_graph(project, observed)
     removed = _remove_containers(plan, project, observed, graph, options)
-    _remove_networks(plan, project_name, project, observed, removed)
+    kept = _kept_services(project, observed, options)
+    _remove_networks(plan, project_name, project, observed, removed, kept)
     if options.remove_volumes:
-        _remove_volumes(plan, project_name, project, observed, removed)
+        _remove_volumes(plan, project_name, project, observed, removed, kept)
     if options.rmi:
         for image in images_to_remove(project_name, project, observed, options.rmi,
                                       remove_orphans=options.remove_orphans):
@@ -124,6 +128,8 @@ def _remove_containers(
     for service_name in graph.topological_order(reverse=True):
         stops[service_name] = []
         containers = _service_containers(observed, service_name)
+        if options.services and service_name not in options.services:
+            continue  # down SERVICE...: the others, orphans included, stay
         if not _known(project, service_name) and not options.remove_orphans:
             orphans += [c.name for c in containers if not c.oneoff]
             continue
@@ -133,7 +139,8 @@ def _remove_containers(
         for container in containers:
             resource_id = f"service:{service_name}:{container.number}"
             stop, remove = plan.stop_and_remove(container, resource_id, cause, grace, after=after,
-                                                remove_volumes=options.remove_volumes)
+                                                remove_volumes=options.remove_volumes,
+                                                service=graph.value(service_name) if cause == "down" else None)
             if stop is not None:
                 stops[service_name].append(stop)
             removed.append(remove)
@@ -142,15 +149,25 @@ def _remove_containers(
     return removed
 
 
+def _kept_services(project: Project | None, observed: ObservedState, options: DownOptions) -> list[str]:
+    """``down SERVICE...``: the services of the project that keep containers."""
+    if not options.services or project is None:
+        return []
+    return [name for name in project.services
+            if name not in options.services and observed.service_containers(name)]
+
+
 def _remove_networks(
     plan: PlanBuilder, project_name: str, project: Project | None, observed: ObservedState, after: list[int],
+    kept: Sequence[str] = (),
 ) -> None:
     existing = {network.name: network for network in observed.networks}
     if project is None:
         wanted = sorted((n.key, n.name) for n in observed.networks if n.key)
     else:
+        used = {key for name in kept for key in project.services[name].networks}
         wanted = sorted((key, c.name or f"{project_name}_{key}") for key, c in project.networks.items()
-                        if not c.external)
+                        if not c.external and key not in used)
     for key, network_name in wanted:
         if network_name in existing:
             payload = NetworkPayload(project_name, key, network_name)
@@ -159,13 +176,15 @@ def _remove_networks(
 
 def _remove_volumes(
     plan: PlanBuilder, project_name: str, project: Project | None, observed: ObservedState, after: list[int],
+    kept: Sequence[str] = (),
 ) -> None:
     existing = {volume.name for volume in observed.volumes}
     if project is None:
         wanted = sorted((v.key, v.name) for v in observed.volumes if v.key)
     else:
+        used = {v.source for name in kept for v in project.services[name].volumes if v.type == "volume"}
         wanted = sorted((key, c.name or f"{project_name}_{key}") for key, c in project.volumes.items()
-                        if not c.external)
+                        if not c.external and key not in used)
     for key, volume_name in wanted:
         if volume_name in existing:
             volume_payload = VolumePayload(project_name, key, volume_name)
@@ -195,7 +214,7 @@ def reconcile_stop(project: Project, observed: ObservedState, options: StopOptio
             if is_running(container):
                 target = ContainerTarget(container.name, ref=observed_ref(container))
                 stop = plan.add(OpKind.STOP_CONTAINER, f"service:{service_name}:{container.number}", "stop",
-                                ContainerPayload(target, grace_seconds=grace), after)
+                                stop_payload(target, grace, graph.value(service_name)), after)
                 stops[service_name].append(stop)
     return plan.build()
 
@@ -223,7 +242,8 @@ def reconcile_start(project: Project, observed: ObservedState, services: Sequenc
         for container in stopped:
             target = ContainerTarget(container.name, ref=observed_ref(container))
             start = plan.add(OpKind.START_CONTAINER, f"service:{service_name}:{container.number}",
-                             f"container is {container.state}", ContainerPayload(target), waits)
+                             f"container is {container.state}", start_payload(target, project.services[service_name],
+                                           injected_files(project, project.services[service_name])), waits)
             starts[service_name].append(start)
     return plan.build()
 

@@ -17,7 +17,9 @@ from composer.events import Event, EventSink, EventStatus
 
 if TYPE_CHECKING:
     from composer.contract.backend import Backend, ContainerRef, ContainerState
-    from composer.contract.plan import ContainerTarget, WaitPayload
+    from composer.contract.observed import ObservedService
+    from composer.contract.plan import ContainerTarget, ServiceWaitPayload, WaitPayload
+    from composer.contract.services import ServiceBackend
 
 _STOPPED = frozenset({"exited", "dead"})
 # What v2 prints once a condition holds; service_started prints nothing.
@@ -99,3 +101,61 @@ async def _wait_one(
         await anyio.sleep(poll_interval)
     if text is not None:
         sink.emit(Event(resource_id, EventStatus.DONE, text))
+
+
+# --- services of a service-level engine (Swarm): up --wait ---------------------------------------
+
+_FAILED_UPDATES = frozenset({"paused", "rollback_started", "rollback_paused", "rollback_completed"})
+
+
+def service_converged(service: ObservedService) -> bool:
+    """Whether ``service`` has all its desired tasks running (healthy where checked) and no update
+    in progress; False means "not yet".
+
+    :raises DependencyConditionError: its update paused or rolled back (the engine gave up).
+    """
+    if service.update_state in _FAILED_UPDATES:
+        errors = "; ".join(service.task_errors[:3])
+        detail = f": {service.update_message}" if service.update_message else ""
+        raise DependencyConditionError(
+            f"service {service.name} update {service.update_state.replace('_', ' ')}{detail}"
+            + (f" (task errors: {errors})" if errors else ""))
+    if service.update_state == "updating":
+        return False
+    wanted = service.replicas if service.replicas is not None else service.desired
+    return service.running >= wanted and (service.replicas is not None or service.desired > 0)
+
+
+async def wait_for_services(backend: ServiceBackend, payload: ServiceWaitPayload, sink: EventSink, *,
+                            poll_interval: float) -> None:
+    """Poll the services until each has converged, within ``payload.timeout``.
+
+    :raises DependencyConditionError: an update paused or rolled back.
+    :raises WaitTimeoutError: the timeout passed first; the message has the tasks' last errors.
+    """
+    pending = set(payload.service_names)
+    last: dict[str, ObservedService] = {}
+    for name in sorted(pending):
+        sink.emit(Event(f"service:{name}", EventStatus.WORKING, "Waiting"))
+    try:
+        with anyio.fail_after(payload.timeout):
+            while pending:
+                for service in await backend.service_status(sorted(pending)):
+                    last[service.name] = service
+                    if service_converged(service):
+                        pending.discard(service.name)
+                        sink.emit(Event(f"service:{service.name}", EventStatus.DONE, "Healthy"))
+                if pending:
+                    await anyio.sleep(poll_interval)
+    except TimeoutError:
+        details = []
+        for name in sorted(pending):
+            found = last.get(name)
+            if found is None:
+                details.append(f"{name} (not found)")
+                continue
+            errors = "; ".join(found.task_errors[:3])
+            wanted = found.replicas if found.replicas is not None else found.desired
+            running = f"{found.running}/{wanted}"
+            details.append(f"{name} ({running} running{': ' + errors if errors else ''})")
+        raise WaitTimeoutError(f"services not converged after {payload.timeout:g}s: {', '.join(details)}") from None

@@ -14,6 +14,7 @@ from typing import Any
 
 from composer.errors import SourceLocation, SpecValidationError
 from composer.spec.modelpath import PathKey, format_path
+from composer.spec.units import UnitError, parse_bytes
 
 Locate = Callable[[PathKey], SourceLocation | None]
 
@@ -127,6 +128,7 @@ def _check_service(
                     (*path, "network_mode"), locate)
     _check_references(tree, name, service, locate)
     _check_scale(name, service, locate)
+    _check_resources(name, service, locate)
     _check_mount_targets(name, service, locate)
 
 
@@ -172,6 +174,38 @@ def _check_scale(name: str, service: dict[str, Any], locate: Locate) -> None:
         attribute = "scale" if scale is not None else "deploy.replicas"
         raise _fail(f"can't set container_name and {attribute} as container name must be unique",
                     (*path, "container_name"), locate)
+
+
+# A service key and the deploy.resources field that says the same: compose-go's checkConsistency
+# refuses distinct values, an absent field included once its ``limits``/``reservations`` exists.
+_RESOURCE_ALIASES = (("cpus", "limits", "cpus"), ("mem_limit", "limits", "memory"),
+                     ("mem_reservation", "reservations", "memory"), ("pids_limit", "limits", "pids"))
+
+
+def _resource_value(key: str, value: Any) -> float:
+    if value is None:
+        return 0.0
+    if key in ("mem_limit", "mem_reservation", "memory"):
+        try:
+            return float(parse_bytes(value))
+        except UnitError:
+            return float("nan")  # the schema or the binding names the bad value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _check_resources(name: str, service: dict[str, Any], locate: Locate) -> None:
+    resources = (service.get("deploy") or {}).get("resources") or {}
+    for key, group, field in _RESOURCE_ALIASES:
+        value = _resource_value(key, service.get(key))
+        section = resources.get(group)
+        if not value or section is None:
+            continue
+        if _resource_value(field, section.get(field)) != value:
+            raise _fail(f"can't set distinct values on '{key}' and 'deploy.resources.{group}.{field}'",
+                        ("services", name, key), locate)
 
 
 def _check_mount_targets(name: str, service: dict[str, Any], locate: Locate) -> None:

@@ -400,6 +400,28 @@ async def test_exec_returns_the_exit_code_and_output(harness: Harness, request: 
     assert stdout.getvalue().split() == [b"1000", b"/etc"]
 
 
+async def test_stats_sample_a_running_container(harness: Harness, request: pytest.FixtureRequest) -> None:
+    backend = harness.backend
+    ref = await backend.create_container(harness.spec({"name": "web", "mem_limit": "64m"}))
+    await backend.start_container(ref)
+    harness.needs(request, PROCESSES)
+    first = await backend.container_stats(ref)
+    stdout = io.BytesIO()
+    busy = ExecSpec(("sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done"), interactive=False)
+    with anyio.fail_after(60):
+        assert await backend.exec_in_container(ref, busy, Streams(stdout, io.BytesIO())) == 0
+    second = await backend.container_stats(ref)
+    assert second.cpu_ns > first.cpu_ns > 0  # the loop's CPU time is the container's
+    assert second.system_ns > first.system_ns
+    assert second.online_cpus >= 1
+    assert second.memory_limit == 64 * 1024 * 1024
+    assert 0 < second.memory_usage < second.memory_limit
+    assert second.pids >= 1
+    await backend.stop_container(ref, grace_seconds=1)
+    with pytest.raises(BackendError):
+        await backend.container_stats(ref)
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 

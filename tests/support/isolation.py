@@ -12,9 +12,12 @@ per check. Used by tests/integration/isolation/test_probe.py and by ``make isola
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import io
 import json
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -43,6 +46,74 @@ BACKENDS = ("docker", "native")
 
 class ProbeError(RuntimeError):
     """The probe could not be built, shipped or run."""
+
+
+# Checks whose verdict under Docker 20.10 is the kernel's own answer (its seccomp filter lets the call
+# through) -> how the probe makes the call (isolation_probe.c): a syscall (number, first argument, the
+# rest 0) or a socket (family, type).  HostFacts makes the same calls on the host, whose kernel it is.
+KERNEL_SYSCALLS = {"syscall.io_uring_setup": (425, 1), "syscall.io_uring_enter": (426, -1),
+                   "syscall.io_uring_register": (427, -1)}
+AF_ALG = 38
+KERNEL_SOCKETS = {"socket.af_alg": (AF_ALG, socket.SOCK_SEQPACKET),
+                  "socket.af_vsock": (socket.AF_VSOCK, socket.SOCK_STREAM)}
+# The capabilities dockerd 20.10 knows (its list ends at CAP_AUDIT_READ, 37): a privileged container of it
+# gets these of the bounding set; moby 25+ and the native backend give the whole bounding set.
+DOCKER_20_10_CAPABILITIES = (1 << 38) - 1
+
+
+def kernel_verdict(number: int, first: int) -> str:
+    """What this kernel answers to a syscall with all other arguments 0: ``ok`` or the errno's name."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    result = libc.syscall(ctypes.c_long(number), ctypes.c_long(first), *(ctypes.c_long(0),) * 5)
+    if result >= 0:
+        os.close(result)
+        return "ok"
+    return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+
+
+def socket_verdict(family: int, kind: int) -> str:
+    try:
+        socket.socket(family, kind, 0).close()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return "ok"
+
+
+def bounding_set() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            return int(line.split()[1], 16)
+    raise ProbeError("no CapBnd in /proc/self/status")
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the probe's verdicts depend on besides the backend: the running kernel and its cgroup set-up.
+
+    A container shares the host's kernel, so where Docker's filter lets a call through, Docker's verdict
+    is the kernel's own answer, which the host gets too (the same call, made here)."""
+
+    cgroup_mode: str  # v1, v2, hybrid (composer.backends.native.runtime.cgroups.detect)
+    kernel: str
+    kernel_answers: Mapping[str, str]  # each check of KERNEL_SYSCALLS and KERNEL_SOCKETS -> the kernel's answer
+    bounding: int  # the host's capability bounding set
+
+    @classmethod
+    def of_this_host(cls) -> HostFacts:
+        from composer.backends.native.runtime import cgroups
+
+        answers = {check: kernel_verdict(*call) for check, call in KERNEL_SYSCALLS.items()}
+        answers |= {check: socket_verdict(*call) for check, call in KERNEL_SOCKETS.items()}
+        return cls(cgroup_mode=cgroups.detect().mode, kernel=platform.release(), kernel_answers=answers,
+                   bounding=bounding_set())
+
+    @property
+    def kind(self) -> str:
+        """A short name of the host kind, for the report's columns."""
+        cgroups = {"v2": "pure cgroup v2", "hybrid": "hybrid cgroups", "v1": "cgroup v1"}.get(self.cgroup_mode,
+                                                                                              "no cgroups")
+        return f"{cgroups}, kernel {self.kernel.split('-')[0]}"
 
 
 def build_probe(workdir: Path) -> Path:
@@ -220,18 +291,24 @@ def differences(docker: Mapping[str, str], native: Mapping[str, str]) -> dict[st
             for check in sorted(set(docker) | set(native)) if docker.get(check) != native.get(check)}
 
 
-def table(results: Mapping[tuple[str, str], Mapping[str, str]]) -> str:
-    """A Markdown table: one row per check, a column per (setting, backend); differing cells in bold."""
-    columns = [(setting, backend) for setting in SETTINGS for backend in BACKENDS if (setting, backend) in results]
-    checks = sorted({check for verdicts in results.values() for check in verdicts if check != "probe.done"})
-    header = "| check | " + " | ".join(f"{setting} {backend}" for setting, backend in columns) + " |"
+def table(hosts: Mapping[str, Mapping[tuple[str, str], Mapping[str, str]]]) -> str:
+    """A Markdown table: one row per check, a column per (setting, host kind, backend), the host kind's
+    label after the backend when there are several; a cell that differs from the other backend's on the
+    same host and setting is in bold."""
+    labelled = len(hosts) > 1
+    columns = [(setting, host, backend) for setting in SETTINGS for host in hosts for backend in BACKENDS
+               if (setting, backend) in hosts[host]]
+    checks = sorted({check for results in hosts.values() for verdicts in results.values() for check in verdicts
+                     if check != "probe.done"})
+    header = "| check | " + " | ".join(f"{setting} {backend}{f' {host}' if labelled else ''}"
+                                      for setting, host, backend in columns) + " |"
     lines = [header, "|" + " --- |" * (len(columns) + 1)]
     for check in checks:
         cells = []
-        for setting, backend in columns:
+        for setting, host, backend in columns:
+            results = hosts[host]
             value = results[(setting, backend)].get(check, "-")
             other = results.get((setting, "docker" if backend == "native" else "native"), {}).get(check, value)
             cells.append(f"**{value}**" if value != other else value)
         lines.append(f"| `{check}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-

@@ -18,9 +18,11 @@ PACKAGE = Path(composer.__file__).parent
 # (the package's __init__) is the selection's; ``composer`` alone (its __init__) is the package's.
 EXACT = {"composer.backends": "selection", "composer": "package"}
 LAYERS: dict[str, tuple[str, ...]] = {
-    "base": ("composer._lazy", "composer.errors", "composer.events", "composer.image_reference", "composer.labels",
+    "base": ("composer._lazy", "composer.durable", "composer.errors", "composer.faults", "composer.events",
+             "composer.image_reference", "composer.labels",
              "composer.names", "composer.owner", "composer.units"),
     "spec": ("composer.spec",),
+    "dockerfile": ("composer.dockerfile",),
     "contract": ("composer.contract",),
     "planner": ("composer.planner",),
     "backends": ("composer.backends",),
@@ -38,9 +40,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
 ALLOWED: dict[str, frozenset[str]] = {
     "base": frozenset(),
     "spec": frozenset({"composer.errors", "composer._lazy"}),
+    "dockerfile": frozenset({"base"}),
     "contract": frozenset({"base", "composer.spec.models"}),
     "planner": frozenset({"base", "spec", "contract"}),
-    "backends": frozenset({"base", "spec", "contract"}),
+    "backends": frozenset({"base", "spec", "contract", "dockerfile"}),
     "selection": frozenset({"base", "contract"}),
     "engine": frozenset({"base", "spec", "contract", "planner"}),
     "library": frozenset({"base", "spec", "contract", "engine", "selection"}),

@@ -151,6 +151,15 @@ class Guest:
         return Result(status, read_text(output_file), read_text(journal) if journal.exists() else "",
                       time.monotonic() - started)
 
+    def check(self, *argv: str, timeout: float = 300, env: Mapping[str, str] | None = None) -> str:
+        """Run argv as root in the guest and return its output; a non-zero status raises VMError with the
+        output and the journal's tail."""
+        result = self.run(argv, env=env, timeout=timeout)
+        if result.status != 0:
+            raise VMError(f"{self.name}: {' '.join(argv)} exited {result.status}:\n{result.output}\n"
+                          f"--- the journal's last 100 lines:\n{result.journal}")
+        return result.output
+
     def request_poweroff(self) -> None:
         """The agent runs systemctl poweroff; -no-reboot makes qemu exit then."""
         with contextlib.suppress(OSError):
@@ -167,6 +176,10 @@ class Guest:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+# tests/vm/conftest.py's boot_guests fixture: (count, packages=(), shares=()) -> the booted guests.
+BootGuests = Callable[..., list[Guest]]
 
 
 def socat() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,27 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm import network
+from tests.vm import network, prerequisites
 from tests.vm.machine import REPOSITORY, Guest, Options, guests
 
 pytestmark = pytest.mark.vm
 VM_RUN = REPOSITORY / "scripts" / "vm-run"
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _needs_root_and_qemu() -> None:
-    if os.geteuid() != 0:
-        unavailable("the guest lane needs root (network namespace, taps)")
-    if shutil.which("qemu-system-x86_64") is None:
-        unavailable("qemu-system-x86_64 is missing (make deps)")
-    if shutil.which("debootstrap") is None:
-        unavailable("debootstrap is missing (make deps)")
+    prerequisites.require()
 
 
 @pytest.fixture(scope="module")

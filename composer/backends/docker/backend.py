@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import anyio
 import anyio.from_thread
@@ -32,6 +32,7 @@ from composer.contract.backend import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     ExecSpec,
     ImageSummary,
@@ -40,8 +41,9 @@ from composer.contract.backend import (
     ProcessList,
     ProjectSummary,
     Streams,
+    injection_archive,
 )
-from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError
+from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import with_latest
 
@@ -287,7 +289,13 @@ class DockerBackend:
         args = convert.convert(spec, inherited_volumes=await self._inherited_volumes(spec))
         start_interval = convert.start_interval(spec.service)
         container_id = await self._run("create", lambda api: _create(api, args, start_interval))
-        return ContainerRef(container_id, args.name)
+        ref = ContainerRef(container_id, args.name)
+        if spec.service.use_api_socket:  # the socket is bound already (composer.planner.api_socket)
+            from composer.backends.docker.api_socket import credentials_file
+
+            archive = injection_archive([credentials_file()])
+            await self._run("create", lambda api: api.put_archive(container_id, "/", archive))
+        return ref
 
     async def start_container(self, ref: ContainerRef) -> None:
         await self._run("start", lambda api: api.start(ref.container_id), limiter=self._start_limiter)
@@ -338,10 +346,11 @@ class DockerBackend:
             "exec", lambda api: container_commands.exec_in_container(api, ref, spec, streams))
         return code
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
         from composer.backends.docker import container_commands
 
-        code: int = await self._run_long(
+        code: int | None = await self._run_long(
             "attach", lambda api: container_commands.attach_container(api, ref, streams, tty=tty, start=start))
         return code
 
@@ -349,6 +358,27 @@ class DockerBackend:
         from composer.backends.docker import container_commands
 
         found: ProcessList = await self._run("top", lambda api: container_commands.container_top(api, ref))
+        return found
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        def export(api: Any) -> None:
+            for chunk in api.export(ref.container_id):
+                target.write(chunk)
+
+        await self._run("export", export)
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        found = await self._run("commit", lambda api: api.commit(
+            ref.container_id, repository=repository, tag=tag, message=message, author=author, pause=pause,
+            changes=list(changes) or None))
+        return str((found or {}).get("Id") or "")
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        from composer.backends.docker import container_commands
+
+        found: ContainerStats = await self._run("stats", lambda api: container_commands.container_stats(api, ref))
         return found
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
@@ -428,9 +458,13 @@ class DockerBackend:
         """The engine's events about the project's resources (by label), until cancelled."""
         return self._events(project_name)
 
+    def _event_filters(self, project_name: str) -> dict[str, str]:
+        """The engine's filter for the project's events: its objects' label."""
+        return {"label": f"{labels.PROJECT}={project_name}"}
+
     async def _events(self, project_name: str) -> AsyncGenerator[EngineEvent, None]:
-        stream = await self._run("events", lambda api: api.events(
-            filters={"label": f"{labels.PROJECT}={project_name}"}, decode=True))
+        filters = self._event_filters(project_name)
+        stream = await self._run("events", lambda api: api.events(filters=filters, decode=True))
         send, receive = anyio.create_memory_object_stream[EngineEvent | BaseException | None](max_buffer_size=256)
         token = anyio.lowlevel.current_token()
 
@@ -462,6 +496,9 @@ class DockerBackend:
         finally:
             stream.close()  # ends the blocked read: the pump thread finishes on its own
             send.close()  # closed here, in the loop's thread (the pump only sends through it)
+
+    async def release(self) -> None:
+        return None  # dockerd serialises its own changes: nothing is held between calls
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -541,10 +578,30 @@ def _pull_message(message: Mapping[str, Any], resource_id: str, emit: Callable[[
                current=detail.get("current"), total=detail.get("total")))
 
 
+# Mount.VolumeOptions.Subpath arrived in Engine API 1.45 (Docker 26.0); an older engine drops
+# the unknown field and mounts the whole volume, so composer refuses rather than let it.
+SUBPATH_API = "1.45"
+
+
+def _check_subpath(api: Any, args: convert.CreateArgs) -> None:
+    """:raises UnsupportedFeatureError: a volume subpath for an engine that would ignore it."""
+    import docker.utils
+
+    wanted = [mount["Target"] for mount in args.host_config.get("mounts") or ()
+              if (mount.get("VolumeOptions") or {}).get("Subpath") or (mount.get("ImageOptions") or {}).get("Subpath")]
+    if not wanted or docker.utils.version_gte(api.api_version, SUBPATH_API):
+        return
+    version = str(api.version().get("Version") or "unknown")
+    raise UnsupportedFeatureError(
+        f"volume subpath ({wanted[0]}) needs Docker Engine API {SUBPATH_API} (Docker 26.0); this engine is Docker "
+        f"{version} (API {api.api_version})", backend_name=BACKEND_NAME, operation="create")
+
+
 def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> str:
     """Create the container, then join its other networks; remove it if a join fails."""
     import docker.utils
 
+    _check_subpath(api, args)
     networking = None
     if args.endpoint is not None:
         network_name, endpoint = args.endpoint
@@ -553,6 +610,8 @@ def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> s
         **args.container, host_config=api.create_host_config(**args.host_config), networking_config=networking
     )
     config.update(args.config_overrides)
+    if args.console_size is not None:  # the terminal's first size, the caller's (docker run -it)
+        config.setdefault("HostConfig", {})["ConsoleSize"] = list(args.console_size)
     if start_interval is not None and config.get("Healthcheck") and docker.utils.version_gte(api.api_version, "1.44"):
         config["Healthcheck"]["StartInterval"] = start_interval
     container_id = str(api.create_container_from_config(config, args.name, args.platform)["Id"])
@@ -609,7 +668,12 @@ class _LogPump:
                 if self._cancelled.is_set() or not self._deliver(line):
                     return
         except Exception as exc:
-            if not self._cancelled.is_set():
+            if self._cancelled.is_set():
+                return
+            if getattr(exc, "status_code", None) == 501:  # the none driver: v2 warns and goes on
+                reason = f"Error response from daemon: {getattr(exc, 'explanation', None) or exc}"
+                self._deliver(LogLine(self._name, self._service_name, reason, "warning"))
+            else:
                 self._deliver(translate(exc, "logs"))
         finally:
             self._deliver(None)
@@ -618,12 +682,15 @@ class _LogPump:
             except Exception:  # the event loop is gone (the reader stopped early): no race left
                 self._send.close()
 
+    def _url(self) -> str:
+        return str(self._api._url("/containers/{0}/logs", self._container_id))
+
     def _chunks(self) -> Iterator[bytes]:
         """Raw body bytes as they arrive (urllib3 undoes the chunked encoding)."""
         api = self._api
         params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(self._follow),
                   "tail": "all" if self._tail is None else str(self._tail), **self._window}
-        response = api._get(api._url("/containers/{0}/logs", self._container_id), params=params, stream=True)
+        response = api._get(self._url(), params=params, stream=True)
         try:
             self._socket = api._get_raw_response_socket(response)  # raises for status; kept to cancel
             if self._follow:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer import durable
 from composer.backends.docker.errors import explanation as _explanation
 from composer.backends.docker.errors import unavailable
 
@@ -187,9 +188,7 @@ def _remember_api_version(endpoint: Endpoint, version: str) -> None:
         return
     try:
         os.makedirs(os.path.dirname(file), mode=0o700, exist_ok=True)
-        temporary = f"{file}.{os.getpid()}.tmp"
-        Path(temporary).write_text(version + "\n")
-        os.replace(temporary, file)
+        durable.write_file(file, (version + "\n").encode(), mode=0o644)
     except OSError:  # a read-only cache costs the next command one request, nothing more
         return
 

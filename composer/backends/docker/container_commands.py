@@ -8,16 +8,19 @@ stderr with 8-byte frame headers unless a tty merges them.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from composer import labels
 from composer.contract.backend import (
     ContainerRef,
+    ContainerStats,
+    DetachScanner,
     ExecSpec,
     ImageSummary,
     PathStat,
@@ -35,8 +38,11 @@ def _raw_socket(sock: Any) -> Any:
     return getattr(sock, "_sock", sock)
 
 
-def _read_stdin(stdin: BinaryIO, raw: Any) -> None:
-    """Copy stdin to the engine; half-close once stdin ends, so the process sees end of file."""
+def _read_stdin(stdin: BinaryIO, raw: Any, scanner: DetachScanner | None = None,
+                detached: threading.Event | None = None) -> None:
+    """Copy stdin to the engine; half-close once stdin ends, so the process sees end of file.
+    ``scanner`` watches for the detach keys, which the engine acts on (it ends the attach and
+    the container keeps running): ``detached`` is set once they went by."""
     try:
         fd = stdin.fileno()
     except (OSError, ValueError, AttributeError):
@@ -47,6 +53,9 @@ def _read_stdin(stdin: BinaryIO, raw: Any) -> None:
             if not data:
                 break
             raw.sendall(data)
+            if scanner is not None and detached is not None and scanner.feed(data)[1]:
+                detached.set()
+                return
     except OSError:
         return
     try:
@@ -55,11 +64,14 @@ def _read_stdin(stdin: BinaryIO, raw: Any) -> None:
         pass
 
 
-def pump(sock: Any, streams: Streams, *, tty: bool) -> None:
-    """Stream the hijacked connection ``sock`` to ``streams`` until the engine closes it."""
+def pump(sock: Any, streams: Streams, *, tty: bool, detached: threading.Event | None = None) -> None:
+    """Stream the hijacked connection ``sock`` to ``streams`` until the engine closes it.
+    ``detached``: set when the caller typed the detach keys (with a tty)."""
     raw = _raw_socket(sock)
     if streams.stdin is not None:
-        threading.Thread(target=_read_stdin, args=(streams.stdin, raw), daemon=True, name="stdin").start()
+        scanner = DetachScanner(streams.detach_keys) if tty and detached is not None else None
+        threading.Thread(target=_read_stdin, args=(streams.stdin, raw, scanner, detached), daemon=True,
+                         name="stdin").start()
     buffer = b""
     try:
         while True:
@@ -106,24 +118,97 @@ def exec_in_container(api: Any, ref: ContainerRef, spec: ExecSpec, streams: Stre
     sock = api.exec_start(exec_id, tty=spec.tty, socket=True)
     if not spec.interactive:
         streams = Streams(streams.stdout, streams.stderr, None)
-    pump(sock, streams, tty=spec.tty)
+    done = threading.Event()
+    if spec.tty and streams.window is not None:
+        resize = functools.partial(api.exec_resize, exec_id)
+        threading.Thread(target=_follow_window, args=(resize, streams, done), daemon=True, name="window").start()
+    try:
+        pump(sock, streams, tty=spec.tty)
+    finally:
+        done.set()
     code = api.exec_inspect(exec_id).get("ExitCode")
     return int(code) if code is not None else 0
 
 
-def attach_container(api: Any, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+def attach_container(api: Any, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                     start: bool) -> int | None:
+    """Attach (then start), follow the caller's window size, stream until the engine ends the
+    attach; the exit code, or None when the caller detached (the engine handles the keys)."""
+    if tty is None:
+        tty = bool((api.inspect_container(ref.container_id).get("Config") or {}).get("Tty"))
     params = {"stdin": int(streams.stdin is not None), "stdout": 1, "stderr": 1, "stream": 1}
     sock = api.attach_socket(ref.container_id, params=params)
     if start:
         api.start(ref.container_id)
-    pump(sock, streams, tty=tty)
+    done, detached = threading.Event(), threading.Event()
+    if tty and streams.window is not None:
+        resize = functools.partial(api.resize, ref.container_id)
+        threading.Thread(target=_follow_window, args=(resize, streams, done), daemon=True, name="window").start()
+    try:
+        pump(sock, streams, tty=tty, detached=detached)
+    finally:
+        done.set()
+    if detached.is_set() and (api.inspect_container(ref.container_id).get("State") or {}).get("Running"):
+        return None
     return int(api.wait(ref.container_id).get("StatusCode", 0))
+
+
+def _follow_window(resize: Callable[..., Any], streams: Streams, done: threading.Event) -> None:
+    """Resize the container's (or exec's) terminal to the caller's, now and on each change (SIGWINCH)."""
+    window = streams.window
+    assert window is not None
+    while not done.is_set():
+        size = window.size()
+        if size is not None:
+            try:
+                resize(height=size[0], width=size[1])
+            except Exception:  # gone meanwhile, or not started yet: the next change retries
+                pass
+        while not done.is_set() and not window.wait_change(0.2):
+            pass
 
 
 def container_top(api: Any, ref: ContainerRef) -> ProcessList:
     found = api.top(ref.container_id) or {}
     return ProcessList(tuple(found.get("Titles") or ()),
                        tuple(tuple(str(cell) for cell in row) for row in found.get("Processes") or ()))
+
+
+def container_stats(api: Any, ref: ContainerRef) -> ContainerStats:
+    """One sample (``one_shot``: no wait for the engine's second sample), as the docker CLI reads it.
+
+    :raises BackendError: the container is not running (dockerd answers zeros).
+    """
+    found = api.stats(ref.container_id, stream=False, one_shot=True) or {}
+    if str(found.get("read") or "").startswith("0001-"):  # dockerd's zero time: it is not running
+        from composer.backends.docker.errors import BACKEND_NAME
+        from composer.errors import BackendError
+
+        raise BackendError(f"container {ref.name} is not running", backend_name=BACKEND_NAME, operation="stats")
+    cpu = found.get("cpu_stats") or {}
+    usage = cpu.get("cpu_usage") or {}
+    memory = found.get("memory_stats") or {}
+    memory_usage = int(memory.get("usage") or 0)
+    cache = memory.get("stats") or {}
+    inactive = cache.get("total_inactive_file", cache.get("inactive_file", 0))
+    if isinstance(inactive, int) and inactive < memory_usage:
+        memory_usage -= inactive
+    networks = (found.get("networks") or {}).values()
+    block_read = block_write = 0
+    for entry in (found.get("blkio_stats") or {}).get("io_service_bytes_recursive") or ():
+        operation = str(entry.get("op") or "").lower()
+        if operation.startswith("r"):
+            block_read += int(entry.get("value") or 0)
+        elif operation.startswith("w"):
+            block_write += int(entry.get("value") or 0)
+    return ContainerStats(
+        cpu_ns=int(usage.get("total_usage") or 0), system_ns=int(cpu.get("system_cpu_usage") or 0),
+        online_cpus=int(cpu.get("online_cpus") or len(usage.get("percpu_usage") or ()) or 1),
+        memory_usage=memory_usage, memory_limit=int(memory.get("limit") or 0),
+        net_rx=sum(int(n.get("rx_bytes") or 0) for n in networks),
+        net_tx=sum(int(n.get("tx_bytes") or 0) for n in networks),
+        block_read=block_read, block_write=block_write,
+        pids=int((found.get("pids_stats") or {}).get("current") or 0))
 
 
 def stat_container_path(api: Any, ref: ContainerRef, path: str) -> PathStat | None:

@@ -48,6 +48,7 @@ class CreateArgs:
     connect: tuple[tuple[str, Kwargs], ...] = ()  # connect_container_to_network(id, name, **kwargs), in order
     platform: str | None = None
     config_overrides: Kwargs = field(default_factory=dict)  # set on the container config after it is built
+    console_size: tuple[int, int] | None = None  # HostConfig.ConsoleSize (rows, columns) of a tty
 
     def as_dict(self) -> Kwargs:
         return {
@@ -91,6 +92,7 @@ def convert(spec: ContainerSpec, *, inherited_volumes: Mapping[str, str] | None 
         # container's stdin rather than the attached output streams.
         config_overrides={"AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True,
                           "StdinOnce": interactive},
+        console_size=spec.console_size if service.tty else None,
     )
 
 

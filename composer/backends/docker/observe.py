@@ -113,15 +113,24 @@ def port_mappings(item: Json) -> tuple[PortMapping, ...]:
 
 
 def _listing_fields(item: Json) -> dict[str, Any]:
-    """image, command, created, status_text and ports, from either shape."""
+    """image, command, created, status_text, ports, volumes, labels, networks and mounts, from either shape."""
+    mounts = item.get("Mounts") or ()
+    listing = {
+        "volumes": tuple(str(m.get("Name")) for m in mounts if m.get("Type") == "volume" and m.get("Name")),
+        "labels": tuple(sorted(_labels(item).items())),
+        "networks": tuple(sorted((item.get("NetworkSettings") or {}).get("Networks") or {})),
+        "mounts": tuple(str(m.get("Name") or m.get("Source") or "") for m in mounts),
+        "local_volumes": sum(1 for m in mounts if m.get("Driver") == "local"),
+    }
     if "Names" in item:  # a list entry
         return {"image": str(item.get("Image") or ""), "command": str(item.get("Command") or ""),
                 "created": _created(item.get("Created")), "status_text": str(item.get("Status") or ""),
-                "ports": port_mappings(item)}
+                "ports": port_mappings(item), **listing}
     config = item.get("Config") or {}
     command = [str(item.get("Path") or ""), *(str(arg) for arg in item.get("Args") or ())]
     return {"image": str(config.get("Image") or ""), "command": " ".join(part for part in command if part),
-            "created": _created(item.get("Created")), "status_text": "", "ports": port_mappings(item)}
+            "created": _created(item.get("Created")), "status_text": "", "ports": port_mappings(item),
+            **listing}
 
 
 def observed_network(item: Json) -> ObservedNetwork | None:
@@ -137,7 +146,9 @@ def observed_volume(item: Json) -> ObservedVolume | None:
     key = found.get(labels.VOLUME)
     if key is None:
         return None
-    return ObservedVolume(str(item.get("Name", "")), key, found.get(labels.CONFIG_HASH))
+    return ObservedVolume(str(item.get("Name", "")), key, found.get(labels.CONFIG_HASH),
+                          driver=str(item.get("Driver") or "local"), labels=tuple(sorted(found.items())),
+                          mountpoint=str(item.get("Mountpoint") or ""), scope=str(item.get("Scope") or "local"))
 
 
 def image_references(images: Iterable[Json]) -> frozenset[str]:

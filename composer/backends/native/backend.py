@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
@@ -39,6 +39,7 @@ from composer.contract.backend import (
     ContainerRef,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     ExecSpec,
     ImageSummary,
@@ -158,6 +159,10 @@ class NativeBackend:
 
         return await self._run(lambda: observation.list_images(self.containers, refs))
 
+    async def release(self) -> None:
+        if self._containers is not None:
+            await anyio.to_thread.run_sync(self._containers.release)
+
     async def aclose(self) -> None:
         if self._containers is not None:
             await anyio.to_thread.run_sync(self._containers.release)
@@ -223,13 +228,12 @@ class NativeBackend:
 
         targets = await self._run(lambda: logs.log_targets(containers, refs))
         await self._run(containers.release)
-        offsets = [0] * len(targets)
         tails: list[int | None] = [tail] * len(targets)
         live = list(range(len(targets)))
 
         def step(index: int) -> tuple[bool, list[LogLine]]:
             running = follow and logs.still_logging(containers, targets[index])
-            lines, offsets[index] = logs.read_lines(targets[index], offsets[index], tails[index])
+            lines = logs.read_lines(targets[index], tails[index])
             tails[index] = None
             return running, lines
 
@@ -263,7 +267,8 @@ class NativeBackend:
 
         return await self._run(lambda: processes.exec_in_container(self.containers, ref, spec, streams))
 
-    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool, start: bool) -> int:
+    async def attach_container(self, ref: ContainerRef, streams: Streams, *, tty: bool | None,
+                               start: bool) -> int | None:
         from composer.backends.native import processes
 
         return await self._run(lambda: processes.attach_container(self.containers, ref, streams, start))
@@ -272,6 +277,19 @@ class NativeBackend:
         from composer.backends.native import processes
 
         return await self._run(lambda: processes.container_top(self.containers, ref))
+
+    async def export_container(self, ref: ContainerRef, target: BinaryIO) -> None:
+        self._unavailable("export")
+
+    async def commit_container(self, ref: ContainerRef, repository: str | None, tag: str | None, *,
+                               author: str | None = None, message: str | None = None,
+                               changes: Sequence[str] = (), pause: bool = True) -> str:
+        self._unavailable("commit")
+
+    async def container_stats(self, ref: ContainerRef) -> ContainerStats:
+        from composer.backends.native import stats
+
+        return await self._run(lambda: stats.container_stats(self.containers, ref))
 
     async def stat_container_path(self, ref: ContainerRef, path: str) -> PathStat | None:
         from composer.backends.native import cp

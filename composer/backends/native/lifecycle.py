@@ -41,7 +41,7 @@ from composer.backends.native.runtime import cgroups, volumes
 from composer.backends.native.runtime.api import Runtime, checked_name
 from composer.backends.native.runtime.config import signal_number
 from composer.backends.native.runtime.init import atomic_json
-from composer.backends.native.runtime.supervisor import SupervisorError, read_json, supervise_state
+from composer.backends.native.runtime.supervisor import SupervisorError, read_json, update_intent
 from composer.backends.native.status import container_state, running_cgroup
 from composer.backends.native.volume_mounts import volume_paths, with_inherited_mounts
 from composer.contract.backend import ContainerRef, ContainerSpec, ContainerState
@@ -83,6 +83,8 @@ class NativeContainers:
                     return folder.name, ref.name, config
             for folder in self.run_root.iterdir():
                 for child in folder.iterdir() if folder.is_dir() else ():
+                    if child.name.startswith("."):
+                        continue  # a staging folder of a create or remove (runtime.api.staging_name)
                     config = read_json(child / "config.json")
                     if config is not None and config.get("id") == ref.container_id:
                         return folder.name, child.name, config
@@ -115,9 +117,6 @@ class NativeContainers:
         created: list[str] = []
         try:
             service = with_inherited_mounts(self, spec.project_name, service, spec.volumes_from)
-            if spec.labels.get(labels.ONEOFF) == "True" and (service.stdin_open or service.tty):
-                # ``run`` asks for them; its output is streamed from the log (no stdin forwarding yet).
-                service = service.model_copy(update={"stdin_open": False, "tty": False})
             record = self.image_record(spec.image)
             image_config = self.store.config(record)
             network = networking.container_settings(spec, self.run_root)
@@ -128,6 +127,9 @@ class NativeContainers:
             paths, anonymous = volume_paths(self, spec, created)
             extra = {"healthcheck": check, "restart": policy, "network": network, "namespaces": joined,
                      "anonymous_volumes": anonymous,
+                     # ``run -i``: the stdin closes when the attached client's ends (Docker's StdinOnce)
+                     "stdin_once": bool(service.stdin_open and spec.labels.get(labels.ONEOFF) == "True"),
+                     "console_size": list(spec.console_size) if spec.console_size else None,
                      "image_ref": spec.image, "exposed": exposed_ports(service, image_config)}
             container_id = self.runtime.create(project, spec.container_name, service, record, labels=spec.labels,
                                                volume_paths=paths, extra=extra,
@@ -173,10 +175,7 @@ class NativeContainers:
             self.runtime.stop(project, name, sig=sig, grace=grace)
 
     def _intent(self, project: str, name: str, **values: Any) -> None:
-        run_dir = self.runtime.run_dir(project, name)
-        state = supervise_state(run_dir)
-        state.update(values)
-        atomic_json(str(run_dir / "supervise.json"), state)
+        update_intent(self.runtime.run_dir(project, name), **values)
 
     def kill(self, ref: ContainerRef, signal: str) -> None:
         project, name, config = self.locate(ref, "kill")

@@ -1,57 +1,72 @@
-"""Native containers' logs: Docker's json-file lines, read from each container's log file
-(``tail`` last lines first) and followed while the container may still write."""
+"""Native containers' logs: Docker's json-file lines, read from each container's log files
+(rotated ones first, ``runtime/logfiles.py``; ``tail`` last lines first) and followed while the
+container may still write. A container with the ``none`` driver keeps no log: one ``warning``
+line says so, as dockerd answers v2 for it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from composer import labels
+from composer.backends.native.runtime.logfiles import Cursor
 from composer.contract.backend import ContainerRef, LogLine
 from composer.errors import NotFoundError
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers
 
+# dockerd's answer for a driver that keeps nothing to read (errdefs.NotImplemented)
+UNREADABLE = "configured logging driver does not support reading"
 
-def log_targets(containers: NativeContainers, refs: Sequence[ContainerRef]) -> list[tuple[str, str, str, str]]:
-    """(project, name, service, log path) of each container."""
+
+@dataclass
+class LogTarget:
+    """One container's log and where its reader is in it."""
+
+    project: str
+    name: str
+    service: str
+    path: str
+    readable: bool = True
+    cursor: Cursor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cursor = Cursor(self.path)
+
+
+def log_targets(containers: NativeContainers, refs: Sequence[ContainerRef]) -> list[LogTarget]:
+    """The log of each container."""
     found = []
     for ref in refs:
         project, name, config = containers.locate(ref, "logs")
         service = str((config.get("labels") or {}).get(labels.SERVICE, name))
-        found.append((project, name, service, str(config["log_path"])))
+        driver = (config.get("logging") or {}).get("driver")
+        found.append(LogTarget(project, name, service, str(config["log_path"]), readable=driver != "none"))
     return found
 
 
-def read_lines(target: tuple[str, str, str, str], offset: int, tail: int | None = None
-               ) -> tuple[list[LogLine], int]:
-    _, name, service, path = target
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n") + 1
-    lines = data[:end].splitlines()
-    if tail is not None:
-        lines = lines[-tail:] if tail > 0 else []
+def read_lines(target: LogTarget, tail: int | None = None) -> list[LogLine]:
+    """The lines written since the last read (the first read: every file's, or the last ``tail``)."""
+    if not target.readable:
+        first = target.cursor.inode is None
+        target.cursor.inode = 0
+        return [LogLine(target.name, target.service, UNREADABLE, "warning")] if first else []
     found = []
-    for line in lines:
+    for line in target.cursor.read(tail):
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        found.append(LogLine(name, service, str(record.get("log", "")).removesuffix("\n"),
+        found.append(LogLine(target.name, target.service, str(record.get("log", "")).removesuffix("\n"),
                              str(record.get("stream") or "stdout"), record.get("time")))
-    return found, offset + end
+    return found
 
 
-def still_logging(containers: NativeContainers, target: tuple[str, str, str, str]) -> bool:
-    project, name, _, _ = target
+def still_logging(containers: NativeContainers, target: LogTarget) -> bool:
     try:
-        return containers.state(project, name).status in ("running", "paused", "restarting")
+        return containers.state(target.project, target.name).status in ("running", "paused", "restarting")
     except NotFoundError:
         return False

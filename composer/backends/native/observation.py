@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from composer import labels
 from composer.backends.native.network import settings as networking
@@ -49,7 +50,7 @@ def observe(containers: NativeContainers, project: str, external_networks: Seque
             command=" ".join(config.get("args") or ()), created=config.get("created"),
             status_text=status_text(containers.runtime, project, name, state),
             ports=listed_ports(config, published.get(name, []) if state.status == "running" else []),
-            oom_killed=state.oom_killed))
+            **_listing(config), oom_killed=state.oom_killed))
     own_networks, named_networks = [], []
     for record in networking.networks(containers.run_root):
         found = record.get("labels") or {}
@@ -62,8 +63,10 @@ def observe(containers: NativeContainers, project: str, external_networks: Seque
     for record in volumes.listing(containers.store.root):
         found = record.get("labels") or {}
         if found.get(labels.PROJECT) == project and labels.VOLUME in found:
-            own_volumes.append(ObservedVolume(str(record["name"]), found[labels.VOLUME],
-                                              found.get(labels.CONFIG_HASH)))
+            own_volumes.append(ObservedVolume(
+                str(record["name"]), found[labels.VOLUME], found.get(labels.CONFIG_HASH),
+                labels=tuple(sorted((str(k), str(v)) for k, v in found.items())),
+                mountpoint=str(volumes.data_dir(containers.store.root, str(record["name"])))))
         elif record.get("name") in external_volumes:
             named_volumes.append(ObservedVolume(str(record["name"]), ""))
     return ObservedState(
@@ -72,6 +75,23 @@ def observe(containers: NativeContainers, project: str, external_networks: Seque
         networks=tuple(sorted(own_networks + named_networks, key=lambda n: (n.key, n.name))),
         volumes=tuple(sorted(own_volumes + named_volumes, key=lambda v: (v.key, v.name))),
         images=frozenset(reference for reference, _ in image_ids), image_ids=image_ids)
+
+
+def _listing(config: dict[str, Any]) -> dict[str, Any]:
+    """What ``ps`` and ``volumes`` show of a container beyond its state: its volumes (a volume's
+    mount source is its data folder, ``<store>/volumes/<name>/_data``), labels, networks, mounts."""
+    mounts = [m for m in config.get("mounts") or () if m.get("type") in ("volume", "bind") and m.get("source")]
+    volume_names = tuple(Path(m["source"]).parent.name for m in mounts if m["type"] == "volume")
+    network = config.get("network") or {}
+    if network.get("mode") == "bridge":
+        networks = tuple(sorted(str(a.get("network")) for a in network.get("attachments") or ()))
+    else:
+        networks = (str(network["mode"]),) if network.get("mode") in ("host", "none") else ()
+    return {"volumes": volume_names, "labels": tuple(sorted((config.get("labels") or {}).items())),
+            "networks": networks,
+            "mounts": tuple(Path(m["source"]).parent.name if m["type"] == "volume" else str(m["source"])
+                            for m in mounts),
+            "local_volumes": len(volume_names)}
 
 
 def list_projects(containers: NativeContainers, include_stopped: bool) -> list[ProjectSummary]:

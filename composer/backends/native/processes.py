@@ -1,5 +1,6 @@
 """A native container's processes: ``exec`` (through runtime.nsexec, with or without a tty),
-``attach`` (its log followed until its monitor ends) and ``top`` (its cgroup's processes, as
+``attach`` (through its monitor's attach socket when it has a terminal or stdin, else its log
+followed until its monitor ends) and ``top`` (its cgroup's processes, as
 ``ps -ef`` shows them). Long-lived: the backend releases the project's lock first."""
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from composer.backends.native.errors import error
-from composer.backends.native.runtime import cgroups, nsexec
+from composer.backends.native.runtime import cgroups, console, nsexec
 from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
+from composer.backends.native.runtime.logfiles import Cursor
 from composer.backends.native.runtime.supervisor import read_json
 from composer.backends.native.status import running_cgroup
-from composer.contract.backend import ContainerRef, ExecSpec, ProcessList, Streams
+from composer.contract.backend import ContainerRef, DetachScanner, ExecSpec, ProcessList, Streams, TerminalWindow
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers
@@ -65,11 +67,28 @@ def exec_in_container(containers: NativeContainers, ref: ContainerRef, spec: Exe
 
 
 def _exec_tty(cfg: dict[str, Any], streams: Streams, interactive: bool) -> int:
-    master, slave = os.openpty()
+    """The process gets a terminal of the container's own devpts instance (nsexec sends its
+    master back), never one of the host's; its size follows the caller's window."""
+    import socket
+
+    size = streams.window.size() if streams.window is not None else None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    errors = _fileno(streams.stderr)
     try:
-        process = nsexec.run(cfg, stdin=slave, stdout=slave, stderr=slave)
+        process = nsexec.run({**cfg, "console_size": list(size) if size else None}, stdout=subprocess.DEVNULL,
+                             stderr=errors if errors is not None else subprocess.PIPE, console_fd=theirs.fileno())
     finally:
-        os.close(slave)
+        theirs.close()
+    try:
+        master = console.receive_master(ours)
+    except (RuntimeError, OSError):  # it failed before its exec: the helper said why on stderr
+        if process.stderr is not None:
+            streams.stderr.write(process.stderr.read())
+            streams.stderr.flush()
+        return process.wait()
+    done = threading.Event()
+    if streams.window is not None:
+        threading.Thread(target=_follow_window, args=(streams.window, master, done), daemon=True).start()
     stdin = _fileno(streams.stdin) if interactive and streams.stdin is not None else None
     try:
         while True:
@@ -93,43 +112,159 @@ def _exec_tty(cfg: dict[str, Any], streams: Streams, interactive: bool) -> int:
             if not ready and process.poll() is not None:
                 break
     finally:
+        done.set()
         os.close(master)
+    if process.stderr is not None:
+        streams.stderr.write(process.stderr.read())
+        process.stderr.close()
     return process.wait()
 
 
-def attach_container(containers: NativeContainers, ref: ContainerRef, streams: Streams, start: bool) -> int:
+def _follow_window(window: TerminalWindow, master: int, done: threading.Event) -> None:
+    while not done.is_set():
+        if window.wait_change(0.2) and (size := window.size()) is not None:
+            with contextlib.suppress(OSError):
+                console.set_window(master, *size)
+
+
+def attach_container(containers: NativeContainers, ref: ContainerRef, streams: Streams, start: bool) -> int | None:
+    """Stream the container's output (and its stdin, terminal and window size when it has them,
+    through its monitor's attach socket: runtime/console.py) until it exits; its exit code, or
+    None when the caller typed the detach keys (with a terminal and stdin, as Docker)."""
     project, name, config = containers.locate(ref, "attach")
     if start:
         if config.get("restart") or config.get("healthcheck"):
             containers.start(ref)
         else:
             containers.start_direct(project, name, config)
+    elif containers.state(project, name, config).status != "running":
+        raise error("You cannot attach to a stopped container, start it first", "attach")
     containers.release()
-    state = read_json(containers.runtime.run_dir(project, name) / "state.json") or {}
-    offset = 0
+    run_dir = containers.runtime.run_dir(project, name)
+    state = read_json(run_dir / "state.json") or {}
     fd = open_pidfd(state.get("monitor"), state.get("monitor_start"))
     try:
-        while True:
-            done = fd is None or wait_pidfd(fd, 0.05)
-            offset = _copy_log(str(config["log_path"]), offset, streams)
-            if done:
-                break
+        if config.get("tty") or config.get("stdin_open"):
+            if _relay(str(run_dir), streams, tty=bool(config.get("tty"))):
+                return None
+            if fd is not None:
+                wait_pidfd(fd, None)
+        else:
+            cursor = Cursor(str(config["log_path"]))
+            while True:
+                done = fd is None or wait_pidfd(fd, 0.05)
+                _copy_log(cursor, streams)
+                if done:
+                    break
     finally:
         if fd is not None:
             os.close(fd)
     return int(containers.runtime.state(project, name).exit_code or 0)
 
 
-def _copy_log(path: str, offset: int, streams: Streams) -> int:
+def _relay(run_dir: str, streams: Streams, *, tty: bool) -> bool:
+    """Relay ``streams`` through the attach socket until the monitor closes it; True when the
+    caller detached instead."""
+    import socket
+
+    path, dir_fd = console.connectable(run_dir)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return offset
-    end = data.rfind(b"\n") + 1
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise error(f"cannot attach to the container: {exc.strerror or exc}", "attach") from None
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
+    return _Relay(sock, streams, tty).run()
+
+
+class _Relay:
+    """The client's side of an attach socket: stdin (watching for the detach keys) and window
+    sizes out, the output in."""
+
+    def __init__(self, sock: Any, streams: Streams, tty: bool) -> None:
+        self.sock = sock
+        self.streams = streams
+        self.tty = tty
+        self.sending = threading.Lock()
+        self.done = threading.Event()
+        self.detached = threading.Event()
+
+    def run(self) -> bool:
+        helpers = []
+        if self.tty and self.streams.window is not None:
+            helpers.append(threading.Thread(target=self._follow_window, daemon=True, name="attach-window"))
+        if self.streams.stdin is not None:
+            helpers.append(threading.Thread(target=self._read_stdin, daemon=True, name="attach-stdin"))
+        for thread in helpers:
+            thread.start()
+        reader = console.FrameReader()
+        try:
+            while data := self._receive():
+                for kind, payload in reader.feed(data):
+                    target = self.streams.stderr if kind == console.STDERR else self.streams.stdout
+                    target.write(payload)
+                    target.flush()
+        finally:
+            self.done.set()
+            self.sock.close()
+        return self.detached.is_set()
+
+    def _receive(self) -> bytes:
+        try:
+            data: bytes = self.sock.recv(65536)
+        except OSError:
+            return b""
+        return data
+
+    def _send(self, data: bytes) -> bool:
+        with self.sending:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                return False
+        return True
+
+    def _follow_window(self) -> None:
+        window = self.streams.window
+        assert window is not None
+        while not self.done.is_set():
+            size = window.size()
+            if size is not None and not self._send(console.frame(console.WINDOW, console.window_payload(*size))):
+                return
+            while not self.done.is_set() and not window.wait_change(0.2):
+                pass
+
+    def _read_stdin(self) -> None:
+        import socket
+
+        stdin = self.streams.stdin
+        assert stdin is not None
+        scanner = DetachScanner(self.streams.detach_keys if self.tty else b"")
+        stdin_fd = _fileno(stdin)
+        while not self.done.is_set():
+            if stdin_fd is not None and not select.select([stdin_fd], [], [], 0.2)[0]:
+                continue
+            data = os.read(stdin_fd, 65536) if stdin_fd is not None else stdin.read(65536)
+            if not data:
+                self._send(console.frame(console.STDIN_END))
+                return
+            data, detach = scanner.feed(data)
+            if data and not self._send(console.frame(console.STDIN, data)):
+                return
+            if detach:
+                self.detached.set()
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                return
+
+
+def _copy_log(cursor: Cursor, streams: Streams) -> None:
+    """The container's output logged since the last copy (across a rotation of the log)."""
     touched = set()
-    for line in data[:end].splitlines():
+    for line in cursor.read():
         with contextlib.suppress(ValueError, KeyError):
             record = json.loads(line)
             target = streams.stderr if record["stream"] == "stderr" else streams.stdout
@@ -138,7 +273,6 @@ def _copy_log(path: str, offset: int, streams: Streams) -> int:
     for target in (streams.stdout, streams.stderr):
         if id(target) in touched:
             target.flush()
-    return offset + end
 
 
 def container_top(containers: NativeContainers, ref: ContainerRef) -> ProcessList:

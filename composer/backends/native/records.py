@@ -58,7 +58,7 @@ def write_run_record(store_root: Path, run_root: Path, cgroup_parent: str) -> No
                             "boot_id": boot_id()})
 
 
-def record_container(config: dict[str, Any], data_dir: Path) -> None:
+def record_container(config: dict[str, Any], data_dir: Path, *, etc_dir: Path | None = None) -> None:
     """Write ``container.json`` into the container's store folder (at create: config.json is
     written), and the run root's record into the store when it has none."""
     from composer.backends.native.network.manager import NetworkManager
@@ -70,7 +70,7 @@ def record_container(config: dict[str, Any], data_dir: Path) -> None:
     etc = {}
     for file in ETC:
         with contextlib.suppress(OSError):
-            etc[file] = (run_dir / file).read_text()
+            etc[file] = ((etc_dir or run_dir) / file).read_text()  # etc_dir: where create writes them
     networks = {}
     settings = config.get("network") or {}
     if settings.get("mode") == "bridge":

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from composer.backends.native.errors import error
 from composer.backends.native.runtime import cgroups
-from composer.backends.native.runtime.supervisor import read_json, supervise_state
+from composer.backends.native.runtime.supervisor import read_json, restart_wanted, supervise_state
 from composer.contract.backend import ContainerState
 from composer.units import human_duration
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from composer.backends.native.projects import Projects
     from composer.backends.native.runtime.api import Runtime
     from composer.contract.observed import PortMapping
+
+
+NOTICE_SECONDS = 5.0  # an exit older than this that the supervisor did not act on is an exit (none watched it)
 
 
 def container_state(runtime: Runtime, projects: Projects, project: str, name: str,
@@ -30,9 +33,18 @@ def container_state(runtime: Runtime, projects: Projects, project: str, name: st
         state = read_json(run_dir / "state.json") or {}
         if state.get("cgroup") and cgroups.is_frozen(cgroups.Cgroup.from_json(state["cgroup"])):
             status = "paused"
-    elif status in ("exited", "dead") and supervise_state(run_dir).get("restarting") \
-            and projects.client(project).pid() is not None:
-        status = "restarting"
+    elif status in ("exited", "dead", "created") and projects.client(project).pid() is not None:
+        # restarting: the supervisor is between the exit and the new start (restarting, set before
+        # the backoff and cleared once started: "created" while it spawns), or it has not yet
+        # noticed an exit its restart policy will restart. Either way a stop must be planned for
+        # it (Docker decides at the exit, so a container is never "exited" on its way back).
+        intent = supervise_state(run_dir)
+        finished = float((read_json(run_dir / "exit.json") or {}).get("finished") or 0)
+        noticing = status != "created" and time.time() - finished < NOTICE_SECONDS
+        if intent.get("restarting") or (noticing and restart_wanted(
+                config.get("restart"), base.exit_code or 0, int(intent.get("restart_count") or 0),
+                bool(intent.get("manual_stop")))):
+            status = "restarting"
     health = None
     if config.get("healthcheck") and status in ("running", "paused"):
         health = str((read_json(run_dir / "health.json") or {}).get("status") or "starting")

@@ -6,7 +6,8 @@ with its volumes after the module's last test. ``site`` is a small HTTP client o
 
 The images are the stand-ins that scripts/prepare-example-images builds and serves through the local
 registry mirror of both backends (see ../README.md); it runs once per session and is quick when they
-are up to date.
+are up to date. With COMPOSER_EXAMPLE_IMAGES=served (a guest of the guest lane, tests/vm/focused.py) the
+registry is another machine's that already serves them, and the secret files exist: nothing is built.
 Without root, docker or a Docker Engine the tests are skipped, and fail instead under CI=true.
 """
 
@@ -41,13 +42,18 @@ def example_images() -> None:
     """``mariadb:11`` and ``wordpress:6-apache`` pullable through the local mirror, and the secret files."""
     if os.geteuid() != 0:
         unavailable("the stand-in images need root (scripts/prepare-example-images)")
+    # COMPOSER_EXAMPLE_IMAGES=served: another machine built them and its registry serves them here (the
+    # guest lane: the host's 127.0.0.1:5000 is forwarded into the guest); check, build nothing.
+    served = os.environ.get("COMPOSER_EXAMPLE_IMAGES") == "served"
     docker = shutil.which("docker")
-    if docker is None:
+    if docker is None and not served:
         unavailable("docker is not installed (make deps)")
         return
-    if subprocess.run([docker, "info"], capture_output=True, timeout=60, check=False).returncode != 0:
+    if not served and subprocess.run([docker or "docker", "info"], capture_output=True, timeout=60,
+                                     check=False).returncode != 0:
         unavailable("no Docker Engine answers (make engine)")
-    done = subprocess.run([str(PREPARE_IMAGES)], capture_output=True, text=True, timeout=1800, check=False)
+    done = subprocess.run([str(PREPARE_IMAGES), *(["--served"] if served else [])], capture_output=True, text=True,
+                          timeout=1800, check=False)
     if done.returncode != 0:
         pytest.fail(f"scripts/prepare-example-images exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr}")
     folder = EXAMPLE / "secrets"  # not committed; generated as `make demo` does

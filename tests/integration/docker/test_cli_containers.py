@@ -275,8 +275,9 @@ def test_ps_columns_and_status_filters(project: Path) -> None:
     assert lines[0].split() == ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]
     assert len(lines) == 3
     exited = composer(project, "ps", "--status", "exited", "--format", "json").stdout
-    assert [entry["Service"] for entry in json.loads(exited)] == ["web"]
-    running = json.loads(composer(project, "ps", "--filter", "status=running", "--format", "json").stdout)
+    assert [json.loads(line)["Service"] for line in exited.splitlines()] == ["web"]  # one object a line, as v2
+    running = [json.loads(line) for line in composer(project, "ps", "--filter", "status=running", "--format",
+                                                     "json").stdout.splitlines()]
     assert [(entry["Service"], entry["State"]) for entry in running] == [("db", "running")]
     assert running[0]["Command"] == '"sleep 300"'
     bad = composer(project, "ps", "--status", "sleeping", check=False)

@@ -117,7 +117,7 @@ def test_compose_v2_sees_and_removes_what_composer_started(project: Path, docker
 
 def test_composer_sees_and_removes_what_compose_v2_started(project: Path, docker_api: Any) -> None:
     compose_v2(project, "up", "-d")
-    listed = json.loads(composer(project, "ps", "--format", "json").stdout)
+    listed = [json.loads(line) for line in composer(project, "ps", "--format", "json").stdout.splitlines()]
     assert sorted(entry["Service"] for entry in listed) == ["db", "web"]
     composer(project, "down", "-t", "0")
     assert containers(docker_api, project.name) == []

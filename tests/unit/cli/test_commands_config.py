@@ -190,3 +190,40 @@ def test_config_imports_no_engine_module(project: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0 []"
+
+
+VARIABLES = """\
+services:
+  a:
+    image: "${IMG:-busybox}"
+    environment:
+      - X=${X:?need x}
+      - Y=${Y-yy}
+      - Z=$Z
+      - W=${W:+alt}
+      - LITERAL=$$NOT
+      - NESTED=${N1:-${N2:-deep}}
+"""
+
+
+def test_config_variables_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(VARIABLES)
+    (tmp_path / ".env").write_text("FROM_DOTENV=1\nX=from-dotenv\n")
+    table = ok(tmp_path, "config", "--variables", env={"X": "1"}).splitlines()
+    assert table == [
+        "NAME                REQUIRED            DEFAULT VALUE       ALTERNATE VALUE",
+        "IMG                 false               busybox",
+        "N1                  false               ${N2:-deep}",
+        "N2                  false               deep",
+        "W                   false                                   alt",
+        "X                   true",
+        "Y                   false               yy",
+        "Z                   false"]
+    found = json.loads(ok(tmp_path, "config", "--variables", "--format", "json", env={"X": "1"}))
+    assert found["X"] == {"Name": "X", "DefaultValue": "", "PresenceValue": "", "Required": True}
+    assert found["W"]["PresenceValue"] == "alt"
+    environment = ok(tmp_path, "config", "--environment", env={"X": "1"}).splitlines()
+    assert "X=1" in environment  # the process environment wins over .env
+    assert "FROM_DOTENV=1" in environment
+    assert f"COMPOSE_PROJECT_NAME={tmp_path.name.lower()}" in environment
+    assert environment == sorted(environment)

@@ -20,3 +20,14 @@ def test_exec_and_run_keep_the_command_with_its_own_flags() -> None:
     assert (port.service, port.private_port, port.protocol, port.index) == ("web", 53, "udp", 1)
     ps = parser.parse_args(["ps", "--status", "exited", "--filter", "status=running"])
     assert (ps.status, ps.filter) == (["exited"], ["status=running"])
+
+
+def test_attach_and_run_terminal_flags() -> None:
+    parser = build_parser()
+    attach = parser.parse_args(["attach", "--detach-keys", "ctrl-x,x", "--index", "2", "--no-stdin", "web"])
+    assert (attach.command, attach.service, attach.detach_keys, attach.index, attach.no_stdin, attach.sig_proxy) == (
+        "attach", "web", "ctrl-x,x", 2, True, "true")
+    assert parser.parse_args(["attach", "web"]).detach_keys == "ctrl-p,ctrl-q"
+    run = parser.parse_args(["run", "-t", "web"])
+    assert (run.tty, run.no_tty) == (True, False)
+    assert parser.parse_args(["run", "-T", "web", "cat"]).no_tty

@@ -535,6 +535,20 @@ CONSISTENCY_ERRORS: list[tuple[str, str, str]] = [
      "can't set container_name and deploy.replicas", "services.web.container_name"),
     ("services:\n  web:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n",
      "can't set distinct values on 'scale' and 'deploy.replicas'", "services.web.scale"),
+    # compose-go's checkConsistency: a service key and its deploy.resources twin must agree (an
+    # absent twin counts as 0 once its limits/reservations section exists), as v2 2.40 refuses.
+    ("services:\n  web:\n    image: x\n    mem_limit: 100m\n    deploy: {resources: {limits: {memory: 200m}}}\n",
+     "can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'", "services.web.mem_limit"),
+    ("services:\n  web:\n    image: x\n    mem_limit: 100m\n    deploy: {resources: {limits: {cpus: '1'}}}\n",
+     "can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'", "services.web.mem_limit"),
+    ("services:\n  web:\n    image: x\n    cpus: 0.5\n    deploy: {resources: {limits: {cpus: '0.25'}}}\n",
+     "can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'", "services.web.cpus"),
+    ("services:\n  web:\n    image: x\n    pids_limit: 5\n    deploy: {resources: {limits: {pids: 6}}}\n",
+     "can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids'", "services.web.pids_limit"),
+    ("services:\n  web:\n    image: x\n    mem_reservation: 1m\n"
+     "    deploy: {resources: {reservations: {memory: 2m}}}\n",
+     "can't set distinct values on 'mem_reservation' and 'deploy.resources.reservations.memory'",
+     "services.web.mem_reservation"),
     ("services:\n  web:\n    environment: [A=1]\n",
      "has neither an image nor a build context specified", "services.web"),
     ("services:\n  web:\n    image: x\n    network_mode: service:ghost\n",

@@ -571,4 +571,4 @@ def test_every_accepted_conformance_case_binds() -> None:
                 continue
             assert isinstance(project, Project)
     assert not failures, "\n".join(failures[:20])
-    assert time.monotonic() - start < 60
+    sys.stdout.write(f"\n{len(cases)} cases bound in {time.monotonic() - start:.1f} s\n")  # a figure, never a limit

@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, NamedTuple, cast
 
+from composer import faults
 from composer.backends.native.trees import remove_at
 from composer.errors import DigestMismatchError, ImagePullError, UnsafeLayerError, UnsupportedFeatureError
 
@@ -210,8 +211,10 @@ def apply_layer(blob: IO[bytes], dest: Path, *, compression: str | None = None, 
             try:
                 with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK,  # type: ignore[call-overload]
                                   errors="surrogateescape") as archive:
-                    for member in archive:
+                    for count, member in enumerate(archive):
                         extractor.entry(archive, member)
+                        if count == 1:
+                            faults.point("store.layer.extracting")
                 extractor.finish()
             except (tarfile.TarError, EOFError, OSError, ValueError, OverflowError) as exc:
                 raise _unpack_error(exc, what, extractor.current) from exc  # the cause tells a full store

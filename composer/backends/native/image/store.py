@@ -40,8 +40,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from composer import durable, faults
 from composer.backends.native.image import oci
 from composer.backends.native.trees import remove_tree as remove_tree  # re-exported: its users import it from here
+from composer.durable import fsync_dir as fsync_dir  # re-exported: its users import it from here
 from composer.errors import DigestMismatchError, ImageStoreError
 
 DEFAULT_ROOT = "/var/lib/composer"
@@ -81,14 +83,6 @@ def store_full(root: Path, what: str, operation: str) -> ImageStoreError:
                   hint="free space on its filesystem (or set COMPOSER_ROOT elsewhere) and run the command again")
 
 
-def fsync_dir(path: Path | str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def syncfs(path: Path | str) -> None:
     """Flush the filesystem holding ``path`` (syncfs(2)); os.sync() where libc lacks it."""
     import ctypes
@@ -104,24 +98,9 @@ def syncfs(path: Path | str) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old content or the new one, never a part:
-    a temp file in the same filesystem, fsync, rename, fsync of the directory."""
-    directory = tmp_dir or path.parent
-    tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """Write ``data`` to ``path`` so that readers see the old content or the new one, never a part
+    (composer.durable.write_file: a temp name of its own, fsync, rename, fsync of the folder)."""
+    durable.write_file(path, data, mode=mode, tmp_dir=tmp_dir)
 
 
 @contextlib.contextmanager
@@ -388,6 +367,7 @@ class ImageStore:
             diff.mkdir(mode=0o755)
             try:
                 size = populate(diff)
+                faults.point("store.layer.extracted")
                 meta = {"chain_id": chain_id, "diff_id": diff_id, "parent": parent, "size": size,
                         "link": hexid[:SHORT_LINK_LENGTH], "whiteouts": self.whiteout_format,
                         "created": time.time()}
@@ -423,8 +403,8 @@ class ImageStore:
         return data
 
     def _write_index(self, data: dict[str, Any]) -> None:
-        atomic_write(self.root / "images.json", json.dumps(data, indent=1, sort_keys=True).encode(),
-                     tmp_dir=self.root / "tmp", mode=0o600)
+        durable.write_file(self.root / "images.json", json.dumps(data, indent=1, sort_keys=True).encode(),
+                           tmp_dir=self.root / "tmp", mode=0o600, fault="store.index.writing")
 
     def _current_index(self) -> dict[str, Any]:
         """The index for reading only (never mutated): re-read when the file changed."""

@@ -49,6 +49,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from composer import durable
+
 TTL = 60
 MAX_NAME = 255
 UDP_WORKERS = 8
@@ -472,9 +474,7 @@ class Server:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    durable.write_file(path, json.dumps(data).encode(), mode=0o644)
 
 
 def process_start_time(pid: int) -> int | None:

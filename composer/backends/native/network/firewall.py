@@ -151,19 +151,29 @@ def _comment(tag: str) -> str:
     return f"-m comment --comment {tag}"
 
 
-def add_network(bridge: str, subnets: Sequence[str], *, internal: bool) -> None:
-    """A network's forwarding, isolation and masquerading rules (idempotent: replaced)."""
+def add_network(bridge: str, subnets: Sequence[str], *, internal: bool, icc: bool = True,
+                masquerade: bool = True) -> None:
+    """A network's forwarding, isolation and masquerading rules (idempotent: replaced).
+    ``icc`` false drops traffic between its containers (Docker's ``-i br -o br -j DROP``; the
+    caller has bridged frames go through iptables); ``masquerade`` false leaves the containers'
+    outgoing traffic with their own addresses. A bridge not named ``cmp-*`` (driver_opts
+    ``com.docker.network.bridge.name``) is outside BRIDGE_WILDCARD, which the other networks'
+    ``! -o cmp-+`` accept rule relies on to keep them out: a rule at the head of
+    COMPOSER-FORWARD drops what enters it from elsewhere (but replies and published ports)."""
     tag = f"composer:net:{bridge}"
     c = _comment(tag)
-    nat, filt, isolation = [], [f"-A COMPOSER-FORWARD -i {bridge} -o {bridge} {c} -j ACCEPT"], []
+    nat, filt, isolation = [], [f"-A COMPOSER-FORWARD -i {bridge} -o {bridge} {c} -j {'ACCEPT' if icc else 'DROP'}"], []
+    custom = not bridge.startswith(BRIDGE_WILDCARD.removesuffix("+"))
+    head = ([f"-I COMPOSER-FORWARD 1 -o {bridge} ! -i {bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
+             f"{c} -j DROP"] if custom else [])
     for subnet in subnets:
         if ":" in subnet:
             continue  # IPv6: ip6tables is not handled yet
-        if not internal:
+        if not internal and masquerade:
             nat.append(f"-A COMPOSER-POSTROUTING -s {subnet} ! -o {bridge} {c} -j MASQUERADE")
         # containers reaching a published port (hairpin, or on another composer network)
-        nat.append(f"-A COMPOSER-POSTROUTING -s {subnet} -o {BRIDGE_WILDCARD} -m conntrack --ctstate DNAT {c} "
-                   "-j MASQUERADE")
+        for out in (BRIDGE_WILDCARD, bridge) if custom else (BRIDGE_WILDCARD,):
+            nat.append(f"-A COMPOSER-POSTROUTING -s {subnet} -o {out} -m conntrack --ctstate DNAT {c} -j MASQUERADE")
     # the host reaching a published port on one of its own addresses (not 127.0.0.0/8: the proxy)
     nat.append(f"-A COMPOSER-POSTROUTING -o {bridge} -m addrtype --src-type LOCAL -m conntrack --ctstate DNAT {c} "
                "-j MASQUERADE")
@@ -182,7 +192,7 @@ def add_network(bridge: str, subnets: Sequence[str], *, internal: bool) -> None:
             old = _tagged(_save(table), f"composer:net:{bridge}")
             _restore(table, ["-D" + line[2:] for line in old])
         _restore("nat", nat)
-        _restore("filter", filt + isolation)
+        _restore("filter", filt + isolation + head)
 
 
 def remove_network(bridge: str) -> None:

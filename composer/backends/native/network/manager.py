@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.backends.native.network import firewall, ipam, netlink, owners
+from composer import durable, faults
+from composer.backends.native.network import bridge_options, firewall, ipam, netlink, owners
 from composer.errors import BackendError, NotFoundError, PortInUseError, UnsupportedFeatureError
 
 BACKEND = "native"
@@ -54,6 +55,8 @@ def _error(message: str, operation: str, cls: type[BackendError] = BackendError)
 
 
 RELEASE_WAIT_SECONDS = 2.0
+REMOVING_SUFFIX = ".removing"  # a network's state being removed: .<bridge>.json.removing (a journal)
+CREATING_SUFFIX = ".creating"  # a bridge being made, its state not yet written: .<bridge>.json.creating
 
 
 def _releasing(state: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -74,11 +77,9 @@ def _await_released(state: dict[str, Any], patience: float = RELEASE_WAIT_SECOND
 
 
 def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # compact: with indent, json falls back to its pure-Python encoder, and a network's state
     # (every endpoint) is rewritten at each container start
-    tmp.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
-    os.replace(tmp, path)
+    durable.write_file(path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), mode=0o644)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -114,8 +115,10 @@ class Attachment:
     interface_name: str | None = None
 
 
-def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
-    """Compose ``ports`` (PortConfig) as one mapping per host port; a range maps port by port.
+def expand_ports(ports: Sequence[Any], default_host_ip: str = "0.0.0.0") -> list[PublishedPort]:
+    """Compose ``ports`` (PortConfig) as one mapping per host port; a range maps port by port;
+    a port without a host address on ``default_host_ip`` ("" at create: the network decides at
+    start, its ``host_binding_ipv4`` or every address).
 
     A port without a published one gets host port 0: ``attach`` picks a free one.
 
@@ -129,13 +132,13 @@ def expand_ports(ports: Sequence[Any]) -> list[PublishedPort]:
         if protocol not in ("tcp", "udp"):
             raise _error(f"port {port.target}/{protocol}: only tcp and udp are supported", "create",
                          UnsupportedFeatureError)
-        host_ip = port.host_ip or "0.0.0.0"
+        host_ip = port.host_ip or default_host_ip
         first, last = port.published_range or (0, 0)
         if ":" in host_ip:
             raise _error(f"port {host_ip}:{first}: IPv6 host addresses are not supported yet", "create",
                          UnsupportedFeatureError)
         try:  # an address, never a name: iptables and bind would each resolve a name their own way
-            ipaddress.IPv4Address(host_ip)
+            ipaddress.IPv4Address(host_ip or "0.0.0.0")  # "": decided at start (host_binding_ipv4)
         except ValueError:
             raise _error(f"port {port.target}: invalid host address {host_ip!r}", "create") from None
         if first == 0:  # none published: host port 0, a free one chosen at start (attach), as Docker does
@@ -200,6 +203,24 @@ def _no_route_localnet(bridge: str) -> None:
         netlink.write_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "0")
 
 
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def _bridged_frames_through_iptables() -> None:
+    """Have frames between ports of one bridge go through iptables (br_netfilter), without which
+    an ``enable_icc: false`` rule would never see them; dockerd loads and sets the same.
+
+    :raises BackendError: the module cannot be loaded (the option would then be ignored).
+    """
+    if not os.path.exists(BRIDGE_NF):
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+    try:
+        netlink.write_sysctl("net.bridge.bridge-nf-call-iptables", "1")
+    except OSError as exc:
+        raise _error(f"enable_icc=false needs the br_netfilter module (bridge-nf-call-iptables): {exc.strerror}",
+                     "create network") from None
+
+
 def _netns_pid(netns: str) -> int | None:
     """The pid in ``/proc/<pid>/ns/net``, else None."""
     parts = netns.split("/")
@@ -261,6 +282,7 @@ class NetworkManager:
     def __init__(self, run_root: Path | str | None = None, *, python: str | None = None) -> None:
         self.run_root = Path(run_root or os.environ.get("COMPOSER_RUN_ROOT") or DEFAULT_RUN_ROOT)
         self.networks_dir = self.run_root / "networks"
+        self._finished: list[str] = []
         self.python = python or sys.executable
 
     # --- names and state -----------------------------------------------------------------------
@@ -278,13 +300,56 @@ class NetworkManager:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """The networks' lock; once held, what a holder killed midway left is finished first:
+        removals journalled by ``remove_network`` and temporaries of state writes."""
         self.networks_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         fd = os.open(self.networks_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._finished = self._finish_removals()
             yield
         finally:
             os.close(fd)
+
+    def _finish_removals(self) -> list[str]:
+        """Finish the removals a killed ``remove_network`` left (their journal files); the
+        bridges torn down. Call it holding the lock."""
+        done = []
+        for name in os.listdir(self.networks_dir):
+            if durable.is_temporary(name):
+                continue
+            journal = self.networks_dir / name
+            if name.startswith(".") and name.endswith(REMOVING_SUFFIX):
+                state = _read_json(journal)
+                if state is not None:
+                    self._teardown(state)
+                    done.append(str(state.get("bridge")))
+                journal.unlink(missing_ok=True)
+            elif name.startswith(".") and name.endswith(CREATING_SUFFIX):
+                bridge = str((_read_json(journal) or {}).get("bridge") or "")
+                if bridge.startswith(BRIDGE_PREFIX) and not (self.networks_dir / f"{bridge}.json").exists():
+                    self._teardown_bridge(bridge)  # made, never recorded: nobody else would ever remove it
+                    done.append(bridge)
+                journal.unlink(missing_ok=True)
+        durable.remove_stale_temporaries(self.networks_dir)
+        return done
+
+    def recover(self) -> list[str]:
+        """Finish what commands killed midway left (journals, temporaries); the bridges removed."""
+        with self._locked():
+            return self._finished
+
+    def _teardown(self, state: Mapping[str, Any]) -> None:
+        """A network's bridge, rules, endpoints' veths and proxies (none of them an error when gone)."""
+        with netlink.host() as links:
+            for endpoint in state.get("endpoints", {}).values():
+                stop_proxy(endpoint)
+                with contextlib.suppress(netlink.LinkError):
+                    links.delete(endpoint.get("veth") or "")
+            for veth in _await_released(dict(state)):  # the kernel is slow to: delete them
+                with contextlib.suppress(netlink.LinkError):
+                    links.delete(veth)
+        self._teardown_bridge(state["bridge"])
 
     def network(self, name: str) -> dict[str, Any] | None:
         """The state of network ``name`` (its full name), or None."""
@@ -334,6 +399,10 @@ class NetworkManager:
         if (config.driver or "bridge") != "bridge":
             raise _error(f"network {name}: driver {config.driver} is not supported by the native backend",
                          "create network", UnsupportedFeatureError)
+        try:
+            options = bridge_options.parse(name, config.driver_opts)
+        except bridge_options.BridgeOptionError as exc:
+            raise _error(str(exc), "create network", UnsupportedFeatureError) from None
         with self._locked():
             existing = self.network(name)
             if existing is not None:
@@ -342,18 +411,33 @@ class NetworkManager:
                 pools = self._pools(name, config)
             except ipam.IPAMError as exc:
                 raise _error(str(exc), "create network") from None
-            bridge = self.bridge_name(name)
+            bridge = options.name or self.bridge_name(name)
+            if options.name is not None and os.path.exists(f"/sys/class/net/{bridge}"):
+                # Docker would enslave its containers to a bridge of the host's: composer owns
+                # (and at down deletes) the bridges it plumbs, so an existing link is refused.
+                raise _error(f"network {name}: driver_opts {bridge_options.BRIDGE_NAME}: a link named {bridge} "
+                             "exists already", "create network")
+            elif os.path.exists(f"/sys/class/net/{bridge}"):  # made by a create killed before its state was written
+                self._teardown_bridge(bridge)
             state = {"name": name, "project": project, "key": key, "bridge": bridge, "driver": "bridge",
-                     "driver_opts": dict(config.driver_opts), "labels": dict(config.labels),
+                     "driver_opts": dict(config.driver_opts), "options": options.to_json(),
+                     "labels": dict(config.labels),
                      "internal": bool(config.internal), "enable_ipv6": bool(config.enable_ipv6),
                      "attachable": bool(config.attachable), "pools": [p.to_json() for p in pools],
                      "users": [], "endpoints": {}, "created": time.time(), "config_hash": config_hash}
+            # journalled: a create killed between the bridge and its state file leaves the journal,
+            # and the next holder of the lock (any command of any project) removes that bridge
+            journal = self.networks_dir / f".{bridge}.json{CREATING_SUFFIX}"
+            _atomic_json(journal, {"bridge": bridge, "name": name})
             try:
-                self._setup_bridge(bridge, pools, internal=bool(config.internal))
+                self._setup_bridge(bridge, pools, internal=bool(config.internal), options=options)
+                faults.point("network.create.bridge-made")
                 _atomic_json(self._path(name), state)
             except BaseException:
                 self._teardown_bridge(bridge)
                 raise
+            finally:
+                journal.unlink(missing_ok=True)
         try:
             self._dns_sync(project)
         except BaseException:
@@ -375,10 +459,15 @@ class NetworkManager:
             pools.append(ipam.default_v6(name, used))
         return pools
 
-    def _setup_bridge(self, bridge: str, pools: Sequence[ipam.Pool], *, internal: bool) -> None:
-        mac = "02:" + ":".join(bridge[4 + i:6 + i] for i in (0, 2, 4)) + ":00:01"
+    def _setup_bridge(self, bridge: str, pools: Sequence[ipam.Pool], *, internal: bool,
+                      options: bridge_options.BridgeOptions | None = None) -> None:
+        options = options or bridge_options.BridgeOptions()
+        digest = hashlib.sha256(bridge.encode()).hexdigest() if options.name else bridge[4:]
+        mac = "02:" + ":".join(digest[i:2 + i] for i in (0, 2, 4)) + ":00:01"
+        if not options.icc:
+            _bridged_frames_through_iptables()
         with netlink.host() as links:
-            links.add_bridge(bridge, mac)
+            links.add_bridge(bridge, mac, options.mtu)
             owners.label(bridge, self.run_root)
             for pool in pools:
                 links.add_address(bridge, ipaddress.ip_interface(f"{pool.gateway}/{pool.subnet.prefixlen}"))
@@ -386,7 +475,8 @@ class NetworkManager:
         _no_route_localnet(bridge)
         if not internal:
             netlink.write_sysctl("net.ipv4.ip_forward", "1")
-        firewall.add_network(bridge, [str(p.subnet) for p in pools], internal=internal)
+        firewall.add_network(bridge, [str(p.subnet) for p in pools], internal=internal, icc=options.icc,
+                             masquerade=options.masquerade)
 
     def _teardown_bridge(self, bridge: str) -> None:
         with contextlib.suppress(netlink.LinkError), netlink.host() as links:
@@ -400,17 +490,15 @@ class NetworkManager:
             state = self.network(name)
             if state is None:
                 return
-            with netlink.host() as links:
-                for endpoint in state.get("endpoints", {}).values():
-                    stop_proxy(endpoint)
-                    with contextlib.suppress(netlink.LinkError):
-                        links.delete(endpoint.get("veth") or "")
-                for veth in _await_released(state):  # the kernel is slow to: delete them
-                    with contextlib.suppress(netlink.LinkError):
-                        links.delete(veth)
-            self._teardown_bridge(state["bridge"])
-            with contextlib.suppress(FileNotFoundError):
-                self._path(name).unlink()
+            # journalled: the state file is renamed out of sight first, so that a removal killed
+            # midway is finished by the next holder of the lock (_finish_removals), whether the
+            # next command is an up or a down, instead of leaving a network without its bridge
+            path = self._path(name)
+            journal = path.with_name(f".{path.name}{REMOVING_SUFFIX}")
+            os.replace(path, journal)
+            self._teardown(state)
+            faults.point("network.remove.bridge-removed")
+            journal.unlink(missing_ok=True)
         self._dns_sync(state["project"])
 
     # --- containers ----------------------------------------------------------------------------
@@ -437,10 +525,13 @@ class NetworkManager:
     def reserve(self, project: str, container: str, service: Any, networks: Sequence[Attachment]) -> Reservation:
         """The first half of ``attach``, which needs no namespace yet: the container's addresses
         and published ports, taken in the networks' state. On error nothing stays taken."""
-        ports = expand_ports(getattr(service, "ports", ()) or ())
         endpoints: dict[str, dict[str, Any]] = {}
         try:
             with self._locked():
+                # a port without a host address binds the first network's host_binding_ipv4, as Docker's
+                first = self.network(networks[0].network) if networks else None
+                binding = bridge_options.from_state(first).host_binding_ipv4 if first is not None else None
+                ports = expand_ports(getattr(service, "ports", ()) or (), default_host_ip=binding or "0.0.0.0")
                 if ports:
                     self._release_ports(container)
                 ports = self._choose_host_ports(container, ports)
@@ -626,7 +717,8 @@ class NetworkManager:
                 if os.path.exists(f"/sys/class/net/{endpoint['veth']}"):
                     host.delete(endpoint["veth"])  # a stale one from a crashed start
                 host.add_veth(endpoint["veth"], state["bridge"], netns, attachment.interface_name or f"eth{i}",
-                              endpoint["mac"])
+                              endpoint["mac"], bridge_options.from_state(state).mtu)
+                faults.point("network.attach.veth-made")
                 owners.label(endpoint["veth"], self.run_root)
         with netlink.namespace(netns) as inside:
             inside.set_up("lo")
@@ -668,6 +760,13 @@ class NetworkManager:
             domain = getattr(service, "domainname", None)
             full = f"{hostname}.{domain} {hostname}" if domain else hostname
             body = [line for line in hosts.read_text().splitlines() if not line.startswith("127.0.1.1\t")]
+            # extra_hosts' host-gateway: Docker writes the default bridge's gateway (docker0's
+            # address, the host's). The native backend has no default bridge: the host's end of
+            # the container's first network is the address of the host it surely reaches (its
+            # default route goes there when that network is not internal, and it is on-link
+            # anyway), so that network's gateway stands for the host, IPv4 first as in Docker.
+            body = [f"{gateway}\t{line.partition(chr(9))[2]}" if line.startswith("host-gateway\t") else line
+                    for line in body]
             body += [f"{first[k]}\t{full}" for k in ("ipv4", "ipv6") if first.get(k)]
             with open(hosts, "r+") as f:
                 f.seek(0)
@@ -756,7 +855,13 @@ class NetworkManager:
 
     def _dns_sync(self, project: str) -> None:
         """Start the project's DNS daemon, or make it listen on the networks' current gateways;
-        returns once it listens (or stops it when the project has no network left)."""
+        returns once it listens (or stops it when the project has no network left). Under the
+        networks' lock: two networks of a project created in parallel each found no daemon and
+        started one, and the one whose pid.json lost was never stopped."""
+        with self._locked():
+            self._dns_sync_locked(project)
+
+    def _dns_sync_locked(self, project: str) -> None:
         gateways = sorted({p["gateway"] for n in self.all_networks()
                            if project == n.get("project") for p in n.get("pools", ())})
         pid = self.dns_pid(project)
@@ -766,6 +871,7 @@ class NetworkManager:
             return
         if pid is None:
             self._start_dns(project)
+            faults.point("network.dns.started")
         else:
             before = (self.dns_dir(project) / "listening.json").stat().st_mtime_ns
             os.kill(pid, signal.SIGHUP)

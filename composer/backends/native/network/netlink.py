@@ -314,11 +314,13 @@ class HostLinks(_Base):
     def __enter__(self) -> HostLinks:
         return self
 
-    def add_bridge(self, name: str, mac: str | None = None) -> None:
+    def add_bridge(self, name: str, mac: str | None = None, mtu: int | None = None) -> None:
         """Create bridge ``name`` (an existing one is kept)."""
         attrs: list[Any] = [("IFLA_IFNAME", name)]
         if mac:
             attrs.append(("IFLA_ADDRESS", mac))
+        if mtu:
+            attrs.append(("IFLA_MTU", mtu))
         attrs.append(("IFLA_LINKINFO", {"attrs": [
             ("IFLA_INFO_KIND", "bridge"),
             ("IFLA_INFO_DATA", {"attrs": [("IFLA_BR_STP_STATE", 0), ("IFLA_BR_FORWARD_DELAY", 0)]}),
@@ -343,9 +345,11 @@ class HostLinks(_Base):
             raise
         return True
 
-    def add_veth(self, name: str, bridge: str, netns: str, peer: str, mac: str | None = None) -> None:
+    def add_veth(self, name: str, bridge: str, netns: str, peer: str, mac: str | None = None,
+                 mtu: int | None = None) -> None:
         """A veth pair: ``name`` on the host, enslaved to ``bridge`` and up; ``peer`` created
-        directly inside the network namespace at path ``netns`` (no move), with ``mac``."""
+        directly inside the network namespace at path ``netns`` (no move), with ``mac``; both
+        ends with ``mtu`` when given (the bridge's, as Docker sets it)."""
         master = self.index(bridge)
         if master is None:
             raise LinkError(errno.ENODEV, f"no such bridge: {bridge}")
@@ -354,10 +358,14 @@ class HostLinks(_Base):
             peer_attrs: list[Any] = [("IFLA_IFNAME", peer), ("IFLA_NET_NS_FD", fd)]
             if mac:
                 peer_attrs.append(("IFLA_ADDRESS", mac))
+            if mtu:
+                peer_attrs.append(("IFLA_MTU", mtu))
             spec = {"family": socket.AF_UNSPEC, "ifi_type": 0, "index": 0, "flags": 0, "change": 0,
                     "attrs": peer_attrs}
             attrs = [("IFLA_IFNAME", name), ("IFLA_MASTER", master), ("IFLA_LINKINFO", {"attrs": [
                 ("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", spec)]})]})]
+            if mtu:
+                attrs.append(("IFLA_MTU", mtu))
             # enslaved and up in the same request (the kernel configures a new link's master and
             # flags as it registers it, and unregisters it if that fails)
             self._request(_link_message(up=True, attrs=attrs), RTM_NEWLINK, _CREATE, f"veth {name} on {bridge}")

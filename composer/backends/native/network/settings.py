@@ -114,6 +114,16 @@ def published_ports(run_root: Path) -> dict[str, list[PortMapping]]:
     return found
 
 
+# ``extra_hosts: name:host-gateway``: the address the host answers on (composer.backends.native.
+# network.manager writes it into /etc/hosts at start).
+HOST_GATEWAY = "host-gateway"
+
+
+def _address(entry: str) -> str:
+    """The address of an ``extra_hosts`` entry (``name=address`` or ``name:address``)."""
+    return entry.partition("=")[2] if "=" in entry else entry.partition(":")[2]
+
+
 def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
     """What the container's config.json records about its networking.
 
@@ -131,6 +141,9 @@ def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
         owner = spec.namespace_containers.get("network_mode") or mode.partition(":")[2]
         project = owner_project(run_root, spec.project_name, owner)
         return {"mode": "container", "run_root": str(run_root), "project": project, "container": owner}
+    if mode in ("none", "host") and any(_address(entry) == HOST_GATEWAY for entry in service.extra_hosts):
+        raise _unsupported(f"service {service.name}: extra_hosts: {HOST_GATEWAY} needs a network (it is the gateway "
+                           f"of the container's first network), not network_mode: {mode}", "create")
     if mode in ("none", "host"):
         if service.ports and mode == "none":
             raise _unsupported(f"service {service.name}: published ports need a network", "create")
@@ -139,7 +152,7 @@ def container_settings(spec: ContainerSpec, run_root: Path) -> dict[str, Any]:
         raise _unsupported(f"service {service.name}: network_mode: {mode} is not supported by the native backend "
                            "yet", "create")
     ports = [{"protocol": p.protocol, "host_ip": p.host_ip, "host_port": p.host_port, "target": p.target}
-             for p in expand_ports(service.ports or ())]
+             for p in expand_ports(service.ports or (), default_host_ip="")]
     attachments = [{"network": a.network_name, "aliases": list(a.aliases), "ipv4_address": a.ipv4_address,
                     "ipv6_address": a.ipv6_address, "mac_address": a.mac_address} for a in spec.networks]
     return {"mode": "bridge", "run_root": str(run_root), "attachments": attachments, "ports": ports,

@@ -27,6 +27,7 @@ host, even after kill -9 of everything.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -38,10 +39,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from composer import names
+from composer import durable, faults, names
 from composer.backends.native.image.store import ImageRecord, ImageStore, out_of_space, remove_tree, store_full
 from composer.backends.native.records import record_container
-from composer.backends.native.runtime import cgroups
+from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
 from composer.backends.native.runtime.init import atomic_json, process_start_time
@@ -129,6 +130,27 @@ def wait_pidfd(fd: int, timeout: float | None) -> bool:
     return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
 
 
+CREATING, REMOVING = ".creating", ".removing"  # staging folders of a create, a remove, in the project's folder
+
+
+def staging_name(kind: str) -> str:
+    """A staging folder's name: its kind, this process (pid and start time: who may reclaim it)
+    and random bytes."""
+    pid = os.getpid()
+    return f"{kind}-{pid}-{process_start_time(pid) or 0}-{secrets.token_hex(4)}"
+
+
+def staging_owner(name: str) -> tuple[int, int] | None:
+    """(pid, start time) of the process that made the staging folder ``name``; None for any
+    other name (a container's folder, the project's files)."""
+    kind, _, rest = name.partition("-")
+    if kind not in (CREATING, REMOVING):
+        return None
+    pid, _, rest = rest.partition("-")
+    start, _, _ = rest.partition("-")
+    return (int(pid), int(start)) if pid.isdigit() and start.isdigit() else None
+
+
 class Runtime:
     """Containers from images in ``store``; state under ``run_root``; cgroups under ``cgroup_parent``."""
 
@@ -174,7 +196,7 @@ class Runtime:
         folder = project_dir(self.run_root, project)
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file())
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -200,18 +222,24 @@ class Runtime:
         settings["seccomp_program"] = self.seccomp_program(settings)
         layers = [f"l/{layer.link}" for layer in reversed(self.store.layers(image))]
         run_dir = self.run_dir(project, name)
-        private_project_dir(self.run_root, project)
-        try:
-            run_dir.mkdir(mode=0o700)
-        except FileExistsError:
+        folder = private_project_dir(self.run_root, project)
+        if run_dir.exists():
             raise _error(f"container name {name} is already in use in project {project}", "create",
-                         AlreadyExistsError) from None
+                         AlreadyExistsError)
+        # built under a temporary name and renamed into place whole: a container's folder exists
+        # with its config.json or not at all, whenever this is killed; what a killed create leaves
+        # is a staging folder its owner's pid tells apart (reclaim)
+        staging = folder / staging_name(CREATING)
+        staging.mkdir(mode=0o700)
         data_dir = self.data_dir(container_id)
         try:
+            faults.point("runtime.create.staged")
+            atomic_json(str(staging / "creating.json"), {"id": container_id})
             data_dir.parent.mkdir(parents=True, exist_ok=True)
             data_dir.mkdir(mode=0o700)  # the container's log and its changes to the image: root's alone
             for sub in ("upper", "work", "rootfs"):
                 (data_dir / sub).mkdir(mode=0o755)
+            faults.point("runtime.create.data-made")
             if etc_source is not None:
                 settings["hostname"] = (etc_source / "hostname").read_text().strip()
                 for key in ("extra_hosts", "dns", "dns_search", "dns_opt"):
@@ -220,7 +248,7 @@ class Runtime:
             etc = {"/etc/hostname": etc_dir / "hostname", "/etc/hosts": etc_dir / "hosts",
                    "/etc/resolv.conf": etc_dir / "resolv.conf"}
             if etc_source is None:
-                self._write_etc_files(settings, etc)
+                self._write_etc_files(settings, {target: staging / path.name for target, path in etc.items()})
             config = {
                 **(extra or {}), **settings,
                 "id": container_id, "name": name, "project": project, "image": image.reference,
@@ -232,17 +260,54 @@ class Runtime:
                 "etc_files": {target: str(source) for target, source in etc.items()},
                 "cgroup": f"{self.cgroup_parent}/{container_id}",
             }
-            atomic_json(str(run_dir / "config.json"), config)
+            atomic_json(str(staging / "config.json"), config)
             # a copy beside the container's files, which outlive the run root: after a reboot it
             # tells which run root and project they belong to (residue.py, reboot.py)
-            record_container(config, data_dir)
+            record_container(config, data_dir, etc_dir=staging)
+            faults.point("runtime.create.config-written")
+            try:
+                os.rename(staging, run_dir)  # fails on a folder with anything in it: a racing create
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                raise _error(f"container name {name} is already in use in project {project}", "create",
+                             AlreadyExistsError) from None
+            durable.fsync_dir(folder)
+            faults.point("runtime.create.renamed")
         except BaseException as exc:
-            remove_tree(run_dir)
+            remove_tree(staging)
             remove_tree(data_dir)
             if out_of_space(exc) and os.stat(self.store.root).st_dev != os.stat(self.run_root).st_dev:
                 raise store_full(self.store.root, f"creating container {name}", "create") from exc
             raise
         return container_id
+
+    def reclaim(self, project: str) -> list[str]:
+        """Remove what a create or remove killed midway left in the project's folder: staging
+        folders (CREATING, REMOVING) whose owner process is gone, with the writable layer their
+        creating.json or config.json names. Call it holding the project's lock. The names removed.
+        """
+        folder = project_dir(self.run_root, project)
+        removed = durable.remove_stale_temporaries(folder) if folder.is_dir() else []
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+            owner = staging_owner(entry.name)
+            if owner is None or process_start_time(owner[0]) == owner[1]:
+                continue
+            state = _read_json(entry / "state.json") or {}
+            if state.get("cgroup"):  # a remove killed midway: the container's processes and cgroup
+                with contextlib.suppress(OSError, KeyError, ValueError):
+                    cgroup = cgroups.Cgroup.from_json(state["cgroup"])
+                    for pid in cgroups.pids(cgroup):
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                    cgroups.remove(cgroup)
+            for record in ("config.json", "creating.json"):
+                container_id = str((_read_json(entry / record) or {}).get("id") or "")
+                if len(container_id) == 64 and all(c in "0123456789abcdef" for c in container_id):
+                    remove_tree(self.data_dir(container_id))
+            remove_tree(entry)
+            removed.append(entry.name)
+        return removed
 
     def seccomp_program(self, settings: Mapping[str, Any]) -> str | None:
         """The container's seccomp filter (hex; None for none), cached under the store root.
@@ -420,18 +485,22 @@ class Runtime:
             state = _read_json(self.run_dir(project, name) / "state.json") or {}
             if state.get("cgroup"):
                 cgroups.remove(cgroups.Cgroup.from_json(state["cgroup"]))
+            faults.point("runtime.remove.cgroup-removed")
+            # out of sight first (whole), then removed: a remove killed midway leaves a staging
+            # folder that reclaim finishes, never a half-removed container that blocks its name
+            staging = project_dir(self.run_root, project) / staging_name(REMOVING)
+            os.rename(self.run_dir(project, name), staging)
+            faults.point("runtime.remove.renamed")
             remove_tree(self.data_dir(str(config["id"])))
-            remove_tree(self.run_dir(project, name))
+            faults.point("runtime.remove.data-removed")
+            remove_tree(staging)
         with contextlib.suppress(OSError):
             (self.run_root / project).rmdir()
 
     def logs(self, project: str, name: str) -> list[dict[str, str]]:
         """The container's log records so far (``log``, ``stream``, ``time``)."""
         config = self.config(project, name, "logs")
-        try:
-            text = Path(config["log_path"]).read_text()
-        except FileNotFoundError:
-            return []
+        text = logfiles.read_all(str(config["log_path"])).decode("utf-8", "replace")
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def output(self, project: str, name: str, stream: str | None = None) -> str:

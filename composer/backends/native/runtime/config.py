@@ -14,13 +14,14 @@ The configuration (a JSON object, read by ``init.py``)::
     capabilities, privileged, no_new_privileges, seccomp ("default" | "unconfined" | a profile file)
     seccomp_program          hex of the compiled filter (added by Runtime.create), null for none
     masked_paths, readonly_paths, mounts [{type: bind|tmpfs|volume, source, target, readonly, propagation,
-                             recursive, options, fill}] (parents first)
+                             recursive, options, fill, subpath}] (parents first)
     etc_files {"/etc/hosts": <file in run_dir>...}, shm_size, sysctls, ulimits {name: [soft, hard]}
     netns                    null (a new network namespace), "host", or a /proc/<pid>/ns/net path to join
     ipcns, pidns             null (a namespace of its own), "host", "none" (ipc only: no /dev/shm), or a
                              /proc/<pid>/ns/ipc|pid path to join (set by Runtime.start for service:/container:)
     init_binary              tini-static to run as PID 1 (``init: true``), or null
     cgroup, limits           the cgroup's relative path and cgroups.Limits fields
+    logging                  {driver: json-file|local|none, max_size, max_file, compress} (logfiles.py)
     oom_score_adj, stop_signal, stop_grace_period
 """
 
@@ -49,8 +50,8 @@ IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
                "kernel.shmmni", "kernel.shm_rmid_forced")
 # Service keys the runtime does not honour yet: refusing beats silently ignoring.
 UNSUPPORTED = ("blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "device_cgroup_rules",
-               "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from", "stdin_open",
-               "tty", "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
+               "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from",
+               "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
 
 
 def masked_paths(cpus_dir: str = CPUS_DIR) -> list[str]:
@@ -253,12 +254,28 @@ def mounts(volumes: Sequence[Any], tmpfs: Sequence[str], volume_paths: Mapping[s
                            "recursive": recursive or "enabled"})
         elif volume.type == "volume" and volume_paths and volume.target in volume_paths:
             nocopy = bool(volume.volume is not None and volume.volume.nocopy)
-            result.append({"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
-                           "readonly": bool(volume.read_only), "fill": not nocopy})
+            entry = {"type": "volume", "source": volume_paths[volume.target], "target": volume.target,
+                     "readonly": bool(volume.read_only), "fill": not nocopy}
+            if volume.volume is not None and volume.volume.subpath:
+                # the subfolder is mounted, not filled from the image (its volume may be shared)
+                entry.update(subpath=volume_subpath(volume.volume.subpath, volume.target), fill=False)
+            result.append(entry)
         else:
             raise unsupported(f"{volume.type} mounts are not supported by the native runtime yet ({volume.target})")
     # Parents before what is mounted inside them, whatever the order in the file (Docker sorts so).
     return sorted(result, key=lambda mount: mount_depth(mount["target"]))
+
+
+def volume_subpath(subpath: str, target: str) -> str:
+    """``volume.subpath`` checked as Docker checks it (a relative path within the volume, no
+    ``..``); symlinks in it are refused when it is mounted (``init.open_beneath``).
+
+    :raises UnsupportedFeatureError: an absolute path, or one with a ``..`` component.
+    """
+    parts = [part for part in subpath.split("/") if part not in ("", ".")]
+    if subpath.startswith("/") or ".." in parts or not parts:
+        raise unsupported(f"volume subpath {subpath!r} of {target} must be a relative path within the volume")
+    return "/".join(parts)
 
 
 def mount_depth(target: str) -> int:
@@ -305,6 +322,84 @@ def resolv_conf(host_text: str, dns: Sequence[str], search: Sequence[str], optio
     return text
 
 
+def resource_limits(service: Any) -> dict[str, Any]:
+    """The cgroup limits (``cgroups.Limits`` fields) of the service keys and, over them,
+    ``deploy.resources`` as v2's ``getDeployResources`` maps them for dockerd: limits.memory is
+    the memory limit, limits.cpus the CFS quota (NanoCPUs: a 100 ms period), limits.pids the pids
+    limit, reservations.memory the soft limit (memory.low on cgroup v2). reservations.cpus
+    reaches no engine (v2 leaves it out: a Swarm scheduling reservation), here neither.
+    The loader already refused a service key and its deploy twin with distinct values.
+
+    :raises UnsupportedFeatureError: device or generic-resource requests (GPUs).
+    """
+    resources = service.deploy.resources if service.deploy is not None else None
+    limit = resources.limits if resources is not None else None
+    reservation = resources.reservations if resources is not None else None
+    for group, section in (("limits", limit), ("reservations", reservation)):
+        if section is None:
+            continue
+        for key in ("devices", "generic_resources"):
+            if getattr(section, key):
+                raise unsupported(f"service {service.name}: deploy.resources.{group}.{key} is not supported by the "
+                                  "native backend")
+    cpus = (limit.cpus if limit is not None else None) or service.cpus
+    cpu_quota, cpu_period = service.cpu_quota, service.cpu_period
+    if cpus:
+        cpu_period = cpu_period or 100000
+        cpu_quota = int(cpus * cpu_period)
+    memory = (limit.memory if limit is not None else None) or service.mem_limit
+    reserved = (reservation.memory if reservation is not None else None) or service.mem_reservation
+    pids = limit.pids if limit is not None and limit.pids is not None and limit.pids > 0 else service.pids_limit
+    return {"memory": int(memory) if memory is not None else None,
+            "memory_swap": int(service.memswap_limit) if service.memswap_limit is not None else None,
+            "memory_reservation": int(reserved) if reserved is not None else None,
+            "cpu_quota": cpu_quota, "cpu_period": cpu_period, "cpu_shares": service.cpu_shares,
+            "cpuset_cpus": service.cpuset, "cpuset_mems": None, "pids": pids,
+            "all_devices": service.privileged}
+
+
+LOG_DRIVERS = ("json-file", "local", "none")
+LOG_OPTIONS = ("max-size", "max-file", "compress")
+
+
+def log_settings(service: Any) -> dict[str, Any]:
+    """``logging`` as the monitor writes it (``logfiles.RotatingFile``): the json-file and local
+    drivers with Docker's rotation options, or none. Unlike Docker's json-file default (one file,
+    never rotated), a log is always bounded: without ``max-size`` both drivers rotate at the local
+    driver's 20 MB x 5 files, so that a chatty service cannot fill the disk. Whatever the driver,
+    the files hold json-file lines (the format on disk is native's own business).
+
+    :raises UnsupportedFeatureError: another driver, another option, or a bad value.
+    """
+    from composer.backends.native.runtime.logfiles import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE
+    from composer.spec.units import UnitError, parse_bytes
+
+    logging = service.logging
+    driver = (logging.driver if logging is not None else None) or "json-file"
+    options = {k: v for k, v in (logging.options.items() if logging is not None else ()) if v is not None}
+    where = f"service {service.name}: logging"
+    if driver not in LOG_DRIVERS:
+        raise unsupported(f"{where} driver {driver} is not supported by the native backend (json-file, local, none)")
+    for key in options:
+        if driver == "none" or key not in LOG_OPTIONS:
+            raise unsupported(f"{where} option {key} is not supported by the native backend for the {driver} driver")
+    if driver == "none":
+        return {"driver": "none"}
+    try:
+        size = parse_bytes(options["max-size"]) if "max-size" in options else DEFAULT_MAX_SIZE
+    except UnitError as exc:
+        raise unsupported(f"{where} option max-size: {exc}") from None
+    count_text = options.get("max-file", str(DEFAULT_MAX_FILE if "max-size" not in options or driver == "local" else 1))
+    compress_text = options.get("compress", "true" if driver == "local" else "false").lower()
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise unsupported(f"{where} option max-file: {count_text!r} is not a whole number of at least 1")
+    if size < 1:
+        raise unsupported(f"{where} option max-size: it must be positive")
+    if compress_text not in ("true", "false", "1", "0"):
+        raise unsupported(f"{where} option compress: {compress_text!r} is not true or false")
+    return {"driver": driver, "max_size": size, "max_file": int(count_text), "compress": compress_text in ("true", "1")}
+
+
 def service_config(service: Any, image_config: Mapping[str, Any], *, container_id: str, hostname: str | None = None,
                    volume_paths: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The part of the helper's configuration that comes from the service and the image config
@@ -316,6 +411,9 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         value = getattr(service, key, None)
         if value not in (None, False, (), {}, "") and not (hasattr(value, "__len__") and len(value) == 0):
             raise unsupported(f"service {service.name}: {key} is not supported by the native backend yet")
+    if service.use_api_socket:  # it shares an engine's API socket: the native backend has no engine
+        raise unsupported(f"service {service.name}: use_api_socket is not supported by the native backend (it has "
+                          "no engine API socket to share; use --backend docker)")
     if service.cgroup not in (None, "private"):
         raise unsupported(f"service {service.name}: cgroup: {service.cgroup} is not supported by the native backend "
                           "yet")
@@ -327,17 +425,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
     host = service.hostname or hostname or container_id[:12]
     nnp, seccomp = security(service.security_opt)
     ulimits = {name: [int(u.soft), int(u.hard)] for name, u in service.ulimits.items()}
-    cpu_quota, cpu_period = service.cpu_quota, service.cpu_period
-    if service.cpus:
-        cpu_period = cpu_period or 100000
-        cpu_quota = int(service.cpus * cpu_period)
-    memory = int(service.mem_limit) if service.mem_limit is not None else None
-    memswap = int(service.memswap_limit) if service.memswap_limit is not None else None
-    limits = {"memory": memory, "memory_swap": memswap,
-              "memory_reservation": int(service.mem_reservation) if service.mem_reservation is not None else None,
-              "cpu_quota": cpu_quota, "cpu_period": cpu_period, "cpu_shares": service.cpu_shares,
-              "cpuset_cpus": service.cpuset, "cpuset_mems": None, "pids": service.pids_limit,
-              "all_devices": service.privileged}
+    limits = resource_limits(service)
     init_binary = None
     if service.init:
         init_binary = tini()
@@ -364,6 +452,7 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "ulimits": ulimits,
         "init_binary": init_binary,
         "limits": limits,
+        "logging": log_settings(service),
         "oom_score_adj": service.oom_score_adj,
         "read_only": service.read_only,
         "stop_signal": signal_number(service.stop_signal or image.get("StopSignal")),
@@ -372,4 +461,5 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
         "ipcns": ipcns, "pidns": pidns,  # likewise Runtime.start(ipcns=, pidns=)
         "extra_hosts": list(service.extra_hosts),
         "dns": list(service.dns), "dns_search": list(service.dns_search), "dns_opt": list(service.dns_opt),
+        "tty": bool(service.tty), "stdin_open": bool(service.stdin_open),  # runtime/console.py
     }

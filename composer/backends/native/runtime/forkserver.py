@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 
+from composer import faults
 from composer.backends.native.runtime.devices import program
 from composer.backends.native.runtime.init import main as helper_main
 from composer.backends.native.runtime.init import spare_main
@@ -125,6 +126,7 @@ class Server:
                 if self.spare is not None:
                     self.spare.channel.close()  # its monitor would outlive the forkserver with it: the spare never ends
                 os.setsid()
+                faults.point("forkserver.child.forked")
                 os.dup2(stderr_fd, 2)
                 os.close(stderr_fd)
                 code = helper_main(["helper", str(config_fd), str(sync_fd), *([str(net_fd)] if net_fd >= 0 else [])])

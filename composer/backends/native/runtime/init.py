@@ -44,6 +44,7 @@ monitor kills what is left in the cgroup (as runc does).
 
 from __future__ import annotations
 
+import errno
 import marshal
 import os
 import stat  # loaded by os already
@@ -51,7 +52,8 @@ import sys
 import time
 from _json import encode_basestring_ascii as _quote
 
-from composer.backends.native.runtime import cgroups
+from composer import durable, faults
+from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import linux as L
 
 TYPE_CHECKING = False  # typing costs ~10 ms of start-up
@@ -89,12 +91,10 @@ def dumps(value: Any) -> str:
 
 
 def atomic_json(path: str, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename), 0600:
-    state files hold whole environments and probe output, root's alone (as Docker's config.v2.json)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
-        f.write(dumps(data))
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically and durably (composer.durable: a temp name of its own,
+    fsync, rename, fsync of the folder), 0600: state files hold whole environments and probe
+    output, root's alone (as Docker's config.v2.json)."""
+    durable.write_file(path, dumps(data).encode(), mode=0o600)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -202,7 +202,8 @@ def remount_readonly(path: str, recursive: bool = False) -> None:
             | (L.MS_REC if recursive else 0))
 
 
-def mount_dev(root: str, shm_size: int, ipcns: str | None = None, shared_shm: int = -1) -> None:
+def mount_dev(root: str, shm_size: int, ipcns: str | None = None, shared_shm: int = -1,
+              console: bool = False) -> None:
     dev = in_root(root, "/dev", create="dir")
     L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
@@ -213,6 +214,8 @@ def mount_dev(root: str, shm_size: int, ipcns: str | None = None, shared_shm: in
         os.symlink(target, os.path.join(dev, name))
     for name in ("pts", "shm", "mqueue"):
         os.mkdir(os.path.join(dev, name), 0o755)
+    if console:  # the terminal's peer is bound here (console.open_terminal), as runc does
+        os.close(os.open(os.path.join(dev, "console"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     L.mount("devpts", os.path.join(dev, "pts"), "devpts", L.MS_NOSUID | L.MS_NOEXEC,
             "newinstance,ptmxmode=0666,mode=0620,gid=5")
     mount_shm(os.path.join(dev, "shm"), shm_size, ipcns, shared_shm)
@@ -313,10 +316,23 @@ def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
     """
     kind = mount["type"]
     source = str(mount.get("source") or "")
-    create = "dir" if kind == "tmpfs" or os.path.isdir(source) else "file"
+    subpath = mount.get("subpath") if kind == "volume" else None
+    inside = -1
+    if subpath:
+        try:
+            inside = open_beneath(source, subpath)
+        except OSError as exc:
+            reason = ("it leads through a symlink or out of the volume" if exc.errno in (errno.ELOOP, errno.EXDEV)
+                      else exc.strerror or str(exc))
+            raise MountError(exc.errno, f"cannot mount the volume subpath {subpath} on {mount['target']}: "
+                                        f"{reason}") from None
+    is_dir = stat.S_ISDIR(os.fstat(inside).st_mode) if subpath else os.path.isdir(source)
+    create = "dir" if kind == "tmpfs" or is_dir else "file"
     try:
         target = open_in_root(root_fd, mount["target"], create=create)
     except OSError as exc:
+        if inside >= 0:
+            os.close(inside)
         raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
     try:
         _check_mount_target(root_fd, target, mount)
@@ -327,12 +343,30 @@ def mount_user(root_fd: int, mount: dict[str, Any]) -> None:
         if kind == "volume" and mount.get("fill"):
             fill_volume(target, source)
         recursive = mount.get("recursive") or "enabled"
-        bind(source, target, readonly=bool(mount.get("readonly")), propagation=mount.get("propagation") or "rprivate",
-             recursive=recursive != "disabled", readonly_submounts=recursive != "writable")
+        bind(inside if subpath else source, target, readonly=bool(mount.get("readonly")),
+             propagation=mount.get("propagation") or "rprivate", recursive=recursive != "disabled",
+             readonly_submounts=recursive != "writable")
     except OSError as exc:
         raise MountError(exc.errno, f"cannot mount on {mount['target']}: {exc.strerror or exc}") from None
     finally:
         os.close(target)
+        if inside >= 0:
+            os.close(inside)
+
+
+BENEATH = L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_MAGICLINKS | L.RESOLVE_NO_XDEV
+
+
+def open_beneath(base: str, relative: str) -> int:
+    """An O_PATH fd of ``relative`` inside the directory ``base`` (a volume's), the kernel refusing
+    during the walk any symlink (ELOOP), ``..`` out of it and another mount (EXDEV): the volume's
+    content is a container's to write, so the mount goes through this fd, never the path again.
+    Stricter than Docker, which follows a symlink that stays inside the volume."""
+    base_fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return L.openat2(base_fd, relative, os.O_PATH, BENEATH)
+    finally:
+        os.close(base_fd)
 
 
 # The /proc files runc lets a bind replace (lxcfs's): a file of the host's, never a directory.
@@ -476,7 +510,7 @@ def setup_rootfs(cfg: dict[str, Any], shared_shm: int = -1) -> None:
     L.mount("proc", proc, "proc", MASK_NO_DEV)
     # the container's procfs itself, held before anything else can be mounted over its path
     proc_fd = os.open(proc, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC) if cfg.get("sysctls") else -1
-    mount_dev(root, int(cfg.get("shm_size") or 64 << 20), cfg.get("ipcns"), shared_shm)
+    mount_dev(root, int(cfg.get("shm_size") or 64 << 20), cfg.get("ipcns"), shared_shm, bool(cfg.get("tty")))
     sys_dir = in_root(root, "/sys", create="dir")
     L.mount("sysfs", sys_dir, "sysfs", MASK_NO_DEV | (0 if privileged else L.MS_RDONLY))
     # From here on a volume may be on the way, which a running container can change: fds only.
@@ -626,11 +660,13 @@ def await_go(fd: int, failure: str) -> None:
         os.close(fd)
 
 
-def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgroup_fd: int = -1) -> None:
+def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgroup_fd: int = -1,
+                   console_fd: int = -1) -> None:
     """PID 1 of the new pid namespace: everything up to execve (raises on any failure).
     ``net_fd`` >= 0: announce the network namespace on ``sync_fd`` and wait for it to be
     configured (see the module doc). ``cgroup_fd`` >= 0: one byte there says the monitor has
-    moved this process into the container's cgroup (awaited before the cgroup namespace)."""
+    moved this process into the container's cgroup (awaited before the cgroup namespace).
+    ``console_fd`` >= 0 (``tty``): the socket the terminal's master goes to (console.py)."""
     L.make_undumpable()  # the host's python, seen from a joined pid namespace until execve
     os.umask(0o022)
     if cfg.get("oom_score_adj") is not None:
@@ -645,6 +681,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
         from composer.backends.native.runtime.seccomp import install
     if cfg.get("ulimits"):
         import resource  # noqa: F401 - imported before pivot_root, used by set_ulimits
+    terminal = _terminal_module(console_fd)  # imported before pivot_root, as seccomp
     netns = cfg.get("netns")
     if netns and netns != "host":
         join_namespace(netns, L.CLONE_NEWNET)
@@ -676,7 +713,7 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     L.unshare(L.CLONE_NEWCGROUP)  # in its cgroup by now: the namespace is rooted there
     if cfg.get("ulimits"):
         set_ulimits(cfg["ulimits"])
-    os.setsid()
+    _new_session(terminal, console_fd, cfg, uid)
     L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
     if no_new_privs:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
@@ -690,6 +727,23 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
     os.execve(path, args, env)
 
 
+def _terminal_module(console_fd: int) -> Any:
+    """runtime/console.py when PID 1 makes a terminal (``console_fd`` >= 0), else None."""
+    if console_fd < 0:
+        return None
+    from composer.backends.native.runtime import console
+
+    return console
+
+
+def _new_session(terminal: Any, console_fd: int, cfg: dict[str, Any], uid: int) -> None:
+    """PID 1's session; with a terminal (runc's setupConsole), that terminal's."""
+    if terminal is None:
+        os.setsid()
+    else:
+        terminal.open_terminal(console_fd, cfg.get("console_size"), uid)
+
+
 # --- the monitor -------------------------------------------------------------------------------
 
 
@@ -699,10 +753,14 @@ def rfc3339(ns: int) -> str:
 
 
 class LogWriter:
-    """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output."""
+    """Docker's json-file format: one ``{"log", "stream", "time"}`` object per line of output,
+    into a file rotated as ``logging`` says (``logfiles.settings``); the ``none`` driver keeps
+    nothing."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    def __init__(self, path: str, logging: dict[str, Any] | None = None) -> None:
+        wanted = logfiles.settings(logging)
+        self.file = None if wanted["driver"] == "none" else logfiles.RotatingFile(
+            path, wanted["max_size"], wanted["max_file"], wanted["compress"])
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def feed(self, stream: str, data: bytes) -> None:
@@ -715,17 +773,18 @@ class LogWriter:
         self.write(stream, [line + b"\n" for line in lines])
 
     def write(self, stream: str, chunks: list[bytes]) -> None:
-        if not chunks:
+        if not chunks or self.file is None:
             return
         now = rfc3339(time.time_ns())
         out = "".join(dumps({"log": chunk.decode("utf-8", "replace"), "stream": stream, "time": now}) + "\n"
                       for chunk in chunks)
-        os.write(self.fd, out.encode())
+        self.file.write(out.encode())
 
     def close(self) -> None:
         for stream, rest in self.partial.items():
             self.write(stream, [rest] if rest else [])
-        os.close(self.fd)
+        if self.file is not None:
+            self.file.close()
 
 
 def answer(sync_fd: int, message: dict[str, Any]) -> None:
@@ -759,25 +818,50 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
         err_r, err_w = os.pipe()
         go_r, go_w = os.pipe()
         fail_r, fail_w = os.pipe()
+        # interactive (console.py): the terminal's socket, or a pipe kept open as stdin
+        ours, theirs = _console_socket() if cfg.get("tty") else (None, -1)
+        in_r, in_w = os.pipe() if cfg.get("stdin_open") and not cfg.get("tty") else (-1, -1)
         enter_pid_namespace(cfg.get("pidns"))
         child = os.fork()
         if child == 0:
             try:
                 if net_fd < 0:
                     os.close(sync_fd)
-                for fd in (out_r, err_r, go_w, fail_r):
-                    os.close(fd)
+                for fd in (out_r, err_r, go_w, fail_r, in_w):
+                    if fd >= 0:
+                        os.close(fd)
+                if ours is not None:
+                    ours.close()
+                if in_r >= 0:
+                    os.dup2(in_r, 0)
+                    os.close(in_r)
                 _standard_streams(out_w, err_w)
-                container_main(cfg, sync_fd, net_fd, go_r)  # moved into the cgroup meanwhile
+                container_main(cfg, sync_fd, net_fd, go_r, theirs)  # moved into the cgroup meanwhile
             except BaseException as exc:
                 _first_process_failed(fail_w, exc)
-        for fd in (out_w, err_w, go_r, fail_w, *((net_fd,) if net_fd >= 0 else ())):
-            os.close(fd)
+        for fd in (out_w, err_w, go_r, fail_w, in_r, theirs, *((net_fd,) if net_fd >= 0 else ())):
+            if fd >= 0:
+                os.close(fd)
         not_moved = move_into_cgroup(cgroup, child, go_w)
         started = await_exec(cfg, cgroup, child, fail_r, not_moved)
+        if ours is not None:
+            from composer.backends.native.runtime import console
+
+            master = console.receive_master(ours)
+            os.close(out_r)  # nothing writes the pipes: the terminal is PID 1's output
+            os.close(err_r)
+            out_r, err_r, in_w = master, -1, master
     except BaseException as exc:
         return start_failed(sync_fd, exc, child, cgroup)
-    return serve(cfg, sync_fd, cgroup, child, out_r, err_r, started)
+    return serve(cfg, sync_fd, cgroup, child, out_r, err_r, started, in_w)
+
+
+def _console_socket() -> tuple[Any, int]:
+    """The monitor's end (a socket object) and PID 1's (a descriptor) of the terminal's channel."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return ours, theirs.detach()
 
 
 def _standard_streams(out_w: int, err_w: int) -> None:
@@ -812,6 +896,7 @@ def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: 
     atomic_json(os.path.join(cfg["run_dir"], "state.json"), {
         "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
         "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
+    faults.point("monitor.start.state-written")
     return started
 
 
@@ -834,13 +919,26 @@ def start_failed(sync_fd: int, exc: BaseException, child: int, cgroup: cgroups.C
 
 
 def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int, out_r: int, err_r: int,
-          started: float) -> int:
-    """Answer the start, then the container's life: its logs, its exit, its cgroup's removal."""
+          started: float, in_w: int = -1) -> int:
+    """Answer the start, then the container's life: its logs, its exit, its cgroup's removal.
+    An interactive container (``tty``, ``stdin_open``: ``out_r`` is the terminal's master then,
+    ``in_w`` its stdin) is pumped by console.pump, which serves the attach socket too."""
     run_dir = cfg["run_dir"]
-    answer(sync_fd, {"ok": True, "pid": child})
-    os.close(sync_fd)
     own_pidns = cfg.get("pidns") is None  # else the container's other processes outlive its first one
-    status = pump_logs(cfg["log_path"], child, out_r, err_r, None if own_pidns else cgroup)
+    leftovers = None if own_pidns else cgroup
+    if cfg.get("tty") or cfg.get("stdin_open"):
+        from composer.backends.native.runtime import console
+
+        # the attach socket exists once the start answers
+        hub = console.Hub(cfg, LogWriter(cfg["log_path"], cfg.get("logging")))
+        answer(sync_fd, {"ok": True, "pid": child})
+        os.close(sync_fd)
+        outputs = {out_r: console.STDOUT, **({err_r: console.STDERR} if err_r >= 0 else {})}
+        status = console.pump(hub, child, outputs, in_w, leftovers, kill_leftovers)
+    else:
+        answer(sync_fd, {"ok": True, "pid": child})
+        os.close(sync_fd)
+        status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers, cfg.get("logging"))
     exit_code = os.waitstatus_to_exitcode(status)
     oom = cgroups.oom_kills(cgroup) > 0
     atomic_json(os.path.join(run_dir, "exit.json"), {
@@ -964,12 +1062,13 @@ def _read_config(config_fd: int) -> dict[str, Any]:
     return config
 
 
-def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None) -> int:
+def pump_logs(log_path: str, child: int, out_r: int, err_r: int, leftovers: cgroups.Cgroup | None = None,
+              logging: dict[str, Any] | None = None) -> int:
     """Copy the container's output into the log until it exits; its wait status. ``leftovers``:
     the cgroup whose processes are killed once it exits (they would hold the output open)."""
     import select
 
-    log = LogWriter(log_path)
+    log = LogWriter(log_path, logging)
     streams = {out_r: "stdout", err_r: "stderr"}
     pidfd = os.pidfd_open(child)
     poller = select.poll()

@@ -12,8 +12,11 @@ then execs. The helper waits for it, forwards SIGTERM/SIGINT/SIGHUP, and exits w
 executable is missing), as Docker reports them.
 
 Imported by the helper itself: the standard library's ``os``/``json``/``signal`` and this
-package's ``linux``, ``cgroups``, ``init`` and ``seccomp`` only (all before setns: the container's
-mount namespace has its own root).
+package's ``linux``, ``cgroups``, ``init``, ``console`` and ``seccomp`` only (all before setns: the
+container's mount namespace has its own root). With ``tty``, the child makes its terminal from the
+container's own devpts instance after setns and sends the master on the console socket (the
+helper's optional second argument), as runc's exec does; nothing of the host's /dev/pts is given
+to the container.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 
-from composer.backends.native.runtime import bootstrap, cgroups
+from composer.backends.native.runtime import bootstrap, cgroups, console
 from composer.backends.native.runtime import linux as L
 from composer.backends.native.runtime.seccomp import install
 
@@ -36,7 +39,7 @@ NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_
 
 def exec_config(container: dict[str, Any], state: dict[str, Any], args: list[str], *, user: str | None = None,
                 workdir: str | None = None, env: dict[str, str] | None = None, privileged: bool = False,
-                tty: bool = False) -> dict[str, Any]:
+                tty: bool = False, console_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """The helper's configuration: a process like the container's own (its user, environment,
     working directory, capabilities, seccomp filter), with ``exec``'s overrides. ``privileged``
     grants every capability but keeps the container's seccomp filter, as ``docker exec
@@ -53,6 +56,7 @@ def exec_config(container: dict[str, Any], state: dict[str, Any], args: list[str
         "privileged": bool(privileged or container.get("privileged")),
         "no_new_privileges": bool(container.get("no_new_privileges")),
         "seccomp": container.get("seccomp", "default"), "seccomp_program": _program(container), "tty": tty,
+        "console_size": list(console_size) if console_size else None,
     }
 
 
@@ -68,15 +72,19 @@ def _program(container: dict[str, Any]) -> str | None:
 
 
 def run(config: dict[str, Any], *, stdin: Any = None, stdout: Any = None, stderr: Any = None,
-        python: str | None = None) -> subprocess.Popen[bytes]:
+        python: str | None = None, console_fd: int = -1) -> subprocess.Popen[bytes]:
     """Start the helper for ``config``; the caller waits for it (its exit code is the process's).
-    ``stdin``/``stdout``/``stderr`` are what subprocess.Popen accepts."""
+    ``stdin``/``stdout``/``stderr`` are what subprocess.Popen accepts. ``console_fd`` (with
+    ``tty``): a unix socket on which the process's terminal master arrives (console.new_pair: a
+    pair of the container's own devpts instance, as runc's console socket)."""
     import subprocess
 
     config_r, config_w = os.pipe()
+    extra = (console_fd,) if console_fd >= 0 else ()
     try:
         process = subprocess.Popen(
-            bootstrap.command("nsexec", str(config_r), python=python), pass_fds=(config_r,),
+            bootstrap.command("nsexec", str(config_r), *map(str, extra), python=python),
+            pass_fds=(config_r, *extra),
             stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=stdout, stderr=stderr, env={},
             start_new_session=True)
     finally:
@@ -104,10 +112,14 @@ def main(argv: list[str]) -> int:
     L.make_undumpable()
     data = b""
     fd = int(argv[1])
+    console_fd = int(argv[2]) if len(argv) > 2 else -1
     while chunk := os.read(fd, 65536):
         data += chunk
     os.close(fd)
     cfg: dict[str, Any] = json.loads(data)
+    if not cfg.get("tty") and console_fd >= 0:
+        os.close(console_fd)
+        console_fd = -1
     pid = int(cfg["pid"])
     if cfg.get("pid_start") is not None and process_start_time(pid) != cfg["pid_start"]:
         return _fail("container is not running")
@@ -130,8 +142,10 @@ def main(argv: list[str]) -> int:
     child = os.fork()
     if child == 0:
         os.close(fail_r)
-        _child(cfg, fail_w, mask, nnp, seccomp)
+        _child(cfg, fail_w, mask, nnp, seccomp, console_fd)
     os.close(fail_w)
+    if console_fd >= 0:
+        os.close(console_fd)  # the child's alone: a child failing before it sends ends the caller's wait
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -153,7 +167,7 @@ def main(argv: list[str]) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: bytes | None) -> None:
+def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: bytes | None, console_fd: int) -> None:
     """In the container's namespaces: become the container's user and exec (never returns)."""
     from composer.backends.native.runtime.init import exec_path, resolve_user
 
@@ -167,12 +181,11 @@ def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: byte
         except ValueError as exc:
             os.write(fail_w, b"127" + str(exc).encode())
             os._exit(127)
-        os.setsid()
-        if cfg.get("tty"):
-            import fcntl
-            import termios
-
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if console_fd >= 0:  # the container's own devpts (its mount namespace is ours now)
+            peer, _ = console.new_pair(console_fd, cfg.get("console_size"))
+            console.take_terminal(peer, uid)
+        else:
+            os.setsid()
         L.close_on_exec_beyond_stdio()  # the program gets 0-2 only (before the filter, which might refuse it)
         if nnp:
             L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)

@@ -9,6 +9,7 @@ The helper's first process exits at once; the monitor it forked owns the contain
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import marshal
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from composer import faults
 from composer.backends.native.runtime import bootstrap
 
 # Seconds between a start served by the spare monitor and the making of the next one (forkserver.py).
@@ -60,7 +62,7 @@ class Forkserver:
                                   *([self.spare_parent, str(SPARE_DELAY)] if self.spare_parent else []),
                                   python=self.python), pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, env={})
+                start_new_session=True, env=faults.environment())  # empty unless faults are armed
         finally:
             theirs.close()
         self.sock = ours
@@ -86,10 +88,11 @@ class Forkserver:
     def takes_spare(self, config: dict[str, Any]) -> bool:
         """Whether a spare monitor can start this container: its cgroup is a child of the spares'
         parent, it has a pid namespace of its own (the spare's PID 1 was forked into one), and it
-        is not privileged (the spare's cgroup carries the default device rules)."""
+        is not privileged (the spare's cgroup carries the default device rules), nor interactive
+        (the spare's PID 1 has its standard streams already; a terminal or stdin is made at fork)."""
         parent, _, _ = str(config.get("cgroup") or "").strip("/").rpartition("/")
         return (self.spare_parent is not None and parent == self.spare_parent and config.get("pidns") is None
-                and not config.get("privileged"))
+                and not config.get("privileged") and not config.get("tty") and not config.get("stdin_open"))
 
     @contextlib.contextmanager
     def _turn(self) -> Any:
@@ -175,7 +178,7 @@ def _start_helper(python: str | None, config_r: int, sync_w: int, net_r: int, st
         return subprocess.Popen(
             bootstrap.command("init", str(config_r), str(sync_w), *map(str, extra), python=python),
             pass_fds=(config_r, sync_w, *extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr_fd, start_new_session=True, env={})
+            stderr=stderr_fd, start_new_session=True, env=faults.environment())  # empty unless faults are armed
     except OSError as exc:
         raise SpawnError(f"cannot start the runtime helper: {exc}") from None
 
@@ -221,7 +224,10 @@ def _run(helper: subprocess.Popen[bytes] | None, config: dict[str, Any], config_
         os.close(sync_r)
         if not hooked:
             _abandon(on_netns)
-    if hook_error is not None:
+    # A hook that found PID 1 gone (ENOENT, ESRCH) lost a race with PID 1's own failure (a mount
+    # refused): PID 1's error is the one to show.
+    gone = isinstance(hook_error, OSError) and hook_error.errno in (errno.ENOENT, errno.ESRCH)
+    if hook_error is not None and not (gone and not message.get("ok")):
         raise hook_error
     if not message.get("ok"):
         raise SpawnError(str(message.get("error") or "unknown error").strip().splitlines()[-1])

@@ -5,8 +5,10 @@ Files, under ``<run root>/<project>/`` (next to the containers' own directories)
     supervisor.pid    {"pid", "start"}: the supervisor (start time tells pid reuse apart)
     supervisor.sock   its unix socket: one JSON request line, one JSON answer line
     supervisor.log    its stderr (tracebacks only)
-    lock              fcntl lock serialising the commands that change the project
-    <container>/supervise.json   {"manual_stop", "restart_count", "restarting"}: restart intent
+    lock              fcntl lock serialising the commands that change the project (runtime.locks)
+    supervisor.lock   fcntl lock serialising the supervisor's launchers
+    <container>/supervise.json   {"manual_stop", "restart_count", "restarting"}: restart intent,
+                      read-modify-written under <container>/intent.lock (``intent_locked``)
     <container>/health.json      {"status", "failing_streak", "log"}: the healthcheck's results
 
 ``Client.ensure`` starts it when no live one answers: a fresh interpreter that double-forks,
@@ -30,7 +32,6 @@ and ``down`` works without it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import select
@@ -44,7 +45,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from composer.backends.native.runtime import bootstrap
+from composer import faults
+from composer.backends.native.runtime import bootstrap, locks
 from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
@@ -54,6 +56,7 @@ SOCKET = "supervisor.sock"
 LOG = "supervisor.log"
 LOCK = "lock"
 START_LOCK = "supervisor.lock"
+INTENT_LOCK = "intent.lock"
 IDLE_EXIT = 2.0
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0
 
@@ -70,18 +73,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-@contextlib.contextmanager
-def project_lock(run_root: Path, project: str) -> Iterator[int]:
-    """The project's exclusive fcntl lock (blocking); yields the locked fd."""
-    folder = private_project_dir(run_root, project)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)
-
-
 def alive(pid: int, start: int | None) -> bool:
     """Whether ``pid`` is still the process started at ``start`` and not a zombie."""
     try:
@@ -95,6 +86,34 @@ def alive(pid: int, start: int | None) -> bool:
 
 def supervise_state(run_dir: Path) -> dict[str, Any]:
     return read_json(run_dir / "supervise.json") or {"manual_stop": False, "restart_count": 0, "restarting": False}
+
+
+@contextlib.contextmanager
+def intent_locked(run_dir: Path) -> Iterator[None]:
+    """Hold the container's restart-intent lock (``<run dir>/intent.lock``): every read-modify-write
+    of supervise.json happens under it, and so do the decisions that read it and act (restart
+    after a check of ``manual_stop``; stop after setting it), so that a stop is never lost
+    between a restart's check and its start. Not re-entrant (flock on a new fd each time).
+    Raises FileNotFoundError when the container's folder is gone."""
+    with locks.held(run_dir / INTENT_LOCK):
+        yield
+
+
+def write_intent(run_dir: Path, state: dict[str, Any]) -> None:
+    """Write supervise.json (under ``intent_locked``)."""
+    atomic_json(str(run_dir / "supervise.json"), state)
+
+
+def update_intent(run_dir: Path, **values: Any) -> dict[str, Any]:
+    """supervise.json with ``values`` changed, under its lock; the new state. Nothing is written
+    for a container whose folder is gone."""
+    try:
+        with intent_locked(run_dir):
+            state = {**supervise_state(run_dir), **values}
+            write_intent(run_dir, state)
+    except FileNotFoundError:
+        return {**supervise_state(run_dir), **values}
+    return state
 
 
 def restart_wanted(policy: dict[str, Any] | None, exit_code: int, restart_count: int, manual_stop: bool) -> bool:
@@ -170,16 +189,14 @@ class Client:
         if pid is not None:
             return pid
         private_project_dir(self.run_root, self.project)
-        fd = os.open(self.folder / START_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # one launcher at a time (threads and processes)
+        # one launcher at a time (threads and processes); the file is removed by an exiting
+        # supervisor, so through runtime.locks (a waiter on a removed file starts over)
+        with locks.held(self.folder / START_LOCK):
             pid = self.pid()
             if pid is not None:
                 return pid
             self._lost()
             return self._launch()
-        finally:
-            os.close(fd)
 
     def _launch(self) -> int:
         ready_r, ready_w = os.pipe()
@@ -277,7 +294,9 @@ class Supervisor:
         self.lock = threading.RLock()
         self.epoch: dict[str, int] = {}
         self.wakeups: dict[str, threading.Event] = {}
-        self.watched: set[str] = set()
+        # name -> epochs of its live watcher threads (a start's follow and a forget can cross:
+        # each watcher removes only its own epoch, so none is left behind to keep us alive)
+        self.watchers: dict[str, set[int]] = {}
         self.protected: set[int] = set()
         self.popen_lock = threading.Lock()
         self.last_busy = time.monotonic()
@@ -291,11 +310,7 @@ class Supervisor:
         return self.runtime.run_dir(self.project, name)
 
     def update(self, name: str, **values: Any) -> dict[str, Any]:
-        state = supervise_state(self.run_dir(name))
-        state.update(values)
-        if self.run_dir(name).is_dir():
-            atomic_json(str(self.run_dir(name) / "supervise.json"), state)
-        return state
+        return update_intent(self.run_dir(name), **values)
 
     # operations ---------------------------------------------------------------------------------
 
@@ -315,6 +330,7 @@ class Supervisor:
     def op_start(self, name: str) -> dict[str, Any]:
         epoch = self.bump(name)
         self.update(name, manual_stop=False, restarting=False)
+        faults.point("supervisor.start.received")
         pid = self._start(name)
         self._follow(name, epoch)
         return {"pid": pid}
@@ -330,36 +346,49 @@ class Supervisor:
         return self.runtime.start(self.project, name, **namespaces.start_options(config),
                                   **networking.start_options(config))
 
+    @property
+    def watched(self) -> list[str]:
+        """The names some watcher thread follows (call it holding ``self.lock``)."""
+        return sorted(name for name, epochs in self.watchers.items() if epochs)
+
     def _follow(self, name: str, epoch: int) -> None:
         with self.lock:
-            self.watched.add(name)
+            if self.epoch.get(name) != epoch:
+                return  # forgotten (down) while this start ran: nothing to follow
+            self.watchers.setdefault(name, set()).add(epoch)
         threading.Thread(target=self._watch, args=(name, epoch), daemon=True).start()
         config = self.runtime.config(self.project, name)
         if config.get("healthcheck"):
             threading.Thread(target=self._health, args=(name, epoch, config["healthcheck"]), daemon=True).start()
 
     def op_stop(self, name: str, signal_number: int | None = None, grace: float | None = None) -> dict[str, Any]:
-        self.update(name, manual_stop=True, restarting=False)
-        with self.lock:
-            event = self.wakeups.get(name)
-        if event is not None:
-            event.set()  # a pending restart is abandoned
-        state = self.runtime.stop(self.project, name, sig=signal_number, grace=grace)
+        # under the intent lock from manual_stop to the signal: a restart that checked manual_stop
+        # before has started by now (and is stopped here), one that checks after sees it
+        with intent_locked(self.run_dir(name)):
+            write_intent(self.run_dir(name), {**supervise_state(self.run_dir(name)),
+                                              "manual_stop": True, "restarting": False})
+            with self.lock:
+                event = self.wakeups.get(name)
+            if event is not None:
+                event.set()  # a pending restart is abandoned
+            state = self.runtime.stop(self.project, name, sig=signal_number, grace=grace)
         return {"status": state.status, "exit_code": state.exit_code}
 
     def op_kill(self, name: str, signal_number: int) -> dict[str, Any]:
-        self.update(name, manual_stop=True, restarting=False)
-        with self.lock:
-            event = self.wakeups.get(name)
-        if event is not None:
-            event.set()
-        self.runtime.kill(self.project, name, signal_number)
+        with intent_locked(self.run_dir(name)):
+            write_intent(self.run_dir(name), {**supervise_state(self.run_dir(name)),
+                                              "manual_stop": True, "restarting": False})
+            with self.lock:
+                event = self.wakeups.get(name)
+            if event is not None:
+                event.set()
+            self.runtime.kill(self.project, name, signal_number)
         return {}
 
     def op_forget(self, name: str) -> dict[str, Any]:
         self.bump(name)
         with self.lock:
-            self.watched.discard(name)
+            self.watchers.pop(name, None)
         return {}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -385,7 +414,7 @@ class Supervisor:
             return {"exiting": self.exit_now}
         if op == "status":
             with self.lock:
-                return {"watched": sorted(self.watched)}
+                return {"watched": self.watched}
         raise ValueError(f"unknown request {op!r}")
 
     # watching -----------------------------------------------------------------------------------
@@ -416,37 +445,47 @@ class Supervisor:
                     return  # removed meanwhile
                 if final.status == "running":
                     continue
-                intent = supervise_state(self.run_dir(name))
-                if not restart_wanted(config.get("restart"), final.exit_code or 0, int(intent.get("restart_count", 0)),
-                                      bool(intent.get("manual_stop"))):
-                    return
+                run_dir = self.run_dir(name)
+                with intent_locked(run_dir):
+                    intent = supervise_state(run_dir)
+                    count = int(intent.get("restart_count", 0))
+                    if not restart_wanted(config.get("restart"), final.exit_code or 0, count,
+                                          bool(intent.get("manual_stop"))):
+                        return
+                    write_intent(run_dir, {**intent, "restarting": True, "restart_count": count + 1})
+                faults.point("supervisor.restart.decided")
                 if time.monotonic() - started >= BACKOFF_RESET:
                     backoff = BACKOFF_START
-                self.update(name, restarting=True, restart_count=int(intent.get("restart_count", 0)) + 1)
                 delay = max(backoff, float((config.get("restart") or {}).get("delay") or 0))
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 with self.lock:
                     event = self.wakeups.get(name)
                 if event is not None and event.wait(delay):
                     pass
-                if not self.current(name, epoch) or supervise_state(self.run_dir(name)).get("manual_stop"):
-                    self.update(name, restarting=False)
-                    return
-                try:
-                    self._start(name)
-                except Exception as exc:
-                    sys.stderr.write(f"restart of {name} failed: {exc}\n")
-                    self.update(name, restarting=False)
-                    return
-                self.update(name, restarting=False)
+                # the check of manual_stop and the start under one lock (a stop takes it too)
+                with intent_locked(run_dir):
+                    intent = supervise_state(run_dir)
+                    if not self.current(name, epoch) or intent.get("manual_stop"):
+                        write_intent(run_dir, {**intent, "restarting": False})
+                        return
+                    try:
+                        self._start(name)
+                    except Exception as exc:
+                        sys.stderr.write(f"restart of {name} failed: {exc}\n")
+                        write_intent(run_dir, {**supervise_state(run_dir), "restarting": False})
+                        return
+                    write_intent(run_dir, {**supervise_state(run_dir), "restarting": False})
                 config = self.runtime.config(self.project, name)
                 if config.get("healthcheck"):
                     threading.Thread(target=self._health, args=(name, epoch, config["healthcheck"]),
                                      daemon=True).start()
+        except FileNotFoundError:
+            return  # removed meanwhile (its folder, and the intent lock in it, went)
         finally:
             with self.lock:
-                if self.epoch.get(name) == epoch:
-                    self.watched.discard(name)
+                self.watchers.get(name, set()).discard(epoch)
+                if not self.watchers.get(name, True):
+                    del self.watchers[name]
                 self.last_busy = time.monotonic()
 
     # healthchecks -------------------------------------------------------------------------------
@@ -576,14 +615,27 @@ class Supervisor:
         gone, its directory too."""
         if (read_json(self.folder / PID_FILE) or {}).get("pid") != os.getpid():
             return
-        names = [SOCKET, PID_FILE, START_LOCK]
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / SOCKET).unlink()
+        # a lock file goes only by its holder (runtime.locks); the project's own lock (LOCK) is left
+        # to the command that holds it (Projects.release removes it with the last container)
+        with contextlib.suppress(OSError, locks.LockBusyError):
+            locks.release(locks.acquire(self.folder / START_LOCK, timeout=1.0), self.folder / START_LOCK, unlink=True)
+        # the pid file last: a release waiting for it to go then finds nothing else of ours
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / PID_FILE).unlink()
         if not self.runtime.containers(self.project):
-            names += [LOG, LOCK]
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                (self.folder / name).unlink()
+            # the project is empty and no command holds its lock (a release that gave up waiting
+            # for us left it): its lock file goes, by us as its holder (runtime.locks), and the log
+            with contextlib.suppress(OSError, locks.LockBusyError):
+                fd = locks.acquire(self.folder / LOCK, timeout=0)
+                empty = not self.runtime.containers(self.project)
+                if empty:
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.folder / LOG).unlink()
+                locks.release(fd, self.folder / LOCK, unlink=empty)
         with contextlib.suppress(OSError):
-            self.folder.rmdir()
+            self.folder.rmdir()  # only when empty: no container, no lock (its command released it)
 
     def adopt(self) -> None:
         """Watch the project's running containers (after a supervisor before us died)."""

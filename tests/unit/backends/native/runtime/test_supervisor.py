@@ -4,10 +4,18 @@ image), and the one-line refusal of a bad healthcheck test."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
 from composer.backends.native.container_settings import healthcheck, restart_policy
-from composer.backends.native.runtime.supervisor import health_probe_args, restart_wanted
+from composer.backends.native.runtime.supervisor import (
+    health_probe_args,
+    restart_wanted,
+    supervise_state,
+    update_intent,
+)
 from composer.errors import UnsupportedFeatureError
 from composer.spec.models.service import ServiceConfig
 
@@ -62,3 +70,32 @@ def test_a_bad_healthcheck_test_is_one_line(test: list[str]) -> None:
         healthcheck(service(healthcheck={"test": test}), {})
     assert "healthcheck test" in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+def test_intent_updates_from_many_threads_are_never_lost(tmp_path: Path) -> None:
+    """supervise.json's read-modify-write under its lock: every thread's key survives (unlocked,
+    a stop's manual_stop written between another writer's read and write was lost)."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def writer(index: int) -> None:
+        start.wait()
+        try:
+            for count in range(25):
+                update_intent(tmp_path, **{f"writer{index}": count})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    state = supervise_state(tmp_path)
+    assert {f"writer{i}": 24 for i in range(8)}.items() <= state.items(), state
+
+
+def test_an_intent_update_of_a_removed_container_writes_nothing(tmp_path: Path) -> None:
+    assert update_intent(tmp_path / "gone", manual_stop=True)["manual_stop"] is True
+    assert not (tmp_path / "gone").exists()

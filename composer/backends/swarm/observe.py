@@ -1,0 +1,151 @@
+"""Engine API JSON of a Swarm -> the contract's observed values. Pure: no engine, no I/O.
+
+A stack's objects are found by ``com.docker.stack.namespace``, the label ``docker stack deploy``
+sets, so stacks deployed by either tool are seen by both. Tasks become ObservedContainers (a
+task's slot is its number), services ObservedServices with their tasks counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from composer import labels
+from composer.contract.observed import (
+    ObservedClusterObject,
+    ObservedContainer,
+    ObservedNetwork,
+    ObservedService,
+    ObservedVolume,
+    PortMapping,
+)
+from composer.labels import STACK_NAMESPACE, STACK_OBJECT_KEY
+
+Json = Mapping[str, Any]
+_RUNNING = "running"
+_STARTING = frozenset({"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"})
+_JOB_MODES = ("ReplicatedJob", "GlobalJob")
+
+
+def _key(stack: str, name: str) -> str:
+    return name.removeprefix(f"{stack}_")
+
+
+def _time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:  # the engine writes nanoseconds; Python's parser takes up to microseconds
+        head, _, fraction = value.rstrip("Z").partition(".")
+        return datetime.fromisoformat(f"{head}.{(fraction or '0')[:6]}+00:00").timestamp()
+    except ValueError:
+        return None
+
+
+def _labels(item: Json) -> Mapping[str, str]:
+    found: Mapping[str, str] = (item.get("Spec") or {}).get("Labels") or item.get("Labels") or {}
+    return found
+
+
+def current(task: Json) -> bool:
+    """A task the service wants now (not one it replaced, kept as history)."""
+    return task.get("DesiredState") in (_RUNNING, "ready", "complete")
+
+
+def task_state(task: Json) -> str:
+    """The task's state in container terms: created, running or exited."""
+    state = (task.get("Status") or {}).get("State", "")
+    if state == _RUNNING:
+        return "running"
+    if state in _STARTING:
+        return "created"
+    return "exited"
+
+
+def observed_task(stack: str, service: Json, task: Json, nodes: Mapping[str, str] | None = None) -> ObservedContainer:
+    """``nodes``: node id -> hostname; the status text says where the task runs (``ps``)."""
+    status = task.get("Status") or {}
+    container = status.get("ContainerStatus") or {}
+    service_name = (service.get("Spec") or {}).get("Name", "")
+    slot = int(task.get("Slot") or 0)
+    name = f"{service_name}.{slot or task.get('NodeID', '')}.{task['ID']}"
+    spec = ((task.get("Spec") or {}).get("ContainerSpec") or {})
+    state = task_state(task)
+    text = str(status.get("State", ""))
+    node = (nodes or {}).get(str(task.get("NodeID", "")))
+    if node:
+        text += f" on {node}"
+    if status.get("Err"):
+        text += f": {status['Err']}"
+    # Host-mode ports are the task's own; ingress ones (the routing mesh) the service's, on every node.
+    published = (status.get("PortStatus") or {}).get("Ports") or (service.get("Endpoint") or {}).get("Ports") or ()
+    ports = tuple(PortMapping(int(port["TargetPort"]), port.get("Protocol", "tcp"), "0.0.0.0",
+                              int(port["PublishedPort"]) if port.get("PublishedPort") else None)
+                  for port in published)
+    return ObservedContainer(
+        container_id=container.get("ContainerID") or task["ID"],
+        name=name,
+        service_name=_key(stack, service_name),
+        number=slot,
+        config_hash=_labels(service).get(labels.CONFIG_HASH, ""),
+        state=state,
+        exit_code=container.get("ExitCode") if state == "exited" else None,
+        image=str(spec.get("Image", "")).partition("@")[0],
+        command=" ".join([*spec.get("Command", []), *spec.get("Args", [])]),
+        created=_time(task.get("CreatedAt")),
+        status_text=text,
+        ports=ports,
+    )
+
+
+def observed_service(stack: str, service: Json, tasks: Sequence[Json]) -> ObservedService:
+    spec = service.get("Spec") or {}
+    mode = spec.get("Mode") or {}
+    replicas: int | None = None
+    if "Replicated" in mode:
+        replicas = int(mode["Replicated"].get("Replicas", 1))
+    elif "ReplicatedJob" in mode:
+        replicas = int(mode["ReplicatedJob"].get("TotalCompletions", 1))
+    job = any(key in mode for key in _JOB_MODES)
+    now = [task for task in tasks if current(task)]
+    done = {"running", "complete"} if job else {"running"}
+    running = sum(1 for task in now if (task.get("Status") or {}).get("State") in done)
+    failed = sorted((task for task in tasks if (task.get("Status") or {}).get("Err")),
+                    key=lambda task: task.get("UpdatedAt", ""), reverse=True)
+    update = service.get("UpdateStatus") or {}
+    return ObservedService(
+        service_id=service["ID"],
+        name=spec.get("Name", ""),
+        key=_key(stack, spec.get("Name", "")),
+        config_hash=_labels(service).get(labels.CONFIG_HASH),
+        replicas=replicas,
+        running=running,
+        desired=len(now),
+        update_state=update.get("State"),
+        update_message=update.get("Message", ""),
+        task_errors=tuple(str(task["Status"]["Err"]) for task in failed[:5]),
+    )
+
+
+def observed_network(stack: str, item: Json) -> ObservedNetwork:
+    name = str(item.get("Name", ""))
+    return ObservedNetwork(str(item.get("Id", "")), name, _key(stack, name), _labels(item).get(labels.CONFIG_HASH))
+
+
+def observed_volume(stack: str, item: Json) -> ObservedVolume:
+    name = str(item.get("Name", ""))
+    return ObservedVolume(name, _key(stack, name))
+
+
+def observed_objects(stack: str, kind: str, items: Iterable[Json]) -> list[ObservedClusterObject]:
+    """Every secret or config: the stack's with their key (composer's label, or the name as
+    ``docker stack deploy`` makes it), the others with none (external ones a service may use)."""
+    found = []
+    for item in items:
+        name = str((item.get("Spec") or {}).get("Name", ""))
+        own = _labels(item)
+        key = ""
+        if own.get(STACK_NAMESPACE) == stack:
+            key = own.get(STACK_OBJECT_KEY) or _key(stack, name)
+        found.append(ObservedClusterObject(kind, name, key))
+    return found
