@@ -95,6 +95,9 @@ def _restore(record: dict[str, Any]) -> None:
         # Docker's code for a container whose daemon went away under it; a stop's own code is not kept
         atomic_json(str(run_dir / "exit.json"), {"exit_code": 255, "signal": None, "oom_killed": False,
                                                  "finished": time.time(), "rebooted": True})
+    # stopped as far as any supervisor can tell: one adopting the project must not restart it;
+    # the containers started below have it cleared by their start
+    atomic_json(str(run_dir / "supervise.json"), {"manual_stop": True, "restart_count": 0, "restarting": False})
     config = {k: v for k, v in record.items() if k not in ("saved_etc", "saved_networks")}
     atomic_json(str(run_dir / "config.json"), config)
 
