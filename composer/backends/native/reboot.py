@@ -2,7 +2,7 @@
 
 /run is a tmpfs: a reboot empties the run root (config.json, state, networks, supervisors' files)
 while the store keeps every container's writable layer and log. So each container's store folder
-also holds what it takes to restore it (``record_container`` at create)::
+also holds what it takes to restore it (records.py, written at create)::
 
     <store>/containers/<id>/container.json   its config.json, the texts of its hostname, hosts
                                               and resolv.conf, and the state of each network it
@@ -32,19 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from composer.backends.native.records import (
-    ETC,
-    RECORD,
-    RUN_STATE,
-    STOPPED,
-    _read,
-    _write_run_record,
-)
-from composer.backends.native.records import (
-    run_record as run_record,
-)
+from composer.backends.native.records import ETC, RECORD, STOPPED, read, run_record, write_run_record
 from composer.backends.native.runtime.init import atomic_json
 from composer.owner import boot_id
+
+RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock", "monitor.log")
 
 
 def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) -> list[str]:
@@ -52,25 +44,25 @@ def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) ->
     lines for a warning. Cheap when the recorded boot id is this one's (one small read)."""
     current = boot_id()
     path = run_record(store_root, run_root)
-    if (_read(path) or {}).get("boot_id") == current or not store_root.is_dir():
+    if (read(path) or {}).get("boot_id") == current or not store_root.is_dir():
         return []
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        record = _read(path)
+        record = read(path)
         if (record or {}).get("boot_id") == current:
             return []
         restored = []
         containers_dir = store_root / "containers"
         roots = (str(run_root.resolve()) + "/", str(run_root) + "/")
         for data_dir in sorted(containers_dir.iterdir()) if record is not None and containers_dir.is_dir() else []:
-            saved = _read(data_dir / RECORD)
+            saved = read(data_dir / RECORD)
             if saved is None or not str(saved.get("run_dir", "")).startswith(roots):
                 continue
             _restore(saved)
             restored.append((data_dir, saved))
-        _write_run_record(store_root, run_root, cgroup_parent)
+        write_run_record(store_root, run_root, cgroup_parent)
     finally:
         os.close(fd)
     return _start_wanted(run_root, store_root, cgroup_parent, restored)
@@ -103,6 +95,9 @@ def _restore(record: dict[str, Any]) -> None:
         # Docker's code for a container whose daemon went away under it; a stop's own code is not kept
         atomic_json(str(run_dir / "exit.json"), {"exit_code": 255, "signal": None, "oom_killed": False,
                                                  "finished": time.time(), "rebooted": True})
+    # stopped as far as any supervisor can tell: one adopting the project must not restart it;
+    # the containers started below have it cleared by their start
+    atomic_json(str(run_dir / "supervise.json"), {"manual_stop": True, "restart_count": 0, "restarting": False})
     config = {k: v for k, v in record.items() if k not in ("saved_etc", "saved_networks")}
     atomic_json(str(run_dir / "config.json"), config)
 

@@ -1,7 +1,15 @@
-"""What a container's store folder records so that it outlives the run root (a reboot empties
-/run): written at create (``record_container``) and at stop (``remember_stop``); read back by
-composer.backends.native.reboot after a reboot and by the residue checker. Kept apart from
-reboot.py so that the runtime, which writes these records, imports no higher module.
+"""What the store keeps so that a reboot loses no container (reboot.py reads it back), and that the
+residue check and the test suite's fixture use to find every run root of a store::
+
+    <store>/containers/<id>/container.json   its config.json, the texts of its hostname, hosts
+                                              and resolv.conf, and the state of each network it
+                                              is attached to (bridge, pools) when it was made
+    <store>/containers/<id>/stopped          present while it is stopped by the user (stop, kill)
+    <store>/runs/<hash of the run root>.json  ``run_root``, ``cgroup_parent``, ``boot_id``: each
+                                              run root that used the store, and its last boot
+
+Written by the runtime (``record_container`` at create) and the lifecycle (``remember_stop``);
+imports nothing of the backend's beyond the network state it copies.
 """
 
 from __future__ import annotations
@@ -19,7 +27,14 @@ RUNS = "runs"
 RECORD = "container.json"
 STOPPED = "stopped"
 ETC = ("hostname", "hosts", "resolv.conf")
-RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock", "monitor.log")
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def run_record(store_root: Path, run_root: Path) -> Path:
@@ -33,17 +48,17 @@ def run_roots(store_root: Path) -> list[dict[str, Any]]:
     folder = store_root / RUNS
     if not folder.is_dir():
         return []
-    return [r for p in sorted(folder.glob("*.json")) if (r := _read(p)) is not None and r.get("run_root")]
+    return [r for p in sorted(folder.glob("*.json")) if (r := read(p)) is not None and r.get("run_root")]
 
 
-def _write_run_record(store_root: Path, run_root: Path, cgroup_parent: str) -> None:
+def write_run_record(store_root: Path, run_root: Path, cgroup_parent: str) -> None:
     path = run_record(store_root, run_root)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_json(str(path), {"run_root": str(run_root.resolve()), "cgroup_parent": cgroup_parent,
                             "boot_id": boot_id()})
 
 
-def record_container(config: dict[str, Any], data_dir: Path) -> None:
+def record_container(config: dict[str, Any], data_dir: Path, *, etc_dir: Path | None = None) -> None:
     """Write ``container.json`` into the container's store folder (at create: config.json is
     written), and the run root's record into the store when it has none."""
     from composer.backends.native.network.manager import NetworkManager
@@ -51,11 +66,11 @@ def record_container(config: dict[str, Any], data_dir: Path) -> None:
     run_dir = Path(str(config["run_dir"]))
     store_root = data_dir.parent.parent
     if not run_record(store_root, run_dir.parent.parent).exists():
-        _write_run_record(store_root, run_dir.parent.parent, str(config["cgroup"]).rpartition("/")[0])
+        write_run_record(store_root, run_dir.parent.parent, str(config["cgroup"]).rpartition("/")[0])
     etc = {}
     for file in ETC:
         with contextlib.suppress(OSError):
-            etc[file] = (run_dir / file).read_text()
+            etc[file] = ((etc_dir or run_dir) / file).read_text()  # etc_dir: where create writes them
     networks = {}
     settings = config.get("network") or {}
     if settings.get("mode") == "bridge":
@@ -77,11 +92,3 @@ def remember_stop(data_dir: Path, stopped: bool) -> None:
             marker.touch()
     else:
         marker.unlink(missing_ok=True)
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -45,6 +45,12 @@ def system(env: Env, *args: str, stdin: str | None = None) -> subprocess.Complet
                           capture_output=True, text=True, timeout=120, input=stdin)
 
 
+def ps(project: Project, *args: str) -> list[dict[str, Any]]:
+    """``ps --format json``: one object a line, as v2 prints them."""
+    return [json.loads(line) for line in project.run("ps", *args, "--format", "json").stdout.splitlines()
+            if line.strip()]
+
+
 def _json(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
     assert isinstance(data, dict)
@@ -152,7 +158,7 @@ def test_df_and_prune_follow_docker(env: Env, project: Project) -> None:
     assert pruned.returncode == 0, pruned.stderr
     assert "Deleted Containers:" in pruned.stdout
     assert pruned.stdout.rstrip().splitlines()[-1].startswith("Total reclaimed space: ")
-    remaining = json.loads(project.run("ps", "-a", "--format", "json").stdout)
+    remaining = ps(project, "-a")
     assert [c["Service"] for c in remaining] == ["web"], "the running container stays"
 
 
@@ -233,16 +239,17 @@ def test_after_a_reboot_always_and_unless_stopped_come_back_and_stopped_ones_sta
     """)
     project.run("up", "-d")
     project.run("stop", "stopped")
-    before = {c["Service"]: c for c in json.loads(project.run("ps", "-a", "--format", "json").stdout)}
+    before = {c["Service"]: c for c in ps(project, "-a")}
     assert before["stopped"]["State"] == "exited"
     _reboot(env, project)
     started = time.monotonic()
     after = project.run("ps", "-a", "--format", "json")
     sys.stderr.write(f"first command after the reboot: {time.monotonic() - started:.2f}s\n{after.stderr}")
-    states = {c["Service"]: c["State"] for c in json.loads(after.stdout)}
+    listed = [json.loads(line) for line in after.stdout.splitlines() if line.strip()]
+    states = {c["Service"]: c["State"] for c in listed}
     assert states == {"always": "running", "unless": "running", "stopped": "exited", "plain": "exited"}, states
-    assert {c["Service"]: c["ID"] for c in json.loads(after.stdout)} == {k: v["ID"] for k, v in before.items()}
-    assert {c["Service"]: c["ExitCode"] for c in json.loads(after.stdout)}["stopped"] == 255  # as Docker's
+    assert {c["Service"]: c["ID"] for c in listed} == {k: v["ID"] for k, v in before.items()}
+    assert {c["Service"]: c["ExitCode"] for c in listed}["stopped"] == 255  # as Docker's
     # the network came back too: the containers reach each other by name
     assert project.run("exec", "always", "nslookup", "unless").returncode == 0
     project.run("start", "plain")
@@ -265,11 +272,11 @@ def test_out_of_memory_is_reported_and_the_supervisor_survives(project: Project)
     """)
     project.run("up", "-d")
     supervisor = _json(project.run_dir() / "supervisor.pid")
-    found = eventually(lambda: [c for c in json.loads(project.run("ps", "-a", "--format", "json").stdout)
+    found = eventually(lambda: [c for c in ps(project, "-a")
                                 if c["Service"] == "hog" and c["State"] == "exited"], timeout=60)
     assert found[0]["OOMKilled"] is True, found
     assert found[0]["ExitCode"] == 137, found
-    keeper = next(c for c in json.loads(project.run("ps", "--format", "json").stdout) if c["Service"] == "keeper")
+    keeper = next(c for c in ps(project) if c["Service"] == "keeper")
     assert keeper["OOMKilled"] is False
     assert _json(project.run_dir() / "supervisor.pid") == supervisor
     assert _alive(int(supervisor["pid"])), "the supervisor survived the OOM kill"

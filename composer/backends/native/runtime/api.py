@@ -263,7 +263,7 @@ class Runtime:
             atomic_json(str(staging / "config.json"), config)
             # a copy beside the container's files, which outlive the run root: after a reboot it
             # tells which run root and project they belong to (residue.py, reboot.py)
-            record_container(config, data_dir)
+            record_container(config, data_dir, etc_dir=staging)
             faults.point("runtime.create.config-written")
             try:
                 os.rename(staging, run_dir)  # fails on a folder with anything in it: a racing create
