@@ -32,6 +32,19 @@ def load_project_cached(options: ProjectOptions) -> Project:
     return load(options, derived=ServiceHashes())
 
 
+def refuse_unsupported(project: Project, backend: Backend) -> None:
+    """Refuse, before anything is pulled or created, a key the backend's coverage table refuses
+    (composer.contract.coverage); a backend without a table refuses at its own create.
+
+    :raises UnsupportedFeatureError: the first key refused, in the table's words.
+    """
+    from composer.contract.coverage import refuse_project
+
+    table = getattr(backend, "coverage", None)
+    if table is not None:
+        refuse_project(table, backend.name, project)
+
+
 async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
                    dry_run: bool) -> Outcome:
     """Run ``plan`` unless this is a dry run; the plan is returned either way."""
@@ -60,6 +73,7 @@ async def up(
     from composer.planner.reconcile import reconcile_up, reconcile_up_images
     from composer.planner.snapshot import observe_project
 
+    refuse_unsupported(project, backend)
     observed = await observe_project(backend, project.name, project, images="project")
     images = reconcile_up_images(project, observed, options)
     if dry_run or images.is_empty:

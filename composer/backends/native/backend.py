@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
+from composer.backends.native.coverage import COVERAGE
 from composer.backends.native.image import oci
 from composer.backends.native.image.aliases import image_aliases
 from composer.backends.native.image.store import ImageStore
@@ -48,6 +49,7 @@ from composer.contract.backend import (
     ProjectSummary,
     Streams,
 )
+from composer.contract.coverage import Table
 from composer.contract.observed import ObservedState
 from composer.errors import ImagePullError, UnsupportedFeatureError
 
@@ -66,6 +68,8 @@ class NativeBackend:
     name: ClassVar[str] = BACKEND_NAME
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.HEALTHCHECK, Capability.NAMED_VOLUMES, Capability.RESTART_POLICY})
+    coverage: ClassVar[Table] = COVERAGE
+    """What the backend does with each Compose key; ``engine.up`` refuses from it before it starts."""
 
     def __init__(self, root: Path | str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         self._root = root
@@ -137,9 +141,10 @@ class NativeBackend:
         await pull(image, self.store, _LayerEvents(sink), policy, platform=platform)
 
     async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
-        raise UnsupportedFeatureError(
-            f"service {spec.service.name} has build: ; the native backend cannot build images yet "
-            "(use --backend docker)", backend_name=BACKEND_NAME, operation="build")
+        from composer.backends.native.coverage import BUILD_REFUSAL
+
+        raise UnsupportedFeatureError(f"service {spec.service.name} has build: ; {BUILD_REFUSAL}",
+                                      backend_name=BACKEND_NAME, operation="build")
 
     async def push_image(self, image: str, sink: EventSink) -> None:
         from composer.backends.native.image.push import push
