@@ -127,7 +127,18 @@ def escape_dollars(text: str) -> str:
 
 
 def to_json(output: dict[str, Any]) -> str:
-    return json.dumps(output, indent=2, ensure_ascii=False) + "\n"
+    printed = {key: _json_extension(value) if key.startswith("x-") else value for key, value in output.items()}
+    return json.dumps(printed, indent=2, ensure_ascii=False) + "\n"
+
+
+def _json_extension(value: Any) -> Any:
+    """An ``x-`` value as v2's JSON prints it: an empty sequence, at any depth, is ``null`` (Go's
+    nil slice), where its YAML keeps ``[]``; an empty mapping stays ``{}``."""
+    if isinstance(value, list):
+        return [_json_extension(item) for item in value] if value else None
+    if isinstance(value, dict):
+        return {key: _json_extension(item) for key, item in value.items()}
+    return value
 
 
 def to_yaml(output: dict[str, Any]) -> str:
