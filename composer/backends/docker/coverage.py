@@ -7,7 +7,16 @@ before it creates anything.
 
 from __future__ import annotations
 
-from composer.contract.coverage import SINGLE_HOST, Entry, Table, applied, ignored, not_applicable, refused, with_extensions
+from composer.contract.coverage import (
+    SINGLE_HOST,
+    Entry,
+    Table,
+    applied,
+    ignored,
+    not_applicable,
+    refused,
+    with_extensions,
+)
 
 D = "tests/integration/docker/"
 CONTRACT = "tests/integration/test_backend_contract.py"
