@@ -43,6 +43,19 @@ def load_project_cached(options: ProjectOptions) -> Project:
     return load(options, derived=ServiceHashes())
 
 
+def refuse_unsupported(project: Project, backend: Backend) -> None:
+    """Refuse, before anything is pulled or created, a key the backend's coverage table refuses
+    (composer.contract.coverage); a backend without a table refuses at its own create.
+
+    :raises UnsupportedFeatureError: the first key refused, in the table's words.
+    """
+    from composer.contract.coverage import refuse_project
+
+    table = getattr(backend, "coverage", None)
+    if table is not None:
+        refuse_project(table, backend.name, project)
+
+
 async def _execute(plan: Plan, backend: Backend, sink: EventSink | None, parallel: int | None,
                    dry_run: bool) -> Outcome:
     """Run ``plan`` unless this is a dry run; the plan is returned either way."""
@@ -74,6 +87,7 @@ async def up(
 
     if is_service_backend(backend):
         return await _up_stack(project, backend, options, sink, parallel, dry_run)
+    refuse_unsupported(project, backend)
     observed = await observe_project(backend, project.name, project, images="project")
     images = reconcile_up_images(project, observed, options)
     if dry_run or images.is_empty:

@@ -34,7 +34,8 @@ MARKS_BY_PATH: dict[str, tuple[str, ...]] = {
     "examples/": ("docker", "root"),  # the same stand-ins; the native backend by default
     "tests/vm/": ("root",),  # qemu guests: a network namespace and taps
     "tests/unit/cli/test_server.py": ("slow",),  # real command servers and clients, ~50 s
-    "tests/unit/spec/test_loader_fuzz.py": ("slow",),  # Hypothesis, ~30 s
+    "tests/unit/spec/test_loader_fuzz.py": ("slow",),
+    "tests/unit/contract/test_coverage.py": ("slow",),  # a CLI process per refused key and backend  # Hypothesis, ~30 s
     "tests/unit/spec/test_loader_hostile_input.py": ("slow",),  # ~50 CLI processes and 10,000-level files, ~45 s
     "tests/unit/backends/native/image/test_layers_fuzz.py": ("slow",),  # Hypothesis, ~12 s
 }

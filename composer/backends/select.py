@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from composer.errors import UsageError
+from composer.errors import BackendUnavailableError, UsageError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from composer.contract.backend import Backend, ImageStoreCommands
     from composer.contract.system import SystemCommands
+    from composer.contract.coverage import Table
 
 ENTRY_POINT_GROUP = "composer.backends"
 
@@ -42,6 +43,19 @@ BUILTIN = {
 
 KNOWN = ("docker", "native", "swarm")
 """The built-in backends a user may choose (memory is the tests' engine, not a user's)."""
+
+REQUIRES = {
+    "docker": ("docker",),
+    "native": ("pyroute2",),
+}
+"""The top-level modules each built-in backend imports (lazily, inside its functions): checked
+when the backend is chosen, so that a missing one is a one-line error before anything is done
+rather than a failure half-way through ``up``. All are default dependencies (pyproject.toml)."""
+
+PACKAGES = {"docker": "docker", "pyroute2": "pyroute2", "zstandard": "zstandard", "ruamel": "ruamel.yaml",
+            "pydantic": "pydantic", "pydantic_core": "pydantic", "anyio": "anyio", "requests": "requests",
+            "urllib3": "urllib3", "yaml": "PyYAML"}
+"""The PyPI package that provides a top-level module, where the names differ or are worth stating."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +113,28 @@ def backend_class(name: str) -> type[Backend]:
         if plugin is None:
             raise UsageError(f"unknown backend {name!r}; known: {', '.join(sorted(BUILTIN))}")
         target = plugin.value
+    from importlib.util import find_spec
+
+    for module in REQUIRES.get(name, ()):
+        if find_spec(module) is None:
+            raise missing_module(module, name)
     module_name, _, attribute = target.partition(":")
-    backend: type[Backend] = getattr(importlib.import_module(module_name), attribute)
+    try:
+        backend: type[Backend] = getattr(importlib.import_module(module_name), attribute)
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.partition(".")[0] == "composer":
+            raise
+        raise missing_module(error.name, name) from None
     return backend
+
+
+def missing_module(module: str, backend: str | None = None) -> BackendUnavailableError:
+    """The one-line error for a Python module that is not installed, naming the package to install."""
+    top = module.partition(".")[0]
+    package = PACKAGES.get(top, top)
+    who = f"the {backend} backend needs" if backend else "composer needs"
+    return BackendUnavailableError(f"{who} the Python package {package!r}, which is not installed",
+                                   backend_name=backend or "", operation="load", hint=f"pip install {package}")
 
 
 def make_backend(requested: str | None) -> Backend:
@@ -178,4 +211,20 @@ def warm_up_hooks() -> list[ModuleType]:
             found.append(importlib.import_module(module_name))
         except Exception:
             continue
+    return found
+
+
+# Each built-in backend's coverage table (composer.contract.coverage): what it does with each key.
+COVERAGE = {
+    "docker": "composer.backends.docker.coverage:COVERAGE",
+    "native": "composer.backends.native.coverage:COVERAGE",
+}
+
+
+def coverage_tables() -> dict[str, Table]:
+    """The built-in backends' coverage tables, by backend name (imports only the tables)."""
+    found = {}
+    for name, target in COVERAGE.items():
+        module_name, _, attribute = target.partition(":")
+        found[name] = getattr(importlib.import_module(module_name), attribute)
     return found

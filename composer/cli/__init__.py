@@ -90,11 +90,24 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_ERROR
-    except Exception as error:  # a bug of ours: one line, unless debugging is asked for
-        if os.environ.get("COMPOSER_DEBUG"):
-            import traceback  # only when asked: importing it costs 5 ms on every run
+    except ModuleNotFoundError as error:  # a dependency missing from the environment, not a bug of ours
+        if error.name is None or error.name.partition(".")[0] == "composer":
+            return _internal(error)
+        from composer.backends.select import missing_module
 
-            traceback.print_exc()
-        print(f"composer: internal error: {type(error).__name__}: {error} "
-              "(set COMPOSER_DEBUG=1 for details)", file=sys.stderr)
-        return EXIT_INTERNAL
+        missing = missing_module(error.name)
+        print(f"composer: {missing}\nhint: {missing.hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as error:
+        return _internal(error)
+
+
+def _internal(error: BaseException) -> int:
+    """A bug of ours: one line, unless debugging is asked for."""
+    if os.environ.get("COMPOSER_DEBUG"):
+        import traceback  # only when asked: importing it costs 5 ms on every run
+
+        traceback.print_exception(error)
+    print(f"composer: internal error: {type(error).__name__}: {error} "
+          "(set COMPOSER_DEBUG=1 for details)", file=sys.stderr)
+    return EXIT_INTERNAL

@@ -129,13 +129,31 @@ def volumes(value: Any, path: PathKey) -> list[Any]:
     result: list[Any] = []
     for index, entry in enumerate(value or []):
         if isinstance(entry, dict):
-            result.append(_long_volume(entry, (*path, index)))
+            result.append(_clean_target(_long_volume(entry, (*path, index))))
             continue
         try:
-            result.append(shortsyntax.parse_volume(entry))
+            result.append(_clean_target(shortsyntax.parse_volume(entry)))
         except ValueError as exc:
             raise CanonicalError((*path, index), str(exc)) from None
     return result
+
+
+def go_path_clean(path: str) -> str:
+    """Go's ``path.Clean``: ``.`` and ``..`` resolved lexically, repeated and trailing slashes
+    dropped (``/data/`` -> ``/data``, ``//a`` -> ``/a``, ``""`` -> ``.``)."""
+    import posixpath
+
+    cleaned = posixpath.normpath(path) if path else "."
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def _clean_target(volume: Any) -> Any:
+    """A mount's target as compose-go cleans it (transform/volume.go ``cleanTarget``, short and long
+    syntax alike): the only path of a service v2 cleans (not tmpfs, working_dir, devices, secrets,
+    configs or develop.watch targets: checked side by side)."""
+    if isinstance(volume, dict) and isinstance(volume.get("target"), str) and volume["target"]:
+        return {**volume, "target": go_path_clean(volume["target"])}
+    return volume
 
 
 def _long_volume(entry: dict[str, Any], path: PathKey) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def _render_config(project: ProjectOptions, request: ConfigRequest) -> ConfigRes
     listing = _listing(loaded, request)
     if listing is not None:
         return ConfigResult(listing, loaded.warnings)
-    output = render.project_output(loaded.tree)
+    output = render.project_output(loaded.tree, yaml=request.format != "json")
     text = render.to_json(output) if request.format == "json" else render.to_yaml(output)
     if request.interpolate:
         text = render.escape_dollars(text)

@@ -33,49 +33,60 @@ def _is_zero(value: Any) -> bool:
     ) or (isinstance(value, list) and not value)
 
 
-def _struct(value: dict[str, Any]) -> dict[str, Any]:
+def _struct(value: dict[str, Any], yaml: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, item in value.items():
         if key.startswith("x-"):
+            if yaml:  # v2's YAML inlines each struct's extensions; its JSON leaves them out
+                result[key] = item
             continue
-        if key in KEEP_ZERO:
-            result[key] = _value(key, item)
+        if key in KEEP_ZERO and not (yaml and item is None):  # YAML: a nil pointer is left out
+            result[key] = _value(key, item, yaml)
             continue
         if _is_zero(item):
             continue
         if key in FREE_FORM and isinstance(item, dict):
             if item:
-                result[key] = {name: _free(entry) for name, entry in sorted(item.items())}
+                result[key] = {name: _free(entry, yaml) for name, entry in sorted(item.items())}
             continue
-        result[key] = _value(key, item)
+        result[key] = _value(key, item, yaml)
     return result
 
 
-def _free(value: Any) -> Any:
+def _free(value: Any, yaml: bool) -> Any:
     if isinstance(value, dict):
-        return _struct(value)
+        return _struct(value, yaml)
     return value
 
 
-def _value(key: str, value: Any) -> Any:
+def _value(key: str, value: Any, yaml: bool = False) -> Any:
     if key == "deploy" and isinstance(value, dict):
-        return {"resources": {}, "placement": {}, **_struct(value)}
+        return _struct(value, yaml) if yaml else {"resources": {}, "placement": {}, **_struct(value)}
     if key in BYTE_SIZES and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if key in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops", "weight_device"):
-        return [{GO_FIELD_NAMES.get(name, name): str(entry) if name == "rate" else entry
-                 for name, entry in _struct(item).items()}
+        # JSON: Go's field names (the struct has no JSON tags); YAML: its yaml tags
+        return [{name if yaml else GO_FIELD_NAMES.get(name, name): str(entry) if name == "rate" else entry
+                 for name, entry in _struct(item, yaml).items()}
                 for item in value or [] if isinstance(item, dict)]
     if key == "watch" and isinstance(value, list):
-        return [{**_struct(rule), "exec": _struct(rule.get("exec") or {}) or {"command": None}}
-                if isinstance(rule, dict) else rule for rule in value]
+        return [_watch_rule(rule, yaml) if isinstance(rule, dict) else rule for rule in value]
     if key == "extra_hosts" and isinstance(value, list):
         return _hosts_by_name(value)
     if isinstance(value, dict):
-        return _struct(value)
+        return _struct(value, yaml)
     if isinstance(value, list):
-        return [_struct(item) if isinstance(item, dict) else item for item in value]
+        return [_struct(item, yaml) if isinstance(item, dict) else item for item in value]
     return value
+
+
+def _watch_rule(rule: dict[str, Any], yaml: bool) -> dict[str, Any]:
+    """JSON always prints the rule's ``exec`` (a struct, not a pointer); YAML omits an empty one."""
+    printed = _struct(rule, yaml)
+    hook = _struct(rule.get("exec") or {}, yaml)
+    if hook or not yaml:
+        printed["exec"] = hook or {"command": None}
+    return printed
 
 
 def _hosts_by_name(entries: list[Any]) -> list[str]:
@@ -87,34 +98,39 @@ def _hosts_by_name(entries: list[Any]) -> list[str]:
     return [f"{host}={address}" for host in sorted(by_host) for address in by_host[host]]
 
 
-def service_output(service: dict[str, Any]) -> dict[str, Any]:
-    """One service of the tree as v2 prints it."""
+def service_output(service: dict[str, Any], *, yaml: bool = False) -> dict[str, Any]:
+    """One service of the tree as v2 prints it (in JSON, which its configuration hash is of,
+    unless ``yaml``: then ``command`` and ``entrypoint`` appear only when set)."""
     visible = {key: value for key, value in service.items() if key not in _SERVICE_HIDDEN}
-    result = _struct(visible)
-    result.setdefault("command", None)
-    result.setdefault("entrypoint", None)
+    result = _struct(visible, yaml)
+    if not yaml:
+        result.setdefault("command", None)
+        result.setdefault("entrypoint", None)
     return result
 
 
-def resource_output(kind: str, resource: dict[str, Any]) -> dict[str, Any]:
-    """One network, volume, secret or config (``kind``, plural) as v2 prints it."""
-    result = _struct(resource)
-    if kind == "networks":
+def resource_output(kind: str, resource: dict[str, Any], *, yaml: bool = False) -> dict[str, Any]:
+    """One network, volume, secret, config or model (``kind``, plural) as v2 prints it."""
+    result = _struct(resource, yaml)
+    if kind == "networks" and not yaml:
         result.setdefault("ipam", {})
     return result
 
 
-def project_output(tree: dict[str, Any]) -> dict[str, Any]:
-    """The project as v2 prints it, ready for ``json.dumps`` or YAML."""
+def project_output(tree: dict[str, Any], *, yaml: bool = False) -> dict[str, Any]:
+    """The project as v2 prints it, ready for ``json.dumps`` or (``yaml``) for ``to_yaml``: v2's
+    two printers differ (Go's json and yaml struct tags): its YAML leaves empty structs and unset
+    ``command``/``entrypoint`` out, and keeps every struct's ``x-`` keys and the top-level models."""
     output: dict[str, Any] = {}
     if tree.get("name"):
         output["name"] = tree["name"]
     services = tree.get("services") or {}
-    output["services"] = {name: service_output(services[name] or {}) for name in sorted(services)}
-    for kind in ("networks", "volumes", "secrets", "configs"):
+    output["services"] = {name: service_output(services[name] or {}, yaml=yaml) for name in sorted(services)}
+    for kind in ("networks", "volumes", "secrets", "configs", *(("models",) if yaml else ())):
         resources = tree.get(kind)
         if resources:
-            output[kind] = {name: resource_output(kind, resources[name] or {}) for name in sorted(resources)}
+            output[kind] = {name: resource_output(kind, resources[name] or {}, yaml=yaml)
+                            for name in sorted(resources)}
     for key in sorted(tree):
         if key.startswith("x-"):
             output[key] = tree[key]
@@ -127,7 +143,18 @@ def escape_dollars(text: str) -> str:
 
 
 def to_json(output: dict[str, Any]) -> str:
-    return json.dumps(output, indent=2, ensure_ascii=False) + "\n"
+    printed = {key: _json_extension(value) if key.startswith("x-") else value for key, value in output.items()}
+    return json.dumps(printed, indent=2, ensure_ascii=False) + "\n"
+
+
+def _json_extension(value: Any) -> Any:
+    """An ``x-`` value as v2's JSON prints it: an empty sequence, at any depth, is ``null`` (Go's
+    nil slice), where its YAML keeps ``[]``; an empty mapping stays ``{}``."""
+    if isinstance(value, list):
+        return [_json_extension(item) for item in value] if value else None
+    if isinstance(value, dict):
+        return {key: _json_extension(item) for key, item in value.items()}
+    return value
 
 
 def to_yaml(output: dict[str, Any]) -> str:

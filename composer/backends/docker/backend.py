@@ -26,6 +26,7 @@ import anyio.to_thread
 from composer import labels
 from composer.backends.docker import convert, observe
 from composer.backends.docker.client import MAX_CONNECTIONS, Endpoint, connect, resolve_endpoint
+from composer.backends.docker.coverage import COVERAGE
 from composer.backends.docker.errors import BACKEND_NAME, translate, translated
 from composer.contract.backend import (
     Capability,
@@ -43,6 +44,7 @@ from composer.contract.backend import (
     Streams,
     injection_archive,
 )
+from composer.contract.coverage import Table
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, NotFoundError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import with_latest
@@ -92,6 +94,8 @@ class DockerBackend:
 
     name: ClassVar[str] = "docker"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    coverage: ClassVar[Table] = COVERAGE
+    """What the backend does with each Compose key; ``engine.up`` refuses from it before it starts."""
 
     def __init__(
         self,

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composer import labels
+from composer.backends.docker.coverage import COVERAGE
 from composer.backends.docker.errors import BACKEND_NAME
 from composer.backends.seccomp_file import ProfileError, read_profile
 from composer.contract.backend import ContainerSpec, NetworkAttachment
+from composer.contract.coverage import refuse
 from composer.errors import NotFoundError
 from composer.spec.models import (
     DeviceRequest,
@@ -76,8 +78,10 @@ def convert(spec: ContainerSpec, *, inherited_volumes: Mapping[str, str] | None 
     mounted there, so a recreated container keeps its anonymous volumes (as v2 does).
 
     :raises NotFoundError: a ``service:x`` namespace has no container in ``spec.namespace_containers``.
+    :raises UnsupportedFeatureError: the service sets a key the backend refuses (its coverage table).
     """
     service = spec.service
+    refuse(COVERAGE, BACKEND_NAME, service)
     endpoint, connect = _networks(spec)
     interactive = service.stdin_open and spec.labels.get(labels.ONEOFF) == "True"
     return CreateArgs(

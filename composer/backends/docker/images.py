@@ -23,12 +23,6 @@ if TYPE_CHECKING:
 
 Emit = Callable[[Event], None]
 _REMOTE_PREFIXES = ("http://", "https://", "git://", "github.com/", "git@")
-_UNSUPPORTED = (  # (BuildConfig field, what the classic builder lacks)
-    ("ssh", "SSH agent forwarding"),
-    ("secrets", "build secrets"),
-    ("additional_contexts", "additional contexts"),
-    ("cache_to", "cache export (cache_to)"),
-)
 
 
 def is_remote(context: str) -> bool:
@@ -73,7 +67,9 @@ def build_kwargs(spec: BuildSpec) -> dict[str, Any]:
     if build is None:
         raise ImageBuildError(f'service "{service.name}" has no build section', backend_name=BACKEND_NAME,
                               operation="build")
-    for key, what in _UNSUPPORTED:
+    from composer.backends.docker.coverage import BUILDER_LACKS
+
+    for key, what in BUILDER_LACKS.items():  # the coverage table's refusals of build keys
         if getattr(build, key):
             raise _unsupported(service, what)
     kwargs: dict[str, Any] = {

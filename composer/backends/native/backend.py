@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar, NoReturn, TypeVar
 
 import anyio.to_thread
 
+from composer.backends.native.coverage import COVERAGE
 from composer.backends.native.image import oci
 from composer.backends.native.image.aliases import image_aliases
 from composer.backends.native.image.store import ImageRecord, ImageStore
@@ -50,6 +51,7 @@ from composer.contract.backend import (
     ProjectSummary,
     Streams,
 )
+from composer.contract.coverage import Table
 from composer.contract.observed import ObservedState
 from composer.errors import ImagePullError, UnsupportedFeatureError
 
@@ -68,6 +70,8 @@ class NativeBackend:
     name: ClassVar[str] = BACKEND_NAME
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.HEALTHCHECK, Capability.NAMED_VOLUMES, Capability.RESTART_POLICY})
+    coverage: ClassVar[Table] = COVERAGE
+    """What the backend does with each Compose key; ``engine.up`` refuses from it before it starts."""
 
     def __init__(self, root: Path | str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         self._root = root

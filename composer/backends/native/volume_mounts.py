@@ -22,9 +22,13 @@ ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 
 def create_volume(containers: NativeContainers, project: str, key: str, name: str, config: VolumeConfig) -> str:
     containers.projects.lock(project)
-    if config.driver not in (None, "local") or config.driver_opts:
-        raise unsupported(f"volume {name}: driver {config.driver or 'local'} with options is not supported by "
-                           "the native backend yet", "create volume")
+    if config.driver not in (None, "local"):
+        raise unsupported(f"volume {name}: driver {config.driver} is not supported by the native backend yet",
+                          "create volume")
+    if config.driver_opts:
+        from composer.backends.native.coverage import COVERAGE
+
+        raise unsupported(f"volume {name}: {COVERAGE['volumes.driver_opts'].note}", "create volume")
     if volumes.inspect(containers.store.root, name) is None:
         containers.created_volumes.setdefault(project, []).append(name)
     volumes.create(containers.store.root, name, {**config.labels, labels.VOLUME: key, labels.PROJECT: project,

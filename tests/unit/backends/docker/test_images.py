@@ -133,3 +133,27 @@ def test_push_messages_become_layer_events_and_errors_raise() -> None:
         ("layer:l1", EventStatus.DONE, "Pushed")]
     with pytest.raises(ImagePushError, match="denied"):
         images.push(FakeApi([{"error": "denied: requested access"}]), "reg/app", events.append)
+
+
+@pytest.mark.parametrize(("field", "fragment"), [
+    ("ssh", "ssh: [default]"),
+    ("secrets", "secrets: [s]"),
+    ("additional_contexts", "additional_contexts: {other: /tmp}"),
+    ("cache_to", "cache_to: [type=local,dest=/tmp/c]"),
+    ("entitlements", "entitlements: [network.host]"),
+    ("privileged", "privileged: true"),
+    ("ulimits", "ulimits: {nofile: 1024}"),
+])
+def test_build_keys_the_classic_builder_lacks_are_refused_in_the_tables_words(tmp_path: Path, field: str,
+                                                                               fragment: str) -> None:
+    from composer.backends.docker.coverage import BUILDER_LACKS, COVERAGE
+
+    assert set(BUILDER_LACKS) == {"ssh", "secrets", "additional_contexts", "cache_to", "entitlements", "privileged",
+                                  "ulimits"}
+    extra = "secrets:\n  s: {file: ./s}\n" if field == "secrets" else ""
+    (tmp_path / "s").write_text("x")
+    spec = spec_for(tmp_path, f"      context: .\n      {fragment}\n{extra}")
+    key = next(key for key in COVERAGE if key.startswith(f"services.build.{field}") and COVERAGE[key].when)
+    with pytest.raises(UnsupportedFeatureError) as refused:
+        images.build_kwargs(spec)
+    assert str(refused.value) == f'service "app": {COVERAGE[key].note}'
