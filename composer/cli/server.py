@@ -494,8 +494,9 @@ def _worker(connection: socket.socket) -> int:
         return 1
     from composer.cli import EXIT_INTERRUPTED
 
-    threading.Thread(target=_relay_signals, args=(connection,), daemon=True, name="composer-signals").start()
     try:
+        # the relay may raise a pending Ctrl-C at once: even while start() waits for the thread
+        threading.Thread(target=_relay_signals, args=(connection,), daemon=True, name="composer-signals").start()
         code = _run_command(request["argv"][1:])
     except KeyboardInterrupt:  # a Ctrl-C relayed before the command's own handler was in place
         _interrupted()
