@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         prepare_example_on_host()
-        with tempfile.TemporaryDirectory(prefix="composer-vm-out-") as folder:
+        with tempfile.TemporaryDirectory(prefix="composer-guest-out-") as folder:
             out = Path(folder)
             junit = out / "report.xml"
             pytest = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs", "--durations=15",
