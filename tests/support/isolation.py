@@ -250,8 +250,12 @@ def compose_file(reference: str, setting: str, port: int) -> str:
 def composer(run: Run, folder: Path, project: str, *args: str, timeout: float = 120
              ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "composer", "--backend", run.backend, "-p", project, *args]
-    return subprocess.run(command, cwd=folder, env=dict(run.environ), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    try:
+        return subprocess.run(command, cwd=folder, env=dict(run.environ), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"composer --backend {run.backend} {' '.join(args)} did not finish within {timeout:.0f} s"
+                         ) from None
 
 
 def run_probe(run: Run, reference: str, setting: str, port: int, workdir: Path) -> dict[str, str]:

@@ -64,7 +64,7 @@ def run_in_guest(say: Callable[[str], None]) -> tuple[isolation.HostFacts, Resul
     from tests.vm.focused import PACKAGES
     from tests.vm.machine import Options, guests
 
-    with tempfile.TemporaryDirectory(prefix="composer-vm-out-") as folder, \
+    with tempfile.TemporaryDirectory(prefix="composer-guest-out-") as folder, \
             guests(Options(packages=PACKAGES, shares=(Path(folder),)), say) as (guest,):
         output = Path(folder) / "verdicts.json"
         result = guest.run(["python", "-m", "tests.support.isolation_report", "--json", str(output)])

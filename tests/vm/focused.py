@@ -108,10 +108,13 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         prepare_example_on_host()
-        with tempfile.TemporaryDirectory(prefix="composer-vm-out-") as folder:
+        with tempfile.TemporaryDirectory(prefix="composer-guest-out-") as folder:
             out = Path(folder)
             junit = out / "report.xml"
-            pytest = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs", "--durations=15",
+            # -p composer.pytest_plugin: the guest's venv reaches the repository through a .pth file, with no
+            # entry point that would load composer's pytest plugin (the example's tests use its fixtures).
+            pytest = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-p", "composer.pytest_plugin", "-q",
+                      "-rfEs", "--durations=15",
                       f"--junitxml={junit}", *deselect, *tests, *argv]
             env = {"COMPOSER_EXAMPLE_IMAGES": "served"}
             if "CI" in os.environ:
