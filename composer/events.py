@@ -27,6 +27,7 @@ class Event:
     parent_id: str | None = None
     current: int | None = None  # progress, in bytes or steps, when known (a layer's bytes downloaded or
     total: int | None = None    # extracted against its size: both backends report them the same way)
+    units: str = ""  # what current/total count: "" is bytes (docker's jsonmessage Units), else e.g. "steps"
 
     @property
     def percent(self) -> int | None:

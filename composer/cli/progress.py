@@ -81,11 +81,15 @@ class QuietRenderer:
             self.stream.write(f"{_label(event.resource_id)}: {event.text} {event.details}".rstrip() + "\n")
 
 
-def progress_bar(current: int, total: int, width: int = BAR_CELLS + 21) -> str:
+def progress_bar(current: int, total: int, width: int = BAR_CELLS + 21, units: str = "") -> str:
     """Docker's jsonmessage progress, as v2 shows a layer's: ``[=========>      ]  12.3MB/45.6MB``
-    (go-units sizes), the bar narrowed to fit ``width`` cells and left out when it would not."""
-    numbers = f"{human_size(current, 4):>8}/{human_size(total, 4)}" if current <= total \
-        else f"{human_size(current, 4):>8}"  # a count past the total: the total is not shown, as docker
+    (go-units sizes; with ``units``, ``3/10 steps``), the bar narrowed to fit ``width`` cells and
+    left out when it would not."""
+    if units:
+        numbers = f"{current}/{total} {units}"
+    else:  # a count past the total: the total is not shown, as docker
+        numbers = f"{human_size(current, 4):>8}/{human_size(total, 4)}" if current <= total \
+            else f"{human_size(current, 4):>8}"
     cells = min(BAR_CELLS, width - len(numbers) - 4)  # "[", the '>' head, "] "
     if cells < MIN_BAR_CELLS:
         return numbers.strip()
@@ -164,7 +168,7 @@ class TtyRenderer:
         head = f"{indent}{mark} {_label(event.resource_id)}{self.summary(event, children)}  {event.text}"
         progress = ""
         if event.status is EventStatus.WORKING and event.current is not None and event.total:
-            progress = " " + progress_bar(event.current, event.total, width - len(head) - 2)
+            progress = " " + progress_bar(event.current, event.total, width - len(head) - 2, event.units)
         details = f" {event.details}" if event.details else ""
         return (head + progress + details)[:max(1, width - 1)]
 
@@ -180,7 +184,9 @@ class TtyRenderer:
             done = child.status is EventStatus.DONE
             percent = 100 if done else (child.percent or 0)
             glyphs.append(PERCENT_CHARS[(len(PERCENT_CHARS) - 1) * percent // 100])
-            if child.total:
+            if child.units:  # steps, not bytes: the image's line shows no sum
+                known = False
+            elif child.total:
                 total += child.total
                 current += child.total if done else min(child.total, self.reached.get(child.resource_id, 0))
             elif not done:

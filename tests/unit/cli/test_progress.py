@@ -152,3 +152,14 @@ def test_plain_lines_do_not_repeat_for_a_count_alone() -> None:
     assert stream.getvalue().splitlines() == [" Layer aaaaaaaaaaaa  Downloading",
                                               " Layer aaaaaaaaaaaa  Download complete",
                                               " Build web  #1 step", " Build web  #1 step"]
+
+
+def test_a_count_of_steps_is_not_drawn_as_bytes() -> None:
+    assert progress_bar(3, 10, width=40, units="steps") == "[" + "=" * 7 + ">" + " " * 19 + "] 3/10 steps"
+    renderer, stream, _ = tty()
+    renderer.emit(Event("image:web", EventStatus.WORKING, "Building"))
+    renderer.emit(Event("build:web", EventStatus.WORKING, "Step 3/10 : RUN make", parent_id="image:web",
+                        current=3, total=10, units="steps"))
+    image, step = frames(stream.getvalue())[-1]
+    assert image == " ⠿ Image web [⣀]  Building"  # a glyph, and no sum of bytes
+    assert step.endswith("Step 3/10 : RUN make [" + "=" * 15 + ">" + " " * 35 + "] 3/10 steps")
