@@ -123,7 +123,8 @@ class TtyRenderer:
         self.size = size or (lambda: _terminal_size(stream))
         self.clock = clock
         self.lines: dict[str, Event] = {}
-        self.reached: dict[str, int] = {}  # each resource's highest count: an image's total only grows
+        self.reached: dict[str, int] = {}  # each resource's highest count and size: an image's sum
+        self.sizes: dict[str, int] = {}    # only grows (dockerd's Download complete tells neither)
         self.drawn = 0
         self.last_draw: float | None = None
 
@@ -132,6 +133,8 @@ class TtyRenderer:
         self.lines[event.resource_id] = event
         if event.current is not None:
             self.reached[event.resource_id] = max(event.current, self.reached.get(event.resource_id, 0))
+        if event.total:
+            self.sizes[event.resource_id] = max(event.total, self.sizes.get(event.resource_id, 0))
         moved_only = previous is not None and (previous.status, previous.text, previous.details) == (
             event.status, event.text, event.details)
         now = self.clock()
@@ -182,13 +185,15 @@ class TtyRenderer:
         known = True
         for child in children:
             done = child.status is EventStatus.DONE
-            percent = 100 if done else (child.percent or 0)
+            size = self.sizes.get(child.resource_id, 0)
+            reached = min(100, self.reached.get(child.resource_id, 0) * 100 // size) if size else 0
+            percent = 100 if done else child.percent if child.percent is not None else reached
             glyphs.append(PERCENT_CHARS[(len(PERCENT_CHARS) - 1) * percent // 100])
             if child.units:  # steps, not bytes: the image's line shows no sum
                 known = False
-            elif child.total:
-                total += child.total
-                current += child.total if done else min(child.total, self.reached.get(child.resource_id, 0))
+            elif size:
+                total += size
+                current += size if done else min(size, self.reached.get(child.resource_id, 0))
             elif not done:
                 known = False
         numbers = f" {human_size(current, 4):>7} / {human_size(total, 4):<7}".rstrip() if known and total else ""

@@ -97,6 +97,8 @@ def test_the_image_line_adds_its_layers_and_waits_for_every_size() -> None:
     clock.now += 1
     renderer.emit(layer("Extracting", 500_000, total=2_000_000))  # extraction starts again at 0: the sum does not
     assert frames(stream.getvalue())[-1][0] == " ⠿ Image web [⣀⣶]     4MB / 6MB  Pulling"
+    renderer.emit(Event("layer:bbbbbbbbbbbb", EventStatus.WORKING, "Download complete", parent_id="image:web"))
+    assert frames(stream.getvalue())[-1][0] == " ⠿ Image web [⣀⣶]     4MB / 6MB  Pulling"  # dockerd's: no counts
     renderer.emit(Event("image:web", EventStatus.DONE, "Pulled"))
     assert frames(stream.getvalue())[-1][0] == " ✔ Image web  Pulled"
 
