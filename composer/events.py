@@ -25,8 +25,16 @@ class Event:
     text: str  # what happens, v2's words: "Creating", "Created", "Started", "Healthy"...
     details: str = ""
     parent_id: str | None = None
-    current: int | None = None  # progress, in bytes or steps, when known
-    total: int | None = None
+    current: int | None = None  # progress, in bytes or steps, when known (a layer's bytes downloaded or
+    total: int | None = None    # extracted against its size: both backends report them the same way)
+    units: str = ""  # what current/total count: "" is bytes (docker's jsonmessage Units), else e.g. "steps"
+
+    @property
+    def percent(self) -> int | None:
+        """``current`` as a whole percentage of ``total`` (at most 100), when both are known."""
+        if self.current is None or not self.total:
+            return None
+        return min(100, max(0, self.current * 100 // self.total))
 
 
 class EventSink(Protocol):

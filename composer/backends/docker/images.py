@@ -191,7 +191,7 @@ class _BuildStream:
         elif line.startswith("Successfully built "):
             self.image_id = self.image_id or line.removeprefix("Successfully built ").strip()
         self.emit(Event(self.resource, EventStatus.WORKING, line, parent_id=self.parent, current=current,
-                        total=total))
+                        total=total, units="steps" if total is not None else ""))
 
 
 def build(api: Any, spec: BuildSpec, emit: Emit) -> str:

@@ -291,3 +291,30 @@ def test_no_build_with_a_missing_build_only_image_fails_like_v2(folder: Path, bu
     errors = [line for line in result.stderr.splitlines() if line.startswith("composer: ")]
     assert len(errors) == 1, result.stderr
     assert f"No such image: {folder.name}-app" in errors[0]
+
+
+def test_pull_progress_counts_a_layers_bytes_as_native_does(folder: Path, docker_api: Any,
+                                                          local_registry: LocalRegistry, images: Images) -> None:
+    """dockerd's Downloading and Extracting counts reach ``--progress json`` as the native backend's
+    do (tests/integration/native/test_pull_progress.py): current/total/percent against the blob's
+    size, the same Event fields, drawn by the same renderers."""
+    import os
+
+    from composer.backends.native.image import oci
+    from composer.backends.native.image.registry import CredentialStore, RegistryClient, RegistryConfig
+    from tests.support import oci_images as oi
+
+    image = oi.make_image([oi.busybox_layer(), oi.tar_bytes([oi.file("big", os.urandom(16 << 20))])])
+    reference = images.add(local_registry.reference(f"composer-it/progress{uuid.uuid4().hex[:8]}"))
+    oi.push_image(RegistryClient(RegistryConfig(), CredentialStore(Path("/nonexistent")), operation="push"),
+                  reference, image)
+    (folder / "compose.yaml").write_text(f"services:\n  app:\n    image: {reference}\n")
+    events = json_events(ok(composer(folder, "pull", progress="json")).stderr)
+    digest = image.layer_digests[1]
+    layer = [e for e in events if e["id"] == f"layer:{oci.digest_hex(digest)[:12]}"]
+    for phase in ("Downloading", "Extracting"):
+        counted = [e for e in layer if e["text"] == phase]
+        assert counted, layer
+        assert all(e["total"] == len(image.blobs[digest]) for e in counted)
+        assert [e["percent"] for e in counted] == [e["current"] * 100 // e["total"] for e in counted]
+    assert layer[-1]["text"] == "Pull complete"

@@ -1,8 +1,9 @@
 """Pulling an image into the store: resolve, fetch config and layers in parallel, unpack, tag.
 
 Events: ``image:<reference as given>`` gets Pulling / Pulled (or Error); each layer gets
-``layer:<12 hex of its blob digest>`` events under it: Waiting, Downloading (current/total bytes),
-Download complete, Extracting, Pull complete, or Already exists. The index entry is written last,
+``layer:<12 hex of its blob digest>`` events under it: Waiting, Downloading and Extracting (bytes of
+the blob fetched, then unpacked, against its size in the manifest, as dockerd reports them; at most
+every PROGRESS_INTERVAL seconds), Download complete, Pull complete, or Already exists. The index entry is written last,
 so an interrupted pull leaves no tag; the next pull resumes partial downloads and reuses every
 blob and layer already in the store.
 """
@@ -13,7 +14,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, cast
 
 import anyio
 import anyio.from_thread
@@ -29,6 +30,7 @@ from composer.image_reference import Reference, parse
 
 BACKEND = "native"
 DEFAULT_CONCURRENCY = 4
+PROGRESS_INTERVAL = 0.1  # seconds between two progress events of a layer (the last byte is always told)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _INTERVALS = {"daily": 86400.0, "weekly": 604800.0}
 _EVERY = re.compile(r"every_((?:\d+[smhdw])+)")
@@ -203,15 +205,16 @@ async def _layer_task(client: RegistryClient, resolved: Resolved, store: ImageSt
         if compression is None:
             raise UnsupportedFeatureError(f"layer {layer.digest}: unsupported media type {layer.media_type!r}",
                                           backend_name=BACKEND, operation="pull")
-        emit("Extracting")
+        extracting = throttled(lambda current: emit("Extracting", current=current), layer.size)
+        extracting(0)
 
         def populate(directory: Any) -> int:
             with store.blob_path(layer.digest).open("rb") as blob:
-                return apply_layer(blob, directory, compression=compression, diff_id=diff_id,
-                                   what=f"layer {layer.digest}")
+                return apply_layer(cast(IO[bytes], _MeteredReader(blob, extracting)), directory,
+                                   compression=compression, diff_id=diff_id, what=f"layer {layer.digest}")
 
         store.add_layer(chain, diff_id, parent, populate)
-        emit("Pull complete", EventStatus.DONE)
+        emit("Pull complete", EventStatus.DONE, current=layer.size)
 
     await anyio.to_thread.run_sync(work, limiter=limiter)
 
@@ -224,15 +227,52 @@ def _fetch(client: RegistryClient, resolved: Resolved, store: ImageStore, descri
                 emit("Download complete", current=descriptor.size)
             return
         resumed = writer.offset
-        last = [0.0]
-
-        def progress(current: int) -> None:
-            now = time.monotonic()
-            if emit is not None and (now - last[0] >= 0.1 or current == descriptor.size):
-                last[0] = now
-                emit("Downloading", current=current,
-                     details=f"resumed at {resumed} bytes" if resumed else "")
-
+        progress = None if emit is None else throttled(
+            lambda current: emit("Downloading", current=current,
+                                 details=f"resumed at {resumed} bytes" if resumed else ""), descriptor.size)
         client.fetch_blob(resolved.endpoint, resolved.reference, descriptor, writer, progress)
     if emit is not None:
         emit("Download complete", current=descriptor.size)
+
+
+def throttled(report: Callable[[int], None], total: int, *, interval: float = PROGRESS_INTERVAL,
+              clock: Callable[[], float] = time.monotonic) -> Callable[[int], None]:
+    """``report`` called with a byte count at most once per ``interval`` seconds, except the first
+    and the last byte (``total``), which are always told: a fast download is not an event per chunk."""
+    last: list[float | None] = [None]
+
+    def progress(current: int) -> None:
+        now = clock()
+        previous = last[0]
+        if previous is None or now - previous >= interval or current >= total:
+            last[0] = now
+            report(current)
+
+    return progress
+
+
+class _MeteredReader:
+    """A blob file that tells ``progress`` how far it has been read (the Extracting bytes: the
+    unpacker reads the compressed blob once, front to back, as dockerd counts them)."""
+
+    def __init__(self, blob: IO[bytes], progress: Callable[[int], None]) -> None:
+        self.blob = blob
+        self.progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.blob.read(size)
+        if data:
+            self.progress(self.blob.tell())
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.blob.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.blob.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
