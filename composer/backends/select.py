@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from composer.contract.backend import Backend, ImageStoreCommands
-    from composer.contract.system import SystemCommands
     from composer.contract.coverage import Table
+    from composer.contract.system import SystemCommands
 
 ENTRY_POINT_GROUP = "composer.backends"
 
