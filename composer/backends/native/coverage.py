@@ -96,7 +96,7 @@ COVERAGE: Table = with_extensions({
                                                 gap="provenance: true is not refused"),
     "services.build.sbom": not_applicable("attestations are BuildKit's: the native builder attaches none",
                                           gap="sbom: true is not refused"),
-    "services.build.pull": applied(note="the base images are pulled always"),
+    "services.build.pull": applied(note="pull: true pulls the base images even when the store has them"),
     "services.build.target": applied(BUILD + "test_multi_stage_copy_from_scratch_and_target"),
     "services.build.tags": applied(),
     "services.build.platforms": applied(note="linux/amd64 only; another platform is refused in one line"),
