@@ -132,18 +132,32 @@ SINGLE_HOST: Table = {
     "configs.template_driver": not_applicable(SWARM),
     "configs.labels": not_applicable(SWARM + " (the config object's labels)"),
     "networks.attachable": not_applicable("Swarm overlay networks only; a bridge takes any container"),
-    "services.develop.watch.path": not_applicable("read by `watch`, which is not a backend's (issue 19 section 4)"),
-    "services.develop.watch.action": not_applicable("read by `watch` (issue 19 section 4)"),
-    "services.develop.watch.target": not_applicable("read by `watch` (issue 19 section 4)"),
-    "services.develop.watch.ignore": not_applicable("read by `watch` (issue 19 section 4)"),
-    "services.develop.watch.include": not_applicable("read by `watch` (issue 19 section 4)"),
-    "services.develop.watch.initial_sync": not_applicable("read by `watch` (issue 19 section 4)"),
-    **{f"services.develop.watch.exec.{key}": not_applicable("read by `watch` (issue 19 section 4)")
-       for key in ("command", "user", "privileged", "working_dir", "environment")},
     "services.attach": not_applicable("read by the CLI (`up` follows the service's output or not)"),
     "services.pull_refresh_after": not_applicable("read by the planner with pull_policy"),
 }
 """Keys that are the same on every single-host backend (one engine, no Swarm)."""
+
+WATCH_KEYS = (*(f"services.develop.watch.{key}" for key in ("path", "action", "target", "ignore", "include",
+                                                            "initial_sync")),
+              *(f"services.develop.watch.exec.{key}" for key in ("command", "user", "privileged", "working_dir",
+                                                                 "environment")))
+"""Read by ``watch`` (composer/planner/watch.py) through the backend's copy, exec and restart."""
+
+# Refused for every backend by the planner (composer/planner/refusals.py formats these lines):
+# composer runs neither the Docker Model Runner nor a provider plugin.
+MODELS_REFUSAL = "models: AI models (the Docker Model Runner) are not supported by composer (model {models})"
+PROVIDER_REFUSAL = "provider: services run by a provider (type {type}) are not supported by composer"
+_PLANNER = "a selected service uses it: the planner refuses it before any pull"
+NO_BACKEND: Table = {
+    "services.provider.type": refused(PROVIDER_REFUSAL, when=_PLANNER),
+    "services.provider.options": refused(PROVIDER_REFUSAL, when=_PLANNER),
+    "services.models.endpoint_var": refused(MODELS_REFUSAL, when=_PLANNER),
+    "services.models.model_var": refused(MODELS_REFUSAL, when=_PLANNER),
+    **{f"models.{key}": refused(MODELS_REFUSAL, when=_PLANNER + " (an unused model is left out by the loader, as v2 "
+                                                  "leaves it)")
+       for key in ("name", "model", "context_size", "runtime_flags")},
+}
+"""Keys no backend runs: refused, in the planner's words, with the service that uses them."""
 
 
 # --- the walk of the model -----------------------------------------------------------------

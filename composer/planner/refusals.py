@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from composer.contract.coverage import MODELS_REFUSAL, PROVIDER_REFUSAL
 from composer.errors import PlanError
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ def refuse_unsupported(project: Project) -> None:
     """
     for service in project.services.values():
         if service.provider is not None:
-            raise PlanError(f"service {service.name}: provider: services run by a provider (type "
-                            f"{service.provider.type}) are not supported by composer")
+            raise PlanError(f"service {service.name}: {PROVIDER_REFUSAL.format(type=service.provider.type)}")
         if service.models:
-            raise PlanError(f"service {service.name}: models: AI models (the Docker Model Runner) are not supported "
-                            f"by composer (model {', '.join(service.models)})")
+            raise PlanError(f"service {service.name}: {MODELS_REFUSAL.format(models=', '.join(service.models))}")

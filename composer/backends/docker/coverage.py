@@ -8,11 +8,12 @@ before it creates anything.
 from __future__ import annotations
 
 from composer.contract.coverage import (
+    NO_BACKEND,
     SINGLE_HOST,
+    WATCH_KEYS,
     Entry,
     Table,
     applied,
-    ignored,
     not_applicable,
     refused,
     with_extensions,
@@ -21,6 +22,13 @@ from composer.contract.coverage import (
 D = "tests/integration/docker/"
 CONTRACT = "tests/integration/test_backend_contract.py"
 KEYS = D + "test_compose_keys_inside.py::test_service_keys_reach_the_container"
+INJECTED = D + "test_compose_keys.py::test_secrets_and_configs_with_content_as_v2_writes_them"
+HOOKS = (D + "test_compose_keys.py::test_hooks_run_as_v2_runs_them",
+         D + "test_compose_keys.py::test_a_failing_hook_fails_with_v2s_message")
+SERVICE_KEYS = D + "test_service_keys.py::"
+WATCH = (D + "test_cli_watch.py::test_watch_syncs_restarts_and_execs",
+         D + "test_cli_watch.py::test_rebuild_rebuilds_and_recreates",
+         D + "test_cli_watch.py::test_up_watch_follows_logs_and_syncs")
 
 BUILDER_LACKS = {  # BuildConfig field -> what the engine's classic builder lacks: refused at build
     "ssh": "SSH agent forwarding",
@@ -38,10 +46,16 @@ def _builder_lacks(field: str) -> Entry:
                    when="an image must be built")
 
 
+WRITTEN = ("a secret or config from environment or content is written into the container with them, as v2 "
+           "does; a file: one is bound and keeps the file's owner and mode, as in v2")
+
+
 # The keys each mapped onto the create request by convert.py; the tests named show them on a
 # real container (inspected, or seen from inside).
 COVERAGE: Table = with_extensions({
     **SINGLE_HOST,
+    **NO_BACKEND,
+    **{key: applied(*WATCH) for key in WATCH_KEYS},
     "name": applied(CONTRACT + "::test_observe_sees_only_its_own_project"),
     # --- services ---
     "services.annotations": refused("annotations is not supported by the docker backend yet",
@@ -92,9 +106,8 @@ COVERAGE: Table = with_extensions({
     "services.command": applied(KEYS, CONTRACT + "::test_each_step_of_a_container_is_observed"),
     "services.configs.source": applied(),
     "services.configs.target": applied(),
-    "services.configs.uid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.configs.gid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.configs.mode": not_applicable("v2 binds the file without Swarm: a bind mount has the file's mode"),
+    **{f"services.{kind}.{key}": applied(INJECTED, note=WRITTEN)
+       for kind in ("configs", "secrets") for key in ("uid", "gid", "mode")},
     "services.container_name": applied(
         "tests/integration/docker/test_cli_lifecycle.py::test_a_container_name_the_engine_refuses_is_one_line_before_anything_is_created"),
     "services.cpu_count": applied(note="Windows engines only; the engine refuses it elsewhere"),
@@ -121,11 +134,9 @@ COVERAGE: Table = with_extensions({
     "services.entrypoint": applied(KEYS),
     "services.environment": applied(KEYS),
     "services.expose": applied(),
-    # Owned by issue 19 section 2 (provider services and models): attempted as an image pull today.
-    "services.provider.type": ignored("issue 19 section 2: attempted as an image pull, not refused"),
-    "services.provider.options": ignored("issue 19 section 2: attempted as an image pull, not refused"),
     "services.external_links": refused("external_links is not supported by the docker backend yet"),
-    "services.extra_hosts": applied(KEYS),
+    "services.extra_hosts": applied(KEYS, D + "test_compose_keys.py::test_host_gateway_is_the_default_bridges_gateway",
+                                    note="host-gateway is the default bridge's gateway, as v2 asks the engine"),
     **{f"services.gpus.{key}": applied() for key in ("capabilities", "count", "device_ids", "driver", "options")},
     "services.group_add": applied(KEYS),
     **{f"services.healthcheck.{key}": applied()
@@ -138,16 +149,16 @@ COVERAGE: Table = with_extensions({
     "services.labels": applied(KEYS),
     "services.links": applied(note="the dependency and the service's DNS name on its networks",
                               gap="a link alias (`db:database`) is not resolvable: v2 sets Links"),
-    "services.logging.driver": applied(),
-    "services.logging.options": applied(),
+    "services.logging.driver": applied(
+        SERVICE_KEYS + "test_logging_reaches_the_log_config_and_the_none_driver_warns_as_v2"),
+    "services.logging.options": applied(
+        SERVICE_KEYS + "test_logging_reaches_the_log_config_and_the_none_driver_warns_as_v2"),
     "services.mac_address": applied(),
     "services.mem_limit": applied(),
     "services.mem_reservation": applied(),
     "services.mem_swappiness": applied(),
     "services.memswap_limit": applied(),
     "services.network_mode": applied(),
-    "services.models.endpoint_var": ignored("issue 19 section 2: models are neither run nor refused"),
-    "services.models.model_var": ignored("issue 19 section 2: models are neither run nor refused"),
     "services.networks.aliases": applied(),
     "services.networks.interface_name": refused("networks.interface_name is not supported by the docker backend yet"),
     "services.networks.ipv4_address": applied(KEYS),
@@ -168,8 +179,7 @@ COVERAGE: Table = with_extensions({
     "services.ports.published": applied(
         "tests/integration/docker/test_cli_containers.py::test_port_prints_the_mapping_and_it_answers"),
     "services.ports.protocol": applied(),
-    # Owned by issue 19 section 2 (lifecycle hooks).
-    **{f"services.{hook}.{key}": ignored("issue 19 section 2: lifecycle hooks are not run yet")
+    **{f"services.{hook}.{key}": applied(*HOOKS)
        for hook in ("post_start", "pre_stop")
        for key in ("command", "user", "privileged", "working_dir", "environment")},
     "services.privileged": applied(),
@@ -182,9 +192,6 @@ COVERAGE: Table = with_extensions({
     "services.shm_size": applied(KEYS),
     "services.secrets.source": applied(),
     "services.secrets.target": applied(),
-    "services.secrets.uid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.secrets.gid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.secrets.mode": not_applicable("v2 binds the file without Swarm: a bind mount has the file's mode"),
     "services.sysctls": applied(KEYS),
     "services.stdin_open": applied(),
     "services.stop_grace_period": applied(),
@@ -195,7 +202,9 @@ COVERAGE: Table = with_extensions({
     "services.ulimits.soft": applied(KEYS),
     "services.ulimits.hard": applied(KEYS),
     "services.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
-    "services.use_api_socket": ignored("issue 19 section 2: the engine's socket is not mounted yet"),
+    "services.use_api_socket": applied(
+        D + "test_compose_keys.py::test_use_api_socket_as_v2_and_v2_sees_the_container_up_to_date",
+        note="a unix endpoint only, as v2 (another is refused in v2's words)"),
     "services.user": applied(KEYS),
     "services.uts": applied(),
     "services.userns_mode": applied(),
@@ -210,20 +219,23 @@ COVERAGE: Table = with_extensions({
     "services.volumes.bind.selinux": applied(),
     "services.volumes.volume.labels": applied(),
     "services.volumes.volume.nocopy": applied(),
-    "services.volumes.volume.subpath": applied(),
+    "services.volumes.volume.subpath": applied(
+        SERVICE_KEYS + "test_a_volume_subpath_needs_an_engine_that_knows_it",
+        note="refused in one line by an engine below API 1.45, which would mount the whole volume"),
     "services.volumes.tmpfs.size": applied(KEYS),
     "services.volumes.tmpfs.mode": applied(KEYS),
     "services.volumes.image.subpath": applied(),
     "services.volumes_from": applied(),
     "services.working_dir": applied(KEYS),
     "services.deploy.replicas": applied(),
-    "services.deploy.resources.limits.cpus": applied(),
-    "services.deploy.resources.limits.memory": applied(),
-    "services.deploy.resources.limits.pids": applied(),
+    "services.deploy.resources.limits.cpus": applied(SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
+    "services.deploy.resources.limits.memory": applied(SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
+    "services.deploy.resources.limits.pids": applied(SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
     **{f"services.deploy.resources.limits.devices.{key}": not_applicable(
         "devices are reserved, not limited: v2 reads only reservations.devices")
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
-    "services.deploy.resources.reservations.memory": applied(),
+    "services.deploy.resources.reservations.memory": applied(
+        SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
     **{f"services.deploy.resources.reservations.devices.{key}": applied()
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
     "services.deploy.restart_policy.condition": applied(),
@@ -232,7 +244,7 @@ COVERAGE: Table = with_extensions({
     # --- networks, volumes, secrets, configs, models ---
     "networks.name": applied(CONTRACT + "::test_networks_are_created_observed_and_removed"),
     "networks.driver": applied(),
-    "networks.driver_opts": applied(),
+    "networks.driver_opts": applied(SERVICE_KEYS + "test_bridge_driver_opts_reach_the_engine"),
     "networks.ipam.driver": applied(),
     "networks.ipam.config.subnet": applied(KEYS),
     "networks.ipam.config.ip_range": applied(),
@@ -250,16 +262,12 @@ COVERAGE: Table = with_extensions({
     "volumes.external": applied(),
     "volumes.labels": applied(),
     "secrets.name": not_applicable("the Swarm object's name; a bound file has none"),
-    "secrets.environment": ignored("issue 19 section 2: only file: secrets and configs are mounted"),
+    "secrets.environment": applied(INJECTED),
     "secrets.file": applied(),
     "secrets.external": refused("external secrets need Swarm, which the docker backend does not use"),
     "configs.name": not_applicable("the Swarm object's name; a bound file has none"),
-    "configs.content": ignored("issue 19 section 2: only file: secrets and configs are mounted"),
-    "configs.environment": ignored("issue 19 section 2: only file: secrets and configs are mounted"),
+    "configs.content": applied(INJECTED),
+    "configs.environment": applied(INJECTED),
     "configs.file": applied(),
     "configs.external": refused("external configs need Swarm, which the docker backend does not use"),
-    "models.name": ignored("issue 19 section 2: models are neither run nor refused"),
-    "models.model": ignored("issue 19 section 2: models are neither run nor refused"),
-    "models.context_size": ignored("issue 19 section 2: models are neither run nor refused"),
-    "models.runtime_flags": ignored("issue 19 section 2: models are neither run nor refused"),
 })

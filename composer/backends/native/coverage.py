@@ -9,11 +9,12 @@ the engine before it creates anything.
 from __future__ import annotations
 
 from composer.contract.coverage import (
+    NO_BACKEND,
     SINGLE_HOST,
+    WATCH_KEYS,
     Entry,
     Table,
     applied,
-    ignored,
     not_applicable,
     refused,
     with_extensions,
@@ -24,13 +25,37 @@ CONTRACT = "tests/integration/test_backend_contract.py"
 KEYS = N + "test_compose_keys_inside.py::test_service_keys_reach_the_container"
 
 
-BUILD_REFUSAL = "the native backend cannot build images yet (use --backend docker)"
-BUILD_KEYS = (*(f"services.build.{key}" for key in (
-    "context", "dockerfile", "dockerfile_inline", "entitlements", "args", "ssh", "labels", "cache_from", "cache_to",
-    "no_cache", "additional_contexts", "network", "provenance", "sbom", "pull", "target", "shm_size", "extra_hosts",
-    "isolation", "privileged", "tags", "platforms")),
-    *(f"services.build.secrets.{key}" for key in ("source", "target", "uid", "gid", "mode")),
-    *(f"services.build.ulimits.{key}" for key in ("soft", "hard", "single")))
+BUILDER_REFUSAL = "{} is not supported by the native builder yet (use --backend docker)"
+"""The native builder's one line (composer.backends.native.build.builder), ``{}`` what it lacks."""
+BUILDER_LACKS = ("ssh", "secrets", "cache_from", "cache_to", "additional_contexts", "extra_hosts", "shm_size",
+                 "ulimits", "privileged", "entitlements", "isolation")
+"""The ``build:`` keys the native builder refuses when it builds (BuildConfig fields)."""
+BUILD = N + "test_build.py::"
+BUILD_UP = N + "test_build_up.py::"
+COMPOSE_KEYS = N + "test_compose_keys.py::"
+SERVICE_KEYS = N + "test_service_keys.py::"
+INJECTED = (COMPOSE_KEYS + "test_secrets_and_configs_with_content_are_written_with_their_owner_and_mode",
+            COMPOSE_KEYS + "test_another_container_does_not_see_the_secret",
+            COMPOSE_KEYS + "test_a_missing_variable_is_one_line_and_creates_nothing")
+HOOKS = (COMPOSE_KEYS + "test_post_start_runs_after_start_and_pre_stop_before_stop",
+         COMPOSE_KEYS + "test_a_failing_post_start_fails_the_start_with_v2s_message")
+RESOURCES = SERVICE_KEYS + "test_deploy_resources_are_the_containers_cgroup_limits"
+LOGGING = (SERVICE_KEYS + "test_a_chatty_service_is_rotated_and_logs_reads_the_rotated_files_in_order",
+           SERVICE_KEYS + "test_the_none_driver_keeps_nothing_and_logs_says_so_as_docker_does",
+           SERVICE_KEYS + "test_without_logging_the_log_is_still_bounded",
+           SERVICE_KEYS + "test_another_logging_driver_is_refused_in_one_line")
+WRITTEN = ("a secret or config from environment or content is written into the container with them; a file: one "
+           "is bound and keeps the file's owner and mode, as in v2")
+DEVICES = "deploy.resources.reservations.devices is not supported by the native backend"
+GENERIC = "deploy.resources.reservations.generic_resources is not supported by the native backend"
+"""Device and generic-resource requests (GPUs): refused by the table (``refuse``), before
+runtime.config reads the limits."""
+
+
+def _builder_lacks(key: str) -> Entry:
+    return refused(BUILDER_REFUSAL.format(f"build.{key}"), when="an image must be built")
+
+
 BLKIO_KEYS = (*(f"{key}.{field}" for key in ("device_read_bps", "device_read_iops", "device_write_bps",
                                              "device_write_iops") for field in ("path", "rate")),
               "weight", "weight_device.path", "weight_device.weight")
@@ -42,11 +67,46 @@ def _refused(key: str) -> Entry:
 
 COVERAGE: Table = with_extensions({
     **SINGLE_HOST,
+    **NO_BACKEND,
+    **{key: applied(N + "test_watch.py::test_watch_syncs_restarts_and_execs",
+                    N + "test_watch.py::test_a_missing_path_is_watched_from_its_parent_in_the_project")
+       for key in WATCH_KEYS},
+    "services.develop.watch.action": applied(
+        N + "test_watch.py::test_watch_syncs_restarts_and_execs",
+        N + "test_watch.py::test_rebuild_is_refused_in_one_line_at_watch_start",
+        note="sync, sync+restart, sync+exec, restart; rebuild is refused in one line at watch start",
+        gap="rebuild: the native backend builds now but does not declare Capability.BUILD, so watch refuses it"),
     "name": applied(CONTRACT + "::test_observe_sees_only_its_own_project"),
     # --- services ---
     "services.annotations": _refused("annotations"),
-    # No builder yet: the backend refuses to build (NativeBackend.build_image), whatever the keys.
-    **{key: refused(BUILD_REFUSAL, when="an image must be built") for key in BUILD_KEYS},
+    # The native builder (composer.backends.native.build): what it lacks is refused when it builds.
+    "services.build.context": applied(BUILD_UP + "test_up_build_runs_the_image_the_native_builder_made",
+                                      BUILD + "test_from_an_image_copy_rules_dockerignore_and_metadata",
+                                      note="a local folder; a URL or git context is refused in one line"),
+    "services.build.dockerfile": applied(BUILD_UP + "test_the_built_config_equals_buildkits"),
+    "services.build.dockerfile_inline": applied(),
+    "services.build.args": applied(BUILD_UP + "test_the_built_config_equals_buildkits"),
+    "services.build.labels": applied(),
+    "services.build.no_cache": applied(note="there is no build cache: every build builds every step"),
+    "services.build.network": applied(BUILD + "test_run_network_none_reaches_no_host_service",
+                                      BUILD + "test_run_default_network_is_a_bridge_of_the_builds_own",
+                                      note="default (a bridge of the build's own) or none; another is refused in "
+                                           "one line"),
+    "services.build.provenance": not_applicable("attestations are BuildKit's: the native builder attaches none",
+                                                gap="provenance: true is not refused"),
+    "services.build.sbom": not_applicable("attestations are BuildKit's: the native builder attaches none",
+                                          gap="sbom: true is not refused"),
+    "services.build.pull": applied(note="pull: true pulls the base images even when the store has them"),
+    "services.build.target": applied(BUILD + "test_multi_stage_copy_from_scratch_and_target"),
+    "services.build.tags": applied(),
+    "services.build.platforms": applied(note="linux/amd64 only; another platform is refused in one line"),
+    **{f"services.build.{key}": _builder_lacks(key)
+       for key in BUILDER_LACKS if key not in ("secrets", "ulimits")},
+    **{f"services.build.secrets.{key}": _builder_lacks("secrets")
+       for key in ("source", "target", "uid", "gid", "mode")},
+    "services.build.ulimits.soft": _builder_lacks("ulimits"),
+    "services.build.ulimits.hard": _builder_lacks("ulimits"),
+    "services.build.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
     **{f"services.blkio_config.{key}": _refused("blkio_config") for key in BLKIO_KEYS},
     "services.cap_add": applied(KEYS),
     "services.cap_drop": applied(KEYS),
@@ -55,9 +115,8 @@ COVERAGE: Table = with_extensions({
     "services.command": applied(KEYS, CONTRACT + "::test_each_step_of_a_container_is_observed"),
     "services.configs.source": applied(),
     "services.configs.target": applied(),
-    "services.configs.uid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.configs.gid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.configs.mode": not_applicable("v2 binds the file without Swarm: a bind mount has the file's mode"),
+    **{f"services.{kind}.{key}": applied(INJECTED[0], note=WRITTEN)
+       for kind in ("configs", "secrets") for key in ("uid", "gid", "mode")},
     "services.container_name": applied(),
     "services.cpu_count": _refused("cpu_count"),
     "services.cpu_percent": _refused("cpu_percent"),
@@ -81,12 +140,12 @@ COVERAGE: Table = with_extensions({
     "services.entrypoint": applied(KEYS),
     "services.environment": applied(KEYS),
     "services.expose": applied(),
-    # Owned by issue 19 section 2 (provider services and models): attempted as an image pull today.
-    "services.provider.type": ignored("issue 19 section 2: attempted as an image pull, not refused"),
-    "services.provider.options": ignored("issue 19 section 2: attempted as an image pull, not refused"),
     "services.external_links": _refused("external_links"),
-    "services.extra_hosts": applied(KEYS,
-                                    gap="issue 19 section 2: host-gateway is written as it is, not resolved"),
+    "services.extra_hosts": applied(
+        KEYS, COMPOSE_KEYS + "test_host_gateway_resolves_to_the_gateway_of_the_first_network",
+        COMPOSE_KEYS + "test_host_gateway_without_a_network_is_refused_in_one_line",
+        note="host-gateway is the gateway of the first network; with network_mode host or none it is refused in one "
+             "line"),
     **{f"services.gpus.{key}": _refused("gpus")
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
     "services.group_add": applied(KEYS),
@@ -101,9 +160,10 @@ COVERAGE: Table = with_extensions({
     "services.labels": applied(KEYS),
     "services.links": applied(note="the dependency and the service's DNS name on its networks",
                               gap="a link alias (`db:database`) is not resolvable: v2 sets Links"),
-    # Owned by issue 19 section 2 (logging on native): every container logs to its json-file.
-    "services.logging.driver": ignored("issue 19 section 2: the json-file log is kept whatever the driver"),
-    "services.logging.options": ignored("issue 19 section 2: no rotation options are read"),
+    "services.logging.driver": applied(*LOGGING, note="json-file, local and none; another driver is refused in one "
+                                                      "line"),
+    "services.logging.options": applied(*LOGGING, note="max-size, max-file and compress; another option is refused "
+                                                       "in one line"),
     "services.mac_address": _refused("mac_address"),
     "services.mem_limit": applied(),
     "services.mem_reservation": applied(),
@@ -111,8 +171,6 @@ COVERAGE: Table = with_extensions({
     "services.memswap_limit": applied(),
     "services.network_mode": applied(
         "tests/integration/native/test_lifecycle.py::test_network_mode_service_shares_the_namespace_and_the_hostname"),
-    "services.models.endpoint_var": ignored("issue 19 section 2: models are neither run nor refused"),
-    "services.models.model_var": ignored("issue 19 section 2: models are neither run nor refused"),
     "services.networks.aliases": applied(
         "tests/integration/native/test_network.py::test_names_resolve_inside_the_right_network_only"),
     "services.networks.interface_name": _refused("networks.interface_name"),
@@ -135,8 +193,7 @@ COVERAGE: Table = with_extensions({
         "tests/integration/native/test_network.py::test_published_tcp_udp_and_a_range_answer_on_loopback"),
     "services.ports.protocol": applied(
         "tests/integration/native/test_network.py::test_published_tcp_udp_and_a_range_answer_on_loopback"),
-    # Owned by issue 19 section 2 (lifecycle hooks).
-    **{f"services.{hook}.{key}": ignored("issue 19 section 2: lifecycle hooks are not run yet")
+    **{f"services.{hook}.{key}": applied(*HOOKS)
        for hook in ("post_start", "pre_stop")
        for key in ("command", "user", "privileged", "working_dir", "environment")},
     "services.privileged": applied(),
@@ -150,9 +207,6 @@ COVERAGE: Table = with_extensions({
     "services.shm_size": applied(KEYS),
     "services.secrets.source": applied(),
     "services.secrets.target": applied(),
-    "services.secrets.uid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.secrets.gid": not_applicable("v2 binds the file without Swarm: a bind mount has the file's owner"),
-    "services.secrets.mode": not_applicable("v2 binds the file without Swarm: a bind mount has the file's mode"),
     "services.sysctls": applied(KEYS),
     "services.stdin_open": _refused("stdin_open"),
     "services.stop_grace_period": applied(
@@ -165,7 +219,8 @@ COVERAGE: Table = with_extensions({
     "services.ulimits.soft": applied(KEYS, gap="an exec'd process does not get them (Docker's does)"),
     "services.ulimits.hard": applied(KEYS, gap="an exec'd process does not get them (Docker's does)"),
     "services.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
-    "services.use_api_socket": ignored("issue 19 section 2: the engine's socket is not mounted yet"),
+    "services.use_api_socket": refused("use_api_socket is not supported by the native backend (it has no engine API "
+                                       "socket to share; use --backend docker)"),
     "services.user": applied(KEYS),
     "services.uts": _refused("uts"),
     "services.userns_mode": _refused("userns_mode"),
@@ -183,7 +238,11 @@ COVERAGE: Table = with_extensions({
     "services.volumes.bind.selinux": _refused("volumes.bind.selinux"),
     "services.volumes.volume.labels": _refused("volumes.volume.labels"),
     "services.volumes.volume.nocopy": applied(),
-    "services.volumes.volume.subpath": ignored("issue 19 section 2: the whole volume is mounted"),
+    "services.volumes.volume.subpath": applied(
+        SERVICE_KEYS + "test_a_volume_subpath_mounts_only_that_folder",
+        SERVICE_KEYS + "test_a_subpath_through_a_symlink_or_missing_is_refused_in_one_line",
+        SERVICE_KEYS + "test_a_subpath_out_of_the_volume_is_refused_at_create",
+        note="a subpath through a symlink, missing or out of the volume is refused in one line"),
     "services.volumes.tmpfs.size": applied(KEYS),
     "services.volumes.tmpfs.mode": applied(KEYS),
     "services.volumes.image.subpath": not_applicable("image mounts are refused (volumes.type)"),
@@ -191,25 +250,28 @@ COVERAGE: Table = with_extensions({
         "tests/integration/native/test_lifecycle.py::test_volumes_from_shares_volumes_and_binds_with_their_mode"),
     "services.working_dir": applied(KEYS),
     "services.deploy.replicas": applied(),
-    # Owned by issue 19 section 2 (deploy.resources on native): only mem_limit, cpus, pids_limit are read.
-    "services.deploy.resources.limits.cpus": ignored("issue 19 section 2: deploy.resources is not read on native"),
-    "services.deploy.resources.limits.memory": ignored("issue 19 section 2: deploy.resources is not read on native"),
-    "services.deploy.resources.limits.pids": ignored("issue 19 section 2: deploy.resources is not read on native"),
+    "services.deploy.resources.limits.cpus": applied(RESOURCES),
+    "services.deploy.resources.limits.memory": applied(RESOURCES),
+    "services.deploy.resources.limits.pids": applied(RESOURCES),
     **{f"services.deploy.resources.limits.devices.{key}": not_applicable(
-        "devices are reserved, not limited: v2 reads only reservations.devices")
+        "devices are reserved, not limited: the loader refuses them under limits, as v2's schema does")
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
-    "services.deploy.resources.reservations.memory": ignored(
-        "issue 19 section 2: deploy.resources is not read on native"),
-    **{f"services.deploy.resources.reservations.devices.{key}": ignored(
-        "issue 19 section 2: devices and GPUs are to be refused on native")
+    **{f"services.deploy.resources.reservations.devices.{key}": refused(DEVICES)
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
+    "services.deploy.resources.reservations.memory": applied(RESOURCES, note="the soft limit (memory.low)"),
+    **{f"services.deploy.resources.reservations.generic_resources.discrete_resource_spec.{key}": refused(GENERIC)
+       for key in ("kind", "value")},
     "services.deploy.restart_policy.condition": applied(),
     "services.deploy.restart_policy.delay": applied(note="the supervisor waits that long before a restart"),
     "services.deploy.restart_policy.max_attempts": applied(),
     # --- networks, volumes, secrets, configs, models ---
     "networks.name": applied(CONTRACT + "::test_networks_are_created_observed_and_removed"),
     "networks.driver": applied(note="bridge; any other driver is refused in one line"),
-    "networks.driver_opts": ignored("issue 19 section 2: bridge options are not read yet"),
+    "networks.driver_opts": applied(
+        SERVICE_KEYS + "test_bridge_driver_opts_take_effect_on_the_bridge_and_its_rules",
+        SERVICE_KEYS + "test_other_or_bad_driver_opts_are_refused_in_one_line",
+        note="com.docker.network.bridge.name, .enable_icc, .enable_ip_masquerade, .host_binding_ipv4 and "
+             "com.docker.network.driver.mtu; another option is refused in one line"),
     "networks.ipam.driver": _refused("networks.ipam.driver"),
     "networks.ipam.config.subnet": applied(KEYS),
     "networks.ipam.config.ip_range": applied(),
@@ -227,18 +289,14 @@ COVERAGE: Table = with_extensions({
     "volumes.external": applied(),
     "volumes.labels": applied(),
     "secrets.name": not_applicable("the Swarm object's name; a bound file has none"),
-    "secrets.environment": ignored("issue 19 section 2: only file: secrets and configs are mounted"),
+    "secrets.environment": applied(*INJECTED),
     "secrets.file": applied(),
     "secrets.external": refused("external secrets need Swarm, which the native backend does not use"),
     "configs.name": not_applicable("the Swarm object's name; a bound file has none"),
-    "configs.content": ignored("issue 19 section 2: only file: secrets and configs are mounted"),
-    "configs.environment": ignored("issue 19 section 2: only file: secrets and configs are mounted"),
+    "configs.content": applied(*INJECTED),
+    "configs.environment": applied(*INJECTED),
     "configs.file": applied(),
     "configs.external": refused("external configs need Swarm, which the native backend does not use"),
-    "models.name": ignored("issue 19 section 2: models are neither run nor refused"),
-    "models.model": ignored("issue 19 section 2: models are neither run nor refused"),
-    "models.context_size": ignored("issue 19 section 2: models are neither run nor refused"),
-    "models.runtime_flags": ignored("issue 19 section 2: models are neither run nor refused"),
 })
 
 

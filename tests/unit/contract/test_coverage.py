@@ -111,6 +111,10 @@ SERVICE_FRAGMENTS = {
     "tty": "tty: true",
     "userns_mode": "userns_mode: host",
     "uts": "uts: host",
+    "use_api_socket": "use_api_socket: true",
+    "deploy.resources.reservations.devices": "deploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}",
+    "deploy.resources.reservations.generic_resources": (
+        "deploy: {resources: {reservations: {generic_resources: [{discrete_resource_spec: {kind: gpu, value: 1}}]}}}"),
     "volumes.bind.selinux": "volumes: ['/tmp:/mnt:z']",
     "volumes.volume.labels": "volumes: [{type: volume, target: /data, volume: {labels: {a: b}}}]",
 }

@@ -42,6 +42,7 @@ from composer.backends.native.build.ignore import Matcher, parse
 from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.build.run import RunRefused, check_flags, diff, last_lines, run_args, run_container
+from composer.backends.native.coverage import BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import BuildSpec
@@ -64,8 +65,7 @@ RuntimeFactory = Callable[[], "Runtime"]
 
 
 def _refuse(what: str) -> UnsupportedFeatureError:
-    return UnsupportedFeatureError(f"{what} is not supported by the native builder yet (use --backend docker)",
-                                   backend_name=BACKEND, operation="build")
+    return UnsupportedFeatureError(BUILDER_REFUSAL.format(what), backend_name=BACKEND, operation="build")
 
 
 def _created() -> str:
@@ -88,12 +88,8 @@ def refuse_build_keys(spec: BuildSpec) -> None:
     """Refuse, in one line naming it, each ``build:`` key this builder does not apply."""
     build = spec.service.build
     assert build is not None
-    for key, value in (("ssh", build.ssh), ("secrets", build.secrets), ("cache_from", build.cache_from),
-                       ("cache_to", build.cache_to), ("additional_contexts", build.additional_contexts),
-                       ("extra_hosts", build.extra_hosts), ("shm_size", build.shm_size),
-                       ("ulimits", build.ulimits), ("privileged", build.privileged),
-                       ("entitlements", build.entitlements), ("isolation", build.isolation)):
-        if value:
+    for key in BUILDER_LACKS:  # the coverage table's refusals of build keys
+        if getattr(build, key):
             raise _refuse(f"service {spec.service.name}: build.{key}")
     if build.network not in (None, "default", "none"):
         raise _refuse(f"service {spec.service.name}: build.network: {build.network}")

@@ -324,20 +324,12 @@ def resource_limits(service: Any) -> dict[str, Any]:
     the memory limit, limits.cpus the CFS quota (NanoCPUs: a 100 ms period), limits.pids the pids
     limit, reservations.memory the soft limit (memory.low on cgroup v2). reservations.cpus
     reaches no engine (v2 leaves it out: a Swarm scheduling reservation), here neither.
-    The loader already refused a service key and its deploy twin with distinct values.
-
-    :raises UnsupportedFeatureError: device or generic-resource requests (GPUs).
+    The loader already refused a service key and its deploy twin with distinct values; device and
+    generic-resource requests (GPUs) were refused by ``service_config`` from the coverage table.
     """
     resources = service.deploy.resources if service.deploy is not None else None
     limit = resources.limits if resources is not None else None
     reservation = resources.reservations if resources is not None else None
-    for group, section in (("limits", limit), ("reservations", reservation)):
-        if section is None:
-            continue
-        for key in ("devices", "generic_resources"):
-            if getattr(section, key):
-                raise unsupported(f"service {service.name}: deploy.resources.{group}.{key} is not supported by the "
-                                  "native backend")
     cpus = (limit.cpus if limit is not None else None) or service.cpus
     cpu_quota, cpu_period = service.cpu_quota, service.cpu_period
     if cpus:
