@@ -109,7 +109,10 @@ def port_mappings(item: Json) -> tuple[PortMapping, ...]:
                 found.append(PortMapping(int(port), protocol or "tcp", binding.get("HostIp") or None,
                                          int(host_port) if host_port else None))
     unique = dict.fromkeys(found)
-    return tuple(sorted(unique, key=lambda p: (p.private_port, p.protocol, p.host_port or 0, p.host_ip or "")))
+    # IPv4 bindings first, as the engine lists them: dockerd 20.10 may give the IPv6 binding of a port
+    # another host port, and v2's `port` answers with the first binding the engine lists.
+    return tuple(sorted(unique, key=lambda p: (p.private_port, p.protocol, ":" in (p.host_ip or ""),
+                                               p.host_port or 0, p.host_ip or "")))
 
 
 def _listing_fields(item: Json) -> dict[str, Any]:

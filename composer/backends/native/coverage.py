@@ -34,6 +34,7 @@ BUILD = N + "test_build.py::"
 BUILD_UP = N + "test_build_up.py::"
 COMPOSE_KEYS = N + "test_compose_keys.py::"
 SERVICE_KEYS = N + "test_service_keys.py::"
+INTERACTIVE = N + "test_interactive.py::"
 INJECTED = (COMPOSE_KEYS + "test_secrets_and_configs_with_content_are_written_with_their_owner_and_mode",
             COMPOSE_KEYS + "test_another_container_does_not_see_the_secret",
             COMPOSE_KEYS + "test_a_missing_variable_is_one_line_and_creates_nothing")
@@ -208,14 +209,16 @@ COVERAGE: Table = with_extensions({
     "services.secrets.source": applied(),
     "services.secrets.target": applied(),
     "services.sysctls": applied(KEYS),
-    "services.stdin_open": _refused("stdin_open"),
+    "services.stdin_open": applied(INTERACTIVE + "test_attach_to_a_tty_service_detach_then_attach_again_and_exit",
+                                   INTERACTIVE + "test_run_without_a_terminal_takes_piped_stdin"),
     "services.stop_grace_period": applied(
         "tests/integration/native/test_lifecycle.py::test_stop_honours_stop_signal_then_grace_then_kill"),
     "services.stop_signal": applied(
         "tests/integration/native/test_lifecycle.py::test_stop_honours_stop_signal_then_grace_then_kill"),
     "services.storage_opt": _refused("storage_opt"),
     "services.tmpfs": applied(KEYS),
-    "services.tty": _refused("tty"),
+    "services.tty": applied(INTERACTIVE + "test_the_terminal_is_the_containers_own",
+                            INTERACTIVE + "test_a_tty_service_keeps_its_terminal_output_in_the_log"),
     "services.ulimits.soft": applied(KEYS, gap="an exec'd process does not get them (Docker's does)"),
     "services.ulimits.hard": applied(KEYS, gap="an exec'd process does not get them (Docker's does)"),
     "services.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),

@@ -105,8 +105,9 @@ def test_a_stack_is_deployed_converged_rolled_and_removed(swarm: Any, stack: str
     assert lines[:4] == ["s3cret", "level=3", "440", "hello"], lines
 
     # ps lists the tasks; a second up changes nothing (its plan is empty).
-    listed = json.loads(composer(folder, "ps", "--format", "json").stdout or "[]")
-    names = sorted(entry["Service"] for entry in (listed if isinstance(listed, list) else [listed]))
+    _wait_running(swarm, f"{stack}_db", 1)
+    listed = [json.loads(line) for line in composer(folder, "ps", "--format", "json").stdout.splitlines() if line]
+    names = sorted(entry["Service"] for entry in listed)
     assert names == ["db", "web", "web"]
     assert composer(folder, "--dry-run", "up", "-d").stdout.strip() == ""
     assert f"running on {swarm.info()['Name']}" in composer(folder, "ps").stdout  # the task's node
@@ -158,6 +159,7 @@ def test_stacks_deployed_by_docker_stack_deploy_and_by_composer_are_one_thing(
     deployed = docker_cli("stack", "deploy", "-c", "stack.yaml", stack, cwd=folder)
     assert deployed.returncode == 0, deployed.stderr
     _wait_running(swarm, f"{stack}_web", 2)
+    _wait_running(swarm, f"{stack}_db", 1)
 
     # composer sees that stack, and its up takes the services over (they carry no config hash yet).
     listed = composer(folder, "ps").stdout
