@@ -112,8 +112,11 @@ def main(argv: list[str]) -> int:
             out = Path(folder)
             junit = out / "report.xml"
             # -p composer.pytest_plugin: the guest's venv reaches the repository through a .pth file, with no
-            # entry point that would load composer's pytest plugin (the example's tests use its fixtures).
-            pytest = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-p", "composer.pytest_plugin", "-q",
+            # entry point that would load composer's pytest plugin (the example's tests use its fixtures);
+            # -p no:composer first: an editable install's egg-info in the repository registers that entry
+            # point after all (a fresh clone's `make install`), and the plugin may be loaded only once.
+            pytest = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:composer",
+                      "-p", "composer.pytest_plugin", "-q",
                       "-rfEs", "--durations=15",
                       f"--junitxml={junit}", *deselect, *tests, *argv]
             env = {"COMPOSER_EXAMPLE_IMAGES": "served"}

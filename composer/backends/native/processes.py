@@ -23,6 +23,7 @@ from composer.backends.native.runtime.logfiles import Cursor
 from composer.backends.native.runtime.supervisor import read_json
 from composer.backends.native.status import running_cgroup
 from composer.contract.backend import ContainerRef, DetachScanner, ExecSpec, ProcessList, Streams, TerminalWindow
+from composer.errors import BackendError
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers
@@ -144,9 +145,18 @@ def attach_container(containers: NativeContainers, ref: ContainerRef, streams: S
     state = read_json(run_dir / "state.json") or {}
     fd = open_pidfd(state.get("monitor"), state.get("monitor_start"))
     try:
+        relayed = False
         if config.get("tty") or config.get("stdin_open"):
-            if _relay(str(run_dir), streams, tty=bool(config.get("tty"))):
-                return None
+            try:
+                if _relay(str(run_dir), streams, tty=bool(config.get("tty"))):
+                    return None
+                relayed = True
+            except BackendError:
+                # A quick one-off can end, and its monitor with its socket, before the caller connects:
+                # its output is in the log, as the monitor wrote it, and stdin can no longer matter.
+                if not (run_dir / "exit.json").exists():
+                    raise
+        if relayed:
             if fd is not None:
                 wait_pidfd(fd, None)
         else:
