@@ -154,7 +154,9 @@ def attach_container(containers: NativeContainers, ref: ContainerRef, streams: S
             except BackendError:
                 # A quick one-off can end, and its monitor with its socket, before the caller connects:
                 # its output is in the log, as the monitor wrote it, and stdin can no longer matter.
-                if not (run_dir / "exit.json").exists():
+                # (The monitor removes its socket, then writes exit.json and exits: wait for that end.)
+                ended = (fd is not None and wait_pidfd(fd, 5.0)) or (run_dir / "exit.json").exists()
+                if not ended:
                     raise
         if relayed:
             if fd is not None:
