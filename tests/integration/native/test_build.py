@@ -13,6 +13,7 @@ import stat
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -29,6 +30,15 @@ from composer.spec.models.service import ServiceConfig
 from tests.integration.registry import LocalRegistry
 
 CGROUP_PARENT = f"composer-test-build-{os.getpid()}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _the_cgroup_parent_goes() -> Iterator[None]:
+    """The builds' parent cgroup (empty once each build's containers are gone) is removed at the end."""
+    from tests.support.isolation import remove_cgroup_parent
+
+    yield
+    remove_cgroup_parent(CGROUP_PARENT)
 
 
 def build(store: ImageStore, context: Path, dockerfile: str, *, image: str = "demo-web", target: str | None = None,
