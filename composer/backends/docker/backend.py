@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
@@ -428,10 +429,20 @@ class DockerBackend:
         self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None, window: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[LogLine, None]:
         targets = [await self._inspect(ref) for ref in refs]
+        pumps = self._pumped(targets, lambda api, item, send, token: _LogPump(api, item, follow, tail, send, token,
+                                                                             window))
+        async with aclosing(pumps) as lines:
+            async for line in lines:
+                yield line
+
+    async def _pumped(self, items: Sequence[Any], make: Callable[[Any, Any, Any, Any], _LogPump],
+                      ) -> AsyncGenerator[LogLine, None]:
+        """The lines of one log pump per item (``make(api, item, send, token)``), interleaved as
+        they come; the pumps are cancelled when the reader stops."""
         api = await anyio.to_thread.run_sync(self._api, limiter=self._limiter)
         send, receive = anyio.create_memory_object_stream[LogLine | BaseException | None](max_buffer_size=256)
         token = anyio.lowlevel.current_token()
-        pumps = [_LogPump(api, item, follow, tail, send.clone(), token, window) for item in targets]
+        pumps = [make(api, item, send.clone(), token) for item in items]
         send.close()
         for pump in pumps:
             pump.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -261,28 +262,11 @@ class SwarmBackend(DockerBackend):
             return [api.inspect_task(ref.name.rpartition(".")[2]) for ref in refs]
 
         tasks = await self._run("logs", inspect)
-        api = await anyio.to_thread.run_sync(self._api, limiter=self._limiter)
-        send, receive = anyio.create_memory_object_stream[LogLine | BaseException | None](max_buffer_size=256)
-        token = anyio.lowlevel.current_token()
-        pumps = [_TaskLogPump(api, ref, task, follow, tail, send.clone(), token, window)
-                 for ref, task in zip(refs, tasks, strict=True)]
-        send.close()
-        for pump in pumps:
-            pump.start()
-        try:
-            async with receive:
-                remaining = len(pumps)
-                while remaining:
-                    item = await receive.receive()
-                    if item is None:
-                        remaining -= 1
-                    elif isinstance(item, BaseException):
-                        raise item
-                    else:
-                        yield item
-        finally:
-            for pump in pumps:
-                pump.cancel()
+        pumps = self._pumped(list(zip(refs, tasks, strict=True)), lambda api, pair, send, token: _TaskLogPump(
+            api, pair[0], pair[1], follow, tail, send, token, window))
+        async with aclosing(pumps) as lines:
+            async for line in lines:
+                yield line
 
     # --- single containers: refused ----------------------------------------------------------------
 

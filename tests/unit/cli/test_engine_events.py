@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
-
-import pytest
-
 from composer.cli.engine_events import json_event, plain_event, rfc3339_nano
 from composer.contract.backend import EngineEvent
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if saved is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
 
 
 def test_events_as_v2_prints_them(utc: None) -> None:
