@@ -332,7 +332,28 @@ class NativeBackend:
         self._unavailable("down --rmi")
 
     def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
-        self._unavailable("events")
+        """The project's container events as they are recorded (runtime.eventlog), until cancelled."""
+        return self._events(project_name)
+
+    async def _events(self, project_name: str) -> AsyncGenerator[EngineEvent, None]:
+        from composer.backends.native.runtime import eventlog
+        from composer.backends.native.runtime.api import project_dir
+
+        folder = project_dir(self.containers.run_root, project_name)
+        follower = eventlog.Follower(folder)
+        try:
+            while True:
+                found = await self._run(follower.poll)
+                for item in found:
+                    attributes = item.get("attributes")
+                    yield EngineEvent(int(item.get("time") or 0), str(item.get("type") or "container"),
+                                      str(item.get("action") or ""), str(item.get("id") or ""),
+                                      {str(k): str(v) for k, v in attributes.items()}
+                                      if isinstance(attributes, dict) else {})
+                if not found:
+                    await anyio.sleep(0.1)
+        finally:
+            follower.close()
 
 
 class _LayerEvents:

@@ -37,8 +37,8 @@ from composer.backends.native.image.aliases import image_aliases
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.network import settings as networking
 from composer.backends.native.projects import Projects
-from composer.backends.native.runtime import cgroups, volumes
-from composer.backends.native.runtime.api import Runtime, checked_name
+from composer.backends.native.runtime import cgroups, eventlog, volumes
+from composer.backends.native.runtime.api import Runtime, checked_name, project_dir
 from composer.backends.native.runtime.config import signal_number
 from composer.backends.native.runtime.init import atomic_json
 from composer.backends.native.runtime.supervisor import SupervisorError, read_json, update_intent
@@ -67,6 +67,10 @@ class NativeContainers:
     def release(self) -> None:
         """Let every project lock go (see Projects.release)."""
         self.projects.release()
+
+    def event(self, project: str, action: str, config: dict[str, Any], **attributes: str) -> None:
+        """Record an event of the project's container (runtime.eventlog: ``composer events``)."""
+        eventlog.record(project_dir(self.run_root, project), action, config, **attributes)
 
     def state(self, project: str, name: str, config: dict[str, Any] | None = None) -> ContainerState:
         return container_state(self.runtime, self.projects, project, name, config)
@@ -144,6 +148,8 @@ class NativeContainers:
                 for name in self.created_volumes.pop(project, []):
                     volumes.remove(self.store.root, name)
             raise
+        with contextlib.suppress(Exception):
+            self.event(project, "create", self.runtime.config(project, spec.container_name))
         return ContainerRef(container_id, spec.container_name)
 
     def start(self, ref: ContainerRef) -> None:
@@ -193,9 +199,15 @@ class NativeContainers:
         project, name, config = self.locate(ref, "remove")
         self.projects.lock(project)
         self.projects.client(project).notify("forget", name=name)
-        if self.state(project, name, config).status == "paused":
+        status = self.state(project, name, config).status
+        if status == "paused":
             self._freeze(project, name, False)
+        if status in ("running", "paused"):  # forgotten by the supervisor: its kill and die are ours
+            self.event(project, "kill", config, signal=str(signal_number("SIGKILL", default=9)))
         self.runtime.remove(project, name, force=True)
+        if status in ("running", "paused"):
+            self.event(project, "die", config, exitCode="137")
+        self.event(project, "destroy", config)
         networking.released(config)
         if remove_volumes:
             for volume in config.get("anonymous_volumes") or ():
@@ -215,6 +227,7 @@ class NativeContainers:
         config["etc_files"] = {target: str(new_dir / Path(source).name)
                                for target, source in (config.get("etc_files") or {}).items()}
         atomic_json(str(new_dir / "config.json"), config)
+        self.event(project, "rename", config, oldName=f"/{name}")  # moby's: the old name with its slash
 
     def container_state(self, ref: ContainerRef) -> ContainerState:
         project, name, config = self.locate(ref, "inspect")
@@ -228,7 +241,7 @@ class NativeContainers:
             raise error(f"cannot {operation} container {name}: {exc.strerror or exc}", operation) from None
 
     def pause(self, ref: ContainerRef, frozen: bool) -> None:
-        project, name, _ = self.locate(ref, "pause")
+        project, name, config = self.locate(ref, "pause")
         self.projects.lock(project)
         state = self.state(project, name)
         if frozen and state.status == "paused":
@@ -236,6 +249,7 @@ class NativeContainers:
         if not frozen and state.status != "paused":
             raise error(f"container {name} is not paused", "unpause")
         self._freeze(project, name, frozen)
+        self.event(project, "pause" if frozen else "unpause", config)
 
     def wait(self, ref: ContainerRef) -> int:
         project, name, _ = self.locate(ref, "wait")

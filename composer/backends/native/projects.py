@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from composer.backends.native.errors import error
-from composer.backends.native.runtime import locks
+from composer.backends.native.runtime import eventlog, locks
 from composer.backends.native.runtime.api import Runtime, private_project_dir, project_dir
 from composer.backends.native.runtime.supervisor import LOCK, START_LOCK, Client, SupervisorError
 
@@ -78,7 +78,8 @@ class Projects:
                         time.sleep(0.02)
                     empty = not self.runtime.containers(project) and client.pid() is None
                 if empty:
-                    for name in ("supervisor.log", "supervisor.pid", "supervisor.sock"):
+                    for name in ("supervisor.log", "supervisor.pid", "supervisor.sock", eventlog.FILE,
+                                 eventlog.ROTATED):
                         with contextlib.suppress(OSError):
                             (folder / name).unlink()
                     with contextlib.suppress(OSError, locks.LockBusyError):  # left by a supervisor killed -9

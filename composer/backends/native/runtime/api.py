@@ -426,9 +426,11 @@ class Runtime:
         finally:
             os.close(fd)
 
-    def stop(self, project: str, name: str, *, sig: int | None = None, grace: float | None = None) -> ContainerState:
+    def stop(self, project: str, name: str, *, sig: int | None = None, grace: float | None = None,
+             on_signal: Callable[[int], None] | None = None) -> ContainerState:
         """Send the stop signal (the service's stop_signal by default), wait ``grace`` seconds
-        (stop_grace_period, 10 s by default), then SIGKILL; returns the final state."""
+        (stop_grace_period, 10 s by default), then SIGKILL; returns the final state. ``on_signal``
+        is told each signal before it is sent (the supervisor's ``kill`` events)."""
         config = self.config(project, name, "stop")
         sig = int(config.get("stop_signal") or signal.SIGTERM) if sig is None else sig
         grace = float(config.get("stop_grace_period", 10.0)) if grace is None else grace
@@ -436,9 +438,13 @@ class Runtime:
         fd = open_pidfd(state.get("pid"), state.get("pid_start"))
         if fd is not None:
             try:
+                if on_signal is not None:
+                    on_signal(sig)
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(fd, sig)
                 if not wait_pidfd(fd, grace):
+                    if on_signal is not None:
+                        on_signal(signal.SIGKILL)
                     with contextlib.suppress(ProcessLookupError):
                         signal.pidfd_send_signal(fd, signal.SIGKILL)
                     wait_pidfd(fd, None)

@@ -10,6 +10,9 @@ Files, under ``<run root>/<project>/`` (next to the containers' own directories)
     <container>/supervise.json   {"manual_stop", "restart_count", "restarting"}: restart intent,
                       read-modify-written under <container>/intent.lock (``intent_locked``)
     <container>/health.json      {"status", "failing_streak", "log"}: the healthcheck's results
+    events.jsonl      the project's container events (runtime.eventlog): what the supervisor does
+                      and sees (start, kill, die, oom, stop, health_status, the probes' exec_*),
+                      beside what the CLI does (create, destroy, rename, pause, unpause)
 
 ``Client.ensure`` starts it when no live one answers: a fresh interpreter that double-forks,
 calls setsid and PR_SET_CHILD_SUBREAPER, binds the socket, writes the pid file and answers
@@ -46,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import faults
-from composer.backends.native.runtime import bootstrap, locks
+from composer.backends.native.runtime import bootstrap, eventlog, locks
 from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
@@ -303,6 +306,7 @@ class Supervisor:
         self.connections = 0
         self.exit_now = False
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # wakes serve() at once
+        self.died: dict[str, tuple[Any, Any]] = {}  # name -> the run (pid, start) whose die is recorded
 
     # files ------------------------------------------------------------------------------------
 
@@ -311,6 +315,31 @@ class Supervisor:
 
     def update(self, name: str, **values: Any) -> dict[str, Any]:
         return update_intent(self.run_dir(name), **values)
+
+    def event(self, name: str, action: str, **attributes: str) -> None:
+        """Record one event about container ``name`` (runtime.eventlog); best effort."""
+        try:
+            config = self.runtime.config(self.project, name)
+        except Exception:
+            return  # removed meanwhile
+        eventlog.record(self.folder, action, config, **attributes)
+
+    def record_exit(self, name: str) -> None:
+        """The ``oom`` (when the kernel's OOM killer ended it) and ``die`` events of the container's
+        last run, once per run: the watcher and a stop both get here."""
+        run_dir = self.run_dir(name)
+        state = read_json(run_dir / "state.json") or {}
+        ended = read_json(run_dir / "exit.json")
+        if ended is None:
+            return
+        run = (state.get("pid"), state.get("pid_start"))
+        with self.lock:
+            if self.died.get(name) == run:
+                return
+            self.died[name] = run
+        if ended.get("oom_killed"):
+            self.event(name, "oom")
+        self.event(name, "die", exitCode=str(int(ended.get("exit_code") or 0)))
 
     # operations ---------------------------------------------------------------------------------
 
@@ -332,6 +361,7 @@ class Supervisor:
         self.update(name, manual_stop=False, restarting=False)
         faults.point("supervisor.start.received")
         pid = self._start(name)
+        self.event(name, "start")
         self._follow(name, epoch)
         return {"pid": pid}
 
@@ -371,7 +401,12 @@ class Supervisor:
                 event = self.wakeups.get(name)
             if event is not None:
                 event.set()  # a pending restart is abandoned
-            state = self.runtime.stop(self.project, name, sig=signal_number, grace=grace)
+            was_running = self.runtime.state(self.project, name).status == "running"
+            state = self.runtime.stop(self.project, name, sig=signal_number, grace=grace,
+                                      on_signal=lambda number: self.event(name, "kill", signal=str(number)))
+        if was_running:  # Docker's stop of a stopped container records nothing
+            self.record_exit(name)
+            self.event(name, "stop")
         return {"status": state.status, "exit_code": state.exit_code}
 
     def op_kill(self, name: str, signal_number: int) -> dict[str, Any]:
@@ -382,6 +417,7 @@ class Supervisor:
                 event = self.wakeups.get(name)
             if event is not None:
                 event.set()
+            self.event(name, "kill", signal=str(signal_number))
             self.runtime.kill(self.project, name, signal_number)
         return {}
 
@@ -445,6 +481,7 @@ class Supervisor:
                     return  # removed meanwhile
                 if final.status == "running":
                     continue
+                self.record_exit(name)
                 run_dir = self.run_dir(name)
                 with intent_locked(run_dir):
                     intent = supervise_state(run_dir)
@@ -470,6 +507,7 @@ class Supervisor:
                         return
                     try:
                         self._start(name)
+                        self.event(name, "start")
                     except Exception as exc:
                         sys.stderr.write(f"restart of {name} failed: {exc}\n")
                         write_intent(run_dir, {**supervise_state(run_dir), "restarting": False})
@@ -519,7 +557,13 @@ class Supervisor:
             if self._paused(state):
                 continue
             config = self.runtime.config(self.project, name)
-            exec_cfg = nsexec.exec_config(config, state, health_probe_args(list(check["test"])))
+            probe = health_probe_args(list(check["test"]))
+            exec_cfg = nsexec.exec_config(config, state, probe)
+            # Docker runs a probe as an exec, and records it so: its action names the command
+            # (entrypoint, a space, the arguments), as moby's exec_create and exec_start
+            exec_id, command = eventlog.new_exec_id(), f"{probe[0]} {' '.join(probe[1:])}" if probe else " "
+            eventlog.record(self.folder, f"exec_create: {command}", config, execID=exec_id)
+            eventlog.record(self.folder, f"exec_start: {command}", config, execID=exec_id)
             begun = time.time()
             with self.popen_lock:
                 process = nsexec.run(exec_cfg, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -540,7 +584,9 @@ class Supervisor:
             finally:
                 with self.popen_lock:
                     self.protected.discard(process.pid)
+            eventlog.record(self.folder, "exec_die", config, execID=exec_id, exitCode=str(code))
             in_start = time.monotonic() - began < start_period
+            before = status
             if code == 0:
                 streak, status = 0, "healthy"
             elif not in_start:
@@ -552,6 +598,8 @@ class Supervisor:
             if not self.current(name, epoch):
                 return
             atomic_json(str(run_dir / "health.json"), {"status": status, "failing_streak": streak, "log": log})
+            if status != before:  # as moby's handleProbeResult: on a change only
+                eventlog.record(self.folder, f"health_status: {status}", config)
 
     @staticmethod
     def _paused(state: dict[str, Any]) -> bool:
@@ -631,8 +679,9 @@ class Supervisor:
                 fd = locks.acquire(self.folder / LOCK, timeout=0)
                 empty = not self.runtime.containers(self.project)
                 if empty:
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.folder / LOG).unlink()
+                    for leftover in (LOG, eventlog.FILE, eventlog.ROTATED):
+                        with contextlib.suppress(FileNotFoundError):
+                            (self.folder / leftover).unlink()
                 locks.release(fd, self.folder / LOCK, unlink=empty)
         with contextlib.suppress(OSError):
             self.folder.rmdir()  # only when empty: no container, no lock (its command released it)
