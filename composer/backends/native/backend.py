@@ -233,13 +233,14 @@ class NativeBackend:
     def logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None = None,
              since: float | None = None, until: float | None = None) -> AsyncIterator[LogLine]:
         """The containers' JSON-lines logs (``tail`` last lines of each first), interleaved as
-        they come; with ``follow`` until every container has stopped."""
-        if since is not None or until is not None:
-            self._unavailable("logs --since/--until")
-        return self._logs(refs, follow=follow, tail=tail)
+        they come; with ``follow`` until every container has stopped (or ``until`` has passed).
+        ``since``/``until`` (Unix times) keep the lines written between them."""
+        return self._logs(refs, follow=follow, tail=tail, since=since, until=until)
 
-    async def _logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None
-                    ) -> AsyncGenerator[LogLine, None]:
+    async def _logs(self, refs: Sequence[ContainerRef], *, follow: bool, tail: int | None,
+                    since: float | None = None, until: float | None = None) -> AsyncGenerator[LogLine, None]:
+        import time
+
         containers = self.containers
         from composer.backends.native import logs
 
@@ -249,10 +250,12 @@ class NativeBackend:
         live = list(range(len(targets)))
 
         def step(index: int) -> tuple[bool, list[LogLine]]:
-            running = follow and logs.still_logging(containers, targets[index])
+            # past ``until`` nothing newer can be shown: one last read, then stop (dockerd's follow too)
+            running = follow and (until is None or time.time() <= until) and \
+                logs.still_logging(containers, targets[index])
             lines = logs.read_lines(targets[index], tails[index])
             tails[index] = None
-            return running, lines
+            return running, [line for line in lines if logs.within(line, since, until)]
 
         while live:
             progressed = False
