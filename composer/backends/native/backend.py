@@ -123,8 +123,10 @@ class NativeBackend:
         def observe() -> ObservedState:
             containers = self.containers  # refuses a caller who is not root, before the store
             ids = {(alias, record.config) for record in self.store.images() for alias in image_aliases(record)}
+            # every image asked for (``down --rmi``): which of them the project built, too
+            built = observation.built_images(self.store, project_name) if images is None else ()
             return observation.observe(containers, project_name, external_networks, external_volumes,
-                                       tuple(sorted(ids)))
+                                       tuple(sorted(ids)), built)
 
         return await self._run(observe)
 
@@ -332,7 +334,10 @@ class NativeBackend:
         return await self._run(lambda: observation.list_projects(self.containers, include_stopped))
 
     async def remove_image(self, image: str) -> None:
-        self._unavailable("down --rmi")
+        from composer.backends.native import system
+
+        containers = self.containers
+        await self._run(lambda: system.remove_image(containers, image))
 
     def events(self, project_name: str) -> AsyncIterator[EngineEvent]:
         """The project's container events as they are recorded (runtime.eventlog), until cancelled."""

@@ -19,13 +19,16 @@ from composer.errors import NotFoundError
 from composer.image_reference import parse
 
 if TYPE_CHECKING:
+    from composer.backends.native.image.store import ImageStore
     from composer.backends.native.lifecycle import NativeContainers
 
 
 def observe(containers: NativeContainers, project: str, external_networks: Sequence[str],
-            external_volumes: Sequence[str], image_ids: tuple[tuple[str, str], ...]) -> ObservedState:
+            external_volumes: Sequence[str], image_ids: tuple[tuple[str, str], ...],
+            project_images: tuple[tuple[str, str], ...] = ()) -> ObservedState:
     """The project's containers, networks and volumes, the external ones named, and the local
-    images: ``image_ids`` holds (reference, id) for each spelling of each."""
+    images: ``image_ids`` holds (reference, id) for each spelling of each; ``project_images``
+    (tag, service) those built for the project (``built_images``)."""
     containers.projects.lock(project)
     containers.projects.check_supervisor(
         project, lambda name: containers.state(project, name).status == "running")
@@ -74,7 +77,21 @@ def observe(containers: NativeContainers, project: str, external_networks: Seque
         containers=tuple(sorted(observed, key=lambda c: (c.service_name, c.oneoff, c.number, c.name))),
         networks=tuple(sorted(own_networks + named_networks, key=lambda n: (n.key, n.name))),
         volumes=tuple(sorted(own_volumes + named_volumes, key=lambda v: (v.key, v.name))),
-        images=frozenset(reference for reference, _ in image_ids), image_ids=image_ids)
+        images=frozenset(reference for reference, _ in image_ids), image_ids=image_ids,
+        project_images=project_images)
+
+
+def built_images(store: ImageStore, project: str) -> tuple[tuple[str, str], ...]:
+    """(tag, service) of the store's images labelled with the project (its builds: the builder
+    writes v2's project and service labels into the image's config), as v2's ``down --rmi local``
+    finds them on dockerd."""
+    found = set()
+    for record in store.images():
+        with contextlib.suppress(Exception):  # an image whose config cannot be read is no build of ours
+            found_labels = (store.config(record).get("config") or {}).get("Labels") or {}
+            if found_labels.get(labels.PROJECT) == project:
+                found.add((parse(record.reference).familiar(), str(found_labels.get(labels.SERVICE, ""))))
+    return tuple(sorted(found))
 
 
 def _listing(config: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ image names: the store's garbage) or, with ``all``, every image no container use
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from composer.backends.native.image.store import ImageStore, default_root
 from composer.contract.system import Finding, PruneOptions, PruneReport, UsageRow
+from composer.errors import NotFoundError
 
 if TYPE_CHECKING:
     from composer.backends.native.lifecycle import NativeContainers
@@ -91,16 +93,9 @@ class NativeSystem:
         scope = self.scope()
         return NativeContainers(ImageStore.open(self.store_root), scope.run_root, scope.cgroup_parent)
 
-    def _configs(self, containers: NativeContainers) -> list[tuple[str, str, dict[str, Any]]]:
-        run_root = containers.run_root
-        found = []
-        if run_root.is_dir():
-            for project in sorted(run_root.iterdir()):
-                if project.is_dir() and project.name != "networks":
-                    for name in containers.runtime.containers(project.name):
-                        config = containers.runtime.config(project.name, name)
-                        found.append((project.name, name, config))
-        return found
+    @staticmethod
+    def _configs(containers: NativeContainers) -> list[tuple[str, str, dict[str, Any]]]:
+        return container_configs(containers)
 
     def disk_usage(self) -> list[UsageRow]:
         from composer.backends.native.runtime import volumes
@@ -215,6 +210,51 @@ class NativeSystem:
                 continue
             store.remove(image.reference)
             report.images.append(f"untagged: {image.reference}")
+
+
+def container_configs(containers: NativeContainers) -> list[tuple[str, str, dict[str, Any]]]:
+    """(project, name, config) of every container of the run root, every project's."""
+    run_root = containers.run_root
+    found = []
+    if run_root.is_dir():
+        for project in sorted(run_root.iterdir()):
+            if project.is_dir() and project.name != "networks":
+                for name in containers.runtime.containers(project.name):
+                    with contextlib.suppress(NotFoundError):  # removed meanwhile
+                        found.append((project.name, name, containers.runtime.config(project.name, name)))
+    return found
+
+
+def remove_image(containers: NativeContainers, image: str) -> None:
+    """``down --rmi``'s removal of ``image``, as dockerd's image delete without force: the name
+    goes, and the image's content with its last name, unless a container (of any project, running
+    or not) uses the image and this is its last name: then nothing goes, and the error says which
+    container (dockerd's conflict, which v2 shows as a warning). Absent already is not an error.
+
+    :raises BackendError: the conflict.
+    """
+    from composer.backends.native.errors import error
+    from composer.backends.native.residue import remove_unreferenced
+    from composer.image_reference import parse
+
+    store = containers.store
+    record = store.get(image)
+    if record is None:
+        with contextlib.suppress(ValueError):
+            record = store.get(str(parse(image)))
+    if record is None:
+        return
+    names = [other.reference for other in store.images() if other.config == record.config]
+    configs = [config for _, _, config in container_configs(containers)]
+    if len(names) <= 1:
+        using = next((config for config in configs if config.get("image_id") == record.config), None)
+        if using is not None:
+            image_id = record.config.removeprefix("sha256:")[:12]
+            raise error(f'conflict: unable to remove repository reference "{image}" (must force) - container '
+                        f'{str(using["id"])[:12]} is using its referenced image {image_id}', "rmi")
+    store.remove(record.reference)
+    if len(names) <= 1:  # its last name: its content goes too (what no image or container reaches)
+        remove_unreferenced(store, configs)
 
 
 def _selected(options: PruneOptions, created: float, labels: Mapping[str, str]) -> bool:
