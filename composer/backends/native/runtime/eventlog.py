@@ -62,7 +62,7 @@ def new_exec_id() -> str:
 
 def _append(path: Path, data: bytes) -> None:
     for _attempt in range(3):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             status = os.fstat(fd)
@@ -75,6 +75,8 @@ def _append(path: Path, data: bytes) -> None:
             if status.st_size >= MAX_BYTES:
                 os.replace(path, path.with_name(ROTATED))
                 continue  # the next writer (us, at once) makes the new file
+            if status.st_size and os.pread(fd, 1, status.st_size - 1) != b"\n":
+                data = b"\n" + data  # a writer killed mid-line: its half stays a line of its own
             os.write(fd, data)
             return
         finally:

@@ -73,3 +73,12 @@ def test_a_partial_line_waits_for_its_end(tmp_path: Path) -> None:
         f.write(line[10:])
     assert [event["action"] for event in follower.poll()] == ["start"]
     follower.close()
+
+
+def test_a_line_cut_by_a_killed_writer_costs_no_later_event(tmp_path: Path) -> None:
+    follower = eventlog.Follower(tmp_path)
+    with open(tmp_path / eventlog.FILE, "ab") as f:
+        f.write(b'{"action":"sta')  # killed here
+    eventlog.record(tmp_path, "die", CONFIG, exitCode="0")
+    assert [event["action"] for event in follower.poll()] == ["die"]
+    follower.close()
