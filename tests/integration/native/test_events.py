@@ -201,3 +201,76 @@ def test_events_follow_the_project_through_down_and_up(project: Project, events:
     found = decoded(follower.read_until('"start"', count=2))
     assert actions(found, "one").count("create") == 2, found
     assert actions(found, "one")[-2:] == ["create", "start"], found
+
+
+# --- side by side with v2 on dockerd -------------------------------------------------------------------
+
+SIDE_BY_SIDE = """
+services:
+  sentinel:
+    image: {image}
+    command: sleep 300
+  web:
+    image: {image}
+    command: sleep 300
+    labels: {{team: blue}}
+  once:
+    image: {image}
+    command: sh -c 'exit 3'
+"""
+
+
+def scenario(command: list[str], folder: Path, environ: dict[str, str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The same commands through ``command`` (composer on native, or v2 on dockerd): (service,
+    action, the attributes without ``image`` and ``name``'s values) of web's and once's events."""
+
+    def run(*args: str) -> None:
+        subprocess.run([*command, *args], cwd=folder, env=environ, check=True, capture_output=True, timeout=120)
+
+    run("up", "-d", "sentinel")
+    process = subprocess.Popen([*command, "events", "--json"], cwd=folder, env=environ, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    follower = Events.__new__(Events)
+    follower.process, follower.lines, follower.partial = process, [], ""
+    try:
+        # following once a signal to the sentinel shows (sleep as PID 1 ignores SIGWINCH: no die)
+        deadline = time.monotonic() + 60
+        while True:
+            run("kill", "-s", "SIGWINCH", "sentinel")
+            with contextlib.suppress(AssertionError):
+                follower.read_until('"kill"', timeout=2)
+                break
+            assert time.monotonic() < deadline, "events never showed the sentinel's kill"
+        run("up", "-d", "web", "once")
+        follower.read_until('"exitCode":"3"')
+        run("stop", "-t", "1", "web")
+        run("down", "-t", "1")
+        found = decoded(follower.read_until('"destroy"', count=3))
+    finally:
+        follower.stop()
+    return [(event["service"], event["action"], tuple(sorted(f"{k}={v}" if k not in ("image", "name") else k
+                                                               for k, v in event["attributes"].items())))
+            for event in found if event["service"] in ("web", "once")]
+
+
+def test_the_same_events_as_v2_on_dockerd(project: Project, busybox_image: str, docker_api: object,
+                                          tmp_path: Path) -> None:
+    v2 = Path(sys.executable).parent / "docker-compose"
+    theirs_folder = tmp_path / "v2"
+    theirs_folder.mkdir()
+    (theirs_folder / "compose.yaml").write_text(SIDE_BY_SIDE.format(image=busybox_image))
+    v2_project = f"{project.name}v2"
+    try:
+        theirs = scenario([str(v2), "-p", v2_project], theirs_folder, {**os.environ})
+    finally:
+        subprocess.run([str(v2), "-p", v2_project, "down", "-t", "0"], cwd=theirs_folder, capture_output=True,
+                       timeout=120)
+    (project.folder / "compose.yaml").write_text(SIDE_BY_SIDE.format(image=project.env.image))
+    ours = scenario([sys.executable, "-m", "composer", "--backend", "native", "-p", project.name], project.folder,
+                    {**project.env.environ, "COMPOSER_SERVER": "0"})
+
+    def per_service(found: list[tuple[str, str, tuple[str, ...]]], service: str) -> list[tuple[str, ...]]:
+        return [(action, *attributes) for name, action, attributes in found if name == service]
+
+    for service in ("web", "once"):
+        assert per_service(ours, service) == per_service(theirs, service), (service, ours, theirs)
