@@ -325,7 +325,11 @@ class Builder:
                     self._report(number, "CACHED")
                 else:
                     result = self._make(built, produce)
+                    previous = self.cache.peek(key)  # --no-cache: the record it replaces
                     self.cache.put(key, " ".join(command.original.split()), result)
+                    if previous is not None and not previous.empty and previous.layers != result.layers:
+                        self.new_blobs.add(previous.layers[-1].digest)  # its layer, dropped at the end if unreached
+                        self.new_layers.add(oci.chain_ids(list(previous.diff_ids))[-1])
                     # recorded: the cache keeps them now (builder prune removes them)
                     self.new_blobs.difference_update(layer.digest for layer in result.layers)
                     self.new_layers.difference_update(oci.chain_ids(list(result.diff_ids)))
@@ -459,7 +463,10 @@ class Builder:
         for name in (self.spec.image, *self.spec.tags):
             record = ImageRecord(str(parse_reference(name)), manifest_digest, config_digest, None, platform,
                                  time.time(), "build")
+            replaced = self.store.get(record.reference)
             self.store.put(record)
+            if replaced is not None and replaced.manifest != manifest_digest:  # dropped at the end if unreached
+                self.new_blobs.update((replaced.manifest, replaced.config))
             records.append(record)
         return records
 

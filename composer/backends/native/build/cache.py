@@ -91,23 +91,27 @@ class StepCache:
     def _path(self, key: str) -> Path:
         return self.folder / f"{oci.digest_hex(key)}.json"
 
-    def get(self, key: str) -> StepResult | None:
-        """The result cached for ``key``, when its record and all its content are in the store
-        (a record whose layers are gone is a miss, and is replaced when the step is built)."""
+    def peek(self, key: str) -> StepResult | None:
+        """The record's result as it is (its content not checked, its use not counted)."""
         path = self._path(key)
         try:
             record = _parse(path, json.loads(path.read_bytes()))
         except (OSError, ValueError):
             return None
-        if record is None or record.key != key:
+        return record.result if record is not None and record.key == key else None
+
+    def get(self, key: str) -> StepResult | None:
+        """The result cached for ``key``, when its record and all its content are in the store
+        (a record whose layers are gone is a miss, and is replaced when the step is built)."""
+        result = self.peek(key)
+        if result is None:
             return None
-        result = record.result
         chains = oci.chain_ids(list(result.diff_ids))
         if not all(self.store.has_layer(chain) for chain in chains) or \
                 not all(self.store.has_blob(layer.digest) for layer in result.layers):
             return None
         with contextlib.suppress(OSError):
-            os.utime(path)  # last used: now
+            os.utime(self._path(key))  # last used: now
         return result
 
     def put(self, key: str, description: str, result: StepResult) -> None:

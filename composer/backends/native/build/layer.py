@@ -132,17 +132,15 @@ class LayerWriter:
 
 
 def drop_unreferenced(store: ImageStore, blobs: set[str], chains: set[str]) -> None:
-    """Remove the blobs and layers a build wrote that no image in the index reaches (a step that
-    failed after its layer was stored); what a step recorded in the step cache (build.cache) is
-    not in ``blobs``/``chains``: the cache keeps it until ``composer builder prune``."""
-    keep_blobs: set[str] = set()
-    keep_chains: set[str] = set()
-    for record in store.images():
-        keep_blobs.update(d for d in (record.index_digest, record.manifest, record.config) if d)
-        with contextlib.suppress(Exception):
-            keep_blobs.update(str(layer["digest"]) for layer in store.manifest(record).get("layers") or [])
-        with contextlib.suppress(Exception):
-            keep_chains.update(store.chain_ids(record))
+    """Remove those of ``blobs`` and ``chains`` that nothing reaches (the system check's rule,
+    residue.referenced: the images, the step cache's records, the containers): a step that failed
+    after its layer was stored, the config and manifest of the image a build's tag left. What a
+    step recorded in the step cache (build.cache) stays until ``composer builder prune``."""
+    from composer.backends.native.residue import referenced
+
+    keep_hex, keep_layers = referenced(store, [])
+    keep_blobs = {digest for digest in blobs if oci.digest_hex(digest) in keep_hex}
+    keep_chains = {chain for chain in chains if oci.digest_hex(chain) in keep_layers}
     for digest in blobs - keep_blobs:
         with contextlib.suppress(FileNotFoundError):
             store.blob_path(digest).unlink()
