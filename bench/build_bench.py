@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
@@ -115,7 +114,9 @@ def main() -> int:
     cold_env = {**env, "COMPOSER_SERVER": "0"}
     buildkit = {**os.environ, "DOCKER_BUILDKIT": "1"}
     classic = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    composer = [str(BIN / "composer"), "--backend", "native", "--progress", "quiet", "build"]
+    # this checkout's composer (python -m: the compiled client serves the installed one's server)
+    env["PYTHONPATH"] = cold_env["PYTHONPATH"] = str(ROOT)
+    composer = [sys.executable, "-m", "composer", "--backend", "native", "--progress", "quiet", "build"]
 
     def docker(extra: list[str], tag: str) -> list[str]:
         return [DOCKER, "build", "-q", *extra, "-t", tag, "."]
@@ -127,8 +128,8 @@ def main() -> int:
         ensure_busybox_image(api)
         api.close()
         save = subprocess.Popen([DOCKER, "save", TEST_IMAGE], stdout=subprocess.PIPE)
-        subprocess.run([str(BIN / "composer"), "--backend", "native", "image", "load"], stdin=save.stdout, env=env,
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "image", "load"], stdin=save.stdout,
+                       env=env, check=True, stdout=subprocess.DEVNULL)
         save.wait()
         cold: dict[str, Callable[[], float]] = {
             "composer native build --no-cache": lambda: timed([*composer, "--no-cache"], env, context),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio.from_thread
 import anyio.to_thread
 
 from composer.backends.native.build import cache_key
@@ -177,6 +177,8 @@ class Builder:
         self.built: dict[int, Built] = {}
         self.cache = StepCache(store)
         self.steps = 0  # the #N of the last step reported
+        self.pending: list[Event] = []  # events said in a step's worker thread (_say)
+        self.loop_thread = threading.get_ident()
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -186,7 +188,8 @@ class Builder:
         try:
             return await self._build()
         finally:
-            await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
+            if self.new_blobs or self.new_layers:
+                await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
 
     async def _build(self) -> list[ImageRecord]:
         refuse_build_keys(self.spec)
@@ -266,12 +269,12 @@ class Builder:
             position += 1
             number = self._announce(stage, position, total, " ".join(command.original.split()))
             if isinstance(command, CopyCommand):
-                await anyio.to_thread.run_sync(self._copy, command, state, built, number)
+                await self._in_thread(self._copy, command, state, built, number)
             elif isinstance(command, RunCommand):
                 built.config["config"] = state.config
-                await anyio.to_thread.run_sync(self._run_step, command, process, state, built, number)
+                await self._in_thread(self._run_step, command, process, state, built, number)
             else:
-                await anyio.to_thread.run_sync(self._workdir, command, state, built, number)
+                await self._in_thread(self._workdir, command, state, built, number)
             made.append(str(state.history[-1]["created"]))
         # BuildKit's times: the metadata entries and the image are the stage's last step's (so a
         # cached rebuild is the same image), or SOURCE_DATE_EPOCH
@@ -299,13 +302,25 @@ class Builder:
         self._say(f"#{number} {text}")
 
     def _say(self, details: str) -> None:
+        """An event of the build's; from a step's worker thread it waits in ``pending`` until the
+        step returns (a hop to the event loop per line cost more than a cached step)."""
         if self.sink is None:
             return
         event = Event(f"image:{self.spec.image}", EventStatus.WORKING, "Building", details=details)
-        try:
-            anyio.from_thread.run_sync(self.sink.emit, event)
-        except RuntimeError:  # on the event loop's own thread
+        if threading.get_ident() == self.loop_thread:
             self.sink.emit(event)
+        else:
+            self.pending.append(event)
+
+    async def _in_thread(self, function: Callable[..., None], *args: Any) -> None:
+        """Run a step in a worker thread, then emit what it said (also when it failed)."""
+        try:
+            await anyio.to_thread.run_sync(function, *args)
+        finally:
+            events, self.pending = self.pending, []
+            for event in events:
+                if self.sink is not None:
+                    self.sink.emit(event)
 
     def _step(self, number: int, command: Any, op: dict[str, Any], state: image_config.StageState, built: Built,
               produce: Callable[[LayerWriter], None]) -> None:
@@ -435,7 +450,7 @@ class Builder:
         with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.args,
                            network=network != "none") as (result, upper):
             for line in result.output.splitlines():
-                self._emit(f"#{number} {line}")
+                self._say(f"#{number} {line}")
             if result.exit_code != 0:
                 shown = " ".join(process)
                 tail = last_lines(result.output)
@@ -443,10 +458,6 @@ class Builder:
                                           f"{result.exit_code}" + (f": {tail}" if tail else ""))
             diff(upper, lower, writer)
 
-    def _emit(self, line: str) -> None:
-        if self.sink is not None:
-            anyio.from_thread.run_sync(self.sink.emit, Event(f"image:{self.spec.image}", EventStatus.WORKING,
-                                                             "Building", details=line))
 
     def _write(self, final: Built) -> list[ImageRecord]:
         config = json.dumps(final.config, separators=(",", ":")).encode()
@@ -464,6 +475,10 @@ class Builder:
             record = ImageRecord(str(parse_reference(name)), manifest_digest, config_digest, None, platform,
                                  time.time(), "build")
             replaced = self.store.get(record.reference)
+            if replaced is not None and (replaced.manifest, replaced.config, replaced.source) == (
+                    manifest_digest, config_digest, "build"):
+                records.append(replaced)  # the same image (a cached rebuild): the index stays as it is
+                continue
             self.store.put(record)
             if replaced is not None and replaced.manifest != manifest_digest:  # dropped at the end if unreached
                 self.new_blobs.update((replaced.manifest, replaced.config))
