@@ -3,7 +3,7 @@ file, an instruction, a build argument) exactly the steps that depend on it are 
 the others are reported CACHED, as BuildKit's (``#N CACHED``); a CACHED RUN does not run (the
 time it wrote is the first build's). Each build is its own backend, as each composer command is:
 the cache lives in the store. Also: --no-cache, concurrent builds of one step, ``builder prune``,
-and SOURCE_DATE_EPOCH's reproducible digests.
+SOURCE_DATE_EPOCH's reproducible digests, and independent stages built in parallel.
 """
 
 from __future__ import annotations
@@ -301,3 +301,45 @@ ENV MODE=prod
     assert plain[0].manifest != plain[1].manifest
     with pytest.raises(ImageBuildError, match="invalid SOURCE_DATE_EPOCH 'soon'"):
         build(store, context, dockerfile, args={"SOURCE_DATE_EPOCH": "soon"})
+
+
+def test_independent_stages_build_in_parallel_and_a_failure_is_one_line(store: ImageStore, context: Path,
+                                                                         local_registry: LocalRegistry) -> None:
+    dockerfile = f"""\
+FROM {local_registry.busybox} AS left
+RUN date +%s.%N > /start; sleep 5; date +%s.%N > /end
+FROM {local_registry.busybox} AS right
+RUN date +%s.%N > /start; sleep 5; date +%s.%N > /end
+FROM {local_registry.busybox}
+COPY --from=left /start /end /left/
+COPY --from=right /start /end /right/
+"""
+    (context / "Dockerfile").write_text(dockerfile)
+    backend = _backend(store)
+    sink = ListSink()
+    try:
+        anyio.run(backend.build_image, _spec(context, "demo-web", None), sink)
+    finally:
+        anyio.run(backend.aclose)
+    lines = [event.details or "" for event in sink.events if (event.details or "").startswith("#")]
+    runs = [index for index, line in enumerate(lines) if "] RUN date" in line]
+    numbers = {lines[index].split()[0] for index in runs}
+    ends = [index for index, line in enumerate(lines) if line.split()[0] in numbers and line.split()[1] == "DONE"]
+    assert len(runs) == 2
+    assert len(ends) == 2
+    assert runs[1] < ends[0]  # the second stage's RUN began before the first one's ended
+    record = store.get("docker.io/library/demo-web:latest")
+    assert record is not None
+    result = Result(record, RootFS([layer.path for layer in store.layers(record)]), {})
+    spans = {side: (float(result.read(f"/{side}/start")), float(result.read(f"/{side}/end")))
+             for side in ("left", "right")}
+    assert spans["left"][0] < spans["right"][1]  # the two RUNs overlapped
+    assert spans["right"][0] < spans["left"][1]
+    # a failing stage among parallel ones: the build's one-line error names its step
+    (context / "Dockerfile").write_text(dockerfile.replace("sleep 5; date +%s.%N > /end\nFROM", "exit 7\nFROM", 1))
+    backend = _backend(store)
+    try:
+        with pytest.raises(ImageBuildError, match=r"exit code: 7"):
+            anyio.run(backend.build_image, _spec(context, "demo-web", None, no_cache=True), ListSink())
+    finally:
+        anyio.run(backend.aclose)

@@ -4,7 +4,8 @@ earlier stage), the metadata instructions through composer.dockerfile.image_conf
 new layers; the result is an OCI manifest and config in the store, tagged as the BuildSpec says.
 
 RUN runs in a native container (composer.backends.native.build.run): ``--network=none``, or
-the default, a bridge network of the build's own.
+the default, a bridge network of the build's own. The stages the target needs build in
+parallel, each once the stages it reads are built; the others are not built.
 
 Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
 --security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
@@ -61,7 +62,7 @@ from composer.dockerfile.expand import ExpansionError, expand_word
 from composer.dockerfile.instructions import CopyCommand, Dockerfile, RunCommand, Stage, WordsCommand, build_stages
 from composer.dockerfile.parser import DockerfileSyntaxError
 from composer.dockerfile.parser import parse as parse_dockerfile
-from composer.dockerfile.stages import global_scope, needed_stages
+from composer.dockerfile.stages import dependencies, global_scope, needed_stages
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import parse as parse_reference
@@ -178,6 +179,7 @@ class Builder:
         self.cache = StepCache(store)
         self.steps = 0  # the #N of the last step reported
         self.pending: list[Event] = []  # events said in a step's worker thread (_say)
+        self.pending_lock = threading.Lock()
         self.loop_thread = threading.get_ident()
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
@@ -202,14 +204,37 @@ class Builder:
         self.scope = global_scope(self.dockerfile, args)
         stages = needed_stages(self.dockerfile, build.target, args)
         self.multi_stage = len(self.dockerfile.stages) > 1
-        for stage in stages:
-            self.built[stage.index] = await self._stage(stage, args)
+        await self._stages(stages, args)
         final = self.built[stages[-1].index]
         labels = dict(final.config["config"].get("Labels") or {})
         labels.update(self.spec.labels)
         if labels:
             final.config["config"]["Labels"] = labels
         return self._write(final)
+
+    async def _stages(self, stages: list[Stage], args: dict[str, str]) -> None:
+        """Build the stages, each once those it reads are built: independent ones in parallel
+        (as BuildKit's solver), a failure cancelling the others."""
+        done = {stage.index: anyio.Event() for stage in stages}
+
+        async def one(stage: Stage) -> None:
+            for other in dependencies(self.dockerfile, stage, self.scope):
+                await done[other.index].wait()
+            self.built[stage.index] = await self._stage(stage, args)
+            done[stage.index].set()
+
+        if len(stages) == 1:
+            self.built[stages[0].index] = await self._stage(stages[0], args)
+            return
+        from composer.backends.native.image.pull import _first_error
+
+        try:
+            async with anyio.create_task_group() as group:
+                for stage in stages:
+                    group.start_soon(one, stage)
+        except BaseExceptionGroup as failed:
+            first = _first_error(failed)
+            raise first from first.__cause__
 
     def _expand(self, stage: Stage | Any, word: str, scope: dict[str, str]) -> str:
         try:
@@ -310,14 +335,16 @@ class Builder:
         if threading.get_ident() == self.loop_thread:
             self.sink.emit(event)
         else:
-            self.pending.append(event)
+            with self.pending_lock:  # stages build in parallel: several steps' threads at once
+                self.pending.append(event)
 
     async def _in_thread(self, function: Callable[..., None], *args: Any) -> None:
         """Run a step in a worker thread, then emit what it said (also when it failed)."""
         try:
             await anyio.to_thread.run_sync(function, *args)
         finally:
-            events, self.pending = self.pending, []
+            with self.pending_lock:
+                events, self.pending = self.pending, []
             for event in events:
                 if self.sink is not None:
                     self.sink.emit(event)
