@@ -116,15 +116,16 @@ DOCKERFILE = """\
 FROM {busybox}
 WORKDIR /srv
 COPY a.txt ./
-RUN date +%s%N > /srv/first && cat /srv/a.txt >> /srv/first
+RUN cat /proc/uptime > /srv/first && cat /srv/a.txt >> /srv/first
 COPY . /ctx/
 ARG FLAVOUR=plain
-RUN date +%s%N > /srv/second && echo $FLAVOUR >> /srv/second && cat /ctx/b.txt >> /srv/second
+RUN cat /proc/uptime > /srv/second && echo $FLAVOUR >> /srv/second && cat /ctx/b.txt >> /srv/second
 LABEL stage={label}
 """
-WORKDIR, COPY_A, RUN_1 = "WORKDIR /srv", "COPY a.txt ./", "RUN date +%s%N > /srv/first && cat /srv/a.txt >> /srv/first"
+WORKDIR, COPY_A = "WORKDIR /srv", "COPY a.txt ./"
+RUN_1 = "RUN cat /proc/uptime > /srv/first && cat /srv/a.txt >> /srv/first"
 COPY_ALL = "COPY . /ctx/"
-RUN_2 = "RUN date +%s%N > /srv/second && echo $FLAVOUR >> /srv/second && cat /ctx/b.txt >> /srv/second"
+RUN_2 = "RUN cat /proc/uptime > /srv/second && echo $FLAVOUR >> /srv/second && cat /ctx/b.txt >> /srv/second"
 ALL = [WORKDIR, COPY_A, RUN_1, COPY_ALL, RUN_2]
 
 
@@ -187,33 +188,34 @@ RUN cut -c1 /a.txt > /out
 FROM {local_registry.busybox} AS unused
 RUN exit 3
 FROM {local_registry.busybox}
-RUN date +%s%N > /stamp
+RUN cat /proc/uptime > /stamp
 COPY --from=side /out /out
-RUN date +%s%N > /after
+RUN cat /proc/uptime > /after
 """
     (context / "a.txt").write_text("xyz\n")
     first = build(store, context, dockerfile)
-    assert first.built() == ["COPY a.txt /a.txt", "RUN cut -c1 /a.txt > /out", "RUN date +%s%N > /stamp",
-                             "COPY --from=side /out /out", "RUN date +%s%N > /after"]  # not the unused stage
+    assert first.built() == ["COPY a.txt /a.txt", "RUN cut -c1 /a.txt > /out", "RUN cat /proc/uptime > /stamp",
+                             "COPY --from=side /out /out", "RUN cat /proc/uptime > /after"]  # not the unused stage
     assert first.read("/out") == "x\n"
     # the side stage's input changes, its output does not: its steps run, the final stage's stay cached
     (context / "a.txt").write_text("xab\n")
     second = build(store, context, dockerfile)
     assert second.built() == ["COPY a.txt /a.txt", "RUN cut -c1 /a.txt > /out"]
-    assert second.cached() == ["RUN date +%s%N > /stamp", "COPY --from=side /out /out", "RUN date +%s%N > /after"]
+    assert second.cached() == ["RUN cat /proc/uptime > /stamp", "COPY --from=side /out /out",
+                               "RUN cat /proc/uptime > /after"]
     assert (second.read("/stamp"), second.read("/after")) == (first.read("/stamp"), first.read("/after"))
     # now the output changes: the COPY --from and the RUN after it are built again
     (context / "a.txt").write_text("yab\n")
     third = build(store, context, dockerfile)
     assert third.built() == ["COPY a.txt /a.txt", "RUN cut -c1 /a.txt > /out", "COPY --from=side /out /out",
-                             "RUN date +%s%N > /after"]
+                             "RUN cat /proc/uptime > /after"]
     assert third.read("/out") == "y\n"
     assert third.read("/stamp") == first.read("/stamp")
 
 
 def test_two_concurrent_builds_run_a_shared_step_once(store: ImageStore, context: Path,
                                                       local_registry: LocalRegistry) -> None:
-    (context / "Dockerfile").write_text(f"FROM {local_registry.busybox}\nRUN sleep 1; date +%s%N > /stamp\n")
+    (context / "Dockerfile").write_text(f"FROM {local_registry.busybox}\nRUN sleep 1; cat /proc/uptime > /stamp\n")
     sinks = [ListSink(), ListSink()]
 
     async def both() -> None:
@@ -227,7 +229,7 @@ def test_two_concurrent_builds_run_a_shared_step_once(store: ImageStore, context
                 await backend.aclose()
 
     anyio.run(both)
-    statuses = sorted(steps_of(sink)["RUN sleep 1; date +%s%N > /stamp"] for sink in sinks)
+    statuses = sorted(steps_of(sink)["RUN sleep 1; cat /proc/uptime > /stamp"] for sink in sinks)
     assert statuses == ["CACHED", "DONE"]  # one ran it, the other waited on the step's lock and reused it
     stamps = set()
     for index in range(2):
@@ -307,9 +309,9 @@ def test_independent_stages_build_in_parallel_and_a_failure_is_one_line(store: I
                                                                          local_registry: LocalRegistry) -> None:
     dockerfile = f"""\
 FROM {local_registry.busybox} AS left
-RUN date +%s.%N > /start; sleep 5; date +%s.%N > /end
+RUN cut -d' ' -f1 /proc/uptime > /start; sleep 5; cut -d' ' -f1 /proc/uptime > /end; echo left
 FROM {local_registry.busybox} AS right
-RUN date +%s.%N > /start; sleep 5; date +%s.%N > /end
+RUN cut -d' ' -f1 /proc/uptime > /start; sleep 5; cut -d' ' -f1 /proc/uptime > /end; echo right
 FROM {local_registry.busybox}
 COPY --from=left /start /end /left/
 COPY --from=right /start /end /right/
@@ -322,7 +324,7 @@ COPY --from=right /start /end /right/
     finally:
         anyio.run(backend.aclose)
     lines = [event.details or "" for event in sink.events if (event.details or "").startswith("#")]
-    runs = [index for index, line in enumerate(lines) if "] RUN date" in line]
+    runs = [index for index, line in enumerate(lines) if "] RUN cut" in line]
     numbers = {lines[index].split()[0] for index in runs}
     ends = [index for index, line in enumerate(lines) if line.split()[0] in numbers and line.split()[1] == "DONE"]
     assert len(runs) == 2
@@ -336,7 +338,7 @@ COPY --from=right /start /end /right/
     assert spans["left"][0] < spans["right"][1]  # the two RUNs overlapped
     assert spans["right"][0] < spans["left"][1]
     # a failing stage among parallel ones: the build's one-line error names its step
-    (context / "Dockerfile").write_text(dockerfile.replace("sleep 5; date +%s.%N > /end\nFROM", "exit 7\nFROM", 1))
+    (context / "Dockerfile").write_text(dockerfile.replace("echo left", "exit 7"))
     backend = _backend(store)
     try:
         with pytest.raises(ImageBuildError, match=r"exit code: 7"):
