@@ -248,6 +248,9 @@ def test_builder_prune_removes_dangling_records_all_and_by_last_use(store: Image
     layers = [layer.chain_id for layer in store.layers(first.record)]
     system = NativeSystem(store.root, environ={"COMPOSER_RUN_ROOT": str(store.root.parent / "run"),
                                                "COMPOSER_CGROUP_PARENT": CGROUP_PARENT})
+    cache_row = system.disk_usage()[3]  # system df: the step cache's records and their layers' bytes
+    assert (cache_row.type, cache_row.total) == ("Build Cache", 2)
+    assert cache_row.size > 0
     # the image uses both records' layers: none is dangling
     assert system.prune_build_cache(PruneOptions()).build_cache == []
     # store gc and system prune keep what the cache names
