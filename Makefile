@@ -26,7 +26,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test test-guest vm-image unit test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull bench-swarm conformance clean isolation-report
+.PHONY: deps venv install engine test test-guest vm-image unit test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull bench-swarm bench-build conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -123,6 +123,11 @@ bench-run: install engine
 # A multi-layer image pulled from a local docker-registry: the native backend against docker pull.
 bench-pull: install engine
 	$(BIN)/python bench/pull_bench.py
+
+# Cold and fully cached builds of a 20-instruction two-stage Dockerfile: the native builder against
+# DOCKER_BUILDKIT=1 /usr/bin/docker build (the engine's BuildKit) and the classic builder.
+bench-build: install engine
+	$(BIN)/python bench/build_bench.py
 
 # Time-to-healthy of the WordPress example from a cold start: composer (docker backend) against Compose v2.
 bench-healthy: install engine

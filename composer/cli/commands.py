@@ -122,7 +122,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "build_pull_push": ("build", "pull", "push"),
     "engine_events": ("events",),
     "image_store": ("image",),
-    "system": ("system",),
+    "system": ("system", "builder"),
 }
 
 

@@ -13,7 +13,8 @@ The exit status is 0 when nothing was found and 1 when something was (with ``--f
 second ``--fix`` that exits 0 shows the host is clean), like ``git diff --exit-code``.
 
 ``system df`` and ``system prune`` print what ``docker system df`` and ``docker system prune``
-print (prune asks first, unless ``-f``).
+print (prune asks first, unless ``-f``); so does ``builder prune`` as ``docker builder prune``
+(the build cache: dangling records, or ``--all``; ``--filter until=`` by last use).
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def add_system_parsers(subparsers: Subparsers) -> None:
     prune.add_argument("--filter", action="append", default=[], metavar="FILTER",
                        help='provide filter values (e.g. "until=24h", "label=<key>=<value>")')
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    builder = subparsers.add_parser("builder", help="manage the build cache")
+    builder_verbs = builder.add_subparsers(dest="builder_command", metavar="COMMAND")
+    cache = builder_verbs.add_parser("prune", help="remove build cache")
+    cache.add_argument("-a", "--all", action="store_true", help="remove all unused build cache, not just dangling ones")
+    cache.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                       help='provide filter values (e.g. "until=24h")')
+    cache.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
 
 
 def _commands(ctx: CommandContext) -> SystemCommands:
@@ -167,5 +175,49 @@ def _prune(ctx: CommandContext) -> int:
             for item in items:
                 print(item)
             print()
+    print(f"Total reclaimed space: {human_size(report.reclaimed)}")
+    return 0
+
+
+BUILDER_WARNINGS = ("WARNING! This will remove all dangling build cache. Are you sure you want to continue?",
+                    "WARNING! This will remove all build cache. Are you sure you want to continue?")
+"""docker builder prune's questions (without and with --all)."""
+
+
+def builder_prune_options(args: argparse.Namespace, now: float) -> PruneOptions:
+    """docker builder prune's filters: ``until=`` (``unused-for=``, its old name), a duration or a time.
+
+    :raises UsageError: another filter, or a malformed one.
+    """
+    from composer.cli.timestamps import parse_time
+    from composer.contract.system import PruneOptions
+
+    until: float | None = None
+    for item in args.filter:
+        key, equals, value = item.partition("=")
+        if not equals or not value:
+            raise UsageError(f'bad format of filter (expected name=value): "{item}"')
+        if key not in ("until", "unused-for"):
+            raise UsageError(f'invalid filter "{key}" (builder prune takes until=)')
+        until = parse_time(value, now, key)
+    return PruneOptions(all=args.all, until=until)
+
+
+def run_builder(ctx: CommandContext) -> int:
+    args = ctx.args
+    if getattr(args, "builder_command", None) != "prune":
+        raise UsageError("composer builder needs a command: prune")
+    options = builder_prune_options(args, time.time())
+    if not args.force:
+        sys.stdout.write(BUILDER_WARNINGS[options.all] + " [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    report = _commands(ctx).prune_build_cache(options)
+    if report.build_cache:
+        print("Deleted build cache objects:")
+        for item in report.build_cache:
+            print(item)
+        print()
     print(f"Total reclaimed space: {human_size(report.reclaimed)}")
     return 0

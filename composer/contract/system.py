@@ -94,3 +94,8 @@ class SystemCommands(Protocol):
         """Remove stopped containers, unused networks, dangling (``all``: unused) images and,
         with ``volumes``, unused volumes."""
         ...
+
+    def prune_build_cache(self, options: PruneOptions) -> PruneReport:
+        """``builder prune``: remove the dangling (``all``: every) build cache record, ``until``:
+        only those last used before that time; the ids removed in ``build_cache``."""
+        ...

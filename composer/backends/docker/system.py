@@ -101,14 +101,33 @@ class DockerSystem:
             for item in answer.get("ImagesDeleted") or []:
                 report.images.extend(f"{key.lower()}: {value}" for key, value in item.items())
             reclaimed += int(answer.get("SpaceReclaimed") or 0)
-            params = {"all": "1" if options.all else "0"}
-            if options.until is not None:
-                params["filters"] = json.dumps({"until": [str(int(options.until))]})
-            answer = api._result(api._post(api._url("/build/prune"), params=params), True) or {}
+            answer = api._result(api._post(api._url("/build/prune"), params=build_prune_params(options)), True) or {}
             report.build_cache.extend(answer.get("CachesDeleted") or [])
             reclaimed += int(answer.get("SpaceReclaimed") or 0)
         return PruneReport(report.containers, report.networks, report.volumes, report.images, report.build_cache,
                            reclaimed)
+
+
+    def prune_build_cache(self, options: PruneOptions) -> PruneReport:
+        from composer.backends.docker.errors import translated
+
+        api = self._api()
+        with translated("builder prune"):
+            answer = api._result(api._post(api._url("/build/prune"), params=build_prune_params(options)), True) or {}
+        return PruneReport(build_cache=list(answer.get("CachesDeleted") or []),
+                           reclaimed=int(answer.get("SpaceReclaimed") or 0))
+
+
+def build_prune_params(options: PruneOptions, now: float | None = None) -> dict[str, str]:
+    """/build/prune's parameters: the engine reads ``until`` as a Go duration (BuildKit's keep
+    duration: "unused for"), never a timestamp, so the time is sent as the seconds since it."""
+    import time
+
+    params = {"all": "1" if options.all else "0"}
+    if options.until is not None:
+        since = max(0, int((time.time() if now is None else now) - options.until))
+        params["filters"] = json.dumps({"until": [f"{since}s"]})
+    return params
 
 
 if TYPE_CHECKING:  # mypy checks that the class keeps to the contract

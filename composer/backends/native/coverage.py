@@ -32,6 +32,7 @@ BUILDER_LACKS = ("ssh", "secrets", "cache_from", "cache_to", "additional_context
 """The ``build:`` keys the native builder refuses when it builds (BuildConfig fields)."""
 BUILD = N + "test_build.py::"
 BUILD_UP = N + "test_build_up.py::"
+BUILD_CACHE = N + "test_build_cache.py::"
 COMPOSE_KEYS = N + "test_compose_keys.py::"
 SERVICE_KEYS = N + "test_service_keys.py::"
 INTERACTIVE = N + "test_interactive.py::"
@@ -88,7 +89,8 @@ COVERAGE: Table = with_extensions({
     "services.build.dockerfile_inline": applied(),
     "services.build.args": applied(BUILD_UP + "test_the_built_config_equals_buildkits"),
     "services.build.labels": applied(),
-    "services.build.no_cache": applied(note="there is no build cache: every build builds every step"),
+    "services.build.no_cache": applied(BUILD_CACHE + "test_an_edit_rebuilds_exactly_the_steps_that_depend_on_it",
+                                       note="every step is built again (and recorded in the step cache)"),
     "services.build.network": applied(BUILD + "test_run_network_none_reaches_no_host_service",
                                       BUILD + "test_run_default_network_is_a_bridge_of_the_builds_own",
                                       note="default (a bridge of the build's own) or none; another is refused in "

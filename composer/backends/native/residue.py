@@ -441,8 +441,8 @@ class _Survey:
 
 
 def referenced(store: Any, containers: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
-    """The blob and layer names (hex) the store's images and ``containers`` (config.json
-    contents; the store's container records too) reach."""
+    """The blob and layer names (hex) the store's images, the builder's cache records and
+    ``containers`` (config.json contents; the store's container records too) reach."""
     from composer.backends.native.image import oci
     from composer.errors import ImageStoreError
 
@@ -454,6 +454,9 @@ def referenced(store: Any, containers: list[dict[str, Any]]) -> tuple[set[str], 
             blobs.update(oci.digest_hex(str(layer["digest"])) for layer in store.manifest(record).get("layers") or [])
         with contextlib.suppress(ImageStoreError, ValueError, KeyError, TypeError):
             layers.update(oci.digest_hex(chain) for chain in store.chain_ids(record))
+    cached_blobs, cached_chains = store.cache_references()  # the builder's cache: kept until builder prune
+    blobs.update(oci.digest_hex(d) for d in cached_blobs if d.startswith("sha256:"))
+    layers.update(oci.digest_hex(chain) for chain in cached_chains if chain.startswith("sha256:"))
     records = list(containers)
     folder = store.root / "containers"
     if folder.is_dir():

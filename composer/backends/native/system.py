@@ -9,12 +9,15 @@ prune`` over the native store and run root:
 - Containers: every container of the run root; active: running; size: their writable layers;
   reclaimable: the stopped ones'.
 - Local Volumes: the store's volumes; active: mounted by a container; reclaimable: the others.
-- Build Cache: 0 (there is no native builder yet).
+- Build Cache: the native builder's step cache records (composer.backends.native.build.cache);
+  size: their own layers' blobs; all reclaimable (no build is ever using one between commands).
 
 ``prune`` removes stopped containers, networks no container uses, dangling images (content no
 image names: the store's garbage) or, with ``all``, every image no container uses, and with
 ``volumes`` the unused anonymous volumes (named ones stay, with ``all`` too), as docker does;
-``until`` keeps what was created (pulled) after that time, ``label`` filters on labels.
+``until`` keeps what was created (pulled) after that time, ``label`` filters on labels; the
+build cache's dangling records (``all``: every record) go too, as docker's system prune's.
+``prune_build_cache`` is ``docker builder prune``: the step cache alone.
 """
 
 from __future__ import annotations
@@ -130,11 +133,15 @@ class NativeSystem:
         volume_size = sum(size for _, size in volume_rows)
         volume_row = UsageRow("Local Volumes", len(volume_rows), sum(1 for a, _ in volume_rows if a), volume_size,
                               sum(size for active, size in volume_rows if not active))
-        return [images, container_row, volume_row, UsageRow("Build Cache", 0, 0, 0, 0)]
+        from composer.backends.native.build.cache import usage
+
+        records, cache_size = usage(store)
+        return [images, container_row, volume_row, UsageRow("Build Cache", records, 0, cache_size, cache_size)]
 
     # --- prune -------------------------------------------------------------------------------------
 
     def prune(self, options: PruneOptions) -> PruneReport:
+        from composer.backends.native.build.cache import drop_records
         from composer.backends.native.residue import remove_unreferenced
 
         report = PruneReport()
@@ -146,9 +153,22 @@ class NativeSystem:
             reclaimed += self._prune_volumes(containers.store, remaining, options, report)
         if options.all:
             self._untag_unused(containers.store, remaining, options, report)
+        cache = drop_records(containers.store, everything=options.all, until=options.until)
         removed_blobs, freed = remove_unreferenced(containers.store, [c for _, _, c in remaining])
         report.images.extend(f"deleted: sha256:{name}" for name in removed_blobs)
-        return PruneReport(report.containers, report.networks, report.volumes, report.images, [], reclaimed + freed)
+        return PruneReport(report.containers, report.networks, report.volumes, report.images, cache,
+                           reclaimed + freed)
+
+    def prune_build_cache(self, options: PruneOptions) -> PruneReport:
+        """``builder prune``: the builder's step cache (composer.backends.native.build.cache),
+        dangling records or ``all``, ``until`` by last use; then the content nothing reaches."""
+        from composer.backends.native.build.cache import drop_records
+        from composer.backends.native.residue import remove_unreferenced
+
+        containers = self._containers()
+        removed = drop_records(containers.store, everything=options.all, until=options.until)
+        _, freed = remove_unreferenced(containers.store, [c for _, _, c in self._configs(containers)])
+        return PruneReport(build_cache=removed, reclaimed=freed)
 
     def _prune_containers(self, containers: NativeContainers, options: PruneOptions, report: PruneReport) -> int:
         from composer.contract.backend import ContainerRef

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from composer.cli.system import human_size, prune_options, warning
+from composer.cli.system import builder_prune_options, human_size, prune_options, warning
 from composer.cli.tables import table
 from composer.contract.system import PruneOptions
 from composer.errors import UsageError
@@ -49,3 +49,15 @@ def test_sizes_have_go_units_four_digits_and_the_table_its_columns() -> None:
                   min_width=10, padding=3)
     assert rows == ["TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE",
                     "Local Volumes   0         0         0B        0B"]  # docker system df's own lines
+
+
+def test_builder_prune_takes_until_and_its_old_name_unused_for() -> None:
+    assert builder_prune_options(args("until=24h"), NOW).until == NOW - 86400
+    assert builder_prune_options(args("unused-for=1h", all=True), NOW) == PruneOptions(all=True, until=NOW - 3600)
+    assert builder_prune_options(args(), NOW) == PruneOptions()
+
+
+@pytest.mark.parametrize("bad", ["label=a", "until", "until=soon"])
+def test_builder_prune_refuses_other_filters_in_one_line(bad: str) -> None:
+    with pytest.raises(UsageError):
+        builder_prune_options(args(bad), NOW)

@@ -4,31 +4,42 @@ earlier stage), the metadata instructions through composer.dockerfile.image_conf
 new layers; the result is an OCI manifest and config in the store, tagged as the BuildSpec says.
 
 RUN runs in a native container (composer.backends.native.build.run): ``--network=none``, or
-the default, a bridge network of the build's own.
+the default, a bridge network of the build's own. The stages the target needs build in
+parallel, each once the stages it reads are built; the others are not built.
 
 Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
 --security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
 COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
 ``--platform``, COPY ``--from`` an image, and the ``build:`` keys that need them (ssh, secrets,
 cache_from/cache_to, additional_contexts, network other than default or none, extra_hosts,
-shm_size, ulimits, privileged, other platforms, entitlements, isolation). There is no cache
-yet: every build builds every step (``no_cache`` holds trivially).
+shm_size, ulimits, privileged, other platforms, entitlements, isolation).
+
+The filesystem steps (RUN, COPY, ADD, WORKDIR) go through the step cache
+(composer.backends.native.build.cache, keys by cache_key): a hit reuses the step's layer
+without running anything and is reported ``#N CACHED``; ``no_cache`` builds every step (and
+records the results, as BuildKit's --no-cache). Each step's history ``created`` is when its
+result was made, the metadata entries and the image's ``created`` the stage's last step's, so a
+fully cached rebuild gives the same image ID, as BuildKit's. ``SOURCE_DATE_EPOCH`` (a build
+argument, as BuildKit takes it) sets every ``created`` to it and clamps the layers' file times
+to it (BuildKit's ``rewrite-timestamp``): two builds of the same sources give equal digests.
 """
 
 from __future__ import annotations
 
 import json
 import tarfile
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio.from_thread
 import anyio.to_thread
 
+from composer.backends.native.build import cache_key
+from composer.backends.native.build.cache import StepCache, StepResult
 from composer.backends.native.build.copy import (
     ContextSource,
     CopyError,
@@ -51,7 +62,7 @@ from composer.dockerfile.expand import ExpansionError, expand_word
 from composer.dockerfile.instructions import CopyCommand, Dockerfile, RunCommand, Stage, WordsCommand, build_stages
 from composer.dockerfile.parser import DockerfileSyntaxError
 from composer.dockerfile.parser import parse as parse_dockerfile
-from composer.dockerfile.stages import global_scope, needed_stages
+from composer.dockerfile.stages import dependencies, global_scope, needed_stages
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import parse as parse_reference
@@ -72,6 +83,24 @@ def _created() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def source_date_epoch(args: Mapping[str, str]) -> int | None:
+    """The ``SOURCE_DATE_EPOCH`` build argument (seconds since the epoch), or None.
+
+    :raises ImageBuildError: not a non-negative integer.
+    """
+    text = args.get("SOURCE_DATE_EPOCH")
+    if text is None or text == "":
+        return None
+    if not text.strip().isdigit():
+        raise ImageBuildError(f"invalid SOURCE_DATE_EPOCH {text!r}: seconds since the epoch expected",
+                              backend_name=BACKEND, operation="build")
+    return int(text.strip())
+
+
+def _rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass
 class Built:
     """A stage's result: its config (the whole OCI image config), layers and their blobs."""
@@ -79,6 +108,7 @@ class Built:
     config: dict[str, Any]
     diff_ids: list[str] = field(default_factory=list)
     layers: list[oci.Descriptor] = field(default_factory=list)
+    key: str = cache_key.SCRATCH  # the cache key the stage's files are at (composer.backends.native.build.cache_key)
 
     def rootfs(self, store: ImageStore) -> RootFS:
         return RootFS([store.layer(chain).path for chain in oci.chain_ids(self.diff_ids)])
@@ -146,6 +176,11 @@ class Builder:
         self.new_blobs: set[str] = set()  # what this build wrote, dropped at the end unless an image uses it
         self.new_layers: set[str] = set()
         self.built: dict[int, Built] = {}
+        self.cache = StepCache(store)
+        self.steps = 0  # the #N of the last step reported
+        self.pending: list[Event] = []  # events said in a step's worker thread (_say)
+        self.pending_lock = threading.Lock()
+        self.loop_thread = threading.get_ident()
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -155,7 +190,8 @@ class Builder:
         try:
             return await self._build()
         finally:
-            await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
+            if self.new_blobs or self.new_layers:
+                await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
 
     async def _build(self) -> list[ImageRecord]:
         refuse_build_keys(self.spec)
@@ -163,17 +199,42 @@ class Builder:
         build = self.spec.service.build
         assert build is not None
         args = dict(self.spec.args)
+        self.epoch = source_date_epoch(args)
         self.matcher = ignore_matcher(self.context, self.dockerfile.path)
         self.scope = global_scope(self.dockerfile, args)
         stages = needed_stages(self.dockerfile, build.target, args)
-        for stage in stages:
-            self.built[stage.index] = await self._stage(stage, args)
+        self.multi_stage = len(self.dockerfile.stages) > 1
+        await self._stages(stages, args)
         final = self.built[stages[-1].index]
         labels = dict(final.config["config"].get("Labels") or {})
         labels.update(self.spec.labels)
         if labels:
             final.config["config"]["Labels"] = labels
         return self._write(final)
+
+    async def _stages(self, stages: list[Stage], args: dict[str, str]) -> None:
+        """Build the stages, each once those it reads are built: independent ones in parallel
+        (as BuildKit's solver), a failure cancelling the others."""
+        done = {stage.index: anyio.Event() for stage in stages}
+
+        async def one(stage: Stage) -> None:
+            for other in dependencies(self.dockerfile, stage, self.scope):
+                await done[other.index].wait()
+            self.built[stage.index] = await self._stage(stage, args)
+            done[stage.index].set()
+
+        if len(stages) == 1:
+            self.built[stages[0].index] = await self._stage(stages[0], args)
+            return
+        from composer.backends.native.image.pull import _first_error
+
+        try:
+            async with anyio.create_task_group() as group:
+                for stage in stages:
+                    group.start_soon(one, stage)
+        except BaseExceptionGroup as failed:
+            first = _first_error(failed)
+            raise first from first.__cause__
 
     def _expand(self, stage: Stage | Any, word: str, scope: dict[str, str]) -> str:
         try:
@@ -194,7 +255,7 @@ class Builder:
         other = self._stage_named(name)
         if other is not None and other.index < stage.index:
             base = self.built[other.index]
-            return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers))
+            return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers), base.key)
         if name == "scratch":
             return Built({"architecture": "amd64", "os": "linux", "config": {},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
@@ -203,13 +264,21 @@ class Builder:
         manifest = self.store.manifest(record)
         layers = [oci.Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
         diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
-        return Built(config, diff_ids, layers)
+        return Built(config, diff_ids, layers, cache_key.image_key(record.config))
 
     async def _stage(self, stage: Stage, args: dict[str, str]) -> Built:
+        total = 1 + sum(1 for command in stage.commands if _is_step(command))
+        number = self._announce(stage, 1, total, f"FROM {self._expand(stage, stage.base, self.scope)}")
+        started = time.monotonic()
         built = await self._base(stage)
+        self._report(number, f"DONE {time.monotonic() - started:.1f}s")
+        base_created = str(built.config.get("created") or "") or _created()
         state = image_config.start(built.config.get("config"), built.config.get("history") or [],
                                    path=self.dockerfile.path, escape=self.dockerfile.escape)
         state.globals = dict(self.scope)
+        made: list[str] = []  # each step's created
+        metadata: list[dict[str, Any]] = []  # the metadata instructions' history entries
+        position = 1
         for command in stage.commands:
             if isinstance(command, RunCommand):
                 try:
@@ -219,23 +288,123 @@ class Builder:
                     raise _refuse(f"{self.dockerfile.path}:{command.line}: {exc}") from None
             before = len(state.history)
             image_config.apply(state, command, args)
-            stamp = _created()
-            for entry in state.history[before:]:
-                entry["created"] = stamp
+            if not _is_step(command):
+                metadata += state.history[before:]
+                continue
+            position += 1
+            number = self._announce(stage, position, total, " ".join(command.original.split()))
             if isinstance(command, CopyCommand):
-                self._copy(command, state, built)
-            elif isinstance(command, WordsCommand) and command.name == "WORKDIR":
-                self._workdir(command, state, built)
+                await self._in_thread(self._copy, command, state, built, number)
             elif isinstance(command, RunCommand):
                 built.config["config"] = state.config
-                await anyio.to_thread.run_sync(self._run, command, process, state, built)
+                await self._in_thread(self._run_step, command, process, state, built, number)
+            else:
+                await self._in_thread(self._workdir, command, state, built, number)
+            made.append(str(state.history[-1]["created"]))
+        # BuildKit's times: the metadata entries and the image are the stage's last step's (so a
+        # cached rebuild is the same image), or SOURCE_DATE_EPOCH
+        stamp = _rfc3339(self.epoch) if self.epoch is not None else (max(made) if made else base_created)
+        for entry in metadata:
+            entry["created"] = stamp
         built.config["config"] = state.config
         built.config["history"] = state.history
-        built.config["created"] = _created()
+        built.config["created"] = stamp
         built.config["rootfs"] = {"type": "layers", "diff_ids": list(built.diff_ids)}
         return built
 
-    def _copy(self, command: CopyCommand, state: image_config.StageState, built: Built) -> None:
+    # --- steps, through the cache -------------------------------------------------------------
+
+    def _announce(self, stage: Stage, position: int, total: int, text: str) -> int:
+        """Report a step as v2/BuildKit print it (``#N [service stage k/n] INSTRUCTION``); its N."""
+        self.steps += 1
+        where = self.spec.service.name
+        if self.multi_stage:
+            where += " " + (stage.name or f"stage-{stage.index}")
+        self._say(f"#{self.steps} [{where} {position}/{total}] {text}")
+        return self.steps
+
+    def _report(self, number: int, text: str) -> None:
+        self._say(f"#{number} {text}")
+
+    def _say(self, details: str) -> None:
+        """An event of the build's; from a step's worker thread it waits in ``pending`` until the
+        step returns (a hop to the event loop per line cost more than a cached step)."""
+        if self.sink is None:
+            return
+        event = Event(f"image:{self.spec.image}", EventStatus.WORKING, "Building", details=details)
+        if threading.get_ident() == self.loop_thread:
+            self.sink.emit(event)
+        else:
+            with self.pending_lock:  # stages build in parallel: several steps' threads at once
+                self.pending.append(event)
+
+    async def _in_thread(self, function: Callable[..., None], *args: Any) -> None:
+        """Run a step in a worker thread, then emit what it said (also when it failed)."""
+        try:
+            await anyio.to_thread.run_sync(function, *args)
+        finally:
+            with self.pending_lock:
+                events, self.pending = self.pending, []
+            for event in events:
+                if self.sink is not None:
+                    self.sink.emit(event)
+
+    def _step(self, number: int, command: Any, op: dict[str, Any], state: image_config.StageState, built: Built,
+              produce: Callable[[LayerWriter], None]) -> None:
+        """One filesystem step: its result from the cache (``#N CACHED``, nothing run), else
+        ``produce`` writes its layer, which is stored and recorded under the step's key."""
+        if self.epoch is not None:
+            op = {**op, "source_date_epoch": self.epoch}
+        key = cache_key.step_key(built.key, op)
+        started = time.monotonic()
+        result = None if self.spec.no_cache else self.cache.get(key)
+        if result is not None:
+            self._report(number, "CACHED")
+        else:
+            with self.cache.computing(key):  # a concurrent build of the same step: wait, then reuse
+                result = None if self.spec.no_cache else self.cache.get(key)
+                if result is not None:
+                    self._report(number, "CACHED")
+                else:
+                    result = self._make(built, produce)
+                    previous = self.cache.peek(key)  # --no-cache: the record it replaces
+                    self.cache.put(key, " ".join(command.original.split()), result)
+                    if previous is not None and not previous.empty and previous.layers != result.layers:
+                        self.new_blobs.add(previous.layers[-1].digest)  # its layer, dropped at the end if unreached
+                        self.new_layers.add(oci.chain_ids(list(previous.diff_ids))[-1])
+                    # recorded: the cache keeps them now (builder prune removes them)
+                    self.new_blobs.difference_update(layer.digest for layer in result.layers)
+                    self.new_layers.difference_update(oci.chain_ids(list(result.diff_ids)))
+                    self._report(number, f"DONE {time.monotonic() - started:.1f}s")
+        built.diff_ids, built.layers, built.key = list(result.diff_ids), list(result.layers), key
+        entry = state.history[-1]
+        entry["created"] = result.created
+        if result.empty:  # no layer: BuildKit's exporter marks the entry empty_layer
+            entry["empty_layer"] = True
+        else:
+            entry.pop("empty_layer", None)
+
+    def _make(self, built: Built, produce: Callable[[LayerWriter], None]) -> StepResult:
+        """Build a step's layer on top of the stage's; an empty one is dropped."""
+        writer = LayerWriter(self.store, clamp=self.epoch)
+        try:
+            produce(writer)
+        except BaseException:
+            writer.discard()
+            raise
+        created = _rfc3339(self.epoch) if self.epoch is not None else _created()
+        if not writer.entries:
+            writer.discard()
+            return StepResult(tuple(built.diff_ids), tuple(built.layers), True, created)
+        chains = oci.chain_ids(built.diff_ids)
+        layer = writer.commit(chains[-1] if chains else None)
+        if layer.new_blob:
+            self.new_blobs.add(layer.descriptor.digest)
+        if layer.new_layer:
+            self.new_layers.add(layer.chain_id)
+        return StepResult((*built.diff_ids, layer.diff_id), (*built.layers, layer.descriptor), False, created)
+
+    def _copy(self, command: CopyCommand, state: image_config.StageState, built: Built, number: int) -> None:
         for flag, value in (("--link", command.link), ("--parents", command.parents),
                             ("--exclude", command.excludes), ("--checksum", command.checksum),
                             ("--keep-git-dir", command.keep_git_dir)):
@@ -258,83 +427,64 @@ class Builder:
         inline = [(doc.path, (self._expand(command, doc.content, scope) if doc.expand else doc.content).encode())
                   for doc in command.inline]
         refuse = _archive_refusal if command.name == "ADD" else None
+        destination = self._expand(command, command.destination, scope)
+        chown = self._expand(command, command.chown, scope)
+        workdir = state.config.get("WorkingDir") or "/"
         try:
-            plan = plan_copy(rootfs, state.config.get("WorkingDir") or "/",
-                             self._expand(command, command.destination, scope), [(source, word) for word in words],
-                             inline, chown=parse_chown(self._expand(command, command.chown, scope), rootfs),
-                             chmod=parse_chmod(command.chmod), refuse=refuse)
+            plan = plan_copy(rootfs, workdir, destination, [(source, word) for word in words],
+                             inline, chown=parse_chown(chown, rootfs), chmod=parse_chmod(command.chmod), refuse=refuse)
         except CopyError as exc:
             raise self._fail(command, str(exc)) from None
-        writer = LayerWriter(self.store)
-        try:
-            plan.write(writer)
-        except BaseException:
-            writer.discard()
-            raise
-        self._commit(writer, state, built)
+        # the key: what the copy writes, by content (the sources' files after .dockerignore, or
+        # the other stage's), not where it read them or when they were touched
+        op = {"op": command.name, "from": bool(command.from_), "words": words, "destination": destination,
+              "workdir": workdir, "chown": chown, "chmod": command.chmod, "plan": cache_key.plan_digest(plan)}
+        self._step(number, command, op, state, built, plan.write)
 
-    def _commit(self, writer: LayerWriter, state: image_config.StageState, built: Built) -> None:
-        """The step's layer on top of the stage's; an empty one is dropped and its history entry
-        marked empty_layer, as BuildKit's exporter does."""
-        if not writer.entries:
-            writer.discard()
-            state.history[-1]["empty_layer"] = True
-            return
-        chains = oci.chain_ids(built.diff_ids)
-        layer = writer.commit(chains[-1] if chains else None)
-        if layer.new_blob:
-            self.new_blobs.add(layer.descriptor.digest)
-        if layer.new_layer:
-            self.new_layers.add(layer.chain_id)
-        built.diff_ids.append(layer.diff_id)
-        built.layers.append(layer.descriptor)
-        state.history[-1].pop("empty_layer", None)
-
-    def _workdir(self, command: Any, state: image_config.StageState, built: Built) -> None:
+    def _workdir(self, command: Any, state: image_config.StageState, built: Built, number: int) -> None:
         """WORKDIR makes its folder (and parents) when missing, owned by the stage's USER, as
         BuildKit's ``mkdir -p``; a layer then, else none."""
         folder = state.config.get("WorkingDir") or "/"
-        rootfs = built.rootfs(self.store)
-        if folder == "/" or rootfs.resolve(folder)[1] is not None:
-            return
-        try:
-            plan = plan_copy(rootfs, "/", folder.rstrip("/") + "/", [], [],
-                             chown=parse_chown(state.config.get("User") or "", rootfs), chmod=None)
-        except CopyError as exc:
-            raise self._fail(command, str(exc)) from None
-        writer = LayerWriter(self.store)
-        try:
-            plan.write(writer)
-        except BaseException:
-            writer.discard()
-            raise
-        self._commit(writer, state, built)
+        user = state.config.get("User") or ""
 
-    def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built) -> None:
-        lower = built.rootfs(self.store)
+        def produce(writer: LayerWriter) -> None:
+            rootfs = built.rootfs(self.store)
+            if folder == "/" or rootfs.resolve(folder)[1] is not None:
+                return
+            try:
+                plan = plan_copy(rootfs, "/", folder.rstrip("/") + "/", [], [], chown=parse_chown(user, rootfs),
+                                 chmod=None)
+            except CopyError as exc:
+                raise self._fail(command, str(exc)) from None
+            plan.write(writer)
+
+        self._step(number, command, {"op": "WORKDIR", "path": folder, "user": user}, state, built, produce)
+
+    def _run_step(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
+                  number: int) -> None:
         build = self.spec.service.build
         network = command.network or (build.network if build is not None else None) or "default"
+        inner = state.config
+        op = {"op": "RUN", "process": process, "env": list(inner.get("Env") or []), "args": sorted(state.args.items()),
+              "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
+              "mounts": list(command.mounts), "security": command.security}
+        self._step(number, command, op, state, built,
+                   lambda writer: self._run(command, process, state, built, network, number, writer))
+
+    def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
+             network: str, number: int, writer: LayerWriter) -> None:
+        lower = built.rootfs(self.store)
         with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.args,
                            network=network != "none") as (result, upper):
             for line in result.output.splitlines():
-                self._emit(line)
+                self._say(f"#{number} {line}")
             if result.exit_code != 0:
                 shown = " ".join(process)
                 tail = last_lines(result.output)
                 raise self._fail(command, f'process "{shown}" did not complete successfully: exit code: '
                                           f"{result.exit_code}" + (f": {tail}" if tail else ""))
-            writer = LayerWriter(self.store)
-            try:
-                diff(upper, lower, writer)
-            except BaseException:
-                writer.discard()
-                raise
-        self._commit(writer, state, built)
+            diff(upper, lower, writer)
 
-    def _emit(self, line: str) -> None:
-        if self.sink is not None:
-            anyio.from_thread.run_sync(self.sink.emit, Event(f"image:{self.spec.image}", EventStatus.WORKING,
-                                                             "Building", details=line))
 
     def _write(self, final: Built) -> list[ImageRecord]:
         config = json.dumps(final.config, separators=(",", ":")).encode()
@@ -351,9 +501,22 @@ class Builder:
         for name in (self.spec.image, *self.spec.tags):
             record = ImageRecord(str(parse_reference(name)), manifest_digest, config_digest, None, platform,
                                  time.time(), "build")
+            replaced = self.store.get(record.reference)
+            if replaced is not None and (replaced.manifest, replaced.config, replaced.source) == (
+                    manifest_digest, config_digest, "build"):
+                records.append(replaced)  # the same image (a cached rebuild): the index stays as it is
+                continue
             self.store.put(record)
+            if replaced is not None and replaced.manifest != manifest_digest:  # dropped at the end if unreached
+                self.new_blobs.update((replaced.manifest, replaced.config))
             records.append(record)
         return records
+
+
+def _is_step(command: Any) -> bool:
+    """Whether an instruction is a filesystem step (a cache step and a line of the progress)."""
+    return isinstance(command, CopyCommand | RunCommand) or (
+        isinstance(command, WordsCommand) and command.name == "WORKDIR")
 
 
 def _archive_refusal(path: Path) -> str | None:

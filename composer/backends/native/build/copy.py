@@ -322,6 +322,7 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
     elif real[:-1]:
         ensure_dirs(real[:-1])
     for source, parts in matched:
+        directory = _is_dir_source(source, parts)  # once per source: asked per item, it walked the folder per file
         for item in source.walk(parts):
             top_is_dir = not item.parts and stat.S_ISDIR(item.info.st_mode)
             if top_is_dir:
@@ -329,7 +330,7 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
                 ensure_dirs(real)
             elif as_folder and not item.parts:
                 base = (*real, parts[-1]) if parts else real
-            elif item.parts and _is_dir_source(source, parts):
+            elif item.parts and directory:
                 base = (*real, *item.parts)
             else:
                 base = real

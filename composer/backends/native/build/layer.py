@@ -14,7 +14,10 @@ import secrets
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 from composer.backends.native.image import oci
 from composer.backends.native.image.layers import CHUNK, apply_layer
@@ -47,14 +50,30 @@ class _Hashing:
         self.inner.flush()
 
 
-class LayerWriter:
-    """A layer being written as a tar in the store's ``tmp/``; ``commit`` stores it."""
+class _ClampingTar(tarfile.TarFile):
+    """A tar whose entries' mtimes are no later than ``clamp`` (SOURCE_DATE_EPOCH), as BuildKit's
+    exporter with ``rewrite-timestamp=true``: what a RUN or COPY made during the build gets the
+    epoch, older files keep their times."""
 
-    def __init__(self, store: ImageStore) -> None:
+    clamp: int | None = None
+
+    def addfile(self, tarinfo: tarfile.TarInfo, fileobj: SupportsRead[bytes] | None = None) -> None:
+        if self.clamp is not None and tarinfo.mtime > self.clamp:
+            tarinfo.mtime = self.clamp
+        super().addfile(tarinfo, fileobj)
+
+
+class LayerWriter:
+    """A layer being written as a tar in the store's ``tmp/``; ``commit`` stores it. With
+    ``clamp`` (SOURCE_DATE_EPOCH), no entry's mtime is later than it."""
+
+    def __init__(self, store: ImageStore, *, clamp: int | None = None) -> None:
         self.store = store
         self.path = store.root / "tmp" / f"build-layer.{os.getpid()}.{secrets.token_hex(6)}.tar"
         self._file = self.path.open("wb")
-        self.tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+        self.tar: tarfile.TarFile = _ClampingTar.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+        if isinstance(self.tar, _ClampingTar):
+            self.tar.clamp = clamp
         self.entries = 0
 
     def add(self, info: tarfile.TarInfo, content: Path | None = None) -> None:
@@ -113,16 +132,15 @@ class LayerWriter:
 
 
 def drop_unreferenced(store: ImageStore, blobs: set[str], chains: set[str]) -> None:
-    """Remove the blobs and layers a build wrote that no image in the index reaches (the steps of
-    stages the target only copies from, a failed build's): the store keeps no cache yet."""
-    keep_blobs: set[str] = set()
-    keep_chains: set[str] = set()
-    for record in store.images():
-        keep_blobs.update(d for d in (record.index_digest, record.manifest, record.config) if d)
-        with contextlib.suppress(Exception):
-            keep_blobs.update(str(layer["digest"]) for layer in store.manifest(record).get("layers") or [])
-        with contextlib.suppress(Exception):
-            keep_chains.update(store.chain_ids(record))
+    """Remove those of ``blobs`` and ``chains`` that nothing reaches (the system check's rule,
+    residue.referenced: the images, the step cache's records, the containers): a step that failed
+    after its layer was stored, the config and manifest of the image a build's tag left. What a
+    step recorded in the step cache (build.cache) stays until ``composer builder prune``."""
+    from composer.backends.native.residue import referenced
+
+    keep_hex, keep_layers = referenced(store, [])
+    keep_blobs = {digest for digest in blobs if oci.digest_hex(digest) in keep_hex}
+    keep_chains = {chain for chain in chains if oci.digest_hex(chain) in keep_layers}
     for digest in blobs - keep_blobs:
         with contextlib.suppress(FileNotFoundError):
             store.blob_path(digest).unlink()

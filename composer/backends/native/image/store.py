@@ -11,6 +11,8 @@ Layout under the root (COMPOSER_ROOT, ``/var/lib/composer`` by default)::
                               being unpacked (discarded and redone)
     tmp/                      temporary files of atomic writes, and trash being deleted
     locks/                    fcntl lock files
+    cache/steps/<key>.json    the native builder's step cache (composer.backends.native.build.cache):
+                              each record's "blobs" and "chains" are kept by gc like an image's
 
 Consistency: a name under ``blobs/`` or ``layers/`` only ever appears by ``rename(2)`` of content
 that was complete, verified and fsynced; the index is rewritten whole (temp + fsync + rename) and
@@ -473,6 +475,21 @@ class ImageStore:
 
     # --- garbage collection --------------------------------------------------------------------
 
+    def cache_references(self) -> tuple[set[str], set[str]]:
+        """The blob digests and ChainIDs the builder's cache records keep (``cache/steps/``):
+        roots for gc as the index's images are."""
+        blobs: set[str] = set()
+        chains: set[str] = set()
+        folder = self.root / "cache" / "steps"
+        if not folder.is_dir():
+            return blobs, chains
+        for path in folder.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+                data = json.loads(path.read_bytes())
+                blobs.update(str(digest) for digest in data.get("blobs") or [])
+                chains.update(str(chain) for chain in data.get("chains") or [])
+        return blobs, chains
+
     def gc(self) -> GcReport:
         """Remove every blob and layer no index entry reaches, partial downloads and leftovers.
         Waits until no session holds the store."""
@@ -485,6 +502,9 @@ class ImageStore:
                     keep_blobs.update(str(layer["digest"]) for layer in self.manifest(record).get("layers") or [])
                 with contextlib.suppress(ImageStoreError, ValueError, KeyError, TypeError):
                     keep_layers.update(oci.digest_hex(chain) for chain in self.chain_ids(record))
+            cached_blobs, cached_chains = self.cache_references()
+            keep_blobs |= cached_blobs
+            keep_layers.update(oci.digest_hex(chain) for chain in cached_chains if chain.startswith("sha256:"))
             keep_hex = {oci.digest_hex(d) for d in keep_blobs if d.startswith("sha256:")}
             blobs = freed = layers = 0
             for path in (self.root / "blobs" / "sha256").iterdir():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from composer.backends.docker.system import filters, usage_rows
+from composer.backends.docker.system import build_prune_params, filters, usage_rows
 from composer.contract.system import PruneOptions, UsageRow
 
 
@@ -26,3 +26,9 @@ def test_an_empty_engine_is_four_zero_rows() -> None:
 def test_prune_filters_for_the_api() -> None:
     assert filters(PruneOptions(until=12.5, labels=("a=b", "!c")), dangling="true") == {
         "dangling": "true", "until": "12", "label": ["a=b"], "label!": ["c"]}
+
+
+def test_build_prune_sends_until_as_the_duration_the_engine_parses() -> None:
+    assert build_prune_params(PruneOptions(), now=1000.0) == {"all": "0"}
+    assert build_prune_params(PruneOptions(all=True, until=1000.0 - 86400), now=1000.0) == {
+        "all": "1", "filters": '{"until": ["86400s"]}'}

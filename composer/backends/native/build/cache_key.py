@@ -1,0 +1,69 @@
+"""The native builder's cache keys, as BuildKit's: a chain. A stage starts from the key of its
+base (the base image's config digest, ``scratch``, or the key an earlier stage ended on); each
+filesystem step (RUN, COPY, ADD, WORKDIR) is keyed by its parent's key and what decides its
+result:
+
+- RUN: the process (after the stage's SHELL), the environment (the image's Env and the stage's
+  ARGs, as the container gets them), user, working folder, network, mounts and security;
+- COPY/ADD: the expanded words and flags, and the digest of what the copy writes (``plan_digest``):
+  each entry's path, type, mode, owner, link target, size and the *content* of its file, never
+  its mtime; the sources are read after ``.dockerignore`` (context) or from the other stage's
+  files, so a file that is excluded, or only touched, changes nothing, and a stage rebuilt to
+  the same files keeps the steps that copy from it cached;
+- WORKDIR: the folder and the user.
+
+Metadata instructions (ENV, LABEL, USER, CMD...) are no steps: their effect on a later step is
+in that step's own key (its Env, User...), so a LABEL edit rebuilds nothing, as in BuildKit.
+``SOURCE_DATE_EPOCH`` is in every key when it is given (it changes the layers' timestamps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from composer.backends.native.image.layers import CHUNK
+
+if TYPE_CHECKING:
+    from composer.backends.native.build.copy import CopyPlan
+
+SCRATCH = "scratch"
+
+
+def image_key(config_digest: str) -> str:
+    """The key a stage built FROM an image starts from (the image's config names its layers)."""
+    return f"image:{config_digest}"
+
+
+def step_key(parent: str, op: Mapping[str, Any]) -> str:
+    """The key of a step ``op`` (a JSON-able description) on top of ``parent``."""
+    text = json.dumps([parent, op], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _file_digest(path: Any) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def plan_digest(plan: CopyPlan) -> str:
+    """The digest of what a COPY/ADD writes: per entry its path and metadata without times, and
+    its content's sha256 (read from the context or the other stage)."""
+    digest = hashlib.sha256()
+    for info, host, data in plan.entries.values():
+        if info.isreg() and info.type != tarfile.LNKTYPE:
+            content = hashlib.sha256(data).hexdigest() if data is not None else (
+                _file_digest(host) if host is not None else "")
+        else:
+            content = ""
+        fields = [info.name, info.type.decode(), oct(info.mode), info.uid, info.gid, info.linkname,
+                  info.size if data is None else len(data), info.devmajor, info.devminor, content]
+        digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogateescape"))
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
