@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.backends.native.records import ETC, RECORD, STOPPED, read, run_record, write_run_record
-from composer.backends.native.runtime.init import atomic_json
+from composer.backends.native.runtime.init import state_json
 from composer.owner import boot_id
 
 RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock", "monitor.log")
@@ -93,13 +93,13 @@ def _restore(record: dict[str, Any]) -> None:
             (run_dir / name).chmod(0o644)
     if Path(str(record.get("log_path") or "/nonexistent")).exists():  # it ran in the old boot: it exited with it
         # Docker's code for a container whose daemon went away under it; a stop's own code is not kept
-        atomic_json(str(run_dir / "exit.json"), {"exit_code": 255, "signal": None, "oom_killed": False,
+        state_json(str(run_dir / "exit.json"), {"exit_code": 255, "signal": None, "oom_killed": False,
                                                  "finished": time.time(), "rebooted": True})
     # stopped as far as any supervisor can tell: one adopting the project must not restart it;
     # the containers started below have it cleared by their start
-    atomic_json(str(run_dir / "supervise.json"), {"manual_stop": True, "restart_count": 0, "restarting": False})
+    state_json(str(run_dir / "supervise.json"), {"manual_stop": True, "restart_count": 0, "restarting": False})
     config = {k: v for k, v in record.items() if k not in ("saved_etc", "saved_networks")}
-    atomic_json(str(run_dir / "config.json"), config)
+    state_json(str(run_dir / "config.json"), config)
 
 
 def _ensure_networks(record: dict[str, Any]) -> None:

@@ -93,8 +93,16 @@ def dumps(value: Any) -> str:
 def atomic_json(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically and durably (composer.durable: a temp name of its own,
     fsync, rename, fsync of the folder), 0600: state files hold whole environments and probe
-    output, root's alone (as Docker's config.v2.json)."""
+    output, root's alone (as Docker's config.v2.json). For the store's records; a run root's
+    files go through ``state_json``."""
     durable.write_file(path, dumps(data).encode(), mode=0o600)
+
+
+def state_json(path: str, data: dict[str, Any]) -> None:
+    """``atomic_json`` for a file of the run root (config.json, state.json, exit.json, a
+    supervisor's files): written whole, not fsynced, as a new boot discards it (composer.durable's
+    ``sync=False``; the store's records are what survives a crash of the kernel)."""
+    durable.write_file(path, dumps(data).encode(), mode=0o600, sync=False)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -893,7 +901,7 @@ def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: 
     if not_moved is not None:
         raise not_moved
     started = time.time()
-    atomic_json(os.path.join(cfg["run_dir"], "state.json"), {
+    state_json(os.path.join(cfg["run_dir"], "state.json"), {
         "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
         "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
     faults.point("monitor.start.state-written")
@@ -941,7 +949,7 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
         status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers, cfg.get("logging"))
     exit_code = os.waitstatus_to_exitcode(status)
     oom = cgroups.oom_kills(cgroup) > 0
-    atomic_json(os.path.join(run_dir, "exit.json"), {
+    state_json(os.path.join(run_dir, "exit.json"), {
         "exit_code": exit_code if exit_code >= 0 else 128 - exit_code, "signal": -exit_code if exit_code < 0 else None,
         "oom_killed": oom, "started": started, "finished": time.time()})
     try:
