@@ -689,6 +689,67 @@ def test_a_spare_monitor_starts_a_container_with_its_own_limits(spare_box: Box) 
             assert not Path(paths["unified"]).exists()
 
 
+def _attached_output(run_dir: Path, stdin: bytes, timeout: float = 20) -> bytes:
+    """Connect to the container's attach socket (runtime/console.py), send ``stdin`` and its end,
+    and read the output frames until the monitor closes the connection."""
+    import socket
+
+    from composer.backends.native.runtime import console
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(run_dir / console.SOCKET))
+        if stdin:
+            sock.sendall(console.frame(console.STDIN, stdin))
+        sock.sendall(console.frame(console.STDIN_END))
+        reader, output = console.FrameReader(), b""
+        while data := sock.recv(65536):
+            output += b"".join(payload for kind, payload in reader.feed(data)
+                               if kind in (console.STDOUT, console.STDERR))
+    finally:
+        sock.close()
+    return output
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["stdin_open", "tty"])
+def test_a_spare_monitor_starts_an_interactive_container(spare_box: Box, tty: bool) -> None:
+    """``run``'s one-offs are interactive (-i is the default): the spare takes them too, and makes
+    the stdin pipe or the terminal (of the container's own devpts) for that start alone. Docker's
+    run -i gives the container a pipe as stdin (-t: a terminal), as a fresh monitor does here."""
+    layout = cgroups.detect()
+    if layout.mode not in ("v1", "hybrid"):
+        pytest.skip("spare monitors need cgroup v1 (a cgroup2 cgroup cannot be renamed)")
+    parent = spare_box.rt.cgroup_parent
+    wait_for_a_ready_spare(parent)
+    script = ("read line; echo got $line; if [ -t 0 ]; then echo stdin-tty; tty; else echo stdin-pipe; "
+              "ls -l /proc/self/fd/0; fi; exit 3")
+    name = spare_box.create(script, stdin_open=True, tty=tty)
+    assert spare_box.rt.forkserver is not None
+    assert spare_box.rt.forkserver.takes_spare(spare_box.rt.config(spare_box.project, name))
+    spare_box.rt.start(spare_box.project, name)
+    run_dir = spare_box.rt.run_dir(spare_box.project, name)
+    state = json.loads((run_dir / "state.json").read_text())
+    container_id = str(spare_box.rt.config(spare_box.project, name)["id"])
+    assert Path(state["cgroup"]["paths"]["memory"]).name == container_id  # the spare's cgroup, renamed
+    output = _attached_output(run_dir, b"hello\n").decode(errors="replace")
+    # the monitor writes exit.json before it lets its clients go (and removes its socket): one let
+    # go, or one that comes too late to connect, finds the exit code without waiting for the monitor
+    assert json.loads((run_dir / "exit.json").read_text())["exit_code"] == 3
+    assert "got hello" in output, output
+    if tty:
+        assert "stdin-tty" in output, output
+        assert "/dev/pts/0" in output, output  # the container's own devpts
+    else:
+        assert "stdin-pipe" in output, output
+        assert "pipe:" in output, output
+    final = spare_box.rt.wait(spare_box.project, name, timeout=10)
+    assert (final.status, final.exit_code) == ("exited", 3)
+    assert (run_dir / "exit.json").is_file()
+    assert not (run_dir / "attach.sock").exists()
+    spare_box.rt.remove(spare_box.project, name, force=True)
+
+
 def test_a_start_a_spare_cannot_take_runs_as_usual(spare_box: Box) -> None:
     assert spare_box.rt.forkserver is not None
     joined = {"cgroup": f"{spare_box.rt.cgroup_parent}/x", "pidns": "/proc/1/ns/pid"}
