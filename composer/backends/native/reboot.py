@@ -41,10 +41,14 @@ RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock",
 
 def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) -> list[str]:
     """Restore the run root after a reboot (see the module doc); what was restored and started, as
-    lines for a warning. Cheap when the recorded boot id is this one's (one small read)."""
+    lines for a warning. Cheap when the recorded boot id is this one's (one small read). Without a
+    record no container of this run root was made with this store (the first create writes it:
+    records.record_container): nothing to restore, and nothing is written (a ``ps`` or ``config``
+    of nothing leaves nothing on the host)."""
     current = boot_id()
     path = run_record(store_root, run_root)
-    if (read(path) or {}).get("boot_id") == current or not store_root.is_dir():
+    recorded = read(path)
+    if recorded is None or recorded.get("boot_id") == current or not store_root.is_dir():
         return []
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -56,7 +60,7 @@ def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) ->
         restored = []
         containers_dir = store_root / "containers"
         roots = (str(run_root.resolve()) + "/", str(run_root) + "/")
-        for data_dir in sorted(containers_dir.iterdir()) if record is not None and containers_dir.is_dir() else []:
+        for data_dir in sorted(containers_dir.iterdir()) if containers_dir.is_dir() else []:
             saved = read(data_dir / RECORD)
             if saved is None or not str(saved.get("run_dir", "")).startswith(roots):
                 continue

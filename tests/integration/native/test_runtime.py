@@ -630,6 +630,9 @@ def spare_runtime(image: tuple[ImageStore, ImageRecord], run_root: Path) -> Iter
     rt.forkserver.start()
     b = Box(rt, record)
     try:
+        # the forkserver makes its first spare after the first start that asks for one
+        assert b.run("true") == (0, "")
+        b.cleanup()
         yield b
     finally:
         b.cleanup()
@@ -659,6 +662,36 @@ def wait_for_a_ready_spare(parent: str) -> None:
             return  # made, and its PID 1 moved in
         time.sleep(0.05)
     raise AssertionError(f"no spare monitor under {parent}")
+
+
+def test_a_forkserver_makes_no_spare_until_a_start_asks_for_one(
+        image: tuple[ImageStore, ImageRecord], session_root: Path) -> None:
+    """The command server starts a forkserver as it warms up, before any command: a server that
+    only runs ``config`` or ``ps`` must create no cgroup, not even the spares' parent."""
+    from composer.backends.native.runtime.spawn import Forkserver
+
+    if cgroups.detect().mode not in ("v1", "hybrid"):
+        pytest.skip("spare monitors need cgroup v1 (a cgroup2 cgroup cannot be renamed)")
+    store, record = image
+    parent = f"composer-spare-test-{uuid.uuid4().hex[:8]}"
+    rt = Runtime(store, run_root=session_root / "lazy-spare-run", cgroup_parent=parent)
+    rt.forkserver = Forkserver(spare_parent=parent)
+    rt.forkserver.start()
+    b = Box(rt, record)
+    layout = cgroups.detect()
+    folders = [Path(m) / parent for m in [*layout.v1.values(), *([layout.unified] if layout.unified else [])]]
+    try:
+        time.sleep(1)
+        assert [f for f in folders if f.exists()] == []
+        assert b.run("true") == (0, "")  # a start under the parent: the spare is made after it
+        wait_for_a_ready_spare(parent)
+    finally:
+        b.cleanup()
+        rt.forkserver.close()
+        deadline = time.monotonic() + 10
+        while spare_cgroups(parent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        residue(rt)  # the parent's folders removed too
 
 
 def test_a_spare_monitor_starts_a_container_with_its_own_limits(spare_box: Box) -> None:

@@ -52,11 +52,18 @@ from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
 
 BACKEND = "native"
 DEFAULT_RUN_ROOT = "/run/composer"
+DEFAULT_CGROUP_PARENT = "composer"
 
 
 def default_run_root(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     return Path(env.get("COMPOSER_RUN_ROOT") or DEFAULT_RUN_ROOT)
+
+
+def default_cgroup_parent(environ: Mapping[str, str] | None = None) -> str:
+    """The containers' cgroup parent (COMPOSER_CGROUP_PARENT), without its slashes."""
+    env = os.environ if environ is None else environ
+    return (env.get("COMPOSER_CGROUP_PARENT") or DEFAULT_CGROUP_PARENT).strip("/")
 
 
 def _error(message: str, operation: str, cls: type[BackendError] = BackendError) -> BackendError:
