@@ -12,6 +12,11 @@ The command servers: every ``composer`` the tests start goes through the command
 (COMPOSER_SERVER_DIR, set before any test module builds its environment) and stops them at the end,
 so that the suite leaves no process behind. Commands run with a bare environment fall back to the user's default
 folder: its servers are stopped too.
+
+The native state: the session's own run root (COMPOSER_RUN_ROOT) and cgroup parent
+(COMPOSER_CGROUP_PARENT), set likewise (tests/support/host_state.py; a bare environment gets
+them from ``cli_environment``), so that a CLI a test runs as root, on the native backend by
+default, never writes into the host's /run/composer or ``composer`` cgroups. Removed at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ import tempfile
 
 import pytest
 
+from tests.support import host_state
+
 _ORIGINAL_SERVER_DIR = os.environ.get("COMPOSER_SERVER_DIR")
+_ORIGINAL_PRIVATE = {key: os.environ.get(key) for key in ("COMPOSER_RUN_ROOT", "COMPOSER_CGROUP_PARENT")}
 
 # Folder or file (relative to the repository, "/"-separated) -> the markers of every test in it.
 MARKS_BY_PATH: dict[str, tuple[str, ...]] = {
@@ -68,6 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = tempfile.mkdtemp(prefix="composer-servers-")
     config.stash[_FOLDER] = folder
     os.environ["COMPOSER_SERVER_DIR"] = folder
+    private = host_state.make_private(tempfile.mkdtemp(prefix="composer-state-"))
+    config.stash[_PRIVATE] = private
+    os.environ.update(private)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -83,6 +94,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     server.stop_servers(folder)
     server.stop_servers()  # the default folder's: commands run with a bare environment
     shutil.rmtree(folder, ignore_errors=True)
+    private = config.stash.get(_PRIVATE, None)
+    if private is not None:
+        host_state.remove_private(private)
+        shutil.rmtree(os.path.dirname(private["COMPOSER_RUN_ROOT"]), ignore_errors=True)
+        for key, value in _ORIGINAL_PRIVATE.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 _FOLDER = pytest.StashKey[str]()
+_PRIVATE = pytest.StashKey[dict[str, str]]()

@@ -82,3 +82,30 @@ def test_only_the_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> Non
         (tmp_path / name).write_text("x")
     assert durable.remove_stale_temporaries(tmp_path) == [gone]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, "state.json", ".lock"])
+
+
+@pytest.mark.parametrize(("writer", "fsyncs"), [("atomic_json", 2), ("state_json", 0)])
+def test_the_stores_records_are_fsynced_and_the_run_roots_files_are_not(tmp_path: Path, writer: str,
+                                                                        fsyncs: int) -> None:
+    """A run root's files (state_json: config.json, state.json, exit.json...) skip the two fsyncs
+    a store record (atomic_json) pays: a new boot discards them. Both are written whole (a temporary
+    renamed over the file), as strace shows."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    target = tmp_path / "exit.json"
+    script = (f"from composer.backends.native.runtime.init import {writer}\n"
+              f"{writer}({str(target)!r}, {{'exit_code': 3}})\n")
+    trace = tmp_path / "trace"
+    subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
+                    sys.executable, "-c", script], check=True,
+                   env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parents[1])})
+    calls = trace.read_text().splitlines()
+    assert len([c for c in calls if "fsync(" in c or "fdatasync(" in c]) == fsyncs, calls
+    renames = [c for c in calls if "rename" in c and str(target) in c]
+    assert len(renames) == 1, calls
+    assert ".exit.json." in renames[0], calls  # the temporary, renamed over it
+    assert json.loads(target.read_text()) == {"exit_code": 3}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["exit.json", "trace"]

@@ -90,12 +90,11 @@ class NativeBackend:
                                               "built yet)", backend_name=BACKEND_NAME, operation="containers")
             from composer.backends.native.lifecycle import NativeContainers
             from composer.backends.native.reboot import recover_if_rebooted
-            from composer.backends.native.runtime.api import default_run_root
+            from composer.backends.native.runtime.api import default_cgroup_parent, default_run_root
 
-            environ = os.environ if self._environ is None else self._environ
-            run_root, parent = default_run_root(self._environ), environ.get("COMPOSER_CGROUP_PARENT") or "composer"
+            run_root, parent = default_run_root(self._environ), default_cgroup_parent(self._environ)
             # the first command after a reboot restores the containers and restarts Docker's (reboot.py)
-            restored = recover_if_rebooted(run_root, self.store.root, parent.strip("/"))
+            restored = recover_if_rebooted(run_root, self.store.root, parent)
             self._containers = NativeContainers(self.store, run_root, parent)
             for line in restored:
                 self._containers.warn(line)

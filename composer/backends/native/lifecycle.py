@@ -40,7 +40,7 @@ from composer.backends.native.projects import Projects
 from composer.backends.native.runtime import cgroups, eventlog, volumes
 from composer.backends.native.runtime.api import Runtime, checked_name, project_dir
 from composer.backends.native.runtime.config import signal_number
-from composer.backends.native.runtime.init import atomic_json
+from composer.backends.native.runtime.init import state_json
 from composer.backends.native.runtime.supervisor import SupervisorError, read_json, update_intent
 from composer.backends.native.status import container_state, running_cgroup
 from composer.backends.native.volume_mounts import volume_paths, with_inherited_mounts
@@ -226,7 +226,7 @@ class NativeContainers:
         config["run_dir"] = str(new_dir)
         config["etc_files"] = {target: str(new_dir / Path(source).name)
                                for target, source in (config.get("etc_files") or {}).items()}
-        atomic_json(str(new_dir / "config.json"), config)
+        state_json(str(new_dir / "config.json"), config)
         self.event(project, "rename", config, oldName=f"/{name}")  # moby's: the old name with its slash
 
     def container_state(self, ref: ContainerRef) -> ContainerState:

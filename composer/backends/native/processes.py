@@ -154,8 +154,9 @@ def attach_container(containers: NativeContainers, ref: ContainerRef, streams: S
             except BackendError:
                 # A quick one-off can end, and its monitor with its socket, before the caller connects:
                 # its output is in the log, as the monitor wrote it, and stdin can no longer matter.
-                # (The monitor removes its socket, then writes exit.json and exits: wait for that end.)
-                ended = (fd is not None and wait_pidfd(fd, 5.0)) or (run_dir / "exit.json").exists()
+                # The monitor writes exit.json before it removes its socket (console.py), so no
+                # socket and no exit.json is a monitor that died (killed), or something else.
+                ended = fd is None or (run_dir / "exit.json").exists() or wait_pidfd(fd, 0)
                 if not ended:
                     raise
         if relayed:

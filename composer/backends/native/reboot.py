@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.backends.native.records import ETC, RECORD, STOPPED, read, run_record, write_run_record
-from composer.backends.native.runtime.init import atomic_json
+from composer.backends.native.runtime.init import state_json
 from composer.owner import boot_id
 
 RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock", "monitor.log")
@@ -41,10 +41,14 @@ RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock",
 
 def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) -> list[str]:
     """Restore the run root after a reboot (see the module doc); what was restored and started, as
-    lines for a warning. Cheap when the recorded boot id is this one's (one small read)."""
+    lines for a warning. Cheap when the recorded boot id is this one's (one small read). Without a
+    record no container of this run root was made with this store (the first create writes it:
+    records.record_container): nothing to restore, and nothing is written (a ``ps`` or ``config``
+    of nothing leaves nothing on the host)."""
     current = boot_id()
     path = run_record(store_root, run_root)
-    if (read(path) or {}).get("boot_id") == current or not store_root.is_dir():
+    recorded = read(path)
+    if recorded is None or recorded.get("boot_id") == current or not store_root.is_dir():
         return []
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -56,7 +60,7 @@ def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) ->
         restored = []
         containers_dir = store_root / "containers"
         roots = (str(run_root.resolve()) + "/", str(run_root) + "/")
-        for data_dir in sorted(containers_dir.iterdir()) if record is not None and containers_dir.is_dir() else []:
+        for data_dir in sorted(containers_dir.iterdir()) if containers_dir.is_dir() else []:
             saved = read(data_dir / RECORD)
             if saved is None or not str(saved.get("run_dir", "")).startswith(roots):
                 continue
@@ -93,13 +97,13 @@ def _restore(record: dict[str, Any]) -> None:
             (run_dir / name).chmod(0o644)
     if Path(str(record.get("log_path") or "/nonexistent")).exists():  # it ran in the old boot: it exited with it
         # Docker's code for a container whose daemon went away under it; a stop's own code is not kept
-        atomic_json(str(run_dir / "exit.json"), {"exit_code": 255, "signal": None, "oom_killed": False,
+        state_json(str(run_dir / "exit.json"), {"exit_code": 255, "signal": None, "oom_killed": False,
                                                  "finished": time.time(), "rebooted": True})
     # stopped as far as any supervisor can tell: one adopting the project must not restart it;
     # the containers started below have it cleared by their start
-    atomic_json(str(run_dir / "supervise.json"), {"manual_stop": True, "restart_count": 0, "restarting": False})
+    state_json(str(run_dir / "supervise.json"), {"manual_stop": True, "restart_count": 0, "restarting": False})
     config = {k: v for k, v in record.items() if k not in ("saved_etc", "saved_networks")}
-    atomic_json(str(run_dir / "config.json"), config)
+    state_json(str(run_dir / "config.json"), config)
 
 
 def _ensure_networks(record: dict[str, Any]) -> None:

@@ -76,10 +76,9 @@ class NativeSystem:
 
     def scope(self) -> Scope:
         from composer.backends.native.residue import Scope
-        from composer.backends.native.runtime.api import default_run_root
+        from composer.backends.native.runtime.api import default_cgroup_parent, default_run_root
 
-        return Scope(default_run_root(self._environ), self.store_root,
-                     (self._environ.get("COMPOSER_CGROUP_PARENT") or "composer").strip("/"))
+        return Scope(default_run_root(self._environ), self.store_root, default_cgroup_parent(self._environ))
 
     def check(self, *, fix: bool = False) -> list[Finding]:
         from composer.backends.native import reboot, residue

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from composer.backends.native.runtime.spawn import Forkserver
 
 MODULES = ("zstandard", "ctypes.util", "pwd")
-DEFAULT_CGROUP_PARENT = "composer"  # the runtime's: the forkserver keeps a spare container start there
 
 
 class _Helper:
@@ -32,13 +31,16 @@ def start_helpers(socket_path: str) -> _Helper | None:
     """As root on Linux, a forkserver for the container helpers the workers start themselves
     (``run``'s one-offs; a supervisor has its own): a start then costs a fork instead of an
     interpreter (~15 ms). Started before the server forks any worker, which inherit it
-    (``spawn.inherited``). None elsewhere, or when it cannot start."""
+    (``spawn.inherited``). None elsewhere, or when it cannot start. Its spare monitors go under
+    the server's COMPOSER_CGROUP_PARENT (the first once a start there asks for one: forkserver.py,
+    so that a server that runs no container creates no cgroup)."""
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return None
     try:
         from composer.backends.native.runtime import spawn
+        from composer.backends.native.runtime.api import default_cgroup_parent
 
-        forkserver = spawn.Forkserver(lock_path=socket_path + ".forks", spare_parent=DEFAULT_CGROUP_PARENT)
+        forkserver = spawn.Forkserver(lock_path=socket_path + ".forks", spare_parent=default_cgroup_parent())
         forkserver.start()
     except Exception:
         return None

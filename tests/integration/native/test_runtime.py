@@ -630,6 +630,9 @@ def spare_runtime(image: tuple[ImageStore, ImageRecord], run_root: Path) -> Iter
     rt.forkserver.start()
     b = Box(rt, record)
     try:
+        # the forkserver makes its first spare after the first start that asks for one
+        assert b.run("true") == (0, "")
+        b.cleanup()
         yield b
     finally:
         b.cleanup()
@@ -661,6 +664,36 @@ def wait_for_a_ready_spare(parent: str) -> None:
     raise AssertionError(f"no spare monitor under {parent}")
 
 
+def test_a_forkserver_makes_no_spare_until_a_start_asks_for_one(
+        image: tuple[ImageStore, ImageRecord], session_root: Path) -> None:
+    """The command server starts a forkserver as it warms up, before any command: a server that
+    only runs ``config`` or ``ps`` must create no cgroup, not even the spares' parent."""
+    from composer.backends.native.runtime.spawn import Forkserver
+
+    if cgroups.detect().mode not in ("v1", "hybrid"):
+        pytest.skip("spare monitors need cgroup v1 (a cgroup2 cgroup cannot be renamed)")
+    store, record = image
+    parent = f"composer-spare-test-{uuid.uuid4().hex[:8]}"
+    rt = Runtime(store, run_root=session_root / "lazy-spare-run", cgroup_parent=parent)
+    rt.forkserver = Forkserver(spare_parent=parent)
+    rt.forkserver.start()
+    b = Box(rt, record)
+    layout = cgroups.detect()
+    folders = [Path(m) / parent for m in [*layout.v1.values(), *([layout.unified] if layout.unified else [])]]
+    try:
+        time.sleep(1)
+        assert [f for f in folders if f.exists()] == []
+        assert b.run("true") == (0, "")  # a start under the parent: the spare is made after it
+        wait_for_a_ready_spare(parent)
+    finally:
+        b.cleanup()
+        rt.forkserver.close()
+        deadline = time.monotonic() + 10
+        while spare_cgroups(parent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        residue(rt)  # the parent's folders removed too
+
+
 def test_a_spare_monitor_starts_a_container_with_its_own_limits(spare_box: Box) -> None:
     layout = cgroups.detect()
     if layout.mode not in ("v1", "hybrid"):
@@ -687,6 +720,67 @@ def test_a_spare_monitor_starts_a_container_with_its_own_limits(spare_box: Box) 
         assert not Path(paths["memory"]).exists()
         if layout.unified:
             assert not Path(paths["unified"]).exists()
+
+
+def _attached_output(run_dir: Path, stdin: bytes, timeout: float = 20) -> bytes:
+    """Connect to the container's attach socket (runtime/console.py), send ``stdin`` and its end,
+    and read the output frames until the monitor closes the connection."""
+    import socket
+
+    from composer.backends.native.runtime import console
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(run_dir / console.SOCKET))
+        if stdin:
+            sock.sendall(console.frame(console.STDIN, stdin))
+        sock.sendall(console.frame(console.STDIN_END))
+        reader, output = console.FrameReader(), b""
+        while data := sock.recv(65536):
+            output += b"".join(payload for kind, payload in reader.feed(data)
+                               if kind in (console.STDOUT, console.STDERR))
+    finally:
+        sock.close()
+    return output
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["stdin_open", "tty"])
+def test_a_spare_monitor_starts_an_interactive_container(spare_box: Box, tty: bool) -> None:
+    """``run``'s one-offs are interactive (-i is the default): the spare takes them too, and makes
+    the stdin pipe or the terminal (of the container's own devpts) for that start alone. Docker's
+    run -i gives the container a pipe as stdin (-t: a terminal), as a fresh monitor does here."""
+    layout = cgroups.detect()
+    if layout.mode not in ("v1", "hybrid"):
+        pytest.skip("spare monitors need cgroup v1 (a cgroup2 cgroup cannot be renamed)")
+    parent = spare_box.rt.cgroup_parent
+    wait_for_a_ready_spare(parent)
+    script = ("read line; echo got $line; if [ -t 0 ]; then echo stdin-tty; tty; else echo stdin-pipe; "
+              "ls -l /proc/self/fd/0; fi; exit 3")
+    name = spare_box.create(script, stdin_open=True, tty=tty)
+    assert spare_box.rt.forkserver is not None
+    assert spare_box.rt.forkserver.takes_spare(spare_box.rt.config(spare_box.project, name))
+    spare_box.rt.start(spare_box.project, name)
+    run_dir = spare_box.rt.run_dir(spare_box.project, name)
+    state = json.loads((run_dir / "state.json").read_text())
+    container_id = str(spare_box.rt.config(spare_box.project, name)["id"])
+    assert Path(state["cgroup"]["paths"]["memory"]).name == container_id  # the spare's cgroup, renamed
+    output = _attached_output(run_dir, b"hello\n").decode(errors="replace")
+    # the monitor writes exit.json before it lets its clients go (and removes its socket): one let
+    # go, or one that comes too late to connect, finds the exit code without waiting for the monitor
+    assert json.loads((run_dir / "exit.json").read_text())["exit_code"] == 3
+    assert "got hello" in output, output
+    if tty:
+        assert "stdin-tty" in output, output
+        assert "/dev/pts/0" in output, output  # the container's own devpts
+    else:
+        assert "stdin-pipe" in output, output
+        assert "pipe:" in output, output
+    final = spare_box.rt.wait(spare_box.project, name, timeout=10)
+    assert (final.status, final.exit_code) == ("exited", 3)
+    assert (run_dir / "exit.json").is_file()
+    assert not (run_dir / "attach.sock").exists()
+    spare_box.rt.remove(spare_box.project, name, force=True)
 
 
 def test_a_start_a_spare_cannot_take_runs_as_usual(spare_box: Box) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.host_state import cli_environment
 
 COMPOSE = """\
     name: demo
@@ -49,7 +49,7 @@ COMPOSE = """\
 
 def run(cwd: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
         ) -> subprocess.CompletedProcess[str]:
-    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}
+    environment = cli_environment(env)
     return subprocess.run(
         [sys.executable, "-m", "composer", *args], capture_output=True, text=True, cwd=cwd, input=stdin,
         env=environment, timeout=60, check=False,
@@ -195,7 +195,7 @@ def test_config_imports_no_engine_module(project: Path) -> None:
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=project, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        env=cli_environment(),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0 []"
@@ -236,3 +236,42 @@ def test_config_variables_and_environment(tmp_path: Path) -> None:
     assert "FROM_DOTENV=1" in environment
     assert f"COMPOSE_PROJECT_NAME={tmp_path.name.lower()}" in environment
     assert environment == sorted(environment)
+
+
+def test_config_and_ps_of_nothing_leave_nothing_on_the_host(tmp_path: Path) -> None:
+    """A command that runs no container makes no cgroup (not even the parent) and no run record,
+    through a warm command server too (its warm-up starts the native forkserver, whose spare
+    monitor is made only once a start asks for one); ``config`` does not touch the run root."""
+    import os
+    import shutil
+    import tempfile
+    import time
+    import uuid
+
+    from composer.cli.server import stop_servers
+    from tests.support.host_state import cgroup_folders, remove_private
+
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n")
+    servers = tempfile.mkdtemp(prefix="composer-servers-")  # short: the socket's path has a limit
+    private = {"COMPOSER_RUN_ROOT": str(tmp_path / "run"),
+               "COMPOSER_CGROUP_PARENT": f"composer-t-{uuid.uuid4().hex[:8]}"}  # the server's spares' parent
+    env = {**private, "COMPOSER_ROOT": str(tmp_path / "store"), "COMPOSER_SERVER_DIR": servers}
+    try:
+        for _ in range(3):  # the first starts the server (it warms up meanwhile), the others go through it
+            ok(tmp_path, "config", "--services", env=env)
+            deadline = time.monotonic() + 20
+            while not list(Path(servers).glob("*.sock")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert list(Path(servers).glob("*.sock")), "the command server did not start"
+        time.sleep(0.5)  # what a warm-up would make, it makes at once
+        assert not (tmp_path / "run").exists()
+        assert not (tmp_path / "store").exists()
+        assert cgroup_folders(private["COMPOSER_CGROUP_PARENT"]) == []
+        if os.geteuid() == 0:  # the native backend's listing (it needs root)
+            ok(tmp_path, "--backend", "native", "ps", env=env)
+            assert not (tmp_path / "store" / "runs").exists()  # no run record before a container is made
+            assert cgroup_folders(private["COMPOSER_CGROUP_PARENT"]) == []
+    finally:
+        stop_servers(servers)
+        shutil.rmtree(servers, ignore_errors=True)
+        remove_private(private)

@@ -28,8 +28,7 @@ from composer.errors import (
 )
 from composer.spec.loader import LoadOptions, load_config
 from composer.spec.options import ProjectOptions
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.host_state import cli_environment
 
 
 def load_error(tmp_path: Path, text: str, extra: dict[str, str] | None = None) -> SpecError:
@@ -134,7 +133,7 @@ def test_cli_reports_one_short_line(tmp_path: Path, text: str, where: str) -> No
     result = subprocess.run(
         [sys.executable, "-m", "composer", "-f", str(compose), "config"],
         capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        env=cli_environment(),
     )
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""

@@ -22,18 +22,16 @@ from pathlib import Path
 import pytest
 
 from composer.spec import load_project
+from tests.support.host_state import cli_environment
 
-REPO = Path(__file__).resolve().parents[3]
 SERVICE = "services:\n  app:\n    image: busybox\n"
 MEMORY_CAP = 4 << 30
 
 
 def composer(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
              memory: int = MEMORY_CAP) -> subprocess.CompletedProcess[str]:
-    environment = {
-        "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd), "COMPOSER_SERVER": "0",
-        "XDG_CACHE_HOME": str(cwd / "cache"), **(env or {}),
-    }
+    environment = cli_environment({"HOME": str(cwd), "COMPOSER_SERVER": "0", "XDG_CACHE_HOME": str(cwd / "cache"),
+                                   **(env or {})})
 
     def cap_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))

@@ -474,7 +474,8 @@ class Server:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    durable.write_file(path, json.dumps(data).encode(), mode=0o644)
+    # the run root's: not fsynced (composer.durable's sync=False, a new boot discards it)
+    durable.write_file(path, json.dumps(data).encode(), mode=0o644, sync=False)
 
 
 def process_start_time(pid: int) -> int | None:

@@ -78,8 +78,10 @@ def _await_released(state: dict[str, Any], patience: float = RELEASE_WAIT_SECOND
 
 def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
     # compact: with indent, json falls back to its pure-Python encoder, and a network's state
-    # (every endpoint) is rewritten at each container start
-    durable.write_file(path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), mode=0o644)
+    # (every endpoint) is rewritten at each container start; under the run root: not fsynced
+    # (composer.durable's sync=False, a new boot discards it)
+    durable.write_file(path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), mode=0o644,
+                       sync=False)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -45,18 +45,25 @@ from composer.backends.native.records import record_container
 from composer.backends.native.runtime import cgroups, logfiles
 from composer.backends.native.runtime import spawn as spawn_module
 from composer.backends.native.runtime.config import hosts_file, resolv_conf, service_config
-from composer.backends.native.runtime.init import atomic_json, process_start_time
+from composer.backends.native.runtime.init import process_start_time, state_json
 from composer.backends.native.runtime.spawn import Forkserver, SpawnError, spawn
 from composer.contract.backend import ContainerState
 from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
 
 BACKEND = "native"
 DEFAULT_RUN_ROOT = "/run/composer"
+DEFAULT_CGROUP_PARENT = "composer"
 
 
 def default_run_root(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     return Path(env.get("COMPOSER_RUN_ROOT") or DEFAULT_RUN_ROOT)
+
+
+def default_cgroup_parent(environ: Mapping[str, str] | None = None) -> str:
+    """The containers' cgroup parent (COMPOSER_CGROUP_PARENT), without its slashes."""
+    env = os.environ if environ is None else environ
+    return (env.get("COMPOSER_CGROUP_PARENT") or DEFAULT_CGROUP_PARENT).strip("/")
 
 
 def _error(message: str, operation: str, cls: type[BackendError] = BackendError) -> BackendError:
@@ -234,7 +241,7 @@ class Runtime:
         data_dir = self.data_dir(container_id)
         try:
             faults.point("runtime.create.staged")
-            atomic_json(str(staging / "creating.json"), {"id": container_id})
+            state_json(str(staging / "creating.json"), {"id": container_id})
             data_dir.parent.mkdir(parents=True, exist_ok=True)
             data_dir.mkdir(mode=0o700)  # the container's log and its changes to the image: root's alone
             for sub in ("upper", "work", "rootfs"):
@@ -260,7 +267,7 @@ class Runtime:
                 "etc_files": {target: str(source) for target, source in etc.items()},
                 "cgroup": f"{self.cgroup_parent}/{container_id}",
             }
-            atomic_json(str(staging / "config.json"), config)
+            state_json(str(staging / "config.json"), config)
             # a copy beside the container's files, which outlive the run root: after a reboot it
             # tells which run root and project they belong to (residue.py, reboot.py)
             record_container(config, data_dir, etc_dir=staging)
@@ -272,7 +279,7 @@ class Runtime:
                     raise
                 raise _error(f"container name {name} is already in use in project {project}", "create",
                              AlreadyExistsError) from None
-            durable.fsync_dir(folder)
+            # not fsynced: the run root's folders are a boot's (composer.durable's sync=False)
             faults.point("runtime.create.renamed")
         except BaseException as exc:
             remove_tree(staging)
@@ -468,7 +475,7 @@ class Runtime:
             with contextlib.suppress(OSError):
                 cgroups.remove(cgroup)
         if _read_json(run_dir / "exit.json") is None:
-            atomic_json(str(run_dir / "exit.json"), {"exit_code": 137, "signal": None, "oom_killed": False,
+            state_json(str(run_dir / "exit.json"), {"exit_code": 137, "signal": None, "oom_killed": False,
                                                      "finished": time.time(), "monitor_lost": True})
 
     def remove(self, project: str, name: str, *, force: bool = False) -> None:

@@ -17,10 +17,12 @@ ends (``echo hi | run -T svc cat``).
 The attach socket ``<run dir>/attach.sock`` (0600, the run directory is root's alone) speaks
 frames of one kind byte, a 4-byte big-endian length and the payload. Client to monitor: ``i``
 stdin bytes, ``e`` end of stdin, ``w`` a window size (rows, columns: two 16-bit big-endian).
-Monitor to client: ``o`` stdout (the terminal's output), ``r`` stderr. The monitor closes the
-connection once the container has exited and its output is drained; the exit code is in
-exit.json then. The output of a one-off container made before its first client attached (the
-shell's prompt) is kept for that client, up to REPLAY_LIMIT bytes.
+Monitor to client: ``o`` stdout (the terminal's output), ``r`` stderr. Once the container has
+exited and its output is drained, the monitor writes exit.json, and only then closes the
+connections and removes the socket: a client let go, or one that finds no socket (a quick
+one-off that ended before it connected), finds the exit code there. The output of a one-off
+container made before its first client attached (the shell's prompt) is kept for that client,
+up to REPLAY_LIMIT bytes.
 
 Imported by PID 1 before pivot_root (the host's modules are out of reach after it) and by the
 monitor: the standard library only, no typing at run time.
@@ -312,7 +314,9 @@ def pump(hub: Hub, child: int, outputs: dict[int, bytes], stdin_fd: int, leftove
          kill_leftovers: Any = None) -> int:
     """init.pump_logs for an interactive container: ``outputs`` maps the master (tty) or the
     stdout and stderr pipes to their frame kind; ``stdin_fd`` is the master or the stdin pipe's
-    write end (-1: none). Until the container exits and its output is drained; its wait status."""
+    write end (-1: none). Until the container exits and its output is drained; its wait status.
+    The log is closed; the hub (its socket, its clients) is the caller's to close, once exit.json
+    is written."""
     hub.stdin_fd = stdin_fd
     if stdin_fd >= 0:
         os.set_blocking(stdin_fd, False)
@@ -339,7 +343,6 @@ def pump(hub: Hub, child: int, outputs: dict[int, bytes], stdin_fd: int, leftove
                     _read_output(hub, streams, fd)
             hub.flush_input()
     finally:
-        hub.close()
         hub.log.close()
         for fd in {*streams, hub.stdin_fd} - {-1}:
             os.close(fd)

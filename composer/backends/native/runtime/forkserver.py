@@ -9,9 +9,11 @@ freshly started helper would be.
 
 With a spare parent it also keeps a spare monitor ready (init.spare_monitor: cgroup made, PID 1
 forked and moved into it) and hands it the starts that ask for one ("spare"), when it is ready; a
-new one is made after each, the spare delay later. Descriptors arrive close-on-exec and a spare is
-forked only while the server holds no start's descriptors (they would end up in its container:
-CVE-2024-21626's class).
+new one is made after each, the spare delay later. The first is made after the first start that
+asks for one, not when the server starts: a command server that only ever runs ``config`` or
+``ps`` (it starts a forkserver as it warms up) creates no cgroup, not even the parent.
+Descriptors arrive close-on-exec and a spare is forked only while the server holds no start's
+descriptors (they would end up in its container: CVE-2024-21626's class).
 
 Runs without site, like every helper (see bootstrap.py): imports only the runtime's own modules.
 """
@@ -85,8 +87,6 @@ class Server:
         return Spare(ours)
 
     def serve(self) -> None:
-        if self.spare_parent:
-            self.spare = self.new_spare(0.0)
         while True:
             try:
                 request, fds, _, _ = socket.recv_fds(self.server, 64, 4, socket.MSG_CMSG_CLOEXEC)
@@ -96,7 +96,7 @@ class Server:
                 break
             if request == b"spare" and self.to_spare(fds):
                 continue
-            self.fork_helper(fds)
+            self.fork_helper(fds, wants_spare=request == b"spare")
 
     def to_spare(self, fds: list[int]) -> bool:
         """Hand the start to the spare when it is ready (then make the next one): whether it took it."""
@@ -115,7 +115,9 @@ class Server:
         self.spare = self.new_spare(self.spare_delay)
         return True
 
-    def fork_helper(self, fds: list[int]) -> None:
+    def fork_helper(self, fds: list[int], *, wants_spare: bool = False) -> None:
+        """Fork a helper for the start; then (its descriptors closed) make a spare when none is
+        ready for the next one: the first after a start that asked for one, or one that went away."""
         config_fd, sync_fd, stderr_fd = fds[:3]
         net_fd = fds[3] if len(fds) > 3 else -1
         pid = os.fork()
@@ -137,7 +139,10 @@ class Server:
         self.server.sendall(str(pid).encode().ljust(16))
         os.waitpid(pid, 0)  # the helper forks its monitor and exits at once
         spare = self.spare
-        if spare is not None and not spare.is_ready() and spare.ready is None:
+        if spare is None:
+            if wants_spare and self.spare_parent:
+                self.spare = self.new_spare(self.spare_delay)  # the first: a start under its parent asked
+        elif not spare.is_ready() and spare.ready is None:
             self.spare = self.new_spare(self.spare_delay)  # gone: replaced now that this start's fds are closed
 
 

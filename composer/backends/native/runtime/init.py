@@ -93,8 +93,16 @@ def dumps(value: Any) -> str:
 def atomic_json(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically and durably (composer.durable: a temp name of its own,
     fsync, rename, fsync of the folder), 0600: state files hold whole environments and probe
-    output, root's alone (as Docker's config.v2.json)."""
+    output, root's alone (as Docker's config.v2.json). For the store's records; a run root's
+    files go through ``state_json``."""
     durable.write_file(path, dumps(data).encode(), mode=0o600)
+
+
+def state_json(path: str, data: dict[str, Any]) -> None:
+    """``atomic_json`` for a file of the run root (config.json, state.json, exit.json, a
+    supervisor's files): written whole, not fsynced, as a new boot discards it (composer.durable's
+    ``sync=False``; the store's records are what survives a crash of the kernel)."""
+    durable.write_file(path, dumps(data).encode(), mode=0o600, sync=False)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -818,9 +826,7 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
         err_r, err_w = os.pipe()
         go_r, go_w = os.pipe()
         fail_r, fail_w = os.pipe()
-        # interactive (console.py): the terminal's socket, or a pipe kept open as stdin
-        ours, theirs = _console_socket() if cfg.get("tty") else (None, -1)
-        in_r, in_w = os.pipe() if cfg.get("stdin_open") and not cfg.get("tty") else (-1, -1)
+        ours, theirs, in_r, in_w = _interactive_fds(cfg)  # interactive (console.py)
         enter_pid_namespace(cfg.get("pidns"))
         child = os.fork()
         if child == 0:
@@ -844,16 +850,32 @@ def monitor(cfg: dict[str, Any], sync_fd: int, net_fd: int = -1) -> int:
                 os.close(fd)
         not_moved = move_into_cgroup(cgroup, child, go_w)
         started = await_exec(cfg, cgroup, child, fail_r, not_moved)
-        if ours is not None:
-            from composer.backends.native.runtime import console
-
-            master = console.receive_master(ours)
-            os.close(out_r)  # nothing writes the pipes: the terminal is PID 1's output
-            os.close(err_r)
-            out_r, err_r, in_w = master, -1, master
+        out_r, err_r, in_w = _take_terminal(ours, out_r, err_r, in_w)
     except BaseException as exc:
         return start_failed(sync_fd, exc, child, cgroup)
     return serve(cfg, sync_fd, cgroup, child, out_r, err_r, started, in_w)
+
+
+def _interactive_fds(cfg: dict[str, Any]) -> tuple[Any, int, int, int]:
+    """An interactive container's channels (console.py): the monitor's end of the terminal's
+    socket and PID 1's (``tty``), or a pipe kept open as its stdin (``stdin_open``): (ours,
+    theirs, in_r, in_w), None and -1 where there is none."""
+    ours, theirs = _console_socket() if cfg.get("tty") else (None, -1)
+    in_r, in_w = os.pipe() if cfg.get("stdin_open") and not cfg.get("tty") else (-1, -1)
+    return ours, theirs, in_r, in_w
+
+
+def _take_terminal(ours: Any, out_r: int, err_r: int, in_w: int) -> tuple[int, int, int]:
+    """After PID 1's execve: with a terminal (``ours``, its socket), the master PID 1 sent becomes
+    the container's output and input; (out_r, err_r, in_w) to serve."""
+    if ours is None:
+        return out_r, err_r, in_w
+    from composer.backends.native.runtime import console
+
+    master = console.receive_master(ours)
+    os.close(out_r)  # nothing writes the pipes: the terminal is PID 1's output
+    os.close(err_r)
+    return master, -1, master
 
 
 def _console_socket() -> tuple[Any, int]:
@@ -893,7 +915,7 @@ def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: 
     if not_moved is not None:
         raise not_moved
     started = time.time()
-    atomic_json(os.path.join(cfg["run_dir"], "state.json"), {
+    state_json(os.path.join(cfg["run_dir"], "state.json"), {
         "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
         "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
     faults.point("monitor.start.state-written")
@@ -934,21 +956,31 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
         answer(sync_fd, {"ok": True, "pid": child})
         os.close(sync_fd)
         outputs = {out_r: console.STDOUT, **({err_r: console.STDERR} if err_r >= 0 else {})}
-        status = console.pump(hub, child, outputs, in_w, leftovers, kill_leftovers)
+        try:
+            status = console.pump(hub, child, outputs, in_w, leftovers, kill_leftovers)
+            # exit.json before the socket goes: a client that finds no socket (or is let go)
+            # finds the exit code, without waiting for this process's end (processes.attach_container)
+            write_exit(run_dir, status, cgroup, started)
+        finally:
+            hub.close()
     else:
         answer(sync_fd, {"ok": True, "pid": child})
         os.close(sync_fd)
         status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers, cfg.get("logging"))
-    exit_code = os.waitstatus_to_exitcode(status)
-    oom = cgroups.oom_kills(cgroup) > 0
-    atomic_json(os.path.join(run_dir, "exit.json"), {
-        "exit_code": exit_code if exit_code >= 0 else 128 - exit_code, "signal": -exit_code if exit_code < 0 else None,
-        "oom_killed": oom, "started": started, "finished": time.time()})
+        write_exit(run_dir, status, cgroup, started)
     try:
         cgroups.remove(cgroup)
     except OSError:
         pass
     return 0
+
+
+def write_exit(run_dir: str, status: int, cgroup: cgroups.Cgroup, started: float) -> None:
+    """exit.json: the container's exit code (128+signal when killed), its signal, OOM kills."""
+    exit_code = os.waitstatus_to_exitcode(status)
+    state_json(os.path.join(run_dir, "exit.json"), {
+        "exit_code": exit_code if exit_code >= 0 else 128 - exit_code, "signal": -exit_code if exit_code < 0 else None,
+        "oom_killed": cgroups.oom_kills(cgroup) > 0, "started": started, "finished": time.time()})
 
 
 # --- spare monitors ---------------------------------------------------------------------------
@@ -1023,34 +1055,46 @@ def spare_monitor(channel_fd: int, parent: str, delay: float) -> int:
         os.close(stderr_fd)
         cfg = _read_config(config_fd)
         cgroup = cgroups.adopt(cgroup, cfg["cgroup"], cgroups.Limits.from_json(cfg.get("limits") or {}))
-        socket.send_fds(ours, [marshal.dumps(cfg)], [sync_fd, *([net_fd] if net_fd >= 0 else [])])
+        # an interactive container's channels are made now, for this start alone, and sent to PID 1
+        # with its configuration (a terminal's socket, a stdin pipe), as monitor() hands them at fork
+        console_sock, console_peer, in_r, in_w = _interactive_fds(cfg)
+        sent = {"sync": sync_fd, "net": net_fd, "console": console_peer, "stdin": in_r}
+        sent = {key: fd for key, fd in sent.items() if fd >= 0}
+        socket.send_fds(ours, [marshal.dumps((cfg, tuple(sent)))], list(sent.values()))
         ours.close()
-        if net_fd >= 0:
-            os.close(net_fd)
+        for key in ("net", "console", "stdin"):
+            if key in sent:
+                os.close(sent[key])
         started = await_exec(cfg, cgroup, child, fail_r, None)
+        out_r, err_r, in_w = _take_terminal(console_sock, out_r, err_r, in_w)
     except SystemExit:
         start_failed(-1, RuntimeError("dismissed"), child, cgroup)
         return 0
     except BaseException as exc:
         return start_failed(sync_fd, exc, child, cgroup)
-    return serve(cfg, sync_fd, cgroup, child, out_r, err_r, started)
+    return serve(cfg, sync_fd, cgroup, child, out_r, err_r, started, in_w)
 
 
 def _spare_first_process(channel: Any) -> None:
-    """PID 1 of a spare: waits for its configuration and descriptors (sync, network), then goes
-    on as any PID 1, already in its cgroup. Dismissed (EOF): exits."""
+    """PID 1 of a spare: waits for its configuration and descriptors (sync; network, a terminal's
+    socket, a stdin pipe when the container has them), then goes on as any PID 1, already in its
+    cgroup. Dismissed (EOF): exits."""
     import socket
 
-    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 2, socket.MSG_CMSG_CLOEXEC)
+    data, fds, _, _ = socket.recv_fds(channel, 1 << 22, 4, socket.MSG_CMSG_CLOEXEC)
     channel.close()
     if not data:
         os._exit(0)
-    cfg = marshal.loads(data)
-    sync_fd, net_fd = fds[0], (fds[1] if len(fds) > 1 else -1)
+    cfg, keys = marshal.loads(data)
+    received = dict(zip(keys, fds, strict=True))
+    sync_fd, net_fd = received["sync"], received.get("net", -1)
     if net_fd < 0:
         os.close(sync_fd)
         sync_fd = -1
-    container_main(cfg, sync_fd, net_fd)
+    if "stdin" in received:  # stdin_open without a terminal: the pipe the monitor keeps open
+        os.dup2(received["stdin"], 0)
+        os.close(received["stdin"])
+    container_main(cfg, sync_fd, net_fd, console_fd=received.get("console", -1))
 
 
 def _read_config(config_fd: int) -> dict[str, Any]:

@@ -88,11 +88,12 @@ class Forkserver:
     def takes_spare(self, config: dict[str, Any]) -> bool:
         """Whether a spare monitor can start this container: its cgroup is a child of the spares'
         parent, it has a pid namespace of its own (the spare's PID 1 was forked into one), and it
-        is not privileged (the spare's cgroup carries the default device rules), nor interactive
-        (the spare's PID 1 has its standard streams already; a terminal or stdin is made at fork)."""
+        is not privileged (the spare's cgroup carries the default device rules). An interactive
+        one can (``run``'s one-offs are, -i being the default): the spare makes its terminal's
+        socket or stdin pipe once it takes the start and sends them to PID 1 with the configuration."""
         parent, _, _ = str(config.get("cgroup") or "").strip("/").rpartition("/")
         return (self.spare_parent is not None and parent == self.spare_parent and config.get("pidns") is None
-                and not config.get("privileged") and not config.get("tty") and not config.get("stdin_open"))
+                and not config.get("privileged"))
 
     @contextlib.contextmanager
     def _turn(self) -> Any:

@@ -51,7 +51,7 @@ from typing import Any
 from composer import faults
 from composer.backends.native.runtime import bootstrap, eventlog, locks
 from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
-from composer.backends.native.runtime.init import atomic_json, process_start_time
+from composer.backends.native.runtime.init import process_start_time, state_json
 from composer.backends.native.runtime.spawn import Forkserver
 
 PID_FILE = "supervisor.pid"
@@ -104,7 +104,7 @@ def intent_locked(run_dir: Path) -> Iterator[None]:
 
 def write_intent(run_dir: Path, state: dict[str, Any]) -> None:
     """Write supervise.json (under ``intent_locked``)."""
-    atomic_json(str(run_dir / "supervise.json"), state)
+    state_json(str(run_dir / "supervise.json"), state)
 
 
 def update_intent(run_dir: Path, **values: Any) -> dict[str, Any]:
@@ -368,7 +368,7 @@ class Supervisor:
     def _start(self, name: str) -> int:
         config = self.runtime.config(self.project, name, "start")
         if config.get("healthcheck"):
-            atomic_json(str(self.run_dir(name) / "health.json"), {"status": "starting", "failing_streak": 0, "log": []})
+            state_json(str(self.run_dir(name) / "health.json"), {"status": "starting", "failing_streak": 0, "log": []})
         from composer.backends.native import namespaces
         from composer.backends.native.network import settings as networking
 
@@ -597,7 +597,7 @@ class Supervisor:
                           "output": output.decode(errors="replace")[-4096:]}][-5:]
             if not self.current(name, epoch):
                 return
-            atomic_json(str(run_dir / "health.json"), {"status": status, "failing_streak": streak, "log": log})
+            state_json(str(run_dir / "health.json"), {"status": status, "failing_streak": streak, "log": log})
             if status != before:  # as moby's handleProbeResult: on a change only
                 eventlog.record(self.folder, f"health_status: {status}", config)
 
@@ -705,7 +705,7 @@ class Supervisor:
         os.chmod(path, 0o600)
         listener.listen(64)
         listener.setblocking(False)
-        atomic_json(str(self.folder / PID_FILE), {"pid": os.getpid(), "start": process_start_time(os.getpid())})
+        state_json(str(self.folder / PID_FILE), {"pid": os.getpid(), "start": process_start_time(os.getpid())})
         threading.Thread(target=self._reaper, daemon=True).start()
         self.adopt()
         os.write(ready_fd, json.dumps({"ok": True, "pid": os.getpid()}).encode() + b"\n")
