@@ -45,8 +45,11 @@ STOP_TIMEOUT = 30.0
 REGISTRY_PORT = 5000
 PR_SET_PDEATHSIG = 1
 # mitigations=off: page-table isolation and retpolines cost much under TCG, and guard nothing a test
-# guest needs (containers are isolated by namespaces and cgroups, not by them).
-KERNEL_ARGS = ("root=/dev/vda rw console=ttyS0 quiet loglevel=4 systemd.show_status=error panic=-1 mitigations=off")
+# guest needs (containers are isolated by namespaces and cgroups, not by them).  net.ifnames=0: the NIC
+# keeps the kernel's name; udev renamed eth0 to its predictable name between the agent finding it and
+# setting it up, once under load ("ip link set eth0 up: Cannot find device").
+KERNEL_ARGS = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=4 systemd.show_status=error panic=-1 "
+               "mitigations=off")
 
 
 @dataclass(frozen=True)
