@@ -269,10 +269,34 @@ class Soak:
         if not pids:
             return "(no container process)"
         pid = self.rng.choice(pids)
+        first = self.first_process_of(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
             self.faults["kill -9 of a container process"] += 1
-        return str(pid)
+        if first is not None:  # its PID 1: the container ends once its monitor has written exit.json
+            self.settle(first, pid)
+        return f"{pid}{' (PID 1)' if first else ''}"
+
+    def first_process_of(self, pid: int) -> Path | None:
+        """The run folder of the container whose PID 1 ``pid`` is (None: another of its processes)."""
+        for state in (self.folder / "run" / self.project).glob("*/state.json"):
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(state.read_text()).get("pid") == pid:
+                    return state.parent
+        return None
+
+    def settle(self, run_dir: Path, pid: int, timeout: float = 10.0) -> None:
+        """Wait (bounded) until the container's end is on record, or it runs again (a restart
+        policy): until then it is "running" to any observer (Docker's too, until containerd's exit
+        event), and a following ``up -d`` rightly leaves it alone."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (run_dir / "exit.json").exists():
+                return
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads((run_dir / "state.json").read_text()).get("pid") != pid:
+                    return
+            time.sleep(0.05)
 
     def _kill_supervisor(self) -> str:
         pid = self.supervisor()
@@ -290,10 +314,16 @@ class Soak:
         up = self.run("up", "-d")
         if up.returncode != 0:
             return f"up -d exited {up.returncode}: {up.stderr.strip()[-600:]}"
-        ps = self.run("ps", "-a", "--format", "json")
-        if ps.returncode != 0:
-            return f"ps exited {ps.returncode}: {ps.stderr.strip()[-600:]}"
-        rows = parse_rows(ps.stdout)
+        deadline = time.monotonic() + 10.0
+        while True:
+            ps = self.run("ps", "-a", "--format", "json")
+            if ps.returncode != 0:
+                return f"ps exited {ps.returncode}: {ps.stderr.strip()[-600:]}"
+            rows = parse_rows(ps.stdout)
+            # a restart policy's restart is due after its back-off (100 ms, doubling): it is not up's
+            if not any(row.get("State") == "restarting" for row in rows) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         expected = {"web": self.replicas, "db": 1, "worker": 1}
         seen = Counter(str(row.get("Service")) for row in rows)
         problems = []

@@ -845,13 +845,15 @@ class NetworkManager:
         return self.run_root / project / "dns"
 
     def dns_pid(self, project: str) -> int | None:
-        from composer.backends.native.network.dns import process_start_time
+        """The project's DNS daemon, None when it is gone (a zombie is gone: a daemon killed -9
+        and not yet reaped answers no SIGHUP, and the sync waited for it in vain)."""
+        from composer.owner import alive
 
         data = _read_json(self.dns_dir(project) / "pid.json")
         if not data:
             return None
         pid = int(data["pid"])
-        return pid if process_start_time(pid) == data.get("start") else None
+        return pid if alive(pid, data.get("start")) else None
 
     def _dns_sync(self, project: str) -> None:
         """Start the project's DNS daemon, or make it listen on the networks' current gateways;

@@ -50,6 +50,7 @@ from composer.backends.native.runtime import bootstrap, locks
 from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import atomic_json, process_start_time
 from composer.backends.native.runtime.spawn import Forkserver
+from composer.owner import alive
 
 PID_FILE = "supervisor.pid"
 SOCKET = "supervisor.sock"
@@ -71,17 +72,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def alive(pid: int, start: int | None) -> bool:
-    """Whether ``pid`` is still the process started at ``start`` and not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0] not in (b"Z", b"X") and int(fields[19]) == start
 
 
 def supervise_state(run_dir: Path) -> dict[str, Any]:
