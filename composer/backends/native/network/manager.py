@@ -158,6 +158,9 @@ def _ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
+EPHEMERAL_ATTEMPTS = 10  # moby's portmapper: maxAllocatePortAttempts
+
+
 def _bindable(protocol: str, host_ip: str, port: int) -> bool:
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as probe:
@@ -520,7 +523,24 @@ class NetworkManager:
         :raises BackendError: a bad static address, netlink or iptables failing.
         """
         reservation = self.reserve(project, container, service, networks)
-        return self.connect(reservation, netns=netns, run_dir=run_dir)
+        return self.connect_retrying(reservation, netns=netns, run_dir=run_dir)
+
+    def connect_retrying(self, reservation: Reservation, *, netns: str,
+                         run_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
+        """``connect``; when a host port chosen from the ephemeral range was bound by someone else
+        between the reservation's probe and the proxy's bind (another run root's container: run
+        roots share no lock), reserved again (another port), up to EPHEMERAL_ATTEMPTS times, as
+        moby's port mapper retries an ephemeral port (never an explicit one)."""
+        for attempt in range(1, EPHEMERAL_ATTEMPTS + 1):
+            try:
+                return self.connect(reservation, netns=netns, run_dir=run_dir)
+            except PortInUseError:
+                ports = expand_ports(getattr(reservation.service, "ports", ()) or ())
+                if attempt == EPHEMERAL_ATTEMPTS or not any(port.host_port == 0 for port in ports):
+                    raise
+                reservation = self.reserve(reservation.project, reservation.container, reservation.service,
+                                           reservation.networks)
+        raise AssertionError("unreachable")
 
     def reserve(self, project: str, container: str, service: Any, networks: Sequence[Attachment]) -> Reservation:
         """The first half of ``attach``, which needs no namespace yet: the container's addresses
@@ -973,7 +993,7 @@ class NetnsHook:
             if self.failure is not None:
                 raise self.failure
         assert self.reservation is not None
-        self.manager.connect(self.reservation, netns=f"/proc/{pid}/ns/net", run_dir=self.run_dir)
+        self.manager.connect_retrying(self.reservation, netns=f"/proc/{pid}/ns/net", run_dir=self.run_dir)
 
     def abandon(self) -> None:
         if self.reservation is not None:
