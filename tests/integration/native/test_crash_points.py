@@ -564,3 +564,41 @@ def test_a_dns_daemon_killed_and_not_yet_reaped_is_started_again(stack: Stack) -
     assert len(dns_daemons(stack)) == 1
     stack.run("down", "-t", "0")
     stack.assert_clean()
+
+
+WAITING_CLIENT = """
+import json, socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])
+sock.sendall(json.dumps({"op": "stop", "name": sys.argv[2], "grace": 0}).encode() + b"\\n")
+print("sent", flush=True)
+sock.recv(100)
+"""
+
+
+def test_a_stop_queued_by_a_command_killed_meanwhile_is_dropped(stack: Stack) -> None:
+    """Found by the soak: ``down`` killed while its stops waited in the supervisor's queue; the next
+    ``up -d`` saw the containers running, then the queued stops landed and left them exited. A
+    request whose sender is gone when the supervisor reads it is dropped now. Made deterministic:
+    the supervisor is held (SIGSTOP) while a client sends a stop and is killed -9."""
+    stack.run("up", "-d")
+    supervisor = stack.supervisor()
+    assert supervisor is not None
+    db = next(row["Name"] for row in stack.rows() if row["Service"] == "db")
+    os.kill(supervisor, signal.SIGSTOP)
+    try:
+        with subprocess.Popen([sys.executable, "-c", WAITING_CLIENT, str(stack.run_root / stack.name /
+                                                                         "supervisor.sock"), db],
+                              stdout=subprocess.PIPE, text=True) as client:
+            assert client.stdout is not None
+            assert client.stdout.readline().strip() == "sent"
+            client.kill()
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
+    stack.run("up", "-d")  # served after the dropped request (the supervisor reads its queue in order)
+    deadline = time.monotonic() + 3  # a stop carried out would have ended the container by then
+    while time.monotonic() < deadline:
+        assert stack.states()["db"] == "running", stack.rows()
+        time.sleep(0.3)
+    stack.run("down", "-t", "0")
+    stack.assert_clean()
