@@ -26,7 +26,7 @@ APT_PACKAGES := python3-venv docker.io busybox-static docker-registry libcap2-bi
 # ---------------------------------------------------------------------------------------------------
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps venv install engine test test-guest vm-image unit test-vm test-vm-native demo bench bench-up bench-run bench-healthy bench-pull bench-swarm bench-build conformance clean isolation-report
+.PHONY: deps venv install engine test test-guest vm-image unit test-vm test-vm-native demo bench soak bench-up bench-run bench-healthy bench-pull bench-swarm bench-build conformance clean isolation-report
 
 deps:
 	@missing=""; \
@@ -146,3 +146,9 @@ conformance: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out
+
+# soak: randomized cycles (up, down, restart, scale, recreation, kill -9 of composer at a crash point or a random
+# moment, of a container's process, of the supervisor) on a small native project, each followed by a
+# convergence check, and `composer system check` at the end (bench/soak.py; SOAK_CYCLES=N, default 200).
+soak: install engine
+	$(BIN)/python bench/soak.py $(if $(SOAK_CYCLES),--cycles $(SOAK_CYCLES))

@@ -1,6 +1,6 @@
 """Fault injection: named crash points in the steps that change state, off unless asked for.
 
-``COMPOSER_FAULTS`` (read once, when this module is first imported) lists the points to trigger,
+``COMPOSER_FAULTS`` (read once, when this module is first imported, or by ``arm``) lists the points to trigger,
 comma-separated, each ``<point>:kill`` (SIGKILL of the process that reaches it), or
 ``<point>:error`` (an OSError(EIO) raised there, as a failing disk or kernel call would), with an
 optional probability: ``runtime.create.data-made:kill:0.5``. Every process of composer that
@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import os
 
-__all__ = ["ENABLED", "POINTS", "FaultSpec", "armed", "environment", "parse", "point"]
+__all__ = ["ENABLED", "POINTS", "FaultSpec", "arm", "armed", "check", "environment", "parse", "point"]
 
 # name -> what a crash there interrupts, and in which process it runs
 POINTS: dict[str, str] = {
@@ -119,10 +119,46 @@ def parse(text: str) -> dict[str, FaultSpec]:
     return armed_points
 
 
-_TEXT = os.environ.get("COMPOSER_FAULTS", "")
-ENABLED = bool(_TEXT.strip())
-_ARMED: dict[str, FaultSpec] = parse(_TEXT) if ENABLED else {}
-_LOG = os.environ.get("COMPOSER_FAULTS_LOG", "") if ENABLED else ""
+_TEXT = ""
+ENABLED = False
+_ARMED: dict[str, FaultSpec] = {}
+_LOG = ""
+_PROBLEM = ""  # why COMPOSER_FAULTS was refused (then nothing is armed): check() raises it
+
+
+def arm() -> None:
+    """Read COMPOSER_FAULTS (and COMPOSER_FAULTS_LOG) from this process's environment: at import,
+    and again in a command server's worker once it has taken its client's environment (the
+    server imported this module with its own). A value that does not parse arms nothing and
+    is kept for ``check``: importing this module never raises."""
+    global _TEXT, ENABLED, _ARMED, _LOG, _PROBLEM
+    text = os.environ.get("COMPOSER_FAULTS", "")
+    if not text.strip():
+        if ENABLED or _PROBLEM:
+            _TEXT, ENABLED, _ARMED, _LOG, _PROBLEM = "", False, {}, "", ""
+        return
+    try:
+        armed_points = parse(text)
+    except ValueError as error:
+        _TEXT, ENABLED, _ARMED, _LOG, _PROBLEM = "", False, {}, "", str(error)
+        return
+    _TEXT, ENABLED, _ARMED, _PROBLEM = text, True, armed_points, ""
+    _LOG = os.environ.get("COMPOSER_FAULTS_LOG", "")
+
+
+def check() -> None:
+    """Refuse a COMPOSER_FAULTS that did not parse (the CLI and the backends' start call this, so
+    a bad value stops the command before it changes anything, instead of being ignored).
+
+    :raises composer.errors.UsageError: naming the variable and the part that is wrong.
+    """
+    if _PROBLEM:
+        from composer.errors import UsageError
+
+        raise UsageError(_PROBLEM)
+
+
+arm()
 
 
 def environment() -> dict[str, str]:

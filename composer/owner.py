@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-__all__ = ["Owner", "boot_id", "process_start_time"]
+__all__ = ["Owner", "alive", "boot_id", "process_start_time"]
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
@@ -43,6 +43,21 @@ def process_start_time(pid: int) -> int | None:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def alive(pid: int, start: int | None) -> bool:
+    """Whether ``pid`` is still the process started at ``start`` and not a zombie (a daemon killed
+    -9 stays one until its new parent reaps it, with its pid and start time)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read()
+    except OSError:
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    try:
+        return fields[0] not in (b"Z", b"X") and int(fields[19]) == start
+    except (IndexError, ValueError):
+        return False
 
 
 def _pid_namespace(pid: int | str = "self") -> str:

@@ -140,8 +140,12 @@ def missing_module(module: str, backend: str | None = None) -> BackendUnavailabl
 def make_backend(requested: str | None) -> Backend:
     """A new backend for a command: the one ``choose_backend`` picks, constructed with no arguments.
 
-    :raises UsageError: an unknown backend name was asked for.
+    :raises UsageError: an unknown backend name was asked for, or COMPOSER_FAULTS does not parse
+        (composer.faults.check: the library refuses it as the CLI does, before anything changes).
     """
+    from composer import faults
+
+    faults.check()
     return backend_class(choose_backend(requested).name)()
 
 

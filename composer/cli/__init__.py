@@ -77,8 +77,10 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
     try:
+        from composer import faults
         from composer.cli import commands
 
+        faults.check()  # a bad COMPOSER_FAULTS stops the command here, in one line
         return commands.run(args)
     except ComposerError as error:
         print(f"composer: {_one_line(error)}", file=sys.stderr)

@@ -40,6 +40,7 @@ import time
 from types import ModuleType
 from typing import Any
 
+from composer import faults
 from composer.cli import pages
 from composer.cli.client import FRAME, folder_problem, parse_request, read_exact, socket_folder, socket_path
 
@@ -443,6 +444,7 @@ def _adopt(request: dict[str, Any], fds: list[int]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["environ"])
+    faults.arm()  # the client's COMPOSER_FAULTS, not the one the server started with
     os.umask(request["umask"])
     for number, (soft, hard) in request["rlimits"].items():
         with contextlib.suppress(ValueError, OSError):

@@ -115,6 +115,7 @@ class _Up:
         self.created: dict[str, list[int]] = {}  # service -> ops after which its containers exist
         self.started: dict[str, list[int]] = {}  # service -> ops after which its containers run
         self.targets: dict[str, list[ContainerTarget]] = {}  # service -> its containers, once converged
+        self.cleared: dict[str, list[int]] = {}  # service -> removals of its duplicates (_one_per_number)
         self.recreated: set[str] = set()
         self.network_changed: set[str] = set()  # services on a network that is created again
         self.stopped: set[str] = set()  # containers this plan stops before anything else
@@ -269,20 +270,49 @@ class _Up:
     def _service(self, service: ServiceConfig) -> None:
         replicas = self.options.scale.get(service.name, service.replicas)
         existing = self.observed.service_containers(service.name)
-        keep, extra = existing[:replicas], existing[replicas:]
+        chosen, duplicates = self._one_per_number(service, existing)
+        keep, extra = chosen[:replicas], chosen[replicas:]
         self.created[service.name] = []
         self.started[service.name] = []
         self.targets[service.name] = []
+        self.cleared[service.name] = []
         grace = grace_seconds(service, self.options.timeout)
         for container in reversed(extra):
             resource_id = f"service:{service.name}:{container.number}"
             self.plan.stop_and_remove(container, resource_id, "scale down", grace, service=service)
+        for container in duplicates:
+            resource_id = f"service:{service.name}:{container.number}"
+            _, remove = self.plan.stop_and_remove(container, resource_id, "duplicate (an interrupted recreate)",
+                                                  grace, service=service)
+            self.cleared[service.name].append(remove)
         for container in keep:
             self._existing(service, container)
         numbers = [container.number for container in existing]
         next_number = max(numbers, default=0) + 1
         for number in range(next_number, next_number + replicas - len(keep)):
             self._new(service, number)
+
+    def _one_per_number(self, service: ServiceConfig, containers: list[ObservedContainer],
+                        ) -> tuple[list[ObservedContainer], list[ObservedContainer]]:
+        """The container to keep for each number, by number, and the other ones of the same number.
+
+        A recreate creates the new container under a temporary name (``<old id>_<name>``), removes
+        the old one, then renames the new one: killed midway it leaves both, or the new one alone
+        under its temporary name. Of the containers of one number the one up to date is kept (as
+        v2 sorts the obsolete ones out first), then the one with the service's name, then the
+        first; the others are removed before anything takes their names (``cleared``)."""
+        def preference(container: ObservedContainer) -> tuple[bool, bool]:
+            canonical = container_name(self.project.name, service, container.number)
+            return self._recreate_cause(service, container) is not None, container.name != canonical
+
+        chosen: dict[int, ObservedContainer] = {}
+        duplicates = []
+        for container in sorted(containers, key=lambda c: (c.number, *preference(c))):
+            if container.number in chosen:
+                duplicates.append(container)
+            else:
+                chosen[container.number] = container
+        return list(chosen.values()), duplicates
 
     def _recreate_cause(self, service: ServiceConfig, container: ObservedContainer) -> str | None:
         is_selected = service.name in self.selected
@@ -332,11 +362,17 @@ class _Up:
         ref = observed_ref(container)
         resource_id = f"service:{service.name}:{container.number}"
         target = ContainerTarget(container.name, ref=ref)
+        deps: list[int] = []
+        name = container_name(self.project.name, service, container.number)
+        if container.name != name and not is_running(container):  # left under its temporary name
+            rename = self.plan.add(OpKind.RENAME_CONTAINER, resource_id, "left under a temporary name",
+                                   ContainerPayload(target, new_name=name), self.cleared[service.name])
+            target, deps = ContainerTarget(name, from_op=rename), [rename]
         self.targets[service.name].append(target)
         if self.options.no_start:
             return
         if not is_running(container):
-            self._start(service, resource_id, target, f"container is {container.state}", [])
+            self._start(service, resource_id, target, f"container is {container.state}", deps)
             return
         restart = self._restart_cause(service)
         if restart is not None:
@@ -373,7 +409,7 @@ class _Up:
         spec = container_spec(self.project, service, number, name=temporary, replaces=replaces,
                               image_id=self._image_id(service))
         create = self.plan.add(OpKind.CREATE_CONTAINER, resource_id, cause, CreatePayload(spec),
-                               self._create_deps(service), group=group)
+                               self._create_deps(service) + self.cleared[service.name], group=group)
         replaced = f"replaced by #{create}"
         _, remove = self.plan.stop_and_remove(old, resource_id, replaced, grace_seconds(service, self.options.timeout),
                                          after=[create], group=group, service=service)

@@ -90,3 +90,50 @@ def test_an_armed_process_refuses_an_unregistered_point() -> None:
     result = run("from composer import faults; faults.point('made.up.point')", "runtime.create.staged:kill")
     assert result.returncode == 1
     assert "not in composer.faults.POINTS" in result.stderr
+
+
+def test_arm_follows_the_environment_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command server's worker re-arms from its client's environment (composer/cli/server.py):
+    what the server started with is dropped, a bad value is kept for check, never raised at import."""
+    from composer.errors import UsageError
+
+    try:
+        monkeypatch.setenv("COMPOSER_FAULTS", "runtime.create.staged:kill:0.5")
+        faults.arm()
+        assert faults.ENABLED
+        assert faults.armed()["runtime.create.staged"].probability == 0.5
+        faults.check()
+        monkeypatch.setenv("COMPOSER_FAULTS", "runtime.create.staged:kill,bogus.point:error")
+        faults.arm()
+        assert not faults.ENABLED
+        assert faults.armed() == {}
+        with pytest.raises(UsageError, match=r"^COMPOSER_FAULTS: unknown point 'bogus\.point'$"):
+            faults.check()
+        monkeypatch.delenv("COMPOSER_FAULTS")
+        faults.arm()
+        assert not faults.ENABLED
+        assert faults.armed() == {}
+        faults.check()
+    finally:
+        monkeypatch.delenv("COMPOSER_FAULTS", raising=False)
+        faults.arm()
+
+
+BAD_VALUES = {
+    "bogus:kill": "COMPOSER_FAULTS: unknown point 'bogus'",
+    "runtime.create.staged": "COMPOSER_FAULTS: runtime.create.staged: the action is kill or error, not ''",
+    "runtime.create.staged:kill:2": "COMPOSER_FAULTS: runtime.create.staged: the probability is a number in "
+                                    "[0, 1], not '2'",
+}
+
+
+@pytest.mark.parametrize("value", sorted(BAD_VALUES))
+def test_a_bad_value_is_one_line_from_the_cli(value: str, tmp_path: Path) -> None:
+    """Through ``python -m composer`` (in process: COMPOSER_SERVER=0): one line naming the variable
+    and the bad part, exit 1, no traceback, nothing done (the project's file is never read)."""
+    env = {k: v for k, v in os.environ.items() if k != "COMPOSER_FAULTS"}
+    env.update(COMPOSER_FAULTS=value, COMPOSER_SERVER="0", PYTHONPATH=str(PACKAGE.parent))
+    result = subprocess.run([sys.executable, "-m", "composer", "up", "-d"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"composer: {BAD_VALUES[value]}\n"

@@ -15,10 +15,19 @@ boot it last ran in (``<store>/runs/<hash of the run root>.json``: ``run_root``,
 a store). The first command that opens the native backend after a new boot id
 (``recover_if_rebooted``, under ``<store>/runs/<hash>.lock``) restores each container of this run
 root as a stopped one (its run folder and files again, its networks' bridges and rules again,
-with the same subnets), then starts those whose restart policy is ``always``, or
-``unless-stopped`` without ``stopped``, as dockerd does at start (moby's restartmanager:
-``always`` even after a manual stop). Others stay stopped: "exited" with Docker's 255 when they
-had run (their own exit code, a stop's 137 say, is not kept), "created" when they never had.
+with the same subnets), with its last exit as dockerd restores it: a container that had exited
+keeps its exit code (and OOM kill), kept in ``<store>/containers/<id>/exit.json`` by its monitor;
+one that was running when the machine went down exited with 255 (moby's restore: no exit status
+from containerd). One that never ran stays "created".
+
+Then it starts those dockerd starts (moby's daemon.restore: ``c.ShouldRestart()`` of a container
+that has been started before, the restart manager's rule, which is the supervisor's
+``restart_wanted``): ``always`` (even after a manual stop), ``unless-stopped`` unless the user
+stopped it (``stopped``), ``on-failure`` when its last exit code is not 0 and its
+``max_attempts`` (counted until that exit) are not used up. As dockerd's, the rule weighs a
+manual stop for ``unless-stopped`` alone: an ``on-failure`` container stopped with a non-zero
+code (137) comes back. The restarts of a container running at the reboot are not kept (its
+exit record is only written when it exits): it gets its ``max_attempts`` anew.
 What the old boot left in the run root (a run root on a disk survives) is dropped first: its
 processes and cgroups died with the kernel.
 """
@@ -33,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.backends.native.records import ETC, RECORD, STOPPED, read, run_record, write_run_record
-from composer.backends.native.runtime.init import state_json
+from composer.backends.native.runtime.init import STORE_EXIT, state_json
 from composer.owner import boot_id
 
 RUN_STATE = ("state.json", "exit.json", "supervise.json", "health.json", "lock", "monitor.log")
@@ -64,7 +73,7 @@ def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) ->
             saved = read(data_dir / RECORD)
             if saved is None or not str(saved.get("run_dir", "")).startswith(roots):
                 continue
-            _restore(saved)
+            _restore(saved, data_dir)
             restored.append((data_dir, saved))
         write_run_record(store_root, run_root, cgroup_parent)
     finally:
@@ -72,8 +81,23 @@ def recover_if_rebooted(run_root: Path, store_root: Path, cgroup_parent: str) ->
     return _start_wanted(run_root, store_root, cgroup_parent, restored)
 
 
-def _restore(record: dict[str, Any]) -> None:
-    """The container's run folder as create left it (the old boot's state files dropped)."""
+def _last_exit(data_dir: Path) -> dict[str, Any]:
+    """The exit the container's monitor kept in the store, or Docker's 255 for one that was
+    running when the machine went down (or whose record a crash lost)."""
+    kept = read(data_dir / STORE_EXIT)
+    if kept is not None and isinstance(kept.get("exit_code"), int):
+        return kept
+    return {"exit_code": 255, "signal": None, "oom_killed": False, "restart_count": 0}
+
+
+def _ran(record: dict[str, Any]) -> bool:
+    """Whether the container ever ran (its log exists): Docker's HasBeenStartedBefore."""
+    return Path(str(record.get("log_path") or "/nonexistent")).exists()
+
+
+def _restore(record: dict[str, Any], data_dir: Path) -> None:
+    """The container's run folder as create left it (the old boot's state files dropped), with
+    its last exit."""
     from composer.backends.native.runtime.api import private_project_dir
 
     run_dir = Path(str(record["run_dir"]))
@@ -95,10 +119,12 @@ def _restore(record: dict[str, Any]) -> None:
         if name in ETC:
             (run_dir / name).write_text(text)
             (run_dir / name).chmod(0o644)
-    if Path(str(record.get("log_path") or "/nonexistent")).exists():  # it ran in the old boot: it exited with it
-        # Docker's code for a container whose daemon went away under it; a stop's own code is not kept
-        state_json(str(run_dir / "exit.json"), {"exit_code": 255, "signal": None, "oom_killed": False,
-                                                 "finished": time.time(), "rebooted": True})
+    if _ran(record):  # it ran in the old boot: it had exited, or it exited with the machine
+        last = _last_exit(data_dir)
+        state_json(str(run_dir / "exit.json"), {
+            "exit_code": int(last["exit_code"]), "signal": last.get("signal"),
+            "oom_killed": bool(last.get("oom_killed")), "started": last.get("started"),
+            "finished": last.get("finished") or time.time(), "rebooted": True})
     # stopped as far as any supervisor can tell: one adopting the project must not restart it;
     # the containers started below have it cleared by their start
     state_json(str(run_dir / "supervise.json"), {"manual_stop": True, "restart_count": 0, "restarting": False})
@@ -132,14 +158,18 @@ def _start_wanted(run_root: Path, store_root: Path, cgroup_parent: str,
                   restored: list[tuple[Path, dict[str, Any]]]) -> list[str]:
     from composer.backends.native.image.store import ImageStore
     from composer.backends.native.lifecycle import NativeContainers
+    from composer.backends.native.runtime.supervisor import restart_wanted
     from composer.contract.backend import ContainerRef
     from composer.errors import ComposerError
 
     lines = []
     wanted = []
     for data_dir, record in restored:
-        policy = str((record.get("restart") or {}).get("name") or "no")
-        if policy == "always" or (policy == "unless-stopped" and not (data_dir / STOPPED).exists()):
+        policy = record.get("restart") or {}
+        last = _last_exit(data_dir)
+        manually_stopped = policy.get("name") == "unless-stopped" and (data_dir / STOPPED).exists()
+        if _ran(record) and restart_wanted(policy, int(last["exit_code"]), int(last.get("restart_count") or 0),
+                                           manually_stopped):
             wanted.append(record)
         lines.append(f"container {record['name']} restored after a reboot")
     if not wanted:

@@ -54,9 +54,10 @@ from composer.backends.native.network.manager import BRIDGE_PREFIX, DEFAULT_RUN_
 from composer.backends.native.records import RECORD as CONTAINER_RECORD
 from composer.backends.native.runtime import cgroups
 from composer.backends.native.runtime.init import SPARE_PREFIX, process_start_time
-from composer.backends.native.runtime.supervisor import LOCK, PID_FILE, alive, read_json
+from composer.backends.native.runtime.supervisor import LOCK, PID_FILE, read_json
 from composer.backends.native.trees import remove_tree
 from composer.contract.system import KINDS, Finding
+from composer.owner import alive
 
 MNT_DETACH = 2
 FIX_ORDER = ("mount", "netns", "supervisor", "monitor", "dns", "proxy", "veth", "bridge", "iptables-rule",

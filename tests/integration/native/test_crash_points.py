@@ -500,3 +500,105 @@ def test_a_crash_looping_restart_always_service_stays_stopped_after_stop(crashlo
         assert intent["manual_stop"] is True, (attempt, intent)
     stack.run("down", "-t", "0")
     stack.assert_clean()
+
+
+# --- what the soak (bench/soak.py) found ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("point", ["executor.operation.done", "runtime.remove.data-removed"])
+def test_an_up_killed_midway_through_a_recreate_converges_under_the_services_names(
+        point: str, env: Env, tmp_path: Path) -> None:
+    """A recreate creates the new container as ``<old id>_<name>``, removes the old one, renames the
+    new one. Killed after the create (executor.operation.done: both left) or after the old one's
+    removal (runtime.remove.data-removed: the new one alone under its temporary name), the next
+    ``up -d`` failed with "name ... already in use" (it recreated the old one again under the same
+    temporary name), or kept the temporary name. Now it converges with the services' own names."""
+    stack = Stack(env, tmp_path)
+    try:
+        stack.run("up", "-d")
+        compose = stack.folder / "compose.yaml"
+        compose.write_text(compose.read_text().replace("restart: always", "restart: always\n    environment: {V: '2'}"))
+        stack.run("up", "-d", check=False, fault=f"{point}:kill")
+        stack.kill_supervisor()
+        rows = stack.rows()
+        assert any("_" in row["Name"] for row in rows), rows  # the interrupted recreate's leftover
+        stack.run("up", "-d")
+        stack.converged()
+        assert sorted(row["Name"] for row in stack.rows()) == [f"{stack.name}-db-1", f"{stack.name}-web-1"]
+        env_out = stack.run("exec", "web", "sh", "-c", "echo $V").stdout.strip()
+        assert env_out == "2", env_out
+        stack.run("down", "-t", "0")
+        stack.assert_clean()
+    finally:
+        stack.cleanup()
+
+
+SUBREAPER = """
+import ctypes, json, os, signal, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans become ours
+command, pid_file, compose, extra = json.loads(sys.argv[1])
+subprocess.run(command + ["up", "-d"], check=True, capture_output=True)
+pid = json.load(open(pid_file))["pid"]
+os.kill(pid, signal.SIGKILL)
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead and not reaped: a zombie, as until a parent reaps it
+open(compose, "w").write(extra)
+result = subprocess.run(command + ["up", "-d"], capture_output=True, text=True)
+print(json.dumps({"code": result.returncode, "stderr": result.stderr}))
+"""
+
+
+def test_a_dns_daemon_killed_and_not_yet_reaped_is_started_again(stack: Stack) -> None:
+    """The project's DNS daemon killed -9 stays a zombie until its parent reaps it, with its pid
+    and start time: it counted as alive, a new network's sync sent it SIGHUP, waited 5 s for an
+    answer that never came and failed "DNS ... cannot listen on <gateway>". Made deterministic:
+    the commands run under a subreaper that keeps the killed daemon a zombie."""
+    compose = stack.folder / "compose.yaml"
+    extra = compose.read_text().replace("networks: [back]\n", "networks: [back, third]\n", 1) + "  third:\n"
+    script = json.dumps([stack.command(), str(stack.run_root / stack.name / "dns" / "pid.json"), str(compose),
+                         extra])
+    result = subprocess.run([sys.executable, "-c", SUBREAPER, script], cwd=stack.folder, env=stack.environ,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["code"] == 0, answer["stderr"]
+    assert len(dns_daemons(stack)) == 1
+    stack.run("down", "-t", "0")
+    stack.assert_clean()
+
+
+WAITING_CLIENT = """
+import json, socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])
+sock.sendall(json.dumps({"op": "stop", "name": sys.argv[2], "grace": 0}).encode() + b"\\n")
+print("sent", flush=True)
+sock.recv(100)
+"""
+
+
+def test_a_stop_queued_by_a_command_killed_meanwhile_is_dropped(stack: Stack) -> None:
+    """Found by the soak: ``down`` killed while its stops waited in the supervisor's queue; the next
+    ``up -d`` saw the containers running, then the queued stops landed and left them exited. A
+    request whose sender is gone when the supervisor reads it is dropped now. Made deterministic:
+    the supervisor is held (SIGSTOP) while a client sends a stop and is killed -9."""
+    stack.run("up", "-d")
+    supervisor = stack.supervisor()
+    assert supervisor is not None
+    db = next(row["Name"] for row in stack.rows() if row["Service"] == "db")
+    os.kill(supervisor, signal.SIGSTOP)
+    try:
+        with subprocess.Popen([sys.executable, "-c", WAITING_CLIENT, str(stack.run_root / stack.name /
+                                                                         "supervisor.sock"), db],
+                              stdout=subprocess.PIPE, text=True) as client:
+            assert client.stdout is not None
+            assert client.stdout.readline().strip() == "sent"
+            client.kill()
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
+    stack.run("up", "-d")  # served after the dropped request (the supervisor reads its queue in order)
+    deadline = time.monotonic() + 3  # a stop carried out would have ended the container by then
+    while time.monotonic() < deadline:
+        assert stack.states()["db"] == "running", stack.rows()
+        time.sleep(0.3)
+    stack.run("down", "-t", "0")
+    stack.assert_clean()

@@ -313,6 +313,36 @@ def test_published_tcp_udp_and_a_range_answer_on_loopback(stack: Stack) -> None:
     assert "port-81" in out, out
 
 
+def test_an_ephemeral_port_taken_between_reservation_and_bind_is_chosen_again(stack: Stack) -> None:
+    """Found by the soak: another run root's container (run roots share no lock) bound the host port
+    this start had chosen from the ephemeral range, after the reservation's probe and before the
+    proxy's bind: the start failed "port is already allocated". moby's port mapper retries an
+    ephemeral port (maxAllocatePortAttempts); so does connect_retrying, an explicit port never."""
+    stack.network("default")
+    container = f"{stack.project}-web-1"
+    service = ServiceConfig(name="web", image=stack.record.reference, command=("sh", "-c", SERVER),
+                            dns=LOCAL_DNS, ports=(PortConfig(target=80, host_ip="127.0.0.1"),))
+    stack.rt.create(stack.project, container, service, stack.record)
+    hook = stack.manager.on_netns(stack.project, container, service, [Attachment(f"{stack.project}_default")],
+                                  run_dir=stack.rt.run_dir(stack.project, container))
+    hook.prepare()
+    assert hook.reservation is not None
+    (chosen,) = hook.reservation.ports
+    with socket.socket() as squatter:  # takes the chosen port before the start binds it
+        squatter.bind(("127.0.0.1", chosen.host_port))
+        squatter.listen()
+        stack.rt.start(stack.project, container, on_netns=hook)
+        (published,) = stack.manager.ports(container)
+        assert published.host_port != chosen.host_port, published
+        deadline = time.monotonic() + 20
+        answer = b""
+        while b"hi-from-" not in answer and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", published.host_port), 2) as c:
+                answer = c.recv(100)
+            time.sleep(0.1)
+        assert b"hi-from-" in answer, answer
+
+
 def test_a_port_in_use_is_one_line_and_leaves_nothing(stack: Stack) -> None:
     stack.network("default")
     before = host_snapshot()

@@ -249,11 +249,74 @@ def test_after_a_reboot_always_and_unless_stopped_come_back_and_stopped_ones_sta
     states = {c["Service"]: c["State"] for c in listed}
     assert states == {"always": "running", "unless": "running", "stopped": "exited", "plain": "exited"}, states
     assert {c["Service"]: c["ID"] for c in listed} == {k: v["ID"] for k, v in before.items()}
-    assert {c["Service"]: c["ExitCode"] for c in listed}["stopped"] == 255  # as Docker's
+    # as dockerd's restore: a stopped container keeps its exit code, one running at the reboot has 255
+    codes = {c["Service"]: c["ExitCode"] for c in listed}
+    assert codes["stopped"] == before["stopped"]["ExitCode"] == 137, (codes, before["stopped"])
+    assert codes["plain"] == 255, codes
     # the network came back too: the containers reach each other by name
     assert project.run("exec", "always", "nslookup", "unless").returncode == 0
     project.run("start", "plain")
     assert '"running"' in project.run("ps", "plain", "--format", "json").stdout
+
+
+def test_after_a_reboot_on_failure_weighs_the_last_exit_code_and_ps_shows_it(env: Env, project: Project) -> None:
+    """Docker (moby's daemon.restore): a container running when the machine went down is stopped
+    with 255, one that had exited keeps its exit code; then ``c.ShouldRestart()`` of each container
+    started before: ``on-failure`` comes back when that code is not 0 and its max_attempts are not
+    used up. The restart manager weighs a manual stop for ``unless-stopped`` alone, so an
+    ``on-failure`` container stopped by the user (137) comes back too. ``ps -a`` shows the codes."""
+    project.write("""
+    running:
+      image: IMAGE
+      command: sleep 600
+      restart: on-failure
+    failed:
+      image: IMAGE
+      command: sh -c 'exit 3'
+      restart: on-failure:2
+    clean:
+      image: IMAGE
+      command: sh -c 'exit 0'
+      restart: on-failure
+    stopped:
+      image: IMAGE
+      command: sleep 600
+      restart: on-failure
+    plain:
+      image: IMAGE
+      command: sh -c 'exit 7'
+    never:
+      image: IMAGE
+      command: sh -c 'exit 5'
+      restart: on-failure
+    """)
+    project.run("up", "-d", "running", "failed", "clean", "stopped", "plain")
+    project.run("create", "never")  # created, never started: Docker starts it not at boot (HasBeenStartedBefore)
+    project.run("stop", "-t", "0", "stopped")
+
+    def settled() -> dict[str, dict[str, Any]] | None:
+        rows = {c["Service"]: c for c in ps(project, "-a")}
+        failed = rows["failed"]["Name"]
+        if rows["failed"]["State"] != "exited" or _json(project.run_dir() / failed / "supervise.json").get(
+                "restarting") or _json(project.run_dir() / failed / "supervise.json").get("restart_count") != 2:
+            return None
+        return rows if all(rows[s]["State"] == "exited" for s in ("clean", "plain")) else None
+
+    before = eventually(settled, timeout=60)
+    assert {s: before[s]["ExitCode"] for s in ("failed", "clean", "stopped", "plain")} == {
+        "failed": 3, "clean": 0, "stopped": 137, "plain": 7}, before
+    assert before["never"]["State"] == "created", before["never"]
+    _reboot(env, project)
+    after = {c["Service"]: c for c in ps(project, "-a")}
+    states = {s: (c["State"], c["ExitCode"]) for s, c in after.items()}
+    sys.stderr.write(f"after the reboot: {states}\n")
+    assert after["running"]["State"] == "running", states  # 255: a failure
+    assert after["stopped"]["State"] == "running", states  # 137: a failure, the stop is not weighed
+    assert states["failed"] == ("exited", 3), states  # its 2 attempts were used before the reboot
+    assert states["clean"] == ("exited", 0), states
+    assert states["plain"] == ("exited", 7), states
+    assert after["never"]["State"] == "created", states
+    assert {s: c["ID"] for s, c in after.items()} == {s: c["ID"] for s, c in before.items()}
 
 
 def test_out_of_memory_is_reported_and_the_supervisor_survives(project: Project) -> None:

@@ -457,3 +457,14 @@ def test_the_server_creates_its_folder_private_whatever_the_umask(folder: Path, 
     eventually(lambda: server_pid(private) is not None)
     assert private.stat().st_mode & 0o777 == 0o700
     server.stop_servers(str(private))
+
+
+def test_the_workers_faults_are_the_clients(folder: Path, project: Path) -> None:
+    """The server imported composer.faults with its own environment (no COMPOSER_FAULTS): a worker
+    re-reads the client's, so a bad value is refused in one line there too, as in process."""
+    started_server(folder, project)
+    refused = through_server(project, environment(folder, COMPOSER_FAULTS="bogus:kill"), "config", "--services")
+    assert refused.stdout.splitlines()[-1] == "CODE 1", refused.stdout
+    assert refused.stderr == "composer: COMPOSER_FAULTS: unknown point 'bogus'\n"
+    served = through_server(project, environment(folder), "config", "--services")
+    assert served.stdout.splitlines()[-1] == "CODE 0", served.stdout

@@ -21,6 +21,7 @@ from composer.planner.reconcile import (
     reconcile_up,
     reconcile_up_images,
 )
+from composer.spec.models import Project
 from tests.unit.conftest import LoadFn
 from tests.unit.planner.conftest import container, converged, image_id
 
@@ -124,6 +125,50 @@ def test_recreate_creates_under_a_temporary_name_and_inherits_volumes(load: Load
     renewed = reconcile_up(after, observed, UpOptions(renew_anon_volumes=True)).operation(2)
     assert isinstance(renewed.payload, CreatePayload)
     assert renewed.payload.spec.replaces is None
+
+
+def _interrupted_recreate(load: LoadFn, *, old: bool, new_up_to_date: bool = True) -> tuple[Project, ObservedState]:
+    """What a recreate of web-1 killed midway leaves (reconcile._recreate: create the new container as
+    ``<old id>_<name>``, remove the old one, rename the new one): the new one, created, under its
+    temporary name, with (``old``) or without the old one beside it."""
+    project = load(SCALED.replace("scale: 3", "scale: 1"))
+    current = container(project, "web", 1)
+    stale = replace(current, config_hash="old")
+    left = replace(current if new_up_to_date else stale, container_id="n".ljust(64, "0"),
+                   name=f"{stale.container_id[:12]}_demo-web-1", state="created")
+    return project, ObservedState("demo", ((stale,) if old else ()) + (left,), _network(),
+                                  images=frozenset({"nginx:latest"}))
+
+
+def test_after_an_interrupted_recreate_the_new_container_is_kept_and_renamed(load: LoadFn) -> None:
+    """Killed after the create: the old container is removed, then the new one (up to date) takes
+    the service's name and starts. Killed after the remove: the new one alone is renamed and started."""
+    project, both = _interrupted_recreate(load, old=True)
+    assert reconcile_up(project, both).render() == golden("""
+        [] -> #1 service:web:1, StopContainer, duplicate (an interrupted recreate)
+        [1] -> #2 service:web:1, RemoveContainer, duplicate (an interrupted recreate)
+        [2] -> #3 service:web:1, RenameContainer, left under a temporary name
+        [3] -> #4 service:web:1, StartContainer, container is created
+    """)
+    project, alone = _interrupted_recreate(load, old=False)
+    assert reconcile_up(project, alone).render() == golden("""
+        [] -> #1 service:web:1, RenameContainer, left under a temporary name
+        [1] -> #2 service:web:1, StartContainer, container is created
+    """)
+
+
+def test_a_stale_leftover_of_a_recreate_is_removed_before_its_name_is_taken_again(load: LoadFn) -> None:
+    """Both obsolete (the file changed again): the one with the service's name is recreated, and its
+    temporary name is free (the leftover removed) before the create takes it."""
+    project, both = _interrupted_recreate(load, old=True, new_up_to_date=False)
+    assert reconcile_up(project, both).render() == golden("""
+        [] -> #1 service:web:1, RemoveContainer, duplicate (an interrupted recreate)
+        [1] -> #2 service:web:1, CreateContainer, config changed [recreate:web:1]
+        [2] -> #3 service:web:1, StopContainer, replaced by #2 [recreate:web:1]
+        [3] -> #4 service:web:1, RemoveContainer, replaced by #2 [recreate:web:1]
+        [4] -> #5 service:web:1, RenameContainer, replaced by #2 [recreate:web:1]
+        [5] -> #6 service:web:1, StartContainer, recreated
+    """)
 
 
 def test_changes_to_scale_build_and_depends_on_recreate_nothing(load: LoadFn) -> None:

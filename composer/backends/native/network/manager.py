@@ -160,6 +160,9 @@ def _ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
+EPHEMERAL_ATTEMPTS = 10  # moby's portmapper: maxAllocatePortAttempts
+
+
 def _bindable(protocol: str, host_ip: str, port: int) -> bool:
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as probe:
@@ -522,7 +525,24 @@ class NetworkManager:
         :raises BackendError: a bad static address, netlink or iptables failing.
         """
         reservation = self.reserve(project, container, service, networks)
-        return self.connect(reservation, netns=netns, run_dir=run_dir)
+        return self.connect_retrying(reservation, netns=netns, run_dir=run_dir)
+
+    def connect_retrying(self, reservation: Reservation, *, netns: str,
+                         run_dir: Path | str | None = None) -> dict[str, dict[str, Any]]:
+        """``connect``; when a host port chosen from the ephemeral range was bound by someone else
+        between the reservation's probe and the proxy's bind (another run root's container: run
+        roots share no lock), reserved again (another port), up to EPHEMERAL_ATTEMPTS times, as
+        moby's port mapper retries an ephemeral port (never an explicit one)."""
+        for attempt in range(1, EPHEMERAL_ATTEMPTS + 1):
+            try:
+                return self.connect(reservation, netns=netns, run_dir=run_dir)
+            except PortInUseError:
+                ports = expand_ports(getattr(reservation.service, "ports", ()) or ())
+                if attempt == EPHEMERAL_ATTEMPTS or not any(port.host_port == 0 for port in ports):
+                    raise
+                reservation = self.reserve(reservation.project, reservation.container, reservation.service,
+                                           reservation.networks)
+        raise AssertionError("unreachable")
 
     def reserve(self, project: str, container: str, service: Any, networks: Sequence[Attachment]) -> Reservation:
         """The first half of ``attach``, which needs no namespace yet: the container's addresses
@@ -847,13 +867,15 @@ class NetworkManager:
         return self.run_root / project / "dns"
 
     def dns_pid(self, project: str) -> int | None:
-        from composer.backends.native.network.dns import process_start_time
+        """The project's DNS daemon, None when it is gone (a zombie is gone: a daemon killed -9
+        and not yet reaped answers no SIGHUP, and the sync waited for it in vain)."""
+        from composer.owner import alive
 
         data = _read_json(self.dns_dir(project) / "pid.json")
         if not data:
             return None
         pid = int(data["pid"])
-        return pid if process_start_time(pid) == data.get("start") else None
+        return pid if alive(pid, data.get("start")) else None
 
     def _dns_sync(self, project: str) -> None:
         """Start the project's DNS daemon, or make it listen on the networks' current gateways;
@@ -973,7 +995,7 @@ class NetnsHook:
             if self.failure is not None:
                 raise self.failure
         assert self.reservation is not None
-        self.manager.connect(self.reservation, netns=f"/proc/{pid}/ns/net", run_dir=self.run_dir)
+        self.manager.connect_retrying(self.reservation, netns=f"/proc/{pid}/ns/net", run_dir=self.run_dir)
 
     def abandon(self) -> None:
         if self.reservation is not None:

@@ -105,6 +105,65 @@ def state_json(path: str, data: dict[str, Any]) -> None:
     durable.write_file(path, dumps(data).encode(), mode=0o600, sync=False)
 
 
+# The container's last exit, kept in its store folder (which a reboot keeps: /run is emptied):
+# reboot.py shows it again, and weighs it for the restart policies, as dockerd does at start.
+STORE_EXIT = "exit.json"
+
+
+def store_exit_path(cfg: dict[str, Any]) -> str | None:
+    """``<store>/containers/<id>/exit.json`` (the folder of the writable layer), None without one."""
+    upper = (cfg.get("rootfs") or {}).get("upper")
+    return os.path.join(os.path.dirname(str(upper)), STORE_EXIT) if upper else None
+
+
+def keep_exit(cfg: dict[str, Any], exited: dict[str, Any]) -> None:
+    """Copy the exit record to the store, with the restarts counted so far (supervise.json, as
+    Docker's RestartCount). Not fsynced (this runs as the container ends, on ``run --rm``'s path):
+    lost in a crash, the reboot recovery says 255, as dockerd does of a container it lost."""
+    path = store_exit_path(cfg)
+    if path is None:
+        return
+    restarts = 0
+    try:
+        with open(os.path.join(cfg["run_dir"], "supervise.json"), "rb") as f:
+            restarts = _int_field(f.read(), b"restart_count")
+    except OSError:
+        pass
+    tmp = durable.temporary_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, dumps({**exited, "restart_count": restarts}).encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:  # the store folder is gone (removed meanwhile): nothing to keep
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _int_field(data: bytes, name: bytes) -> int:
+    """The integer member ``name`` of a flat JSON object (0 when absent), without importing json."""
+    at = data.find(b'"' + name + b'"')
+    if at < 0:
+        return 0
+    rest = data[at + len(name) + 2:].lstrip(b" \t:")
+    digits = rest[:len(rest) - len(rest.lstrip(b"0123456789"))]
+    return int(digits) if digits else 0
+
+
+def forget_exit(cfg: dict[str, Any]) -> None:
+    """The container runs again: its previous exit is not its last any more."""
+    path = store_exit_path(cfg)
+    if path is not None:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (clock ticks since boot): tells a pid's reuse apart."""
     try:
@@ -918,6 +977,7 @@ def await_exec(cfg: dict[str, Any], cgroup: cgroups.Cgroup, child: int, fail_r: 
     state_json(os.path.join(cfg["run_dir"], "state.json"), {
         "status": "running", "pid": child, "pid_start": process_start_time(child), "monitor": os.getpid(),
         "monitor_start": process_start_time(os.getpid()), "started": started, "cgroup": cgroup.to_json()})
+    forget_exit(cfg)
     faults.point("monitor.start.state-written")
     return started
 
@@ -945,7 +1005,6 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
     """Answer the start, then the container's life: its logs, its exit, its cgroup's removal.
     An interactive container (``tty``, ``stdin_open``: ``out_r`` is the terminal's master then,
     ``in_w`` its stdin) is pumped by console.pump, which serves the attach socket too."""
-    run_dir = cfg["run_dir"]
     own_pidns = cfg.get("pidns") is None  # else the container's other processes outlive its first one
     leftovers = None if own_pidns else cgroup
     if cfg.get("tty") or cfg.get("stdin_open"):
@@ -960,14 +1019,14 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
             status = console.pump(hub, child, outputs, in_w, leftovers, kill_leftovers)
             # exit.json before the socket goes: a client that finds no socket (or is let go)
             # finds the exit code, without waiting for this process's end (processes.attach_container)
-            write_exit(run_dir, status, cgroup, started)
+            write_exit(cfg, status, cgroup, started)
         finally:
             hub.close()
     else:
         answer(sync_fd, {"ok": True, "pid": child})
         os.close(sync_fd)
         status = pump_logs(cfg["log_path"], child, out_r, err_r, leftovers, cfg.get("logging"))
-        write_exit(run_dir, status, cgroup, started)
+        write_exit(cfg, status, cgroup, started)
     try:
         cgroups.remove(cgroup)
     except OSError:
@@ -975,12 +1034,15 @@ def serve(cfg: dict[str, Any], sync_fd: int, cgroup: cgroups.Cgroup, child: int,
     return 0
 
 
-def write_exit(run_dir: str, status: int, cgroup: cgroups.Cgroup, started: float) -> None:
-    """exit.json: the container's exit code (128+signal when killed), its signal, OOM kills."""
+def write_exit(cfg: dict[str, Any], status: int, cgroup: cgroups.Cgroup, started: float) -> None:
+    """exit.json: the container's exit code (128+signal when killed), its signal, OOM kills; kept in
+    the store first (keep_exit), so that whoever sees exit.json (a remove) finds the monitor done with it."""
     exit_code = os.waitstatus_to_exitcode(status)
-    state_json(os.path.join(run_dir, "exit.json"), {
-        "exit_code": exit_code if exit_code >= 0 else 128 - exit_code, "signal": -exit_code if exit_code < 0 else None,
-        "oom_killed": cgroups.oom_kills(cgroup) > 0, "started": started, "finished": time.time()})
+    exited = {"exit_code": exit_code if exit_code >= 0 else 128 - exit_code,
+              "signal": -exit_code if exit_code < 0 else None, "oom_killed": cgroups.oom_kills(cgroup) > 0,
+              "started": started, "finished": time.time()}
+    keep_exit(cfg, exited)
+    state_json(os.path.join(cfg["run_dir"], "exit.json"), exited)
 
 
 # --- spare monitors ---------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from composer.backends.native.runtime import bootstrap, eventlog, locks
 from composer.backends.native.runtime.api import checked_name, private_project_dir, project_dir
 from composer.backends.native.runtime.init import process_start_time, state_json
 from composer.backends.native.runtime.spawn import Forkserver
+from composer.owner import alive
 
 PID_FILE = "supervisor.pid"
 SOCKET = "supervisor.sock"
@@ -74,17 +75,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def alive(pid: int, start: int | None) -> bool:
-    """Whether ``pid`` is still the process started at ``start`` and not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0] not in (b"Z", b"X") and int(fields[19]) == start
 
 
 def supervise_state(run_dir: Path) -> dict[str, Any]:
@@ -639,6 +629,8 @@ class Supervisor:
                     if not chunk:
                         return
                     data += chunk
+                if not peer_alive(conn):
+                    return  # its command was killed while the request waited (found by the soak): it never came
                 try:
                     answer = {"ok": True, **self.handle(json.loads(data))}
                 except Exception as exc:
@@ -746,6 +738,22 @@ def trusted_peer(conn: socket.socket) -> bool:
     supervisor runs as (SO_PEERCRED; the socket is 0600 besides)."""
     credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)  # pid, uid, gid
     return int.from_bytes(credentials[4:8], sys.byteorder) in (0, os.getuid())
+
+
+def peer_alive(conn: socket.socket) -> bool:
+    """Whether the process that connected (SO_PEERCRED) still runs, not a zombie. A stop a killed
+    ``down`` had queued, carried out after the next ``up`` looked, stopped what that ``up`` had
+    just seen running: as a request its client never got to send, it is dropped. (One that has
+    begun is finished: a stop is not undone half-way.)"""
+    pid = int.from_bytes(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)[:4], sys.byteorder)
+    if pid <= 0:
+        return True  # not known (another pid namespace): served
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return data[data.rindex(b")") + 2:data.rindex(b")") + 3] not in (b"Z", b"X")
 
 
 def _prctl_subreaper() -> None:
