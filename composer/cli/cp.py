@@ -8,9 +8,10 @@ import os
 import posixpath
 import sys
 import tarfile
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from composer import safe_tar
 from composer.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def extract_archive(data: bytes, destination: str, *, keep_owners: bool = False)
     """Extract a tar archive from the engine to ``destination`` (docker cp's rules): into it
     when it is a folder, else as it, renaming the archive's top entry.
 
-    The archive is the container's, so hostile (see host_filter): no device node or FIFO is made
+    The archive is the container's, so hostile (see host_members): no device node or FIFO is made
     on the host (their names are returned, for a warning), and files belong to the caller unless
     ``keep_owners`` (``cp -a``: the archive's numeric owners).
 
@@ -69,34 +70,34 @@ def extract_archive(data: bytes, destination: str, *, keep_owners: bool = False)
                 raise UsageError(f"refusing to extract {member.name!r}")
         skipped: list[str] = []
         try:
-            archive.extractall(target_dir, members=members, numeric_owner=True,
-                               filter=host_filter(skipped, keep_owners=keep_owners))
-        except tarfile.FilterError as exc:
-            raise UsageError(f"refusing to extract: {exc}") from None
+            safe_tar.extract_all(archive, target_dir,
+                                 host_members(members, os.path.realpath(target_dir), skipped, keep_owners=keep_owners))
+        except safe_tar.UnsafeMember as exc:
+            raise UsageError(str(exc)) from None
         return skipped
 
 
-def host_filter(skipped: list[str], *, keep_owners: bool) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
-    """tarfile's ``tar`` filter (nothing out of the destination; setuid, setgid, sticky and
-    group/other write bits dropped), and stricter: device nodes and FIFOs are skipped (their
-    names added to ``skipped``), as are hardlinks to anything but a file extracted before them
-    (tarfile would extract a missing target from the archive unfiltered), and owners become the
-    caller's unless ``keep_owners``. Docker's own cp, as root, creates the devices; stricter is fine."""
+def host_members(members: Iterable[tarfile.TarInfo], destination: str, skipped: list[str], *,
+                 keep_owners: bool) -> Iterator[tarfile.TarInfo]:
+    """The members to extract into ``destination`` (resolved), each checked as it comes to be
+    extracted by safe_tar.host_member (nothing out of the destination; setuid, setgid, sticky and
+    group/other write bits dropped, as tarfile's ``tar`` filter), and stricter: device nodes and
+    FIFOs are skipped (their names added to ``skipped``), as are hardlinks to anything but a file
+    extracted before them (tarfile would extract a missing target from the archive unchecked), and
+    owners become the caller's unless ``keep_owners``. Docker's own cp, as root, creates the
+    devices; stricter is fine."""
     files: set[str] = set()
     uid, gid = os.getuid(), os.getgid()
-
-    def filtered(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    for member in members:
         if member.ischr() or member.isblk() or member.isfifo() or (member.islnk() and member.linkname not in files):
             skipped.append(member.name)
-            return None
-        checked = tarfile.tar_filter(member, path)
+            continue
+        checked = safe_tar.host_member(member, destination)
         if checked.isreg():
             files.add(checked.name)
-        if keep_owners:
-            return checked
-        return checked.replace(uid=uid, gid=gid, uname="", gname="", deep=False)
-
-    return filtered
+        if not keep_owners:
+            checked.uid, checked.gid, checked.uname, checked.gname = uid, gid, "", ""
+        yield checked
 
 
 def run_cp(ctx: CommandContext) -> int:

@@ -20,7 +20,7 @@ EXACT = {"composer.backends": "selection", "composer": "package"}
 LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("composer._lazy", "composer.durable", "composer.errors", "composer.faults", "composer.events",
              "composer.image_reference", "composer.labels",
-             "composer.names", "composer.owner", "composer.units"),
+             "composer.names", "composer.owner", "composer.safe_tar", "composer.units"),
     "spec": ("composer.spec",),
     "dockerfile": ("composer.dockerfile",),
     "contract": ("composer.contract",),

@@ -27,6 +27,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tests.integration.timeouts import SCALE_VARIABLE
 from tests.vm import prerequisites
 from tests.vm.errors import VMError
 from tests.vm.machine import REPOSITORY, Options, echo_to_stdout, guests
@@ -46,6 +47,7 @@ LEFT_OUT = {
 }
 WHOLE_TESTS = ("tests/integration/native", "tests/integration/isolation", "examples/wordpress-mysql/tests")
 PREPARE_IMAGES = REPOSITORY / "scripts" / "prepare-example-images"
+TCG_TIMEOUT_SCALE = 5  # the guest's tests' subprocess time-outs, under TCG (tests/integration/timeouts.py)
 REPORT_LINES = 60  # of each failed test's message
 
 
@@ -124,6 +126,8 @@ def main(argv: list[str]) -> int:
                 env["CI"] = os.environ["CI"]
             with guests(Options(packages=PACKAGES, shares=(out,)), say) as (guest,):
                 booted = time.monotonic() - started
+                if guest.accelerator == "tcg":  # an emulated CPU: a small project's `up -d` alone can take >60 s
+                    env[SCALE_VARIABLE] = str(TCG_TIMEOUT_SCALE)
                 say(f"vm: pytest {' '.join(tests)} in {guest.name} ({booted:.0f} s after start)")
                 result = guest.run(pytest, env=env, echo=echo_to_stdout)
                 say(f"vm: the guest run: exit status {result.status}; boot {booted:.0f} s, tests "

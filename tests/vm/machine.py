@@ -84,6 +84,7 @@ class Guest:
     ready_after: float = 0.0  # seconds from qemu's start to the agent's "ready"
     uptime_when_ready: float = 0.0  # the guest kernel's uptime then
     commands: int = 0
+    accelerator: str = ""  # "kvm" or "tcg" (accel.py)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -262,6 +263,7 @@ def guests(options: Options, say: Callable[[str], None] = print) -> Iterator[lis
             for index in range(options.guests):
                 guest = Guest(index, folder / f"job{index}")
                 guest.job.mkdir()
+                guest.accelerator = accelerator.name
                 tap = lan.open_tap(index)
                 argv = qemu_argv(image, accelerator, guest, tap, options, peers)
                 interactive = options.shell and index == 0

@@ -34,6 +34,7 @@ from composer.backends.native.runtime.api import Runtime
 from composer.events import ListSink
 from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 
 
 class Env:
@@ -92,7 +93,7 @@ class Project:
             # the session's command-server folder is root's: another user's client refuses it (one line)
             environ = {**environ, "COMPOSER_SERVER": "0"}
         result = subprocess.run(command, cwd=cwd or self.folder, env=environ, capture_output=True, text=True,
-                                timeout=timeout)
+                                timeout=scaled(timeout))
         if check:
             assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result

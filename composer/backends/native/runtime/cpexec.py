@@ -26,8 +26,8 @@ existing entry is replaced, but a directory and a non-directory never replace ea
 and numeric owners are those of the archive. Errors: one line on stderr; exit 2 when a path does
 not exist, 3 when the request is refused, 1 otherwise.
 
-Imported by the helper itself: the standard library and this package's ``linux``, ``init`` and
-``nsexec`` (whose launcher, bootstrap.py, it shares).
+Imported by the helper itself: the standard library, ``composer.safe_tar`` (the extraction rule)
+and this package's ``linux``, ``init`` and ``nsexec`` (whose launcher, bootstrap.py, it shares).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import stat
 import sys
 import tarfile
 
+from composer import safe_tar
 from composer.backends.native.runtime import bootstrap
 from composer.backends.native.runtime import linux as L
 from composer.backends.native.runtime.init import mount_etc_files, mount_user, process_start_time, remount_readonly
@@ -238,9 +239,8 @@ def put(directory: str, data: bytes, container: str) -> None:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
         archive.errorlevel = 2  # a failed chown or chmod is an error, not a debug message
         # The members are checked one by one just before each is extracted (checked_members),
-        # so that the stdlib's filters, which would change modes, are not needed.
-        archive.extractall(destination, members=checked_members(archive, destination), numeric_owner=True,
-                           filter="fully_trusted")
+        # with modes kept: the stdlib's filters, which would change them, are not used.
+        safe_tar.extract_all(archive, destination, checked_members(archive, destination))
 
 
 def checked_members(archive: tarfile.TarFile, destination: str) -> Iterator[tarfile.TarInfo]:
@@ -249,33 +249,12 @@ def checked_members(archive: tarfile.TarFile, destination: str) -> Iterator[tarf
     for member in archive.getmembers():
         if os.path.normpath(member.name) == ".":
             continue  # the destination itself keeps its owner and mode, as with docker cp
-        check_member(member, destination)
+        try:
+            safe_tar.check_member(member, destination)
+        except safe_tar.UnsafeMember as exc:
+            raise _Refused(str(exc)) from None
         _make_room(member, os.path.join(destination, member.name))
         yield member
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
-
-
-def check_member(member: tarfile.TarInfo, destination: str) -> None:
-    """Refuse a member that would be written, or hardlinked, or relatively symlinked, out of
-    ``destination`` (a resolved path). Absolute symlinks are the container's own paths; nothing
-    is ever written through one that leads out (the parent check of a later member)."""
-    name = member.name
-    if name.startswith("/") or ".." in name.split("/"):
-        raise _Refused(f"refusing to extract {name!r}: absolute or with '..'")
-    parent = os.path.realpath(os.path.join(destination, os.path.dirname(name)))
-    if not _inside(parent, destination):
-        raise _Refused(f"refusing to extract {name!r}: it leads out of {destination}")
-    if member.islnk():
-        target = os.path.realpath(os.path.join(destination, member.linkname))
-        if member.linkname.startswith("/") or not _inside(target, destination):
-            raise _Refused(f"refusing to extract {name!r}: hardlink to {member.linkname!r} out of {destination}")
-    if member.issym() and not member.linkname.startswith("/"):
-        target = os.path.normpath(os.path.join(parent, member.linkname))
-        if not _inside(target, destination):
-            raise _Refused(f"refusing to extract {name!r}: symlink to {member.linkname!r} out of {destination}")
 
 
 def _make_room(member: tarfile.TarInfo, path: str) -> None:
