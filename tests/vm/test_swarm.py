@@ -36,8 +36,18 @@ cp /bin/busybox /tmp/bb/bin/busybox
 for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -s busybox /tmp/bb/bin/$applet; done
 tar -C /tmp/bb -c . | docker import -c 'CMD ["sh"]' -c 'ENV PATH=/bin' - {IMAGE} >/dev/null
 """
+# dockerd pulls docker.io's images through the host's registry (the guest's 127.0.0.1:5000), as the
+# host's dockerd does (scripts/ensure-dockerd): the WordPress example's stand-in images come from there.
+START_DOCKERD = """set -e
+mkdir -p /etc/docker
+echo '{"registry-mirrors": ["http://127.0.0.1:5000"]}' > /etc/docker/daemon.json
+systemctl restart docker
+until docker info >/dev/null 2>&1; do sleep 0.5; done
+"""
 # A web server whose page says which task and which version answered; healthy once it serves.
 HEALTH = "printf 'GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n' | nc 127.0.0.1 8000 | grep -q ' 200 '"
+# Under TCG on a loaded machine one check (a docker exec) takes seconds: a 2 s timeout failed every check.
+HEALTH_TIMING = "interval: 2s, timeout: 30s, retries: 5, start_period: 120s"
 
 
 def web(name: str, version: str, *extra: str, start: str = "") -> str:
@@ -45,8 +55,8 @@ def web(name: str, version: str, *extra: str, start: str = "") -> str:
     serve = f'{start}echo \\"$$VERSION $$(hostname)\\" > /www/index.html; exec httpd -f -p 8000 -h /www'
     lines = [f"  {name}:", f"    image: {IMAGE}", f'    command: ["sh", "-c", "{serve}"]',
              f"    environment: {{VERSION: {version}}}",
-             f'    healthcheck: {{test: ["CMD", "sh", "-c", "{HEALTH}"], interval: 1s, timeout: 2s, retries: 3,'
-             " start_period: 2s}", *(f"    {line}" for line in extra)]
+             f'    healthcheck: {{test: ["CMD", "sh", "-c", "{HEALTH}"], {HEALTH_TIMING}}}',
+             *(f"    {line}" for line in extra)]
     return "\n".join(lines) + "\n"
 
 
@@ -76,12 +86,16 @@ def cluster(share: Path) -> Iterator[list[Guest]]:
         unavailable("qemu-system-x86_64 or debootstrap is missing (make deps)")
     with guests(Options(guests=2, shares=(share,), packages=("docker.io", "docker-registry"))) as booted:
         for guest in booted:
-            must(guest, "systemctl start docker && until docker info >/dev/null 2>&1; do sleep 0.5; done")
+            must(guest, START_DOCKERD)
             must(guest, BUILD_IMAGE)
         manager, worker = booted
-        must(manager, f"docker swarm init --advertise-addr {manager.address} >/dev/null")
+        # Each node advertises its bridge address: the default route's NIC is qemu's user network, which
+        # reaches nothing but the registry forward (a worker that joined by it got no overlay traffic).
+        must(manager, f"docker swarm init --advertise-addr {manager.address} --listen-addr {manager.address}:2377"
+                      " >/dev/null")
         token = must(manager, "docker swarm join-token -q worker").strip()
-        must(worker, f"docker swarm join --token {token} {manager.address}:2377 >/dev/null")
+        must(worker, f"docker swarm join --token {token} --advertise-addr {worker.address} {manager.address}:2377"
+                     " >/dev/null")
         nodes = must(manager, "docker node ls --format '{{.Hostname}} {{.Status}}'").split("\n")
         assert sorted(line for line in nodes if line) == ["guest0 Ready", "guest1 Ready"], nodes
         yield booted
