@@ -79,6 +79,18 @@ def task_state(task: Json) -> str:
     return "exited"
 
 
+def _health(spec: Json, state: str) -> str | None:
+    """A task with a health check runs only once healthy (Swarm holds it in ``starting`` until then):
+    its health follows from its state. None for a task without one, or whose image may have one
+    (the task spec does not say)."""
+    test = (spec.get("Healthcheck") or {}).get("Test") or []
+    if not test or test == ["NONE"]:
+        return None
+    if state == _RUNNING:
+        return "healthy"
+    return "starting" if state in _STARTING else None
+
+
 def observed_task(stack: str, service: Json, task: Json, nodes: Mapping[str, str] | None = None) -> ObservedContainer:
     """``nodes``: node id -> hostname; the status text says where the task runs (``ps``)."""
     status = task.get("Status") or {}
@@ -101,6 +113,7 @@ def observed_task(stack: str, service: Json, task: Json, nodes: Mapping[str, str
                   for port in published)
     return ObservedContainer(
         container_id=container.get("ContainerID") or task["ID"],
+        health=_health(spec, str(status.get("State", ""))),
         name=name,
         service_name=_key(stack, service_name),
         number=slot,

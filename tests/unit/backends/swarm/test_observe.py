@@ -91,3 +91,15 @@ def test_only_changes_of_the_waited_services_their_task_containers_and_nodes_wak
     assert not relevant(EngineEvent(0, "container", "exec_start: sh -c true", "c1", task), names)  # a health check
     assert not relevant(EngineEvent(0, "container", "start", "c2", {"com.docker.swarm.service.name": "demo_db"}),
                         names)
+
+
+def test_a_task_with_a_health_check_is_healthy_once_running_and_starting_before() -> None:
+    def checked(state: str) -> dict[str, object]:
+        task = _task("t1", 1, state)
+        task["Spec"]["ContainerSpec"]["Healthcheck"] = {"Test": ["CMD", "true"]}  # type: ignore[index]
+        return task
+
+    assert observed_task("demo", SERVICE, checked("running")).health == "healthy"
+    assert observed_task("demo", SERVICE, checked("starting")).health == "starting"
+    assert observed_task("demo", SERVICE, checked("failed")).health is None
+    assert observed_task("demo", SERVICE, _task("t2", 1, "running")).health is None  # no check in the spec
