@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -246,3 +247,38 @@ def test_a_changed_secret_rolls_the_service_on_every_node(cluster: list[Guest], 
         assert [name for name in secrets if name.startswith("rotate_token-")] == [secrets[0]]
     finally:
         composer(manager, folder, "down", check=False)
+
+
+def test_the_wordpress_example_on_two_nodes_answers_through_the_mesh(cluster: list[Guest], share: Path) -> None:
+    """The example's own tests (examples/wordpress-mysql/tests), run in the manager guest on the swarm
+    backend: compose.swarm.yaml pins MariaDB to the manager and WordPress to the worker, over the stack's
+    overlay network; the tests' client reaches WordPress at the manager's 127.0.0.1 (port()), through
+    the routing mesh to the worker. The stand-in images come from the host's registry (the nodes'
+    docker.io mirror), as in the focused guest run."""
+    from tests.vm.focused import prepare_example_on_host
+
+    manager, _ = cluster
+    prepare_example_on_host()
+    placed = share / "wordpress-placement.txt"
+    stop = share / "wordpress-stop"
+    # Where each task runs, recorded while the example's tests run (its stack is gone when they end).
+    watcher = (f"while [ ! -e {stop} ]; do docker service ls -q | xargs -r docker service ps --filter "
+               f"desired-state=running --format '{{{{.Name}}}} {{{{.Node}}}} {{{{.CurrentState}}}}' >> {placed}; "
+               "sleep 5; done")
+    must(manager, f"nohup sh -c {shlex.quote(watcher)} >/dev/null 2>&1 &")
+    pytest = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:composer", "-p", "composer.pytest_plugin",
+              "-q", "-rfEs", "--composer-backend", "swarm", "examples/wordpress-mysql/tests"]
+    try:
+        result = manager.run(pytest, env={"COMPOSER_EXAMPLE_IMAGES": "served", "COMPOSER_EXAMPLE_TIMEOUT": "1800"},
+                             timeout=3600)
+    finally:
+        stop.touch()
+    sys.stderr.write(f"\nthe example's tests on the swarm: {result.seconds:.0f} s\n")
+    assert result.status == 0, f"{result.output[-6000:]}\n{result.journal}"
+    assert "3 passed" in result.output, result.output[-3000:]
+    running = {tuple(line.split()[:2]) for line in placed.read_text().splitlines() if " Running " in line}
+    services = {(name.split(".")[0].rpartition("_")[2], node) for name, node in running}
+    assert ("db", "guest0") in services, running
+    assert ("wordpress", "guest1") in services, running
+    assert ("wordpress", "guest0") not in services, running
+    assert ("db", "guest1") not in services, running
