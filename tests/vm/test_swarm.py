@@ -11,7 +11,8 @@ address; service discovery across nodes on an overlay network; draining a node m
 ``up --wait`` still converges; a rolling update (update_config: parallelism 1, a delay) with a
 healthy task at every moment, seen by a client polling throughout; a failing update rolled back
 (failure_action: rollback) and reported by ``up --wait``; secrets rotated on change.
-Part of ``make test-vm`` (marked vm): ~10 min under TCG here.
+The WordPress example's own tests run in the manager guest, its services on two nodes.
+Part of ``make test-vm`` (marked vm). Not yet run whole to green: see docs/swarm.md.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ systemctl daemon-reload
 systemctl restart docker
 until docker info >/dev/null 2>&1; do sleep 0.5; done
 """
+# Seconds for up --wait: under TCG with the machine's 2 cores shared, a task's start on the manager (each
+# overlay attachment's iptables calls waiting for the xtables lock) took over 300 s.
+WAIT_TIMEOUT = "900"
 # A web server whose page says which task and which version answered; healthy once it serves.
 HEALTH = "printf 'GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n' | nc 127.0.0.1 8000 | grep -q ' 200 '"
 # Under TCG on a loaded machine one check (a docker exec) takes seconds: a 2 s timeout failed every check.
@@ -108,7 +112,7 @@ def cluster(share: Path) -> Iterator[list[Guest]]:
         yield booted
 
 
-def composer(guest: Guest, folder: Path, *args: str, check: bool = True, timeout: float = 600) -> str:
+def composer(guest: Guest, folder: Path, *args: str, check: bool = True, timeout: float = 1200) -> str:
     command = " ".join(["composer", "--backend", "swarm", "--progress", "plain", *args])
     result = guest.run(["sh", "-c", f"cd {folder} && {command} 2>&1"], timeout=timeout)
     if check:
@@ -137,7 +141,7 @@ def test_replicas_spread_over_the_nodes_and_the_mesh_answers_on_every_node(clust
     folder = project(share, "spread", web("web", "v1", 'ports: ["18000:8000"]',
                                           "deploy: {replicas: 2, placement: {max_replicas_per_node: 1}}"))
     try:
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         placed = must(manager, "docker service ps spread_web --filter desired-state=running --format '{{.Node}}'")
         assert sorted(placed.split()) == ["guest0", "guest1"]
         listed = composer(manager, folder, "ps")
@@ -161,7 +165,7 @@ def test_a_service_on_one_node_is_found_and_reached_from_a_task_on_the_other(clu
     folder = project(share, "discovery", web("server", "far", 'deploy: {placement: {constraints: '
                                                               '["node.hostname==guest1"]}}') + client)
     try:
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         script = ("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc server 8000 | tail -n 1")
         answer = composer(manager, folder, "exec", "-T", "client", "sh", "-c", shlex.quote(script))
         assert answer.split()[0] == "far", answer
@@ -176,9 +180,9 @@ def test_draining_a_node_moves_its_tasks_and_up_wait_still_converges(cluster: li
     manager, _ = cluster
     folder = project(share, "drain", web("web", "v1", "deploy: {replicas: 2}"))
     try:
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         must(manager, "docker node update --availability drain guest1 >/dev/null")
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             placed = must(manager, "docker service ps drain_web --filter desired-state=running --format "
@@ -202,13 +206,13 @@ def test_a_rolling_update_keeps_a_healthy_task_answering_and_a_failing_one_rolls
     folder = project(share, "rolling", web("web", "v1", *deploy))
     log = folder / "polls.txt"
     try:
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         # A client polls through the mesh (on the worker's address) for the whole update.
         poller = (f"while [ ! -e {folder}/stop ]; do r=$(curl -sf --max-time 1 http://{worker.address}:18100/ "
                   f"|| echo FAIL); echo \"$(date +%s.%N) $r\" >> {log}; sleep 0.2; done")
         must(manager, f"nohup sh -c '{poller}' >/dev/null 2>&1 &")
         project(share, "rolling", web("web", "v2", *deploy))
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         time.sleep(2)
         (folder / "stop").touch()
         time.sleep(2)
@@ -223,7 +227,7 @@ def test_a_rolling_update_keeps_a_healthy_task_answering_and_a_failing_one_rolls
 
         # An update whose tasks never become healthy rolls back, and up --wait says so.
         project(share, "rolling", web("web", "v3", *deploy, start="exit 1; "))
-        failed = composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300", check=False)
+        failed = composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT, check=False)
         assert "rolling_web update rollback" in failed, failed
         version = fetch(manager, manager.address, 18100).split()[0]
         assert version == "v2"
@@ -244,9 +248,9 @@ def test_a_changed_secret_rolls_the_service_on_every_node(cluster: list[Guest], 
         """)
     (folder / "token.txt").write_text("first\n")
     try:
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         (folder / "token.txt").write_text("second\n")
-        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", "300")
+        composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         seen = {fetch(manager, manager.address, 18200) for _ in range(8)}
         assert seen == {"second"}, seen
         secrets = must(manager, "docker secret ls --format '{{.Name}}'").split()
