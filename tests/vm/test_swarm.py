@@ -208,6 +208,7 @@ def test_a_rolling_update_keeps_a_healthy_task_answering_and_a_failing_one_rolls
     try:
         composer(manager, folder, "up", "-d", "--wait", "--wait-timeout", WAIT_TIMEOUT)
         # A client polls through the mesh (on the worker's address) for the whole update.
+        (folder / "stop").unlink(missing_ok=True)  # a share used before may hold one
         poller = (f"while [ ! -e {folder}/stop ]; do r=$(curl -sf --max-time 1 http://{worker.address}:18100/ "
                   f"|| echo FAIL); echo \"$(date +%s.%N) $r\" >> {log}; sleep 0.2; done")
         must(manager, f"nohup sh -c '{poller}' >/dev/null 2>&1 &")
