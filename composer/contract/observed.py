@@ -84,6 +84,12 @@ class ObservedService:
     update_state: str | None = None  # updating, paused, completed, rollback_started, rollback_completed...
     update_message: str = ""
     task_errors: tuple[str, ...] = ()  # the last errors of failed tasks, newest first
+    running_for: float | None = None
+    """Seconds the most recently started of its running tasks has been running (the engine's clock);
+    None when not known (a job, or no task running)."""
+    monitor: float = 5.0
+    """Seconds its tasks must have run to count as stable: update_config.monitor, or 5 s (as the
+    Docker CLI waits: "verify: Waiting 5 seconds to verify that tasks are stable")."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,15 @@ a new object (``ClusterObject.name`` carries a digest of it), and the services t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from composer.contract.backend import Backend
 
 if TYPE_CHECKING:
-    from composer.contract.backend import NetworkAttachment
+    from composer.contract.backend import EngineEvent, NetworkAttachment
     from composer.contract.observed import ObservedService
     from composer.spec.models import ServiceConfig
 
@@ -92,6 +93,18 @@ class ServiceBackend(Backend, Protocol):
 
     async def service_status(self, service_names: Sequence[str]) -> Sequence[ObservedService]:
         """The named services as they are now (tasks counted), for waiting on convergence."""
+        ...
+
+    def service_changes(self, service_names: Sequence[str]) -> AbstractAsyncContextManager[AsyncIterator[EngineEvent]]:
+        """The engine's events about the named services and their tasks, as they happen: subscribed
+        once entered (nothing that happens after is missed), closed on exit.
+
+        Each event is only a reason to read ``service_status`` again, and not every change has one:
+        Swarm's manager reports services and nodes, and the containers of its own node only (a task
+        on another node changes silently), so a waiter still polls, rarely.
+
+        :raises UnsupportedFeatureError: the engine streams no events (the waiter polls).
+        """
         ...
 
 

@@ -1,22 +1,25 @@
 """Conditions on containers: depends_on (started, healthy, completed successfully) and ``--wait``.
 
 ``check`` is pure: it reads one ContainerState and says met / not yet, or raises when the
-condition can no longer be met. ``wait_for`` polls a backend until every target meets it. This
-module decides nothing about what to wait for; the reconciler did.
+condition can no longer be met. ``wait_for`` polls a backend until every target meets it. For a
+service-level engine, ``service_converged`` is the pure verdict on one service, and
+``wait_for_services`` reads the services again after each of the engine's events about them (and
+rarely between: ``read_delay``). This module decides nothing about what to wait for; the reconciler did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
-from composer.errors import DependencyConditionError, WaitTimeoutError
+from composer.errors import ComposerError, DependencyConditionError, WaitTimeoutError
 from composer.events import Event, EventSink, EventStatus
 
 if TYPE_CHECKING:
-    from composer.contract.backend import Backend, ContainerRef, ContainerState
+    from composer.contract.backend import Backend, ContainerRef, ContainerState, EngineEvent
     from composer.contract.observed import ObservedService
     from composer.contract.plan import ContainerTarget, ServiceWaitPayload, WaitPayload
     from composer.contract.services import ServiceBackend
@@ -109,8 +112,8 @@ _FAILED_UPDATES = frozenset({"paused", "rollback_started", "rollback_paused", "r
 
 
 def service_converged(service: ObservedService) -> bool:
-    """Whether ``service`` has all its desired tasks running (healthy where checked) and no update
-    in progress; False means "not yet".
+    """Whether ``service`` has all its desired tasks running (healthy where checked) for its monitor
+    period, and no update in progress; False means "not yet".
 
     :raises DependencyConditionError: its update paused or rolled back (the engine gave up).
     """
@@ -123,12 +126,75 @@ def service_converged(service: ObservedService) -> bool:
     if service.update_state == "updating":
         return False
     wanted = service.replicas if service.replicas is not None else service.desired
-    return service.running >= wanted and (service.replicas is not None or service.desired > 0)
+    if service.running < wanted or (service.replicas is None and service.desired == 0):
+        return False
+    return stable_in(service) == 0.0
+
+
+def stable_in(service: ObservedService) -> float:
+    """Seconds until its running tasks have run ``service.monitor`` seconds (0: they have, or it is not
+    known): a task that exits a moment after it started has not converged (the Docker CLI's rule)."""
+    if service.running_for is None:
+        return 0.0
+    return max(0.0, service.monitor - service.running_for)
+
+
+SETTLE_READS = (0.1, 0.25, 0.5, 1.0)
+"""Seconds after an event before each following read: the manager records a task's new state a
+moment after its container's event, so one event is followed by a few reads until the next event."""
+FALLBACK_POLL = 3.0
+"""Seconds between reads while the engine's events are followed and none comes: Swarm sends no event
+when a task on another node changes, so the waiter still looks, rarely."""
+
+FINAL_READ_TIMEOUT = 10.0
+"""Seconds for the last read after a wait timed out, whose tasks' errors the message gives."""
+
+
+def read_delay(reads_since_event: int, *, streaming: bool, poll_interval: float) -> float:
+    """How long the waiter waits for an event before it reads the services again: soon after an
+    event (SETTLE_READS), FALLBACK_POLL while events come in, ``poll_interval`` without events."""
+    if not streaming:
+        return poll_interval
+    if reads_since_event < len(SETTLE_READS):
+        return SETTLE_READS[reads_since_event]
+    return max(FALLBACK_POLL, poll_interval)
+
+
+class _Wakeups:
+    """Set by the event listener, consumed by the waiter: whether something happened since it looked."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self.streaming = False
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def within(self, seconds: float) -> bool:
+        """Whether an event came within ``seconds`` (or before the call, since the last one)."""
+        with anyio.move_on_after(seconds):
+            await self._event.wait()
+        woke = self._event.is_set()
+        if woke:
+            self._event = anyio.Event()
+        return woke
+
+
+async def _listen(feed: AsyncIterator[EngineEvent], wake: _Wakeups) -> None:
+    try:
+        async for _ in feed:
+            wake.set()
+    except ComposerError:  # the stream broke: the waiter polls from now on
+        pass
+    wake.streaming = False
+    wake.set()
 
 
 async def wait_for_services(backend: ServiceBackend, payload: ServiceWaitPayload, sink: EventSink, *,
                             poll_interval: float) -> None:
-    """Poll the services until each has converged, within ``payload.timeout``.
+    """Read the services until each has converged, within ``payload.timeout``: after each of the
+    engine's events about them (``service_changes``), and every FALLBACK_POLL seconds between; every
+    ``poll_interval`` seconds when the engine streams no events.
 
     :raises DependencyConditionError: an update paused or rolled back.
     :raises WaitTimeoutError: the timeout passed first; the message has the tasks' last errors.
@@ -139,15 +205,35 @@ async def wait_for_services(backend: ServiceBackend, payload: ServiceWaitPayload
         sink.emit(Event(f"service:{name}", EventStatus.WORKING, "Waiting"))
     try:
         with anyio.fail_after(payload.timeout):
-            while pending:
-                for service in await backend.service_status(sorted(pending)):
-                    last[service.name] = service
-                    if service_converged(service):
-                        pending.discard(service.name)
-                        sink.emit(Event(f"service:{service.name}", EventStatus.DONE, "Healthy"))
-                if pending:
-                    await anyio.sleep(poll_interval)
+            async with contextlib.AsyncExitStack() as stack:
+                wake = _Wakeups()
+                try:  # subscribed before the first read: no change after it is missed
+                    feed = await stack.enter_async_context(backend.service_changes(sorted(pending)))
+                except ComposerError:
+                    feed = None
+                async with anyio.create_task_group() as group:
+                    if feed is not None:
+                        wake.streaming = True
+                        group.start_soon(_listen, feed, wake)
+                    reads_since_event = len(SETTLE_READS)
+                    while True:
+                        settling = []
+                        for service in await backend.service_status(sorted(pending)):
+                            last[service.name] = service
+                            if service_converged(service):
+                                pending.discard(service.name)
+                                sink.emit(Event(f"service:{service.name}", EventStatus.DONE, "Healthy"))
+                            elif service.running and stable_in(service):
+                                settling.append(stable_in(service))
+                        if not pending:
+                            break
+                        delay = read_delay(reads_since_event, streaming=wake.streaming, poll_interval=poll_interval)
+                        delay = min([delay, *settling])  # no event tells when a task has run long enough
+                        reads_since_event = 0 if await wake.within(delay) else reads_since_event + 1
+                    group.cancel_scope.cancel()
     except TimeoutError:
+        with anyio.move_on_after(FINAL_READ_TIMEOUT):  # the message says how things stand at the deadline
+            last.update((service.name, service) for service in await backend.service_status(sorted(pending)))
         details = []
         for name in sorted(pending):
             found = last.get(name)

@@ -479,7 +479,18 @@ class DockerBackend:
 
     async def _events(self, project_name: str) -> AsyncGenerator[EngineEvent, None]:
         filters = self._event_filters(project_name)
-        stream = await self._run("events", lambda api: api.events(filters=filters, decode=True))
+        stream = await self._open_events(filters)
+        async with aclosing(self._pumped_events(stream, f"events-{project_name}")) as events:
+            async for event in events:
+                yield event
+
+    async def _open_events(self, filters: Mapping[str, Any]) -> Any:
+        """The engine's event stream with ``filters``, subscribed when this returns."""
+        return await self._run("events", lambda api: api.events(filters=dict(filters), decode=True))
+
+    async def _pumped_events(self, stream: Any, thread_name: str) -> AsyncGenerator[EngineEvent, None]:
+        """The events of an open stream (``_open_events``), read by a thread; the stream is closed
+        when the reader stops."""
         send, receive = anyio.create_memory_object_stream[EngineEvent | BaseException | None](max_buffer_size=256)
         token = anyio.lowlevel.current_token()
 
@@ -497,7 +508,7 @@ class DockerBackend:
             except Exception:
                 pass
 
-        thread = threading.Thread(target=pump, name=f"events-{project_name}", daemon=True)
+        thread = threading.Thread(target=pump, name=thread_name, daemon=True)
         thread.start()
         try:
             async with receive:

@@ -9,8 +9,9 @@ single containers are refused: a Swarm task is replaced, not restarted.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,7 +30,14 @@ from composer.errors import BackendError, NotFoundError, UnsupportedFeatureError
 from composer.labels import STACK_NAMESPACE
 
 if TYPE_CHECKING:
-    from composer.contract.backend import ContainerRef, ContainerSpec, ExecSpec, ProjectSummary, Streams
+    from composer.contract.backend import (
+        ContainerRef,
+        ContainerSpec,
+        EngineEvent,
+        ExecSpec,
+        ProjectSummary,
+        Streams,
+    )
     from composer.contract.observed import ObservedService
     from composer.contract.services import ClusterObject, ObjectKind, ServiceSpec
     from composer.spec.models import NetworkConfig
@@ -108,14 +116,30 @@ class SwarmBackend(DockerBackend):
             services = [item for item in api.services(filters={"name": sorted(wanted)}) or []
                         if (item.get("Spec") or {}).get("Name") in wanted]
             found = []
+            now = observe.engine_time(api.info() or {}) if services else None  # the tasks' clock
             for service in services:
                 stack = (service.get("Spec") or {}).get("Labels", {}).get(STACK_NAMESPACE, "")
                 tasks = api.tasks(filters={"service": service["ID"]}) or []
-                found.append(observe.observed_service(stack, service, tasks))
+                found.append(observe.observed_service(stack, service, tasks, now))
             return found
 
         result: list[ObservedService] = await self._run("inspect service", read)
         return result
+
+    @contextlib.asynccontextmanager
+    async def service_changes(self, service_names: Sequence[str]) -> AsyncGenerator[AsyncIterator[EngineEvent], None]:
+        """The manager's events about the services (created, updated, their update's state, removed),
+        the nodes (a drained or lost node moves tasks), and the state changes of the services' task
+        containers on this node. Swarm reports no task events: a task on another node is seen by the
+        waiter's poll."""
+        wanted = frozenset(service_names)
+        stream = await self._open_events({"type": ["service", "node", "container"]})
+        events = self._pumped_events(stream, "events-services")
+        try:
+            yield observe.relevant_changes(events, wanted)
+        finally:
+            await events.aclose()
+            stream.close()  # also when the feed was never read (its generator never started)
 
     # --- networks -----------------------------------------------------------------------------
 

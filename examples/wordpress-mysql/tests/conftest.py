@@ -75,15 +75,20 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def wordpress(composer_project: ProjectFactory, example_images: None, request: pytest.FixtureRequest) -> Project:
     """The example's stack, healthy and answering HTTP; one per test module."""
+    backend = request.config.getoption("composer_backend") or "native"
+    # On a swarm, compose.swarm.yaml places MariaDB on the manager and WordPress on a worker.
+    files = [EXAMPLE / "compose.yaml", EXAMPLE / "compose.swarm.yaml"] if backend == "swarm" else []
     return composer_project(
         EXAMPLE,
+        files=files,
         scope="module",
         environment={"WORDPRESS_PORT": str(free_port())},
         ready=[healthy("db"), http_status("wordpress", 80, "/wp-admin/install.php")],
-        timeout=300,
+        # A guest under software emulation needs longer (tests/vm/test_swarm.py sets it).
+        timeout=float(os.environ.get("COMPOSER_EXAMPLE_TIMEOUT", "300")),
         # The native backend (as `make demo`), unless --composer-backend says otherwise: the stand-in
         # images come from the local mirror that prepare-example-images sets up for both backends.
-        backend=request.config.getoption("composer_backend") or "native",
+        backend=backend,
     )
 
 

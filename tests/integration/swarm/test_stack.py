@@ -222,6 +222,6 @@ services:
       endpoint_mode: dnsrr
       restart_policy: {{condition: on-failure, delay: 1s}}
 """)
-    result = composer(tmp_path, "up", "-d", "--wait", "--wait-timeout", "8", check=False)
+    result = composer(tmp_path, "up", "-d", "--wait", "--wait-timeout", "20", check=False)
     assert result.returncode != 0
     assert f"{stack}_broken (0/1 running: task: non-zero exit (3)" in result.stderr, result.stderr

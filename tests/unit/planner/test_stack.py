@@ -169,3 +169,23 @@ def test_a_service_converges_when_its_tasks_run_and_a_rolled_back_update_fails_a
     with pytest.raises(DependencyConditionError, match=r"service demo_web update rollback completed: update rolled "
                                                        r"back \(task errors: task: non-zero exit \(1\)\)"):
         service_converged(rolled)
+
+
+def test_a_service_converges_once_its_youngest_task_has_run_its_monitor_period() -> None:
+    from composer.planner.wait import service_converged, stable_in
+
+    young = ObservedService("a", "demo_web", "web", "h", 1, running=1, desired=1, running_for=1.5, monitor=5.0)
+    assert not service_converged(young)  # a task that exits a moment after it started has not converged
+    assert stable_in(young) == 3.5
+    settled = ObservedService("a", "demo_web", "web", "h", 1, running=1, desired=1, running_for=5.0, monitor=5.0)
+    assert service_converged(settled)
+    assert stable_in(settled) == 0.0
+
+
+def test_the_waiter_reads_soon_after_an_event_then_rarely_and_polls_without_events() -> None:
+    from composer.planner.wait import FALLBACK_POLL, SETTLE_READS, read_delay
+
+    delays = [read_delay(reads, streaming=True, poll_interval=0.5) for reads in range(len(SETTLE_READS) + 2)]
+    assert delays == [*SETTLE_READS, FALLBACK_POLL, FALLBACK_POLL]
+    assert read_delay(0, streaming=False, poll_interval=0.5) == 0.5
+    assert read_delay(9, streaming=False, poll_interval=0.5) == 0.5

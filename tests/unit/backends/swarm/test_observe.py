@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from composer.backends.swarm.observe import observed_objects, observed_service, observed_task
+from composer.backends.swarm.observe import (
+    DEFAULT_MONITOR,
+    engine_time,
+    observed_objects,
+    observed_service,
+    observed_task,
+    relevant,
+)
+from composer.contract.backend import EngineEvent
 from composer.contract.observed import PortMapping
 
 SERVICE = {
@@ -56,3 +64,42 @@ def test_only_the_stacks_objects_get_a_key() -> None:
              {"Spec": {"Name": "other_x", "Labels": {"com.docker.stack.namespace": "other"}}}]
     assert [(item.name, item.key) for item in observed_objects("demo", "secret", items)] == [
         ("demo_token-1", "token"), ("demo_old", "old"), ("shared", ""), ("other_x", "")]
+
+
+def test_a_service_says_how_long_its_youngest_running_task_has_run_by_the_engines_clock() -> None:
+    first, second = _task("t1", 1, "running"), _task("t2", 2, "running")
+    first["Status"]["Timestamp"] = "2026-12-07T10:00:00.5Z"  # type: ignore[index]
+    second["Status"]["Timestamp"] = "2026-12-07T11:00:02.000000001+01:00"  # type: ignore[index]
+    now = engine_time({"SystemTime": "2026-12-07T10:00:05.25Z"})
+    service = observed_service("demo", SERVICE, [first, second], now)
+    assert service.running_for == 3.25
+    assert service.monitor == DEFAULT_MONITOR
+    monitored = {**SERVICE, "Spec": {**SERVICE["Spec"], "UpdateConfig": {"Monitor": 2_000_000_000}}}  # type: ignore[dict-item]
+    assert observed_service("demo", monitored, [first], now).monitor == 2.0
+    assert observed_service("demo", SERVICE, [first]).running_for is None  # no clock given: not known
+
+
+def test_only_changes_of_the_waited_services_their_task_containers_and_nodes_wake_the_waiter() -> None:
+    names = frozenset({"demo_web"})
+    task = {"com.docker.swarm.service.name": "demo_web"}
+    assert relevant(EngineEvent(0, "service", "update", "s1", {"name": "demo_web", "updatestate.new": "completed"}),
+                    names)
+    assert not relevant(EngineEvent(0, "service", "update", "s2", {"name": "demo_db"}), names)
+    assert relevant(EngineEvent(0, "node", "update", "n1", {"name": "node-b"}), names)
+    assert relevant(EngineEvent(0, "container", "start", "c1", task), names)
+    assert relevant(EngineEvent(0, "container", "health_status: healthy", "c1", task), names)
+    assert not relevant(EngineEvent(0, "container", "exec_start: sh -c true", "c1", task), names)  # a health check
+    assert not relevant(EngineEvent(0, "container", "start", "c2", {"com.docker.swarm.service.name": "demo_db"}),
+                        names)
+
+
+def test_a_task_with_a_health_check_is_healthy_once_running_and_starting_before() -> None:
+    def checked(state: str) -> dict[str, object]:
+        task = _task("t1", 1, state)
+        task["Spec"]["ContainerSpec"]["Healthcheck"] = {"Test": ["CMD", "true"]}  # type: ignore[index]
+        return task
+
+    assert observed_task("demo", SERVICE, checked("running")).health == "healthy"
+    assert observed_task("demo", SERVICE, checked("starting")).health == "starting"
+    assert observed_task("demo", SERVICE, checked("failed")).health is None
+    assert observed_task("demo", SERVICE, _task("t2", 1, "running")).health is None  # no check in the spec
