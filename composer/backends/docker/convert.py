@@ -304,7 +304,8 @@ def _resources(service: ServiceConfig) -> Kwargs:
     if service.cpu_percent:
         result["cpu_percent"] = int(service.cpu_percent)
     result.update(_blkio(service))
-    requests = [_device_request(request) for request in service.gpus]
+    # gpus asks for GPUs whatever capabilities it names: v2 adds the "gpu" capability to each.
+    requests = [_device_request(request, also="gpu") for request in service.gpus]
     if service.deploy is not None:
         _apply_limits(service.deploy.resources.limits, result)
         reservations = service.deploy.resources.reservations
@@ -328,15 +329,18 @@ def _apply_limits(limits: Resource | None, result: Kwargs) -> None:
         result["pids_limit"] = limits.pids
 
 
-def _device_request(request: DeviceRequest) -> Kwargs:
+def _device_request(request: DeviceRequest, also: str | None = None) -> Kwargs:
     count = request.count
     if count is None:
         count = 0 if request.device_ids else -1  # neither count nor ids: every device
+    capabilities = list(request.capabilities)
+    if also is not None and also not in capabilities:
+        capabilities.append(also)
     return {
         "driver": request.driver or "",
         "count": count,
         "device_ids": list(request.device_ids),
-        "capabilities": [list(request.capabilities)] if request.capabilities else [],
+        "capabilities": [capabilities] if capabilities else [],
         "options": dict(request.options),
     }
 
