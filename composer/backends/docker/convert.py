@@ -50,6 +50,7 @@ class CreateArgs:
     connect: tuple[tuple[str, Kwargs], ...] = ()  # connect_container_to_network(id, name, **kwargs), in order
     platform: str | None = None
     config_overrides: Kwargs = field(default_factory=dict)  # set on the container config after it is built
+    host_overrides: Kwargs = field(default_factory=dict)  # HostConfig fields docker-py has no argument for
     console_size: tuple[int, int] | None = None  # HostConfig.ConsoleSize (rows, columns) of a tty
 
     def as_dict(self) -> Kwargs:
@@ -61,6 +62,7 @@ class CreateArgs:
             "endpoint": list(self.endpoint) if self.endpoint else None,
             "connect": [list(item) for item in self.connect],
             "config_overrides": self.config_overrides,
+            "host_overrides": self.host_overrides,
         }
 
 
@@ -97,6 +99,7 @@ def convert(spec: ContainerSpec, *, inherited_volumes: Mapping[str, str] | None 
         config_overrides={"AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True,
                           "StdinOnce": interactive},
         console_size=spec.console_size if service.tty else None,
+        host_overrides={"Annotations": dict(service.annotations)} if service.annotations else {},
     )
 
 

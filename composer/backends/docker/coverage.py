@@ -26,6 +26,11 @@ INJECTED = D + "test_compose_keys.py::test_secrets_and_configs_with_content_as_v
 HOOKS = (D + "test_compose_keys.py::test_hooks_run_as_v2_runs_them",
          D + "test_compose_keys.py::test_a_failing_hook_fails_with_v2s_message")
 SERVICE_KEYS = D + "test_service_keys.py::"
+RESOURCES = D + "test_keys_resources.py::test_resource_cgroup_and_namespace_keys_reach_the_host_config_as_v2_sends_them"
+RUNTIME = D + "test_keys_runtime.py::"
+LIFECYCLE = RUNTIME + "test_lifecycle_keys_reach_the_container_config_as_v2_sends_them"
+PULL = RUNTIME + "test_pull_policy_never_does_not_pull_and_platform_picks_the_image"
+STORAGE_OPT = D + "test_keys_resources.py::test_storage_opt_reaches_the_engine_which_refuses_it_as_it_refuses_v2"
 WATCH = (D + "test_cli_watch.py::test_watch_syncs_restarts_and_execs",
          D + "test_cli_watch.py::test_rebuild_rebuilds_and_recreates",
          D + "test_cli_watch.py::test_up_watch_follows_logs_and_syncs")
@@ -46,6 +51,8 @@ def _builder_lacks(field: str) -> Entry:
                    when="an image must be built")
 
 
+BLKIO_WEIGHT = ("an engine whose kernel has no blkio weight discards it with a warning, which composer does not print "
+                "(v2 prints the engine's warnings)")
 WRITTEN = ("a secret or config from environment or content is written into the container with them, as v2 "
            "does; a file: one is bound and keeps the file's owner and mode, as in v2")
 
@@ -58,8 +65,10 @@ COVERAGE: Table = with_extensions({
     **{key: applied(*WATCH) for key in WATCH_KEYS},
     "name": applied(CONTRACT + "::test_observe_sees_only_its_own_project"),
     # --- services ---
-    "services.annotations": refused("annotations is not supported by the docker backend yet",
-                                    gap="v2 sets HostConfig.Annotations (API 1.43)"),
+    "services.annotations": applied(
+        RUNTIME + "test_a_key_this_engine_would_drop_reaches_it_or_is_refused_in_one_line",
+        note="HostConfig.Annotations; refused in one line by an engine below API 1.43, which would drop them (v2 "
+             "drops them)"),
     "services.build.context": applied(D + "test_images.py::test_build_honours_dockerignore"),
     "services.build.dockerfile": applied(),
     "services.build.dockerfile_inline": applied(
@@ -93,16 +102,15 @@ COVERAGE: Table = with_extensions({
     "services.build.ulimits.hard": _builder_lacks("ulimits"),
     "services.build.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
     "services.build.platforms": applied(note="one platform; several are refused in one line"),
-    **{f"services.blkio_config.{key}.{field}": applied()
+    **{f"services.blkio_config.{key}.{field}": applied(RESOURCES)
        for key in ("device_read_bps", "device_read_iops", "device_write_bps", "device_write_iops")
        for field in ("path", "rate")},
-    "services.blkio_config.weight": applied(),
-    "services.blkio_config.weight_device.path": applied(),
-    "services.blkio_config.weight_device.weight": applied(),
+    **{f"services.blkio_config.{key}": applied(RESOURCES, note=BLKIO_WEIGHT)
+       for key in ("weight", "weight_device.path", "weight_device.weight")},
     "services.cap_add": applied(KEYS),
     "services.cap_drop": applied(KEYS),
-    "services.cgroup": applied(),
-    "services.cgroup_parent": applied(),
+    "services.cgroup": applied(RESOURCES),
+    "services.cgroup_parent": applied(RESOURCES),
     "services.command": applied(KEYS, CONTRACT + "::test_each_step_of_a_container_is_observed"),
     "services.configs.source": applied(),
     "services.configs.target": applied(),
@@ -110,42 +118,46 @@ COVERAGE: Table = with_extensions({
        for kind in ("configs", "secrets") for key in ("uid", "gid", "mode")},
     "services.container_name": applied(
         "tests/integration/docker/test_cli_lifecycle.py::test_a_container_name_the_engine_refuses_is_one_line_before_anything_is_created"),
-    "services.cpu_count": applied(note="Windows engines only; the engine refuses it elsewhere"),
-    "services.cpu_percent": applied(note="Windows engines only; the engine refuses it elsewhere"),
-    "services.cpu_shares": applied(),
-    "services.cpu_quota": applied(),
-    "services.cpu_period": applied(),
-    "services.cpu_rt_period": applied(),
-    "services.cpu_rt_runtime": applied(),
-    "services.cpus": applied(),
-    "services.cpuset": applied(),
+    "services.cpu_count": applied(RESOURCES, note="Windows engines only; the engine refuses it elsewhere"),
+    "services.cpu_percent": applied(note="Windows engines only; the engine refuses it elsewhere",
+                                    gap="a Linux engine discards it with a warning, which composer does not print "
+                                        "(v2 prints the engine's warnings)"),
+    "services.cpu_shares": applied(RESOURCES),
+    "services.cpu_quota": applied(RESOURCES),
+    "services.cpu_period": applied(RESOURCES),
+    "services.cpu_rt_period": applied(RESOURCES),
+    "services.cpu_rt_runtime": applied(RESOURCES),
+    "services.cpus": applied(RESOURCES),
+    "services.cpuset": applied(RESOURCES),
     **{f"services.credential_spec.{key}": refused("credential_spec is not supported by the docker backend (Windows "
                                                   "engines' gMSA)") for key in ("config", "file", "registry")},
-    "services.depends_on.condition": applied(),
-    "services.depends_on.restart": applied(),
-    "services.device_cgroup_rules": applied(),
-    "services.devices.source": applied(),
-    "services.devices.target": applied(),
-    "services.devices.permissions": applied(),
+    "services.depends_on.condition": applied(LIFECYCLE),
+    "services.depends_on.restart": applied(LIFECYCLE),
+    "services.device_cgroup_rules": applied(RESOURCES),
+    **{f"services.devices.{key}": applied(RESOURCES) for key in ("source", "target", "permissions")},
     "services.dns": applied(),
     "services.dns_opt": applied(KEYS),
     "services.dns_search": applied(KEYS),
     "services.domainname": applied(KEYS),
     "services.entrypoint": applied(KEYS),
     "services.environment": applied(KEYS),
-    "services.expose": applied(),
+    "services.expose": applied(LIFECYCLE),
     "services.external_links": refused("external_links is not supported by the docker backend yet"),
     "services.extra_hosts": applied(KEYS, D + "test_compose_keys.py::test_host_gateway_is_the_default_bridges_gateway",
                                     note="host-gateway is the default bridge's gateway, as v2 asks the engine"),
-    **{f"services.gpus.{key}": applied() for key in ("capabilities", "count", "device_ids", "driver", "options")},
+    **{f"services.gpus.{key}": applied(RESOURCES)
+       for key in ("capabilities", "count", "device_ids", "driver", "options")},
     "services.group_add": applied(KEYS),
-    **{f"services.healthcheck.{key}": applied()
-       for key in ("test", "interval", "timeout", "start_period", "start_interval", "retries", "disable")},
+    **{f"services.healthcheck.{key}": applied(LIFECYCLE)
+       for key in ("test", "interval", "timeout", "start_period", "retries", "disable")},
+    "services.healthcheck.start_interval": applied(
+        RUNTIME + "test_a_key_this_engine_would_drop_reaches_it_or_is_refused_in_one_line",
+        note="refused in one line by an engine below API 1.44, which would drop it (as v2 refuses it)"),
     "services.hostname": applied(KEYS),
     "services.image": applied(CONTRACT + "::test_each_step_of_a_container_is_observed"),
-    "services.init": applied(),
-    "services.ipc": applied(),
-    "services.isolation": applied(),
+    "services.init": applied(RESOURCES),
+    "services.ipc": applied(RESOURCES),
+    "services.isolation": applied(RESOURCES),
     "services.labels": applied(KEYS),
     "services.links": applied(note="the dependency and the service's DNS name on its networks",
                               gap="a link alias (`db:database`) is not resolvable: v2 sets Links"),
@@ -154,10 +166,10 @@ COVERAGE: Table = with_extensions({
     "services.logging.options": applied(
         SERVICE_KEYS + "test_logging_reaches_the_log_config_and_the_none_driver_warns_as_v2"),
     "services.mac_address": applied(),
-    "services.mem_limit": applied(),
-    "services.mem_reservation": applied(),
-    "services.mem_swappiness": applied(),
-    "services.memswap_limit": applied(),
+    "services.mem_limit": applied(RESOURCES),
+    "services.mem_reservation": applied(RESOURCES),
+    "services.mem_swappiness": applied(RESOURCES),
+    "services.memswap_limit": applied(RESOURCES),
     "services.network_mode": applied(),
     "services.networks.aliases": applied(),
     "services.networks.interface_name": refused("networks.interface_name is not supported by the docker backend yet"),
@@ -168,11 +180,11 @@ COVERAGE: Table = with_extensions({
     "services.networks.mac_address": applied(),
     "services.networks.driver_opts": refused("networks.driver_opts is not supported by the docker backend yet"),
     "services.networks.gw_priority": refused("networks.gw_priority is not supported by the docker backend yet"),
-    "services.oom_kill_disable": applied(),
+    "services.oom_kill_disable": applied(RESOURCES),
     "services.oom_score_adj": applied(KEYS),
-    "services.pid": applied(),
-    "services.pids_limit": applied(),
-    "services.platform": applied(),
+    "services.pid": applied(RESOURCES),
+    "services.pids_limit": applied(RESOURCES),
+    "services.platform": applied(LIFECYCLE, PULL),
     "services.ports.host_ip": applied(),
     "services.ports.target": applied(
         "tests/integration/docker/test_cli_containers.py::test_port_prints_the_mapping_and_it_answers"),
@@ -182,23 +194,23 @@ COVERAGE: Table = with_extensions({
     **{f"services.{hook}.{key}": applied(*HOOKS)
        for hook in ("post_start", "pre_stop")
        for key in ("command", "user", "privileged", "working_dir", "environment")},
-    "services.privileged": applied(),
-    "services.pull_policy": applied(),
+    "services.privileged": applied(RESOURCES),
+    "services.pull_policy": applied(PULL),
     "services.read_only": applied(KEYS),
-    "services.restart": applied(),
-    "services.runtime": applied(),
-    "services.scale": applied(),
+    "services.restart": applied(LIFECYCLE),
+    "services.runtime": applied(RESOURCES),
+    "services.scale": applied(LIFECYCLE),
     "services.security_opt": applied(KEYS, D + "test_security_opt.py"),
     "services.shm_size": applied(KEYS),
     "services.secrets.source": applied(),
     "services.secrets.target": applied(),
     "services.sysctls": applied(KEYS),
-    "services.stdin_open": applied(),
-    "services.stop_grace_period": applied(),
-    "services.stop_signal": applied(),
-    "services.storage_opt": applied(),
+    "services.stdin_open": applied(LIFECYCLE),
+    "services.stop_grace_period": applied(LIFECYCLE),
+    "services.stop_signal": applied(LIFECYCLE),
+    "services.storage_opt": applied(STORAGE_OPT),
     "services.tmpfs": applied(KEYS),
-    "services.tty": applied(),
+    "services.tty": applied(LIFECYCLE),
     "services.ulimits.soft": applied(KEYS),
     "services.ulimits.hard": applied(KEYS),
     "services.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
@@ -206,8 +218,8 @@ COVERAGE: Table = with_extensions({
         D + "test_compose_keys.py::test_use_api_socket_as_v2_and_v2_sees_the_container_up_to_date",
         note="a unix endpoint only, as v2 (another is refused in v2's words)"),
     "services.user": applied(KEYS),
-    "services.uts": applied(),
-    "services.userns_mode": applied(),
+    "services.uts": applied(RESOURCES),
+    "services.userns_mode": applied(RESOURCES),
     "services.volumes.type": applied(KEYS),
     "services.volumes.source": applied(KEYS),
     "services.volumes.target": applied(KEYS),
@@ -227,7 +239,7 @@ COVERAGE: Table = with_extensions({
     "services.volumes.image.subpath": applied(),
     "services.volumes_from": applied(),
     "services.working_dir": applied(KEYS),
-    "services.deploy.replicas": applied(),
+    "services.deploy.replicas": applied(LIFECYCLE),
     "services.deploy.resources.limits.cpus": applied(SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
     "services.deploy.resources.limits.memory": applied(SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
     "services.deploy.resources.limits.pids": applied(SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
@@ -236,11 +248,11 @@ COVERAGE: Table = with_extensions({
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
     "services.deploy.resources.reservations.memory": applied(
         SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
-    **{f"services.deploy.resources.reservations.devices.{key}": applied()
+    **{f"services.deploy.resources.reservations.devices.{key}": applied(RESOURCES)
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
-    "services.deploy.restart_policy.condition": applied(),
+    "services.deploy.restart_policy.condition": applied(LIFECYCLE),
     "services.deploy.restart_policy.delay": not_applicable("the engine has no restart delay; v2 ignores it too"),
-    "services.deploy.restart_policy.max_attempts": applied(),
+    "services.deploy.restart_policy.max_attempts": applied(LIFECYCLE),
     # --- networks, volumes, secrets, configs, models ---
     "networks.name": applied(CONTRACT + "::test_networks_are_created_observed_and_removed"),
     "networks.driver": applied(),

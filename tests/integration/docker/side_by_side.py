@@ -12,8 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,17 +100,17 @@ def _inspect(api: Any, project: str) -> Side:
     return side
 
 
-@contextmanager
-def side_by_side(folder: Path, project: str, api: Any, compose: str, *args: str) -> Iterator[Pair]:
-    """Write ``compose`` (dedented), run ``args`` (``create`` by default) with both tools as two
-    projects, and yield what each made; both projects are removed after, pass or fail."""
+def side_by_side(folder: Path, project: str, api: Any, compose: str, *args: str) -> Pair:
+    """Write ``compose`` (dedented), run ``args`` (``create`` by default) with each tool in turn as
+    a project of its own, and return what each made; each project is inspected, then removed
+    (pass or fail) before the other tool runs, so that both may use the same subnets and ports."""
     (folder / "compose.yaml").write_text(textwrap.dedent(compose))
-    theirs = f"{project}-v2"
-    try:
-        for tool, name in (("composer", project), ("v2", theirs)):
+    sides = []
+    for tool, name in (("composer", project), ("v2", f"{project}-v2")):
+        try:
             result = run(tool, folder, name, *(args or ("create",)))
             assert result.returncode == 0, (tool, result.stderr)
-        yield Pair(_inspect(api, project), _inspect(api, theirs))
-    finally:
-        remove_project(api, theirs)
-        remove_project(api, project)
+            sides.append(_inspect(api, name))
+        finally:
+            remove_project(api, name)
+    return Pair(*sides)

@@ -85,51 +85,51 @@ def test_resource_cgroup_and_namespace_keys_reach_the_host_config_as_v2_sends_th
         tmp_path: Path, project_name: str, docker_api: Any, busybox_image: str) -> None:
     disk, weighs = _block_device(), _blkio_weight()
     compose = RESOURCES.replace("IMAGE", busybox_image).replace("DISK", disk)
-    with side_by_side(tmp_path, project_name, docker_api, compose) as pair:
-        pair.check("containers", "res-1", {
-            "HostConfig/CpuShares": 512,
-            "HostConfig/CpuPeriod": 50000,
-            "HostConfig/CpuQuota": 25000,
-            "HostConfig/CpusetCpus": "0",
-            "HostConfig/CpuRealtimePeriod": 1000000,
-            "HostConfig/CpuRealtimeRuntime": 950000,
-            "HostConfig/CpuCount": 2,
-            "HostConfig/Memory": 64 << 20,
-            "HostConfig/MemoryReservation": 32 << 20,
-            "HostConfig/MemorySwappiness": 10,
-            "HostConfig/MemorySwap": 128 << 20,
-            "HostConfig/OomKillDisable": True,
-            "HostConfig/PidsLimit": 50,
-            "HostConfig/CgroupnsMode": "private",
-            "HostConfig/CgroupParent": "composer-keys-test",
-            "HostConfig/DeviceCgroupRules": ["c 1:3 mr"],
-            "HostConfig/Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull",
-                                    "CgroupPermissions": "rw"}],
-            "HostConfig/BlkioWeight": 300 if weighs else 0,
-            "HostConfig/BlkioWeightDevice": [{"Path": disk, "Weight": 400}] if weighs else [],
-            "HostConfig/BlkioDeviceReadBps": [{"Path": disk, "Rate": 1 << 20}],
-            "HostConfig/BlkioDeviceReadIOps": [{"Path": disk, "Rate": 100}],
-            "HostConfig/BlkioDeviceWriteBps": [{"Path": disk, "Rate": 2 << 20}],
-            "HostConfig/BlkioDeviceWriteIOps": [{"Path": disk, "Rate": 200}],
-            "HostConfig/Init": True,
-            "HostConfig/IpcMode": "shareable",
-            "HostConfig/PidMode": "host",
-            "HostConfig/UTSMode": "host",
-            "HostConfig/UsernsMode": "host",
-            "HostConfig/Isolation": "default",
-            "HostConfig/Runtime": "runc",
-            "HostConfig/Privileged": True,
-        })
-        pair.check("containers", "nano-1", {"HostConfig/NanoCpus": 500_000_000})
-        # gpus and reservations.devices: the same requests (v2 sends reservations first, and
-        # null for an empty list; gpus gets the "gpu" capability), each as the file asks.
-        mine, theirs = (_requests(side.containers["nano-1"]) for side in (pair.composer, pair.v2))
-        assert mine == theirs == sorted([
-            ("nvidia", 2, (), ("gpu", "utility"), (("a", "b"),)),
-            ("", 0, ("0", "1"), ("compute", "gpu"), ()),
-            ("other", 1, (), ("tpu",), (("c", "d"),)),
-            ("", 0, ("3",), ("video",), ()),
-        ])
+    pair = side_by_side(tmp_path, project_name, docker_api, compose)
+    pair.check("containers", "res-1", {
+        "HostConfig/CpuShares": 512,
+        "HostConfig/CpuPeriod": 50000,
+        "HostConfig/CpuQuota": 25000,
+        "HostConfig/CpusetCpus": "0",
+        "HostConfig/CpuRealtimePeriod": 1000000,
+        "HostConfig/CpuRealtimeRuntime": 950000,
+        "HostConfig/CpuCount": 2,
+        "HostConfig/Memory": 64 << 20,
+        "HostConfig/MemoryReservation": 32 << 20,
+        "HostConfig/MemorySwappiness": 10,
+        "HostConfig/MemorySwap": 128 << 20,
+        "HostConfig/OomKillDisable": True,
+        "HostConfig/PidsLimit": 50,
+        "HostConfig/CgroupnsMode": "private",
+        "HostConfig/CgroupParent": "composer-keys-test",
+        "HostConfig/DeviceCgroupRules": ["c 1:3 mr"],
+        "HostConfig/Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull",
+                                "CgroupPermissions": "rw"}],
+        "HostConfig/BlkioWeight": 300 if weighs else 0,
+        "HostConfig/BlkioWeightDevice": [{"Path": disk, "Weight": 400}] if weighs else [],
+        "HostConfig/BlkioDeviceReadBps": [{"Path": disk, "Rate": 1 << 20}],
+        "HostConfig/BlkioDeviceReadIOps": [{"Path": disk, "Rate": 100}],
+        "HostConfig/BlkioDeviceWriteBps": [{"Path": disk, "Rate": 2 << 20}],
+        "HostConfig/BlkioDeviceWriteIOps": [{"Path": disk, "Rate": 200}],
+        "HostConfig/Init": True,
+        "HostConfig/IpcMode": "shareable",
+        "HostConfig/PidMode": "host",
+        "HostConfig/UTSMode": "host",
+        "HostConfig/UsernsMode": "host",
+        "HostConfig/Isolation": "default",
+        "HostConfig/Runtime": "runc",
+        "HostConfig/Privileged": True,
+    })
+    pair.check("containers", "nano-1", {"HostConfig/NanoCpus": 500_000_000})
+    # gpus and reservations.devices: the same requests (v2 sends reservations first, and
+    # null for an empty list; gpus gets the "gpu" capability), each as the file asks.
+    mine, theirs = (_requests(side.containers["nano-1"]) for side in (pair.composer, pair.v2))
+    assert mine == theirs == sorted([
+        ("nvidia", 2, (), ("gpu", "utility"), (("a", "b"),)),
+        ("", 0, ("0", "1"), ("compute", "gpu"), ()),
+        ("other", 1, (), ("tpu",), (("c", "d"),)),
+        ("", 0, ("3",), ("video",), ()),
+    ])
 
 
 Request = tuple[str, int, tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]
