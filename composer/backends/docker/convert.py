@@ -449,7 +449,9 @@ def _networks(spec: ContainerSpec) -> tuple[tuple[str, Kwargs] | None, tuple[tup
     if not spec.networks:
         return None, ()
     first, *others = spec.networks
-    return (first.network_name, _endpoint(first)), tuple((other.network_name, _endpoint(other)) for other in others)
+    endpoint = _endpoint(first)
+    _put(endpoint, "links", list(spec.links))  # v2 links on the first network (its getLinks)
+    return (first.network_name, endpoint), tuple((other.network_name, _endpoint(other)) for other in others)
 
 
 # --- networks and volumes -------------------------------------------------------------------
