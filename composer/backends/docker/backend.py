@@ -598,12 +598,15 @@ def _pull_message(message: Mapping[str, Any], resource_id: str, emit: Callable[[
 # addresses alike, and drops annotations). Mount.VolumeOptions.Subpath: an older engine would
 # mount the whole volume.
 SUBPATH_API = "1.45"
-NEEDS_API = {"1.43": "24.0", "1.44": "25.0", SUBPATH_API: "26.0"}  # API version -> the Docker release
+NEEDS_API = {"1.43": "24.0", "1.44": "25.0", SUBPATH_API: "26.0", "1.48": "28.0"}  # API version -> Docker release
 
 
 def _needs(args: convert.CreateArgs, start_interval: int | None) -> list[tuple[str, str]]:
     """What ``args`` asks of the engine that needs a newer API than 1.41: (what, API version)."""
     wanted = []
+    images = [mount["Target"] for mount in args.host_config.get("mounts") or () if mount.get("Type") == "image"]
+    if images:  # an older engine refuses the type ("mount type unknown"); v2 names the version
+        wanted.append((f"volume type image ({images[0]})", "1.48"))
     subpaths = [mount["Target"] for mount in args.host_config.get("mounts") or ()
                 if (mount.get("VolumeOptions") or {}).get("Subpath")
                 or (mount.get("ImageOptions") or {}).get("Subpath")]

@@ -31,6 +31,9 @@ RUNTIME = D + "test_keys_runtime.py::"
 LIFECYCLE = RUNTIME + "test_lifecycle_keys_reach_the_container_config_as_v2_sends_them"
 NETWORK = D + "test_keys_network.py::test_network_keys_reach_the_engine_as_v2_sends_them"
 LINKS = D + "test_keys_network.py::test_a_links_alias_resolves_in_the_linking_container"
+STORAGE = D + "test_keys_storage.py::test_storage_keys_reach_the_engine_as_v2_sends_them"
+CREATE_HOST_PATH = (D + "test_keys_storage.py::"
+                    "test_a_missing_source_with_create_host_path_false_is_refused_and_true_creates_it")
 PULL = RUNTIME + "test_pull_policy_never_does_not_pull_and_platform_picks_the_image"
 STORAGE_OPT = D + "test_keys_resources.py::test_storage_opt_reaches_the_engine_which_refuses_it_as_it_refuses_v2"
 WATCH = (D + "test_cli_watch.py::test_watch_syncs_restarts_and_execs",
@@ -114,8 +117,8 @@ COVERAGE: Table = with_extensions({
     "services.cgroup": applied(RESOURCES),
     "services.cgroup_parent": applied(RESOURCES),
     "services.command": applied(KEYS, CONTRACT + "::test_each_step_of_a_container_is_observed"),
-    "services.configs.source": applied(),
-    "services.configs.target": applied(),
+    "services.configs.source": applied(STORAGE),
+    "services.configs.target": applied(STORAGE),
     **{f"services.{kind}.{key}": applied(INJECTED, note=WRITTEN)
        for kind in ("configs", "secrets") for key in ("uid", "gid", "mode")},
     "services.container_name": applied(
@@ -206,8 +209,8 @@ COVERAGE: Table = with_extensions({
     "services.scale": applied(LIFECYCLE),
     "services.security_opt": applied(KEYS, D + "test_security_opt.py"),
     "services.shm_size": applied(KEYS),
-    "services.secrets.source": applied(),
-    "services.secrets.target": applied(),
+    "services.secrets.source": applied(STORAGE),
+    "services.secrets.target": applied(STORAGE),
     "services.sysctls": applied(KEYS),
     "services.stdin_open": applied(LIFECYCLE),
     "services.stop_grace_period": applied(LIFECYCLE),
@@ -228,20 +231,22 @@ COVERAGE: Table = with_extensions({
     "services.volumes.source": applied(KEYS),
     "services.volumes.target": applied(KEYS),
     "services.volumes.read_only": applied(KEYS),
-    "services.volumes.consistency": applied(note="passed to the engine, which ignores it on Linux"),
-    "services.volumes.bind.propagation": applied(),
-    "services.volumes.bind.create_host_path": applied(),
-    "services.volumes.bind.recursive": applied(),
-    "services.volumes.bind.selinux": applied(),
-    "services.volumes.volume.labels": applied(),
-    "services.volumes.volume.nocopy": applied(),
+    "services.volumes.consistency": applied(STORAGE, note="passed to the engine, which ignores it on Linux"),
+    "services.volumes.bind.propagation": applied(STORAGE),
+    "services.volumes.bind.create_host_path": applied(STORAGE, CREATE_HOST_PATH),
+    "services.volumes.bind.recursive": applied(STORAGE),
+    "services.volumes.bind.selinux": applied(STORAGE),
+    "services.volumes.volume.labels": applied(STORAGE),
+    "services.volumes.volume.nocopy": applied(STORAGE),
     "services.volumes.volume.subpath": applied(
         SERVICE_KEYS + "test_a_volume_subpath_needs_an_engine_that_knows_it",
         note="refused in one line by an engine below API 1.45, which would mount the whole volume"),
     "services.volumes.tmpfs.size": applied(KEYS),
     "services.volumes.tmpfs.mode": applied(KEYS),
-    "services.volumes.image.subpath": applied(),
-    "services.volumes_from": applied(),
+    "services.volumes.image.subpath": applied(
+        RUNTIME + "test_a_key_this_engine_would_drop_reaches_it_or_is_refused_in_one_line",
+        note="image mounts are refused in one line by an engine below API 1.48 (v2 refuses them too)"),
+    "services.volumes_from": applied(STORAGE),
     "services.working_dir": applied(KEYS),
     "services.deploy.replicas": applied(LIFECYCLE),
     "services.deploy.resources.limits.cpus": applied(SERVICE_KEYS + "test_deploy_resources_reach_the_host_config"),
@@ -273,17 +278,17 @@ COVERAGE: Table = with_extensions({
     "networks.enable_ipv6": applied(NETWORK),
     "networks.labels": applied(NETWORK),
     "volumes.name": applied(KEYS, CONTRACT + "::test_volumes_are_created_observed_shared_and_removed"),
-    "volumes.driver": applied(),
-    "volumes.driver_opts": applied(),
-    "volumes.external": applied(),
-    "volumes.labels": applied(),
+    "volumes.driver": applied(STORAGE),
+    "volumes.driver_opts": applied(STORAGE),
+    "volumes.external": applied(STORAGE),
+    "volumes.labels": applied(STORAGE),
     "secrets.name": not_applicable("the Swarm object's name; a bound file has none"),
     "secrets.environment": applied(INJECTED),
-    "secrets.file": applied(),
+    "secrets.file": applied(STORAGE),
     "secrets.external": refused("external secrets need Swarm, which the docker backend does not use"),
     "configs.name": not_applicable("the Swarm object's name; a bound file has none"),
     "configs.content": applied(INJECTED),
     "configs.environment": applied(INJECTED),
-    "configs.file": applied(),
+    "configs.file": applied(STORAGE),
     "configs.external": refused("external configs need Swarm, which the docker backend does not use"),
 })

@@ -92,29 +92,33 @@ def test_pull_policy_never_does_not_pull_and_platform_picks_the_image(
     assert "linux/arm64" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize(("fragment", "version", "refusal"), [
-    ("annotations: {com.example.note: kept}", "1.43", "annotations needs Docker Engine API 1.43 (Docker 24.0)"),
+@pytest.mark.parametrize(("fragment", "version", "refusal", "path", "expected"), [
+    ("annotations: {com.example.note: kept}", "1.43", "annotations needs Docker Engine API 1.43 (Docker 24.0)",
+     "HostConfig/Annotations", {"com.example.note": "kept"}),
     ("healthcheck: {test: [CMD, 'true'], start_interval: 3s}", "1.44",
-     "healthcheck.start_interval needs Docker Engine API 1.44 (Docker 25.0)"),
+     "healthcheck.start_interval needs Docker Engine API 1.44 (Docker 25.0)", "Config/Healthcheck/StartInterval",
+     3_000_000_000),
     ("networks: {default: {mac_address: '02:42:ac:11:00:43'}}", "1.44",
-     "networks.mac_address (network {project}_default) needs Docker Engine API 1.44 (Docker 25.0)"),
-], ids=["annotations", "start_interval", "network_mac_address"])
+     "networks.mac_address (network {project}_default) needs Docker Engine API 1.44 (Docker 25.0)",
+     "NetworkSettings/Networks/{project}_default/MacAddress", "02:42:ac:11:00:43"),
+    ("volumes: [{type: image, source: IMAGE, target: /img, image: {subpath: bin}}]", "1.48",
+     "volume type image (/img) needs Docker Engine API 1.48 (Docker 28.0)", "HostConfig/Mounts/0/ImageOptions",
+     {"Subpath": "bin"}),
+], ids=["annotations", "start_interval", "network_mac_address", "image_subpath"])
 def test_a_key_this_engine_would_drop_reaches_it_or_is_refused_in_one_line(
         tmp_path: Path, project_name: str, docker_api: Any, busybox_image: str, fragment: str, version: str,
-        refusal: str) -> None:
+        refusal: str, path: str, expected: Any) -> None:
     import docker.utils
 
-    (tmp_path / "compose.yaml").write_text(
-        f"services:\n  app:\n    image: {busybox_image}\n    command: sleep 300\n    {fragment}\n")
+    (tmp_path / "compose.yaml").write_text(f"services:\n  app:\n    image: {busybox_image}\n    command: sleep 300\n"
+                                           f"    {fragment.replace('IMAGE', busybox_image)}\n")
     result = run("composer", tmp_path, project_name, "create")
     if docker.utils.version_gte(docker_api.api_version, version):
         assert result.returncode == 0, result.stderr
-        inspected = docker_api.inspect_container(f"{project_name}-app-1")
-        found = {"1.43": inspected["HostConfig"].get("Annotations"),
-                 "1.44": (inspected["Config"]["Healthcheck"] or {}).get("StartInterval")
-                 if "start_interval" in fragment else
-                 inspected["NetworkSettings"]["Networks"][f"{project_name}_default"]["MacAddress"]}[version]
-        assert found in ({"com.example.note": "kept"}, 3_000_000_000, "02:42:ac:11:00:43"), found
+        found: Any = docker_api.inspect_container(f"{project_name}-app-1")
+        for part in path.replace("{project}", project_name).split("/"):
+            found = found[int(part)] if isinstance(found, list) else found[part]
+        assert found == expected
         return
     engine = docker_api.version()["Version"]
     lines = [line for line in result.stderr.splitlines() if line.startswith("composer:")]
