@@ -34,6 +34,9 @@ LINKS = D + "test_keys_network.py::test_a_links_alias_resolves_in_the_linking_co
 STORAGE = D + "test_keys_storage.py::test_storage_keys_reach_the_engine_as_v2_sends_them"
 CREATE_HOST_PATH = (D + "test_keys_storage.py::"
                     "test_a_missing_source_with_create_host_path_false_is_refused_and_true_creates_it")
+BUILD = D + "test_keys_build.py::"
+BUILT = BUILD + "test_build_keys_shape_what_the_classic_builder_makes"
+CACHE = BUILD + "test_no_cache_and_cache_from_decide_whether_a_step_runs_again"
 PULL = RUNTIME + "test_pull_policy_never_does_not_pull_and_platform_picks_the_image"
 STORAGE_OPT = D + "test_keys_resources.py::test_storage_opt_reaches_the_engine_which_refuses_it_as_it_refuses_v2"
 WATCH = (D + "test_cli_watch.py::test_watch_syncs_restarts_and_execs",
@@ -75,38 +78,38 @@ COVERAGE: Table = with_extensions({
         note="HostConfig.Annotations; refused in one line by an engine below API 1.43, which would drop them (v2 "
              "drops them)"),
     "services.build.context": applied(D + "test_images.py::test_build_honours_dockerignore"),
-    "services.build.dockerfile": applied(),
+    "services.build.dockerfile": applied(BUILT),
     "services.build.dockerfile_inline": applied(
         D + "test_images.py::test_dockerfile_inline_and_up_builds_a_missing_image"),
     "services.build.entitlements": _builder_lacks("entitlements"),
     "services.build.args": applied(D + "test_images.py::test_build_with_args_and_target"),
     "services.build.ssh": _builder_lacks("ssh"),
-    "services.build.labels": applied(),
-    "services.build.cache_from": applied(),
+    "services.build.labels": applied(BUILT),
+    "services.build.cache_from": applied(CACHE),
     "services.build.cache_to": _builder_lacks("cache_to"),
-    "services.build.no_cache": applied(),
+    "services.build.no_cache": applied(CACHE),
     "services.build.additional_contexts": _builder_lacks("additional_contexts"),
-    "services.build.network": applied(),
+    "services.build.network": applied(BUILT),
     "services.build.provenance": not_applicable("attestations are BuildKit's: the classic builder attaches none",
                                                 gap="provenance: true is not refused"),
     "services.build.sbom": not_applicable("attestations are BuildKit's: the classic builder attaches none",
                                           gap="sbom: true is not refused"),
-    "services.build.pull": applied(),
+    "services.build.pull": applied(BUILD + "test_pull_takes_the_registrys_base_over_a_local_one"),
     "services.build.target": applied(D + "test_images.py::test_build_with_args_and_target"),
-    "services.build.shm_size": applied(),
-    "services.build.extra_hosts": applied(),
-    "services.build.isolation": applied(),
+    "services.build.shm_size": applied(BUILT),
+    "services.build.extra_hosts": applied(BUILT),
+    "services.build.isolation": applied(BUILD + "test_build_isolation_reaches_the_engine"),
     "services.build.privileged": _builder_lacks("privileged"),
     "services.build.secrets.source": _builder_lacks("secrets"),
     "services.build.secrets.target": _builder_lacks("secrets"),
     "services.build.secrets.uid": _builder_lacks("secrets"),
     "services.build.secrets.gid": _builder_lacks("secrets"),
     "services.build.secrets.mode": _builder_lacks("secrets"),
-    "services.build.tags": applied(),
+    "services.build.tags": applied(BUILT),
     "services.build.ulimits.soft": _builder_lacks("ulimits"),
     "services.build.ulimits.hard": _builder_lacks("ulimits"),
     "services.build.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
-    "services.build.platforms": applied(note="one platform; several are refused in one line"),
+    "services.build.platforms": applied(BUILT, D + "test_images.py::test_multiple_platforms_are_refused", note="one platform; several are refused in one line"),
     **{f"services.blkio_config.{key}.{field}": applied(RESOURCES)
        for key in ("device_read_bps", "device_read_iops", "device_write_bps", "device_write_iops")
        for field in ("path", "rate")},
