@@ -109,7 +109,8 @@ COVERAGE: Table = with_extensions({
     "services.build.ulimits.soft": _builder_lacks("ulimits"),
     "services.build.ulimits.hard": _builder_lacks("ulimits"),
     "services.build.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
-    "services.build.platforms": applied(BUILT, D + "test_images.py::test_multiple_platforms_are_refused", note="one platform; several are refused in one line"),
+    "services.build.platforms": applied(BUILT, D + "test_images.py::test_multiple_platforms_are_refused",
+                                        note="one platform; several are refused in one line"),
     **{f"services.blkio_config.{key}.{field}": applied(RESOURCES)
        for key in ("device_read_bps", "device_read_iops", "device_write_bps", "device_write_iops")
        for field in ("path", "rate")},
