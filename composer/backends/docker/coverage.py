@@ -52,6 +52,9 @@ BUILDER_LACKS = {  # BuildConfig field -> what the engine's classic builder lack
     "privileged": "privileged builds",
     "ulimits": "build ulimits",
 }
+ATTESTATIONS = {"provenance": "provenance attestations (BuildKit's)", "sbom": "SBOM attestations (BuildKit's)"}
+"""Refused at build when asked for (``BuildConfig.attestations``); v2 with BuildKit's docker
+driver refuses them too ("Attestation is not supported for the docker driver")."""
 
 
 def _builder_lacks(field: str) -> Entry:
@@ -90,10 +93,9 @@ COVERAGE: Table = with_extensions({
     "services.build.no_cache": applied(CACHE),
     "services.build.additional_contexts": _builder_lacks("additional_contexts"),
     "services.build.network": applied(BUILT),
-    "services.build.provenance": not_applicable("attestations are BuildKit's: the classic builder attaches none",
-                                                gap="provenance: true is not refused"),
-    "services.build.sbom": not_applicable("attestations are BuildKit's: the classic builder attaches none",
-                                          gap="sbom: true is not refused"),
+    **{f"services.build.{key}": refused(f"the engine's classic builder does not support {what}",
+                                        when="an image must be built (and the key is not false)")
+       for key, what in ATTESTATIONS.items()},
     "services.build.pull": applied(BUILD + "test_pull_takes_the_registrys_base_over_a_local_one"),
     "services.build.target": applied(D + "test_images.py::test_build_with_args_and_target"),
     "services.build.shm_size": applied(BUILT),

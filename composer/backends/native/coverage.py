@@ -27,6 +27,8 @@ KEYS = N + "test_compose_keys_inside.py::test_service_keys_reach_the_container"
 
 BUILDER_REFUSAL = "{} is not supported by the native builder yet (use --backend docker)"
 """The native builder's one line (composer.backends.native.build.builder), ``{}`` what it lacks."""
+ATTESTATIONS = "{} is not supported by the native builder (it makes no attestations)"
+"""The native builder's one line for ``provenance`` and ``sbom`` unless false (``BuildConfig.attestations``)."""
 BUILDER_LACKS = ("ssh", "secrets", "cache_from", "cache_to", "additional_contexts", "extra_hosts", "shm_size",
                  "ulimits", "privileged", "entitlements", "isolation")
 """The ``build:`` keys the native builder refuses when it builds (BuildConfig fields)."""
@@ -93,10 +95,9 @@ COVERAGE: Table = with_extensions({
                                       BUILD + "test_run_default_network_is_a_bridge_of_the_builds_own",
                                       note="default (a bridge of the build's own) or none; another is refused in "
                                            "one line"),
-    "services.build.provenance": not_applicable("attestations are BuildKit's: the native builder attaches none",
-                                                gap="provenance: true is not refused"),
-    "services.build.sbom": not_applicable("attestations are BuildKit's: the native builder attaches none",
-                                          gap="sbom: true is not refused"),
+    **{f"services.build.{key}": refused(ATTESTATIONS.format(f"build.{key}"),
+                                        when="an image must be built (and the key is not false)")
+       for key in ("provenance", "sbom")},
     "services.build.pull": applied(note="pull: true pulls the base images even when the store has them"),
     "services.build.target": applied(BUILD + "test_multi_stage_copy_from_scratch_and_target"),
     "services.build.tags": applied(),

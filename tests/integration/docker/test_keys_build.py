@@ -118,3 +118,23 @@ def test_build_isolation_reaches_the_engine(tmp_path: Path, project_name: str, b
     # a Linux engine has only the default isolation: it names the value it was sent
     assert result.returncode == 1
     assert 'Unsupported isolation: "hyperv"' in result.stderr, result.stderr
+
+
+def test_attestations_are_refused_in_one_line_unless_false(tmp_path: Path, project_name: str,
+                                                           busybox_image: str) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM {busybox_image}\n")
+    for key in ("provenance", "sbom"):
+        (tmp_path / "compose.yaml").write_text(
+            f"services:\n  app:\n    image: {project_name}-app\n    build: {{context: ., {key}: 'mode=max'}}\n")
+        result = run("composer", tmp_path, project_name, "build")
+        assert result.returncode == 1
+        what = {"provenance": "provenance", "sbom": "SBOM"}[key]
+        assert [line for line in result.stderr.splitlines() if line.startswith("composer:")] == [
+            f"composer: service \"app\": the engine's classic builder does not support {what} attestations "
+            "(BuildKit's)"], result.stderr
+    # false turns them off, as BuildKit reads it: nothing to refuse
+    (tmp_path / "compose.yaml").write_text(
+        f"services:\n  app:\n    image: {project_name}-app\n"
+        "    build: {context: ., provenance: false, sbom: 'false'}\n")
+    result = run("composer", tmp_path, project_name, "build")
+    assert result.returncode == 0, result.stderr
