@@ -42,6 +42,8 @@ INJECTED = (COMPOSE_KEYS + "test_secrets_and_configs_with_content_are_written_wi
             COMPOSE_KEYS + "test_a_missing_variable_is_one_line_and_creates_nothing")
 HOOKS = (COMPOSE_KEYS + "test_post_start_runs_after_start_and_pre_stop_before_stop",
          COMPOSE_KEYS + "test_a_failing_post_start_fails_the_start_with_v2s_message")
+RES = N + "test_keys_resources.py::test_resource_keys_are_the_containers_cgroup_files_and_process_keys_its_pid_1"
+NET = N + "test_keys_network.py::test_network_keys_take_effect_inside_the_containers"
 RESOURCES = SERVICE_KEYS + "test_deploy_resources_are_the_containers_cgroup_limits"
 LOGGING = (SERVICE_KEYS + "test_a_chatty_service_is_rotated_and_logs_reads_the_rotated_files_in_order",
            SERVICE_KEYS + "test_the_none_driver_keeps_nothing_and_logs_says_so_as_docker_does",
@@ -112,30 +114,30 @@ COVERAGE: Table = with_extensions({
     **{f"services.blkio_config.{key}": _refused("blkio_config") for key in BLKIO_KEYS},
     "services.cap_add": applied(KEYS),
     "services.cap_drop": applied(KEYS),
-    "services.cgroup": applied(note="private only; host is refused in one line"),
+    "services.cgroup": applied(RES, note="private only; host is refused in one line"),
     "services.cgroup_parent": _refused("cgroup_parent"),
     "services.command": applied(KEYS, CONTRACT + "::test_each_step_of_a_container_is_observed"),
     "services.configs.source": applied(),
     "services.configs.target": applied(),
     **{f"services.{kind}.{key}": applied(INJECTED[0], note=WRITTEN)
        for kind in ("configs", "secrets") for key in ("uid", "gid", "mode")},
-    "services.container_name": applied(),
+    "services.container_name": applied(RES),
     "services.cpu_count": _refused("cpu_count"),
     "services.cpu_percent": _refused("cpu_percent"),
-    "services.cpu_shares": applied(),
-    "services.cpu_quota": applied(),
-    "services.cpu_period": applied(),
+    "services.cpu_shares": applied(RES),
+    "services.cpu_quota": applied(RES),
+    "services.cpu_period": applied(RES),
     "services.cpu_rt_period": _refused("cpu_rt_period"),
     "services.cpu_rt_runtime": _refused("cpu_rt_runtime"),
-    "services.cpus": applied(),
-    "services.cpuset": applied(),
+    "services.cpus": applied(RES),
+    "services.cpuset": applied(RES),
     **{f"services.credential_spec.{key}": _refused("credential_spec") for key in ("config", "file", "registry")},
     "services.depends_on.condition": applied(
         "tests/integration/native/test_lifecycle.py::test_service_healthy_ordering_and_wait_fails_when_unhealthy"),
     "services.depends_on.restart": applied(),
     "services.device_cgroup_rules": _refused("device_cgroup_rules"),
     **{f"services.devices.{key}": _refused("devices") for key in ("source", "target", "permissions")},
-    "services.dns": applied(),
+    "services.dns": applied(NET),
     "services.dns_opt": applied(KEYS),
     "services.dns_search": applied(KEYS),
     "services.domainname": applied(KEYS),
@@ -155,40 +157,40 @@ COVERAGE: Table = with_extensions({
        for key in ("test", "interval", "timeout", "start_period", "start_interval", "retries", "disable")},
     "services.hostname": applied(KEYS),
     "services.image": applied(CONTRACT + "::test_each_step_of_a_container_is_observed"),
-    "services.init": applied(),
+    "services.init": applied(RES),
     "services.ipc": applied(
         "tests/integration/native/test_lifecycle.py::test_ipc_service_shares_the_namespace_and_dev_shm"),
     "services.isolation": _refused("isolation"),
     "services.labels": applied(KEYS),
-    "services.links": applied(note="the dependency and the service's DNS name on its networks",
-                              gap="a link alias (`db:database`) is not resolvable: v2 sets Links"),
+    "services.links": applied(NET, note="the dependency, and the link's alias answered by the network's DNS to the "
+                                        "linking container only (Docker's embedded DNS does the same)"),
     "services.logging.driver": applied(*LOGGING, note="json-file, local and none; another driver is refused in one "
                                                       "line"),
     "services.logging.options": applied(*LOGGING, note="max-size, max-file and compress; another option is refused "
                                                        "in one line"),
     "services.mac_address": _refused("mac_address"),
-    "services.mem_limit": applied(),
-    "services.mem_reservation": applied(),
+    "services.mem_limit": applied(RES),
+    "services.mem_reservation": applied(RES),
     "services.mem_swappiness": _refused("mem_swappiness"),
-    "services.memswap_limit": applied(),
+    "services.memswap_limit": applied(RES),
     "services.network_mode": applied(
         "tests/integration/native/test_lifecycle.py::test_network_mode_service_shares_the_namespace_and_the_hostname"),
     "services.networks.aliases": applied(
         "tests/integration/native/test_network.py::test_names_resolve_inside_the_right_network_only"),
     "services.networks.interface_name": _refused("networks.interface_name"),
     "services.networks.ipv4_address": applied(KEYS),
-    "services.networks.ipv6_address": applied(),
+    "services.networks.ipv6_address": applied(NET),
     "services.networks.link_local_ips": _refused("networks.link_local_ips"),
-    "services.networks.mac_address": applied(),
+    "services.networks.mac_address": applied(NET),
     "services.networks.driver_opts": _refused("networks.driver_opts"),
     "services.networks.gw_priority": _refused("networks.gw_priority"),
     "services.oom_kill_disable": _refused("oom_kill_disable"),
     "services.oom_score_adj": applied(KEYS),
     "services.pid": applied(
         "tests/integration/native/test_lifecycle.py::test_pid_service_sees_the_servers_processes_and_stops_alone"),
-    "services.pids_limit": applied(),
+    "services.pids_limit": applied(RES),
     "services.platform": applied(note="chooses the image of that platform at pull"),
-    "services.ports.host_ip": applied(),
+    "services.ports.host_ip": applied(NET),
     "services.ports.target": applied(
         "tests/integration/native/test_network.py::test_published_tcp_udp_and_a_range_answer_on_loopback"),
     "services.ports.published": applied(
@@ -198,7 +200,7 @@ COVERAGE: Table = with_extensions({
     **{f"services.{hook}.{key}": applied(*HOOKS)
        for hook in ("post_start", "pre_stop")
        for key in ("command", "user", "privileged", "working_dir", "environment")},
-    "services.privileged": applied(),
+    "services.privileged": applied(RES),
     "services.pull_policy": applied(),
     "services.read_only": applied(KEYS),
     "services.restart": applied(
@@ -270,7 +272,7 @@ COVERAGE: Table = with_extensions({
     "services.deploy.restart_policy.max_attempts": applied(),
     # --- networks, volumes, secrets, configs, models ---
     "networks.name": applied(CONTRACT + "::test_networks_are_created_observed_and_removed"),
-    "networks.driver": applied(note="bridge; any other driver is refused in one line"),
+    "networks.driver": applied(NET, note="bridge; any other driver is refused in one line"),
     "networks.driver_opts": applied(
         SERVICE_KEYS + "test_bridge_driver_opts_take_effect_on_the_bridge_and_its_rules",
         SERVICE_KEYS + "test_other_or_bad_driver_opts_are_refused_in_one_line",
@@ -278,15 +280,15 @@ COVERAGE: Table = with_extensions({
              "com.docker.network.driver.mtu; another option is refused in one line"),
     "networks.ipam.driver": _refused("networks.ipam.driver"),
     "networks.ipam.config.subnet": applied(KEYS),
-    "networks.ipam.config.ip_range": applied(),
-    "networks.ipam.config.gateway": applied(),
-    "networks.ipam.config.aux_addresses": applied(),
+    "networks.ipam.config.ip_range": applied(NET),
+    "networks.ipam.config.gateway": applied(NET),
+    "networks.ipam.config.aux_addresses": applied(NET),
     "networks.ipam.options": _refused("networks.ipam.options"),
     "networks.external": applied(CONTRACT + "::test_an_external_network_is_observed_only_when_named"),
     "networks.internal": applied("tests/integration/native/test_network.py::test_internal_network_has_no_route_out"),
-    "networks.enable_ipv4": applied(),
-    "networks.enable_ipv6": applied(),
-    "networks.labels": applied(),
+    "networks.enable_ipv4": applied(NET),
+    "networks.enable_ipv6": applied(NET),
+    "networks.labels": applied(NET),
     "volumes.name": applied(KEYS, CONTRACT + "::test_volumes_are_created_observed_shared_and_removed"),
     "volumes.driver": applied(note="local; another driver is refused in one line"),
     "volumes.driver_opts": _refused("volumes.driver_opts"),
