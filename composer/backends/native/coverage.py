@@ -43,6 +43,7 @@ INJECTED = (COMPOSE_KEYS + "test_secrets_and_configs_with_content_are_written_wi
 HOOKS = (COMPOSE_KEYS + "test_post_start_runs_after_start_and_pre_stop_before_stop",
          COMPOSE_KEYS + "test_a_failing_post_start_fails_the_start_with_v2s_message")
 RES = N + "test_keys_resources.py::test_resource_keys_are_the_containers_cgroup_files_and_process_keys_its_pid_1"
+STORE = N + "test_keys_storage.py::test_storage_keys_take_effect_in_the_container_and_the_volume_store"
 NET = N + "test_keys_network.py::test_network_keys_take_effect_inside_the_containers"
 RESOURCES = SERVICE_KEYS + "test_deploy_resources_are_the_containers_cgroup_limits"
 LOGGING = (SERVICE_KEYS + "test_a_chatty_service_is_rotated_and_logs_reads_the_rotated_files_in_order",
@@ -117,8 +118,8 @@ COVERAGE: Table = with_extensions({
     "services.cgroup": applied(RES, note="private only; host is refused in one line"),
     "services.cgroup_parent": _refused("cgroup_parent"),
     "services.command": applied(KEYS, CONTRACT + "::test_each_step_of_a_container_is_observed"),
-    "services.configs.source": applied(),
-    "services.configs.target": applied(),
+    "services.configs.source": applied(STORE),
+    "services.configs.target": applied(STORE),
     **{f"services.{kind}.{key}": applied(INJECTED[0], note=WRITTEN)
        for kind in ("configs", "secrets") for key in ("uid", "gid", "mode")},
     "services.container_name": applied(RES),
@@ -209,8 +210,8 @@ COVERAGE: Table = with_extensions({
     "services.scale": applied("tests/integration/native/test_network.py::test_replicas_round_robin_and_links"),
     "services.security_opt": applied("tests/integration/native/test_seccomp.py", KEYS),
     "services.shm_size": applied(KEYS),
-    "services.secrets.source": applied(),
-    "services.secrets.target": applied(),
+    "services.secrets.source": applied(STORE),
+    "services.secrets.target": applied(STORE),
     "services.sysctls": applied(KEYS),
     "services.stdin_open": applied(INTERACTIVE + "test_attach_to_a_tty_service_detach_then_attach_again_and_exit",
                                    INTERACTIVE + "test_run_without_a_terminal_takes_piped_stdin"),
@@ -238,12 +239,12 @@ COVERAGE: Table = with_extensions({
     "services.volumes.consistency": not_applicable("a macOS file-sharing hint; the engine ignores it on Linux"),
     "services.volumes.bind.propagation": applied(
         "tests/integration/native/test_mounts.py::test_bind_propagation_applies_to_the_attached_bind"),
-    "services.volumes.bind.create_host_path": applied(),
+    "services.volumes.bind.create_host_path": applied(STORE, N + "test_keys_storage.py::test_a_missing_bind_source_without_create_host_path_is_one_line"),
     "services.volumes.bind.recursive": applied(
         "tests/integration/native/test_mounts.py::test_bind_recursive_writable_and_disabled_as_compose_asks"),
     "services.volumes.bind.selinux": _refused("volumes.bind.selinux"),
     "services.volumes.volume.labels": _refused("volumes.volume.labels"),
-    "services.volumes.volume.nocopy": applied(),
+    "services.volumes.volume.nocopy": applied(STORE),
     "services.volumes.volume.subpath": applied(
         SERVICE_KEYS + "test_a_volume_subpath_mounts_only_that_folder",
         SERVICE_KEYS + "test_a_subpath_through_a_symlink_or_missing_is_refused_in_one_line",
@@ -290,18 +291,18 @@ COVERAGE: Table = with_extensions({
     "networks.enable_ipv6": applied(NET),
     "networks.labels": applied(NET),
     "volumes.name": applied(KEYS, CONTRACT + "::test_volumes_are_created_observed_shared_and_removed"),
-    "volumes.driver": applied(note="local; another driver is refused in one line"),
+    "volumes.driver": applied(STORE, note="local; another driver is refused in one line"),
     "volumes.driver_opts": _refused("volumes.driver_opts"),
-    "volumes.external": applied(),
-    "volumes.labels": applied(),
+    "volumes.external": applied(STORE),
+    "volumes.labels": applied(STORE),
     "secrets.name": not_applicable("the Swarm object's name; a bound file has none"),
     "secrets.environment": applied(*INJECTED),
-    "secrets.file": applied(),
+    "secrets.file": applied(STORE),
     "secrets.external": refused("external secrets need Swarm, which the native backend does not use"),
     "configs.name": not_applicable("the Swarm object's name; a bound file has none"),
     "configs.content": applied(*INJECTED),
     "configs.environment": applied(*INJECTED),
-    "configs.file": applied(),
+    "configs.file": applied(STORE),
     "configs.external": refused("external configs need Swarm, which the native backend does not use"),
 })
 
