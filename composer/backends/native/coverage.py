@@ -44,6 +44,7 @@ HOOKS = (COMPOSE_KEYS + "test_post_start_runs_after_start_and_pre_stop_before_st
          COMPOSE_KEYS + "test_a_failing_post_start_fails_the_start_with_v2s_message")
 RES = N + "test_keys_resources.py::test_resource_keys_are_the_containers_cgroup_files_and_process_keys_its_pid_1"
 STORE = N + "test_keys_storage.py::test_storage_keys_take_effect_in_the_container_and_the_volume_store"
+NO_HOST_PATH = N + "test_keys_storage.py::test_a_missing_bind_source_without_create_host_path_is_one_line"
 NET = N + "test_keys_network.py::test_network_keys_take_effect_inside_the_containers"
 RESOURCES = SERVICE_KEYS + "test_deploy_resources_are_the_containers_cgroup_limits"
 LOGGING = (SERVICE_KEYS + "test_a_chatty_service_is_rotated_and_logs_reads_the_rotated_files_in_order",
@@ -239,7 +240,7 @@ COVERAGE: Table = with_extensions({
     "services.volumes.consistency": not_applicable("a macOS file-sharing hint; the engine ignores it on Linux"),
     "services.volumes.bind.propagation": applied(
         "tests/integration/native/test_mounts.py::test_bind_propagation_applies_to_the_attached_bind"),
-    "services.volumes.bind.create_host_path": applied(STORE, N + "test_keys_storage.py::test_a_missing_bind_source_without_create_host_path_is_one_line"),
+    "services.volumes.bind.create_host_path": applied(STORE, NO_HOST_PATH),
     "services.volumes.bind.recursive": applied(
         "tests/integration/native/test_mounts.py::test_bind_recursive_writable_and_disabled_as_compose_asks"),
     "services.volumes.bind.selinux": _refused("volumes.bind.selinux"),
