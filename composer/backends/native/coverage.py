@@ -45,6 +45,7 @@ HOOKS = (COMPOSE_KEYS + "test_post_start_runs_after_start_and_pre_stop_before_st
 RES = N + "test_keys_resources.py::test_resource_keys_are_the_containers_cgroup_files_and_process_keys_its_pid_1"
 STORE = N + "test_keys_storage.py::test_storage_keys_take_effect_in_the_container_and_the_volume_store"
 NO_HOST_PATH = N + "test_keys_storage.py::test_a_missing_bind_source_without_create_host_path_is_one_line"
+LIFE = N + "test_keys_runtime.py::test_lifecycle_keys_as_the_supervisor_and_ps_show_them"
 NET = N + "test_keys_network.py::test_network_keys_take_effect_inside_the_containers"
 RESOURCES = SERVICE_KEYS + "test_deploy_resources_are_the_containers_cgroup_limits"
 LOGGING = (SERVICE_KEYS + "test_a_chatty_service_is_rotated_and_logs_reads_the_rotated_files_in_order",
@@ -136,7 +137,7 @@ COVERAGE: Table = with_extensions({
     **{f"services.credential_spec.{key}": _refused("credential_spec") for key in ("config", "file", "registry")},
     "services.depends_on.condition": applied(
         "tests/integration/native/test_lifecycle.py::test_service_healthy_ordering_and_wait_fails_when_unhealthy"),
-    "services.depends_on.restart": applied(),
+    "services.depends_on.restart": applied(LIFE),
     "services.device_cgroup_rules": _refused("device_cgroup_rules"),
     **{f"services.devices.{key}": _refused("devices") for key in ("source", "target", "permissions")},
     "services.dns": applied(NET),
@@ -145,7 +146,7 @@ COVERAGE: Table = with_extensions({
     "services.domainname": applied(KEYS),
     "services.entrypoint": applied(KEYS),
     "services.environment": applied(KEYS),
-    "services.expose": applied(),
+    "services.expose": applied(LIFE),
     "services.external_links": _refused("external_links"),
     "services.extra_hosts": applied(
         KEYS, COMPOSE_KEYS + "test_host_gateway_resolves_to_the_gateway_of_the_first_network",
@@ -155,8 +156,9 @@ COVERAGE: Table = with_extensions({
     **{f"services.gpus.{key}": _refused("gpus")
        for key in ("capabilities", "count", "device_ids", "driver", "options")},
     "services.group_add": applied(KEYS),
-    **{f"services.healthcheck.{key}": applied()
-       for key in ("test", "interval", "timeout", "start_period", "start_interval", "retries", "disable")},
+    **{f"services.healthcheck.{key}": applied(LIFE)
+       for key in ("test", "interval", "timeout", "start_period", "start_interval", "retries")},
+    "services.healthcheck.disable": applied(),
     "services.hostname": applied(KEYS),
     "services.image": applied(CONTRACT + "::test_each_step_of_a_container_is_observed"),
     "services.init": applied(RES),
@@ -191,7 +193,9 @@ COVERAGE: Table = with_extensions({
     "services.pid": applied(
         "tests/integration/native/test_lifecycle.py::test_pid_service_sees_the_servers_processes_and_stops_alone"),
     "services.pids_limit": applied(RES),
-    "services.platform": applied(note="chooses the image of that platform at pull"),
+    "services.platform": applied(note="chooses the image of that platform at pull",
+                                 gap="an image of another platform already in the store is run (Docker refuses it "
+                                     "at create)"),
     "services.ports.host_ip": applied(NET),
     "services.ports.target": applied(
         "tests/integration/native/test_network.py::test_published_tcp_udp_and_a_range_answer_on_loopback"),
@@ -203,7 +207,7 @@ COVERAGE: Table = with_extensions({
        for hook in ("post_start", "pre_stop")
        for key in ("command", "user", "privileged", "working_dir", "environment")},
     "services.privileged": applied(RES),
-    "services.pull_policy": applied(),
+    "services.pull_policy": applied(N + "test_keys_runtime.py::test_pull_policy_never_tries_no_pull"),
     "services.read_only": applied(KEYS),
     "services.restart": applied(
         "tests/integration/native/test_lifecycle.py::test_a_crashing_service_restarts_under_on_failure_and_down_ends_the_loop"),
@@ -257,7 +261,7 @@ COVERAGE: Table = with_extensions({
     "services.volumes_from": applied(
         "tests/integration/native/test_lifecycle.py::test_volumes_from_shares_volumes_and_binds_with_their_mode"),
     "services.working_dir": applied(KEYS),
-    "services.deploy.replicas": applied(),
+    "services.deploy.replicas": applied(LIFE),
     "services.deploy.resources.limits.cpus": applied(RESOURCES),
     "services.deploy.resources.limits.memory": applied(RESOURCES),
     "services.deploy.resources.limits.pids": applied(RESOURCES),
@@ -269,9 +273,9 @@ COVERAGE: Table = with_extensions({
     "services.deploy.resources.reservations.memory": applied(RESOURCES, note="the soft limit (memory.low)"),
     **{f"services.deploy.resources.reservations.generic_resources.discrete_resource_spec.{key}": refused(GENERIC)
        for key in ("kind", "value")},
-    "services.deploy.restart_policy.condition": applied(),
-    "services.deploy.restart_policy.delay": applied(note="the supervisor waits that long before a restart"),
-    "services.deploy.restart_policy.max_attempts": applied(),
+    "services.deploy.restart_policy.condition": applied(LIFE),
+    "services.deploy.restart_policy.delay": applied(LIFE, note="the supervisor waits that long before a restart"),
+    "services.deploy.restart_policy.max_attempts": applied(LIFE),
     # --- networks, volumes, secrets, configs, models ---
     "networks.name": applied(CONTRACT + "::test_networks_are_created_observed_and_removed"),
     "networks.driver": applied(NET, note="bridge; any other driver is refused in one line"),
