@@ -6,6 +6,7 @@ sends them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -86,7 +87,7 @@ def test_lifecycle_keys_as_the_supervisor_and_ps_show_them(project: Project) -> 
     assert "Exited (3)" in project.run("ps", "-a", "crash").stdout
     runs = [int(stamp) for stamp in (project.folder / "runs" / "runs").read_text().split()]
     assert len(runs) == 3, runs  # the first run and max_attempts restarts
-    assert all(later - earlier >= 1 for earlier, later in zip(runs, runs[1:], strict=False)), runs
+    assert all(later - earlier >= 1 for earlier, later in itertools.pairwise(runs)), runs
     listing = project.run("ps").stdout
     assert f"{project.name}-db-2" in listing  # deploy.replicas
     assert "7000/tcp" in listing  # expose
