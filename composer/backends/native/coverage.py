@@ -45,6 +45,7 @@ HOOKS = (COMPOSE_KEYS + "test_post_start_runs_after_start_and_pre_stop_before_st
 RES = N + "test_keys_resources.py::test_resource_keys_are_the_containers_cgroup_files_and_process_keys_its_pid_1"
 STORE = N + "test_keys_storage.py::test_storage_keys_take_effect_in_the_container_and_the_volume_store"
 NO_HOST_PATH = N + "test_keys_storage.py::test_a_missing_bind_source_without_create_host_path_is_one_line"
+BUILT = N + "test_keys_build.py::test_build_keys_shape_what_the_native_builder_makes"
 LIFE = N + "test_keys_runtime.py::test_lifecycle_keys_as_the_supervisor_and_ps_show_them"
 NET = N + "test_keys_network.py::test_network_keys_take_effect_inside_the_containers"
 RESOURCES = SERVICE_KEYS + "test_deploy_resources_are_the_containers_cgroup_limits"
@@ -92,10 +93,10 @@ COVERAGE: Table = with_extensions({
                                       BUILD + "test_from_an_image_copy_rules_dockerignore_and_metadata",
                                       note="a local folder; a URL or git context is refused in one line"),
     "services.build.dockerfile": applied(BUILD_UP + "test_the_built_config_equals_buildkits"),
-    "services.build.dockerfile_inline": applied(),
+    "services.build.dockerfile_inline": applied(BUILT),
     "services.build.args": applied(BUILD_UP + "test_the_built_config_equals_buildkits"),
-    "services.build.labels": applied(),
-    "services.build.no_cache": applied(note="there is no build cache: every build builds every step"),
+    "services.build.labels": applied(BUILT),
+    "services.build.no_cache": applied(BUILT, note="there is no build cache: every build builds every step"),
     "services.build.network": applied(BUILD + "test_run_network_none_reaches_no_host_service",
                                       BUILD + "test_run_default_network_is_a_bridge_of_the_builds_own",
                                       note="default (a bridge of the build's own) or none; another is refused in "
@@ -103,10 +104,10 @@ COVERAGE: Table = with_extensions({
     **{f"services.build.{key}": refused(ATTESTATIONS.format(f"build.{key}"),
                                         when="an image must be built (and the key is not false)")
        for key in ("provenance", "sbom")},
-    "services.build.pull": applied(note="pull: true pulls the base images even when the store has them"),
+    "services.build.pull": applied(N + "test_keys_build.py::test_pull_takes_the_registrys_base_over_the_stores", note="pull: true pulls the base images even when the store has them"),
     "services.build.target": applied(BUILD + "test_multi_stage_copy_from_scratch_and_target"),
-    "services.build.tags": applied(),
-    "services.build.platforms": applied(note="linux/amd64 only; another platform is refused in one line"),
+    "services.build.tags": applied(BUILT),
+    "services.build.platforms": applied(BUILT, note="linux/amd64 only; another platform is refused in one line"),
     **{f"services.build.{key}": _builder_lacks(key)
        for key in BUILDER_LACKS if key not in ("secrets", "ulimits")},
     **{f"services.build.secrets.{key}": _builder_lacks("secrets")
