@@ -45,6 +45,7 @@ HOOKS = (COMPOSE_KEYS + "test_post_start_runs_after_start_and_pre_stop_before_st
 RES = N + "test_keys_resources.py::test_resource_keys_are_the_containers_cgroup_files_and_process_keys_its_pid_1"
 STORE = N + "test_keys_storage.py::test_storage_keys_take_effect_in_the_container_and_the_volume_store"
 NO_HOST_PATH = N + "test_keys_storage.py::test_a_missing_bind_source_without_create_host_path_is_one_line"
+PULL = N + "test_keys_build.py::test_pull_takes_the_registrys_base_over_the_stores"
 BUILT = N + "test_keys_build.py::test_build_keys_shape_what_the_native_builder_makes"
 LIFE = N + "test_keys_runtime.py::test_lifecycle_keys_as_the_supervisor_and_ps_show_them"
 NET = N + "test_keys_network.py::test_network_keys_take_effect_inside_the_containers"
@@ -104,7 +105,7 @@ COVERAGE: Table = with_extensions({
     **{f"services.build.{key}": refused(ATTESTATIONS.format(f"build.{key}"),
                                         when="an image must be built (and the key is not false)")
        for key in ("provenance", "sbom")},
-    "services.build.pull": applied(N + "test_keys_build.py::test_pull_takes_the_registrys_base_over_the_stores", note="pull: true pulls the base images even when the store has them"),
+    "services.build.pull": applied(PULL, note="pull: true pulls the base images even when the store has them"),
     "services.build.target": applied(BUILD + "test_multi_stage_copy_from_scratch_and_target"),
     "services.build.tags": applied(BUILT),
     "services.build.platforms": applied(BUILT, note="linux/amd64 only; another platform is refused in one line"),
