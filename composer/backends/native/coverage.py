@@ -230,8 +230,10 @@ COVERAGE: Table = with_extensions({
     "services.tmpfs": applied(KEYS),
     "services.tty": applied(INTERACTIVE + "test_the_terminal_is_the_containers_own",
                             INTERACTIVE + "test_a_tty_service_keeps_its_terminal_output_in_the_log"),
-    "services.ulimits.soft": applied(KEYS, gap="an exec'd process does not get them (Docker's does)"),
-    "services.ulimits.hard": applied(KEYS, gap="an exec'd process does not get them (Docker's does)"),
+    "services.ulimits.soft": applied(KEYS, note="an exec'd process (exec, healthchecks, hooks) gets them too, as "
+                                                "Docker's does"),
+    "services.ulimits.hard": applied(KEYS, note="an exec'd process (exec, healthchecks, hooks) gets them too, as "
+                                                "Docker's does"),
     "services.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
     "services.use_api_socket": refused("use_api_socket is not supported by the native backend (it has no engine API "
                                        "socket to share; use --backend docker)"),
