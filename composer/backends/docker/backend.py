@@ -623,10 +623,22 @@ def _needs(args: convert.CreateArgs, start_interval: int | None) -> list[tuple[s
     return wanted
 
 
+WINDOWS_ONLY = ("cpu_count", "cpu_percent")
+"""HostConfig fields only a Windows engine applies: a Linux one discards cpu_percent with a warning
+and keeps cpu_count without applying it (v2 sends both)."""
+
+
 def _check_engine(api: Any, args: convert.CreateArgs, start_interval: int | None) -> None:
     """:raises UnsupportedFeatureError: a field this engine would ignore."""
     import docker.utils
 
+    windows_only = [key for key in WINDOWS_ONLY if args.host_config.get(key)]
+    if windows_only:
+        version = api.version()
+        if str(version.get("Os") or "").lower() != "windows":
+            raise UnsupportedFeatureError(
+                f"{windows_only[0]} needs a Windows engine; this engine is Docker {version.get('Version')} on "
+                f"{version.get('Os')}, which would ignore it", backend_name=BACKEND_NAME, operation="create")
     for what, version in _needs(args, start_interval):
         if not docker.utils.version_gte(api.api_version, version):
             engine = str(api.version().get("Version") or "unknown")

@@ -37,6 +37,7 @@ CREATE_HOST_PATH = (D + "test_keys_storage.py::"
 BUILD = D + "test_keys_build.py::"
 BUILT = BUILD + "test_build_keys_shape_what_the_classic_builder_makes"
 CACHE = BUILD + "test_no_cache_and_cache_from_decide_whether_a_step_runs_again"
+WINDOWS_ONLY = D + "test_keys_resources.py::test_windows_only_cpu_keys_are_refused_in_one_line_by_a_linux_engine"
 PULL = RUNTIME + "test_pull_policy_never_does_not_pull_and_platform_picks_the_image"
 STORAGE_OPT = D + "test_keys_resources.py::test_storage_opt_reaches_the_engine_which_refuses_it_as_it_refuses_v2"
 WATCH = (D + "test_cli_watch.py::test_watch_syncs_restarts_and_execs",
@@ -129,10 +130,10 @@ COVERAGE: Table = with_extensions({
        for kind in ("configs", "secrets") for key in ("uid", "gid", "mode")},
     "services.container_name": applied(
         "tests/integration/docker/test_cli_lifecycle.py::test_a_container_name_the_engine_refuses_is_one_line_before_anything_is_created"),
-    "services.cpu_count": applied(RESOURCES, note="Windows engines only; the engine refuses it elsewhere"),
-    "services.cpu_percent": applied(note="Windows engines only; the engine refuses it elsewhere",
-                                    gap="a Linux engine discards it with a warning, which composer does not print "
-                                        "(v2 prints the engine's warnings)"),
+    "services.cpu_count": applied(WINDOWS_ONLY, note="Windows engines only: refused in one line by a Linux engine, "
+                                                   "which would ignore it"),
+    "services.cpu_percent": applied(WINDOWS_ONLY, note="Windows engines only: refused in one line by a Linux "
+                                                     "engine, which would discard it"),
     "services.cpu_shares": applied(RESOURCES),
     "services.cpu_quota": applied(RESOURCES),
     "services.cpu_period": applied(RESOURCES),

@@ -39,7 +39,6 @@ services:
     cpuset: "0"
     cpu_rt_period: 1000000
     cpu_rt_runtime: 950000
-    cpu_count: 2
     mem_limit: 64m
     mem_reservation: 32m
     mem_swappiness: 10
@@ -93,7 +92,6 @@ def test_resource_cgroup_and_namespace_keys_reach_the_host_config_as_v2_sends_th
         "HostConfig/CpusetCpus": "0",
         "HostConfig/CpuRealtimePeriod": 1000000,
         "HostConfig/CpuRealtimeRuntime": 950000,
-        "HostConfig/CpuCount": 2,
         "HostConfig/Memory": 64 << 20,
         "HostConfig/MemoryReservation": 32 << 20,
         "HostConfig/MemorySwappiness": 10,
@@ -159,3 +157,22 @@ def test_storage_opt_reaches_the_engine_which_refuses_it_as_it_refuses_v2(
     assert refusal in theirs.stderr, theirs.stderr
     assert mine.returncode == 1
     assert [line for line in mine.stderr.splitlines() if line.startswith("composer:")] == [f"composer: {refusal}"]
+
+
+def test_windows_only_cpu_keys_are_refused_in_one_line_by_a_linux_engine(
+        tmp_path: Path, project_name: str, docker_api: Any, busybox_image: str) -> None:
+    version = docker_api.version()
+    for fragment, key, field in (("cpu_count: 2", "cpu_count", "CpuCount"),
+                                 ("cpu_percent: 50", "cpu_percent", "CpuPercent")):
+        (tmp_path / "compose.yaml").write_text(
+            f"services:\n  app:\n    image: {busybox_image}\n    command: sleep 300\n    {fragment}\n")
+        result = run("composer", tmp_path, project_name, "create")
+        if version["Os"] == "windows":
+            assert result.returncode == 0, result.stderr
+            assert docker_api.inspect_container(f"{project_name}-app-1")["HostConfig"][field]
+            continue
+        # A Linux engine discards cpu_percent (with a warning v2 prints) and keeps cpu_count unused.
+        assert result.returncode == 1
+        assert [line for line in result.stderr.splitlines() if line.startswith("composer:")] == [
+            f"composer: {key} needs a Windows engine; this engine is Docker {version['Version']} on "
+            f"{version['Os']}, which would ignore it"], result.stderr
