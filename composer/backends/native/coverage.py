@@ -47,6 +47,7 @@ STORE = N + "test_keys_storage.py::test_storage_keys_take_effect_in_the_containe
 NO_HOST_PATH = N + "test_keys_storage.py::test_a_missing_bind_source_without_create_host_path_is_one_line"
 PULL = N + "test_keys_build.py::test_pull_takes_the_registrys_base_over_the_stores"
 BUILT = N + "test_keys_build.py::test_build_keys_shape_what_the_native_builder_makes"
+PLATFORM = N + "test_keys_runtime.py::test_pull_policy_never_and_platform"
 LIFE = N + "test_keys_runtime.py::test_lifecycle_keys_as_the_supervisor_and_ps_show_them"
 NET = N + "test_keys_network.py::test_network_keys_take_effect_inside_the_containers"
 RESOURCES = SERVICE_KEYS + "test_deploy_resources_are_the_containers_cgroup_limits"
@@ -195,9 +196,8 @@ COVERAGE: Table = with_extensions({
     "services.pid": applied(
         "tests/integration/native/test_lifecycle.py::test_pid_service_sees_the_servers_processes_and_stops_alone"),
     "services.pids_limit": applied(RES),
-    "services.platform": applied(note="chooses the image of that platform at pull",
-                                 gap="an image of another platform already in the store is run (Docker refuses it "
-                                     "at create)"),
+    "services.platform": applied(PLATFORM, note="chooses the image of that platform at pull; a stored image of "
+                                                 "another platform is refused at create, as Docker refuses it"),
     "services.ports.host_ip": applied(NET),
     "services.ports.target": applied(
         "tests/integration/native/test_network.py::test_published_tcp_udp_and_a_range_answer_on_loopback"),
@@ -209,7 +209,7 @@ COVERAGE: Table = with_extensions({
        for hook in ("post_start", "pre_stop")
        for key in ("command", "user", "privileged", "working_dir", "environment")},
     "services.privileged": applied(RES),
-    "services.pull_policy": applied(N + "test_keys_runtime.py::test_pull_policy_never_tries_no_pull"),
+    "services.pull_policy": applied(PLATFORM),
     "services.read_only": applied(KEYS),
     "services.restart": applied(
         "tests/integration/native/test_lifecycle.py::test_a_crashing_service_restarts_under_on_failure_and_down_ends_the_loop"),

@@ -1,5 +1,5 @@
 """The lifecycle keys of a service on the native backend (healthcheck, restart policy, replicas,
-dependencies, exposed ports, pull policy), seen in what the supervisor records
+dependencies, exposed ports, pull policy, platform), seen in what the supervisor records
 (health.json, the restarts a crashing service made) and what ``ps`` shows. One project for the
 family; tests/integration/docker/test_keys_runtime.py shows the same keys reach dockerd as v2
 sends them."""
@@ -100,10 +100,18 @@ def test_lifecycle_keys_as_the_supervisor_and_ps_show_them(project: Project) -> 
     project.down()
 
 
-def test_pull_policy_never_tries_no_pull(project: Project) -> None:
+def test_pull_policy_never_and_platform(project: Project) -> None:
     project.write("app:\n  image: registry.invalid/composer/absent:1\n  pull_policy: never\n")
     result = project.run("up", "-d", check=False)
     assert result.returncode == 1
     message = one_line(result)
     assert "registry.invalid/composer/absent:1" in message
     assert "lookup" not in message  # no pull was tried
+    # platform: the stored image runs when it is of that platform, and is refused when not (as Docker)
+    project.write("app:\n  image: IMAGE\n  command: sleep 300\n  platform: linux/x86_64\n")
+    project.run("up", "-d")
+    project.write("app:\n  image: IMAGE\n  command: sleep 300\n  platform: linux/arm64\n  pull_policy: never\n")
+    result = project.run("up", "-d", check=False)
+    assert result.returncode == 1
+    assert one_line(result).endswith(f"image with reference {project.env.image} was found but does not match the "
+                                     "specified platform: wanted linux/arm64, actual: linux/amd64"), result.stderr
