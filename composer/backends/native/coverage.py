@@ -161,7 +161,8 @@ COVERAGE: Table = with_extensions({
     "services.group_add": applied(KEYS),
     **{f"services.healthcheck.{key}": applied(LIFE)
        for key in ("test", "interval", "timeout", "start_period", "start_interval", "retries")},
-    "services.healthcheck.disable": applied(),
+    "services.healthcheck.disable": applied(
+        N + "test_keys_runtime.py::test_healthcheck_disable_turns_off_the_images_healthcheck"),
     "services.hostname": applied(KEYS),
     "services.image": applied(CONTRACT + "::test_each_step_of_a_container_is_observed"),
     "services.init": applied(RES),

@@ -115,3 +115,21 @@ def test_pull_policy_never_and_platform(project: Project) -> None:
     assert result.returncode == 1
     assert one_line(result).endswith(f"image with reference {project.env.image} was found but does not match the "
                                      "specified platform: wanted linux/arm64, actual: linux/amd64"), result.stderr
+
+
+def test_healthcheck_disable_turns_off_the_images_healthcheck(project: Project) -> None:
+    project.write(f'probed:\n  image: {project.name}-probed\n  build:\n'
+                  f'    dockerfile_inline: "FROM {project.env.image}\\nHEALTHCHECK --interval=1s CMD true"\n')
+    project.run("build", timeout=180)
+    project.write(f"checked:\n  image: {project.name}-probed\n  command: sleep 300\n"
+                  f"off:\n  image: {project.name}-probed\n  command: sleep 300\n  healthcheck: {{disable: true}}\n")
+    project.run("up", "-d")
+    health = project.run_dir() / f"{project.name}-checked-1" / "health.json"
+    eventually(lambda: health.exists() and json.loads(health.read_text())["status"] == "healthy")
+    # the image's probe ran in `checked`; `off`, with the same image, has no healthcheck at all
+    assert not (project.run_dir() / f"{project.name}-off-1" / "health.json").exists()
+    assert "(healthy)" not in project.run("ps", "off").stdout
+    project.run("down", "--rmi", "all", "-t", "0")
+    from composer.backends.native.image.store import ImageStore
+
+    ImageStore.open(project.env.root / "store").gc()  # the build's layers
