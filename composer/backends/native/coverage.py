@@ -84,9 +84,8 @@ COVERAGE: Table = with_extensions({
        for key in WATCH_KEYS},
     "services.develop.watch.action": applied(
         N + "test_watch.py::test_watch_syncs_restarts_and_execs",
-        N + "test_watch.py::test_rebuild_is_refused_in_one_line_at_watch_start",
-        note="sync, sync+restart, sync+exec, restart; rebuild is refused in one line at watch start",
-        gap="rebuild: the native backend builds now but does not declare Capability.BUILD, so watch refuses it"),
+        N + "test_watch.py::test_rebuild_rebuilds_with_the_native_builder_and_recreates",
+        note="sync, sync+restart, sync+exec, restart and rebuild (with the native builder)"),
     "name": applied(CONTRACT + "::test_observe_sees_only_its_own_project"),
     # --- services ---
     "services.annotations": _refused("annotations"),
