@@ -71,6 +71,9 @@ class ContainerSpec:
     # network_mode / ipc / pid "service:x" resolved to a running container of x
     namespace_containers: Mapping[str, str] = field(default_factory=dict)
     volumes_from: Sequence[str] = ()  # container names or ids
+    # links: (container, name it is known by) for each container of each linked service, as v2
+    # links them: the link's alias, <service>-<number> and <project>-<service>-<number>
+    links: Sequence[tuple[str, str]] = ()
     replaces: ContainerRef | None = None  # inherit anonymous volumes on recreate
     console_size: tuple[int, int] | None = None
     """With ``service.tty``: the terminal's first size (rows, columns), the caller's (``run -t``)."""

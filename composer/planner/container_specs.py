@@ -153,6 +153,23 @@ def volumes_from(project: Project, service: ServiceConfig) -> tuple[str, ...]:
     return tuple(result)
 
 
+def links(project: Project, service: ServiceConfig, number: int) -> tuple[tuple[str, str], ...]:
+    """Each container of each ``links`` service with the names v2 links it by (its getLinks):
+    the link's alias, then ``<service>-<number>`` and ``<project>-<service>-<number>`` (the
+    linking container's number, as v2 writes them)."""
+    result: list[tuple[str, str]] = []
+    for entry in service.links:
+        source, _, alias = entry.partition(":")
+        linked = project.services.get(source)
+        if linked is None:
+            continue
+        for replica in range(1, linked.replicas + 1):
+            name = container_name(project.name, linked, replica)
+            result += [(name, alias or source), (name, f"{source}-{number}"),
+                       (name, f"{project.name}-{source}-{number}")]
+    return tuple(result)
+
+
 def _resource_files(project: Project, service: ServiceConfig) -> tuple[dict[str, str], dict[str, str]]:
     secrets = {m.source: s.file for m in service.secrets if (s := project.secrets.get(m.source)) and s.file}
     configs = {m.source: c.file for m in service.configs if (c := project.configs.get(m.source)) and c.file}
@@ -191,5 +208,6 @@ def container_spec(
         injected_files=injected_files(project, service),
         namespace_containers=namespace_containers(project, service),
         volumes_from=volumes_from(project, service),
+        links=links(project, service, number),
         replaces=replaces,
     )

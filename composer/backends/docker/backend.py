@@ -604,30 +604,63 @@ def _pull_message(message: Mapping[str, Any], resource_id: str, emit: Callable[[
                current=detail.get("current"), total=detail.get("total")))
 
 
-# Mount.VolumeOptions.Subpath arrived in Engine API 1.45 (Docker 26.0); an older engine drops
-# the unknown field and mounts the whole volume, so composer refuses rather than let it.
+# Fields an engine older than the API version that brought them drops without a word: composer
+# refuses them in one line rather than let it (v2 refuses start_interval and per-network MAC
+# addresses alike, and drops annotations). Mount.VolumeOptions.Subpath: an older engine would
+# mount the whole volume.
 SUBPATH_API = "1.45"
+NEEDS_API = {"1.43": "24.0", "1.44": "25.0", SUBPATH_API: "26.0", "1.48": "28.0"}  # API version -> Docker release
 
 
-def _check_subpath(api: Any, args: convert.CreateArgs) -> None:
-    """:raises UnsupportedFeatureError: a volume subpath for an engine that would ignore it."""
+def _needs(args: convert.CreateArgs, start_interval: int | None) -> list[tuple[str, str]]:
+    """What ``args`` asks of the engine that needs a newer API than 1.41: (what, API version)."""
+    wanted = []
+    images = [mount["Target"] for mount in args.host_config.get("mounts") or () if mount.get("Type") == "image"]
+    if images:  # an older engine refuses the type ("mount type unknown"); v2 names the version
+        wanted.append((f"volume type image ({images[0]})", "1.48"))
+    subpaths = [mount["Target"] for mount in args.host_config.get("mounts") or ()
+                if (mount.get("VolumeOptions") or {}).get("Subpath")
+                or (mount.get("ImageOptions") or {}).get("Subpath")]
+    if subpaths:
+        wanted.append((f"volume subpath ({subpaths[0]})", SUBPATH_API))
+    if args.host_overrides.get("Annotations"):
+        wanted.append(("annotations", "1.43"))
+    if start_interval is not None:
+        wanted.append(("healthcheck.start_interval", "1.44"))
+    macs = [name for name, endpoint in (*((args.endpoint,) if args.endpoint else ()), *args.connect)
+            if endpoint.get("mac_address")]
+    if macs:
+        wanted.append((f"networks.mac_address (network {macs[0]})", "1.44"))
+    return wanted
+
+
+WINDOWS_ONLY = ("cpu_count", "cpu_percent")
+"""HostConfig fields only a Windows engine applies: a Linux one discards cpu_percent with a warning
+and keeps cpu_count without applying it (v2 sends both)."""
+
+
+def _check_engine(api: Any, args: convert.CreateArgs, start_interval: int | None) -> None:
+    """:raises UnsupportedFeatureError: a field this engine would ignore."""
     import docker.utils
 
-    wanted = [mount["Target"] for mount in args.host_config.get("mounts") or ()
-              if (mount.get("VolumeOptions") or {}).get("Subpath") or (mount.get("ImageOptions") or {}).get("Subpath")]
-    if not wanted or docker.utils.version_gte(api.api_version, SUBPATH_API):
-        return
-    version = str(api.version().get("Version") or "unknown")
-    raise UnsupportedFeatureError(
-        f"volume subpath ({wanted[0]}) needs Docker Engine API {SUBPATH_API} (Docker 26.0); this engine is Docker "
-        f"{version} (API {api.api_version})", backend_name=BACKEND_NAME, operation="create")
+    windows_only = [key for key in WINDOWS_ONLY if args.host_config.get(key)]
+    if windows_only:
+        version = api.version()
+        if str(version.get("Os") or "").lower() != "windows":
+            raise UnsupportedFeatureError(
+                f"{windows_only[0]} needs a Windows engine; this engine is Docker {version.get('Version')} on "
+                f"{version.get('Os')}, which would ignore it", backend_name=BACKEND_NAME, operation="create")
+    for what, version in _needs(args, start_interval):
+        if not docker.utils.version_gte(api.api_version, version):
+            engine = str(api.version().get("Version") or "unknown")
+            raise UnsupportedFeatureError(
+                f"{what} needs Docker Engine API {version} (Docker {NEEDS_API[version]}); this engine is Docker "
+                f"{engine} (API {api.api_version})", backend_name=BACKEND_NAME, operation="create")
 
 
 def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> str:
     """Create the container, then join its other networks; remove it if a join fails."""
-    import docker.utils
-
-    _check_subpath(api, args)
+    _check_engine(api, args, start_interval)
     networking = None
     if args.endpoint is not None:
         network_name, endpoint = args.endpoint
@@ -638,8 +671,10 @@ def _create(api: Any, args: convert.CreateArgs, start_interval: int | None) -> s
     config.update(args.config_overrides)
     if args.console_size is not None:  # the terminal's first size, the caller's (docker run -it)
         config.setdefault("HostConfig", {})["ConsoleSize"] = list(args.console_size)
-    if start_interval is not None and config.get("Healthcheck") and docker.utils.version_gte(api.api_version, "1.44"):
+    if start_interval is not None and config.get("Healthcheck"):
         config["Healthcheck"]["StartInterval"] = start_interval
+    if args.host_overrides:
+        config.setdefault("HostConfig", {}).update(args.host_overrides)
     container_id = str(api.create_container_from_config(config, args.name, args.platform)["Id"])
     try:
         for network_name, endpoint in args.connect:

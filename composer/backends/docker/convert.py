@@ -50,6 +50,7 @@ class CreateArgs:
     connect: tuple[tuple[str, Kwargs], ...] = ()  # connect_container_to_network(id, name, **kwargs), in order
     platform: str | None = None
     config_overrides: Kwargs = field(default_factory=dict)  # set on the container config after it is built
+    host_overrides: Kwargs = field(default_factory=dict)  # HostConfig fields docker-py has no argument for
     console_size: tuple[int, int] | None = None  # HostConfig.ConsoleSize (rows, columns) of a tty
 
     def as_dict(self) -> Kwargs:
@@ -61,6 +62,7 @@ class CreateArgs:
             "endpoint": list(self.endpoint) if self.endpoint else None,
             "connect": [list(item) for item in self.connect],
             "config_overrides": self.config_overrides,
+            "host_overrides": self.host_overrides,
         }
 
 
@@ -97,6 +99,7 @@ def convert(spec: ContainerSpec, *, inherited_volumes: Mapping[str, str] | None 
         config_overrides={"AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True,
                           "StdinOnce": interactive},
         console_size=spec.console_size if service.tty else None,
+        host_overrides={"Annotations": dict(service.annotations)} if service.annotations else {},
     )
 
 
@@ -304,7 +307,8 @@ def _resources(service: ServiceConfig) -> Kwargs:
     if service.cpu_percent:
         result["cpu_percent"] = int(service.cpu_percent)
     result.update(_blkio(service))
-    requests = [_device_request(request) for request in service.gpus]
+    # gpus asks for GPUs whatever capabilities it names: v2 adds the "gpu" capability to each.
+    requests = [_device_request(request, also="gpu") for request in service.gpus]
     if service.deploy is not None:
         _apply_limits(service.deploy.resources.limits, result)
         reservations = service.deploy.resources.reservations
@@ -328,15 +332,18 @@ def _apply_limits(limits: Resource | None, result: Kwargs) -> None:
         result["pids_limit"] = limits.pids
 
 
-def _device_request(request: DeviceRequest) -> Kwargs:
+def _device_request(request: DeviceRequest, also: str | None = None) -> Kwargs:
     count = request.count
     if count is None:
         count = 0 if request.device_ids else -1  # neither count nor ids: every device
+    capabilities = list(request.capabilities)
+    if also is not None and also not in capabilities:
+        capabilities.append(also)
     return {
         "driver": request.driver or "",
         "count": count,
         "device_ids": list(request.device_ids),
-        "capabilities": [list(request.capabilities)] if request.capabilities else [],
+        "capabilities": [capabilities] if capabilities else [],
         "options": dict(request.options),
     }
 
@@ -442,7 +449,9 @@ def _networks(spec: ContainerSpec) -> tuple[tuple[str, Kwargs] | None, tuple[tup
     if not spec.networks:
         return None, ()
     first, *others = spec.networks
-    return (first.network_name, _endpoint(first)), tuple((other.network_name, _endpoint(other)) for other in others)
+    endpoint = _endpoint(first)
+    _put(endpoint, "links", list(spec.links))  # v2 links on the first network (its getLinks)
+    return (first.network_name, endpoint), tuple((other.network_name, _endpoint(other)) for other in others)
 
 
 # --- networks and volumes -------------------------------------------------------------------

@@ -67,11 +67,13 @@ def build_kwargs(spec: BuildSpec) -> dict[str, Any]:
     if build is None:
         raise ImageBuildError(f'service "{service.name}" has no build section', backend_name=BACKEND_NAME,
                               operation="build")
-    from composer.backends.docker.coverage import BUILDER_LACKS
+    from composer.backends.docker.coverage import ATTESTATIONS, BUILDER_LACKS
 
     for key, what in BUILDER_LACKS.items():  # the coverage table's refusals of build keys
         if getattr(build, key):
             raise _unsupported(service, what)
+    for key in build.attestations():
+        raise _unsupported(service, ATTESTATIONS[key])
     kwargs: dict[str, Any] = {
         "tag": spec.image,
         "rm": True,

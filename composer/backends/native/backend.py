@@ -69,7 +69,7 @@ class NativeBackend:
 
     name: ClassVar[str] = BACKEND_NAME
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.HEALTHCHECK, Capability.NAMED_VOLUMES, Capability.RESTART_POLICY})
+        {Capability.BUILD, Capability.HEALTHCHECK, Capability.NAMED_VOLUMES, Capability.RESTART_POLICY})
     coverage: ClassVar[Table] = COVERAGE
     """What the backend does with each Compose key; ``engine.up`` refuses from it before it starts."""
 

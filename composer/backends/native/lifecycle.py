@@ -45,7 +45,7 @@ from composer.backends.native.runtime.supervisor import SupervisorError, read_js
 from composer.backends.native.status import container_state, running_cgroup
 from composer.backends.native.volume_mounts import volume_paths, with_inherited_mounts
 from composer.contract.backend import ContainerRef, ContainerSpec, ContainerState
-from composer.errors import ImageNotFoundError, NotFoundError
+from composer.errors import ImageNotFoundError, NotFoundError, UnsupportedFeatureError
 from composer.image_reference import parse
 from composer.names import valid_container_name
 
@@ -123,6 +123,7 @@ class NativeContainers:
             service = with_inherited_mounts(self, spec.project_name, service, spec.volumes_from)
             record = self.image_record(spec.image)
             image_config = self.store.config(record)
+            check_platform(service.platform, spec.image, image_config)
             network = networking.container_settings(spec, self.run_root)
             joined = namespaces.container_settings(spec, self.run_root)
             check = healthcheck(service, image_config)
@@ -260,3 +261,18 @@ class NativeContainers:
 def _warn(text: str) -> None:
     sys.stderr.write(f"warning: {text}\n")
     sys.stderr.flush()
+
+
+def check_platform(wanted: str | None, image: str, image_config: dict[str, Any]) -> None:
+    """:raises UnsupportedFeatureError: ``platform`` names another platform than the stored image's
+    (Docker refuses it at create in these words rather than run it)."""
+    if not wanted:
+        return
+    from composer.backends.native.image.oci import Platform, normalize
+
+    actual = normalize(Platform(str(image_config.get("os") or "linux"), str(image_config.get("architecture") or ""),
+                                str(image_config.get("variant") or "")))
+    asked = Platform.parse(wanted)
+    if (asked.os, asked.architecture, asked.variant or actual.variant) != actual:
+        raise error(f"image with reference {image} was found but does not match the specified platform: wanted "
+                    f"{asked}, actual: {actual}", "create", UnsupportedFeatureError)

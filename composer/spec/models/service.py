@@ -218,6 +218,13 @@ class BuildConfig(ComposeModel):
     ulimits: FrozenMapping[str, UlimitEntry] = EMPTY
     platforms: StrTuple = ()
 
+    def attestations(self) -> tuple[str, ...]:
+        """The attestations asked for (``provenance``, ``sbom``): set to anything but a Go false
+        (``false``, ``0``...: BuildKit's ``provenance: false`` turns them off)."""
+        return tuple(key for key in ("provenance", "sbom")
+                     if (value := getattr(self, key)) is not None and value not in ("0", "f", "F", "false", "FALSE",
+                                                                                     "False"))
+
 
 # --- deploy ------------------------------------------------------------------------------
 

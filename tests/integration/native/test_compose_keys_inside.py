@@ -24,6 +24,8 @@ def test_service_keys_reach_the_container(project: Project, tmp_path: Path) -> N
     try:
         check_inside(lambda script: _in(project, script),
                      lambda script: project.run("exec", "-T", "app", "sh", "-c", script, check=False).stderr, subnet)
+        # an exec'd process has the container's ulimits, as Docker's (runc exec gives them)
+        assert _in(project, "grep 'open files' /proc/self/limits").split()[3:5] == ["1111", "2222"]
         config = project.state(f"{project.name}-app-1", "config.json")
         assert config["labels"]["dev.composer.test"] == "keys"  # labels, as ps and the planner read them
         assert "started" in project.run("logs", "app").stdout  # entrypoint and command

@@ -1,6 +1,6 @@
 """``composer --backend native watch`` end to end: sync (initial, new, changed, ignored, deleted),
 restart and sync+exec on real containers (the checks are tests/support/watch.py's, shared with
-the docker backend's), and ``rebuild`` refused in one line at watch start (no builds on native yet).
+the docker backend's), and ``rebuild`` with the native builder, as the docker backend's test.
 
 The fixtures are test_lifecycle's: a module store with the busybox test image, a tmp
 COMPOSER_RUN_ROOT, ``down -v`` after each test and the runtime's residue check after the module.
@@ -41,22 +41,36 @@ def test_watch_syncs_restarts_and_execs(project: Project) -> None:
     assert reader(project)("echo alive") == "alive\n"  # Ctrl-C leaves the containers running, as v2's watch
 
 
-def test_rebuild_is_refused_in_one_line_at_watch_start(project: Project) -> None:
-    (project.folder / "Dockerfile").write_text("FROM scratch\n")
-    project.write("""
+def test_rebuild_rebuilds_with_the_native_builder_and_recreates(project: Project) -> None:
+    (project.folder / "Dockerfile").write_text(f"FROM {project.env.image}\nCOPY v.txt /v.txt\n")
+    (project.folder / "v.txt").write_text("v1\n")
+    project.write(f"""
         web:
-          image: IMAGE
+          image: {project.name}-web
           build: .
-          command: sleep 60
+          command: ["sleep", "600"]
+          init: true
           develop:
             watch:
-              - path: ./src
+              - path: ./v.txt
                 action: rebuild
     """)
-    result = project.run("watch", "--no-up", check=False)
-    assert result.returncode != 0
-    assert one_line(result) == ('composer: service "web": develop.watch action rebuild needs an image build, '
-                                "which the native backend cannot do yet")
+    command = [sys.executable, "-m", "composer", "--backend", "native", "-p", project.name, "watch"]
+    watch = WatchProcess(command, project.folder, env=project.env.environ)
+    try:
+        watch.wait_for("Watch enabled", timeout=120)
+        read = reader(project)
+        assert read("cat /v.txt") == "v1\n"
+        watch.edit(lambda: (project.folder / "v.txt").write_text("v2\n"), "a rebuild")
+        until(read, "cat /v.txt 2>/dev/null", "v2\n", "a rebuild", timeout=120)
+        watch.wait_for('service(s) ["web"] successfully built')
+        assert any('Rebuilding service(s) ["web"] after changes were detected...' in line for line in watch.lines)
+    finally:
+        watch.interrupt()
+    project.run("down", "--rmi", "all", "-t", "0")
+    from composer.backends.native.image.store import ImageStore
+
+    ImageStore.open(project.env.root / "store").gc()  # the builds' layers
 
 
 def test_a_missing_path_is_watched_from_its_parent_in_the_project(project: Project) -> None:

@@ -53,7 +53,7 @@ from composer.backends.native.build.ignore import Matcher, parse
 from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.build.run import RunRefused, check_flags, diff, last_lines, run_args, run_container
-from composer.backends.native.coverage import BUILDER_LACKS, BUILDER_REFUSAL
+from composer.backends.native.coverage import ATTESTATIONS, BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import BuildSpec
@@ -121,6 +121,9 @@ def refuse_build_keys(spec: BuildSpec) -> None:
     for key in BUILDER_LACKS:  # the coverage table's refusals of build keys
         if getattr(build, key):
             raise _refuse(f"service {spec.service.name}: build.{key}")
+    for key in build.attestations():
+        raise UnsupportedFeatureError(f"service {spec.service.name}: {ATTESTATIONS.format(f'build.{key}')}",
+                                      backend_name=BACKEND, operation="build")
     if build.network not in (None, "default", "none"):
         raise _refuse(f"service {spec.service.name}: build.network: {build.network}")
     if any(platform not in ("linux/amd64", "linux/x86_64") for platform in build.platforms):

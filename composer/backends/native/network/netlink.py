@@ -92,6 +92,7 @@ _REQUEST = NLM_F_REQUEST | NLM_F_ACK
 _DUMP = NLM_F_REQUEST | NLM_F_DUMP
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
+IFA_F_NODAD = 0x02  # linux/if_addr.h
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 IFF_UP = 0x1
 RT_TABLE_MAIN = 254
@@ -263,7 +264,11 @@ class _Base:
         msg = _pr.ifaddrmsg()
         msg["family"] = socket.AF_INET if interface.version == 4 else socket.AF_INET6
         msg["prefixlen"] = interface.network.prefixlen
-        msg["flags"] = msg["scope"] = 0
+        # IPv6: no duplicate address detection, as Docker adds its addresses (IFA_F_NODAD): a
+        # tentative address cannot be bound (the network's DNS on an IPv6-only network) nor used
+        # for about a second, and the addresses here are the network's own to give.
+        msg["flags"] = 0 if interface.version == 4 else IFA_F_NODAD
+        msg["scope"] = 0
         msg["index"] = index
         msg["attrs"] = [("IFA_ADDRESS", str(interface.ip))]
         if interface.version == 4:

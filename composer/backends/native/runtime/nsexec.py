@@ -57,6 +57,8 @@ def exec_config(container: dict[str, Any], state: dict[str, Any], args: list[str
         "no_new_privileges": bool(container.get("no_new_privileges")),
         "seccomp": container.get("seccomp", "default"), "seccomp_program": _program(container), "tty": tty,
         "console_size": list(console_size) if console_size else None,
+        # the container's ulimits: runc gives an exec'd process the container's rlimits
+        "ulimits": dict(container.get("ulimits") or {}),
     }
 
 
@@ -103,6 +105,7 @@ def _fail(message: str, code: int = 126) -> int:
 
 
 def main(argv: list[str]) -> int:
+    import resource  # noqa: F401 - an extension module: loaded from the host's files before setns (set_ulimits)
     import signal
 
     from composer.backends.native.runtime.init import process_start_time
@@ -169,10 +172,12 @@ def main(argv: list[str]) -> int:
 
 def _child(cfg: dict[str, Any], fail_w: int, mask: int, nnp: bool, seccomp: bytes | None, console_fd: int) -> None:
     """In the container's namespaces: become the container's user and exec (never returns)."""
-    from composer.backends.native.runtime.init import exec_path, resolve_user
+    from composer.backends.native.runtime.init import exec_path, resolve_user, set_ulimits
 
     try:
         uid, gid, groups, home = resolve_user(cfg.get("user") or "0", list(cfg.get("group_add") or ()))
+        if cfg.get("ulimits"):
+            set_ulimits(cfg["ulimits"])  # while root, before the capabilities drop
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in cfg.get("env") or ())
         env.setdefault("HOME", home or "/")
         args = list(cfg["args"])
