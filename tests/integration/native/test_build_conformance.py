@@ -21,6 +21,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import stat
@@ -315,8 +316,9 @@ def test_native_build_equals_buildkits(case: str, store: ImageStore, local_regis
     differences = [f"config {name}: buildkit {theirs.config['config'].get(name)!r} native "
                    f"{ours.config['config'].get(name)!r}" for name in CONFIG_FIELDS
                    if (ours.config["config"].get(name) or None) != (theirs.config["config"].get(name) or None)]
-    if _history(ours.config) != _history(theirs.config):
-        differences.append(f"history: buildkit {_history(theirs.config)} native {_history(ours.config)}")
+    theirs_history, ours_history = _history(theirs.config), _history(ours.config)
+    differences += [f"history {index}: buildkit {pair[0]} native {pair[1]}" for index, pair in
+                    enumerate(itertools.zip_longest(theirs_history, ours_history)) if pair[0] != pair[1]]
     for key in ("os", "architecture"):
         if ours.config.get(key) != theirs.config.get(key):
             differences.append(f"{key}: buildkit {theirs.config.get(key)} native {ours.config.get(key)}")

@@ -48,10 +48,18 @@ from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import BuildSpec
 from composer.dockerfile import image_config
 from composer.dockerfile.expand import ExpansionError, expand_word
-from composer.dockerfile.instructions import CopyCommand, Dockerfile, RunCommand, Stage, WordsCommand, build_stages
+from composer.dockerfile.instructions import (
+    Command,
+    CopyCommand,
+    Dockerfile,
+    RunCommand,
+    Stage,
+    WordsCommand,
+    build_stages,
+)
 from composer.dockerfile.parser import DockerfileSyntaxError
 from composer.dockerfile.parser import parse as parse_dockerfile
-from composer.dockerfile.stages import global_scope, needed_stages
+from composer.dockerfile.stages import HOST_PLATFORM, global_scope, needed_stages
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import parse as parse_reference
@@ -79,6 +87,7 @@ class Built:
     config: dict[str, Any]
     diff_ids: list[str] = field(default_factory=list)
     layers: list[oci.Descriptor] = field(default_factory=list)
+    run_env: dict[str, str] = field(default_factory=dict)  # its RUNs' environment, for a stage built FROM it
 
     def rootfs(self, store: ImageStore) -> RootFS:
         return RootFS([store.layer(chain).path for chain in oci.chain_ids(self.diff_ids)])
@@ -188,15 +197,23 @@ class Builder:
         return None
 
     async def _base(self, stage: Stage) -> Built:
-        if stage.platform:
-            raise _refuse(f"{self.dockerfile.path}:{stage.line}: FROM --platform")
+        if stage.platform:  # the host's platform only (BuildKit's $BUILDPLATFORM is the host's too)
+            wanted = self._expand(stage, stage.platform, self.scope)
+            try:
+                host = str(oci.Platform.parse(wanted)) == HOST_PLATFORM
+            except ValueError:
+                host = False
+            if not host:
+                raise _refuse(f"{self.dockerfile.path}:{stage.line}: FROM --platform={wanted} (not the host's "
+                              f"{HOST_PLATFORM})")
         name = self._expand(stage, stage.base, self.scope)
         other = self._stage_named(name)
         if other is not None and other.index < stage.index:
             base = self.built[other.index]
-            return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers))
-        if name == "scratch":
-            return Built({"architecture": "amd64", "os": "linux", "config": {},
+            return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers),
+                         dict(base.run_env))
+        if name == "scratch":  # BuildKit's empty image: WorkingDir "/"
+            return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
         record = await self.pull(name)
         config = json.loads(json.dumps(self.store.config(record)))
@@ -208,9 +225,9 @@ class Builder:
     async def _stage(self, stage: Stage, args: dict[str, str]) -> Built:
         built = await self._base(stage)
         state = image_config.start(built.config.get("config"), built.config.get("history") or [],
-                                   path=self.dockerfile.path, escape=self.dockerfile.escape)
+                                   path=self.dockerfile.path, escape=self.dockerfile.escape, run_env=built.run_env)
         state.globals = dict(self.scope)
-        for command in stage.commands:
+        for command in [*self._triggers(stage, state), *stage.commands]:
             if isinstance(command, RunCommand):
                 try:
                     check_flags(command)
@@ -231,9 +248,24 @@ class Builder:
                 await anyio.to_thread.run_sync(self._run, command, process, state, built)
         built.config["config"] = state.config
         built.config["history"] = state.history
+        built.run_env = state.run_env
         built.config["created"] = _created()
         built.config["rootfs"] = {"type": "layers", "diff_ids": list(built.diff_ids)}
         return built
+
+    def _triggers(self, stage: Stage, state: image_config.StageState) -> list[Command]:
+        """The base's ONBUILD triggers, run first, as BuildKit does (for a base stage too), and
+        dropped from the new image's config."""
+        triggers = state.config.pop("OnBuild", None) or []
+        if not triggers:
+            return []
+        text = "FROM scratch\n" + "".join(f"{trigger}\n" for trigger in triggers)
+        try:
+            parsed = build_stages(parse_dockerfile(text, path=f"{self.dockerfile.path} (ONBUILD of line "
+                                                             f"{stage.line})"), self.dockerfile.path)
+        except DockerfileSyntaxError as exc:
+            raise self._fail(stage, f"an ONBUILD trigger of the base image: {exc}") from None
+        return list(parsed.stages[0].commands)
 
     def _copy(self, command: CopyCommand, state: image_config.StageState, built: Built) -> None:
         for flag, value in (("--link", command.link), ("--parents", command.parents),
@@ -314,7 +346,7 @@ class Builder:
         lower = built.rootfs(self.store)
         build = self.spec.service.build
         network = command.network or (build.network if build is not None else None) or "default"
-        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.args,
+        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env,
                            network=network != "none") as (result, upper):
             for line in result.output.splitlines():
                 self._emit(line)
