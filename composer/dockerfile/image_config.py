@@ -59,12 +59,9 @@ class StageState:
     escape: str = "\\"
 
     def environment(self) -> dict[str, str]:
-        """The scope variables expand in: the ARGs, then ENV (which wins), as BuildKit's."""
-        scope = dict(self.args)
-        for entry in self.config.get("Env") or []:
-            key, _, value = entry.partition("=")
-            scope[key] = value
-        return scope
+        """The scope variables expand in: BuildKit expands with its LLB state's environment, the
+        RUN environment (so an ARG declared after an ENV of the same name wins here too)."""
+        return dict(self.run_env)
 
     def expand(self, command: Command, word: str) -> str:
         try:
@@ -206,8 +203,10 @@ def apply(state: StageState, command: Command, build_args: Mapping[str, str]) ->
         shown = [f"|{len(declared)}", *declared] if declared else []
         state.record("RUN " + " ".join([*shown, *args]) + " # buildkit", empty_layer=False)
     elif isinstance(command, CopyCommand):
-        sources = [*command.sources, *(item.path for item in command.inline)]
-        state.record(f"{command.name} {' '.join(sources)} {command.destination} # buildkit", empty_layer=False)
+        # the words as expanded (BuildKit expands them before it words the history)
+        sources = [*(state.expand(command, word) for word in command.sources), *(item.path for item in command.inline)]
+        destination = state.expand(command, command.destination)
+        state.record(f"{command.name} {' '.join(sources)} {destination} # buildkit", empty_layer=False)
     elif isinstance(command, WordsCommand):
         _words(state, command)
 

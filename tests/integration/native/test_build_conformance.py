@@ -322,6 +322,9 @@ def test_native_build_equals_buildkits(case: str, store: ImageStore, local_regis
     for key in ("os", "architecture"):
         if ours.config.get(key) != theirs.config.get(key):
             differences.append(f"{key}: buildkit {theirs.config.get(key)} native {ours.config.get(key)}")
+    layers = [len(image.config["rootfs"]["diff_ids"]) for image in (theirs, ours)]
+    if layers[0] != layers[1]:
+        differences.append(f"layers: buildkit {layers[0]} native {layers[1]}")
     differences += _differences(theirs.flat, ours.flat)
     assert differences == [], "\n".join(differences)
     assert theirs.flat.nodes, "an image with no files compares nothing"

@@ -305,10 +305,11 @@ class Builder:
             raise
         self._commit(writer, state, built)
 
-    def _commit(self, writer: LayerWriter, state: image_config.StageState, built: Built) -> None:
+    def _commit(self, writer: LayerWriter, state: image_config.StageState, built: Built, *,
+                keep_empty: bool = False) -> None:
         """The step's layer on top of the stage's; an empty one is dropped and its history entry
-        marked empty_layer, as BuildKit's exporter does."""
-        if not writer.entries:
+        marked empty_layer, as BuildKit's exporter does, unless ``keep_empty`` (WORKDIR's)."""
+        if not writer.entries and not keep_empty:
             writer.discard()
             state.history[-1]["empty_layer"] = True
             return
@@ -324,10 +325,13 @@ class Builder:
 
     def _workdir(self, command: Any, state: image_config.StageState, built: Built) -> None:
         """WORKDIR makes its folder (and parents) when missing, owned by the stage's USER, as
-        BuildKit's ``mkdir -p``; a layer then, else none."""
+        BuildKit's ``mkdir -p``; a layer, empty when the folder exists (none for ``/``)."""
         folder = state.config.get("WorkingDir") or "/"
         rootfs = built.rootfs(self.store)
-        if folder == "/" or rootfs.resolve(folder)[1] is not None:
+        if folder == "/":
+            return
+        if rootfs.resolve(folder)[1] is not None:  # BuildKit's mkdir -p makes an (empty) layer all the same
+            self._commit(LayerWriter(self.store), state, built, keep_empty=True)
             return
         try:
             plan = plan_copy(rootfs, "/", folder.rstrip("/") + "/", [], [],
