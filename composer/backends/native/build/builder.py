@@ -1,7 +1,9 @@
 """Building a service's image on the native backend: the stages the target needs, in order,
 each from its base (an image pulled into the store as ``ensure_image`` pulls, ``scratch``, or an
 earlier stage), the metadata instructions through composer.dockerfile.image_config, COPY/ADD as
-new layers; the result is an OCI manifest and config in the store, tagged as the BuildSpec says.
+new layers (COPY ``--from`` a stage or an image, pulled as a base is); the result is an OCI
+manifest and config in the store, tagged as the BuildSpec says. What it makes is compared with
+BuildKit's by tests/integration/native/test_build_conformance.py.
 
 RUN runs in a native container (composer.backends.native.build.run): ``--network=none``, or
 the default, a bridge network of the build's own.
@@ -9,7 +11,7 @@ the default, a bridge network of the build's own.
 Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
 --security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
 COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
-``--platform``, COPY ``--from`` an image, and the ``build:`` keys that need them (ssh, secrets,
+``--platform`` of another platform than the host's, and the ``build:`` keys that need them (ssh, secrets,
 cache_from/cache_to, additional_contexts, network other than default or none, extra_hosts,
 shm_size, ulimits, privileged, other platforms, entitlements, isolation). There is no cache
 yet: every build builds every step (``no_cache`` holds trivially).
@@ -155,6 +157,7 @@ class Builder:
         self.new_blobs: set[str] = set()  # what this build wrote, dropped at the end unless an image uses it
         self.new_layers: set[str] = set()
         self.built: dict[int, Built] = {}
+        self.images: dict[str, Built] = {}  # the images COPY --from names, pulled once per build
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -215,6 +218,10 @@ class Builder:
         if name == "scratch":  # BuildKit's empty image: WorkingDir "/"
             return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+        return await self._image(name)
+
+    async def _image(self, name: str) -> Built:
+        """An image, pulled as ``ensure_image`` pulls (a base, or a COPY --from source)."""
         record = await self.pull(name)
         config = json.loads(json.dumps(self.store.config(record)))
         manifest = self.store.manifest(record)
@@ -228,6 +235,10 @@ class Builder:
                                    path=self.dockerfile.path, escape=self.dockerfile.escape, run_env=built.run_env)
         state.globals = dict(self.scope)
         for command in [*self._triggers(stage, state), *stage.commands]:
+            if isinstance(command, CopyCommand) and command.from_:
+                name = self._expand(command, command.from_, self.scope)
+                if self._stage_named(name) is None and name not in self.images:
+                    self.images[name] = await self._image(name)  # COPY --from an image, as BuildKit
             if isinstance(command, RunCommand):
                 try:
                     check_flags(command)
@@ -279,9 +290,12 @@ class Builder:
         if command.from_:
             name = self._expand(command, command.from_, self.scope)
             other = self._stage_named(name)
-            if other is None or other.index not in self.built:
-                raise _refuse(f"{self.dockerfile.path}:{command.line}: COPY --from={name} (an image, not a stage)")
-            source = StageSource(self.built[other.index].rootfs(self.store))
+            if other is not None and other.index in self.built:
+                source = StageSource(self.built[other.index].rootfs(self.store))
+            elif name in self.images:
+                source = StageSource(self.images[name].rootfs(self.store))
+            else:
+                raise self._fail(command, f"--from={name}: neither a stage built before nor an image pulled")
         else:
             source = ContextSource(self.context, self.matcher)
         words = [self._expand(command, word, scope) for word in command.sources]
