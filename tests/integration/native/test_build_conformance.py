@@ -118,7 +118,7 @@ def make_context(folder: Path) -> None:
     write("glob/two.txt", "two\n")
     write("glob/three.md", "three\n")
     write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
-    write("etc/group", "root:x:0:\nstaff:x:50:\napp:x:1000:\n")
+    write("etc/group", "root:x:0:\nwheel:x:10:app\nstaff:x:50:app,other\napp:x:1000:\n")
 
 
 @dataclass(frozen=True)
@@ -299,16 +299,40 @@ def _differences(theirs: Flat, ours: Flat) -> list[str]:
     return found
 
 
+@pytest.fixture(scope="module")
+def shared_base(local_registry: LocalRegistry, docker_api: Any,
+                tmp_path_factory: pytest.TempPathFactory) -> str:
+    """bases/shared.Dockerfile built once by docker build and pushed to the local registry, for the
+    cases FROM ``{shared}`` (the local tags removed; the registry goes with local_registry)."""
+    from tests.integration import registry
+
+    context = tmp_path_factory.mktemp("shared-base")
+    make_context(context)
+    (context / "Dockerfile").write_text((CASES / "bases" / "shared.Dockerfile").read_text()
+                                        .replace("{base}", local_registry.busybox))
+    tag = f"composer-conformance-base:{uuid.uuid4().hex[:12]}"
+    reference = local_registry.reference("composer-test/conformance-base")
+    _docker("build", "-q", "-t", tag, ".", cwd=context)
+    try:
+        registry.push(docker_api, tag, reference)
+    finally:
+        subprocess.run(["/usr/bin/docker", "rmi", "-f", tag], capture_output=True, check=False)
+    return reference
+
+
 @pytest.mark.parametrize("case", sorted(path.name.removesuffix(".Dockerfile")
                                         for path in CASES.glob("*.Dockerfile")))
 def test_native_build_equals_buildkits(case: str, store: ImageStore, local_registry: LocalRegistry,
-                                       tmp_path: Path) -> None:
+                                       tmp_path: Path, request: pytest.FixtureRequest) -> None:
     context = tmp_path / "context"
     make_context(context)
     dockerfile = f"{case}.Dockerfile"
     for name in (dockerfile, f"{dockerfile}.dockerignore"):
         if (CASES / name).is_file():
-            (context / name).write_text((CASES / name).read_text().replace("{base}", local_registry.busybox))
+            text = (CASES / name).read_text().replace("{base}", local_registry.busybox)
+            if "{shared}" in text:
+                text = text.replace("{shared}", request.getfixturevalue("shared_base"))
+            (context / name).write_text(text)
     options = OPTIONS.get(case, {})
     theirs = build_with_buildkit(context, dockerfile, options, tmp_path)
     ours = build_natively(store, context, dockerfile, options)
