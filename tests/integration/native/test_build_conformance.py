@@ -55,8 +55,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 # The differences allowed, each with its reason. Everything else must be equal.
 ALLOWED = {
-    "mtime": "file times are not compared: the context's files are made anew for each build, and "
-             "each builder stamps the folders it creates with the time it ran",
+    "mtime": "the times of what a build makes (RUN's files, COPY's new folders) are each build's own; "
+             "a file's time older than the builds (the base's files, the context's) must be equal",
+    "mtime of folders": "not compared: BuildKit 0.8 gives the folders WORKDIR makes the time of an earlier "
+                        "build of the same step even with --no-cache; and the context's empty sticky (1777) folder "
+                        "came out of the native COPY with a later time than BuildKit's (not explained yet: "
+                        "the one open question of this list)",
     "history.created": "the history's times are the times each build ran",
     "ArgsEscaped": "BuildKit 0.8 (dockerd 20.10) marks shell-form CMD/ENTRYPOINT ArgsEscaped on Linux too; "
                    "BuildKit 0.11 and later set it only for Windows images, as composer does",
@@ -134,6 +138,7 @@ class Node:
     target: str
     xattrs: tuple[tuple[str, str], ...]
     text: bytes = field(default=b"", compare=False, repr=False)  # a small file's bytes, for the messages
+    mtime: int = field(default=0, compare=False, repr=False)  # compared apart: only what both builds found made
 
 
 @dataclass
@@ -200,7 +205,7 @@ def flatten(layers: Sequence[IO[bytes] | gzip.GzipFile]) -> Flat:
                                       member.pax_headers.items() if key.startswith("SCHILY.xattr.")))
                 size = member.size if member.isreg() else 0
                 nodes[path] = Node(kind, oct(stat.S_IMODE(member.mode)), member.uid, member.gid, size, digest,
-                                   member.linkname if member.issym() else "", xattrs, data[:200])
+                                   member.linkname if member.issym() else "", xattrs, data[:200], int(member.mtime))
                 origin[path] = index
                 group_of.pop(path, None)
     members: dict[int, list[str]] = {}
@@ -224,7 +229,7 @@ class Image:
 
 def build_with_buildkit(context: Path, dockerfile: str, options: dict[str, Any], workdir: Path) -> Image:
     tag = f"composer-conformance:{uuid.uuid4().hex[:12]}"
-    argv = ["build", "-q", "-t", tag, "-f", dockerfile]
+    argv = ["build", "-q", "--no-cache", "-t", tag, "-f", dockerfile]  # a cached step keeps an earlier run's times
     if options.get("target"):
         argv += ["--target", options["target"]]
     for key, value in (options.get("args") or {}).items():
@@ -286,10 +291,14 @@ def _history(config: dict[str, Any]) -> list[tuple[str, bool]]:
     return [(entry.get("created_by", ""), bool(entry.get("empty_layer"))) for entry in config.get("history") or []]
 
 
-def _differences(theirs: Flat, ours: Flat) -> list[str]:
+def _differences(theirs: Flat, ours: Flat, started: float) -> list[str]:
     found = []
     for path in sorted(set(theirs.nodes) | set(ours.nodes)):
         mine, buildkit = ours.nodes.get(path), theirs.nodes.get(path)
+        # times: a file that existed before the builds ran (the base's, the context's) keeps its time
+        if (mine and buildkit and buildkit.kind != "dir" and buildkit.mtime < started - 1
+                and mine.mtime != buildkit.mtime):
+            found.append(f"{path}: mtime buildkit {buildkit.mtime} native {mine.mtime}")
         if mine != buildkit:
             found.append(f"{path}: buildkit {buildkit} native {mine}")
             if mine and buildkit and mine.sha256 != buildkit.sha256:
@@ -334,6 +343,7 @@ def test_native_build_equals_buildkits(case: str, store: ImageStore, local_regis
                 text = text.replace("{shared}", request.getfixturevalue("shared_base"))
             (context / name).write_text(text)
     options = OPTIONS.get(case, {})
+    started = time.time()
     theirs = build_with_buildkit(context, dockerfile, options, tmp_path)
     ours = build_natively(store, context, dockerfile, options)
 
@@ -349,7 +359,7 @@ def test_native_build_equals_buildkits(case: str, store: ImageStore, local_regis
     layers = [len(image.config["rootfs"]["diff_ids"]) for image in (theirs, ours)]
     if layers[0] != layers[1]:
         differences.append(f"layers: buildkit {layers[0]} native {layers[1]}")
-    differences += _differences(theirs.flat, ours.flat)
+    differences += _differences(theirs.flat, ours.flat, started)
     assert differences == [], "\n".join(differences)
     assert theirs.flat.nodes, "an image with no files compares nothing"
 
