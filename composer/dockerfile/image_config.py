@@ -49,17 +49,19 @@ class StageState:
     history: list[dict[str, Any]]
     args: dict[str, str] = field(default_factory=dict)  # the stage's ARGs with their values
     globals: dict[str, str] = field(default_factory=dict)  # the global ARGs: an ARG without a default takes these
+    # The environment of the stage's RUNs, as BuildKit's LLB state keeps it: the base stage's,
+    # then the image's Env, then each ENV and each ARG with a value in order (an ARG after an ENV
+    # of the same name wins in RUN, not in the image config).
+    run_env: dict[str, str] = field(default_factory=dict)
+    declared: list[str] = field(default_factory=list)  # the stage's ARG names in order (repeats kept)
     cmd_set: bool = False  # CMD given in this stage (ENTRYPOINT then keeps it)
     path: str = "Dockerfile"
     escape: str = "\\"
 
     def environment(self) -> dict[str, str]:
-        """The scope variables expand in: the ARGs, then ENV (which wins), as BuildKit's."""
-        scope = dict(self.args)
-        for entry in self.config.get("Env") or []:
-            key, _, value = entry.partition("=")
-            scope[key] = value
-        return scope
+        """The scope variables expand in: BuildKit expands with its LLB state's environment, the
+        RUN environment (so an ARG declared after an ENV of the same name wins here too)."""
+        return dict(self.run_env)
 
     def expand(self, command: Command, word: str) -> str:
         try:
@@ -83,13 +85,19 @@ class StageState:
 
 
 def start(base_config: Mapping[str, Any] | None, base_history: Sequence[Mapping[str, Any]], *,
-          path: str = "Dockerfile", escape: str = "\\") -> StageState:
+          path: str = "Dockerfile", escape: str = "\\", run_env: Mapping[str, str] | None = None) -> StageState:
     """A stage's state after FROM: the base image's config (``scratch``: None), or BuildKit's
-    default environment for an empty one."""
+    default environment for an empty one; ``run_env``: the RUN environment of the stage it is
+    built FROM (its ARGs stay in it, under the image's Env)."""
     config = json.loads(json.dumps(dict(base_config))) if base_config else {}
     if not config.get("Env"):
         config["Env"] = [f"PATH={DEFAULT_PATH}"]
-    return StageState(config, [dict(entry) for entry in base_history], path=path, escape=escape)
+    state = StageState(config, [dict(entry) for entry in base_history], path=path, escape=escape,
+                       run_env=dict(run_env or {}))
+    for entry in config["Env"]:
+        key, _, value = entry.partition("=")
+        state.run_env[key] = value
+    return state
 
 
 def _go_list(items: Sequence[str]) -> str:
@@ -151,7 +159,9 @@ def apply(state: StageState, command: Command, build_args: Mapping[str, str]) ->
     if isinstance(command, EnvCommand):
         pairs = [(pair.key, state.expand(command, pair.value)) for pair in command.pairs]
         for key, value in pairs:
-            _set_env(config, state.expand(command, key), value)
+            name = state.expand(command, key)
+            _set_env(config, name, value)
+            state.run_env[name] = value
         state.record("ENV " + " ".join(f"{key}={value}" for key, value in pairs), empty_layer=True)
     elif isinstance(command, LabelCommand):
         labels = dict(config.get("Labels") or {})
@@ -169,6 +179,8 @@ def apply(state: StageState, command: Command, build_args: Mapping[str, str]) ->
             given = build_args.get(name, expanded if expanded is not None else state.globals.get(name))
             if given is not None:
                 state.args[name] = given
+                state.run_env[name] = given
+            state.declared.append(name)
             # BuildKit's history shows the ARG as written (its default), never a given value
             shown.append(f"{name}={expanded}" if expanded is not None else name)
         state.record("ARG " + " ".join(shown), empty_layer=True)
@@ -186,10 +198,15 @@ def apply(state: StageState, command: Command, build_args: Mapping[str, str]) ->
         _healthcheck(state, command)
     elif isinstance(command, RunCommand):
         args = _with_shell(state, command.command)
-        state.record("RUN " + " ".join(args) + " # buildkit", empty_layer=False)
+        # BuildKit's runCommandString: the stage's ARGs (each declaration) with their values first
+        declared = [f"{name}={state.run_env.get(name, '')}" for name in state.declared]
+        shown = [f"|{len(declared)}", *declared] if declared else []
+        state.record("RUN " + " ".join([*shown, *args]) + " # buildkit", empty_layer=False)
     elif isinstance(command, CopyCommand):
-        sources = [*command.sources, *(item.path for item in command.inline)]
-        state.record(f"{command.name} {' '.join(sources)} {command.destination} # buildkit", empty_layer=False)
+        # the words as expanded (BuildKit expands them before it words the history)
+        sources = [*(state.expand(command, word) for word in command.sources), *(item.path for item in command.inline)]
+        destination = state.expand(command, command.destination)
+        state.record(f"{command.name} {' '.join(sources)} {destination} # buildkit", empty_layer=False)
     elif isinstance(command, WordsCommand):
         _words(state, command)
 

@@ -15,11 +15,25 @@ from composer.dockerfile.expand import ExpansionError, expand_word
 from composer.dockerfile.instructions import CopyCommand, Dockerfile, RunCommand, Stage
 from composer.dockerfile.parser import DockerfileSyntaxError
 
+HOST_PLATFORM = "linux/amd64"  # what the builders build on and for (other platforms are refused)
+
+
+def platform_args(platform: str = HOST_PLATFORM) -> dict[str, str]:
+    """BuildKit's predefined platform ARGs for a build on and for ``platform``: usable in FROM
+    without an ARG, and the value of a stage's ``ARG TARGETPLATFORM`` (BUILD*, TARGET*)."""
+    os_name, architecture, *rest = platform.split("/")
+    values: dict[str, str] = {}
+    for prefix in ("BUILD", "TARGET"):
+        values.update({f"{prefix}PLATFORM": platform, f"{prefix}OS": os_name, f"{prefix}ARCH": architecture,
+                       f"{prefix}VARIANT": rest[0] if rest else ""})
+    return values
+
 
 def global_scope(dockerfile: Dockerfile, build_args: Mapping[str, str]) -> dict[str, str]:
     """The global ARGs' values: the build argument given, else the default (expanded with the
-    ARGs before it); an ARG without either is not set."""
-    scope: dict[str, str] = {}
+    ARGs before it); an ARG without either is not set. BuildKit's platform ARGs are there too,
+    without an ARG."""
+    scope: dict[str, str] = platform_args()
     for command in dockerfile.global_args:
         for name, default in command.args:
             if name in build_args:

@@ -191,10 +191,9 @@ def test_errors_and_refusals_are_one_line(store: ImageStore, context: Path) -> N
         archive.add(context / "notes.md", "notes.md")
     with pytest.raises(ImageBuildError, match=r"ADD of a local archive \(files.tar: extraction\) is not supported"):
         build(store, context, "FROM scratch\nADD files.tar /x/\n")
-    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:1: FROM --platform is not supported"):
+    with pytest.raises(UnsupportedFeatureError, match=r"Dockerfile:1: FROM --platform=linux/arm64 \(not the host's "
+                                                      r"linux/amd64\) is not supported"):
         build(store, context, "FROM --platform=linux/arm64 scratch\n")
-    with pytest.raises(UnsupportedFeatureError, match=r"COPY --from=busybox \(an image, not a stage\) is not"):
-        build(store, context, "FROM scratch\nCOPY --from=busybox /bin/sh /sh\n")
     with pytest.raises(DockerfileSyntaxError, match=r"unknown instruction: FRM"):
         build(store, context, "FRM scratch\n")
     with pytest.raises(UnsupportedFeatureError, match=r"build.secrets is not supported"):
@@ -247,7 +246,9 @@ EOF
     assert read(rootfs, "/made/pwd") == "/\n"
     assert read(rootfs, "/made/heredoc") == "from heredoc\n"
     assert read(rootfs, "/made/cat") == "piped bonjour\n"
-    assert rootfs.resolve("/etc")[1] is None  # the runtime's mount stubs (the image has no /etc) are not in a layer
+    # the runtime's stub files (the image has no /etc) are not in a layer; the folder is, as in
+    # BuildKit's RUN layers (test_build_conformance.py's run case)
+    assert rootfs.listdir(("etc",)) == []
     run_layer = {member.name: member for member in layer_members(store)[-4]}
     assert "app/.wh.main.sh" in run_layer
     assert "app/sub/.wh..wh..opq" in run_layer
@@ -256,7 +257,8 @@ EOF
     history = config["history"]
     assert isinstance(history, list)
     created_by = [entry["created_by"] for entry in history][-4:]
-    assert created_by[1] == "RUN /bin/sh -c id -u > /made/uid; pwd > /made/pwd # buildkit"
+    # the stage's ARGs with their values first, as BuildKit words it
+    assert created_by[1] == "RUN |1 GREETING=bonjour /bin/sh -c id -u > /made/uid; pwd > /made/pwd # buildkit"
 
 
 def test_a_failing_run_names_the_step_its_code_and_its_last_lines(store: ImageStore, context: Path,

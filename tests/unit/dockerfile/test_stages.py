@@ -6,7 +6,7 @@ import pytest
 
 from composer.dockerfile.instructions import build_stages
 from composer.dockerfile.parser import DockerfileSyntaxError, parse
-from composer.dockerfile.stages import global_scope, needed_stages
+from composer.dockerfile.stages import global_scope, needed_stages, platform_args
 
 MULTI = """ARG VARIANT=slim
 ARG FROM_STAGE=deps
@@ -36,8 +36,10 @@ def test_only_what_the_target_reads_is_built_in_dependency_order() -> None:
 
 def test_global_args_take_the_build_arguments_then_their_defaults() -> None:
     dockerfile = build_stages(parse("ARG A=1\nARG B=${A}2\nARG C\nFROM x\n"))
-    assert global_scope(dockerfile, {}) == {"A": "1", "B": "12"}
-    assert global_scope(dockerfile, {"A": "9", "C": "c"}) == {"A": "9", "B": "92", "C": "c"}
+    assert global_scope(dockerfile, {}) == {**platform_args(), "A": "1", "B": "12"}
+    assert global_scope(dockerfile, {"A": "9", "C": "c"}) == {**platform_args(), "A": "9", "B": "92", "C": "c"}
+    assert platform_args("linux/arm/v7")["TARGETVARIANT"] == "v7"
+    assert global_scope(dockerfile, {})["BUILDPLATFORM"] == "linux/amd64"
 
 
 def test_a_missing_target_and_a_forward_reference_are_refused() -> None:

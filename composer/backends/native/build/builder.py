@@ -1,7 +1,9 @@
 """Building a service's image on the native backend: the stages the target needs, in order,
 each from its base (an image pulled into the store as ``ensure_image`` pulls, ``scratch``, or an
 earlier stage), the metadata instructions through composer.dockerfile.image_config, COPY/ADD as
-new layers; the result is an OCI manifest and config in the store, tagged as the BuildSpec says.
+new layers (COPY ``--from`` a stage or an image, pulled as a base is); the result is an OCI
+manifest and config in the store, tagged as the BuildSpec says. What it makes is compared with
+BuildKit's by tests/integration/native/test_build_conformance.py.
 
 RUN runs in a native container (composer.backends.native.build.run): ``--network=none``, or
 the default, a bridge network of the build's own. The stages the target needs build in
@@ -10,7 +12,7 @@ parallel, each once the stages it reads are built; the others are not built.
 Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
 --security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
 COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
-``--platform``, COPY ``--from`` an image, and the ``build:`` keys that need them (ssh, secrets,
+``--platform`` of another platform than the host's, and the ``build:`` keys that need them (ssh, secrets,
 cache_from/cache_to, additional_contexts, network other than default or none, extra_hosts,
 shm_size, ulimits, privileged, other platforms, entitlements, isolation).
 
@@ -59,10 +61,18 @@ from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import BuildSpec
 from composer.dockerfile import image_config
 from composer.dockerfile.expand import ExpansionError, expand_word
-from composer.dockerfile.instructions import CopyCommand, Dockerfile, RunCommand, Stage, WordsCommand, build_stages
+from composer.dockerfile.instructions import (
+    Command,
+    CopyCommand,
+    Dockerfile,
+    RunCommand,
+    Stage,
+    WordsCommand,
+    build_stages,
+)
 from composer.dockerfile.parser import DockerfileSyntaxError
 from composer.dockerfile.parser import parse as parse_dockerfile
-from composer.dockerfile.stages import dependencies, global_scope, needed_stages
+from composer.dockerfile.stages import HOST_PLATFORM, dependencies, global_scope, needed_stages
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import parse as parse_reference
@@ -109,6 +119,7 @@ class Built:
     diff_ids: list[str] = field(default_factory=list)
     layers: list[oci.Descriptor] = field(default_factory=list)
     key: str = cache_key.SCRATCH  # the cache key the stage's files are at (composer.backends.native.build.cache_key)
+    run_env: dict[str, str] = field(default_factory=dict)  # its RUNs' environment, for a stage built FROM it
 
     def rootfs(self, store: ImageStore) -> RootFS:
         return RootFS([store.layer(chain).path for chain in oci.chain_ids(self.diff_ids)])
@@ -184,6 +195,7 @@ class Builder:
         self.pending: list[Event] = []  # events said in a step's worker thread (_say)
         self.pending_lock = threading.Lock()
         self.loop_thread = threading.get_ident()
+        self.images: dict[str, Built] = {}  # the images COPY --from names, pulled once per build
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -252,16 +264,28 @@ class Builder:
         return None
 
     async def _base(self, stage: Stage) -> Built:
-        if stage.platform:
-            raise _refuse(f"{self.dockerfile.path}:{stage.line}: FROM --platform")
+        if stage.platform:  # the host's platform only (BuildKit's $BUILDPLATFORM is the host's too)
+            wanted = self._expand(stage, stage.platform, self.scope)
+            try:
+                host = str(oci.Platform.parse(wanted)) == HOST_PLATFORM
+            except ValueError:
+                host = False
+            if not host:
+                raise _refuse(f"{self.dockerfile.path}:{stage.line}: FROM --platform={wanted} (not the host's "
+                              f"{HOST_PLATFORM})")
         name = self._expand(stage, stage.base, self.scope)
         other = self._stage_named(name)
         if other is not None and other.index < stage.index:
             base = self.built[other.index]
-            return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers), base.key)
-        if name == "scratch":
-            return Built({"architecture": "amd64", "os": "linux", "config": {},
+            return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers), base.key,
+                         dict(base.run_env))
+        if name == "scratch":  # BuildKit's empty image: WorkingDir "/"
+            return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+        return await self._image(name)
+
+    async def _image(self, name: str) -> Built:
+        """An image, pulled as ``ensure_image`` pulls (a base, or a COPY --from source)."""
         record = await self.pull(name)
         config = json.loads(json.dumps(self.store.config(record)))
         manifest = self.store.manifest(record)
@@ -277,12 +301,18 @@ class Builder:
         self._report(number, f"DONE {time.monotonic() - started:.1f}s")
         base_created = str(built.config.get("created") or "") or _created()
         state = image_config.start(built.config.get("config"), built.config.get("history") or [],
-                                   path=self.dockerfile.path, escape=self.dockerfile.escape)
+                                   path=self.dockerfile.path, escape=self.dockerfile.escape, run_env=built.run_env)
         state.globals = dict(self.scope)
         made: list[str] = []  # each step's created
         metadata: list[dict[str, Any]] = []  # the metadata instructions' history entries
         position = 1
-        for command in stage.commands:
+        triggers = self._triggers(stage, state)
+        total += sum(1 for command in triggers if _is_step(command))
+        for command in [*triggers, *stage.commands]:
+            if isinstance(command, CopyCommand) and command.from_:
+                name = self._expand(command, command.from_, self.scope)
+                if self._stage_named(name) is None and name not in self.images:
+                    self.images[name] = await self._image(name)  # COPY --from an image, as BuildKit
             if isinstance(command, RunCommand):
                 try:
                     check_flags(command)
@@ -311,6 +341,7 @@ class Builder:
             entry["created"] = stamp
         built.config["config"] = state.config
         built.config["history"] = state.history
+        built.run_env = state.run_env
         built.config["created"] = stamp
         built.config["rootfs"] = {"type": "layers", "diff_ids": list(built.diff_ids)}
         return built
@@ -353,7 +384,7 @@ class Builder:
                     self.sink.emit(event)
 
     def _step(self, number: int, command: Any, op: dict[str, Any], state: image_config.StageState, built: Built,
-              produce: Callable[[LayerWriter], None]) -> None:
+              produce: Callable[[LayerWriter], None], *, keep_empty: bool = False) -> None:
         """One filesystem step: its result from the cache (``#N CACHED``, nothing run), else
         ``produce`` writes its layer, which is stored and recorded under the step's key."""
         if self.epoch is not None:
@@ -369,7 +400,7 @@ class Builder:
                 if result is not None:
                     self._report(number, "CACHED")
                 else:
-                    result = self._make(built, produce)
+                    result = self._make(built, produce, keep_empty=keep_empty)
                     previous = self.cache.peek(key)  # --no-cache: the record it replaces
                     self.cache.put(key, " ".join(command.original.split()), result)
                     if previous is not None and not previous.empty and previous.layers != result.layers:
@@ -387,7 +418,7 @@ class Builder:
         else:
             entry.pop("empty_layer", None)
 
-    def _make(self, built: Built, produce: Callable[[LayerWriter], None]) -> StepResult:
+    def _make(self, built: Built, produce: Callable[[LayerWriter], None], *, keep_empty: bool = False) -> StepResult:
         """Build a step's layer on top of the stage's; an empty one is dropped."""
         writer = LayerWriter(self.store, clamp=self.epoch)
         try:
@@ -396,7 +427,7 @@ class Builder:
             writer.discard()
             raise
         created = _rfc3339(self.epoch) if self.epoch is not None else _created()
-        if not writer.entries:
+        if not writer.entries and not keep_empty:  # keep_empty: WORKDIR's, an empty layer as BuildKit's
             writer.discard()
             return StepResult(tuple(built.diff_ids), tuple(built.layers), True, created)
         chains = oci.chain_ids(built.diff_ids)
@@ -406,6 +437,20 @@ class Builder:
         if layer.new_layer:
             self.new_layers.add(layer.chain_id)
         return StepResult((*built.diff_ids, layer.diff_id), (*built.layers, layer.descriptor), False, created)
+
+    def _triggers(self, stage: Stage, state: image_config.StageState) -> list[Command]:
+        """The base's ONBUILD triggers, run first, as BuildKit does (for a base stage too), and
+        dropped from the new image's config."""
+        triggers = state.config.pop("OnBuild", None) or []
+        if not triggers:
+            return []
+        text = "FROM scratch\n" + "".join(f"{trigger}\n" for trigger in triggers)
+        try:
+            parsed = build_stages(parse_dockerfile(text, path=f"{self.dockerfile.path} (ONBUILD of line "
+                                                             f"{stage.line})"), self.dockerfile.path)
+        except DockerfileSyntaxError as exc:
+            raise self._fail(stage, f"an ONBUILD trigger of the base image: {exc}") from None
+        return list(parsed.stages[0].commands)
 
     def _copy(self, command: CopyCommand, state: image_config.StageState, built: Built, number: int) -> None:
         for flag, value in (("--link", command.link), ("--parents", command.parents),
@@ -419,9 +464,12 @@ class Builder:
         if command.from_:
             name = self._expand(command, command.from_, self.scope)
             other = self._stage_named(name)
-            if other is None or other.index not in self.built:
-                raise _refuse(f"{self.dockerfile.path}:{command.line}: COPY --from={name} (an image, not a stage)")
-            source = StageSource(self.built[other.index].rootfs(self.store))
+            if other is not None and other.index in self.built:
+                source = StageSource(self.built[other.index].rootfs(self.store))
+            elif name in self.images:
+                source = StageSource(self.images[name].rootfs(self.store))
+            else:
+                raise self._fail(command, f"--from={name}: neither a stage built before nor an image pulled")
         else:
             source = ContextSource(self.context, self.matcher)
         words = [self._expand(command, word, scope) for word in command.sources]
@@ -446,7 +494,7 @@ class Builder:
 
     def _workdir(self, command: Any, state: image_config.StageState, built: Built, number: int) -> None:
         """WORKDIR makes its folder (and parents) when missing, owned by the stage's USER, as
-        BuildKit's ``mkdir -p``; a layer then, else none."""
+        BuildKit's ``mkdir -p``; a layer, empty when the folder exists (none for ``/``)."""
         folder = state.config.get("WorkingDir") or "/"
         user = state.config.get("User") or ""
 
@@ -461,7 +509,9 @@ class Builder:
                 raise self._fail(command, str(exc)) from None
             plan.write(writer)
 
-        self._step(number, command, {"op": "WORKDIR", "path": folder, "user": user}, state, built, produce)
+        # BuildKit's mkdir -p makes a layer, empty when the folder exists; none for "/"
+        self._step(number, command, {"op": "WORKDIR", "path": folder, "user": user}, state, built, produce,
+                   keep_empty=folder != "/")
 
     def _run_step(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
                   number: int) -> None:
@@ -469,6 +519,7 @@ class Builder:
         network = command.network or (build.network if build is not None else None) or "default"
         inner = state.config
         op = {"op": "RUN", "process": process, "env": list(inner.get("Env") or []), "args": sorted(state.args.items()),
+              "run_env": sorted(state.run_env.items()),
               "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
               "mounts": list(command.mounts), "security": command.security}
         self._step(number, command, op, state, built,
@@ -477,7 +528,7 @@ class Builder:
     def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
              network: str, number: int, writer: LayerWriter) -> None:
         lower = built.rootfs(self.store)
-        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.args,
+        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env,
                            network=network != "none") as (result, upper):
             for line in result.output.splitlines():
                 self._say(f"#{number} {line}")

@@ -292,10 +292,14 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
             else:
                 entries[prefix] = (_info(prefix, tarfile.DIRTYPE, 0o755, chown or root_owner, now), None, None)
 
+    linked: dict[tuple[int, int], tuple[str, ...]] = {}  # a source's inode -> where it went first
+
     def put(dest: tuple[str, ...], item: Item, owned: bool) -> None:
         info = item.info
         owner = chown or (Owner(info.st_uid, info.st_gid) if owned else root_owner)
-        mode = chmod if chmod is not None else stat.S_IMODE(info.st_mode)
+        mode = stat.S_IMODE(info.st_mode)
+        if chmod is not None:  # as BuildKit (fsutil): the permission bits; setuid, setgid and sticky stay the source's
+            mode = (mode & 0o7000) | (chmod & 0o777)
         if stat.S_ISDIR(info.st_mode):
             existing = rootfs.lookup(dest) if dest not in entries else None
             if dest in entries and not item.parts:
@@ -313,6 +317,11 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
                 raise CopyError(why)
             regular = _info(dest, tarfile.REGTYPE, mode, owner, info.st_mtime)
             regular.size = info.st_size
+            first = linked.setdefault((info.st_dev, info.st_ino), dest) if info.st_nlink > 1 and item.host else dest
+            if first != dest and first in entries:  # hard links stay links, as BuildKit's COPY keeps them
+                regular.type, regular.linkname, regular.size = tarfile.LNKTYPE, "/".join(first), 0
+                entries[dest] = (regular, None, None)
+                return
             entries[dest] = (regular, item.host, item.data)
         else:
             raise CopyError(f"cannot copy /{'/'.join(dest)}: not a file, folder or link")

@@ -38,8 +38,12 @@ from composer.spec.models.service import ServiceConfig
 
 OPAQUE_MARKER = OPAQUE  # .wh..wh..opq
 OUTPUT_LINES = 10  # the last lines of a failing RUN's output in its error, as v2 shows
-# Mount points the runtime makes in the rootfs when the image lacks them: not the command's changes
-_STUBS = (("etc", "hosts"), ("etc", "hostname"), ("etc", "resolv.conf"), ("proc",), ("sys",), ("dev",))
+# The files the runtime bind-mounts over when the image lacks them: not the command's changes
+# (BuildKit's executor removes its stubs for /etc/hosts and /etc/resolv.conf after the RUN too)
+_STUBS = (("etc", "hosts"), ("etc", "hostname"), ("etc", "resolv.conf"))
+# The folders the runtime makes as mount points when the image lacks them: kept in the layer, as
+# BuildKit's (runc's) are, without what is mounted on them
+_MOUNT_POINTS = (("proc",), ("sys",), ("dev",))
 
 
 class RunRefused(Exception):
@@ -90,7 +94,7 @@ def check_flags(command: RunCommand) -> None:
 
 @contextlib.contextmanager
 def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any], diff_ids: Sequence[str],
-                  args: Sequence[str], build_args: Mapping[str, str], *,
+                  args: Sequence[str], run_env: Mapping[str, str], *,
                   network: bool) -> Iterator[tuple[RunResult, Path]]:
     """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``), on a
     build network of its own when ``network``, else with none; yields the result and the
@@ -106,8 +110,8 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
     store.write_blob(config_blob)
     image = ImageRecord("composer.build/stage:step", digest, digest, source="build")
     inner = config.get("config") or {}
-    environment = {key: value for key, value in build_args.items()
-                   if not any(entry.partition("=")[0] == key for entry in inner.get("Env") or [])}
+    image_env = dict(entry.partition("=")[::2] for entry in inner.get("Env") or [])
+    environment = {key: value for key, value in run_env.items() if image_env.get(key) != value}
     service = ServiceConfig.model_validate({
         "name": "build", "entrypoint": list(args), "command": [], "network_mode": None if network else "none",
         "user": inner.get("User") or "0", "working_dir": inner.get("WorkingDir") or "/",
@@ -118,7 +122,7 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
     with contextlib.ExitStack() as cleanup:
         if temporary:  # the step's config, for the runtime only: removed after the container
             cleanup.callback(_unlink, store.blob_path(digest))
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"build_step": True}  # the runtime's init: the user's groups as BuildKit's
         if network:
             network_name = f"{project}_default"
             networking.create_network(run_root, project, "default", network_name, NetworkConfig(name=network_name))
@@ -153,12 +157,14 @@ def _xattrs(path: Path) -> dict[str, str]:
     return found
 
 
-def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
+def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:  # noqa: C901 - one rule per kind of entry
     """The upper folder of an overlay as an OCI layer: whiteouts (0/0 character devices) become
     ``.wh.<name>``, opaque folders get ``.wh..wh..opq``; owners, modes, times, xattrs and hard
-    links are kept. Left out: the runtime's mount-point stubs when the stage had no such path, and
-    folders only copied up (same type, mode and owner below, nothing changed inside), so that a
-    command that changes nothing makes an empty layer, which BuildKit drops."""
+    links are kept. Left out: the runtime's stub files when the stage had no such path, what is
+    mounted on /proc, /sys and /dev, and folders only copied up (same type, mode and owner below,
+    nothing changed inside). As BuildKit's (dockerd 20.10's, the build-conformance suite shows it),
+    the folders /proc, /sys, /dev made as mount points and /etc (its stubs came and went) are in
+    the layer, so a RUN never makes an empty layer on an image without /etc/hosts."""
     links: dict[tuple[int, int], str] = {}
 
     def visit(folder: Path, parts: tuple[str, ...]) -> list[tuple[tarfile.TarInfo, Path | None]]:
@@ -182,8 +188,12 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
                 opaque = False
                 with contextlib.suppress(OSError):
                     opaque = os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+                if here in _MOUNT_POINTS and lower.lookup(here) is None:
+                    found.append((entry, None))
+                    continue
                 children = visit(path, here)
-                if not children and not opaque and _unchanged_folder(here, info, lower):
+                # /etc stays even unchanged: the stubs made it change, as BuildKit's RUN layers list it
+                if not children and not opaque and here != ("etc",) and _unchanged_folder(here, info, lower):
                     continue
                 found.append((entry, None))
                 if opaque:
@@ -212,10 +222,10 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:
 
 def _unchanged_folder(parts: tuple[str, ...], info: os.stat_result, lower: RootFS) -> bool:
     """Whether an upper folder with nothing in it for the layer is no change: copied up with the
-    same type, mode and owner as below, or /etc made by the runtime for its stubs."""
+    same type, mode and owner as below."""
     below = lower.lookup(parts)
     if below is None:
-        return parts == ("etc",)
+        return False
     return below.is_dir and (below.info.st_mode, below.info.st_uid, below.info.st_gid) == (
         info.st_mode, info.st_uid, info.st_gid)
 

@@ -645,9 +645,11 @@ def _read_entries(path: str) -> list[list[str]]:
             if line.strip() and not line.startswith("#")]
 
 
-def resolve_user(spec: str, group_add: list[str]) -> tuple[int, int, list[int], str]:
+def resolve_user(spec: str, group_add: list[str], *, primary_in_groups: bool = True) -> tuple[int, int, list[int], str]:
     """uid, gid, supplementary gids and home of ``spec`` (``name``, ``uid``, ``name:group``,
-    ``uid:gid``...) from the container's own /etc/passwd and /etc/group."""
+    ``uid:gid``...) from the container's own /etc/passwd and /etc/group. The primary gid is a
+    supplementary one too, as docker run makes it, unless not ``primary_in_groups`` (a build's
+    RUN: BuildKit's executor gives the user's memberships only)."""
     user, _, group = (spec or "0").partition(":")
     passwd = [e for e in _read_entries("/etc/passwd") if len(e) >= 7]
     groups = [e for e in _read_entries("/etc/group") if len(e) >= 3]
@@ -675,7 +677,7 @@ def resolve_user(spec: str, group_add: list[str]) -> tuple[int, int, list[int], 
     if name is not None and not group:
         extra = [int(g[2]) for g in groups if len(g) >= 4 and name in g[3].split(",")]
     extra += [group_id(g) for g in group_add]
-    supplementary = [gid] + [g for g in extra if g != gid]
+    supplementary = [gid, *extra] if primary_in_groups else extra
     return uid, gid, sorted(set(supplementary), key=supplementary.index), home
 
 
@@ -767,7 +769,8 @@ def container_main(cfg: dict[str, Any], sync_fd: int = -1, net_fd: int = -1, cgr
         L.sethostname(cfg["hostname"])
     if cfg.get("domainname"):
         L.setdomainname(cfg["domainname"])
-    uid, gid, groups, home = resolve_user(cfg.get("user") or "0", list(cfg.get("group_add") or ()))
+    uid, gid, groups, home = resolve_user(cfg.get("user") or "0", list(cfg.get("group_add") or ()),
+                                          primary_in_groups=not cfg.get("build_step"))
     env = dict(item.split("=", 1) if "=" in item else (item, "") for item in cfg.get("env") or ())
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOME", home or "/")
