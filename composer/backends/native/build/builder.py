@@ -6,19 +6,23 @@ new layers; the result is an OCI manifest and config in the store, tagged as the
 RUN runs in a native container (composer.backends.native.build.run): ``--network=none``, or
 the default, a bridge network of the build's own.
 
-Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
---security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
-COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
-``--platform``, COPY ``--from`` an image, and the ``build:`` keys that need them (ssh, secrets,
-cache_from/cache_to, additional_contexts, network other than default or none, extra_hosts,
-shm_size, ulimits, privileged, other platforms, entitlements, isolation). There is no cache
+RUN ``--mount`` (build/mounts.py: cache, bind, tmpfs, secret from ``BuildSpec.secrets``),
+``--network=host`` and ``--security=insecure`` behind their entitlements (build/run.py),
+COPY/ADD ``--link``, ``--parents``, ``--exclude``; ADD of local archives (extracted) and of
+http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side).
+
+Not built yet, and refused in one line naming it: RUN --mount=type=ssh, heredoc scripts with a
+``#!`` line, ADD of git repositories, ``--keep-git-dir``, FROM ``--platform``, COPY ``--from``
+an image, and the ``build:`` keys that need them (ssh, cache_from/cache_to,
+additional_contexts, network other than default or none, extra_hosts, shm_size, ulimits, other
+platforms, entitlements other than network.host and security.insecure, isolation). There is no cache
 yet: every build builds every step (``no_cache`` holds trivially).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import tarfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,16 +36,28 @@ import anyio.to_thread
 from composer.backends.native.build.copy import (
     ContextSource,
     CopyError,
+    CopyPlan,
     Source,
     StageSource,
     parse_chmod,
     parse_chown,
     plan_copy,
 )
+from composer.backends.native.build.fetch import ArchiveSource, FetchedSource, fetch, is_archive
 from composer.backends.native.build.ignore import Matcher, parse
 from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
+from composer.backends.native.build.mounts import MountError, MountSpec, Prepared, parse_mount, prepare, stub_parts
 from composer.backends.native.build.rootfs import RootFS
-from composer.backends.native.build.run import RunRefused, check_flags, diff, last_lines, run_args, run_container
+from composer.backends.native.build.run import (
+    NotEntitled,
+    RunRefused,
+    RunResult,
+    check_flags,
+    diff,
+    last_lines,
+    run_args,
+    run_container,
+)
 from composer.backends.native.coverage import BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageRecord, ImageStore
@@ -60,6 +76,7 @@ if TYPE_CHECKING:
     from composer.backends.native.runtime.api import Runtime
 
 BACKEND = "native"
+ENTITLEMENTS = ("network.host", "security.insecure")
 Pull = Callable[[str], Awaitable[ImageRecord]]
 RuntimeFactory = Callable[[], "Runtime"]
 
@@ -93,6 +110,14 @@ def refuse_build_keys(spec: BuildSpec) -> None:
             raise _refuse(f"service {spec.service.name}: build.{key}")
     if build.network not in (None, "default", "none"):
         raise _refuse(f"service {spec.service.name}: build.network: {build.network}")
+    for entitlement in build.entitlements:
+        if entitlement not in ENTITLEMENTS:
+            raise _refuse(f"service {spec.service.name}: build.entitlements: {entitlement}")
+    for grant in build.secrets:
+        for key in ("uid", "gid", "mode"):
+            if getattr(grant, key) is not None:
+                raise _refuse(f"service {spec.service.name}: build.secrets.{key} (the RUN --mount=type=secret "
+                              "options set the file's owner and mode)")
     if any(platform not in ("linux/amd64", "linux/x86_64") for platform in build.platforms):
         raise _refuse(f"service {spec.service.name}: build.platforms other than linux/amd64")
     if build.context is None or "://" in build.context or build.context.startswith("git@"):
@@ -210,13 +235,18 @@ class Builder:
         state = image_config.start(built.config.get("config"), built.config.get("history") or [],
                                    path=self.dockerfile.path, escape=self.dockerfile.escape)
         state.globals = dict(self.scope)
+        build = self.spec.service.build
+        assert build is not None
         for command in stage.commands:
             if isinstance(command, RunCommand):
                 try:
-                    check_flags(command)
+                    network = check_flags(command, entitlements=build.entitlements, privileged=build.privileged)
                     process = run_args(command, state.config.get("Shell") or image_config.DEFAULT_SHELL)
+                except NotEntitled as exc:
+                    raise self._fail(command, str(exc)) from None
                 except RunRefused as exc:
                     raise _refuse(f"{self.dockerfile.path}:{command.line}: {exc}") from None
+                mounts = self._mounts(command, state)
             before = len(state.history)
             image_config.apply(state, command, args)
             stamp = _created()
@@ -228,7 +258,9 @@ class Builder:
                 self._workdir(command, state, built)
             elif isinstance(command, RunCommand):
                 built.config["config"] = state.config
-                await anyio.to_thread.run_sync(self._run, command, process, state, built)
+                if not command.network and build.network:
+                    network = build.network
+                await anyio.to_thread.run_sync(self._run, command, process, state, built, network, mounts)
         built.config["config"] = state.config
         built.config["history"] = state.history
         built.config["created"] = _created()
@@ -236,11 +268,8 @@ class Builder:
         return built
 
     def _copy(self, command: CopyCommand, state: image_config.StageState, built: Built) -> None:
-        for flag, value in (("--link", command.link), ("--parents", command.parents),
-                            ("--exclude", command.excludes), ("--checksum", command.checksum),
-                            ("--keep-git-dir", command.keep_git_dir)):
-            if value:
-                raise _refuse(f"{self.dockerfile.path}:{command.line}: {command.name} {flag}")
+        if command.keep_git_dir:
+            raise _refuse(f"{self.dockerfile.path}:{command.line}: {command.name} --keep-git-dir")
         scope = state.environment()
         rootfs = built.rootfs(self.store)
         source: Source
@@ -253,18 +282,45 @@ class Builder:
         else:
             source = ContextSource(self.context, self.matcher)
         words = [self._expand(command, word, scope) for word in command.sources]
-        if command.name == "ADD" and any("://" in word or word.startswith("git@") for word in words):
-            raise _refuse(f"{self.dockerfile.path}:{command.line}: ADD of a URL")
+        if command.name == "ADD" and any(is_git_url(word) for word in words):
+            raise _refuse(f"{self.dockerfile.path}:{command.line}: ADD of a git repository")
+        if command.checksum and not (command.name == "ADD" and all("://" in word for word in words)):
+            raise self._fail(command, "--checksum can only be used with HTTP(S) sources")
         inline = [(doc.path, (self._expand(command, doc.content, scope) if doc.expand else doc.content).encode())
                   for doc in command.inline]
-        refuse = _archive_refusal if command.name == "ADD" else None
+        excludes = [self._expand(command, word, scope) for word in command.excludes]
+        # --link: the files as a layer of their own, not resolved against the stage's (BuildKit's
+        # link: the destination's links are not followed, missing folders are made as new)
+        target = RootFS([]) if command.link else rootfs
+        with contextlib.ExitStack() as fetched:
+            pairs: list[tuple[Source, str]] = []
+            for word in words:
+                if command.name == "ADD" and "://" in word:
+                    pairs.append((self._fetch(command, word, fetched), word))
+                else:
+                    pairs.append((source, word))
+            try:
+                plan = plan_copy(target, state.config.get("WorkingDir") or "/",
+                                 self._expand(command, command.destination, scope), pairs, inline,
+                                 chown=parse_chown(self._expand(command, command.chown, scope), rootfs),
+                                 chmod=parse_chmod(command.chmod),
+                                 unpack=_unpack if command.name == "ADD" and not command.from_ else None,
+                                 exclude=Matcher(parse("\n".join(excludes))) if excludes else None,
+                                 parents=command.parents)
+            except CopyError as exc:
+                raise self._fail(command, str(exc)) from None
+            self._write_layer(plan, state, built)
+
+    def _fetch(self, command: CopyCommand, url: str, cleanup: contextlib.ExitStack) -> Source:
+        """ADD of an http(s) URL: fetched on the host into the store's tmp/, removed after the step."""
         try:
-            plan = plan_copy(rootfs, state.config.get("WorkingDir") or "/",
-                             self._expand(command, command.destination, scope), [(source, word) for word in words],
-                             inline, chown=parse_chown(self._expand(command, command.chown, scope), rootfs),
-                             chmod=parse_chmod(command.chmod), refuse=refuse)
+            fetched = fetch(url, self.store.root / "tmp", command.checksum)
         except CopyError as exc:
             raise self._fail(command, str(exc)) from None
+        cleanup.callback(fetched.path.unlink, missing_ok=True)
+        return FetchedSource(fetched)
+
+    def _write_layer(self, plan: CopyPlan, state: image_config.StageState, built: Built) -> None:
         writer = LayerWriter(self.store)
         try:
             plan.write(writer)
@@ -310,25 +366,78 @@ class Builder:
             raise
         self._commit(writer, state, built)
 
-    def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built) -> None:
-        lower = built.rootfs(self.store)
-        build = self.spec.service.build
-        network = command.network or (build.network if build is not None else None) or "default"
-        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.args,
-                           network=network != "none") as (result, upper):
-            for line in result.output.splitlines():
-                self._emit(line)
-            if result.exit_code != 0:
-                shown = " ".join(process)
-                tail = last_lines(result.output)
-                raise self._fail(command, f'process "{shown}" did not complete successfully: exit code: '
-                                          f"{result.exit_code}" + (f": {tail}" if tail else ""))
-            writer = LayerWriter(self.store)
+    def _mounts(self, command: RunCommand, state: image_config.StageState) -> list[MountSpec]:
+        """The RUN's ``--mount`` flags, expanded with the stage's variables and parsed.
+
+        :raises UnsupportedFeatureError: type=ssh; ImageBuildError: a malformed mount.
+        """
+        found = []
+        for text in command.mounts:
             try:
-                diff(upper, lower, writer)
-            except BaseException:
-                writer.discard()
-                raise
+                found.append(parse_mount(self._expand(command, text, state.environment())))
+            except MountError as exc:
+                if "type=ssh" in str(exc):
+                    raise _refuse(f"{self.dockerfile.path}:{command.line}: RUN --mount=type=ssh") from None
+                raise self._fail(command, str(exc)) from None
+        return found
+
+    def _source_for(self, command: RunCommand, name: str) -> Source:
+        """What a mount's ``from=`` names: the build context ("") or an earlier stage."""
+        if not name:
+            return ContextSource(self.context, self.matcher)
+        name = self._expand(command, name, self.scope)
+        other = self._stage_named(name)
+        if other is None or other.index not in self.built:
+            raise _refuse(f"{self.dockerfile.path}:{command.line}: RUN --mount from={name} (an image, not a stage)")
+        return StageSource(self.built[other.index].rootfs(self.store))
+
+    def _secrets(self, mounts: list[MountSpec]) -> dict[str, bytes]:
+        """The values of the secrets the mounts ask for (read now, kept in memory only)."""
+        found = {}
+        for mount in mounts:
+            secret = self.spec.secrets.get(mount.id) if mount.type == "secret" else None
+            if secret is not None:
+                try:
+                    found[mount.id] = secret.read()
+                except OSError as exc:
+                    raise ImageBuildError(f"service {self.spec.service.name}: secret {mount.id}: cannot read "
+                                          f"{secret.file}: {exc.strerror}", backend_name=BACKEND,
+                                          operation="build") from None
+        return found
+
+    def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
+             network: str, mounts: list[MountSpec]) -> None:
+        lower = built.rootfs(self.store)
+        try:
+            prepared = self._prepare(command, state, mounts)
+            with prepared as ready, run_container(
+                    self.store, self.runtime(), built.config, built.diff_ids, process, state.args, network=network,
+                    volumes=ready.volumes, environment=ready.environment,
+                    privileged=command.security == "insecure") as (result, upper):
+                self._finish(command, process, state, built, result, upper, lower, stub_parts(ready.targets))
+        except MountError as exc:
+            raise self._fail(command, str(exc)) from None
+
+    def _prepare(self, command: RunCommand, state: image_config.StageState,
+                 mounts: list[MountSpec]) -> contextlib.AbstractContextManager[Prepared]:
+        return prepare(mounts, store_root=self.store.root, workdir=state.config.get("WorkingDir") or "/",
+                       secrets=self._secrets(mounts), source_for=lambda name: self._source_for(command, name))
+
+    def _finish(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
+                result: RunResult, upper: Path, lower: RootFS, stubs: set[tuple[str, ...]]) -> None:
+        for line in result.output.splitlines():
+            self._emit(line)
+        if result.exit_code != 0:
+            shown = " ".join(process)
+            tail = last_lines(result.output)
+            raise self._fail(command, f'process "{shown}" did not complete successfully: exit code: '
+                                      f"{result.exit_code}" + (f": {tail}" if tail else ""))
+        writer = LayerWriter(self.store)
+        try:
+            diff(upper, lower, writer, stubs)
+        except BaseException:
+            writer.discard()
+            raise
         self._commit(writer, state, built)
 
     def _emit(self, line: str) -> None:
@@ -356,10 +465,13 @@ class Builder:
         return records
 
 
-def _archive_refusal(path: Path) -> str | None:
-    try:
-        if tarfile.is_tarfile(path):
-            return f"ADD of a local archive ({path.name}: extraction) is not supported by the native builder yet"
-    except OSError:
-        return None
-    return None
+def _unpack(source: Source, path: Path) -> Source | None:
+    """ADD's rule for a file named in the context: a tar archive (plain or compressed) is
+    extracted (a downloaded one is not, as Docker documents)."""
+    return ArchiveSource(path) if isinstance(source, ContextSource) and is_archive(path) else None
+
+
+def is_git_url(word: str) -> bool:
+    """A git source as BuildKit tells them apart: git@, git://, a .git URL or a #fragment on one."""
+    return word.startswith(("git@", "git://")) or (
+        "://" in word and (word.split("#")[0].endswith(".git") or ("github.com/" in word and "#" in word)))
