@@ -46,6 +46,20 @@ RUN --network=none --mount=type=cache,target=/var/owned,id=owned-{tag},uid=1000,
     stat -c '%u %g %a' /var/owned > /cache-owner
 RUN --network=none --mount=type=bind,from=gen,source=/out,target=/gen cat /gen/file > /from-stage
 """
+HEREDOC_AND_CACHE = """\
+FROM {base}
+RUN --mount=type=cache,target=/cache,id=heredoc-{tag} <<EOF
+echo run >> /cache/count
+wc -l < /cache/count | tr -d ' ' > /seen
+EOF
+RUN --mount=type=secret,id=token <<EOF
+wc -c < /run/secrets/token | tr -d ' ' > /token-length
+EOF
+COPY <<EOF /greeting
+hello from a heredoc
+EOF
+"""
+"""Built on both backends (tests/integration/docker/test_build_buildkit_syntax.py)."""
 PROBE_FILES = ("/seen", "/bound", "/bind-ro", "/bind-ls", "/rw", "/one-file", "/tmpfs-size", "/cache-owner",
                "/from-stage")
 
@@ -69,6 +83,18 @@ def test_run_mounts_cache_bind_tmpfs(store: ImageStore, context: Path, local_reg
     rootfs = build(store, context, dockerfile.replace("tr -d ' ' > /seen", "tr -d ' '  > /seen"), image="again")
     assert read(rootfs, "/seen") == "2\n"
     assert list((store.root / "tmp").iterdir()) == []  # no temporary copy or secret left
+
+
+def test_heredoc_cache_mount_and_secret(store: ImageStore, context: Path, local_registry: LocalRegistry) -> None:
+    dockerfile = HEREDOC_AND_CACHE.format(base=local_registry.busybox, tag=token_hex(4))
+    rootfs = build(store, context, dockerfile, build_secrets={"token": BuildSecret(value=b"s3cr3t-value")})
+    assert read(rootfs, "/greeting") == "hello from a heredoc\n"
+    assert read(rootfs, "/seen") == "1\n"
+    assert read(rootfs, "/token-length") == "12\n"
+    assert rootfs.resolve("/cache")[1] is None
+    rootfs = build(store, context, dockerfile.replace("echo run", "echo again"), image="again",
+                   build_secrets={"token": BuildSecret(value=b"s3cr3t-value")})
+    assert read(rootfs, "/seen") == "2\n"
 
 
 def test_cache_sharing_private_gets_its_own_folder_while_another_holds_it(store: ImageStore, context: Path,
