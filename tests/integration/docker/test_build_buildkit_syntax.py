@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.docker.test_images import Images, folder, images, ok
 from tests.integration.native.test_build_mounts import HEREDOC_AND_CACHE
+from tests.support.isolation import remove_cgroup_parent
 
 __all__ = ["folder", "images"]
 
@@ -38,7 +39,8 @@ def run_in(api: Any, image: str, script: str) -> str:
 
 
 def test_heredoc_cache_mount_and_secret_build_on_the_docker_backend(
-        folder: Path, docker_api: Any, busybox_image: str, images: Images, tmp_path: Path) -> None:
+        folder: Path, docker_api: Any, busybox_image: str, images: Images, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
     image = images.add(f"{folder.name}-app")
     (folder / "Dockerfile").write_text(HEREDOC_AND_CACHE.format(base=busybox_image, tag=folder.name))
     (folder / "compose.yaml").write_text("""
@@ -53,6 +55,7 @@ secrets:
 """)
     env = {"BUILD_TOKEN": "s3cr3t-value", "COMPOSER_ROOT": str(tmp_path / "native-root"),
            "COMPOSER_RUN_ROOT": str(tmp_path / "native-run"), "COMPOSER_CGROUP_PARENT": f"composer-test-{folder.name}"}
+    request.addfinalizer(lambda: remove_cgroup_parent(env["COMPOSER_CGROUP_PARENT"]))
     ok(composer(folder, "build", env=env))
     out = run_in(docker_api, image, "cat /greeting /seen /token-length; ls -a /cache 2>&1 | head -1")
     assert out.splitlines() == ["hello from a heredoc", "1", "12", "ls: /cache: No such file or directory"]

@@ -28,10 +28,10 @@ import pytest
 
 from composer.backends.native.image.store import ImageStore
 from composer.errors import ImageBuildError, UnsupportedFeatureError
-from tests.integration.native.test_build import build, context, layer_members, mode_owner, read
+from tests.integration.native.test_build import _the_cgroup_parent_goes, build, context, layer_members, mode_owner, read
 from tests.integration.registry import LocalRegistry
 
-__all__ = ["context"]
+__all__ = ["_the_cgroup_parent_goes", "context"]  # test_build's fixtures: the context, the cgroup removed
 
 DOCKER = "/usr/bin/docker"
 

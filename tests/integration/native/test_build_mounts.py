@@ -23,10 +23,10 @@ import pytest
 from composer.backends.native.image.store import ImageStore
 from composer.contract.backend import BuildSecret
 from composer.errors import ImageBuildError, UnsupportedFeatureError
-from tests.integration.native.test_build import build, config_of, context, layer_members, read
+from tests.integration.native.test_build import _the_cgroup_parent_goes, build, config_of, context, layer_members, read
 from tests.integration.registry import LocalRegistry
 
-__all__ = ["context"]  # the fixture, shared with test_build
+__all__ = ["_the_cgroup_parent_goes", "context"]  # test_build's fixtures: the context, the cgroup removed
 
 PROBES = """\
 FROM {base} AS gen
