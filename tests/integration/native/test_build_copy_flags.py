@@ -126,6 +126,17 @@ COPY plain.tar /copied/
     assert rootfs.resolve("/copied/plain.tar")[1] is not None  # COPY never extracts
 
 
+def test_an_archive_bomb_is_one_line(store: ImageStore, context: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An archive is metered as a pulled layer is: past COMPOSER_LAYER_MAX_BYTES, a one-line error
+    and nothing left in the store's tmp/."""
+    monkeypatch.setenv("COMPOSER_LAYER_MAX_BYTES", str(1 << 20))
+    (context / "bomb.tar.gz").write_bytes(gzip.compress(_tar([("zeros", b"\0" * (4 << 20), "")])))
+    with pytest.raises(ImageBuildError, match=r"Dockerfile:2: ADD bomb.tar.gz /x/: bomb.tar.gz: the archive unpacks "
+                                              r"to more than 1048576 bytes"):
+        build(store, context, "FROM scratch\nADD bomb.tar.gz /x/\n")
+    assert list((store.root / "tmp").iterdir()) == []
+
+
 class _Files(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     requests: list[str] = []

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -304,12 +306,19 @@ class Builder:
                                  self._expand(command, command.destination, scope), pairs, inline,
                                  chown=parse_chown(self._expand(command, command.chown, scope), rootfs),
                                  chmod=parse_chmod(command.chmod),
-                                 unpack=_unpack if command.name == "ADD" and not command.from_ else None,
+                                 unpack=(lambda source, path: _unpack(source, path, self._spool(fetched)))
+                                 if command.name == "ADD" and not command.from_ else None,
                                  exclude=Matcher(parse("\n".join(excludes))) if excludes else None,
                                  parents=command.parents)
             except CopyError as exc:
                 raise self._fail(command, str(exc)) from None
             self._write_layer(plan, state, built)
+
+    def _spool(self, cleanup: contextlib.ExitStack) -> Path:
+        """A private folder in the store's tmp/ for one step, removed after it."""
+        folder = Path(tempfile.mkdtemp(prefix="build-spool.", dir=self.store.root / "tmp"))
+        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+        return folder
 
     def _fetch(self, command: CopyCommand, url: str, cleanup: contextlib.ExitStack) -> Source:
         """ADD of an http(s) URL: fetched on the host into the store's tmp/, removed after the step."""
@@ -465,10 +474,10 @@ class Builder:
         return records
 
 
-def _unpack(source: Source, path: Path) -> Source | None:
+def _unpack(source: Source, path: Path, spool: Path) -> Source | None:
     """ADD's rule for a file named in the context: a tar archive (plain or compressed) is
     extracted (a downloaded one is not, as Docker documents)."""
-    return ArchiveSource(path) if isinstance(source, ContextSource) and is_archive(path) else None
+    return ArchiveSource(path, spool) if isinstance(source, ContextSource) and is_archive(path) else None
 
 
 def is_git_url(word: str) -> bool:

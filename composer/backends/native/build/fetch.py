@@ -7,10 +7,12 @@
   ``Last-Modified`` time, as Docker documents; it is never extracted.
 - ``ArchiveSource``: a local tar archive (plain, gzip, bzip2 or xz, detected by content as
   Docker's ``DecompressStream`` does; zstd is refused in one line) read as a COPY source whose
-  files keep the archive's owners and modes. Nothing is extracted on the host: the members go
-  straight into the layer, so hostile names cannot touch the host (``..`` and a leading ``/``
-  are cleaned to stay under the destination). Hard links become copies; devices, fifos and
-  whiteout names are skipped.
+  files keep the archive's owners and modes. Nothing is extracted on the host by name: each
+  file's bytes are spooled to a numbered file in a private folder and go from there into the
+  layer, so hostile names cannot touch the host (``..`` and a leading ``/`` are cleaned to stay
+  under the destination). What an archive unpacks to is metered as a pulled layer is
+  (COMPOSER_LAYER_MAX_BYTES, COMPOSER_LAYER_MAX_RATIO): a decompression bomb is a one-line
+  error. Hard links become copies; devices, fifos and whiteout names are skipped.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from composer.backends.native.build.copy import CopyError, Item, Source
+from composer.backends.native.image.layers import RATIO_FLOOR, LayerBudget
 
 ALGORITHMS = ("sha256", "sha384", "sha512")
 MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
@@ -63,10 +67,14 @@ def _result(mode: int, uid: int, gid: int, size: int, mtime: float) -> os.stat_r
 
 
 class ArchiveSource(Source):
-    """The members of one local tar archive, as a folder's contents."""
+    """The members of one local tar archive, as a folder's contents; file contents spooled into
+    ``spool`` (a private folder the caller removes)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, spool: Path) -> None:
         self.path = path
+        self.spool = spool
+        budget = LayerBudget.from_env()
+        self.limit = min(budget.max_bytes, max(int(budget.max_ratio * path.stat().st_size), RATIO_FLOOR))
 
     def owned(self) -> bool:
         return True
@@ -74,9 +82,21 @@ class ArchiveSource(Source):
     def match(self, pattern: str) -> list[tuple[str, ...]]:
         return [()]
 
+    def _spooled(self, handle: IO[bytes] | None, number: int, total: int) -> tuple[Path, int]:
+        target = self.spool / str(number)
+        with target.open("wb") as out:
+            while handle is not None and (chunk := handle.read(CHUNK)):
+                total += len(chunk)
+                if total > self.limit:
+                    raise CopyError(f"{self.path.name}: the archive unpacks to more than {self.limit} bytes "
+                                    "(COMPOSER_LAYER_MAX_BYTES, COMPOSER_LAYER_MAX_RATIO)")
+                out.write(chunk)
+        return target, total
+
     def walk(self, parts: tuple[str, ...]) -> Iterator[Item]:
         found: dict[tuple[str, ...], Item] = {}
         now = time.time()
+        total = 0
         with tarfile.open(self.path, "r:*") as archive:
             for member in archive:
                 name = posixpath.normpath("/" + member.name).lstrip("/")
@@ -96,10 +116,14 @@ class ArchiveSource(Source):
                     found[here] = Item(here, _result(stat.S_IFLNK | 0o777, member.uid, member.gid, 0, member.mtime),
                                        None, link=member.linkname)
                 elif member.isfile() or member.islnk():
-                    handle = archive.extractfile(member)
-                    data = handle.read() if handle is not None else b""
-                    found[here] = Item(here, _result(stat.S_IFREG | mode, member.uid, member.gid, len(data),
-                                                     member.mtime), None, data)
+                    try:
+                        handle = archive.extractfile(member)
+                    except (KeyError, tarfile.TarError):  # a hard link to a member that is not there
+                        continue
+                    spooled, total = self._spooled(handle, len(found), total)
+                    size = spooled.stat().st_size
+                    found[here] = Item(here, _result(stat.S_IFREG | mode, member.uid, member.gid, size,
+                                                     member.mtime), spooled)
         yield Item((), _result(stat.S_IFDIR | 0o755, 0, 0, 0, now), None)
         for key in sorted(found):
             yield found[key]
