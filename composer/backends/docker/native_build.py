@@ -12,8 +12,8 @@ classic builder (composer.backends.docker.images.build).
 
 Base images come from the engine first (``docker save`` of the image into the native store, as
 BuildKit on the docker image store uses a local image), else from their registry (``build.pull``:
-the registry always). After the load the image's records leave the native store again (its
-layers stay as cache until the store's gc takes them).
+the registry always). After the load the image's records leave the native store again, with
+the blobs and layers only it used (the base images loaded from the engine stay, as pulled ones).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ async def build(api_run: Any, spec: BuildSpec, sink: EventSink) -> None:
 
     from composer.backends.native.backend import NativeBackend
     from composer.backends.native.build.builder import Builder
+    from composer.backends.native.build.layer import drop_unreferenced
     from composer.backends.native.image.pull import pull
 
     native = NativeBackend()
@@ -85,12 +86,17 @@ async def build(api_run: Any, spec: BuildSpec, sink: EventSink) -> None:
 
         with contextlib.ExitStack() as stack:
             await anyio.to_thread.run_sync(lambda: stack.enter_context(store.session()))
-            records = await Builder(store, spec, pull_base, lambda: native.containers.runtime, sink).build()
+            builder = Builder(store, spec, pull_base, lambda: native.containers.runtime, sink)
+            records = await builder.build()
             try:
                 await api_run("build", lambda api: _load(api, store, [record.reference for record in records]))
             finally:
                 for record in records:
                     store.remove(record.reference)
+                # what only the built image used goes with it (no residue for `composer system check`)
+                written = {digest for record in records for digest in (record.manifest, record.config)}
+                await anyio.to_thread.run_sync(drop_unreferenced, store, builder.new_blobs | written,
+                                               builder.new_layers)
     finally:
         await native.aclose()
 

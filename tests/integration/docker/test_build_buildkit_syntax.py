@@ -67,8 +67,13 @@ secrets:
                                        .replace("echo run", "echo again"))
     ok(composer(folder, "build", env=env))
     assert run_in(docker_api, image, "cat /greeting /seen").splitlines() == ["hello again", "2"]
-    # nothing of the build is left in the native store's index: the image is the engine's
-    assert not list((tmp_path / "native-root").glob("index/**/*app*"))
+    # nothing of the build is left in the native store: the image is the engine's
+    from composer.backends.native.image.store import ImageStore
+
+    store = ImageStore(tmp_path / "native-root")
+    assert [record.reference for record in store.images()] == [f"docker.io/{busybox_image}"]  # the base, loaded
+    report = store.gc()
+    assert (report.blobs, report.layers) == (0, 0)  # no blob or layer only the built image used
 
 
 def test_without_buildkit_syntax_the_classic_builder_builds(folder: Path, docker_api: Any, busybox_image: str,

@@ -12,21 +12,26 @@ test_mount_probes_equal_buildkits builds the same probes on both and compares th
 
 from __future__ import annotations
 
+import gzip
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from secrets import token_hex
 
 import pytest
 
+from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.image.store import ImageStore
 from composer.contract.backend import BuildSecret
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from tests.integration.native.test_build import _the_cgroup_parent_goes, build, config_of, context, layer_members, read
+from tests.integration.native.test_build_up import env
+from tests.integration.native.test_lifecycle import Env
 from tests.integration.registry import LocalRegistry
 
-__all__ = ["_the_cgroup_parent_goes", "context"]  # test_build's fixtures: the context, the cgroup removed
+__all__ = ["_the_cgroup_parent_goes", "context", "env"]  # test_build's fixtures: the context, the cgroup removed
 
 PROBES = """\
 FROM {base} AS gen
@@ -95,6 +100,44 @@ def test_heredoc_cache_mount_and_secret(store: ImageStore, context: Path, local_
     rootfs = build(store, context, dockerfile.replace("echo run", "echo again"), image="again",
                    build_secrets={"token": BuildSecret(value=b"s3cr3t-value")})
     assert read(rootfs, "/seen") == "2\n"
+
+
+def test_compose_build_secrets_reach_the_step_through_the_cli(env: Env, tmp_path: Path) -> None:
+    """``composer build`` of a service with build.secrets from a file and from a variable."""
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "Dockerfile").write_text(f"""\
+FROM {env.image}
+RUN --network=none --mount=type=secret,id=token --mount=type=secret,id=cfg \\
+    cat /run/secrets/token /run/secrets/cfg | md5sum > /sums
+""")
+    (tmp_path / "secret.txt").write_text("from-a-file-91c")
+    (tmp_path / "compose.yaml").write_text("""
+services:
+  web:
+    build:
+      context: ./web
+      secrets: [token, {source: filesecret, target: cfg}]
+secrets:
+  token: {environment: BUILD_TOKEN}
+  filesecret: {file: ./secret.txt}
+""")
+    name = f"bs{token_hex(4)}"
+    result = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, "build"],
+                            cwd=tmp_path, env={**env.environ, "BUILD_TOKEN": "from-a-variable-5e0"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    store = ImageStore(env.root / "store")
+    record = store.get(f"docker.io/library/{name}-web:latest")
+    assert record is not None
+    import hashlib
+
+    rootfs = RootFS([layer.path for layer in store.layers(record)])
+    assert read(rootfs, "/sums").split()[0] == hashlib.md5(b"from-a-variable-5e0from-a-file-91c").hexdigest()
+    for layer in store.manifest(record)["layers"]:
+        data = gzip.decompress(store.blob_path(layer["digest"]).read_bytes())
+        assert b"from-a-variable-5e0" not in data
+        assert b"from-a-file-91c" not in data
 
 
 def test_cache_sharing_private_gets_its_own_folder_while_another_holds_it(store: ImageStore, context: Path,
