@@ -60,6 +60,18 @@ COPY --parents ./app/./sub/data.txt /q/
     assert rootfs.resolve("/q/app")[1] is None
 
 
+def test_a_missing_source_names_the_dockerignore_rule(store: ImageStore, context: Path) -> None:
+    """A path or a wildcard whose files .dockerignore excluded: the error names the pattern."""
+    with pytest.raises(ImageBuildError, match=r"Dockerfile:2: COPY logs/\*.log /x/: \"/logs/\*.log\": not found "
+                                              r"\(excluded by the .dockerignore pattern 'logs'\)$"):
+        build(store, context, "FROM scratch\nCOPY logs/*.log /x/\n")
+    with pytest.raises(ImageBuildError, match=r"\"/app/secret.key\": not found \(excluded by the .dockerignore "
+                                              r"pattern '\*\*/\*.key'\)$"):
+        build(store, context, "FROM scratch\nCOPY app/secret.key /x/\n")
+    with pytest.raises(ImageBuildError, match=r"\"/nothing\*\": not found$"):
+        build(store, context, "FROM scratch\nCOPY nothing* /x/\n")
+
+
 def test_copy_link_is_a_layer_of_its_own(store: ImageStore, context: Path, local_registry: LocalRegistry) -> None:
     """--link: the files are laid out on their own, not against the stage's files (BuildKit
     documents it as copying into an empty folder and merging that on top): a link already at

@@ -91,8 +91,12 @@ class ContextSource(Source):
                 or (self._is_dir(parts) and self.matcher.may_include_below("/".join(parts)))]
 
     def missing(self, pattern: str) -> str:
+        """Not found, naming the .dockerignore pattern that excluded what the word (a path or a
+        wildcard) names in the folder, if one did."""
         path = clean(pattern)
-        rule = self.matcher.excluded_by(path) if (self.root / path).exists() else None
+        unfiltered = ContextSource(self.root, Matcher([])).match(pattern)
+        rule = next((rule for parts in unfiltered if parts and (rule := self.matcher.excluded_by("/".join(parts)))),
+                    None)
         excluded = f" (excluded by the .dockerignore pattern {rule!r})" if rule else ""
         return f'"/{path}": not found{excluded}'
 
