@@ -53,7 +53,9 @@ secrets:
   token:
     environment: BUILD_TOKEN
 """)
-    env = {"BUILD_TOKEN": "s3cr3t-value", "COMPOSER_ROOT": str(tmp_path / "native-root"),
+    # COMPOSER_SERVER=0: a command server would outlive the test, its forkserver keeping a spare
+    # monitor in the test's cgroup parent (which then cannot be removed)
+    env = {"BUILD_TOKEN": "s3cr3t-value", "COMPOSER_SERVER": "0", "COMPOSER_ROOT": str(tmp_path / "native-root"),
            "COMPOSER_RUN_ROOT": str(tmp_path / "native-run"), "COMPOSER_CGROUP_PARENT": f"composer-test-{folder.name}"}
     request.addfinalizer(lambda: remove_cgroup_parent(env["COMPOSER_CGROUP_PARENT"]))
     ok(composer(folder, "build", env=env))
