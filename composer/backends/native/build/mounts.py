@@ -9,7 +9,8 @@ native container (ServiceConfig volumes and tmpfs, so the runtime mounts them as
   locked), ``from``/``source`` (what a new cache folder starts with), ``mode`` (0755), ``uid``
   and ``gid`` (0), ``readonly``. The folder lives in the store (``cache-mounts/``) and persists
   across builds; ``locked`` waits for the other user, ``private`` gets a fresh folder while
-  another build holds it.
+  another build holds it. ``composer builder prune`` removes them (``drop_cache_mounts``), as
+  BuildKit's prune removes its cache mounts; the store's gc and ``system check`` keep them.
 - ``type=tmpfs``: ``target``, ``size``.
 - ``type=secret``: ``id`` (default the target's base name), ``target`` (default
   ``/run/secrets/<id>``), ``env`` (the secret as that variable; with ``env`` and no ``target``
