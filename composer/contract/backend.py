@@ -129,6 +129,22 @@ def file_target(source: str, target: str | None, base: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildSecret:
+    """A build secret (Compose ``build.secrets``): a host file, or a variable's value."""
+
+    file: str | None = None
+    value: bytes | None = field(default=None, repr=False)
+
+    def read(self) -> bytes:
+        """:raises OSError: the file cannot be read."""
+        if self.value is not None:
+            return self.value
+        assert self.file is not None
+        with open(self.file, "rb") as handle:
+            return handle.read()
+
+
+@dataclass(frozen=True, slots=True)
 class BuildSpec:
     """Everything a backend needs to build one service's image; built by the planner."""
 
@@ -142,6 +158,9 @@ class BuildSpec:
     pull: bool = False  # build.pull or --pull: pull the base images
     try_pull: bool = False
     """Pull ``image`` first and build only when that fails (v2: a service with image and build)."""
+    secrets: Mapping[str, BuildSecret] = field(default_factory=dict)
+    """Build secrets by id (the grant's ``target``, else its source, as v2 names them), for
+    ``RUN --mount=type=secret``; never written into the image."""
 
 
 @dataclass(frozen=True, slots=True)

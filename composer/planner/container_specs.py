@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from composer import labels, names
-from composer.contract.backend import BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
-from composer.errors import SpecValidationError
+from composer.contract.backend import BuildSecret, BuildSpec, ContainerRef, ContainerSpec, NetworkAttachment
+from composer.errors import PlanError, SpecValidationError
 from composer.planner.api_socket import with_api_socket
 from composer.planner.hashing import config_hash
-from composer.planner.injected_files import injected_files
+from composer.planner.injected_files import injected_files, variable_value
 
 if TYPE_CHECKING:
     from composer.spec.models import Project, ServiceConfig
@@ -75,11 +75,33 @@ def build_labels(project_name: str, service: ServiceConfig) -> dict[str, str]:
     return result
 
 
+def build_secrets(project: Project, service: ServiceConfig) -> dict[str, BuildSecret]:
+    """``build.secrets`` by id (the grant's ``target``, else its source, as v2 hands them to
+    BuildKit): the secret's host file, or its variable's value.
+
+    :raises PlanError: an unknown or external secret, or its variable is not set (v2's message).
+    """
+    found: dict[str, BuildSecret] = {}
+    for grant in service.build.secrets if service.build is not None else ():
+        secret = project.secrets.get(grant.source)
+        name = (secret.name if secret is not None else None) or grant.source
+        if secret is None or secret.external or not (secret.file or secret.environment):
+            raise PlanError(f"service {service.name}: build secret {name!r} has no file or environment source")
+        key = grant.target or grant.source
+        if secret.file:
+            found[key] = BuildSecret(file=secret.file)
+        else:
+            assert secret.environment is not None
+            found[key] = BuildSecret(value=variable_value(project, secret.environment, "secret", name).encode())
+    return found
+
+
 def build_spec(
     project_name: str, service: ServiceConfig, *, args: dict[str, str] | None = None, no_cache: bool = False,
-    pull: bool = False, try_pull: bool = False,
+    pull: bool = False, try_pull: bool = False, project: Project | None = None,
 ) -> BuildSpec:
-    """What building ``service``'s image takes; ``args`` override ``build.args`` (``--build-arg``)."""
+    """What building ``service``'s image takes; ``args`` override ``build.args`` (``--build-arg``);
+    ``project`` gives the build secrets' sources."""
     build = service.build
     if build is None:
         raise ValueError(f"service {service.name} has no build section")
@@ -89,6 +111,7 @@ def build_spec(
         project_name=project_name, service=service, image=image_name(project_name, service),
         labels=build_labels(project_name, service), args=merged, tags=tuple(build.tags),
         no_cache=no_cache or build.no_cache, pull=pull or build.pull, try_pull=try_pull,
+        secrets=build_secrets(project, service) if project is not None else {},
     )
 
 

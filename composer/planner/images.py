@@ -50,7 +50,7 @@ def reconcile_build(project: Project, options: BuildOptions | None = None) -> Pl
             continue
         seen.add(image)
         spec = build_spec(project.name, service, args=dict(options.args), no_cache=options.no_cache,
-                          pull=options.pull)
+                          pull=options.pull, project=project)
         plan.add(OpKind.BUILD_IMAGE, f"image:{image}", "build", ImagePayload(image, service, "build", spec))
     return plan.build()
 

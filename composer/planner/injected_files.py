@@ -38,7 +38,7 @@ def injected_files(project: Project, service: ServiceConfig) -> tuple[InjectedFi
         secret = project.secrets.get(grant.source)
         if secret is None or not secret.environment or secret.file:
             continue
-        value = _variable(project, secret.environment, "secret", secret.name or grant.source)
+        value = variable_value(project, secret.environment, "secret", secret.name or grant.source)
         found.append(_Found("secret", secret.name or grant.source,
                             _file(grant, file_target(grant.source, grant.target, SECRETS_DIR), value, "secret")))
     for grant in service.configs:
@@ -46,7 +46,7 @@ def injected_files(project: Project, service: ServiceConfig) -> tuple[InjectedFi
         if config is None or config.file:
             continue
         if config.environment:
-            value = _variable(project, config.environment, "config", config.name or grant.source)
+            value = variable_value(project, config.environment, "config", config.name or grant.source)
         elif config.content:  # v2 skips an empty content, as it skips a config with none
             value = config.content
         else:
@@ -60,7 +60,7 @@ def injected_files(project: Project, service: ServiceConfig) -> tuple[InjectedFi
     return tuple(file.value for file in found)
 
 
-def _variable(project: Project, variable: str, kind: str, name: str) -> str:
+def variable_value(project: Project, variable: str, kind: str, name: str) -> str:
     value = project.environment.get(variable)
     if value is None:
         raise PlanError(f"environment variable {variable!r} required by {kind} {name!r} is not set"

@@ -224,7 +224,7 @@ class _Up:
                     effective = self.options.pull or service.pull_policy or "missing"
                     try_pull = (service.image is not None and effective != "never"
                                 and cause in ("image not found", "pull_policy: always"))
-                    build = build_spec(self.project.name, service, try_pull=try_pull)
+                    build = build_spec(self.project.name, service, try_pull=try_pull, project=self.project)
                 payload = ImagePayload(image, service, policy, build)
                 self.images[image] = self.plan.add(kind, f"image:{image}", cause, payload)
 

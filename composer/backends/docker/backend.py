@@ -235,9 +235,14 @@ class DockerBackend:
         return emit
 
     async def build_image(self, spec: BuildSpec, sink: EventSink) -> None:
-        """Build through the engine's builder; output lines as events under ``image:<image>``."""
-        from composer.backends.docker import images
+        """Build through the engine's classic builder, output lines as events under
+        ``image:<image>``; a Dockerfile with BuildKit's syntax (or build secrets) is built by the
+        native builder and loaded into the engine (composer.backends.docker.native_build)."""
+        from composer.backends.docker import images, native_build
 
+        if await anyio.to_thread.run_sync(native_build.buildkit_features, spec):
+            await native_build.build(self._run, spec, sink)
+            return
         emit = self._emitter(sink)
         await self._run("build", lambda api: images.build(api, spec, emit))
 

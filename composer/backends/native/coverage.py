@@ -29,12 +29,13 @@ BUILDER_REFUSAL = "{} is not supported by the native builder yet (use --backend 
 """The native builder's one line (composer.backends.native.build.builder), ``{}`` what it lacks."""
 ATTESTATIONS = "{} is not supported by the native builder (it makes no attestations)"
 """The native builder's one line for ``provenance`` and ``sbom`` unless false (``BuildConfig.attestations``)."""
-BUILDER_LACKS = ("ssh", "secrets", "cache_from", "cache_to", "additional_contexts", "extra_hosts", "shm_size",
-                 "ulimits", "privileged", "entitlements", "isolation")
+BUILDER_LACKS = ("ssh", "cache_from", "cache_to", "additional_contexts", "extra_hosts", "shm_size",
+                 "ulimits", "isolation")
 """The ``build:`` keys the native builder refuses when it builds (BuildConfig fields)."""
 BUILD = N + "test_build.py::"
 BUILD_UP = N + "test_build_up.py::"
 BUILD_CACHE = N + "test_build_cache.py::"
+BUILD_MOUNTS = N + "test_build_mounts.py::"
 COMPOSE_KEYS = N + "test_compose_keys.py::"
 SERVICE_KEYS = N + "test_service_keys.py::"
 INTERACTIVE = N + "test_interactive.py::"
@@ -112,9 +113,19 @@ COVERAGE: Table = with_extensions({
     "services.build.tags": applied(BUILT),
     "services.build.platforms": applied(BUILT, note="linux/amd64 only; another platform is refused in one line"),
     **{f"services.build.{key}": _builder_lacks(key)
-       for key in BUILDER_LACKS if key not in ("secrets", "ulimits")},
-    **{f"services.build.secrets.{key}": _builder_lacks("secrets")
-       for key in ("source", "target", "uid", "gid", "mode")},
+       for key in BUILDER_LACKS if key not in ("ulimits",)},
+    "services.build.secrets.source": applied(BUILD_MOUNTS + "test_build_secrets_from_a_file_and_a_variable_never_land"
+                                                            "_in_the_image"),
+    "services.build.secrets.target": applied(BUILD_MOUNTS + "test_build_secrets_from_a_file_and_a_variable_never_"
+                                                            "land_in_the_image", note="the secret's id, as in v2"),
+    **{f"services.build.secrets.{key}": refused(f"build.secrets.{key} is not supported by the native builder (the "
+                                                "RUN --mount=type=secret options set the file's owner and mode)",
+                                                when="an image must be built")
+       for key in ("uid", "gid", "mode")},
+    "services.build.privileged": applied(BUILD_MOUNTS + "test_host_network_and_insecure_need_their_entitlement",
+                                         note="allows RUN --security=insecure (a privileged step)"),
+    "services.build.entitlements": applied(BUILD_MOUNTS + "test_host_network_and_insecure_need_their_entitlement",
+                                           note="network.host and security.insecure; others refused in one line"),
     "services.build.ulimits.soft": _builder_lacks("ulimits"),
     "services.build.ulimits.hard": _builder_lacks("ulimits"),
     "services.build.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),

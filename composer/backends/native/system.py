@@ -133,14 +133,16 @@ class NativeSystem:
         volume_row = UsageRow("Local Volumes", len(volume_rows), sum(1 for a, _ in volume_rows if a), volume_size,
                               sum(size for active, size in volume_rows if not active))
         from composer.backends.native.build.cache import usage
+        from composer.backends.native.build.mounts import cache_mounts_usage
 
         records, cache_size = usage(store)
+        mounts, mounts_size = cache_mounts_usage(store.root)  # docker counts exec.cachemount records too
+        records, cache_size = records + mounts, cache_size + mounts_size
         return [images, container_row, volume_row, UsageRow("Build Cache", records, 0, cache_size, cache_size)]
 
     # --- prune -------------------------------------------------------------------------------------
 
     def prune(self, options: PruneOptions) -> PruneReport:
-        from composer.backends.native.build.cache import drop_records
         from composer.backends.native.residue import remove_unreferenced
 
         report = PruneReport()
@@ -152,22 +154,22 @@ class NativeSystem:
             reclaimed += self._prune_volumes(containers.store, remaining, options, report)
         if options.all:
             self._untag_unused(containers.store, remaining, options, report)
-        cache = drop_records(containers.store, everything=options.all, until=options.until)
+        cache, mounts_freed = _drop_build_cache(containers.store, options)
         removed_blobs, freed = remove_unreferenced(containers.store, [c for _, _, c in remaining])
         report.images.extend(f"deleted: sha256:{name}" for name in removed_blobs)
         return PruneReport(report.containers, report.networks, report.volumes, report.images, cache,
-                           reclaimed + freed)
+                           reclaimed + freed + mounts_freed)
 
     def prune_build_cache(self, options: PruneOptions) -> PruneReport:
         """``builder prune``: the builder's step cache (composer.backends.native.build.cache),
-        dangling records or ``all``, ``until`` by last use; then the content nothing reaches."""
-        from composer.backends.native.build.cache import drop_records
+        dangling records or ``all``, ``until`` by last use, and the RUN cache mounts (as
+        BuildKit's prune removes its exec.cachemount records); then the content nothing reaches."""
         from composer.backends.native.residue import remove_unreferenced
 
         containers = self._containers()
-        removed = drop_records(containers.store, everything=options.all, until=options.until)
+        removed, mounts_freed = _drop_build_cache(containers.store, options)
         _, freed = remove_unreferenced(containers.store, [c for _, _, c in self._configs(containers)])
-        return PruneReport(build_cache=removed, reclaimed=freed)
+        return PruneReport(build_cache=removed, reclaimed=freed + mounts_freed)
 
     def _prune_containers(self, containers: NativeContainers, options: PruneOptions, report: PruneReport) -> int:
         from composer.contract.backend import ContainerRef
@@ -229,6 +231,20 @@ class NativeSystem:
                 continue
             store.remove(image.reference)
             report.images.append(f"untagged: {image.reference}")
+
+
+def _drop_build_cache(store: ImageStore, options: PruneOptions) -> tuple[list[str], int]:
+    """The step cache's records and the cache mounts ``builder prune``/``system prune`` remove:
+    their ids, and the bytes the cache mounts freed (the records' layers go with
+    ``remove_unreferenced`` after)."""
+    from composer.backends.native.build.cache import drop_records
+    from composer.backends.native.build.mounts import drop_cache_mounts
+    from composer.backends.native.image.store import flock
+
+    removed = drop_records(store, everything=options.all, until=options.until)
+    with flock(store.root / "locks" / "store.lock", exclusive=True):  # no build holds a cache mount
+        mounts, freed = drop_cache_mounts(store.root, until=options.until)
+    return removed + mounts, freed
 
 
 def container_configs(containers: NativeContainers) -> list[tuple[str, str, dict[str, Any]]]:

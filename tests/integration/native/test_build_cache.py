@@ -2,16 +2,21 @@
 file, an instruction, a build argument) exactly the steps that depend on it are built again and
 the others are reported CACHED, as BuildKit's (``#N CACHED``); a CACHED RUN does not run (the
 time it wrote is the first build's). Each build is its own backend, as each composer command is:
-the cache lives in the store. Also: --no-cache, concurrent builds of one step, ``builder prune``,
+the cache lives in the store. Also: RUN --mount (a bind's source by content, never a secret's
+value), ADD of a URL (--checksum: cached without fetching), cache mounts and builder prune,
+--no-cache, concurrent builds of one step, ``builder prune``,
 SOURCE_DATE_EPOCH's reproducible digests, and independent stages built in parallel.
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import os
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ from composer.backends.native.build.cache import StepCache
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.system import NativeSystem
-from composer.contract.backend import BuildSpec
+from composer.contract.backend import BuildSecret, BuildSpec
 from composer.contract.system import PruneOptions
 from composer.errors import ImageBuildError
 from composer.events import ListSink
@@ -66,9 +71,11 @@ def _backend(store: ImageStore) -> NativeBackend:
                                               "COMPOSER_CGROUP_PARENT": CGROUP_PARENT})
 
 
-def _spec(context: Path, image: str, args: dict[str, str] | None, **build: object) -> BuildSpec:
+def _spec(context: Path, image: str, args: dict[str, str] | None, secrets: dict[str, BuildSecret] | None = None,
+          **build: object) -> BuildSpec:
     service = ServiceConfig.model_validate({"name": "web", "build": {"context": str(context), **build}})
-    return BuildSpec("demo", service, image, {}, args=args or {}, no_cache=bool(build.get("no_cache")))
+    return BuildSpec("demo", service, image, {}, args=args or {}, no_cache=bool(build.get("no_cache")),
+                     secrets=secrets or {})
 
 
 def steps_of(sink: ListSink) -> dict[str, str]:
@@ -88,12 +95,13 @@ def steps_of(sink: ListSink) -> dict[str, str]:
 
 
 def build(store: ImageStore, context: Path, dockerfile: str, *, image: str = "demo-web",
-          args: dict[str, str] | None = None, **options: object) -> Result:
+          args: dict[str, str] | None = None, secrets: dict[str, BuildSecret] | None = None,
+          **options: object) -> Result:
     (context / "Dockerfile").write_text(dockerfile)
     backend = _backend(store)
     sink = ListSink()
     try:
-        anyio.run(backend.build_image, _spec(context, image, args, **options), sink)
+        anyio.run(backend.build_image, _spec(context, image, args, secrets, **options), sink)
     finally:
         anyio.run(backend.aclose)
     record = backend.store.get(f"docker.io/library/{image}:latest")
@@ -348,3 +356,119 @@ COPY --from=right /start /end /right/
             anyio.run(backend.build_image, _spec(context, "demo-web", None, no_cache=True), ListSink())
     finally:
         anyio.run(backend.aclose)
+
+
+BIND_RUN = ("RUN --mount=type=bind,source=conf.txt,target=/conf --mount=type=secret,id=token "
+            "cat /proc/uptime > /stamp && cat /conf >> /stamp")
+
+
+def test_a_run_with_a_bind_mount_rebuilds_when_the_bound_file_changes(store: ImageStore, context: Path,
+                                                                       local_registry: LocalRegistry) -> None:
+    """BuildKit keys a bind mount on the content it binds (after .dockerignore) and a secret
+    mount on its id only: a changed secret value rebuilds nothing (BuildKit's documented
+    behaviour: secrets are not part of the cache key), and the value is in no cache record."""
+    (context / "conf.txt").write_text("one\n")
+    dockerfile = f"FROM {local_registry.busybox}\n{BIND_RUN}\n"
+    first = build(store, context, dockerfile, secrets={"token": BuildSecret(value=b"first-s3cret")})
+    assert first.built() == [BIND_RUN]
+    stamp = first.read("/stamp")
+    assert stamp.endswith("one\n")
+
+    # the same bound content (touched, another context file edited): CACHED, the RUN did not run
+    os.utime(context / "conf.txt", (time.time() + 100, time.time() + 100))
+    (context / "b.txt").write_text("b, edited\n")
+    again = build(store, context, dockerfile, secrets={"token": BuildSecret(value=b"other-s3cret")})
+    assert (again.built(), again.cached()) == ([], [BIND_RUN])
+    assert again.read("/stamp") == stamp
+    records = b"".join(path.read_bytes() for path in (store.root / "cache").rglob("*") if path.is_file())
+    assert b"s3cret" not in records
+
+    # the bound file edited: the RUN runs again and sees it
+    (context / "conf.txt").write_text("two\n")
+    edited = build(store, context, dockerfile, secrets={"token": BuildSecret(value=b"other-s3cret")})
+    assert edited.built() == [BIND_RUN]
+    assert edited.read("/stamp").endswith("two\n")
+    assert edited.read("/stamp") != stamp
+
+    # excluded by .dockerignore, the bind's source is missing: a one-line error, not a cached step
+    (context / ".dockerignore").write_text("*.log\nDockerfile\nconf.txt\n")
+    with pytest.raises(ImageBuildError, match=r"conf\.txt"):
+        build(store, context, dockerfile, image="excluded")
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+    requests: list[str] = []
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_add_of_a_url_with_checksum_is_cached_without_fetching(store: ImageStore, context: Path) -> None:
+    """BuildKit's http source keys on --checksum when it is given (a hit fetches nothing), else
+    on the fetched content."""
+    files: dict[str, bytes] = {"/f.txt": b"over http\n"}
+    requests: list[str] = []
+    handler = type("Handler", (_Files,), {"files": files, "requests": requests})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/f.txt"
+        digest = hashlib.sha256(b"over http\n").hexdigest()
+        pinned = f"ADD --checksum=sha256:{digest} {url} /dl/"
+        first = build(store, context, f"FROM scratch\n{pinned}\n")
+        assert (first.built(), first.read("/dl/f.txt"), len(requests)) == ([pinned], "over http\n", 1)
+        again = build(store, context, f"FROM scratch\n{pinned}\n")
+        assert (again.built(), again.cached(), len(requests)) == ([], [pinned], 1)
+        assert again.record.config == first.record.config
+
+        # without --checksum: fetched each build, keyed by what came
+        plain = f"ADD {url} /dl/"
+        assert build(store, context, f"FROM scratch\n{plain}\n").built() == [plain]
+        cached = build(store, context, f"FROM scratch\n{plain}\n")
+        assert (cached.built(), cached.cached(), len(requests)) == ([], [plain], 3)
+        files["/f.txt"] = b"changed\n"
+        changed = build(store, context, f"FROM scratch\n{plain}\n")
+        assert (changed.built(), changed.read("/dl/f.txt")) == ([plain], "changed\n")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_cache_mounts_outlive_gc_and_check_and_go_with_builder_prune(store: ImageStore, context: Path,
+                                                                       local_registry: LocalRegistry) -> None:
+    """docker builder prune removes BuildKit's cache mounts (exec.cachemount records) with or
+    without --all; the store's gc and composer system check keep them (no residue)."""
+    run = "RUN --mount=type=cache,target=/c,id=counter echo x >> /c/n && wc -l < /c/n > /count"
+    dockerfile = f"FROM {local_registry.busybox}\n{run}\n"
+    first = build(store, context, dockerfile)
+    assert first.read("/count").strip() == "1"
+    mounts = [path for path in (store.root / "cache-mounts").iterdir() if path.is_dir()]
+    assert len(mounts) == 1
+    store.gc()
+    system = NativeSystem(store.root, environ={"COMPOSER_RUN_ROOT": str(store.root.parent / "run"),
+                                               "COMPOSER_CGROUP_PARENT": CGROUP_PARENT})
+    assert [finding for finding in system.check() if "cache-mounts" in finding.name] == []
+    assert (mounts[0] / "n").read_text() == "x\n"
+    # another RUN (a new key) sees what the first left in the cache folder
+    second = build(store, context, dockerfile.replace("> /count", "> /count2"))
+    assert second.read("/count2").strip() == "2"
+    assert system.disk_usage()[3].total == len(StepCache(store).records()) + 1
+    report = system.prune_build_cache(PruneOptions())
+    assert mounts[0].name in report.build_cache
+    assert not mounts[0].exists()
+    third = build(store, context, dockerfile.replace("> /count", "> /count3"))
+    assert third.read("/count3").strip() == "1"

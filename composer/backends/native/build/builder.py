@@ -9,27 +9,38 @@ RUN runs in a native container (composer.backends.native.build.run): ``--network
 the default, a bridge network of the build's own. The stages the target needs build in
 parallel, each once the stages it reads are built; the others are not built.
 
-Not built yet, and refused in one line naming it: RUN ``--network=host``, RUN --mount,
---security, heredoc scripts with a ``#!`` line, ADD of URLs and of local archives,
-COPY/ADD ``--link``, ``--parents``, ``--exclude``, ``--checksum``, ``--keep-git-dir``, FROM
-``--platform`` of another platform than the host's, and the ``build:`` keys that need them (ssh, secrets,
-cache_from/cache_to, additional_contexts, network other than default or none, extra_hosts,
-shm_size, ulimits, privileged, other platforms, entitlements, isolation).
+RUN ``--mount`` (build/mounts.py: cache, bind, tmpfs, secret from ``BuildSpec.secrets``),
+``--network=host`` and ``--security=insecure`` behind their entitlements (build/run.py),
+COPY/ADD ``--link``, ``--parents``, ``--exclude``; ADD of local archives (extracted) and of
+http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side).
+
+Not built yet, and refused in one line naming it: RUN --mount=type=ssh, heredoc scripts with a
+``#!`` line, ADD of git repositories, ``--keep-git-dir``, FROM ``--platform`` of another
+platform than the host's, and the ``build:`` keys that need them (ssh, cache_from/cache_to,
+additional_contexts, network other than default or none, extra_hosts, shm_size, ulimits, other
+platforms, entitlements other than network.host and security.insecure, isolation).
 
 The filesystem steps (RUN, COPY, ADD, WORKDIR) go through the step cache
 (composer.backends.native.build.cache, keys by cache_key): a hit reuses the step's layer
 without running anything and is reported ``#N CACHED``; ``no_cache`` builds every step (and
-records the results, as BuildKit's --no-cache). Each step's history ``created`` is when its
-result was made, the metadata entries and the image's ``created`` the stage's last step's, so a
-fully cached rebuild gives the same image ID, as BuildKit's. ``SOURCE_DATE_EPOCH`` (a build
-argument, as BuildKit takes it) sets every ``created`` to it and clamps the layers' file times
-to it (BuildKit's ``rewrite-timestamp``): two builds of the same sources give equal digests.
+records the results, as BuildKit's --no-cache). A RUN's key holds its mounts as parsed and a
+bind mount's source by content, never a secret's value (BuildKit does not key on secrets
+either: a changed secret alone rebuilds nothing); ADD of a URL is keyed by its ``--checksum``
+(nothing is fetched on a hit), else by the fetched content. Each step's history ``created`` is
+when its result was made, the metadata entries and the image's ``created`` the stage's last
+step's, so a fully cached rebuild gives the same image ID, as BuildKit's. ``SOURCE_DATE_EPOCH``
+(a build argument, as BuildKit takes it) sets every ``created`` to it and clamps the layers'
+file times to it (BuildKit's ``rewrite-timestamp``): two builds of the same sources give equal
+digests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
-import tarfile
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -45,16 +56,28 @@ from composer.backends.native.build.cache import StepCache, StepResult
 from composer.backends.native.build.copy import (
     ContextSource,
     CopyError,
+    CopyPlan,
     Source,
     StageSource,
     parse_chmod,
     parse_chown,
     plan_copy,
 )
+from composer.backends.native.build.fetch import ArchiveSource, FetchedSource, fetch, is_archive
 from composer.backends.native.build.ignore import Matcher, parse
 from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
+from composer.backends.native.build.mounts import MountError, MountSpec, Prepared, parse_mount, prepare, stub_parts
 from composer.backends.native.build.rootfs import RootFS
-from composer.backends.native.build.run import RunRefused, check_flags, diff, last_lines, run_args, run_container
+from composer.backends.native.build.run import (
+    NotEntitled,
+    RunRefused,
+    RunResult,
+    check_flags,
+    diff,
+    last_lines,
+    run_args,
+    run_container,
+)
 from composer.backends.native.coverage import ATTESTATIONS, BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageRecord, ImageStore
@@ -81,6 +104,7 @@ if TYPE_CHECKING:
     from composer.backends.native.runtime.api import Runtime
 
 BACKEND = "native"
+ENTITLEMENTS = ("network.host", "security.insecure")
 Pull = Callable[[str], Awaitable[ImageRecord]]
 RuntimeFactory = Callable[[], "Runtime"]
 
@@ -137,6 +161,14 @@ def refuse_build_keys(spec: BuildSpec) -> None:
                                       backend_name=BACKEND, operation="build")
     if build.network not in (None, "default", "none"):
         raise _refuse(f"service {spec.service.name}: build.network: {build.network}")
+    for entitlement in build.entitlements:
+        if entitlement not in ENTITLEMENTS:
+            raise _refuse(f"service {spec.service.name}: build.entitlements: {entitlement}")
+    for grant in build.secrets:
+        for key in ("uid", "gid", "mode"):
+            if getattr(grant, key) is not None:
+                raise _refuse(f"service {spec.service.name}: build.secrets.{key} (the RUN --mount=type=secret "
+                              "options set the file's owner and mode)")
     if any(platform not in ("linux/amd64", "linux/x86_64") for platform in build.platforms):
         raise _refuse(f"service {spec.service.name}: build.platforms other than linux/amd64")
     if build.context is None or "://" in build.context or build.context.startswith("git@"):
@@ -306,6 +338,8 @@ class Builder:
         made: list[str] = []  # each step's created
         metadata: list[dict[str, Any]] = []  # the metadata instructions' history entries
         position = 1
+        build = self.spec.service.build
+        assert build is not None
         triggers = self._triggers(stage, state)
         total += sum(1 for command in triggers if _is_step(command))
         for command in [*triggers, *stage.commands]:
@@ -315,10 +349,13 @@ class Builder:
                     self.images[name] = await self._image(name)  # COPY --from an image, as BuildKit
             if isinstance(command, RunCommand):
                 try:
-                    check_flags(command)
+                    network = check_flags(command, entitlements=build.entitlements, privileged=build.privileged)
                     process = run_args(command, state.config.get("Shell") or image_config.DEFAULT_SHELL)
+                except NotEntitled as exc:
+                    raise self._fail(command, str(exc)) from None
                 except RunRefused as exc:
                     raise _refuse(f"{self.dockerfile.path}:{command.line}: {exc}") from None
+                mounts = self._mounts(command, state)
             before = len(state.history)
             image_config.apply(state, command, args)
             if not _is_step(command):
@@ -330,7 +367,9 @@ class Builder:
                 await self._in_thread(self._copy, command, state, built, number)
             elif isinstance(command, RunCommand):
                 built.config["config"] = state.config
-                await self._in_thread(self._run_step, command, process, state, built, number)
+                if not command.network and build.network:
+                    network = build.network
+                await self._in_thread(self._run_step, command, process, state, built, number, network, mounts)
             else:
                 await self._in_thread(self._workdir, command, state, built, number)
             made.append(str(state.history[-1]["created"]))
@@ -453,11 +492,8 @@ class Builder:
         return list(parsed.stages[0].commands)
 
     def _copy(self, command: CopyCommand, state: image_config.StageState, built: Built, number: int) -> None:
-        for flag, value in (("--link", command.link), ("--parents", command.parents),
-                            ("--exclude", command.excludes), ("--checksum", command.checksum),
-                            ("--keep-git-dir", command.keep_git_dir)):
-            if value:
-                raise _refuse(f"{self.dockerfile.path}:{command.line}: {command.name} {flag}")
+        if command.keep_git_dir:
+            raise _refuse(f"{self.dockerfile.path}:{command.line}: {command.name} --keep-git-dir")
         scope = state.environment()
         rootfs = built.rootfs(self.store)
         source: Source
@@ -473,24 +509,69 @@ class Builder:
         else:
             source = ContextSource(self.context, self.matcher)
         words = [self._expand(command, word, scope) for word in command.sources]
-        if command.name == "ADD" and any("://" in word or word.startswith("git@") for word in words):
-            raise _refuse(f"{self.dockerfile.path}:{command.line}: ADD of a URL")
+        if command.name == "ADD" and any(is_git_url(word) for word in words):
+            raise _refuse(f"{self.dockerfile.path}:{command.line}: ADD of a git repository")
+        if command.checksum and not (command.name == "ADD" and all("://" in word for word in words)):
+            raise self._fail(command, "--checksum can only be used with HTTP(S) sources")
         inline = [(doc.path, (self._expand(command, doc.content, scope) if doc.expand else doc.content).encode())
                   for doc in command.inline]
-        refuse = _archive_refusal if command.name == "ADD" else None
+        excludes = [self._expand(command, word, scope) for word in command.excludes]
         destination = self._expand(command, command.destination, scope)
         chown = self._expand(command, command.chown, scope)
         workdir = state.config.get("WorkingDir") or "/"
+        # --link: the files as a layer of their own, not resolved against the stage's (BuildKit's
+        # link: the destination's links are not followed, missing folders are made as new)
+        target = RootFS([]) if command.link else rootfs
+
+        def plan(fetched: contextlib.ExitStack) -> CopyPlan:
+            pairs: list[tuple[Source, str]] = []
+            for word in words:
+                if command.name == "ADD" and "://" in word:
+                    pairs.append((self._fetch(command, word, fetched), word))
+                else:
+                    pairs.append((source, word))
+            try:
+                return plan_copy(target, workdir, destination, pairs, inline, chown=parse_chown(chown, rootfs),
+                                 chmod=parse_chmod(command.chmod),
+                                 unpack=(lambda source, path: _unpack(source, path, self._spool(fetched)))
+                                 if command.name == "ADD" and not command.from_ else None,
+                                 exclude=Matcher(parse("\n".join(excludes))) if excludes else None,
+                                 parents=command.parents)
+            except CopyError as exc:
+                raise self._fail(command, str(exc)) from None
+
+        # the key: what the copy writes, by content (the sources' files after .dockerignore, the
+        # other stage's, or what a URL gave), not where it read them or when they were touched
+        op = {"op": command.name, "from": bool(command.from_), "words": words, "destination": destination,
+              "workdir": workdir, "chown": chown, "chmod": command.chmod, "link": command.link,
+              "parents": command.parents, "excludes": excludes, "checksum": command.checksum}
+        if command.checksum:
+            # every source is a URL pinned by its checksum: the key needs nothing fetched (BuildKit's
+            # http source keys on the checksum too), and a hit fetches nothing
+            def produce(writer: LayerWriter) -> None:
+                with contextlib.ExitStack() as fetched:
+                    plan(fetched).write(writer)
+
+            self._step(number, command, op, state, built, produce)
+            return
+        with contextlib.ExitStack() as fetched:
+            planned = plan(fetched)
+            self._step(number, command, {**op, "plan": cache_key.plan_digest(planned)}, state, built, planned.write)
+
+    def _spool(self, cleanup: contextlib.ExitStack) -> Path:
+        """A private folder in the store's tmp/ for one step, removed after it."""
+        folder = Path(tempfile.mkdtemp(prefix="build-spool.", dir=self.store.root / "tmp"))
+        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+        return folder
+
+    def _fetch(self, command: CopyCommand, url: str, cleanup: contextlib.ExitStack) -> Source:
+        """ADD of an http(s) URL: fetched on the host into the store's tmp/, removed after the step."""
         try:
-            plan = plan_copy(rootfs, workdir, destination, [(source, word) for word in words],
-                             inline, chown=parse_chown(chown, rootfs), chmod=parse_chmod(command.chmod), refuse=refuse)
+            fetched = fetch(url, self.store.root / "tmp", command.checksum)
         except CopyError as exc:
             raise self._fail(command, str(exc)) from None
-        # the key: what the copy writes, by content (the sources' files after .dockerignore, or
-        # the other stage's), not where it read them or when they were touched
-        op = {"op": command.name, "from": bool(command.from_), "words": words, "destination": destination,
-              "workdir": workdir, "chown": chown, "chmod": command.chmod, "plan": cache_key.plan_digest(plan)}
-        self._step(number, command, op, state, built, plan.write)
+        cleanup.callback(fetched.path.unlink, missing_ok=True)
+        return FetchedSource(fetched)
 
     def _workdir(self, command: Any, state: image_config.StageState, built: Built, number: int) -> None:
         """WORKDIR makes its folder (and parents) when missing, owned by the stage's USER, as
@@ -514,30 +595,92 @@ class Builder:
                    keep_empty=folder != "/")
 
     def _run_step(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
-                  number: int) -> None:
-        build = self.spec.service.build
-        network = command.network or (build.network if build is not None else None) or "default"
+                  number: int, network: str, mounts: list[MountSpec]) -> None:
         inner = state.config
         op = {"op": "RUN", "process": process, "env": list(inner.get("Env") or []), "args": sorted(state.args.items()),
               "run_env": sorted(state.run_env.items()),
               "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
-              "mounts": list(command.mounts), "security": command.security}
+              "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security}
         self._step(number, command, op, state, built,
-                   lambda writer: self._run(command, process, state, built, network, number, writer))
+                   lambda writer: self._run(command, process, state, built, network, mounts, number, writer))
+
+    def _mount_key(self, command: RunCommand, mount: MountSpec) -> dict[str, Any]:
+        """A mount as the step's key holds it: its parsed options (a secret's id, target and env,
+        never its value: BuildKit does not key on secret content) and a bind's source by content
+        (the context after .dockerignore, or the stage's files), as BuildKit keys a bind on the
+        content of what it mounts. A cache mount's folder is not keyed (it is a cache)."""
+        found: dict[str, Any] = dataclasses.asdict(mount)
+        if mount.type == "bind":
+            found["content"] = cache_key.source_digest(self._source_for(command, mount.from_), mount.source or ".")
+        return found
+
+    def _mounts(self, command: RunCommand, state: image_config.StageState) -> list[MountSpec]:
+        """The RUN's ``--mount`` flags, expanded with the stage's variables and parsed.
+
+        :raises UnsupportedFeatureError: type=ssh; ImageBuildError: a malformed mount.
+        """
+        found = []
+        for text in command.mounts:
+            try:
+                found.append(parse_mount(self._expand(command, text, state.environment())))
+            except MountError as exc:
+                if "type=ssh" in str(exc):
+                    raise _refuse(f"{self.dockerfile.path}:{command.line}: RUN --mount=type=ssh") from None
+                raise self._fail(command, str(exc)) from None
+        return found
+
+    def _source_for(self, command: RunCommand, name: str) -> Source:
+        """What a mount's ``from=`` names: the build context ("") or an earlier stage."""
+        if not name:
+            return ContextSource(self.context, self.matcher)
+        name = self._expand(command, name, self.scope)
+        other = self._stage_named(name)
+        if other is None or other.index not in self.built:
+            raise _refuse(f"{self.dockerfile.path}:{command.line}: RUN --mount from={name} (an image, not a stage)")
+        return StageSource(self.built[other.index].rootfs(self.store))
+
+    def _secrets(self, mounts: list[MountSpec]) -> dict[str, bytes]:
+        """The values of the secrets the mounts ask for (read now, kept in memory only)."""
+        found = {}
+        for mount in mounts:
+            secret = self.spec.secrets.get(mount.id) if mount.type == "secret" else None
+            if secret is not None:
+                try:
+                    found[mount.id] = secret.read()
+                except OSError as exc:
+                    raise ImageBuildError(f"service {self.spec.service.name}: secret {mount.id}: cannot read "
+                                          f"{secret.file}: {exc.strerror}", backend_name=BACKEND,
+                                          operation="build") from None
+        return found
 
     def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
-             network: str, number: int, writer: LayerWriter) -> None:
+             network: str, mounts: list[MountSpec], number: int, writer: LayerWriter) -> None:
         lower = built.rootfs(self.store)
-        with run_container(self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env,
-                           network=network != "none") as (result, upper):
-            for line in result.output.splitlines():
-                self._say(f"#{number} {line}")
-            if result.exit_code != 0:
-                shown = " ".join(process)
-                tail = last_lines(result.output)
-                raise self._fail(command, f'process "{shown}" did not complete successfully: exit code: '
-                                          f"{result.exit_code}" + (f": {tail}" if tail else ""))
-            diff(upper, lower, writer)
+        try:
+            prepared = self._prepare(command, state, mounts)
+            with prepared as ready, run_container(
+                    self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env, network=network,
+                    volumes=ready.volumes, environment=ready.environment,
+                    privileged=command.security == "insecure") as (result, upper):
+                self._finish(command, process, result, upper, lower, stub_parts(ready.targets), number, writer)
+        except MountError as exc:
+            raise self._fail(command, str(exc)) from None
+
+    def _prepare(self, command: RunCommand, state: image_config.StageState,
+                 mounts: list[MountSpec]) -> contextlib.AbstractContextManager[Prepared]:
+        return prepare(mounts, store_root=self.store.root, workdir=state.config.get("WorkingDir") or "/",
+                       secrets=self._secrets(mounts), source_for=lambda name: self._source_for(command, name))
+
+    def _finish(self, command: RunCommand, process: list[str], result: RunResult, upper: Path, lower: RootFS,
+                stubs: set[tuple[str, ...]], number: int, writer: LayerWriter) -> None:
+        for line in result.output.splitlines():
+            self._say(f"#{number} {line}")
+        if result.exit_code != 0:
+            shown = " ".join(process)
+            tail = last_lines(result.output)
+            raise self._fail(command, f'process "{shown}" did not complete successfully: exit code: '
+                                      f"{result.exit_code}" + (f": {tail}" if tail else ""))
+        diff(upper, lower, writer, stubs)
 
 
     def _write(self, final: Built) -> list[ImageRecord]:
@@ -573,10 +716,13 @@ def _is_step(command: Any) -> bool:
         isinstance(command, WordsCommand) and command.name == "WORKDIR")
 
 
-def _archive_refusal(path: Path) -> str | None:
-    try:
-        if tarfile.is_tarfile(path):
-            return f"ADD of a local archive ({path.name}: extraction) is not supported by the native builder yet"
-    except OSError:
-        return None
-    return None
+def _unpack(source: Source, path: Path, spool: Path) -> Source | None:
+    """ADD's rule for a file named in the context: a tar archive (plain or compressed) is
+    extracted (a downloaded one is not, as Docker documents)."""
+    return ArchiveSource(path, spool) if isinstance(source, ContextSource) and is_archive(path) else None
+
+
+def is_git_url(word: str) -> bool:
+    """A git source as BuildKit tells them apart: git@, git://, a .git URL or a #fragment on one."""
+    return word.startswith(("git@", "git://")) or (
+        "://" in word and (word.split("#")[0].endswith(".git") or ("github.com/" in word and "#" in word)))

@@ -4,12 +4,16 @@ filesystem step (RUN, COPY, ADD, WORKDIR) is keyed by its parent's key and what 
 result:
 
 - RUN: the process (after the stage's SHELL), the environment (the image's Env and the stage's
-  ARGs, as the container gets them), user, working folder, network, mounts and security;
+  ARGs, as the container gets them), user, working folder, network, mounts and security: each
+  ``--mount`` as parsed and, for a bind, the content of what it binds (``source_digest``); a
+  secret's id and target, never its value (BuildKit does not key on secret content either);
 - COPY/ADD: the expanded words and flags, and the digest of what the copy writes (``plan_digest``):
   each entry's path, type, mode, owner, link target, size and the *content* of its file, never
   its mtime; the sources are read after ``.dockerignore`` (context) or from the other stage's
   files, so a file that is excluded, or only touched, changes nothing, and a stage rebuilt to
-  the same files keeps the steps that copy from it cached;
+  the same files keeps the steps that copy from it cached; ADD of a URL with ``--checksum`` is
+  keyed by the checksum (nothing fetched), without one by the fetched content (its plan);
+  ``--link``, ``--parents`` and ``--exclude`` are in the key;
 - WORKDIR: the folder and the user.
 
 Metadata instructions (ENV, LABEL, USER, CMD...) are no steps: their effect on a later step is
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import tarfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from composer.backends.native.image.layers import CHUNK
 
 if TYPE_CHECKING:
-    from composer.backends.native.build.copy import CopyPlan
+    from composer.backends.native.build.copy import CopyPlan, Source
 
 SCRATCH = "scratch"
 
@@ -64,6 +70,31 @@ def plan_digest(plan: CopyPlan) -> str:
             content = ""
         fields = [info.name, info.type.decode(), oct(info.mode), info.uid, info.gid, info.linkname,
                   info.size if data is None else len(data), info.devmajor, info.devminor, content]
+        digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogateescape"))
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def source_digest(source: Source, word: str) -> str:
+    """The digest of what a bind mount's ``source`` names in ``source`` (the context after
+    .dockerignore, or a stage): per file its path, type, mode, owner, link target and content's
+    sha256, never its times. What the mount binds is the first match, as mounts.py binds it; a
+    missing source is keyed as such (the RUN then fails, and a failure is not recorded)."""
+    digest = hashlib.sha256()
+    matched = source.match(word)
+    if not matched:
+        return "missing"
+    for item in source.walk(matched[0]):
+        info = item.info
+        if stat.S_ISREG(info.st_mode):
+            content = hashlib.sha256(item.data).hexdigest() if item.data is not None else (
+                _file_digest(item.host) if item.host is not None else "")
+        elif stat.S_ISLNK(info.st_mode):
+            content = item.link or (os.readlink(item.host) if item.host is not None else "")
+        else:
+            content = ""
+        fields = ["/".join(item.parts), stat.S_IFMT(info.st_mode), oct(stat.S_IMODE(info.st_mode)), info.st_uid,
+                  info.st_gid, content]
         digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogateescape"))
         digest.update(b"\n")
     return "sha256:" + digest.hexdigest()

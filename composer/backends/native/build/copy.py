@@ -36,6 +36,7 @@ class Item:
     info: os.stat_result
     host: Path | None
     data: bytes | None = None
+    link: str = ""  # a symlink's target when there is no host file to read it from (an archive's)
 
 
 class Source:
@@ -90,8 +91,12 @@ class ContextSource(Source):
                 or (self._is_dir(parts) and self.matcher.may_include_below("/".join(parts)))]
 
     def missing(self, pattern: str) -> str:
+        """Not found, naming the .dockerignore pattern that excluded what the word (a path or a
+        wildcard) names in the folder, if one did."""
         path = clean(pattern)
-        rule = self.matcher.excluded_by(path) if (self.root / path).exists() else None
+        unfiltered = ContextSource(self.root, Matcher([])).match(pattern)
+        rule = next((rule for parts in unfiltered if parts and (rule := self.matcher.excluded_by("/".join(parts)))),
+                    None)
         excluded = f" (excluded by the .dockerignore pattern {rule!r})" if rule else ""
         return f'"/{path}": not found{excluded}'
 
@@ -249,11 +254,25 @@ class CopyPlan:
                 writer.add(info, host)
 
 
+def parents_pivot(word: str) -> int:
+    """How many leading elements of a source's path ``--parents`` drops: those before a ``/./``
+    in the word (BuildKit's pivot), else none."""
+    pieces = [piece for piece in word.split("/") if piece]
+    if "." in pieces[1:]:
+        index = pieces.index(".", 1)
+        return len([piece for piece in pieces[:index] if piece != "."])
+    return 0
+
+
 def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[tuple[Source, str]],  # noqa: C901 - one rule per case
               inline: Sequence[tuple[str, bytes]], *, chown: Owner | None, chmod: int | None,
-              refuse: Callable[[Path], str | None] | None = None) -> CopyPlan:
+              unpack: Callable[[Source, Path], Source | None] | None = None, exclude: Matcher | None = None,
+              parents: bool = False) -> CopyPlan:
     """The entries of a COPY of ``sources`` (each: where, and the source word after expansion)
-    and ``inline`` files (heredocs: name, content) to ``destination``.
+    and ``inline`` files (heredocs: name, content) to ``destination``. ``unpack``: ADD's archive
+    rule (a Source of the archive's members for a named local archive, else None); ``exclude``:
+    ``--exclude`` patterns, matched against each path below a copied folder (a named file: its
+    name); ``parents``: ``--parents`` (each source's folders kept under the destination).
 
     :raises CopyError: a source is missing, or the destination cannot be written.
     """
@@ -261,13 +280,13 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
     root_owner = Owner(0, 0)
     target = destination if destination.startswith("/") else (workdir.rstrip("/") or "") + "/" + destination
     as_folder = destination.endswith(("/", "/.")) or destination in (".", "")
-    matched: list[tuple[Source, tuple[str, ...]]] = []
+    matched: list[tuple[Source, tuple[str, ...], int]] = []
     for source, word in sources:
         found = source.match(word)
         if not found:
             raise CopyError(source.missing(word))
-        matched += [(source, parts) for parts in found]
-    if len(matched) + len(inline) > 1:
+        matched += [(source, parts, parents_pivot(word)) for parts in found]
+    if len(matched) + len(inline) > 1 or parents:
         as_folder = True
     try:
         real, entry = rootfs.resolve(target)
@@ -309,12 +328,13 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
             entries[dest] = (_info(dest, tarfile.DIRTYPE, mode, owner, info.st_mtime), None, None)
         elif stat.S_ISLNK(info.st_mode):
             link = _info(dest, tarfile.SYMTYPE, 0o777, owner, info.st_mtime)
-            assert item.host is not None
-            link.linkname = os.readlink(item.host)
+            if item.link:
+                link.linkname = item.link
+            else:
+                assert item.host is not None
+                link.linkname = os.readlink(item.host)
             entries[dest] = (link, None, None)
         elif stat.S_ISREG(info.st_mode):
-            if refuse is not None and item.host is not None and (why := refuse(item.host)):
-                raise CopyError(why)
             regular = _info(dest, tarfile.REGTYPE, mode, owner, info.st_mtime)
             regular.size = info.st_size
             first = linked.setdefault((info.st_dev, info.st_ino), dest) if info.st_nlink > 1 and item.host else dest
@@ -330,19 +350,34 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
         ensure_dirs(real)
     elif real[:-1]:
         ensure_dirs(real[:-1])
-    for source, parts in matched:
-        directory = _is_dir_source(source, parts)  # once per source: asked per item, it walked the folder per file
+    for source, parts, pivot in matched:
+        is_dir = _is_dir_source(source, parts)
+        root = real
+        if parents:
+            root = (*real, *(parts[pivot:] if is_dir else parts[pivot:-1]))
+            ensure_dirs(root)
         for item in source.walk(parts):
+            if exclude is not None and (name := "/".join(item.parts) if item.parts else
+                                        ("" if is_dir or not parts else parts[-1])) and exclude.excluded(name):
+                continue
+            archive = unpack(source, item.host) if (unpack is not None and not item.parts and item.host is not None
+                                            and stat.S_ISREG(item.info.st_mode)) else None
+            if archive is not None:  # ADD of a local archive: its members into the destination folder
+                ensure_dirs(root)
+                for member in archive.walk(()):
+                    if member.parts:
+                        put((*root, *member.parts), member, True)
+                continue
             top_is_dir = not item.parts and stat.S_ISDIR(item.info.st_mode)
             if top_is_dir:
-                base = real
-                ensure_dirs(real)
+                base = root
+                ensure_dirs(root)
             elif as_folder and not item.parts:
-                base = (*real, parts[-1]) if parts else real
-            elif item.parts and directory:
-                base = (*real, *item.parts)
+                base = (*root, parts[-1]) if parts else root
+            elif item.parts and is_dir:
+                base = (*root, *item.parts)
             else:
-                base = real
+                base = root
             put(base, item, source.owned())
     for name, data in inline:
         info = os.stat_result((0o100644, 0, 0, 1, 0, 0, len(data), int(now), int(now), int(now)))

@@ -10,8 +10,10 @@ config blob and its layers only: no index entry is written for it.
 Network: ``--network=none`` runs in a network namespace of its own with only loopback. The
 default puts the container on a bridge network of its own made by the backend's network manager
 (a project network, as a service's default network: NAT out, the host's loopback services out
-of reach as from any bridged container), removed with the container. ``--network=host`` is
-refused in one line.
+of reach as from any bridged container), removed with the container. ``--network=host`` (the host's
+namespace: the build reaches the host's loopback services) only with the ``network.host``
+entitlement, ``--security=insecure`` (a privileged container) only when privileged builds are
+allowed; both refused in one line otherwise, as BuildKit refuses them without ``--allow``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class RunRefused(Exception):
     """A RUN this builder does not do (one line naming the flag)."""
 
 
+class NotEntitled(RunRefused):
+    """A RUN the build is not allowed to do (BuildKit's entitlements): one line."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     exit_code: int
@@ -82,23 +88,36 @@ def run_args(command: RunCommand, shell: Sequence[str]) -> list[str]:
     return [*shell, script]
 
 
-def check_flags(command: RunCommand) -> None:
-    """:raises RunRefused: a flag or network mode this builder does not do."""
-    if command.mounts:
-        raise RunRefused("RUN --mount")
-    if command.security:
-        raise RunRefused(f"RUN --security={command.security}")
-    if command.network not in ("", "default", "none"):
+def check_flags(command: RunCommand, *, entitlements: Sequence[str] = (), privileged: bool = False) -> str:
+    """The RUN's network mode (default, none, host).
+
+    :raises RunRefused: a network mode or security this builder does not do, or one the build
+        is not entitled to: ``--network=host`` needs ``build.entitlements: [network.host]`` and
+        ``--security=insecure`` needs ``build.privileged`` (or the ``security.insecure``
+        entitlement), as BuildKit refuses both without ``--allow``.
+    """
+    network = command.network or "default"
+    if network not in ("default", "none", "host"):
         raise RunRefused(f"RUN --network={command.network}")
+    if network == "host" and "network.host" not in entitlements:
+        raise NotEntitled("network.host is not allowed (add it to build.entitlements)")
+    if command.security not in ("", "sandbox", "insecure"):
+        raise RunRefused(f"RUN --security={command.security}")
+    if command.security == "insecure" and not (privileged or "security.insecure" in entitlements):
+        raise NotEntitled("security.insecure is not allowed (set build.privileged)")
+    return network
 
 
 @contextlib.contextmanager
 def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any], diff_ids: Sequence[str],
-                  args: Sequence[str], run_env: Mapping[str, str], *,
-                  network: bool) -> Iterator[tuple[RunResult, Path]]:
+                  args: Sequence[str], run_env: Mapping[str, str], *, network: str,
+                  volumes: Sequence[Mapping[str, Any]] = (), environment: Mapping[str, str] | None = None,
+                  privileged: bool = False) -> Iterator[tuple[RunResult, Path]]:
     """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``), on a
-    build network of its own when ``network``, else with none; yields the result and the
-    container's upper folder, then removes the container (and the network)."""
+    build network of its own (``default``), the host's (``host``) or none; ``volumes`` are its
+    mounts (ServiceConfig volumes: RUN --mount), ``environment`` more variables (secrets as
+    env); yields the result and the container's upper folder, then removes the container (and
+    the network)."""
     from composer.backends.native.network import settings as networking
     from composer.contract.backend import ContainerSpec, NetworkAttachment
     from composer.spec.models import NetworkConfig
@@ -111,11 +130,13 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
     image = ImageRecord("composer.build/stage:step", digest, digest, source="build")
     inner = config.get("config") or {}
     image_env = dict(entry.partition("=")[::2] for entry in inner.get("Env") or [])
-    environment = {key: value for key, value in run_env.items() if image_env.get(key) != value}
+    variables = {key: value for key, value in run_env.items() if image_env.get(key) != value}
+    variables.update(environment or {})
     service = ServiceConfig.model_validate({
-        "name": "build", "entrypoint": list(args), "command": [], "network_mode": None if network else "none",
+        "name": "build", "entrypoint": list(args), "command": [],
+        "network_mode": None if network == "default" else network, "privileged": privileged,
         "user": inner.get("User") or "0", "working_dir": inner.get("WorkingDir") or "/",
-        "environment": environment})
+        "environment": variables, "volumes": [dict(volume) for volume in volumes]})
     project = f"build-{secrets.token_hex(6)}"
     name = "run"
     run_root = runtime.run_root
@@ -123,7 +144,7 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
         if temporary:  # the step's config, for the runtime only: removed after the container
             cleanup.callback(_unlink, store.blob_path(digest))
         extra: dict[str, Any] = {"build_step": True}  # the runtime's init: the user's groups as BuildKit's
-        if network:
+        if network == "default":
             network_name = f"{project}_default"
             networking.create_network(run_root, project, "default", network_name, NetworkConfig(name=network_name))
             cleanup.callback(networking.remove_network, run_root, network_name)
@@ -157,7 +178,8 @@ def _xattrs(path: Path) -> dict[str, str]:
     return found
 
 
-def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:  # noqa: C901 - one rule per kind of entry
+def diff(upper: Path, lower: RootFS, writer: LayerWriter,  # noqa: C901 - one rule per kind of entry
+         stubs: set[tuple[str, ...]] | None = None) -> None:
     """The upper folder of an overlay as an OCI layer: whiteouts (0/0 character devices) become
     ``.wh.<name>``, opaque folders get ``.wh..wh..opq``; owners, modes, times, xattrs and hard
     links are kept. Left out: the runtime's stub files when the stage had no such path, what is
@@ -166,6 +188,7 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:  # noqa: C901
     the folders /proc, /sys, /dev made as mount points and /etc (its stubs came and went) are in
     the layer, so a RUN never makes an empty layer on an image without /etc/hosts."""
     links: dict[tuple[int, int], str] = {}
+    mount_points = {parts for parts in (stubs or set()) if lower.lookup(parts) is None}
 
     def visit(folder: Path, parts: tuple[str, ...]) -> list[tuple[tarfile.TarInfo, Path | None]]:
         found: list[tuple[tarfile.TarInfo, Path | None]] = []
@@ -173,7 +196,9 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:  # noqa: C901
             path = folder / name
             here = (*parts, name)
             info = os.lstat(path)
-            if here in _STUBS and lower.lookup(here) is None:
+            # a mount point the runtime made (its stubs, RUN --mount's targets), as BuildKit drops them
+            if (here in _STUBS and lower.lookup(here) is None) or (
+                    here in mount_points and not _holds_more(path, here, mount_points)):
                 continue
             member = "/".join(here)
             if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
@@ -218,6 +243,14 @@ def diff(upper: Path, lower: RootFS, writer: LayerWriter) -> None:  # noqa: C901
 
     for entry, host in visit(upper, ()):
         writer.add(entry, host)
+
+
+def _holds_more(path: Path, parts: tuple[str, ...], mount_points: set[tuple[str, ...]]) -> bool:
+    """Whether a mount point folder the runtime made holds anything but other mount points."""
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        return False
+    return any((*parts, name) not in mount_points or _holds_more(path / name, (*parts, name), mount_points)
+               for name in os.listdir(path))
 
 
 def _unchanged_folder(parts: tuple[str, ...], info: os.stat_result, lower: RootFS) -> bool:

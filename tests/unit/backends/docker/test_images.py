@@ -137,7 +137,6 @@ def test_push_messages_become_layer_events_and_errors_raise() -> None:
 
 @pytest.mark.parametrize(("field", "fragment"), [
     ("ssh", "ssh: [default]"),
-    ("secrets", "secrets: [s]"),
     ("additional_contexts", "additional_contexts: {other: /tmp}"),
     ("cache_to", "cache_to: [type=local,dest=/tmp/c]"),
     ("entitlements", "entitlements: [network.host]"),
@@ -148,9 +147,8 @@ def test_build_keys_the_classic_builder_lacks_are_refused_in_the_tables_words(tm
                                                                                fragment: str) -> None:
     from composer.backends.docker.coverage import BUILDER_LACKS, COVERAGE
 
-    assert set(BUILDER_LACKS) == {"ssh", "secrets", "additional_contexts", "cache_to", "entitlements", "privileged",
-                                  "ulimits"}
-    extra = "secrets:\n  s: {file: ./s}\n" if field == "secrets" else ""
+    assert set(BUILDER_LACKS) == {"ssh", "additional_contexts", "cache_to", "entitlements", "privileged", "ulimits"}
+    extra = ""
     (tmp_path / "s").write_text("x")
     spec = spec_for(tmp_path, f"      context: .\n      {fragment}\n{extra}")
     key = next(key for key in COVERAGE if key.startswith(f"services.build.{field}") and COVERAGE[key].when)
