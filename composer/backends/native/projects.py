@@ -36,7 +36,9 @@ class Projects:
     def lock(self, project: str) -> None:
         """Hold the project's lock until ``release`` (re-entrant within this backend), waiting at
         most COMPOSER_LOCK_TIMEOUT seconds for another command that holds it. Left-overs of a
-        create killed midway are reclaimed once it is held.
+        create killed midway are reclaimed once it is held; after a holder killed holding it, the
+        requests it had sent to the supervisor are finished first (``Supervisor.op_settle``), so
+        that what this command observes is not changed by them afterwards.
 
         :raises BackendError: the project stayed busy for the whole wait (one line).
         """
@@ -46,8 +48,8 @@ class Projects:
             for _attempt in range(100):
                 folder = private_project_dir(self.run_root, project)
                 try:
-                    fd = locks.acquire(folder / LOCK, timeout=locks.timeout_from_environment(),
-                                       what=f"project {project}")
+                    fd, abandoned = locks.take(folder / LOCK, timeout=locks.timeout_from_environment(),
+                                               what=f"project {project}")
                     break
                 except FileNotFoundError:
                     continue  # its folder went with the last release; made again above
@@ -56,6 +58,8 @@ class Projects:
             else:
                 raise error(f"cannot lock project {project}: its folder keeps vanishing", "lock")
             self._locks[project] = fd
+            if abandoned is not None:
+                self.client(project).notify("settle")
             self.runtime.reclaim(project)
             if (self.run_root / "networks").is_dir():  # what a killed network create or remove left
                 from composer.backends.native.network.manager import NetworkManager

@@ -602,3 +602,47 @@ def test_a_stop_queued_by_a_command_killed_meanwhile_is_dropped(stack: Stack) ->
         time.sleep(0.3)
     stack.run("down", "-t", "0")
     stack.assert_clean()
+
+
+STOPPING_DOWN = """
+import json, socket, sys
+from pathlib import Path
+from composer.backends.native.runtime import locks
+folder, name = Path(sys.argv[1]), sys.argv[2]
+locks.acquire(folder / "lock", timeout=30)  # as down: the project's lock, held until it is killed
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(str(folder / "supervisor.sock"))
+sock.sendall(json.dumps({"op": "stop", "name": name, "grace": 3}).encode() + b"\\n")
+print("sent", flush=True)
+sock.recv(100)
+"""
+
+
+def test_a_stop_begun_for_a_command_killed_meanwhile_ends_before_the_next_up_looks(stack: Stack) -> None:
+    """Found by the soak (``down -t 0`` killed at runtime.remove.renamed): a stop the supervisor had
+    begun for the killed ``down`` ended after the next ``up -d`` had seen the container running and
+    planned nothing, which left it exited (137). The next holder of the project's lock now waits
+    for the requests the supervisor took before it. Made deterministic: a ``down`` stand-in holds
+    the lock, asks for a stop with a grace period the container outlasts (its shell is pid 1 and
+    ignores SIGTERM, as in Docker) and is killed -9 once the supervisor has sent SIGTERM."""
+    stack.run("up", "-d")
+    db = next(row["Name"] for row in stack.rows() if row["Service"] == "db")
+    folder = stack.run_root / stack.name
+    events = folder / "events.jsonl"
+    with subprocess.Popen([sys.executable, "-c", STOPPING_DOWN, str(folder), db], stdout=subprocess.PIPE,
+                          env=stack.environ, text=True) as down:
+        assert down.stdout is not None
+        assert down.stdout.readline().strip() == "sent"
+        deadline = time.monotonic() + 30
+        while not any(json.loads(line)["action"] == "kill" and json.loads(line)["attributes"].get("name") == db
+                      for line in events.read_text().splitlines()):
+            assert time.monotonic() < deadline, "the supervisor did not begin the stop"
+            time.sleep(0.02)
+        down.kill()
+    stack.run("up", "-d")
+    deadline = time.monotonic() + 4  # the begun stop's SIGKILL comes 3 s after its SIGTERM
+    while time.monotonic() < deadline:
+        assert stack.states()["db"] == "running", stack.rows()
+        time.sleep(0.3)
+    stack.run("down", "-t", "0")
+    stack.assert_clean()

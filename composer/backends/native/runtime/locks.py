@@ -12,7 +12,9 @@ the old inode sees it is gone and locks the new file.
 
 The holder writes its owner (composer.owner: boot id, pid, start time) into the file, for
 messages ("busy: held by pid N") and for telling a stale file from a live one (``stale``): a file
-that no process holds and whose recorded owner is gone.
+that no process holds and whose recorded owner is gone. ``release`` empties the file, so an owner
+found in it by the next holder (``take``) is one that died holding the lock (kill -9): what it had
+begun elsewhere (a request to a project's supervisor) may still be under way.
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ def acquire(path: Path, *, timeout: float | None = None, what: str = "") -> int:
     :raises LockBusyError: still held by another after ``timeout`` seconds; ``what`` names the
         locked thing in the message ("project web").
     """
+    return take(path, timeout=timeout, what=what)[0]
+
+
+def take(path: Path, *, timeout: float | None = None, what: str = "") -> tuple[int, Owner | None]:
+    """``acquire``, and the owner the file still recorded: a holder that died holding the lock
+    (None after a ``release``, which empties the file).
+
+    :raises LockBusyError: as ``acquire``.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = POLL_START
     while True:
@@ -90,9 +101,10 @@ def acquire(path: Path, *, timeout: float | None = None, what: str = "") -> int:
                     time.sleep(delay)
                     delay = min(delay * 2, POLL_MAX)
             if _same_file(fd, path):
+                abandoned = Owner.parse(os.pread(fd, 512, 0).decode(errors="replace"))
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, Owner.current().label().encode(), 0)
-                return fd
+                return fd, abandoned
         except BaseException:
             os.close(fd)
             raise
@@ -100,7 +112,10 @@ def acquire(path: Path, *, timeout: float | None = None, what: str = "") -> int:
 
 
 def release(fd: int, path: Path | None = None, *, unlink: bool = False) -> None:
-    """Let the lock go; with ``unlink``, remove its file first (only the holder may: see above)."""
+    """Let the lock go; with ``unlink``, remove its file first (only the holder may: see above).
+    The file is emptied first: the next holder finds no owner in it (see ``take``)."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
     if unlink and path is not None and _same_file(fd, path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

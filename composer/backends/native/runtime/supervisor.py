@@ -24,6 +24,8 @@ unless-stopped; Docker's backoff: 100 ms doubling to 1 min, reset after 10 s of 
 the healthchecks in the container's namespaces and cgroup (nsexec) and records them in
 health.json, and reaps whatever is reparented to it. It exits when it has nothing left to
 watch. Stop and kill also go through it (they set ``manual_stop`` first, so no restart follows).
+A request read after its sender died is dropped; one begun before is finished, and a command that
+takes the project's lock from a holder killed holding it waits for those first (``settle``).
 
 If it dies, even by kill -9, the containers keep running (their monitors are reparented to init
 and still write logs and exit files); the next command notices the dead pid file, reports what
@@ -294,6 +296,11 @@ class Supervisor:
         self.popen_lock = threading.Lock()
         self.last_busy = time.monotonic()
         self.connections = 0
+        # the requests being served, by the order they were accepted in (``op_settle`` waits for
+        # those before its own); ``served`` is told each time one ends
+        self.accepted = 0
+        self.serving: set[int] = set()
+        self.served = threading.Condition(self.lock)
         self.exit_now = False
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # wakes serve() at once
         self.died: dict[str, tuple[Any, Any]] = {}  # name -> the run (pid, start) whose die is recorded
@@ -417,8 +424,20 @@ class Supervisor:
             self.watchers.pop(name, None)
         return {}
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One request's answer. A name is checked before anything uses it (it becomes a path).
+    def op_settle(self, number: int) -> dict[str, Any]:
+        """Answer once every request accepted before this one (the ``number``-th) has been served.
+        Asked by a command that takes the project's lock from one killed holding it: a stop that
+        killed command had begun (its sender alive when it was read, so not dropped) ends before
+        the new command looks, instead of stopping a container it has just seen running (found
+        by the soak: ``down -t 0`` killed midway, the next ``up -d`` left containers exited).
+        The requests still queued then are read after their sender died, and dropped."""
+        with self.served:
+            self.served.wait_for(lambda: not any(other < number for other in self.serving))
+        return {}
+
+    def handle(self, request: dict[str, Any], number: int = 0) -> dict[str, Any]:
+        """One request's answer (``number``: its place in the order of acceptance). A name is
+        checked before anything uses it (it becomes a path).
 
         :raises BackendError: an invalid container name (``../x``).
         """
@@ -434,6 +453,8 @@ class Supervisor:
             return self.op_kill(name, int(request["signal"]))
         if op == "forget":
             return self.op_forget(name)
+        if op == "settle":
+            return self.op_settle(number)
         if op == "exit-if-empty":
             with self.lock:
                 self.exit_now = not self.runtime.containers(self.project)
@@ -620,7 +641,7 @@ class Supervisor:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(info.si_pid, 0)
 
-    def _serve_one(self, conn: socket.socket) -> None:
+    def _serve_one(self, conn: socket.socket, number: int) -> None:
         try:
             with conn:
                 data = b""
@@ -632,7 +653,7 @@ class Supervisor:
                 if not peer_alive(conn):
                     return  # its command was killed while the request waited (found by the soak): it never came
                 try:
-                    answer = {"ok": True, **self.handle(json.loads(data))}
+                    answer = {"ok": True, **self.handle(json.loads(data), number)}
                 except Exception as exc:
                     text = " ".join(str(exc).split()) or type(exc).__name__
                     answer = {"ok": False, "error": text}
@@ -641,6 +662,8 @@ class Supervisor:
         finally:
             with self.lock:
                 self.connections -= 1
+                self.serving.discard(number)
+                self.served.notify_all()
                 self.last_busy = time.monotonic()
                 if self.exit_now and not self.connections:
                     self.wake()
@@ -729,8 +752,11 @@ class Supervisor:
             conn.settimeout(None)
             with self.lock:
                 self.connections += 1
+                self.accepted += 1
+                number = self.accepted
+                self.serving.add(number)
                 self.last_busy = time.monotonic()
-            threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._serve_one, args=(conn, number), daemon=True).start()
 
 
 def trusted_peer(conn: socket.socket) -> bool:

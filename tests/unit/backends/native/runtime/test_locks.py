@@ -4,6 +4,9 @@ too long gives a one-line "busy" after a bounded wait; a stale file is told by i
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -77,10 +80,41 @@ def test_a_stale_lock_file_is_told_by_its_owner(tmp_path: Path) -> None:
     fd = locks.acquire(path)
     assert locks.holder(path) == Owner.current()
     assert not locks.stale(path), "held"
+    path.write_text(Owner(Owner.current().boot_id, 999_999_999, 1).label())
+    assert not locks.stale(path), "held, whatever it records"
     locks.release(fd)
+    assert locks.holder(path) is None, "a release empties the file"
+    assert locks.stale(path), "nobody holds it and it records no owner"
+    fd = locks.acquire(path)
+    os.close(fd)  # let go without a release, as by a holder killed -9
     assert not locks.stale(path), "its owner (this process) lives"
     path.write_text(Owner(Owner.current().boot_id, 999_999_999, 1).label())
     assert locks.stale(path), "its owner is gone and nobody holds it"
+
+
+def test_the_next_holder_is_told_of_one_that_died_holding_the_lock(tmp_path: Path) -> None:
+    """A released lock records no owner; one let go without a release (its holder killed -9)
+    still records it, and ``take`` says so: Projects.lock then lets the project's supervisor
+    finish what that holder had asked of it before anything is observed."""
+    path = tmp_path / "lock"
+    locks.release(locks.acquire(path))
+    fd, abandoned = locks.take(path)
+    assert abandoned is None
+    os.close(fd)
+    with subprocess.Popen([sys.executable, "-c", "import os, sys\n"
+                           "from pathlib import Path\n"
+                           "from composer.backends.native.runtime import locks\n"
+                           "locks.acquire(Path(sys.argv[1]))\n"
+                           "os.kill(os.getpid(), 9)\n", str(path)]) as killed:
+        assert killed.wait() == -9
+    fd, abandoned = locks.take(path, timeout=5)
+    assert abandoned is not None
+    assert abandoned.pid == killed.pid
+    assert abandoned.is_gone()
+    locks.release(fd)
+    fd, abandoned = locks.take(path)
+    assert abandoned is None
+    locks.release(fd)
 
 
 def test_release_with_unlink_removes_only_the_file_it_holds(tmp_path: Path) -> None:
