@@ -51,7 +51,10 @@ class Events:
         selector.register(fd, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         while sum(wanted in line for line in self.lines) < count:
-            if time.monotonic() > deadline or self.process.poll() is not None:
+            if self.process.poll() is not None:  # not an AssertionError: a caller retrying on those stops here
+                raise RuntimeError(f"events ended ({self.process.returncode}) before {wanted!r}; lines: "
+                                   f"{self.lines}; stderr: {self.stop()}")
+            if time.monotonic() > deadline:
                 raise AssertionError(f"no {wanted!r} in {self.lines}; stderr: {self.stop()}")
             if selector.select(0.2):
                 self.partial += os.read(fd, 65536).decode()

@@ -296,6 +296,11 @@ class Hub:
             self.flush_input()
 
     def close(self) -> None:
+        # A client whose connect is still in the listener's backlog (a quick one-off that ended
+        # before its caller got there) is accepted now, so it gets the replayed output before the
+        # end, not an empty stream (it connected: it will not fall back to the log).
+        while self.accept() is not None:
+            pass
         for client in list(self.clients.values()):
             self.clients.pop(client.conn.fileno(), None)
             try:
