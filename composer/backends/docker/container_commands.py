@@ -52,9 +52,13 @@ def _read_stdin(stdin: BinaryIO, raw: Any, scanner: DetachScanner | None = None,
             data = os.read(fd, 65536) if fd is not None else stdin.read(65536)
             if not data:
                 break
-            raw.sendall(data)
-            if scanner is not None and detached is not None and scanner.feed(data)[1]:
+            # set before the keys go: the engine ends the attach on them, and the caller reads
+            # ``detached`` once the stream ends (after it, it waited for a container still running)
+            detaching = scanner is not None and detached is not None and scanner.feed(data)[1]
+            if detaching and detached is not None:
                 detached.set()
+            raw.sendall(data)
+            if detaching:
                 return
     except OSError:
         return
