@@ -11,12 +11,10 @@ SOURCE_DATE_EPOCH's reproducible digests, and independent stages built in parall
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from composer.errors import ImageBuildError
 from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig
 from tests.integration.registry import LocalRegistry
+from tests.support.file_server import serving
 
 CGROUP_PARENT = f"composer-test-build-cache-{os.getpid()}"
 
@@ -396,36 +395,13 @@ def test_a_run_with_a_bind_mount_rebuilds_when_the_bound_file_changes(store: Ima
         build(store, context, dockerfile, image="excluded")
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_add_of_a_url_with_checksum_is_cached_without_fetching(store: ImageStore, context: Path) -> None:
     """BuildKit's http source keys on --checksum when it is given (a hit fetches nothing), else
     on the fetched content."""
     files: dict[str, bytes] = {"/f.txt": b"over http\n"}
     requests: list[str] = []
-    handler = type("Handler", (_Files,), {"files": files, "requests": requests})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/f.txt"
+    with serving(files, requests) as base:
+        url = f"{base}/f.txt"
         digest = hashlib.sha256(b"over http\n").hexdigest()
         pinned = f"ADD --checksum=sha256:{digest} {url} /dl/"
         first = build(store, context, f"FROM scratch\n{pinned}\n")
@@ -442,10 +418,6 @@ def test_add_of_a_url_with_checksum_is_cached_without_fetching(store: ImageStore
         files["/f.txt"] = b"changed\n"
         changed = build(store, context, f"FROM scratch\n{plain}\n")
         assert (changed.built(), changed.read("/dl/f.txt")) == ([plain], "changed\n")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 def test_cache_mounts_outlive_gc_and_check_and_go_with_builder_prune(store: ImageStore, context: Path,

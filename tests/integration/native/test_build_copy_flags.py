@@ -13,13 +13,11 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import http.server
 import io
 import lzma
 import os
 import subprocess
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from secrets import token_hex
@@ -30,6 +28,7 @@ from composer.backends.native.image.store import ImageStore
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from tests.integration.native.test_build import _the_cgroup_parent_goes, build, context, layer_members, mode_owner, read
 from tests.integration.registry import LocalRegistry
+from tests.support.file_server import serving
 
 __all__ = ["_the_cgroup_parent_goes", "context"]  # test_build's fixtures: the context, the cgroup removed
 
@@ -149,40 +148,12 @@ def test_an_archive_bomb_is_one_line(store: ImageStore, context: Path, monkeypat
     assert list((store.root / "tmp").iterdir()) == []
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def server() -> Iterator[tuple[str, dict[str, bytes]]]:
     """An http server on 127.0.0.1 serving ``files`` (path -> bytes); stopped at the end."""
     files: dict[str, bytes] = {}
-    handler = type("Handler", (_Files,), {"files": files, "requests": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", files
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(files) as base:
+        yield base, files
 
 
 def test_add_of_urls_with_checksum(store: ImageStore, context: Path, server: tuple[str, dict[str, bytes]]) -> None:
