@@ -8,6 +8,7 @@ may last for hours, get threads of their own instead of holding the limiter.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -489,11 +490,12 @@ class DockerBackend:
             async for event in events:
                 yield event
 
-    async def _open_events(self, filters: Mapping[str, Any]) -> Any:
+    async def _open_events(self, filters: Mapping[str, Any]) -> _EventStream:
         """The engine's event stream with ``filters``, subscribed when this returns."""
-        return await self._run("events", lambda api: api.events(filters=dict(filters), decode=True))
+        stream = await self._run("events", lambda api: api.events(filters=dict(filters), decode=True))
+        return _EventStream(stream)
 
-    async def _pumped_events(self, stream: Any, thread_name: str) -> AsyncGenerator[EngineEvent, None]:
+    async def _pumped_events(self, stream: _EventStream, thread_name: str) -> AsyncGenerator[EngineEvent, None]:
         """The events of an open stream (``_open_events``), read by a thread; the stream is closed
         when the reader stops."""
         send, receive = anyio.create_memory_object_stream[EngineEvent | BaseException | None](max_buffer_size=256)
@@ -535,6 +537,31 @@ class DockerBackend:
         if self._client is not None:
             client, self._client = self._client, None
             await anyio.to_thread.run_sync(client.close, limiter=self._limiter)
+
+
+class _EventStream:
+    """docker-py's event stream, closed at most once: its ``close`` shuts the socket down again
+    while the response is not yet marked closed (EBADF when the reader thread has not yet seen
+    the end of the stream; CI's swarm wait failed on that race)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._stream)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._stream.close()
+        except OSError as exc:  # the pump saw the end and closed the socket between docker-py's check and shutdown
+            if exc.errno != errno.EBADF:
+                raise
 
 
 def _images_named(api: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:

@@ -349,3 +349,18 @@ async def test_starts_and_stops_without_grace_are_sent_a_few_at_once(busybox_ima
         assert {(await backend.container_state(ref)).status for ref in refs} == {"exited"}
     finally:
         await backend.aclose()
+
+
+
+async def test_an_event_stream_closes_once_whoever_closes_it(backend: DockerBackend) -> None:
+    # docker-py's close shuts the socket down again while no reader has seen the stream's end (EBADF
+    # on the second close): the events pump and the swarm waiter both close the stream they share,
+    # and CI's swarm wait failed when the pump thread had not yet read the end
+    stream = await backend._open_events({"type": ["container"], "label": ["composer.test=nothing"]})
+    stream.close()
+    stream.close()
+    events = backend._pumped_events(await backend._open_events({"type": ["container"]}), "events-test")
+    with anyio.move_on_after(0.2):
+        async for _ in events:
+            pass
+    await events.aclose()

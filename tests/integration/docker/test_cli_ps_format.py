@@ -55,8 +55,10 @@ def run(folder: Path, *args: str, v2: bool = False) -> str:
 
 
 def untimed(text: str) -> list[str]:
-    """The lines with their times (which move between two commands) and trailing blanks blotted out."""
-    return [re.sub(r"(Up |)(About a minute|[0-9]+ seconds?)( ago|)", "T", line).rstrip() for line in text.splitlines()]
+    """The lines with their times (which move between two commands) blotted out, and the columns' padding with them
+    (a column is as wide as its widest time: "Less than a second ago" in one run, "2 seconds ago" in the next)."""
+    times = r"(Up |)(About a minute|Less than a second|[0-9]+ seconds?)( ago|)"
+    return [re.sub(r"\s{2,}", "  ", re.sub(times, "T", line)).rstrip() for line in text.splitlines()]
 
 
 def both(folder: Path, *args: str) -> tuple[str, str]:
