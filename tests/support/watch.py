@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tests.integration.timeouts import scaled
+
 WATCHED = """\
 services:
   web:
@@ -88,7 +90,7 @@ class WatchProcess:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)
         try:
-            code = self.process.wait(timeout=30)
+            code = self.process.wait(timeout=scaled(30))
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             code = self.process.wait()
@@ -154,7 +156,7 @@ def check_restart_and_exec(folder: Path, read: Reader, watch: WatchProcess) -> N
     """A restart rule restarts the container; a sync+exec rule syncs, then runs its command."""
     assert read("cat /starts") == "started\n"
     watch.edit(lambda: (folder / "restart.txt").write_text("1\n"), "a restart")
-    until(read, "cat /starts 2>/dev/null", "started\nstarted\n", "a restart", timeout=30)
+    until(read, "cat /starts 2>/dev/null", "started\nstarted\n", "a restart", timeout=scaled(30))
     watch.wait_for('service(s) ["web"] restarted')
     watch.edit(lambda: (folder / "hook" / "h.txt").write_text("hooked\n"), "a sync+exec")
     until(read, "cat /hook-ran 2>/dev/null", "hooked\n", "a sync+exec")

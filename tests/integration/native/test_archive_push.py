@@ -35,6 +35,7 @@ from composer.events import ListSink
 from composer.image_reference import parse
 from tests.integration.native.test_pull import run_pull, snapshot
 from tests.integration.registry import LocalRegistry, free_port
+from tests.integration.timeouts import scaled
 
 
 def unique(stem: str) -> str:
@@ -77,7 +78,7 @@ def run_container(api: Any, image: str, command: list[str]) -> int:
     container = api.create_container(image, command=command)
     try:
         api.start(container)
-        return int(api.wait(container, timeout=60)["StatusCode"])
+        return int(api.wait(container, timeout=scaled(60))["StatusCode"])
     finally:
         api.remove_container(container, force=True)
 

@@ -34,6 +34,7 @@ from composer.errors import ImageBuildError
 from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 from tests.support.file_server import serving
 
 CGROUP_PARENT = f"composer-test-build-cache-{os.getpid()}"
@@ -272,7 +273,7 @@ def test_builder_prune_removes_dangling_records_all_and_by_last_use(store: Image
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]), "COMPOSER_ROOT": str(store.root),
            "COMPOSER_RUN_ROOT": str(store.root.parent / "run"), "COMPOSER_CGROUP_PARENT": CGROUP_PARENT}
     done = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "builder", "prune", "-f"],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+                          capture_output=True, text=True, env=env, timeout=scaled(120), check=False)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "Deleted build cache objects:"

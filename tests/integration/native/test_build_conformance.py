@@ -43,6 +43,7 @@ from composer.contract.backend import BuildSpec
 from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 
 CASES = Path(__file__).parent / "build_conformance"
 CGROUP_PARENT = f"composer-test-conformance-{os.getpid()}"
@@ -216,7 +217,8 @@ def flatten(layers: Sequence[IO[bytes] | gzip.GzipFile]) -> Flat:
 
 def _docker(*args: str, cwd: Path | None = None, stdout: IO[bytes] | None = None) -> str:
     result = subprocess.run(["/usr/bin/docker", *args], cwd=cwd, stdout=stdout or subprocess.PIPE,
-                            stderr=subprocess.PIPE, timeout=600, env={"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin"})
+                            stderr=subprocess.PIPE, timeout=scaled(600),
+                            env={"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode() if stdout is None else ""
 

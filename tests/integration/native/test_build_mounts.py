@@ -30,6 +30,7 @@ from tests.integration.native.test_build import _the_cgroup_parent_goes, build, 
 from tests.integration.native.test_build_up import env
 from tests.integration.native.test_lifecycle import Env
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 
 __all__ = ["_the_cgroup_parent_goes", "context", "env"]  # test_build's fixtures: the context, the cgroup removed
 
@@ -125,7 +126,7 @@ secrets:
     name = f"bs{token_hex(4)}"
     result = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, "build"],
                             cwd=tmp_path, env={**env.environ, "BUILD_TOKEN": "from-a-variable-5e0"},
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=scaled(300))
     assert result.returncode == 0, result.stderr
     store = ImageStore(env.root / "store")
     record = store.get(f"docker.io/library/{name}-web:latest")

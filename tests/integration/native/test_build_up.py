@@ -31,6 +31,7 @@ from tests.integration.native.test_archive_push import docker_images, registry_m
 from tests.integration.native.test_lifecycle import Env, eventually
 from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 
 __all__ = ["docker_images", "registry_manifests"]  # fixtures used here
 
@@ -80,7 +81,7 @@ def test_up_build_runs_the_image_the_native_builder_made(env: Env, tmp_path: Pat
 
     def composer(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, *args],
-                              cwd=tmp_path, env=env.environ, capture_output=True, text=True, timeout=120)
+                              cwd=tmp_path, env=env.environ, capture_output=True, text=True, timeout=scaled(120))
 
     try:
         up = composer("up", "-d", "--build")
@@ -114,7 +115,7 @@ def test_the_built_config_equals_buildkits(env: Env, tmp_path: Path, docker_api:
     (tmp_path / "native" / "compose.yaml").write_text("services:\n  web:\n    build: ./web\n")
     name = f"bc{uuid.uuid4().hex[:8]}"
     built = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, "build"],
-                           cwd=native_ctx.parent, env=env.environ, capture_output=True, text=True, timeout=120)
+                           cwd=native_ctx.parent, env=env.environ, capture_output=True, text=True, timeout=scaled(120))
     assert built.returncode == 0, built.stderr
     store = ImageStore(env.root / "store")
     record = store.get(f"docker.io/library/{name}-web:latest")
@@ -213,7 +214,7 @@ def test_copy_rules_give_buildkits_files(env: Env, tmp_path: Path, docker_api: A
                                                       f"      args:\n        BASE: {env.image}\n")
     name = f"bf{uuid.uuid4().hex[:8]}"
     built = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, "build"],
-                           cwd=native_ctx.parent, env=env.environ, capture_output=True, text=True, timeout=120)
+                           cwd=native_ctx.parent, env=env.environ, capture_output=True, text=True, timeout=scaled(120))
     assert built.returncode == 0, built.stderr
     store = ImageStore(env.root / "store")
     record = store.get(f"docker.io/library/{name}-web:latest")
@@ -242,7 +243,7 @@ def test_a_built_image_pushes_and_dockerd_runs_it(env: Env, tmp_path: Path, loca
     name = f"bp{uuid.uuid4().hex[:8]}"
     for command in ("build", "push"):
         done = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "-p", name, command],
-                              cwd=tmp_path, env=env.environ, capture_output=True, text=True, timeout=120)
+                              cwd=tmp_path, env=env.environ, capture_output=True, text=True, timeout=scaled(120))
         assert done.returncode == 0, (command, done.stderr)
     record = ImageStore(env.root / "store").get(target)
     assert record is not None
@@ -252,5 +253,5 @@ def test_a_built_image_pushes_and_dockerd_runs_it(env: Env, tmp_path: Path, loca
     assert docker_api.inspect_image(target)["Id"] == record.config
     output = subprocess.run(["/usr/bin/docker", "run", "--rm", "--network=none", target, "sh", "-c",
                              "cat /srv/app/conf/site.conf /built; stat -c %a /srv/app/run.sh"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=scaled(120))
     assert (output.returncode, output.stdout) == (0, "site=on\npushed\n755\n"), output.stderr

@@ -41,6 +41,7 @@ from composer.backends.native.network.manager import NetworkManager
 from composer.backends.native.runtime import cgroups
 from tests.integration.native.test_lifecycle import Env
 from tests.integration.native.test_lifecycle import env as env  # the module's image and roots (a fixture)
+from tests.integration.timeouts import scaled
 
 CRASHLOOP = "sh -c 'sleep 0.3; exit 3'"
 LOOP = "sh -c 'while true; do sleep 0.2; done'"
@@ -557,7 +558,7 @@ def test_a_dns_daemon_killed_and_not_yet_reaped_is_started_again(stack: Stack) -
     script = json.dumps([stack.command(), str(stack.run_root / stack.name / "dns" / "pid.json"), str(compose),
                          extra])
     result = subprocess.run([sys.executable, "-c", SUBREAPER, script], cwd=stack.folder, env=stack.environ,
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=scaled(300))
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout.splitlines()[-1])
     assert answer["code"] == 0, answer["stderr"]

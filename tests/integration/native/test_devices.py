@@ -45,6 +45,7 @@ from tests.integration.native.test_runtime import (  # noqa: F401 - fixtures
     wait_for_a_ready_spare,
 )
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 from tests.support import isolation
 from tests.support import oci_images as oi
 
@@ -130,7 +131,7 @@ def nodes(tmp_path: Path) -> Path:
 def probe(cgroup: Path, folder: Path) -> dict[str, str]:
     major, minor = host_disk()
     done = subprocess.run([sys.executable, "-c", PROBE, str(cgroup), str(folder), str(major), str(minor)],
-                          capture_output=True, text=True, timeout=60, check=True)
+                          capture_output=True, text=True, timeout=scaled(60), check=True)
     (folder / "disk-made").unlink(missing_ok=True)
     result: dict[str, str] = json.loads(done.stdout)
     return result

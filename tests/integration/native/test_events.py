@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.integration.native.test_lifecycle import Project, env, eventually, project
+from tests.integration.timeouts import scaled
 
 __all__ = ["env", "project"]  # the fixtures, shared with test_lifecycle (same store, same residue check)
 
@@ -66,7 +67,7 @@ class Events:
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            _, err = self.process.communicate(timeout=10)
+            _, err = self.process.communicate(timeout=scaled(10))
         except subprocess.TimeoutExpired:
             self.process.kill()
             _, err = self.process.communicate()
@@ -176,7 +177,7 @@ def test_oom_then_die_137_plain_lines_and_a_service_filter(project: Project, eve
     """)
     follower = follow(project, events, "hog")
     project.run("up", "-d")
-    lines = follower.read_until(" container die ", timeout=60)
+    lines = follower.read_until(" container die ", timeout=scaled(60))
     shown = [line for line in lines if line.strip()]
     assert all(f"image={project.env.image}, name={project.name}-hog-1)\n" in line for line in shown), shown
     assert [line.split()[3] for line in shown] == ["create", "start", "oom", "die"], shown
@@ -228,7 +229,7 @@ def scenario(command: list[str], folder: Path, environ: dict[str, str]) -> list[
     action, the attributes without ``image`` and ``name``'s values) of web's and once's events."""
 
     def run(*args: str) -> None:
-        subprocess.run([*command, *args], cwd=folder, env=environ, check=True, capture_output=True, timeout=120)
+        subprocess.run([*command, *args], cwd=folder, env=environ, check=True, capture_output=True, timeout=scaled(120))
 
     run("up", "-d", "sentinel")
     process = subprocess.Popen([*command, "events", "--json"], cwd=folder, env=environ, stdout=subprocess.PIPE,
@@ -267,7 +268,7 @@ def test_the_same_events_as_v2_on_dockerd(project: Project, busybox_image: str, 
         theirs = scenario([str(v2), "-p", v2_project], theirs_folder, {**os.environ})
     finally:
         subprocess.run([str(v2), "-p", v2_project, "down", "-t", "0"], cwd=theirs_folder, capture_output=True,
-                       timeout=120)
+                       timeout=scaled(120))
     (project.folder / "compose.yaml").write_text(SIDE_BY_SIDE.format(image=project.env.image))
     ours = scenario([sys.executable, "-m", "composer", "--backend", "native", "-p", project.name], project.folder,
                     {**project.env.environ, "COMPOSER_SERVER": "0"})

@@ -20,6 +20,7 @@ import pytest
 
 from tests.integration.native.test_lifecycle import Project, env, eventually, nothing_left, project
 from tests.integration.terminal import Terminal
+from tests.integration.timeouts import scaled
 
 __all__ = ["env", "project"]  # the fixtures, shared with test_lifecycle (same store, same residue check)
 
@@ -157,7 +158,7 @@ def test_attach_without_a_terminal_proxies_signals_to_the_container(project: Pro
         assert attach.stdout is not None
         assert attach.stdout.readline() == "tick\n"  # attached: new output arrives
         attach.send_signal(signal.SIGTERM)
-        out, err = attach.communicate(timeout=30)
+        out, err = attach.communicate(timeout=scaled(30))
     finally:
         if attach.poll() is None:
             attach.kill()
@@ -172,12 +173,12 @@ def test_run_without_a_terminal_takes_piped_stdin(project: Project) -> None:
     command = [sys.executable, "-m", "composer", "--backend", "native", "-p", project.name,
                "run", "--rm", "-T", "shell", "sh", "-c", "cat; echo err >&2; exit 4"]
     result = subprocess.run(command, input="hi\nthere\n", cwd=project.folder, env=project.env.environ,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=scaled(60))
     assert result.returncode == 4, result.stderr
     assert result.stdout == "hi\nthere\n"
     assert result.stderr.endswith("err\n")
     echo = subprocess.run(f"echo hi | {' '.join(command[:-4])} shell cat", shell=True, cwd=project.folder,
-                          env=project.env.environ, capture_output=True, text=True, timeout=60)
+                          env=project.env.environ, capture_output=True, text=True, timeout=scaled(60))
     assert (echo.returncode, echo.stdout) == (0, "hi\n"), echo.stderr
 
 

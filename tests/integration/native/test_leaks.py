@@ -31,6 +31,7 @@ from composer.spec.models.service import ServiceVolume
 from tests.integration.native import test_lifecycle, test_runtime
 from tests.integration.native.test_lifecycle import Project, eventually
 from tests.integration.native.test_runtime import Box, spare_cgroups, spare_runtime, wait_for_a_ready_spare
+from tests.integration.timeouts import scaled
 
 # the fixtures of test_runtime and test_lifecycle, used here too (module scoped ones get their own here)
 session_root = test_runtime.session_root
@@ -123,7 +124,7 @@ def exec_in(rt: Runtime, project: str, name: str, args: list[str]) -> tuple[int,
     config = rt.config(project, name)
     state = json.loads((rt.run_dir(project, name) / "state.json").read_text())
     process = nsexec.run(nsexec.exec_config(config, state, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out, _ = process.communicate(timeout=60)
+    out, _ = process.communicate(timeout=scaled(60))
     return process.returncode, out.decode(errors="replace")
 
 
@@ -154,7 +155,7 @@ def test_a_container_and_an_exec_get_only_the_standard_streams(box: Box, probe_d
                                                 binds={str(probe_dir): {"bind": "/probe", "mode": "ro"}}))
     try:
         docker_api.start(container)
-        assert docker_api.wait(container, timeout=60)["StatusCode"] == 0
+        assert docker_api.wait(container, timeout=scaled(60))["StatusCode"] == 0
         assert_clean(docker_api.logs(container).decode())
     finally:
         docker_api.remove_container(container, force=True)

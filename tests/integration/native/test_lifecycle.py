@@ -123,6 +123,7 @@ def project(env: Env, tmp_path: Path) -> Iterator[Project]:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
+    timeout = scaled(timeout)  # a guest under TCG (tests/integration/timeouts.py)
     deadline = time.monotonic() + timeout
     while True:
         result = check()

@@ -40,6 +40,7 @@ from tests.integration.native import test_runtime as runtime_tests
 from tests.integration.native.conftest import pusher
 from tests.integration.native.test_runtime import Box
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 from tests.support import oci_images as oi
 
 # A: swaps /data/s<i> (a directory) and /data/l<i> (a symlink to argv[2]) for i < argv[1], round
@@ -171,7 +172,7 @@ def test_a_mount_target_swapped_for_a_symlink_stays_inside_the_container(
         except BackendError as exc:  # allowed: a one-line error naming the target
             outcomes.append(str(exc))
             continue
-        state = box.rt.wait(box.project, name, timeout=30)
+        state = box.rt.wait(box.project, name, timeout=scaled(30))
         output = box.rt.output(box.project, name)
         box.rt.remove(box.project, name, force=True)
         assert state.exit_code == 0, output
@@ -218,7 +219,7 @@ def test_filling_a_volume_copies_symlinks_as_symlinks(box: Box, volume: Callable
     data = volume()
     etc_before = sorted(os.listdir("/etc"))
     name = start_volume_user(box, fill_image, data, "/vol", ("true",))
-    assert box.rt.wait(box.project, name, timeout=30).exit_code == 0, box.rt.output(box.project, name)
+    assert box.rt.wait(box.project, name, timeout=scaled(30)).exit_code == 0, box.rt.output(box.project, name)
     assert os.readlink(data / "etc") == "/etc"
     assert (data / "f").read_bytes() == b"from-the-image\n"
     found = (data / "f").lstat()
@@ -244,7 +245,7 @@ def test_filling_a_volume_never_writes_through_a_symlink_a_sharing_container_pla
         data = volume()
         attacker = start_volume_user(box, box.record, data, "/data", ("/probe/plant", "/data/f", str(victim)), probe)
         name = start_volume_user(box, fill_image, data, "/vol", ("true",))
-        state = box.rt.wait(box.project, name, timeout=30)
+        state = box.rt.wait(box.project, name, timeout=scaled(30))
         box.rt.remove(box.project, attacker, force=True)
         assert state.exit_code == 0, box.rt.output(box.project, name)
         assert victim.read_text() == "host-file\n", "the volume fill wrote through a planted symlink onto the host"
@@ -279,7 +280,7 @@ def docker_run(api: Any, image_name: str, script: str, environment: dict[str, st
                                      host_config=api.create_host_config(**host_config))
     try:
         api.start(container)
-        api.wait(container, timeout=60)
+        api.wait(container, timeout=scaled(60))
         return str(api.logs(container).decode())
     finally:
         api.remove_container(container, force=True)

@@ -42,6 +42,7 @@ from composer.backends.native.runtime.api import Runtime
 from composer.spec.models.service import PortConfig, ServiceConfig, ServiceNetworkConfig
 from tests.integration.native.test_network import SERVER, Stack, free_ports, tcp_read
 from tests.integration.native.test_runtime import image, residue, session_root  # noqa: F401 - fixtures
+from tests.integration.timeouts import scaled
 
 CAP_NET_RAW = 13
 ETH_P_IP = 0x0800
@@ -468,7 +469,7 @@ def test_the_proxy_goes_with_the_container_and_a_restart_gets_the_ports_again(st
                           service="web")
     assert tcp_read(port).startswith("hi-from-")
     stack.rt.kill(stack.project, container)
-    stack.rt.wait(stack.project, container, timeout=30)
+    stack.rt.wait(stack.project, container, timeout=scaled(30))
     deadline = time.monotonic() + 10  # the proxy sees PID 1's pidfd readable and exits
     while [p for p in stack.processes() if "proxy.py" in p]:
         assert time.monotonic() < deadline, stack.processes()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tests.integration.native import test_lifecycle
 from tests.integration.native.test_lifecycle import Project, eventually, nothing_left, one_line
+from tests.integration.timeouts import scaled
 
 env = test_lifecycle.env  # the fixtures: a module store with busybox, a project downed at the end
 project = test_lifecycle.project
@@ -50,7 +51,7 @@ def test_a_container_name_that_is_a_path_is_refused_before_anything_is_made(proj
 def up_under_umask_000(project: Project) -> None:
     command = [sys.executable, "-m", "composer", "--backend", "native", "-p", project.name, "up", "-d"]
     result = subprocess.run(["sh", "-c", 'umask 000 && exec "$@"', "sh", *command], cwd=project.folder,
-                            env=project.env.environ, capture_output=True, text=True, timeout=60, check=False)
+                            env=project.env.environ, capture_output=True, text=True, timeout=scaled(60), check=False)
     assert result.returncode == 0, result.stderr
 
 

@@ -22,6 +22,7 @@ from composer.backends.native.image import oci
 from tests.integration.native.conftest import pusher
 from tests.integration.registry import LocalRegistry
 from tests.integration.terminal import Terminal
+from tests.integration.timeouts import scaled
 from tests.support import oci_images as oi
 
 SIZES = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
@@ -98,7 +99,7 @@ def test_a_pull_on_a_terminal_fills_each_layers_bar_with_its_bytes(pulled: Pulle
 
 def test_json_progress_carries_current_total_and_percent(pulled: Pulled) -> None:
     result = subprocess.run(pulled.command("--progress", "json"), cwd=pulled.folder, env=pulled.environ,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=scaled(120))
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stderr.splitlines()]
     layer = [event for event in events if event["id"] == f"layer:{pulled.layer}"]

@@ -35,6 +35,7 @@ from composer.errors import BackendError, UnsupportedFeatureError
 from composer.events import ListSink
 from composer.spec.models.service import ServiceConfig
 from tests.integration.registry import LocalRegistry
+from tests.integration.timeouts import scaled
 
 DOCKER_DEFAULT = 0xA80425FB
 KEYCTL_C = r"""
@@ -344,7 +345,7 @@ def test_no_new_privileges(box: Box) -> None:
 
 
 def test_memory_limit_oom_kill_is_reported(box: Box) -> None:
-    code, out = box.run(None, command=("tail", "/dev/zero"), mem_limit=24 << 20, timeout=60)
+    code, out = box.run(None, command=("tail", "/dev/zero"), mem_limit=24 << 20, timeout=scaled(60))
     assert code == 137, out
     name = f"{box.project}-c-{box.count}"
     assert box.rt.state(box.project, name).oom_killed is True
@@ -488,7 +489,7 @@ def test_exit_codes(box: Box) -> None:
     box.rt.start(box.project, name)
     assert box.rt.state(box.project, name).status == "running"
     box.rt.kill(box.project, name, signal.SIGKILL)
-    assert box.rt.wait(box.project, name, timeout=10).exit_code == 137
+    assert box.rt.wait(box.project, name, timeout=scaled(10)).exit_code == 137
 
 
 def test_init_runs_tini_as_pid_1(box: Box) -> None:
@@ -527,9 +528,9 @@ def test_stop_honours_stop_signal_then_grace_then_kill(box: Box) -> None:
 def test_restart_after_exit_keeps_the_writable_layer(box: Box) -> None:
     name = box.create("cat /data 2>/dev/null; echo written > /data")
     box.rt.start(box.project, name)
-    box.rt.wait(box.project, name, timeout=10)
+    box.rt.wait(box.project, name, timeout=scaled(10))
     box.rt.start(box.project, name)
-    state = box.rt.wait(box.project, name, timeout=10)
+    state = box.rt.wait(box.project, name, timeout=scaled(10))
     assert state.exit_code == 0
     assert box.rt.output(box.project, name) == "written\n"
 
@@ -560,7 +561,7 @@ def test_twenty_starts_to_exit_and_their_latency(box: Box, capsys: pytest.Captur
         name = box.create(None, command=("true",))
         started = time.perf_counter()
         box.rt.start(box.project, name)
-        state = box.rt.wait(box.project, name, timeout=10)
+        state = box.rt.wait(box.project, name, timeout=scaled(10))
         times.append(time.perf_counter() - started)
         assert state.exit_code == 0
         box.rt.remove(box.project, name)
@@ -776,7 +777,7 @@ def test_a_spare_monitor_starts_an_interactive_container(spare_box: Box, tty: bo
     else:
         assert "stdin-pipe" in output, output
         assert "pipe:" in output, output
-    final = spare_box.rt.wait(spare_box.project, name, timeout=10)
+    final = spare_box.rt.wait(spare_box.project, name, timeout=scaled(10))
     assert (final.status, final.exit_code) == ("exited", 3)
     assert (run_dir / "exit.json").is_file()
     assert not (run_dir / "attach.sock").exists()

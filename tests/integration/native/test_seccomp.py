@@ -26,6 +26,7 @@ from composer.backends.native.runtime.api import Runtime
 from composer.errors import SpecValidationError
 from composer.spec.models.service import ServiceVolume
 from tests.integration.native.test_runtime import Box, image, runtime, session_root  # noqa: F401 - fixtures
+from tests.integration.timeouts import scaled
 
 PROBE_SOURCE = Path(__file__).with_name("seccomp_probe.c")
 # What Docker's default profile answers (moby/profiles seccomp/default_linux.go, runc's ENOSYS
@@ -99,7 +100,7 @@ def docker(api: Any, image_ref: str, probe: Path, **host: Any) -> dict[str, str]
         host_config=api.create_host_config(binds={str(probe): {"bind": "/probe", "mode": "ro"}}, **host))
     try:
         api.start(container)
-        assert api.wait(container, timeout=60)["StatusCode"] == 0
+        assert api.wait(container, timeout=scaled(60))["StatusCode"] == 0
         return verdicts(api.logs(container).decode())
     finally:
         api.remove_container(container, force=True)
@@ -159,7 +160,7 @@ def test_exec_and_exec_privileged_get_the_containers_filter(runs: Box, probe: Pa
     for privileged in (False, True):
         cfg = nsexec.exec_config(config, state, ["/probe/probe"], privileged=privileged)
         process = nsexec.run(cfg, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out, _ = process.communicate(timeout=60)
+        out, _ = process.communicate(timeout=scaled(60))
         assert process.returncode == 0, out
         # the filter was compiled for the container's capabilities: with every capability, exec
         # --privileged still meets the default-capability rules (unshare refused), as in Docker
@@ -202,7 +203,7 @@ def test_a_container_created_without_a_compiled_program_still_gets_the_default(r
     runs.rt.start(runs.project, name)
     state = json.loads((runs.rt.run_dir(runs.project, name) / "state.json").read_text())
     process = nsexec.run(nsexec.exec_config(config, state, ["/probe/probe"]), stdout=subprocess.PIPE)
-    out, _ = process.communicate(timeout=60)
+    out, _ = process.communicate(timeout=scaled(60))
     assert verdicts(out.decode()) == DOCKER_DEFAULT
     runs.rt.stop(runs.project, name, grace=1)
     assert verdicts(runs.rt.output(runs.project, name)) == DOCKER_DEFAULT

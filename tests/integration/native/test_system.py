@@ -28,6 +28,7 @@ from composer.backends.native.trees import remove_tree
 from tests.integration.native import test_lifecycle
 from tests.integration.native.test_lifecycle import Env, Project, eventually
 from tests.integration.registry import free_port
+from tests.integration.timeouts import scaled
 
 env = test_lifecycle.env
 project = test_lifecycle.project
@@ -42,7 +43,7 @@ web:
 
 def system(env: Env, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "system", *args], env=env.environ,
-                          capture_output=True, text=True, timeout=120, input=stdin)
+                          capture_output=True, text=True, timeout=scaled(120), input=stdin)
 
 
 def ps(project: Project, *args: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import time
 
 from tests.integration.native import test_lifecycle
 from tests.integration.native.test_lifecycle import Project, one_line
+from tests.integration.timeouts import scaled
 from tests.support.watch import Reader, WatchProcess, check_restart_and_exec, check_sync, until, write_project
 
 env = test_lifecycle.env
@@ -58,11 +59,11 @@ def test_rebuild_rebuilds_with_the_native_builder_and_recreates(project: Project
     command = [sys.executable, "-m", "composer", "--backend", "native", "-p", project.name, "watch"]
     watch = WatchProcess(command, project.folder, env=project.env.environ)
     try:
-        watch.wait_for("Watch enabled", timeout=120)
+        watch.wait_for("Watch enabled", timeout=scaled(120))
         read = reader(project)
         assert read("cat /v.txt") == "v1\n"
         watch.edit(lambda: (project.folder / "v.txt").write_text("v2\n"), "a rebuild")
-        until(read, "cat /v.txt 2>/dev/null", "v2\n", "a rebuild", timeout=120)
+        until(read, "cat /v.txt 2>/dev/null", "v2\n", "a rebuild", timeout=scaled(120))
         watch.wait_for('service(s) ["web"] successfully built')
         assert any('Rebuilding service(s) ["web"] after changes were detected...' in line for line in watch.lines)
     finally:
