@@ -2,7 +2,10 @@
 ``build.cache_from`` of ``type=local`` (composer.backends.native.build.cache_io) give a store that
 never built the Dockerfile the recorded steps (``CACHED``) and the same image ID, ``mode=min``
 only the final stage's steps; a cache folder is untrusted (a changed blob, a link) and refused in
-one line; other cache types are refused in one line naming them.
+one line; other cache types are refused in one line naming them. And ``composer build`` of three
+services sharing their first steps (the executor runs their builds at once): built concurrently,
+the shared steps once (the others wait on the step's lock and report CACHED), one record per step,
+three exports into one cache folder, then all CACHED.
 """
 
 from __future__ import annotations
@@ -10,20 +13,30 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 
+from composer import engine
 from composer.backends.native.build.cache import StepCache
+from composer.backends.native.build.cache_io import ImportedCache, LocalCache
+from composer.backends.native.build.rootfs import RootFS
+from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageStore
+from composer.contract.options import BuildOptions
 from composer.errors import ImageBuildError, UnsupportedFeatureError
-from composer.events import ListSink
+from composer.events import Event, ListSink
+from composer.spec import load_project
+from composer.spec.options import ProjectOptions
 from tests.integration.native.test_build_cache import (
+    Result,
     _backend,
     _spec,
     build,
     context,
+    steps_of,
 )
 from tests.integration.native.test_build_cache import (
     _the_cgroup_parent_goes as _the_cgroup_parent_goes,  # its autouse cleanup, for this module too
@@ -168,3 +181,104 @@ def test_other_cache_types_are_refused_in_one_line(store: ImageStore, context: P
     assert expected in str(refused.value)
     assert "\n" not in str(refused.value)
     assert store.images() == []
+
+
+class TimedSink(ListSink):
+    """Each event with when it came (printed as a timeline; no assertion on the times)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def emit(self, event: Event) -> None:
+        self.times.append(time.monotonic())
+        super().emit(event)
+
+
+SHARED = "RUN cat /proc/uptime > /shared && sleep 2"
+
+
+def test_services_sharing_their_first_steps_build_concurrently_and_share_the_cache(
+        store: ImageStore, tmp_path: Path, local_registry: LocalRegistry) -> None:
+    project_dir = tmp_path / "project"
+    services = ("alpha", "beta", "gamma")
+    for name in services:
+        (project_dir / name).mkdir(parents=True)
+        (project_dir / name / "Dockerfile").write_text(
+            f"FROM {local_registry.busybox}\nWORKDIR /app\n{SHARED}\n"
+            f"RUN cut -d' ' -f1 /proc/uptime > /start; sleep 3; cut -d' ' -f1 /proc/uptime > /end; echo {name}\n")
+    shared_cache = tmp_path / "shared-cache"  # every service exports to it, each under its own tag
+    (project_dir / "compose.yaml").write_text("services:\n" + "".join(
+        f"  {name}:\n    build:\n      context: ./{name}\n"
+        f"      cache_to: ['type=local,dest={shared_cache},tag={name}']\n" for name in services))
+    project = load_project(ProjectOptions(files=[str(project_dir / "compose.yaml")], project_name="shared",
+                                          environment={}))
+
+    def run() -> TimedSink:
+        sink = TimedSink()
+        backend = _backend(store)
+
+        async def go() -> None:
+            try:
+                await engine.build(project, backend, BuildOptions(), sink)
+            finally:
+                await backend.aclose()
+
+        anyio.run(go)
+        start = sink.times[0]
+        for when, event in zip(sink.times, sink.events, strict=True):
+            sys.stdout.write(f"+{when - start:6.2f}s {event.resource_id:24} {event.text:10} {event.details}\n")
+        return sink
+
+    sink = run()
+    by_service = {name: ListSink([event for event in sink.events if event.resource_id == f"image:shared-{name}"])
+                  for name in services}
+    steps = {name: steps_of(events) for name, events in by_service.items()}
+    # the shared steps: built by one build, the two others waited on the step's lock and found them
+    assert sorted(steps[name]["WORKDIR /app"] for name in services) == ["CACHED", "CACHED", "DONE"]
+    assert sorted(steps[name][SHARED] for name in services) == ["CACHED", "CACHED", "DONE"]
+    assert all(list(steps[name].values())[-1] == "DONE" for name in services)  # each one's own RUN
+    # concurrently: each service's own RUN overlapped the others' (the uptimes the RUNs wrote)
+    spans: dict[str, tuple[float, float]] = {}
+    shared = set()
+    for name in services:
+        record = store.get(f"docker.io/library/shared-{name}:latest")
+        assert record is not None
+        built = Result(record, RootFS([layer.path for layer in store.layers(record)]), {})
+        spans[name] = (float(built.read("/start")), float(built.read("/end")))
+        shared.add(built.read("/shared"))
+    sys.stdout.write(f"RUN spans (uptime start, end): {spans}\n")
+    assert len(shared) == 1  # one run of the shared step
+    for one in services:
+        for other in services:
+            assert spans[one][0] < spans[other][1]  # every one began before every other ended
+    # the store: one record per step key (2 shared + 3 own), each whole and its layers there
+    records = StepCache(store).records()
+    assert len(records) == 5
+    assert all(StepCache(store).get(record.key) is not None for record in records)
+    assert {record.path.name for record in records} == {
+        path.name for path in (store.root / "cache" / "steps").iterdir()}  # no stray temp files
+
+    # the folder the three exported to at once (taking turns on its lock): a whole manifest per
+    # tag, each record's blobs there and equal to their digests
+    index = json.loads((shared_cache / "index.json").read_text())
+    assert sorted(entry["annotations"]["org.opencontainers.image.ref.name"] for entry in index["manifests"]) == \
+        sorted(services)
+    for name in services:
+        exported = ImportedCache.load(LocalCache(shared_cache, tag=name))
+        assert sorted(record.description for record in exported.records.values()) == sorted(
+            ["WORKDIR /app", SHARED, next(step for step in steps[name] if step.startswith("RUN cut"))])
+        for step in exported.records.values():
+            for layer in step.result.layers:
+                blob = shared_cache / "blobs" / "sha256" / oci.digest_hex(layer.digest)
+                assert oci.sha256_digest(blob.read_bytes()) == layer.digest
+
+    # again: every step of every service CACHED, the same images
+    before = {name: store.get(f"docker.io/library/shared-{name}:latest") for name in services}
+    again = run()
+    for name in services:
+        mine = steps_of(ListSink([event for event in again.events if event.resource_id == f"image:shared-{name}"]))
+        assert [status for step, status in mine.items() if not step.startswith("FROM")] == ["CACHED"] * 3
+        record = store.get(f"docker.io/library/shared-{name}:latest")
+        assert record is not None
+        assert record.config == before[name].config  # type: ignore[union-attr]
