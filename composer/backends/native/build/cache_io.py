@@ -143,7 +143,7 @@ def parse_entry(text: str, *, export: bool) -> LocalCache:
         except ValueError as exc:
             raise CacheIOError(f"{text!r}: {exc}") from None
     tag = options.get("tag") or DEFAULT_TAG
-    return LocalCache(Path(folder).absolute(), tag, mode, digest)
+    return LocalCache(Path(os.path.abspath(folder)), tag, mode, digest)
 
 
 # --- export --------------------------------------------------------------------------------------
