@@ -503,7 +503,7 @@ class Builder:
             with self.cache.computing(key):  # a concurrent build of the same step: wait, then reuse
                 result = None if self.spec.no_cache else self.cache.get(key)
                 if result is None:
-                    result = self._imported(key, built)
+                    result = self._imported(key, built, " ".join(command.original.split()))
                 if result is not None:
                     self._report(number, "CACHED")
                 else:
@@ -526,9 +526,10 @@ class Builder:
         else:
             entry.pop("empty_layer", None)
 
-    def _imported(self, key: str, built: Built) -> StepResult | None:
+    def _imported(self, key: str, built: Built, description: str) -> StepResult | None:
         """The step's result from a ``cache_from`` folder, its layers put into the store and its
-        record into the store's cache (under the step's lock), or None."""
+        record into the store's cache (under the step's lock, described by this Dockerfile's
+        instruction, not the folder's text), or None."""
         for cache in self.imports:
             record = cache.find(key)
             if record is None:
@@ -539,7 +540,7 @@ class Builder:
                 self.new_blobs.update(layer.digest for layer in record.result.layers)
                 self.new_layers.update(oci.chain_ids(list(record.result.diff_ids)))
                 raise self._failed(exc) from None
-            self.cache.put(key, record.description, record.result)
+            self.cache.put(key, description, record.result)
             return record.result
         return None
 

@@ -53,6 +53,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterable, Iterator
@@ -72,6 +73,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 FORMAT_VERSION = 1
 MAX_JSON = 16 << 20  # index, manifest and config: a cache of many thousand steps stays below
 DEFAULT_TAG = "latest"
+CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")  # as the builder writes them
 IMPORT_OPTIONS = ("type", "src", "tag", "digest")
 EXPORT_OPTIONS = ("type", "dest", "mode", "tag")
 
@@ -431,8 +433,10 @@ def _record(item: Any, listed: dict[str, oci.Descriptor], fail: Any) -> Record:
         for diff_id in diff_ids:
             oci.digest_hex(diff_id)
         empty, created = item["empty"], item["created"]
-        if not isinstance(empty, bool) or not isinstance(created, str) or not isinstance(item["description"], str):
-            raise ValueError("empty, created or description has the wrong type")
+        if not isinstance(empty, bool) or not isinstance(item["description"], str):
+            raise ValueError("empty or description has the wrong type")
+        if not isinstance(created, str) or CREATED.fullmatch(created) is None:
+            raise ValueError(f"created {created!r} is not an RFC 3339 UTC time")
     except (KeyError, TypeError, ValueError) as exc:
         raise fail(f"a malformed record: {exc}") from None
     if len(layers) != len(diff_ids):

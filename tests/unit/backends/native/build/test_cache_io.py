@@ -112,8 +112,13 @@ def _bad_key(config: dict[str, object], manifest: dict[str, object]) -> None:
     config["records"][0]["key"] = "../../etc"  # type: ignore[index]
 
 
+def _bad_created(config: dict[str, object], manifest: dict[str, object]) -> None:
+    config["records"][0]["created"] = "yesterday\x1b[2J"  # type: ignore[index]
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (_unlisted, "is not in the manifest's layers"),
+    (_bad_created, "is not an RFC 3339 UTC time"),
     (_buildkits, "a cache BuildKit exported"),
     (_bad_key, "a malformed record: unsupported digest"),
 ])
