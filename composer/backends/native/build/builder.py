@@ -17,8 +17,11 @@ http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side).
 Not built yet, and refused in one line naming it: RUN --mount=type=ssh, heredoc scripts with a
 ``#!`` line, ADD of git repositories, ``--keep-git-dir``, FROM ``--platform`` of another
 platform than the host's, and the ``build:`` keys that need them (ssh, cache_from/cache_to,
-additional_contexts, network other than default or none, extra_hosts, shm_size, ulimits, other
-platforms, entitlements other than network.host and security.insecure, isolation).
+additional_contexts, network other than default or none, other platforms, entitlements other
+than network.host and security.insecure, isolation).
+
+``build.extra_hosts`` (``host-gateway`` included), ``shm_size`` and ``ulimits`` shape every RUN
+container as the service keys of those names shape a service's (the runtime applies them).
 
 The filesystem steps (RUN, COPY, ADD, WORKDIR) go through the step cache
 (composer.backends.native.build.cache, keys by cache_key): a hit reuses the step's layer
@@ -81,6 +84,7 @@ from composer.backends.native.build.run import (
 from composer.backends.native.coverage import ATTESTATIONS, BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.network.settings import HOST_GATEWAY
 from composer.contract.backend import BuildSpec
 from composer.dockerfile import image_config
 from composer.dockerfile.expand import ExpansionError, expand_word
@@ -369,6 +373,7 @@ class Builder:
                 built.config["config"] = state.config
                 if not command.network and build.network:
                     network = build.network
+                self._check_gateway(command, network)
                 await self._in_thread(self._run_step, command, process, state, built, number, network, mounts)
             else:
                 await self._in_thread(self._workdir, command, state, built, number)
@@ -600,9 +605,48 @@ class Builder:
         op = {"op": "RUN", "process": process, "env": list(inner.get("Env") or []), "args": sorted(state.args.items()),
               "run_env": sorted(state.run_env.items()),
               "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
-              "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security}
+              "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security,
+              **self._container_key()}
         self._step(number, command, op, state, built,
                    lambda writer: self._run(command, process, state, built, network, mounts, number, writer))
+
+    def _container_keys(self) -> dict[str, Any]:
+        """``build.extra_hosts``, ``shm_size`` and ``ulimits`` as ServiceConfig keys of every RUN
+        container: the runtime applies them as it does a service's (``host-gateway`` included)."""
+        build = self.spec.service.build
+        assert build is not None
+        found: dict[str, Any] = {}
+        if build.extra_hosts:
+            found["extra_hosts"] = list(build.extra_hosts)
+        if build.shm_size is not None:
+            found["shm_size"] = int(build.shm_size)
+        if build.ulimits:
+            found["ulimits"] = {name: {"soft": limit.soft, "hard": limit.hard} for name, limit in build.ulimits.items()}
+        return found
+
+    def _check_gateway(self, command: RunCommand, network: str) -> None:
+        """``host-gateway`` is the gateway of the RUN's network (the build's own bridge), as a
+        service's is of its first network: a RUN without one is refused in one line, as a service
+        with ``network_mode: none`` or ``host`` is (composer.backends.native.network.settings)."""
+        build = self.spec.service.build
+        assert build is not None
+        if network != "default" and any(entry.partition("=")[2] == HOST_GATEWAY for entry in build.extra_hosts):
+            raise UnsupportedFeatureError(
+                f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
+                f"{' '.join(command.original.split())}: build.extra_hosts: {HOST_GATEWAY} needs a network (it is the "
+                f"gateway of the build's network), not --network={network}", backend_name=BACKEND, operation="build")
+
+    def _container_key(self) -> dict[str, Any]:
+        """What of ``_container_keys`` a RUN's cache key holds, as BuildKit's: its ExecOp's cache
+        map (solver/llbsolver/ops/exec.go, CacheMap) marshals the op's Meta with the extra hosts'
+        names but their IPs blanked, and its ulimits; the Dockerfile frontend makes shm_size a
+        tmpfs mount of that size on /dev/shm, a mount of the op, keyed too. So a changed address
+        rebuilds nothing, a new name, size or limit rebuilds the RUNs. Absent keys add nothing
+        (the keys of builds without them stay as they were)."""
+        keys = self._container_keys()
+        if "extra_hosts" in keys:
+            keys["extra_hosts"] = [_host_name(entry) for entry in keys["extra_hosts"]]
+        return keys
 
     def _mount_key(self, command: RunCommand, mount: MountSpec) -> dict[str, Any]:
         """A mount as the step's key holds it: its parsed options (a secret's id, target and env,
@@ -661,7 +705,7 @@ class Builder:
             with prepared as ready, run_container(
                     self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env, network=network,
                     volumes=ready.volumes, environment=ready.environment,
-                    privileged=command.security == "insecure") as (result, upper):
+                    privileged=command.security == "insecure", service_keys=self._container_keys()) as (result, upper):
                 self._finish(command, process, result, upper, lower, stub_parts(ready.targets), number, writer)
         except MountError as exc:
             raise self._fail(command, str(exc)) from None
@@ -708,6 +752,11 @@ class Builder:
                 self.new_blobs.update((replaced.manifest, replaced.config))
             records.append(record)
         return records
+
+
+def _host_name(entry: str) -> str:
+    """The name of an ``extra_hosts`` entry (``name=address``: the loader's canonical form)."""
+    return entry.partition("=")[0]
 
 
 def _is_step(command: Any) -> bool:
