@@ -29,7 +29,7 @@ BUILDER_REFUSAL = "{} is not supported by the native builder yet (use --backend 
 """The native builder's one line (composer.backends.native.build.builder), ``{}`` what it lacks."""
 ATTESTATIONS = "{} is not supported by the native builder (it makes no attestations)"
 """The native builder's one line for ``provenance`` and ``sbom`` unless false (``BuildConfig.attestations``)."""
-BUILDER_LACKS = ("ssh", "cache_from", "cache_to", "additional_contexts", "isolation")
+BUILDER_LACKS = ("ssh", "cache_from", "cache_to", "isolation")
 """The ``build:`` keys the native builder refuses when it builds (BuildConfig fields)."""
 BUILD = N + "test_build.py::"
 BUILD_UP = N + "test_build_up.py::"
@@ -119,6 +119,13 @@ COVERAGE: Table = with_extensions({
                                           note="every RUN's /etc/hosts; host-gateway as a service's (a RUN "
                                                "--network=none with it is refused in one line)"),
     "services.build.shm_size": applied(RUN_KEYS, note="every RUN's /dev/shm"),
+    "services.build.additional_contexts": applied(
+        BUILD_CONTEXTS + "test_named_contexts_in_from_copy_and_mounts",
+        BUILD_CONTEXTS + "test_named_folder_content_is_in_the_cache_key",
+        BUILD_CONTEXTS + "test_a_service_context_is_built_first_and_read_through_the_cli",
+        BUILD_CONTEXTS + "test_bad_named_contexts_are_one_line",
+        note="a folder, docker-image:// or service: (built first), by name in FROM, COPY --from and RUN --mount "
+             "from=; oci-layout:// and URLs are refused in one line"),
     "services.build.secrets.source": applied(BUILD_MOUNTS + "test_build_secrets_from_a_file_and_a_variable_never_land"
                                                             "_in_the_image"),
     "services.build.secrets.target": applied(BUILD_MOUNTS + "test_build_secrets_from_a_file_and_a_variable_never_"

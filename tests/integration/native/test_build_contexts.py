@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.image.store import ImageStore
-from composer.errors import ImageBuildError, UnsupportedFeatureError  # noqa: F401 - the contexts' tests
+from composer.errors import ImageBuildError, UnsupportedFeatureError
 from tests.integration.native.test_build import _the_cgroup_parent_goes, build, context, read
+from tests.integration.native.test_lifecycle import Project, env, project
 from tests.integration.registry import LocalRegistry
 
-__all__ = ["_the_cgroup_parent_goes", "context"]  # test_build's fixtures: the context, the cgroup removed
+__all__ = ["_the_cgroup_parent_goes", "context", "env", "project"]  # the fixtures, imported for pytest
 
 DOCKER = "/usr/bin/docker"  # Debian's CLI: DOCKER_BUILDKIT=1 drives the engine's BuildKit without buildx
 PROBES = """\
@@ -111,8 +111,150 @@ def test_extra_hosts_equal_buildkits(store: ImageStore, context: Path, local_reg
     assert "host-gateway" not in theirs + "".join(ours)
 
 
-def _rootfs(store: ImageStore, image: str) -> RootFS:
-    record = store.get(f"docker.io/library/{image}:latest")
-    assert record is not None
-    return RootFS([layer.path for layer in store.layers(record)])
 
+NAMED = """\
+FROM {base} AS tools
+RUN --network=none mkdir -p /opt && echo tool > /opt/tool
+
+FROM files AS from-folder
+
+FROM img
+COPY --from=files greeting.txt /from-folder.txt
+COPY --from=img /bin/busybox /from-image-busybox
+COPY --from=from-folder /greeting.txt /via-from.txt
+RUN --network=none --mount=from=files,target=/named cat /named/greeting.txt > /mounted-folder.txt; \\
+    ls /named > /mounted-ls
+RUN --network=none --mount=type=bind,from=img,source=/bin,target=/img-bin ls /img-bin > /mounted-image-bin
+RUN --network=none --mount=type=bind,from={base},source=/bin,target=/ref-bin test -x /ref-bin/busybox && \\
+    echo yes > /mounted-ref
+RUN --network=none --mount=type=cache,from=files,target=/seeded,id=seed-{tag} cat /seeded/greeting.txt > /seeded.txt
+RUN --network=none --mount=type=bind,from=tools,source=/opt,target=/t cat /t/tool > /from-stage
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "greeting.txt").write_text("hello from a named context\n")
+    (folder / "hidden.txt").write_text("left out\n")
+    (folder / ".dockerignore").write_text("hidden.txt\n")
+    return folder
+
+
+def test_named_contexts_in_from_copy_and_mounts(store: ImageStore, context: Path, files: Path,
+                                                local_registry: LocalRegistry) -> None:
+    """A folder (after its own .dockerignore) and a docker-image:// context by name in FROM,
+    COPY --from and RUN --mount from= (bind and cache), and an image reference in a mount's
+    from=, as BuildKit takes them."""
+    tag = token_hex(4)
+    contexts = {"files": str(files), "img": f"docker-image://{local_registry.busybox}"}
+    rootfs = build(store, context, NAMED.format(base=local_registry.busybox, tag=tag), additional_contexts=contexts)
+    assert read(rootfs, "/from-folder.txt") == "hello from a named context\n"
+    assert read(rootfs, "/via-from.txt") == "hello from a named context\n"  # FROM files: its files at /
+    assert read(rootfs, "/mounted-folder.txt") == "hello from a named context\n"
+    assert read(rootfs, "/mounted-ls") == "greeting.txt\n"  # the context's .dockerignore applies
+    assert "busybox" in read(rootfs, "/mounted-image-bin").split()
+    assert read(rootfs, "/mounted-ref") == "yes\n"
+    assert read(rootfs, "/seeded.txt") == "hello from a named context\n"
+    assert read(rootfs, "/from-stage") == "tool\n"
+    _, busybox = rootfs.resolve("/from-image-busybox")
+    assert busybox is not None
+    assert busybox.info.st_size > 100_000
+    config = store.config(store.get("docker.io/library/demo-web:latest"))  # type: ignore[arg-type]
+    assert config["config"]["Cmd"] == ["sh"]  # FROM img: the image's config, as FROM its reference
+
+
+def test_named_folder_content_is_in_the_cache_key(store: ImageStore, context: Path, files: Path,
+                                                  local_registry: LocalRegistry) -> None:
+    """As the main context's: a COPY --from or a mount of a folder context is built again when
+    the files it reads change, and only then (a file .dockerignore leaves out changes nothing)."""
+    dockerfile = f"""\
+FROM {local_registry.busybox}
+COPY --from=files greeting.txt /copied.txt
+RUN --network=none --mount=from=files,target=/named cat /proc/sys/kernel/random/uuid > /stamp
+"""
+
+    def once() -> tuple[str, str]:
+        rootfs = build(store, context, dockerfile, additional_contexts={"files": str(files)})
+        return read(rootfs, "/copied.txt"), read(rootfs, "/stamp")
+
+    copied, stamp = once()
+    (files / "hidden.txt").write_text("changed, and ignored\n")
+    assert once() == (copied, stamp)
+    (files / "greeting.txt").write_text("changed\n")
+    again, new_stamp = once()
+    assert again == "changed\n"
+    assert new_stamp != stamp
+
+
+def test_bad_named_contexts_are_one_line(store: ImageStore, context: Path, files: Path,
+                                         local_registry: LocalRegistry) -> None:
+    dockerfile = f"FROM {local_registry.busybox}\nCOPY --from=x a /a\n"
+    with pytest.raises(ImageBuildError, match=r"^service web: build.additional_contexts.x: /nowhere/at-all is not a "
+                                              r"folder$"):
+        build(store, context, dockerfile, additional_contexts={"x": "/nowhere/at-all"})
+    with pytest.raises(ImageBuildError, match=r"^service web: build.additional_contexts.x: 'docker-image://' names "
+                                              r"no image$"):
+        build(store, context, dockerfile, additional_contexts={"x": "docker-image://"})
+    with pytest.raises(UnsupportedFeatureError, match=r"^service web: build.additional_contexts.x: oci-layout://"
+                                                      r"/tmp/l is not supported by the native builder"):
+        build(store, context, dockerfile, additional_contexts={"x": "oci-layout:///tmp/l"})
+    with pytest.raises(ImageBuildError, match=r"^service web: build.additional_contexts.x: service:api: no such "
+                                              r"service with a build section$"):
+        build(store, context, dockerfile, additional_contexts={"x": "service:api"})  # no image handed over
+    with pytest.raises(UnsupportedFeatureError, match=r"^service web: build.additional_contexts.x replacing the "
+                                                      r"stage of that name is not supported"):
+        build(store, context, f"FROM {local_registry.busybox} AS x\n", additional_contexts={"x": str(files)})
+    assert store.get("docker.io/library/demo-web:latest") is None
+    assert not list((store.root / "tmp").iterdir())
+
+
+def test_a_service_context_is_built_first_and_read_through_the_cli(project: Project) -> None:
+    """``service:<name>``: that service's image, built first by the same ``build`` (v2's
+    addBuildDependencies), read by FROM, COPY --from and RUN --mount from=; a folder relative to
+    the project folder (v2 resolves it there); an unknown service is one line naming the key."""
+    (project.folder / "base").mkdir()
+    (project.folder / "extra").mkdir()
+    (project.folder / "extra" / "note.txt").write_text("from the project folder\n")
+    base = "FROM IMAGE\\nRUN --network=none echo built-base > /base.txt"
+    app = ("FROM parent\\nCOPY --from=parent /base.txt /copied.txt\\nCOPY --from=extra note.txt /note.txt\\n"
+           "RUN --network=none --mount=from=parent,target=/p cat /p/base.txt > /mounted.txt")
+    project.write(f"""\
+app:
+  image: {project.name}-app
+  build:
+    context: base
+    dockerfile_inline: "{app}"
+    additional_contexts:
+      parent: service:base
+      extra: ./extra
+base:
+  image: {project.name}-base
+  build:
+    context: base
+    dockerfile_inline: "{base}"
+""")
+    try:
+        built = project.run("build", "app", timeout=180)
+        output = built.stdout + built.stderr
+        assert output.index(f"{project.name}-base  Built") < output.index(f"{project.name}-app  Building"), output
+        project.write(f"show:\n  image: {project.name}-app\n  pull_policy: never\n")
+        shown = project.run("run", "--rm", "-T", "show", "cat", "/base.txt", "/copied.txt", "/note.txt",
+                            "/mounted.txt").stdout
+        assert shown == "built-base\nbuilt-base\nfrom the project folder\nbuilt-base\n"
+        project.write(f"app:\n  image: {project.name}-app\n  build:\n    context: base\n"
+                      "    additional_contexts: {parent: 'service:nope'}\n")
+        failed = project.run("build", check=False)
+        assert failed.returncode != 0
+        assert failed.stderr.strip().splitlines()[-1].endswith(
+            "service app: build.additional_contexts.parent: service:nope: no such service with a build section"), \
+            failed.stderr
+        assert "Traceback" not in failed.stderr
+    finally:
+        project.run("down", "--rmi", "all", check=False)
+        store = ImageStore.open(project.env.root / "store")
+        for reference in (f"docker.io/library/{project.name}-{name}:latest" for name in ("app", "base")):
+            if store.get(reference) is not None:
+                store.remove(reference)
+        store.gc()

@@ -17,8 +17,12 @@ http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side).
 Not built yet, and refused in one line naming it: RUN --mount=type=ssh, heredoc scripts with a
 ``#!`` line, ADD of git repositories, ``--keep-git-dir``, FROM ``--platform`` of another
 platform than the host's, and the ``build:`` keys that need them (ssh, cache_from/cache_to,
-additional_contexts, network other than default or none, other platforms, entitlements other
-than network.host and security.insecure, isolation).
+network other than default or none, other platforms, entitlements other than network.host and
+security.insecure, isolation).
+
+``build.additional_contexts`` (build/contexts.py): a folder, ``docker-image://`` or
+``service:`` context, by name in ``FROM``, ``COPY --from`` and ``RUN --mount from=`` (looked up
+after the stages, before images, as BuildKit does); a mount's ``from=`` may name an image too.
 
 ``build.extra_hosts`` (``host-gateway`` included), ``shm_size`` and ``ulimits`` shape every RUN
 container as the service keys of those names shape a service's (the runtime applies them).
@@ -56,6 +60,7 @@ import anyio.to_thread
 
 from composer.backends.native.build import cache_key
 from composer.backends.native.build.cache import StepCache, StepResult
+from composer.backends.native.build.contexts import FolderContext, ImageContext, named_contexts
 from composer.backends.native.build.copy import (
     ContextSource,
     CopyError,
@@ -232,6 +237,7 @@ class Builder:
         self.pending_lock = threading.Lock()
         self.loop_thread = threading.get_ident()
         self.images: dict[str, Built] = {}  # the images COPY --from names, pulled once per build
+        self.named: dict[str, Built | FolderContext] = {}  # build.additional_contexts, by name
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -253,6 +259,7 @@ class Builder:
         self.epoch = source_date_epoch(args)
         self.matcher = ignore_matcher(self.context, self.dockerfile.path)
         self.scope = global_scope(self.dockerfile, args)
+        await self._named_contexts()
         stages = needed_stages(self.dockerfile, build.target, args)
         self.multi_stage = len(self.dockerfile.stages) > 1
         await self._stages(stages, args)
@@ -315,14 +322,59 @@ class Builder:
             base = self.built[other.index]
             return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers), base.key,
                          dict(base.run_env))
+        named = self.named.get(name)
+        if isinstance(named, Built):  # a named context's image: in place of what FROM names
+            return Built(json.loads(json.dumps(named.config)), list(named.diff_ids), list(named.layers), named.key)
+        if isinstance(named, FolderContext):  # its files as the one layer of an image without config
+            return await anyio.to_thread.run_sync(self._folder_image, named)
         if name == "scratch":  # BuildKit's empty image: WorkingDir "/"
-            return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
-                          "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+            return _scratch()
         return await self._image(name)
+
+    async def _named_contexts(self) -> None:
+        """Resolve ``build.additional_contexts``: folders as they are, images pulled as a base is
+        (a service's image from the store only: the planner built it)."""
+        build = self.spec.service.build
+        assert build is not None
+        found = named_contexts(self.spec.service.name, build.additional_contexts, self.spec.service_images)
+        for name, context in found.items():
+            if self._stage_named(name) is not None:  # BuildKit's context would replace the stage
+                raise _refuse(f"service {self.spec.service.name}: build.additional_contexts.{name} replacing the "
+                              "stage of that name")
+            if isinstance(context, FolderContext):
+                self.named[name] = context
+            elif context.pull:
+                self.named[name] = await self._image(context.reference)
+            else:
+                self.named[name] = self._service_image(name, context)
+
+    def _service_image(self, name: str, context: ImageContext) -> Built:
+        record = self.store.get(str(parse_reference(context.reference)))
+        if record is None:
+            raise ImageBuildError(f"service {self.spec.service.name}: build.additional_contexts.{name}: image "
+                                  f"{context.reference} is not built", backend_name=BACKEND, operation="build")
+        return self._built_of(record)
+
+    def _folder_image(self, context: FolderContext) -> Built:
+        """FROM a folder context, as BuildKit's: scratch with the folder's files (after its
+        .dockerignore) as a layer, owned by root; keyed by their content."""
+        built = _scratch()
+        try:
+            plan = plan_copy(RootFS([]), "/", "/", [(ContextSource(context.path, context.matcher), ".")], [],
+                             chown=None, chmod=None)
+        except CopyError as exc:
+            raise ImageBuildError(f"service {self.spec.service.name}: context {context.path}: {exc}",
+                                  backend_name=BACKEND, operation="build") from None
+        result = self._make(built, plan.write)
+        built.diff_ids, built.layers = list(result.diff_ids), list(result.layers)
+        built.key = cache_key.step_key(cache_key.SCRATCH, {"op": "context", "plan": cache_key.plan_digest(plan)})
+        return built
 
     async def _image(self, name: str) -> Built:
         """An image, pulled as ``ensure_image`` pulls (a base, or a COPY --from source)."""
-        record = await self.pull(name)
+        return self._built_of(await self.pull(name))
+
+    def _built_of(self, record: ImageRecord) -> Built:
         config = json.loads(json.dumps(self.store.config(record)))
         manifest = self.store.manifest(record)
         layers = [oci.Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
@@ -349,7 +401,7 @@ class Builder:
         for command in [*triggers, *stage.commands]:
             if isinstance(command, CopyCommand) and command.from_:
                 name = self._expand(command, command.from_, self.scope)
-                if self._stage_named(name) is None and name not in self.images:
+                if self._stage_named(name) is None and name not in self.images and name not in self.named:
                     self.images[name] = await self._image(name)  # COPY --from an image, as BuildKit
             if isinstance(command, RunCommand):
                 try:
@@ -360,6 +412,10 @@ class Builder:
                 except RunRefused as exc:
                     raise _refuse(f"{self.dockerfile.path}:{command.line}: {exc}") from None
                 mounts = self._mounts(command, state)
+                for mount in mounts:  # RUN --mount from= an image, pulled as COPY --from's
+                    name = self._expand(command, mount.from_, self.scope) if mount.from_ else ""
+                    if name and self._stage_named(name) is None and name not in self.images | self.named:
+                        self.images[name] = await self._image(name)
             before = len(state.history)
             image_config.apply(state, command, args)
             if not _is_step(command):
@@ -507,10 +563,8 @@ class Builder:
             other = self._stage_named(name)
             if other is not None and other.index in self.built:
                 source = StageSource(self.built[other.index].rootfs(self.store))
-            elif name in self.images:
-                source = StageSource(self.images[name].rootfs(self.store))
             else:
-                raise self._fail(command, f"--from={name}: neither a stage built before nor an image pulled")
+                source = self._named_source(command, name)
         else:
             source = ContextSource(self.context, self.matcher)
         words = [self._expand(command, word, scope) for word in command.sources]
@@ -674,14 +728,26 @@ class Builder:
         return found
 
     def _source_for(self, command: RunCommand, name: str) -> Source:
-        """What a mount's ``from=`` names: the build context ("") or an earlier stage."""
+        """What a mount's ``from=`` names: the build context (""), an earlier stage, a named
+        context or an image."""
         if not name:
             return ContextSource(self.context, self.matcher)
         name = self._expand(command, name, self.scope)
         other = self._stage_named(name)
-        if other is None or other.index not in self.built:
-            raise _refuse(f"{self.dockerfile.path}:{command.line}: RUN --mount from={name} (an image, not a stage)")
-        return StageSource(self.built[other.index].rootfs(self.store))
+        if other is not None and other.index in self.built:
+            return StageSource(self.built[other.index].rootfs(self.store))
+        return self._named_source(command, name)
+
+    def _named_source(self, command: Any, name: str) -> Source:
+        """The files a ``--from`` that is no stage names: a named context (BuildKit looks them
+        up before images), else an image pulled before the step."""
+        named = self.named.get(name)
+        if isinstance(named, FolderContext):
+            return ContextSource(named.path, named.matcher)
+        found = named if named is not None else self.images.get(name)
+        if found is None:
+            raise self._fail(command, f"--from={name}: neither a stage built before, a named context nor an image")
+        return StageSource(found.rootfs(self.store))
 
     def _secrets(self, mounts: list[MountSpec]) -> dict[str, bytes]:
         """The values of the secrets the mounts ask for (read now, kept in memory only)."""
@@ -752,6 +818,12 @@ class Builder:
                 self.new_blobs.update((replaced.manifest, replaced.config))
             records.append(record)
         return records
+
+
+def _scratch() -> Built:
+    """BuildKit's empty image: WorkingDir "/"."""
+    return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
+                  "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
 
 
 def _host_name(entry: str) -> str:
