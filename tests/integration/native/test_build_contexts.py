@@ -6,8 +6,9 @@ RUN --mount from=. The effects are read back from files the RUN steps wrote.
 Docker's behaviour, side by side with ``DOCKER_BUILDKIT=1 /usr/bin/docker build`` on the engine
 here (BuildKit 0.8, its Dockerfile frontend 1.2): ``--add-host`` lines are appended to the RUN's
 /etc/hosts (host-gateway as the host's address), compared below. That BuildKit ignores
-``--shm-size`` and ``--ulimit`` (its frontend predates both; BuildKit 0.10 mounts a tmpfs of the
-size on /dev/shm, 0.9 sets the ulimits), so their documented result is asserted instead, and
+``--shm-size`` and ``--ulimit`` (seen: /dev/shm stays 64 MiB, ``ulimit -n`` the daemon's; its
+frontend predates both: later ones mount a tmpfs of the size on /dev/shm and set the ExecOp's
+ulimits), so their documented result is asserted instead, and
 Debian's CLI has no ``--build-context`` (a buildx flag; named contexts need frontend 1.4), so
 the named contexts are checked against BuildKit's documented rules.
 """
