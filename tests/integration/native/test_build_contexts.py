@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.image.store import ImageStore
 from composer.errors import ImageBuildError, UnsupportedFeatureError
 from tests.integration.native.test_build import _the_cgroup_parent_goes, build, context, read
@@ -169,7 +170,9 @@ def test_named_contexts_in_from_copy_and_mounts(store: ImageStore, context: Path
 def test_named_folder_content_is_in_the_cache_key(store: ImageStore, context: Path, files: Path,
                                                   local_registry: LocalRegistry) -> None:
     """As the main context's: a COPY --from or a mount of a folder context is built again when
-    the files it reads change, and only then (a file .dockerignore leaves out changes nothing)."""
+    the files it reads change, and only then (a file .dockerignore leaves out changes nothing).
+    A context the Dockerfile does not use is not resolved, as BuildKit's (an image no registry
+    has breaks nothing)."""
     dockerfile = f"""\
 FROM {local_registry.busybox}
 COPY --from=files greeting.txt /copied.txt
@@ -177,7 +180,8 @@ RUN --network=none --mount=from=files,target=/named cat /proc/sys/kernel/random/
 """
 
     def once() -> tuple[str, str]:
-        rootfs = build(store, context, dockerfile, additional_contexts={"files": str(files)})
+        rootfs = build(store, context, dockerfile, additional_contexts={
+            "files": str(files), "unused": "docker-image://127.0.0.1:9/composer-test/absent:1"})
         return read(rootfs, "/copied.txt"), read(rootfs, "/stamp")
 
     copied, stamp = once()
@@ -240,10 +244,12 @@ base:
         built = project.run("build", "app", timeout=180)
         output = built.stdout + built.stderr
         assert output.index(f"{project.name}-base  Built") < output.index(f"{project.name}-app  Building"), output
-        project.write(f"show:\n  image: {project.name}-app\n  pull_policy: never\n")
-        shown = project.run("run", "--rm", "-T", "show", "cat", "/base.txt", "/copied.txt", "/note.txt",
-                            "/mounted.txt").stdout
-        assert shown == "built-base\nbuilt-base\nfrom the project folder\nbuilt-base\n"
+        store = ImageStore.open(project.env.root / "store")
+        record = store.get(f"docker.io/library/{project.name}-app:latest")
+        assert record is not None
+        rootfs = RootFS([layer.path for layer in store.layers(record)])
+        shown = [read(rootfs, path) for path in ("/base.txt", "/copied.txt", "/note.txt", "/mounted.txt")]
+        assert shown == ["built-base\n", "built-base\n", "from the project folder\n", "built-base\n"]
         project.write(f"app:\n  image: {project.name}-app\n  build:\n    context: base\n"
                       "    additional_contexts: {parent: 'service:nope'}\n")
         failed = project.run("build", check=False)

@@ -237,7 +237,7 @@ class Builder:
         self.pending_lock = threading.Lock()
         self.loop_thread = threading.get_ident()
         self.images: dict[str, Built] = {}  # the images COPY --from names, pulled once per build
-        self.named: dict[str, Built | FolderContext] = {}  # build.additional_contexts, by name
+        self.named: dict[str, Built | FolderContext | ImageContext] = {}  # build.additional_contexts, by name
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -322,7 +322,7 @@ class Builder:
             base = self.built[other.index]
             return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers), base.key,
                          dict(base.run_env))
-        named = self.named.get(name)
+        named = await self._ready(name)
         if isinstance(named, Built):  # a named context's image: in place of what FROM names
             return Built(json.loads(json.dumps(named.config)), list(named.diff_ids), list(named.layers), named.key)
         if isinstance(named, FolderContext):  # its files as the one layer of an image without config
@@ -332,8 +332,8 @@ class Builder:
         return await self._image(name)
 
     async def _named_contexts(self) -> None:
-        """Resolve ``build.additional_contexts``: folders as they are, images pulled as a base is
-        (a service's image from the store only: the planner built it)."""
+        """Read ``build.additional_contexts``; its images are resolved when a step names them
+        (``_ready``), as BuildKit resolves only the named contexts the Dockerfile uses."""
         build = self.spec.service.build
         assert build is not None
         found = named_contexts(self.spec.service.name, build.additional_contexts, self.spec.service_images)
@@ -341,12 +341,18 @@ class Builder:
             if self._stage_named(name) is not None:  # BuildKit's context would replace the stage
                 raise _refuse(f"service {self.spec.service.name}: build.additional_contexts.{name} replacing the "
                               "stage of that name")
-            if isinstance(context, FolderContext):
-                self.named[name] = context
-            elif context.pull:
-                self.named[name] = await self._image(context.reference)
-            else:
-                self.named[name] = self._service_image(name, context)
+            self.named[name] = context
+
+    async def _ready(self, name: str) -> Built | FolderContext | None:
+        """Make what a FROM or ``--from`` that is no stage names ready: a named context's image
+        (pulled as a base is; a service's from the store only: the planner built it), else an
+        image pulled once per build into ``images`` (COPY --from and mount from=, as BuildKit);
+        the named context, or None."""
+        named = self.named.get(name)
+        if isinstance(named, ImageContext):
+            named = self.named[name] = (await self._image(named.reference) if named.pull
+                                        else self._service_image(name, named))
+        return named
 
     def _service_image(self, name: str, context: ImageContext) -> Built:
         record = self.store.get(str(parse_reference(context.reference)))
@@ -401,7 +407,7 @@ class Builder:
         for command in [*triggers, *stage.commands]:
             if isinstance(command, CopyCommand) and command.from_:
                 name = self._expand(command, command.from_, self.scope)
-                if self._stage_named(name) is None and name not in self.images and name not in self.named:
+                if self._stage_named(name) is None and await self._ready(name) is None and name not in self.images:
                     self.images[name] = await self._image(name)  # COPY --from an image, as BuildKit
             if isinstance(command, RunCommand):
                 try:
@@ -414,7 +420,8 @@ class Builder:
                 mounts = self._mounts(command, state)
                 for mount in mounts:  # RUN --mount from= an image, pulled as COPY --from's
                     name = self._expand(command, mount.from_, self.scope) if mount.from_ else ""
-                    if name and self._stage_named(name) is None and name not in self.images | self.named:
+                    if name and self._stage_named(name) is None and await self._ready(name) is None and \
+                            name not in self.images:
                         self.images[name] = await self._image(name)
             before = len(state.history)
             image_config.apply(state, command, args)
@@ -744,7 +751,7 @@ class Builder:
         named = self.named.get(name)
         if isinstance(named, FolderContext):
             return ContextSource(named.path, named.matcher)
-        found = named if named is not None else self.images.get(name)
+        found = named if isinstance(named, Built) else self.images.get(name)
         if found is None:
             raise self._fail(command, f"--from={name}: neither a stage built before, a named context nor an image")
         return StageSource(found.rootfs(self.store))
