@@ -161,6 +161,9 @@ class BuildSpec:
     secrets: Mapping[str, BuildSecret] = field(default_factory=dict)
     """Build secrets by id (the grant's ``target``, else its source, as v2 names them), for
     ``RUN --mount=type=secret``; never written into the image."""
+    service_images: Mapping[str, str] = field(default_factory=dict)
+    """The images built for the services ``build.additional_contexts`` names (``service:<name>``),
+    by service name; the planner builds them first."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,29 @@ def build_secrets(project: Project, service: ServiceConfig) -> dict[str, BuildSe
     return found
 
 
+CONTEXT_SERVICE = "service:"
+"""``build.additional_contexts`` values naming another service's image (v2's ServicePrefix)."""
+
+
+def context_services(project: Project, service: ServiceConfig) -> dict[str, ServiceConfig]:
+    """The services whose images ``build.additional_contexts`` names (``service:<name>``), by
+    name: v2 builds them first (addBuildDependencies).
+
+    :raises PlanError: the name is no service of the project, or one without ``build:``.
+    """
+    found: dict[str, ServiceConfig] = {}
+    for key, value in sorted(service.build.additional_contexts.items() if service.build is not None else ()):
+        if not value.startswith(CONTEXT_SERVICE):
+            continue
+        name = value[len(CONTEXT_SERVICE):]
+        other = project.services.get(name)
+        if other is None or other.build is None:
+            raise PlanError(f"service {service.name}: build.additional_contexts.{key}: {value}: no such service "
+                            "with a build section")
+        found[name] = other
+    return found
+
+
 def build_spec(
     project_name: str, service: ServiceConfig, *, args: dict[str, str] | None = None, no_cache: bool = False,
     pull: bool = False, try_pull: bool = False, project: Project | None = None,
@@ -112,6 +135,8 @@ def build_spec(
         labels=build_labels(project_name, service), args=merged, tags=tuple(build.tags),
         no_cache=no_cache or build.no_cache, pull=pull or build.pull, try_pull=try_pull,
         secrets=build_secrets(project, service) if project is not None else {},
+        service_images={name: image_name(project_name, other)
+                        for name, other in context_services(project, service).items()} if project is not None else {},
     )
 
 

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 from composer.contract.observed import image_present
 from composer.contract.options import BuildOptions, PullOptions, PushOptions
 from composer.contract.plan import ImagePayload, OpKind, Plan
+from composer.errors import PlanError
 from composer.planner.builder import PlanBuilder
-from composer.planner.container_specs import build_spec, image_name
+from composer.planner.container_specs import build_spec, context_services, image_name
 
 if TYPE_CHECKING:
     from composer.spec.models import Project, ServiceConfig
@@ -38,20 +39,30 @@ def _selected(project: Project, services: tuple[str, ...], with_dependencies: bo
 
 
 def reconcile_build(project: Project, options: BuildOptions | None = None) -> Plan:
-    """One BUILD_IMAGE per image of the selected services that have ``build:``."""
+    """One BUILD_IMAGE per image of the selected services that have ``build:``, and of the
+    services their ``build.additional_contexts`` name (``service:<name>``), each of those first."""
     options = options or BuildOptions()
     plan = PlanBuilder()
-    seen: set[str] = set()
-    for service in _selected(project, options.services, options.with_dependencies):
-        if service.build is None:
-            continue
+    ops: dict[str, int] = {}  # image -> its build
+
+    def add(service: ServiceConfig, cause: str, path: tuple[str, ...]) -> int:
         image = image_name(project.name, service)
-        if image in seen:
-            continue
-        seen.add(image)
+        if image in ops:
+            return ops[image]
+        if service.name in path:
+            raise PlanError(f"service {service.name}: build.additional_contexts: a cycle ({' -> '.join(path)} -> "
+                            f"{service.name})")
+        after = [add(other, f"additional_contexts of {service.name}", (*path, service.name))
+                 for other in context_services(project, service).values()]
         spec = build_spec(project.name, service, args=dict(options.args), no_cache=options.no_cache,
                           pull=options.pull, project=project)
-        plan.add(OpKind.BUILD_IMAGE, f"image:{image}", "build", ImagePayload(image, service, "build", spec))
+        ops[image] = plan.add(OpKind.BUILD_IMAGE, f"image:{image}", cause, ImagePayload(image, service, "build", spec),
+                              after)
+        return ops[image]
+
+    for service in _selected(project, options.services, options.with_dependencies):
+        if service.build is not None:
+            add(service, "build", ())
     return plan.build()
 
 

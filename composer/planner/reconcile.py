@@ -44,10 +44,10 @@ from composer.contract.plan import (
     VolumePayload,
     WaitPayload,
 )
-from composer.errors import ExternalResourceNotFoundError
+from composer.errors import ExternalResourceNotFoundError, PlanError
 from composer.planner.api_socket import with_api_socket
 from composer.planner.builder import PlanBuilder, grace_seconds, is_running, start_payload, stop_payload
-from composer.planner.container_specs import build_spec, container_name, container_spec, image_name
+from composer.planner.container_specs import build_spec, container_name, container_spec, context_services, image_name
 from composer.planner.hashing import config_hash, network_hash
 from composer.planner.injected_files import injected_files
 from composer.planner.refusals import refuse_unsupported
@@ -219,14 +219,34 @@ class _Up:
             if decision is not None:
                 kind, policy, cause = decision
                 build = None
+                after: list[int] = []
                 if kind is OpKind.BUILD_IMAGE:
                     # v2 pulls a service's own image first and builds only when that fails
                     effective = self.options.pull or service.pull_policy or "missing"
                     try_pull = (service.image is not None and effective != "never"
                                 and cause in ("image not found", "pull_policy: always"))
                     build = build_spec(self.project.name, service, try_pull=try_pull, project=self.project)
+                    after = self._context_builds(service, ())
                 payload = ImagePayload(image, service, policy, build)
-                self.images[image] = self.plan.add(kind, f"image:{image}", cause, payload)
+                self.images[image] = self.plan.add(kind, f"image:{image}", cause, payload, after)
+
+    def _context_builds(self, service: ServiceConfig, path: tuple[str, ...]) -> list[int]:
+        """The builds of the services ``service``'s ``build.additional_contexts`` names, added
+        first when missing (v2 builds them with it, addBuildDependencies)."""
+        found = []
+        for other in context_services(self.project, service).values():
+            image = image_name(self.project.name, other)
+            if image not in self.images:
+                if other.name in (*path, service.name):
+                    raise PlanError(f"service {other.name}: build.additional_contexts: a cycle "
+                                    f"({' -> '.join((*path, service.name, other.name))})")
+                after = self._context_builds(other, (*path, service.name))
+                build = build_spec(self.project.name, other, project=self.project)
+                payload = ImagePayload(image, other, "build", build)
+                self.images[image] = self.plan.add(OpKind.BUILD_IMAGE, f"image:{image}",
+                                                   f"additional_contexts of {service.name}", payload, after)
+            found.append(self.images[image])
+        return found
 
     def _image_decision(self, service: ServiceConfig, image: str) -> tuple[OpKind, str, str] | None:
         """(pull or build, policy, cause), or None when the image is fine as it is."""

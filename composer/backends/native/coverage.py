@@ -29,14 +29,15 @@ BUILDER_REFUSAL = "{} is not supported by the native builder yet (use --backend 
 """The native builder's one line (composer.backends.native.build.builder), ``{}`` what it lacks."""
 ATTESTATIONS = "{} is not supported by the native builder (it makes no attestations)"
 """The native builder's one line for ``provenance`` and ``sbom`` unless false (``BuildConfig.attestations``)."""
-BUILDER_LACKS = ("ssh", "additional_contexts", "extra_hosts", "shm_size",
-                 "ulimits", "isolation")
+BUILDER_LACKS = ("ssh", "isolation")
 """The ``build:`` keys the native builder refuses when it builds (BuildConfig fields)."""
 BUILD = N + "test_build.py::"
 BUILD_UP = N + "test_build_up.py::"
 BUILD_CACHE = N + "test_build_cache.py::"
 BUILD_CACHE_IO = N + "test_build_cache_io.py::"
 BUILD_MOUNTS = N + "test_build_mounts.py::"
+BUILD_CONTEXTS = N + "test_build_contexts.py::"
+RUN_KEYS = BUILD_CONTEXTS + "test_extra_hosts_shm_size_and_ulimits_reach_every_run"
 COMPOSE_KEYS = N + "test_compose_keys.py::"
 SERVICE_KEYS = N + "test_service_keys.py::"
 INTERACTIVE = N + "test_interactive.py::"
@@ -124,8 +125,19 @@ COVERAGE: Table = with_extensions({
     "services.build.target": applied(BUILD + "test_multi_stage_copy_from_scratch_and_target"),
     "services.build.tags": applied(BUILT),
     "services.build.platforms": applied(BUILT, note="linux/amd64 only; another platform is refused in one line"),
-    **{f"services.build.{key}": _builder_lacks(key)
-       for key in BUILDER_LACKS if key not in ("ulimits",)},
+    **{f"services.build.{key}": _builder_lacks(key) for key in BUILDER_LACKS},
+    "services.build.extra_hosts": applied(RUN_KEYS, BUILD_CONTEXTS + "test_extra_hosts_equal_buildkits",
+                                          BUILD_CONTEXTS + "test_extra_hosts_cache_on_names_not_addresses",
+                                          note="every RUN's /etc/hosts; host-gateway as a service's (a RUN "
+                                               "--network=none with it is refused in one line)"),
+    "services.build.shm_size": applied(RUN_KEYS, note="every RUN's /dev/shm"),
+    "services.build.additional_contexts": applied(
+        BUILD_CONTEXTS + "test_named_contexts_in_from_copy_and_mounts",
+        BUILD_CONTEXTS + "test_named_folder_content_is_in_the_cache_key",
+        BUILD_CONTEXTS + "test_a_service_context_is_built_first_and_read_through_the_cli",
+        BUILD_CONTEXTS + "test_bad_named_contexts_are_one_line",
+        note="a folder, docker-image:// or service: (built first), by name in FROM, COPY --from and RUN --mount "
+             "from=; oci-layout:// and URLs are refused in one line"),
     "services.build.secrets.source": applied(BUILD_MOUNTS + "test_build_secrets_from_a_file_and_a_variable_never_land"
                                                             "_in_the_image"),
     "services.build.secrets.target": applied(BUILD_MOUNTS + "test_build_secrets_from_a_file_and_a_variable_never_"
@@ -138,8 +150,8 @@ COVERAGE: Table = with_extensions({
                                          note="allows RUN --security=insecure (a privileged step)"),
     "services.build.entitlements": applied(BUILD_MOUNTS + "test_host_network_and_insecure_need_their_entitlement",
                                            note="network.host and security.insecure; others refused in one line"),
-    "services.build.ulimits.soft": _builder_lacks("ulimits"),
-    "services.build.ulimits.hard": _builder_lacks("ulimits"),
+    "services.build.ulimits.soft": applied(RUN_KEYS, note="every RUN's limits"),
+    "services.build.ulimits.hard": applied(RUN_KEYS, note="every RUN's limits"),
     "services.build.ulimits.single": not_applicable("the form the file used (kept for the configuration hash)"),
     **{f"services.blkio_config.{key}": _refused("blkio_config") for key in BLKIO_KEYS},
     "services.cap_add": applied(KEYS),

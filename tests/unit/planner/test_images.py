@@ -137,3 +137,52 @@ async def test_a_failed_pull_of_a_buildable_image_falls_back_to_building(load: L
     await execute(plan, backend, sink)
     assert backend.call_names("build_image") == ["reg.local:5000/worker:1"]
     assert any(e.text == "Warning" and "building it instead" in e.details for e in sink.events)
+
+
+CONTEXTS = """
+services:
+  app:
+    build:
+      context: .
+      additional_contexts: {base: "service:base", files: ./files, img: "docker-image://busybox"}
+  base:
+    build:
+      context: .
+      additional_contexts: {root: "service:root"}
+  root:
+    image: reg.local:5000/root
+    build: .
+"""
+
+
+def test_build_builds_the_services_additional_contexts_name_first(load: LoadFn) -> None:
+    """v2's addBuildDependencies: ``service:<name>`` contexts are built too, and before."""
+    plan = reconcile_build(load(CONTEXTS), BuildOptions(services=("app",)))
+    assert plan.render() == "\n".join([
+        "[] -> #1 image:reg.local:5000/root, BuildImage, additional_contexts of base",
+        "[1] -> #2 image:demo-base, BuildImage, additional_contexts of app",
+        "[2] -> #3 image:demo-app, BuildImage, build",
+    ])
+    payload = plan.operation(3).payload
+    assert isinstance(payload, ImagePayload)
+    assert payload.build is not None
+    assert dict(payload.build.service_images) == {"base": "demo-base"}
+    up = reconcile_up(load(CONTEXTS), ObservedState("demo", images=frozenset({"reg.local:5000/root"}))).render()
+    # as v2's up (its build takes the context services along, present or not): the chain, in order
+    assert up.startswith("\n".join([
+        "[] -> #1 image:reg.local:5000/root, BuildImage, additional_contexts of base",
+        "[1] -> #2 image:demo-base, BuildImage, additional_contexts of app",
+        "[2] -> #3 image:demo-app, BuildImage, image not found\n"]))
+    assert up.count("BuildImage") == 3
+
+
+def test_an_unknown_or_cyclic_context_service_is_one_line(load: LoadFn) -> None:
+    from composer.errors import PlanError
+
+    with pytest.raises(PlanError, match=r"^service app: build.additional_contexts.base: service:nope: no such "
+                                        r"service with a build section$"):
+        reconcile_build(load(CONTEXTS.replace("service:base", "service:nope")))
+    with pytest.raises(PlanError, match=r"^service app: build.additional_contexts.base: service:db: no such"):
+        reconcile_build(load(CONTEXTS.replace("service:base", "service:db") + "  db: {image: postgres}\n"))
+    with pytest.raises(PlanError, match=r"^service \w+: build.additional_contexts: a cycle \(.*\)$"):
+        reconcile_build(load(CONTEXTS.replace("service:root", "service:app")))

@@ -16,9 +16,15 @@ http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side).
 
 Not built yet, and refused in one line naming it: RUN --mount=type=ssh, heredoc scripts with a
 ``#!`` line, ADD of git repositories, ``--keep-git-dir``, FROM ``--platform`` of another
-platform than the host's, and the ``build:`` keys that need them (ssh, additional_contexts,
-network other than default or none, extra_hosts, shm_size, ulimits, other platforms,
-entitlements other than network.host and security.insecure, isolation).
+platform than the host's, and the ``build:`` keys that need them (ssh, network other than default
+or none, other platforms, entitlements other than network.host and security.insecure, isolation).
+
+``build.additional_contexts`` (build/contexts.py): a folder, ``docker-image://`` or
+``service:`` context, by name in ``FROM``, ``COPY --from`` and ``RUN --mount from=`` (looked up
+after the stages, before images, as BuildKit does); a mount's ``from=`` may name an image too.
+
+``build.extra_hosts`` (``host-gateway`` included), ``shm_size`` and ``ulimits`` shape every RUN
+container as the service keys of those names shape a service's (the runtime applies them).
 
 The filesystem steps (RUN, COPY, ADD, WORKDIR) go through the step cache
 (composer.backends.native.build.cache, keys by cache_key): a hit reuses the step's layer
@@ -60,6 +66,7 @@ from composer.backends.native.build.cache import StepCache, StepResult
 from composer.backends.native.build.cache_io import CacheIOError, CacheRefused, ImportedCache, LocalCache, Record
 from composer.backends.native.build.cache_io import export as export_cache
 from composer.backends.native.build.cache_io import parse_entry as parse_cache_entry
+from composer.backends.native.build.contexts import FolderContext, ImageContext, named_contexts
 from composer.backends.native.build.copy import (
     ContextSource,
     CopyError,
@@ -88,6 +95,7 @@ from composer.backends.native.build.run import (
 from composer.backends.native.coverage import ATTESTATIONS, BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageRecord, ImageStore
+from composer.backends.native.network.settings import HOST_GATEWAY
 from composer.contract.backend import BuildSpec
 from composer.dockerfile import image_config
 from composer.dockerfile.expand import ExpansionError, expand_word
@@ -259,6 +267,7 @@ class Builder:
         self.loop_thread = threading.get_ident()
         self.images: dict[str, Built] = {}  # the images COPY --from names, pulled once per build
         self.imports: list[ImportedCache] = []  # build.cache_from's folders
+        self.named: dict[str, Built | FolderContext | ImageContext] = {}  # build.additional_contexts, by name
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -280,6 +289,7 @@ class Builder:
         self.epoch = source_date_epoch(args)
         self.matcher = ignore_matcher(self.context, self.dockerfile.path)
         self.scope = global_scope(self.dockerfile, args)
+        await self._named_contexts()
         stages = needed_stages(self.dockerfile, build.target, args)
         self.multi_stage = len(self.dockerfile.stages) > 1
         imports, exports = cache_entries(self.spec)
@@ -377,14 +387,65 @@ class Builder:
             base = self.built[other.index]
             return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers), base.key,
                          dict(base.run_env), list(base.steps))
+        named = await self._ready(name)
+        if isinstance(named, Built):  # a named context's image: in place of what FROM names
+            return Built(json.loads(json.dumps(named.config)), list(named.diff_ids), list(named.layers), named.key)
+        if isinstance(named, FolderContext):  # its files as the one layer of an image without config
+            return await anyio.to_thread.run_sync(self._folder_image, named)
         if name == "scratch":  # BuildKit's empty image: WorkingDir "/"
-            return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
-                          "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+            return _scratch()
         return await self._image(name)
+
+    async def _named_contexts(self) -> None:
+        """Read ``build.additional_contexts``; its images are resolved when a step names them
+        (``_ready``), as BuildKit resolves only the named contexts the Dockerfile uses."""
+        build = self.spec.service.build
+        assert build is not None
+        found = named_contexts(self.spec.service.name, build.additional_contexts, self.spec.service_images)
+        for name, context in found.items():
+            if self._stage_named(name) is not None:  # BuildKit's context would replace the stage
+                raise _refuse(f"service {self.spec.service.name}: build.additional_contexts.{name} replacing the "
+                              "stage of that name")
+            self.named[name] = context
+
+    async def _ready(self, name: str) -> Built | FolderContext | None:
+        """Make what a FROM or ``--from`` that is no stage names ready: a named context's image
+        (pulled as a base is; a service's from the store only: the planner built it), else an
+        image pulled once per build into ``images`` (COPY --from and mount from=, as BuildKit);
+        the named context, or None."""
+        named = self.named.get(name)
+        if isinstance(named, ImageContext):
+            named = self.named[name] = (await self._image(named.reference) if named.pull
+                                        else self._service_image(name, named))
+        return named
+
+    def _service_image(self, name: str, context: ImageContext) -> Built:
+        record = self.store.get(str(parse_reference(context.reference)))
+        if record is None:
+            raise ImageBuildError(f"service {self.spec.service.name}: build.additional_contexts.{name}: image "
+                                  f"{context.reference} is not built", backend_name=BACKEND, operation="build")
+        return self._built_of(record)
+
+    def _folder_image(self, context: FolderContext) -> Built:
+        """FROM a folder context, as BuildKit's: scratch with the folder's files (after its
+        .dockerignore) as a layer, owned by root; keyed by their content."""
+        built = _scratch()
+        try:
+            plan = plan_copy(RootFS([]), "/", "/", [(ContextSource(context.path, context.matcher), ".")], [],
+                             chown=None, chmod=None)
+        except CopyError as exc:
+            raise ImageBuildError(f"service {self.spec.service.name}: context {context.path}: {exc}",
+                                  backend_name=BACKEND, operation="build") from None
+        result = self._make(built, plan.write)
+        built.diff_ids, built.layers = list(result.diff_ids), list(result.layers)
+        built.key = cache_key.step_key(cache_key.SCRATCH, {"op": "context", "plan": cache_key.plan_digest(plan)})
+        return built
 
     async def _image(self, name: str) -> Built:
         """An image, pulled as ``ensure_image`` pulls (a base, or a COPY --from source)."""
-        record = await self.pull(name)
+        return self._built_of(await self.pull(name))
+
+    def _built_of(self, record: ImageRecord) -> Built:
         config = json.loads(json.dumps(self.store.config(record)))
         manifest = self.store.manifest(record)
         layers = [oci.Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
@@ -411,7 +472,7 @@ class Builder:
         for command in [*triggers, *stage.commands]:
             if isinstance(command, CopyCommand) and command.from_:
                 name = self._expand(command, command.from_, self.scope)
-                if self._stage_named(name) is None and name not in self.images:
+                if self._stage_named(name) is None and await self._ready(name) is None and name not in self.images:
                     self.images[name] = await self._image(name)  # COPY --from an image, as BuildKit
             if isinstance(command, RunCommand):
                 try:
@@ -422,6 +483,11 @@ class Builder:
                 except RunRefused as exc:
                     raise _refuse(f"{self.dockerfile.path}:{command.line}: {exc}") from None
                 mounts = self._mounts(command, state)
+                for mount in mounts:  # RUN --mount from= an image, pulled as COPY --from's
+                    name = self._expand(command, mount.from_, self.scope) if mount.from_ else ""
+                    if name and self._stage_named(name) is None and await self._ready(name) is None and \
+                            name not in self.images:
+                        self.images[name] = await self._image(name)
             before = len(state.history)
             image_config.apply(state, command, args)
             if not _is_step(command):
@@ -435,6 +501,7 @@ class Builder:
                 built.config["config"] = state.config
                 if not command.network and build.network:
                     network = build.network
+                self._check_gateway(command, network)
                 await self._in_thread(self._run_step, command, process, state, built, number, network, mounts)
             else:
                 await self._in_thread(self._workdir, command, state, built, number)
@@ -589,10 +656,8 @@ class Builder:
             other = self._stage_named(name)
             if other is not None and other.index in self.built:
                 source = StageSource(self.built[other.index].rootfs(self.store))
-            elif name in self.images:
-                source = StageSource(self.images[name].rootfs(self.store))
             else:
-                raise self._fail(command, f"--from={name}: neither a stage built before nor an image pulled")
+                source = self._named_source(command, name)
         else:
             source = ContextSource(self.context, self.matcher)
         words = [self._expand(command, word, scope) for word in command.sources]
@@ -687,9 +752,48 @@ class Builder:
         op = {"op": "RUN", "process": process, "env": list(inner.get("Env") or []), "args": sorted(state.args.items()),
               "run_env": sorted(state.run_env.items()),
               "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
-              "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security}
+              "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security,
+              **self._container_key()}
         self._step(number, command, op, state, built,
                    lambda writer: self._run(command, process, state, built, network, mounts, number, writer))
+
+    def _container_keys(self) -> dict[str, Any]:
+        """``build.extra_hosts``, ``shm_size`` and ``ulimits`` as ServiceConfig keys of every RUN
+        container: the runtime applies them as it does a service's (``host-gateway`` included)."""
+        build = self.spec.service.build
+        assert build is not None
+        found: dict[str, Any] = {}
+        if build.extra_hosts:
+            found["extra_hosts"] = list(build.extra_hosts)
+        if build.shm_size is not None:
+            found["shm_size"] = int(build.shm_size)
+        if build.ulimits:
+            found["ulimits"] = {name: {"soft": limit.soft, "hard": limit.hard} for name, limit in build.ulimits.items()}
+        return found
+
+    def _check_gateway(self, command: RunCommand, network: str) -> None:
+        """``host-gateway`` is the gateway of the RUN's network (the build's own bridge), as a
+        service's is of its first network: a RUN without one is refused in one line, as a service
+        with ``network_mode: none`` or ``host`` is (composer.backends.native.network.settings)."""
+        build = self.spec.service.build
+        assert build is not None
+        if network != "default" and any(entry.partition("=")[2] == HOST_GATEWAY for entry in build.extra_hosts):
+            raise UnsupportedFeatureError(
+                f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
+                f"{' '.join(command.original.split())}: build.extra_hosts: {HOST_GATEWAY} needs a network (it is the "
+                f"gateway of the build's network), not --network={network}", backend_name=BACKEND, operation="build")
+
+    def _container_key(self) -> dict[str, Any]:
+        """What of ``_container_keys`` a RUN's cache key holds, as BuildKit's: its ExecOp's cache
+        map (solver/llbsolver/ops/exec.go, CacheMap) marshals the op's Meta with the extra hosts'
+        names but their IPs blanked, and its ulimits; the Dockerfile frontend makes shm_size a
+        tmpfs mount of that size on /dev/shm, a mount of the op, keyed too. So a changed address
+        rebuilds nothing, a new name, size or limit rebuilds the RUNs. Absent keys add nothing
+        (the keys of builds without them stay as they were)."""
+        keys = self._container_keys()
+        if "extra_hosts" in keys:
+            keys["extra_hosts"] = [_host_name(entry) for entry in keys["extra_hosts"]]
+        return keys
 
     def _mount_key(self, command: RunCommand, mount: MountSpec) -> dict[str, Any]:
         """A mount as the step's key holds it: its parsed options (a secret's id, target and env,
@@ -717,14 +821,26 @@ class Builder:
         return found
 
     def _source_for(self, command: RunCommand, name: str) -> Source:
-        """What a mount's ``from=`` names: the build context ("") or an earlier stage."""
+        """What a mount's ``from=`` names: the build context (""), an earlier stage, a named
+        context or an image."""
         if not name:
             return ContextSource(self.context, self.matcher)
         name = self._expand(command, name, self.scope)
         other = self._stage_named(name)
-        if other is None or other.index not in self.built:
-            raise _refuse(f"{self.dockerfile.path}:{command.line}: RUN --mount from={name} (an image, not a stage)")
-        return StageSource(self.built[other.index].rootfs(self.store))
+        if other is not None and other.index in self.built:
+            return StageSource(self.built[other.index].rootfs(self.store))
+        return self._named_source(command, name)
+
+    def _named_source(self, command: Any, name: str) -> Source:
+        """The files a ``--from`` that is no stage names: a named context (BuildKit looks them
+        up before images), else an image pulled before the step."""
+        named = self.named.get(name)
+        if isinstance(named, FolderContext):
+            return ContextSource(named.path, named.matcher)
+        found = named if isinstance(named, Built) else self.images.get(name)
+        if found is None:
+            raise self._fail(command, f"--from={name}: neither a stage built before, a named context nor an image")
+        return StageSource(found.rootfs(self.store))
 
     def _secrets(self, mounts: list[MountSpec]) -> dict[str, bytes]:
         """The values of the secrets the mounts ask for (read now, kept in memory only)."""
@@ -748,7 +864,7 @@ class Builder:
             with prepared as ready, run_container(
                     self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env, network=network,
                     volumes=ready.volumes, environment=ready.environment,
-                    privileged=command.security == "insecure") as (result, upper):
+                    privileged=command.security == "insecure", service_keys=self._container_keys()) as (result, upper):
                 self._finish(command, process, result, upper, lower, stub_parts(ready.targets), number, writer)
         except MountError as exc:
             raise self._fail(command, str(exc)) from None
@@ -795,6 +911,17 @@ class Builder:
                 self.new_blobs.update((replaced.manifest, replaced.config))
             records.append(record)
         return records
+
+
+def _scratch() -> Built:
+    """BuildKit's empty image: WorkingDir "/"."""
+    return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
+                  "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+
+
+def _host_name(entry: str) -> str:
+    """The name of an ``extra_hosts`` entry (``name=address``: the loader's canonical form)."""
+    return entry.partition("=")[0]
 
 
 def _is_step(command: Any) -> bool:

@@ -112,12 +112,14 @@ def check_flags(command: RunCommand, *, entitlements: Sequence[str] = (), privil
 def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any], diff_ids: Sequence[str],
                   args: Sequence[str], run_env: Mapping[str, str], *, network: str,
                   volumes: Sequence[Mapping[str, Any]] = (), environment: Mapping[str, str] | None = None,
-                  privileged: bool = False) -> Iterator[tuple[RunResult, Path]]:
+                  privileged: bool = False, service_keys: Mapping[str, Any] | None = None,
+                  ) -> Iterator[tuple[RunResult, Path]]:
     """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``), on a
     build network of its own (``default``), the host's (``host``) or none; ``volumes`` are its
     mounts (ServiceConfig volumes: RUN --mount), ``environment`` more variables (secrets as
-    env); yields the result and the container's upper folder, then removes the container (and
-    the network)."""
+    env), ``service_keys`` more ServiceConfig keys (``build.extra_hosts``, ``shm_size``,
+    ``ulimits``: the runtime applies them as it does a service's); yields the result and the
+    container's upper folder, then removes the container (and the network)."""
     from composer.backends.native.network import settings as networking
     from composer.contract.backend import ContainerSpec, NetworkAttachment
     from composer.spec.models import NetworkConfig
@@ -136,7 +138,7 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
         "name": "build", "entrypoint": list(args), "command": [],
         "network_mode": None if network == "default" else network, "privileged": privileged,
         "user": inner.get("User") or "0", "working_dir": inner.get("WorkingDir") or "/",
-        "environment": variables, "volumes": [dict(volume) for volume in volumes]})
+        "environment": variables, "volumes": [dict(volume) for volume in volumes], **(service_keys or {})})
     project = f"build-{secrets.token_hex(6)}"
     name = "run"
     run_root = runtime.run_root
