@@ -36,6 +36,7 @@ from composer.events import ListSink
 from tests.integration.native.test_runtime import residue
 from tests.integration.registry import LocalRegistry
 from tests.integration.timeouts import scaled
+from tests.support import host_state
 
 
 class Env:
@@ -69,7 +70,25 @@ def env(local_registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory)
     (root / "run" / "networks" / ".lock").unlink(missing_ok=True)  # the network manager's lock stays by design
     with contextlib.suppress(OSError):
         (root / "run" / "networks").rmdir()
+    dismiss_spares(parent)
     residue(Runtime(store, run_root=root / "run", cgroup_parent=parent))
+
+
+def dismiss_spares(parent: str) -> None:
+    """Stop the session's command servers when their container forkserver keeps a spare monitor in
+    ``parent``: the forkserver takes the cgroup parent of the command that started the server, so a
+    module run alone (its CLI the session's first) leaves one in its own parent, which the residue
+    check would report; in a whole run an earlier module's command started it, under the session's."""
+    from composer.cli import server
+
+    spares = [folder / child.name for folder in host_state.cgroup_folders(parent)
+              for child in folder.iterdir() if child.name.startswith("spare-")]
+    if not spares:
+        return
+    server.stop_servers(os.environ.get("COMPOSER_SERVER_DIR"))
+    deadline = time.monotonic() + scaled(5)  # the dismissed spare removes its own cgroup
+    while any(spare.exists() for spare in spares) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 class Project:
