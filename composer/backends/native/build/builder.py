@@ -283,8 +283,12 @@ class Builder:
             first = _first_error(failed)
             raise first from first.__cause__
 
-    def _expand(self, stage: Stage | Any, word: str, scope: dict[str, str]) -> str:
+    def _expand(self, stage: Stage | Any, word: str, scope: dict[str, str], *, heredoc: bool = False) -> str:
+        """``word`` expanded; a heredoc's body as BuildKit's raw lexer does it: its quotes kept, and
+        ``\\`` its escape character whatever ``# escape=`` says."""
         try:
+            if heredoc:
+                return expand_word(word, scope, quotes=False)
             return expand_word(word, scope, escape=self.dockerfile.escape)
         except ExpansionError as exc:
             raise DockerfileSyntaxError(str(exc), line=stage.line, path=self.dockerfile.path) from None
@@ -513,7 +517,8 @@ class Builder:
             raise _refuse(f"{self.dockerfile.path}:{command.line}: ADD of a git repository")
         if command.checksum and not (command.name == "ADD" and all("://" in word for word in words)):
             raise self._fail(command, "--checksum can only be used with HTTP(S) sources")
-        inline = [(doc.path, (self._expand(command, doc.content, scope) if doc.expand else doc.content).encode())
+        inline = [(doc.path, (self._expand(command, doc.content, scope, heredoc=True) if doc.expand
+                                    else doc.content).encode())
                   for doc in command.inline]
         excludes = [self._expand(command, word, scope) for word in command.excludes]
         destination = self._expand(command, command.destination, scope)
