@@ -12,13 +12,14 @@ parallel, each once the stages it reads are built; the others are not built.
 RUN ``--mount`` (build/mounts.py: cache, bind, tmpfs, secret from ``BuildSpec.secrets``),
 ``--network=host`` and ``--security=insecure`` behind their entitlements (build/run.py),
 COPY/ADD ``--link``, ``--parents``, ``--exclude``; ADD of local archives (extracted) and of
-http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side).
+http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side). Heredocs on RUN, COPY
+and ADD; a RUN heredoc with a ``#!`` line runs as a file mounted at /dev/pipes/, as BuildKit's.
 
-Not built yet, and refused in one line naming it: RUN --mount=type=ssh, heredoc scripts with a
-``#!`` line, ADD of git repositories, ``--keep-git-dir``, FROM ``--platform`` of another
-platform than the host's, and the ``build:`` keys that need them (ssh, cache_from/cache_to,
-additional_contexts, network other than default or none, extra_hosts, shm_size, ulimits, other
-platforms, entitlements other than network.host and security.insecure, isolation).
+Not built yet, and refused in one line naming it: RUN --mount=type=ssh, ADD of git repositories,
+``--keep-git-dir``, FROM ``--platform`` of another platform than the host's, and the ``build:``
+keys that need them (ssh, cache_from/cache_to, additional_contexts, network other than default or
+none, extra_hosts, shm_size, ulimits, other platforms, entitlements other than network.host and
+security.insecure, isolation).
 
 The filesystem steps (RUN, COPY, ADD, WORKDIR) go through the step cache
 (composer.backends.native.build.cache, keys by cache_key): a hit reuses the step's layer
@@ -39,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -69,17 +71,20 @@ from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
 from composer.backends.native.build.mounts import MountError, MountSpec, Prepared, parse_mount, prepare, stub_parts
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.build.run import (
+    SCRIPTS,
     NotEntitled,
     RunRefused,
     RunResult,
     check_flags,
     diff,
+    heredoc_script,
     last_lines,
     run_args,
     run_container,
 )
 from composer.backends.native.coverage import ATTESTATIONS, BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
+from composer.backends.native.image.layers import apply_layer
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.contract.backend import BuildSpec
 from composer.dockerfile import image_config
@@ -432,7 +437,10 @@ class Builder:
         ``produce`` writes its layer, which is stored and recorded under the step's key."""
         if self.epoch is not None:
             op = {**op, "source_date_epoch": self.epoch}
-        key = cache_key.step_key(built.key, op)
+        # COPY/ADD --link whose key holds what it writes (its plan): keyed without the stage below, as
+        # BuildKit's --link layers "don't get invalidated when commands on previous layers are changed"
+        linked = bool(op.get("link")) and "plan" in op
+        key = cache_key.step_key(cache_key.LINKED if linked else built.key, op)
         started = time.monotonic()
         result = None if self.spec.no_cache else self.cache.get(key)
         if result is not None:
@@ -453,6 +461,9 @@ class Builder:
                     self.new_blobs.difference_update(layer.digest for layer in result.layers)
                     self.new_layers.difference_update(oci.chain_ids(list(result.diff_ids)))
                     self._report(number, f"DONE {time.monotonic() - started:.1f}s")
+        if linked:
+            result = self._linked(built, result)
+            key = cache_key.step_key(built.key, {"linked": key})  # the later steps' parent: both
         built.diff_ids, built.layers, built.key = list(result.diff_ids), list(result.layers), key
         entry = state.history[-1]
         entry["created"] = result.created
@@ -460,6 +471,25 @@ class Builder:
             entry["empty_layer"] = True
         else:
             entry.pop("empty_layer", None)
+
+    def _linked(self, built: Built, result: StepResult) -> StepResult:
+        """A --link step's layer (its own, made in an empty folder) on top of this stage's layers,
+        whatever stage it was made on: unpacked as a new chain when the layers below differ."""
+        if result.empty:
+            return StepResult(tuple(built.diff_ids), tuple(built.layers), True, result.created)
+        diff_id, descriptor = result.diff_ids[-1], result.layers[-1]
+        chains = oci.chain_ids([*built.diff_ids, diff_id])
+        if not self.store.has_layer(chains[-1]):
+            blob = self.store.blob_path(descriptor.digest)
+
+            def populate(directory: Path) -> int:
+                with blob.open("rb") as handle:
+                    return apply_layer(handle, directory, compression="gzip", diff_id=diff_id,
+                                       what=f"built layer {descriptor.digest}")
+
+            self.store.add_layer(chains[-1], diff_id, chains[-2] if len(chains) > 1 else None, populate)
+            self.new_layers.add(chains[-1])
+        return StepResult((*built.diff_ids, diff_id), (*built.layers, descriptor), False, result.created)
 
     def _make(self, built: Built, produce: Callable[[LayerWriter], None], *, keep_empty: bool = False) -> StepResult:
         """Build a step's layer on top of the stage's; an empty one is dropped."""
@@ -663,13 +693,26 @@ class Builder:
         lower = built.rootfs(self.store)
         try:
             prepared = self._prepare(command, state, mounts)
-            with prepared as ready, run_container(
+            with contextlib.ExitStack() as cleanup, prepared as ready, run_container(
                     self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env, network=network,
-                    volumes=ready.volumes, environment=ready.environment,
+                    volumes=[*ready.volumes, *self._script_mount(command, cleanup)], environment=ready.environment,
                     privileged=command.security == "insecure") as (result, upper):
                 self._finish(command, process, result, upper, lower, stub_parts(ready.targets), number, writer)
         except MountError as exc:
             raise self._fail(command, str(exc)) from None
+
+    def _script_mount(self, command: RunCommand, cleanup: contextlib.ExitStack) -> list[dict[str, Any]]:
+        """A RUN heredoc's #! script (run.heredoc_script) as a read-only mount of a folder holding only
+        it (0755), at run.SCRIPTS, where BuildKit mounts it; under /dev, so never in the layer."""
+        script = heredoc_script(command)
+        if script is None:
+            return []
+        folder = self._spool(cleanup)
+        os.chmod(folder, 0o755)
+        file = folder / script[0]
+        file.write_text(script[1])
+        file.chmod(0o755)
+        return [{"type": "bind", "source": str(folder), "target": SCRIPTS, "read_only": True}]
 
     def _prepare(self, command: RunCommand, state: image_config.StageState,
                  mounts: list[MountSpec]) -> contextlib.AbstractContextManager[Prepared]:
