@@ -29,12 +29,13 @@ BUILDER_REFUSAL = "{} is not supported by the native builder yet (use --backend 
 """The native builder's one line (composer.backends.native.build.builder), ``{}`` what it lacks."""
 ATTESTATIONS = "{} is not supported by the native builder (it makes no attestations)"
 """The native builder's one line for ``provenance`` and ``sbom`` unless false (``BuildConfig.attestations``)."""
-BUILDER_LACKS = ("ssh", "cache_from", "cache_to", "additional_contexts", "extra_hosts", "shm_size",
+BUILDER_LACKS = ("ssh", "additional_contexts", "extra_hosts", "shm_size",
                  "ulimits", "isolation")
 """The ``build:`` keys the native builder refuses when it builds (BuildConfig fields)."""
 BUILD = N + "test_build.py::"
 BUILD_UP = N + "test_build_up.py::"
 BUILD_CACHE = N + "test_build_cache.py::"
+BUILD_CACHE_IO = N + "test_build_cache_io.py::"
 BUILD_MOUNTS = N + "test_build_mounts.py::"
 COMPOSE_KEYS = N + "test_compose_keys.py::"
 SERVICE_KEYS = N + "test_service_keys.py::"
@@ -108,6 +109,17 @@ COVERAGE: Table = with_extensions({
     **{f"services.build.{key}": refused(ATTESTATIONS.format(f"build.{key}"),
                                         when="an image must be built (and the key is not false)")
        for key in ("provenance", "sbom")},
+    "services.build.cache_from": applied(
+        BUILD_CACHE_IO + "test_cache_to_and_cache_from_local_give_a_fresh_store_the_same_image",
+        BUILD_CACHE_IO + "test_a_tampered_cache_folder_is_refused_in_one_line",
+        BUILD_CACHE_IO + "test_other_cache_types_are_refused_in_one_line",
+        note="type=local (src=, tag=, digest=): a folder cache_to wrote, every blob checked; other types refused "
+             "in one line"),
+    "services.build.cache_to": applied(
+        BUILD_CACHE_IO + "test_cache_to_and_cache_from_local_give_a_fresh_store_the_same_image",
+        BUILD_CACHE_IO + "test_other_cache_types_are_refused_in_one_line",
+        note="type=local (dest=, mode=min|max, tag=): an OCI layout holding the native builder's step records "
+             "(not BuildKit's cache config); other types refused in one line"),
     "services.build.pull": applied(PULL, note="pull: true pulls the base images even when the store has them"),
     "services.build.target": applied(BUILD + "test_multi_stage_copy_from_scratch_and_target"),
     "services.build.tags": applied(BUILT),

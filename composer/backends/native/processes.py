@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from composer.backends.native.errors import error
-from composer.backends.native.runtime import cgroups, console, nsexec
+from composer.backends.native.runtime import cgroups, console, eventlog, nsexec
 from composer.backends.native.runtime.api import open_pidfd, wait_pidfd
 from composer.backends.native.runtime.logfiles import Cursor
 from composer.backends.native.runtime.supervisor import read_json
@@ -40,12 +40,21 @@ def exec_in_container(containers: NativeContainers, ref: ContainerRef, spec: Exe
     runtime_state = read_json(containers.runtime.run_dir(project, name) / "state.json") or {}
     cfg = nsexec.exec_config(config, runtime_state, list(spec.command), user=spec.user, workdir=spec.workdir,
                              env=dict(spec.environment), privileged=spec.privileged, tty=spec.tty)
+    # docker's exec events: exec_create and exec_start with the command, exec_die with its code (a
+    # detached exec outlives this process, which cannot see its end: its exec_die is not recorded)
+    exec_id, command = eventlog.new_exec_id(), eventlog.exec_command(list(spec.command))
+    for action in ("exec_create", "exec_start"):
+        containers.event(project, f"{action}: {command}", config, execID=exec_id)
     if streams is None:
         nsexec.run(cfg, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return None
-    if spec.tty:
-        return _exec_tty(cfg, streams, spec.interactive)
-    stdin = _fileno(streams.stdin) if spec.interactive and streams.stdin is not None else None
+    code = _exec_tty(cfg, streams, spec.interactive) if spec.tty else _exec_piped(cfg, streams, spec.interactive)
+    containers.event(project, "exec_die", config, execID=exec_id, exitCode=str(code))
+    return code
+
+
+def _exec_piped(cfg: dict[str, Any], streams: Streams, interactive: bool) -> int:
+    stdin = _fileno(streams.stdin) if interactive and streams.stdin is not None else None
     stdout, stderr = _fileno(streams.stdout), _fileno(streams.stderr)
     with contextlib.suppress(Exception):
         streams.stdout.flush()

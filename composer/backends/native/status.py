@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from composer.backends.native.errors import error
@@ -49,9 +50,20 @@ def container_state(runtime: Runtime, projects: Projects, project: str, name: st
     if config.get("healthcheck") and status in ("running", "paused"):
         health = str((read_json(run_dir / "health.json") or {}).get("status") or "starting")
     exit_code = base.exit_code if status in ("exited", "dead", "restarting") else None
+    if status == "restarting" and exit_code is None:  # respawning ("created"): Docker shows the last exit
+        exit_code = last_exit_code(config)
     if status == "dead" and exit_code is None:
         exit_code = 137
     return ContainerState(status, health, exit_code, base.oom_killed)
+
+
+def last_exit_code(config: Mapping[str, Any]) -> int | None:
+    """The exit code the store keeps from the container's last run (None before any exit)."""
+    from composer.backends.native.runtime.init import store_exit_path  # the monitor's module: only here
+
+    path = store_exit_path(dict(config))
+    found = read_json(Path(path)) if path else None
+    return int(found["exit_code"]) if found and found.get("exit_code") is not None else None
 
 
 def status_text(runtime: Runtime, project: str, name: str, state: ContainerState) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -206,6 +207,10 @@ def test_a_crashing_service_restarts_under_on_failure_and_down_ends_the_loop(pro
     project.run("up", "-d")
     eventually(lambda: project.run("logs", "crash").stdout.count("crashing") >= 3)
     assert project.state(f"{project.name}-crash-1", "supervise.json")["restart_count"] >= 2
+    # between two runs, as docker ps: "Restarting (3) 1 second ago", the last exit's code (also while
+    # the supervisor spawns the next run, once "Restarting (None)")
+    restarting = eventually(lambda: re.findall(r"Restarting \([^)]*\)", project.ps()), timeout=60, interval=0.02)
+    assert set(restarting) == {"Restarting (3)"}, restarting
     project.run("down", "-t", "1")
     nothing_left(project)
 

@@ -17,9 +17,9 @@ and ADD; a RUN heredoc with a ``#!`` line runs as a file mounted at /dev/pipes/,
 
 Not built yet, and refused in one line naming it: RUN --mount=type=ssh, ADD of git repositories,
 ``--keep-git-dir``, FROM ``--platform`` of another platform than the host's, and the ``build:``
-keys that need them (ssh, cache_from/cache_to, additional_contexts, network other than default or
-none, extra_hosts, shm_size, ulimits, other platforms, entitlements other than network.host and
-security.insecure, isolation).
+keys that need them (ssh, additional_contexts, network other than default or none, extra_hosts,
+shm_size, ulimits, other platforms, entitlements other than network.host and security.insecure,
+isolation).
 
 The filesystem steps (RUN, COPY, ADD, WORKDIR) go through the step cache
 (composer.backends.native.build.cache, keys by cache_key): a hit reuses the step's layer
@@ -33,6 +33,10 @@ step's, so a fully cached rebuild gives the same image ID, as BuildKit's. ``SOUR
 (a build argument, as BuildKit takes it) sets every ``created`` to it and clamps the layers'
 file times to it (BuildKit's ``rewrite-timestamp``): two builds of the same sources give equal
 digests.
+
+``build.cache_to`` / ``build.cache_from`` of ``type=local`` export the steps' records and layers to
+a folder and import them from one (composer.backends.native.build.cache_io: its format, and why
+it is not BuildKit's cache config); other cache types are refused in one line naming them.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ import anyio.to_thread
 
 from composer.backends.native.build import cache_key
 from composer.backends.native.build.cache import StepCache, StepResult
+from composer.backends.native.build.cache_io import CacheIOError, CacheRefused, ImportedCache, LocalCache, Record
+from composer.backends.native.build.cache_io import export as export_cache
+from composer.backends.native.build.cache_io import parse_entry as parse_cache_entry
 from composer.backends.native.build.copy import (
     ContextSource,
     CopyError,
@@ -149,6 +156,7 @@ class Built:
     layers: list[oci.Descriptor] = field(default_factory=list)
     key: str = cache_key.SCRATCH  # the cache key the stage's files are at (composer.backends.native.build.cache_key)
     run_env: dict[str, str] = field(default_factory=dict)  # its RUNs' environment, for a stage built FROM it
+    steps: list[Record] = field(default_factory=list)  # the steps its layers came from (cache_to mode=min)
 
     def rootfs(self, store: ImageStore) -> RootFS:
         return RootFS([store.layer(chain).path for chain in oci.chain_ids(self.diff_ids)])
@@ -178,6 +186,28 @@ def refuse_build_keys(spec: BuildSpec) -> None:
         raise _refuse(f"service {spec.service.name}: build.platforms other than linux/amd64")
     if build.context is None or "://" in build.context or build.context.startswith("git@"):
         raise _refuse(f"service {spec.service.name}: a build context that is not a local folder")
+    cache_entries(spec)
+
+
+def cache_entries(spec: BuildSpec) -> tuple[list[LocalCache], list[LocalCache]]:
+    """``build.cache_from`` and ``build.cache_to``, parsed (composer.backends.native.build.cache_io).
+
+    :raises UnsupportedFeatureError: a type other than local, or an option it lacks;
+        ImageBuildError: a malformed entry.
+    """
+    build = spec.service.build
+    assert build is not None
+    found: tuple[list[LocalCache], list[LocalCache]] = ([], [])
+    for key, entries, into in (("cache_from", build.cache_from, found[0]), ("cache_to", build.cache_to, found[1])):
+        for entry in entries:
+            try:
+                into.append(parse_cache_entry(entry, export=key == "cache_to"))
+            except CacheRefused as exc:
+                raise _refuse(f"service {spec.service.name}: build.{key}: {exc}") from None
+            except CacheIOError as exc:
+                raise ImageBuildError(f"service {spec.service.name}: build.{key}: {exc}", backend_name=BACKEND,
+                                      operation="build") from None
+    return found
 
 
 def read_dockerfile(spec: BuildSpec) -> tuple[Dockerfile, Path]:
@@ -233,6 +263,7 @@ class Builder:
         self.pending_lock = threading.Lock()
         self.loop_thread = threading.get_ident()
         self.images: dict[str, Built] = {}  # the images COPY --from names, pulled once per build
+        self.imports: list[ImportedCache] = []  # build.cache_from's folders
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -256,13 +287,48 @@ class Builder:
         self.scope = global_scope(self.dockerfile, args)
         stages = needed_stages(self.dockerfile, build.target, args)
         self.multi_stage = len(self.dockerfile.stages) > 1
+        imports, exports = cache_entries(self.spec)
+        if imports and not self.spec.no_cache:  # --no-cache ignores cache_from, as BuildKit's
+            await self._in_thread(self._load_imports, imports)
         await self._stages(stages, args)
         final = self.built[stages[-1].index]
         labels = dict(final.config["config"].get("Labels") or {})
         labels.update(self.spec.labels)
         if labels:
             final.config["config"]["Labels"] = labels
-        return self._write(final)
+        records = self._write(final)
+        for target in exports:
+            steps = final.steps if target.mode == "min" else [
+                step for stage in stages for step in self.built[stage.index].steps]
+            await self._in_thread(self._export, list({step.key: step for step in steps}.values()), target)
+        return records
+
+    def _failed(self, error: CacheIOError) -> ImageBuildError:
+        return ImageBuildError(f"service {self.spec.service.name}: {error}", backend_name=BACKEND, operation="build")
+
+    def _load_imports(self, sources: list[LocalCache]) -> None:
+        for source in sources:
+            try:
+                cache = ImportedCache.load(source)
+            except CacheIOError as exc:
+                raise self._failed(exc) from None
+            self.steps += 1
+            self._say(f"#{self.steps} importing cache manifest from local:{source.path} "
+                      f"({cache.manifest or 'none there'}, {len(cache.records)} records)")
+            self.imports.append(cache)
+
+    def _export(self, steps: list[Record], target: LocalCache) -> None:
+        self.steps += 1
+        number = self.steps
+        started = time.monotonic()
+        self._say(f"#{number} exporting cache to client directory {target.path} (mode={target.mode}, "
+                  f"{len(steps)} records)")
+        try:
+            digest = export_cache(self.store, steps, target)
+        except CacheIOError as exc:
+            raise self._failed(exc) from None
+        self._say(f"#{number} writing cache manifest {digest} done")
+        self._report(number, f"DONE {time.monotonic() - started:.1f}s")
 
     async def _stages(self, stages: list[Stage], args: dict[str, str]) -> None:
         """Build the stages, each once those it reads are built: independent ones in parallel
@@ -319,7 +385,7 @@ class Builder:
         if other is not None and other.index < stage.index:
             base = self.built[other.index]
             return Built(json.loads(json.dumps(base.config)), list(base.diff_ids), list(base.layers), base.key,
-                         dict(base.run_env))
+                         dict(base.run_env), list(base.steps))
         if name == "scratch":  # BuildKit's empty image: WorkingDir "/"
             return Built({"architecture": "amd64", "os": "linux", "config": {"WorkingDir": "/"},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
@@ -448,6 +514,8 @@ class Builder:
         else:
             with self.cache.computing(key):  # a concurrent build of the same step: wait, then reuse
                 result = None if self.spec.no_cache else self.cache.get(key)
+                if result is None and not linked:  # a cache_from record extends the layers it was made on
+                    result = self._imported(key, built, " ".join(command.original.split()))
                 if result is not None:
                     self._report(number, "CACHED")
                 else:
@@ -465,6 +533,7 @@ class Builder:
             result = self._linked(built, result)
             key = cache_key.step_key(built.key, {"linked": key})  # the later steps' parent: both
         built.diff_ids, built.layers, built.key = list(result.diff_ids), list(result.layers), key
+        built.steps.append(Record(key, " ".join(command.original.split()), result))
         entry = state.history[-1]
         entry["created"] = result.created
         if result.empty:  # no layer: BuildKit's exporter marks the entry empty_layer
@@ -490,6 +559,24 @@ class Builder:
             self.store.add_layer(chains[-1], diff_id, chains[-2] if len(chains) > 1 else None, populate)
             self.new_layers.add(chains[-1])
         return StepResult((*built.diff_ids, diff_id), (*built.layers, descriptor), False, result.created)
+
+    def _imported(self, key: str, built: Built, description: str) -> StepResult | None:
+        """The step's result from a ``cache_from`` folder, its layers put into the store and its
+        record into the store's cache (under the step's lock, described by this Dockerfile's
+        instruction, not the folder's text), or None."""
+        for cache in self.imports:
+            record = cache.find(key)
+            if record is None:
+                continue
+            try:
+                cache.materialize(self.store, record, built.diff_ids, built.layers)
+            except CacheIOError as exc:  # what it put in the store before failing goes at the end
+                self.new_blobs.update(layer.digest for layer in record.result.layers)
+                self.new_layers.update(oci.chain_ids(list(record.result.diff_ids)))
+                raise self._failed(exc) from None
+            self.cache.put(key, description, record.result)
+            return record.result
+        return None
 
     def _make(self, built: Built, produce: Callable[[LayerWriter], None], *, keep_empty: bool = False) -> StepResult:
         """Build a step's layer on top of the stage's; an empty one is dropped."""

@@ -101,16 +101,21 @@ class LayerWriter:
             diff_id = "sha256:" + diff.hexdigest()
             digest = "sha256:" + hashing.hash.hexdigest()
             chain = oci.chain_ids([parent_chain, diff_id])[1] if parent_chain else diff_id
-            new_blob, new_layer = not self.store.has_blob(digest), not self.store.has_layer(chain)
+            # new: written by this commit, not by a concurrent build that made the same content (the
+            # blob's and the layer's locks decide): only the writer may drop it if nothing records it
+            new_blob = new_layer = False
             with self.store.ingest(digest, hashing.size) as writer:
                 if writer is not None:
                     with compressed.open("rb") as source:
                         while chunk := source.read(CHUNK):
                             writer.write(chunk)
                     writer.commit()
+                    new_blob = True
             blob = self.store.blob_path(digest)
 
             def populate(directory: Path) -> int:
+                nonlocal new_layer
+                new_layer = True
                 with blob.open("rb") as handle:
                     return apply_layer(handle, directory, compression="gzip", diff_id=diff_id,
                                        what=f"built layer {digest}")

@@ -55,6 +55,12 @@ def record(folder: Path, action: str, config: Mapping[str, Any], **extra: str) -
         _append(folder / FILE, line.encode())
 
 
+def exec_command(command: list[str] | tuple[str, ...]) -> str:
+    """How moby's exec_create/exec_start actions name an exec's command: the entrypoint, a space,
+    the arguments joined by spaces (``true `` for a lone ``true``)."""
+    return f"{command[0]} {' '.join(command[1:])}" if command else " "
+
+
 def new_exec_id() -> str:
     """An exec's ID, shaped as Docker's (64 hex digits)."""
     return secrets.token_hex(32)

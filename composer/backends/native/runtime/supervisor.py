@@ -570,9 +570,8 @@ class Supervisor:
             config = self.runtime.config(self.project, name)
             probe = health_probe_args(list(check["test"]))
             exec_cfg = nsexec.exec_config(config, state, probe)
-            # Docker runs a probe as an exec, and records it so: its action names the command
-            # (entrypoint, a space, the arguments), as moby's exec_create and exec_start
-            exec_id, command = eventlog.new_exec_id(), f"{probe[0]} {' '.join(probe[1:])}" if probe else " "
+            # Docker runs a probe as an exec, and records it so (exec_create, exec_start, exec_die)
+            exec_id, command = eventlog.new_exec_id(), eventlog.exec_command(probe)
             eventlog.record(self.folder, f"exec_create: {command}", config, execID=exec_id)
             eventlog.record(self.folder, f"exec_start: {command}", config, execID=exec_id)
             begun = time.time()
