@@ -514,8 +514,8 @@ class Builder:
         else:
             with self.cache.computing(key):  # a concurrent build of the same step: wait, then reuse
                 result = None if self.spec.no_cache else self.cache.get(key)
-                if result is None and not linked:  # a cache_from record extends the layers it was made on
-                    result = self._imported(key, built, " ".join(command.original.split()))
+                if result is None:
+                    result = self._imported(key, built, " ".join(command.original.split()), linked=linked)
                 if result is not None:
                     self._report(number, "CACHED")
                 else:
@@ -531,9 +531,11 @@ class Builder:
                     self._report(number, f"DONE {time.monotonic() - started:.1f}s")
         if linked:
             result = self._linked(built, result)
+            built.steps.append(Record(key, " ".join(command.original.split()), result))  # cache_to's
             key = cache_key.step_key(built.key, {"linked": key})  # the later steps' parent: both
+        else:
+            built.steps.append(Record(key, " ".join(command.original.split()), result))
         built.diff_ids, built.layers, built.key = list(result.diff_ids), list(result.layers), key
-        built.steps.append(Record(key, " ".join(command.original.split()), result))
         entry = state.history[-1]
         entry["created"] = result.created
         if result.empty:  # no layer: BuildKit's exporter marks the entry empty_layer
@@ -560,16 +562,20 @@ class Builder:
             self.new_layers.add(chains[-1])
         return StepResult((*built.diff_ids, diff_id), (*built.layers, descriptor), False, result.created)
 
-    def _imported(self, key: str, built: Built, description: str) -> StepResult | None:
+    def _imported(self, key: str, built: Built, description: str, *, linked: bool = False) -> StepResult | None:
         """The step's result from a ``cache_from`` folder, its layers put into the store and its
         record into the store's cache (under the step's lock, described by this Dockerfile's
-        instruction, not the folder's text), or None."""
+        instruction, not the folder's text), or None. A --link step's record extends the layers
+        it was made on, not necessarily this stage's (``_linked`` puts its layer on these)."""
         for cache in self.imports:
             record = cache.find(key)
             if record is None:
                 continue
+            below = record.result if linked else None
+            parent_ids = list(below.diff_ids[:-1] if not below.empty else below.diff_ids) if below else built.diff_ids
+            parent_layers = list(below.layers[:-1] if not below.empty else below.layers) if below else built.layers
             try:
-                cache.materialize(self.store, record, built.diff_ids, built.layers)
+                cache.materialize(self.store, record, parent_ids, parent_layers)
             except CacheIOError as exc:  # what it put in the store before failing goes at the end
                 self.new_blobs.update(layer.digest for layer in record.result.layers)
                 self.new_layers.update(oci.chain_ids(list(record.result.diff_ids)))
