@@ -17,6 +17,9 @@ Outside quotes the escape character takes the next character literally; in singl
 nothing is special; in double quotes ``$`` expands and the escape character escapes only
 ``"``, ``$`` and itself. ``expand_words`` also splits the result into words on whitespace that
 is neither quoted nor escaped, after expansion (an expanded value may split).
+
+``quotes=False`` leaves quotes as they are (BuildKit's ``SkipProcessQuotes``): the body of a COPY/ADD
+heredoc is a file's text, not a Dockerfile word, so only its variables expand (``it's`` stays).
 """
 
 from __future__ import annotations
@@ -76,8 +79,9 @@ class Expansion:
 
 
 class _Lexer:
-    def __init__(self, source: str, environment: Mapping[str, str], escape: str) -> None:
+    def __init__(self, source: str, environment: Mapping[str, str], escape: str, *, quotes: bool = True) -> None:
         self.source = source
+        self.quotes = quotes
         self.position = 0
         self.environment = environment
         self.escape = escape
@@ -122,7 +126,7 @@ class _Lexer:
                 result.append(value)
                 words.text(value)  # an expanded value splits on its whitespace
                 continue
-            if char in "'\"":
+            if char in "'\"" and self.quotes:
                 value = self.single_quoted() if char == "'" else self.double_quoted()
                 result.append(value)
                 words.raw(value)
@@ -324,18 +328,18 @@ def _trim_suffix(pattern: str, value: str, greedy: bool, lexer: _Lexer) -> str:
     return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy, lexer)[::-1]
 
 
-def expand(word: str, environment: Mapping[str, str], *, escape: str = "\\") -> Expansion:
-    """``word`` with its variables expanded and its quotes and escapes removed.
+def expand(word: str, environment: Mapping[str, str], *, escape: str = "\\", quotes: bool = True) -> Expansion:
+    """``word`` with its variables expanded and its quotes (unless ``quotes`` is False) and escapes removed.
 
     :raises ExpansionError: an unterminated quote or substitution, a bad one, or ``${v?}``.
     """
-    lexer = _Lexer(word, environment, escape)
+    lexer = _Lexer(word, environment, escape, quotes=quotes)
     text, words = lexer.until("", raw_escapes=False)
     return Expansion(text, words, lexer.used, lexer.unset)
 
 
-def expand_word(word: str, environment: Mapping[str, str], *, escape: str = "\\") -> str:
-    return expand(word, environment, escape=escape).text
+def expand_word(word: str, environment: Mapping[str, str], *, escape: str = "\\", quotes: bool = True) -> str:
+    return expand(word, environment, escape=escape, quotes=quotes).text
 
 
 def expand_words(word: str, environment: Mapping[str, str], *, escape: str = "\\") -> list[str]:

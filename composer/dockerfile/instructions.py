@@ -14,10 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from composer.dockerfile.parser import DockerfileSyntaxError, Heredoc, Instruction, ParsedDockerfile
+from composer.dockerfile.parser import DockerfileSyntaxError, Heredoc, Instruction, ParsedDockerfile, heredoc_word
 
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
-_HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)(['\"]?)([^<'\"]+)\3$")
 
 # Each instruction's flags: name -> whether it may be repeated. A bool flag is written --name or
 # --name=true|false.
@@ -219,15 +218,15 @@ def _copy(path: str, instruction: Instruction, flags: Mapping[str, list[str]]) -
     if len(args) < 2:
         raise _error(path, instruction, f"{name} requires at least two arguments, but only one was provided. "
                                         "Destination could not be determined")
-    if _HEREDOC_WORD.match(args[-1]):
+    if heredoc_word(args[-1]) is not None:
         raise _error(path, instruction, f"{name} cannot accept a heredoc as a destination")
     documents = {heredoc.name: heredoc for heredoc in instruction.heredocs}
     sources: list[str] = []
     inline: list[InlineSource] = []
     for source in args[:-1]:
-        match = _HEREDOC_WORD.match(source)
-        if match is not None and match.group(4) in documents:
-            document = documents[match.group(4)]
+        opener = heredoc_word(source)
+        if opener is not None and opener[0] in documents:
+            document = documents[opener[0]]
             inline.append(InlineSource(document.name, document.content, document.expand))
         else:
             sources.append(source)

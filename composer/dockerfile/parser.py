@@ -211,13 +211,10 @@ class _Parser:
         if instruction.json:
             return ()
         for word in _shell_words(instruction.original, self.escape):
-            match = _HEREDOC.match(word.raw)
-            if match is None or not match.group(3):
+            opener = heredoc_word(word.raw)
+            if opener is None:
                 continue
-            descriptor, chomp, name_raw = match.groups()
-            name, quoted = _unquote_delimiter(name_raw)
-            if not name:
-                continue
+            name, quoted, chomp, descriptor = opener
             body: list[str] = []
             while True:
                 if self.position >= len(self.lines):
@@ -229,8 +226,7 @@ class _Parser:
                     break
                 body.append(line.lstrip("\t") if chomp else line)
             content = "".join(f"{item}\n" for item in body)
-            found.append(Heredoc(name, content, not quoted, bool(chomp),
-                                 int(descriptor) if descriptor else None))
+            found.append(Heredoc(name, content, not quoted, chomp, descriptor))
         return tuple(found)
 
 
@@ -476,11 +472,47 @@ def _shell_words(line: str, escape: str) -> list[_ShellWord]:
     return [_ShellWord(word) for word in _words(line, escape)]
 
 
-def _unquote_delimiter(raw: str) -> tuple[str, bool]:
-    """A heredoc delimiter without its quotes, and whether it was quoted ('EOF' or "EOF")."""
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-        return raw[1:-1], True
-    return raw, False
+def heredoc_word(raw: str) -> tuple[str, bool, bool, int | None] | None:
+    """A word that opens a heredoc (``<<EOF``, ``<<-EOF``, ``2<<EOF``): its delimiter without quotes,
+    whether any part of it was quoted (the body is then not expanded: ``<<"EOF"``, ``<<E'O'F``), whether
+    leading tabs go (``<<-``) and the file descriptor; None for any other word. As BuildKit's
+    ParseHeredoc: the delimiter is one shell word, quotes removed, a backslash taking the next
+    character (which does not count as quoting)."""
+    match = _HEREDOC.match(raw)
+    if match is None or not match.group(3):
+        return None
+    descriptor, chomp, rest = match.groups()
+    name: list[str] = []
+    quote, quoted, position = "", False, 0
+    while position < len(rest):
+        char = rest[position]
+        position += 1
+        if quote == "'":
+            if char == "'":
+                quote = ""
+            else:
+                name.append(char)
+        elif quote == '"':
+            if char == '"':
+                quote = ""
+            elif char == "\\" and position < len(rest) and rest[position] in '"\\$`':
+                name.append(rest[position])
+                position += 1
+            else:
+                name.append(char)
+        elif char in "'\"":
+            quote, quoted = char, True
+        elif char == "\\":
+            if position < len(rest):
+                name.append(rest[position])
+                position += 1
+        elif char.isspace():
+            return None  # not one word
+        else:
+            name.append(char)
+    if quote or not name:
+        return None
+    return "".join(name), quoted, chomp == "-", int(descriptor) if descriptor else None
 
 
 # --- BuildKit's dump, for its parser test files ------------------------------------------------

@@ -2,7 +2,10 @@
 
 ``wordpress`` is the stack of ../compose.yaml, brought up once per test module by the plugin's
 ``composer_project`` fixture (a unique project name, WORDPRESS_PORT on a free port) and taken down
-with its volumes after the module's last test. ``site`` is a small HTTP client on its published port.
+with its volumes after the module's last test. It has two variants, and each test runs on both:
+``images`` (compose.yaml alone, the images as pulled) and ``build`` (with compose.build.yaml: WordPress
+built from ../site/Dockerfile by ``up --build``, under a unique tag that is removed afterwards).
+``site`` is a small HTTP client on its published port.
 
 The images are the stand-ins that scripts/prepare-example-images builds and serves through the local
 registry mirror of both backends (see ../README.md); it runs once per session and is quick when they
@@ -13,17 +16,20 @@ Without root, docker or a Docker Engine the tests are skipped, and fail instead 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from wordpress_client import Site
 
 from composer import Project
+from composer.errors import ComposerError
 from composer.pytest_plugin import ProjectFactory
 from composer.readiness import healthy, http_status
 
@@ -72,24 +78,71 @@ def free_port() -> int:
         return port
 
 
+@pytest.fixture(scope="module", params=["images", "build"])
+def variant(request: pytest.FixtureRequest) -> str:
+    """``images``: compose.yaml as written; ``build``: with compose.build.yaml (WordPress built)."""
+    if request.param == "build" and (request.config.getoption("composer_backend") or "native") == "swarm":
+        pytest.skip("a swarm runs images from a registry; compose.build.yaml builds on one engine")
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def wordpress(composer_project: ProjectFactory, example_images: None, request: pytest.FixtureRequest) -> Project:
-    """The example's stack, healthy and answering HTTP; one per test module."""
+def wordpress(composer_project: ProjectFactory, example_images: None, variant: str,
+              request: pytest.FixtureRequest) -> Iterator[Project]:
+    """The example's stack, healthy and answering HTTP; one per test module and variant. Each goes
+    down after its variant's last test (the other variant's stack does not run beside it), and the
+    build variant's image is removed then (unless --composer-keep or --composer-reuse keeps them)."""
     backend = request.config.getoption("composer_backend") or "native"
-    # On a swarm, compose.swarm.yaml places MariaDB on the manager and WordPress on a worker.
-    files = [EXAMPLE / "compose.yaml", EXAMPLE / "compose.swarm.yaml"] if backend == "swarm" else []
-    return composer_project(
-        EXAMPLE,
-        files=files,
-        scope="module",
-        environment={"WORDPRESS_PORT": str(free_port())},
-        ready=[healthy("db"), http_status("wordpress", 80, "/wp-admin/install.php")],
-        # A guest under software emulation needs longer (tests/vm/test_swarm.py sets it).
-        timeout=float(os.environ.get("COMPOSER_EXAMPLE_TIMEOUT", "300")),
-        # The native backend (as `make demo`), unless --composer-backend says otherwise: the stand-in
-        # images come from the local mirror that prepare-example-images sets up for both backends.
-        backend=backend,
-    )
+    environment = {"WORDPRESS_PORT": str(free_port())}
+    files: list[Path] = []
+    if backend == "swarm":  # compose.swarm.yaml places MariaDB on the manager and WordPress on a worker
+        files = [EXAMPLE / "compose.yaml", EXAMPLE / "compose.swarm.yaml"]
+    if variant == "build":
+        files = [EXAMPLE / "compose.yaml", EXAMPLE / "compose.build.yaml"]
+        environment["WORDPRESS_SITE_IMAGE"] = f"composer-example/site:{secrets.token_hex(6)}"
+    name = f"{EXAMPLE.name}-{variant}-{secrets.token_hex(4)}"
+    try:
+        yield composer_project(
+            EXAMPLE,
+            files=files,
+            name=name,
+            scope="module",
+            environment=environment,
+            ready=[healthy("db"), http_status("wordpress", 80, "/wp-admin/install.php")],
+            # A guest under software emulation needs longer (tests/vm/test_swarm.py sets it).
+            timeout=float(os.environ.get("COMPOSER_EXAMPLE_TIMEOUT", "300")),
+            # The native backend (as `make demo`), unless --composer-backend says otherwise: the stand-in
+            # images come from the local mirror that prepare-example-images sets up for both backends.
+            backend=backend,
+            build=True if variant == "build" else None,  # `up --build`
+        )
+    finally:
+        if not (request.config.getoption("composer_keep") or request.config.getoption("composer_reuse")):
+            stack = Project(EXAMPLE, files=files, project_name=name, environment=environment, backend=backend)
+            remove_stack(stack, backend, built=variant == "build")
+
+
+def remove_stack(project: Project, backend: str, *, built: bool) -> None:
+    """The stack down with its volumes (the plugin's own teardown at the module's end then finds
+    nothing), and the image it built removed, whether or not the stack came up."""
+    import anyio
+
+    from composer.backends.select import make_backend
+
+    project.down(volumes=True, timeout=0)
+    image = project.config().services["wordpress"].image
+    if not built or image is None:
+        return
+
+    async def remove() -> None:
+        engine = make_backend(backend)
+        try:
+            with contextlib.suppress(ComposerError):  # not there: the build failed before tagging it
+                await engine.remove_image(image)
+        finally:
+            await engine.aclose()
+
+    anyio.run(remove)
 
 
 @pytest.fixture

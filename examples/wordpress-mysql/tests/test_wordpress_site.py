@@ -58,3 +58,19 @@ def test_the_database_is_healthy_and_answers(wordpress: Project) -> None:
     ping = wordpress.exec("db", ["mariadb-admin", "ping", "--user=wordpress", f"--password={password}"])
     assert ping.exit_code == 0, ping.stderr
     assert "mysqld is alive" in ping.stdout
+
+
+def test_the_built_image_serves_the_site_s_plugin_and_settings(site: Site, wordpress: Project, variant: str) -> None:
+    """compose.build.yaml's WordPress (site/Dockerfile): the must-use plugin names PHP's upload limit,
+    which the heredoc'd php.ini sets from the build argument UPLOAD_LIMIT (64M), and Apache sends the
+    header the RUN enabled. The pulled image has none of it."""
+    home = site.get("/")  # installed by the test before
+    assert home.status == 200, home.status
+    built = variant == "build"
+    assert home.headers.get("x-site-build") == ("upload_max_filesize=64M" if built else None), home.headers
+    assert home.headers.get("x-content-type-options") == ("nosniff" if built else None), home.headers
+    if built:  # the heredoc's body as written, its variable expanded and its apostrophe kept
+        settings = wordpress.exec("wordpress", ["cat", "/usr/local/share/site/php.ini"])
+        assert settings.exit_code == 0, settings.stderr
+        assert settings.stdout.splitlines()[:3] == ["; this site's settings (site/Dockerfile)",
+                                                    "upload_max_filesize = 64M", "post_max_size = 64M"]

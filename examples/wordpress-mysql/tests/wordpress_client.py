@@ -13,6 +13,7 @@ class Page(NamedTuple):
     status: int
     body: str
     location: str
+    headers: dict[str, str] = {}  # names in lower case
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -42,10 +43,15 @@ class Site:
         try:
             with opener.open(request, timeout=60) as response:
                 return Page(response.status, response.read().decode("utf-8", "replace"),
-                            response.headers.get("Location", ""))
+                            response.headers.get("Location", ""), _headers(response.headers))
         except urllib.error.HTTPError as error:  # 3xx without following, 4xx, 5xx
             with error:
-                return Page(error.code, error.read().decode("utf-8", "replace"), error.headers.get("Location", ""))
+                return Page(error.code, error.read().decode("utf-8", "replace"), error.headers.get("Location", ""),
+                            _headers(error.headers))
 
     def logged_in(self) -> bool:
         return any(cookie.name.startswith("wordpress_logged_in_") for cookie in self.cookies)
+
+
+def _headers(message: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in message.items()}

@@ -113,6 +113,26 @@ def test_cache_to_and_cache_from_local_give_a_fresh_store_the_same_image(store: 
                  no_cache=True).built() == SIDE + FINAL
 
 
+def test_a_link_step_comes_from_cache_from_onto_other_layers(store: ImageStore, context: Path, tmp_path: Path,
+                                                             local_registry: LocalRegistry) -> None:
+    """COPY --link is keyed without the steps below it (BuildKit's --link: "don't get invalidated when
+    commands on previous layers are changed"): its exported record is imported by a build whose
+    earlier step differs, its layer put on that build's layers; the steps after it run again."""
+    dockerfile = (f"FROM {local_registry.busybox}\nRUN echo {{word}} > /below\nCOPY --link a.txt /linked/\n"
+                  "RUN cat /linked/a.txt /below > /after\n")
+    folder = tmp_path / "cache"
+    first = build(store, context, dockerfile.format(word="one"), cache_to=[f"type=local,dest={folder}"])
+    same = build(_fresh(tmp_path, "same"), context, dockerfile.format(word="one"),
+                 cache_from=[f"type=local,src={folder}"])
+    assert (same.built(), same.record.config) == ([], first.record.config)
+    other = build(_fresh(tmp_path, "other"), context, dockerfile.format(word="two"),
+                  cache_from=[f"type=local,src={folder}"])
+    assert (other.built(), other.cached()) == (["RUN echo two > /below", "RUN cat /linked/a.txt /below > /after"],
+                                               ["COPY --link a.txt /linked/"])
+    assert other.read("/linked/a.txt") == first.read("/linked/a.txt")
+    assert other.read("/after") == first.read("/linked/a.txt") + "two\n"
+
+
 def _layer_blob(folder: Path) -> Path:
     """The blob of the last layer the folder's manifest lists (a built step's, not the base's)."""
     index = json.loads((folder / "index.json").read_text())

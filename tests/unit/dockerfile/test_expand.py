@@ -90,3 +90,12 @@ def test_the_used_and_unset_variables_are_reported() -> None:
 
 def test_a_backtick_escape() -> None:
     assert expand_word("a`$b `\"c", {"b": "x"}, escape="`") == 'a$b "c'
+
+
+def test_a_heredoc_body_keeps_its_quotes() -> None:
+    """BuildKit expands a COPY heredoc's body with ``SkipProcessQuotes``: an apostrophe is text, and
+    ``$`` expands inside quotes too; the escape character still escapes (dockerfile2llb's ExpandRaw)."""
+    body = "; it's ${SIZE}\nname = \"$SIZE\" '$SIZE'\n\\$SIZE\n"
+    assert expand_word(body, {"SIZE": "32M"}, quotes=False) == "; it's 32M\nname = \"32M\" '32M'\n$SIZE\n"
+    with pytest.raises(ExpansionError, match="matching single-quote"):
+        expand_word(body, {"SIZE": "32M"})

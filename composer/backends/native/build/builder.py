@@ -12,12 +12,13 @@ parallel, each once the stages it reads are built; the others are not built.
 RUN ``--mount`` (build/mounts.py: cache, bind, tmpfs, secret from ``BuildSpec.secrets``),
 ``--network=host`` and ``--security=insecure`` behind their entitlements (build/run.py),
 COPY/ADD ``--link``, ``--parents``, ``--exclude``; ADD of local archives (extracted) and of
-http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side).
+http(s) URLs with ``--checksum`` (build/fetch.py, fetched on the host side). Heredocs on RUN, COPY
+and ADD; a RUN heredoc with a ``#!`` line runs as a file mounted at /dev/pipes/, as BuildKit's.
 
-Not built yet, and refused in one line naming it: RUN --mount=type=ssh, heredoc scripts with a
-``#!`` line, ADD of git repositories, ``--keep-git-dir``, FROM ``--platform`` of another
-platform than the host's, and the ``build:`` keys that need them (ssh, network other than default
-or none, other platforms, entitlements other than network.host and security.insecure, isolation).
+Not built yet, and refused in one line naming it: RUN --mount=type=ssh, ADD of git repositories,
+``--keep-git-dir``, FROM ``--platform`` of another platform than the host's, and the ``build:``
+keys that need them (ssh, network other than default or none, other platforms, entitlements other
+than network.host and security.insecure, isolation).
 
 ``build.additional_contexts`` (build/contexts.py): a folder, ``docker-image://`` or
 ``service:`` context, by name in ``FROM``, ``COPY --from`` and ``RUN --mount from=`` (looked up
@@ -49,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -83,17 +85,20 @@ from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
 from composer.backends.native.build.mounts import MountError, MountSpec, Prepared, parse_mount, prepare, stub_parts
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.build.run import (
+    SCRIPTS,
     NotEntitled,
     RunRefused,
     RunResult,
     check_flags,
     diff,
+    heredoc_script,
     last_lines,
     run_args,
     run_container,
 )
 from composer.backends.native.coverage import ATTESTATIONS, BUILDER_LACKS, BUILDER_REFUSAL
 from composer.backends.native.image import oci
+from composer.backends.native.image.layers import apply_layer
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.network.settings import HOST_GATEWAY
 from composer.contract.backend import BuildSpec
@@ -359,8 +364,12 @@ class Builder:
             first = _first_error(failed)
             raise first from first.__cause__
 
-    def _expand(self, stage: Stage | Any, word: str, scope: dict[str, str]) -> str:
+    def _expand(self, stage: Stage | Any, word: str, scope: dict[str, str], *, heredoc: bool = False) -> str:
+        """``word`` expanded; a heredoc's body as BuildKit's raw lexer does it: its quotes kept, and
+        ``\\`` its escape character whatever ``# escape=`` says."""
         try:
+            if heredoc:
+                return expand_word(word, scope, quotes=False)
             return expand_word(word, scope, escape=self.dockerfile.escape)
         except ExpansionError as exc:
             raise DockerfileSyntaxError(str(exc), line=stage.line, path=self.dockerfile.path) from None
@@ -561,7 +570,10 @@ class Builder:
         ``produce`` writes its layer, which is stored and recorded under the step's key."""
         if self.epoch is not None:
             op = {**op, "source_date_epoch": self.epoch}
-        key = cache_key.step_key(built.key, op)
+        # COPY/ADD --link whose key holds what it writes (its plan): keyed without the stage below, as
+        # BuildKit's --link layers "don't get invalidated when commands on previous layers are changed"
+        linked = bool(op.get("link")) and "plan" in op
+        key = cache_key.step_key(cache_key.LINKED if linked else built.key, op)
         started = time.monotonic()
         result = None if self.spec.no_cache else self.cache.get(key)
         if result is not None:
@@ -570,7 +582,7 @@ class Builder:
             with self.cache.computing(key):  # a concurrent build of the same step: wait, then reuse
                 result = None if self.spec.no_cache else self.cache.get(key)
                 if result is None:
-                    result = self._imported(key, built, " ".join(command.original.split()))
+                    result = self._imported(key, built, " ".join(command.original.split()), linked=linked)
                 if result is not None:
                     self._report(number, "CACHED")
                 else:
@@ -584,8 +596,13 @@ class Builder:
                     self.new_blobs.difference_update(layer.digest for layer in result.layers)
                     self.new_layers.difference_update(oci.chain_ids(list(result.diff_ids)))
                     self._report(number, f"DONE {time.monotonic() - started:.1f}s")
+        if linked:
+            result = self._linked(built, result)
+            built.steps.append(Record(key, " ".join(command.original.split()), result))  # cache_to's
+            key = cache_key.step_key(built.key, {"linked": key})  # the later steps' parent: both
+        else:
+            built.steps.append(Record(key, " ".join(command.original.split()), result))
         built.diff_ids, built.layers, built.key = list(result.diff_ids), list(result.layers), key
-        built.steps.append(Record(key, " ".join(command.original.split()), result))
         entry = state.history[-1]
         entry["created"] = result.created
         if result.empty:  # no layer: BuildKit's exporter marks the entry empty_layer
@@ -593,16 +610,39 @@ class Builder:
         else:
             entry.pop("empty_layer", None)
 
-    def _imported(self, key: str, built: Built, description: str) -> StepResult | None:
+    def _linked(self, built: Built, result: StepResult) -> StepResult:
+        """A --link step's layer (its own, made in an empty folder) on top of this stage's layers,
+        whatever stage it was made on: unpacked as a new chain when the layers below differ."""
+        if result.empty:
+            return StepResult(tuple(built.diff_ids), tuple(built.layers), True, result.created)
+        diff_id, descriptor = result.diff_ids[-1], result.layers[-1]
+        chains = oci.chain_ids([*built.diff_ids, diff_id])
+        if not self.store.has_layer(chains[-1]):
+            blob = self.store.blob_path(descriptor.digest)
+
+            def populate(directory: Path) -> int:
+                with blob.open("rb") as handle:
+                    return apply_layer(handle, directory, compression="gzip", diff_id=diff_id,
+                                       what=f"built layer {descriptor.digest}")
+
+            self.store.add_layer(chains[-1], diff_id, chains[-2] if len(chains) > 1 else None, populate)
+            self.new_layers.add(chains[-1])
+        return StepResult((*built.diff_ids, diff_id), (*built.layers, descriptor), False, result.created)
+
+    def _imported(self, key: str, built: Built, description: str, *, linked: bool = False) -> StepResult | None:
         """The step's result from a ``cache_from`` folder, its layers put into the store and its
         record into the store's cache (under the step's lock, described by this Dockerfile's
-        instruction, not the folder's text), or None."""
+        instruction, not the folder's text), or None. A --link step's record extends the layers
+        it was made on, not necessarily this stage's (``_linked`` puts its layer on these)."""
         for cache in self.imports:
             record = cache.find(key)
             if record is None:
                 continue
+            below = record.result if linked else None
+            parent_ids = list(below.diff_ids[:-1] if not below.empty else below.diff_ids) if below else built.diff_ids
+            parent_layers = list(below.layers[:-1] if not below.empty else below.layers) if below else built.layers
             try:
-                cache.materialize(self.store, record, built.diff_ids, built.layers)
+                cache.materialize(self.store, record, parent_ids, parent_layers)
             except CacheIOError as exc:  # what it put in the store before failing goes at the end
                 self.new_blobs.update(layer.digest for layer in record.result.layers)
                 self.new_layers.update(oci.chain_ids(list(record.result.diff_ids)))
@@ -665,7 +705,8 @@ class Builder:
             raise _refuse(f"{self.dockerfile.path}:{command.line}: ADD of a git repository")
         if command.checksum and not (command.name == "ADD" and all("://" in word for word in words)):
             raise self._fail(command, "--checksum can only be used with HTTP(S) sources")
-        inline = [(doc.path, (self._expand(command, doc.content, scope) if doc.expand else doc.content).encode())
+        inline = [(doc.path, (self._expand(command, doc.content, scope, heredoc=True) if doc.expand
+                                    else doc.content).encode())
                   for doc in command.inline]
         excludes = [self._expand(command, word, scope) for word in command.excludes]
         destination = self._expand(command, command.destination, scope)
@@ -861,13 +902,26 @@ class Builder:
         lower = built.rootfs(self.store)
         try:
             prepared = self._prepare(command, state, mounts)
-            with prepared as ready, run_container(
+            with contextlib.ExitStack() as cleanup, prepared as ready, run_container(
                     self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env, network=network,
-                    volumes=ready.volumes, environment=ready.environment,
+                    volumes=[*ready.volumes, *self._script_mount(command, cleanup)], environment=ready.environment,
                     privileged=command.security == "insecure", service_keys=self._container_keys()) as (result, upper):
                 self._finish(command, process, result, upper, lower, stub_parts(ready.targets), number, writer)
         except MountError as exc:
             raise self._fail(command, str(exc)) from None
+
+    def _script_mount(self, command: RunCommand, cleanup: contextlib.ExitStack) -> list[dict[str, Any]]:
+        """A RUN heredoc's #! script (run.heredoc_script) as a read-only mount of a folder holding only
+        it (0755), at run.SCRIPTS, where BuildKit mounts it; under /dev, so never in the layer."""
+        script = heredoc_script(command)
+        if script is None:
+            return []
+        folder = self._spool(cleanup)
+        os.chmod(folder, 0o755)
+        file = folder / script[0]
+        file.write_text(script[1])
+        file.chmod(0o755)
+        return [{"type": "bind", "source": str(folder), "target": SCRIPTS, "read_only": True}]
 
     def _prepare(self, command: RunCommand, state: image_config.StageState,
                  mounts: list[MountSpec]) -> contextlib.AbstractContextManager[Prepared]:

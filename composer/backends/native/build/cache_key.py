@@ -13,7 +13,9 @@ result:
   files, so a file that is excluded, or only touched, changes nothing, and a stage rebuilt to
   the same files keeps the steps that copy from it cached; ADD of a URL with ``--checksum`` is
   keyed by the checksum (nothing fetched), without one by the fetched content (its plan);
-  ``--link``, ``--parents`` and ``--exclude`` are in the key;
+  ``--link``, ``--parents`` and ``--exclude`` are in the key; a ``--link`` step's key has no
+  parent (its layer is made in an empty folder, so a change below keeps it cached, as BuildKit's),
+  and the steps after it are keyed by both the stage's key and its;
 - WORKDIR: the folder and the user.
 
 Metadata instructions (ENV, LABEL, USER, CMD...) are no steps: their effect on a later step is
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from composer.backends.native.build.copy import CopyPlan, Source
 
 SCRATCH = "scratch"
+LINKED = "linked"  # the parent of a COPY/ADD --link step's key: not the stage below (BuildKit's --link)
 
 
 def image_key(config_digest: str) -> str:

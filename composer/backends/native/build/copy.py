@@ -254,6 +254,28 @@ class CopyPlan:
                 writer.add(info, host)
 
 
+def match_globstar(source: Source, word: str) -> list[tuple[str, ...]]:
+    """The paths a ``--parents`` source with ``**`` names: BuildKit matches it as an include pattern,
+    where ``**`` is any number of path components, none included (``src/**/*.txt`` names
+    ``src/a.txt`` and ``src/x/y/c.txt``). What comes before the first ``**`` is matched as any
+    source is; then each path below it whose rest matches the remaining pieces."""
+    pieces = [piece for piece in clean(word).split("/") if piece not in ("", ".")]
+    first = pieces.index("**")
+    prefix, rest = pieces[:first], pieces[first:]
+    found: list[tuple[str, ...]] = []
+    for base in source.match("/".join(prefix)) if prefix else [()]:
+        found += [(*base, *item.parts) for item in source.walk(base) if item.parts and _globstar(item.parts, rest)]
+    return found
+
+
+def _globstar(parts: Sequence[str], pieces: Sequence[str]) -> bool:
+    if not pieces:
+        return not parts
+    if pieces[0] == "**":
+        return any(_globstar(parts[skip:], pieces[1:]) for skip in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pieces[0]) and _globstar(parts[1:], pieces[1:])
+
+
 def parents_pivot(word: str) -> int:
     """How many leading elements of a source's path ``--parents`` drops: those before a ``/./``
     in the word (BuildKit's pivot), else none."""
@@ -282,7 +304,7 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
     as_folder = destination.endswith(("/", "/.")) or destination in (".", "")
     matched: list[tuple[Source, tuple[str, ...], int]] = []
     for source, word in sources:
-        found = source.match(word)
+        found = match_globstar(source, word) if parents and "**" in word.split("/") else source.match(word)
         if not found:
             raise CopyError(source.missing(word))
         matched += [(source, parts, parents_pivot(word)) for parts in found]

@@ -36,6 +36,7 @@ from composer.backends.native.image.layers import OPAQUE, OPAQUE_XATTR, WHITEOUT
 from composer.backends.native.image.store import ImageRecord, ImageStore
 from composer.backends.native.runtime.api import Runtime
 from composer.dockerfile.instructions import RunCommand
+from composer.dockerfile.parser import heredoc_word
 from composer.spec.models.service import ServiceConfig
 
 OPAQUE_MARKER = OPAQUE  # .wh..wh..opq
@@ -62,12 +63,33 @@ class RunResult:
     output: str
 
 
+SCRIPTS = "/dev/pipes"  # where a RUN's heredoc script with a #! line is mounted, as BuildKit does
+
+
+def heredoc_script(command: RunCommand) -> tuple[str, str] | None:
+    """The script file of a RUN that is one heredoc whose body starts with ``#!`` (its name and
+    content): BuildKit mounts it read-only, mode 0755, at /dev/pipes/<name> and runs that path
+    under the shell, so the kernel runs the #! interpreter. None for any other RUN."""
+    form = command.command
+    if len(form.files) != 1 or not form.prepend_shell or len(form.args) != 1:
+        return None
+    opener = heredoc_word(form.args[0].strip())
+    heredoc = form.files[0]
+    if opener is None or opener[0] != heredoc.name:
+        return None
+    script = heredoc.content
+    if heredoc.chomp:
+        script = "".join(piece.lstrip("\t") for piece in script.splitlines(keepends=True))
+    return (heredoc.name, script) if script.startswith("#!") else None
+
+
 def run_args(command: RunCommand, shell: Sequence[str]) -> list[str]:
     """The process of a RUN: the exec form as given; the shell form under the stage's SHELL; a
-    single heredoc as the whole command runs as the script it holds, other heredocs go to the
-    shell with the command line (the shell reads them itself).
+    single heredoc as the whole command runs as the script it holds (under the shell, or, with a
+    ``#!`` line, as the file heredoc_script mounts), other heredocs go to the shell with the command
+    line (the shell reads them itself).
 
-    :raises RunRefused: a heredoc script with a shebang, or heredocs with the exec form.
+    :raises RunRefused: heredocs with the exec form, or a #! script whose name is not a file name.
     """
     form = command.command
     if not form.files:
@@ -75,14 +97,18 @@ def run_args(command: RunCommand, shell: Sequence[str]) -> list[str]:
     if not form.prepend_shell:
         raise RunRefused("RUN in the exec form with heredocs")
     line = form.args[0] if form.args else ""
-    if len(form.files) == 1 and line.strip().lstrip("0123456789").lstrip("<").lstrip("-").strip("'\"") == \
-            form.files[0].name:
+    script_file = heredoc_script(command)
+    if script_file is not None:
+        name = script_file[0]
+        if "/" in name or name in (".", ".."):
+            raise RunRefused(f"RUN of a heredoc script named {name!r} (not a file name)")
+        return [*shell, f"{SCRIPTS}/{name}"]
+    opener = heredoc_word(line.strip())
+    if len(form.files) == 1 and opener is not None and opener[0] == form.files[0].name:
         heredoc = form.files[0]
         script = heredoc.content
         if heredoc.chomp:
             script = "".join(piece.lstrip("\t") for piece in script.splitlines(keepends=True))
-        if script.startswith("#!"):
-            raise RunRefused("RUN of a heredoc script with a #! line")
         return [*shell, script]
     script = line + "\n" + "".join(f"{heredoc.content}{heredoc.name}\n" for heredoc in form.files)
     return [*shell, script]
