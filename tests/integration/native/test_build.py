@@ -315,6 +315,55 @@ RUN ls /sys/class/net > /links; gateway=$(ip route | awk '/default/ {{print $3}}
     assert f"inet {gateway}/" not in addresses  # the build's bridge is gone
 
 
+def test_runs_share_the_builds_bridge_each_in_a_namespace_of_its_own(store: ImageStore, context: Path,
+                                                                    local_registry: LocalRegistry) -> None:
+    """The RUN steps of a build share one bridge network (made once: its gateway is the same for
+    each) but each RUN is a fresh container with a network namespace of its own: what a
+    privileged RUN changed in its namespace (loopback's MTU) is not there in the next. BuildKit
+    in dockerd does the same: each RUN gets a network sandbox of its own on the engine's bridge,
+    so no RUN sees another's network state (their processes cannot meet either: each RUN ends
+    before the next starts, and its pid namespace with it)."""
+    rootfs = build(store, context, f"""\
+FROM {local_registry.busybox}
+RUN --security=insecure ip link set lo mtu 1280 && cat /sys/class/net/lo/mtu > /mtu-1; \
+    ip route | awk '/default/ {{print $3}}' > /gateway-1
+RUN cat /sys/class/net/lo/mtu > /mtu-2; ip route | awk '/default/ {{print $3}}' > /gateway-2
+""", privileged=True)
+    assert read(rootfs, "/mtu-1") == "1280\n"
+    assert read(rootfs, "/mtu-2") == "65536\n"  # a namespace of its own, not the first RUN's
+    assert read(rootfs, "/gateway-1").strip()
+    assert read(rootfs, "/gateway-2") == read(rootfs, "/gateway-1")  # one bridge for the build
+
+
+def test_the_build_network_drops_traffic_between_its_runs(tmp_path: Path) -> None:
+    """The build's bridge is made with inter-container traffic off (enable_icc: false, Docker's
+    ``-i br -o br -j DROP``): RUNs of stages built in parallel cannot reach each other, as when
+    each RUN had a bridge of its own. Stricter than BuildKit in dockerd, whose RUNs share docker0
+    (where they can). ``close`` removes the bridge and its rules; a second close does nothing."""
+    from composer.backends.native.build.run import BuildNetwork
+    from composer.backends.native.network import NetworkManager
+
+    run_root = tmp_path / "run"
+    network = BuildNetwork()
+    try:
+        project, name = network.ensure(run_root)
+        assert network.ensure(run_root) == (project, name)  # made once
+        state = NetworkManager(run_root).network(name)
+        assert state is not None
+        assert state["project"] == project
+        assert state["options"]["icc"] is False
+        rules = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, check=True).stdout
+        bridge = state["bridge"]
+        assert any(f"-i {bridge} -o {bridge}" in line and line.endswith("-j DROP") for line in rules.splitlines())
+    finally:
+        network.close()
+    network.close()
+    assert not os.path.exists(f"/sys/class/net/{bridge}")
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert bridge not in rules
+    assert [path.name for path in run_root.iterdir()] == ["networks"]  # no project folder, no DNS daemon's
+
+
 def test_run_has_a_service_containers_isolation(store: ImageStore, context: Path,
                                                 local_registry: LocalRegistry) -> None:
     """As Docker's RUN (and a service container here): Docker's default capabilities, a seccomp

@@ -86,6 +86,7 @@ from composer.backends.native.build.mounts import MountError, MountSpec, Prepare
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.build.run import (
     SCRIPTS,
+    BuildNetwork,
     NotEntitled,
     RunRefused,
     RunResult,
@@ -273,6 +274,7 @@ class Builder:
         self.images: dict[str, Built] = {}  # the images COPY --from names, pulled once per build
         self.imports: list[ImportedCache] = []  # build.cache_from's folders
         self.named: dict[str, Built | FolderContext | ImageContext] = {}  # build.additional_contexts, by name
+        self.network = BuildNetwork()  # the bridge its RUN steps share (made by the first), removed at the end
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -282,6 +284,8 @@ class Builder:
         try:
             return await self._build()
         finally:
+            with anyio.CancelScope(shield=True):  # removed also when the build is cancelled
+                await anyio.to_thread.run_sync(self.network.close)
             if self.new_blobs or self.new_layers:
                 await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
 
@@ -905,7 +909,8 @@ class Builder:
             with contextlib.ExitStack() as cleanup, prepared as ready, run_container(
                     self.store, self.runtime(), built.config, built.diff_ids, process, state.run_env, network=network,
                     volumes=[*ready.volumes, *self._script_mount(command, cleanup)], environment=ready.environment,
-                    privileged=command.security == "insecure", service_keys=self._container_keys()) as (result, upper):
+                    privileged=command.security == "insecure", service_keys=self._container_keys(),
+                    build_network=self.network) as (result, upper):
                 self._finish(command, process, result, upper, lower, stub_parts(ready.targets), number, writer)
         except MountError as exc:
             raise self._fail(command, str(exc)) from None

@@ -8,9 +8,12 @@ project's observation ever sees it, and is removed whatever happens. The stage's
 config blob and its layers only: no index entry is written for it.
 
 Network: ``--network=none`` runs in a network namespace of its own with only loopback. The
-default puts the container on a bridge network of its own made by the backend's network manager
-(a project network, as a service's default network: NAT out, the host's loopback services out
-of reach as from any bridged container), removed with the container. ``--network=host`` (the host's
+default puts the container, in a network namespace of its own, on the build's bridge network
+(``BuildNetwork``: a project network made by the backend's network manager at the build's first
+such RUN, NAT out, the host's loopback services out of reach as from any bridged container,
+traffic between its containers dropped), removed with the build. BuildKit in dockerd likewise
+gives each RUN a network sandbox of its own on one bridge that its RUNs share (docker0, where
+they could reach each other). ``--network=host`` (the host's
 namespace: the build reaches the host's loopback services) only with the ``network.host``
 entitlement, ``--security=insecure`` (a privileged container) only when privileged builds are
 allowed; both refused in one line otherwise, as BuildKit refuses them without ``--allow``.
@@ -24,6 +27,7 @@ import os
 import secrets
 import stat
 import tarfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,16 +143,16 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
                   args: Sequence[str], run_env: Mapping[str, str], *, network: str,
                   volumes: Sequence[Mapping[str, Any]] = (), environment: Mapping[str, str] | None = None,
                   privileged: bool = False, service_keys: Mapping[str, Any] | None = None,
-                  ) -> Iterator[tuple[RunResult, Path]]:
-    """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``), on a
-    build network of its own (``default``), the host's (``host``) or none; ``volumes`` are its
-    mounts (ServiceConfig volumes: RUN --mount), ``environment`` more variables (secrets as
-    env), ``service_keys`` more ServiceConfig keys (``build.extra_hosts``, ``shm_size``,
-    ``ulimits``: the runtime applies them as it does a service's); yields the result and the
-    container's upper folder, then removes the container (and the network)."""
+                  build_network: BuildNetwork | None = None) -> Iterator[tuple[RunResult, Path]]:
+    """Run ``args`` in a container of the stage (its image ``config``, layers ``diff_ids``), on
+    the build's bridge network (``default``: ``build_network``, else one of the container's own,
+    removed with it), the host's (``host``) or none; ``volumes`` are its mounts (ServiceConfig
+    volumes: RUN --mount), ``environment`` more variables (secrets as env), ``service_keys`` more
+    ServiceConfig keys (``build.extra_hosts``, ``shm_size``, ``ulimits``: the runtime applies them
+    as it does a service's); yields the result and the container's upper folder, then removes the
+    container."""
     from composer.backends.native.network import settings as networking
     from composer.contract.backend import ContainerSpec, NetworkAttachment
-    from composer.spec.models import NetworkConfig
 
     config_blob = json.dumps({**config, "rootfs": {"type": "layers", "diff_ids": list(diff_ids)}},
                              separators=(",", ":")).encode()
@@ -160,22 +164,26 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
     image_env = dict(entry.partition("=")[::2] for entry in inner.get("Env") or [])
     variables = {key: value for key, value in run_env.items() if image_env.get(key) != value}
     variables.update(environment or {})
+    # a name of its own (no other RUN's DNS name on a shared network: the manager leaves out a
+    # service name equal to its container's)
+    name = f"run-{secrets.token_hex(6)}"
     service = ServiceConfig.model_validate({
-        "name": "build", "entrypoint": list(args), "command": [],
+        "name": name, "entrypoint": list(args), "command": [],
         "network_mode": None if network == "default" else network, "privileged": privileged,
         "user": inner.get("User") or "0", "working_dir": inner.get("WorkingDir") or "/",
         "environment": variables, "volumes": [dict(volume) for volume in volumes], **(service_keys or {})})
-    project = f"build-{secrets.token_hex(6)}"
-    name = "run"
     run_root = runtime.run_root
     with contextlib.ExitStack() as cleanup:
         if temporary:  # the step's config, for the runtime only: removed after the container
             cleanup.callback(_unlink, store.blob_path(digest))
         extra: dict[str, Any] = {"build_step": True}  # the runtime's init: the user's groups as BuildKit's
-        if network == "default":
-            network_name = f"{project}_default"
-            networking.create_network(run_root, project, "default", network_name, NetworkConfig(name=network_name))
-            cleanup.callback(networking.remove_network, run_root, network_name)
+        if network != "default":
+            project = BuildNetwork.new_project()
+        else:
+            if build_network is None:  # a network of this RUN's own
+                build_network = BuildNetwork()
+                cleanup.callback(build_network.close)
+            project, network_name = build_network.ensure(run_root)
             spec = ContainerSpec(project, service, name, 1, image.reference, {},
                                  networks=(NetworkAttachment(network_name),))
             extra["network"] = networking.container_settings(spec, run_root)
@@ -187,6 +195,53 @@ def run_container(store: ImageStore, runtime: Runtime, config: Mapping[str, Any]
         state = runtime.wait(project, name)
         result = RunResult(state.exit_code if state.exit_code is not None else -1, runtime.output(project, name))
         yield result, runtime.data_dir(container_id) / "upper"
+
+
+class BuildNetwork:
+    """The bridge network a build's RUN steps share (``--network=default``), as BuildKit's share
+    the engine's bridge: made by the first that needs it (``ensure``), removed by ``close`` (the
+    build's end), its DNS daemon with it. What is made once per build instead of per RUN: the
+    bridge, its iptables rules and the project's DNS daemon. Each RUN still has a network
+    namespace of its own (its veth on the bridge, gone with its processes), so no RUN sees what
+    another left in its namespace, as each BuildKit RUN has a sandbox of its own. Unlike
+    docker0, where BuildKit's RUNs can reach each other, traffic between the bridge's containers
+    is dropped (``enable_icc: false``): RUNs of stages built in parallel cannot talk to each
+    other, as when each RUN had a bridge of its own. Thread-safe (stages build in parallel)."""
+
+    def __init__(self) -> None:
+        self.project = self.new_project()
+        self.name = f"{self.project}_default"
+        self.lock = threading.Lock()
+        self.run_root: Path | None = None  # set once the network exists
+
+    @staticmethod
+    def new_project() -> str:
+        """A project of its own under the run root (no project's observation ever sees it)."""
+        return f"build-{secrets.token_hex(6)}"
+
+    def ensure(self, run_root: Path) -> tuple[str, str]:
+        """The project and name of the network, made under ``run_root`` when missing."""
+        from composer.backends.native.network import settings as networking
+        from composer.backends.native.network.bridge_options import ENABLE_ICC
+        from composer.spec.models import NetworkConfig
+
+        with self.lock:
+            if self.run_root is None:
+                networking.create_network(run_root, self.project, "default", self.name,
+                                          NetworkConfig(name=self.name, driver_opts={ENABLE_ICC: "false"}))
+                self.run_root = run_root
+            elif self.run_root != run_root:
+                raise ValueError(f"build network {self.name} is under {self.run_root}, not {run_root}")
+        return self.project, self.name
+
+    def close(self) -> None:
+        """Remove the network (its bridge, rules, DNS daemon and the project's folder), if made."""
+        from composer.backends.native.network import settings as networking
+
+        with self.lock:
+            if self.run_root is not None:
+                networking.remove_network(self.run_root, self.name)
+                self.run_root = None
 
 
 def _unlink(path: Path) -> None:
