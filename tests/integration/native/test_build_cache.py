@@ -11,6 +11,7 @@ SOURCE_DATE_EPOCH's reproducible digests, and independent stages built in parall
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -185,6 +186,43 @@ def test_an_edit_rebuilds_exactly_the_steps_that_depend_on_it(store: ImageStore,
     assert fresh.built() == [WORKDIR, COPY_A, RUN_1 + " && true", COPY_ALL, RUN_2]
     assert fresh.read("/srv/first") != rerun_first
     assert build(store, context, changed).built() == []
+
+
+def test_the_context_hashes_known_by_stat_miss_no_edit(store: ImageStore, context: Path,
+                                                      local_registry: LocalRegistry) -> None:
+    """The context's file digests are kept by their stat (build.hashes, as BuildKit's content hash
+    cache keeps them), so an unchanged file is not read again; what the stat cannot hide: an edit
+    of the same size with the mtime put back (the ctime moved), a file replaced by another of the
+    same size and mtime (another inode). Each rebuilds the COPY that reads it, as BuildKit's does."""
+    from composer.backends.native.build.hashes import FILE, RACY_SECONDS
+
+    dockerfile = f"FROM {local_registry.busybox}\nCOPY a.txt b.txt /in/\n"
+    old = time.time() - 3600
+    for name in ("a.txt", "b.txt"):
+        os.utime(context / name, (old, old))
+    time.sleep(RACY_SECONDS + 0.2)  # the files' ctime is no longer racy: their digests are kept
+    assert build(store, context, dockerfile).built() == ["COPY a.txt b.txt /in/"]
+    known = json.loads(store.root.joinpath(*FILE).read_bytes())["files"]
+    assert sorted(key.rpartition(":")[2] for key in known) == [str(context / "a.txt"), str(context / "b.txt")]
+    assert build(store, context, dockerfile).built() == []
+
+    # the same size, the mtime put back: the ctime tells
+    stat = os.stat(context / "a.txt")
+    (context / "a.txt").write_text("A\n")
+    os.utime(context / "a.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    edited = build(store, context, dockerfile)
+    assert edited.built() == ["COPY a.txt b.txt /in/"]
+    assert edited.read("/in/a.txt") == "A\n"
+
+    # replaced by a rename with the same size and times: another inode
+    stat = os.stat(context / "b.txt")
+    (context / "b.new").write_text("B\n")
+    os.utime(context / "b.new", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.rename(context / "b.new", context / "b.txt")
+    replaced = build(store, context, dockerfile)
+    assert replaced.built() == ["COPY a.txt b.txt /in/"]
+    assert replaced.read("/in/b.txt") == "B\n"
+    assert build(store, context, dockerfile).built() == []
 
 
 def test_a_stage_rebuilt_to_the_same_files_keeps_what_copies_from_it_cached(store: ImageStore, context: Path,

@@ -79,7 +79,7 @@ from composer.backends.native.build.copy import (
     parse_chown,
     plan_copy,
 )
-from composer.backends.native.build.fetch import ArchiveSource, FetchedSource, fetch, is_archive
+from composer.backends.native.build.hashes import ContentHashes
 from composer.backends.native.build.ignore import Matcher, parse
 from composer.backends.native.build.layer import LayerWriter, drop_unreferenced
 from composer.backends.native.build.mounts import MountError, MountSpec, Prepared, parse_mount, prepare, stub_parts
@@ -275,6 +275,7 @@ class Builder:
         self.imports: list[ImportedCache] = []  # build.cache_from's folders
         self.named: dict[str, Built | FolderContext | ImageContext] = {}  # build.additional_contexts, by name
         self.network = BuildNetwork()  # the bridge its RUN steps share (made by the first), removed at the end
+        self.hashes = ContentHashes(store.root)  # the context's file digests, known by their stat
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -286,6 +287,7 @@ class Builder:
         finally:
             with anyio.CancelScope(shield=True):  # removed also when the build is cancelled
                 await anyio.to_thread.run_sync(self.network.close)
+            self.hashes.save()
             if self.new_blobs or self.new_layers:
                 await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
 
@@ -753,7 +755,8 @@ class Builder:
             return
         with contextlib.ExitStack() as fetched:
             planned = plan(fetched)
-            self._step(number, command, {**op, "plan": cache_key.plan_digest(planned)}, state, built, planned.write)
+            self._step(number, command, {**op, "plan": cache_key.plan_digest(planned, self.hashes)}, state, built,
+                       planned.write)
 
     def _spool(self, cleanup: contextlib.ExitStack) -> Path:
         """A private folder in the store's tmp/ for one step, removed after it."""
@@ -763,6 +766,8 @@ class Builder:
 
     def _fetch(self, command: CopyCommand, url: str, cleanup: contextlib.ExitStack) -> Source:
         """ADD of an http(s) URL: fetched on the host into the store's tmp/, removed after the step."""
+        from composer.backends.native.build.fetch import FetchedSource, fetch  # urllib: only for ADD of a URL
+
         try:
             fetched = fetch(url, self.store.root / "tmp", command.checksum)
         except CopyError as exc:
@@ -847,7 +852,8 @@ class Builder:
         content of what it mounts. A cache mount's folder is not keyed (it is a cache)."""
         found: dict[str, Any] = dataclasses.asdict(mount)
         if mount.type == "bind":
-            found["content"] = cache_key.source_digest(self._source_for(command, mount.from_), mount.source or ".")
+            found["content"] = cache_key.source_digest(self._source_for(command, mount.from_), mount.source or ".",
+                                                       self.hashes)
         return found
 
     def _mounts(self, command: RunCommand, state: image_config.StageState) -> list[MountSpec]:
@@ -992,7 +998,11 @@ def _is_step(command: Any) -> bool:
 def _unpack(source: Source, path: Path, spool: Path) -> Source | None:
     """ADD's rule for a file named in the context: a tar archive (plain or compressed) is
     extracted (a downloaded one is not, as Docker documents)."""
-    return ArchiveSource(path, spool) if isinstance(source, ContextSource) and is_archive(path) else None
+    if not isinstance(source, ContextSource):
+        return None
+    from composer.backends.native.build.fetch import ArchiveSource, is_archive  # urllib: not on a cached build's path
+
+    return ArchiveSource(path, spool) if is_archive(path) else None
 
 
 def is_git_url(word: str) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer.backends.native.build.hashes import FILE as HASHES
 from composer.backends.native.image import oci
 from composer.backends.native.image.store import ImageStore, atomic_write, flock
 
@@ -163,6 +164,9 @@ def drop_records(store: ImageStore, *, everything: bool = False, until: float | 
             with contextlib.suppress(FileNotFoundError):
                 record.path.unlink()
             removed.append(oci.digest_hex(record.key))
+        if everything and until is None:  # the context files' digests (build.hashes): only a cache of reads
+            with contextlib.suppress(FileNotFoundError):
+                store.root.joinpath(*HASHES).unlink()
     return removed
 
 

@@ -33,10 +33,11 @@ import tarfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from composer.backends.native.image.layers import CHUNK
+from composer.backends.native.build.hashes import file_digest
 
 if TYPE_CHECKING:
     from composer.backends.native.build.copy import CopyPlan, Source
+    from composer.backends.native.build.hashes import ContentHashes
 
 SCRATCH = "scratch"
 LINKED = "linked"  # the parent of a COPY/ADD --link step's key: not the stage below (BuildKit's --link)
@@ -53,22 +54,19 @@ def step_key(parent: str, op: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _file_digest(path: Any) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _file_digest(path: Any, hashes: ContentHashes | None) -> str:
+    return hashes.digest(path) if hashes is not None else file_digest(path)
 
 
-def plan_digest(plan: CopyPlan) -> str:
+def plan_digest(plan: CopyPlan, hashes: ContentHashes | None = None) -> str:
     """The digest of what a COPY/ADD writes: per entry its path and metadata without times, and
-    its content's sha256 (read from the context or the other stage)."""
+    its content's sha256 (read from the context or the other stage, or known to ``hashes`` by
+    the file's stat)."""
     digest = hashlib.sha256()
     for info, host, data in plan.entries.values():
         if info.isreg() and info.type != tarfile.LNKTYPE:
             content = hashlib.sha256(data).hexdigest() if data is not None else (
-                _file_digest(host) if host is not None else "")
+                _file_digest(host, hashes) if host is not None else "")
         else:
             content = ""
         fields = [info.name, info.type.decode(), oct(info.mode), info.uid, info.gid, info.linkname,
@@ -78,7 +76,7 @@ def plan_digest(plan: CopyPlan) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def source_digest(source: Source, word: str) -> str:
+def source_digest(source: Source, word: str, hashes: ContentHashes | None = None) -> str:
     """The digest of what a bind mount's ``source`` names in ``source`` (the context after
     .dockerignore, or a stage): per file its path, type, mode, owner, link target and content's
     sha256, never its times. What the mount binds is the first match, as mounts.py binds it; a
@@ -91,7 +89,7 @@ def source_digest(source: Source, word: str) -> str:
         info = item.info
         if stat.S_ISREG(info.st_mode):
             content = hashlib.sha256(item.data).hexdigest() if item.data is not None else (
-                _file_digest(item.host) if item.host is not None else "")
+                _file_digest(item.host, hashes) if item.host is not None else "")
         elif stat.S_ISLNK(info.st_mode):
             content = item.link or (os.readlink(item.host) if item.host is not None else "")
         else:
