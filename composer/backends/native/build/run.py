@@ -31,17 +31,19 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from composer.backends.native.build.layer import LayerWriter
 from composer.backends.native.build.rootfs import RootFS
 from composer.backends.native.image import oci
 from composer.backends.native.image.layers import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 from composer.backends.native.image.store import ImageRecord, ImageStore
-from composer.backends.native.runtime.api import Runtime
 from composer.dockerfile.instructions import RunCommand
 from composer.dockerfile.parser import heredoc_word
 from composer.spec.models.service import ServiceConfig
+
+if TYPE_CHECKING:
+    from composer.backends.native.runtime.api import Runtime
 
 OPAQUE_MARKER = OPAQUE  # .wh..wh..opq
 OUTPUT_LINES = 10  # the last lines of a failing RUN's output in its error, as v2 shows

@@ -14,7 +14,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.from_thread
@@ -22,11 +22,13 @@ import anyio.to_thread
 
 from composer.backends.native.image import oci
 from composer.backends.native.image.layers import apply_layer
-from composer.backends.native.image.registry import RegistryClient, RegistryConfig, Resolved
 from composer.backends.native.image.store import ImageRecord, ImageStore, out_of_space, store_full
 from composer.errors import ComposerError, ImageNotFoundError, ImagePullError, UnsupportedFeatureError
 from composer.events import Event, EventSink, EventStatus
 from composer.image_reference import Reference, parse
+
+if TYPE_CHECKING:  # http.client and the rest: imported once a pull needs the registry, not for an image present
+    from composer.backends.native.image.registry import RegistryClient, Resolved
 
 BACKEND = "native"
 DEFAULT_CONCURRENCY = 4
@@ -102,6 +104,8 @@ async def pull(reference: str | Reference, store: ImageStore, sink: EventSink, p
     if not needs_pull(policy, existing, text):
         assert existing is not None
         return existing
+    from composer.backends.native.image.registry import RegistryClient, RegistryConfig
+
     resource = f"image:{text}"
     sink.emit(Event(resource, EventStatus.WORKING, "Pulling"))
     try:
