@@ -127,9 +127,11 @@ def _tagged(lines: Sequence[str], prefix: str) -> list[str]:
     return found
 
 
-def _remove_tagged(prefix: str) -> None:
+def _remove_tagged(*prefixes: str) -> None:
+    """The rules tagged with any of ``prefixes``: one save and one restore per table for all."""
     for table in CHAINS:
-        lines = _tagged(_save(table), prefix)
+        saved = _save(table)
+        lines = [line for prefix in prefixes for line in _tagged(saved, prefix)]
         _restore(table, ["-D" + line[2:] for line in lines])
     _drop_empty_chains()
 
@@ -198,8 +200,7 @@ def add_network(bridge: str, subnets: Sequence[str], *, internal: bool, icc: boo
 def remove_network(bridge: str) -> None:
     """Every rule of the network (its ports included)."""
     with locked():
-        _remove_tagged(f"composer:net:{bridge}")
-        _remove_tagged(f"composer:port:{bridge}")
+        _remove_tagged(f"composer:net:{bridge}", f"composer:port:{bridge}")
 
 
 def is_loopback(host_ip: str | None) -> bool:
