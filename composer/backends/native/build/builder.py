@@ -453,7 +453,8 @@ class Builder:
                                   backend_name=BACKEND, operation="build") from None
         result = self._make(built, plan.write)
         built.diff_ids, built.layers = list(result.diff_ids), list(result.layers)
-        built.key = cache_key.step_key(cache_key.SCRATCH, {"op": "context", "plan": cache_key.plan_digest(plan)})
+        built.key = cache_key.step_key(cache_key.SCRATCH, {"op": "context",
+                                                           "plan": cache_key.plan_digest(plan, self.hashes)})
         return built
 
     async def _image(self, name: str) -> Built:
