@@ -32,6 +32,7 @@ from composer.backends.native.runtime.api import Runtime
 from composer.errors import BackendError, NotFoundError, PortInUseError
 from composer.spec.models.resources import IPAMConfig, IPAMPool, NetworkConfig
 from composer.spec.models.service import PortConfig, ServiceConfig, ServiceNetworkConfig
+from tests.integration.native.test_lifecycle import eventually
 from tests.integration.native.test_runtime import image, residue, session_root  # noqa: F401 - fixtures
 
 LOCAL_DNS = ("127.0.0.1",)
@@ -194,12 +195,26 @@ def test_names_resolve_inside_the_right_network_only(stack: Stack) -> None:
     assert "db ok" in out, out
 
 
+def listening(stack: Stack, name: str, port: int = 80) -> None:
+    """Wait until container ``name`` listens on TCP ``port`` (its namespace's /proc/<pid>/net/tcp): a
+    client started before its server's first ``nc -l`` is refused (once under load)."""
+    tables = [Path(f"/proc/{stack.pid(name)}/net/{kind}") for kind in ("tcp", "tcp6")]  # busybox nc: tcp6
+
+    def found() -> bool:  # each line: sl, local address, remote address, state (0A: LISTEN)
+        return any(fields[1].endswith(f":{port:04X}") and fields[3] == "0A" for table in tables
+                   for fields in (line.split() for line in table.read_text().splitlines()[1:]))
+
+    eventually(found)
+
+
 def test_replicas_round_robin_and_links(stack: Stack) -> None:
     stack.network("default")
     stack.run("api-1", SERVER, service="api")
     stack.run("api-2", SERVER, service="api")
     script = "for i in 1 2 3 4; do nc -w 2 api 80 </dev/null; done; nc -w 2 database 80 </dev/null"
     stack.run("db-1", SERVER, service="db")
+    for server in ("api-1", "api-2", "db-1"):
+        listening(stack, server)
     stack.run("client-1", script, service="client", links=("db:database",))
     out = stack.output("client-1")
     hosts = {line for line in out.splitlines() if line.startswith("hi-from-")}
