@@ -105,8 +105,9 @@ COVERAGE: Table = with_extensions({
                                        note="every step is built again (and recorded in the step cache)"),
     "services.build.network": applied(BUILD + "test_run_network_none_reaches_no_host_service",
                                       BUILD + "test_run_default_network_is_a_bridge_of_the_builds_own",
-                                      note="default (a bridge of the build's own) or none; another is refused in "
-                                           "one line"),
+                                      BUILD + "test_build_network_host_is_every_runs_default",
+                                      note="default (a bridge of the build's own), none or host; another is "
+                                           "refused in one line"),
     **{f"services.build.{key}": refused(ATTESTATIONS.format(f"build.{key}"),
                                         when="an image must be built (and the key is not false)")
        for key in ("provenance", "sbom")},

@@ -12,7 +12,9 @@ import socket
 import stat
 import subprocess
 import tarfile
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,8 +286,34 @@ RUN --network=none (nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo 
     rootfs = build(store, context, f"FROM {local_registry.busybox}\nRUN ls /sys/class/net > /links\n", network="none",
                    image="demo-none")
     assert read(rootfs, "/links") == "lo\n"  # build.network: none is every RUN's default
-    with pytest.raises(UnsupportedFeatureError, match=r"service web: build.network: host is not supported"):
-        build(store, context, "FROM scratch\n", network="host")
+    with pytest.raises(UnsupportedFeatureError, match=r"service web: build.network: web_net is not supported"):
+        build(store, context, "FROM scratch\n", network="web_net")  # BuildKit has no named networks either
+
+
+def test_build_network_host_is_every_runs_default(store: ImageStore, context: Path,
+                                                   local_registry: LocalRegistry) -> None:
+    """``build.network: host``, as ``docker build --network host`` on dockerd: each RUN without a
+    --network of its own is in the host's network namespace (the host's 127.0.0.1 is reached, a
+    link made on the host is seen); the file asks for it, so no entitlement is needed (a
+    Dockerfile's own RUN --network=host still needs one: test_build_mounts.py)."""
+    link = f"cmpbh{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "link", "add", link, "type", "veth", "peer", "name", link + "p"], check=True)  # no dummy here
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            port = server.getsockname()[1]
+            threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+            rootfs = build(store, context, f"""\
+FROM {local_registry.busybox}
+RUN (nc -w 2 127.0.0.1 {port} </dev/null && echo reached || echo refused) > /result; ls /sys/class/net > /links
+RUN --network=none ls /sys/class/net > /own
+""", network="host", image="demo-host")
+    finally:
+        subprocess.run(["ip", "link", "del", link], check=False)
+    assert read(rootfs, "/result") == "reached\n"
+    assert link in read(rootfs, "/links").split()
+    assert read(rootfs, "/own") == "lo\n"  # a RUN's own --network still wins
 
 
 def test_run_default_network_is_a_bridge_of_the_builds_own(store: ImageStore, context: Path,

@@ -17,8 +17,8 @@ and ADD; a RUN heredoc with a ``#!`` line runs as a file mounted at /dev/pipes/,
 
 Not built yet, and refused in one line naming it: RUN --mount=type=ssh, ADD of git repositories,
 ``--keep-git-dir``, FROM ``--platform`` of another platform than the host's, and the ``build:``
-keys that need them (ssh, network other than default or none, other platforms, entitlements other
-than network.host and security.insecure, isolation).
+keys that need them (ssh, network other than default, none or host, other platforms, entitlements
+other than network.host and security.insecure, isolation).
 
 ``build.additional_contexts`` (build/contexts.py): a folder, ``docker-image://`` or
 ``service:`` context, by name in ``FROM``, ``COPY --from`` and ``RUN --mount from=`` (looked up
@@ -181,7 +181,9 @@ def refuse_build_keys(spec: BuildSpec) -> None:
     for key in build.attestations():
         raise UnsupportedFeatureError(f"service {spec.service.name}: {ATTESTATIONS.format(f'build.{key}')}",
                                       backend_name=BACKEND, operation="build")
-    if build.network not in (None, "default", "none"):
+    # host: the file's own choice, as `docker build --network host` on dockerd (whose builder allows
+    # network-host by default); a Dockerfile's RUN --network=host still needs build.entitlements
+    if build.network not in (None, "default", "none", "host"):
         raise _refuse(f"service {spec.service.name}: build.network: {build.network}")
     for entitlement in build.entitlements:
         if entitlement not in ENTITLEMENTS:
