@@ -174,7 +174,7 @@ def attach_container(containers: NativeContainers, ref: ContainerRef, streams: S
         else:
             cursor = Cursor(str(config["log_path"]))
             while True:
-                done = fd is None or wait_pidfd(fd, 0.05)
+                done = wait_pidfd(fd, 0.05) if fd is not None else _ended(containers, project, name)
                 _copy_log(cursor, streams)
                 if done:
                     break
@@ -182,6 +182,17 @@ def attach_container(containers: NativeContainers, ref: ContainerRef, streams: S
         if fd is not None:
             os.close(fd)
     return int(containers.runtime.state(project, name).exit_code or 0)
+
+
+def _ended(containers: NativeContainers, project: str, name: str) -> bool:
+    """Whether a container whose monitor this process holds no pidfd for has ended, by its state
+    files (exit.json; its PID 1 or monitor alive); polled. No pidfd is not an end: a one-off whose
+    monitor could not be opened as state.json names it was taken for ended at once, its log read
+    before it wrote any and its code taken as 0 (a suspect for an empty `run --rm` in a TCG guest)."""
+    if containers.runtime.state(project, name).status in ("exited", "dead"):
+        return True
+    time.sleep(0.05)
+    return False
 
 
 def _relay(run_dir: str, streams: Streams, *, tty: bool) -> bool:
