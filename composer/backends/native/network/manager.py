@@ -897,15 +897,23 @@ class NetworkManager:
             self._start_dns(project)
             faults.point("network.dns.started")
         else:
-            before = (self.dns_dir(project) / "listening.json").stat().st_mtime_ns
-            os.kill(pid, signal.SIGHUP)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                listening = self.dns_dir(project) / "listening.json"
-                with contextlib.suppress(FileNotFoundError):
-                    if listening.stat().st_mtime_ns != before:
-                        break
-                time.sleep(0.005)
+            try:
+                before: int | None = (self.dns_dir(project) / "listening.json").stat().st_mtime_ns
+            except FileNotFoundError:
+                before = None
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:  # it ended after dns_pid looked (CI's down failed on ESRCH): a new one
+                self._start_dns(project)
+                faults.point("network.dns.started")
+            else:
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    listening = self.dns_dir(project) / "listening.json"
+                    with contextlib.suppress(FileNotFoundError):
+                        if listening.stat().st_mtime_ns != before:
+                            break
+                    time.sleep(0.005)
         status = _read_json(self.dns_dir(project) / "listening.json") or {}
         missing = [g for g in gateways if g not in status.get("addresses", [])]
         if missing:

@@ -294,6 +294,7 @@ class Supervisor:
         self.watchers: dict[str, set[int]] = {}
         self.protected: set[int] = set()
         self.popen_lock = threading.Lock()
+        self.exit_lock = threading.Lock()  # record_exit's check and its events, together
         self.last_busy = time.monotonic()
         self.connections = 0
         # the requests being served, by the order they were accepted in (``op_settle`` waits for
@@ -330,13 +331,16 @@ class Supervisor:
         if ended is None:
             return
         run = (state.get("pid"), state.get("pid_start"))
-        with self.lock:
-            if self.died.get(name) == run:
-                return
-            self.died[name] = run
-        if ended.get("oom_killed"):
-            self.event(name, "oom")
-        self.event(name, "die", exitCode=str(int(ended.get("exit_code") or 0)))
+        # held until the events are written: a stop that finds the watcher recording this run's die
+        # waits for it, so its own "stop" comes after "die", as dockerd's (CI once saw them swapped)
+        with self.exit_lock:
+            with self.lock:
+                if self.died.get(name) == run:
+                    return
+                self.died[name] = run
+            if ended.get("oom_killed"):
+                self.event(name, "oom")
+            self.event(name, "die", exitCode=str(int(ended.get("exit_code") or 0)))
 
     # operations ---------------------------------------------------------------------------------
 
