@@ -893,10 +893,7 @@ class NetworkManager:
             if pid is not None:
                 self.stop_dns(project)
             return
-        if pid is None:
-            self._start_dns(project)
-            faults.point("network.dns.started")
-        else:
+        if pid is not None:
             try:
                 before: int | None = (self.dns_dir(project) / "listening.json").stat().st_mtime_ns
             except FileNotFoundError:
@@ -904,8 +901,7 @@ class NetworkManager:
             try:
                 os.kill(pid, signal.SIGHUP)
             except ProcessLookupError:  # it ended after dns_pid looked (CI's down failed on ESRCH): a new one
-                self._start_dns(project)
-                faults.point("network.dns.started")
+                pid = None
             else:
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline:
@@ -914,6 +910,9 @@ class NetworkManager:
                         if listening.stat().st_mtime_ns != before:
                             break
                     time.sleep(0.005)
+        if pid is None:
+            self._start_dns(project)
+            faults.point("network.dns.started")
         status = _read_json(self.dns_dir(project) / "listening.json") or {}
         missing = [g for g in gateways if g not in status.get("addresses", [])]
         if missing:
