@@ -13,6 +13,10 @@ Measured from the command's start, by polling the engine every 50 ms (the same o
   answer to "converged" (composer polls; docker stack deploy has no wait at all).
 - remove: the command's wall time, and the time until no service, container or network of the stack
   is left (``docker stack rm`` returns before its tasks have stopped; composer's down waits).
+- waiting: when a docker CLI on PATH has ``stack deploy --detach=false`` (CLI 26 and later; Debian's
+  20.10 has not), ``docker stack deploy --detach=false`` and ``docker stack rm --detach=false`` are
+  timed as a fourth tool against ``up -d --wait`` and ``down``: both wait for the tasks to be running
+  and stable for the update monitor's period (5 s unless set), the CLI polling, composer on events.
 
 Usage: .venv/bin/python bench/swarm_bench.py [--runs N] [--sizes 1,10,30] [--composer CMD]
 Exit status: 0 when every run succeeded and converged, 1 otherwise. Timings are reported, never asserted.
@@ -103,12 +107,32 @@ def cleanup(api: Any, stack: str) -> None:
 SWARM = ["--backend", "swarm", "--progress", "quiet"]
 
 
-def one_run(api: Any, tool: str, size: int, work: Path, composer: list[str]) -> tuple[bool, dict[str, float]]:
+def waiting_docker() -> tuple[str, str] | None:
+    """A docker CLI on PATH whose ``stack deploy`` can wait (``--detach=false``), and its version."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(folder) / "docker"
+        if not os.access(candidate, os.X_OK):
+            continue
+        helped = subprocess.run([str(candidate), "stack", "deploy", "--help"], capture_output=True, text=True,
+                                check=False)
+        if "--detach" in helped.stdout:
+            version = subprocess.run([str(candidate), "version", "--format", "{{.Client.Version}}"],
+                                     capture_output=True, text=True, check=False).stdout.strip()
+            return str(candidate), version
+    return None
+
+
+def one_run(api: Any, tool: str, size: int, work: Path, composer: list[str],
+            waiting_cli: str | None) -> tuple[bool, dict[str, float]]:
     """Deploy and remove one fresh stack with ``tool``; whether both succeeded, and the figures."""
     stack = f"bench{uuid.uuid4().hex[:8]}"
     if tool == "docker":
         up = [DOCKER, "stack", "deploy", "-c", "stack.yaml", stack]
         down = [DOCKER, "stack", "rm", stack]
+    elif tool == "docker-wait":
+        assert waiting_cli is not None
+        up = [waiting_cli, "stack", "deploy", "--detach=false", "-c", "stack.yaml", stack]
+        down = [waiting_cli, "stack", "rm", "--detach=false", stack]
     else:
         wait = ["--wait", "--wait-timeout", "240"] if tool == "composer-wait" else []
         up = [*composer, *SWARM, "-p", stack, "up", "-d", *wait]
@@ -123,6 +147,35 @@ def one_run(api: Any, tool: str, size: int, work: Path, composer: list[str]) -> 
     return deploy[2] and remove[2], figures
 
 
+def report(rows: dict[tuple[int, str], list[float]], sizes: list[int], runs: int,
+           waiting: tuple[str, str] | None) -> None:
+    """The medians and ratios of every tool, per size and measure."""
+    def median(size: int, key: str) -> float | None:
+        values = rows.get((size, key))
+        return statistics.median(values) if values else None
+
+    out(f"swarm bench: {runs} runs per tool and size, median seconds (ratio: composer / docker stack)")
+    out(f"{'N':>3}  {'measure':<17} {'docker':>8} {'composer':>9} {'ratio':>6} {'up --wait':>9} {'ratio':>6}")
+    for size in sizes:
+        for name in ("deploy command", "deploy converged", "remove command", "remove gone"):
+            docker = median(size, f"docker|{name}")
+            mine = median(size, f"composer|{name}")
+            waited = median(size, f"composer-wait|{name}")
+            out(f"{size:>3}  {name:<17} {docker or 0:>8.2f} {mine or 0:>9.2f} {fmt_ratio(mine, docker):>6} "
+                f"{waited or 0:>9.2f} {fmt_ratio(waited, docker):>6}")
+    if waiting:
+        out(f"waiting: composer up -d --wait / down against {waiting[0]} (CLI {waiting[1]}) stack deploy "
+            f"--detach=false / stack rm --detach=false")
+        out(f"{'N':>3}  {'measure':<17} {'docker':>8} {'composer':>9} {'ratio':>6}")
+        for size in sizes:
+            for name in ("deploy command", "remove command"):
+                docker = median(size, f"docker-wait|{name}")
+                waited = median(size, f"composer-wait|{name}")
+                out(f"{size:>3}  {name:<17} {docker or 0:>8.2f} {waited or 0:>9.2f} {fmt_ratio(waited, docker):>6}")
+    else:
+        out("waiting: no docker CLI with stack deploy --detach=false on PATH; not compared")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -130,6 +183,8 @@ def main() -> int:
     parser.add_argument("--composer", default=str(BIN / "composer"), help="the composer command (split on spaces)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    waiting = waiting_docker()
+    tools = ("docker", "composer", "composer-wait", *(("docker-wait",) if waiting else ()))
 
     from composer.backends.docker.client import connect, resolve_endpoint
 
@@ -149,10 +204,10 @@ def main() -> int:
                 (work / "compose.yaml").write_text(stack_file(size, version=False))
                 (work / "stack.yaml").write_text(stack_file(size, version=True))
                 for run in range(args.runs + 1):  # the first round warms up and is not counted
-                    order = ("docker", "composer", "composer-wait") if run % 2 else ("composer-wait", "composer",
-                                                                                      "docker")
+                    order = tools if run % 2 else tools[::-1]
                     for tool in order:
-                        ok, figures = one_run(api, tool, size, work, args.composer.split())
+                        ok, figures = one_run(api, tool, size, work, args.composer.split(),
+                                              waiting[0] if waiting else None)
                         failures += 0 if ok else 1
                         if run and ok:
                             for name, value in figures.items():
@@ -167,19 +222,7 @@ def main() -> int:
                     except Exception:
                         pass
 
-    def median(size: int, key: str) -> float | None:
-        values = rows.get((size, key))
-        return statistics.median(values) if values else None
-
-    out(f"swarm bench: {args.runs} runs per tool and size, median seconds (ratio: composer / docker stack)")
-    out(f"{'N':>3}  {'measure':<17} {'docker':>8} {'composer':>9} {'ratio':>6} {'up --wait':>9} {'ratio':>6}")
-    for size in sizes:
-        for name in ("deploy command", "deploy converged", "remove command", "remove gone"):
-            docker = median(size, f"docker|{name}")
-            mine = median(size, f"composer|{name}")
-            waited = median(size, f"composer-wait|{name}")
-            out(f"{size:>3}  {name:<17} {docker or 0:>8.2f} {mine or 0:>9.2f} {fmt_ratio(mine, docker):>6} "
-                f"{waited or 0:>9.2f} {fmt_ratio(waited, docker):>6}")
+    report(rows, sizes, args.runs, waiting)
     if failures:
         out(f"{failures} runs failed")
     return 1 if failures else 0
