@@ -167,9 +167,6 @@ class Built:
     run_env: dict[str, str] = field(default_factory=dict)  # its RUNs' environment, for a stage built FROM it
     steps: list[Record] = field(default_factory=list)  # the steps its layers came from (cache_to mode=min)
 
-    def rootfs(self, store: ImageStore) -> RootFS:
-        return RootFS([store.layer(chain).path for chain in oci.chain_ids(self.diff_ids)])
-
 
 def refuse_build_keys(spec: BuildSpec) -> None:
     """Refuse, in one line naming it, each ``build:`` key this builder does not apply."""
@@ -278,6 +275,18 @@ class Builder:
         self.named: dict[str, Built | FolderContext | ImageContext] = {}  # build.additional_contexts, by name
         self.network = BuildNetwork()  # the bridge its RUN steps share (made by the first), removed at the end
         self.hashes = ContentHashes(store.root)  # the context's file digests, known by their stat
+        self.layer_folders: dict[str, Path] = {}  # chain id -> its diff folder (_rootfs)
+
+    def _rootfs(self, built: Built) -> RootFS:
+        """The stage's files: its layers' diff folders (each looked up in the store once per build:
+        a cached build reads the same stack for each of its steps)."""
+        folders = []
+        for chain in oci.chain_ids(built.diff_ids):
+            folder = self.layer_folders.get(chain)
+            if folder is None:
+                folder = self.layer_folders[chain] = self.store.layer(chain).path
+            folders.append(folder)
+        return RootFS(folders)
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -698,13 +707,13 @@ class Builder:
         if command.keep_git_dir:
             raise _refuse(f"{self.dockerfile.path}:{command.line}: {command.name} --keep-git-dir")
         scope = state.environment()
-        rootfs = built.rootfs(self.store)
+        rootfs = self._rootfs(built)
         source: Source
         if command.from_:
             name = self._expand(command, command.from_, self.scope)
             other = self._stage_named(name)
             if other is not None and other.index in self.built:
-                source = StageSource(self.built[other.index].rootfs(self.store))
+                source = StageSource(self._rootfs(self.built[other.index]))
             else:
                 source = self._named_source(command, name)
         else:
@@ -785,7 +794,7 @@ class Builder:
         user = state.config.get("User") or ""
 
         def produce(writer: LayerWriter) -> None:
-            rootfs = built.rootfs(self.store)
+            rootfs = self._rootfs(built)
             if folder == "/" or rootfs.resolve(folder)[1] is not None:
                 return
             try:
@@ -882,7 +891,7 @@ class Builder:
         name = self._expand(command, name, self.scope)
         other = self._stage_named(name)
         if other is not None and other.index in self.built:
-            return StageSource(self.built[other.index].rootfs(self.store))
+            return StageSource(self._rootfs(self.built[other.index]))
         return self._named_source(command, name)
 
     def _named_source(self, command: Any, name: str) -> Source:
@@ -894,7 +903,7 @@ class Builder:
         found = named if isinstance(named, Built) else self.images.get(name)
         if found is None:
             raise self._fail(command, f"--from={name}: neither a stage built before, a named context nor an image")
-        return StageSource(found.rootfs(self.store))
+        return StageSource(self._rootfs(found))
 
     def _secrets(self, mounts: list[MountSpec]) -> dict[str, bytes]:
         """The values of the secrets the mounts ask for (read now, kept in memory only)."""
@@ -912,7 +921,7 @@ class Builder:
 
     def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
              network: str, mounts: list[MountSpec], number: int, writer: LayerWriter) -> None:
-        lower = built.rootfs(self.store)
+        lower = self._rootfs(built)
         try:
             prepared = self._prepare(command, state, mounts)
             with contextlib.ExitStack() as cleanup, prepared as ready, run_container(

@@ -88,6 +88,9 @@ class StepCache:
         self.store = store
         self.folder = steps_folder(store.root)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # the layers and blobs found present: they stay while the build holds the store's session
+        # lock (prune and gc take it exclusively), so each is looked for once per build, not per step
+        self.present: set[str] = set()
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{oci.digest_hex(key)}.json"
@@ -108,9 +111,13 @@ class StepCache:
         if result is None:
             return None
         chains = oci.chain_ids(list(result.diff_ids))
-        if not all(self.store.has_layer(chain) for chain in chains) or \
-                not all(self.store.has_blob(layer.digest) for layer in result.layers):
+        blobs = [layer.digest for layer in result.layers]
+        present = self.present
+        if not all(chain in present or self.store.has_layer(chain) for chain in chains) or \
+                not all(blob in present or self.store.has_blob(blob) for blob in blobs):
             return None
+        present.update(chains)
+        present.update(blobs)
         with contextlib.suppress(OSError):
             os.utime(self._path(key))  # last used: now
         return result
