@@ -529,8 +529,8 @@ class Builder:
                 if not command.network and build.network:
                     network = build.network
                 self._check_gateway(command, network)
-                await self._in_thread(self._run_step, command, process, state, built, number, network, mounts)
-            else:
+                await self._run_or_hit(command, process, state, built, number, network, mounts)
+            elif not self._hit(number, command, self._workdir_op(state), state, built):  # cached: no thread
                 await self._in_thread(self._workdir, command, state, built, number)
             made.append(str(state.history[-1]["created"]))
         # BuildKit's times: the metadata entries and the image are the stage's last step's (so a
@@ -544,6 +544,14 @@ class Builder:
         built.config["created"] = stamp
         built.config["rootfs"] = {"type": "layers", "diff_ids": list(built.diff_ids)}
         return built
+
+    async def _run_or_hit(self, command: RunCommand, process: list[str], state: image_config.StageState,
+                          built: Built, number: int, network: str, mounts: list[MountSpec]) -> None:
+        """A cached RUN is done here (``_hit``), the others in a thread; so is one with a bind
+        mount, whose key reads what it binds (a walk of the context or a stage)."""
+        if any(mount.type == "bind" for mount in mounts) or not self._hit(
+                number, command, self._run_op(command, process, state, network, mounts), state, built):
+            await self._in_thread(self._run_step, command, process, state, built, number, network, mounts)
 
     # --- steps, through the cache -------------------------------------------------------------
 
@@ -586,12 +594,7 @@ class Builder:
               produce: Callable[[LayerWriter], None], *, keep_empty: bool = False) -> None:
         """One filesystem step: its result from the cache (``#N CACHED``, nothing run), else
         ``produce`` writes its layer, which is stored and recorded under the step's key."""
-        if self.epoch is not None:
-            op = {**op, "source_date_epoch": self.epoch}
-        # COPY/ADD --link whose key holds what it writes (its plan): keyed without the stage below, as
-        # BuildKit's --link layers "don't get invalidated when commands on previous layers are changed"
-        linked = bool(op.get("link")) and "plan" in op
-        key = cache_key.step_key(cache_key.LINKED if linked else built.key, op)
+        key, linked = self._key(op, built)
         started = time.monotonic()
         result = None if self.spec.no_cache else self.cache.get(key)
         if result is not None:
@@ -614,6 +617,36 @@ class Builder:
                     self.new_blobs.difference_update(layer.digest for layer in result.layers)
                     self.new_layers.difference_update(oci.chain_ids(list(result.diff_ids)))
                     self._report(number, f"DONE {time.monotonic() - started:.1f}s")
+        self._apply(command, key, linked, result, state, built)
+
+    def _key(self, op: dict[str, Any], built: Built) -> tuple[str, bool]:
+        """A step's cache key, and whether it is a --link step's."""
+        if self.epoch is not None:
+            op = {**op, "source_date_epoch": self.epoch}
+        # COPY/ADD --link whose key holds what it writes (its plan): keyed without the stage below, as
+        # BuildKit's --link layers "don't get invalidated when commands on previous layers are changed"
+        linked = bool(op.get("link")) and "plan" in op
+        return cache_key.step_key(cache_key.LINKED if linked else built.key, op), linked
+
+    def _hit(self, number: int, command: Any, op: dict[str, Any], state: image_config.StageState,
+             built: Built) -> bool:
+        """The step done from the store's cache when its record is there (``#N CACHED``), on the
+        calling thread: on the event loop a cached step costs no hop to a worker thread and back
+        (most of a fully cached build's time). False: the step is to be built (``_step``, in a
+        thread, which looks again under the step's lock)."""
+        if self.spec.no_cache:
+            return False
+        key, linked = self._key(op, built)
+        result = None if linked else self.cache.get(key)
+        if result is None:
+            return False
+        self._report(number, "CACHED")
+        self._apply(command, key, linked, result, state, built)
+        return True
+
+    def _apply(self, command: Any, key: str, linked: bool, result: StepResult, state: image_config.StageState,
+               built: Built) -> None:
+        """The stage after a step: its layers and key, and the step's history entry."""
         if linked:
             result = self._linked(built, result)
             built.steps.append(Record(key, " ".join(command.original.split()), result))  # cache_to's
@@ -787,11 +820,15 @@ class Builder:
         cleanup.callback(fetched.path.unlink, missing_ok=True)
         return FetchedSource(fetched)
 
+    @staticmethod
+    def _workdir_op(state: image_config.StageState) -> dict[str, Any]:
+        return {"op": "WORKDIR", "path": state.config.get("WorkingDir") or "/", "user": state.config.get("User") or ""}
+
     def _workdir(self, command: Any, state: image_config.StageState, built: Built, number: int) -> None:
         """WORKDIR makes its folder (and parents) when missing, owned by the stage's USER, as
         BuildKit's ``mkdir -p``; a layer, empty when the folder exists (none for ``/``)."""
-        folder = state.config.get("WorkingDir") or "/"
-        user = state.config.get("User") or ""
+        op = self._workdir_op(state)
+        folder, user = op["path"], op["user"]
 
         def produce(writer: LayerWriter) -> None:
             rootfs = self._rootfs(built)
@@ -805,18 +842,20 @@ class Builder:
             plan.write(writer)
 
         # BuildKit's mkdir -p makes a layer, empty when the folder exists; none for "/"
-        self._step(number, command, {"op": "WORKDIR", "path": folder, "user": user}, state, built, produce,
-                   keep_empty=folder != "/")
+        self._step(number, command, op, state, built, produce, keep_empty=folder != "/")
+
+    def _run_op(self, command: RunCommand, process: list[str], state: image_config.StageState, network: str,
+                mounts: list[MountSpec]) -> dict[str, Any]:
+        inner = state.config
+        return {"op": "RUN", "process": process, "env": list(inner.get("Env") or []),
+                "args": sorted(state.args.items()), "run_env": sorted(state.run_env.items()),
+                "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
+                "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security,
+                **self._container_key()}
 
     def _run_step(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
                   number: int, network: str, mounts: list[MountSpec]) -> None:
-        inner = state.config
-        op = {"op": "RUN", "process": process, "env": list(inner.get("Env") or []), "args": sorted(state.args.items()),
-              "run_env": sorted(state.run_env.items()),
-              "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
-              "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security,
-              **self._container_key()}
-        self._step(number, command, op, state, built,
+        self._step(number, command, self._run_op(command, process, state, network, mounts), state, built,
                    lambda writer: self._run(command, process, state, built, network, mounts, number, writer))
 
     def _container_keys(self) -> dict[str, Any]:

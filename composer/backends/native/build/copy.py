@@ -172,10 +172,11 @@ class StageSource(Source):
             nxt: list[tuple[str, ...]] = []
             for base in found:
                 real, entry = self.rootfs.resolve("/" + "/".join(base))
-                names = self.rootfs.listdir(real) if entry is not None and entry.is_dir else []
+                if entry is None or not entry.is_dir:
+                    continue
                 if _WILDCARD & set(piece):
-                    nxt += [(*real, name) for name in names if fnmatch.fnmatchcase(name, piece)]
-                elif piece in names:
+                    nxt += [(*real, name) for name in self.rootfs.listdir(real) if fnmatch.fnmatchcase(name, piece)]
+                elif self.rootfs.lookup((*real, piece)) is not None:  # what listdir would name, without listing
                     nxt.append((*real, piece))
             found = nxt
         return found
