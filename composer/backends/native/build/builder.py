@@ -296,8 +296,9 @@ class Builder:
         try:
             return await self._build()
         finally:
-            with anyio.CancelScope(shield=True):  # removed also when the build is cancelled
-                await anyio.to_thread.run_sync(self.network.close)
+            if self.network.made():  # no RUN ran (a cached build): no thread to remove nothing
+                with anyio.CancelScope(shield=True):  # removed also when the build is cancelled
+                    await anyio.to_thread.run_sync(self.network.close)
             self.hashes.save()
             if self.new_blobs or self.new_layers:
                 await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
