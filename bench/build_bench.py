@@ -10,8 +10,9 @@ Cold: ``--no-cache`` for every tool (the base image is there, no step is reused;
 build again, nothing changed, every step reused. composer is the command users get from ``make
 install``: the compiled client (composer/cli/client.c, built here for this checkout; ``python -m
 composer`` without a C compiler, and the bench says which) handing the command to a worker of its
-warm command server (composer/cli/server.py), and once more with COMPOSER_SERVER=0 (the client
-runs the command in a Python process of its own: the imports included). Prints median, p90 and
+warm command server (composer/cli/server.py); once more with COMPOSER_SERVER=0 (the client
+runs the command in a Python process of its own: the imports included), and through ``python -m
+composer`` to the same server (the Python client: the interpreter's start-up on top). Prints median, p90 and
 ratios (composer / tool), and the load average, as the numbers mean little on a busy machine.
 
 Usage: .venv/bin/python bench/build_bench.py [--cold-runs N] [--cached-runs N]
@@ -134,6 +135,8 @@ def main() -> int:
     env["PYTHONPATH"] = cold_env["PYTHONPATH"] = str(ROOT)
     client = composer_client(folder / "bin")
     composer = [*client, "--backend", "native", "--progress", "quiet", "build"]
+    # the Python script's way to the same server (the console script without the compiled client)
+    python_composer = [sys.executable, "-m", "composer", *composer[len(client):]]
 
     def docker(extra: list[str], tag: str) -> list[str]:
         return [DOCKER, "build", "-q", *extra, "-t", tag, "."]
@@ -157,6 +160,8 @@ def main() -> int:
         cached: dict[str, Callable[[], float]] = {
             "composer native build (cached)": lambda: timed(composer, env, context),
             "composer native build (cached, cold CLI)": lambda: timed(composer, cold_env, context),
+            **({"composer native build (cached, python -m)": lambda: timed(python_composer, env, context)}
+               if python_composer != composer else {}),
             "BuildKit docker build (cached)": lambda: timed(docker([], TAG + "-bk"), buildkit, context),
             "classic docker build (cached)": lambda: timed(docker([], TAG + "-classic"), classic, context),
         }
