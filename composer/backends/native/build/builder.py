@@ -633,7 +633,7 @@ class Builder:
              built: Built) -> bool:
         """The step done from the store's cache when its record is there (``#N CACHED``), on the
         calling thread: on the event loop a cached step costs no hop to a worker thread and back
-        (most of a fully cached build's time). False: the step is to be built (``_step``, in a
+        (~0.2 ms each, more than the lookup). False: the step is to be built (``_step``, in a
         thread, which looks again under the step's lock)."""
         if self.spec.no_cache:
             return False
