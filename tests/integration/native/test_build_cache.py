@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -505,3 +506,17 @@ def test_a_build_under_its_run_root_leaves_nothing_elsewhere(store: ImageStore, 
     assert (run_root / "networks" / ".lock").exists()  # the network was made here
     assert [path.name for path in run_root.iterdir() if path.name.startswith("build-")] == []
     assert [path.name for path in (run_root / "networks").iterdir() if path.name != ".lock"] == []
+
+
+def test_a_record_whose_layer_is_gone_is_built_again(store: ImageStore, context: Path,
+                                                     local_registry: LocalRegistry) -> None:
+    """A fully cached build still checks that each step's layers are in the store (once per
+    build): a record whose layer went (a store damaged by hand) is a miss, built and recorded again."""
+    dockerfile = f"FROM {local_registry.busybox}\nCOPY a.txt /a.txt\nRUN echo made > /made\n"
+    first = build(store, context, dockerfile)
+    assert build(store, context, dockerfile).built() == []
+    shutil.rmtree(store.layer_root([layer.chain_id for layer in store.layers(first.record)][-1]))
+    again = build(store, context, dockerfile)
+    assert (again.built(), again.cached()) == (["RUN echo made > /made"], ["COPY a.txt /a.txt"])
+    assert again.read("/made") == "made\n"
+    assert build(store, context, dockerfile).built() == []
