@@ -7,10 +7,13 @@ The base image is dockerd's ``composer-test/busybox`` (``make engine`` / the int
 build it), loaded into a throw-away native store (COMPOSER_ROOT) with ``composer image load``.
 Cold: ``--no-cache`` for every tool (the base image is there, no step is reused; a global
 ``docker builder prune`` would empty the shared engine's cache for everyone). Cached: the same
-build again, nothing changed, every step reused. composer runs in a worker of its warm command
-server (composer/cli/server.py), and once more with COMPOSER_SERVER=0 (the import in the
-command's own process). Prints median, p90 and ratios (composer / tool), and the load average,
-as the numbers mean little on a busy machine.
+build again, nothing changed, every step reused. composer is the command users get from ``make
+install``: the compiled client (composer/cli/client.c, built here for this checkout; ``python -m
+composer`` without a C compiler, and the bench says which) handing the command to a worker of its
+warm command server (composer/cli/server.py); once more with COMPOSER_SERVER=0 (the client
+runs the command in a Python process of its own: the imports included), and through ``python -m
+composer`` to the same server (the Python client: the interpreter's start-up on top). Prints median, p90 and
+ratios (composer / tool), and the load average, as the numbers mean little on a busy machine.
 
 Usage: .venv/bin/python bench/build_bench.py [--cold-runs N] [--cached-runs N]
 """
@@ -85,6 +88,21 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
+def composer_client(folder: Path) -> list[str]:
+    """The command users run: the compiled client ``make install`` puts on PATH
+    (composer/cli/client.c), built for this checkout (the installed one's serves the installed
+    checkout's server); ``python -m composer`` where no C compiler can build it."""
+    from composer.cli.build_client import BuildError, build
+
+    folder.mkdir()
+    try:
+        build(folder / "composer")
+    except BuildError as exc:
+        print(f"{exc}: measuring python -m composer")
+        return [sys.executable, "-m", "composer"]
+    return [str(folder / "composer")]
+
+
 def report(title: str, samples: dict[str, list[float]], reference: str) -> None:
     base = statistics.median(samples[reference])
     print(f"\n{title}")
@@ -114,9 +132,11 @@ def main() -> int:
     cold_env = {**env, "COMPOSER_SERVER": "0"}
     buildkit = {**os.environ, "DOCKER_BUILDKIT": "1"}
     classic = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    # this checkout's composer (python -m: the compiled client serves the installed one's server)
     env["PYTHONPATH"] = cold_env["PYTHONPATH"] = str(ROOT)
-    composer = [sys.executable, "-m", "composer", "--backend", "native", "--progress", "quiet", "build"]
+    client = composer_client(folder / "bin")
+    composer = [*client, "--backend", "native", "--progress", "quiet", "build"]
+    # the Python script's way to the same server (the console script without the compiled client)
+    python_composer = [sys.executable, "-m", "composer", *composer[len(client):]]
 
     def docker(extra: list[str], tag: str) -> list[str]:
         return [DOCKER, "build", "-q", *extra, "-t", tag, "."]
@@ -140,6 +160,8 @@ def main() -> int:
         cached: dict[str, Callable[[], float]] = {
             "composer native build (cached)": lambda: timed(composer, env, context),
             "composer native build (cached, cold CLI)": lambda: timed(composer, cold_env, context),
+            **({"composer native build (cached, python -m)": lambda: timed(python_composer, env, context)}
+               if python_composer != composer else {}),
             "BuildKit docker build (cached)": lambda: timed(docker([], TAG + "-bk"), buildkit, context),
             "classic docker build (cached)": lambda: timed(docker([], TAG + "-classic"), classic, context),
         }
@@ -163,6 +185,8 @@ def main() -> int:
         load = os.getloadavg()
         print(f"{DOCKERFILE.count(chr(10))}-instruction Dockerfile, two stages; {os.cpu_count()} CPUs, "
               f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        print("composer client: " + ("compiled (composer/cli/client.c, as make install puts it on PATH)"
+                                     if len(client) == 1 else " ".join(client)))
         report(f"cold ({args.cold_runs} runs each, interleaved)", cold_samples, "composer native build --no-cache")
         report(f"fully cached ({args.cached_runs} runs each, interleaved)", cached_samples,
                "composer native build (cached)")

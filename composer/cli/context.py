@@ -92,14 +92,20 @@ class CommandContext:
 
         from composer.backends.select import make_backend
 
-        async def main() -> T:
+        # the result is handed back beside the loop's main task, not as its result: asyncio's Runner,
+        # restoring SIGINT's handler, has signal.getsignal() repr() its handler, which holds the
+        # task, whose repr holds its result's, whole (a plan, a project: ~1 ms of a cached build)
+        outcome: list[T] = []
+
+        async def main() -> None:
             backend = make_backend(self.args.backend)
             try:
-                return await work(backend)
+                outcome.append(await work(backend))
             finally:
                 await backend.aclose()
 
-        return anyio.run(main, backend="asyncio")
+        anyio.run(main, backend="asyncio")
+        return outcome[0]
 
     def print_plan(self, plan: Plan) -> None:
         """With ``--dry-run``, the plan as it would have been carried out, on stdout."""

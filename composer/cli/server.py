@@ -504,11 +504,23 @@ def _worker(connection: socket.socket) -> int:
         _interrupted()
         code = EXIT_INTERRUPTED
     _command_done.set()
+    release_stdio()
     try:
         connection.sendall(b"X" + code.to_bytes(4, "little", signed=True))
     except OSError:
         pass
     return code
+
+
+def release_stdio() -> None:
+    """Let go of the client's stdin, stdout and stderr once the command is done (its streams
+    flushed): whoever reads the command's output (a pipe, ``| tee``, a CI log) sees its end when
+    the command ends, not once the worker has reported its pages and exited (5-10 ms later)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
 
 
 def _interrupted() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -483,3 +484,39 @@ def test_cache_mounts_outlive_gc_and_check_and_go_with_builder_prune(store: Imag
     assert not mounts[0].exists()
     third = build(store, context, dockerfile.replace("> /count", "> /count3"))
     assert third.read("/count3").strip() == "1"
+
+
+def test_a_build_under_its_run_root_leaves_nothing_elsewhere(store: ImageStore, context: Path, tmp_path: Path,
+                                                             local_registry: LocalRegistry,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build's network (a RUN on the default network makes a bridge, its state and lock under
+    the run root) and its containers go under the backend's run root (COMPOSER_RUN_ROOT as the
+    command got it), never under the process's own or /run/composer; nothing stays there after."""
+    elsewhere = tmp_path / "process-run-root"
+    monkeypatch.setenv("COMPOSER_RUN_ROOT", str(elsewhere))  # what code reading os.environ would use
+    default_existed = os.path.exists("/run/composer")
+    dockerfile = f"FROM {local_registry.busybox}\nRUN echo built > /built && ls /sys/class/net > /nets\n"
+    result = build(store, context, dockerfile)
+    assert result.read("/built") == "built\n"
+    assert "eth0" in result.read("/nets").split()  # it ran on the build's bridge network
+    assert not elsewhere.exists()
+    if not default_existed:  # another composer on the host may use /run/composer: then nothing to say
+        assert not os.path.exists("/run/composer")
+    run_root = store.root.parent / "run"
+    assert (run_root / "networks" / ".lock").exists()  # the network was made here
+    assert [path.name for path in run_root.iterdir() if path.name.startswith("build-")] == []
+    assert [path.name for path in (run_root / "networks").iterdir() if path.name != ".lock"] == []
+
+
+def test_a_record_whose_layer_is_gone_is_built_again(store: ImageStore, context: Path,
+                                                     local_registry: LocalRegistry) -> None:
+    """A fully cached build still checks that each step's layers are in the store (once per
+    build): a record whose layer went (a store damaged by hand) is a miss, built and recorded again."""
+    dockerfile = f"FROM {local_registry.busybox}\nCOPY a.txt /a.txt\nRUN echo made > /made\n"
+    first = build(store, context, dockerfile)
+    assert build(store, context, dockerfile).built() == []
+    shutil.rmtree(store.layer_root([layer.chain_id for layer in store.layers(first.record)][-1]))
+    again = build(store, context, dockerfile)
+    assert (again.built(), again.cached()) == (["RUN echo made > /made"], ["COPY a.txt /a.txt"])
+    assert again.read("/made") == "made\n"
+    assert build(store, context, dockerfile).built() == []

@@ -468,3 +468,47 @@ def test_the_workers_faults_are_the_clients(folder: Path, project: Path) -> None
     assert refused.stderr == "composer: COMPOSER_FAULTS: unknown point 'bogus'\n"
     served = through_server(project, environment(folder), "config", "--services")
     assert served.stdout.splitlines()[-1] == "CODE 0", served.stdout
+
+
+def test_a_done_command_lets_go_of_the_clients_output() -> None:
+    """A worker releases the client's stdout and stderr when the command is done, before it
+    reports its pages and exits: a reader of the output (``| tee``) sees its end then. Here a
+    forked process stands for the worker, and waits, output released, until the test has read."""
+    output_read, output_write = os.pipe()
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the "worker": the client's stdout and stderr are the pipe
+        try:
+            os.close(output_read)
+            os.close(go_write)
+            os.dup2(output_write, 1)
+            os.dup2(output_write, 2)
+            os.close(output_write)
+            os.write(1, b"done\n")
+            server.release_stdio()
+            os.read(go_read, 1)  # still running: the reader must have seen the end already
+        finally:
+            os._exit(0)
+    os.close(output_write)
+    os.close(go_read)
+    try:
+        output = b""
+        while chunk := _read_or_stuck(output_read):  # EOF while the worker is still alive
+            output += chunk
+        assert output == b"done\n"
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0)
+    finally:
+        os.close(output_read)
+        os.close(go_write)
+        os.waitpid(pid, 0)
+
+
+def _read_or_stuck(fd: int) -> bytes:
+    """What the pipe has next (b"" at its end); a pipe still open after 30 s fails the test
+    instead of hanging it (the worker holds it until the test lets it go)."""
+    import select
+
+    readable, _, _ = select.select([fd], [], [], 30)
+    if not readable:
+        raise AssertionError("the client's output is still open while the worker waits")
+    return os.read(fd, 4096)

@@ -167,9 +167,6 @@ class Built:
     run_env: dict[str, str] = field(default_factory=dict)  # its RUNs' environment, for a stage built FROM it
     steps: list[Record] = field(default_factory=list)  # the steps its layers came from (cache_to mode=min)
 
-    def rootfs(self, store: ImageStore) -> RootFS:
-        return RootFS([store.layer(chain).path for chain in oci.chain_ids(self.diff_ids)])
-
 
 def refuse_build_keys(spec: BuildSpec) -> None:
     """Refuse, in one line naming it, each ``build:`` key this builder does not apply."""
@@ -278,6 +275,18 @@ class Builder:
         self.named: dict[str, Built | FolderContext | ImageContext] = {}  # build.additional_contexts, by name
         self.network = BuildNetwork()  # the bridge its RUN steps share (made by the first), removed at the end
         self.hashes = ContentHashes(store.root)  # the context's file digests, known by their stat
+        self.layer_folders: dict[str, Path] = {}  # chain id -> its diff folder (_rootfs)
+
+    def _rootfs(self, built: Built) -> RootFS:
+        """The stage's files: its layers' diff folders (each looked up in the store once per build:
+        a cached build reads the same stack for each of its steps)."""
+        folders = []
+        for chain in oci.chain_ids(built.diff_ids):
+            folder = self.layer_folders.get(chain)
+            if folder is None:
+                folder = self.layer_folders[chain] = self.store.layer(chain).path
+            folders.append(folder)
+        return RootFS(folders)
 
     def _fail(self, command: Any, message: str) -> ImageBuildError:
         return ImageBuildError(f"service {self.spec.service.name}: {self.dockerfile.path}:{command.line}: "
@@ -287,8 +296,9 @@ class Builder:
         try:
             return await self._build()
         finally:
-            with anyio.CancelScope(shield=True):  # removed also when the build is cancelled
-                await anyio.to_thread.run_sync(self.network.close)
+            if self.network.made():  # no RUN ran (a cached build): no thread to remove nothing
+                with anyio.CancelScope(shield=True):  # removed also when the build is cancelled
+                    await anyio.to_thread.run_sync(self.network.close)
             self.hashes.save()
             if self.new_blobs or self.new_layers:
                 await anyio.to_thread.run_sync(drop_unreferenced, self.store, self.new_blobs, self.new_layers)
@@ -520,8 +530,8 @@ class Builder:
                 if not command.network and build.network:
                     network = build.network
                 self._check_gateway(command, network)
-                await self._in_thread(self._run_step, command, process, state, built, number, network, mounts)
-            else:
+                await self._run_or_hit(command, process, state, built, number, network, mounts)
+            elif not self._hit(number, command, self._workdir_op(state), state, built):  # cached: no thread
                 await self._in_thread(self._workdir, command, state, built, number)
             made.append(str(state.history[-1]["created"]))
         # BuildKit's times: the metadata entries and the image are the stage's last step's (so a
@@ -535,6 +545,14 @@ class Builder:
         built.config["created"] = stamp
         built.config["rootfs"] = {"type": "layers", "diff_ids": list(built.diff_ids)}
         return built
+
+    async def _run_or_hit(self, command: RunCommand, process: list[str], state: image_config.StageState,
+                          built: Built, number: int, network: str, mounts: list[MountSpec]) -> None:
+        """A cached RUN is done here (``_hit``), the others in a thread; so is one with a bind
+        mount, whose key reads what it binds (a walk of the context or a stage)."""
+        if any(mount.type == "bind" for mount in mounts) or not self._hit(
+                number, command, self._run_op(command, process, state, network, mounts), state, built):
+            await self._in_thread(self._run_step, command, process, state, built, number, network, mounts)
 
     # --- steps, through the cache -------------------------------------------------------------
 
@@ -577,12 +595,7 @@ class Builder:
               produce: Callable[[LayerWriter], None], *, keep_empty: bool = False) -> None:
         """One filesystem step: its result from the cache (``#N CACHED``, nothing run), else
         ``produce`` writes its layer, which is stored and recorded under the step's key."""
-        if self.epoch is not None:
-            op = {**op, "source_date_epoch": self.epoch}
-        # COPY/ADD --link whose key holds what it writes (its plan): keyed without the stage below, as
-        # BuildKit's --link layers "don't get invalidated when commands on previous layers are changed"
-        linked = bool(op.get("link")) and "plan" in op
-        key = cache_key.step_key(cache_key.LINKED if linked else built.key, op)
+        key, linked = self._key(op, built)
         started = time.monotonic()
         result = None if self.spec.no_cache else self.cache.get(key)
         if result is not None:
@@ -605,6 +618,36 @@ class Builder:
                     self.new_blobs.difference_update(layer.digest for layer in result.layers)
                     self.new_layers.difference_update(oci.chain_ids(list(result.diff_ids)))
                     self._report(number, f"DONE {time.monotonic() - started:.1f}s")
+        self._apply(command, key, linked, result, state, built)
+
+    def _key(self, op: dict[str, Any], built: Built) -> tuple[str, bool]:
+        """A step's cache key, and whether it is a --link step's."""
+        if self.epoch is not None:
+            op = {**op, "source_date_epoch": self.epoch}
+        # COPY/ADD --link whose key holds what it writes (its plan): keyed without the stage below, as
+        # BuildKit's --link layers "don't get invalidated when commands on previous layers are changed"
+        linked = bool(op.get("link")) and "plan" in op
+        return cache_key.step_key(cache_key.LINKED if linked else built.key, op), linked
+
+    def _hit(self, number: int, command: Any, op: dict[str, Any], state: image_config.StageState,
+             built: Built) -> bool:
+        """The step done from the store's cache when its record is there (``#N CACHED``), on the
+        calling thread: on the event loop a cached step costs no hop to a worker thread and back
+        (~0.2 ms each, more than the lookup). False: the step is to be built (``_step``, in a
+        thread, which looks again under the step's lock)."""
+        if self.spec.no_cache:
+            return False
+        key, linked = self._key(op, built)
+        result = None if linked else self.cache.get(key)
+        if result is None:
+            return False
+        self._report(number, "CACHED")
+        self._apply(command, key, linked, result, state, built)
+        return True
+
+    def _apply(self, command: Any, key: str, linked: bool, result: StepResult, state: image_config.StageState,
+               built: Built) -> None:
+        """The stage after a step: its layers and key, and the step's history entry."""
         if linked:
             result = self._linked(built, result)
             built.steps.append(Record(key, " ".join(command.original.split()), result))  # cache_to's
@@ -698,13 +741,13 @@ class Builder:
         if command.keep_git_dir:
             raise _refuse(f"{self.dockerfile.path}:{command.line}: {command.name} --keep-git-dir")
         scope = state.environment()
-        rootfs = built.rootfs(self.store)
+        rootfs = self._rootfs(built)
         source: Source
         if command.from_:
             name = self._expand(command, command.from_, self.scope)
             other = self._stage_named(name)
             if other is not None and other.index in self.built:
-                source = StageSource(self.built[other.index].rootfs(self.store))
+                source = StageSource(self._rootfs(self.built[other.index]))
             else:
                 source = self._named_source(command, name)
         else:
@@ -778,14 +821,18 @@ class Builder:
         cleanup.callback(fetched.path.unlink, missing_ok=True)
         return FetchedSource(fetched)
 
+    @staticmethod
+    def _workdir_op(state: image_config.StageState) -> dict[str, Any]:
+        return {"op": "WORKDIR", "path": state.config.get("WorkingDir") or "/", "user": state.config.get("User") or ""}
+
     def _workdir(self, command: Any, state: image_config.StageState, built: Built, number: int) -> None:
         """WORKDIR makes its folder (and parents) when missing, owned by the stage's USER, as
         BuildKit's ``mkdir -p``; a layer, empty when the folder exists (none for ``/``)."""
-        folder = state.config.get("WorkingDir") or "/"
-        user = state.config.get("User") or ""
+        op = self._workdir_op(state)
+        folder, user = op["path"], op["user"]
 
         def produce(writer: LayerWriter) -> None:
-            rootfs = built.rootfs(self.store)
+            rootfs = self._rootfs(built)
             if folder == "/" or rootfs.resolve(folder)[1] is not None:
                 return
             try:
@@ -796,18 +843,20 @@ class Builder:
             plan.write(writer)
 
         # BuildKit's mkdir -p makes a layer, empty when the folder exists; none for "/"
-        self._step(number, command, {"op": "WORKDIR", "path": folder, "user": user}, state, built, produce,
-                   keep_empty=folder != "/")
+        self._step(number, command, op, state, built, produce, keep_empty=folder != "/")
+
+    def _run_op(self, command: RunCommand, process: list[str], state: image_config.StageState, network: str,
+                mounts: list[MountSpec]) -> dict[str, Any]:
+        inner = state.config
+        return {"op": "RUN", "process": process, "env": list(inner.get("Env") or []),
+                "args": sorted(state.args.items()), "run_env": sorted(state.run_env.items()),
+                "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
+                "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security,
+                **self._container_key()}
 
     def _run_step(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
                   number: int, network: str, mounts: list[MountSpec]) -> None:
-        inner = state.config
-        op = {"op": "RUN", "process": process, "env": list(inner.get("Env") or []), "args": sorted(state.args.items()),
-              "run_env": sorted(state.run_env.items()),
-              "user": inner.get("User") or "", "workdir": inner.get("WorkingDir") or "/", "network": network,
-              "mounts": [self._mount_key(command, mount) for mount in mounts], "security": command.security,
-              **self._container_key()}
-        self._step(number, command, op, state, built,
+        self._step(number, command, self._run_op(command, process, state, network, mounts), state, built,
                    lambda writer: self._run(command, process, state, built, network, mounts, number, writer))
 
     def _container_keys(self) -> dict[str, Any]:
@@ -882,7 +931,7 @@ class Builder:
         name = self._expand(command, name, self.scope)
         other = self._stage_named(name)
         if other is not None and other.index in self.built:
-            return StageSource(self.built[other.index].rootfs(self.store))
+            return StageSource(self._rootfs(self.built[other.index]))
         return self._named_source(command, name)
 
     def _named_source(self, command: Any, name: str) -> Source:
@@ -894,7 +943,7 @@ class Builder:
         found = named if isinstance(named, Built) else self.images.get(name)
         if found is None:
             raise self._fail(command, f"--from={name}: neither a stage built before, a named context nor an image")
-        return StageSource(found.rootfs(self.store))
+        return StageSource(self._rootfs(found))
 
     def _secrets(self, mounts: list[MountSpec]) -> dict[str, bytes]:
         """The values of the secrets the mounts ask for (read now, kept in memory only)."""
@@ -912,7 +961,7 @@ class Builder:
 
     def _run(self, command: RunCommand, process: list[str], state: image_config.StageState, built: Built,
              network: str, mounts: list[MountSpec], number: int, writer: LayerWriter) -> None:
-        lower = built.rootfs(self.store)
+        lower = self._rootfs(built)
         try:
             prepared = self._prepare(command, state, mounts)
             with contextlib.ExitStack() as cleanup, prepared as ready, run_container(

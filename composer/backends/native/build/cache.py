@@ -67,12 +67,20 @@ def _record_json(key: str, description: str, result: StepResult) -> dict[str, An
             "blobs": [layer.digest for layer in result.layers], "chains": oci.chain_ids(list(result.diff_ids))}
 
 
+def _result(data: Any) -> StepResult | None:
+    """A record's result, or None when it is malformed.
+
+    :raises KeyError, TypeError, ValueError: malformed."""
+    result = StepResult(tuple(str(d) for d in data["diff_ids"]),
+                        tuple(oci.Descriptor.from_json(layer) for layer in data["layers"]),
+                        bool(data["empty"]), str(data["created"]))
+    return result if len(result.diff_ids) == len(result.layers) else None
+
+
 def _parse(path: Path, data: Any) -> CacheRecord | None:
     try:
-        result = StepResult(tuple(str(d) for d in data["diff_ids"]),
-                            tuple(oci.Descriptor.from_json(layer) for layer in data["layers"]),
-                            bool(data["empty"]), str(data["created"]))
-        if len(result.diff_ids) != len(result.layers):
+        result = _result(data)
+        if result is None:
             return None
         size = 0 if result.empty or not result.layers else result.layers[-1].size
         return CacheRecord(str(data["key"]), str(data.get("description") or ""), result, size,
@@ -88,6 +96,9 @@ class StepCache:
         self.store = store
         self.folder = steps_folder(store.root)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # the layers and blobs found present: they stay while the build holds the store's session
+        # lock (prune and gc take it exclusively), so each is looked for once per build, not per step
+        self.present: set[str] = set()
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{oci.digest_hex(key)}.json"
@@ -96,10 +107,11 @@ class StepCache:
         """The record's result as it is (its content not checked, its use not counted)."""
         path = self._path(key)
         try:
-            record = _parse(path, json.loads(path.read_bytes()))
-        except (OSError, ValueError):
+            data = json.loads(path.read_bytes())
+            # not _parse: a step's lookup needs no record's size or last use (a stat per step)
+            return _result(data) if data["key"] == key else None
+        except (OSError, KeyError, TypeError, ValueError):
             return None
-        return record.result if record is not None and record.key == key else None
 
     def get(self, key: str) -> StepResult | None:
         """The result cached for ``key``, when its record and all its content are in the store
@@ -108,9 +120,13 @@ class StepCache:
         if result is None:
             return None
         chains = oci.chain_ids(list(result.diff_ids))
-        if not all(self.store.has_layer(chain) for chain in chains) or \
-                not all(self.store.has_blob(layer.digest) for layer in result.layers):
+        blobs = [layer.digest for layer in result.layers]
+        present = self.present
+        if not all(chain in present or self.store.has_layer(chain) for chain in chains) or \
+                not all(blob in present or self.store.has_blob(blob) for blob in blobs):
             return None
+        present.update(chains)
+        present.update(blobs)
         with contextlib.suppress(OSError):
             os.utime(self._path(key))  # last used: now
         return result

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from composer.backends.native.build.hashes import ContentHashes
 
 SCRATCH = "scratch"
+# json.dumps(..., ensure_ascii=False) makes an encoder per call; a digest encodes one per file
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 LINKED = "linked"  # the parent of a COPY/ADD --link step's key: not the stage below (BuildKit's --link)
 
 
@@ -71,7 +73,7 @@ def plan_digest(plan: CopyPlan, hashes: ContentHashes | None = None) -> str:
             content = ""
         fields = [info.name, info.type.decode(), oct(info.mode), info.uid, info.gid, info.linkname,
                   info.size if data is None else len(data), info.devmajor, info.devminor, content]
-        digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogateescape"))
+        digest.update(_ENCODE(fields).encode("utf-8", "surrogateescape"))
         digest.update(b"\n")
     return "sha256:" + digest.hexdigest()
 
@@ -96,6 +98,6 @@ def source_digest(source: Source, word: str, hashes: ContentHashes | None = None
             content = ""
         fields = ["/".join(item.parts), stat.S_IFMT(info.st_mode), oct(stat.S_IMODE(info.st_mode)), info.st_uid,
                   info.st_gid, content]
-        digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogateescape"))
+        digest.update(_ENCODE(fields).encode("utf-8", "surrogateescape"))
         digest.update(b"\n")
     return "sha256:" + digest.hexdigest()

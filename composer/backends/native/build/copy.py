@@ -125,20 +125,35 @@ class ContextSource(Source):
         yield from self._walk(parts, (), info)
 
     def _walk(self, parts: tuple[str, ...], relative: tuple[str, ...], info: os.stat_result) -> Iterator[Item]:
-        host = self.root.joinpath(*parts)
-        excluded = bool(parts) and self.matcher.excluded("/".join(parts))
+        return iter(self._listed(os.path.join(self.root, *parts), "/".join(parts), relative, info, []))
+
+    def _listed(self, host: str, name: str, relative: tuple[str, ...], info: os.stat_result,
+                into: list[Item]) -> list[Item]:
+        """``into`` with the entry at ``host`` (``name`` in the context) and what is below it, in
+        walk order (a folder before its contents, names sorted): one scandir and one lstat per
+        entry, paths as strings (a cached build walks the whole context: pathlib's joins cost
+        more than the system calls)."""
+        excluded = bool(name) and self.matcher.excluded(name)
         if not stat.S_ISDIR(info.st_mode):
             if not excluded:
-                yield Item(relative, info, host)
-            return
-        children: list[Item] = []
-        for name in self._names(parts):
-            child = self._entry((*parts, name))
-            if child is not None:
-                children += self._walk((*parts, name), (*relative, name), child)
-        if not excluded or children:
-            yield Item(relative, info, host)
-        yield from children
+                into.append(Item(relative, info, Path(host)))
+            return into
+        mark = len(into)
+        into.append(Item(relative, info, Path(host)))
+        try:
+            with os.scandir(host) as listing:
+                children = sorted((entry.name, entry.path) for entry in listing)
+        except (NotADirectoryError, FileNotFoundError):
+            children = []
+        for child, path in children:
+            try:
+                child_info = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):  # gone since the listing
+                continue
+            self._listed(path, f"{name}/{child}" if name else child, (*relative, child), child_info, into)
+        if excluded and len(into) == mark + 1:  # an excluded folder is kept only for what is re-included
+            into.pop()
+        return into
 
 
 class StageSource(Source):
@@ -157,10 +172,11 @@ class StageSource(Source):
             nxt: list[tuple[str, ...]] = []
             for base in found:
                 real, entry = self.rootfs.resolve("/" + "/".join(base))
-                names = self.rootfs.listdir(real) if entry is not None and entry.is_dir else []
+                if entry is None or not entry.is_dir:
+                    continue
                 if _WILDCARD & set(piece):
-                    nxt += [(*real, name) for name in names if fnmatch.fnmatchcase(name, piece)]
-                elif piece in names:
+                    nxt += [(*real, name) for name in self.rootfs.listdir(real) if fnmatch.fnmatchcase(name, piece)]
+                elif self.rootfs.lookup((*real, piece)) is not None:  # what listdir would name, without listing
                     nxt.append((*real, piece))
             found = nxt
         return found
@@ -373,12 +389,13 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
     elif real[:-1]:
         ensure_dirs(real[:-1])
     for source, parts, pivot in matched:
-        is_dir = _is_dir_source(source, parts)
+        items = list(source.walk(parts))  # walked once: whether it is a folder is its first entry's
+        is_dir = bool(items) and stat.S_ISDIR(items[0].info.st_mode)
         root = real
         if parents:
             root = (*real, *(parts[pivot:] if is_dir else parts[pivot:-1]))
             ensure_dirs(root)
-        for item in source.walk(parts):
+        for item in items:
             if exclude is not None and (name := "/".join(item.parts) if item.parts else
                                         ("" if is_dir or not parts else parts[-1])) and exclude.excluded(name):
                 continue
@@ -407,9 +424,3 @@ def plan_copy(rootfs: RootFS, workdir: str, destination: str, sources: Sequence[
     if not entries:
         ensure_dirs(real)
     return CopyPlan(entries)
-
-
-def _is_dir_source(source: Source, parts: tuple[str, ...]) -> bool:
-    for item in source.walk(parts):
-        return stat.S_ISDIR(item.info.st_mode)
-    return False

@@ -72,7 +72,9 @@ class ContentHashes:
 
     def digest(self, path: Path | str) -> str:
         """The sha256 (hex) of the file at ``path`` (links followed, as it is read)."""
-        name = os.path.abspath(path)
+        name = os.fspath(path)
+        if not name.startswith("/") or "/." in name or "//" in name:  # the walk's paths are clean already
+            name = os.path.abspath(name)
         before = os.stat(name)
         key = _key(name, before)
         with self.lock:

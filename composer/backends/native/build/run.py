@@ -236,6 +236,11 @@ class BuildNetwork:
                 raise ValueError(f"build network {self.name} is under {self.run_root}, not {run_root}")
         return self.project, self.name
 
+    def made(self) -> bool:
+        """Whether a RUN made the network (and ``close`` has something to remove)."""
+        with self.lock:
+            return self.run_root is not None
+
     def close(self) -> None:
         """Remove the network (its bridge, rules, DNS daemon and the project's folder), if made."""
         from composer.backends.native.network import settings as networking
