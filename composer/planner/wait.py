@@ -211,26 +211,36 @@ async def wait_for_services(backend: ServiceBackend, payload: ServiceWaitPayload
                     feed = await stack.enter_async_context(backend.service_changes(sorted(pending)))
                 except ComposerError:
                     feed = None
+                # A verdict raised inside the task group would leave it wrapped in an ExceptionGroup
+                # ("unhandled errors in a TaskGroup" was all a rolled-back update said): kept, raised after.
+                gave_up: DependencyConditionError | None = None
                 async with anyio.create_task_group() as group:
                     if feed is not None:
                         wake.streaming = True
                         group.start_soon(_listen, feed, wake)
                     reads_since_event = len(SETTLE_READS)
-                    while True:
+                    while pending and gave_up is None:
                         settling = []
                         for service in await backend.service_status(sorted(pending)):
                             last[service.name] = service
-                            if service_converged(service):
+                            try:
+                                converged = service_converged(service)
+                            except DependencyConditionError as exc:
+                                gave_up = exc
+                                break
+                            if converged:
                                 pending.discard(service.name)
                                 sink.emit(Event(f"service:{service.name}", EventStatus.DONE, "Healthy"))
                             elif service.running and stable_in(service):
                                 settling.append(stable_in(service))
-                        if not pending:
+                        if not pending or gave_up is not None:
                             break
                         delay = read_delay(reads_since_event, streaming=wake.streaming, poll_interval=poll_interval)
                         delay = min([delay, *settling])  # no event tells when a task has run long enough
                         reads_since_event = 0 if await wake.within(delay) else reads_since_event + 1
                     group.cancel_scope.cancel()
+                if gave_up is not None:
+                    raise gave_up
     except TimeoutError:
         with anyio.move_on_after(FINAL_READ_TIMEOUT):  # the message says how things stand at the deadline
             last.update((service.name, service) for service in await backend.service_status(sorted(pending)))

@@ -225,3 +225,36 @@ services:
     result = composer(tmp_path, "up", "-d", "--wait", "--wait-timeout", "20", check=False)
     assert result.returncode != 0
     assert f"{stack}_broken (0/1 running: task: non-zero exit (3)" in result.stderr, result.stderr
+
+
+def test_up_wait_fails_naming_the_rollback_when_an_update_never_becomes_stable(
+        swarm: Any, stack: str, busybox_image: str, tmp_path: Path) -> None:
+    """An update whose new task exits is rolled back by the engine (failure_action: rollback), and up --wait
+    fails saying so in one line, with the task's error (a guest run once printed only "unhandled errors in a
+    TaskGroup"); the service runs the previous command again, as ``docker service update`` leaves it."""
+    def write(command: str) -> None:
+        (tmp_path / "compose.yaml").write_text(f"""
+name: {stack}
+services:
+  web:
+    image: {busybox_image}
+    command: ["sh", "-c", "{command}"]
+    deploy:
+      endpoint_mode: dnsrr
+      update_config: {{parallelism: 1, failure_action: rollback, monitor: 3s}}
+      restart_policy: {{condition: on-failure, delay: 1s}}
+""")
+
+    write("trap 'exit 0' TERM; while true; do sleep 1; done")
+    composer(tmp_path, "up", "-d", "--wait", "--wait-timeout", "120")
+    write("sleep 1; exit 5")
+    result = composer(tmp_path, "up", "-d", "--wait", "--wait-timeout", "180", check=False)
+    assert result.returncode != 0
+    assert "TaskGroup" not in result.stderr, result.stderr
+    assert f"service {stack}_web update rollback" in result.stderr, result.stderr
+    assert "non-zero exit (5)" in result.stderr, result.stderr
+    final = result.stderr.strip().splitlines()[-1]
+    assert final.startswith("composer: "), final
+    assert "rollback" in final, final
+    spec = _services(swarm, stack)[f"{stack}_web"]["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert "while true" in " ".join(spec.get("Args") or spec.get("Command") or []), spec

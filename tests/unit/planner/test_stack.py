@@ -3,6 +3,11 @@ and the objects read (no engine)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+
+import anyio
 import pytest
 
 from composer import labels
@@ -189,3 +194,49 @@ def test_the_waiter_reads_soon_after_an_event_then_rarely_and_polls_without_even
     assert delays == [*SETTLE_READS, FALLBACK_POLL, FALLBACK_POLL]
     assert read_delay(0, streaming=False, poll_interval=0.5) == 0.5
     assert read_delay(9, streaming=False, poll_interval=0.5) == 0.5
+
+
+class _RollingBack:
+    """The two calls of a service-level engine the waiter makes: an update in progress, then rolled back;
+    an event stream that stays open (the waiter's listener runs in its task group meanwhile)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def service_status(self, service_names: object) -> list[ObservedService]:
+        self.reads += 1
+        state = "updating" if self.reads == 1 else "rollback_completed"
+        return [ObservedService("a", "demo_web", "web", "h", 2, running=2, desired=2, update_state=state,
+                                update_message="update rolled back due to failure or early termination of task x",
+                                task_errors=("task: non-zero exit (1)",))]
+
+    def service_changes(self, service_names: object) -> AbstractAsyncContextManager[AsyncIterator[object]]:
+        @contextlib.asynccontextmanager
+        async def stream() -> AsyncIterator[AsyncIterator[object]]:
+            async def never() -> AsyncIterator[object]:
+                await anyio.sleep_forever()
+                yield None  # never reached: a generator that never yields
+
+            yield never()
+
+        return stream()
+
+
+def test_a_rolled_back_update_fails_the_wait_with_its_own_error_not_an_exception_group() -> None:
+    """up --wait in a Swarm guest said only "unhandled errors in a TaskGroup (1 sub-exception)" when an update
+    rolled back: the verdict was raised inside the waiter's task group."""
+    from composer.contract.plan import ServiceWaitPayload
+    from composer.errors import DependencyConditionError
+    from composer.events import ListSink
+    from composer.planner.wait import wait_for_services
+
+    backend = _RollingBack()
+
+    async def wait() -> None:
+        await wait_for_services(backend, ServiceWaitPayload(("demo_web",), timeout=30), ListSink(),  # type: ignore[arg-type]
+                                poll_interval=0.01)
+
+    with pytest.raises(DependencyConditionError, match=r"^service demo_web update rollback completed: update rolled "
+                                                       r"back due to .* \(task errors: task: non-zero exit \(1\)\)$"):
+        anyio.run(wait)
+    assert backend.reads == 2
