@@ -21,13 +21,16 @@ Usage: .venv/bin/python bench/build_bench.py [--cold-runs N] [--cached-runs N]
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +41,13 @@ from tests.support.images import TEST_IMAGE, ensure_busybox_image  # noqa: E402
 
 DOCKER = "/usr/bin/docker"  # Debian's CLI: DOCKER_BUILDKIT=1 drives the engine's BuildKit without buildx
 TAG = f"composer-bench/build:{os.getpid()}"
+BENCH_LABEL = "org.example.bench=build"  # (b)'s Dockerfile carries it: the prune of what rebuilds left untagged
+# (a): the WordPress example's stand-in recipes, FROM the base scripts/prepare-example-images imports
+PREPARE = ROOT / "scripts" / "prepare-example-images"
+EXAMPLE_IMAGES = ROOT / "examples" / "wordpress-mysql" / "images"
+EXAMPLE_STAND_INS = ("mariadb", "wordpress")
+EXAMPLE_TAG = f"composer-bench/example:{os.getpid()}"  # never the example's own mariadb:11 / wordpress:6-apache
+EXAMPLE_LABEL = "org.example.bench.stand-in"  # every tool's build gets it (the same image from each)
 
 DOCKERFILE = f"""\
 FROM {TEST_IMAGE} AS compile
@@ -114,91 +124,231 @@ def report(title: str, samples: dict[str, list[float]], reference: str) -> None:
         print(f"{name:<40}{median:>9.3f}s{p90:>9.3f}s{base / median:>14.2f}x")
 
 
+class Bench:
+    """What both parts share: the throw-away native store and command server, the composer command
+    as users run it, and the environments of the three tools."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                    "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
+                    "COMPOSER_BACKEND": "native", "COMPOSER_SERVER_DIR": str(folder / "servers"),
+                    "PYTHONPATH": str(ROOT)}
+        self.cold_env = {**self.env, "COMPOSER_SERVER": "0"}
+        self.buildkit = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        self.classic = {**os.environ, "DOCKER_BUILDKIT": "0"}
+        self.client = composer_client(folder / "bin")
+        self.composer = [*self.client, "--backend", "native", "--progress", "quiet", "build"]
+        # the Python script's way to the same server (the console script without the compiled client)
+        self.python_composer = [sys.executable, "-m", "composer", *self.composer[len(self.client):]]
+        self.docker_tags: list[str] = []  # every dockerd tag the bench made, dropped at the end
+
+    def load(self, image: str) -> None:
+        """dockerd's image into the throw-away native store (``composer image load``)."""
+        save = subprocess.Popen([DOCKER, "save", image], stdout=subprocess.PIPE)
+        subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "image", "load"], stdin=save.stdout,
+                       env=self.env, check=True, stdout=subprocess.DEVNULL)
+        if save.wait() != 0:
+            raise SystemExit(f"docker save {image} failed ({save.returncode})")
+
+    def docker(self, extra: list[str], tag: str, context: str = ".") -> list[str]:
+        if tag not in self.docker_tags:
+            self.docker_tags.append(tag)
+        return [DOCKER, "build", "-q", *extra, "-t", tag, context]
+
+    def wait_for_server(self) -> None:
+        deadline = time.monotonic() + 20
+        while not list((self.folder / "servers").glob("*.sock")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def cleanup(self) -> None:
+        from composer.cli.server import stop_servers
+
+        stop_servers(str(self.folder / "servers"))
+        if self.docker_tags:
+            subprocess.run([DOCKER, "rmi", "-f", *self.docker_tags], capture_output=True, check=False)
+        # what a rebuild left untagged (only the bench's own images carry these labels)
+        for label in (BENCH_LABEL, EXAMPLE_LABEL):
+            subprocess.run([DOCKER, "image", "prune", "-f", "--filter", f"label={label}"],
+                           capture_output=True, check=False)
+
+
+def load_average() -> str:
+    load = os.getloadavg()
+    return f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+
+
+def steps_part(bench: Bench, cold_runs: int, cached_runs: int) -> None:
+    """(b): the 20-instruction two-stage Dockerfile on dockerd's busybox."""
+    context = bench.folder / "project"
+    project(context)
+    env, cold_env, composer, docker = bench.env, bench.cold_env, bench.composer, bench.docker
+    from composer.backends.docker.client import connect, resolve_endpoint
+
+    api = connect(resolve_endpoint(os.environ), timeout=120)
+    ensure_busybox_image(api)
+    api.close()
+    bench.load(TEST_IMAGE)
+    cold: dict[str, Callable[[], float]] = {
+        "composer native build --no-cache": lambda: timed([*composer, "--no-cache"], env, context),
+        "BuildKit docker build --no-cache": lambda: timed(docker(["--no-cache"], TAG + "-bk"), bench.buildkit,
+                                                          context),
+        "classic docker build --no-cache": lambda: timed(docker(["--no-cache"], TAG + "-classic"), bench.classic,
+                                                         context),
+    }
+    cached: dict[str, Callable[[], float]] = {
+        "composer native build (cached)": lambda: timed(composer, env, context),
+        "composer native build (cached, cold CLI)": lambda: timed(composer, cold_env, context),
+        **({"composer native build (cached, python -m)": lambda: timed(bench.python_composer, env, context)}
+           if bench.python_composer != composer else {}),
+        "BuildKit docker build (cached)": lambda: timed(docker([], TAG + "-bk"), bench.buildkit, context),
+        "classic docker build (cached)": lambda: timed(docker([], TAG + "-classic"), bench.classic, context),
+    }
+    for tool in cold.values():  # warm-up: page cache, dockerd, the store, the command server
+        tool()
+    bench.wait_for_server()
+    for tool in cached.values():
+        tool()
+    cold_samples: dict[str, list[float]] = {name: [] for name in cold}
+    for _ in range(cold_runs):
+        for name, tool in cold.items():
+            cold_samples[name].append(tool())
+    for tool in cached.values():  # the cold runs replaced the images: cached from here on
+        tool()
+    cached_samples: dict[str, list[float]] = {name: [] for name in cached}
+    for _ in range(cached_runs):
+        for name, tool in cached.items():
+            cached_samples[name].append(tool())
+    print(f"\n(b) {DOCKERFILE.count(chr(10))}-instruction Dockerfile, two stages; {load_average()}")
+    report(f"(b) cold ({cold_runs} runs each, interleaved)", cold_samples, "composer native build --no-cache")
+    report(f"(b) fully cached ({cached_runs} runs each, interleaved)", cached_samples,
+           "composer native build (cached)")
+
+
+def example_base() -> str:
+    """The debootstrap base the stand-ins are FROM, as scripts/prepare-example-images names it (the
+    script's own hash of images/base/: one rule); the script runs when dockerd lacks it."""
+    loader = importlib.machinery.SourceFileLoader("prepare_example_images", str(PREPARE))
+    module = types.ModuleType(loader.name)
+    loader.exec_module(module)
+    recipes: Path = module.RECIPES
+    tag = (f"{module.BASE_REPOSITORY}:{module.read_conf(recipes / 'base' / 'debootstrap.conf')['SUITE']}-"
+           f"{module.tree_hash(recipes / 'base')[:16]}")
+    if subprocess.run([DOCKER, "image", "inspect", tag], capture_output=True, check=False).returncode != 0:
+        print(f"{tag} is missing: running scripts/prepare-example-images (minutes)", flush=True)
+        subprocess.run([str(PREPARE)], check=True, stdout=subprocess.DEVNULL)
+    return tag
+
+
+def example_part(bench: Bench, cold_runs: int, cached_runs: int) -> None:
+    """(a): the WordPress example's stand-ins (apt-get installs from Debian's mirror) FROM the base."""
+    base = example_base()
+    bench.load(base)
+    context = bench.folder / "example"
+    context.mkdir()
+    services = "".join(
+        f"  {name}:\n    build:\n      context: {EXAMPLE_IMAGES / name}\n      args:\n        BASE: {base}\n"
+        f"      labels:\n        {EXAMPLE_LABEL}: {name}\n    image: {EXAMPLE_TAG}-{name}\n"
+        for name in EXAMPLE_STAND_INS)
+    (context / "compose.yaml").write_text(f"services:\n{services}")
+    env, composer = bench.env, bench.composer
+
+    def docker(extra: list[str], name: str, tool: str) -> list[str]:
+        return bench.docker(["--build-arg", f"BASE={base}", "--label", f"{EXAMPLE_LABEL}={name}", *extra],
+                            f"{EXAMPLE_TAG}-{name}-{tool}", str(EXAMPLE_IMAGES / name))
+
+    def tools(name: str, cache: list[str]) -> dict[str, Callable[[], float]]:
+        suffix = " --no-cache" if cache else " (cached)"
+        return {
+            f"composer native build{suffix}": lambda: timed([*composer, *cache, name], env, context),
+            f"BuildKit docker build{suffix}": lambda: timed(docker(cache, name, "bk"), bench.buildkit, context),
+            f"classic docker build{suffix}": lambda: timed(docker(cache, name, "classic"), bench.classic, context),
+        }
+
+    cold = {name: tools(name, ["--no-cache"]) for name in EXAMPLE_STAND_INS}
+    cached = {name: tools(name, []) for name in EXAMPLE_STAND_INS}
+    # no cold warm-up (minutes of apt-get each): the first cold run is measured
+    cold_samples: dict[str, dict[str, list[float]]] = {name: {tool: [] for tool in runs} for name, runs in cold.items()}
+    for _ in range(cold_runs):
+        for name, runs in cold.items():
+            for tool, run in runs.items():
+                cold_samples[name][tool].append(run())
+    check_example_images(bench)
+    bench.wait_for_server()
+    for runs in cached.values():  # warm-up: the command server, and every tool's last image is its cold one
+        for run in runs.values():
+            run()
+    cached_samples: dict[str, dict[str, list[float]]] = {
+        name: {tool: [] for tool in runs} for name, runs in cached.items()}
+    for _ in range(cached_runs):
+        for name, runs in cached.items():
+            for tool, run in runs.items():
+                cached_samples[name][tool].append(run())
+    print(f"\n(a) the WordPress example's stand-ins FROM {base} (apt-get from Debian's mirror); {load_average()}")
+    for name in EXAMPLE_STAND_INS:
+        report(f"(a) {name} cold ({cold_runs} runs each, interleaved)", cold_samples[name],
+               "composer native build --no-cache")
+    for name in EXAMPLE_STAND_INS:
+        report(f"(a) {name} fully cached ({cached_runs} runs each, interleaved)", cached_samples[name],
+               "composer native build (cached)")
+
+
+def check_example_images(bench: Bench) -> None:
+    """Cheaply: every tool's build left its tagged image (composer's in the native store)."""
+    stored = subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "image", "ls"], env=bench.env,
+                            capture_output=True, text=True, check=True).stdout
+    rows = {tuple(line.split()[:2]) for line in stored.splitlines()}
+    for name in EXAMPLE_STAND_INS:
+        if tuple(f"{EXAMPLE_TAG}-{name}".rsplit(":", 1)) not in rows:
+            raise SystemExit(f"composer build reported success but {EXAMPLE_TAG}-{name} is not in its store:\n{stored}")
+        for tool in ("bk", "classic"):
+            tag = f"{EXAMPLE_TAG}-{name}-{tool}"
+            if subprocess.run([DOCKER, "image", "inspect", tag], capture_output=True, check=False).returncode:
+                raise SystemExit(f"docker build reported success but {tag} is missing")
+
+
+def interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # the cleanup in main's finally runs on SIGTERM too
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--cold-runs", type=int, default=3, help="timed cold builds per tool (default 3)")
-    parser.add_argument("--cached-runs", type=int, default=10, help="timed cached builds per tool (default 10)")
+    parser.add_argument("--parts", default="example,steps",
+                        help="comma-separated: example (a), steps (b) (default example,steps)")
+    parser.add_argument("--cold-runs", type=int, default=3, help="(b): timed cold builds per tool (default 3)")
+    parser.add_argument("--cached-runs", type=int, default=10, help="(b): timed cached builds per tool (default 10)")
+    parser.add_argument("--example-cold-runs", type=int, default=1,
+                        help="(a): timed cold builds per tool and stand-in (default 1: minutes of apt-get each)")
+    parser.add_argument("--example-cached-runs", type=int, default=5,
+                        help="(a): timed cached builds per tool and stand-in (default 5)")
     args = parser.parse_args()
+    parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = sorted(set(parts) - {"example", "steps"})
+    if unknown or not parts:
+        parser.error(f"--parts: unknown part {', '.join(unknown)} (example, steps)" if unknown else "--parts: none")
     if os.geteuid() != 0:
         raise SystemExit("run as root (the native backend needs it)")
     if not Path(DOCKER).is_file():
         raise SystemExit(f"{DOCKER} is missing (apt-get install docker.io)")
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     folder = Path(tempfile.mkdtemp(prefix="build-bench-"))
-    context = folder / "project"
-    project(context)
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-           "COMPOSER_ROOT": str(folder / "store"), "COMPOSER_RUN_ROOT": str(folder / "run"),
-           "COMPOSER_BACKEND": "native", "COMPOSER_SERVER_DIR": str(folder / "servers")}
-    cold_env = {**env, "COMPOSER_SERVER": "0"}
-    buildkit = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    classic = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    env["PYTHONPATH"] = cold_env["PYTHONPATH"] = str(ROOT)
-    client = composer_client(folder / "bin")
-    composer = [*client, "--backend", "native", "--progress", "quiet", "build"]
-    # the Python script's way to the same server (the console script without the compiled client)
-    python_composer = [sys.executable, "-m", "composer", *composer[len(client):]]
-
-    def docker(extra: list[str], tag: str) -> list[str]:
-        return [DOCKER, "build", "-q", *extra, "-t", tag, "."]
-
+    bench: Bench | None = None
     try:
-        from composer.backends.docker.client import connect, resolve_endpoint
-
-        api = connect(resolve_endpoint(os.environ), timeout=120)
-        ensure_busybox_image(api)
-        api.close()
-        save = subprocess.Popen([DOCKER, "save", TEST_IMAGE], stdout=subprocess.PIPE)
-        subprocess.run([sys.executable, "-m", "composer", "--backend", "native", "image", "load"], stdin=save.stdout,
-                       env=env, check=True, stdout=subprocess.DEVNULL)
-        save.wait()
-        cold: dict[str, Callable[[], float]] = {
-            "composer native build --no-cache": lambda: timed([*composer, "--no-cache"], env, context),
-            "BuildKit docker build --no-cache": lambda: timed(docker(["--no-cache"], TAG + "-bk"), buildkit, context),
-            "classic docker build --no-cache": lambda: timed(docker(["--no-cache"], TAG + "-classic"), classic,
-                                                             context),
-        }
-        cached: dict[str, Callable[[], float]] = {
-            "composer native build (cached)": lambda: timed(composer, env, context),
-            "composer native build (cached, cold CLI)": lambda: timed(composer, cold_env, context),
-            **({"composer native build (cached, python -m)": lambda: timed(python_composer, env, context)}
-               if python_composer != composer else {}),
-            "BuildKit docker build (cached)": lambda: timed(docker([], TAG + "-bk"), buildkit, context),
-            "classic docker build (cached)": lambda: timed(docker([], TAG + "-classic"), classic, context),
-        }
-        for tool in cold.values():  # warm-up: page cache, dockerd, the store, the command server
-            tool()
-        deadline = time.monotonic() + 20
-        while not list((folder / "servers").glob("*.sock")) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for tool in cached.values():
-            tool()
-        cold_samples: dict[str, list[float]] = {name: [] for name in cold}
-        for _ in range(args.cold_runs):
-            for name, tool in cold.items():
-                cold_samples[name].append(tool())
-        for tool in cached.values():  # the cold runs replaced the images: cached from here on
-            tool()
-        cached_samples: dict[str, list[float]] = {name: [] for name in cached}
-        for _ in range(args.cached_runs):
-            for name, tool in cached.items():
-                cached_samples[name].append(tool())
-        load = os.getloadavg()
-        print(f"{DOCKERFILE.count(chr(10))}-instruction Dockerfile, two stages; {os.cpu_count()} CPUs, "
-              f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        bench = Bench(folder)
         print("composer client: " + ("compiled (composer/cli/client.c, as make install puts it on PATH)"
-                                     if len(client) == 1 else " ".join(client)))
-        report(f"cold ({args.cold_runs} runs each, interleaved)", cold_samples, "composer native build --no-cache")
-        report(f"fully cached ({args.cached_runs} runs each, interleaved)", cached_samples,
-               "composer native build (cached)")
+                                     if len(bench.client) == 1 else " ".join(bench.client)), flush=True)
+        if "example" in parts:
+            example_part(bench, args.example_cold_runs, args.example_cached_runs)
+        if "steps" in parts:
+            steps_part(bench, args.cold_runs, args.cached_runs)
         print("\ncomposer/tool below 1: composer is faster (goals: cold <= 1.0x BuildKit, cached <= 0.3x BuildKit "
               "and <= 0.3 s)")
     finally:
-        from composer.cli.server import stop_servers
-
-        stop_servers(str(folder / "servers"))
-        subprocess.run([DOCKER, "rmi", "-f", TAG + "-bk", TAG + "-classic"], capture_output=True, check=False)
-        subprocess.run([DOCKER, "image", "prune", "-f", "--filter", "label=org.example.bench=build"],
-                       capture_output=True, check=False)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the cleanup short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if bench is not None:
+            bench.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
     return 0
 
