@@ -230,6 +230,7 @@ def example_base() -> str:
     script's own hash of images/base/: one rule); the script runs when dockerd lacks it."""
     loader = importlib.machinery.SourceFileLoader("prepare_example_images", str(PREPARE))
     module = types.ModuleType(loader.name)
+    module.__file__ = str(PREPARE)
     loader.exec_module(module)
     recipes: Path = module.RECIPES
     tag = (f"{module.BASE_REPOSITORY}:{module.read_conf(recipes / 'base' / 'debootstrap.conf')['SUITE']}-"
