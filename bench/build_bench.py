@@ -1,21 +1,34 @@
-"""Cold and fully cached builds of a 20-instruction Dockerfile with a multi-stage compile:
-``composer --backend native build`` against ``DOCKER_BUILDKIT=1 /usr/bin/docker build`` (the
-engine's BuildKit, driven by Debian's docker CLI: a newer CLI first on PATH may lack buildx) and
-the classic builder (``DOCKER_BUILDKIT=0``), interleaved in one run.
+"""Cold and fully cached builds of (a) the WordPress example's stand-in images and (b) a 20-instruction
+Dockerfile with a multi-stage compile: ``composer --backend native build`` against ``DOCKER_BUILDKIT=1
+/usr/bin/docker build`` (the engine's BuildKit, driven by Debian's docker CLI: a newer CLI first on PATH
+may lack buildx) and the classic builder (``DOCKER_BUILDKIT=0``), interleaved in one run.
 
-The base image is dockerd's ``composer-test/busybox`` (``make engine`` / the integration tests
-build it), loaded into a throw-away native store (COMPOSER_ROOT) with ``composer image load``.
+(a) examples/wordpress-mysql/images/{mariadb,wordpress}/Dockerfile (apt-get installs from Debian's
+mirror, then COPYs), each timed on its own, FROM the debootstrap base that scripts/prepare-example-images
+imports into dockerd (``composer-example/debian:bookworm-<hash>``, named by the script's own hash; the
+script runs when the base is missing), passed as ``--build-arg BASE=`` (``build.args`` for composer).
+Every tool's image is tagged ``composer-bench/example:<pid>-<name>[-bk|-classic]``, never the example's
+``mariadb:11`` / ``wordpress:6-apache``; after the cold runs the bench checks that each tool's image is
+there. A cold build here is minutes of apt-get, so (a) has no cold warm-up and one cold run by default.
+(b) the base image is dockerd's ``composer-test/busybox`` (``make engine`` / the integration tests
+build it).
+
+Each base is loaded into a throw-away native store (COMPOSER_ROOT) with ``composer image load``.
 Cold: ``--no-cache`` for every tool (the base image is there, no step is reused; a global
-``docker builder prune`` would empty the shared engine's cache for everyone). Cached: the same
+``docker builder prune`` would empty the shared engine's cache for everyone, so BuildKit's cache
+records of the bench's steps stay for the engine's own garbage collection). Cached: the same
 build again, nothing changed, every step reused. composer is the command users get from ``make
 install``: the compiled client (composer/cli/client.c, built here for this checkout; ``python -m
 composer`` without a C compiler, and the bench says which) handing the command to a worker of its
-warm command server (composer/cli/server.py); once more with COMPOSER_SERVER=0 (the client
+warm command server (composer/cli/server.py); for (b) once more with COMPOSER_SERVER=0 (the client
 runs the command in a Python process of its own: the imports included), and through ``python -m
 composer`` to the same server (the Python client: the interpreter's start-up on top). Prints median, p90 and
-ratios (composer / tool), and the load average, as the numbers mean little on a busy machine.
+ratios (composer / tool), and the load average, as the numbers mean little on a busy machine. The
+bench's dockerd tags, the images its rebuilds left untagged, its store, command server and temporary
+folder go at the end, also on Ctrl-C, SIGTERM and SIGHUP.
 
-Usage: .venv/bin/python bench/build_bench.py [--cold-runs N] [--cached-runs N]
+Usage: .venv/bin/python bench/build_bench.py [--parts example,steps] [--example-cold-runs N]
+    [--example-cached-runs N] [--cold-runs N] [--cached-runs N]
 """
 
 from __future__ import annotations
@@ -313,7 +326,7 @@ def interrupted(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--parts", default="example,steps",
                         help="comma-separated: example (a), steps (b) (default example,steps)")
     parser.add_argument("--cold-runs", type=int, default=3, help="(b): timed cold builds per tool (default 3)")
