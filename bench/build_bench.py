@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import importlib.machinery
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -102,12 +103,16 @@ def project(folder: Path) -> None:
     (folder / "compose.yaml").write_text(f"services:\n  app:\n    build: .\n    image: {TAG}\n")
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+def timed(argv: list[str], env: dict[str, str], cwd: Path, steps: set[str] | None = None) -> float:
+    """The command's wall time; with ``steps``, the image IDs a classic build printed (`` ---> id``) go there."""
     started = time.perf_counter()
-    result = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    result = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL if steps is None else subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:6])}... failed ({result.returncode}): {result.stderr.decode()[-800:]}")
+    if steps is not None:
+        steps.update(re.findall(r"^ ---> ([0-9a-f]{12})$", result.stdout.decode(errors="replace"), re.MULTILINE))
     return elapsed
 
 
@@ -155,6 +160,9 @@ class Bench:
         # the Python script's way to the same server (the console script without the compiled client)
         self.python_composer = [sys.executable, "-m", "composer", *self.composer[len(self.client):]]
         self.docker_tags: list[str] = []  # every dockerd tag the bench made, dropped at the end
+        # the images the classic builder printed per step: a stage before the last one leaves its final
+        # image untagged and unlabelled (only the last stage gets LABEL and --label), dropped at the end
+        self.classic_steps: set[str] = set()
 
     def load(self, image: str) -> None:
         """dockerd's image into the throw-away native store (``composer image load``)."""
@@ -164,10 +172,14 @@ class Bench:
         if save.wait() != 0:
             raise SystemExit(f"docker save {image} failed ({save.returncode})")
 
-    def docker(self, extra: list[str], tag: str, context: str = ".") -> list[str]:
+    def docker(self, extra: list[str], tag: str, context: str = ".", quiet: bool = True) -> list[str]:
         if tag not in self.docker_tags:
             self.docker_tags.append(tag)
-        return [DOCKER, "build", "-q", *extra, "-t", tag, context]
+        return [DOCKER, "build", *(["-q"] if quiet else []), *extra, "-t", tag, context]
+
+    def classic_build(self, extra: list[str], tag: str, cwd: Path, context: str = ".") -> float:
+        """A timed classic build; its output (the step images' IDs) read, not shown."""
+        return timed(self.docker(extra, tag, context, quiet=False), self.classic, cwd, self.classic_steps)
 
     def wait_for_server(self) -> None:
         deadline = time.monotonic() + 20
@@ -180,6 +192,13 @@ class Bench:
         stop_servers(str(self.folder / "servers"))
         if self.docker_tags:
             subprocess.run([DOCKER, "rmi", "-f", *self.docker_tags], capture_output=True, check=False)
+        # of the classic builder's step images, those left untagged (never a base: FROM's line prints its
+        # ID too); without -f, an image another image still builds on stays
+        for image in sorted(self.classic_steps):
+            tags = subprocess.run([DOCKER, "image", "inspect", "--format", "{{len .RepoTags}}", image],
+                                  capture_output=True, text=True, check=False)
+            if tags.returncode == 0 and tags.stdout.strip() == "0":
+                subprocess.run([DOCKER, "rmi", image], capture_output=True, check=False)
         # what a rebuild left untagged (only the bench's own images carry these labels)
         for label in (BENCH_LABEL, EXAMPLE_LABEL):
             subprocess.run([DOCKER, "image", "prune", "-f", "--filter", f"label={label}"],
@@ -206,8 +225,7 @@ def steps_part(bench: Bench, cold_runs: int, cached_runs: int) -> None:
         "composer native build --no-cache": lambda: timed([*composer, "--no-cache"], env, context),
         "BuildKit docker build --no-cache": lambda: timed(docker(["--no-cache"], TAG + "-bk"), bench.buildkit,
                                                           context),
-        "classic docker build --no-cache": lambda: timed(docker(["--no-cache"], TAG + "-classic"), bench.classic,
-                                                         context),
+        "classic docker build --no-cache": lambda: bench.classic_build(["--no-cache"], TAG + "-classic", context),
     }
     cached: dict[str, Callable[[], float]] = {
         "composer native build (cached)": lambda: timed(composer, env, context),
@@ -215,7 +233,7 @@ def steps_part(bench: Bench, cold_runs: int, cached_runs: int) -> None:
         **({"composer native build (cached, python -m)": lambda: timed(bench.python_composer, env, context)}
            if bench.python_composer != composer else {}),
         "BuildKit docker build (cached)": lambda: timed(docker([], TAG + "-bk"), bench.buildkit, context),
-        "classic docker build (cached)": lambda: timed(docker([], TAG + "-classic"), bench.classic, context),
+        "classic docker build (cached)": lambda: bench.classic_build([], TAG + "-classic", context),
     }
     for tool in cold.values():  # warm-up: page cache, dockerd, the store, the command server
         tool()
@@ -267,16 +285,18 @@ def example_part(bench: Bench, cold_runs: int, cached_runs: int) -> None:
     (context / "compose.yaml").write_text(f"services:\n{services}")
     env, composer = bench.env, bench.composer
 
-    def docker(extra: list[str], name: str, tool: str) -> list[str]:
-        return bench.docker(["--build-arg", f"BASE={base}", "--label", f"{EXAMPLE_LABEL}={name}", *extra],
-                            f"{EXAMPLE_TAG}-{name}-{tool}", str(EXAMPLE_IMAGES / name))
+    def options(extra: list[str], name: str) -> list[str]:
+        return ["--build-arg", f"BASE={base}", "--label", f"{EXAMPLE_LABEL}={name}", *extra]
 
     def tools(name: str, cache: list[str]) -> dict[str, Callable[[], float]]:
         suffix = " --no-cache" if cache else " (cached)"
         return {
             f"composer native build{suffix}": lambda: timed([*composer, *cache, name], env, context),
-            f"BuildKit docker build{suffix}": lambda: timed(docker(cache, name, "bk"), bench.buildkit, context),
-            f"classic docker build{suffix}": lambda: timed(docker(cache, name, "classic"), bench.classic, context),
+            f"BuildKit docker build{suffix}": lambda: timed(
+                bench.docker(options(cache, name), f"{EXAMPLE_TAG}-{name}-bk", str(EXAMPLE_IMAGES / name)),
+                bench.buildkit, context),
+            f"classic docker build{suffix}": lambda: bench.classic_build(
+                options(cache, name), f"{EXAMPLE_TAG}-{name}-classic", context, str(EXAMPLE_IMAGES / name)),
         }
 
     cold = {name: tools(name, ["--no-cache"]) for name in EXAMPLE_STAND_INS}
