@@ -24,6 +24,10 @@ from composer.backends.native.image.layers import CHUNK, apply_layer
 from composer.backends.native.image.store import ImageStore, remove_tree
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+# gzip's default level, as BuildKit's and docker push's compressors (Go's gzip.DefaultCompression);
+# GzipFile's own default, 9, took ~43 s on the 259 MiB layer of the mariadb stand-in's apt-get RUN
+# (6: ~8 s) and made that cold build 2.9x BuildKit's, for a blob about 3% smaller
+COMPRESS_LEVEL = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +98,7 @@ class LayerWriter:
         try:
             with self.path.open("rb") as source, compressed.open("wb") as raw:
                 hashing = _Hashing(raw)
-                with gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0) as target:
+                with gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0, compresslevel=COMPRESS_LEVEL) as target:
                     while chunk := source.read(CHUNK):
                         diff.update(chunk)
                         target.write(chunk)
