@@ -34,6 +34,7 @@ Usage: .venv/bin/python bench/build_bench.py [--parts example,steps] [--example-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.machinery
 import os
 import re
@@ -103,16 +104,16 @@ def project(folder: Path) -> None:
     (folder / "compose.yaml").write_text(f"services:\n  app:\n    build: .\n    image: {TAG}\n")
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path, steps: set[str] | None = None) -> float:
-    """The command's wall time; with ``steps``, the image IDs a classic build printed (`` ---> id``) go there."""
+def timed(argv: list[str], env: dict[str, str], cwd: Path, log: Path | None = None) -> float:
+    """The command's wall time; with ``log``, its output is appended there as it comes (an interrupted
+    build's too), else dropped."""
     started = time.perf_counter()
-    result = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL if steps is None else subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
+        result = subprocess.run(argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:6])}... failed ({result.returncode}): {result.stderr.decode()[-800:]}")
-    if steps is not None:
-        steps.update(re.findall(r"^ ---> ([0-9a-f]{12})$", result.stdout.decode(errors="replace"), re.MULTILINE))
     return elapsed
 
 
@@ -160,9 +161,9 @@ class Bench:
         # the Python script's way to the same server (the console script without the compiled client)
         self.python_composer = [sys.executable, "-m", "composer", *self.composer[len(self.client):]]
         self.docker_tags: list[str] = []  # every dockerd tag the bench made, dropped at the end
-        # the images the classic builder printed per step: a stage before the last one leaves its final
-        # image untagged and unlabelled (only the last stage gets LABEL and --label), dropped at the end
-        self.classic_steps: set[str] = set()
+        # the classic builds' output, for the images they printed per step: a stage before the last one
+        # leaves its final image untagged and unlabelled (only the last stage gets LABEL and --label)
+        self.classic_log = folder / "classic.log"
 
     def load(self, image: str) -> None:
         """dockerd's image into the throw-away native store (``composer image load``)."""
@@ -179,7 +180,7 @@ class Bench:
 
     def classic_build(self, extra: list[str], tag: str, cwd: Path, context: str = ".") -> float:
         """A timed classic build; its output (the step images' IDs) read, not shown."""
-        return timed(self.docker(extra, tag, context, quiet=False), self.classic, cwd, self.classic_steps)
+        return timed(self.docker(extra, tag, context, quiet=False), self.classic, cwd, self.classic_log)
 
     def wait_for_server(self) -> None:
         deadline = time.monotonic() + 20
@@ -192,17 +193,31 @@ class Bench:
         stop_servers(str(self.folder / "servers"))
         if self.docker_tags:
             subprocess.run([DOCKER, "rmi", "-f", *self.docker_tags], capture_output=True, check=False)
-        # of the classic builder's step images, those left untagged (never a base: FROM's line prints its
-        # ID too); without -f, an image another image still builds on stays
-        for image in sorted(self.classic_steps):
-            tags = subprocess.run([DOCKER, "image", "inspect", "--format", "{{len .RepoTags}}", image],
-                                  capture_output=True, text=True, check=False)
-            if tags.returncode == 0 and tags.stdout.strip() == "0":
-                subprocess.run([DOCKER, "rmi", image], capture_output=True, check=False)
         # what a rebuild left untagged (only the bench's own images carry these labels)
         for label in (BENCH_LABEL, EXAMPLE_LABEL):
             subprocess.run([DOCKER, "image", "prune", "-f", "--filter", f"label={label}"],
                            capture_output=True, check=False)
+        # of the classic builder's step images, those left untagged (never a base: FROM's line prints its
+        # ID too), and the untagged ones made on top of them (a step an interruption cut off as it
+        # committed: its ID was never printed); without -f, an image another image builds on stays
+        printed = self.classic_log.read_text(errors="replace") if self.classic_log.exists() else ""
+        steps = set(re.findall(r"^ ---> ([0-9a-f]{12})$", printed, re.MULTILINE))
+        if not steps:
+            return
+        dangling = subprocess.run([DOCKER, "images", "-q", "--no-trunc", "--filter", "dangling=true"],
+                                  capture_output=True, text=True, check=False).stdout.split()
+        parents = subprocess.run([DOCKER, "image", "inspect", "--format", "{{.Id}} {{.Parent}}", *dangling],
+                                 capture_output=True, text=True, check=False).stdout if dangling else ""
+        for line in parents.splitlines():
+            image, _, parent = line.partition(" ")
+            if parent.removeprefix("sha256:")[:12] in steps:
+                steps.add(image.removeprefix("sha256:")[:12])
+        for _ in range(2):  # the second pass: the parents whose children the first removed
+            for image in sorted(steps):
+                tags = subprocess.run([DOCKER, "image", "inspect", "--format", "{{len .RepoTags}}", image],
+                                      capture_output=True, text=True, check=False)
+                if tags.returncode == 0 and tags.stdout.strip() == "0":
+                    subprocess.run([DOCKER, "rmi", image], capture_output=True, check=False)
 
 
 def load_average() -> str:
