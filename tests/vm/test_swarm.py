@@ -12,7 +12,7 @@ address; service discovery across nodes on an overlay network; draining a node m
 healthy task at every moment, seen by a client polling throughout; a failing update rolled back
 (failure_action: rollback) and reported by ``up --wait``; secrets rotated on change.
 The WordPress example's own tests run in the manager guest, its services on two nodes.
-Part of ``make test-vm`` (marked vm). Not yet run whole to green: see docs/swarm.md.
+Part of ``make test-vm`` (marked vm); its last whole run: docs/swarm.md.
 """
 
 from __future__ import annotations
