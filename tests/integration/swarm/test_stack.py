@@ -161,8 +161,13 @@ def test_stacks_deployed_by_docker_stack_deploy_and_by_composer_are_one_thing(
     _wait_running(swarm, f"{stack}_web", 2)
     _wait_running(swarm, f"{stack}_db", 1)
 
-    # composer sees that stack, and its up takes the services over (they carry no config hash yet).
+    # composer sees that stack, and its up takes the services over (they carry no config hash yet). ps lists
+    # the manager's tasks, whose state follows the containers' a moment later (CI once listed db's alone).
+    deadline = time.monotonic() + 60
     listed = composer(folder, "ps").stdout
+    while f"{stack}_web.1." not in listed and time.monotonic() < deadline:
+        time.sleep(0.5)
+        listed = composer(folder, "ps").stdout
     assert f"{stack}_web.1." in listed
     assert f"{stack}_db.1." in listed
     plan = composer(folder, "--dry-run", "up", "-d").stdout
