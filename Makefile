@@ -91,7 +91,7 @@ test-vm-native: install engine vm-image
 # namespaces, any user). The markers that keep the others out are given in tests/conftest.py; the memory
 # backend's column of the backend contract suite runs here too.
 UNIT_MARKERS := not native and not docker and not root and not conformance and not slow
-unit: $(STAMP)
+unit: $(STAMP) $(CLIENT_STAMP)
 	$(BIN)/ruff check composer tests bench examples
 	$(BIN)/pytest -q -m '$(UNIT_MARKERS)' tests/unit tests/integration/test_backend_contract.py
 
