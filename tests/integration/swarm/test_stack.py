@@ -215,18 +215,25 @@ networks:
     assert not swarm.networks(filters={"label": f"{labels.STACK_NAMESPACE}={stack}"})
 
 
-def test_up_wait_fails_with_the_tasks_errors_when_a_service_never_converges(
-        swarm: Any, stack: str, busybox_image: str, tmp_path: Path) -> None:
-    (tmp_path / "compose.yaml").write_text(f"""
+def _one_service(folder: Path, stack: str, service: str, image: str, command: str, *deploy: str) -> None:
+    """A compose file of one dnsrr service running ``sh -c command``, restarted on failure after 1 s, with
+    ``deploy`` lines added to its deploy section."""
+    extra = "".join(f"      {line}\n" for line in deploy)
+    (folder / "compose.yaml").write_text(f"""
 name: {stack}
 services:
-  broken:
-    image: {busybox_image}
-    command: ["sh", "-c", "exit 3"]
+  {service}:
+    image: {image}
+    command: ["sh", "-c", "{command}"]
     deploy:
       endpoint_mode: dnsrr
       restart_policy: {{condition: on-failure, delay: 1s}}
-""")
+{extra}""")
+
+
+def test_up_wait_fails_with_the_tasks_errors_when_a_service_never_converges(
+        swarm: Any, stack: str, busybox_image: str, tmp_path: Path) -> None:
+    _one_service(tmp_path, stack, "broken", busybox_image, "exit 3")
     result = composer(tmp_path, "up", "-d", "--wait", "--wait-timeout", "20", check=False)
     assert result.returncode != 0
     assert f"{stack}_broken (0/1 running: task: non-zero exit (3)" in result.stderr, result.stderr
@@ -238,17 +245,8 @@ def test_up_wait_fails_naming_the_rollback_when_an_update_never_becomes_stable(
     fails saying so in one line, with the task's error (a guest run once printed only "unhandled errors in a
     TaskGroup"); the service runs the previous command again, as ``docker service update`` leaves it."""
     def write(command: str) -> None:
-        (tmp_path / "compose.yaml").write_text(f"""
-name: {stack}
-services:
-  web:
-    image: {busybox_image}
-    command: ["sh", "-c", "{command}"]
-    deploy:
-      endpoint_mode: dnsrr
-      update_config: {{parallelism: 1, failure_action: rollback, monitor: 3s}}
-      restart_policy: {{condition: on-failure, delay: 1s}}
-""")
+        _one_service(tmp_path, stack, "web", busybox_image, command,
+                     "update_config: {parallelism: 1, failure_action: rollback, monitor: 3s}")
 
     write("trap 'exit 0' TERM; while true; do sleep 1; done")
     composer(tmp_path, "up", "-d", "--wait", "--wait-timeout", "120")
