@@ -515,7 +515,11 @@ def _worker(connection: socket.socket) -> int:
 def release_stdio() -> None:
     """Let go of the client's stdin, stdout and stderr once the command is done (its streams
     flushed): whoever reads the command's output (a pipe, ``| tee``, a CI log) sees its end when
-    the command ends, not once the worker has reported its pages and exited (5-10 ms later)."""
+    the command ends, not once the worker has reported its pages and exited (5-10 ms later).
+    Flushed here first: output still buffered would otherwise go to /dev/null."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     with contextlib.suppress(OSError):
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         for fd in (0, 1, 2):
